@@ -1,0 +1,94 @@
+# baton build: `make` builds the library, BPF skeletons, CLI, tests and
+# benchmarks under build/; `make check` runs the tests; `make check
+# SANITIZE=1` builds into build/san with ASan+UBSan and runs them there.
+CC       ?= cc
+CLANG    ?= clang
+BPFTOOL  ?= bpftool
+SANITIZE ?= 0
+
+ARCH     := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+MULTIARCH:= $(shell $(CC) -print-multiarch 2>/dev/null)
+BPFDIR   := build/bpf
+
+ifeq ($(SANITIZE),1)
+BUILD    := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+else
+BUILD    := build
+SANFLAGS :=
+endif
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 $(WARN) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -Ilib -Ibpf -I$(BPFDIR)
+LDFLAGS  += $(SANFLAGS)
+BPF_LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
+LDLIBS   := $(BPF_LIBS) -lpthread -lm
+
+LIB_SRC  := $(wildcard lib/*.c)
+LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+CLI_SRC  := $(wildcard cli/*.c)
+CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
+TEST_SRC := tests/runner.c tests/helpers.c $(wildcard tests/unit/*.c) $(wildcard tests/integ/*.c)
+TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
+BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+SKELS    := $(BPFDIR)/steer.skel.h
+
+.PHONY: all check bench demo fuzz clean
+.SECONDARY:
+all: $(BUILD)/libbaton.a $(BUILD)/libbaton.so $(BUILD)/baton $(BUILD)/baton-test $(BENCHES)
+
+# BPF: clang -> bpftool gen object (links, strips DWARF) -> bpftool gen skeleton
+$(BPFDIR)/%.tmp.o: bpf/%.bpf.c bpf/*.h | $(BPFDIR)
+	$(CLANG) -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
+		$(if $(MULTIARCH),-I/usr/include/$(MULTIARCH)) -Ibpf -c $< -o $@
+$(BPFDIR)/%.bpf.o: $(BPFDIR)/%.tmp.o
+	$(BPFTOOL) gen object $@ $<
+$(BPFDIR)/%.skel.h: $(BPFDIR)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $(subst .skel.h,,$(notdir $@))_bpf > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/lib/%.o: lib/%.c include/baton.h lib/internal.h $(SKELS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+$(BUILD)/obj/%.o: %.c include/baton.h $(wildcard tests/*.h cli/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -Icli -c $< -o $@
+
+$(BUILD)/libbaton.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/libbaton.so: $(LIB_OBJ) lib/libbaton.map
+	$(CC) $(LDFLAGS) -shared -Wl,--version-script=lib/libbaton.map -Wl,-soname,libbaton.so.0 \
+		-o $@ $(LIB_OBJ) $(LDLIBS)
+$(BUILD)/baton: $(CLI_OBJ) $(BUILD)/libbaton.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libbaton.a $(LDLIBS)
+$(BUILD)/baton-test: $(TEST_OBJ) $(BUILD)/libbaton.a
+	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libbaton.a $(LDLIBS)
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libbaton.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libbaton.a $(LDLIBS)
+
+$(BPFDIR):
+	@mkdir -p $@
+
+# TESTS=pattern runs the tests whose names contain it.
+check: all
+	BATON_BIN=$(CURDIR)/$(BUILD)/baton BATON_LIB=$(CURDIR)/$(BUILD)/libbaton.so \
+		$(BUILD)/baton-test $(TESTS)
+
+bench: all
+	$(BUILD)/bench/accept-rate
+
+demo: all
+	$(BUILD)/baton demo
+
+# libFuzzer targets (clang); FUZZ_SECONDS bounds each run.
+FUZZ_SECONDS ?= 20
+fuzz: $(SKELS)
+	@mkdir -p build/fuzz
+	$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Ilib -fsanitize=fuzzer,address,undefined \
+		fuzz/spec_fuzz.c lib/spec.c lib/log.c -o build/fuzz/spec_fuzz
+	mkdir -p build/fuzz/corpus && cp fuzz/corpus/spec/* build/fuzz/corpus/
+	build/fuzz/spec_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=256 build/fuzz/corpus
+
+clean:
+	rm -rf build

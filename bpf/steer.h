@@ -1,0 +1,35 @@
+/* Layout shared by bpf/steer.bpf.c and lib/steer.c: the maps' keys and values.
+ * Kept free of libc and vmlinux types so both sides compile it as is. */
+#ifndef BATON_BPF_STEER_H
+#define BATON_BPF_STEER_H
+
+#include <linux/types.h>
+
+#define BATON_STEER_SLOTS 64	/* members a group can hold; also BATON_MAX_SLOTS */
+#define BATON_STEER_TABLE 1024	/* entries of the weighted pick table (power of two) */
+#define BATON_STEER_NONE 0xff	/* table entry meaning "no slot" */
+
+/* One policy, compiled by user space into a pick table: the program
+ * chooses table[hash % n]. n == 0 means "no slot takes traffic", and the
+ * kernel's own hash picks. Two copies live in the `cfg` array and `ctl.seq`
+ * says which one readers use (a seqcount latch, see lib/steer.c). */
+struct baton_steer_cfg {
+	__u32 n;
+	__u32 version;
+	__u8 slot[BATON_STEER_TABLE];
+};
+
+struct baton_steer_ctl {
+	__u32 seq;
+	__u32 pad;
+};
+
+/* Per-slot counters (per CPU); index BATON_STEER_SLOTS counts decisions
+ * handed back to the kernel's hash. */
+struct baton_steer_stats {
+	__u64 selected;	/* new connections or datagrams steered to the slot */
+	__u64 migrated;	/* queued or half-open connections moved to the slot */
+	__u64 missed;	/* the picked slot held no listening socket */
+};
+
+#endif

@@ -1,0 +1,162 @@
+/* baton: hand a listening port from one process to the next without losing a
+ * connection. Public C interface: listener specs, member sockets, and steered
+ * SO_REUSEPORT groups (eBPF with migration, or classic BPF as a fallback).
+ * Functions return 0 (or a count/slot) on success and a negative errno on
+ * failure; functions returning pointers return NULL and set errno. */
+#ifndef BATON_H
+#define BATON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BATON_VERSION "0.1.0"
+
+/* ---- logging ---------------------------------------------------------- */
+
+enum baton_log_level { BATON_LOG_ERROR, BATON_LOG_WARN, BATON_LOG_INFO, BATON_LOG_DEBUG };
+
+/* The library never prints; it hands each message to this callback if set. */
+typedef void (*baton_log_fn)(void *ctx, enum baton_log_level level, const char *msg);
+
+/* ---- listener specs --------------------------------------------------- */
+
+enum baton_proto { BATON_PROTO_TCP = 1, BATON_PROTO_UDP = 2 };
+
+#define BATON_NAME_MAX 63
+
+/* A parsed listener spec: tcp://HOST:PORT, tcp://[V6]:PORT, udp://HOST:PORT,
+ * with query options backlog=N, name=NAME, v6only=0|1. */
+struct baton_spec {
+	enum baton_proto proto;
+	int family;                  /* AF_INET or AF_INET6 */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	uint16_t port;               /* host order; 0 = any free port */
+	int backlog;                 /* TCP listen backlog (default 4096) */
+	int v6only;                  /* -1 = not given, else 0 or 1 (IPv6 only) */
+	char name[BATON_NAME_MAX + 1]; /* "" if not given */
+};
+
+/* Parses TEXT into SPEC. On failure returns -EINVAL and writes into ERR a
+ * message naming the bad part, e.g. `bad port "80a" in "tcp://x:80a"`. */
+int baton_spec_parse(const char *text, struct baton_spec *spec, char *err, size_t errlen);
+
+/* Writes the canonical text of SPEC (the form the parser accepts). Returns
+ * the length it needed (like snprintf) or a negative errno. */
+int baton_spec_format(const struct baton_spec *spec, char *buf, size_t len);
+
+/* Opens a socket for SPEC with SO_REUSEPORT (and SO_REUSEADDR for TCP),
+ * bound, and listening for TCP. O_CLOEXEC. Returns the fd or -errno. */
+int baton_listener_open(const struct baton_spec *spec);
+
+/* Queue of a member socket. TCP listener: connections waiting in the accept
+ * queue and the backlog. UDP: bytes waiting and the receive buffer size. */
+struct baton_queue {
+	uint32_t len;
+	uint32_t max;
+};
+
+int baton_socket_queue(int fd, struct baton_queue *q);
+
+/* ---- steered groups --------------------------------------------------- */
+
+#define BATON_MAX_SLOTS 64
+
+enum baton_mode {
+	BATON_MODE_AUTO = 0,  /* opts only: eBPF if it loads, else classic BPF */
+	BATON_MODE_EBPF = 1,  /* slot map, atomic switch, migration of queues */
+	BATON_MODE_CBPF = 2,  /* unprivileged: group index, no migration */
+};
+
+const char *baton_mode_name(enum baton_mode mode);
+
+struct baton_group_opts {
+	size_t sz;              /* sizeof(struct baton_group_opts) */
+	enum baton_mode mode;   /* AUTO, or force one mode (fails if it cannot load) */
+	bool no_migrate;        /* eBPF: load for selection only (queues of closing
+	                         * listeners are then reset, as without baton) */
+	baton_log_fn log;
+	void *log_ctx;
+};
+
+struct baton_group;
+
+/* Creates an empty group. The steering program is attached to the kernel's
+ * reuseport group when the first member is added. */
+struct baton_group *baton_group_new(const struct baton_group_opts *opts);
+
+/* Closes baton's copies of the members and releases the group. A program
+ * already attached stays attached with the last policy, so the port keeps
+ * being steered; use baton_group_detach first to give it back to the
+ * kernel's hash. */
+void baton_group_free(struct baton_group *g);
+
+enum baton_mode baton_group_mode(const struct baton_group *g);
+
+/* Adds a member: a socket with SO_REUSEPORT, bound (UDP) or listening (TCP)
+ * on the same address as the other members. baton keeps its own copy of the
+ * fd (the caller keeps FD). WEIGHT is its share of new connections (0: takes
+ * none yet). Returns the slot (>= 0), stable until the member is removed, or
+ * -errno. cBPF mode: members must be added in the order they joined the
+ * kernel's group (the order of listen() for TCP, bind() for UDP). */
+int baton_group_add(struct baton_group *g, int fd, uint32_t weight);
+
+/* Sets every slot's weight at once (WEIGHTS[slot] for slot < N, the rest 0).
+ * Readers see the old or the new policy, never a mix. All weights 0: the
+ * kernel's own hash picks among the members. */
+int baton_group_set_weights(struct baton_group *g, const uint32_t *weights, size_t n);
+
+/* Only SLOT takes new connections. */
+int baton_group_activate(struct baton_group *g, int slot);
+
+/* SLOT takes no new connections; the other weights stay. */
+int baton_group_drain(struct baton_group *g, int slot);
+
+int baton_group_weight(const struct baton_group *g, int slot, uint32_t *weight);
+
+/* Steers new connections away from SLOT and shuts its listener down
+ * (shutdown(SHUT_RD) on the shared socket, so every process holding it stops
+ * accepting from it): eBPF mode moves its queued and half-open connections
+ * to the slots with weight. baton keeps its copy; baton_group_remove closes it. */
+int baton_group_fence(struct baton_group *g, int slot);
+
+/* Forgets SLOT and closes baton's copy. If that was the last reference, the
+ * socket closes and (eBPF mode) its queue migrates to the slots with weight. */
+int baton_group_remove(struct baton_group *g, int slot);
+
+/* baton's copy of SLOT's socket (still owned by the group), or -errno. */
+int baton_group_fd(const struct baton_group *g, int slot);
+
+int baton_group_queue(const struct baton_group *g, int slot, struct baton_queue *q);
+
+struct baton_slot_stats {
+	uint64_t selected;   /* new connections steered to the slot */
+	uint64_t migrated;   /* queued connections moved to the slot */
+	uint64_t missed;     /* picks of the slot that found no listener */
+};
+
+/* eBPF mode counters. SLOT == BATON_MAX_SLOTS: decisions left to the
+ * kernel's hash. -EOPNOTSUPP in cBPF mode. */
+int baton_group_stats(const struct baton_group *g, int slot, struct baton_slot_stats *st);
+
+/* Loads a fresh copy of the steering program and attaches it in place of the
+ * running one, keeping the members and the policy. */
+int baton_group_reload(struct baton_group *g);
+
+/* Removes the steering program from the kernel's group. */
+int baton_group_detach(struct baton_group *g);
+
+/* Number of members. */
+int baton_group_size(const struct baton_group *g);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

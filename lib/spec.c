@@ -1,0 +1,287 @@
+/* The one parser for listener specs (tcp://HOST:PORT?opt=val&...) and its
+ * canonical formatter. Errors name the part of the text that is wrong and
+ * say what would be right. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define SPEC_MAX 1024
+#define DEFAULT_BACKLOG 4096
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+/* Parses a decimal number in [lo, hi] from exactly LEN bytes of S. */
+static bool parse_uint(const char *s, size_t len, long lo, long hi, long *out)
+{
+	long v = 0;
+	size_t i;
+
+	if (len == 0 || len > 10)
+		return false;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool valid_name(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > BATON_NAME_MAX)
+		return false;
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+static int parse_option(const char *text, const char *opt, size_t len, struct baton_spec *spec,
+			unsigned *seen, char *err, size_t errlen)
+{
+	const char *eq = memchr(opt, '=', len);
+	size_t klen, vlen;
+	const char *val;
+	long v;
+
+	if (!eq)
+		return fail(err, errlen, "option \"%.*s\" in \"%s\" has no value (write KEY=VALUE)",
+			    (int)len, opt, text);
+	klen = (size_t)(eq - opt);
+	val = eq + 1;
+	vlen = len - klen - 1;
+
+#define KEY(k) (klen == sizeof(k) - 1 && memcmp(opt, k, klen) == 0)
+#define ONCE(bit)                                                                              \
+	do {                                                                                   \
+		if (*seen & (bit))                                                             \
+			return fail(err, errlen, "option \"%.*s\" given twice in \"%s\"",      \
+				    (int)klen, opt, text);                                     \
+		*seen |= (bit);                                                                \
+	} while (0)
+
+	if (KEY("backlog")) {
+		ONCE(1);
+		if (spec->proto != BATON_PROTO_TCP)
+			return fail(err, errlen, "option \"backlog\" in \"%s\" applies to tcp only", text);
+		if (!parse_uint(val, vlen, 1, 65535, &v))
+			return fail(err, errlen, "bad backlog \"%.*s\" in \"%s\" (want 1 to 65535)",
+				    (int)vlen, val, text);
+		spec->backlog = (int)v;
+	} else if (KEY("name")) {
+		ONCE(2);
+		if (!valid_name(val, vlen))
+			return fail(err, errlen,
+				    "bad name \"%.*s\" in \"%s\" (want 1 to %d of A-Z a-z 0-9 - _ .)",
+				    (int)vlen, val, text, BATON_NAME_MAX);
+		memcpy(spec->name, val, vlen);
+		spec->name[vlen] = '\0';
+	} else if (KEY("v6only")) {
+		ONCE(4);
+		if (vlen == 1 && (val[0] == '0' || val[0] == '1'))
+			spec->v6only = val[0] - '0';
+		else if (vlen == 4 && memcmp(val, "true", 4) == 0)
+			spec->v6only = 1;
+		else if (vlen == 5 && memcmp(val, "false", 5) == 0)
+			spec->v6only = 0;
+		else
+			return fail(err, errlen, "bad v6only \"%.*s\" in \"%s\" (want 0 or 1)",
+				    (int)vlen, val, text);
+		if (spec->family != AF_INET6)
+			return fail(err, errlen,
+				    "option \"v6only\" in \"%s\" applies to IPv6 addresses only", text);
+	} else {
+		return fail(err, errlen, "unknown option \"%.*s\" in \"%s\" (known: backlog, name, v6only)",
+			    (int)klen, opt, text);
+	}
+#undef KEY
+#undef ONCE
+	return 0;
+}
+
+static int parse_host(const char *text, const char *host, size_t hlen, struct baton_spec *spec,
+		      char *err, size_t errlen)
+{
+	char buf[INET6_ADDRSTRLEN + 1];
+	struct sockaddr_in *sin = (struct sockaddr_in *)&spec->addr;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&spec->addr;
+
+	if (hlen >= 2 && host[0] == '[') {
+		if (host[hlen - 1] != ']' || hlen - 2 >= sizeof(buf))
+			goto bad6;
+		memcpy(buf, host + 1, hlen - 2);
+		buf[hlen - 2] = '\0';
+		if (inet_pton(AF_INET6, buf, &sin6->sin6_addr) != 1)
+			goto bad6;
+		spec->family = AF_INET6;
+		sin6->sin6_family = AF_INET6;
+		spec->addrlen = sizeof(*sin6);
+		return 0;
+	}
+	spec->family = AF_INET;
+	sin->sin_family = AF_INET;
+	spec->addrlen = sizeof(*sin);
+	if ((hlen == 1 && host[0] == '*') || hlen == 0) {
+		sin->sin_addr.s_addr = htonl(INADDR_ANY);
+		return 0;
+	}
+	if (hlen == 9 && memcmp(host, "localhost", 9) == 0) {
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		return 0;
+	}
+	if (hlen < sizeof(buf)) {
+		memcpy(buf, host, hlen);
+		buf[hlen] = '\0';
+		if (inet_pton(AF_INET, buf, &sin->sin_addr) == 1)
+			return 0;
+	}
+	if (memchr(host, ':', hlen))
+		return fail(err, errlen, "bad host \"%.*s\" in \"%s\" (put an IPv6 address in brackets: tcp://[::1]:PORT)",
+			    (int)hlen, host, text);
+	return fail(err, errlen,
+		    "bad host \"%.*s\" in \"%s\" (want a numeric IPv4 address, [IPv6], localhost or *)",
+		    (int)hlen, host, text);
+bad6:
+	return fail(err, errlen, "bad IPv6 address \"%.*s\" in \"%s\"", (int)hlen, host, text);
+}
+
+int baton_spec_parse(const char *text, struct baton_spec *spec, char *err, size_t errlen)
+{
+	const char *p, *hostport, *query, *colon, *end;
+	unsigned seen = 0;
+	long port;
+	int r;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!text || !spec)
+		return fail(err, errlen, "no listener spec given");
+	if (strlen(text) > SPEC_MAX)
+		return fail(err, errlen, "listener spec is longer than %d characters", SPEC_MAX);
+	memset(spec, 0, sizeof(*spec));
+	spec->backlog = DEFAULT_BACKLOG;
+	spec->v6only = -1;
+
+	if (strncmp(text, "tcp://", 6) == 0) {
+		spec->proto = BATON_PROTO_TCP;
+	} else if (strncmp(text, "udp://", 6) == 0) {
+		spec->proto = BATON_PROTO_UDP;
+	} else {
+		p = strstr(text, "://");
+		if (p)
+			return fail(err, errlen, "bad scheme \"%.*s\" in \"%s\" (want tcp:// or udp://)",
+				    (int)(p - text), text, text);
+		return fail(err, errlen, "no scheme in \"%s\" (write tcp://HOST:PORT or udp://HOST:PORT)", text);
+	}
+	hostport = text + 6;
+	query = strchr(hostport, '?');
+	end = query ? query : hostport + strlen(hostport);
+
+	/* The port follows the last colon; for [v6] it must follow the ']'. */
+	colon = NULL;
+	for (p = hostport; p < end; p++)
+		if (*p == ':')
+			colon = p;
+	if (hostport < end && hostport[0] == '[') {
+		const char *rb = memchr(hostport, ']', (size_t)(end - hostport));
+
+		if (!rb)
+			return fail(err, errlen, "unclosed \"[\" in \"%s\"", text);
+		if (rb + 1 == end || rb[1] != ':')
+			return fail(err, errlen, "no port in \"%s\" (write [ADDR]:PORT)", text);
+		colon = rb + 1;
+	}
+	if (!colon)
+		return fail(err, errlen, "no port in \"%s\" (write HOST:PORT)", text);
+	if (!parse_uint(colon + 1, (size_t)(end - colon - 1), 0, 65535, &port))
+		return fail(err, errlen, "bad port \"%.*s\" in \"%s\" (want 0 to 65535)",
+			    (int)(end - colon - 1), colon + 1, text);
+	r = parse_host(text, hostport, (size_t)(colon - hostport), spec, err, errlen);
+	if (r)
+		return r;
+	spec->port = (uint16_t)port;
+	if (spec->family == AF_INET)
+		((struct sockaddr_in *)&spec->addr)->sin_port = htons(spec->port);
+	else
+		((struct sockaddr_in6 *)&spec->addr)->sin6_port = htons(spec->port);
+
+	if (query) {
+		const char *opt = query + 1;
+
+		if (*opt == '\0')
+			return fail(err, errlen, "empty query after \"?\" in \"%s\"", text);
+		while (*opt) {
+			const char *amp = strchr(opt, '&');
+			size_t len = amp ? (size_t)(amp - opt) : strlen(opt);
+
+			if (len == 0)
+				return fail(err, errlen, "empty option in \"%s\"", text);
+			r = parse_option(text, opt, len, spec, &seen, err, errlen);
+			if (r)
+				return r;
+			opt += len;
+			if (*opt == '&' && *++opt == '\0')
+				return fail(err, errlen, "empty option at the end of \"%s\"", text);
+		}
+	}
+	return 0;
+}
+
+int baton_spec_format(const struct baton_spec *spec, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+	const void *a;
+	int n;
+
+	if (!spec || (!buf && len))
+		return -EINVAL;
+	if (spec->family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)&spec->addr)->sin6_addr;
+	else if (spec->family == AF_INET)
+		a = &((const struct sockaddr_in *)&spec->addr)->sin_addr;
+	else
+		return -EAFNOSUPPORT;
+	if (!inet_ntop(spec->family, a, host, sizeof(host)))
+		return -errno;
+	char backlog[24] = "";
+
+	if (spec->proto == BATON_PROTO_TCP)
+		snprintf(backlog, sizeof(backlog), "&backlog=%d", spec->backlog);
+	/* options start with '&'; the first one's becomes the '?' */
+	char opts[128];
+
+	snprintf(opts, sizeof(opts), "%s%s%s%s%s", backlog, spec->name[0] ? "&name=" : "", spec->name,
+		 spec->v6only < 0 ? "" : "&v6only=", spec->v6only < 0 ? "" : spec->v6only ? "1" : "0");
+	if (opts[0])
+		opts[0] = '?';
+	n = snprintf(buf, len, "%s://%s%s%s:%u%s", spec->proto == BATON_PROTO_UDP ? "udp" : "tcp",
+		     spec->family == AF_INET6 ? "[" : "", host, spec->family == AF_INET6 ? "]" : "",
+		     spec->port, opts);
+	return n < 0 ? -EINVAL : n;
+}

@@ -1,0 +1,689 @@
+/* Steered SO_REUSEPORT groups. eBPF mode: members live in a
+ * REUSEPORT_SOCKARRAY by stable slot, the policy is a pick table published
+ * through a seqcount latch (two copies, readers never see a mix), and the
+ * program is loaded for SELECT_OR_MIGRATE so closing listeners hand their
+ * queue over. cBPF mode (no privilege): a generated classic program returns
+ * an index into the kernel's group, whose order this file tracks. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "internal.h"
+#include "steer.h"
+#include "steer.skel.h"
+
+_Static_assert(BATON_MAX_SLOTS == BATON_STEER_SLOTS, "slot counts differ");
+_Static_assert(BATON_STEER_SLOTS < BATON_STEER_NONE, "slot numbers must fit the table");
+
+#ifndef SO_DETACH_REUSEPORT_BPF
+#define SO_DETACH_REUSEPORT_BPF 68
+#endif
+
+struct member {
+	int fd;           /* baton's copy; -1 when the slot is free */
+	uint32_t weight;
+	bool fenced;
+	uint64_t cookie;  /* SO_COOKIE: the same socket cannot join twice */
+};
+
+struct baton_group {
+	enum baton_mode mode;
+	bool no_migrate;
+	bool attached;
+	baton_log_fn log;
+	void *log_ctx;
+	struct steer_bpf *skel;
+	uint32_t seq;
+	uint32_t version;
+	int nmembers;
+	struct member m[BATON_MAX_SLOTS];
+	/* cBPF: order[i] is the slot at index i of the kernel's listening
+	 * array (the kernel appends on listen and moves the last into a hole). */
+	int order[BATON_MAX_SLOTS];
+	int norder;
+	/* what every member must be bound to */
+	int type;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+};
+
+#define LOG(g, lvl, ...) baton_logf((g)->log, (g)->log_ctx, BATON_LOG_##lvl, __VA_ARGS__)
+
+const char *baton_mode_name(enum baton_mode mode)
+{
+	switch (mode) {
+	case BATON_MODE_EBPF: return "ebpf";
+	case BATON_MODE_CBPF: return "cbpf";
+	default: return "auto";
+	}
+}
+
+static bool slot_ok(const struct baton_group *g, int slot)
+{
+	return g && slot >= 0 && slot < BATON_MAX_SLOTS && g->m[slot].fd >= 0;
+}
+
+static uint32_t eff_weight(const struct baton_group *g, int slot)
+{
+	return g->m[slot].fd >= 0 && !g->m[slot].fenced ? g->m[slot].weight : 0;
+}
+
+/* Integer weights with a sum of at most MAX that keep each slot's share
+ * (every slot with weight keeps at least 1). Returns the sum. */
+static uint32_t scale_weights(const struct baton_group *g, uint32_t out[BATON_MAX_SLOTS], uint32_t max)
+{
+	uint64_t total = 0;
+	uint32_t sum = 0;
+	int s;
+
+	for (s = 0; s < BATON_MAX_SLOTS; s++)
+		total += eff_weight(g, s);
+	for (s = 0; s < BATON_MAX_SLOTS; s++) {
+		uint64_t w = eff_weight(g, s);
+
+		out[s] = 0;
+		if (!w)
+			continue;
+		out[s] = total <= max ? (uint32_t)w : (uint32_t)(w * max / total);
+		if (!out[s])
+			out[s] = 1;
+		sum += out[s];
+	}
+	while (sum > max) {	/* the minimum of 1 can overshoot by a few */
+		int big = 0;
+
+		for (s = 1; s < BATON_MAX_SLOTS; s++)
+			if (out[s] > out[big])
+				big = s;
+		out[big]--;
+		sum--;
+	}
+	return sum;
+}
+
+/* Smooth weighted round robin: each slot appears exactly w times in the
+ * table and the slots are interleaved, so the program's few extra probes
+ * after an empty slot reach other slots. */
+static void build_table(const struct baton_group *g, struct baton_steer_cfg *cfg)
+{
+	uint32_t w[BATON_MAX_SLOTS];
+	int64_t cur[BATON_MAX_SLOTS] = { 0 };
+	uint32_t n, i;
+	int s;
+
+	memset(cfg, 0, sizeof(*cfg));
+	memset(cfg->slot, BATON_STEER_NONE, sizeof(cfg->slot));
+	n = scale_weights(g, w, BATON_STEER_TABLE);
+	for (i = 0; i < n; i++) {
+		int best = -1;
+
+		for (s = 0; s < BATON_MAX_SLOTS; s++) {
+			if (!w[s])
+				continue;
+			cur[s] += w[s];
+			if (best < 0 || cur[s] > cur[best])
+				best = s;
+		}
+		cur[best] -= n;
+		cfg->slot[i] = (uint8_t)best;
+	}
+	cfg->n = n;
+	cfg->version = g->version;
+}
+
+static int publish_ebpf(struct baton_group *g)
+{
+	int cfg_fd = bpf_map__fd(g->skel->maps.cfg), ctl_fd = bpf_map__fd(g->skel->maps.ctl);
+	struct baton_steer_cfg cfg;
+	struct baton_steer_ctl ctl = { 0 };
+	uint32_t zero = 0, idx;
+
+	build_table(g, &cfg);
+	/* Latch write: while seq is odd readers use copy 1, so copy 0 can be
+	 * written; once seq is even they use copy 0 (already the new policy)
+	 * and copy 1 is brought up to date. Each step is its own syscall, so
+	 * each store is visible before the next one starts. */
+	for (idx = 0; idx < 2; idx++) {
+		ctl.seq = ++g->seq;
+		if (bpf_map_update_elem(ctl_fd, &zero, &ctl, BPF_ANY))
+			return -errno;
+		if (bpf_map_update_elem(cfg_fd, &idx, &cfg, BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
+static int live_fd(const struct baton_group *g)
+{
+	int s;
+
+	for (s = 0; s < BATON_MAX_SLOTS; s++)
+		if (g->m[s].fd >= 0 && !g->m[s].fenced)
+			return g->m[s].fd;
+	return -1;
+}
+
+static int publish_cbpf(struct baton_group *g)
+{
+	struct sock_filter f[3 + 2 * BATON_MAX_SLOTS];
+	struct sock_fprog prog = { .filter = f };
+	uint32_t w[BATON_MAX_SLOTS], total, cum = 0;
+	int i, n = 0, last = -1, fd = live_fd(g);
+
+	if (fd < 0)
+		return 0;	/* nothing to attach to yet */
+	total = scale_weights(g, w, 1u << 16);
+	for (i = 0; i < g->norder; i++)
+		if (w[g->order[i]])
+			last = i;
+	if (last < 0) {
+		/* an index past the end makes the kernel fall back to its hash */
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0xffffffffu);
+	} else {
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_RANDOM);
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, total);
+		for (i = 0; i < last; i++) {
+			if (!w[g->order[i]])
+				continue;
+			cum += w[g->order[i]];
+			f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, cum, 1, 0);
+			f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, (uint32_t)i);
+		}
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, (uint32_t)last);
+	}
+	prog.len = (unsigned short)n;
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)))
+		return -errno;
+	g->attached = true;
+	return 0;
+}
+
+static int publish(struct baton_group *g)
+{
+	int r;
+
+	g->version++;
+	r = g->mode == BATON_MODE_EBPF ? publish_ebpf(g) : publish_cbpf(g);
+	if (r)
+		LOG(g, ERROR, "cannot publish steering policy: %s", strerror(-r));
+	return r;
+}
+
+/* Opens and loads the program; with OLD, the new program shares OLD's maps. */
+static struct steer_bpf *load_prog(struct baton_group *g, struct steer_bpf *old, int *err)
+{
+	struct steer_bpf *skel = steer_bpf__open();
+
+	if (!skel) {
+		*err = -errno;
+		return NULL;
+	}
+	if (g->no_migrate)
+		bpf_program__set_expected_attach_type(skel->progs.steer, BPF_SK_REUSEPORT_SELECT);
+	if (old &&
+	    (bpf_map__reuse_fd(skel->maps.socks, bpf_map__fd(old->maps.socks)) ||
+	     bpf_map__reuse_fd(skel->maps.cfg, bpf_map__fd(old->maps.cfg)) ||
+	     bpf_map__reuse_fd(skel->maps.ctl, bpf_map__fd(old->maps.ctl)) ||
+	     bpf_map__reuse_fd(skel->maps.stats, bpf_map__fd(old->maps.stats)))) {
+		*err = -errno;
+		goto fail;
+	}
+	*err = steer_bpf__load(skel);
+	if (*err)
+		goto fail;
+	return skel;
+fail:
+	steer_bpf__destroy(skel);
+	return NULL;
+}
+
+static int attach_ebpf(struct baton_group *g, int fd)
+{
+	int prog = bpf_program__fd(g->skel->progs.steer);
+
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog, sizeof(prog)))
+		return -errno;
+	g->attached = true;
+	return 0;
+}
+
+struct baton_group *baton_group_new(const struct baton_group_opts *opts)
+{
+	struct baton_group *g;
+	enum baton_mode want = BATON_MODE_AUTO;
+	int s, err = 0;
+
+	if (opts && opts->sz < sizeof(size_t)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return NULL;
+	for (s = 0; s < BATON_MAX_SLOTS; s++)
+		g->m[s].fd = -1;
+	if (opts) {
+		/* fields past the caller's sz are left at zero */
+		size_t sz = opts->sz < sizeof(*opts) ? opts->sz : sizeof(*opts);
+		struct baton_group_opts o = { 0 };
+
+		memcpy(&o, opts, sz);
+		want = o.mode;
+		g->no_migrate = o.no_migrate;
+		g->log = o.log;
+		g->log_ctx = o.log_ctx;
+	}
+	if (want != BATON_MODE_AUTO && want != BATON_MODE_EBPF && want != BATON_MODE_CBPF) {
+		err = -EINVAL;
+		goto fail;
+	}
+	if (want != BATON_MODE_CBPF) {
+		g->skel = load_prog(g, NULL, &err);
+		if (g->skel) {
+			g->mode = BATON_MODE_EBPF;
+		} else if (want == BATON_MODE_EBPF) {
+			LOG(g, ERROR, "cannot load the eBPF steering program: %s (needs CAP_BPF and CAP_NET_ADMIN, or root)",
+			    strerror(-err));
+			goto fail;
+		} else {
+			LOG(g, WARN, "eBPF steering unavailable (%s); using classic BPF: no migration of queued "
+				     "connections, and the kernel's group order is tracked by baton",
+			    strerror(-err));
+		}
+	}
+	if (!g->skel)
+		g->mode = BATON_MODE_CBPF;
+	if (g->mode == BATON_MODE_EBPF && (err = publish(g)))
+		goto fail;
+	LOG(g, INFO, "steering mode: %s%s", baton_mode_name(g->mode),
+	    g->mode == BATON_MODE_EBPF ? (g->no_migrate ? " (select only)" : " (select and migrate)") : "");
+	return g;
+fail:
+	if (g->skel)
+		steer_bpf__destroy(g->skel);
+	free(g);
+	errno = -err;
+	return NULL;
+}
+
+void baton_group_free(struct baton_group *g)
+{
+	int s;
+
+	if (!g)
+		return;
+	for (s = 0; s < BATON_MAX_SLOTS; s++)
+		if (g->m[s].fd >= 0)
+			close(g->m[s].fd);
+	if (g->skel)
+		steer_bpf__destroy(g->skel);
+	free(g);
+}
+
+enum baton_mode baton_group_mode(const struct baton_group *g)
+{
+	return g ? g->mode : BATON_MODE_AUTO;
+}
+
+int baton_group_size(const struct baton_group *g)
+{
+	return g ? g->nmembers : -EINVAL;
+}
+
+static int sockopt_int(int fd, int level, int name, int *val)
+{
+	socklen_t len = sizeof(*val);
+
+	return getsockopt(fd, level, name, val, &len) ? -errno : 0;
+}
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+	return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr));
+}
+
+/* A member must be an inet socket with SO_REUSEPORT, hashed (bound for UDP,
+ * listening for TCP), on the group's address, and not a member already. */
+static int check_member(struct baton_group *g, int fd, uint64_t *cookie, struct sockaddr_storage *addr,
+			socklen_t *alen, int *type)
+{
+	int v, r;
+	socklen_t len = sizeof(*cookie);
+
+	if ((r = sockopt_int(fd, SOL_SOCKET, SO_TYPE, type))) {
+		LOG(g, ERROR, "fd %d is not a socket: %s", fd, strerror(-r));
+		return r;
+	}
+	if ((r = sockopt_int(fd, SOL_SOCKET, SO_DOMAIN, &v)) || (v != AF_INET && v != AF_INET6) ||
+	    (*type != SOCK_STREAM && *type != SOCK_DGRAM)) {
+		LOG(g, ERROR, "fd %d is not a TCP or UDP socket over IPv4 or IPv6", fd);
+		return -EPROTOTYPE;
+	}
+	if (sockopt_int(fd, SOL_SOCKET, SO_REUSEPORT, &v) || !v) {
+		LOG(g, ERROR, "fd %d does not have SO_REUSEPORT set; it cannot share a group", fd);
+		return -EINVAL;
+	}
+	if (*type == SOCK_STREAM && (sockopt_int(fd, SOL_SOCKET, SO_ACCEPTCONN, &v) || !v)) {
+		LOG(g, ERROR, "fd %d is a TCP socket that is not listening", fd);
+		return -EINVAL;
+	}
+	*alen = sizeof(*addr);
+	memset(addr, 0, sizeof(*addr));
+	if (getsockname(fd, (struct sockaddr *)addr, alen))
+		return -errno;
+	if (*type == SOCK_DGRAM && ((struct sockaddr_in *)addr)->sin_port == 0) {
+		LOG(g, ERROR, "fd %d is a UDP socket that is not bound", fd);
+		return -EINVAL;
+	}
+	if (g->nmembers && (*type != g->type || !same_addr(addr, &g->addr))) {
+		LOG(g, ERROR, "fd %d is bound to another address or protocol than the group's members", fd);
+		return -EINVAL;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, cookie, &len))
+		return -errno;
+	for (v = 0; v < BATON_MAX_SLOTS; v++)
+		if (g->m[v].fd >= 0 && g->m[v].cookie == *cookie) {
+			LOG(g, ERROR, "fd %d is already a member, in slot %d", fd, v);
+			return -EEXIST;
+		}
+	return 0;
+}
+
+int baton_group_add(struct baton_group *g, int fd, uint32_t weight)
+{
+	struct sockaddr_storage addr;
+	socklen_t alen;
+	uint64_t cookie;
+	int slot, copy, type, r;
+
+	if (!g || fd < 0)
+		return -EINVAL;
+	r = check_member(g, fd, &cookie, &addr, &alen, &type);
+	if (r)
+		return r;
+	for (slot = 0; slot < BATON_MAX_SLOTS && g->m[slot].fd >= 0; slot++)
+		;
+	if (slot == BATON_MAX_SLOTS) {
+		LOG(g, ERROR, "group is full (%d members)", BATON_MAX_SLOTS);
+		return -ENOSPC;
+	}
+	copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (copy < 0)
+		return -errno;
+	if (g->mode == BATON_MODE_EBPF) {
+		uint64_t v = (uint64_t)copy;
+		uint32_t key = (uint32_t)slot;
+
+		if (bpf_map_update_elem(bpf_map__fd(g->skel->maps.socks), &key, &v, BPF_NOEXIST)) {
+			r = -errno;
+			LOG(g, ERROR, "cannot put fd %d into slot %d: %s", fd, slot, strerror(-r));
+			goto fail;
+		}
+		if (!g->attached && (r = attach_ebpf(g, copy))) {
+			LOG(g, ERROR, "cannot attach the steering program to fd %d: %s", fd, strerror(-r));
+			bpf_map_delete_elem(bpf_map__fd(g->skel->maps.socks), &key);
+			goto fail;
+		}
+	} else {
+		g->order[g->norder++] = slot;
+	}
+	if (!g->nmembers) {
+		g->type = type;
+		g->addr = addr;
+		g->addrlen = alen;
+	}
+	g->m[slot] = (struct member){ .fd = copy, .weight = weight, .cookie = cookie };
+	g->nmembers++;
+	r = publish(g);
+	if (r) {
+		baton_group_remove(g, slot);
+		return r;
+	}
+	LOG(g, DEBUG, "fd %d joined as slot %d with weight %u", fd, slot, weight);
+	return slot;
+fail:
+	close(copy);
+	return r;
+}
+
+int baton_group_set_weights(struct baton_group *g, const uint32_t *weights, size_t n)
+{
+	int s;
+
+	if (!g || (n && !weights) || n > BATON_MAX_SLOTS)
+		return -EINVAL;
+	for (s = 0; s < (int)n; s++)
+		if (weights[s] && g->m[s].fd < 0) {
+			LOG(g, ERROR, "weight %u given to slot %d, which has no member", weights[s], s);
+			return -ENOENT;
+		}
+	for (s = 0; s < BATON_MAX_SLOTS; s++)
+		g->m[s].weight = s < (int)n ? weights[s] : 0;
+	return publish(g);
+}
+
+int baton_group_activate(struct baton_group *g, int slot)
+{
+	int s;
+
+	if (!slot_ok(g, slot))
+		return -ENOENT;
+	if (g->m[slot].fenced) {
+		LOG(g, ERROR, "slot %d is fenced; it cannot take traffic", slot);
+		return -ESHUTDOWN;
+	}
+	for (s = 0; s < BATON_MAX_SLOTS; s++)
+		g->m[s].weight = s == slot;
+	return publish(g);
+}
+
+int baton_group_drain(struct baton_group *g, int slot)
+{
+	if (!slot_ok(g, slot))
+		return -ENOENT;
+	g->m[slot].weight = 0;
+	return publish(g);
+}
+
+int baton_group_weight(const struct baton_group *g, int slot, uint32_t *weight)
+{
+	if (!slot_ok(g, slot) || !weight)
+		return -ENOENT;
+	*weight = eff_weight(g, slot);
+	return 0;
+}
+
+/* cBPF: the socket at kernel index i left the listening array; the kernel
+ * moved its last entry into the hole. */
+static void order_forget(struct baton_group *g, int slot)
+{
+	int i;
+
+	for (i = 0; i < g->norder; i++)
+		if (g->order[i] == slot) {
+			g->order[i] = g->order[--g->norder];
+			return;
+		}
+}
+
+int baton_group_fence(struct baton_group *g, int slot)
+{
+	int r;
+
+	if (!slot_ok(g, slot))
+		return -ENOENT;
+	if (g->m[slot].fenced)
+		return 0;
+	g->m[slot].fenced = true;
+	r = publish(g);	/* steer away first: nothing new lands on it */
+	if (r)
+		return r;
+	if (g->type != SOCK_STREAM) {
+		LOG(g, INFO, "slot %d is UDP: steered away; datagrams have no queue to move", slot);
+		return 0;
+	}
+	if (g->mode == BATON_MODE_CBPF)
+		LOG(g, WARN, "fencing slot %d in cBPF mode: its queued connections are reset unless "
+			     "net.ipv4.tcp_migrate_req=1", slot);
+	if (shutdown(g->m[slot].fd, SHUT_RD)) {
+		r = -errno;
+		LOG(g, ERROR, "cannot shut down slot %d: %s", slot, strerror(-r));
+		return r;
+	}
+	if (g->mode == BATON_MODE_CBPF) {
+		order_forget(g, slot);
+		r = publish(g);
+	}
+	if (g->attached && live_fd(g) < 0)
+		g->attached = false;	/* the kernel's group may be gone with it */
+	return r;
+}
+
+int baton_group_remove(struct baton_group *g, int slot)
+{
+	struct member *m;
+	int r = 0, pr;
+
+	if (!slot_ok(g, slot))
+		return -ENOENT;
+	m = &g->m[slot];
+	if (g->mode == BATON_MODE_CBPF && g->type == SOCK_STREAM && !m->fenced) {
+		/* The order tracking must know the socket leaves the kernel's
+		 * array now, not whenever some other holder closes it. */
+		r = baton_group_fence(g, slot);
+	}
+	/* Steer away before closing: in eBPF mode the queue then migrates by
+	 * the new policy; in cBPF mode no index points at it any more. */
+	m->weight = 0;
+	m->fenced = true;
+	pr = publish(g);
+	if (pr && !r)
+		r = pr;
+	if (g->mode == BATON_MODE_EBPF) {
+		uint32_t key = (uint32_t)slot;
+
+		bpf_map_delete_elem(bpf_map__fd(g->skel->maps.socks), &key);
+	}
+	close(m->fd);
+	*m = (struct member){ .fd = -1 };
+	g->nmembers--;
+	if (g->mode == BATON_MODE_CBPF && g->type == SOCK_DGRAM) {
+		/* a UDP socket leaves the kernel's array when its last copy
+		 * closes; baton's copy is taken to be that one */
+		order_forget(g, slot);
+		pr = publish(g);
+		if (pr && !r)
+			r = pr;
+	}
+	if (live_fd(g) < 0)
+		g->attached = false;
+	return r;
+}
+
+int baton_group_fd(const struct baton_group *g, int slot)
+{
+	return slot_ok(g, slot) ? g->m[slot].fd : -ENOENT;
+}
+
+int baton_group_queue(const struct baton_group *g, int slot, struct baton_queue *q)
+{
+	if (!slot_ok(g, slot))
+		return -ENOENT;
+	return baton_socket_queue(g->m[slot].fd, q);
+}
+
+int baton_group_stats(const struct baton_group *g, int slot, struct baton_slot_stats *st)
+{
+	int ncpu = libbpf_num_possible_cpus(), i, r = 0;
+	struct baton_steer_stats *v;
+	uint32_t key = (uint32_t)slot;
+
+	if (!g || !st || slot < 0 || slot > BATON_MAX_SLOTS)
+		return -EINVAL;
+	if (g->mode != BATON_MODE_EBPF)
+		return -EOPNOTSUPP;
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.stats), &key, v)) {
+		r = -errno;
+		goto out;
+	}
+	memset(st, 0, sizeof(*st));
+	for (i = 0; i < ncpu; i++) {
+		st->selected += v[i].selected;
+		st->migrated += v[i].migrated;
+		st->missed += v[i].missed;
+	}
+out:
+	free(v);
+	return r;
+}
+
+int baton_group_reload(struct baton_group *g)
+{
+	struct steer_bpf *fresh;
+	int fd, r;
+
+	if (!g)
+		return -EINVAL;
+	if (g->mode == BATON_MODE_CBPF)
+		return publish(g);
+	fresh = load_prog(g, g->skel, &r);
+	if (!fresh) {
+		LOG(g, ERROR, "cannot load a fresh steering program: %s; the running one stays", strerror(-r));
+		return r;
+	}
+	fd = live_fd(g);
+	if (fd >= 0) {
+		int prog = bpf_program__fd(fresh->progs.steer);
+
+		/* The kernel swaps the group's program under RCU: every
+		 * decision is made by the old or the new one. */
+		if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog, sizeof(prog))) {
+			r = -errno;
+			LOG(g, ERROR, "cannot attach the fresh steering program: %s; the running one stays",
+			    strerror(-r));
+			steer_bpf__destroy(fresh);
+			return r;
+		}
+		g->attached = true;
+	}
+	steer_bpf__destroy(g->skel);
+	g->skel = fresh;
+	return 0;
+}
+
+int baton_group_detach(struct baton_group *g)
+{
+	int fd, zero = 0;
+
+	if (!g)
+		return -EINVAL;
+	fd = live_fd(g);
+	if (fd < 0 || !g->attached)
+		return 0;
+	if (setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &zero, sizeof(zero)))
+		return -errno;
+	g->attached = false;
+	return 0;
+}

@@ -1,0 +1,69 @@
+/* Test harness: TEST() registers a function that the runner (tests/runner.c)
+ * runs in a forked child with a timeout; ASSERT_* report file:line and the
+ * values; SKIP() ends the test as skipped with its reason. */
+#ifndef BATON_HARNESS_H
+#define BATON_HARNESS_H
+
+#include <string.h>
+
+struct bt_test {
+	const char *name;
+	void (*fn)(void);
+	unsigned timeout_s;
+	struct bt_test *next;
+};
+
+void bt_register(struct bt_test *t);
+_Noreturn void bt_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+_Noreturn void bt_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void bt_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#define TEST_TIMEOUT(id, secs)                                                           \
+	static void id(void);                                                            \
+	static struct bt_test id##_test = { #id, id, secs, 0 };                          \
+	__attribute__((constructor)) static void id##_register(void) { bt_register(&id##_test); } \
+	static void id(void)
+#define TEST(id) TEST_TIMEOUT(id, 30)
+
+#define SKIP(...) bt_skip(__VA_ARGS__)
+#define FAIL(...) bt_fail(__FILE__, __LINE__, __VA_ARGS__)
+
+#define ASSERT_TRUE(c)                                                                   \
+	do {                                                                             \
+		if (!(c))                                                                \
+			bt_fail(__FILE__, __LINE__, "expected %s", #c);                  \
+	} while (0)
+#define ASSERT_CMP(a, op, b)                                                             \
+	do {                                                                             \
+		long long _a = (long long)(a), _b = (long long)(b);                      \
+		if (!(_a op _b))                                                         \
+			bt_fail(__FILE__, __LINE__, "expected %s %s %s, got %lld and %lld", \
+				#a, #op, #b, _a, _b);                                    \
+	} while (0)
+#define ASSERT_EQ(a, b) ASSERT_CMP(a, ==, b)
+#define ASSERT_NE(a, b) ASSERT_CMP(a, !=, b)
+#define ASSERT_GE(a, b) ASSERT_CMP(a, >=, b)
+#define ASSERT_LE(a, b) ASSERT_CMP(a, <=, b)
+#define ASSERT_GT(a, b) ASSERT_CMP(a, >, b)
+/* For calls returning >= 0 or -errno. */
+#define ASSERT_OK(expr)                                                                  \
+	({                                                                               \
+		long long _r = (long long)(expr);                                        \
+		if (_r < 0)                                                              \
+			bt_fail(__FILE__, __LINE__, "%s failed: %s", #expr, strerror((int)-_r)); \
+		_r;                                                                      \
+	})
+#define ASSERT_STREQ(a, b)                                                               \
+	do {                                                                             \
+		const char *_a = (a), *_b = (b);                                         \
+		if (strcmp(_a, _b))                                                      \
+			bt_fail(__FILE__, __LINE__, "expected %s == \"%s\", got \"%s\"", #a, _b, _a); \
+	} while (0)
+#define ASSERT_CONTAINS(hay, needle)                                                     \
+	do {                                                                             \
+		const char *_h = (hay), *_n = (needle);                                  \
+		if (!strstr(_h, _n))                                                     \
+			bt_fail(__FILE__, __LINE__, "expected %s to contain \"%s\", got \"%s\"", #hay, _n, _h); \
+	} while (0)
+
+#endif

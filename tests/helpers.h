@@ -1,0 +1,39 @@
+/* Helpers for tests that run real sockets: a private network namespace,
+ * listeners on one loopback port, and "which listener took it". */
+#ifndef BATON_TEST_HELPERS_H
+#define BATON_TEST_HELPERS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "baton.h"
+
+/* Moves this test into a fresh network namespace with lo up (ports and
+ * sysctls are then the test's own; it disappears with the test). Returns
+ * false, staying in the current one, without the privilege. */
+bool bt_netns(void);
+/* Enters a private netns or skips the test, naming why. */
+void bt_need_netns(void);
+/* Skips the test unless the eBPF steering program loads here. */
+void bt_need_ebpf(void);
+
+/* A log callback that prints library messages under the test's output. */
+void bt_lib_log(void *ctx, enum baton_log_level level, const char *msg);
+/* Collects library messages into the char[1024] given as ctx. */
+void bt_lib_collect(void *ctx, enum baton_log_level level, const char *msg);
+
+/* N TCP (or UDP) sockets with SO_REUSEPORT on one 127.0.0.1 port (picked by
+ * the kernel), in the order they joined the kernel's group; returns the port. */
+uint16_t bt_listeners(int *fds, int n, bool udp);
+
+int bt_connect(uint16_t port);           /* blocking TCP connect to 127.0.0.1 */
+/* Waits for a connection on one of FDS and accepts it; returns the index,
+ * or -1 after TIMEOUT_MS. The accepted socket goes to *conn if given, else
+ * it is closed. */
+int bt_accept_which(const int *fds, int n, int timeout_ms, int *conn);
+void bt_close_rst(int fd);               /* close without TIME_WAIT */
+/* One connection: connect, see which of FDS accepts it, close both. */
+int bt_which_takes(uint16_t port, const int *fds, int n);
+int bt_count_fds(void);
+
+#endif

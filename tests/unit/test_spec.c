@@ -1,0 +1,141 @@
+/* Listener spec parser: good specs parse to the right address and options,
+ * bad ones fail with a message that names the bad part. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+
+#include "baton.h"
+#include "harness.h"
+
+static void parse_ok(const char *text, struct baton_spec *s)
+{
+	char err[256];
+	int r = baton_spec_parse(text, s, err, sizeof(err));
+
+	if (r)
+		FAIL("\"%s\" should parse, got %d: %s", text, r, err);
+}
+
+static void parse_bad(const char *text, const char *want)
+{
+	struct baton_spec s;
+	char err[256] = "";
+	int r = baton_spec_parse(text, &s, err, sizeof(err));
+
+	if (r != -EINVAL)
+		FAIL("\"%s\" should be refused, got %d", text, r);
+	if (!strstr(err, want))
+		FAIL("error for \"%s\" should say \"%s\", got \"%s\"", text, want, err);
+}
+
+TEST(spec_tcp_v4)
+{
+	struct baton_spec s;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&s.addr;
+
+	parse_ok("tcp://127.0.0.1:8080", &s);
+	ASSERT_EQ(s.proto, BATON_PROTO_TCP);
+	ASSERT_EQ(s.family, AF_INET);
+	ASSERT_EQ(s.port, 8080);
+	ASSERT_EQ(ntohs(sin->sin_port), 8080);
+	ASSERT_EQ(sin->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+	ASSERT_EQ(s.backlog, 4096);
+	ASSERT_EQ(s.v6only, -1);
+	ASSERT_STREQ(s.name, "");
+}
+
+TEST(spec_wildcards_and_options)
+{
+	struct baton_spec s;
+
+	parse_ok("tcp://0.0.0.0:8080?backlog=128&name=http", &s);
+	ASSERT_EQ(s.backlog, 128);
+	ASSERT_STREQ(s.name, "http");
+	parse_ok("tcp://*:0", &s);
+	ASSERT_EQ(((struct sockaddr_in *)&s.addr)->sin_addr.s_addr, htonl(INADDR_ANY));
+	ASSERT_EQ(s.port, 0);
+	parse_ok("tcp://localhost:65535", &s);
+	ASSERT_EQ(((struct sockaddr_in *)&s.addr)->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+	ASSERT_EQ(s.port, 65535);
+	parse_ok("udp://127.0.0.1:53?name=dns.v4", &s);
+	ASSERT_EQ(s.proto, BATON_PROTO_UDP);
+	ASSERT_STREQ(s.name, "dns.v4");
+}
+
+TEST(spec_v6)
+{
+	struct baton_spec s;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&s.addr;
+	struct in6_addr lo = IN6ADDR_LOOPBACK_INIT;
+
+	parse_ok("tcp://[::1]:443?v6only=1", &s);
+	ASSERT_EQ(s.family, AF_INET6);
+	ASSERT_EQ(s.port, 443);
+	ASSERT_EQ(ntohs(sin6->sin6_port), 443);
+	ASSERT_TRUE(memcmp(&sin6->sin6_addr, &lo, sizeof(lo)) == 0);
+	ASSERT_EQ(s.v6only, 1);
+	parse_ok("udp://[::]:5353?v6only=false", &s);
+	ASSERT_EQ(s.v6only, 0);
+}
+
+TEST(spec_bad_inputs_name_the_part)
+{
+	parse_bad("tcp://x:80a", "bad port \"80a\" in \"tcp://x:80a\"");
+	parse_bad("tcp://127.0.0.1:65536", "bad port \"65536\"");
+	parse_bad("tcp://127.0.0.1:", "bad port \"\"");
+	parse_bad("tcp://127.0.0.1", "no port in");
+	parse_bad("http://127.0.0.1:80", "bad scheme \"http\"");
+	parse_bad("127.0.0.1:80", "no scheme in \"127.0.0.1:80\"");
+	parse_bad("tcp://example.com:80", "bad host \"example.com\"");
+	parse_bad("tcp://300.1.1.1:80", "bad host \"300.1.1.1\"");
+	parse_bad("tcp://::1:80", "put an IPv6 address in brackets");
+	parse_bad("tcp://[::1:80", "unclosed \"[\"");
+	parse_bad("tcp://[::g]:80", "bad IPv6 address \"[::g]\"");
+	parse_bad("tcp://[::1]80", "no port");
+	parse_bad("tcp://127.0.0.1:80?backlog=0", "bad backlog \"0\"");
+	parse_bad("tcp://127.0.0.1:80?backlog=9x", "bad backlog \"9x\"");
+	parse_bad("tcp://127.0.0.1:80?backlog=1&backlog=2", "option \"backlog\" given twice");
+	parse_bad("udp://127.0.0.1:53?backlog=5", "applies to tcp only");
+	parse_bad("tcp://127.0.0.1:80?v6only=1", "applies to IPv6 addresses only");
+	parse_bad("tcp://[::1]:80?v6only=yes", "bad v6only \"yes\"");
+	parse_bad("tcp://127.0.0.1:80?name=a/b", "bad name \"a/b\"");
+	parse_bad("tcp://127.0.0.1:80?colour=red", "unknown option \"colour\"");
+	parse_bad("tcp://127.0.0.1:80?name", "option \"name\" in \"tcp://127.0.0.1:80?name\" has no value");
+	parse_bad("tcp://127.0.0.1:80?", "empty query");
+	parse_bad("tcp://127.0.0.1:80?name=a&", "empty option at the end");
+	parse_bad("tcp://127.0.0.1:80?name=a&&backlog=1", "empty option");
+	parse_bad("", "no scheme");
+}
+
+TEST(spec_refuses_overlong_input)
+{
+	char big[2048];
+
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big, "tcp://", 6);
+	parse_bad(big, "longer than");
+}
+
+TEST(spec_format_round_trips)
+{
+	const char *in[] = { "tcp://127.0.0.1:8080?backlog=64&name=web", "udp://[::1]:53?v6only=1",
+			     "tcp://0.0.0.0:0" };
+	size_t i;
+
+	for (i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		struct baton_spec a, b;
+		char text[256];
+
+		parse_ok(in[i], &a);
+		ASSERT_GT(baton_spec_format(&a, text, sizeof(text)), 0);
+		parse_ok(text, &b);
+		ASSERT_EQ(a.proto, b.proto);
+		ASSERT_EQ(a.port, b.port);
+		ASSERT_EQ(a.backlog, b.backlog);
+		ASSERT_EQ(a.v6only, b.v6only);
+		ASSERT_STREQ(a.name, b.name);
+		ASSERT_TRUE(memcmp(&a.addr, &b.addr, sizeof(a.addr)) == 0);
+	}
+}
