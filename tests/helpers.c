@@ -2,6 +2,9 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -10,6 +13,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -164,4 +169,99 @@ int bt_count_fds(void)
 			n++;
 	closedir(d);
 	return n - 1;	/* the directory's own fd */
+}
+
+static void slurp(int fd, char *buf, size_t len, size_t *got)
+{
+	ssize_t n = *got + 1 < len ? read(fd, buf + *got, len - *got - 1) : 0;
+
+	if (n > 0) {
+		*got += (size_t)n;
+		buf[*got] = '\0';
+	} else if (*got + 1 >= len) {
+		char sink[256];	/* keep draining so the child never blocks */
+
+		n = read(fd, sink, sizeof(sink));
+		(void)n;
+	}
+}
+
+int bt_run(char *const argv[], char *out, size_t outlen, char *err, size_t errlen, int timeout_s)
+{
+	int po[2], pe[2], status, open_fds = 2;
+	size_t go = 0, ge = 0;
+	time_t end = time(NULL) + timeout_s;
+	pid_t pid;
+
+	out[0] = err[0] = '\0';
+	if (pipe2(po, O_CLOEXEC) || pipe2(pe, O_CLOEXEC))
+		FAIL("pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (pid == 0) {
+		dup2(po[1], 1);
+		dup2(pe[1], 2);
+		execv(argv[0], argv);
+		dprintf(2, "exec %s: %s", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(po[1]);
+	close(pe[1]);
+	while (open_fds && time(NULL) <= end) {
+		struct pollfd p[2] = { { .fd = po[0], .events = POLLIN }, { .fd = pe[0], .events = POLLIN } };
+
+		if (poll(p, 2, 100) <= 0)
+			continue;
+		if (p[0].revents && p[0].fd >= 0) {
+			size_t before = go;
+
+			slurp(po[0], out, outlen, &go);
+			if (go == before && (p[0].revents & POLLHUP) && !(p[0].revents & POLLIN))
+				open_fds--, po[0] = -po[0] - 1;
+		}
+		if (p[1].revents && p[1].fd >= 0) {
+			size_t before = ge;
+
+			slurp(pe[0], err, errlen, &ge);
+			if (ge == before && (p[1].revents & POLLHUP) && !(p[1].revents & POLLIN))
+				open_fds--, pe[0] = -pe[0] - 1;
+		}
+	}
+	if (open_fds) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		return -1;
+	}
+	close(-po[0] - 1);
+	close(-pe[0] - 1);
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+const char *bt_baton_bin(void)
+{
+	const char *bin = getenv("BATON_BIN");
+
+	if (!bin || access(bin, X_OK))
+		SKIP("BATON_BIN does not name the baton binary (run through make check)");
+	return bin;
+}
+
+long long bt_json_int(const char *text, const char *obj, const char *key)
+{
+	char pat[128];
+	const char *o, *k, *end;
+
+	snprintf(pat, sizeof(pat), "\"%s\": {", obj);
+	o = strstr(text, pat);
+	if (!o)
+		FAIL("no object \"%s\" in: %s", obj, text);
+	end = strchr(o, '}');
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	k = strstr(o, pat);
+	if (!k || (end && k > end))
+		FAIL("no \"%s\" in object \"%s\" of: %s", key, obj, text);
+	return strtoll(k + strlen(pat), NULL, 10);
 }

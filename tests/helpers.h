@@ -36,4 +36,15 @@ void bt_close_rst(int fd);               /* close without TIME_WAIT */
 int bt_which_takes(uint16_t port, const int *fds, int n);
 int bt_count_fds(void);
 
+
+
+/* Runs ARGV (argv[0] a path), capturing stdout and stderr (each cut to its
+ * buffer). Returns the exit status, or -1 if it did not exit normally
+ * within TIMEOUT_S. */
+int bt_run(char *const argv[], char *out, size_t outlen, char *err, size_t errlen, int timeout_s);
+/* The baton binary under test (BATON_BIN), or skip. */
+const char *bt_baton_bin(void);
+/* Integer value of "KEY": N inside the JSON object that follows "OBJ": in
+ * TEXT (enough for baton's flat outputs); fails the test if absent. */
+long long bt_json_int(const char *text, const char *obj, const char *key);
 #endif

@@ -1,0 +1,25 @@
+/* What the subcommands of `baton` share: the command table entry, and the
+ * log callback that prints library messages on stderr. */
+#ifndef BATON_CLI_H
+#define BATON_CLI_H
+
+#include <stdio.h>
+
+#include "baton.h"
+
+struct command {
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv);   /* argv[0] is the command name */
+	void (*usage)(FILE *out);
+};
+
+/* exit codes */
+#define EXIT_USAGE 2
+
+void cli_log(void *ctx, enum baton_log_level level, const char *msg);
+
+int cmd_demo(int argc, char **argv);
+void usage_demo(FILE *out);
+
+#endif

@@ -1,0 +1,89 @@
+/* `baton`: looks the subcommand up in a table and runs it. Every command
+ * answers --help; unknown commands and options are named in the error. */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/libbpf.h>
+
+#include "cli.h"
+
+static const struct command commands[] = {
+	{ "demo", "show the frozen-member problem and baton's answer, with nothing to set up",
+	  cmd_demo, usage_demo },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+void cli_log(void *ctx, enum baton_log_level level, const char *msg)
+{
+	int verbose = ctx ? *(int *)ctx : 0;
+
+	if (level <= BATON_LOG_WARN || (verbose && level <= BATON_LOG_INFO) || verbose > 1)
+		fprintf(stderr, "baton: %s\n", msg);
+}
+
+/* libbpf prints its own diagnostics; keep them for BATON_DEBUG=1, since the
+ * library already reports what failed and what it falls back to. */
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	static int debug = -1;
+
+	if (debug < 0)
+		debug = getenv("BATON_DEBUG") && strcmp(getenv("BATON_DEBUG"), "0");
+	(void)level;
+	return debug ? vfprintf(stderr, fmt, ap) : 0;
+}
+
+static void usage(FILE *out)
+{
+	size_t i;
+
+	fprintf(out, "usage: baton COMMAND [OPTION]...\n\n"
+		     "Hands a listening port from one process to the next without refusing,\n"
+		     "resetting or stalling a connection.\n\ncommands:\n");
+	for (i = 0; i < NCOMMANDS; i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n  baton COMMAND --help   options of one command\n"
+		     "  baton --version        print the version\n\n"
+		     "See baton(1). Set BATON_DEBUG=1 to see libbpf's own messages.\n");
+}
+
+int main(int argc, char **argv)
+{
+	size_t i;
+
+	libbpf_set_print(libbpf_print);
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		if (argc > 2 && strcmp(argv[1], "help") == 0) {
+			for (i = 0; i < NCOMMANDS; i++)
+				if (!strcmp(argv[2], commands[i].name)) {
+					commands[i].usage(stdout);
+					return 0;
+				}
+			fprintf(stderr, "baton: unknown command \"%s\" (see baton --help)\n", argv[2]);
+			return EXIT_USAGE;
+		}
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("baton %s\n", BATON_VERSION);
+		return 0;
+	}
+	for (i = 0; i < NCOMMANDS; i++) {
+		if (strcmp(argv[1], commands[i].name))
+			continue;
+		if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+			commands[i].usage(stdout);
+			return 0;
+		}
+		return commands[i].run(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "baton: unknown command \"%s\" (see baton --help)\n", argv[1]);
+	return EXIT_USAGE;
+}
