@@ -216,6 +216,7 @@ static struct queued_result queue_then_move(struct baton_group *g, int *fds, uin
 	}
 	ASSERT_OK(baton_group_queue(g, 0, &q));
 	ASSERT_EQ(q.len, n);	/* all of them wait on listener 0 */
+	ASSERT_EQ(q.max, 1024);	/* the backlog bt_listeners asked for */
 	ASSERT_OK(baton_group_activate(g, 1));
 	move(g, fds);
 	/* whatever reached listener 1 gets its answer */
@@ -453,5 +454,74 @@ TEST_TIMEOUT(ebpf_program_replaced_under_load_loses_nothing, 60)
 	/* still steering after all those replacements */
 	ASSERT_OK(baton_group_activate(g, 1));
 	all_land_on(l.port, fds, 2, 1, 50);
+	baton_group_free(g);
+}
+
+/* Connects until stopped and records which listener took each connection. */
+struct flip_load {
+	uint16_t port;
+	const int *fds;
+	atomic_bool stop;
+	int hits[4], lost;
+};
+
+static void *flip_client(void *arg)
+{
+	struct flip_load *l = arg;
+	int i;
+
+	for (i = 0; i < 200000 && !atomic_load(&l->stop); i++) {
+		int w = bt_which_takes(l->port, l->fds, 4);
+
+		if (w < 0)
+			l->lost++;
+		else
+			l->hits[w]++;
+	}
+	return NULL;
+}
+
+/* Two policies with no slot in common, flipped as fast as the library can
+ * while connections arrive: a decision that mixed the size of one table with
+ * the entries of the other would find an empty entry and fall back to the
+ * kernel's hash (counted), or land on slot 3, which neither policy names. */
+TEST_TIMEOUT(ebpf_policy_flips_never_mix_two_policies, 60)
+{
+	struct baton_group *g;
+	struct baton_slot_stats hash;
+	struct flip_load l = { 0 };
+	pthread_t t;
+	int fds[4], i, flips = 0;
+	long long end;
+	struct timespec ts;
+
+	bt_need_netns();
+	bt_need_ebpf();
+	g = steered(BATON_MODE_EBPF, fds, 4, &l.port);
+	l.fds = fds;
+	ASSERT_OK(baton_group_activate(g, 0));	/* a policy before the first connection */
+	pthread_create(&t, NULL, flip_client, &l);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	end = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 + 2000;
+	for (i = 0; i < 1000000; i++) {
+		static const uint32_t p1[] = { 1, 0, 0, 0 }, p2[] = { 0, 1, 2, 0 };
+
+		ASSERT_OK(baton_group_set_weights(g, i % 2 ? p2 : p1, 4));
+		flips++;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if (ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 >= end)
+			break;
+	}
+	atomic_store(&l.stop, true);
+	pthread_join(t, NULL);
+	ASSERT_OK(baton_group_stats(g, BATON_MAX_SLOTS, &hash));
+	bt_log("%d flips; connections per slot %d/%d/%d/%d, left to the kernel's hash %llu",
+	       flips, l.hits[0], l.hits[1], l.hits[2], l.hits[3], (unsigned long long)hash.selected);
+	ASSERT_GT(flips, 1000);
+	ASSERT_GT(l.hits[0], 0);
+	ASSERT_GT(l.hits[1] + l.hits[2], 0);
+	ASSERT_EQ(l.hits[3], 0);
+	ASSERT_EQ(l.lost, 0);
+	ASSERT_EQ(hash.selected, 0);
 	baton_group_free(g);
 }
