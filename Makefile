@@ -27,7 +27,7 @@ LDLIBS   := $(BPF_LIBS) -lpthread -lm
 
 LIB_SRC  := $(wildcard lib/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
-CLI_SRC  := $(wildcard cli/*.c)
+CLI_SRC  := $(wildcard cli/*.c) $(wildcard supervisor/*.c)
 CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
 TEST_SRC := tests/runner.c tests/helpers.c $(wildcard tests/unit/*.c) $(wildcard tests/integ/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
@@ -38,21 +38,21 @@ SKELS    := $(BPFDIR)/steer.skel.h
 .SECONDARY:
 all: $(BUILD)/libbaton.a $(BUILD)/libbaton.so $(BUILD)/baton $(BUILD)/baton-test $(BENCHES)
 
-# BPF: clang -> bpftool gen object (links, strips DWARF) -> bpftool gen skeleton
-$(BPFDIR)/%.tmp.o: bpf/%.bpf.c bpf/*.h | $(BPFDIR)
+# BPF: clang -> bpftool gen object (links, strips DWARF) -> bpftool gen skeleton.
+# Static pattern rules only: an implicit chain let a parallel build compile
+# lib/ before its skeleton existed.
+$(SKELS): $(BPFDIR)/%.skel.h: bpf/%.bpf.c $(wildcard bpf/*.h) | $(BPFDIR)
 	$(CLANG) -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
-		$(if $(MULTIARCH),-I/usr/include/$(MULTIARCH)) -Ibpf -c $< -o $@
-$(BPFDIR)/%.bpf.o: $(BPFDIR)/%.tmp.o
-	$(BPFTOOL) gen object $@ $<
-$(BPFDIR)/%.skel.h: $(BPFDIR)/%.bpf.o
-	$(BPFTOOL) gen skeleton $< name $(subst .skel.h,,$(notdir $@))_bpf > $@.tmp && mv $@.tmp $@
+		$(if $(MULTIARCH),-I/usr/include/$(MULTIARCH)) -Ibpf -c $< -o $(BPFDIR)/$*.tmp.o
+	$(BPFTOOL) gen object $(BPFDIR)/$*.bpf.o $(BPFDIR)/$*.tmp.o
+	$(BPFTOOL) gen skeleton $(BPFDIR)/$*.bpf.o name $*_bpf > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/obj/lib/%.o: lib/%.c include/baton.h lib/internal.h $(SKELS) Makefile
+$(LIB_OBJ): $(BUILD)/obj/%.o: %.c include/baton.h lib/internal.h $(SKELS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -c $< -o $@
-$(BUILD)/obj/%.o: %.c include/baton.h $(wildcard tests/*.h cli/*.h) Makefile
+$(CLI_OBJ) $(TEST_OBJ): $(BUILD)/obj/%.o: %.c include/baton.h $(wildcard tests/*.h cli/*.h supervisor/*.h) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -Icli -c $< -o $@
+	$(CC) $(CFLAGS) -Itests -Icli -Isupervisor -c $< -o $@
 
 $(BUILD)/libbaton.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
