@@ -21,5 +21,13 @@ void cli_log(void *ctx, enum baton_log_level level, const char *msg);
 
 int cmd_demo(int argc, char **argv);
 void usage_demo(FILE *out);
+int cmd_run(int argc, char **argv);
+void usage_run(FILE *out);
+int cmd_reload(int argc, char **argv);
+void usage_reload(FILE *out);
+int cmd_status(int argc, char **argv);
+void usage_status(FILE *out);
+int cmd_stop(int argc, char **argv);
+void usage_stop(FILE *out);
 
 #endif

@@ -9,6 +9,10 @@
 #include "cli.h"
 
 static const struct command commands[] = {
+	{ "run", "run a command as generation 1 on sockets baton holds, and supervise it", cmd_run, usage_run },
+	{ "reload", "start the next generation and switch to it once it is ready", cmd_reload, usage_reload },
+	{ "status", "show a supervisor's generations, queues and reloads", cmd_status, usage_status },
+	{ "stop", "stop a supervisor and its generations gracefully", cmd_stop, usage_stop },
 	{ "demo", "show the frozen-member problem and baton's answer, with nothing to set up",
 	  cmd_demo, usage_demo },
 };

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -154,6 +155,39 @@ int baton_group_detach(struct baton_group *g);
 
 /* Number of members. */
 int baton_group_size(const struct baton_group *g);
+
+
+/* ---- systemd protocols: sd_notify and LISTEN_FDS, both ways ----------- */
+
+/* Opens a datagram socket bound at PATH (unlinked first if stale) that
+ * receives sd_notify messages with the sender's credentials. O_CLOEXEC and
+ * non-blocking. Returns the fd or -errno. */
+int baton_notify_open(const char *path);
+
+struct baton_notify_msg {
+	pid_t pid;            /* sender, from SCM_CREDENTIALS (0 if none came) */
+	uid_t uid;
+	bool ready;           /* READY=1 */
+	bool stopping;        /* STOPPING=1 */
+	bool reloading;       /* RELOADING=1 */
+	pid_t mainpid;        /* MAINPID=, 0 if absent */
+	int errnum;           /* ERRNO=, 0 if absent */
+	char status[128];     /* STATUS=, "" if absent */
+};
+
+/* Receives one message. Any file descriptors sent along are closed (baton
+ * keeps no fd store). Returns 0, -EAGAIN when none waits, -EBADMSG for a
+ * message that is not KEY=VALUE lines, or another -errno. */
+int baton_notify_recv(int fd, struct baton_notify_msg *msg);
+
+/* For servers: sends STATE (e.g. "READY=1") to $NOTIFY_SOCKET, as
+ * sd_notify(3) does. Returns 1 if sent, 0 if NOTIFY_SOCKET is not set. */
+int baton_notify_send(const char *state);
+
+/* For servers: the number of sockets passed with LISTEN_FDS (starting at
+ * fd 3) when LISTEN_PID is this process, else 0; marks them O_CLOEXEC and,
+ * with UNSET_ENV, removes the variables, as sd_listen_fds(3) does. */
+int baton_listen_fds(bool unset_env);
 
 #ifdef __cplusplus
 }

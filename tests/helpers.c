@@ -265,3 +265,18 @@ long long bt_json_int(const char *text, const char *obj, const char *key)
 		FAIL("no \"%s\" in object \"%s\" of: %s", key, obj, text);
 	return strtoll(k + strlen(pat), NULL, 10);
 }
+
+long long bt_json_get(const char *text, const char *key)
+{
+	char pat[128];
+	const char *k;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	k = strstr(text, pat);
+	if (!k)
+		FAIL("no \"%s\" in: %s", key, text);
+	k += strlen(pat);
+	while (*k == ' ')
+		k++;
+	return strtoll(k, NULL, 10);
+}

@@ -47,4 +47,7 @@ const char *bt_baton_bin(void);
 /* Integer value of "KEY": N inside the JSON object that follows "OBJ": in
  * TEXT (enough for baton's flat outputs); fails the test if absent. */
 long long bt_json_int(const char *text, const char *obj, const char *key);
+/* Integer value of the first "KEY": N (with or without a space) in TEXT;
+ * fails the test if absent. */
+long long bt_json_get(const char *text, const char *key);
 #endif

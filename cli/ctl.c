@@ -1,0 +1,262 @@
+/* `baton reload`, `baton status` and `baton stop`: clients of a running
+ * supervisor's control socket. They send one request line and relay what
+ * comes back: progress lines, then "ok ..." or "error ...". */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "sup.h"
+
+/* With no NAME given: the one supervisor in the runtime directory. */
+static int pick_name(const char *cmd, char *name, size_t len)
+{
+	char dir[4096], found[BATON_NAME_MAX + 1] = "";
+	struct dirent *e;
+	int n = 0, r = sup_runtime_dir(dir, sizeof(dir));
+	DIR *d;
+
+	if (r) {
+		fprintf(stderr, "baton %s: no runtime directory: set BATON_RUNTIME_DIR or XDG_RUNTIME_DIR\n", cmd);
+		return 1;
+	}
+	d = opendir(dir);
+	while (d && (e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+
+		if (l > 5 && !strcmp(e->d_name + l - 5, ".sock") && l - 5 <= BATON_NAME_MAX) {
+			if (n++)
+				fprintf(stderr, "%s%.*s", n == 2 ? "" : ", ", (int)(l - 5), e->d_name);
+			else
+				snprintf(found, sizeof(found), "%.*s", (int)(l - 5), e->d_name);
+			if (n == 2)
+				fprintf(stderr, "baton %s: several supervisors run; name one: %s, %.*s", cmd, found,
+					(int)(l - 5), e->d_name);
+		}
+	}
+	if (d)
+		closedir(d);
+	if (n > 1) {
+		fprintf(stderr, "\n");
+		return EXIT_USAGE;
+	}
+	if (!n) {
+		fprintf(stderr, "baton %s: no supervisor is running (nothing in %s)\n", cmd, dir);
+		return 1;
+	}
+	snprintf(name, len, "%s", found);
+	return 0;
+}
+
+static int connect_to(const char *cmd, const char *name)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd, r;
+
+	if ((r = sup_socket_path(name, "sock", sun.sun_path, sizeof(sun.sun_path)))) {
+		fprintf(stderr, "baton %s: no control socket path for \"%s\": %s\n", cmd, name, strerror(-r));
+		return -1;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
+		if (errno == ENOENT || errno == ECONNREFUSED)
+			fprintf(stderr, "baton %s: no supervisor named \"%s\" is running (no answer at %s)\n", cmd,
+				name, sun.sun_path);
+		else
+			fprintf(stderr, "baton %s: cannot reach supervisor \"%s\" at %s: %s\n", cmd, name,
+				sun.sun_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Sends REQUEST and relays the reply. Lines "step X" print X; the final
+ * "ok X" or "error X" decides the exit code; after "ok" on a status
+ * request the rest is the payload. */
+static int exchange(const char *cmd, const char *name, const char *request, long long timeout_ms)
+{
+	char buf[8192], line[4096];
+	size_t have = 0;
+	int fd = connect_to(cmd, name), result = -1;
+	bool payload = false;
+	struct timespec ts;
+	long long end;
+
+	if (fd < 0)
+		return 1;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	end = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 + timeout_ms;
+	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0) {
+		fprintf(stderr, "baton %s: %s\n", cmd, strerror(errno));
+		close(fd);
+		return 1;
+	}
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long long left;
+		ssize_t n;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		left = end - (ts.tv_sec * 1000LL + ts.tv_nsec / 1000000);
+		if (left <= 0) {
+			fprintf(stderr, "baton %s: no answer from \"%s\" within %lld ms\n", cmd, name, timeout_ms);
+			break;
+		}
+		if (poll(&p, 1, (int)(left > 1000 ? 1000 : left)) <= 0)
+			continue;
+		n = read(fd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		if (payload) {
+			fwrite(buf, 1, (size_t)n, stdout);
+			continue;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			char *rest;
+
+			if (buf[i] != '\n') {
+				if (have < sizeof(line) - 1)
+					line[have++] = buf[i];
+				continue;
+			}
+			line[have] = '\0';
+			have = 0;
+			if (!strncmp(line, "step ", 5)) {
+				printf("%s\n", line + 5);
+				fflush(stdout);
+			} else if (!strncmp(line, "error", 5)) {
+				rest = line + 5 + (line[5] == ' ');
+				fprintf(stderr, "baton %s: %s\n", cmd, rest);
+				result = 1;
+			} else if (!strncmp(line, "ok", 2)) {
+				rest = line + 2 + (line[2] == ' ');
+				if (*rest)
+					printf("%s\n", rest);
+				result = 0;
+				if (!strcmp(request + strlen(SUP_PROTO) + 1, "status\n") ||
+				    !strncmp(request + strlen(SUP_PROTO) + 1, "status ", 7)) {
+					payload = true;
+					fwrite(buf + i + 1, 1, (size_t)(n - i - 1), stdout);
+					break;
+				}
+			}
+		}
+	}
+	close(fd);
+	if (result < 0) {
+		fprintf(stderr, "baton %s: the supervisor \"%s\" closed the connection without an answer\n", cmd, name);
+		return 1;
+	}
+	return result;
+}
+
+static int ctl_main(const char *cmd, int argc, char **argv, void (*usage)(FILE *))
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	char name[BATON_NAME_MAX + 1], req[SUP_REQUEST_MAX];
+	long long timeout_ms = strcmp(cmd, "status") ? 600000 : 10000;
+	bool json = false;
+	int c, r;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":jt:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			if (strcmp(cmd, "status"))
+				goto unknown;
+			json = true;
+			break;
+		case 't':
+			if (sup_parse_duration(optarg, &timeout_ms) || !timeout_ms) {
+				fprintf(stderr, "baton %s: bad --timeout \"%s\" (want a duration such as 60s)\n", cmd, optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case ':':
+			fprintf(stderr, "baton %s: option \"%s\" needs a value\n", cmd, argv[optind - 1]);
+			return EXIT_USAGE;
+		default:
+unknown:
+			fprintf(stderr, "baton %s: unknown option \"%s\" (see baton %s --help)\n", cmd, argv[optind - 1], cmd);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind > 1) {
+		fprintf(stderr, "baton %s: unexpected argument \"%s\" (see baton %s --help)\n", cmd, argv[optind + 1], cmd);
+		return EXIT_USAGE;
+	}
+	if (optind < argc) {
+		if (!sup_valid_name(argv[optind])) {
+			fprintf(stderr, "baton %s: bad name \"%s\" (1 to 63 of A-Z a-z 0-9 - _ .)\n", cmd, argv[optind]);
+			return EXIT_USAGE;
+		}
+		snprintf(name, sizeof(name), "%s", argv[optind]);
+	} else if ((r = pick_name(cmd, name, sizeof(name)))) {
+		return r;
+	}
+	snprintf(req, sizeof(req), "%s %s%s\n", SUP_PROTO, cmd, json ? " json" : "");
+	return exchange(cmd, name, req, timeout_ms);
+}
+
+void usage_reload(FILE *out)
+{
+	fprintf(out, "usage: baton reload [NAME] [--timeout DUR]\n\n"
+		     "Starts the next generation of supervisor NAME (the only one running if not\n"
+		     "given), prints each step with its time, and exits 0 once the new generation\n"
+		     "serves; non-zero with the reason if it was rolled back (it exited or was not\n"
+		     "ready in time), and the old generation serves on.\n\n"
+		     "  -t, --timeout DUR  give up waiting after DUR (default 10m)\n"
+		     "  -h, --help         this text\n");
+}
+
+void usage_status(FILE *out)
+{
+	fprintf(out, "usage: baton status [NAME] [--json]\n\n"
+		     "Shows supervisor NAME: steering mode, listeners, and each generation with its\n"
+		     "pid, state (starting, ready, active, draining, exited), start time and each\n"
+		     "member's queue and backlog; reloads done and failed, restarts.\n\n"
+		     "  -j, --json     one JSON document (fields in baton(1))\n"
+		     "  -t, --timeout DUR  (default 10s)\n"
+		     "  -h, --help     this text\n");
+}
+
+void usage_stop(FILE *out)
+{
+	fprintf(out, "usage: baton stop [NAME] [--timeout DUR]\n\n"
+		     "Stops supervisor NAME gracefully: every generation gets its stop signal, then\n"
+		     "SIGKILL after the grace time; exits 0 once the supervisor has stopped.\n\n"
+		     "  -t, --timeout DUR  (default 10m)\n"
+		     "  -h, --help         this text\n");
+}
+
+int cmd_reload(int argc, char **argv)
+{
+	return ctl_main("reload", argc, argv, usage_reload);
+}
+
+int cmd_status(int argc, char **argv)
+{
+	return ctl_main("status", argc, argv, usage_status);
+}
+
+int cmd_stop(int argc, char **argv)
+{
+	return ctl_main("stop", argc, argv, usage_stop);
+}

@@ -1,0 +1,131 @@
+/* `baton run`: parses the command line into a supervisor config and runs
+ * the supervisor in the foreground. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "sup.h"
+
+void usage_run(FILE *out)
+{
+	fprintf(out,
+		"usage: baton run --listen SPEC [--listen SPEC]... [OPTION]... -- CMD [ARG]...\n\n"
+		"Runs CMD as generation 1 on sockets that baton holds, and supervises it in the\n"
+		"foreground. `baton reload` (or SIGHUP) starts the next generation, waits until it\n"
+		"is ready, switches every new connection to it in one step and stops the old one;\n"
+		"connections left in the old one's queue move to the new one. CMD receives its\n"
+		"sockets as fds 3.. with LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES (systemd socket\n"
+		"activation) and NOTIFY_SOCKET for sd_notify(3).\n\n"
+		"  -l, --listen SPEC      a listener, e.g. tcp://0.0.0.0:8080?backlog=4096&name=http\n"
+		"                         (repeatable; order = fd order)\n"
+		"  -n, --name NAME        names the control socket (default: the first listener's\n"
+		"                         name= option, else PROTO-PORT, e.g. tcp-8080)\n"
+		"  -r, --ready MODE       when a generation is ready: notify (READY=1), delay:DUR,\n"
+		"                         or auto (default: READY=1, or 2 s after start if the\n"
+		"                         command sends no sd_notify message at all)\n"
+		"      --ready-timeout DUR  roll back a reload if not ready by then (default 30s)\n"
+		"      --stop-signal SIG  how an old generation is told to stop (default TERM;\n"
+		"                         nginx wants QUIT)\n"
+		"      --grace DUR        how long a stopping generation may take before SIGKILL\n"
+		"                         (default 30s)\n"
+		"  -v, --verbose          more messages (twice: debug)\n"
+		"  -h, --help             this text\n\n"
+		"DUR is 250ms, 2s, 1.5s, 1m or plain seconds. The control socket is\n"
+		"$BATON_RUNTIME_DIR/NAME.sock (default /run/baton for root, else\n"
+		"$XDG_RUNTIME_DIR/baton). SIGTERM or SIGINT stops every generation gracefully.\n");
+}
+
+static int bad(const char *what, const char *value, const char *hint)
+{
+	fprintf(stderr, "baton run: bad %s \"%s\"%s%s (see baton run --help)\n", what, value, hint ? ": " : "",
+		hint ? hint : "");
+	return EXIT_USAGE;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	enum { OPT_READY_TIMEOUT = 256, OPT_STOP_SIGNAL, OPT_GRACE };
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "ready", required_argument, NULL, 'r' },
+		{ "ready-timeout", required_argument, NULL, OPT_READY_TIMEOUT },
+		{ "stop-signal", required_argument, NULL, OPT_STOP_SIGNAL },
+		{ "grace", required_argument, NULL, OPT_GRACE },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct sup_config cfg;
+	char err[256];
+	int c;
+
+	sup_config_init(&cfg);
+	opterr = 0;
+	/* '+': stop at CMD, whose own options are not ours */
+	while ((c = getopt_long(argc, argv, "+:l:n:r:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			if (cfg.nlisten == SUP_MAX_LISTENERS) {
+				fprintf(stderr, "baton run: at most %d listeners\n", SUP_MAX_LISTENERS);
+				return EXIT_USAGE;
+			}
+			if (baton_spec_parse(optarg, &cfg.listen[cfg.nlisten], err, sizeof(err))) {
+				fprintf(stderr, "baton run: %s\n", err);
+				return EXIT_USAGE;
+			}
+			cfg.nlisten++;
+			break;
+		case 'n':
+			if (!sup_valid_name(optarg))
+				return bad("name", optarg, "use 1 to 63 of A-Z a-z 0-9 - _ . (not starting with .)");
+			snprintf(cfg.name, sizeof(cfg.name), "%s", optarg);
+			break;
+		case 'r':
+			if (!strcmp(optarg, "auto"))
+				cfg.ready = SUP_READY_AUTO;
+			else if (!strcmp(optarg, "notify"))
+				cfg.ready = SUP_READY_NOTIFY;
+			else if (!strncmp(optarg, "delay:", 6) && !sup_parse_duration(optarg + 6, &cfg.ready_delay_ms))
+				cfg.ready = SUP_READY_DELAY;
+			else
+				return bad("--ready", optarg, "want auto, notify or delay:DUR");
+			break;
+		case OPT_READY_TIMEOUT:
+			if (sup_parse_duration(optarg, &cfg.ready_timeout_ms) || !cfg.ready_timeout_ms)
+				return bad("--ready-timeout", optarg, "want a duration such as 30s");
+			break;
+		case OPT_STOP_SIGNAL:
+			if (sup_parse_signal(optarg, &cfg.stop_signal))
+				return bad("--stop-signal", optarg, "want a name such as TERM or QUIT, or a number");
+			break;
+		case OPT_GRACE:
+			if (sup_parse_duration(optarg, &cfg.grace_ms))
+				return bad("--grace", optarg, "want a duration such as 30s");
+			break;
+		case 'v':
+			cfg.verbose++;
+			break;
+		case 'h':
+			usage_run(stdout);
+			return 0;
+		case ':':
+			fprintf(stderr, "baton run: option \"%s\" needs a value (see baton run --help)\n", argv[optind - 1]);
+			return EXIT_USAGE;
+		default:
+			fprintf(stderr, "baton run: unknown option \"%s\" (see baton run --help)\n", argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	if (!cfg.nlisten) {
+		fprintf(stderr, "baton run: give at least one --listen SPEC (see baton run --help)\n");
+		return EXIT_USAGE;
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "baton run: no command to run: put it after \"--\" (see baton run --help)\n");
+		return EXIT_USAGE;
+	}
+	cfg.argv = argv + optind;
+	return sup_run(&cfg);
+}

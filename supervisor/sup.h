@@ -1,0 +1,53 @@
+/* The supervisor behind `baton run`: generations of one command, each with
+ * its own member sockets in steered groups, readiness, switch, drain,
+ * rollback and crash restart; and the control socket that `baton reload`,
+ * `status` and `stop` talk to. Uses lib/ only; knows nothing of the CLI. */
+#ifndef BATON_SUP_H
+#define BATON_SUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "baton.h"
+
+#define SUP_MAX_LISTENERS 16
+#define SUP_PROTO "baton/1"
+#define SUP_REQUEST_MAX 256
+
+enum sup_ready { SUP_READY_AUTO, SUP_READY_NOTIFY, SUP_READY_DELAY };
+
+struct sup_config {
+	char name[BATON_NAME_MAX + 1];
+	struct baton_spec listen[SUP_MAX_LISTENERS];
+	int nlisten;
+	enum sup_ready ready;
+	long long ready_delay_ms;    /* DELAY: ready this long after start; AUTO: if silent */
+	long long ready_timeout_ms;  /* no readiness by then: rollback */
+	long long grace_ms;          /* a stopping generation's time before SIGKILL */
+	int stop_signal;
+	char **argv;                 /* the command, NULL-terminated */
+	int verbose;
+};
+
+/* Fills defaults: ready auto (READY=1, or 2 s of silence), ready timeout
+ * 30 s, grace 30 s, SIGTERM. */
+void sup_config_init(struct sup_config *cfg);
+
+/* Runs generation 1 and supervises until stopped. Returns the exit code for
+ * `baton run`: 0 after a clean stop, 1 if it could not start. */
+int sup_run(const struct sup_config *cfg);
+
+/* Where the control socket of supervisor NAME lives:
+ * $BATON_RUNTIME_DIR, else /run/baton for root, else $XDG_RUNTIME_DIR/baton.
+ * Returns 0 or -errno (-ENOENT: no runtime directory can be found). */
+int sup_runtime_dir(char *buf, size_t len);
+int sup_socket_path(const char *name, const char *suffix, char *buf, size_t len);
+
+/* Parses "250ms", "2s", "1.5s", "1m" or bare seconds. -EINVAL if bad. */
+int sup_parse_duration(const char *text, long long *ms);
+/* Parses "TERM", "SIGTERM" or a number. -EINVAL if bad. */
+int sup_parse_signal(const char *text, int *sig);
+bool sup_valid_name(const char *name);
+
+#endif

@@ -1,0 +1,484 @@
+/* `baton run` and its control commands with the reference server, under a
+ * load client that counts every request's outcome: reloads under load lose
+ * nothing, failed reloads roll back losing nothing, status reports what it
+ * should, and the control socket refuses strangers and bad requests. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "helpers.h"
+
+static char out[65536], err[16384];
+
+struct sv {
+	pid_t pid;
+	char dir[64];
+	char mode[96];      /* file whose contents are added to refserver's arguments */
+	uint16_t port;
+	int logfd;
+};
+
+static const char *need_env(const char *var, const char *what)
+{
+	const char *v = getenv(var);
+
+	if (!v || access(v, X_OK))
+		SKIP("%s does not name the %s (run through make check)", var, what);
+	return v;
+}
+
+static int baton(const char *a1, const char *a2, const char *a3)
+{
+	char *argv[] = { (char *)bt_baton_bin(), (char *)a1, (char *)a2, (char *)a3, NULL };
+
+	return bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
+}
+
+static void set_mode(struct sv *s, const char *args)
+{
+	FILE *f = fopen(s->mode, "w");
+
+	if (!f)
+		FAIL("fopen %s: %s", s->mode, strerror(errno));
+	fprintf(f, "%s\n", args);
+	fclose(f);
+}
+
+/* Starts `baton run` with the reference server (each generation reads its
+ * extra arguments from the mode file, so one generation can misbehave) and
+ * waits until it serves. EXTRA: more `baton run` options, or NULL. */
+static void sv_start(struct sv *s, const char *extra1, const char *extra2)
+{
+	const char *ref = need_env("BATON_REFSERVER", "reference server");
+	char cmd[512], logpath[96];
+	long long deadline;
+	int i;
+
+	bt_need_netns();
+	bt_need_ebpf();
+	memset(s, 0, sizeof(*s));
+	snprintf(s->dir, sizeof(s->dir), "/tmp/baton-test-XXXXXX");
+	if (!mkdtemp(s->dir))
+		FAIL("mkdtemp: %s", strerror(errno));
+	setenv("BATON_RUNTIME_DIR", s->dir, 1);
+	snprintf(s->mode, sizeof(s->mode), "%s/mode", s->dir);
+	set_mode(s, "");
+	/* exec keeps the pid, so READY=1 comes from the generation's own pid */
+	snprintf(cmd, sizeof(cmd), "exec %s -q --tag gen $(cat %s)", ref, s->mode);
+	snprintf(logpath, sizeof(logpath), "%s/log", s->dir);
+	s->logfd = open(logpath, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	s->pid = fork();
+	if (s->pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (s->pid == 0) {
+		char *argv[16];
+		int n = 0;
+
+		argv[n++] = (char *)bt_baton_bin();
+		argv[n++] = "run";
+		argv[n++] = "--name";
+		argv[n++] = "web";
+		argv[n++] = "--listen";
+		argv[n++] = "tcp://127.0.0.1:0?backlog=1024&name=http";
+		argv[n++] = "--grace";
+		argv[n++] = "5s";
+		if (extra1)
+			argv[n++] = (char *)extra1;
+		if (extra2)
+			argv[n++] = (char *)extra2;
+		argv[n++] = "--";
+		argv[n++] = "/bin/sh";
+		argv[n++] = "-c";
+		argv[n++] = cmd;
+		argv[n] = NULL;
+		dup2(s->logfd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	deadline = time(NULL) + 10;
+	for (i = 0; time(NULL) < deadline; i++) {
+		usleep(20000);
+		if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
+			FAIL("baton run exited at start");
+		if (baton("status", "web", "--json") == 0 && strstr(out, "\"state\":\"active\"")) {
+			s->port = (uint16_t)bt_json_get(out, "port");
+			return;
+		}
+	}
+	FAIL("baton run did not serve within 10 s: %s", err);
+}
+
+static void sv_stop(struct sv *s)
+{
+	int status = 0;
+	long long deadline = time(NULL) + 10;
+
+	if (s->pid <= 0)
+		return;
+	kill(s->pid, SIGTERM);
+	while (waitpid(s->pid, &status, WNOHANG) != s->pid) {
+		if (time(NULL) > deadline) {
+			kill(s->pid, SIGKILL);
+			FAIL("baton run did not stop within 10 s of SIGTERM");
+		}
+		usleep(10000);
+	}
+	s->pid = 0;
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
+/* The counting load client, in the background. */
+struct load {
+	pid_t pid;
+	int fd;
+};
+
+static void load_start(struct load *l, uint16_t port, const char *mode, const char *seconds)
+{
+	const char *gen = need_env("BATON_LOADGEN", "load client");
+	char portstr[16];
+	int p[2];
+
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	if (pipe2(p, O_CLOEXEC))
+		FAIL("pipe: %s", strerror(errno));
+	l->pid = fork();
+	if (l->pid == 0) {
+		char *argv[] = { (char *)gen, "--port", portstr, "--mode", (char *)mode, "--concurrency", "16",
+				 "--duration", (char *)seconds, "--timeout-ms", "3000", "--json", NULL };
+
+		dup2(p[1], 1);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	l->fd = p[0];
+	usleep(200000);	/* let it reach full load before anything happens */
+}
+
+/* Waits for the load client and returns its JSON report. */
+static const char *load_finish(struct load *l, int timeout_s)
+{
+	static char report[8192];
+	size_t got = 0;
+	long long deadline = time(NULL) + timeout_s;
+	int status;
+
+	for (;;) {
+		struct pollfd p = { .fd = l->fd, .events = POLLIN };
+		ssize_t n;
+
+		if (time(NULL) > deadline) {
+			kill(l->pid, SIGKILL);
+			FAIL("load client did not finish in %d s", timeout_s);
+		}
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		n = read(l->fd, report + got, sizeof(report) - got - 1);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	report[got] = '\0';
+	close(l->fd);
+	waitpid(l->pid, &status, 0);
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	return report;
+}
+
+static void assert_no_failures(const char *report)
+{
+	bt_log("load: %s", report);
+	ASSERT_GT(bt_json_get(report, "answered"), 100);
+	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+}
+
+static void reloads_under_load(const char *mode)
+{
+	struct sv s;
+	struct load l;
+	const char *report;
+	int i;
+
+	sv_start(&s, NULL, NULL);
+	load_start(&l, s.port, mode, "5");
+	for (i = 0; i < 20; i++) {
+		if (baton("reload", "web", NULL) != 0)
+			FAIL("reload %d failed: %s%s", i + 1, out, err);
+		ASSERT_CONTAINS(out, "serves");
+		usleep(50000);
+	}
+	report = load_finish(&l, 30);
+	assert_no_failures(report);
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 20);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
+	ASSERT_EQ(bt_json_get(out, "id"), 21);	/* newest generation first */
+	sv_stop(&s);
+}
+
+TEST_TIMEOUT(run_20_reloads_under_connection_per_request_load_lose_nothing, 90)
+{
+	reloads_under_load("conn");
+}
+
+TEST_TIMEOUT(run_20_reloads_under_keepalive_load_lose_nothing, 90)
+{
+	reloads_under_load("keepalive");
+}
+
+static void rollback_case(const char *misbehave, const char *why, const char *opt1, const char *opt2)
+{
+	struct sv s;
+	struct load l;
+	const char *report;
+
+	sv_start(&s, opt1, opt2);
+	load_start(&l, s.port, "conn", "3");
+	set_mode(&s, misbehave);
+	ASSERT_NE(baton("reload", "web", NULL), 0);
+	ASSERT_CONTAINS(err, why);
+	ASSERT_CONTAINS(err, "rolled back, gen 1 still serves");
+	set_mode(&s, "");
+	report = load_finish(&l, 30);
+	assert_no_failures(report);
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 0);
+	ASSERT_CONTAINS(out, "{\"id\":1,");
+	ASSERT_CONTAINS(out, "\"state\":\"active\"");
+	/* and the next reload works */
+	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	sv_stop(&s);
+}
+
+TEST_TIMEOUT(run_generation_crashing_at_start_rolls_back_losing_nothing, 60)
+{
+	rollback_case("--crash-at-start", "gen 2 exited with status 1 before it was ready", NULL, NULL);
+}
+
+TEST_TIMEOUT(run_generation_never_ready_rolls_back_losing_nothing, 60)
+{
+	rollback_case("--never-ready", "gen 2 was not ready within 700 ms", "--ready=notify", "--ready-timeout=700ms");
+}
+
+TEST_TIMEOUT(run_status_reports_generations_queues_and_mode, 60)
+{
+	struct sv s;
+	char pidstr[32];
+
+	sv_start(&s, NULL, NULL);
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_CONTAINS(out, "\"version\":1");
+	ASSERT_CONTAINS(out, "\"name\":\"web\"");
+	ASSERT_CONTAINS(out, "\"mode\":\"ebpf\"");
+	snprintf(pidstr, sizeof(pidstr), "\"pid\":%d,", (int)s.pid);
+	ASSERT_CONTAINS(out, pidstr);
+	ASSERT_CONTAINS(out, "\"spec\":\"tcp://127.0.0.1:");
+	ASSERT_CONTAINS(out, "name=http");
+	ASSERT_CONTAINS(out, "\"state\":\"active\"");
+	ASSERT_EQ(bt_json_get(out, "backlog"), 1024);
+	ASSERT_EQ(bt_json_get(out, "queue"), 0);
+	ASSERT_GE(bt_json_get(out, "ready_after_ms"), 0);
+	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	usleep(300000);
+	ASSERT_EQ(baton("status", "web", NULL), 0);
+	ASSERT_CONTAINS(out, "steering ebpf, 1 reload done, 0 failed");
+	ASSERT_CONTAINS(out, "exited with status 0");	/* gen 1 stopped gracefully */
+	ASSERT_CONTAINS(out, "last reload: ok");
+	sv_stop(&s);
+}
+
+/* A raw request on the control socket; returns the first reply line. */
+static void raw_request(const char *path, const char *req, size_t len, char *reply, size_t rlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ssize_t n;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)))
+		FAIL("connect %s: %s", path, strerror(errno));
+	if (send(fd, req, len, MSG_NOSIGNAL) < 0)
+		FAIL("send: %s", strerror(errno));
+	n = recv(fd, reply, rlen - 1, MSG_WAITALL);
+	reply[n > 0 ? n : 0] = '\0';
+	close(fd);
+}
+
+TEST_TIMEOUT(run_control_socket_refuses_strangers_and_bad_requests, 60)
+{
+	struct sv s;
+	struct stat st;
+	char path[100], reply[1024], big[400];
+	pid_t child;
+	int status;
+
+	sv_start(&s, NULL, NULL);
+	snprintf(path, sizeof(path), "%s/web.sock", s.dir);
+	ASSERT_EQ(stat(path, &st), 0);
+	ASSERT_EQ(st.st_mode & 0777, 0600);
+
+	/* another uid: the file mode stops it; with the mode opened up, the
+	 * peer credential check still does */
+	child = fork();
+	if (child == 0) {
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0), e;
+		char buf[512] = "";
+		ssize_t n;
+
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+		chmod(s.dir, 0755);
+		if (setgid(65534) || setuid(65534))
+			_exit(10);
+		e = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) ? errno : 0;
+		if (e != EACCES)
+			_exit(11);
+		close(fd);
+		/* wait for the parent to open the mode up */
+		for (int i = 0; i < 200; i++) {
+			struct stat s2;
+
+			if (stat(path, &s2) == 0 && (s2.st_mode & 0777) == 0666)
+				break;
+			usleep(10000);
+		}
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)))
+			_exit(12);
+		if (send(fd, "baton/1 stop\n", 13, MSG_NOSIGNAL) < 0)
+			_exit(13);
+		n = recv(fd, buf, sizeof(buf) - 1, MSG_WAITALL);
+		if (n <= 0 || !strstr(buf, "error permission denied: uid 65534 may not control this supervisor"))
+			_exit(14);
+		_exit(0);
+	}
+	usleep(100000);
+	ASSERT_EQ(chmod(path, 0666), 0);
+	ASSERT_EQ(waitpid(child, &status, 0), child);
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(WEXITSTATUS(status), 0);
+	ASSERT_EQ(chmod(path, 0600), 0);
+
+	raw_request(path, "baton/9 status\n", 15, reply, sizeof(reply));
+	ASSERT_CONTAINS(reply, "error unsupported protocol \"baton/9\" (this supervisor speaks baton/1)");
+	raw_request(path, "baton/1 explode\n", 16, reply, sizeof(reply));
+	ASSERT_CONTAINS(reply, "error unknown command \"explode\"");
+	raw_request(path, "baton/1 reload now\n", 19, reply, sizeof(reply));
+	ASSERT_CONTAINS(reply, "error unexpected argument \"now\" for reload");
+	raw_request(path, "baton/1 st\0tus\n", 15, reply, sizeof(reply));
+	ASSERT_CONTAINS(reply, "error malformed request");
+	memset(big, 'a', sizeof(big));
+	raw_request(path, big, sizeof(big), reply, sizeof(reply));
+	ASSERT_CONTAINS(reply, "error request too long");
+
+	/* none of that changed anything: still generation 1, no reloads */
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
+	ASSERT_EQ(bt_json_get(out, "id"), 1);
+	ASSERT_CONTAINS(out, "\"state\":\"active\"");
+	sv_stop(&s);
+}
+
+TEST_TIMEOUT(run_second_reload_during_one_is_refused, 60)
+{
+	struct sv s;
+	pid_t first;
+	int status;
+
+	sv_start(&s, "--ready=notify", NULL);
+	set_mode(&s, "--ready-delay 1500");
+	first = fork();
+	if (first == 0) {
+		char *argv[] = { (char *)bt_baton_bin(), "reload", "web", NULL };
+		int devnull = open("/dev/null", O_WRONLY);
+
+		dup2(devnull, 1);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	usleep(300000);
+	ASSERT_NE(baton("reload", "web", NULL), 0);
+	ASSERT_CONTAINS(err, "a reload is already in progress (gen 2");
+	ASSERT_EQ(waitpid(first, &status, 0), first);
+	ASSERT_EQ(WEXITSTATUS(status), 0);	/* the first one completes */
+	set_mode(&s, "");
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 1);
+	sv_stop(&s);
+}
+
+TEST_TIMEOUT(run_crashed_generation_restarts_and_its_queue_is_kept, 60)
+{
+	struct sv s;
+	int fds[20], i, answered = 0;
+	long long gen_pid;
+
+	sv_start(&s, NULL, NULL);
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	gen_pid = bt_json_get(strstr(out, "\"generations\""), "pid");
+	ASSERT_GT(gen_pid, 0);
+	ASSERT_EQ(kill((pid_t)gen_pid, SIGKILL), 0);
+	usleep(20000);
+	/* the server is gone; these wait in baton's socket for the restart */
+	for (i = 0; i < 20; i++) {
+		fds[i] = bt_connect(s.port);
+		ASSERT_EQ(write(fds[i], "GET / HTTP/1.0\r\n\r\n", 18), 18);
+	}
+	for (i = 0; i < 20; i++) {
+		struct pollfd p = { .fd = fds[i], .events = POLLIN };
+		char buf[512];
+
+		if (poll(&p, 1, 5000) == 1 && read(fds[i], buf, sizeof(buf)) > 12 && !memcmp(buf, "HTTP/1.", 7) &&
+		    strstr(buf, " 200 "))
+			answered++;
+		close(fds[i]);
+	}
+	ASSERT_EQ(answered, 20);
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_json_get(out, "restarts"), 1);
+	ASSERT_CONTAINS(out, "was killed by signal 9");
+	sv_stop(&s);
+}
+
+TEST_TIMEOUT(run_cli_errors_name_the_bad_input, 30)
+{
+	char dir[] = "/tmp/baton-test-XXXXXX";
+
+	ASSERT_TRUE(mkdtemp(dir) != NULL);
+	setenv("BATON_RUNTIME_DIR", dir, 1);
+	ASSERT_EQ(baton("run", "--listen", "tcp://x:80a"), 2);
+	ASSERT_CONTAINS(err, "bad port \"80a\" in \"tcp://x:80a\"");
+	ASSERT_EQ(baton("run", "--listen", "tcp://127.0.0.1:0"), 2);
+	ASSERT_CONTAINS(err, "no command to run");
+	ASSERT_EQ(baton("run", "--", "true"), 2);
+	ASSERT_CONTAINS(err, "give at least one --listen");
+	ASSERT_EQ(baton("run", "--ready=soon", "--"), 2);
+	ASSERT_CONTAINS(err, "bad --ready \"soon\"");
+	ASSERT_EQ(baton("run", "--grace=forever", "--"), 2);
+	ASSERT_CONTAINS(err, "bad --grace \"forever\"");
+	ASSERT_EQ(baton("run", "--stop-signal=NOPE", "--"), 2);
+	ASSERT_CONTAINS(err, "bad --stop-signal \"NOPE\"");
+	ASSERT_EQ(baton("reload", "nosuch", NULL), 1);
+	ASSERT_CONTAINS(err, "no supervisor named \"nosuch\" is running");
+	ASSERT_EQ(baton("status", "bad/name", NULL), 2);
+	ASSERT_CONTAINS(err, "bad name \"bad/name\"");
+	ASSERT_EQ(baton("stop", NULL, NULL), 1);
+	ASSERT_CONTAINS(err, "no supervisor is running");
+	ASSERT_EQ(baton("run", "--help", NULL), 0);
+	ASSERT_CONTAINS(out, "LISTEN_FDS");
+	rmdir(dir);
+}
