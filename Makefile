@@ -47,6 +47,10 @@ $(BPFDIR)/%.bpf.o: $(BPFDIR)/%.tmp.o
 $(BPFDIR)/%.skel.h: $(BPFDIR)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst .skel.h,,$(notdir $@))_bpf > $@.tmp && mv $@.tmp $@
 
+# Named here so make treats the skeletons as buildable when it picks the
+# rule for lib/ objects in a clean tree (else it took the generic one).
+$(LIB_OBJ): $(SKELS)
+
 $(BUILD)/obj/lib/%.o: lib/%.c include/baton.h lib/internal.h $(SKELS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -c $< -o $@
