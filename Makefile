@@ -32,7 +32,7 @@ CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
 TEST_SRC := tests/runner.c tests/helpers.c $(wildcard tests/unit/*.c) $(wildcard tests/integ/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
-SKELS    := $(BPFDIR)/steer.skel.h
+SKELS    := $(BPFDIR)/steer.skel.h $(BPFDIR)/sockiter.skel.h
 
 .PHONY: all check bench demo fuzz clean
 .SECONDARY:
@@ -41,12 +41,16 @@ all: $(BUILD)/libbaton.a $(BUILD)/libbaton.so $(BUILD)/baton $(BUILD)/baton-test
 # BPF: clang -> bpftool gen object (links, strips DWARF) -> bpftool gen skeleton
 $(BPFDIR)/%.tmp.o: bpf/%.bpf.c bpf/*.h | $(BPFDIR)
 	$(CLANG) -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
-		$(if $(MULTIARCH),-I/usr/include/$(MULTIARCH)) -Ibpf -c $< -o $@
+		$(if $(MULTIARCH),-I/usr/include/$(MULTIARCH)) -Ibpf -I$(BPFDIR) -c $< -o $@
 $(BPFDIR)/%.bpf.o: $(BPFDIR)/%.tmp.o
 	$(BPFTOOL) gen object $@ $<
 $(BPFDIR)/%.skel.h: $(BPFDIR)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst .skel.h,,$(notdir $@))_bpf > $@.tmp && mv $@.tmp $@
 
+# Kernel types for the socket iterator (CO-RE); steer.bpf.c needs only uapi.
+$(BPFDIR)/vmlinux.h: | $(BPFDIR)
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+$(BPFDIR)/sockiter.tmp.o: $(BPFDIR)/vmlinux.h
 # Named here so make treats the skeletons as buildable when it picks the
 # rule for lib/ objects in a clean tree (else it took the generic one).
 $(LIB_OBJ): $(SKELS)
