@@ -33,6 +33,8 @@ TEST_SRC := tests/runner.c tests/helpers.c $(wildcard tests/unit/*.c) $(wildcard
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 SKELS    := $(BPFDIR)/steer.skel.h $(BPFDIR)/sockiter.skel.h
+# the renderer of baton ls is tested on recorded fixtures, without the CLI
+TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o
 
 .PHONY: all check bench demo fuzz clean
 .SECONDARY:

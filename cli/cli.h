@@ -21,5 +21,7 @@ void cli_log(void *ctx, enum baton_log_level level, const char *msg);
 
 int cmd_demo(int argc, char **argv);
 void usage_demo(FILE *out);
+int cmd_ls(int argc, char **argv);
+void usage_ls(FILE *out);
 
 #endif

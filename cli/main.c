@@ -11,6 +11,8 @@
 static const struct command commands[] = {
 	{ "demo", "show the frozen-member problem and baton's answer, with nothing to set up",
 	  cmd_demo, usage_demo },
+	{ "ls", "list listening sockets: options, owners, reuseport groups, programs",
+	  cmd_ls, usage_ls },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
