@@ -222,7 +222,7 @@ struct baton_sock {
 	uint32_t table_n;            /* entries in use in the pick table (0: kernel hash) */
 	uint32_t nowners;            /* owners found; owners[] holds the first few */
 	struct baton_sock_owner owners[BATON_SOCK_MAX_OWNERS];
-	char why[160];               /* why fields are unknown; "" when all are known */
+	char why[256];               /* why fields are unknown; "" when all are known */
 };
 
 /* Which sockets to collect and how. */
