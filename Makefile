@@ -87,6 +87,7 @@ check: all
 
 bench: all
 	$(BUILD)/bench/accept-rate
+	$(BUILD)/bench/ls-scale
 
 demo: all
 	$(BUILD)/baton demo
