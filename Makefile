@@ -32,7 +32,9 @@ CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
 TEST_SRC := tests/runner.c tests/helpers.c $(wildcard tests/unit/*.c) $(wildcard tests/integ/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
-SKELS    := $(BPFDIR)/steer.skel.h
+SKELS    := $(BPFDIR)/steer.skel.h $(BPFDIR)/sockiter.skel.h
+# the renderer of baton ls is tested on recorded fixtures, without the CLI
+TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o
 
 .PHONY: all check bench demo fuzz clean
 .SECONDARY:
@@ -43,14 +45,19 @@ all: $(BUILD)/libbaton.a $(BUILD)/libbaton.so $(BUILD)/baton $(BUILD)/baton-test
 # lib/ before its skeleton existed.
 $(SKELS): $(BPFDIR)/%.skel.h: bpf/%.bpf.c $(wildcard bpf/*.h) | $(BPFDIR)
 	$(CLANG) -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
-		$(if $(MULTIARCH),-I/usr/include/$(MULTIARCH)) -Ibpf -c $< -o $(BPFDIR)/$*.tmp.o
+		$(if $(MULTIARCH),-I/usr/include/$(MULTIARCH)) -Ibpf -I$(BPFDIR) -c $< -o $(BPFDIR)/$*.tmp.o
 	$(BPFTOOL) gen object $(BPFDIR)/$*.bpf.o $(BPFDIR)/$*.tmp.o
 	$(BPFTOOL) gen skeleton $(BPFDIR)/$*.bpf.o name $*_bpf > $@.tmp && mv $@.tmp $@
+
+# Kernel types for the socket iterator (CO-RE); steer.bpf.c needs only uapi.
+$(BPFDIR)/vmlinux.h: | $(BPFDIR)
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+$(BPFDIR)/sockiter.skel.h: $(BPFDIR)/vmlinux.h
 
 $(LIB_OBJ): $(BUILD)/obj/%.o: %.c include/baton.h lib/internal.h $(SKELS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -c $< -o $@
-$(CLI_OBJ) $(TEST_OBJ): $(BUILD)/obj/%.o: %.c include/baton.h $(wildcard tests/*.h cli/*.h supervisor/*.h) Makefile
+$(sort $(CLI_OBJ) $(TEST_OBJ)): $(BUILD)/obj/%.o: %.c include/baton.h $(wildcard tests/*.h cli/*.h supervisor/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -Icli -Isupervisor -c $< -o $@
 
@@ -77,6 +84,7 @@ check: all
 
 bench: all
 	$(BUILD)/bench/accept-rate
+	$(BUILD)/bench/ls-scale
 
 demo: all
 	$(BUILD)/baton demo

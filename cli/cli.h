@@ -29,5 +29,7 @@ int cmd_status(int argc, char **argv);
 void usage_status(FILE *out);
 int cmd_stop(int argc, char **argv);
 void usage_stop(FILE *out);
+int cmd_ls(int argc, char **argv);
+void usage_ls(FILE *out);
 
 #endif

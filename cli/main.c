@@ -15,6 +15,8 @@ static const struct command commands[] = {
 	{ "stop", "stop a supervisor and its generations gracefully", cmd_stop, usage_stop },
 	{ "demo", "show the frozen-member problem and baton's answer, with nothing to set up",
 	  cmd_demo, usage_demo },
+	{ "ls", "list listening sockets: options, owners, reuseport groups, programs",
+	  cmd_ls, usage_ls },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -188,6 +188,93 @@ int baton_notify_send(const char *state);
  * fd 3) when LISTEN_PID is this process, else 0; marks them O_CLOEXEC and,
  * with UNSET_ENV, removes the variables, as sd_listen_fds(3) does. */
 int baton_listen_fds(bool unset_env);
+/* ---- socket inspector (baton ls) -------------------------------------- */
+
+/* Options read per socket; baton_sock.opt[] is indexed by these and
+ * baton_sock.opt_known has bit (1u << BATON_OPT_x) set for each one that was
+ * actually read. A field whose bit is clear is unknown, never guessed. */
+enum baton_sockopt {
+	BATON_OPT_REUSEADDR,     /* SO_REUSEADDR: 0, 1 (or 2: the kernel forced it) */
+	BATON_OPT_REUSEPORT,     /* SO_REUSEPORT */
+	BATON_OPT_V6ONLY,        /* IPV6_V6ONLY */
+	BATON_OPT_KEEPALIVE,     /* SO_KEEPALIVE */
+	BATON_OPT_NODELAY,       /* TCP_NODELAY */
+	BATON_OPT_KEEPIDLE,      /* TCP_KEEPIDLE, seconds */
+	BATON_OPT_KEEPINTVL,     /* TCP_KEEPINTVL, seconds */
+	BATON_OPT_KEEPCNT,       /* TCP_KEEPCNT */
+	BATON_OPT_DEFER_ACCEPT,  /* TCP_DEFER_ACCEPT, seconds (as getsockopt reports it) */
+	BATON_OPT_FASTOPEN,      /* TCP_FASTOPEN queue length, 0 = off */
+	BATON_OPT_USER_TIMEOUT,  /* TCP_USER_TIMEOUT, ms */
+	BATON_OPT_RCVBUF,        /* SO_RCVBUF, bytes */
+	BATON_OPT_SNDBUF,        /* SO_SNDBUF, bytes */
+	BATON_OPT_USERLOCKS,     /* bit 1: SO_SNDBUF was set, bit 2: SO_RCVBUF was set */
+	BATON_OPT_MARK,          /* SO_MARK */
+	BATON_OPT_BOUND_IF,      /* SO_BINDTOIFINDEX, 0 = any */
+	BATON_OPT_COUNT
+};
+
+/* What else was read (baton_sock.known). */
+#define BATON_SOCK_GROUP  0x1u   /* group, group_size */
+#define BATON_SOCK_PROG   0x2u   /* prog_type, prog_id */
+#define BATON_SOCK_OWNERS 0x4u   /* owners[] is the complete list */
+#define BATON_SOCK_STEER  0x8u   /* slot, weight, table_n */
+
+enum baton_prog_type { BATON_PROG_NONE = 0, BATON_PROG_EBPF = 1, BATON_PROG_CBPF = 2 };
+
+#define BATON_SOCK_MAX_OWNERS 4
+#define BATON_COMM_MAX 16
+
+struct baton_sock_owner {
+	int32_t pid;
+	int32_t fd;
+	char comm[BATON_COMM_MAX];
+};
+
+/* One TCP listener or UDP socket, as baton_socks_collect found it. */
+struct baton_sock {
+	enum baton_proto proto;
+	int family;                  /* AF_INET or AF_INET6 */
+	uint8_t state;               /* kernel state: 10 listen; UDP 7 unconnected, 1 connected */
+	uint8_t local[16], remote[16]; /* network order; IPv4 in the first 4 bytes */
+	uint16_t lport, rport;       /* host order */
+	uint32_t queue;              /* listener: accept queue; UDP: bytes waiting */
+	uint32_t queue_max;          /* listener: backlog; UDP: bytes waiting to send */
+	uint32_t uid;
+	uint64_t inode;
+	uint64_t cookie;             /* SO_COOKIE */
+	uint32_t known;              /* BATON_SOCK_* bits */
+	uint32_t opt_known;          /* 1u << BATON_OPT_* bits */
+	int64_t opt[BATON_OPT_COUNT];
+	uint32_t group;              /* reuseport group, numbered from 1 in this
+				      * collection; 0: in none */
+	uint32_t group_size;         /* members the kernel counts in the group */
+	enum baton_prog_type prog_type; /* program attached to the group */
+	uint32_t prog_id;            /* eBPF program id (0 for classic BPF) */
+	int32_t slot;                /* baton steering slot, -1: not steered by baton */
+	uint32_t weight;             /* the slot's entries in the pick table */
+	uint32_t table_n;            /* entries in use in the pick table (0: kernel hash) */
+	uint32_t nowners;            /* owners found; owners[] holds the first few */
+	struct baton_sock_owner owners[BATON_SOCK_MAX_OWNERS];
+	char why[256];               /* why fields are unknown; "" when all are known */
+};
+
+/* Which sockets to collect and how. */
+struct baton_collect_opts {
+	size_t sz;                   /* sizeof(struct baton_collect_opts) */
+	bool udp_all;                /* also connected (non-listening) UDP sockets */
+	bool no_iter;                /* do not load the BPF iterator (use the fallback) */
+	baton_log_fn log;
+	void *log_ctx;
+};
+
+/* Collects every TCP listener and UDP socket of the caller's network
+ * namespace: sock_diag for addresses and queues, a BPF iterator (when
+ * privileged) for options, reuseport groups and programs, /proc for owners,
+ * and pidfd_getfd + getsockopt for options where the iterator cannot load.
+ * *OUT (free with baton_socks_free) is sorted by protocol, port, address. */
+int baton_socks_collect(const struct baton_collect_opts *opts, struct baton_sock **out, size_t *n);
+
+void baton_socks_free(struct baton_sock *socks);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,137 @@
+/* Socket iterators for baton ls: for each TCP listener (iter/tcp) and UDP
+ * socket (iter/udp) of the reader's network namespace, one fixed-size record
+ * with what ss cannot show: SO_REUSEADDR, SO_REUSEPORT, the reuseport group
+ * (by its address: group ids start at 0), its size and attached program, and
+ * options. A field that cannot be read stays unmarked in `known`. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "sockiter.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* uapi values; vmlinux.h has types, not macros */
+#define SOL_SOCKET 1
+#define SOL_TCP 6
+#define SO_REUSEADDR 2
+#define SO_KEEPALIVE 9
+#define SO_SNDBUF 7
+#define SO_RCVBUF 8
+#define SO_REUSEPORT 15
+#define SO_MARK 36
+#define TCP_NODELAY 1
+#define TCP_KEEPIDLE 4
+#define TCP_KEEPINTVL 5
+#define TCP_KEEPCNT 6
+#define TCP_USER_TIMEOUT 18
+#define IPPROTO_TCP_ 6
+#define IPPROTO_UDP_ 17
+#define TCP_LISTEN_ 10
+
+static __always_inline void set(struct baton_sockiter_rec *r, int i, __s64 v)
+{
+	if (i >= 0 && i < SI_NOPTS) {
+		r->opt[i] = v;
+		r->known |= 1u << i;
+	}
+}
+
+/* Fields every socket has, read with CO-RE from struct sock. */
+static __always_inline void common(struct baton_sockiter_rec *r, struct sock *sk)
+{
+	struct sock_reuseport *reuse;
+	struct bpf_prog *prog;
+
+	r->cookie = bpf_get_socket_cookie(sk);
+	r->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	set(r, SI_V6ONLY, BPF_CORE_READ_BITFIELD_PROBED(&sk->__sk_common, skc_ipv6only));
+	set(r, SI_USERLOCKS, BPF_CORE_READ(sk, sk_userlocks));
+	set(r, SI_BOUND_IF, BPF_CORE_READ(sk, __sk_common.skc_bound_dev_if));
+
+	reuse = BPF_CORE_READ(sk, sk_reuseport_cb);
+	if (!reuse)
+		return;
+	r->group = (__u64)reuse;
+	r->group_size = BPF_CORE_READ(reuse, num_socks);
+	prog = BPF_CORE_READ(reuse, prog);
+	if (!prog)
+		return;
+	/* a classic program is converted in the kernel and gets no id */
+	r->prog_id = BPF_CORE_READ(prog, aux, id);
+	r->prog_type = BPF_CORE_READ(prog, type) == BPF_PROG_TYPE_SK_REUSEPORT ? SI_PROG_EBPF : SI_PROG_CBPF;
+}
+
+/* Options of a socket struct without bpf_getsockopt (iter/udp has none). */
+static __always_inline void direct(struct baton_sockiter_rec *r, struct sock *sk)
+{
+	set(r, SI_REUSEADDR, BPF_CORE_READ_BITFIELD_PROBED(&sk->__sk_common, skc_reuse));
+	set(r, SI_REUSEPORT, BPF_CORE_READ_BITFIELD_PROBED(&sk->__sk_common, skc_reuseport));
+	set(r, SI_KEEPALIVE, (BPF_CORE_READ(sk, __sk_common.skc_flags) >> SOCK_KEEPOPEN) & 1);
+	set(r, SI_RCVBUF, BPF_CORE_READ(sk, sk_rcvbuf));
+	set(r, SI_SNDBUF, BPF_CORE_READ(sk, sk_sndbuf));
+	set(r, SI_MARK, BPF_CORE_READ(sk, sk_mark));
+}
+
+static __always_inline void getopt(struct baton_sockiter_rec *r, void *sk, int level, int name, int i)
+{
+	int v = 0;
+
+	if (bpf_getsockopt(sk, level, name, &v, sizeof(v)) == 0)
+		set(r, i, v);
+}
+
+SEC("iter/tcp")
+int tcp_listeners(struct bpf_iter__tcp *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct baton_sockiter_rec r = {};
+	struct sock_common *skc = ctx->sk_common;
+	struct tcp_sock *tp;
+	struct sock *sk;
+
+	if (!skc || skc->skc_state != TCP_LISTEN_)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0;
+	sk = (struct sock *)tp;
+	r.proto = IPPROTO_TCP_;
+	common(&r, sk);
+	/* bpf_getsockopt answers as getsockopt(2) would (keepalive times with
+	 * the sysctl defaults applied, buffers as reported to the owner) */
+	getopt(&r, tp, SOL_SOCKET, SO_REUSEADDR, SI_REUSEADDR);
+	getopt(&r, tp, SOL_SOCKET, SO_REUSEPORT, SI_REUSEPORT);
+	getopt(&r, tp, SOL_SOCKET, SO_KEEPALIVE, SI_KEEPALIVE);
+	getopt(&r, tp, SOL_SOCKET, SO_RCVBUF, SI_RCVBUF);
+	getopt(&r, tp, SOL_SOCKET, SO_SNDBUF, SI_SNDBUF);
+	getopt(&r, tp, SOL_SOCKET, SO_MARK, SI_MARK);
+	getopt(&r, tp, SOL_TCP, TCP_NODELAY, SI_NODELAY);
+	getopt(&r, tp, SOL_TCP, TCP_KEEPIDLE, SI_KEEPIDLE);
+	getopt(&r, tp, SOL_TCP, TCP_KEEPINTVL, SI_KEEPINTVL);
+	getopt(&r, tp, SOL_TCP, TCP_KEEPCNT, SI_KEEPCNT);
+	getopt(&r, tp, SOL_TCP, TCP_USER_TIMEOUT, SI_USER_TIMEOUT);
+	/* not offered by bpf_getsockopt: read where the kernel keeps them */
+	set(&r, SI_DEFER_ACCEPT, BPF_CORE_READ(tp, inet_conn.icsk_accept_queue.rskq_defer_accept));
+	set(&r, SI_FASTOPEN, BPF_CORE_READ(tp, inet_conn.icsk_accept_queue.fastopenq.max_qlen));
+	bpf_seq_write(seq, &r, sizeof(r));
+	return 0;
+}
+
+SEC("iter/udp")
+int udp_sockets(struct bpf_iter__udp *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct baton_sockiter_rec r = {};
+	struct udp_sock *up = ctx->udp_sk;
+	struct sock *sk;
+
+	if (!up)
+		return 0;
+	sk = (struct sock *)up;
+	r.proto = IPPROTO_UDP_;
+	common(&r, sk);
+	direct(&r, sk);
+	bpf_seq_write(seq, &r, sizeof(r));
+	return 0;
+}

@@ -1,0 +1,685 @@
+/* baton ls, the part that needs no kernel: FILTER parsing and matching, the
+ * text table (grouped by reuseport group) and the JSON document, and the
+ * fixture format that records collected sockets so tests can render them. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsfmt.h"
+
+enum kind { FLAG, NUM };
+
+struct optdef {
+	const char *name;
+	enum kind kind;
+	const char *unit;   /* text rendering */
+};
+
+static const struct optdef optdefs[BATON_OPT_COUNT] = {
+	[BATON_OPT_REUSEADDR] = { "reuseaddr", FLAG, "" },
+	[BATON_OPT_REUSEPORT] = { "reuseport", FLAG, "" },
+	[BATON_OPT_V6ONLY] = { "v6only", FLAG, "" },
+	[BATON_OPT_KEEPALIVE] = { "keepalive", FLAG, "" },
+	[BATON_OPT_NODELAY] = { "nodelay", FLAG, "" },
+	[BATON_OPT_KEEPIDLE] = { "keepidle", NUM, "s" },
+	[BATON_OPT_KEEPINTVL] = { "keepintvl", NUM, "s" },
+	[BATON_OPT_KEEPCNT] = { "keepcnt", NUM, "" },
+	[BATON_OPT_DEFER_ACCEPT] = { "defer_accept", NUM, "s" },
+	[BATON_OPT_FASTOPEN] = { "fastopen", NUM, "" },
+	[BATON_OPT_USER_TIMEOUT] = { "user_timeout", NUM, "ms" },
+	[BATON_OPT_RCVBUF] = { "rcvbuf", NUM, "" },
+	[BATON_OPT_SNDBUF] = { "sndbuf", NUM, "" },
+	[BATON_OPT_USERLOCKS] = { "userlocks", NUM, "" },
+	[BATON_OPT_MARK] = { "mark", NUM, "" },
+	[BATON_OPT_BOUND_IF] = { "bound_if", NUM, "" },
+};
+
+#define KNOWN(s, o) (((s)->opt_known >> (o)) & 1u)
+#define TCP_LISTEN 10
+#define UDP_CONNECTED 1
+
+/* ---- small string builder --------------------------------------------- */
+
+struct sb {
+	char buf[512];
+	size_t len;
+};
+
+static void sb_add(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_add(struct sb *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->len + 1 >= sizeof(b->buf))
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(b->buf + b->len, sizeof(b->buf) - b->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		b->len = b->len + (size_t)n < sizeof(b->buf) ? b->len + (size_t)n : sizeof(b->buf) - 1;
+}
+
+static void sb_word(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_word(struct sb *b, const char *fmt, ...)
+{
+	char w[160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(w, sizeof(w), fmt, ap);
+	va_end(ap);
+	sb_add(b, "%s%s", b->len ? " " : "", w);
+}
+
+/* ---- addresses and filters --------------------------------------------- */
+
+static void fmt_addr(char *buf, size_t len, int family, const uint8_t *a)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	inet_ntop(family, a, ip, sizeof(ip));
+	snprintf(buf, len, "%s", ip);
+}
+
+static void fmt_endpoint(char *buf, size_t len, int family, const uint8_t *a, uint16_t port)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	fmt_addr(ip, sizeof(ip), family, a);
+	snprintf(buf, len, family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
+}
+
+static int parse_port(const char *p, uint16_t *port)
+{
+	char *end;
+	unsigned long v;
+
+	if (!*p || *p < '0' || *p > '9')
+		return -EINVAL;
+	v = strtoul(p, &end, 10);
+	if (*end || v > 65535)
+		return -EINVAL;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+int ls_filter_parse(const char *text, struct ls_filter *f, char *err, size_t errlen)
+{
+	struct baton_spec spec;
+	char buf[128], *colon;
+
+	memset(f, 0, sizeof(*f));
+	if (strstr(text, "://")) {
+		if (baton_spec_parse(text, &spec, err, errlen))
+			return -EINVAL;
+		f->proto = spec.proto;
+		f->family = spec.family;
+		f->port = spec.port;
+		if (spec.family == AF_INET)
+			memcpy(f->addr, &((struct sockaddr_in *)&spec.addr)->sin_addr, 4);
+		else
+			memcpy(f->addr, &((struct sockaddr_in6 *)&spec.addr)->sin6_addr, 16);
+		return 0;
+	}
+	if (!parse_port(text, &f->port))
+		return 0;
+	if (strlen(text) >= sizeof(buf))
+		goto bad;
+	strcpy(buf, text);
+	colon = strrchr(buf, ':');
+	if (!colon || parse_port(colon + 1, &f->port))
+		goto bad;
+	*colon = '\0';
+	if (buf[0] == '[' && colon > buf + 1 && colon[-1] == ']') {
+		colon[-1] = '\0';
+		if (inet_pton(AF_INET6, buf + 1, f->addr) != 1)
+			goto bad;
+		f->family = AF_INET6;
+	} else if (inet_pton(AF_INET, buf, f->addr) == 1) {
+		f->family = AF_INET;
+	} else {
+		goto bad;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "bad filter \"%s\": want PORT, ADDRESS:PORT, [IPV6]:PORT or a listener spec "
+			      "such as tcp://0.0.0.0:8080", text);
+	return -EINVAL;
+}
+
+bool ls_filter_match(const struct ls_filter *f, const struct baton_sock *s)
+{
+	if (f->proto && (int)s->proto != f->proto)
+		return false;
+	if (s->lport != f->port)
+		return false;
+	if (f->family && (s->family != f->family || memcmp(s->local, f->addr, f->family == AF_INET ? 4 : 16)))
+		return false;
+	return true;
+}
+
+/* ---- text ---------------------------------------------------------------- */
+
+static const char *proto_name(const struct baton_sock *s)
+{
+	return s->proto == BATON_PROTO_TCP ? "tcp" : "udp";
+}
+
+static void text_steer(struct sb *b, const struct baton_sock *s)
+{
+	if (!(s->known & BATON_SOCK_STEER) || s->slot < 0)
+		return;
+	if (!s->table_n)
+		sb_word(b, "slot=%d (kernel hash)", s->slot);
+	else if (!s->weight)
+		sb_word(b, "slot=%d drained", s->slot);
+	else
+		sb_word(b, "slot=%d share=%u%%", s->slot, (unsigned)((s->weight * 100 + s->table_n / 2) / s->table_n));
+}
+
+static void text_options(struct sb *b, const struct baton_sock *s)
+{
+	static const int core[] = { BATON_OPT_REUSEADDR, BATON_OPT_REUSEPORT, BATON_OPT_KEEPALIVE, BATON_OPT_NODELAY };
+	unsigned ncore = s->proto == BATON_PROTO_TCP ? 4 : 3, i, unknown = 0;
+	int o;
+
+	text_steer(b, s);
+	for (i = 0; i < ncore; i++)
+		unknown += !KNOWN(s, core[i]);
+	if (unknown == ncore)
+		sb_word(b, "options=?");
+	for (o = 0; o < BATON_OPT_COUNT; o++) {
+		const struct optdef *d = &optdefs[o];
+		int64_t v = s->opt[o];
+
+		if (!KNOWN(s, o)) {
+			for (i = 0; i < ncore && unknown < ncore; i++)
+				if (core[i] == o)
+					sb_word(b, "%s=?", d->name);
+			continue;
+		}
+		if (!v)
+			continue;
+		switch (o) {
+		case BATON_OPT_KEEPIDLE: case BATON_OPT_KEEPINTVL: case BATON_OPT_KEEPCNT:
+		case BATON_OPT_USERLOCKS:
+			continue;	/* shown with keepalive and the buffers */
+		case BATON_OPT_KEEPALIVE:
+			if (KNOWN(s, BATON_OPT_KEEPIDLE) && KNOWN(s, BATON_OPT_KEEPINTVL) && KNOWN(s, BATON_OPT_KEEPCNT))
+				sb_word(b, "keepalive=%llds/%llds/%lld", (long long)s->opt[BATON_OPT_KEEPIDLE],
+					(long long)s->opt[BATON_OPT_KEEPINTVL], (long long)s->opt[BATON_OPT_KEEPCNT]);
+			else
+				sb_word(b, "keepalive");
+			continue;
+		case BATON_OPT_RCVBUF: case BATON_OPT_SNDBUF:
+			/* every socket has buffers; show them only where the owner set them */
+			if (!KNOWN(s, BATON_OPT_USERLOCKS) ||
+			    !(s->opt[BATON_OPT_USERLOCKS] & (o == BATON_OPT_RCVBUF ? 2 : 1)))
+				continue;
+			break;
+		default:
+			break;
+		}
+		if (d->kind == FLAG)
+			sb_word(b, "%s", d->name);
+		else
+			sb_word(b, "%s=%lld%s", d->name, (long long)v, d->unit);
+	}
+	if ((s->opt[BATON_OPT_REUSEPORT] || !KNOWN(s, BATON_OPT_REUSEPORT)) && !(s->known & BATON_SOCK_GROUP))
+		sb_word(b, "group=?");
+	if (!b->len)
+		sb_add(b, "-");
+}
+
+static void text_owners(struct sb *b, const struct baton_sock *s)
+{
+	uint32_t i, shown = s->nowners < BATON_SOCK_MAX_OWNERS ? s->nowners : BATON_SOCK_MAX_OWNERS;
+
+	for (i = 0; i < shown; i++)
+		sb_add(b, "%s%s[%d] fd %d", i ? ", " : "", s->owners[i].comm, s->owners[i].pid, s->owners[i].fd);
+	if (s->nowners > shown)
+		sb_add(b, " +%u more", s->nowners - shown);
+	if (!(s->known & BATON_SOCK_OWNERS))
+		sb_add(b, "%s?", shown ? ", " : "");
+	if (!b->len)
+		sb_add(b, "-");
+}
+
+static void text_queue(struct sb *b, const struct baton_sock *s)
+{
+	if (s->proto == BATON_PROTO_TCP)
+		sb_add(b, "%u/%u", s->queue, s->queue_max);
+	else
+		sb_add(b, "%u", s->queue);
+}
+
+enum { C_PROTO, C_LOCAL, C_PEER, C_QUEUE, C_OPTS, C_OWNERS, NCOLS };
+static const char *const heads[NCOLS] = { "PROTO", "LOCAL", "PEER", "QUEUE", "OPTIONS", "OWNERS" };
+
+static void row(const struct baton_sock *s, struct sb c[NCOLS])
+{
+	char ep[64];
+
+	memset(c, 0, sizeof(struct sb) * NCOLS);
+	sb_add(&c[C_PROTO], "%s%s", s->group ? "  " : "", proto_name(s));
+	fmt_endpoint(ep, sizeof(ep), s->family, s->local, s->lport);
+	sb_add(&c[C_LOCAL], "%s", ep);
+	if (s->proto == BATON_PROTO_UDP && s->state == UDP_CONNECTED) {
+		fmt_endpoint(ep, sizeof(ep), s->family, s->remote, s->rport);
+		sb_add(&c[C_PEER], "%s", ep);
+	} else {
+		sb_add(&c[C_PEER], "*");
+	}
+	text_queue(&c[C_QUEUE], s);
+	text_options(&c[C_OPTS], s);
+	text_owners(&c[C_OWNERS], s);
+}
+
+static void group_heading(FILE *out, const struct baton_sock *v, size_t n, size_t first)
+{
+	const struct baton_sock *s = &v[first];
+	size_t k, shown = 0;
+	bool steered = false;
+	char ep[64];
+
+	for (k = first; k < n && v[k].group == s->group; k++) {
+		shown++;
+		steered |= (v[k].known & BATON_SOCK_STEER) != 0;
+	}
+	fmt_endpoint(ep, sizeof(ep), s->family, s->local, s->lport);
+	fprintf(out, "reuseport group %u: %s %s, %u member%s", s->group, proto_name(s), ep, s->group_size,
+		s->group_size == 1 ? "" : "s");
+	if (shown != s->group_size)
+		fprintf(out, " (%zu shown)", shown);
+	if (s->prog_type == BATON_PROG_NONE)
+		fprintf(out, ", no program (kernel hash)");
+	else if (s->prog_type == BATON_PROG_CBPF)
+		fprintf(out, ", classic BPF program");
+	else
+		fprintf(out, ", eBPF program %u", s->prog_id);
+	if (steered) {
+		if (s->table_n)
+			fprintf(out, ", steered by baton (%u-entry pick table)", s->table_n);
+		else
+			fprintf(out, ", steered by baton (no slot has weight: kernel hash)");
+	}
+	fprintf(out, "\n");
+}
+
+static bool have_peer(const struct baton_sock *v, size_t n)
+{
+	size_t k;
+
+	for (k = 0; k < n; k++)
+		if (v[k].proto == BATON_PROTO_UDP && v[k].state == UDP_CONNECTED)
+			return true;
+	return false;
+}
+
+#define MAX_REASONS 8
+
+void ls_render_text(FILE *out, const struct baton_sock *v, size_t n)
+{
+	size_t w[NCOLS] = { 0 }, k, i, nreasons = 0, more = 0;
+	const char *reasons[MAX_REASONS];
+	bool peer = have_peer(v, n);
+	struct sb c[NCOLS];
+
+	if (!n) {
+		fprintf(out, "no listening sockets\n");
+		return;
+	}
+	for (i = 0; i < NCOLS; i++)
+		w[i] = strlen(heads[i]);
+	for (k = 0; k < n; k++) {
+		row(&v[k], c);
+		for (i = 0; i < NCOLS; i++)
+			if (c[i].len > w[i])
+				w[i] = c[i].len;
+	}
+	for (i = 0; i < NCOLS; i++) {
+		if (i == C_PEER && !peer)
+			continue;
+		if (i == NCOLS - 1)
+			fprintf(out, "%s\n", heads[i]);
+		else
+			fprintf(out, "%-*s  ", (int)w[i], heads[i]);
+	}
+	for (k = 0; k < n; k++) {
+		const struct baton_sock *s = &v[k];
+
+		if (s->group && (k == 0 || v[k - 1].group != s->group))
+			group_heading(out, v, n, k);
+		row(s, c);
+		for (i = 0; i < NCOLS; i++) {
+			if (i == C_PEER && !peer)
+				continue;
+			if (i == NCOLS - 1)
+				fprintf(out, "%s\n", c[i].buf);
+			else
+				fprintf(out, "%-*s  ", (int)w[i], c[i].buf);
+		}
+		if (!s->why[0])
+			continue;
+		for (i = 0; i < nreasons && strcmp(reasons[i], s->why); i++)
+			;
+		if (i < nreasons)
+			continue;
+		if (nreasons < MAX_REASONS)
+			reasons[nreasons++] = s->why;
+		else
+			more++;
+	}
+	if (nreasons)
+		fprintf(out, "\n? unknown:\n");
+	for (i = 0; i < nreasons; i++)
+		fprintf(out, "  %s\n", reasons[i]);
+	if (more)
+		fprintf(out, "  (and %zu more reasons; --json shows each socket's)\n", more);
+}
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+static void json_str(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(out, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(out, "\\u%04x", ch);
+		else
+			fputc(ch, out);
+	}
+	fputc('"', out);
+}
+
+static const char *state_name(const struct baton_sock *s)
+{
+	if (s->proto == BATON_PROTO_TCP)
+		return s->state == TCP_LISTEN ? "listen" : "other";
+	return s->state == UDP_CONNECTED ? "connected" : "unconnected";
+}
+
+static const char *prog_name(enum baton_prog_type t)
+{
+	return t == BATON_PROG_EBPF ? "ebpf" : t == BATON_PROG_CBPF ? "cbpf" : "none";
+}
+
+static void json_sock(FILE *out, const struct baton_sock *s)
+{
+	char ep[64], ip[INET6_ADDRSTRLEN];
+	uint32_t i, shown = s->nowners < BATON_SOCK_MAX_OWNERS ? s->nowners : BATON_SOCK_MAX_OWNERS;
+	int o;
+
+	fmt_endpoint(ep, sizeof(ep), s->family, s->local, s->lport);
+	fmt_addr(ip, sizeof(ip), s->family, s->local);
+	fprintf(out, "{\"proto\": \"%s\", \"family\": \"%s\", \"state\": \"%s\", \"local\": \"%s\", "
+		     "\"address\": \"%s\", \"port\": %u, ",
+		proto_name(s), s->family == AF_INET6 ? "ipv6" : "ipv4", state_name(s), ep, ip, s->lport);
+	if (s->proto == BATON_PROTO_UDP && s->state == UDP_CONNECTED) {
+		fmt_endpoint(ep, sizeof(ep), s->family, s->remote, s->rport);
+		fprintf(out, "\"peer\": \"%s\", ", ep);
+	} else {
+		fprintf(out, "\"peer\": null, ");
+	}
+	fprintf(out, "\"queue\": %u, \"queue_max\": %u, \"uid\": %u, \"inode\": %llu, \"cookie\": %llu, ",
+		s->queue, s->queue_max, s->uid, (unsigned long long)s->inode, (unsigned long long)s->cookie);
+	if (s->known & BATON_SOCK_GROUP)
+		fprintf(out, "\"group\": %u, \"group_size\": %u, ", s->group, s->group ? s->group_size : 0);
+	else
+		fprintf(out, "\"group\": null, \"group_size\": null, ");
+	if (s->known & BATON_SOCK_PROG)
+		fprintf(out, "\"program\": \"%s\", \"program_id\": %u, ", prog_name(s->prog_type), s->prog_id);
+	else
+		fprintf(out, "\"program\": null, \"program_id\": null, ");
+	if (s->known & BATON_SOCK_STEER)
+		fprintf(out, "\"slot\": %d, \"weight\": %u, \"table\": %u, ", s->slot, s->slot >= 0 ? s->weight : 0,
+			s->table_n);
+	else
+		fprintf(out, "\"slot\": null, \"weight\": null, \"table\": null, ");
+	fprintf(out, "\"options\": {");
+	for (o = 0; o < BATON_OPT_COUNT; o++) {
+		fprintf(out, "%s\"%s\": ", o ? ", " : "", optdefs[o].name);
+		if (!KNOWN(s, o))
+			fprintf(out, "null");
+		else if (optdefs[o].kind == FLAG)
+			fprintf(out, "%s", s->opt[o] ? "true" : "false");
+		else
+			fprintf(out, "%lld", (long long)s->opt[o]);
+	}
+	fprintf(out, "}, \"owners\": [");
+	for (i = 0; i < shown; i++) {
+		fprintf(out, "%s{\"pid\": %d, \"fd\": %d, \"comm\": ", i ? ", " : "", s->owners[i].pid, s->owners[i].fd);
+		json_str(out, s->owners[i].comm);
+		fprintf(out, "}");
+	}
+	fprintf(out, "], \"owners_total\": %u, \"owners_complete\": %s, \"unknown\": ", s->nowners,
+		s->known & BATON_SOCK_OWNERS ? "true" : "false");
+	if (s->why[0])
+		json_str(out, s->why);
+	else
+		fprintf(out, "null");
+	fprintf(out, "}");
+}
+
+void ls_render_json(FILE *out, const struct baton_sock *v, size_t n)
+{
+	size_t k;
+
+	/* one socket per line: the document stays greppable */
+	fprintf(out, "{\"sockets\": [");
+	for (k = 0; k < n; k++) {
+		fprintf(out, "%s\n  ", k ? "," : "");
+		json_sock(out, &v[k]);
+	}
+	fprintf(out, "%s]}\n", n ? "\n" : "");
+}
+
+/* ---- fixtures ------------------------------------------------------------ */
+
+/* Words are separated by spaces, so free text is percent-encoded. */
+static void put_enc(FILE *out, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch <= ' ' || ch == '%' || ch == ',' || ch >= 0x7f)
+			fprintf(out, "%%%02X", ch);
+		else
+			fputc(ch, out);
+	}
+}
+
+static void decode(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		unsigned v;
+
+		if (*s == '%' && sscanf(s + 1, "%2X", &v) == 1 && s[1] && s[2]) {
+			*w++ = (char)v;
+			s += 2;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
+void ls_record(FILE *out, const struct baton_sock *v, size_t n)
+{
+	size_t k;
+	uint32_t i;
+	int o;
+
+	fprintf(out, "# baton ls fixture: one socket per line; a field that was not read has no word\n");
+	for (k = 0; k < n; k++) {
+		const struct baton_sock *s = &v[k];
+		char a[INET6_ADDRSTRLEN], r[INET6_ADDRSTRLEN];
+
+		fmt_addr(a, sizeof(a), s->family, s->local);
+		fmt_addr(r, sizeof(r), s->family, s->remote);
+		fprintf(out, "proto=%s family=%d state=%u local=%s lport=%u remote=%s rport=%u queue=%u queue_max=%u "
+			     "uid=%u inode=%llu cookie=%llu",
+			proto_name(s), s->family == AF_INET6 ? 6 : 4, s->state, a, s->lport, r, s->rport, s->queue,
+			s->queue_max, s->uid, (unsigned long long)s->inode, (unsigned long long)s->cookie);
+		for (o = 0; o < BATON_OPT_COUNT; o++)
+			if (KNOWN(s, o))
+				fprintf(out, " %s=%lld", optdefs[o].name, (long long)s->opt[o]);
+		if (s->known & BATON_SOCK_GROUP)
+			fprintf(out, " group=%u group_size=%u", s->group, s->group_size);
+		if (s->known & BATON_SOCK_PROG)
+			fprintf(out, " program=%s program_id=%u", prog_name(s->prog_type), s->prog_id);
+		if (s->known & BATON_SOCK_STEER)
+			fprintf(out, " slot=%d weight=%u table=%u", s->slot, s->weight, s->table_n);
+		if (s->known & BATON_SOCK_OWNERS)
+			fprintf(out, " owners_complete=1");
+		fprintf(out, " owners_total=%u", s->nowners);
+		for (i = 0; i < s->nowners && i < BATON_SOCK_MAX_OWNERS; i++) {
+			fprintf(out, " owner=%d,%d,", s->owners[i].pid, s->owners[i].fd);
+			put_enc(out, s->owners[i].comm);
+		}
+		if (s->why[0]) {
+			fprintf(out, " why=");
+			put_enc(out, s->why);
+		}
+		fprintf(out, "\n");
+	}
+}
+
+static int load_word(struct baton_sock *s, char *key, char *val)
+{
+	unsigned long long u = strtoull(val, NULL, 10);
+	int o;
+
+	if (!strcmp(key, "proto"))
+		s->proto = !strcmp(val, "tcp") ? BATON_PROTO_TCP : !strcmp(val, "udp") ? BATON_PROTO_UDP : 0;
+	else if (!strcmp(key, "family"))
+		s->family = u == 6 ? AF_INET6 : AF_INET;
+	else if (!strcmp(key, "state"))
+		s->state = (uint8_t)u;
+	else if (!strcmp(key, "local"))
+		return inet_pton(s->family, val, s->local) == 1 ? 0 : -EINVAL;
+	else if (!strcmp(key, "remote"))
+		return inet_pton(s->family, val, s->remote) == 1 ? 0 : -EINVAL;
+	else if (!strcmp(key, "lport"))
+		s->lport = (uint16_t)u;
+	else if (!strcmp(key, "rport"))
+		s->rport = (uint16_t)u;
+	else if (!strcmp(key, "queue"))
+		s->queue = (uint32_t)u;
+	else if (!strcmp(key, "queue_max"))
+		s->queue_max = (uint32_t)u;
+	else if (!strcmp(key, "uid"))
+		s->uid = (uint32_t)u;
+	else if (!strcmp(key, "inode"))
+		s->inode = u;
+	else if (!strcmp(key, "cookie"))
+		s->cookie = u;
+	else if (!strcmp(key, "group"))
+		s->group = (uint32_t)u, s->known |= BATON_SOCK_GROUP;
+	else if (!strcmp(key, "group_size"))
+		s->group_size = (uint32_t)u;
+	else if (!strcmp(key, "program")) {
+		s->known |= BATON_SOCK_PROG;
+		s->prog_type = !strcmp(val, "ebpf") ? BATON_PROG_EBPF : !strcmp(val, "cbpf") ? BATON_PROG_CBPF
+											: BATON_PROG_NONE;
+	} else if (!strcmp(key, "program_id"))
+		s->prog_id = (uint32_t)u;
+	else if (!strcmp(key, "slot"))
+		s->slot = atoi(val), s->known |= BATON_SOCK_STEER;
+	else if (!strcmp(key, "weight"))
+		s->weight = (uint32_t)u;
+	else if (!strcmp(key, "table"))
+		s->table_n = (uint32_t)u;
+	else if (!strcmp(key, "owners_complete"))
+		s->known |= u ? BATON_SOCK_OWNERS : 0;
+	else if (!strcmp(key, "owners_total"))
+		s->nowners = (uint32_t)u;
+	else if (!strcmp(key, "owner")) {
+		struct baton_sock_owner *ow;
+		char *comm;
+		int i;
+
+		for (i = 0; i < BATON_SOCK_MAX_OWNERS && s->owners[i].pid; i++)
+			;
+		if (i == BATON_SOCK_MAX_OWNERS)
+			return -E2BIG;
+		ow = &s->owners[i];
+		comm = strchr(val, ',') ? strchr(strchr(val, ',') + 1, ',') : NULL;
+		if (sscanf(val, "%d,%d,", &ow->pid, &ow->fd) != 2 || !comm)
+			return -EINVAL;
+		decode(comm + 1);
+		snprintf(ow->comm, sizeof(ow->comm), "%s", comm + 1);
+	} else if (!strcmp(key, "why")) {
+		decode(val);
+		snprintf(s->why, sizeof(s->why), "%s", val);
+	} else {
+		for (o = 0; o < BATON_OPT_COUNT; o++)
+			if (!strcmp(key, optdefs[o].name)) {
+				s->opt[o] = strtoll(val, NULL, 10);
+				s->opt_known |= 1u << o;
+				return 0;
+			}
+		return -ENOENT;
+	}
+	return 0;
+}
+
+int ls_load(FILE *in, struct baton_sock **out, size_t *n, char *err, size_t errlen)
+{
+	struct baton_sock *v = NULL;
+	size_t cap = 0, line_no = 0;
+	char line[4096];
+
+	*out = NULL;
+	*n = 0;
+	while (fgets(line, sizeof(line), in)) {
+		char *save = NULL, *word;
+		struct baton_sock *s;
+
+		line_no++;
+		line[strcspn(line, "\n")] = '\0';
+		if (!line[0] || line[0] == '#')
+			continue;
+		if (*n == cap) {
+			struct baton_sock *nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof(*nv));
+
+			if (!nv) {
+				free(v);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		s = &v[(*n)++];
+		memset(s, 0, sizeof(*s));
+		s->slot = -1;
+		for (word = strtok_r(line, " ", &save); word; word = strtok_r(NULL, " ", &save)) {
+			char *eq = strchr(word, '=');
+			int r;
+
+			if (!eq) {
+				snprintf(err, errlen, "line %zu: \"%s\" is not KEY=VALUE", line_no, word);
+				free(v);
+				return -EINVAL;
+			}
+			*eq = '\0';
+			r = load_word(s, word, eq + 1);
+			if (r) {
+				snprintf(err, errlen, "line %zu: bad word \"%s=%s\": %s", line_no, word, eq + 1,
+					 r == -ENOENT ? "unknown key" : strerror(-r));
+				free(v);
+				return r;
+			}
+		}
+	}
+	*out = v;
+	return 0;
+}

@@ -1,0 +1,344 @@
+/* The privileged collectors of baton ls: runs the iter/tcp and iter/udp
+ * programs of bpf/sockiter.bpf.c and merges their records into the sockets
+ * sock_diag found (by cookie); then, for groups whose program is baton's
+ * steering program, reads each member's slot and weight from its maps. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/types.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "internal.h"
+#include "sockiter.h"
+#include "sockiter.skel.h"
+#include "steer.h"
+
+_Static_assert(SI_REUSEADDR == BATON_OPT_REUSEADDR && SI_REUSEPORT == BATON_OPT_REUSEPORT &&
+		       SI_V6ONLY == BATON_OPT_V6ONLY && SI_KEEPALIVE == BATON_OPT_KEEPALIVE &&
+		       SI_NODELAY == BATON_OPT_NODELAY && SI_KEEPIDLE == BATON_OPT_KEEPIDLE &&
+		       SI_KEEPINTVL == BATON_OPT_KEEPINTVL && SI_KEEPCNT == BATON_OPT_KEEPCNT &&
+		       SI_DEFER_ACCEPT == BATON_OPT_DEFER_ACCEPT && SI_FASTOPEN == BATON_OPT_FASTOPEN &&
+		       SI_USER_TIMEOUT == BATON_OPT_USER_TIMEOUT && SI_RCVBUF == BATON_OPT_RCVBUF &&
+		       SI_SNDBUF == BATON_OPT_SNDBUF && SI_USERLOCKS == BATON_OPT_USERLOCKS &&
+		       SI_MARK == BATON_OPT_MARK && SI_BOUND_IF == BATON_OPT_BOUND_IF &&
+		       SI_NOPTS == BATON_OPT_COUNT,
+	       "bpf/sockiter.h and enum baton_sockopt disagree");
+
+#define LOG(lvl, ...) baton_logf(log, log_ctx, BATON_LOG_##lvl, __VA_ARGS__)
+
+/* Reads stop here: 64 MiB is about 300,000 sockets. */
+#define MAX_ITER_BYTES (64u << 20)
+
+/* TCP_DEFER_ACCEPT is stored as a count of SYN-ACK retransmits; getsockopt
+ * turns it back into seconds this way (net/ipv4/tcp.c, retrans_to_secs with
+ * TCP_TIMEOUT_INIT 1 s and TCP_RTO_MAX 120 s). */
+static int64_t retrans_to_secs(int64_t retrans)
+{
+	int64_t period = 0, timeout = 1;
+	int i;
+
+	for (i = 0; i < retrans && i < 255; i++) {
+		period += timeout;
+		timeout = timeout * 2 > 120 ? 120 : timeout * 2;
+	}
+	return period;
+}
+
+/* Runs one iterator program and returns everything it wrote. */
+static int run_iter(struct bpf_program *prog, char **buf, size_t *len)
+{
+	struct bpf_link *link = bpf_program__attach_iter(prog, NULL);
+	size_t cap = 64 * 1024;
+	int fd = -1, r = 0;
+
+	*buf = NULL;
+	*len = 0;
+	if (!link)
+		return -errno;
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	*buf = malloc(cap);
+	if (!*buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (*len == cap) {
+			char *nb;
+
+			if (cap >= MAX_ITER_BYTES) {
+				r = -EFBIG;
+				goto out;
+			}
+			nb = realloc(*buf, cap * 2);
+			if (!nb) {
+				r = -ENOMEM;
+				goto out;
+			}
+			*buf = nb;
+			cap *= 2;
+		}
+		n = read(fd, *buf + *len, cap - *len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		*len += (size_t)n;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	bpf_link__destroy(link);
+	if (r) {
+		free(*buf);
+		*buf = NULL;
+		*len = 0;
+	}
+	return r;
+}
+
+struct groupmap {
+	uint64_t *ptr;
+	size_t n, cap;
+};
+
+/* Numbers groups in the order first met; socks.c renumbers after sorting. */
+static uint32_t group_number(struct groupmap *gm, uint64_t ptr)
+{
+	size_t i;
+
+	for (i = 0; i < gm->n; i++)
+		if (gm->ptr[i] == ptr)
+			return (uint32_t)i + 1;
+	if (gm->n == gm->cap) {
+		size_t cap = gm->cap ? gm->cap * 2 : 64;
+		uint64_t *np = realloc(gm->ptr, cap * sizeof(*np));
+
+		if (!np)
+			return 0;
+		gm->ptr = np;
+		gm->cap = cap;
+	}
+	gm->ptr[gm->n++] = ptr;
+	return (uint32_t)gm->n;
+}
+
+static void merge(struct baton_sockvec *sv, const struct baton_sockiter_rec *rec, struct groupmap *gm)
+{
+	struct baton_sock *s = baton_sockvec_by_cookie(sv, rec->cookie);
+	int i;
+
+	if (!s)
+		return;	/* came or went between the two looks, or not listening */
+	for (i = 0; i < SI_NOPTS; i++) {
+		if (!(rec->known & 1u << i))
+			continue;
+		s->opt[i] = i == SI_DEFER_ACCEPT ? retrans_to_secs(rec->opt[i]) : rec->opt[i];
+		s->opt_known |= 1u << i;
+	}
+	if (rec->group) {
+		s->group = group_number(gm, rec->group);
+		if (!s->group)
+			return;	/* out of memory: leave the group unknown */
+		s->group_size = rec->group_size;
+	}
+	s->known |= BATON_SOCK_GROUP | BATON_SOCK_PROG;
+	s->prog_type = rec->prog_type == SI_PROG_EBPF ? BATON_PROG_EBPF
+		     : rec->prog_type == SI_PROG_CBPF ? BATON_PROG_CBPF : BATON_PROG_NONE;
+	s->prog_id = rec->prog_id;
+}
+
+int baton_iter_collect(struct baton_sockvec *sv, baton_log_fn log, void *log_ctx)
+{
+	struct sockiter_bpf *skel = sockiter_bpf__open();
+	struct groupmap gm = { 0 };
+	struct bpf_program *progs[2];
+	int r, p;
+
+	if (!skel)
+		return -errno;
+	r = sockiter_bpf__load(skel);
+	if (r) {
+		LOG(DEBUG, "cannot load the socket iterator: %s", strerror(-r));
+		goto out;
+	}
+	progs[0] = skel->progs.tcp_listeners;
+	progs[1] = skel->progs.udp_sockets;
+	for (p = 0; p < 2; p++) {
+		size_t len, i;
+		char *buf;
+
+		r = run_iter(progs[p], &buf, &len);
+		if (r) {
+			LOG(DEBUG, "cannot run the %s iterator: %s", p ? "UDP" : "TCP", strerror(-r));
+			goto out;
+		}
+		for (i = 0; i + sizeof(struct baton_sockiter_rec) <= len; i += sizeof(struct baton_sockiter_rec)) {
+			struct baton_sockiter_rec rec;
+
+			memcpy(&rec, buf + i, sizeof(rec));	/* the buffer has no alignment promise */
+			merge(sv, &rec, &gm);
+		}
+		free(buf);
+	}
+out:
+	free(gm.ptr);
+	sockiter_bpf__destroy(skel);
+	return r;
+}
+
+/* ---- groups steered by baton ------------------------------------------ */
+
+struct steer_maps {
+	int socks, cfg, ctl;
+	uint32_t socks_max;
+};
+
+static int map_by_name(int fd, struct steer_maps *m, int *taken)
+{
+	struct bpf_map_info info = { 0 };
+	uint32_t len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	*taken = 1;
+	if (!strcmp(info.name, "socks") && info.type == BPF_MAP_TYPE_REUSEPORT_SOCKARRAY &&
+	    info.value_size == sizeof(uint64_t))
+		m->socks = fd, m->socks_max = info.max_entries;
+	else if (!strcmp(info.name, "cfg") && info.type == BPF_MAP_TYPE_ARRAY &&
+		 info.value_size == sizeof(struct baton_steer_cfg) && info.max_entries == 2)
+		m->cfg = fd;
+	else if (!strcmp(info.name, "ctl") && info.type == BPF_MAP_TYPE_ARRAY &&
+		 info.value_size == sizeof(struct baton_steer_ctl))
+		m->ctl = fd;
+	else
+		*taken = 0;
+	return 0;
+}
+
+/* Finds baton's maps behind program ID; 0 if it is baton's steering program. */
+static int steer_maps(uint32_t id, struct steer_maps *m)
+{
+	uint32_t ids[16], len, i;
+	struct bpf_prog_info info;
+	int fd, r = 0;
+
+	m->socks = m->cfg = m->ctl = -1;
+	m->socks_max = 0;
+	fd = bpf_prog_get_fd_by_id(id);
+	if (fd < 0)
+		return -errno;
+	memset(&info, 0, sizeof(info));
+	info.nr_map_ids = 16;
+	info.map_ids = (uint64_t)(uintptr_t)ids;
+	len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+		r = -errno;
+		goto out;
+	}
+	if (strcmp(info.name, "steer") || info.type != BPF_PROG_TYPE_SK_REUSEPORT) {
+		r = -ENOENT;
+		goto out;
+	}
+	for (i = 0; i < info.nr_map_ids && i < 16; i++) {
+		int mfd = bpf_map_get_fd_by_id(ids[i]), taken = 0;
+
+		if (mfd < 0)
+			continue;
+		if (map_by_name(mfd, m, &taken) || !taken)
+			close(mfd);
+	}
+	if (m->socks < 0 || m->cfg < 0 || m->ctl < 0)
+		r = -ENOENT;
+out:
+	close(fd);
+	return r;
+}
+
+static void steer_fill(struct baton_sockvec *sv, uint32_t prog_id, const struct steer_maps *m)
+{
+	struct baton_steer_cfg *cfg = malloc(sizeof(*cfg));
+	struct baton_steer_ctl ctl;
+	uint32_t zero = 0, idx, slot, i, count[BATON_STEER_SLOTS] = { 0 };
+	size_t k;
+
+	if (!cfg)
+		return;
+	/* the copy readers use is the one the latch points at (lib/steer.c) */
+	if (bpf_map_lookup_elem(m->ctl, &zero, &ctl))
+		goto out;
+	idx = ctl.seq & 1;
+	if (bpf_map_lookup_elem(m->cfg, &idx, cfg) || cfg->n > BATON_STEER_TABLE)
+		goto out;
+	for (i = 0; i < cfg->n; i++)
+		if (cfg->slot[i] < BATON_STEER_SLOTS)
+			count[cfg->slot[i]]++;
+	for (k = 0; k < sv->n; k++) {
+		struct baton_sock *s = &sv->v[k];
+
+		if (s->prog_type != BATON_PROG_EBPF || s->prog_id != prog_id)
+			continue;
+		s->known |= BATON_SOCK_STEER;
+		s->table_n = cfg->n;
+		s->slot = -1;
+	}
+	for (slot = 0; slot < m->socks_max && slot < BATON_STEER_SLOTS; slot++) {
+		uint64_t cookie;
+		struct baton_sock *s;
+
+		if (bpf_map_lookup_elem(m->socks, &slot, &cookie))
+			continue;	/* empty slot */
+		s = baton_sockvec_by_cookie(sv, cookie);
+		if (!s || s->prog_id != prog_id)
+			continue;
+		s->slot = (int32_t)slot;
+		s->weight = count[slot];
+	}
+out:
+	free(cfg);
+}
+
+void baton_steer_collect(struct baton_sockvec *sv, baton_log_fn log, void *log_ctx)
+{
+	uint32_t done[64];
+	size_t ndone = 0, k, j;
+
+	for (k = 0; k < sv->n; k++) {
+		uint32_t id = sv->v[k].prog_id;
+		struct steer_maps m;
+		int r;
+
+		if (sv->v[k].prog_type != BATON_PROG_EBPF || !id)
+			continue;
+		for (j = 0; j < ndone && done[j] != id; j++)
+			;
+		if (j < ndone)
+			continue;
+		if (ndone == 64)
+			break;	/* more steered groups than anyone runs; the rest show no slots */
+		done[ndone++] = id;
+		r = steer_maps(id, &m);
+		if (!r)
+			steer_fill(sv, id, &m);
+		else if (r != -ENOENT)
+			LOG(DEBUG, "program %u: %s", id, strerror(-r));
+		if (m.socks >= 0)
+			close(m.socks);
+		if (m.cfg >= 0)
+			close(m.cfg);
+		if (m.ctl >= 0)
+			close(m.ctl);
+	}
+}

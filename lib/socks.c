@@ -1,0 +1,176 @@
+/* baton_socks_collect: runs the collectors of baton ls in order (sock_diag,
+ * then the BPF iterator or the pidfd fallback, /proc owners, baton's steering
+ * maps) over one array, and records why any field stays unknown. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define LOG(lvl, ...) baton_logf(o.log, o.log_ctx, BATON_LOG_##lvl, __VA_ARGS__)
+
+struct baton_sock *baton_sockvec_push(struct baton_sockvec *sv)
+{
+	if (sv->n == sv->cap) {
+		size_t cap = sv->cap ? sv->cap * 2 : 256;
+		struct baton_sock *nv = realloc(sv->v, cap * sizeof(*nv));
+
+		if (!nv)
+			return NULL;
+		sv->v = nv;
+		sv->cap = cap;
+	}
+	memset(&sv->v[sv->n], 0, sizeof(sv->v[0]));
+	return &sv->v[sv->n++];
+}
+
+static int cmp_cookie(const void *a, const void *b)
+{
+	const struct baton_sock *x = a, *y = b;
+
+	return x->cookie < y->cookie ? -1 : x->cookie > y->cookie;
+}
+
+void baton_sockvec_sort_cookie(struct baton_sockvec *sv)
+{
+	if (sv->n)
+		qsort(sv->v, sv->n, sizeof(sv->v[0]), cmp_cookie);
+}
+
+struct baton_sock *baton_sockvec_by_cookie(struct baton_sockvec *sv, uint64_t cookie)
+{
+	struct baton_sock key = { .cookie = cookie };
+
+	if (!sv->n || !cookie)
+		return NULL;
+	return bsearch(&key, sv->v, sv->n, sizeof(sv->v[0]), cmp_cookie);
+}
+
+void baton_sock_why(struct baton_sock *s, const char *fmt, ...)
+{
+	size_t len = strlen(s->why);
+	va_list ap;
+
+	if (len + 3 >= sizeof(s->why))
+		return;
+	if (len) {
+		memcpy(s->why + len, "; ", 3);
+		len += 2;
+	}
+	va_start(ap, fmt);
+	vsnprintf(s->why + len, sizeof(s->why) - len, fmt, ap);
+	va_end(ap);
+}
+
+/* Protocol, port, family, address, then group and cookie: members of one
+ * group sit together and the order is the same from run to run. */
+static int cmp_show(const void *a, const void *b)
+{
+	const struct baton_sock *x = a, *y = b;
+	int c;
+
+	if (x->proto != y->proto)
+		return x->proto < y->proto ? -1 : 1;
+	if (x->lport != y->lport)
+		return x->lport < y->lport ? -1 : 1;
+	if (x->family != y->family)
+		return x->family < y->family ? -1 : 1;
+	if ((c = memcmp(x->local, y->local, 16)))
+		return c;
+	if ((c = memcmp(x->remote, y->remote, 16)))
+		return c;
+	if (x->rport != y->rport)
+		return x->rport < y->rport ? -1 : 1;
+	if (x->group != y->group)
+		return x->group < y->group ? -1 : 1;
+	return cmp_cookie(a, b);
+}
+
+/* Groups are numbered 1, 2, ... in the order they first appear. */
+static int renumber_groups(struct baton_sockvec *sv)
+{
+	uint32_t max = 0, next = 0, *map;
+	size_t k;
+
+	for (k = 0; k < sv->n; k++)
+		if (sv->v[k].group > max)
+			max = sv->v[k].group;
+	if (!max)
+		return 0;
+	map = calloc((size_t)max + 1, sizeof(*map));
+	if (!map)
+		return -ENOMEM;
+	for (k = 0; k < sv->n; k++) {
+		uint32_t g = sv->v[k].group;
+
+		if (g && !map[g])
+			map[g] = ++next;
+		sv->v[k].group = map[g];
+	}
+	free(map);
+	return 0;
+}
+
+int baton_socks_collect(const struct baton_collect_opts *opts, struct baton_sock **out, size_t *n)
+{
+	struct baton_collect_opts o = { 0 };
+	struct baton_sockvec sv = { 0 };
+	char iter_why[96] = "";
+	bool complete;
+	size_t k;
+	int r;
+
+	if (!out || !n || (opts && opts->sz < sizeof(size_t)))
+		return -EINVAL;
+	if (opts)
+		memcpy(&o, opts, opts->sz < sizeof(o) ? opts->sz : sizeof(o));
+	*out = NULL;
+	*n = 0;
+	r = baton_diag_collect(&sv, o.udp_all);
+	if (r) {
+		LOG(ERROR, "sock_diag: %s", strerror(-r));
+		goto fail;
+	}
+	baton_sockvec_sort_cookie(&sv);
+	if (o.no_iter) {
+		snprintf(iter_why, sizeof(iter_why), "the BPF iterator was not asked for");
+	} else {
+		r = baton_iter_collect(&sv, o.log, o.log_ctx);
+		if (r == -ENOMEM)
+			goto fail;
+		if (r) {
+			snprintf(iter_why, sizeof(iter_why), "the BPF iterator cannot load (%s%s)", strerror(-r),
+				 r == -EPERM ? ": needs CAP_BPF and CAP_PERFMON, or root" : "");
+			LOG(INFO, "%s", iter_why);
+		}
+	}
+	complete = baton_owners_collect(&sv, o.log, o.log_ctx);
+	for (k = 0; k < sv.n; k++) {
+		if (complete)
+			sv.v[k].known |= BATON_SOCK_OWNERS;
+		else if (!sv.v[k].nowners)
+			baton_sock_why(&sv.v[k], "owners: the open files of other users' processes need root");
+	}
+	if (iter_why[0])
+		baton_pidfd_collect(&sv, iter_why, o.log, o.log_ctx);
+	else
+		baton_steer_collect(&sv, o.log, o.log_ctx);
+	if (sv.n)
+		qsort(sv.v, sv.n, sizeof(sv.v[0]), cmp_show);
+	r = renumber_groups(&sv);
+	if (r)
+		goto fail;
+	*out = sv.v;
+	*n = sv.n;
+	return 0;
+fail:
+	free(sv.v);
+	return r;
+}
+
+void baton_socks_free(struct baton_sock *socks)
+{
+	free(socks);
+}
