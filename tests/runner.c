@@ -140,6 +140,10 @@ static int run_one(struct bt_test *t, char *msg, size_t msglen)
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			done = 1;
 	}
+	/* Whatever the test forked and left behind is ours to end, and must go
+	 * before draining: a leftover holding the pipe would block the read. */
+	kill(-pid, SIGKILL);
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
 	/* drain what the child wrote just before it exited */
 	for (;;) {
 		ssize_t n = got + 1 < msglen ? read(p[0], msg + got, msglen - got - 1) : 0;
@@ -150,8 +154,6 @@ static int run_one(struct bt_test *t, char *msg, size_t msglen)
 		msg[got] = '\0';
 	}
 	close(p[0]);
-	/* whatever the test forked and left behind is ours to end */
-	kill(-pid, SIGKILL);
 	if (WIFEXITED(status))
 		res = WEXITSTATUS(status) == 0 ? 0 : WEXITSTATUS(status) == EXIT_SKIP ? 2 : 1;
 	else
