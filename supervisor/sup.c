@@ -42,6 +42,7 @@ struct gen {
 	int id;
 	pid_t pid;                      /* 0 once reaped */
 	long long start_ms, start_wall_ms, ready_ms, stop_ms;
+	long long start_us, ready_us;    /* readiness to 0.1 ms, for reload timings */
 	int slot[SUP_MAX_LISTENERS];    /* -1: none */
 	bool heard;                     /* sent any sd_notify message */
 	bool killed;
@@ -73,6 +74,7 @@ struct sup {
 	int reload;                 /* index of the generation being started by a reload, -1 none */
 	int reload_client;          /* client waiting for it, -1 for SIGHUP */
 	long long reload_start_ms;
+	long long reload_start_us;       /* for step timings */
 	int restart_from;           /* crashed active generation awaiting restart, -1 none */
 	long long restart_at;
 	long long backoff_ms;
@@ -94,6 +96,14 @@ static long long mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static long long mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
 static long long wall_ms(void)
@@ -274,12 +284,14 @@ static void step(struct sup *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	double at = (double)(mono_us() - s->reload_start_us) / 1000.0;
+
 	if (s->reload_start_ms)
-		say(s, "%s (+%lld ms)", msg, mono_ms() - s->reload_start_ms);
+		say(s, "%s (+%.1f ms)", msg, at);
 	else
 		say(s, "%s", msg);
 	if (s->reload_client >= 0)
-		client_send(&s->cl[s->reload_client], "step +%lld ms %s", mono_ms() - s->reload_start_ms, msg);
+		client_send(&s->cl[s->reload_client], "step +%.1f ms %s", at, msg);
 }
 
 static void reload_finish(struct sup *s, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -450,6 +462,7 @@ static int start_gen(struct sup *s, int from, uint32_t weight)
 	}
 	g->id = ++s->next_id;
 	g->start_ms = mono_ms();
+	g->start_us = mono_us();
 	g->start_wall_ms = wall_ms();
 	pid = spawn(s, fds, &r);
 	if (pid < 0) {
@@ -497,13 +510,14 @@ static void gen_ready(struct sup *s, int gi)
 	int l, old = s->active;
 
 	g->ready_ms = mono_ms();
+	g->ready_us = mono_us();
 	if (gi != s->reload) {
 		g->state = GEN_ACTIVE;	/* generation 1, or a restart on the same members */
 		say(s, "gen %d (pid %d) ready after %lld ms", g->id, (int)g->pid, g->ready_ms - g->start_ms);
 		return;
 	}
 	g->state = GEN_READY;
-	step(s, "gen %d (pid %d) ready after %lld ms", g->id, (int)g->pid, g->ready_ms - g->start_ms);
+	step(s, "gen %d (pid %d) ready after %.1f ms", g->id, (int)g->pid, (double)(g->ready_us - g->start_us) / 1000.0);
 	for (l = 0; l < s->cfg->nlisten; l++) {
 		int r = baton_group_activate(s->grp[l], g->slot[l]);
 
@@ -642,6 +656,7 @@ static int start_reload(struct sup *s, int client, const char *origin)
 	if (s->active < 0)
 		return -ENOENT;
 	s->reload_start_ms = mono_ms();
+	s->reload_start_us = mono_us();
 	s->reload_client = client;
 	if (client >= 0)
 		s->cl[client].role = CL_RELOAD;

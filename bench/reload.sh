@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# bench/reload: N reloads under saturating load, in both load modes, counted
+# by bench/loadgen: `baton run` with the reference server, and, where they are
+# installed, `nginx -s reload` and HAProxy's seamless reload side by side in
+# the same run. Runs in a network namespace of its own.
+set -euo pipefail
+
+N=100
+CONC=64
+GAP=0.05
+usage() {
+	cat <<EOF
+usage: bench/reload.sh [--reloads N] [--concurrency C]
+
+Reloads each server N times (default 100) while loadgen keeps C connections
+busy (default 64), in connection-per-request and keep-alive modes, and prints
+failed requests per configuration, reload time (command to switched, p50/p99)
+and baton's own overhead beyond the new generation's readiness (p50/p99).
+Needs root (network namespace, eBPF). Build first: make.
+EOF
+}
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--reloads) N=${2:?}; shift 2 ;;
+	--concurrency) CONC=${2:?}; shift 2 ;;
+	-h|--help) usage; exit 0 ;;
+	*) echo "bench/reload.sh: unknown option \"$1\" (see --help)" >&2; exit 2 ;;
+	esac
+done
+case "$N$CONC" in *[!0-9]*) echo "bench/reload.sh: --reloads and --concurrency take whole numbers" >&2; exit 2 ;; esac
+[ "$N" -ge 1 ] && [ "$N" -le 1000 ] || { echo "bench/reload.sh: --reloads must be 1..1000" >&2; exit 2; }
+
+cd "$(dirname "$0")/.."
+if [ -z "${BATON_BENCH_NETNS:-}" ]; then
+	exec unshare --net env BATON_BENCH_NETNS=1 "$0" --reloads "$N" --concurrency "$CONC"
+fi
+ip link set lo up
+
+B=$PWD/build/baton REF=$PWD/build/refserver LG=$PWD/build/bench/loadgen
+for f in "$B" "$REF" "$LG"; do
+	[ -x "$f" ] || { echo "bench/reload.sh: $f is missing: run make first" >&2; exit 1; }
+done
+tmp=$(mktemp -d /tmp/baton-bench-reload.XXXXXX)
+export BATON_RUNTIME_DIR=$tmp/run
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# pNN of the numbers in file $1 (one per line)
+pct() { sort -g "$1" | awk -v p="$2" '{a[NR]=$1} END {if (!NR) {print "-"; exit} i=int((NR-1)*p/100+0.5)+1; if (i>NR) i=NR; printf "%.1f", a[i]}'; }
+field() { grep -o "\"$2\": *[0-9]*" "$1" | head -1 | grep -o '[0-9]*$'; }
+
+wait_port() {
+	local i
+	for i in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "bench/reload.sh: nothing listens on port $1" >&2
+	return 1
+}
+
+load_start() {	# port mode
+	"$LG" --port "$1" --mode "$2" --concurrency "$CONC" --duration 600 --timeout-ms 3000 --json \
+		>"$tmp/load.json" 2>"$tmp/load.err" &
+	LGPID=$!
+	PIDS+=("$LGPID")
+	sleep 0.3
+}
+
+load_stop() {
+	kill -TERM "$LGPID"
+	wait "$LGPID" || true
+}
+
+ROWS=()
+row() {	# name mode reloads [times-file]
+	local req failed t50=- t99=- o50=- o99=-
+	req=$(field "$tmp/load.json" requests)
+	failed=$(field "$tmp/load.json" failed)
+	if [ -n "${4:-}" ]; then
+		awk '{print $1}' "$4" >"$tmp/t"
+		awk '{print $2}' "$4" >"$tmp/o"
+		t50=$(pct "$tmp/t" 50) t99=$(pct "$tmp/t" 99) o50=$(pct "$tmp/o" 50) o99=$(pct "$tmp/o" 99)
+	fi
+	ROWS+=("$(printf '%-22s %-10s %7s %9s %7s %9s %9s %9s %9s' "$1" "$2" "$3" "$req" "$failed" "$t50" "$t99" "$o50" "$o99")")
+}
+
+bench_baton() {
+	local mode=$1 port i out
+	"$B" run --name bench --listen 'tcp://127.0.0.1:0?backlog=4096' --grace 10s -- "$REF" -q --tag b \
+		>"$tmp/sup.log" 2>&1 &
+	local sup=$!
+	PIDS+=("$sup")
+	for i in $(seq 100); do "$B" status bench --json >"$tmp/st" 2>/dev/null && break; sleep 0.05; done
+	port=$(grep -o '"port":[0-9]*' "$tmp/st" | grep -o '[0-9]*$')
+	load_start "$port" "$mode"
+	: >"$tmp/times"
+	for i in $(seq "$N"); do
+		out=$("$B" reload bench) || { echo "bench/reload.sh: reload $i failed" >&2; continue; }
+		# "+6.2 ms switched ..." and "... ready after 5.7 ms": baton's share is the difference
+		echo "$out" | awk '/ ms switched/ {sw=substr($1,2)} /ready after/ {for (i=1;i<=NF;i++) if ($i=="after") rd=$(i+1)} END {printf "%s %.1f\n", sw, sw-rd}' >>"$tmp/times"
+		sleep "$GAP"
+	done
+	load_stop
+	"$B" stop bench >/dev/null
+	wait "$sup" || true
+	row "baton run + refserver" "$mode" "$N" "$tmp/times"
+}
+
+bench_nginx() {
+	local mode=$1 i
+	mkdir -p "$tmp/nginx"
+	cat >"$tmp/nginx/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $tmp/nginx; proxy_temp_path $tmp/nginx; fastcgi_temp_path $tmp/nginx;
+	uwsgi_temp_path $tmp/nginx; scgi_temp_path $tmp/nginx;
+	server { listen 127.0.0.1:8081 backlog=4096; location / { return 200 "ok\n"; } }
+}
+EOF
+	nginx -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" 2>>"$tmp/nginx/stderr" &
+	local ng=$!
+	PIDS+=("$ng")
+	wait_port 8081
+	load_start 8081 "$mode"
+	for i in $(seq "$N"); do
+		nginx -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" -s reload 2>>"$tmp/nginx/stderr"
+		sleep "$GAP"
+	done
+	load_stop
+	kill -QUIT "$ng"
+	wait "$ng" || true
+	row "nginx -s reload" "$mode" "$N"
+}
+
+bench_haproxy() {
+	local mode=$1 i
+	mkdir -p "$tmp/haproxy"
+	cat >"$tmp/haproxy/haproxy.cfg" <<EOF
+global
+	master-worker
+	stats socket $tmp/haproxy/admin.sock mode 600 level admin expose-fd listeners
+	maxconn 8192
+defaults
+	mode http
+	timeout client 30s
+	timeout server 30s
+	timeout connect 5s
+frontend f
+	bind 127.0.0.1:8082
+	http-request return status 200 content-type text/plain string "ok"
+EOF
+	haproxy -W -db -q -f "$tmp/haproxy/haproxy.cfg" 2>>"$tmp/haproxy/stderr" &
+	local hp=$!
+	PIDS+=("$hp")
+	wait_port 8082
+	load_start 8082 "$mode"
+	for i in $(seq "$N"); do
+		kill -USR2 "$hp"	# master-worker reload: new workers take the listeners over
+		sleep "$GAP"
+	done
+	load_stop
+	kill -USR1 "$hp"	# soft stop
+	sleep 0.5
+	kill -TERM "$hp" 2>/dev/null || true
+	wait "$hp" || true
+	row "haproxy seamless" "$mode" "$N"
+}
+
+echo "bench/reload: $N reloads per row under $CONC concurrent connections, one every ${GAP}s"
+for mode in conn keepalive; do
+	bench_baton "$mode"
+	if command -v nginx >/dev/null; then bench_nginx "$mode"; else ROWS+=("nginx: not installed, skipped"); fi
+	if command -v haproxy >/dev/null; then bench_haproxy "$mode"; else ROWS+=("haproxy: not installed, skipped"); fi
+done
+printf '%-22s %-10s %7s %9s %7s %9s %9s %9s %9s\n' config mode reloads requests failed "reload50" "reload99" "ovh50" "ovh99"
+printf '%s\n' "${ROWS[@]}"
+echo "reload = ms from the reload request to the switch; ovh = baton's own ms beyond the new generation's readiness (goal <= 5)"
