@@ -47,6 +47,10 @@ $(BPFDIR)/%.bpf.o: $(BPFDIR)/%.tmp.o
 $(BPFDIR)/%.skel.h: $(BPFDIR)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst .skel.h,,$(notdir $@))_bpf > $@.tmp && mv $@.tmp $@
 
+# Named explicitly so make knows the skeletons ought to exist: otherwise, on a
+# fresh tree, it cannot chain three pattern rules to them and silently uses
+# the generic object rule below, which then fails on the missing header.
+$(LIB_OBJ): $(SKELS)
 $(BUILD)/obj/lib/%.o: lib/%.c include/baton.h lib/internal.h $(SKELS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -c $< -o $@
