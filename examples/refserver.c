@@ -42,6 +42,12 @@ struct listener {
 	char name[64];
 };
 
+/* A queue of connections with one common timeout: deadlines are then in
+ * insertion order, so the head is always the next to expire. */
+struct tqueue {
+	struct conn *head, *tail;
+};
+
 enum cstate {
 	C_READING,   /* waiting for (the rest of) a request */
 	C_DELAYED,   /* request parsed, answer held back for --delay-ms */
@@ -61,16 +67,11 @@ struct conn {
 	size_t discard;             /* request body bytes still to skip */
 	long long due_ms;           /* C_DELAYED: when to answer; C_LINGER: when to give up */
 	struct conn *prev, *next;   /* all connections */
-	struct conn *tprev, *tnext; /* the delay or linger queue it is on */
+	struct conn *tprev, *tnext; /* on the queue ONQ: delay or linger */
+	struct tqueue *onq;
 	size_t inlen, outlen, outoff;
 	char in[REQ_MAX];
 	char out[OUT_MAX];
-};
-
-/* A queue of connections with one common timeout: deadlines are then in
- * insertion order, so the head is always the next to expire. */
-struct tqueue {
-	struct conn *head, *tail;
 };
 
 struct opts {
@@ -276,6 +277,7 @@ static void send_ready(struct server *s)
 
 static void tq_push(struct tqueue *q, struct conn *c)
 {
+	c->onq = q;
 	c->tnext = NULL;
 	c->tprev = q->tail;
 	if (q->tail)
@@ -285,19 +287,22 @@ static void tq_push(struct tqueue *q, struct conn *c)
 	q->tail = c;
 }
 
-static void tq_del(struct tqueue *q, struct conn *c)
+static void tq_del(struct conn *c)
 {
+	struct tqueue *q = c->onq;
+
+	if (!q)
+		return;
 	if (c->tprev)
 		c->tprev->tnext = c->tnext;
-	else if (q->head == c)
-		q->head = c->tnext;
 	else
-		return;	/* not on this queue */
+		q->head = c->tnext;
 	if (c->tnext)
 		c->tnext->tprev = c->tprev;
 	else
 		q->tail = c->tprev;
 	c->tprev = c->tnext = NULL;
+	c->onq = NULL;
 }
 
 /* One timerfd for everything: armed for the earliest of the delay queue's
@@ -347,8 +352,7 @@ static void listeners_watch(struct server *s, bool on)
 
 static void conn_free(struct server *s, struct conn *c)
 {
-	tq_del(&s->delayed, c);
-	tq_del(&s->lingering, c);
+	tq_del(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -374,7 +378,7 @@ static void conn_linger(struct server *s, struct conn *c)
 		conn_free(s, c);
 		return;
 	}
-	tq_del(&s->delayed, c);
+	tq_del(c);
 	c->state = C_LINGER;
 	c->inlen = 0;
 	c->due_ms = now_ms() + LINGER_MS;
@@ -774,7 +778,7 @@ static void on_timer(struct server *s)
 	while (s->delayed.head && s->delayed.head->due_ms <= now) {
 		struct conn *c = s->delayed.head;
 
-		tq_del(&s->delayed, c);
+		tq_del(c);
 		build_response(s, c);
 		conn_write(s, c);
 	}
