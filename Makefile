@@ -38,7 +38,7 @@ TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o
 
 .PHONY: all check bench demo fuzz clean
 .SECONDARY:
-all: $(BUILD)/libbaton.a $(BUILD)/libbaton.so $(BUILD)/baton $(BUILD)/baton-test $(BENCHES)
+all: $(BUILD)/libbaton.a $(BUILD)/libbaton.so $(BUILD)/baton $(BUILD)/baton-test $(BENCHES) $(BUILD)/refserver
 
 # BPF: clang -> bpftool gen object (links, strips DWARF) -> bpftool gen skeleton.
 # Static pattern rules only: an implicit chain let a parallel build compile
@@ -70,6 +70,11 @@ $(BUILD)/baton: $(CLI_OBJ) $(BUILD)/libbaton.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libbaton.a $(LDLIBS)
 $(BUILD)/baton-test: $(TEST_OBJ) $(BUILD)/libbaton.a
 	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libbaton.a $(LDLIBS)
+# The example server stands alone: what a server needs for baton is the
+# protocol, not this library.
+$(BUILD)/refserver: examples/refserver.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libbaton.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libbaton.a $(LDLIBS)
@@ -80,6 +85,7 @@ $(BPFDIR):
 # TESTS=pattern runs the tests whose names contain it.
 check: all
 	BATON_BIN=$(CURDIR)/$(BUILD)/baton BATON_LIB=$(CURDIR)/$(BUILD)/libbaton.so \
+		BATON_REFSERVER=$(CURDIR)/$(BUILD)/refserver BATON_LOADGEN=$(CURDIR)/$(BUILD)/bench/loadgen \
 		$(BUILD)/baton-test $(TESTS)
 
 bench: all
