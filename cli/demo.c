@@ -105,6 +105,20 @@ static pid_t spawn(int lfd, char name, int slow_us)
 	serve(lfd, name, slow_us);
 }
 
+static char proc_state(pid_t pid);
+
+/* SIGSTOP and wait until the kernel says it is stopped: kill() returns
+ * before that, and a request accepted in between would hang inside B in
+ * every part alike, which is not what the experiment is about. */
+static void freeze(pid_t pid)
+{
+	int i;
+
+	kill(pid, SIGSTOP);
+	for (i = 0; i < 1000 && proc_state(pid) != 'T'; i++)
+		usleep(1000);
+}
+
 static void reap(pid_t *pid)
 {
 	if (*pid <= 0)
@@ -330,7 +344,7 @@ static int part_plain(struct demo *d)
 	b = spawn(fds[1], 'B', 0);
 	close(fds[0]);
 	close(fds[1]);
-	kill(b, SIGSTOP);
+	freeze(b);
 	r = run_load(&l, &d->plain.o);
 	reap(&a);
 	reap(&b);
@@ -415,7 +429,7 @@ static int part_baton(struct demo *d)
 	}
 	w.pid[0] = spawn(fds[0], 'A', 0);
 	w.pid[1] = spawn(fds[1], 'B', 0);
-	kill(w.pid[1], SIGSTOP);
+	freeze(w.pid[1]);
 	l.ctx = &w;
 	r = run_load(&l, &d->baton.o);
 	d->baton.steered_ms = w.done ? w.at_ms : -1;
