@@ -203,7 +203,7 @@ unknown:
 		return EXIT_USAGE;
 	}
 	if (optind < argc) {
-		if (!sup_valid_name(argv[optind])) {
+		if (!baton_name_valid(argv[optind])) {
 			fprintf(stderr, "baton %s: bad name \"%s\" (1 to 63 of A-Z a-z 0-9 - _ .)\n", cmd, argv[optind]);
 			return EXIT_USAGE;
 		}

@@ -78,7 +78,7 @@ int cmd_run(int argc, char **argv)
 			cfg.nlisten++;
 			break;
 		case 'n':
-			if (!sup_valid_name(optarg))
+			if (!baton_name_valid(optarg))
 				return bad("name", optarg, "use 1 to 63 of A-Z a-z 0-9 - _ . (not starting with .)");
 			snprintf(cfg.name, sizeof(cfg.name), "%s", optarg);
 			break;

@@ -48,6 +48,10 @@ struct baton_spec {
  * message naming the bad part, e.g. `bad port "80a" in "tcp://x:80a"`. */
 int baton_spec_parse(const char *text, struct baton_spec *spec, char *err, size_t errlen);
 
+/* Whether NAME is a valid listener or supervisor name: 1 to 63 of
+ * A-Z a-z 0-9 - _ . and not starting with a dot. */
+bool baton_name_valid(const char *name);
+
 /* Writes the canonical text of SPEC (the form the parser accepts). Returns
  * the length it needed (like snprintf) or a negative errno. */
 int baton_spec_format(const struct baton_spec *spec, char *buf, size_t len);

@@ -46,11 +46,13 @@ static bool parse_uint(const char *s, size_t len, long lo, long hi, long *out)
 	return true;
 }
 
+/* Names become file names (control sockets) and LISTEN_FDNAMES entries:
+ * a conservative alphabet, no leading dot. */
 static bool valid_name(const char *s, size_t len)
 {
 	size_t i;
 
-	if (len == 0 || len > BATON_NAME_MAX)
+	if (len == 0 || len > BATON_NAME_MAX || s[0] == '.')
 		return false;
 	for (i = 0; i < len; i++) {
 		char c = s[i];
@@ -60,6 +62,11 @@ static bool valid_name(const char *s, size_t len)
 			return false;
 	}
 	return true;
+}
+
+bool baton_name_valid(const char *name)
+{
+	return name && valid_name(name, strlen(name));
 }
 
 static int parse_option(const char *text, const char *opt, size_t len, struct baton_spec *spec,
@@ -98,7 +105,7 @@ static int parse_option(const char *text, const char *opt, size_t len, struct ba
 		ONCE(2);
 		if (!valid_name(val, vlen))
 			return fail(err, errlen,
-				    "bad name \"%.*s\" in \"%s\" (want 1 to %d of A-Z a-z 0-9 - _ .)",
+				    "bad name \"%.*s\" in \"%s\" (want 1 to %d of A-Z a-z 0-9 - _ ., not starting with .)",
 				    (int)vlen, val, text, BATON_NAME_MAX);
 		memcpy(spec->name, val, vlen);
 		spec->name[vlen] = '\0';

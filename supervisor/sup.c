@@ -196,22 +196,6 @@ int sup_parse_signal(const char *text, int *sig)
 	return 0;
 }
 
-bool sup_valid_name(const char *name)
-{
-	size_t i, n = strlen(name);
-
-	if (n == 0 || n > BATON_NAME_MAX || name[0] == '.')
-		return false;
-	for (i = 0; i < n; i++) {
-		char c = name[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_' || c == '.'))
-			return false;
-	}
-	return true;
-}
-
 int sup_runtime_dir(char *buf, size_t len)
 {
 	const char *env = getenv("BATON_RUNTIME_DIR"), *xdg;

@@ -48,6 +48,5 @@ int sup_socket_path(const char *name, const char *suffix, char *buf, size_t len)
 int sup_parse_duration(const char *text, long long *ms);
 /* Parses "TERM", "SIGTERM" or a number. -EINVAL if bad. */
 int sup_parse_signal(const char *text, int *sig);
-bool sup_valid_name(const char *name);
 
 #endif

@@ -157,17 +157,6 @@ static int wait_exit(pid_t pid, int timeout_ms, long long *took_ms)
 
 /* ---- loadgen --------------------------------------------------------------------- */
 
-static long long jint(const char *json, const char *key)
-{
-	char pat[64];
-	const char *p;
-
-	snprintf(pat, sizeof(pat), "\"%s\": ", key);
-	p = strstr(json, pat);
-	if (!p)
-		FAIL("no \"%s\" in: %s", key, json);
-	return strtoll(p + strlen(pat), NULL, 10);
-}
 
 static char out[8192], err[8192];
 
@@ -256,18 +245,18 @@ TEST(tools_refserver_ready_then_serves_both_modes)
 
 	ASSERT_GE(wait_ready(nfd, srv, 5000), 0);
 	loadgen(port, "--mode", "conn", "--duration", "1", NULL, NULL);
-	ASSERT_EQ(jint(out, "failed"), 0);
-	ASSERT_GT(jint(out, "answered"), 100);
-	ASSERT_EQ(jint(out, "requests"), jint(out, "answered"));
-	ASSERT_EQ(jint(out, "distinct_tags"), 1);
-	ASSERT_EQ(jint(out, "distinct_pids"), 1);
+	ASSERT_EQ(bt_json_get(out, "failed"), 0);
+	ASSERT_GT(bt_json_get(out, "answered"), 100);
+	ASSERT_EQ(bt_json_get(out, "requests"), bt_json_get(out, "answered"));
+	ASSERT_EQ(bt_json_get(out, "distinct_tags"), 1);
+	ASSERT_EQ(bt_json_get(out, "distinct_pids"), 1);
 	ASSERT_CONTAINS(out, "\"tags\": [\"gen 1\"]");
 	loadgen(port, "--mode", "keepalive", "--duration", "1", NULL, NULL);
-	ASSERT_EQ(jint(out, "failed"), 0);
-	ASSERT_GT(jint(out, "answered"), 100);
-	ASSERT_EQ(jint(out, "closed_idle"), 0);
+	ASSERT_EQ(bt_json_get(out, "failed"), 0);
+	ASSERT_GT(bt_json_get(out, "answered"), 100);
+	ASSERT_EQ(bt_json_get(out, "closed_idle"), 0);
 	/* keep-alive means far fewer connections than requests */
-	ASSERT_LE(jint(out, "connections"), 16 * 2 + 32);
+	ASSERT_LE(bt_json_get(out, "connections"), 16 * 2 + 32);
 	kill(srv, SIGTERM);
 	ASSERT_EQ(wait_exit(srv, 3000, &took), 0);
 	bt_log("refserver exited 0 %lld ms after SIGTERM", took);
@@ -300,12 +289,12 @@ TEST(tools_graceful_stop_under_load_drops_nothing)
 	ASSERT_LE(took, 3000);
 	loadgen_wait(&ka, 10000);
 	loadgen_wait(&conn, 10000);
-	ASSERT_EQ(jint(ka.out, "failed"), 0);
-	ASSERT_GT(jint(ka.out, "answered"), 100);
-	ASSERT_EQ(jint(ka.out, "distinct_tags"), 2);
-	ASSERT_EQ(jint(conn.out, "failed"), 0);
-	ASSERT_GT(jint(conn.out, "answered"), 100);
-	ASSERT_EQ(jint(conn.out, "distinct_tags"), 2);
+	ASSERT_EQ(bt_json_get(ka.out, "failed"), 0);
+	ASSERT_GT(bt_json_get(ka.out, "answered"), 100);
+	ASSERT_EQ(bt_json_get(ka.out, "distinct_tags"), 2);
+	ASSERT_EQ(bt_json_get(conn.out, "failed"), 0);
+	ASSERT_GT(bt_json_get(conn.out, "answered"), 100);
+	ASSERT_EQ(bt_json_get(conn.out, "distinct_tags"), 2);
 	kill(g2, SIGTERM);
 	ASSERT_EQ(wait_exit(g2, 3000, NULL), 0);
 }
@@ -422,7 +411,7 @@ TEST(tools_refserver_startup_modes_and_errors)
 	srv = refserver(lfd, name, (const char *[]){ "--never-ready", "--stop-signal", "USR1", "-q", NULL });
 	ASSERT_EQ(wait_ready(nfd, srv, 500), -1);
 	loadgen(port, "--max-requests", "20", "--concurrency", "2", NULL, NULL);	/* serves anyway */
-	ASSERT_EQ(jint(out, "answered"), 20);
+	ASSERT_EQ(bt_json_get(out, "answered"), 20);
 	kill(srv, SIGUSR1);
 	ASSERT_EQ(wait_exit(srv, 3000, NULL), 0);
 }
@@ -442,10 +431,10 @@ TEST(tools_loadgen_counts_each_kind_of_failure)
 
 	/* queued, never accepted: each one times out */
 	loadgen(port, "--max-requests", "4", "--concurrency", "4", "--timeout-ms", "300");
-	ASSERT_EQ(jint(out, "requests"), 4);
-	ASSERT_EQ(jint(out, "timeout"), 4);
-	ASSERT_EQ(jint(out, "failed"), 4);
-	ASSERT_EQ(jint(out, "answered"), 0);
+	ASSERT_EQ(bt_json_get(out, "requests"), 4);
+	ASSERT_EQ(bt_json_get(out, "timeout"), 4);
+	ASSERT_EQ(bt_json_get(out, "failed"), 4);
+	ASSERT_EQ(bt_json_get(out, "answered"), 0);
 
 	/* accepted, read, closed without an answer: truncated */
 	child = fork();
@@ -463,17 +452,17 @@ TEST(tools_loadgen_counts_each_kind_of_failure)
 		}
 	}
 	loadgen(port, "--max-requests", "5", "--concurrency", "1", NULL, NULL);
-	ASSERT_EQ(jint(out, "truncated"), 5);
-	ASSERT_EQ(jint(out, "failed"), 5);
+	ASSERT_EQ(bt_json_get(out, "truncated"), 5);
+	ASSERT_EQ(bt_json_get(out, "failed"), 5);
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
 
 	/* nobody listens: refused */
 	close(lfd);
 	loadgen(port, "--max-requests", "50", NULL, NULL, NULL, NULL);
-	ASSERT_EQ(jint(out, "refused"), 50);
-	ASSERT_EQ(jint(out, "failed"), 50);
-	ASSERT_EQ(jint(out, "answered"), 0);
+	ASSERT_EQ(bt_json_get(out, "refused"), 50);
+	ASSERT_EQ(bt_json_get(out, "failed"), 50);
+	ASSERT_EQ(bt_json_get(out, "answered"), 0);
 }
 
 TEST(tools_loadgen_stops_cleanly_on_sigterm)
@@ -493,9 +482,9 @@ TEST(tools_loadgen_stops_cleanly_on_sigterm)
 	loadgen_wait(&b, 3000);
 	ASSERT_LE(ms_now() - t0, 1000);
 	ASSERT_CONTAINS(b.out, "\"stopped_by\": \"SIGTERM\"");
-	ASSERT_EQ(jint(b.out, "failed"), 0);
-	ASSERT_GT(jint(b.out, "answered"), 16);
-	ASSERT_EQ(jint(b.out, "requests"), jint(b.out, "answered"));
+	ASSERT_EQ(bt_json_get(b.out, "failed"), 0);
+	ASSERT_GT(bt_json_get(b.out, "answered"), 16);
+	ASSERT_EQ(bt_json_get(b.out, "requests"), bt_json_get(b.out, "answered"));
 	kill(srv, SIGTERM);
 	ASSERT_EQ(wait_exit(srv, 3000, NULL), 0);
 }

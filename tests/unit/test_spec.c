@@ -139,3 +139,15 @@ TEST(spec_format_round_trips)
 		ASSERT_TRUE(memcmp(&a.addr, &b.addr, sizeof(a.addr)) == 0);
 	}
 }
+
+TEST(names_follow_one_rule)
+{
+	ASSERT_TRUE(baton_name_valid("http"));
+	ASSERT_TRUE(baton_name_valid("web-1.v2_x"));
+	ASSERT_TRUE(!baton_name_valid(""));
+	ASSERT_TRUE(!baton_name_valid(".hidden"));
+	ASSERT_TRUE(!baton_name_valid("a/b"));
+	ASSERT_TRUE(!baton_name_valid("0123456789012345678901234567890123456789012345678901234567890123"));
+	ASSERT_TRUE(!baton_name_valid(NULL));
+	parse_bad("tcp://127.0.0.1:80?name=.x", "bad name \".x\"");
+}
