@@ -64,7 +64,7 @@ struct conn {
 	int status;                 /* of the request being answered */
 	bool head;                  /* HEAD: headers only */
 	bool peer_eof;              /* the client shut its side after sending */
-	unsigned served;            /* responses completed on this connection */
+	unsigned answered;          /* responses completed on this connection */
 	size_t discard;             /* request body bytes still to skip */
 	long long due_ms;           /* C_DELAYED: when to answer; C_LINGER: when to give up */
 	struct conn *prev, *next;   /* all connections */
@@ -609,11 +609,12 @@ static void conn_process(struct server *s, struct conn *c)
 incomplete:
 	if (c->peer_eof)
 		conn_free(s, c);	/* the rest of this request will never come */
-	else if (s->stopping && !c->inlen && !c->discard && c->served)
-		conn_linger(s, c);	/* idle between requests while stopping: end it now.
-					 * A connection with no answer yet is not idle: its
-					 * client has connected to be served and its first
-					 * request may still be on the way (grace bounds it). */
+	else if (s->stopping && !c->inlen && !c->discard && c->answered)
+		conn_linger(s, c);	/* idle keep-alive while stopping: end it now */
+	/* A new connection with nothing read yet is not idle: its client has
+	 * just connected and its first request is on the way. Closing it would
+	 * fail a request the client had every right to send; it is answered
+	 * (with "Connection: close") within the grace time instead. */
 }
 
 static void conn_write(struct server *s, struct conn *c)
@@ -633,7 +634,7 @@ static void conn_write(struct server *s, struct conn *c)
 		}
 		c->outoff += (size_t)n;
 	}
-	c->served++;
+	c->answered++;
 	if (c->close_after) {
 		conn_linger(s, c);
 		return;

@@ -202,6 +202,12 @@ static void assert_no_failures(const char *report)
 	bt_log("load: %s", report);
 	ASSERT_GT(bt_json_get(report, "answered"), 100);
 	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+	/* A request dropped on a reused keep-alive connection looks to the
+	 * client like the idle-close race, which it retries (closed_idle): a
+	 * generation that dropped what it held would pass on "failed" alone.
+	 * The real race needs a request on the wire in the microseconds a
+	 * generation closes an idle connection: at most a few per 20 reloads. */
+	ASSERT_LE(bt_json_get(report, "closed_idle"), 8);
 }
 
 static void reloads_under_load(const char *mode)
