@@ -31,6 +31,11 @@
 #define REQ_MAX 8192           /* request line + headers; larger is a 431 */
 #define OUT_MAX 1024           /* one response (ours are small) */
 #define LINGER_MS 1000         /* how long a closing connection may take to read EOF */
+/* On stop, a keep-alive connection idle between requests gets this long to
+ * send one more, answered with "Connection: close". A busy client's next
+ * request is often already on the wire when the stop comes; closing at once
+ * would make it retry (or fail, if it does not). */
+#define LAST_CALL_MS 50
 #define ACCEPT_BATCH 64        /* accepts per wake-up, so clients get their turn */
 
 /* What an epoll event points at; the kind is the first member of each. */
@@ -98,6 +103,7 @@ struct server {
 	struct tqueue delayed, lingering;
 	long long ready_at_ms;      /* -1: sent or never */
 	long long grace_end_ms;     /* -1: not stopping */
+	long long last_call_ms;     /* -1: idle connections already ended */
 	bool stopping, accept_paused;
 	char notify[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 	unsigned long long served;
@@ -321,6 +327,8 @@ static void arm_timer(struct server *s)
 		next = s->ready_at_ms;
 	if (s->grace_end_ms >= 0 && s->grace_end_ms < next)
 		next = s->grace_end_ms;
+	if (s->last_call_ms >= 0 && s->last_call_ms < next)
+		next = s->last_call_ms;
 	if (next != LLONG_MAX) {
 		d = next - now_ms();
 		if (d < 1)
@@ -609,8 +617,8 @@ static void conn_process(struct server *s, struct conn *c)
 incomplete:
 	if (c->peer_eof)
 		conn_free(s, c);	/* the rest of this request will never come */
-	else if (s->stopping && !c->inlen && !c->discard && c->answered)
-		conn_linger(s, c);	/* idle keep-alive while stopping: end it now */
+	else if (s->stopping && s->last_call_ms < 0 && !c->inlen && !c->discard && c->answered)
+		conn_linger(s, c);	/* idle keep-alive after the last call: end it now */
 	/* A new connection with nothing read yet is not idle: its client has
 	 * just connected and its first request is on the way. Closing it would
 	 * fail a request the client had every right to send; it is answered
@@ -752,6 +760,7 @@ static void begin_stop(struct server *s, const char *why)
 
 	s->stopping = true;
 	s->grace_end_ms = now_ms() + s->o.grace_ms;
+	s->last_call_ms = now_ms() + LAST_CALL_MS;
 	/* Closing our copies, not shutting them down: on a socket shared with
 	 * the next generation, shutdown would stop its accepts too. What waits
 	 * in the queue stays there for whoever still holds the socket. */
@@ -770,7 +779,7 @@ static void begin_stop(struct server *s, const char *why)
 		/* a request may have arrived that the loop has not seen yet: a
 		 * received request is answered, not dropped */
 		if (conn_read(s, c))
-			conn_process(s, c);	/* ends it if idle */
+			conn_process(s, c);	/* answers it; idle ones wait for the last call */
 	}
 }
 
@@ -781,6 +790,16 @@ static void on_timer(struct server *s)
 
 	if (read(s->timerfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		say(true, "timerfd: %s", strerror(errno));
+	if (s->last_call_ms >= 0 && now >= s->last_call_ms) {
+		struct conn *c, *next;
+
+		s->last_call_ms = -1;
+		for (c = s->conns; c; c = next) {
+			next = c->next;
+			if (c->state == C_READING && !c->inlen && !c->discard && c->answered)
+				conn_linger(s, c);
+		}
+	}
 	while (s->delayed.head && s->delayed.head->due_ms <= now) {
 		struct conn *c = s->delayed.head;
 
@@ -994,7 +1013,8 @@ static int setup(struct server *s)
 int main(int argc, char **argv)
 {
 	struct server s = { .o = { .tag = "refserver", .stop_signal = SIGTERM, .grace_ms = 10000 },
-			    .ep = -1, .sigfd = -1, .timerfd = -1, .ready_at_ms = -1, .grace_end_ms = -1 };
+			    .ep = -1, .sigfd = -1, .timerfd = -1, .ready_at_ms = -1, .grace_end_ms = -1,
+			    .last_call_ms = -1 };
 	int r;
 
 	g_pid = s.pid = getpid();
