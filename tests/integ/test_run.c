@@ -489,3 +489,21 @@ TEST_TIMEOUT(run_cli_errors_name_the_bad_input, 30)
 	ASSERT_CONTAINS(out, "LISTEN_FDS");
 	rmdir(dir);
 }
+
+TEST_TIMEOUT(run_sighup_reloads_like_baton_reload, 60)
+{
+	struct sv s;
+	int i;
+
+	sv_start(&s, NULL, NULL);
+	ASSERT_EQ(kill(s.pid, SIGHUP), 0);
+	for (i = 0; i < 200; i++) {
+		ASSERT_EQ(baton("status", "web", "--json"), 0);
+		if (bt_json_get(out, "reloads_done") == 1)
+			break;
+		usleep(20000);
+	}
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 1);
+	ASSERT_EQ(bt_json_get(out, "id"), 2);
+	sv_stop(&s);
+}
