@@ -56,7 +56,7 @@ int main(int argc, char **argv)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
 	fstat(fd, &a);
 	printf("fd=%d same_as_3=%s addr=%s nonblock=%d cloexec=%d\n", fd,
-	       !fstat(3, &b) && a.st_ino == b.st_ino ? "yes" : "no", host, !!(fcntl(fd, F_GETFL) & O_NONBLOCK),
+	       fd != 3 && !fstat(3, &b) && a.st_ino == b.st_ino ? "yes" : "no", host, !!(fcntl(fd, F_GETFL) & O_NONBLOCK),
 	       !!(fcntl(fd, F_GETFD) & FD_CLOEXEC));
 	return 0;
 }
