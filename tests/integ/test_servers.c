@@ -33,7 +33,9 @@ static const char *need_env(const char *var, const char *what)
 	return v;
 }
 
-/* A server binary from PATH (as CI installs it from Debian), or skip. */
+/* A server binary where Debian installs it, or skip; with
+ * BATON_REQUIRE_SERVERS=1 (.ci/run, which installs them) a missing one
+ * fails, so CI cannot pass with these tests quietly skipped. */
 static const char *need_server(const char *name, const char *package)
 {
 	static char found[512];
@@ -44,6 +46,8 @@ static const char *need_server(const char *name, const char *package)
 		if (!access(found, X_OK))
 			return found;
 	}
+	if (getenv("BATON_REQUIRE_SERVERS") && !strcmp(getenv("BATON_REQUIRE_SERVERS"), "1"))
+		FAIL("%s is not installed (Debian package %s) and BATON_REQUIRE_SERVERS=1", name, package);
 	SKIP("%s is not installed (Debian package %s; scripts/install-deps installs it)", name, package);
 }
 
