@@ -242,11 +242,14 @@ bench_baton_python() {
 		"$PY" -m http.server --bind 127.0.0.1 --directory "$tmp/www" 8084
 }
 
-# python's http.server has no reload: stop it (SIGINT, its graceful way) and start another
+# python's http.server has no reload: stop it (SIGINT, its graceful way) and
+# start another. A background job of a script starts with SIGINT ignored,
+# and python then would not stop on it: env --default-signal restores it.
+pystart() { env --default-signal=INT "$PY" -m http.server --bind 127.0.0.1 --directory "$tmp/www" 8083 >/dev/null 2>&1 & }
 bench_python_restart() {
 	local mode=$1 i py
 	mkdir -p "$tmp/www" && echo ok >"$tmp/www/index.html"
-	"$PY" -m http.server --bind 127.0.0.1 --directory "$tmp/www" 8083 >/dev/null 2>&1 &
+	pystart
 	py=$!
 	PIDS+=("$py")
 	wait_port 8083
@@ -254,7 +257,7 @@ bench_python_restart() {
 	for i in $(seq "$N"); do
 		kill -INT "$py"
 		wait "$py" || true
-		"$PY" -m http.server --bind 127.0.0.1 --directory "$tmp/www" 8083 >/dev/null 2>&1 &
+		pystart
 		py=$!
 		PIDS+=("$py")
 		wait_port 8083 2>/dev/null || true

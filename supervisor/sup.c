@@ -567,6 +567,18 @@ static void release_members(struct sup *s, struct gen *g)
 	}
 }
 
+/* An ignored signal stays ignored across exec: a supervisor started in the
+ * background of a non-interactive shell has SIGINT and SIGQUIT ignored, and
+ * a server it ran would then never hear --stop-signal INT (python's
+ * http.server only installs its KeyboardInterrupt handler when SIGINT is
+ * at its default). Every generation starts with default dispositions. */
+static void default_signals(void)
+{
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+}
+
 /* fork + exec with the member sockets as fds 3.. (systemd's protocol). An
  * exec failure comes back through a close-on-exec pipe, so it is an error
  * here and not a mysterious exit 127 later. */
@@ -595,6 +607,7 @@ static pid_t spawn(struct sup *s, const int *fds, int *err)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
+		default_signals();
 		setpgid(0, 0);	/* the terminal's ^C reaches baton, which stops gracefully */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		/* lift everything above the target range before placing it */

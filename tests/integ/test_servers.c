@@ -306,6 +306,10 @@ static void sv_start(struct sv *s, char *const argv[])
 		logfd = open(logpath, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 		dup2(logfd, 1);
 		dup2(logfd, 2);
+		/* as a background job of a script starts: the servers' stop
+		 * signals must reach them all the same */
+		signal(SIGINT, SIG_IGN);
+		signal(SIGQUIT, SIG_IGN);
 		execv(args[0], args);
 		_exit(127);
 	}
