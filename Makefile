@@ -38,7 +38,8 @@ TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o
 
 .PHONY: all check bench demo fuzz clean
 .SECONDARY:
-all: $(BUILD)/libbaton.a $(BUILD)/libbaton.so $(BUILD)/baton $(BUILD)/baton-test $(BENCHES) $(BUILD)/refserver
+all: $(BUILD)/libbaton.a $(BUILD)/libbaton.so $(BUILD)/baton $(BUILD)/baton-test $(BENCHES) $(BUILD)/refserver \
+	$(BUILD)/libbaton-preload.so $(BUILD)/preload-probe
 
 # BPF: clang -> bpftool gen object (links, strips DWARF) -> bpftool gen skeleton.
 # Static pattern rules only: an implicit chain let a parallel build compile
@@ -75,6 +76,15 @@ $(BUILD)/baton-test: $(TEST_OBJ) $(BUILD)/libbaton.a
 $(BUILD)/refserver: examples/refserver.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+# The preload shim goes into servers built without sanitizers, so it is
+# built without them too, and links only libdl: never the BPF loader.
+SHIM_CFLAGS := -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -fPIC -fvisibility=hidden
+$(BUILD)/libbaton-preload.so: preload/shim.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(SHIM_CFLAGS) -shared -Wl,-soname,libbaton-preload.so -o $@ $< -ldl
+$(BUILD)/preload-probe: tests/preload_probe.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(SHIM_CFLAGS) -o $@ $<
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libbaton.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libbaton.a $(LDLIBS)
@@ -82,10 +92,15 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libbaton.a
 $(BPFDIR):
 	@mkdir -p $@
 
-# TESTS=pattern runs the tests whose names contain it.
+# TESTS=pattern runs the tests whose names contain it. Under SANITIZE=1 the
+# reference server is built with ASan and baton run preloads the (plain) shim
+# into it: ASan would refuse to start with a library ahead of its runtime,
+# although nothing the shim wraps is intercepted by ASan, so that check is off.
+SAN_ENV := $(if $(filter 1,$(SANITIZE)),ASAN_OPTIONS=$${ASAN_OPTIONS:+$$ASAN_OPTIONS:}verify_asan_link_order=0)
 check: all
-	BATON_BIN=$(CURDIR)/$(BUILD)/baton BATON_LIB=$(CURDIR)/$(BUILD)/libbaton.so \
+	$(SAN_ENV) BATON_BIN=$(CURDIR)/$(BUILD)/baton BATON_LIB=$(CURDIR)/$(BUILD)/libbaton.so \
 		BATON_REFSERVER=$(CURDIR)/$(BUILD)/refserver BATON_LOADGEN=$(CURDIR)/$(BUILD)/bench/loadgen \
+		BATON_PROBE=$(CURDIR)/$(BUILD)/preload-probe BATON_PRELOAD_LIB=$(CURDIR)/$(BUILD)/libbaton-preload.so \
 		$(BUILD)/baton-test $(TESTS)
 
 bench: all

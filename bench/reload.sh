@@ -2,7 +2,10 @@
 # bench/reload: N reloads under saturating load, in both load modes, counted
 # by bench/loadgen: `baton run` with the reference server, and, where they are
 # installed, `nginx -s reload` and HAProxy's seamless reload side by side in
-# the same run. Runs in a network namespace of its own.
+# the same run; unmodified servers under `baton run` (nginx and python's
+# http.server through the preload shim) next to their own way of reloading
+# (nginx -s reload; python: stop and start). Runs in a network namespace of
+# its own.
 set -euo pipefail
 
 N=100
@@ -76,6 +79,9 @@ load_stop() {
 	wait "$LGPID" || true
 }
 
+# failed requests per 100 reloads
+per100() { awk -v f="${1:-0}" -v n="$2" 'BEGIN {printf "%.1f", n ? f * 100 / n : 0}'; }
+
 ROWS=()
 row() {	# name mode reloads [times-file]
 	local req failed t50=- t99=- o50=- o99=-
@@ -86,7 +92,7 @@ row() {	# name mode reloads [times-file]
 		awk '{print $2}' "$4" >"$tmp/o"
 		t50=$(pct "$tmp/t" 50) t99=$(pct "$tmp/t" 99) o50=$(pct "$tmp/o" 50) o99=$(pct "$tmp/o" 99)
 	fi
-	ROWS+=("$(printf '%-22s %-10s %7s %9s %7s %9s %9s %9s %9s' "$1" "$2" "$3" "$req" "$failed" "$t50" "$t99" "$o50" "$o99")")
+	ROWS+=("$(printf '%-22s %-10s %7s %9s %7s %9s %9s %9s %9s %9s' "$1" "$2" "$3" "$req" "$failed" "$t50" "$t99" "$o50" "$o99" "$(per100 "$failed" "$3")")")
 }
 
 bench_baton() {
@@ -176,12 +182,107 @@ EOF
 	row "haproxy seamless" "$mode" "$N"
 }
 
+# `baton run` with an unmodified server: label port mode [baton run options] -- CMD...
+bench_baton_server() {
+	local label=$1 port=$2 mode=$3 i out
+	shift 3
+	local opts=()
+	while [ "$1" != "--" ]; do opts+=("$1"); shift; done
+	shift
+	"$B" run --name sbench --listen "tcp://127.0.0.1:$port?backlog=4096" --grace 10s "${opts[@]}" -- "$@" \
+		>"$tmp/ssup.log" 2>&1 &
+	local sup=$!
+	PIDS+=("$sup")
+	for i in $(seq 100); do
+		"$B" status sbench --json >"$tmp/st" 2>/dev/null && grep -q '"state":"active"' "$tmp/st" && break
+		sleep 0.05
+	done
+	load_start "$port" "$mode"
+	: >"$tmp/times"
+	for i in $(seq "$N"); do
+		out=$("$B" reload sbench) || { echo "bench/reload.sh: $label reload $i failed: $out" >&2; continue; }
+		echo "$out" | awk '/ ms switched/ {sw=substr($1,2)} /ready after/ {for (i=1;i<=NF;i++) if ($i=="after") rd=$(i+1)} END {printf "%s %.1f\n", sw, sw-rd}' >>"$tmp/times"
+		sleep "$GAP"
+	done
+	load_stop
+	"$B" stop sbench >/dev/null
+	wait "$sup" || true
+	row "$label" "$mode" "$N" "$tmp/times"
+}
+
+nginx_conf() {	# dir port
+	mkdir -p "$1"
+	cat >"$1/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+master_process on;
+pid $1/nginx.pid;
+error_log $1/error.log;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1;
+	uwsgi_temp_path $1; scgi_temp_path $1;
+	server { listen 127.0.0.1:$2 backlog=4096; location / { return 200 "ok\n"; } }
+}
+EOF
+}
+
+# nginx binding its own socket, through the shim; QUIT is its graceful stop
+bench_baton_nginx() {
+	nginx_conf "$tmp/bnginx" 8085
+	bench_baton_server "baton run + nginx" 8085 "$1" --stop-signal QUIT -- \
+		nginx -c "$tmp/bnginx/nginx.conf" -p "$tmp/bnginx"
+}
+
+PY=$(command -v /usr/bin/python3 || command -v python3 || true)
+bench_baton_python() {
+	mkdir -p "$tmp/www" && echo ok >"$tmp/www/index.html"
+	bench_baton_server "baton run + python" 8084 "$1" --ready listen --stop-signal INT --stop-when-idle -- \
+		"$PY" -m http.server --bind 127.0.0.1 --directory "$tmp/www" 8084
+}
+
+# python's http.server has no reload: stop it (SIGINT, its graceful way) and
+# start another. A background job of a script starts with SIGINT ignored,
+# and python then would not stop on it: env --default-signal restores it.
+pystart() { env --default-signal=INT "$PY" -m http.server --bind 127.0.0.1 --directory "$tmp/www" 8083 >/dev/null 2>&1 & }
+bench_python_restart() {
+	local mode=$1 i py
+	mkdir -p "$tmp/www" && echo ok >"$tmp/www/index.html"
+	pystart
+	py=$!
+	PIDS+=("$py")
+	wait_port 8083
+	load_start 8083 "$mode"
+	for i in $(seq "$N"); do
+		kill -INT "$py"
+		wait "$py" || true
+		pystart
+		py=$!
+		PIDS+=("$py")
+		wait_port 8083 2>/dev/null || true
+		sleep "$GAP"
+	done
+	load_stop
+	kill -INT "$py"
+	wait "$py" || true
+	row "python stop+start" "$mode" "$N"
+}
+
 echo "bench/reload: $N reloads per row under $CONC concurrent connections, one every ${GAP}s"
 for mode in conn keepalive; do
 	bench_baton "$mode"
 	if command -v nginx >/dev/null; then bench_nginx "$mode"; else ROWS+=("nginx: not installed, skipped"); fi
 	if command -v haproxy >/dev/null; then bench_haproxy "$mode"; else ROWS+=("haproxy: not installed, skipped"); fi
+	if command -v nginx >/dev/null; then bench_baton_nginx "$mode"; else ROWS+=("baton run + nginx: nginx not installed, skipped"); fi
+	if [ -n "$PY" ]; then
+		bench_baton_python "$mode"
+		bench_python_restart "$mode"
+	else
+		ROWS+=("python3: not installed, skipped")
+	fi
 done
-printf '%-22s %-10s %7s %9s %7s %9s %9s %9s %9s\n' config mode reloads requests failed "reload50" "reload99" "ovh50" "ovh99"
+printf '%-22s %-10s %7s %9s %7s %9s %9s %9s %9s %9s\n' config mode reloads requests failed "reload50" "reload99" "ovh50" "ovh99" "fail/100"
 printf '%s\n' "${ROWS[@]}"
 echo "reload = ms from the reload request to the switch; ovh = baton's own ms beyond the new generation's readiness (goal <= 5)"
+echo "fail/100 = failed requests per 100 reloads"

@@ -22,13 +22,20 @@ void usage_run(FILE *out)
 		"  -n, --name NAME        names the control socket (default: the first listener's\n"
 		"                         name= option, else PROTO-PORT, e.g. tcp-8080)\n"
 		"  -r, --ready MODE       when a generation is ready: notify (READY=1), delay:DUR,\n"
-		"                         or auto (default: READY=1, or 2 s after start if the\n"
+		"                         listen (the preload shim saw it listen), or auto\n"
+		"                         (default: READY=1 or listen, or 2 s after start if the\n"
 		"                         command sends no sd_notify message at all)\n"
 		"      --ready-timeout DUR  roll back a reload if not ready by then (default 30s)\n"
 		"      --stop-signal SIG  how an old generation is told to stop (default TERM;\n"
 		"                         nginx wants QUIT)\n"
 		"      --grace DUR        how long a stopping generation may take before SIGKILL\n"
 		"                         (default 30s)\n"
+		"      --stop-when-idle   at a reload, fence the old generation and send the stop\n"
+		"                         signal once it holds no connection (or after --grace):\n"
+		"                         for servers whose stop signal cuts requests in flight\n"
+		"      --no-preload       do not inject libbaton-preload.so, which otherwise makes\n"
+		"                         a command that binds its own socket to a --listen\n"
+		"                         address serve on baton's (BATON_PRELOAD, LD_PRELOAD)\n"
 		"  -v, --verbose          more messages (twice: debug)\n"
 		"  -h, --help             this text\n\n"
 		"DUR is 250ms, 2s, 1.5s, 1m or plain seconds. The control socket is\n"
@@ -45,7 +52,7 @@ static int bad(const char *what, const char *value, const char *hint)
 
 int cmd_run(int argc, char **argv)
 {
-	enum { OPT_READY_TIMEOUT = 256, OPT_STOP_SIGNAL, OPT_GRACE };
+	enum { OPT_READY_TIMEOUT = 256, OPT_STOP_SIGNAL, OPT_GRACE, OPT_NO_PRELOAD, OPT_STOP_WHEN_IDLE };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "name", required_argument, NULL, 'n' },
@@ -53,6 +60,8 @@ int cmd_run(int argc, char **argv)
 		{ "ready-timeout", required_argument, NULL, OPT_READY_TIMEOUT },
 		{ "stop-signal", required_argument, NULL, OPT_STOP_SIGNAL },
 		{ "grace", required_argument, NULL, OPT_GRACE },
+		{ "no-preload", no_argument, NULL, OPT_NO_PRELOAD },
+		{ "stop-when-idle", no_argument, NULL, OPT_STOP_WHEN_IDLE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -89,8 +98,10 @@ int cmd_run(int argc, char **argv)
 				cfg.ready = SUP_READY_NOTIFY;
 			else if (!strncmp(optarg, "delay:", 6) && !sup_parse_duration(optarg + 6, &cfg.ready_delay_ms))
 				cfg.ready = SUP_READY_DELAY;
+			else if (!strcmp(optarg, "listen"))
+				cfg.ready = SUP_READY_LISTEN;
 			else
-				return bad("--ready", optarg, "want auto, notify or delay:DUR");
+				return bad("--ready", optarg, "want auto, notify, listen or delay:DUR");
 			break;
 		case OPT_READY_TIMEOUT:
 			if (sup_parse_duration(optarg, &cfg.ready_timeout_ms) || !cfg.ready_timeout_ms)
@@ -103,6 +114,12 @@ int cmd_run(int argc, char **argv)
 		case OPT_GRACE:
 			if (sup_parse_duration(optarg, &cfg.grace_ms))
 				return bad("--grace", optarg, "want a duration such as 30s");
+			break;
+		case OPT_NO_PRELOAD:
+			cfg.no_preload = true;
+			break;
+		case OPT_STOP_WHEN_IDLE:
+			cfg.stop_when_idle = true;
 			break;
 		case 'v':
 			cfg.verbose++;
@@ -124,6 +141,10 @@ int cmd_run(int argc, char **argv)
 	}
 	if (optind >= argc) {
 		fprintf(stderr, "baton run: no command to run: put it after \"--\" (see baton run --help)\n");
+		return EXIT_USAGE;
+	}
+	if (cfg.ready == SUP_READY_LISTEN && cfg.no_preload) {
+		fprintf(stderr, "baton run: --ready listen needs the preload shim: drop --no-preload\n");
 		return EXIT_USAGE;
 	}
 	cfg.argv = argv + optind;

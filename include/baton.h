@@ -177,6 +177,7 @@ struct baton_notify_msg {
 	pid_t mainpid;        /* MAINPID=, 0 if absent */
 	int errnum;           /* ERRNO=, 0 if absent */
 	char status[128];     /* STATUS=, "" if absent */
+	bool listening;       /* BATON_LISTENING=1: libbaton-preload saw the server listen */
 };
 
 /* Receives one message. Any file descriptors sent along are closed (baton

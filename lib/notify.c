@@ -118,6 +118,8 @@ int baton_notify_recv(int fd, struct baton_notify_msg *msg)
 			msg->mainpid = (pid_t)atoi(eq + 1);
 		else if (!strcmp(line, "ERRNO"))
 			msg->errnum = atoi(eq + 1);
+		else if (!strcmp(line, "BATON_LISTENING"))
+			msg->listening = !strcmp(eq + 1, "1");
 		else if (!strcmp(line, "STATUS"))
 			snprintf(msg->status, sizeof(msg->status), "%s", eq + 1);
 		/* other keys (WATCHDOG, FDSTORE, ...) are not used by baton */

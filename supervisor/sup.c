@@ -5,6 +5,7 @@
  * is left in the old one's queue once it stops accepting. One event loop:
  * signalfd, the sd_notify socket, the control socket and its clients. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <limits.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -50,6 +52,8 @@ struct gen {
 	char why[160];                  /* why it ended, for status */
 	uint32_t last_len[SUP_MAX_LISTENERS];
 	long long stall_since[SUP_MAX_LISTENERS];
+	bool idle_wait;                 /* --stop-when-idle: fenced, not yet signalled */
+	ino_t member_ino[SUP_MAX_LISTENERS];
 };
 
 enum client_role { CL_FREE, CL_READING, CL_RELOAD, CL_STOP };
@@ -86,6 +90,8 @@ struct sup {
 	char ctl_path[108], notify_path[108];
 	struct client cl[MAX_CLIENTS];
 	long long start_wall_ms;
+	char preload_lib[4096];     /* "" without the shim */
+	char preload_env[1024];     /* BATON_PRELOAD for it */
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL };
@@ -303,6 +309,205 @@ static void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 	s->reload_start_ms = 0;
 }
 
+/* ---- libbaton-preload and idle stops ------------------------------------ */
+
+static void release_members(struct sup *s, struct gen *g);
+
+/* Finds the shim (BATON_PRELOAD_LIB, else next to this executable) and
+ * writes the address-to-fd map it reads. Without it, servers that bind
+ * their own socket fail with EADDRINUSE, so that is said once here. */
+static void preload_setup(struct sup *s)
+{
+	const char *env = getenv("BATON_PRELOAD_LIB");
+	char exe[PATH_MAX], *slash;
+	size_t off;
+	ssize_t n;
+	int l;
+
+	if (env && *env) {
+		snprintf(s->preload_lib, sizeof(s->preload_lib), "%s", env);
+	} else if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) > 0) {
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash)
+			*slash = '\0';
+		if (strlen(exe) + sizeof("/libbaton-preload.so") <= sizeof(s->preload_lib))
+			memcpy(stpcpy(s->preload_lib, exe), "/libbaton-preload.so", sizeof("/libbaton-preload.so"));
+	}
+	if (!s->preload_lib[0] || access(s->preload_lib, R_OK)) {
+		say(s, "no preload shim at %s (set BATON_PRELOAD_LIB); a command that binds its own socket "
+		       "will not get baton's", s->preload_lib[0] ? s->preload_lib : "(unknown)");
+		s->preload_lib[0] = '\0';
+		return;
+	}
+	off = (size_t)snprintf(s->preload_env, sizeof(s->preload_env), "v1");
+	for (l = 0; l < s->cfg->nlisten && off < sizeof(s->preload_env); l++) {
+		const struct baton_spec *sp = &s->spec[l];
+		char host[INET6_ADDRSTRLEN] = "";
+		const void *a = sp->family == AF_INET ? (const void *)&((const struct sockaddr_in *)&sp->addr)->sin_addr
+						     : (const void *)&((const struct sockaddr_in6 *)&sp->addr)->sin6_addr;
+
+		inet_ntop(sp->family, a, host, sizeof(host));
+		off += (size_t)snprintf(s->preload_env + off, sizeof(s->preload_env) - off,
+					sp->family == AF_INET6 ? ";%s:[%s]:%u=%d" : ";%s:%s:%u=%d",
+					sp->proto == BATON_PROTO_UDP ? "udp" : "tcp", host, sp->port, 3 + l);
+	}
+	if (s->cfg->verbose)
+		say(s, "preloading %s with BATON_PRELOAD=%s", s->preload_lib, s->preload_env);
+}
+
+/* In the child, before exec: the shim goes first in LD_PRELOAD. */
+static void preload_apply(struct sup *s)
+{
+	const char *old = getenv("LD_PRELOAD");
+	char val[8192];
+
+	if (!s->preload_lib[0]) {
+		unsetenv("BATON_PRELOAD");	/* an outer baton's map names other fds */
+		return;
+	}
+	snprintf(val, sizeof(val), "%s%s%s", s->preload_lib, old && *old ? " " : "", old ? old : "");
+	setenv("LD_PRELOAD", val, 1);
+	setenv("BATON_PRELOAD", s->preload_env, 1);
+}
+
+/* The parent of PID, or -1. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int fd, ppid;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');	/* the command name may hold spaces and parentheses */
+	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+		return -1;
+	return ppid;
+}
+
+/* Whose message is it: the generation's main process, or, for the shim's
+ * listening report, one of its descendants (a wrapper that forks, or a
+ * server whose workers bind), looking at most 8 parents up. */
+static bool notify_from(const struct gen *g, const struct baton_notify_msg *m)
+{
+	pid_t p = m->pid;
+	int hops;
+
+	if (p == g->pid)
+		return true;
+	if (!m->listening || p <= 0)
+		return false;
+	for (hops = 0; hops < 8 && p > 1; hops++) {
+		p = parent_of(p);
+		if (p == g->pid)
+			return true;
+	}
+	return false;
+}
+
+/* The shim's listen() report counts as readiness with --ready listen, and
+ * by default (auto): connections reach a member that listens even before
+ * the server accepts, so they wait in its queue, never refused. */
+static bool listen_is_ready(const struct sup *s, const struct baton_notify_msg *m)
+{
+	return m->listening && (s->cfg->ready == SUP_READY_LISTEN || s->cfg->ready == SUP_READY_AUTO);
+}
+
+/* --stop-when-idle: for servers whose stop signal cuts requests in flight
+ * (python's http.server dies on SIGTERM, and SIGINT can land between its
+ * accept() and the thread that serves). Fence the members so their queue
+ * moves to the new generation and nothing new arrives, then signal once the
+ * process holds no socket but its members (or after --grace). */
+static bool stop_when_idle(struct sup *s, struct gen *g)
+{
+	int l;
+
+	if (!s->cfg->stop_when_idle || s->stopping)
+		return false;
+	for (l = 0; l < s->cfg->nlisten; l++) {
+		struct stat st;
+
+		g->member_ino[l] = 0;
+		if (g->slot[l] >= 0 && !fstat(baton_group_fd(s->grp[l], g->slot[l]), &st))
+			g->member_ino[l] = st.st_ino;
+	}
+	release_members(s, g);
+	g->idle_wait = true;
+	return true;
+}
+
+/* Sockets PID holds other than the generation's members; -1 if unknown. */
+static int busy_sockets(const struct sup *s, const struct gen *g, pid_t pid)
+{
+	char path[64], link[64], fdpath[320];
+	struct dirent *e;
+	int n = 0, budget = 65536;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((e = readdir(d)) && budget-- > 0) {
+		unsigned long ino;
+		ssize_t len;
+		bool member = false;
+		int l;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(fdpath, sizeof(fdpath), "%s/%s", path, e->d_name);
+		len = readlink(fdpath, link, sizeof(link) - 1);
+		if (len <= 0)
+			continue;
+		link[len] = '\0';
+		if (sscanf(link, "socket:[%lu]", &ino) != 1)
+			continue;
+		for (l = 0; l < s->cfg->nlisten; l++)
+			member |= g->member_ino[l] == (ino_t)ino;
+		n += !member;
+	}
+	closedir(d);
+	return n;
+}
+
+static void idle_check(struct sup *s, struct gen *g, long long now)
+{
+	char path[64], buf[1024], *tok, *save = NULL;
+	int n = busy_sockets(s, g, g->pid), fd;
+	ssize_t got;
+
+	/* its children (workers) count too, one level down */
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)g->pid, (int)g->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		got = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[got > 0 ? got : 0] = '\0';
+		for (tok = strtok_r(buf, " \n", &save); tok && n >= 0; tok = strtok_r(NULL, " \n", &save)) {
+			int c = busy_sockets(s, g, (pid_t)atoi(tok));
+
+			n += c > 0 ? c : 0;
+		}
+	}
+	if (n > 0 && now - g->stop_ms < s->cfg->grace_ms)
+		return;
+	if (n > 0)
+		say(s, "gen %d (pid %d) still holds %d connection%s after the %lld ms grace; stopping it anyway",
+		    g->id, (int)g->pid, n, n == 1 ? "" : "s", s->cfg->grace_ms);
+	g->idle_wait = false;
+	g->stop_ms = now;	/* the grace before SIGKILL starts now */
+	kill(g->pid, s->cfg->stop_signal);
+}
+
 /* ---- generations ------------------------------------------------------- */
 
 static int live_gens(const struct sup *s)
@@ -346,6 +551,18 @@ static void release_members(struct sup *s, struct gen *g)
 	}
 }
 
+/* An ignored signal stays ignored across exec: a supervisor started in the
+ * background of a non-interactive shell has SIGINT and SIGQUIT ignored, and
+ * a server it ran would then never hear --stop-signal INT (python's
+ * http.server only installs its KeyboardInterrupt handler when SIGINT is
+ * at its default). Every generation starts with default dispositions. */
+static void default_signals(void)
+{
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+}
+
 /* fork + exec with the member sockets as fds 3.. (systemd's protocol). An
  * exec failure comes back through a close-on-exec pipe, so it is an error
  * here and not a mysterious exit 127 later. */
@@ -374,6 +591,7 @@ static pid_t spawn(struct sup *s, const int *fds, int *err)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
+		default_signals();
 		setpgid(0, 0);	/* the terminal's ^C reaches baton, which stops gracefully */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		/* lift everything above the target range before placing it */
@@ -389,6 +607,7 @@ static pid_t spawn(struct sup *s, const int *fds, int *err)
 		setenv("LISTEN_PID", num, 1);
 		setenv("LISTEN_FDNAMES", s->fdnames, 1);
 		setenv("NOTIFY_SOCKET", s->notify_path, 1);
+		preload_apply(s);
 		execvp(s->cfg->argv[0], s->cfg->argv);
 fail:
 		e = errno;
@@ -472,8 +691,12 @@ static void stop_gen(struct sup *s, struct gen *g)
 {
 	if (g->pid <= 0 || g->stop_ms)
 		return;
+	bool served = g->state == GEN_ACTIVE;
+
 	g->stop_ms = mono_ms();
 	g->state = GEN_DRAINING;
+	if (served && stop_when_idle(s, g))
+		return;
 	kill(g->pid, s->cfg->stop_signal);
 }
 
@@ -974,10 +1197,10 @@ static void read_notify(struct sup *s)
 		for (i = 0; i < MAX_GENS; i++) {
 			struct gen *g = &s->gen[i];
 
-			if (g->state == GEN_FREE || g->pid <= 0 || g->pid != m.pid)
+			if (g->state == GEN_FREE || g->pid <= 0 || !notify_from(g, &m))
 				continue;
 			g->heard = true;
-			if (m.ready && g->state == GEN_STARTING)
+			if ((m.ready || listen_is_ready(s, &m)) && g->state == GEN_STARTING)
 				gen_ready(s, i);
 			break;
 		}
@@ -1073,6 +1296,8 @@ static void tick(struct sup *s)
 			}
 		}
 		if (g->state == GEN_DRAINING) {
+			if (g->idle_wait)
+				idle_check(s, g, now);
 			if (!g->killed && now - g->stop_ms >= s->cfg->grace_ms) {
 				say(s, "gen %d (pid %d) still running after the %lld ms grace; killing it", g->id,
 				    (int)g->pid, s->cfg->grace_ms);
@@ -1248,6 +1473,8 @@ int sup_run(const struct sup_config *cfg)
 		cleanup(s);
 		return 1;
 	}
+	if (!cfg->no_preload)
+		preload_setup(s);
 	gi = start_gen(s, -1, 1);
 	if (gi < 0) {
 		cleanup(s);

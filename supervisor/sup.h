@@ -15,7 +15,8 @@
 #define SUP_PROTO "baton/1"
 #define SUP_REQUEST_MAX 256
 
-enum sup_ready { SUP_READY_AUTO, SUP_READY_NOTIFY, SUP_READY_DELAY };
+/* LISTEN: libbaton-preload reports the server's first listen() on a member */
+enum sup_ready { SUP_READY_AUTO, SUP_READY_NOTIFY, SUP_READY_DELAY, SUP_READY_LISTEN };
 
 struct sup_config {
 	char name[BATON_NAME_MAX + 1];
@@ -28,6 +29,8 @@ struct sup_config {
 	int stop_signal;
 	char **argv;                 /* the command, NULL-terminated */
 	int verbose;
+	bool no_preload;             /* do not inject libbaton-preload.so */
+	bool stop_when_idle;         /* fence the old generation, signal it once it holds no connection */
 };
 
 /* Fills defaults: ready auto (READY=1, or 2 s of silence), ready timeout

@@ -1,0 +1,398 @@
+/* libbaton-preload.so: lets a server that creates, binds and listens on its
+ * own socket run unchanged under `baton run`. bind() to an address baton
+ * manages puts the generation's member socket on the server's fd number.
+ *
+ * Why substitution (dup3) and not "join the group with the server's own
+ * SO_REUSEPORT socket": the member already sits in the steered group with its
+ * slot, queue and backlog; the supervisor needs no message from the server to
+ * steer, fence or migrate it; nothing changes for forked workers (they
+ * inherit the fd) or for a server that execs itself (the member fds stay
+ * open, named by BATON_PRELOAD). The server's own socket would need an fd
+ * pass back to the supervisor before it could take a single connection.
+ *
+ * Contract with the supervisor, in the environment:
+ *   BATON_PRELOAD=v1;tcp:127.0.0.1:8080=3;tcp:[::]:8443=4;udp:0.0.0.0:53=5
+ *   NOTIFY_SOCKET=PATH   the shim sends "BATON_LISTENING=1" there the first
+ *                        time the process calls listen() on a member.
+ * Anything malformed: the shim does nothing and says so once on stderr.
+ *
+ * bind() and listen() may run in a forked child of a threaded server, so
+ * their paths use only system calls and static memory: no malloc, no stdio. */
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define EXPORT __attribute__((visibility("default")))
+#define MAX_MANAGED 16
+#define MAX_TRACKED 64
+
+struct managed {
+	int family;                 /* AF_INET or AF_INET6 */
+	int type;                   /* SOCK_STREAM or SOCK_DGRAM */
+	unsigned char addr[16];     /* network order; v4 in the first 4 bytes */
+	bool any;                   /* wildcard address */
+	uint16_t port;
+	int fd;                     /* the inherited member */
+	ino_t ino;                  /* its inode when we started: a closed or reused fd is not it */
+	dev_t dev;
+};
+
+static int (*real_bind)(int, const struct sockaddr *, socklen_t);
+static int (*real_listen)(int, int);
+
+static struct managed man[MAX_MANAGED];
+static int nman;
+static bool enabled;
+static struct { int fd; ino_t ino; } tracked[MAX_TRACKED];
+static bool reported;       /* inherited by forked workers: one report per exec */
+static struct sockaddr_un notify_addr;
+static socklen_t notify_len;
+static bool said_mismatch, said_stale, said_full;
+
+/* ---- async-signal-safe output ------------------------------------------- */
+
+static void say(const char *a, const char *b, const char *c)
+{
+	char line[512];
+	size_t n = 0;
+	const char *parts[] = { "libbaton-preload: ", a, b, c, "\n" };
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		for (const char *p = parts[i]; p && *p && n < sizeof(line) - 2; p++)
+			line[n++] = *p;
+	if (line[n - 1] != '\n')
+		line[n++] = '\n';
+	while (write(2, line, n) < 0 && errno == EINTR)
+		;
+}
+
+/* ---- parsing BATON_PRELOAD (at load time, before main) --------------------- */
+
+/* 0, or 1 for bad syntax, 2 for an fd that is not an inherited socket */
+static int parse_entry(char *e, struct managed *m)
+{
+	char *host, *port, *fd, *end;
+	long v;
+	struct stat st;
+	int type;
+	socklen_t len = sizeof(type);
+
+	if (!strncmp(e, "tcp:", 4))
+		m->type = SOCK_STREAM;
+	else if (!strncmp(e, "udp:", 4))
+		m->type = SOCK_DGRAM;
+	else
+		return 1;
+	host = e + 4;
+	fd = strrchr(host, '=');
+	if (!fd)
+		return 1;
+	*fd++ = '\0';
+	port = strrchr(host, ':');
+	if (!port)
+		return 1;
+	*port++ = '\0';
+	if (host[0] == '[') {
+		size_t n = strlen(host);
+
+		if (n < 3 || host[n - 1] != ']')
+			return 1;
+		host[n - 1] = '\0';
+		host++;
+		m->family = AF_INET6;
+	} else {
+		m->family = AF_INET;
+	}
+	if (inet_pton(m->family, host, m->addr) != 1)
+		return 1;
+	m->any = m->family == AF_INET ? !memcmp(m->addr, "\0\0\0\0", 4)
+				      : !memcmp(m->addr, &in6addr_any, 16);
+	v = strtol(port, &end, 10);
+	if (*end || end == port || v < 1 || v > 65535)
+		return 1;
+	m->port = (uint16_t)v;
+	v = strtol(fd, &end, 10);
+	if (*end || end == fd || v < 3 || v > 65535)
+		return 1;
+	m->fd = (int)v;
+	/* the fd must be the inherited socket of that type, or this env is not for us */
+	if (fstat(m->fd, &st) || !S_ISSOCK(st.st_mode) ||
+	    getsockopt(m->fd, SOL_SOCKET, SO_TYPE, &type, &len) || type != m->type)
+		return 2;
+	m->ino = st.st_ino;
+	m->dev = st.st_dev;
+	return 0;
+}
+
+__attribute__((constructor)) static void shim_init(void)
+{
+	const char *env = getenv("BATON_PRELOAD"), *ns = getenv("NOTIFY_SOCKET");
+	char buf[1024], *save = NULL, *e;
+
+	real_bind = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "bind");
+	real_listen = (int (*)(int, int))dlsym(RTLD_NEXT, "listen");
+	if (!real_bind || !real_listen) {
+		say("cannot find bind() and listen() in the C library; doing nothing", NULL, NULL);
+		return;
+	}
+	if (!env) {
+		say("loaded without BATON_PRELOAD (not started by baton run?); doing nothing", NULL, NULL);
+		return;
+	}
+	if (strlen(env) >= sizeof(buf) || strncmp(env, "v1;", 3)) {
+		say("BATON_PRELOAD is not version v1 or too long; doing nothing: ", env, NULL);
+		return;
+	}
+	memcpy(buf, env + 3, strlen(env + 3) + 1);
+	for (e = strtok_r(buf, ";", &save); e; e = strtok_r(NULL, ";", &save)) {
+		char copy[256];
+		int r;
+
+		size_t cn = strnlen(e, sizeof(copy) - 1);
+
+		memcpy(copy, e, cn);	/* parse_entry cuts E apart; the message wants it whole */
+		copy[cn] = '\0';
+		r = nman == MAX_MANAGED ? 1 : parse_entry(e, &man[nman]);
+		if (r) {
+			nman = 0;
+			say(r == 1 ? "bad entry in BATON_PRELOAD (want tcp:HOST:PORT=FD); doing nothing: "
+				   : "the fd in this BATON_PRELOAD entry is not an inherited socket of its type "
+				     "(closed by a parent?); doing nothing: ", copy, NULL);
+			return;
+		}
+		nman++;
+	}
+	if (!nman) {
+		say("BATON_PRELOAD names no address; doing nothing", NULL, NULL);
+		return;
+	}
+	if (ns && *ns && strlen(ns) < sizeof(notify_addr.sun_path)) {
+		size_t n = strlen(ns);
+
+		notify_addr.sun_family = AF_UNIX;
+		memcpy(notify_addr.sun_path, ns, n);
+		if (ns[0] == '@')
+			notify_addr.sun_path[0] = '\0';
+		notify_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	}
+	enabled = true;
+}
+
+/* ---- matching ---------------------------------------------------------- */
+
+/* The managed entry for ADDR on a socket of TYPE, or -1. Same port and
+ * family, and the same address, or a wildcard on either side: the server's
+ * config and baton's --listen name the same port; baton's address wins (a
+ * line on stderr says so once). An IPv4-mapped IPv6 address matches the IPv4
+ * entry only if the socket is AF_INET6 bound to the mapped address: then the
+ * member (AF_INET) replaces it, which a server that reads sockaddr_storage
+ * handles. */
+static int match(const struct sockaddr *sa, socklen_t len, int type, bool *exact)
+{
+	unsigned char a[16];
+	int family;
+	bool any;
+	uint16_t port;
+
+	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		family = AF_INET;
+		memcpy(a, &in->sin_addr, 4);
+		port = ntohs(in->sin_port);
+		any = in->sin_addr.s_addr == htonl(INADDR_ANY);
+	} else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		port = ntohs(in6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+			family = AF_INET;
+			memcpy(a, &in6->sin6_addr.s6_addr[12], 4);
+			any = !memcmp(a, "\0\0\0\0", 4);
+		} else {
+			family = AF_INET6;
+			memcpy(a, &in6->sin6_addr, 16);
+			any = IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+		}
+	} else {
+		return -1;
+	}
+	if (!port)
+		return -1;
+	for (int i = 0; i < nman; i++) {
+		const struct managed *m = &man[i];
+
+		if (m->type != type || m->family != family || m->port != port)
+			continue;
+		*exact = !memcmp(m->addr, a, family == AF_INET ? 4 : 16);
+		if (*exact || m->any || any)
+			return i;
+	}
+	return -1;
+}
+
+static int tracked_index(int fd)
+{
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st))
+		return -1;
+	for (int i = 0; i < MAX_TRACKED; i++)
+		if (tracked[i].fd == fd + 1 && tracked[i].ino == st.st_ino)
+			return i;
+	return -1;
+}
+
+static void track(int fd, ino_t ino)
+{
+	int free_i = -1;
+	struct stat st;
+
+	for (int i = 0; i < MAX_TRACKED; i++) {
+		/* an entry whose fd was closed or now holds something else is free */
+		if (!tracked[i].fd || tracked[i].fd == fd + 1 || fstat(tracked[i].fd - 1, &st) ||
+		    st.st_ino != tracked[i].ino) {
+			free_i = i;
+			break;
+		}
+	}
+	if (free_i < 0) {
+		if (!said_full)
+			say("more than 64 substituted sockets; listen() reports may be missed", NULL, NULL);
+		said_full = true;
+		return;
+	}
+	tracked[free_i].fd = fd + 1;	/* 0 means free */
+	tracked[free_i].ino = ino;
+}
+
+/* Options a server commonly sets before bind() that matter on a listener;
+ * those set after bind() land on the member anyway, it being the same fd. */
+static void copy_options(int from, int to)
+{
+	static const struct { int level, name; bool halve; } opts[] = {
+		{ SOL_SOCKET, SO_RCVBUF, true },  { SOL_SOCKET, SO_SNDBUF, true },
+		{ SOL_SOCKET, SO_KEEPALIVE, false }, { IPPROTO_TCP, TCP_NODELAY, false },
+		{ IPPROTO_TCP, TCP_DEFER_ACCEPT, false }, { IPPROTO_TCP, TCP_KEEPIDLE, false },
+		{ IPPROTO_TCP, TCP_KEEPINTVL, false }, { IPPROTO_TCP, TCP_KEEPCNT, false },
+		{ IPPROTO_TCP, TCP_FASTOPEN, false },
+	};
+
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		int a, b;
+		socklen_t la = sizeof(a), lb = sizeof(b);
+
+		if (getsockopt(from, opts[i].level, opts[i].name, &a, &la) ||
+		    getsockopt(to, opts[i].level, opts[i].name, &b, &lb) || a == b)
+			continue;
+		if (opts[i].halve)
+			a /= 2;	/* the kernel reports buffers doubled and doubles what it is given */
+		setsockopt(to, opts[i].level, opts[i].name, &a, sizeof(a));
+	}
+}
+
+EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	int saved = errno, i, type, fdfl, fl;
+	socklen_t tl = sizeof(type);
+	bool exact = false;
+	struct stat st;
+	struct managed *m;
+
+	if (!real_bind) {	/* called before our constructor: resolve now */
+		real_bind = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "bind");
+		if (!real_bind) {
+			errno = ENOSYS;
+			return -1;
+		}
+	}
+	if (!enabled || !sa || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) ||
+	    (i = match(sa, len, type, &exact)) < 0) {
+		errno = saved;
+		return real_bind(fd, sa, len);
+	}
+	m = &man[i];
+	if (fstat(m->fd, &st) || st.st_ino != m->ino || st.st_dev != m->dev || fd == m->fd) {
+		if (!said_stale)
+			say("the member socket baton passed is no longer open (did the server close inherited "
+			    "fds?); binding the server's own socket instead", NULL, NULL);
+		said_stale = true;
+		errno = saved;
+		return real_bind(fd, sa, len);
+	}
+	if (!exact && !said_mismatch) {
+		say("the server binds another address than baton's --listen on the same port; "
+		    "it serves baton's", NULL, NULL);
+		said_mismatch = true;
+	}
+	fdfl = fcntl(fd, F_GETFD);
+	fl = fcntl(fd, F_GETFL);
+	if (fdfl < 0 || fl < 0)
+		return -1;
+	copy_options(fd, m->fd);
+	if (dup3(m->fd, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+		return -1;
+	/* O_NONBLOCK lives on the open file, shared with the member: the server's
+	 * choice wins, as it would have on its own socket */
+	fcntl(fd, F_SETFL, (fcntl(fd, F_GETFL) & ~O_NONBLOCK) | (fl & O_NONBLOCK));
+	track(fd, m->ino);
+	errno = saved;
+	return 0;
+}
+
+static void report_listening(void)
+{
+	static const char msg[] = "BATON_LISTENING=1";
+	int s;
+
+	if (reported || !notify_len)
+		return;
+	reported = true;
+	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	if (sendto(s, msg, sizeof(msg) - 1, MSG_NOSIGNAL, (struct sockaddr *)&notify_addr, notify_len) < 0)
+		say("cannot report to NOTIFY_SOCKET that the server listens", NULL, NULL);
+	close(s);
+}
+
+EXPORT int listen(int fd, int backlog)
+{
+	int saved = errno, r;
+
+	if (!real_listen) {
+		real_listen = (int (*)(int, int))dlsym(RTLD_NEXT, "listen");
+		if (!real_listen) {
+			errno = ENOSYS;
+			return -1;
+		}
+	}
+	if (!enabled || tracked_index(fd) < 0)
+		return real_listen(fd, backlog);
+	/* the member's backlog is baton's --listen backlog; a server's small
+	 * default (python's socketserver asks for 5) must not shrink the queue
+	 * that holds connections while generations change */
+	struct tcp_info ti;
+	socklen_t tl = sizeof(ti);
+
+	if (!getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) && (int)ti.tcpi_sacked > backlog)
+		backlog = (int)ti.tcpi_sacked;
+	errno = saved;
+	r = real_listen(fd, backlog);
+	if (!r) {
+		report_listening();
+		errno = saved;
+	}
+	return r;
+}

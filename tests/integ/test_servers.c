@@ -1,0 +1,527 @@
+/* Unmodified servers under `baton run`: the preload shim on its own (managed
+ * binds substituted, others untouched, bad or missing environment harmless)
+ * and real servers (nginx and python's http.server through the shim,
+ * lighttpd through its own socket activation) reloaded 20 times under
+ * connection-per-request load without one failed request. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "helpers.h"
+
+#define PORT 8080
+
+static char out[65536], err[16384];
+
+static const char *need_env(const char *var, const char *what)
+{
+	const char *v = getenv(var);
+
+	if (!v || access(v, R_OK))
+		SKIP("%s does not name the %s (run through make check)", var, what);
+	return v;
+}
+
+/* A server binary where Debian installs it, or skip; with
+ * BATON_REQUIRE_SERVERS=1 (.ci/run, which installs them) a missing one
+ * fails, so CI cannot pass with these tests quietly skipped. */
+static const char *need_server(const char *name, const char *package)
+{
+	static char found[512];
+	const char *dirs[] = { "/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin" };
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(found, sizeof(found), "%s/%s", dirs[i], name);
+		if (!access(found, X_OK))
+			return found;
+	}
+	if (getenv("BATON_REQUIRE_SERVERS") && !strcmp(getenv("BATON_REQUIRE_SERVERS"), "1"))
+		FAIL("%s is not installed (Debian package %s) and BATON_REQUIRE_SERVERS=1", name, package);
+	SKIP("%s is not installed (Debian package %s; scripts/install-deps installs it)", name, package);
+}
+
+/* ---- the shim on its own --------------------------------------------------- */
+
+/* Runs the probe with MEMBER as fd 3 and the shim preloaded with PRELOAD as
+ * BATON_PRELOAD (NULL: unset). Returns its exit status. */
+static int probe(int member, const char *preload, const char *host, int port)
+{
+	const char *bin = need_env("BATON_PROBE", "preload probe");
+	const char *lib = need_env("BATON_PRELOAD_LIB", "preload shim");
+	int po[2], pe[2], status;
+	size_t go = 0, ge = 0;
+	long long deadline = time(NULL) + 10;
+	char portstr[16];
+	pid_t pid;
+
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	if (pipe2(po, O_CLOEXEC) || pipe2(pe, O_CLOEXEC))
+		FAIL("pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (pid == 0) {
+		dup2(po[1], 1);
+		dup2(pe[1], 2);
+		if (member == 3)
+			fcntl(3, F_SETFD, 0);	/* inherited, as baton run passes it */
+		else if (member >= 0)
+			dup2(member, 3);	/* dup2 clears close-on-exec */
+		else
+			close(3);
+		setenv("LD_PRELOAD", lib, 1);
+		unsetenv("NOTIFY_SOCKET");
+		if (preload)
+			setenv("BATON_PRELOAD", preload, 1);
+		else
+			unsetenv("BATON_PRELOAD");
+		execl(bin, bin, host, portstr, (char *)NULL);
+		_exit(127);
+	}
+	close(po[1]);
+	close(pe[1]);
+	out[0] = err[0] = '\0';
+	for (int open_fds = 2; open_fds && time(NULL) <= deadline;) {
+		struct pollfd p[2] = { { .fd = po[0], .events = POLLIN }, { .fd = pe[0], .events = POLLIN } };
+
+		if (poll(p, 2, 200) <= 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			char *buf = i ? err : out;
+			size_t *got = i ? &ge : &go, cap = i ? sizeof(err) : sizeof(out);
+			ssize_t n;
+
+			if (p[i].fd < 0 || !p[i].revents)
+				continue;
+			n = read(p[i].fd, buf + *got, cap - *got - 1);
+			if (n <= 0) {
+				close(p[i].fd);
+				*(i ? &pe[0] : &po[0]) = -1;
+				open_fds--;
+				continue;
+			}
+			*got += (size_t)n;
+			buf[*got] = '\0';
+		}
+	}
+	waitpid(pid, &status, 0);
+	if (po[0] >= 0)
+		close(po[0]);
+	if (pe[0] >= 0)
+		close(pe[0]);
+	bt_log("probe %s %d with BATON_PRELOAD=%s: %s%s", host, port, preload ? preload : "(unset)", out, err);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int member_on(uint16_t *port)
+{
+	int fd;
+
+	*port = bt_listeners(&fd, 1, false);	/* backlog 1024, SO_REUSEPORT, like a member */
+	return fd;
+}
+
+static int lines(const char *text)
+{
+	int n = 0;
+
+	for (; *text; text++)
+		n += *text == '\n';
+	return n;
+}
+
+TEST(preload_substitutes_a_managed_bind_and_keeps_the_backlog)
+{
+	char env[128];
+	uint16_t port;
+	int m;
+	struct tcp_info ti;
+	socklen_t tl = sizeof(ti);
+
+	bt_need_netns();
+	m = member_on(&port);
+	snprintf(env, sizeof(env), "v1;tcp:127.0.0.1:%u=3", port);
+	ASSERT_EQ(probe(m, env, "127.0.0.1", port), 0);
+	/* the probe's own socket was non-blocking and close-on-exec; it kept both */
+	ASSERT_CONTAINS(out, "same_as_3=yes addr=127.0.0.1 nonblock=1 cloexec=1");
+	ASSERT_STREQ(err, "");
+	/* it asked for listen(fd, 5); the member's queue stays baton's 1024 */
+	ASSERT_EQ(getsockopt(m, IPPROTO_TCP, TCP_INFO, &ti, &tl), 0);
+	ASSERT_EQ(ti.tcpi_sacked, 1024);
+	/* a v4-mapped IPv6 bind is the same address */
+	ASSERT_EQ(probe(m, env, "::ffff:127.0.0.1", port), 0);
+	ASSERT_CONTAINS(out, "same_as_3=yes addr=127.0.0.1");
+	close(m);
+}
+
+TEST(preload_wildcard_bind_serves_baton_address_and_says_so_once)
+{
+	char env[128];
+	uint16_t port;
+	int m;
+
+	bt_need_netns();
+	m = member_on(&port);
+	snprintf(env, sizeof(env), "v1;tcp:127.0.0.1:%u=3", port);
+	ASSERT_EQ(probe(m, env, "0.0.0.0", port), 0);
+	ASSERT_CONTAINS(out, "same_as_3=yes addr=127.0.0.1");
+	ASSERT_EQ(lines(err), 1);
+	ASSERT_CONTAINS(err, "libbaton-preload: ");
+	close(m);
+}
+
+TEST(preload_leaves_unmanaged_addresses_alone)
+{
+	char env[128];
+	uint16_t port;
+	int m;
+
+	bt_need_netns();
+	m = member_on(&port);
+	snprintf(env, sizeof(env), "v1;tcp:127.0.0.1:%u=3", port);
+	ASSERT_EQ(probe(m, env, "127.0.0.1", port == 65535 ? 1 : port + 1), 0);
+	ASSERT_CONTAINS(out, "same_as_3=no");
+	ASSERT_STREQ(err, "");
+	ASSERT_EQ(probe(m, env, "::1", port), 0);	/* another family */
+	ASSERT_CONTAINS(out, "same_as_3=no addr=::1");
+	ASSERT_STREQ(err, "");
+	close(m);
+}
+
+TEST(preload_with_malformed_environment_does_nothing_and_says_so_once)
+{
+	static const char *const bad[] = {
+		"garbage", "v2;tcp:127.0.0.1:%u=3", "v1;tcp:127.0.0.1=3", "v1;tcp:127.0.0.1:%u=x",
+		"v1;sctp:127.0.0.1:%u=3", "v1;tcp:[::1:%u=3", "v1;tcp:127.0.0.1:%u=9", "v1;tcp:127.0.0.1:99999=3",
+	};
+	uint16_t port;
+	int m;
+
+	bt_need_netns();
+	m = member_on(&port);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char env[128];
+
+		snprintf(env, sizeof(env), bad[i], port);
+		/* the program runs: it binds a free port of its own, untouched */
+		ASSERT_EQ(probe(m, env, "127.0.0.1", port + 1), 0);
+		ASSERT_CONTAINS(out, "same_as_3=no");
+		ASSERT_EQ(lines(err), 1);
+		ASSERT_CONTAINS(err, "libbaton-preload: ");
+		ASSERT_CONTAINS(err, "doing nothing");
+	}
+	close(m);
+}
+
+TEST(preload_without_baton_does_nothing_and_says_so_once)
+{
+	bt_need_netns();
+	ASSERT_EQ(probe(-1, NULL, "127.0.0.1", PORT), 0);
+	ASSERT_CONTAINS(out, "same_as_3=no");
+	ASSERT_EQ(lines(err), 1);
+	ASSERT_CONTAINS(err, "BATON_PRELOAD");
+}
+
+/* ---- real servers under load ------------------------------------------------- */
+
+struct sv {
+	pid_t pid;
+	char dir[64];
+};
+
+static int baton(const char *a1, const char *a2, const char *a3)
+{
+	char *argv[] = { (char *)bt_baton_bin(), (char *)a1, (char *)a2, (char *)a3, NULL };
+
+	return bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (!f)
+		FAIL("fopen %s: %s", path, strerror(errno));
+	fputs(text, f);
+	fclose(f);
+}
+
+static void show_log(const struct sv *s, const char *name)
+{
+	char path[256], buf[4096];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		bt_log("%s:\n%s", name, buf);
+	}
+}
+
+/* Starts `baton run --name web --listen tcp://127.0.0.1:8080 OPTS -- CMD`
+ * (ARGV: OPTS, "--", CMD..., NULL) and waits until generation 1 is active. */
+static void sv_start(struct sv *s, char *const argv[])
+{
+	long long deadline = time(NULL) + 15;
+	char logpath[96];
+	int logfd;
+
+	s->pid = fork();
+	if (s->pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (s->pid == 0) {
+		char *args[40];
+		int n = 0;
+
+		args[n++] = (char *)bt_baton_bin();
+		args[n++] = "run";
+		args[n++] = "--name";
+		args[n++] = "web";
+		args[n++] = "--listen";
+		args[n++] = "tcp://127.0.0.1:8080?backlog=1024";
+		for (int i = 0; argv[i] && n < 39; i++)
+			args[n++] = argv[i];
+		args[n] = NULL;
+		snprintf(logpath, sizeof(logpath), "%s/baton.log", s->dir);
+		logfd = open(logpath, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		dup2(logfd, 1);
+		dup2(logfd, 2);
+		/* as a background job of a script starts: the servers' stop
+		 * signals must reach them all the same */
+		signal(SIGINT, SIG_IGN);
+		signal(SIGQUIT, SIG_IGN);
+		execv(args[0], args);
+		_exit(127);
+	}
+	while (time(NULL) < deadline) {
+		usleep(50000);
+		if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
+			s->pid = 0;
+			show_log(s, "baton.log");
+			FAIL("baton run exited at start");
+		}
+		if (baton("status", "web", "--json") == 0 && strstr(out, "\"state\":\"active\""))
+			return;
+	}
+	show_log(s, "baton.log");
+	FAIL("baton run did not serve within 15 s");
+}
+
+static void sv_stop(struct sv *s)
+{
+	int status = 0;
+	long long deadline = time(NULL) + 15;
+
+	if (s->pid <= 0)
+		return;
+	kill(s->pid, SIGTERM);
+	while (waitpid(s->pid, &status, WNOHANG) != s->pid) {
+		if (time(NULL) > deadline) {
+			kill(s->pid, SIGKILL);
+			waitpid(s->pid, NULL, 0);
+			FAIL("baton run did not stop within 15 s of SIGTERM");
+		}
+		usleep(10000);
+	}
+	s->pid = 0;
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
+static void sv_dir(struct sv *s)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->dir, sizeof(s->dir), "/tmp/baton-servers-XXXXXX");
+	if (!mkdtemp(s->dir))
+		FAIL("mkdtemp: %s", strerror(errno));
+	chmod(s->dir, 0755);	/* nginx workers and lighttpd may run as another user */
+	setenv("BATON_RUNTIME_DIR", s->dir, 1);
+}
+
+/* The counting load client: connection per request, 16 at once. */
+static const char *load(pid_t *pid, int *fd)
+{
+	const char *gen = need_env("BATON_LOADGEN", "load client");
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC))
+		FAIL("pipe: %s", strerror(errno));
+	*pid = fork();
+	if (*pid == 0) {
+		char *argv[] = { (char *)gen, "--port", "8080", "--mode", "conn", "--concurrency", "16",
+				 "--duration", "600", "--timeout-ms", "3000", "--json", NULL };
+
+		dup2(p[1], 1);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	*fd = p[0];
+	usleep(300000);	/* full load before the first reload */
+	return gen;
+}
+
+static const char *load_finish(pid_t pid, int fd)
+{
+	static char report[8192];
+	size_t got = 0;
+	long long deadline = time(NULL) + 20;
+	int status;
+
+	kill(pid, SIGTERM);	/* loadgen reports on SIGTERM */
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (time(NULL) > deadline) {
+			kill(pid, SIGKILL);
+			FAIL("load client did not finish");
+		}
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		n = read(fd, report + got, sizeof(report) - got - 1);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	report[got] = '\0';
+	close(fd);
+	waitpid(pid, &status, 0);
+	return report;
+}
+
+/* 20 reloads under load; not one request may fail. */
+static void reload_20_under_load(struct sv *s, const char *logname)
+{
+	const char *report;
+	pid_t lp;
+	int lfd;
+
+	load(&lp, &lfd);
+	for (int i = 0; i < 20; i++) {
+		if (baton("reload", "web", NULL) != 0) {
+			show_log(s, "baton.log");
+			if (logname)
+				show_log(s, logname);
+			load_finish(lp, lfd);
+			FAIL("reload %d failed: %s%s", i + 1, out, err);
+		}
+		ASSERT_CONTAINS(out, "serves");
+		usleep(100000);
+	}
+	usleep(300000);
+	report = load_finish(lp, lfd);
+	bt_log("load: %s", report);
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 20);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
+	sv_stop(s);
+	if (bt_json_get(report, "failed")) {
+		show_log(s, "baton.log");
+		if (logname)
+			show_log(s, logname);
+	}
+	ASSERT_GT(bt_json_get(report, "answered"), 500);
+	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+}
+
+static void need_root_servers(void)
+{
+	bt_baton_bin();
+	need_env("BATON_LOADGEN", "load client");
+	if (geteuid() != 0)
+		SKIP("real servers need root here (network namespace, eBPF, nginx's worker user)");
+	bt_need_netns();
+	bt_need_ebpf();
+}
+
+TEST_TIMEOUT(server_nginx_master_workers_through_the_shim_20_reloads_lose_nothing, 120)
+{
+	const char *nginx = need_server("nginx", "nginx");
+	char conf[2048], confpath[128];
+	struct sv s;
+
+	need_root_servers();
+	sv_dir(&s);
+	snprintf(conf, sizeof(conf),
+		 "worker_processes 2;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\n"
+		 "error_log %s/error.log;\nevents { worker_connections 1024; }\n"
+		 "http {\n access_log off;\n client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
+		 " uwsgi_temp_path %s; scgi_temp_path %s;\n"
+		 " server { listen 127.0.0.1:%d; location / { return 200 \"ok\\n\"; } }\n}\n",
+		 s.dir, s.dir, s.dir, s.dir, s.dir, s.dir, s.dir, PORT);
+	write_file(s.dir, "nginx.conf", conf);
+	snprintf(confpath, sizeof(confpath), "%s/nginx.conf", s.dir);
+	/* QUIT: nginx's graceful stop; readiness: the master's listen(), via the shim */
+	char *argv[] = { "--stop-signal", "QUIT", "--grace", "10s", "--", (char *)nginx, "-c", confpath,
+			 "-p", s.dir, NULL };
+
+	sv_start(&s, argv);
+	reload_20_under_load(&s, "error.log");
+}
+
+TEST_TIMEOUT(server_python_http_server_through_the_shim_20_reloads_lose_nothing, 120)
+{
+	const char *py = need_server("python3", "python3");
+	char port[16];
+	struct sv s;
+
+	need_root_servers();
+	sv_dir(&s);
+	write_file(s.dir, "index.html", "ok\n");
+	snprintf(port, sizeof(port), "%d", PORT);
+	/* SIGTERM kills python mid-request; SIGINT raises KeyboardInterrupt,
+	 * after which http.server joins its request threads. --stop-when-idle
+	 * sends it only once the old process holds no connection, so it cannot
+	 * land between accept() and the thread that serves. */
+	char *argv[] = { "--ready", "listen", "--stop-signal", "INT", "--stop-when-idle", "--grace", "10s", "--",
+			 (char *)py, "-m", "http.server", "--bind", "127.0.0.1", "--directory", s.dir, port, NULL };
+
+	sv_start(&s, argv);
+	reload_20_under_load(&s, NULL);
+}
+
+TEST_TIMEOUT(server_lighttpd_socket_activation_20_reloads_lose_nothing, 120)
+{
+	const char *lighttpd = need_server("lighttpd", "lighttpd");
+	char conf[1024], confpath[128];
+	struct sv s;
+
+	need_root_servers();
+	sv_dir(&s);
+	write_file(s.dir, "index.html", "ok\n");
+	snprintf(conf, sizeof(conf),
+		 "server.document-root = \"%s\"\nserver.bind = \"127.0.0.1\"\nserver.port = %d\n"
+		 "server.systemd-socket-activation = \"enable\"\nserver.errorlog = \"%s/error.log\"\n"
+		 "index-file.names = ( \"index.html\" )\n",
+		 s.dir, PORT, s.dir);
+	write_file(s.dir, "lighttpd.conf", conf);
+	snprintf(confpath, sizeof(confpath), "%s/lighttpd.conf", s.dir);
+	/* lighttpd reads LISTEN_FDS itself: no shim. It sends no sd_notify, so
+	 * readiness is a delay; INT is its graceful stop. */
+	char *argv[] = { "--no-preload", "--ready", "delay:300ms", "--stop-signal", "INT", "--grace", "10s", "--",
+			 (char *)lighttpd, "-D", "-f", confpath, NULL };
+
+	sv_start(&s, argv);
+	reload_20_under_load(&s, "error.log");
+}
