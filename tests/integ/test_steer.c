@@ -378,6 +378,7 @@ struct load {
 	uint16_t port;
 	atomic_bool stop;
 	int answered, failed;
+	char why[128];          /* how the first failure happened */
 	const int *fds;
 };
 
@@ -412,11 +413,20 @@ static void *client(void *arg)
 		char buf[8];
 
 		setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		if (connect(c, (struct sockaddr *)&sin, sizeof(sin)) == 0 && write(c, "ping", 4) == 4 &&
-		    read(c, buf, sizeof(buf)) == 4)
-			l->answered++;
-		else
-			l->failed++;
+		if (connect(c, (struct sockaddr *)&sin, sizeof(sin))) {
+			if (!l->failed++)
+				snprintf(l->why, sizeof(l->why), "connect: %s", strerror(errno));
+		} else if (write(c, "ping", 4) != 4) {
+			if (!l->failed++)
+				snprintf(l->why, sizeof(l->why), "write: %s", strerror(errno));
+		} else {
+			ssize_t n = read(c, buf, sizeof(buf));
+
+			if (n == 4)
+				l->answered++;
+			else if (!l->failed++)
+				snprintf(l->why, sizeof(l->why), "read returned %zd: %s", n, n < 0 ? strerror(errno) : "EOF");
+		}
 		bt_close_rst(c);
 	}
 	return NULL;
@@ -447,7 +457,8 @@ TEST_TIMEOUT(ebpf_program_replaced_under_load_loses_nothing, 60)
 	pthread_join(cli, NULL);
 	pthread_join(srv, NULL);
 	after = bt_count_fds();
-	bt_log("200 reloads under load: %d answered, %d failed; fds %d -> %d", l.answered, l.failed, before, after);
+	bt_log("200 reloads under load: %d answered, %d failed%s%s; fds %d -> %d", l.answered, l.failed,
+	       l.failed ? ", first: " : "", l.why, before, after);
 	ASSERT_GT(l.answered, 200);
 	ASSERT_EQ(l.failed, 0);
 	ASSERT_EQ(after, before);
