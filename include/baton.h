@@ -357,6 +357,8 @@ struct baton_collect_opts {
 	bool no_iter;                /* do not load the BPF iterator (use the fallback) */
 	baton_log_fn log;
 	void *log_ctx;
+	bool diag_only;              /* only what sock_diag gives (addresses, queues,
+				      * cookies): cheap enough to poll */
 };
 
 /* Collects every TCP listener and UDP socket of the caller's network

@@ -354,8 +354,12 @@ static int mkdir_p(const char *dir)
 	for (i = 1; i <= n; i++) {
 		if (path[i] != '/' && path[i] != '\0')
 			continue;
+		struct stat st;
+
 		path[i] = '\0';
-		if (mkdir(path, 0700) && errno != EEXIST)
+		/* stat first: some file systems (sysfs) refuse mkdir with EPERM
+		 * even where the directory exists */
+		if (stat(path, &st) && mkdir(path, 0700) && errno != EEXIST)
 			return -errno;
 		path[i] = i < n ? '/' : '\0';
 	}
