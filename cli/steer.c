@@ -325,6 +325,7 @@ static int collect(struct steer *s, bool first)
 	size_t n = 0, k;
 	uint32_t group = 0;
 	int added = 0, found = 0, r;
+	bool primary_found = false;
 
 	if (!first) {
 		/* a cheap look first: anything new on the address? */
@@ -375,6 +376,7 @@ static int collect(struct steer *s, bool first)
 			if (!on_spec(s, &v[k]) || known_cookie(s, v[k].cookie))
 				continue;
 			primary = s->primary ? owned_by(&v[k], s->primary) : (first && added == 0);
+			primary_found |= primary;
 			if (pass == 0 && !primary && s->primary)
 				continue;
 			if (pass == 0 && !s->primary && added)
@@ -410,7 +412,7 @@ static int collect(struct steer *s, bool first)
 			added++;
 		}
 	}
-	if (first && s->primary && !added) {
+	if (first && s->primary && !primary_found) {
 		fprintf(stderr, "baton steer: pid %d holds no listener on %s\n", (int)s->primary, s->spec_text);
 		r = -ENOENT;
 		goto out;

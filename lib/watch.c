@@ -27,11 +27,13 @@ struct wmember {
 	enum baton_health health;
 	bool down;
 	uint32_t queue, stalled_ms;
+	uint64_t arrived;          /* connections steered or migrated to it (eBPF counters) */
 	uint64_t progress_ms;      /* last tick at which the queue was empty or shrank */
 	uint64_t since_ms;         /* went down at */
 	uint64_t retry_ms;         /* hung and fenced: when to try it again */
 	unsigned strikes;          /* times it was fenced for hanging */
 	int running;
+	bool warned;               /* said that it is the last member up */
 };
 
 struct baton_watch {
@@ -172,15 +174,27 @@ static enum baton_health owners_health(struct wmember *m)
 	return stopped ? BATON_HEALTH_STOPPED : zombie ? BATON_HEALTH_ZOMBIE : BATON_HEALTH_GONE;
 }
 
-/* Progress: the queue was empty or shorter than at the last look. */
+/* Progress: the queue was empty, or something left it since the last look:
+ * it is shorter, or (eBPF) fewer are waiting than were waiting plus have
+ * arrived since. A busy member whose queue never empties between two looks
+ * still shows progress that way. A connection counted on arrival but not
+ * yet through its handshake can pass for progress once; that errs on the
+ * side of not fencing. */
 static bool queue_hung(struct baton_watch *w, struct wmember *m, int slot, uint64_t now)
 {
+	struct baton_slot_stats st;
 	struct baton_queue q;
+	uint64_t arrived = m->arrived;
 
 	if (baton_group_fenced(w->g, slot) || baton_group_queue(w->g, slot, &q))
 		return false;	/* fenced: no queue to judge */
-	if (!m->progress_ms || q.len == 0 || q.len < m->queue)
+	if (baton_group_stats(w->g, slot, &st) == 0)
+		arrived = st.selected + st.migrated;
+	/* empty at the last look: whatever waits now came after it */
+	if (!m->progress_ms || q.len == 0 || m->queue == 0 || q.len < m->queue ||
+	    (uint64_t)q.len < m->queue + (arrived - m->arrived))
 		m->progress_ms = now;
+	m->arrived = arrived;
 	m->queue = q.len;
 	m->stalled_ms = (uint32_t)(now - m->progress_ms);
 	return m->stalled_ms >= w->o.hang_ms;
@@ -203,9 +217,29 @@ static void emit(struct baton_watch *w, enum baton_watch_event_type type, int sl
 		w->o.on_event(w->o.ctx, &ev);
 }
 
+/* Another member that is up: only then is steering away worth anything. */
+static bool others_up(const struct baton_watch *w, int slot)
+{
+	for (int s = 0; s < BATON_MAX_SLOTS; s++)
+		if (s != slot && baton_group_fd(w->g, s) >= 0 && !w->m[s].down)
+			return true;
+	return false;
+}
+
 static void go_down(struct baton_watch *w, int slot, struct wmember *m, uint64_t now, int *count)
 {
 	int r;
+
+	if (!others_up(w, slot) && m->health != BATON_HEALTH_GONE) {
+		/* the last member up keeps its listener: fencing it would move
+		 * its queue nowhere and refuse what comes next */
+		if (!m->warned)
+			LOG(w, WARN, "slot %d is unhealthy (%s) but no other member is up; it keeps its traffic",
+			    slot, baton_health_name(m->health));
+		m->warned = true;
+		return;
+	}
+	m->warned = false;
 
 	/* steer first: from this update on no new connection lands here */
 	r = baton_group_set_down(w->g, slot, true);
