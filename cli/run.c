@@ -1,5 +1,6 @@
 /* `baton run`: parses the command line into a supervisor config and runs
  * the supervisor in the foreground. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +30,27 @@ void usage_run(FILE *out)
 		"                         nginx wants QUIT)\n"
 		"      --grace DUR        how long a stopping generation may take before SIGKILL\n"
 		"                         (default 30s)\n"
+		"      --no-watch         do not watch the active generation's health\n"
+		"      --hang-threshold DUR  a stopped active generation, or one whose queue\n"
+		"                         makes no progress this long (default 100ms), is\n"
+		"                         fenced and replaced by a fresh generation\n"
 		"  -v, --verbose          more messages (twice: debug)\n"
 		"  -h, --help             this text\n\n"
 		"DUR is 250ms, 2s, 1.5s, 1m or plain seconds. The control socket is\n"
 		"$BATON_RUNTIME_DIR/NAME.sock (default /run/baton for root, else\n"
 		"$XDG_RUNTIME_DIR/baton). SIGTERM or SIGINT stops every generation gracefully.\n");
+}
+
+/* --no-watch (HANG NULL) or --hang-threshold HANG. */
+static int run_watch_option(struct sup_config *cfg, const char *hang)
+{
+	if (!hang) {
+		cfg->no_watch = true;
+		return 0;
+	}
+	if (sup_parse_duration(hang, &cfg->hang_ms) || cfg->hang_ms < 1 || cfg->hang_ms > 3600000)
+		return -EINVAL;
+	return 0;
 }
 
 static int bad(const char *what, const char *value, const char *hint)
@@ -45,7 +62,7 @@ static int bad(const char *what, const char *value, const char *hint)
 
 int cmd_run(int argc, char **argv)
 {
-	enum { OPT_READY_TIMEOUT = 256, OPT_STOP_SIGNAL, OPT_GRACE };
+	enum { OPT_READY_TIMEOUT = 256, OPT_STOP_SIGNAL, OPT_GRACE, OPT_NO_WATCH, OPT_HANG };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "name", required_argument, NULL, 'n' },
@@ -53,6 +70,8 @@ int cmd_run(int argc, char **argv)
 		{ "ready-timeout", required_argument, NULL, OPT_READY_TIMEOUT },
 		{ "stop-signal", required_argument, NULL, OPT_STOP_SIGNAL },
 		{ "grace", required_argument, NULL, OPT_GRACE },
+		{ "no-watch", no_argument, NULL, OPT_NO_WATCH },
+		{ "hang-threshold", required_argument, NULL, OPT_HANG },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -103,6 +122,11 @@ int cmd_run(int argc, char **argv)
 		case OPT_GRACE:
 			if (sup_parse_duration(optarg, &cfg.grace_ms))
 				return bad("--grace", optarg, "want a duration such as 30s");
+			break;
+		case OPT_NO_WATCH:
+		case OPT_HANG:
+			if (run_watch_option(&cfg, c == OPT_HANG ? optarg : NULL))
+				return bad("--hang-threshold", optarg, "want a duration from 1ms to 1h, such as 100ms");
 			break;
 		case 'v':
 			cfg.verbose++;

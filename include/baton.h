@@ -212,7 +212,9 @@ struct baton_watch_opts {
 	size_t sz;                 /* sizeof(struct baton_watch_opts) */
 	uint32_t hang_ms;          /* queue without progress this long: hung (0: 100) */
 	bool no_fence;             /* only steer away; leave the listener open */
-	bool keep_gone;            /* do not remove members whose owners are gone */
+	bool keep_gone;            /* leave members whose owners exit (zombie or gone)
+	                            * to the caller: no steering, fencing or removal */
+	bool owned_only;           /* watch only members given owners */
 	baton_watch_fn on_event;
 	void *ctx;
 	baton_log_fn log;

@@ -230,6 +230,8 @@ static void go_down(struct baton_watch *w, int slot, struct wmember *m, uint64_t
 {
 	int r;
 
+	if (w->o.keep_gone && (m->health == BATON_HEALTH_GONE || m->health == BATON_HEALTH_ZOMBIE))
+		return;	/* the caller handles owners that exit (a supervisor restarts them) */
 	if (!others_up(w, slot) && m->health != BATON_HEALTH_GONE) {
 		/* the last member up keeps its listener: fencing it would move
 		 * its queue nowhere and refuse what comes next */
@@ -289,8 +291,13 @@ static void go_up(struct baton_watch *w, int slot, struct wmember *m, uint64_t n
 static void check(struct baton_watch *w, int slot, uint64_t now, int *count)
 {
 	struct wmember *m = &w->m[slot];
-	enum baton_health h = owners_health(m);
-	bool hung = queue_hung(w, m, slot, now);
+	enum baton_health h;
+	bool hung;
+
+	if (w->o.owned_only && !m->nown)
+		return;
+	h = owners_health(m);
+	hung = queue_hung(w, m, slot, now);
 
 	if (!m->down) {
 		if (h == BATON_HEALTH_OK && hung)

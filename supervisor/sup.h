@@ -28,6 +28,8 @@ struct sup_config {
 	int stop_signal;
 	char **argv;                 /* the command, NULL-terminated */
 	int verbose;
+	bool no_watch;               /* no health watch of the active generation */
+	long long hang_ms;           /* its queue hung this long: replaced (0: 100 ms) */
 };
 
 /* Fills defaults: ready auto (READY=1, or 2 s of silence), ready timeout
