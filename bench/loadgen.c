@@ -514,7 +514,8 @@ static void report(struct loadgen *g, long long elapsed_us)
 	for (i = O_REFUSED; i < O_N; i++)
 		failed += g->counts[i];
 	rate = secs > 0 ? g->counts[O_ANSWERED] / secs : 0;
-	qsort(g->lat, g->nlat, sizeof(*g->lat), cmp_u32);
+	if (g->nlat)	/* qsort must not get NULL, even for 0 elements */
+		qsort(g->lat, g->nlat, sizeof(*g->lat), cmp_u32);
 	if (g->o.json) {
 		printf("{\"mode\": \"%s\", \"concurrency\": %d, \"elapsed_s\": %.3f, \"requests\": %lld, "
 		       "\"answered\": %lld, \"failed\": %lld",
