@@ -106,6 +106,7 @@ check: all
 bench: all
 	$(BUILD)/bench/accept-rate
 	$(BUILD)/bench/ls-scale
+	BATON_BIN=$(BUILD)/baton BATON_REFSERVER=$(BUILD)/refserver $(BUILD)/bench/failover
 
 demo: all
 	$(BUILD)/baton demo

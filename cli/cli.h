@@ -31,5 +31,7 @@ int cmd_stop(int argc, char **argv);
 void usage_stop(FILE *out);
 int cmd_ls(int argc, char **argv);
 void usage_ls(FILE *out);
+int cmd_steer(int argc, char **argv);
+void usage_steer(FILE *out);
 
 #endif

@@ -109,7 +109,25 @@ static pid_t spawn(int lfd, char name, int slow_us)
 	serve(lfd, name, slow_us);
 }
 
-static char proc_state(pid_t pid);
+/* State letter of a process from /proc/PID/stat, or 0 if it is gone. */
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');	/* the command name may hold spaces and ')' */
+	return p && p[1] == ' ' ? p[2] : 0;
+}
 
 /* SIGSTOP and wait until the kernel says it is stopped: kill() returns
  * before that, and a request accepted in between would hang inside B in
@@ -355,57 +373,32 @@ static int part_plain(struct demo *d)
 	return r;
 }
 
-/* What the watch in part baton knows. */
+/* Part baton: the library's health watch, with each server as its member's
+ * owner. A member whose owner is stopped is steered away from at the next
+ * tick and (eBPF mode) fenced, so what already waits in its queue moves. */
 struct watch {
-	struct baton_group *g;
-	pid_t pid[2];
-	int slot[2];
+	struct baton_watch *w;
+	long long elapsed_ms;
 	bool done;
 	long long at_ms;
 };
 
-/* State letter of a process from /proc/PID/stat, or 0 if it is gone. */
-static char proc_state(pid_t pid)
+static void on_watch_event(void *ctx, const struct baton_watch_event *ev)
 {
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
+	struct watch *w = ctx;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');	/* the command name may hold spaces and ')' */
-	return p && p[1] == ' ' ? p[2] : 0;
+	if (!w->done && !ev->err && ev->type == BATON_WATCH_DOWN) {
+		w->done = true;
+		w->at_ms = w->elapsed_ms;
+	}
 }
 
-/* A member whose owner is stopped, traced, a zombie or gone is unhealthy:
- * new connections go to the others, and in eBPF mode its listener is fenced
- * so what already waits in its queue moves too. */
 static void watch_tick(void *ctx, long long elapsed_ms)
 {
 	struct watch *w = ctx;
-	int i;
 
-	if (w->done)
-		return;
-	for (i = 0; i < 2; i++) {
-		char st = proc_state(w->pid[i]);
-
-		if (st && st != 'T' && st != 't' && st != 'Z' && st != 'X')
-			continue;
-		baton_group_activate(w->g, w->slot[1 - i]);
-		if (baton_group_mode(w->g) == BATON_MODE_EBPF)
-			baton_group_fence(w->g, w->slot[i]);
-		w->done = true;
-		w->at_ms = elapsed_ms;
-		return;
-	}
+	w->elapsed_ms = elapsed_ms;
+	baton_watch_tick(w->w, (uint64_t)now_ms());
 }
 
 static int part_baton(struct demo *d)
@@ -413,36 +406,51 @@ static int part_baton(struct demo *d)
 	struct load l = { .lanes = REQUESTS, .max = REQUESTS, .spacing_ms = SPACING_MS,
 			  .duration_ms = COUNTED_CAP_MS, .tick = watch_tick };
 	struct watch w = { 0 };
+	struct baton_watch_opts wo = { .sz = sizeof(wo), .on_event = on_watch_event, .ctx = &w,
+				       .log = cli_log, .log_ctx = &d->verbose };
+	struct baton_group *g;
 	struct baton_slot_stats st;
-	int fds[2], i, r;
+	pid_t pid[2] = { 0, 0 };
+	int fds[2], slot[2], i, r;
 
 	if ((r = two_listeners(fds, &l.port)))
 		return r;
-	w.g = new_group(d);
-	if (!w.g) {
+	g = new_group(d);
+	if (!g) {
+		r = -errno;
+		goto out;
+	}
+	/* classic BPF cannot move a queue: fencing would reset it */
+	wo.no_fence = baton_group_mode(g) != BATON_MODE_EBPF;
+	w.w = baton_watch_new(g, &wo);
+	if (!w.w) {
 		r = -errno;
 		goto out;
 	}
 	for (i = 0; i < 2; i++) {
-		w.slot[i] = baton_group_add(w.g, fds[i], 1);	/* spread: both take traffic */
-		if (w.slot[i] < 0) {
-			r = w.slot[i];
+		slot[i] = baton_group_add(g, fds[i], 1);	/* spread: both take traffic */
+		if (slot[i] < 0) {
+			r = slot[i];
 			fprintf(stderr, "baton demo: cannot steer the group: %s\n", strerror(-r));
 			goto out;
 		}
 	}
-	w.pid[0] = spawn(fds[0], 'A', 0);
-	w.pid[1] = spawn(fds[1], 'B', 0);
-	freeze(w.pid[1]);
+	pid[0] = spawn(fds[0], 'A', 0);
+	pid[1] = spawn(fds[1], 'B', 0);
+	for (i = 0; i < 2; i++)
+		if ((r = baton_watch_set_owner(w.w, slot[i], pid[i])))
+			goto out;
+	freeze(pid[1]);
 	l.ctx = &w;
 	r = run_load(&l, &d->baton.o);
 	d->baton.steered_ms = w.done ? w.at_ms : -1;
-	if (baton_group_stats(w.g, w.slot[0], &st) == 0)
+	if (baton_group_stats(g, slot[0], &st) == 0)
 		d->baton.moved = st.migrated;
 out:
-	reap(&w.pid[0]);
-	reap(&w.pid[1]);
-	baton_group_free(w.g);
+	reap(&pid[0]);
+	reap(&pid[1]);
+	baton_watch_free(w.w);
+	baton_group_free(g);
 	close(fds[0]);
 	close(fds[1]);
 	return r;

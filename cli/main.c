@@ -17,6 +17,8 @@ static const struct command commands[] = {
 	  cmd_demo, usage_demo },
 	{ "ls", "list listening sockets: options, owners, reuseport groups, programs",
 	  cmd_ls, usage_ls },
+	{ "steer", "take control of a reuseport group baton did not start; fail over",
+	  cmd_steer, usage_steer },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -1,5 +1,6 @@
 /* `baton run`: parses the command line into a supervisor config and runs
  * the supervisor in the foreground. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +37,27 @@ void usage_run(FILE *out)
 		"      --no-preload       do not inject libbaton-preload.so, which otherwise makes\n"
 		"                         a command that binds its own socket to a --listen\n"
 		"                         address serve on baton's (BATON_PRELOAD, LD_PRELOAD)\n"
+		"      --no-watch         do not watch the active generation's health\n"
+		"      --hang-threshold DUR  a stopped active generation, or one whose queue\n"
+		"                         makes no progress this long (default 100ms), is\n"
+		"                         fenced and replaced by a fresh generation\n"
 		"  -v, --verbose          more messages (twice: debug)\n"
 		"  -h, --help             this text\n\n"
 		"DUR is 250ms, 2s, 1.5s, 1m or plain seconds. The control socket is\n"
 		"$BATON_RUNTIME_DIR/NAME.sock (default /run/baton for root, else\n"
 		"$XDG_RUNTIME_DIR/baton). SIGTERM or SIGINT stops every generation gracefully.\n");
+}
+
+/* --no-watch (HANG NULL) or --hang-threshold HANG. */
+static int run_watch_option(struct sup_config *cfg, const char *hang)
+{
+	if (!hang) {
+		cfg->no_watch = true;
+		return 0;
+	}
+	if (sup_parse_duration(hang, &cfg->hang_ms) || cfg->hang_ms < 1 || cfg->hang_ms > 3600000)
+		return -EINVAL;
+	return 0;
 }
 
 static int bad(const char *what, const char *value, const char *hint)
@@ -52,7 +69,8 @@ static int bad(const char *what, const char *value, const char *hint)
 
 int cmd_run(int argc, char **argv)
 {
-	enum { OPT_READY_TIMEOUT = 256, OPT_STOP_SIGNAL, OPT_GRACE, OPT_NO_PRELOAD, OPT_STOP_WHEN_IDLE };
+	enum { OPT_READY_TIMEOUT = 256, OPT_STOP_SIGNAL, OPT_GRACE, OPT_NO_PRELOAD, OPT_STOP_WHEN_IDLE,
+	       OPT_NO_WATCH, OPT_HANG };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "name", required_argument, NULL, 'n' },
@@ -62,6 +80,8 @@ int cmd_run(int argc, char **argv)
 		{ "grace", required_argument, NULL, OPT_GRACE },
 		{ "no-preload", no_argument, NULL, OPT_NO_PRELOAD },
 		{ "stop-when-idle", no_argument, NULL, OPT_STOP_WHEN_IDLE },
+		{ "no-watch", no_argument, NULL, OPT_NO_WATCH },
+		{ "hang-threshold", required_argument, NULL, OPT_HANG },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -120,6 +140,11 @@ int cmd_run(int argc, char **argv)
 			break;
 		case OPT_STOP_WHEN_IDLE:
 			cfg.stop_when_idle = true;
+			break;
+		case OPT_NO_WATCH:
+		case OPT_HANG:
+			if (run_watch_option(&cfg, c == OPT_HANG ? optarg : NULL))
+				return bad("--hang-threshold", optarg, "want a duration from 1ms to 1h, such as 100ms");
 			break;
 		case 'v':
 			cfg.verbose++;

@@ -91,6 +91,7 @@ struct opts {
 	int stop_signal;
 	int grace_ms;
 	bool quiet;
+	bool reuseport;
 };
 
 struct server {
@@ -228,7 +229,10 @@ static int bind_own(struct server *s, const char *spec)
 		return -EINVAL;
 	}
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* --reuseport: join a group with other servers on the port, as
+	 * nginx's "listen ... reuseport" does (baton steer's scenario) */
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    (s->o.reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 4096)) {
 		e = errno;
 		say(true, "--listen %s: %s", spec, strerror(e));
@@ -827,6 +831,7 @@ static void usage(FILE *out)
 		"\"Connection: close\", ends idle connections and exits 0 when none is left.\n\n"
 		"  --listen HOST:PORT   bind this address when no LISTEN_FDS are given\n"
 		"                       (repeatable; [V6]:PORT for IPv6)\n"
+		"  --reuseport          set SO_REUSEPORT on sockets --listen binds\n"
 		"  --tag STR            text included in every answer (default \"refserver\")\n"
 		"  --delay-ms N         answer each request N ms after it arrives\n"
 		"  --grace-ms N         longest graceful stop before exiting anyway (10000)\n"
@@ -876,7 +881,7 @@ static int parse_signal(const char *v)
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-	enum { O_LISTEN = 256, O_TAG, O_DELAY, O_GRACE, O_STOPSIG, O_READYDELAY, O_NEVER, O_CRASH };
+	enum { O_LISTEN = 256, O_TAG, O_DELAY, O_GRACE, O_STOPSIG, O_READYDELAY, O_NEVER, O_CRASH, O_REUSEPORT };
 	static const struct option lopts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "tag", required_argument, NULL, O_TAG },
@@ -886,6 +891,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "ready-delay", required_argument, NULL, O_READYDELAY },
 		{ "never-ready", no_argument, NULL, O_NEVER },
 		{ "crash-at-start", no_argument, NULL, O_CRASH },
+		{ "reuseport", no_argument, NULL, O_REUSEPORT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -930,6 +936,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case O_NEVER: o->never_ready = true; break;
 		case O_CRASH: o->crash_at_start = true; break;
+		case O_REUSEPORT: o->reuseport = true; break;
 		case 'q': o->quiet = true; break;
 		case 'h': usage(stdout); return 0;
 		case ':':

@@ -88,6 +88,10 @@ struct baton_group_opts {
 	                         * listeners are then reset, as without baton) */
 	baton_log_fn log;
 	void *log_ctx;
+	const char *pin_path;   /* eBPF: pin the maps and program in this bpffs
+	                         * directory (created if missing); a group made
+	                         * later with the same path resumes its slots and
+	                         * policy without touching traffic. NULL: none */
 };
 
 struct baton_group;
@@ -131,6 +135,22 @@ int baton_group_weight(const struct baton_group *g, int slot, uint32_t *weight);
  * to the slots with weight. baton keeps its copy; baton_group_remove closes it. */
 int baton_group_fence(struct baton_group *g, int slot);
 
+/* Takes a fenced SLOT back: listens on its socket again (the kernel puts it
+ * back into its reuseport group) and restores its slot, so it takes its
+ * weight again. 0 if SLOT is not fenced. */
+int baton_group_unfence(struct baton_group *g, int slot);
+
+/* Marks SLOT unhealthy (DOWN) or healthy: a member that is down takes no new
+ * connections, whatever its weight; when every slot with weight is down, the
+ * healthy members share the traffic equally (a standby takes over). The
+ * health watch (baton_watch_*) calls this. */
+int baton_group_set_down(struct baton_group *g, int slot, bool down);
+
+bool baton_group_fenced(const struct baton_group *g, int slot);
+
+/* Removes the pins of a pinned group (the maps live on while in use). */
+int baton_group_unpin(struct baton_group *g);
+
 /* Forgets SLOT and closes baton's copy. If that was the last reference, the
  * socket closes and (eBPF mode) its queue migrates to the slots with weight. */
 int baton_group_remove(struct baton_group *g, int slot);
@@ -160,6 +180,80 @@ int baton_group_detach(struct baton_group *g);
 /* Number of members. */
 int baton_group_size(const struct baton_group *g);
 
+
+/* ---- health watch ----------------------------------------------------- */
+
+/* Why a member is unhealthy. */
+enum baton_health {
+	BATON_HEALTH_OK = 0,
+	BATON_HEALTH_STOPPED,  /* every owner is stopped (SIGSTOP) or traced */
+	BATON_HEALTH_ZOMBIE,   /* every owner is a zombie (or stopped/gone) */
+	BATON_HEALTH_GONE,     /* every owner has exited */
+	BATON_HEALTH_HUNG,     /* queue non-empty without progress past the threshold */
+};
+
+const char *baton_health_name(enum baton_health h);
+
+enum baton_watch_event_type {
+	BATON_WATCH_DOWN,      /* found unhealthy: new connections steered away */
+	BATON_WATCH_FENCED,    /* its listener shut down; its queue moved */
+	BATON_WATCH_UP,        /* recovered: unfenced and back in the policy */
+	BATON_WATCH_REMOVED,   /* every owner gone: the member left the group */
+};
+
+struct baton_watch_event {
+	enum baton_watch_event_type type;
+	int slot;
+	enum baton_health why;
+	uint32_t queue;        /* accept queue when it happened */
+	uint64_t at_ms;        /* the NOW_MS of the tick */
+	int err;               /* 0, or -errno if the action failed */
+};
+
+typedef void (*baton_watch_fn)(void *ctx, const struct baton_watch_event *ev);
+
+struct baton_watch_opts {
+	size_t sz;                 /* sizeof(struct baton_watch_opts) */
+	uint32_t hang_ms;          /* queue without progress this long: hung (0: 100) */
+	bool no_fence;             /* only steer away; leave the listener open */
+	bool keep_gone;            /* leave members whose owners exit (zombie or gone)
+	                            * to the caller: no steering, fencing or removal */
+	bool owned_only;           /* watch only members given owners */
+	baton_watch_fn on_event;
+	void *ctx;
+	baton_log_fn log;
+	void *log_ctx;
+};
+
+struct baton_watch;
+
+/* Watches G's members (G must outlive the watch). Poll-driven: nothing
+ * happens between calls to baton_watch_tick. */
+struct baton_watch *baton_watch_new(struct baton_group *g, const struct baton_watch_opts *opts);
+void baton_watch_free(struct baton_watch *w);
+
+/* Adds PID as an owner of SLOT (a process that accepts from it). A member
+ * with owners is unhealthy when ALL of them are stopped, zombies or gone;
+ * a member without owners is judged by its queue alone. */
+int baton_watch_set_owner(struct baton_watch *w, int slot, pid_t pid);
+int baton_watch_clear_owners(struct baton_watch *w, int slot);
+
+/* Checks every member once (one /proc/PID/stat read per owner, one
+ * getsockopt per member) and acts: steers away, fences, takes back, removes.
+ * NOW_MS is a monotonic clock in ms. Returns the number of events or -errno. */
+int baton_watch_tick(struct baton_watch *w, uint64_t now_ms);
+
+struct baton_member_health {
+	enum baton_health health;  /* OK, or why it is (still) unhealthy */
+	bool down;                 /* steered away */
+	bool fenced;
+	uint32_t queue;            /* last accept queue read */
+	uint32_t stalled_ms;       /* queue non-empty without progress so far */
+	int nowners, owners_running;
+	uint64_t since_ms;         /* when it went down (0 if it is up) */
+};
+
+int baton_watch_health(const struct baton_watch *w, int slot, struct baton_member_health *h);
 
 /* ---- systemd protocols: sd_notify and LISTEN_FDS, both ways ----------- */
 
@@ -270,6 +364,8 @@ struct baton_collect_opts {
 	bool no_iter;                /* do not load the BPF iterator (use the fallback) */
 	baton_log_fn log;
 	void *log_ctx;
+	bool diag_only;              /* only what sock_diag gives (addresses, queues,
+				      * cookies): cheap enough to poll */
 };
 
 /* Collects every TCP listener and UDP socket of the caller's network

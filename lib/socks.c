@@ -134,6 +134,8 @@ int baton_socks_collect(const struct baton_collect_opts *opts, struct baton_sock
 		goto fail;
 	}
 	baton_sockvec_sort_cookie(&sv);
+	if (o.diag_only)
+		goto done;
 	if (o.no_iter) {
 		snprintf(iter_why, sizeof(iter_why), "the BPF iterator was not asked for");
 	} else {
@@ -157,6 +159,7 @@ int baton_socks_collect(const struct baton_collect_opts *opts, struct baton_sock
 		baton_pidfd_collect(&sv, iter_why, o.log, o.log_ctx);
 	else
 		baton_steer_collect(&sv, o.log, o.log_ctx);
+done:
 	if (sv.n)
 		qsort(sv.v, sv.n, sizeof(sv.v[0]), cmp_show);
 	r = renumber_groups(&sv);

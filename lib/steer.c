@@ -5,8 +5,11 @@
  * queue over. cBPF mode (no privilege): a generated classic program returns
  * an index into the kernel's group, whose order this file tracks. */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -31,7 +34,17 @@ struct member {
 	int fd;           /* baton's copy; -1 when the slot is free */
 	uint32_t weight;
 	bool fenced;
+	bool down;        /* the health watch found it unhealthy: no traffic */
+	int backlog;      /* read before fencing, for listen() on unfence */
 	uint64_t cookie;  /* SO_COOKIE: the same socket cannot join twice */
+};
+
+/* A slot found in pinned maps that no member of this process has claimed
+ * yet: it keeps its weight so that a restarted baton steer republishes the
+ * same policy while it collects the members again. */
+struct pinned {
+	uint64_t cookie;  /* 0: none */
+	uint32_t weight;
 };
 
 struct baton_group {
@@ -45,6 +58,8 @@ struct baton_group {
 	uint32_t version;
 	int nmembers;
 	struct member m[BATON_MAX_SLOTS];
+	struct pinned pin[BATON_MAX_SLOTS];
+	char pin_path[PATH_MAX - 32];	/* "" unless pinned */
 	/* cBPF: order[i] is the slot at index i of the kernel's listening
 	 * array (the kernel appends on listen and moves the last into a hole). */
 	int order[BATON_MAX_SLOTS];
@@ -73,21 +88,47 @@ static bool slot_ok(const struct baton_group *g, int slot)
 
 static uint32_t eff_weight(const struct baton_group *g, int slot)
 {
-	return g->m[slot].fd >= 0 && !g->m[slot].fenced ? g->m[slot].weight : 0;
+	if (g->m[slot].fd < 0)
+		return g->pin[slot].cookie ? g->pin[slot].weight : 0;
+	return !g->m[slot].fenced && !g->m[slot].down ? g->m[slot].weight : 0;
+}
+
+/* When every slot with weight is down, the healthy members share the
+ * traffic equally: a standby (weight 0) takes over from its primary, and a
+ * frozen member is never left to the kernel's hash. */
+static bool fallback_spread(const struct baton_group *g)
+{
+	bool any_down = false;
+	int s;
+
+	for (s = 0; s < BATON_MAX_SLOTS; s++) {
+		if (eff_weight(g, s))
+			return false;
+		any_down |= g->m[s].fd >= 0 && g->m[s].down;
+	}
+	return any_down;
+}
+
+static uint32_t pick_weight(const struct baton_group *g, int slot, bool spread)
+{
+	if (!spread)
+		return eff_weight(g, slot);
+	return g->m[slot].fd >= 0 && !g->m[slot].fenced && !g->m[slot].down;
 }
 
 /* Integer weights with a sum of at most MAX that keep each slot's share
  * (every slot with weight keeps at least 1). Returns the sum. */
 static uint32_t scale_weights(const struct baton_group *g, uint32_t out[BATON_MAX_SLOTS], uint32_t max)
 {
+	bool spread = fallback_spread(g);
 	uint64_t total = 0;
 	uint32_t sum = 0;
 	int s;
 
 	for (s = 0; s < BATON_MAX_SLOTS; s++)
-		total += eff_weight(g, s);
+		total += pick_weight(g, s, spread);
 	for (s = 0; s < BATON_MAX_SLOTS; s++) {
-		uint64_t w = eff_weight(g, s);
+		uint64_t w = pick_weight(g, s, spread);
 
 		out[s] = 0;
 		if (!w)
@@ -217,6 +258,114 @@ static int publish(struct baton_group *g)
 	return r;
 }
 
+/* Pinned maps live at PIN_PATH/NAME; libbpf reuses them on load when they
+ * exist (a restarted baton steer) and pins fresh ones otherwise. */
+static int set_pins(struct baton_group *g, struct steer_bpf *skel)
+{
+	struct bpf_map *maps[] = { skel->maps.socks, skel->maps.cfg, skel->maps.ctl, skel->maps.stats };
+	const char *names[] = { "socks", "cfg", "ctl", "stats" };
+	char path[PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", g->pin_path, names[i]);
+		if (bpf_map__set_pin_path(maps[i], path))
+			return -errno;
+	}
+	return 0;
+}
+
+/* The program is pinned only so that bpftool and a later baton see it; the
+ * kernel's group holds its own reference while it is attached. */
+static void pin_prog(struct baton_group *g, struct steer_bpf *skel)
+{
+	char path[PATH_MAX];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/steer", g->pin_path);
+	unlink(path);
+	if ((r = bpf_program__pin(skel->progs.steer, path)))
+		LOG(g, WARN, "cannot pin the steering program at %s: %s", path, strerror(-r));
+}
+
+/* A restarted group: the latch sequence, the policy version, and for each
+ * occupied slot of the pinned sockarray its socket's cookie and its share of
+ * the pinned pick table. Returns true if a previous policy was found. */
+static bool recover_pinned(struct baton_group *g)
+{
+	int cfg_fd = bpf_map__fd(g->skel->maps.cfg), ctl_fd = bpf_map__fd(g->skel->maps.ctl);
+	int socks_fd = bpf_map__fd(g->skel->maps.socks);
+	struct baton_steer_ctl ctl;
+	struct baton_steer_cfg *cfg;
+	uint32_t zero = 0, idx, k;
+	bool found = false;
+
+	if (bpf_map_lookup_elem(ctl_fd, &zero, &ctl) || !ctl.seq)
+		return false;	/* fresh maps: never published */
+	cfg = malloc(sizeof(*cfg));
+	if (!cfg)
+		return false;
+	idx = ctl.seq & 1;
+	if (bpf_map_lookup_elem(cfg_fd, &idx, cfg))
+		goto out;
+	g->seq = ctl.seq;
+	g->version = cfg->version;
+	for (k = 0; k < BATON_MAX_SLOTS; k++) {
+		uint64_t cookie = 0;
+
+		if (bpf_map_lookup_elem(socks_fd, &k, &cookie) == 0 && cookie) {
+			g->pin[k].cookie = cookie;
+			found = true;
+		}
+	}
+	for (k = 0; k < cfg->n && k < BATON_STEER_TABLE; k++)
+		if (cfg->slot[k] < BATON_MAX_SLOTS && g->pin[cfg->slot[k]].cookie)
+			g->pin[cfg->slot[k]].weight++;
+	LOG(g, INFO, "resuming the pinned group at %s (policy version %u)", g->pin_path, g->version);
+out:
+	free(cfg);
+	return found;
+}
+
+/* The caller states the whole policy: pinned slots nobody claimed leave the
+ * sockarray (their sockets, held elsewhere, fall back to the kernel hash
+ * only if no slot has weight). */
+static void forget_pinned(struct baton_group *g)
+{
+	uint32_t k;
+
+	for (k = 0; k < BATON_MAX_SLOTS; k++) {
+		if (!g->pin[k].cookie)
+			continue;
+		g->pin[k] = (struct pinned){ 0 };
+		if (g->m[k].fd < 0 && g->mode == BATON_MODE_EBPF)
+			bpf_map_delete_elem(bpf_map__fd(g->skel->maps.socks), &k);
+	}
+}
+
+static int mkdir_p(const char *dir)
+{
+	char path[PATH_MAX];
+	size_t i, n = strlen(dir);
+
+	if (n >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, dir, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		struct stat st;
+
+		path[i] = '\0';
+		/* stat first: some file systems (sysfs) refuse mkdir with EPERM
+		 * even where the directory exists */
+		if (stat(path, &st) && mkdir(path, 0700) && errno != EEXIST)
+			return -errno;
+		path[i] = i < n ? '/' : '\0';
+	}
+	return 0;
+}
+
 /* Opens and loads the program; with OLD, the new program shares OLD's maps. */
 static struct steer_bpf *load_prog(struct baton_group *g, struct steer_bpf *old, int *err)
 {
@@ -228,6 +377,8 @@ static struct steer_bpf *load_prog(struct baton_group *g, struct steer_bpf *old,
 	}
 	if (g->no_migrate)
 		bpf_program__set_expected_attach_type(skel->progs.steer, BPF_SK_REUSEPORT_SELECT);
+	if (g->pin_path[0] && (*err = set_pins(g, skel)))
+		goto fail;
 	if (old &&
 	    (bpf_map__reuse_fd(skel->maps.socks, bpf_map__fd(old->maps.socks)) ||
 	     bpf_map__reuse_fd(skel->maps.cfg, bpf_map__fd(old->maps.cfg)) ||
@@ -239,6 +390,8 @@ static struct steer_bpf *load_prog(struct baton_group *g, struct steer_bpf *old,
 	*err = steer_bpf__load(skel);
 	if (*err)
 		goto fail;
+	if (g->pin_path[0])
+		pin_prog(g, skel);
 	return skel;
 fail:
 	steer_bpf__destroy(skel);
@@ -280,6 +433,18 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 		g->no_migrate = o.no_migrate;
 		g->log = o.log;
 		g->log_ctx = o.log_ctx;
+		if (o.pin_path && o.pin_path[0]) {
+			if (strlen(o.pin_path) >= sizeof(g->pin_path) || o.mode == BATON_MODE_CBPF) {
+				err = -EINVAL;
+				goto fail;
+			}
+			snprintf(g->pin_path, sizeof(g->pin_path), "%s", o.pin_path);
+			if ((err = mkdir_p(g->pin_path))) {
+				LOG(g, ERROR, "cannot create %s: %s (is bpffs mounted there?)", g->pin_path,
+				    strerror(-err));
+				goto fail;
+			}
+		}
 	}
 	if (want != BATON_MODE_AUTO && want != BATON_MODE_EBPF && want != BATON_MODE_CBPF) {
 		err = -EINVAL;
@@ -301,7 +466,14 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 	}
 	if (!g->skel)
 		g->mode = BATON_MODE_CBPF;
-	if (g->mode == BATON_MODE_EBPF && (err = publish(g)))
+	if (g->pin_path[0] && g->mode != BATON_MODE_EBPF) {
+		LOG(g, ERROR, "pinned groups need eBPF: classic BPF state cannot be pinned");
+		err = -EOPNOTSUPP;
+		goto fail;
+	}
+	/* A pinned policy stays as it is: publishing an empty one now would
+	 * hand the port to the kernel's hash until the members are found. */
+	if (g->mode == BATON_MODE_EBPF && !(g->pin_path[0] && recover_pinned(g)) && (err = publish(g)))
 		goto fail;
 	LOG(g, INFO, "steering mode: %s%s", baton_mode_name(g->mode),
 	    g->mode == BATON_MODE_EBPF ? (g->no_migrate ? " (select only)" : " (select and migrate)") : "");
@@ -406,6 +578,30 @@ static int check_member(struct baton_group *g, int fd, uint64_t *cookie, struct 
 	return 0;
 }
 
+/* Takes a member whose socket is already in SLOT of the (pinned) sockarray. */
+static int adopt(struct baton_group *g, int fd, int slot, uint32_t weight, uint64_t cookie,
+		 const struct sockaddr_storage *addr, socklen_t alen, int type)
+{
+	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3), r;
+
+	if (copy < 0)
+		return -errno;
+	if (!g->attached && (r = attach_ebpf(g, copy))) {
+		LOG(g, ERROR, "cannot attach the steering program to fd %d: %s", fd, strerror(-r));
+		close(copy);
+		return r;
+	}
+	if (!g->nmembers) {
+		g->type = type;
+		g->addr = *addr;
+		g->addrlen = alen;
+	}
+	g->m[slot] = (struct member){ .fd = copy, .weight = weight, .cookie = cookie };
+	g->nmembers++;
+	LOG(g, DEBUG, "fd %d resumed slot %d with weight %u", fd, slot, weight);
+	return slot;
+}
+
 int baton_group_add(struct baton_group *g, int fd, uint32_t weight)
 {
 	struct sockaddr_storage addr;
@@ -418,7 +614,15 @@ int baton_group_add(struct baton_group *g, int fd, uint32_t weight)
 	r = check_member(g, fd, &cookie, &addr, &alen, &type);
 	if (r)
 		return r;
-	for (slot = 0; slot < BATON_MAX_SLOTS && g->m[slot].fd >= 0; slot++)
+	for (slot = 0; slot < BATON_MAX_SLOTS && g->pin[slot].cookie != cookie; slot++)
+		;
+	if (slot < BATON_MAX_SLOTS) {
+		/* resumed: the socket already sits in this slot of the pinned map */
+		weight = g->pin[slot].weight;
+		g->pin[slot] = (struct pinned){ 0 };
+		return adopt(g, fd, slot, weight, cookie, &addr, alen, type);
+	}
+	for (slot = 0; slot < BATON_MAX_SLOTS && (g->m[slot].fd >= 0 || g->pin[slot].cookie); slot++)
 		;
 	if (slot == BATON_MAX_SLOTS) {
 		LOG(g, ERROR, "group is full (%d members)", BATON_MAX_SLOTS);
@@ -474,6 +678,7 @@ int baton_group_set_weights(struct baton_group *g, const uint32_t *weights, size
 			LOG(g, ERROR, "weight %u given to slot %d, which has no member", weights[s], s);
 			return -ENOENT;
 		}
+	forget_pinned(g);
 	for (s = 0; s < BATON_MAX_SLOTS; s++)
 		g->m[s].weight = s < (int)n ? weights[s] : 0;
 	return publish(g);
@@ -489,6 +694,7 @@ int baton_group_activate(struct baton_group *g, int slot)
 		LOG(g, ERROR, "slot %d is fenced; it cannot take traffic", slot);
 		return -ESHUTDOWN;
 	}
+	forget_pinned(g);
 	for (s = 0; s < BATON_MAX_SLOTS; s++)
 		g->m[s].weight = s == slot;
 	return publish(g);
@@ -531,6 +737,11 @@ int baton_group_fence(struct baton_group *g, int slot)
 		return -ENOENT;
 	if (g->m[slot].fenced)
 		return 0;
+	if (g->type == SOCK_STREAM) {
+		struct baton_queue q;
+
+		g->m[slot].backlog = baton_socket_queue(g->m[slot].fd, &q) == 0 && q.max ? (int)q.max : 4096;
+	}
 	g->m[slot].fenced = true;
 	r = publish(g);	/* steer away first: nothing new lands on it */
 	if (r)
@@ -685,5 +896,86 @@ int baton_group_detach(struct baton_group *g)
 	if (setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &zero, sizeof(zero)))
 		return -errno;
 	g->attached = false;
+	return 0;
+}
+
+int baton_group_unfence(struct baton_group *g, int slot)
+{
+	struct member *m;
+	int r, v = 0;
+
+	if (!slot_ok(g, slot))
+		return -ENOENT;
+	m = &g->m[slot];
+	if (!m->fenced)
+		return 0;
+	if (g->type == SOCK_STREAM) {
+		/* A socket that got its port from bind(port 0) gives the port
+		 * up on shutdown (getsockname still shows it): bind it to the
+		 * group's address again. One that keeps its port says EINVAL. */
+		if (bind(m->fd, (const struct sockaddr *)&g->addr, g->addrlen) && errno != EINVAL) {
+			r = -errno;
+			LOG(g, ERROR, "cannot bind slot %d to the group's address again: %s", slot, strerror(-r));
+			return r;
+		}
+		/* listen() on a shut-down listener puts it back into its old
+		 * reuseport group (the kernel kept it among the closed ones) */
+		if (sockopt_int(m->fd, SOL_SOCKET, SO_ACCEPTCONN, &v) == 0 && !v &&
+		    listen(m->fd, m->backlog ? m->backlog : 4096)) {
+			r = -errno;
+			LOG(g, ERROR, "cannot listen on slot %d again: %s", slot, strerror(-r));
+			return r;
+		}
+		if (g->mode == BATON_MODE_CBPF)
+			g->order[g->norder++] = slot;	/* listen appends to the kernel's array */
+	}
+	if (g->mode == BATON_MODE_EBPF) {
+		uint64_t fd = (uint64_t)m->fd;
+		uint32_t key = (uint32_t)slot;
+
+		/* shutdown took the socket out of the sockarray */
+		if (bpf_map_update_elem(bpf_map__fd(g->skel->maps.socks), &key, &fd, BPF_ANY)) {
+			r = -errno;
+			LOG(g, ERROR, "cannot put slot %d back into the sockarray: %s", slot, strerror(-r));
+			return r;
+		}
+		if (!g->attached && (r = attach_ebpf(g, m->fd)))
+			return r;
+	}
+	m->fenced = false;
+	return publish(g);
+}
+
+int baton_group_set_down(struct baton_group *g, int slot, bool down)
+{
+	if (!slot_ok(g, slot))
+		return -ENOENT;
+	if (g->m[slot].down == down)
+		return 0;
+	g->m[slot].down = down;
+	return publish(g);
+}
+
+bool baton_group_fenced(const struct baton_group *g, int slot)
+{
+	return slot_ok(g, slot) && g->m[slot].fenced;
+}
+
+int baton_group_unpin(struct baton_group *g)
+{
+	const char *names[] = { "socks", "cfg", "ctl", "stats", "steer" };
+	char path[PATH_MAX];
+	size_t i;
+
+	if (!g)
+		return -EINVAL;
+	if (!g->pin_path[0])
+		return 0;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", g->pin_path, names[i]);
+		unlink(path);
+	}
+	if (rmdir(g->pin_path) && errno != ENOENT)
+		return -errno;
 	return 0;
 }

@@ -54,6 +54,7 @@ struct gen {
 	long long stall_since[SUP_MAX_LISTENERS];
 	bool idle_wait;                 /* --stop-when-idle: fenced, not yet signalled */
 	ino_t member_ino[SUP_MAX_LISTENERS];
+	char health[96];                /* why the health watch replaced it, for status */
 };
 
 enum client_role { CL_FREE, CL_READING, CL_RELOAD, CL_STOP };
@@ -92,6 +93,8 @@ struct sup {
 	long long start_wall_ms;
 	char preload_lib[4096];     /* "" without the shim */
 	char preload_env[1024];     /* BATON_PRELOAD for it */
+	struct baton_watch *watch[SUP_MAX_LISTENERS];
+	int watched;                /* generation whose pid the watches know, -1 none */
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL };
@@ -952,12 +955,16 @@ static void write_status(struct sup *s, FILE *f, bool json)
 		fmt_time(g->start_wall_ms, when, sizeof(when));
 		if (!json) {
 			fprintf(f, "%-4d %-8d %-9s %-21s", g->id, (int)g->pid, state_name[g->state], when);
+			if (g->health[0])
+				fprintf(f, " [%s]", g->health);
 		} else {
 			fprintf(f, "%s{\"id\":%d,\"pid\":%d,\"state\":\"%s\",\"started\":\"%s\",\"uptime_ms\":%lld,"
 				   "\"ready_after_ms\":%lld,\"exit\":",
 				first ? "" : ",", g->id, (int)g->pid, state_name[g->state], when,
 				g->pid > 0 ? now - g->start_ms : 0, g->ready_ms ? g->ready_ms - g->start_ms : -1);
 			json_str(f, g->state == GEN_EXITED ? g->why : "");
+			fprintf(f, ",\"health\":");
+			json_str(f, g->health);
 			fprintf(f, ",\"members\":[");
 		}
 		first = 0;
@@ -1213,7 +1220,7 @@ static bool busy(const struct sup *s)
 {
 	int i;
 
-	if (s->reload >= 0 || s->restart_at || s->stopping)
+	if (s->reload >= 0 || s->restart_at || s->stopping || (!s->cfg->no_watch && s->active >= 0))
 		return true;
 	for (i = 0; i < MAX_GENS; i++)
 		if ((s->gen[i].state == GEN_STARTING && s->gen[i].pid > 0) ||
@@ -1252,6 +1259,57 @@ static void watch_drain(struct sup *s, struct gen *g, long long now)
 			baton_group_remove(s->grp[l], g->slot[l]);
 			g->slot[l] = -1;
 		}
+	}
+}
+
+/* The health watch over the active generation (its pid owns its members):
+ * once it is stopped or its queue hangs, a fresh generation starts as in a
+ * reload, and as soon as its members are in the group the watch steers away
+ * from the old one and fences it, so its queue moves to the new one, which
+ * takes new connections while it starts. A generation that exits is the
+ * crash path's business, not the watch's. */
+static void health_tick(struct sup *s, long long now)
+{
+	struct baton_watch_opts o = { .sz = sizeof(o), .hang_ms = (uint32_t)s->cfg->hang_ms, .keep_gone = true,
+				      .owned_only = true, .log = lib_log, .log_ctx = s };
+	struct gen *g;
+	int l;
+
+	if (s->cfg->no_watch || s->stopping || s->active < 0)
+		return;
+	g = &s->gen[s->active];
+	if (g->state != GEN_ACTIVE || g->pid <= 0) {
+		/* starting (a restart) or gone: not judged until it serves */
+		for (l = 0; l < s->cfg->nlisten && s->watched >= 0; l++)
+			for (int k = 0; k < BATON_MAX_SLOTS; k++)
+				baton_watch_clear_owners(s->watch[l], k);
+		s->watched = -1;
+		return;
+	}
+	for (l = 0; l < s->cfg->nlisten; l++) {
+		if (!s->watch[l] && !(s->watch[l] = baton_watch_new(s->grp[l], &o)))
+			return;
+		if (s->watched != s->active) {
+			for (int k = 0; k < BATON_MAX_SLOTS; k++)
+				baton_watch_clear_owners(s->watch[l], k);
+			if (g->pid > 0 && g->slot[l] >= 0)
+				baton_watch_set_owner(s->watch[l], g->slot[l], g->pid);
+		}
+	}
+	s->watched = s->active;
+	for (l = 0; l < s->cfg->nlisten; l++) {
+		struct baton_member_health h;
+
+		baton_watch_tick(s->watch[l], (uint64_t)now);
+		if (g->slot[l] < 0 || baton_watch_health(s->watch[l], g->slot[l], &h) ||
+		    (h.health != BATON_HEALTH_STOPPED && h.health != BATON_HEALTH_HUNG) || g->health[0])
+			continue;
+		snprintf(g->health, sizeof(g->health), "fenced: %s%s", baton_health_name(h.health),
+			 h.health == BATON_HEALTH_STOPPED ? " (SIGSTOP)" : "");
+		say(s, "gen %d (pid %d) is unhealthy (%s on listener %d); starting a fresh generation", g->id,
+		    (int)g->pid, baton_health_name(h.health), l);
+		if (s->reload < 0)
+			start_reload(s, -1, "health watch");
 	}
 }
 
@@ -1309,6 +1367,7 @@ static void tick(struct sup *s)
 				watch_drain(s, g, now);
 		}
 	}
+	health_tick(s, now);
 	if (s->restart_at && now >= s->restart_at && !s->stopping) {
 		int from = s->restart_from, gi;
 
@@ -1404,8 +1463,10 @@ static void cleanup(struct sup *s)
 	}
 	for (i = 0; i < MAX_GENS; i++)
 		release_members(s, &s->gen[i]);
-	for (i = 0; i < s->cfg->nlisten; i++)
+	for (i = 0; i < s->cfg->nlisten; i++) {
+		baton_watch_free(s->watch[i]);
 		baton_group_free(s->grp[i]);
+	}
 	if (s->ctlfd >= 0) {
 		close(s->ctlfd);
 		unlink(s->ctl_path);
@@ -1449,7 +1510,7 @@ static int pin_port(struct sup *s, int l)
 int sup_run(const struct sup_config *cfg)
 {
 	struct sup sv = { .cfg = cfg, .active = -1, .reload = -1, .reload_client = -1, .restart_from = -1,
-			  .epfd = -1, .sigfd = -1, .notifyfd = -1, .ctlfd = -1 };
+			  .epfd = -1, .sigfd = -1, .notifyfd = -1, .ctlfd = -1, .watched = -1 };
 	struct sup *s = &sv;
 	int i, l, gi;
 

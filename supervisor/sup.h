@@ -31,6 +31,8 @@ struct sup_config {
 	int verbose;
 	bool no_preload;             /* do not inject libbaton-preload.so */
 	bool stop_when_idle;         /* fence the old generation, signal it once it holds no connection */
+	bool no_watch;               /* no health watch of the active generation */
+	long long hang_ms;           /* its queue hung this long: replaced (0: 100 ms) */
 };
 
 /* Fills defaults: ready auto (READY=1, or 2 s of silence), ready timeout

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -44,6 +45,16 @@ void bt_need_netns(void)
 {
 	if (!bt_netns())
 		SKIP("cannot create a network namespace (%s): needs CAP_SYS_ADMIN", strerror(errno));
+}
+
+void bt_need_private_bpffs(void)
+{
+	if (unshare(CLONE_NEWNS))
+		SKIP("cannot make a private mount namespace: %s", strerror(errno));
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		SKIP("cannot make mounts private: %s", strerror(errno));
+	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
+		SKIP("cannot mount bpffs at /sys/fs/bpf: %s", strerror(errno));
 }
 
 void bt_need_ebpf(void)

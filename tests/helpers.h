@@ -14,6 +14,10 @@
 bool bt_netns(void);
 /* Enters a private netns or skips the test, naming why. */
 void bt_need_netns(void);
+/* Gives this test (and its children) a private mount namespace with a
+ * fresh bpffs at /sys/fs/bpf, so pins never outlive or leak from it; skips
+ * without the privilege. */
+void bt_need_private_bpffs(void);
 /* Skips the test unless the eBPF steering program loads here. */
 void bt_need_ebpf(void);
 

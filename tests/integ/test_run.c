@@ -509,3 +509,70 @@ TEST_TIMEOUT(run_sighup_reloads_like_baton_reload, 60)
 	ASSERT_EQ(bt_json_get(out, "id"), 2);
 	sv_stop(&s);
 }
+
+/* The health watch: a frozen active generation is fenced, what waits in its
+ * queue moves, and a fresh generation takes over; --no-watch leaves it. */
+static int answered_of(int *fds, int n)
+{
+	int answered = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct pollfd p = { .fd = fds[i], .events = POLLIN };
+		char buf[512];
+
+		if (poll(&p, 1, 5000) == 1 && read(fds[i], buf, sizeof(buf)) > 12 && strstr(buf, " 200 "))
+			answered++;
+		close(fds[i]);
+	}
+	return answered;
+}
+
+TEST_TIMEOUT(run_frozen_generation_is_fenced_and_replaced, 60)
+{
+	struct sv s;
+	int fds[20], i;
+	long long gen_pid;
+	bool replaced = false;
+
+	sv_start(&s, NULL, NULL);
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	gen_pid = bt_json_get(strstr(out, "\"generations\""), "pid");
+	ASSERT_EQ(kill((pid_t)gen_pid, SIGSTOP), 0);
+	for (i = 0; i < 20; i++) {
+		fds[i] = bt_connect(s.port);
+		ASSERT_EQ(write(fds[i], "GET / HTTP/1.0\r\n\r\n", 18), 18);
+	}
+	ASSERT_EQ(answered_of(fds, 20), 20);
+	for (i = 0; i < 250 && !replaced; i++) {
+		usleep(20000);
+		ASSERT_EQ(baton("status", "web", NULL), 0);
+		replaced = strstr(out, "fenced: owner stopped (SIGSTOP)") && strstr(out, "\n2 ") &&
+			   strstr(strstr(out, "\n2 "), "active");
+	}
+	bt_log("%s", out);
+	ASSERT_TRUE(replaced);
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_CONTAINS(out, "\"health\":\"fenced: owner stopped (SIGSTOP)\"");
+	kill((pid_t)gen_pid, SIGCONT);	/* so that it can take its SIGTERM */
+	sv_stop(&s);
+}
+
+TEST_TIMEOUT(run_no_watch_leaves_a_frozen_generation_alone, 60)
+{
+	struct sv s;
+	long long gen_pid;
+
+	sv_start(&s, "--no-watch", NULL);
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	gen_pid = bt_json_get(strstr(out, "\"generations\""), "pid");
+	ASSERT_EQ(kill((pid_t)gen_pid, SIGSTOP), 0);
+	usleep(500000);
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	kill((pid_t)gen_pid, SIGCONT);
+	ASSERT_TRUE(strstr(out, "fenced") == NULL);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 0);
+	ASSERT_EQ(bt_run((char *[]){ (char *)bt_baton_bin(), "run", "--hang-threshold", "soon", "--", NULL }, out,
+			 sizeof(out), err, sizeof(err), 10), 2);
+	ASSERT_CONTAINS(err, "bad --hang-threshold \"soon\"");
+	sv_stop(&s);
+}

@@ -1,0 +1,363 @@
+/* Health watch over a steered group: each tick reads every member's accept
+ * queue and its owners' state in /proc, steers new connections away from a
+ * stopped, dead or hung member, fences it so its queue moves, and takes it
+ * back when it recovers. Poll-driven: no threads, no timers of its own. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define MAX_OWNERS 32             /* per member: nginx master + workers fit */
+#define DEFAULT_HANG_MS 100
+#define RETRY_MAX_MS 30000        /* longest wait before a hung member is tried again */
+
+struct owner {
+	pid_t pid;
+	int stat_fd;	/* /proc/PID/stat, kept open: it follows this process, not a reused pid */
+};
+
+struct wmember {
+	bool seen;                 /* the slot held a member at the last tick */
+	struct owner own[MAX_OWNERS];
+	int nown;
+	enum baton_health health;
+	bool down;
+	uint32_t queue, stalled_ms;
+	uint64_t arrived;          /* connections steered or migrated to it (eBPF counters) */
+	uint64_t progress_ms;      /* last tick at which the queue was empty or shrank */
+	uint64_t since_ms;         /* went down at */
+	uint64_t retry_ms;         /* hung and fenced: when to try it again */
+	unsigned strikes;          /* times it was fenced for hanging */
+	int running;
+	bool warned;               /* said that it is the last member up */
+};
+
+struct baton_watch {
+	struct baton_group *g;
+	struct baton_watch_opts o;
+	struct wmember m[BATON_MAX_SLOTS];
+};
+
+#define LOG(w, lvl, ...) baton_logf((w)->o.log, (w)->o.log_ctx, BATON_LOG_##lvl, __VA_ARGS__)
+
+const char *baton_health_name(enum baton_health h)
+{
+	switch (h) {
+	case BATON_HEALTH_OK: return "ok";
+	case BATON_HEALTH_STOPPED: return "owner stopped";
+	case BATON_HEALTH_ZOMBIE: return "owner zombie";
+	case BATON_HEALTH_GONE: return "owner gone";
+	case BATON_HEALTH_HUNG: return "queue hung";
+	}
+	return "?";
+}
+
+struct baton_watch *baton_watch_new(struct baton_group *g, const struct baton_watch_opts *opts)
+{
+	struct baton_watch *w;
+	int s;
+
+	if (!g || (opts && opts->sz < sizeof(size_t))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	if (opts)
+		memcpy(&w->o, opts, opts->sz < sizeof(w->o) ? opts->sz : sizeof(w->o));
+	w->o.sz = sizeof(w->o);
+	if (!w->o.hang_ms)
+		w->o.hang_ms = DEFAULT_HANG_MS;
+	w->g = g;
+	for (s = 0; s < BATON_MAX_SLOTS; s++)
+		w->m[s].seen = false;
+	return w;
+}
+
+static void drop_owners(struct wmember *m)
+{
+	int i;
+
+	for (i = 0; i < m->nown; i++)
+		if (m->own[i].stat_fd >= 0)
+			close(m->own[i].stat_fd);
+	m->nown = 0;
+}
+
+void baton_watch_free(struct baton_watch *w)
+{
+	int s;
+
+	if (!w)
+		return;
+	for (s = 0; s < BATON_MAX_SLOTS; s++)
+		drop_owners(&w->m[s]);
+	free(w);
+}
+
+static void reset(struct wmember *m)
+{
+	drop_owners(m);
+	*m = (struct wmember){ 0 };
+}
+
+int baton_watch_set_owner(struct baton_watch *w, int slot, pid_t pid)
+{
+	char path[64];
+	struct wmember *m;
+	int i, fd;
+
+	if (!w || pid <= 0 || baton_group_fd(w->g, slot) < 0)
+		return -ENOENT;
+	m = &w->m[slot];
+	for (i = 0; i < m->nown; i++)
+		if (m->own[i].pid == pid)
+			return 0;
+	if (m->nown == MAX_OWNERS)
+		return -ENOSPC;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int r = -errno;
+
+		LOG(w, ERROR, "cannot watch pid %d: %s: %s", (int)pid, path, strerror(-r));
+		return r;
+	}
+	m->own[m->nown++] = (struct owner){ .pid = pid, .stat_fd = fd };
+	return 0;
+}
+
+int baton_watch_clear_owners(struct baton_watch *w, int slot)
+{
+	if (!w || slot < 0 || slot >= BATON_MAX_SLOTS)
+		return -EINVAL;
+	drop_owners(&w->m[slot]);
+	return 0;
+}
+
+/* State letter of the process behind FD, or 0 once it has been reaped. */
+static char owner_state(int fd)
+{
+	char buf[512], *p;
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');	/* the command name may hold spaces and ')' */
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* OK while at least one owner runs; else the "liveliest" reason. */
+static enum baton_health owners_health(struct wmember *m)
+{
+	int i, stopped = 0, zombie = 0;
+
+	m->running = 0;
+	for (i = 0; i < m->nown; i++) {
+		char st = owner_state(m->own[i].stat_fd);
+
+		if (st == 'T' || st == 't')
+			stopped++;
+		else if (st == 'Z' || st == 'X')
+			zombie++;
+		else if (st)
+			m->running++;
+	}
+	if (!m->nown || m->running)
+		return BATON_HEALTH_OK;
+	return stopped ? BATON_HEALTH_STOPPED : zombie ? BATON_HEALTH_ZOMBIE : BATON_HEALTH_GONE;
+}
+
+/* Progress: the queue was empty, or something left it since the last look:
+ * it is shorter, or (eBPF) fewer are waiting than were waiting plus have
+ * arrived since. A busy member whose queue never empties between two looks
+ * still shows progress that way. A connection counted on arrival but not
+ * yet through its handshake can pass for progress once; that errs on the
+ * side of not fencing. */
+static bool queue_hung(struct baton_watch *w, struct wmember *m, int slot, uint64_t now)
+{
+	struct baton_slot_stats st;
+	struct baton_queue q;
+	uint64_t arrived = m->arrived;
+
+	if (baton_group_fenced(w->g, slot) || baton_group_queue(w->g, slot, &q))
+		return false;	/* fenced: no queue to judge */
+	if (baton_group_stats(w->g, slot, &st) == 0)
+		arrived = st.selected + st.migrated;
+	/* empty at the last look: whatever waits now came after it */
+	if (!m->progress_ms || q.len == 0 || m->queue == 0 || q.len < m->queue ||
+	    (uint64_t)q.len < m->queue + (arrived - m->arrived))
+		m->progress_ms = now;
+	m->arrived = arrived;
+	m->queue = q.len;
+	m->stalled_ms = (uint32_t)(now - m->progress_ms);
+	return m->stalled_ms >= w->o.hang_ms;
+}
+
+static void emit(struct baton_watch *w, enum baton_watch_event_type type, int slot, struct wmember *m,
+		 uint64_t now, int err, int *count)
+{
+	struct baton_watch_event ev = { .type = type, .slot = slot, .why = m->health, .queue = m->queue,
+					.at_ms = now, .err = err };
+	static const char *const names[] = { "down", "fenced", "up", "removed" };
+
+	if (err)
+		LOG(w, ERROR, "slot %d: %s failed: %s", slot, names[type], strerror(-err));
+	else
+		LOG(w, INFO, "slot %d %s (%s, queue %u)", slot, names[type], baton_health_name(m->health),
+		    m->queue);
+	(*count)++;
+	if (w->o.on_event)
+		w->o.on_event(w->o.ctx, &ev);
+}
+
+/* Another member that is up: only then is steering away worth anything. */
+static bool others_up(const struct baton_watch *w, int slot)
+{
+	for (int s = 0; s < BATON_MAX_SLOTS; s++)
+		if (s != slot && baton_group_fd(w->g, s) >= 0 && !w->m[s].down)
+			return true;
+	return false;
+}
+
+static void go_down(struct baton_watch *w, int slot, struct wmember *m, uint64_t now, int *count)
+{
+	int r;
+
+	if (w->o.keep_gone && (m->health == BATON_HEALTH_GONE || m->health == BATON_HEALTH_ZOMBIE))
+		return;	/* the caller handles owners that exit (a supervisor restarts them) */
+	if (!others_up(w, slot) && m->health != BATON_HEALTH_GONE) {
+		/* the last member up keeps its listener: fencing it would move
+		 * its queue nowhere and refuse what comes next */
+		if (!m->warned)
+			LOG(w, WARN, "slot %d is unhealthy (%s) but no other member is up; it keeps its traffic",
+			    slot, baton_health_name(m->health));
+		m->warned = true;
+		return;
+	}
+	m->warned = false;
+
+	/* steer first: from this update on no new connection lands here */
+	r = baton_group_set_down(w->g, slot, true);
+	m->down = true;
+	m->since_ms = now;
+	emit(w, BATON_WATCH_DOWN, slot, m, now, r, count);
+	if (m->health == BATON_HEALTH_GONE && !w->o.keep_gone) {
+		/* fence, then close our copy: the queue migrates even if some
+		 * process we do not know of still holds the socket */
+		r = baton_group_fence(w->g, slot);
+		if (!r)
+			r = baton_group_remove(w->g, slot);
+		emit(w, BATON_WATCH_REMOVED, slot, m, now, r, count);
+		reset(m);
+		return;
+	}
+	if (w->o.no_fence)
+		return;
+	r = baton_group_fence(w->g, slot);
+	emit(w, BATON_WATCH_FENCED, slot, m, now, r, count);
+	if (m->health == BATON_HEALTH_HUNG) {
+		uint64_t wait = (uint64_t)w->o.hang_ms * 10u << (m->strikes < 8 ? m->strikes : 8);
+
+		m->strikes++;
+		m->retry_ms = now + (wait < RETRY_MAX_MS ? wait : RETRY_MAX_MS);
+	}
+}
+
+static void go_up(struct baton_watch *w, int slot, struct wmember *m, uint64_t now, int *count)
+{
+	int r = baton_group_unfence(w->g, slot);
+
+	if (!r)
+		r = baton_group_set_down(w->g, slot, false);
+	if (r) {
+		emit(w, BATON_WATCH_UP, slot, m, now, r, count);
+		return;
+	}
+	m->health = BATON_HEALTH_OK;
+	m->down = false;
+	m->since_ms = 0;
+	m->progress_ms = now;	/* a fresh start for the hang clock */
+	m->stalled_ms = 0;
+	emit(w, BATON_WATCH_UP, slot, m, now, 0, count);
+}
+
+static void check(struct baton_watch *w, int slot, uint64_t now, int *count)
+{
+	struct wmember *m = &w->m[slot];
+	enum baton_health h;
+	bool hung;
+
+	if (w->o.owned_only && !m->nown)
+		return;
+	h = owners_health(m);
+	hung = queue_hung(w, m, slot, now);
+
+	if (!m->down) {
+		if (h == BATON_HEALTH_OK && hung)
+			h = BATON_HEALTH_HUNG;
+		m->health = h;
+		if (h != BATON_HEALTH_OK)
+			go_down(w, slot, m, now, count);
+		return;
+	}
+	/* down: is it back? */
+	if (h == BATON_HEALTH_GONE && m->health != BATON_HEALTH_GONE && !w->o.keep_gone) {
+		m->down = false;	/* re-enter as gone: removed */
+		m->health = h;
+		go_down(w, slot, m, now, count);
+		return;
+	}
+	if (h != BATON_HEALTH_OK) {
+		if (m->health == BATON_HEALTH_HUNG)
+			m->health = h;	/* the owner stopped meanwhile: that is the reason now */
+		return;
+	}
+	if (m->health == BATON_HEALTH_HUNG) {
+		/* no_fence: the queue shows it; fenced: nothing shows it, so try
+		 * again after a backoff (if it still hangs, it is fenced again
+		 * and what it queued moves again) */
+		if (baton_group_fenced(w->g, slot) ? now < m->retry_ms : hung)
+			return;
+	}
+	go_up(w, slot, m, now, count);
+}
+
+int baton_watch_tick(struct baton_watch *w, uint64_t now_ms)
+{
+	int slot, count = 0;
+
+	if (!w)
+		return -EINVAL;
+	for (slot = 0; slot < BATON_MAX_SLOTS; slot++) {
+		if (baton_group_fd(w->g, slot) < 0) {
+			if (w->m[slot].seen || w->m[slot].nown)
+				reset(&w->m[slot]);
+			continue;
+		}
+		w->m[slot].seen = true;
+		check(w, slot, now_ms, &count);
+	}
+	return count;
+}
+
+int baton_watch_health(const struct baton_watch *w, int slot, struct baton_member_health *h)
+{
+	const struct wmember *m;
+
+	if (!w || !h || baton_group_fd(w->g, slot) < 0)
+		return -ENOENT;
+	m = &w->m[slot];
+	*h = (struct baton_member_health){
+		.health = m->health, .down = m->down, .fenced = baton_group_fenced(w->g, slot),
+		.queue = m->queue, .stalled_ms = m->stalled_ms, .nowners = m->nown,
+		.owners_running = m->running, .since_ms = m->since_ms,
+	};
+	return 0;
+}

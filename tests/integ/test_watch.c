@@ -1,0 +1,369 @@
+/* The health watch on real sockets, each test in its own network namespace:
+ * a stopped owner is steered away from and fenced at once and its queue
+ * moves; a queue that hangs is fenced after the threshold; members come
+ * back when they recover; a gone owner's member leaves; unfence; pinning. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/magic.h>
+
+#include "harness.h"
+#include "helpers.h"
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* An owner that never accepts: a child that sleeps until killed. */
+static pid_t sleeper(void)
+{
+	pid_t pid = fork();
+
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		for (int i = 0; i < 600; i++)
+			sleep(1);
+		_exit(0);
+	}
+	return pid;
+}
+
+static void end_child(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	kill(pid, SIGCONT);
+	waitpid(pid, NULL, 0);
+}
+
+struct events {
+	int n;
+	struct baton_watch_event ev[32];
+};
+
+static void on_event(void *ctx, const struct baton_watch_event *ev)
+{
+	struct events *e = ctx;
+
+	if (e->n < 32)
+		e->ev[e->n++] = *ev;
+}
+
+static bool has(const struct events *e, enum baton_watch_event_type t, int slot, enum baton_health why)
+{
+	for (int i = 0; i < e->n; i++)
+		if (e->ev[i].type == t && e->ev[i].slot == slot && e->ev[i].why == why && !e->ev[i].err)
+			return true;
+	return false;
+}
+
+/* Ticks every 5 ms until an event of TYPE for SLOT, or LIMIT_MS; returns the
+ * time it took, or -1. */
+static long tick_until(struct baton_watch *w, struct events *e, enum baton_watch_event_type t, int slot,
+		       long limit_ms)
+{
+	uint64_t t0 = now_ms();
+
+	for (int i = 0; i < 10000 && (long)(now_ms() - t0) <= limit_ms; i++) {
+		ASSERT_OK(baton_watch_tick(w, now_ms()));
+		for (int k = 0; k < e->n; k++)
+			if (e->ev[k].type == t && e->ev[k].slot == slot)
+				return (long)(now_ms() - t0);
+		usleep(5000);
+	}
+	return -1;
+}
+
+static void queue_clients(uint16_t port, int *clients, int n)
+{
+	for (int i = 0; i < n; i++) {
+		clients[i] = bt_connect(port);
+		ASSERT_TRUE(clients[i] >= 0);
+		ASSERT_EQ(write(clients[i], "ping", 4), 4);
+	}
+}
+
+/* Accepts on FD until it stays quiet for 200 ms, answering each "ping". */
+static int serve_queue(int fd)
+{
+	int served = 0, c;
+	char buf[8];
+
+	for (int i = 0; i < 1000 && bt_accept_which(&fd, 1, 200, &c) == 0; i++) {
+		if (read(c, buf, sizeof(buf)) == 4 && write(c, "pong", 4) == 4)
+			served++;
+		close(c);
+	}
+	return served;
+}
+
+static int answered(int *clients, int n)
+{
+	int ok = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct pollfd p = { .fd = clients[i], .events = POLLIN };
+		char buf[8];
+
+		if (poll(&p, 1, 1000) == 1 && read(clients[i], buf, sizeof(buf)) == 4 && !memcmp(buf, "pong", 4))
+			ok++;
+		close(clients[i]);
+	}
+	return ok;
+}
+
+static struct baton_group *group2(int *fds, uint16_t *port)
+{
+	struct baton_group_opts o = { .sz = sizeof(o), .mode = BATON_MODE_EBPF, .log = bt_lib_log };
+	struct baton_group *g = baton_group_new(&o);
+
+	ASSERT_TRUE(g != NULL);
+	*port = bt_listeners(fds, 2, false);
+	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[0], 1)), 0);
+	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[1], 0)), 1);	/* standby */
+	return g;
+}
+
+static struct baton_watch *watch(struct baton_group *g, struct events *e, bool no_fence)
+{
+	struct baton_watch_opts o = { .sz = sizeof(o), .hang_ms = 100, .no_fence = no_fence,
+				      .on_event = on_event, .ctx = e, .log = bt_lib_log };
+	struct baton_watch *w = baton_watch_new(g, &o);
+
+	ASSERT_TRUE(w != NULL);
+	return w;
+}
+
+TEST(watch_stopped_owner_is_fenced_at_once_and_queue_moves_then_returns)
+{
+	struct baton_member_health h;
+	struct baton_watch *w;
+	struct baton_group *g;
+	struct events e = { 0 };
+	int fds[2], clients[20];
+	uint16_t port;
+	pid_t a;
+	long took;
+
+	bt_need_netns();
+	bt_need_ebpf();
+	g = group2(fds, &port);
+	w = watch(g, &e, false);
+	a = sleeper();
+	ASSERT_OK(baton_watch_set_owner(w, 0, a));
+	ASSERT_OK(baton_watch_tick(w, now_ms()));
+	ASSERT_EQ(e.n, 0);
+	queue_clients(port, clients, 20);	/* all wait on the primary */
+	kill(a, SIGSTOP);
+	took = tick_until(w, &e, BATON_WATCH_FENCED, 0, 2000);
+	bt_log("stopped owner fenced %ld ms after SIGSTOP", took);
+	ASSERT_TRUE(took >= 0);
+	/* a stopped owner needs no hang threshold: the next tick acts (the
+	 * margin is for the signal's delivery on a loaded machine) */
+	ASSERT_LE(took, 300);
+	ASSERT_TRUE(has(&e, BATON_WATCH_DOWN, 0, BATON_HEALTH_STOPPED));
+	ASSERT_OK(baton_watch_health(w, 0, &h));
+	ASSERT_TRUE(h.down && h.fenced);
+	ASSERT_EQ(h.health, BATON_HEALTH_STOPPED);
+	/* the queued connections moved to the standby and are answered */
+	ASSERT_EQ(serve_queue(fds[1]), 20);
+	ASSERT_EQ(answered(clients, 20), 20);
+	ASSERT_EQ(bt_which_takes(port, fds, 2), 1);
+	/* continued: taken back, and the policy (primary) holds again */
+	kill(a, SIGCONT);
+	took = tick_until(w, &e, BATON_WATCH_UP, 0, 2000);
+	ASSERT_TRUE(took >= 0);
+	ASSERT_OK(baton_watch_health(w, 0, &h));
+	ASSERT_TRUE(!h.down && !h.fenced);
+	for (int i = 0; i < 10; i++)
+		ASSERT_EQ(bt_which_takes(port, fds, 2), 0);
+	baton_watch_free(w);
+	baton_group_free(g);
+	end_child(a);
+}
+
+TEST(watch_hung_queue_is_fenced_after_threshold_not_before)
+{
+	struct baton_watch *w;
+	struct baton_group *g;
+	struct events e = { 0 };
+	int fds[2], clients[10];
+	uint16_t port;
+	pid_t a;
+	long took;
+
+	bt_need_netns();
+	bt_need_ebpf();
+	g = group2(fds, &port);
+	w = watch(g, &e, false);
+	a = sleeper();	/* running (sleeping), but never accepts */
+	ASSERT_OK(baton_watch_set_owner(w, 0, a));
+	queue_clients(port, clients, 10);
+	took = tick_until(w, &e, BATON_WATCH_FENCED, 0, 2000);
+	bt_log("hung queue fenced after %ld ms (threshold 100)", took);
+	ASSERT_GE(took, 100);
+	ASSERT_LE(took, 400);
+	ASSERT_TRUE(has(&e, BATON_WATCH_DOWN, 0, BATON_HEALTH_HUNG));
+	ASSERT_EQ(serve_queue(fds[1]), 10);
+	ASSERT_EQ(answered(clients, 10), 10);
+	baton_watch_free(w);
+	baton_group_free(g);
+	end_child(a);
+}
+
+/* An owner that accepts and closes as fast as connections come. */
+static pid_t acceptor(int fd)
+{
+	pid_t pid = fork();
+
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		for (int i = 0; i < 1000000; i++) {
+			int c = accept(fd, NULL, NULL);
+
+			if (c >= 0)
+				close(c);
+		}
+		_exit(0);
+	}
+	return pid;
+}
+
+TEST(watch_member_that_keeps_accepting_stays_up)
+{
+	struct baton_watch *w;
+	struct baton_group *g;
+	struct events e = { 0 };
+	int fds[2], n = 0;
+	uint16_t port;
+	uint64_t t0;
+	pid_t a;
+
+	bt_need_netns();
+	bt_need_ebpf();
+	g = group2(fds, &port);
+	w = watch(g, &e, false);
+	a = acceptor(fds[0]);
+	ASSERT_OK(baton_watch_set_owner(w, 0, a));
+	/* 600 ms of connections with a tick every 2 ms: the queue drains, so
+	 * it is never judged hung */
+	t0 = now_ms();
+	for (int i = 0; i < 100000 && now_ms() - t0 < 600; i++, n++) {
+		int c = bt_connect(port);
+
+		close(c);
+		ASSERT_OK(baton_watch_tick(w, now_ms()));
+		usleep(2000);
+	}
+	bt_log("%d connections, %d events", n, e.n);
+	ASSERT_GE(n, 50);
+	ASSERT_EQ(e.n, 0);
+	baton_watch_free(w);
+	baton_group_free(g);
+	end_child(a);
+}
+
+TEST(watch_no_fence_steers_only_and_gone_owner_leaves)
+{
+	struct baton_member_health h;
+	struct baton_watch *w;
+	struct baton_group *g;
+	struct events e = { 0 };
+	int fds[2];
+	uint16_t port;
+	pid_t a;
+
+	bt_need_netns();
+	bt_need_ebpf();
+	g = group2(fds, &port);
+	w = watch(g, &e, true);
+	a = sleeper();
+	ASSERT_OK(baton_watch_set_owner(w, 0, a));
+	kill(a, SIGSTOP);
+	ASSERT_TRUE(tick_until(w, &e, BATON_WATCH_DOWN, 0, 2000) >= 0);
+	ASSERT_OK(baton_watch_health(w, 0, &h));
+	ASSERT_TRUE(h.down && !h.fenced);
+	ASSERT_EQ(bt_which_takes(port, fds, 2), 1);
+	/* the owner dies and is reaped: the member is removed */
+	end_child(a);
+	ASSERT_TRUE(tick_until(w, &e, BATON_WATCH_REMOVED, 0, 2000) >= 0);
+	ASSERT_EQ(baton_group_size(g), 1);
+	ASSERT_EQ(bt_which_takes(port, fds, 2), 1);
+	baton_watch_free(w);
+	baton_group_free(g);
+}
+
+TEST(group_unfence_takes_the_member_back)
+{
+	struct baton_group *g;
+	int fds[2];
+	uint16_t port;
+
+	bt_need_netns();
+	bt_need_ebpf();
+	g = group2(fds, &port);
+	ASSERT_OK(baton_group_fence(g, 0));
+	ASSERT_TRUE(baton_group_fenced(g, 0));
+	ASSERT_EQ(bt_which_takes(port, fds, 2), 1);	/* fenced: the standby takes it */
+	ASSERT_OK(baton_group_unfence(g, 0));
+	ASSERT_TRUE(!baton_group_fenced(g, 0));
+	for (int i = 0; i < 10; i++)
+		ASSERT_EQ(bt_which_takes(port, fds, 2), 0);
+	ASSERT_OK(baton_group_unfence(g, 0));	/* not fenced: nothing to do */
+	baton_group_free(g);
+}
+
+TEST(pinned_group_resumes_slots_and_policy)
+{
+	struct baton_group_opts o = { .sz = sizeof(o), .mode = BATON_MODE_EBPF, .log = bt_lib_log };
+	struct baton_group *g, *g2;
+	struct statfs sfs;
+	char pin[96];
+	int fds[2];
+	uint16_t port;
+
+	bt_need_netns();
+	bt_need_ebpf();
+	bt_need_private_bpffs();
+	if (statfs("/sys/fs/bpf", &sfs) || sfs.f_type != BPF_FS_MAGIC)
+		SKIP("no bpffs at /sys/fs/bpf");
+	snprintf(pin, sizeof(pin), "/sys/fs/bpf/baton-test-%d", (int)getpid());
+	o.pin_path = pin;
+	g = baton_group_new(&o);
+	ASSERT_TRUE(g != NULL);
+	port = bt_listeners(fds, 2, false);
+	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[0], 0)), 0);
+	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[1], 0)), 1);
+	ASSERT_OK(baton_group_activate(g, 1));
+	baton_group_free(g);
+	/* no baton process now: the pinned maps and attached program steer */
+	for (int i = 0; i < 10; i++)
+		ASSERT_EQ(bt_which_takes(port, fds, 2), 1);
+	g2 = baton_group_new(&o);
+	ASSERT_TRUE(g2 != NULL);
+	/* members found again in another order keep their slots and weights,
+	 * and the policy holds while they are found */
+	ASSERT_EQ(ASSERT_OK(baton_group_add(g2, fds[1], 0)), 1);
+	for (int i = 0; i < 10; i++)
+		ASSERT_EQ(bt_which_takes(port, fds, 2), 1);
+	ASSERT_EQ(ASSERT_OK(baton_group_add(g2, fds[0], 0)), 0);
+	for (int i = 0; i < 10; i++)
+		ASSERT_EQ(bt_which_takes(port, fds, 2), 1);
+	ASSERT_OK(baton_group_activate(g2, 0));
+	for (int i = 0; i < 10; i++)
+		ASSERT_EQ(bt_which_takes(port, fds, 2), 0);
+	ASSERT_OK(baton_group_unpin(g2));
+	baton_group_free(g2);
+	ASSERT_TRUE(access(pin, F_OK) != 0);
+}
