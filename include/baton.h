@@ -174,6 +174,10 @@ int baton_group_stats(const struct baton_group *g, int slot, struct baton_slot_s
  * running one, keeping the members and the policy. */
 int baton_group_reload(struct baton_group *g);
 
+/* The kernel's id of the steering program this group attaches (as bpftool
+ * and baton ls show it), or -EOPNOTSUPP in cBPF mode. */
+int baton_group_prog_id(const struct baton_group *g, uint32_t *id);
+
 /* Removes the steering program from the kernel's group. */
 int baton_group_detach(struct baton_group *g);
 

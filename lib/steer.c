@@ -884,6 +884,22 @@ int baton_group_reload(struct baton_group *g)
 	return 0;
 }
 
+int baton_group_prog_id(const struct baton_group *g, uint32_t *id)
+{
+	struct bpf_prog_info info;
+	uint32_t len = sizeof(info);
+
+	if (!g || !id)
+		return -EINVAL;
+	if (g->mode != BATON_MODE_EBPF)
+		return -EOPNOTSUPP;
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(g->skel->progs.steer), &info, &len))
+		return -errno;
+	*id = info.id;
+	return 0;
+}
+
 int baton_group_detach(struct baton_group *g)
 {
 	int fd, zero = 0;
