@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,12 +19,6 @@
 
 #include "cli.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
 
 #define RESCAN_MS 200          /* how often --watch looks for members that joined */
 #define MAX_PASSES 2000000000  /* bound of the watch loop (years at 10 ms) */
@@ -263,17 +256,11 @@ static int copy_sock(const struct steer *s, const struct baton_sock *k)
 	int r = -ESRCH;
 
 	for (uint32_t i = 0; i < n; i++) {
-		int pidfd = (int)syscall(SYS_pidfd_open, k->owners[i].pid, 0), fd;
+		int fd = baton_fd_adopt(k->owners[i].pid, k->owners[i].fd);
 
-		if (pidfd < 0) {
-			r = -errno;
-			continue;
-		}
-		fd = (int)syscall(SYS_pidfd_getfd, pidfd, k->owners[i].fd, 0);
-		r = fd < 0 ? -errno : fd;
-		close(pidfd);
 		if (fd >= 0)
 			return fd;
+		r = fd;
 	}
 	if (!n)
 		fprintf(stderr, "baton steer: the owner of a listener on %s cannot be read (the open files of "

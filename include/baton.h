@@ -259,6 +259,14 @@ struct baton_member_health {
 
 int baton_watch_health(const struct baton_watch *w, int slot, struct baton_member_health *h);
 
+/* ---- adopting sockets from other processes ---------------------------- */
+
+/* A close-on-exec copy of file descriptor FD of process PID (pidfd_open +
+ * pidfd_getfd, Linux 5.6; needs ptrace access to PID, e.g. the same uid
+ * without Yama restrictions, or CAP_SYS_PTRACE). Returns the copy or
+ * -errno: -ESRCH the process is gone, -EBADF it has no such fd, -EPERM. */
+int baton_fd_adopt(pid_t pid, int fd);
+
 /* ---- systemd protocols: sd_notify and LISTEN_FDS, both ways ----------- */
 
 /* Opens a datagram socket bound at PATH (unlinked first if stale) that

@@ -11,17 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
 
 #define LOG(lvl, ...) baton_logf(log, log_ctx, BATON_LOG_##lvl, __VA_ARGS__)
 
@@ -207,18 +200,17 @@ static int copy_socket(const struct baton_sock *s, int *pidfd_cache, int *cached
 		if (*cached_pid != o->pid) {
 			if (*pidfd_cache >= 0)
 				close(*pidfd_cache);
-			/* pidfds are always close-on-exec */
-			*pidfd_cache = (int)syscall(SYS_pidfd_open, o->pid, 0);
+			*pidfd_cache = baton_pidfd_open(o->pid);
 			*cached_pid = *pidfd_cache >= 0 ? o->pid : -1;
 			if (*pidfd_cache < 0) {
-				r = -errno;
+				r = *pidfd_cache;
 				continue;
 			}
 		}
-		fd = (int)syscall(SYS_pidfd_getfd, *pidfd_cache, o->fd, 0);
+		fd = baton_pidfd_getfd(*pidfd_cache, o->fd);
 		if (fd >= 0)
 			return fd;
-		r = -errno;
+		r = fd;
 	}
 	return r;
 }
