@@ -199,6 +199,12 @@ static void slurp(int fd, char *buf, size_t len, size_t *got)
 
 int bt_run(char *const argv[], char *out, size_t outlen, char *err, size_t errlen, int timeout_s)
 {
+	return bt_run_with(argv, NULL, NULL, out, outlen, err, errlen, timeout_s);
+}
+
+int bt_run_with(char *const argv[], void (*child)(void *ctx), void *ctx, char *out, size_t outlen, char *err,
+		size_t errlen, int timeout_s)
+{
 	int po[2], pe[2], status, open_fds = 2;
 	size_t go = 0, ge = 0;
 	time_t end = time(NULL) + timeout_s;
@@ -213,6 +219,8 @@ int bt_run(char *const argv[], char *out, size_t outlen, char *err, size_t errle
 	if (pid == 0) {
 		dup2(po[1], 1);
 		dup2(pe[1], 2);
+		if (child)
+			child(ctx);
 		execv(argv[0], argv);
 		dprintf(2, "exec %s: %s", argv[0], strerror(errno));
 		_exit(127);

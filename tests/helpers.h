@@ -46,6 +46,10 @@ int bt_count_fds(void);
  * buffer). Returns the exit status, or -1 if it did not exit normally
  * within TIMEOUT_S. */
 int bt_run(char *const argv[], char *out, size_t outlen, char *err, size_t errlen, int timeout_s);
+/* bt_run, with CHILD(CTX) called in the child just before exec (to place
+ * descriptors or set the environment). */
+int bt_run_with(char *const argv[], void (*child)(void *ctx), void *ctx, char *out, size_t outlen, char *err,
+		size_t errlen, int timeout_s);
 /* The baton binary under test (BATON_BIN), or skip. */
 const char *bt_baton_bin(void);
 /* Integer value of "KEY": N inside the JSON object that follows "OBJ": in

@@ -53,75 +53,45 @@ static const char *need_server(const char *name, const char *package)
 
 /* ---- the shim on its own --------------------------------------------------- */
 
+struct probe_env {
+	int member;
+	const char *lib, *preload;
+};
+
+/* In the probe's child: the member as fd 3, as baton run passes it. */
+static void probe_child(void *ctx)
+{
+	const struct probe_env *e = ctx;
+
+	if (e->member == 3)
+		fcntl(3, F_SETFD, 0);	/* inherited, as baton run passes it */
+	else if (e->member >= 0)
+		dup2(e->member, 3);	/* dup2 clears close-on-exec */
+	else
+		close(3);
+	setenv("LD_PRELOAD", e->lib, 1);
+	unsetenv("NOTIFY_SOCKET");
+	if (e->preload)
+		setenv("BATON_PRELOAD", e->preload, 1);
+	else
+		unsetenv("BATON_PRELOAD");
+}
+
 /* Runs the probe with MEMBER as fd 3 and the shim preloaded with PRELOAD as
  * BATON_PRELOAD (NULL: unset). Returns its exit status. */
 static int probe(int member, const char *preload, const char *host, int port)
 {
 	const char *bin = need_env("BATON_PROBE", "preload probe");
-	const char *lib = need_env("BATON_PRELOAD_LIB", "preload shim");
-	int po[2], pe[2], status;
-	size_t go = 0, ge = 0;
-	long long deadline = time(NULL) + 10;
+	struct probe_env e = { .member = member, .lib = need_env("BATON_PRELOAD_LIB", "preload shim"),
+			       .preload = preload };
 	char portstr[16];
-	pid_t pid;
+	char *argv[] = { (char *)bin, (char *)host, portstr, NULL };
+	int status;
 
 	snprintf(portstr, sizeof(portstr), "%d", port);
-	if (pipe2(po, O_CLOEXEC) || pipe2(pe, O_CLOEXEC))
-		FAIL("pipe: %s", strerror(errno));
-	pid = fork();
-	if (pid < 0)
-		FAIL("fork: %s", strerror(errno));
-	if (pid == 0) {
-		dup2(po[1], 1);
-		dup2(pe[1], 2);
-		if (member == 3)
-			fcntl(3, F_SETFD, 0);	/* inherited, as baton run passes it */
-		else if (member >= 0)
-			dup2(member, 3);	/* dup2 clears close-on-exec */
-		else
-			close(3);
-		setenv("LD_PRELOAD", lib, 1);
-		unsetenv("NOTIFY_SOCKET");
-		if (preload)
-			setenv("BATON_PRELOAD", preload, 1);
-		else
-			unsetenv("BATON_PRELOAD");
-		execl(bin, bin, host, portstr, (char *)NULL);
-		_exit(127);
-	}
-	close(po[1]);
-	close(pe[1]);
-	out[0] = err[0] = '\0';
-	for (int open_fds = 2; open_fds && time(NULL) <= deadline;) {
-		struct pollfd p[2] = { { .fd = po[0], .events = POLLIN }, { .fd = pe[0], .events = POLLIN } };
-
-		if (poll(p, 2, 200) <= 0)
-			continue;
-		for (int i = 0; i < 2; i++) {
-			char *buf = i ? err : out;
-			size_t *got = i ? &ge : &go, cap = i ? sizeof(err) : sizeof(out);
-			ssize_t n;
-
-			if (p[i].fd < 0 || !p[i].revents)
-				continue;
-			n = read(p[i].fd, buf + *got, cap - *got - 1);
-			if (n <= 0) {
-				close(p[i].fd);
-				*(i ? &pe[0] : &po[0]) = -1;
-				open_fds--;
-				continue;
-			}
-			*got += (size_t)n;
-			buf[*got] = '\0';
-		}
-	}
-	waitpid(pid, &status, 0);
-	if (po[0] >= 0)
-		close(po[0]);
-	if (pe[0] >= 0)
-		close(pe[0]);
+	status = bt_run_with(argv, probe_child, &e, out, sizeof(out), err, sizeof(err), 10);
 	bt_log("probe %s %d with BATON_PRELOAD=%s: %s%s", host, port, preload ? preload : "(unset)", out, err);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return status;
 }
 
 static int member_on(uint16_t *port)
