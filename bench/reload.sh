@@ -95,26 +95,8 @@ row() {	# name mode reloads [times-file]
 	ROWS+=("$(printf '%-22s %-10s %7s %9s %7s %9s %9s %9s %9s %9s' "$1" "$2" "$3" "$req" "$failed" "$t50" "$t99" "$o50" "$o99" "$(per100 "$failed" "$3")")")
 }
 
-bench_baton() {
-	local mode=$1 port i out
-	"$B" run --name bench --listen 'tcp://127.0.0.1:0?backlog=4096' --grace 10s -- "$REF" -q --tag b \
-		>"$tmp/sup.log" 2>&1 &
-	local sup=$!
-	PIDS+=("$sup")
-	for i in $(seq 100); do "$B" status bench --json >"$tmp/st" 2>/dev/null && break; sleep 0.05; done
-	port=$(grep -o '"port":[0-9]*' "$tmp/st" | grep -o '[0-9]*$')
-	load_start "$port" "$mode"
-	: >"$tmp/times"
-	for i in $(seq "$N"); do
-		out=$("$B" reload bench) || { echo "bench/reload.sh: reload $i failed" >&2; continue; }
-		# "+6.2 ms switched ..." and "... ready after 5.7 ms": baton's share is the difference
-		echo "$out" | awk '/ ms switched/ {sw=substr($1,2)} /ready after/ {for (i=1;i<=NF;i++) if ($i=="after") rd=$(i+1)} END {printf "%s %.1f\n", sw, sw-rd}' >>"$tmp/times"
-		sleep "$GAP"
-	done
-	load_stop
-	"$B" stop bench >/dev/null
-	wait "$sup" || true
-	row "baton run + refserver" "$mode" "$N" "$tmp/times"
+bench_baton() {	# the reference server: it takes its socket from LISTEN_FDS
+	bench_baton_server "baton run + refserver" 8080 "$1" -- "$REF" -q --tag b
 }
 
 bench_nginx() {
