@@ -299,3 +299,78 @@ long long bt_json_get(const char *text, const char *key)
 		k++;
 	return strtoll(k, NULL, 10);
 }
+
+static void quote_log(const char *log)
+{
+	char buf[4096];
+	ssize_t n;
+	int fd = open(log, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		bt_log("%s:\n%s", log, buf);
+	}
+}
+
+pid_t bt_supervisor_start(char *const argv[], const char *name, const char *log, void (*child)(void *ctx),
+			  void *ctx, int timeout_s, char *status, size_t len)
+{
+	static char st[65536], er[4096];
+	char *query[] = { argv[0], "status", (char *)name, "--json", NULL };
+	time_t deadline = time(NULL) + timeout_s;
+	int logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	pid_t pid;
+
+	if (logfd < 0)
+		FAIL("open %s: %s", log, strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (pid == 0) {
+		dup2(logfd, 1);
+		dup2(logfd, 2);
+		if (child)
+			child(ctx);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(logfd);
+	while (time(NULL) < deadline) {
+		usleep(20000);
+		if (waitpid(pid, NULL, WNOHANG) == pid) {
+			quote_log(log);
+			FAIL("baton run exited at start");
+		}
+		if (bt_run(query, st, sizeof(st), er, sizeof(er), 10) == 0 && strstr(st, "\"state\":\"active\"")) {
+			snprintf(status, len, "%s", st);
+			return pid;
+		}
+	}
+	quote_log(log);
+	FAIL("baton run did not serve within %d s: %s", timeout_s, er);
+}
+
+void bt_supervisor_stop(pid_t *pid, int timeout_s)
+{
+	time_t deadline = time(NULL) + timeout_s;
+	int status = 0;
+
+	if (*pid <= 0)
+		return;
+	kill(*pid, SIGTERM);
+	while (waitpid(*pid, &status, WNOHANG) != *pid) {
+		if (time(NULL) > deadline) {
+			kill(*pid, SIGKILL);
+			waitpid(*pid, NULL, 0);
+			FAIL("baton run did not stop within %d s of SIGTERM", timeout_s);
+		}
+		usleep(10000);
+	}
+	*pid = 0;
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(WEXITSTATUS(status), 0);
+}

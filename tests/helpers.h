@@ -4,7 +4,9 @@
 #define BATON_TEST_HELPERS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "baton.h"
 
@@ -58,4 +60,14 @@ long long bt_json_int(const char *text, const char *obj, const char *key);
 /* Integer value of the first "KEY": N (with or without a space) in TEXT;
  * fails the test if absent. */
 long long bt_json_get(const char *text, const char *key);
+/* Starts ARGV (`baton run --name NAME ...`, argv[0] the baton binary) in
+ * the background with stdout and stderr to the file LOG, CHILD(CTX) first in
+ * the child (NULL: nothing); waits up to TIMEOUT_S for `baton status NAME
+ * --json` to show an active generation, copying that document to STATUS.
+ * Returns the pid; quotes LOG and fails the test if it exits or never serves. */
+pid_t bt_supervisor_start(char *const argv[], const char *name, const char *log, void (*child)(void *ctx),
+			  void *ctx, int timeout_s, char *status, size_t len);
+/* SIGTERM to the supervisor *PID: it must exit 0 within TIMEOUT_S. */
+void bt_supervisor_stop(pid_t *pid, int timeout_s);
+
 #endif

@@ -25,7 +25,6 @@ struct sv {
 	char dir[64];
 	char mode[96];      /* file whose contents are added to refserver's arguments */
 	uint16_t port;
-	int logfd;
 };
 
 static const char *need_env(const char *var, const char *what)
@@ -60,9 +59,8 @@ static void set_mode(struct sv *s, const char *args)
 static void sv_start(struct sv *s, const char *extra1, const char *extra2)
 {
 	const char *ref = need_env("BATON_REFSERVER", "reference server");
-	char cmd[512], logpath[96];
-	long long deadline;
-	int i;
+	char cmd[512], logpath[96], *argv[16];
+	int n = 0;
 
 	bt_need_netns();
 	bt_need_ebpf();
@@ -76,66 +74,30 @@ static void sv_start(struct sv *s, const char *extra1, const char *extra2)
 	/* exec keeps the pid, so READY=1 comes from the generation's own pid */
 	snprintf(cmd, sizeof(cmd), "exec %s -q --tag gen $(cat %s)", ref, s->mode);
 	snprintf(logpath, sizeof(logpath), "%s/log", s->dir);
-	s->logfd = open(logpath, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	s->pid = fork();
-	if (s->pid < 0)
-		FAIL("fork: %s", strerror(errno));
-	if (s->pid == 0) {
-		char *argv[16];
-		int n = 0;
-
-		argv[n++] = (char *)bt_baton_bin();
-		argv[n++] = "run";
-		argv[n++] = "--name";
-		argv[n++] = "web";
-		argv[n++] = "--listen";
-		argv[n++] = "tcp://127.0.0.1:0?backlog=1024&name=http";
-		argv[n++] = "--grace";
-		argv[n++] = "5s";
-		if (extra1)
-			argv[n++] = (char *)extra1;
-		if (extra2)
-			argv[n++] = (char *)extra2;
-		argv[n++] = "--";
-		argv[n++] = "/bin/sh";
-		argv[n++] = "-c";
-		argv[n++] = cmd;
-		argv[n] = NULL;
-		dup2(s->logfd, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	deadline = time(NULL) + 10;
-	for (i = 0; time(NULL) < deadline; i++) {
-		usleep(20000);
-		if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
-			FAIL("baton run exited at start");
-		if (baton("status", "web", "--json") == 0 && strstr(out, "\"state\":\"active\"")) {
-			s->port = (uint16_t)bt_json_get(out, "port");
-			return;
-		}
-	}
-	FAIL("baton run did not serve within 10 s: %s", err);
+	argv[n++] = (char *)bt_baton_bin();
+	argv[n++] = "run";
+	argv[n++] = "--name";
+	argv[n++] = "web";
+	argv[n++] = "--listen";
+	argv[n++] = "tcp://127.0.0.1:0?backlog=1024&name=http";
+	argv[n++] = "--grace";
+	argv[n++] = "5s";
+	if (extra1)
+		argv[n++] = (char *)extra1;
+	if (extra2)
+		argv[n++] = (char *)extra2;
+	argv[n++] = "--";
+	argv[n++] = "/bin/sh";
+	argv[n++] = "-c";
+	argv[n++] = cmd;
+	argv[n] = NULL;
+	s->pid = bt_supervisor_start(argv, "web", logpath, NULL, NULL, 10, out, sizeof(out));
+	s->port = (uint16_t)bt_json_get(out, "port");
 }
 
 static void sv_stop(struct sv *s)
 {
-	int status = 0;
-	long long deadline = time(NULL) + 10;
-
-	if (s->pid <= 0)
-		return;
-	kill(s->pid, SIGTERM);
-	while (waitpid(s->pid, &status, WNOHANG) != s->pid) {
-		if (time(NULL) > deadline) {
-			kill(s->pid, SIGKILL);
-			FAIL("baton run did not stop within 10 s of SIGTERM");
-		}
-		usleep(10000);
-	}
-	s->pid = 0;
-	ASSERT_TRUE(WIFEXITED(status));
-	ASSERT_EQ(WEXITSTATUS(status), 0);
+	bt_supervisor_stop(&s->pid, 10);
 }
 
 /* The counting load client, in the background. */

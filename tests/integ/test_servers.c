@@ -248,74 +248,39 @@ static void show_log(const struct sv *s, const char *name)
 	}
 }
 
+/* In baton run's child: as a background job of a script starts it, with
+ * SIGINT and SIGQUIT ignored; the servers' stop signals must reach them all
+ * the same. */
+static void like_a_background_job(void *ctx)
+{
+	(void)ctx;
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+}
+
 /* Starts `baton run --name web --listen tcp://127.0.0.1:8080 OPTS -- CMD`
  * (ARGV: OPTS, "--", CMD..., NULL) and waits until generation 1 is active. */
 static void sv_start(struct sv *s, char *const argv[])
 {
-	long long deadline = time(NULL) + 15;
-	char logpath[96];
-	int logfd;
+	char *args[40], logpath[96];
+	int n = 0;
 
-	s->pid = fork();
-	if (s->pid < 0)
-		FAIL("fork: %s", strerror(errno));
-	if (s->pid == 0) {
-		char *args[40];
-		int n = 0;
-
-		args[n++] = (char *)bt_baton_bin();
-		args[n++] = "run";
-		args[n++] = "--name";
-		args[n++] = "web";
-		args[n++] = "--listen";
-		args[n++] = "tcp://127.0.0.1:8080?backlog=1024";
-		for (int i = 0; argv[i] && n < 39; i++)
-			args[n++] = argv[i];
-		args[n] = NULL;
-		snprintf(logpath, sizeof(logpath), "%s/baton.log", s->dir);
-		logfd = open(logpath, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		/* as a background job of a script starts: the servers' stop
-		 * signals must reach them all the same */
-		signal(SIGINT, SIG_IGN);
-		signal(SIGQUIT, SIG_IGN);
-		execv(args[0], args);
-		_exit(127);
-	}
-	while (time(NULL) < deadline) {
-		usleep(50000);
-		if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
-			s->pid = 0;
-			show_log(s, "baton.log");
-			FAIL("baton run exited at start");
-		}
-		if (baton("status", "web", "--json") == 0 && strstr(out, "\"state\":\"active\""))
-			return;
-	}
-	show_log(s, "baton.log");
-	FAIL("baton run did not serve within 15 s");
+	args[n++] = (char *)bt_baton_bin();
+	args[n++] = "run";
+	args[n++] = "--name";
+	args[n++] = "web";
+	args[n++] = "--listen";
+	args[n++] = "tcp://127.0.0.1:8080?backlog=1024";
+	for (int i = 0; argv[i] && n < 39; i++)
+		args[n++] = argv[i];
+	args[n] = NULL;
+	snprintf(logpath, sizeof(logpath), "%s/baton.log", s->dir);
+	s->pid = bt_supervisor_start(args, "web", logpath, like_a_background_job, NULL, 15, out, sizeof(out));
 }
 
 static void sv_stop(struct sv *s)
 {
-	int status = 0;
-	long long deadline = time(NULL) + 15;
-
-	if (s->pid <= 0)
-		return;
-	kill(s->pid, SIGTERM);
-	while (waitpid(s->pid, &status, WNOHANG) != s->pid) {
-		if (time(NULL) > deadline) {
-			kill(s->pid, SIGKILL);
-			waitpid(s->pid, NULL, 0);
-			FAIL("baton run did not stop within 15 s of SIGTERM");
-		}
-		usleep(10000);
-	}
-	s->pid = 0;
-	ASSERT_TRUE(WIFEXITED(status));
-	ASSERT_EQ(WEXITSTATUS(status), 0);
+	bt_supervisor_stop(&s->pid, 15);
 }
 
 static void sv_dir(struct sv *s)
