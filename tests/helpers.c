@@ -300,7 +300,7 @@ long long bt_json_get(const char *text, const char *key)
 	return strtoll(k, NULL, 10);
 }
 
-static void quote_log(const char *log)
+void bt_quote_file(const char *log)
 {
 	char buf[4096];
 	ssize_t n;
@@ -342,7 +342,7 @@ pid_t bt_supervisor_start(char *const argv[], const char *name, const char *log,
 	while (time(NULL) < deadline) {
 		usleep(20000);
 		if (waitpid(pid, NULL, WNOHANG) == pid) {
-			quote_log(log);
+			bt_quote_file(log);
 			FAIL("baton run exited at start");
 		}
 		if (bt_run(query, st, sizeof(st), er, sizeof(er), 10) == 0 && strstr(st, "\"state\":\"active\"")) {
@@ -350,7 +350,7 @@ pid_t bt_supervisor_start(char *const argv[], const char *name, const char *log,
 			return pid;
 		}
 	}
-	quote_log(log);
+	bt_quote_file(log);
 	FAIL("baton run did not serve within %d s: %s", timeout_s, er);
 }
 

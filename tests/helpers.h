@@ -60,6 +60,8 @@ long long bt_json_int(const char *text, const char *obj, const char *key);
 /* Integer value of the first "KEY": N (with or without a space) in TEXT;
  * fails the test if absent. */
 long long bt_json_get(const char *text, const char *key);
+/* Shows the first 4 KiB of file PATH under the test's output (a log). */
+void bt_quote_file(const char *path);
 /* Starts ARGV (`baton run --name NAME ...`, argv[0] the baton binary) in
  * the background with stdout and stderr to the file LOG, CHILD(CTX) first in
  * the child (NULL: nothing); waits up to TIMEOUT_S for `baton status NAME

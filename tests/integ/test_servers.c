@@ -232,20 +232,10 @@ static void write_file(const char *dir, const char *name, const char *text)
 
 static void show_log(const struct sv *s, const char *name)
 {
-	char path[256], buf[4096];
-	int fd;
-	ssize_t n;
+	char path[256];
 
 	snprintf(path, sizeof(path), "%s/%s", s->dir, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n > 0) {
-		buf[n] = '\0';
-		bt_log("%s:\n%s", name, buf);
-	}
+	bt_quote_file(path);
 }
 
 /* In baton run's child: as a background job of a script starts it, with
