@@ -43,8 +43,8 @@ struct gen {
 	enum gen_state state;
 	int id;
 	pid_t pid;                      /* 0 once reaped */
-	long long start_ms, start_wall_ms, ready_ms, stop_ms;
-	long long start_us, ready_us;    /* readiness to 0.1 ms, for reload timings */
+	long long start_wall_ms, stop_ms;
+	long long start_us, ready_us;    /* monotonic; 0.1 ms for reload timings; ready_us 0: not yet */
 	int slot[SUP_MAX_LISTENERS];    /* -1: none */
 	bool heard;                     /* sent any sd_notify message */
 	bool killed;
@@ -78,8 +78,7 @@ struct sup {
 	int active;                 /* index into gen, -1 none */
 	int reload;                 /* index of the generation being started by a reload, -1 none */
 	int reload_client;          /* client waiting for it, -1 for SIGHUP */
-	long long reload_start_ms;
-	long long reload_start_us;       /* for step timings */
+	long long reload_start_us;       /* monotonic; 0: no reload */
 	int restart_from;           /* crashed active generation awaiting restart, -1 none */
 	long long restart_at;
 	long long backoff_ms;
@@ -99,13 +98,6 @@ struct sup {
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL };
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 static long long mono_us(void)
 {
@@ -113,6 +105,11 @@ static long long mono_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static long long mono_ms(void)
+{
+	return mono_us() / 1000;
 }
 
 static long long wall_ms(void)
@@ -279,7 +276,7 @@ static void step(struct sup *s, const char *fmt, ...)
 	va_end(ap);
 	double at = (double)(mono_us() - s->reload_start_us) / 1000.0;
 
-	if (s->reload_start_ms)
+	if (s->reload_start_us)
 		say(s, "%s (+%.1f ms)", msg, at);
 	else
 		say(s, "%s", msg);
@@ -292,7 +289,7 @@ static void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
-	long long took = mono_ms() - s->reload_start_ms;
+	long long took = (mono_us() - s->reload_start_us) / 1000;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -309,7 +306,7 @@ static void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 	}
 	s->reload = -1;
 	s->reload_client = -1;
-	s->reload_start_ms = 0;
+	s->reload_start_us = 0;
 }
 
 /* ---- libbaton-preload and idle stops ------------------------------------ */
@@ -667,7 +664,6 @@ static int start_gen(struct sup *s, int from, uint32_t weight)
 		fds[l] = baton_group_fd(s->grp[l], g->slot[l]);
 	}
 	g->id = ++s->next_id;
-	g->start_ms = mono_ms();
 	g->start_us = mono_us();
 	g->start_wall_ms = wall_ms();
 	pid = spawn(s, fds, &r);
@@ -719,11 +715,10 @@ static void gen_ready(struct sup *s, int gi)
 	struct gen *g = &s->gen[gi];
 	int l, old = s->active;
 
-	g->ready_ms = mono_ms();
 	g->ready_us = mono_us();
 	if (gi != s->reload) {
 		g->state = GEN_ACTIVE;	/* generation 1, or a restart on the same members */
-		say(s, "gen %d (pid %d) ready after %lld ms", g->id, (int)g->pid, g->ready_ms - g->start_ms);
+		say(s, "gen %d (pid %d) ready after %lld ms", g->id, (int)g->pid, (g->ready_us - g->start_us) / 1000);
 		return;
 	}
 	g->state = GEN_READY;
@@ -828,7 +823,7 @@ static void gen_exited(struct sup *s, int gi, int status)
 		return;
 	}
 	if (gi == s->active) {
-		long long up = mono_ms() - g->start_ms;
+		long long up = (mono_us() - g->start_us) / 1000;
 
 		s->backoff_ms = up >= STABLE_MS || !s->backoff_ms ? BACKOFF_MIN_MS
 				: s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
@@ -865,7 +860,6 @@ static int start_reload(struct sup *s, int client, const char *origin)
 		return -EBUSY;
 	if (s->active < 0)
 		return -ENOENT;
-	s->reload_start_ms = mono_ms();
 	s->reload_start_us = mono_us();
 	s->reload_client = client;
 	if (client >= 0)
@@ -961,7 +955,7 @@ static void write_status(struct sup *s, FILE *f, bool json)
 			fprintf(f, "%s{\"id\":%d,\"pid\":%d,\"state\":\"%s\",\"started\":\"%s\",\"uptime_ms\":%lld,"
 				   "\"ready_after_ms\":%lld,\"exit\":",
 				first ? "" : ",", g->id, (int)g->pid, state_name[g->state], when,
-				g->pid > 0 ? now - g->start_ms : 0, g->ready_ms ? g->ready_ms - g->start_ms : -1);
+				g->pid > 0 ? now - g->start_us / 1000 : 0, g->ready_us ? (g->ready_us - g->start_us) / 1000 : -1);
 			json_str(f, g->state == GEN_EXITED ? g->why : "");
 			fprintf(f, ",\"health\":");
 			json_str(f, g->health);
@@ -1042,7 +1036,7 @@ static void handle_request(struct sup *s, int ci)
 		r = start_reload(s, ci, "control socket");
 		if (r == -EBUSY)
 			client_send(c, "error a reload is already in progress (gen %d, started %lld ms ago)",
-				    s->gen[s->reload].id, mono_ms() - s->reload_start_ms);
+				    s->gen[s->reload].id, (mono_us() - s->reload_start_us) / 1000);
 		else if (r == -ESHUTDOWN)
 			client_send(c, "error the supervisor is stopping");
 		else if (r == -ENOENT)
@@ -1329,7 +1323,7 @@ static void tick(struct sup *s)
 		if (g->pid <= 0)
 			continue;
 		if (g->state == GEN_STARTING) {
-			long long age = now - g->start_ms;
+			long long age = now - g->start_us / 1000;
 			const struct sup_config *c = s->cfg;
 
 			if ((c->ready == SUP_READY_DELAY && age >= c->ready_delay_ms) ||
