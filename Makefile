@@ -20,14 +20,14 @@ endif
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 $(WARN) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -Ilib -Ibpf -I$(BPFDIR)
+CFLAGS   += -std=gnu11 $(WARN) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -Ilib -Ibpf -I$(BPFDIR) -Icommon
 LDFLAGS  += $(SANFLAGS)
 BPF_LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
 LDLIBS   := $(BPF_LIBS) -lpthread -lm
 
 LIB_SRC  := $(wildcard lib/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
-CLI_SRC  := $(wildcard cli/*.c) $(wildcard supervisor/*.c)
+CLI_SRC  := $(wildcard cli/*.c) $(wildcard supervisor/*.c) $(wildcard common/*.c)
 CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
 TEST_SRC := tests/runner.c tests/helpers.c $(wildcard tests/unit/*.c) $(wildcard tests/integ/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
@@ -38,6 +38,7 @@ TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o
 
 .PHONY: all check bench demo fuzz clean
 .SECONDARY:
+.DELETE_ON_ERROR:
 all: $(BUILD)/libbaton.a $(BUILD)/libbaton.so $(BUILD)/baton $(BUILD)/baton-test $(BENCHES) $(BUILD)/refserver \
 	$(BUILD)/libbaton-preload.so $(BUILD)/preload-probe
 
@@ -55,10 +56,10 @@ $(BPFDIR)/vmlinux.h: | $(BPFDIR)
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 $(BPFDIR)/sockiter.skel.h: $(BPFDIR)/vmlinux.h
 
-$(LIB_OBJ): $(BUILD)/obj/%.o: %.c include/baton.h lib/internal.h $(SKELS) Makefile
+$(LIB_OBJ): $(BUILD)/obj/%.o: %.c include/baton.h lib/internal.h lib/util.h $(SKELS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -c $< -o $@
-$(sort $(CLI_OBJ) $(TEST_OBJ)): $(BUILD)/obj/%.o: %.c include/baton.h $(wildcard tests/*.h cli/*.h supervisor/*.h) Makefile
+$(sort $(CLI_OBJ) $(TEST_OBJ)): $(BUILD)/obj/%.o: %.c include/baton.h $(wildcard tests/*.h cli/*.h supervisor/*.h common/*.h) lib/util.h Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -Icli -Isupervisor -c $< -o $@
 

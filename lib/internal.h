@@ -4,8 +4,7 @@
 #define BATON_INTERNAL_H
 
 #include "baton.h"
-
-#define BATON_HIDDEN __attribute__((visibility("hidden")))
+#include "util.h"
 
 BATON_HIDDEN void baton_logf(baton_log_fn fn, void *ctx, enum baton_log_level level,
 			     const char *fmt, ...) __attribute__((format(printf, 4, 5)));

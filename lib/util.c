@@ -1,0 +1,121 @@
+/* One home for the helpers that lib/, supervisor/ and cli/ share: clocks,
+ * /proc readers and JSON string escaping (see util.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+long long baton_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+long long baton_mono_ms(void)
+{
+	return baton_mono_us() / 1000;
+}
+
+long long baton_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+int baton_proc_stat_parse(const char *text, struct baton_proc_stat *st)
+{
+	const char *p = strrchr(text, ')');	/* the name may hold ')' itself */
+	int ppid;
+
+	if (!p || p[1] != ' ')
+		return -EINVAL;
+	/* fields after the name: state ppid pgrp session tty tpgid flags minflt
+	 * cminflt majflt cmajflt utime stime cutime cstime priority nice
+	 * num_threads itrealvalue starttime */
+	if (sscanf(p + 2, "%c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+		   &st->state, &ppid, &st->start) != 3)
+		return -EINVAL;
+	st->ppid = ppid;
+	return 0;
+}
+
+int baton_proc_stat(pid_t pid, int fd, struct baton_proc_stat *st)
+{
+	char path[64], buf[1024];
+	bool own = pid > 0;
+	ssize_t n;
+
+	if (own) {
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -ESRCH;
+	}
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (own)
+		close(fd);
+	if (n <= 0)
+		return -ESRCH;
+	buf[n] = '\0';
+	return baton_proc_stat_parse(buf, st) ? -ESRCH : 0;
+}
+
+int baton_proc_sockets(pid_t pid, unsigned budget, baton_proc_socket_fn fn, void *ctx)
+{
+	char path[64];
+	struct dirent *e;
+	int dfd, r = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	d = fdopendir(dfd);
+	if (!d) {
+		r = -errno;
+		close(dfd);
+		return r;
+	}
+	while (!r && budget-- > 0 && (e = readdir(d))) {
+		unsigned long long inode;
+		char link[64];
+		ssize_t len;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		len = readlinkat(dfd, e->d_name, link, sizeof(link) - 1);
+		if (len <= 0)
+			continue;
+		link[len] = '\0';
+		if (sscanf(link, "socket:[%llu]", &inode) == 1)
+			r = fn(ctx, atoi(e->d_name), inode);
+	}
+	closedir(d);
+	return r;
+}
+
+void baton_json_str(FILE *f, const char *str)
+{
+	fputc('"', f);
+	for (; *str; str++) {
+		unsigned char c = (unsigned char)*str;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}

@@ -1,0 +1,42 @@
+/* Small helpers that the library, the supervisor and the CLI all need: the
+ * monotonic clock, /proc/PID/stat and /proc/PID/fd, JSON strings. Hidden in
+ * libbaton.so (not part of the API); the baton binary links libbaton.a. */
+#ifndef BATON_UTIL_H
+#define BATON_UTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#define BATON_HIDDEN __attribute__((visibility("hidden")))
+
+BATON_HIDDEN long long baton_mono_us(void);
+BATON_HIDDEN long long baton_mono_ms(void);
+BATON_HIDDEN long long baton_wall_ms(void);
+
+/* What /proc/PID/stat says of a process. */
+struct baton_proc_stat {
+	char state;                  /* R, S, D, T, t, Z, X... */
+	pid_t ppid;
+	unsigned long long start;    /* start time in clock ticks since boot: with
+				      * the pid, it names one process for good */
+};
+
+/* Parses the text of /proc/PID/stat (the command name may hold spaces and
+ * parentheses). Returns 0 or -EINVAL. */
+BATON_HIDDEN int baton_proc_stat_parse(const char *text, struct baton_proc_stat *st);
+/* Reads /proc/PID/stat (PID 0: FD, an open stat file, read at offset 0).
+ * Returns 0, or -ESRCH once the process is gone or reaped. */
+BATON_HIDDEN int baton_proc_stat(pid_t pid, int fd, struct baton_proc_stat *st);
+
+/* Calls FN(CTX, FD, INODE) for each socket in PID's fd table, at most BUDGET
+ * entries read. FN returning non-zero stops the scan with that value.
+ * Returns 0, FN's value, or -errno if the table cannot be read. */
+typedef int (*baton_proc_socket_fn)(void *ctx, int fd, unsigned long long inode);
+BATON_HIDDEN int baton_proc_sockets(pid_t pid, unsigned budget, baton_proc_socket_fn fn, void *ctx);
+
+/* Writes STR as a JSON string, quotes included. */
+BATON_HIDDEN void baton_json_str(FILE *f, const char *str);
+
+#endif
