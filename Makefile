@@ -38,7 +38,7 @@ endif
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 $(WARN) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -Ilib -Ibpf -I$(BPFDIR) -Icommon
+CFLAGS   += $(CPPFLAGS) -std=gnu11 $(WARN) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -Ilib -Ibpf -I$(BPFDIR) -Icommon
 LDFLAGS  += $(SANFLAGS)
 BPF_LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
 LDLIBS   := $(BPF_LIBS) -lpthread -lm
@@ -125,7 +125,7 @@ $(BUILD)/refserver: examples/refserver.c Makefile
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 # The preload shim goes into servers built without sanitizers, so it is
 # built without them too, and links only libdl: never the BPF loader.
-SHIM_CFLAGS := -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -fPIC -fvisibility=hidden
+SHIM_CFLAGS := $(CPPFLAGS) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -fPIC -fvisibility=hidden
 $(BUILD)/libbaton-preload.so: preload/shim.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(SHIM_CFLAGS) -shared -Wl,-soname,libbaton-preload.so -o $@ $< -ldl
