@@ -47,7 +47,7 @@ static void need(const char *prog, char *path, size_t len)
 
 /* The child runs outside the `make check` that started the tests: its
  * MAKEFLAGS (SANITIZE=1, TESTS=..., the jobserver) must not reach the make
- * the test runs. */
+ * the test runs; CTX, if set, is the LD_LIBRARY_PATH to run with. */
 static void clean_make_env(void *ctx)
 {
 	const char *ld = ctx;
@@ -56,6 +56,11 @@ static void clean_make_env(void *ctx)
 	unsetenv("MFLAGS");
 	unsetenv("MAKELEVEL");
 	unsetenv("MAKEOVERRIDES");
+	/* and the directories are the defaults the test looks in */
+	for (const char *const *v = (const char *const[]){ "DESTDIR", "PREFIX", "BINDIR", "LIBDIR", "INCLUDEDIR",
+							    "MANDIR", "PKGCONFIGDIR", "PRELOADDIR", NULL };
+	     *v; v++)
+		unsetenv(*v);
 	if (ld)
 		setenv("LD_LIBRARY_PATH", ld, 1);
 }
@@ -133,7 +138,8 @@ TEST_TIMEOUT(install_builds_a_program_with_pkg_config_and_uninstall_removes_it, 
 		char *argv[] = { make, "-C", (char *)src, "-q", "SANITIZE=0", "installables", NULL };
 
 		if (bt_run_with(argv, clean_make_env, NULL, out, sizeof(out), err, sizeof(err), 30) != 0)
-			SKIP("the plain build in %s/build is not up to date (make install would rebuild it): run make all",
+			SKIP("the plain build in %s/build is not up to date, or was built for other than the default "
+			     "directories (make install would rebuild it): run make all",
 			     src);
 	}
 	{
