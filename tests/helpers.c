@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Socket and namespace helpers for the integration tests. */
 #include <arpa/inet.h>
 #include <dirent.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Helpers for tests that run real sockets: a private network namespace,
  * listeners on one loopback port, and "which listener took it". */
 #ifndef BATON_TEST_HELPERS_H

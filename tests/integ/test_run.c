@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* `baton run` and its control commands with the reference server, under a
  * load client that counts every request's outcome: reloads under load lose
  * nothing, failed reloads roll back losing nothing, status reports what it
