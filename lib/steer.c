@@ -656,7 +656,10 @@ int baton_group_add(struct baton_group *g, int fd, uint32_t weight)
 	}
 	g->m[slot] = (struct member){ .fd = copy, .weight = weight, .cookie = cookie };
 	g->nmembers++;
-	r = publish(g);
+	/* eBPF: a member without weight changes no pick table (unless the
+	 * healthy members share the traffic), so a reload that adds hundreds
+	 * of them publishes nothing until it switches */
+	r = g->mode == BATON_MODE_EBPF && !weight && !fallback_spread(g) ? 0 : publish(g);
 	if (r) {
 		baton_group_remove(g, slot);
 		return r;
