@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The health watch on real sockets, each test in its own network namespace:
  * a stopped owner is steered away from and fenced at once and its queue
  * moves; a queue that hangs is fenced after the threshold; members come
