@@ -81,6 +81,7 @@ struct opts {
 	bool json, keep, list;
 };
 
+static volatile sig_atomic_t interrupted;
 static struct opts O = { .load_s = 2.0, .conc = 16, .timeout_ms = 3000 };
 static char self[PATH_MAX], baton[PATH_MAX], refserver[PATH_MAX], loadgen[PATH_MAX];
 
@@ -606,15 +607,16 @@ static bool status_get(struct status_view *v, int timeout_ms)
 	return true;
 }
 
-/* Settled: no reload under way, exactly one active generation, and it runs
- * (not frozen, not dead, not the process we froze or killed). */
-static bool settled(const struct status_view *v, pid_t victim, const char **why)
+/* Settled: exactly one active generation, and it runs (not frozen, not
+ * dead, not the process we froze or killed); with IDLE, no reload under way
+ * either. */
+static bool settled(const struct status_view *v, pid_t victim, bool idle, const char **why)
 {
 	struct baton_proc_stat st;
 
 	if (!v->ok)
 		return *why = "status does not answer", false;
-	if (v->reloading)
+	if (idle && v->reloading)
 		return *why = "a reload is still under way", false;
 	if (v->nactive != 1)
 		return *why = v->nactive ? "several active generations" : "no active generation", false;
@@ -738,11 +740,9 @@ static void case_body(struct ctx *c)
 	set_ready_delay(c, 0);
 	sup_argv(c);
 	c->sup = sup_start(c);
-	for (i = 0; i < 250; i++) {
+	for (end = now_ms() + 5000; now_ms() < end; sleep_ms(20))
 		if (status_get(&v, 500) && v.nactive == 1)
 			break;
-		sleep_ms(20);
-	}
 	if (!v.ok || v.nactive != 1) {
 		add_note(r, "setup: the supervisor never had an active generation");
 		return;
@@ -776,13 +776,13 @@ static void case_body(struct ctx *c)
 		if (!reload.done)
 			add_note(r, "baton upgrade did not return within %d ms", RECOVER_MAX_MS);
 		else if (job_exit(&reload))
-			add_note(r, "upgrade exit %d: %s", job_exit(&reload), r->during);
+			add_note(r, "baton upgrade exited %d", job_exit(&reload));
 		for (end = now_ms() + RECOVER_MAX_MS; now_ms() < end; sleep_ms(10)) {
 			if (!status_get(&v, 1000))
 				continue;
 			if (t_answer < 0)
 				t_answer = now_ms();
-			if (settled(&v, 0, &why))
+			if (settled(&v, 0, true, &why))
 				break;
 		}
 		if (t_answer >= 0)
@@ -825,6 +825,11 @@ static void case_body(struct ctx *c)
 			 (int)victim);
 		victim = 0;
 	}
+	/* A generation to be killed is frozen for the instant it takes to count
+	 * its connections, so that the count is what it held when it died; the
+	 * supervisor's watch looks every 10 ms and has no time to act on it. */
+	if (victim && k->sig == SIGKILL && k->target != T_SUP)
+		kill(victim, SIGSTOP);
 	r->held = victim ? held_by(victim) : 0;
 	if (r->held < 0)
 		r->held = 0;
@@ -859,7 +864,9 @@ static void case_body(struct ctx *c)
 		if (status_get(&v, 1000)) {
 			if (t_answer < 0)
 				t_answer = now_ms();
-			if (settled(&v, k->target == T_SUP ? 0 : victim, &why)) {
+			/* a reload under way ends the recovery of the supervisor
+			 * or of the new generation it started, not of the old */
+			if (settled(&v, k->target == T_SUP ? 0 : victim, k->target != T_OLD, &why)) {
 				t_settled = now_ms();
 				break;
 			}
@@ -900,9 +907,16 @@ static void case_body(struct ctx *c)
 			last_line(reload.out, r->during, sizeof(r->during));
 	}
 
+	/* the check below needs the reload under way to be over */
+	for (end = now_ms() + 3000; t_settled >= 0 && !settled(&v, k->target == T_SUP ? 0 : victim, true, &why) &&
+				    now_ms() < end; sleep_ms(10)) {
+		keep_appt(&appt);
+		status_get(&v, 1000);
+	}
+
 recovery_reload:
 	r->recovered = false;
-	if (t_answer >= 0 && settled(&v, k->target == T_SUP || k->target == T_UPGRADE ? 0 : victim, &why)) {
+	if (t_answer >= 0 && settled(&v, k->target == T_SUP || k->target == T_UPGRADE ? 0 : victim, true, &why)) {
 		int rc;
 
 		if (job_start(&rec, (char *[]){ baton, "reload", NAME, "--timeout", "6s", NULL }) == 0) {
@@ -1000,37 +1014,55 @@ static void case_finish(struct ctx *c)
 		add_note(r, "STILL RUNNING after the sweep: %s", others);
 }
 
-/* Runs case K in this (forked) process; the result goes to FD. */
-static void case_child(const struct kase *k, int fd)
+/* Removes what a case made in DIR (a directory made for it): its files and
+ * the runtime directory with the control and notify sockets. */
+static void remove_case_dir(const char *dir)
+{
+	static const char *const sub[] = { "/run", "" };
+
+	for (size_t i = 0; i < 2; i++) {
+		char path[160], p[480];
+		DIR *d;
+		struct dirent *e;
+
+		snprintf(path, sizeof(path), "%s%s", dir, sub[i]);
+		d = opendir(path);
+		while (d && (e = readdir(d)))
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+			    snprintf(p, sizeof(p), "%s/%s", path, e->d_name) < (int)sizeof(p))
+				unlink(p);
+		if (d)
+			closedir(d);
+		rmdir(path);
+	}
+}
+
+/* Runs case K in this (forked) process, in DIR; the result goes to FD. */
+static void case_child(const struct kase *k, const char *dir, int fd)
 {
 	static struct result res;
 	struct ctx c = { .k = k, .r = &res, .logfd = -1, .loadfd = -1 };
+	char run_dir[96];
 	int e;
 
 	res.held = -1;
 	res.recover_ms = -1;
 	debug_t0 = now_ms();
+	signal(SIGINT, SIG_DFL);	/* the parent's handler is not ours */
+	signal(SIGTERM, SIG_DFL);
 	nreaped = 0;	/* the parent's, copied by fork: not ours */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	if ((e = netns_enter())) {
 		add_note(&res, "cannot make a network namespace and bpffs: %s (needs root)", strerror(-e));
 		goto out;
 	}
-	snprintf(c.dir, sizeof(c.dir), "/tmp/baton-faults.XXXXXX");
-	if (!mkdtemp(c.dir)) {
-		add_note(&res, "mkdtemp: %s", strerror(errno));
-		goto out;
-	}
+	snprintf(c.dir, sizeof(c.dir), "%s", dir);
 	snprintf(c.delay_file, sizeof(c.delay_file), "%s/ready-delay", c.dir);
 	snprintf(c.log, sizeof(c.log), "%s/baton.log", c.dir);
 	snprintf(c.load_out, sizeof(c.load_out), "%s/load.json", c.dir);
-	{
-		char run_dir[96];
-
-		snprintf(run_dir, sizeof(run_dir), "%s/run", c.dir);
-		mkdir(run_dir, 0700);
-		setenv("BATON_RUNTIME_DIR", run_dir, 1);
-	}
+	snprintf(run_dir, sizeof(run_dir), "%s/run", c.dir);
+	mkdir(run_dir, 0700);
+	setenv("BATON_RUNTIME_DIR", run_dir, 1);
 	c.logfd = open(c.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	c.loadfd = open(c.load_out, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (c.logfd < 0 || c.loadfd < 0) {
@@ -1041,37 +1073,11 @@ static void case_child(const struct kase *k, int fd)
 	case_finish(&c);
 	res.goal = res.ran && res.recovered && res.leftover == 0 &&
 		   res.failed <= (k->sig == SIGKILL && (k->target == T_OLD || k->target == T_NEW) ? res.held : 0);
-	if (O.keep)
-		add_note(&res, "logs in %s", c.dir);
 out:
 	if (c.logfd >= 0)
 		close(c.logfd);
 	if (c.loadfd >= 0)
 		close(c.loadfd);
-	if (c.dir[0] && !O.keep) {
-		char cmd[160];
-
-		/* only files we made, in a directory we made */
-		snprintf(cmd, sizeof(cmd), "%s/run", c.dir);
-		{
-			DIR *d = opendir(cmd);
-			struct dirent *e2;
-			char p[400];
-
-			while (d && (e2 = readdir(d)))
-				if (e2->d_name[0] != '.') {
-					if (snprintf(p, sizeof(p), "%s/%s", cmd, e2->d_name) < (int)sizeof(p))
-						unlink(p);
-				}
-			if (d)
-				closedir(d);
-		}
-		rmdir(cmd);
-		unlink(c.delay_file);
-		unlink(c.log);
-		unlink(c.load_out);
-		rmdir(c.dir);
-	}
 	if (write(fd, &res, sizeof(res)) != (ssize_t)sizeof(res))
 		_exit(1);
 	_exit(0);
@@ -1124,11 +1130,20 @@ static bool run_case(const struct kase *k, struct result *r)
 	ssize_t got = 0;
 	long long end = now_ms() + CASE_MAX_MS;
 
+	char dir[64] = "/tmp/baton-faults.XXXXXX";
+
 	memset(r, 0, sizeof(*r));
 	r->held = -1;
 	r->recover_ms = -1;
-	if (pipe2(p, O_CLOEXEC))
+	/* made here, so that it goes even when the case has to be killed */
+	if (!mkdtemp(dir)) {
+		snprintf(r->note, sizeof(r->note), "mkdtemp %s: %s", dir, strerror(errno));
 		return false;
+	}
+	if (pipe2(p, O_CLOEXEC)) {
+		rmdir(dir);
+		return false;
+	}
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
@@ -1138,10 +1153,10 @@ static bool run_case(const struct kase *k, struct result *r)
 	}
 	if (pid == 0) {
 		close(p[0]);
-		case_child(k, p[1]);
+		case_child(k, dir, p[1]);
 	}
 	close(p[1]);
-	while (got < (ssize_t)sizeof(*r) && now_ms() < end) {
+	while (got < (ssize_t)sizeof(*r) && now_ms() < end && !interrupted) {
 		struct pollfd pf = { .fd = p[0], .events = POLLIN };
 		ssize_t n;
 
@@ -1157,8 +1172,9 @@ static bool run_case(const struct kase *k, struct result *r)
 		memset(r, 0, sizeof(*r));
 		r->held = -1;
 		r->recover_ms = -1;
-		snprintf(r->note, sizeof(r->note), "the case %s", now_ms() >= end ? "took too long and was killed"
-										  : "ended without a result");
+		snprintf(r->note, sizeof(r->note), "the case %s",
+			 interrupted ? "was interrupted" : now_ms() >= end ? "took too long and was killed"
+									    : "ended without a result");
 	}
 	kill(pid, SIGKILL);	/* done or over time: either way, by its pid */
 	waitpid(pid, NULL, 0);
@@ -1166,6 +1182,11 @@ static bool run_case(const struct kase *k, struct result *r)
 	if (sweep_children())
 		snprintf(r->note + strlen(r->note), sizeof(r->note) - strlen(r->note),
 			 "%sprocesses of the case were left and killed", r->note[0] ? "; " : "");
+	if (O.keep)
+		snprintf(r->note + strlen(r->note), sizeof(r->note) - strlen(r->note), "%slogs in %s",
+			 r->note[0] ? "; " : "", dir);
+	else
+		remove_case_dir(dir);
 	return true;
 }
 
@@ -1296,6 +1317,12 @@ static int wrap(int argc, char **argv)
 	return 127;
 }
 
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
 static void find_binary(char *buf, const char *env, const char *rel)
 {
 	const char *e = getenv(env);
@@ -1349,6 +1376,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	/* interrupted (CI's timeout, ^C): end the case under way by its pid and
+	 * what it left, then stop */
+	{
+		struct sigaction sa = { .sa_handler = on_signal };
+
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+	}
 	debug = getenv("FAULTS_DEBUG") && *getenv("FAULTS_DEBUG") == '1';
 	t0 = now_ms();
 	for (int i = 0; i < nk; i++) {
@@ -1356,6 +1391,10 @@ int main(int argc, char **argv)
 			continue;
 		fprintf(stderr, "faults: %-28s", ks[i].name);
 		run_case(&ks[i], &res[i]);
+		if (interrupted) {
+			fprintf(stderr, "\nfaults: interrupted; the case under way and its processes were ended\n");
+			return 130;
+		}
 		fprintf(stderr, " %lld answered, %lld failed, %s\n", res[i].answered, res[i].failed,
 			res[i].recovered ? "recovered" : "NOT recovered");
 		ran++;
@@ -1411,10 +1450,11 @@ int main(int argc, char **argv)
 			snprintf(rec, sizeof(rec), "%lld", x->recover_ms);
 		else
 			snprintf(rec, sizeof(rec), "-");
-		printf("%-26s %8lld  %-26s %4d  %-9s %10s  %-4s  %s%s%s\n", ks[i].name, x->answered,
+		printf("%-26s %8lld  %-26s %4d  %-9s %10s  %-4s  %s%s%s%s\n", ks[i].name, x->answered,
 		       x->ran ? failed : "-", x->held < 0 ? 0 : x->held, x->recovered ? "yes" : "no", rec,
 		       x->goal ? "met" : "MISS", x->note, x->during[0] && x->note[0] ? "; " : "",
-		       x->during[0] ? x->during : "");
+		       !x->during[0] ? "" : ks[i].target == T_UPGRADE ? "it said: " : "the reload under way: ",
+		       x->during);
 	}
 	printf("goal met in %d of %d cases. old = the generation serving before the reload (the only one when\n"
 	       "idle); new = the one the reload starts. SIGSTOP rows: the process is continued after %d s\n"
