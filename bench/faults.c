@@ -34,7 +34,6 @@
 #include "util.h"
 
 #define NAME "faults"
-#define PORT 8080
 #define SPEC "tcp://127.0.0.1:8080?backlog=4096"
 #define READY_DELAY_MS 800      /* the readiness window of a new generation */
 #define READY_WAIT_AT_MS 300    /* fault this far into that window */
@@ -46,7 +45,6 @@
 #define RECOVER_MAX_MS 8000     /* give up waiting for a recovery after this */
 #define TAIL_MS 300             /* load after the recovery */
 #define CASE_MAX_MS 40000       /* a case that takes longer is killed */
-#define MAX_TRACK 64
 #define OUT_MAX 8192
 
 enum target { T_SUP, T_OLD, T_NEW, T_UPGRADE };
@@ -434,14 +432,12 @@ static int run(char *const argv[], struct job *j, int timeout_ms)
 }
 
 /* Is PID still the process that started at START (not a reused pid)? */
-static bool same_proc(pid_t pid, unsigned long long start, char *state)
+static bool same_proc(pid_t pid, unsigned long long start)
 {
 	struct baton_proc_stat st;
 
 	if (pid <= 0 || baton_proc_stat(pid, 0, &st) || st.start != start)
 		return false;
-	if (state)
-		*state = st.state;
 	return st.state != 'Z' && st.state != 'X';
 }
 
@@ -709,7 +705,7 @@ struct appt {
 static void keep_appt(struct appt *a)
 {
 	if (a->at && now_ms() >= a->at) {
-		if (same_proc(a->pid, a->start, NULL))
+		if (same_proc(a->pid, a->start))
 			kill(a->pid, SIGCONT);
 		a->at = 0;
 	}
