@@ -106,3 +106,8 @@ int sup_socket_path(const char *name, const char *suffix, char *buf, size_t len)
 	return n > 0 && (size_t)n < len ? 0 : -ENAMETOOLONG;
 }
 
+
+int sup_state_path(const char *name, char *buf, size_t len)
+{
+	return sup_socket_path(name, "state", buf, len);
+}

@@ -52,10 +52,47 @@ void client_close(struct sup *s, struct client *c)
 	c->role = CL_FREE;
 }
 
+/* A status document can be larger than the socket buffer: write it all,
+ * blocking for at most a second per write, so a slow reader gets all of it
+ * and a stuck one cannot hold the loop for long. */
+static void send_all(struct sup *s, int fd, const char *buf, size_t len)
+{
+	struct timeval tv = { .tv_sec = 1 };
+	int fl = fcntl(fd, F_GETFL);
+
+	fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	while (len) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+
+		if (n <= 0) {
+			say(s, "status reply cut short: %s", n < 0 ? strerror(errno) : "nothing sent");
+			break;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	fcntl(fd, F_SETFL, fl);
+}
+
+/* 30000 -> "30s", 1500 -> "1.5s", 250 -> "250ms": the form the options take. */
+const char *fmt_duration(long long ms)
+{
+	static char buf[32];
+
+	if (ms % 1000 == 0)
+		snprintf(buf, sizeof(buf), "%llds", ms / 1000);
+	else if (ms >= 1000)
+		snprintf(buf, sizeof(buf), "%.1fs", (double)ms / 1000.0);
+	else
+		snprintf(buf, sizeof(buf), "%lldms", ms);
+	return buf;
+}
+
 void handle_request(struct sup *s, int ci)
 {
 	struct client *c = &s->cl[ci];
-	char *line = c->buf, *cmd, *arg, *save = NULL;
+	char *line = c->buf, *cmd, *arg, *extra, *save = NULL;
 	int r;
 
 	line[strcspn(line, "\r\n")] = '\0';
@@ -67,8 +104,13 @@ void handle_request(struct sup *s, int ci)
 	}
 	cmd = strtok_r(NULL, " ", &save);
 	arg = strtok_r(NULL, " ", &save);
+	extra = strtok_r(NULL, " ", &save);
 	if (!cmd) {
-		client_send(c, "error no command (known: reload, status, stop)");
+		client_send(c, "error no command (known: reload, status, stop, upgrade)");
+		goto close;
+	}
+	if (extra) {
+		client_send(c, "error unexpected argument \"%s\" for %s", extra, cmd);
 		goto close;
 	}
 	if (!strcmp(cmd, "status") && (!arg || !strcmp(arg, "json") || !strcmp(arg, "text"))) {
@@ -83,8 +125,7 @@ void handle_request(struct sup *s, int ci)
 		write_status(s, f, arg && !strcmp(arg, "json"));
 		fclose(f);
 		client_send(c, "ok");
-		if (send(c->fd, text, len, MSG_NOSIGNAL) < 0)
-			say(s, "status reply not sent: %s", strerror(errno));
+		send_all(s, c->fd, text, len);
 		free(text);
 		goto close;
 	}
@@ -107,11 +148,16 @@ void handle_request(struct sup *s, int ci)
 	}
 	if (!strcmp(cmd, "stop")) {
 		c->role = CL_STOP;
-		client_send(c, "step stopping every generation (grace %lld ms)", s->cfg->grace_ms);
+		client_send(c, "step stopping every generation (grace %s)", fmt_duration(s->cfg->grace_ms));
 		begin_stop(s, "baton stop");
 		return;
 	}
-	client_send(c, "error unknown command \"%s\" (known: reload, status, stop)", cmd);
+	if (!strcmp(cmd, "upgrade")) {
+		if (upgrade_start(s, ci))
+			goto close;
+		return;	/* answered by the new binary, or with the reason it did not start */
+	}
+	client_send(c, "error unknown command \"%s\" (known: reload, status, stop, upgrade)", cmd);
 close:
 	client_close(s, c);
 }
@@ -142,7 +188,8 @@ void accept_client(struct sup *s)
 		return;
 	}
 	if (i == MAX_CLIENTS) {
-		client_send(&tmp, "error busy: too many control connections");
+		client_send(&tmp, "error busy: %d control connections are open (the limit); each idle one is closed "
+				  "after %d ms: try again", MAX_CLIENTS, CLIENT_IDLE_MS);
 		close(fd);
 		return;
 	}
@@ -211,6 +258,8 @@ int open_control(struct sup *s)
 		say(s, "runtime directory path is too long for a socket: %s", dir);
 		return r;
 	}
+	if (s->ctlfd >= 0 && s->notifyfd >= 0)
+		return 0;	/* inherited across `baton upgrade`: never closed, no client turned away */
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", s->ctl_path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)

@@ -30,7 +30,7 @@ bool stop_when_idle(struct sup *s, struct gen *g)
 
 	if (!s->cfg->stop_when_idle || s->stopping)
 		return false;
-	for (l = 0; l < s->cfg->nlisten; l++) {
+	for (l = 0; l < s->nl; l++) {
 		struct stat st;
 
 		g->member_ino[l] = 0;
@@ -54,7 +54,7 @@ static int count_busy(void *ctx, int fd, unsigned long long ino)
 	int l;
 
 	(void)fd;
-	for (l = 0; l < c->s->cfg->nlisten; l++)
+	for (l = 0; l < c->s->nl; l++)
 		if (c->g->member_ino[l] == (ino_t)ino)
 			return 0;
 	c->n++;
@@ -105,7 +105,7 @@ void watch_drain(struct sup *s, struct gen *g, long long now)
 {
 	int l;
 
-	for (l = 0; l < s->cfg->nlisten; l++) {
+	for (l = 0; l < s->nl; l++) {
 		struct baton_queue q;
 
 		if (g->slot[l] < 0 || baton_group_queue(s->grp[l], g->slot[l], &q))
@@ -138,21 +138,22 @@ void health_tick(struct sup *s, long long now)
 {
 	struct baton_watch_opts o = { .sz = sizeof(o), .hang_ms = (uint32_t)s->cfg->hang_ms, .keep_gone = true,
 				      .owned_only = true, .log = lib_log, .log_ctx = s };
+	struct baton_member_health h = { 0 };
 	struct gen *g;
-	int l;
+	int l, bad = -1;
 
 	if (s->cfg->no_watch || s->stopping || s->active < 0)
 		return;
 	g = &s->gen[s->active];
 	if (g->state != GEN_ACTIVE || g->pid <= 0) {
 		/* starting (a restart) or gone: not judged until it serves */
-		for (l = 0; l < s->cfg->nlisten && s->watched >= 0; l++)
+		for (l = 0; l < s->nl && s->watched >= 0; l++)
 			for (int k = 0; k < BATON_MAX_SLOTS; k++)
 				baton_watch_clear_owners(s->watch[l], k);
 		s->watched = -1;
 		return;
 	}
-	for (l = 0; l < s->cfg->nlisten; l++) {
+	for (l = 0; l < s->nl; l++) {
 		if (!s->watch[l] && !(s->watch[l] = baton_watch_new(s->grp[l], &o)))
 			return;
 		if (s->watched != s->active) {
@@ -163,18 +164,50 @@ void health_tick(struct sup *s, long long now)
 		}
 	}
 	s->watched = s->active;
-	for (l = 0; l < s->cfg->nlisten; l++) {
-		struct baton_member_health h;
+	for (l = 0; l < s->nl; l++) {
+		struct baton_member_health mh;
 
 		baton_watch_tick(s->watch[l], (uint64_t)now);
-		if (g->slot[l] < 0 || baton_watch_health(s->watch[l], g->slot[l], &h) ||
-		    (h.health != BATON_HEALTH_STOPPED && h.health != BATON_HEALTH_HUNG) || g->health[0])
-			continue;
+		if (bad < 0 && g->slot[l] >= 0 && !baton_watch_health(s->watch[l], g->slot[l], &mh) &&
+		    (mh.health == BATON_HEALTH_STOPPED || mh.health == BATON_HEALTH_HUNG)) {
+			bad = l;
+			h = mh;
+		}
+	}
+	if (bad < 0) {
+		if (g->health[0]) {
+			say(s, "gen %d (pid %d) is healthy again", g->id, (int)g->pid);
+			g->health[0] = '\0';
+		}
+		if (s->degraded[0] && s->reload < 0) {
+			sup_set_degraded(s, NULL);
+			s->retry_ms = 0;
+		}
+		return;
+	}
+	if (!g->health[0]) {
 		snprintf(g->health, sizeof(g->health), "fenced: %s%s", baton_health_name(h.health),
 			 h.health == BATON_HEALTH_STOPPED ? " (SIGSTOP)" : "");
 		say(s, "gen %d (pid %d) is unhealthy (%s on listener %d); starting a fresh generation", g->id,
-		    (int)g->pid, baton_health_name(h.health), l);
+		    (int)g->pid, baton_health_name(h.health), bad);
 		if (s->reload < 0)
 			start_reload(s, -1, "health watch");
+		return;
+	}
+	if (s->reload >= 0 || !s->degraded[0] || now < s->retry_at)
+		return;
+	/* a replacement failed before: try again, and steer away from the
+	 * unhealthy one as soon as the new members can queue what comes */
+	say(s, "gen %d (pid %d) is still unhealthy (%s); trying a replacement again", g->id, (int)g->pid, g->health);
+	if (!strncmp(g->health, "kept: ", 6))
+		memcpy(g->health, "fenced: ", 8), memmove(g->health + 8, g->health + 6, strlen(g->health + 6) + 1);
+	start_reload(s, -1, "health watch");
+	if (s->reload < 0)
+		return;
+	for (l = 0; l < s->nl; l++) {
+		if (g->slot[l] < 0)
+			continue;
+		baton_group_set_down(s->grp[l], g->slot[l], true);
+		baton_group_fence(s->grp[l], g->slot[l]);
 	}
 }

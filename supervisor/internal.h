@@ -13,7 +13,7 @@
 #include "util.h"
 
 #define MAX_GENS 16
-#define MAX_CLIENTS 16
+#define MAX_CLIENTS 64
 #define STALL_MS 20           /* a draining queue that does not shrink this long is moved */
 #define CLIENT_IDLE_MS 2000   /* a control client must send its request by then */
 #define TICK_MS 10
@@ -29,18 +29,22 @@ struct gen {
 	enum gen_state state;
 	int id;
 	pid_t pid;                      /* 0 once reaped */
+	int pidfd;                      /* -1: none; tells its exit even when it is not our child */
+	unsigned long long start_ticks; /* /proc/PID/stat start time: the pid names this process only */
+	bool adopted;                   /* left by a supervisor that died: not our child */
 	long long start_wall_ms, stop_ms;
 	long long start_us, ready_us;    /* monotonic; 0.1 ms for reload timings; ready_us 0: not yet */
-	int slot[SUP_MAX_LISTENERS];    /* -1: none */
 	bool heard;                     /* sent any sd_notify message */
 	bool killed;
-	int status;                     /* wait status once reaped */
+	int status;                     /* wait status once reaped (-1: unknown, not our child) */
 	char why[160];                  /* why it ended, for status */
-	uint32_t last_len[SUP_MAX_LISTENERS];
-	long long stall_since[SUP_MAX_LISTENERS];
 	bool idle_wait;                 /* --stop-when-idle: fenced, not yet signalled */
-	ino_t member_ino[SUP_MAX_LISTENERS];
 	char health[96];                /* why the health watch replaced it, for status */
+	/* per listener, nlisten entries each (allocated once, kept across reuse) */
+	int *slot;                      /* -1: none */
+	uint32_t *last_len;
+	long long *stall_since;
+	ino_t *member_ino;              /* its member sockets, to find them again in /proc/PID/fd */
 };
 
 enum client_role { CL_FREE, CL_READING, CL_RELOAD, CL_STOP };
@@ -56,9 +60,11 @@ struct client {
 struct sup {
 	const struct sup_config *cfg;
 	char name[BATON_NAME_MAX + 1];
-	struct baton_spec spec[SUP_MAX_LISTENERS];  /* with the port actually bound */
-	char fdnames[SUP_MAX_LISTENERS * (BATON_NAME_MAX + 1) + 1];
-	struct baton_group *grp[SUP_MAX_LISTENERS];
+	int nl;                     /* listeners */
+	struct baton_spec *spec;    /* with the port actually bound */
+	char *fdnames;              /* LISTEN_FDNAMES */
+	struct baton_group **grp;
+	struct baton_watch **watch;
 	struct gen gen[MAX_GENS];
 	int next_id;
 	int active;                 /* index into gen, -1 none */
@@ -77,17 +83,25 @@ struct sup {
 	struct client cl[MAX_CLIENTS];
 	long long start_wall_ms;
 	char preload_lib[4096];     /* "" without the shim */
-	char preload_env[1024];     /* BATON_PRELOAD for it */
-	struct baton_watch *watch[SUP_MAX_LISTENERS];
+	char *preload_env;          /* BATON_PRELOAD for it */
+	char state_path[4096];      /* the state that outlives this process */
+	char pin_root[4096];        /* bpffs directory of the groups' pins, "" in cBPF mode */
+	bool resumed;               /* adopted what a dead supervisor left, or re-executed */
+	bool health_reload;         /* the reload running was started by the health watch */
+	char degraded[256];         /* "": healthy; else why the service is degraded */
+	long long retry_at;         /* degraded: when to try a replacement again */
+	long long retry_ms;         /* its back-off */
+	int upgrade_client;         /* client waiting for `baton upgrade` across the exec, -1 none */
+	char **argv;                /* this process's own command line, for baton upgrade */
 	int watched;                /* generation whose pid the watches know, -1 none */
 };
 
-enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL };
+enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_PIDFD = 2000 /* + generation index */ };
 
 
 void preload_setup(struct sup *s);
 void preload_apply(struct sup *s);
-pid_t spawn(struct sup *s, const int *fds, int *err);
+pid_t spawn(struct sup *s, int id, const int *fds, int *err);
 void step(struct sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void reload_finish(struct sup *s, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void release_members(struct sup *s, struct gen *g);
@@ -96,7 +110,7 @@ int alloc_gen(struct sup *s);
 int start_gen(struct sup *s, int from, uint32_t weight);
 void stop_gen(struct sup *s, struct gen *g);
 void describe_exit(int status, char *buf, size_t len);
-void gen_ready(struct sup *s, int gi);
+void gen_ready(struct sup *s, int gi, bool assumed);
 void rollback(struct sup *s, const char *why);
 void begin_stop(struct sup *s, const char *why);
 void gen_exited(struct sup *s, int gi, int status);
@@ -119,5 +133,34 @@ void write_status(struct sup *s, FILE *f, bool json);
 bool notify_from(const struct gen *g, const struct baton_notify_msg *m);
 bool listen_is_ready(const struct sup *s, const struct baton_notify_msg *m);
 void read_notify(struct sup *s);
+
+const char *fmt_duration(long long ms);
+void gen_reset(struct sup *s, struct gen *g);
+int gen_watch_pid(struct sup *s, int gi);
+int draining_gens(const struct sup *s);
+void undark(struct sup *s);
+void pid_ended(struct sup *s, int gi);
+/* NULL: healthy again; else why the service is degraded (for status). */
+void sup_set_degraded(struct sup *s, const char *why);
+
+/* state.c: what outlives this process */
+void state_save(struct sup *s);
+/* Reads the state a dead supervisor (or this one, before an exec) left and
+ * adopts its generations. 1: resumed, 0: no state to resume, -errno: a
+ * state that cannot be resumed (said why). */
+int state_resume(struct sup *s);
+void state_remove(struct sup *s);
+int state_pin_root(struct sup *s);
+int sup_make_groups(struct sup *s);
+
+/* upgrade.c: `baton upgrade` re-executes this binary in place */
+int upgrade_start(struct sup *s, int client);
+/* After an exec by upgrade_start: takes the inherited control, notify and
+ * client sockets back. Returns true if this process is such an upgrade. */
+bool upgrade_inherit(struct sup *s);
+void upgrade_finish(struct sup *s);
+
+/* foreign.c: sockets on a listener's address that baton did not create */
+int foreign_check(struct sup *s);
 
 #endif

@@ -73,7 +73,7 @@ void read_notify(struct sup *s)
 				continue;
 			g->heard = true;
 			if ((m.ready || listen_is_ready(s, &m)) && g->state == GEN_STARTING)
-				gen_ready(s, i);
+				gen_ready(s, i, false);
 			break;
 		}
 	}

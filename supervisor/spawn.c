@@ -10,13 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/close_range.h>
 
 #include "internal.h"
 
@@ -27,7 +28,7 @@ void preload_setup(struct sup *s)
 {
 	const char *env = getenv("BATON_PRELOAD_LIB");
 	char exe[PATH_MAX], *slash;
-	size_t off;
+	size_t off, cap;
 	ssize_t n;
 	int l;
 
@@ -47,15 +48,23 @@ void preload_setup(struct sup *s)
 		s->preload_lib[0] = '\0';
 		return;
 	}
-	off = (size_t)snprintf(s->preload_env, sizeof(s->preload_env), "v1");
-	for (l = 0; l < s->cfg->nlisten && off < sizeof(s->preload_env); l++) {
+	cap = 8 + (size_t)s->nl * 80;
+	free(s->preload_env);
+	s->preload_env = malloc(cap);
+	if (!s->preload_env) {
+		say(s, "no memory for the preload shim's map; running without it");
+		s->preload_lib[0] = '\0';
+		return;
+	}
+	off = (size_t)snprintf(s->preload_env, cap, "v1");
+	for (l = 0; l < s->nl && off < cap; l++) {
 		const struct baton_spec *sp = &s->spec[l];
 		char host[INET6_ADDRSTRLEN] = "";
 		const void *a = sp->family == AF_INET ? (const void *)&((const struct sockaddr_in *)&sp->addr)->sin_addr
 						     : (const void *)&((const struct sockaddr_in6 *)&sp->addr)->sin6_addr;
 
 		inet_ntop(sp->family, a, host, sizeof(host));
-		off += (size_t)snprintf(s->preload_env + off, sizeof(s->preload_env) - off,
+		off += (size_t)snprintf(s->preload_env + off, cap - off,
 					sp->family == AF_INET6 ? ";%s:[%s]:%u=%d" : ";%s:%s:%u=%d",
 					sp->proto == BATON_PROTO_UDP ? "udp" : "tcp", host, sp->port, 3 + l);
 	}
@@ -67,7 +76,7 @@ void preload_setup(struct sup *s)
 void preload_apply(struct sup *s)
 {
 	const char *old = getenv("LD_PRELOAD");
-	char val[8192];
+	char val[16384];
 
 	if (!s->preload_lib[0]) {
 		unsetenv("BATON_PRELOAD");	/* an outer baton's map names other fds */
@@ -93,14 +102,16 @@ static void default_signals(void)
 /* fork + exec with the member sockets as fds 3.. (systemd's protocol). An
  * exec failure comes back through a close-on-exec pipe, so it is an error
  * here and not a mysterious exit 127 later. */
-pid_t spawn(struct sup *s, const int *fds, int *err)
+pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 {
-	int n = s->cfg->nlisten, p[2], tmp[SUP_MAX_LISTENERS], i, e = 0;
+	int n = s->nl, p[2], *tmp, i, e = 0;
 	pid_t pid;
 	ssize_t got;
 
-	if (pipe2(p, O_CLOEXEC)) {
-		*err = -errno;
+	tmp = calloc((size_t)n, sizeof(*tmp));
+	if (!tmp || pipe2(p, O_CLOEXEC)) {
+		*err = tmp ? -errno : -ENOMEM;
+		free(tmp);
 		return -1;
 	}
 	pid = fork();
@@ -108,6 +119,7 @@ pid_t spawn(struct sup *s, const int *fds, int *err)
 		*err = -errno;
 		close(p[0]);
 		close(p[1]);
+		free(tmp);
 		return -1;
 	}
 	if (pid == 0) {
@@ -119,8 +131,10 @@ pid_t spawn(struct sup *s, const int *fds, int *err)
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
 		default_signals();
-		setpgid(0, 0);	/* the terminal's ^C reaches baton, which stops gracefully */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		/* its own process group: the terminal's ^C reaches baton, which
+		 * stops gracefully. No parent-death signal: a generation outlives
+		 * a supervisor that dies, and the next one adopts it. */
+		setpgid(0, 0);
 		/* lift everything above the target range before placing it */
 		wfd = fcntl(p[1], F_DUPFD_CLOEXEC, 3 + n);
 		for (i = 0; i < n; i++)
@@ -128,12 +142,17 @@ pid_t spawn(struct sup *s, const int *fds, int *err)
 		for (i = 0; i < n; i++)
 			if (tmp[i] < 0 || dup2(tmp[i], 3 + i) < 0)
 				goto fail;
+		/* whatever baton itself inherited is not the generation's */
+		syscall(SYS_close_range, 3 + n, ~0U, CLOSE_RANGE_CLOEXEC);
 		snprintf(num, sizeof(num), "%d", n);
 		setenv("LISTEN_FDS", num, 1);
 		snprintf(num, sizeof(num), "%d", (int)getpid());
 		setenv("LISTEN_PID", num, 1);
 		setenv("LISTEN_FDNAMES", s->fdnames, 1);
 		setenv("NOTIFY_SOCKET", s->notify_path, 1);
+		setenv("BATON_NAME", s->name, 1);
+		snprintf(num, sizeof(num), "%d", id);
+		setenv("BATON_GENERATION", num, 1);
 		preload_apply(s);
 		execvp(s->cfg->argv[0], s->cfg->argv);
 fail:
@@ -142,6 +161,7 @@ fail:
 			_exit(126);
 		_exit(127);
 	}
+	free(tmp);
 	close(p[1]);
 	got = read(p[0], &e, sizeof(e));
 	close(p[0]);

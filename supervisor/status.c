@@ -38,7 +38,11 @@ void write_status(struct sup *s, FILE *f, bool json)
 		fprintf(f, "%s: supervisor pid %d, steering %s, %d reload%s done, %d failed, %d restart%s\n",
 			s->name, (int)getpid(), baton_mode_name(mode), s->reloads_done,
 			s->reloads_done == 1 ? "" : "s", s->reloads_failed, s->restarts, s->restarts == 1 ? "" : "s");
-		for (l = 0; l < s->cfg->nlisten; l++) {
+		if (s->resumed)
+			fprintf(f, "resumed: adopted the generations of a supervisor that died or was upgraded\n");
+		if (s->degraded[0])
+			fprintf(f, "degraded: %s\n", s->degraded);
+		for (l = 0; l < s->nl; l++) {
 			baton_spec_format(&s->spec[l], spec, sizeof(spec));
 			fprintf(f, "listener %d: %s\n", l, spec);
 		}
@@ -48,11 +52,15 @@ void write_status(struct sup *s, FILE *f, bool json)
 		baton_json_str(f, s->name);
 		fprintf(f, ",\"pid\":%d,\"mode\":\"%s\",\"reloads_done\":%d,\"reloads_failed\":%d,\"restarts\":%d,",
 			(int)getpid(), baton_mode_name(mode), s->reloads_done, s->reloads_failed, s->restarts);
-		fprintf(f, "\"reloading\":%s,\"stopping\":%s,\"last_reload\":", s->reload >= 0 ? "true" : "false",
+		fprintf(f, "\"service\":\"%s\",\"degraded\":", s->degraded[0] ? "degraded" : "ok");
+		baton_json_str(f, s->degraded);
+		fprintf(f, ",\"resumed\":%s,\"state_file\":", s->resumed ? "true" : "false");
+		baton_json_str(f, s->state_path);
+		fprintf(f, ",\"reloading\":%s,\"stopping\":%s,\"last_reload\":", s->reload >= 0 ? "true" : "false",
 			s->stopping ? "true" : "false");
 		baton_json_str(f, s->last_reload);
 		fprintf(f, ",\"listeners\":[");
-		for (l = 0; l < s->cfg->nlisten; l++) {
+		for (l = 0; l < s->nl; l++) {
 			baton_spec_format(&s->spec[l], spec, sizeof(spec));
 			fprintf(f, "%s{\"index\":%d,\"spec\":", l ? "," : "", l);
 			baton_json_str(f, spec);
@@ -72,6 +80,8 @@ void write_status(struct sup *s, FILE *f, bool json)
 		fmt_time(g->start_wall_ms, when, sizeof(when));
 		if (!json) {
 			fprintf(f, "%-4d %-8d %-9s %-21s", g->id, (int)g->pid, state_name[g->state], when);
+			if (g->adopted)
+				fprintf(f, " [adopted]");
 			if (g->health[0])
 				fprintf(f, " [%s]", g->health);
 		} else {
@@ -82,10 +92,10 @@ void write_status(struct sup *s, FILE *f, bool json)
 			baton_json_str(f, g->state == GEN_EXITED ? g->why : "");
 			fprintf(f, ",\"health\":");
 			baton_json_str(f, g->health);
-			fprintf(f, ",\"members\":[");
+			fprintf(f, ",\"adopted\":%s,\"members\":[", g->adopted ? "true" : "false");
 		}
 		first = 0;
-		for (l = 0; l < s->cfg->nlisten; l++) {
+		for (l = 0; l < s->nl; l++) {
 			struct baton_queue q = { 0 };
 			bool have = g->slot[l] >= 0 && baton_group_queue(s->grp[l], g->slot[l], &q) == 0;
 
@@ -94,7 +104,12 @@ void write_status(struct sup *s, FILE *f, bool json)
 			if (!json && have)
 				fprintf(f, "%u/%u", q.len, q.max);
 			if (json) {
+				struct baton_slot_stats st;
+
 				fprintf(f, "%s{\"listener\":%d,\"slot\":%d", l ? "," : "", l, g->slot[l]);
+				if (g->slot[l] >= 0 && baton_group_stats(s->grp[l], g->slot[l], &st) == 0)
+					fprintf(f, ",\"steered\":%llu,\"migrated_in\":%llu",
+						(unsigned long long)st.selected, (unsigned long long)st.migrated);
 				if (have)
 					fprintf(f, ",\"queue\":%u,\"backlog\":%u", q.len, q.max);
 				else

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 
 #include "internal.h"
@@ -81,9 +82,10 @@ static void tick(struct sup *s)
 			long long age = now - g->start_us / 1000;
 			const struct sup_config *c = s->cfg;
 
-			if ((c->ready == SUP_READY_DELAY && age >= c->ready_delay_ms) ||
-			    (c->ready == SUP_READY_AUTO && !g->heard && age >= c->ready_delay_ms)) {
-				gen_ready(s, i);
+			if (c->ready == SUP_READY_DELAY && age >= c->ready_delay_ms) {
+				gen_ready(s, i, false);
+			} else if (c->ready == SUP_READY_AUTO && !g->heard && age >= c->ready_delay_ms) {
+				gen_ready(s, i, true);
 			} else if (age >= c->ready_timeout_ms) {
 				char why[128];
 
@@ -98,7 +100,7 @@ static void tick(struct sup *s)
 					/* a restart already holds the active sockets; it
 					 * serves whether or not it says so */
 					say(s, "%s; it keeps the active sockets anyway", why);
-					gen_ready(s, i);
+					gen_ready(s, i, false);
 				}
 			}
 		}
@@ -135,41 +137,98 @@ static void tick(struct sup *s)
 	}
 }
 
+void sup_set_degraded(struct sup *s, const char *why)
+{
+	if (!why) {
+		if (s->degraded[0])
+			say(s, "no longer degraded");
+		s->degraded[0] = '\0';
+		return;
+	}
+	if (strcmp(s->degraded, why))
+		say(s, "degraded: %s", why);
+	snprintf(s->degraded, sizeof(s->degraded), "%s", why);
+}
+
+/* Per-listener arrays, for NL listeners. */
+static int alloc_arrays(struct sup *s)
+{
+	size_t n = (size_t)s->nl, i;
+
+	s->spec = calloc(n, sizeof(*s->spec));
+	s->grp = calloc(n, sizeof(*s->grp));
+	s->watch = calloc(n, sizeof(*s->watch));
+	s->fdnames = calloc(n, BATON_NAME_MAX + 2);
+	if (!s->spec || !s->grp || !s->watch || !s->fdnames)
+		return -ENOMEM;
+	for (i = 0; i < MAX_GENS; i++) {
+		struct gen *g = &s->gen[i];
+
+		g->pidfd = -1;
+		g->slot = malloc(n * sizeof(*g->slot));
+		g->last_len = calloc(n, sizeof(*g->last_len));
+		g->stall_since = calloc(n, sizeof(*g->stall_since));
+		g->member_ino = calloc(n, sizeof(*g->member_ino));
+		if (!g->slot || !g->last_len || !g->stall_since || !g->member_ino)
+			return -ENOMEM;
+		for (size_t l = 0; l < n; l++)
+			g->slot[l] = -1;
+	}
+	return 0;
+}
+
+static void free_arrays(struct sup *s)
+{
+	for (int i = 0; i < MAX_GENS; i++) {
+		free(s->gen[i].slot);
+		free(s->gen[i].last_len);
+		free(s->gen[i].stall_since);
+		free(s->gen[i].member_ino);
+	}
+	free(s->spec);
+	free(s->grp);
+	free(s->watch);
+	free(s->fdnames);
+	free(s->preload_env);
+}
+
+/* A supervisor of 1,024 listeners holds a program, four maps and a member
+ * or more for each: well past the usual soft limit of 1,024 descriptors. */
+static void raise_nofile(struct sup *s)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= rl.rlim_max)
+		return;
+	if ((rlim_t)s->nl * 16 + 256 <= rl.rlim_cur)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		say(s, "cannot raise the open file limit to %llu: %s", (unsigned long long)rl.rlim_max,
+		    strerror(errno));
+}
+
+/* The event loop's own descriptors: signals, epoll, control and notify. */
 static int setup(struct sup *s)
 {
-	struct baton_group_opts o = { .sz = sizeof(o), .log = lib_log, .log_ctx = s };
 	struct epoll_event ev = { .events = EPOLLIN };
 	sigset_t mask;
-	int l, r;
-	size_t off = 0;
+	int r;
 
-	for (l = 0; l < s->cfg->nlisten; l++) {
-		const char *nm = s->spec[l].name[0] ? s->spec[l].name : "baton";
-
-		off += (size_t)snprintf(s->fdnames + off, sizeof(s->fdnames) - off, "%s%s", l ? ":" : "", nm);
-		s->grp[l] = baton_group_new(&o);
-		if (!s->grp[l]) {
-			r = -errno;
-			say(s, "cannot create a steering group: %s", strerror(-r));
-			return r;
-		}
-	}
-	if (baton_group_mode(s->grp[0]) != BATON_MODE_EBPF)
-		say(s, "running in classic BPF mode: reloads switch traffic, but a stopping generation's queue "
-		       "cannot be moved (needs CAP_BPF and CAP_NET_ADMIN)");
-	if ((r = open_control(s)))
-		return r;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	s->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->sigfd < 0 || s->epfd < 0)
 		return -errno;
+	if ((r = open_control(s)))
+		return r;
 	ev.data.u32 = EV_SIGNAL;
 	epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &ev);
 	ev.data.u32 = EV_NOTIFY;
@@ -194,13 +253,15 @@ static void handle_signals(struct sup *s)
 				say(s, "SIGHUP: no reload: %s", r == -EBUSY ? "a reload is already in progress"
 							      : r == -ENOENT ? "gen 1 is still starting"
 									     : "the supervisor is stopping");
+		} else if (si.ssi_signo == SIGUSR2) {
+			upgrade_start(s, -1);
 		} else {
 			begin_stop(s, strsignal((int)si.ssi_signo));
 		}
 	}
 }
 
-static void cleanup(struct sup *s)
+static void cleanup(struct sup *s, bool clean_stop)
 {
 	int i;
 
@@ -210,9 +271,16 @@ static void cleanup(struct sup *s)
 		if (s->cl[i].role != CL_FREE)
 			client_close(s, &s->cl[i]);
 	}
-	for (i = 0; i < MAX_GENS; i++)
+	if (s->upgrade_client >= 0)
+		close(s->upgrade_client);
+	for (i = 0; i < MAX_GENS; i++) {
 		release_members(s, &s->gen[i]);
-	for (i = 0; i < s->cfg->nlisten; i++) {
+		if (s->gen[i].pidfd >= 0)
+			close(s->gen[i].pidfd);
+	}
+	if (clean_stop)
+		state_remove(s);
+	for (i = 0; i < s->nl; i++) {
 		baton_watch_free(s->watch[i]);
 		baton_group_free(s->grp[i]);
 	}
@@ -228,6 +296,7 @@ static void cleanup(struct sup *s)
 		close(s->sigfd);
 	if (s->epfd >= 0)
 		close(s->epfd);
+	free_arrays(s);
 }
 
 /* Binds listener L once so a port of 0 becomes a real one that every
@@ -256,46 +325,137 @@ static int pin_port(struct sup *s, int l)
 	return r;
 }
 
+/* NAME: --name, else the first listener's name, else PROTO-PORT (which
+ * needs the port bound first when it is 0). */
+static int pick_name(struct sup *s)
+{
+	const struct sup_config *cfg = s->cfg;
+	int l;
+
+	if (cfg->name[0]) {
+		snprintf(s->name, sizeof(s->name), "%s", cfg->name);
+		return 0;
+	}
+	if (s->spec[0].name[0]) {
+		memcpy(s->name, s->spec[0].name, sizeof(s->name));	/* same size, NUL-terminated */
+		return 0;
+	}
+	if (!s->spec[0].port)
+		for (l = 0; l < s->nl; l++)
+			if (pin_port(s, l))
+				return -1;
+	snprintf(s->name, sizeof(s->name), "%s-%u", s->spec[0].proto == BATON_PROTO_UDP ? "udp" : "tcp",
+		 s->spec[0].port);
+	return 0;
+}
+
+/* Generation 1 on fresh groups: no dead supervisor's state to resume. */
+static int start_fresh(struct sup *s)
+{
+	int l, gi;
+
+	if (geteuid() == 0 || getenv("BATON_BPFFS"))
+		state_pin_root(s);
+	if (sup_make_groups(s))
+		return -1;
+	if (baton_group_mode(s->grp[0]) != BATON_MODE_EBPF)
+		say(s, "running in classic BPF mode: reloads switch traffic, but a stopping generation's queue "
+		       "cannot be moved (needs CAP_BPF and CAP_NET_ADMIN)");
+	if (foreign_check(s))
+		return -1;
+	for (l = 0; l < s->nl; l++)
+		if (s->spec[l].port == 0 && pin_port(s, l))
+			return -1;
+	for (l = 0; l < s->nl; l++)
+		if (pin_port(s, l))
+			return -1;
+	if (!s->cfg->no_preload)
+		preload_setup(s);
+	gi = start_gen(s, -1, 1);
+	if (gi < 0)
+		return -1;
+	s->active = gi;
+	say(s, "gen 1 (pid %d) started; control socket %s", (int)s->gen[gi].pid, s->ctl_path);
+	return 0;
+}
+
+/* After a resume that found no serving generation: a fresh one, which
+ * takes every new connection at once (what waits queues in its members). */
+static bool start_fresh_gen(struct sup *s)
+{
+	int gi = start_gen(s, -1, 1), l;
+
+	if (gi < 0)
+		return false;
+	for (l = 0; l < s->nl; l++)
+		baton_group_activate(s->grp[l], s->gen[gi].slot[l]);
+	s->active = gi;
+	say(s, "gen %d (pid %d) started", s->gen[gi].id, (int)s->gen[gi].pid);
+	state_save(s);
+	return true;
+}
+
 int sup_run(const struct sup_config *cfg)
 {
 	struct sup sv = { .cfg = cfg, .active = -1, .reload = -1, .reload_client = -1, .restart_from = -1,
-			  .epfd = -1, .sigfd = -1, .notifyfd = -1, .ctlfd = -1, .watched = -1 };
+			  .epfd = -1, .sigfd = -1, .notifyfd = -1, .ctlfd = -1, .watched = -1,
+			  .upgrade_client = -1, .argv = cfg->self_argv };
 	struct sup *s = &sv;
-	int i, l, gi;
+	int i, l, r;
+	bool upgraded, keep_state = false;
+	size_t off = 0;
 
 	for (i = 0; i < MAX_CLIENTS; i++)
 		s->cl[i].fd = -1;
+	s->nl = cfg->nlisten;
+	snprintf(s->name, sizeof(s->name), "baton");
+	if (alloc_arrays(s)) {
+		say(s, "out of memory for %d listeners", s->nl);
+		free_arrays(s);
+		return 1;
+	}
 	s->start_wall_ms = baton_wall_ms();
-	memcpy(s->spec, cfg->listen, sizeof(cfg->listen));
-	snprintf(s->name, sizeof(s->name), "%s", cfg->name[0] ? cfg->name : "baton");
-	for (l = 0; l < cfg->nlisten; l++)
-		if (pin_port(s, l))
-			return 1;
-	if (!cfg->name[0]) {
-		/* NAME defaults to the first listener's name, else PROTO-PORT */
-		if (s->spec[0].name[0])
-			memcpy(s->name, s->spec[0].name, sizeof(s->name));	/* same size, NUL-terminated */
-		else
-			snprintf(s->name, sizeof(s->name), "%s-%u",
-				 s->spec[0].proto == BATON_PROTO_UDP ? "udp" : "tcp", s->spec[0].port);
+	memcpy(s->spec, cfg->listen, (size_t)s->nl * sizeof(*s->spec));
+	raise_nofile(s);
+	if (pick_name(s)) {
+		free_arrays(s);
+		return 1;
 	}
+	for (l = 0; l < s->nl; l++) {
+		const char *nm = s->spec[l].name[0] ? s->spec[l].name : "baton";
+
+		off += (size_t)snprintf(s->fdnames + off, (size_t)s->nl * (BATON_NAME_MAX + 2) - off, "%s%s",
+					l ? ":" : "", nm);
+	}
+	upgraded = upgrade_inherit(s);
+	if (sup_state_path(s->name, s->state_path, sizeof(s->state_path)))
+		s->state_path[0] = '\0';
 	if (setup(s)) {
-		cleanup(s);
+		cleanup(s, false);
 		return 1;
 	}
-	if (!cfg->no_preload)
-		preload_setup(s);
-	gi = start_gen(s, -1, 1);
-	if (gi < 0) {
-		cleanup(s);
-		return 1;
+	r = state_resume(s);
+	keep_state = r < 0;	/* another run's generations: their state is not ours to remove */
+	if (r < 0 || (r == 0 && start_fresh(s))) {
+		s->exit_code = 1;
+		begin_stop(s, "it could not start");
+	} else if (r == 1) {
+		if (!cfg->no_preload)
+			preload_setup(s);
+		if (s->active < 0 && !start_fresh_gen(s)) {
+			s->exit_code = 1;
+			begin_stop(s, "no generation could be started");
+		}
 	}
-	s->active = gi;
-	say(s, "gen 1 (pid %d) started; control socket %s", (int)s->gen[gi].pid, s->ctl_path);
+	if (upgraded)
+		upgrade_finish(s);
 	for (;;) {
 		struct epoll_event ev[16];
-		int n = epoll_wait(s->epfd, ev, 16, busy(s) ? TICK_MS : -1);
+		int n;
 
+		if (s->stopping && !live_gens(s))
+			break;
+		n = epoll_wait(s->epfd, ev, 16, busy(s) ? TICK_MS : -1);
 		for (i = 0; i < n; i++) {
 			uint32_t tag = ev[i].data.u32;
 
@@ -305,14 +465,14 @@ int sup_run(const struct sup_config *cfg)
 				read_notify(s);
 			else if (tag == EV_CONTROL)
 				accept_client(s);
+			else if (tag >= EV_PIDFD && tag < EV_PIDFD + MAX_GENS)
+				pid_ended(s, (int)(tag - EV_PIDFD));
 			else if (tag < MAX_CLIENTS && s->cl[tag].role != CL_FREE)
 				read_client(s, (int)tag);
 		}
 		tick(s);
-		if (s->stopping && !live_gens(s))
-			break;
 	}
 	say(s, "stopped");
-	cleanup(s);
+	cleanup(s, !keep_state);
 	return s->exit_code;
 }
