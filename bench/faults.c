@@ -40,6 +40,9 @@
 #define DRAIN_DELAY_MS 400      /* drain cases: each answer takes this long, so
 				 * the old generation drains for about as long */
 #define DRAIN_AT_MS 150         /* fault this far into the drain */
+#define SWITCHED_DELAY_MS 150   /* switched cases: enough that the old generation
+				 * still has answers to give right after the
+				 * switch (idle, it exits within a millisecond) */
 #define SUP_CONT_MS 1000        /* a frozen supervisor is continued after this */
 #define GEN_CONT_MS 2000        /* a frozen generation, if it still exists */
 #define RECOVER_MAX_MS 8000     /* give up waiting for a recovery after this */
@@ -563,7 +566,7 @@ struct status_view {
 	int ngen, nactive;
 	struct gen_view gen[32];
 	struct gen_view *active;
-	char health[64];
+	char health[128];	/* what "service" says when it is not "ok" */
 };
 
 static bool status_get(struct status_view *v, int timeout_ms)
@@ -580,8 +583,15 @@ static bool status_get(struct status_view *v, int timeout_ms)
 		return false;
 	v->ok = true;
 	get_bool(j.out, "reloading", &v->reloading);
-	if (!get_str(j.out, "health", v->health, sizeof(v->health)))
-		get_str(j.out, "state", v->health, sizeof(v->health));
+	/* "service": "ok" or "degraded", with the reason in "degraded" */
+	if (get_str(j.out, "service", v->health, sizeof(v->health)) && strcmp(v->health, "ok")) {
+		size_t l = strlen(v->health);
+
+		if (l + 3 < sizeof(v->health)) {
+			memcpy(v->health + l, ": ", 3);
+			get_str(j.out, "degraded", v->health + l + 2, sizeof(v->health) - l - 2);
+		}
+	}
 	g = obj_get(j.out, "generations");
 	if (!g || *g != '[')
 		return true;
@@ -678,10 +688,10 @@ static void sup_argv(struct ctx *c)
 	 * is read from a file when it starts */
 	a[n++] = self, a[n++] = "--wrap", a[n++] = c->delay_file, a[n++] = refserver;
 	a[n++] = "-q", a[n++] = "--tag", a[n++] = NAME, a[n++] = "--grace-ms", a[n++] = "5000";
-	if (c->k->phase == P_DRAINING) {
+	if (c->k->phase == P_DRAINING || c->k->phase == P_SWITCHED) {
 		static char d[16];
 
-		snprintf(d, sizeof(d), "%d", DRAIN_DELAY_MS);
+		snprintf(d, sizeof(d), "%d", c->k->phase == P_DRAINING ? DRAIN_DELAY_MS : SWITCHED_DELAY_MS);
 		a[n++] = "--delay-ms", a[n++] = d;
 	}
 	a[n] = NULL;
@@ -883,11 +893,9 @@ static void case_body(struct ctx *c)
 		read_file(c->log, log, sizeof(log));
 		a = strcasestr(log, "adopt");
 		if (a) {
-			char *b = a, *e = strchr(a, '\n');
+			char *e = strchr(a, '\n');
 
-			while (b > log && b[-1] != '\n')
-				b--;
-			add_note(r, "%.*s", (int)((e ? e : a + strlen(a)) - b), b);
+			add_note(r, "%.*s", (int)((e ? e : a + strlen(a)) - a), a);
 		} else {
 			add_note(r, "the new supervisor said nothing of adopting");
 		}
@@ -933,7 +941,7 @@ recovery_reload:
 	}
 	if (k->target == T_UPGRADE && (job_exit(&reload) != 0 || (v.ok && v.pid != c->sup)))
 		r->recovered = false;
-	if (v.ok && v.health[0] && strcmp(v.health, "ok") && strcmp(v.health, "healthy"))
+	if (v.ok && v.health[0] && strcmp(v.health, "ok"))
 		add_note(r, "status says %s", v.health);
 	/* a frozen generation that still exists is continued, then given its
 	 * drain, before the load stops */
