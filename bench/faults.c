@@ -553,6 +553,89 @@ static int held_by(pid_t pid)
 	return held_count;
 }
 
+/* ---- a slow client ------------------------------------------------------- */
+
+/* In the switched and draining cases the bench holds one request of its own
+ * on the old generation: sent but for its last line, so that the old
+ * generation drains until it is completed (right after the fault), whatever
+ * loadgen's requests do. Its outcome counts with loadgen's. */
+enum outcome { O_NONE, O_ANSWERED, O_REFUSED, O_RESET, O_TIMEOUT, O_TRUNCATED, O_OTHER };
+
+struct holder {
+	int fd;
+	long long sent_ms;	/* when the request was completed; 0: not yet */
+	enum outcome out;
+	size_t got;
+	char buf[1024];
+};
+
+static int holder_open(struct holder *h)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(8080),
+				 .sin_addr.s_addr = htonl(0x7f000001) };
+	static const char part[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+
+	memset(h, 0, sizeof(*h));
+	h->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (h->fd < 0)
+		return -errno;
+	if (connect(h->fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    send(h->fd, part, sizeof(part) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(part) - 1) {
+		int e = errno;
+
+		close(h->fd);
+		h->fd = -1;
+		return -e;
+	}
+	return 0;
+}
+
+static enum outcome errno_outcome(int e)
+{
+	return e == ECONNREFUSED ? O_REFUSED : e == ECONNRESET || e == EPIPE ? O_RESET : O_OTHER;
+}
+
+static void holder_complete(struct holder *h)
+{
+	if (h->fd < 0 || h->sent_ms)
+		return;
+	h->sent_ms = now_ms();
+	if (send(h->fd, "\r\n", 2, MSG_NOSIGNAL) != 2)
+		h->out = errno_outcome(errno);
+}
+
+/* Reads the answer, waiting at most until the client's timeout is over. */
+static void holder_finish(struct holder *h)
+{
+	if (h->fd < 0)
+		return;
+	holder_complete(h);
+	while (h->out == O_NONE) {
+		struct pollfd pf = { .fd = h->fd, .events = POLLIN };
+		long long left = h->sent_ms + O.timeout_ms - now_ms();
+		ssize_t n;
+
+		if (left <= 0 || poll(&pf, 1, (int)left) <= 0) {
+			if (now_ms() >= h->sent_ms + O.timeout_ms)
+				h->out = O_TIMEOUT;
+			continue;
+		}
+		n = recv(h->fd, h->buf + h->got, sizeof(h->buf) - 1 - h->got, 0);
+		if (n < 0 && errno != EINTR)
+			h->out = errno_outcome(errno);
+		else if (n == 0 || h->got + (size_t)n == sizeof(h->buf) - 1) {
+			/* the server ends the connection after its answer while it stops */
+			h->buf[h->got] = '\0';
+			h->out = !strncmp(h->buf, "HTTP/1.1 200 ", 13) && strstr(h->buf, "\r\n\r\nrefserver ")
+				 ? O_ANSWERED : O_TRUNCATED;
+		} else if (n > 0) {
+			h->got += (size_t)n;
+		}
+	}
+	close(h->fd);
+	h->fd = -1;
+}
+
 /* ---- the supervisor's status ----------------------------------------------- */
 
 struct gen_view {
@@ -666,6 +749,7 @@ struct ctx {
 	char dir[64], delay_file[96], log[96], load_out[96];
 	char *sup_argv[32];
 	pid_t sup, load;
+	struct holder holder;
 	int logfd, loadfd;
 	long long load_t0;
 };
@@ -741,7 +825,7 @@ static void case_body(struct ctx *c)
 	pid_t old = 0, nw = 0, victim = 0;
 	long long t_fault, t_answer = -1, t_settled = -1, end;
 	const char *why = "";
-	int i;
+	int i, e;
 
 	set_ready_delay(c, 0);
 	sup_argv(c);
@@ -797,6 +881,11 @@ static void case_body(struct ctx *c)
 			add_note(r, "supervisor pid changed from %d to %lld", (int)c->sup, v.pid);
 		goto recovery_reload;
 	}
+	if (k->phase == P_SWITCHED || k->phase == P_DRAINING) {
+		if ((e = holder_open(&c->holder)))
+			add_note(r, "cannot open the slow request: %s", strerror(-e));
+		sleep_ms(20);	/* accepted by the old generation before the reload */
+	}
 	if (k->phase != P_IDLE) {
 		set_ready_delay(c, k->phase == P_STARTING || k->phase == P_READY_WAIT ? READY_DELAY_MS : 0);
 		if (job_start(&reload, (char *[]){ baton, "reload", NAME, "--timeout", "10s", NULL })) {
@@ -849,6 +938,7 @@ static void case_body(struct ctx *c)
 	}
 	/* the readiness window was for the fault; replacements start at once */
 	set_ready_delay(c, 0);
+	holder_complete(&c->holder);
 
 	/* ---- the recovery a user (or systemd) would drive ---- */
 	if (k->target == T_SUP && k->sig == SIGKILL && victim) {
@@ -893,9 +983,9 @@ static void case_body(struct ctx *c)
 		read_file(c->log, log, sizeof(log));
 		a = strcasestr(log, "adopt");
 		if (a) {
-			char *e = strchr(a, '\n');
+			char *nl = strchr(a, '\n');
 
-			add_note(r, "%.*s", (int)((e ? e : a + strlen(a)) - a), a);
+			add_note(r, "%.*s", (int)((nl ? nl : a + strlen(a)) - a), a);
 		} else {
 			add_note(r, "the new supervisor said nothing of adopting");
 		}
@@ -950,6 +1040,7 @@ recovery_reload:
 		sleep_ms(5);
 		keep_appt(&appt);
 	}
+	holder_finish(&c->holder);
 	{
 		long long until = c->load_t0 + (long long)(O.load_s * 1000);
 
@@ -958,6 +1049,7 @@ recovery_reload:
 		sleep_ms(until - now_ms());
 	}
 	job_end(&reload);
+	holder_finish(&c->holder);	/* when the case ended early */
 }
 
 static void case_finish(struct ctx *c)
@@ -983,6 +1075,8 @@ static void case_finish(struct ctx *c)
 			out[n > 0 ? n : 0] = '\0';
 		}
 		if (get_num(out, "answered", &r->answered)) {
+			struct holder *h = &c->holder;
+
 			r->ran = true;
 			get_num(out, "refused", &r->refused);
 			get_num(out, "reset", &r->reset);
@@ -990,6 +1084,13 @@ static void case_finish(struct ctx *c)
 			get_num(out, "truncated", &r->truncated);
 			get_num(out, "other_error", &r->other);
 			get_num(out, "failed", &r->failed);
+			r->answered += h->out == O_ANSWERED;
+			r->refused += h->out == O_REFUSED;
+			r->reset += h->out == O_RESET;
+			r->timeout += h->out == O_TIMEOUT;
+			r->truncated += h->out == O_TRUNCATED;
+			r->other += h->out == O_OTHER;
+			r->failed += h->out != O_NONE && h->out != O_ANSWERED;
 		} else {
 			add_note(r, "no report from loadgen");
 		}
@@ -1045,7 +1146,7 @@ static void remove_case_dir(const char *dir)
 static void case_child(const struct kase *k, const char *dir, int fd)
 {
 	static struct result res;
-	struct ctx c = { .k = k, .r = &res, .logfd = -1, .loadfd = -1 };
+	struct ctx c = { .k = k, .r = &res, .logfd = -1, .loadfd = -1, .holder.fd = -1 };
 	char run_dir[96];
 	int e;
 
@@ -1213,7 +1314,9 @@ static void usage(FILE *out)
 		"a frozen one continued after %d s, a frozen generation after %d s if it still\n"
 		"exists. One more case runs `baton upgrade`. Each case has its own network\n"
 		"namespace and BATON_RUNTIME_DIR. Prints one table:\n\n"
-		"  answered   requests answered while the case ran\n"
+		"  answered   requests answered while the case ran (loadgen's; in the switched\n"
+		"             and draining cases also one slow request of the bench's own, held\n"
+		"             open on the old generation so that it has something to drain)\n"
 		"  failed     refused/reset/timeout/truncated/other (loadgen's kinds)\n"
 		"  held       established connections the faulted process held at the fault;\n"
 		"             after a SIGKILL of a generation, up to that many may fail\n"
