@@ -1308,8 +1308,9 @@ static void usage(FILE *out)
 		"Runs `baton run` with refserver under loadgen load (one connection per request)\n"
 		"and, in each case, kills (SIGKILL) or freezes (SIGSTOP) the supervisor, the old\n"
 		"generation or the new one, at rest (idle) or at one moment of a reload: the new\n"
-		"generation just forked (starting), waiting for READY=1 (ready-wait), just after\n"
-		"`baton reload` said ok (switched), or while the old one drains (draining); then\n"
+		"generation just forked (starting), %d ms into its %d ms wait for READY=1\n"
+		"(ready-wait), just after `baton reload` said ok (switched; answers take %d ms),\n"
+		"or %d ms into the old one's drain (draining; answers take %d ms); then\n"
 		"drives the recovery: a killed supervisor is started again with the same command,\n"
 		"a frozen one continued after %d s, a frozen generation after %d s if it still\n"
 		"exists. One more case runs `baton upgrade`. Each case has its own network\n"
@@ -1322,8 +1323,9 @@ static void usage(FILE *out)
 		"             after a SIGKILL of a generation, up to that many may fail\n"
 		"  recovered  status answered with exactly one running active generation and\n"
 		"             the next `baton reload` succeeded\n"
-		"  recover_ms from the fault until status answered (supervisor), or until one\n"
-		"             healthy generation was active and no reload under way (generation)\n"
+		"  recover_ms from the fault until status answered (supervisor, upgrade), or\n"
+		"             until a running generation other than the faulted one was the only\n"
+		"             active one (and, when the new one was hit, its reload had ended)\n"
 		"  goal       met: recovered, nothing left behind, and no failed request beyond\n"
 		"             those the killed process held\n\n"
 		"  --cases PATTERN    only cases whose names contain PATTERN (comma-separated\n"
@@ -1336,7 +1338,8 @@ static void usage(FILE *out)
 		"  --list             print the case names and exit\n"
 		"Needs root (network namespaces, eBPF). Binaries: BATON_BIN, BATON_REFSERVER,\n"
 		"BATON_LOADGEN, else next to this program (build/). Exit 0 when the matrix ran.\n",
-		SUP_CONT_MS / 1000, GEN_CONT_MS / 1000);
+		READY_WAIT_AT_MS, READY_DELAY_MS, SWITCHED_DELAY_MS, DRAIN_AT_MS, DRAIN_DELAY_MS, SUP_CONT_MS / 1000,
+		GEN_CONT_MS / 1000);
 }
 
 static int parse_opts(int argc, char **argv)
