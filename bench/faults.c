@@ -723,7 +723,7 @@ static bool settled(const struct status_view *v, pid_t victim, bool idle, const 
 static int netns_enter(void)
 {
 	struct ifreq ifr = { 0 };
-	int fd;
+	int fd, e;
 
 	if (unshare(CLONE_NEWNET | CLONE_NEWNS))
 		return -errno;
@@ -731,16 +731,19 @@ static int netns_enter(void)
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) || mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
 		return -errno;
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
-	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr))
-		return -errno;
-	ifr.ifr_flags |= IFF_UP;
-	if (ioctl(fd, SIOCSIFFLAGS, &ifr)) {
-		close(fd);
-		return -errno;
+	if (!ioctl(fd, SIOCGIFFLAGS, &ifr)) {
+		ifr.ifr_flags |= IFF_UP;
+		if (!ioctl(fd, SIOCSIFFLAGS, &ifr)) {
+			close(fd);
+			return 0;
+		}
 	}
+	e = -errno;
 	close(fd);
-	return 0;
+	return e;
 }
 
 struct ctx {
