@@ -162,3 +162,5 @@ fail:
 }
 
 
+
+const struct sup_ops sup_default_ops = { .spawn = spawn, .kill = kill };
