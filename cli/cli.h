@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "baton.h"
+#include "log.h"
 
 struct command {
 	const char *name;
@@ -16,6 +17,7 @@ struct command {
 
 /* exit codes */
 #define EXIT_USAGE 2
+#define EXIT_TIMEOUT 3   /* the client stopped waiting; the request goes on */
 
 void cli_log(void *ctx, enum baton_log_level level, const char *msg);
 

@@ -19,7 +19,7 @@ void usage_ls(FILE *out)
 		"  FILTER      PORT, ADDRESS:PORT, [IPV6]:PORT or a listener spec such as\n"
 		"              tcp://0.0.0.0:8080\n"
 		"  -a, --all   also UDP sockets that are connected (not listening)\n"
-		"  --json      print one JSON document (fields: baton(1), JSON OUTPUT)\n"
+		"  -j, --json  print one JSON document (fields: baton(1), JSON OUTPUT)\n"
 		"  --no-bpf    do not load the BPF iterator; read options with pidfd_getfd\n"
 		"  --record    print the collected data in the fixture format of the tests\n"
 		"  -v, --verbose  print the library's messages\n"
@@ -59,26 +59,26 @@ int cmd_ls(int argc, char **argv)
 		case 'v': verbose++; break;
 		case 'h': usage_ls(stdout); return 0;
 		default:
-			fprintf(stderr, "baton ls: unknown option \"%s\" (see baton ls --help)\n", argv[optind - 1]);
+			blog(BLOG_ERR, "baton ls", "unknown option \"%s\" (see baton ls --help)", argv[optind - 1]);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
 		if (ls_filter_parse(argv[optind], &filter, err, sizeof(err))) {
-			fprintf(stderr, "baton ls: %s\n", err);
+			blog(BLOG_ERR, "baton ls", "%s", err);
 			return EXIT_USAGE;
 		}
 		filtered = true;
 		optind++;
 	}
 	if (optind < argc) {
-		fprintf(stderr, "baton ls: unexpected argument \"%s\" (see baton ls --help)\n", argv[optind]);
+		blog(BLOG_ERR, "baton ls", "unexpected argument \"%s\" (see baton ls --help)", argv[optind]);
 		return EXIT_USAGE;
 	}
 	co.log_ctx = &verbose;
 	r = baton_socks_collect(&co, &socks, &n);
 	if (r) {
-		fprintf(stderr, "baton ls: cannot list sockets: %s\n", strerror(-r));
+		blog(BLOG_ERR, "baton ls", "cannot list sockets: %s", strerror(-r));
 		return 1;
 	}
 	for (k = 0; k < n; k++)

@@ -145,8 +145,8 @@ static int parse_args(struct steer *s, int argc, char **argv)
 		switch (c) {
 		case O_POLICY:
 			if (parse_policy(s, optarg)) {
-				fprintf(stderr, "baton steer: option --policy: \"%s\" is not standby, spread "
-						"or weights:W1,W2,...\n", optarg);
+				blog(BLOG_ERR, "baton steer", "option --policy: \"%s\" is not standby, spread "
+						"or weights:W1,W2,...", optarg);
 				return EXIT_USAGE;
 			}
 			break;
@@ -155,7 +155,7 @@ static int parse_args(struct steer *s, int argc, char **argv)
 			long p = strtol(optarg, &end, 10);
 
 			if (end == optarg || *end || p <= 0 || p > INT_MAX) {
-				fprintf(stderr, "baton steer: option --primary: \"%s\" is not a pid\n", optarg);
+				blog(BLOG_ERR, "baton steer", "option --primary: \"%s\" is not a pid", optarg);
 				return EXIT_USAGE;
 			}
 			s->primary = (pid_t)p;
@@ -167,42 +167,42 @@ static int parse_args(struct steer *s, int argc, char **argv)
 		case O_HANG:
 		case O_INTERVAL:
 			if (parse_dur(optarg, c == O_HANG ? &s->hang_ms : &s->interval_ms)) {
-				fprintf(stderr, "baton steer: option %s: \"%s\" is not a duration like 100ms or 2s\n",
+				blog(BLOG_ERR, "baton steer", "option %s: \"%s\" is not a duration like 100ms or 2s",
 					c == O_HANG ? "--hang-threshold" : "--interval", optarg);
 				return EXIT_USAGE;
 			}
 			break;
 		case O_PIN:
 			if (strlen(optarg) >= sizeof(s->pin) || optarg[0] != '/') {
-				fprintf(stderr, "baton steer: option --pin: \"%s\" is not an absolute path\n", optarg);
+				blog(BLOG_ERR, "baton steer", "option --pin: \"%s\" is not an absolute path", optarg);
 				return EXIT_USAGE;
 			}
 			snprintf(s->pin, sizeof(s->pin), "%s", optarg);
 			break;
 		case 'v': s->verbose++; break;
 		case ':':
-			fprintf(stderr, "baton steer: option \"%s\" needs a value (see baton steer --help)\n",
+			blog(BLOG_ERR, "baton steer", "option \"%s\" needs a value (see baton steer --help)",
 				argv[optind - 1]);
 			return EXIT_USAGE;
 		default:
-			fprintf(stderr, "baton steer: unknown option \"%s\" (see baton steer --help)\n",
+			blog(BLOG_ERR, "baton steer", "unknown option \"%s\" (see baton steer --help)",
 				argv[optind - 1]);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "baton steer: %s (see baton steer --help)\n",
+		blog(BLOG_ERR, "baton steer", "%s (see baton steer --help)",
 			optind >= argc ? "which listener? give one SPEC, e.g. tcp://127.0.0.1:8080"
 				       : "give exactly one SPEC");
 		return EXIT_USAGE;
 	}
 	s->spec_text = argv[optind];
 	if (baton_spec_parse(s->spec_text, &s->spec, err, sizeof(err))) {
-		fprintf(stderr, "baton steer: %s\n", err);
+		blog(BLOG_ERR, "baton steer", "%s", err);
 		return EXIT_USAGE;
 	}
 	if (s->spec.proto != BATON_PROTO_TCP || !s->spec.port) {
-		fprintf(stderr, "baton steer: %s: give a TCP listener with its port\n", s->spec_text);
+		blog(BLOG_ERR, "baton steer", "%s: give a TCP listener with its port", s->spec_text);
 		return EXIT_USAGE;
 	}
 	return -1;
@@ -224,7 +224,7 @@ static int need_bpffs(void)
 	if (statfs("/sys/fs/bpf", &sfs) == 0 && sfs.f_type == BPF_FS_MAGIC)
 		return 0;
 	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700")) {
-		fprintf(stderr, "baton steer: cannot mount bpffs at /sys/fs/bpf: %s\n", strerror(errno));
+		blog(BLOG_ERR, "baton steer", "cannot mount bpffs at /sys/fs/bpf: %s", strerror(errno));
 		return -errno;
 	}
 	return 0;
@@ -263,10 +263,10 @@ static int copy_sock(const struct steer *s, const struct baton_sock *k)
 		r = fd;
 	}
 	if (!n)
-		fprintf(stderr, "baton steer: the owner of a listener on %s cannot be read (the open files of "
-				"other users' processes need root)\n", s->spec_text);
+		blog(BLOG_ERR, "baton steer", "the owner of a listener on %s cannot be read (the open files of "
+				"other users' processes need root)", s->spec_text);
 	else
-		fprintf(stderr, "baton steer: cannot copy the listener of pid %d (%s): %s%s\n", k->owners[0].pid,
+		blog(BLOG_ERR, "baton steer", "cannot copy the listener of pid %d (%s): %s%s", k->owners[0].pid,
 			k->owners[0].comm, strerror(-r),
 			r == -EPERM || r == -EACCES ? " (pidfd_getfd needs ptrace access: run as root or with "
 						      "CAP_SYS_PTRACE)" : "");
@@ -330,7 +330,7 @@ static int collect(struct steer *s, bool first)
 		o.diag_only = false;
 	}
 	if ((r = baton_socks_collect(&o, &v, &n))) {
-		fprintf(stderr, "baton steer: cannot list sockets: %s\n", strerror(-r));
+		blog(BLOG_ERR, "baton steer", "cannot list sockets: %s", strerror(-r));
 		return r;
 	}
 	for (k = 0; k < n; k++) {
@@ -339,9 +339,9 @@ static int collect(struct steer *s, bool first)
 		found++;
 		if ((v[k].known & BATON_SOCK_GROUP) && v[k].group) {
 			if (group && v[k].group != group) {
-				fprintf(stderr, "baton steer: the listeners on %s are not in one reuseport group "
+				blog(BLOG_ERR, "baton steer", "the listeners on %s are not in one reuseport group "
 						"(sockets of different users, or some without SO_REUSEPORT); "
-						"baton steers one group\n", s->spec_text);
+						"baton steers one group", s->spec_text);
 				r = -EINVAL;
 				goto out;
 			}
@@ -350,7 +350,7 @@ static int collect(struct steer *s, bool first)
 	}
 	if (!found) {
 		if (first) {
-			fprintf(stderr, "baton steer: nothing listens on %s\n", s->spec_text);
+			blog(BLOG_ERR, "baton steer", "nothing listens on %s", s->spec_text);
 			r = -ENOENT;
 		}
 		goto out;
@@ -393,14 +393,14 @@ static int collect(struct steer *s, bool first)
 				baton_watch_set_owner(s->w, slot, v[k].owners[i].pid);
 			}
 			if (v[k].nowners > BATON_SOCK_MAX_OWNERS)
-				fprintf(stderr, "baton steer: slot %d has %u owners; only the first %d are watched\n",
+				blog(BLOG_WARN, "baton steer", "slot %d has %u owners; only the first %d are watched",
 					slot, v[k].nowners, BATON_SOCK_MAX_OWNERS);
 			say_member(s, slot, first ? "member" : "joined");
 			added++;
 		}
 	}
 	if (first && s->primary && !primary_found) {
-		fprintf(stderr, "baton steer: pid %d holds no listener on %s\n", (int)s->primary, s->spec_text);
+		blog(BLOG_ERR, "baton steer", "pid %d holds no listener on %s", (int)s->primary, s->spec_text);
 		r = -ENOENT;
 		goto out;
 	}
@@ -523,14 +523,14 @@ int cmd_steer(int argc, char **argv)
 	s->g = baton_group_new(&go);
 	if (!s->g) {
 		if (errno == EPERM || errno == EACCES)
-			fprintf(stderr, "baton steer: no privilege to load eBPF (needs CAP_BPF and CAP_NET_ADMIN, "
+			blog(BLOG_ERR, "baton steer", "no privilege to load eBPF (needs CAP_BPF and CAP_NET_ADMIN, "
 					"or root). The classic BPF fallback cannot steer this group: it picks a "
 					"member by its index in the kernel's group, whose order is unknown for "
 					"sockets baton did not create, and it cannot move queued connections when "
 					"it fences a member. It could only spread at random (SKF_AD_RANDOM), which "
-					"the kernel's hash already does.\n");
+					"the kernel's hash already does.");
 		else
-			fprintf(stderr, "baton steer: cannot set up steering: %s\n", strerror(errno));
+			blog(BLOG_ERR, "baton steer", "cannot set up steering: %s", strerror(errno));
 		goto out;
 	}
 	wo.hang_ms = s->hang_ms;
