@@ -376,7 +376,7 @@ void bt_supervisor_stop(pid_t *pid, int timeout_s)
 	ASSERT_EQ(WEXITSTATUS(status), 0);
 }
 
-static char shared_dir[] = "/tmp/baton-bin-XXXXXX", shared_path[64];
+static char shared_dir[] = "/tmp/baton-bin-XXXXXX", shared_path[64], shared_orig[4096];
 
 /* A checkout may sit in a directory other users cannot enter (mktemp -d
  * makes 0700 ones): give nobody a copy of the binary it can run, in a 0755
@@ -397,8 +397,10 @@ void bt_share_baton_bin(void)
 	while ((n = read(in, buf, sizeof(buf))) > 0)
 		if (write(outfd, buf, (size_t)n) != n)
 			goto out;
-	if (n == 0)
+	if (n == 0) {
+		snprintf(shared_orig, sizeof(shared_orig), "%s", bt_baton_bin());
 		setenv("BATON_BIN", path, 1);
+	}
 out:
 	if (in >= 0)
 		close(in);
@@ -411,4 +413,6 @@ void bt_unshare_baton_bin(void)
 	if (shared_path[0])
 		unlink(shared_path);
 	rmdir(shared_dir);
+	if (shared_orig[0])
+		setenv("BATON_BIN", shared_orig, 1);
 }

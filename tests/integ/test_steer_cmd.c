@@ -5,6 +5,7 @@
  * failed one leaves nothing behind; --release and stale pins in baton ls. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -502,4 +503,44 @@ TEST_TIMEOUT(steer_cmd_ls_names_stale_pins, 60)
 	ASSERT_CONTAINS(out, "nothing listens there any more; removed the pins at " PINS);
 	ASSERT_EQ(ls_run(out, sizeof(out), err, sizeof(err), "--json"), 0);
 	ASSERT_TRUE(strstr(out, PINS) == NULL);
+}
+
+static void as_nobody(void *ctx)
+{
+	(void)ctx;
+	if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+		_exit(126);
+}
+
+/* Without privilege baton steer names the privilege (it blamed bpffs), and
+ * leaves nothing in bpffs. */
+TEST_TIMEOUT(steer_cmd_unprivileged_names_the_privilege, 30)
+{
+	char out[2048], err[4096];
+	char *argv[] = { NULL, "steer", SPEC, NULL };
+	int r;
+
+	setup();
+	chmod("/sys/fs/bpf", 01777);	/* nobody may even write there: the load must still fail */
+	bt_share_baton_bin();
+	argv[0] = (char *)bt_baton_bin();
+	r = bt_run_with(argv, as_nobody, NULL, out, sizeof(out), err, sizeof(err), 10);
+	if (r == 126 || r == 127) {
+		bt_unshare_baton_bin();
+		SKIP("user nobody cannot run baton here");
+	}
+	bt_log("%s", err);
+	ASSERT_EQ(r, 1);
+	ASSERT_CONTAINS(err, "needs CAP_BPF and CAP_NET_ADMIN");
+	ASSERT_TRUE(strstr(err, "is bpffs mounted") == NULL);
+	ASSERT_NE(access("/sys/fs/bpf/baton", F_OK), 0);
+	chmod("/sys/fs/bpf", 0700);
+	r = bt_run_with(argv, as_nobody, NULL, out, sizeof(out), err, sizeof(err), 10);
+	bt_unshare_baton_bin();
+	bt_log("%s", err);
+	ASSERT_EQ(r, 1);
+	ASSERT_CONTAINS(err, "needs CAP_BPF and CAP_NET_ADMIN");
+	ASSERT_TRUE(strstr(err, "is bpffs mounted") == NULL);
+	ASSERT_EQ(steer_once(out, sizeof(out), err, sizeof(err), "--release", SPEC), 1);
+	ASSERT_CONTAINS(err, "no baton steering state");
 }
