@@ -80,8 +80,8 @@ static int unknown(const char *word)
 	size_t i, d, bestd = 99;
 
 	if (word[0] == '-') {
-		blog(BLOG_ERR, "baton", "unknown option \"%s\" (options go after the command: baton COMMAND "
-					"--help; see baton --help)", word);
+		blog(BLOG_ERR, "baton", "unknown option \"%s\": before a command baton takes only --help and "
+					"--version (a command's options go after it: baton COMMAND --help)", word);
 		return EXIT_USAGE;
 	}
 	for (i = 0; i < NCOMMANDS; i++) {

@@ -585,6 +585,15 @@ static int release(struct steer *s)
 			ours = pins_prog_uses_map(prog_id, map_id);
 		}
 	}
+	if (!listeners && sockets) {
+		/* the group lives where this process cannot see it: its pins
+		 * are the only handle on the program still steering it */
+		blog(BLOG_ERR, "baton steer", "the group pinned at %s still has %d socket(s), but nothing listens on "
+			     "%s in this network namespace: run --release where its servers run", s->pin, sockets,
+		     s->spec_text);
+		r = -EBUSY;
+		goto out;
+	}
 	for (k = 0; ours && k < n; k++) {
 		int zero = 0;
 
