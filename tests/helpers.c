@@ -50,6 +50,11 @@ void bt_need_netns(void)
 
 void bt_need_private_bpffs(void)
 {
+	static bool done;
+
+	if (done)
+		return;
+	done = true;
 	if (unshare(CLONE_NEWNS))
 		SKIP("cannot make a private mount namespace: %s", strerror(errno));
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
@@ -328,6 +333,10 @@ pid_t bt_supervisor_start(char *const argv[], const char *name, const char *log,
 
 	if (logfd < 0)
 		FAIL("open %s: %s", log, strerror(errno));
+	/* baton run pins its steering state in bpffs: a private one per test,
+	 * so that no test sees another's pins and none outlives its test */
+	if (geteuid() == 0)
+		bt_need_private_bpffs();
 	pid = fork();
 	if (pid < 0)
 		FAIL("fork: %s", strerror(errno));
