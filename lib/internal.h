@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Helpers shared inside the library; nothing here is exported (see
  * lib/libbaton.map). */
 #ifndef BATON_INTERNAL_H

@@ -563,7 +563,9 @@ int state_resume(struct sup *s)
 		gen_watch_pid(s, gi);
 		if (serving)
 			active = gi;
-		if (sg->id == st.reload)
+		/* a generation that was starting or ready but not yet serving is
+		 * a reload cut short, whether or not the state said so yet */
+		else if (sg->id == st.reload || g->state == GEN_STARTING || g->state == GEN_READY)
 			reload = gi;
 	}
 	/* a reload cut short: completed if the switch was published, else
