@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* What the subcommands of `baton` share: the command table entry, and the
  * log callback that prints library messages on stderr. */
 #ifndef BATON_CLI_H

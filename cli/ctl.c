@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* `baton reload`, `baton status` and `baton stop`: clients of a running
  * supervisor's control socket. They send one request line and relay what
  * comes back: progress lines, then "ok ..." or "error ...". */

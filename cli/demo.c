@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* `baton demo`: the problem and the answer, measured with nothing to set up.
  * Two tiny servers share a free loopback port; a client counts every
  * request's outcome. plain: one server frozen, the kernel keeps hashing onto

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* `baton ls`: collects every listening socket through the library (sock_diag,
  * the BPF iterator or the pidfd fallback, /proc) and prints it with
  * cli/lsfmt.c, as a table grouped by reuseport group or as one JSON document. */

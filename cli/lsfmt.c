@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* baton ls, the part that needs no kernel: FILTER parsing and matching, the
  * text table (grouped by reuseport group) and the JSON document, and the
  * fixture format that records collected sockets so tests can render them. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* baton ls without collecting: filters, the text and JSON renderings, and
  * the fixture format (record and load) the renderer is tested against. Each
  * function takes the collected array, so tests run it on recorded data. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* `baton`: looks the subcommand up in a table and runs it. Every command
  * answers --help; unknown commands and options are named in the error. */
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* `baton steer SPEC`: takes control of a reuseport group that baton did not
  * start. Finds every listener on SPEC (sock_diag, /proc owners), copies each
  * with pidfd_getfd, attaches the steering program over pinned maps, applies
