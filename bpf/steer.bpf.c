@@ -5,6 +5,7 @@
  * shut-down listener goes instead of letting the kernel reset it. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
 #include "steer.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -37,6 +38,13 @@ struct {
 	__type(value, struct baton_steer_stats);
 } stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BATON_STEER_PINS);
+	__type(key, __u32);
+	__type(value, struct baton_steer_pin);
+} pins SEC(".maps");
+
 #define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
 
 /* How many further table entries to try when the picked slot is empty. The
@@ -57,6 +65,33 @@ static __always_inline void count(__u32 slot, int migrating, int missed)
 		st->selected++;
 }
 
+/* A new connection whose source port is pinned goes to its slot. The
+ * packet starts at the transport header, whose first two bytes are the
+ * source port for TCP and UDP alike; a migration carries no packet. */
+static __always_inline int pinned(struct sk_reuseport_md *md)
+{
+	void *data = (void *)(long)md->data, *end = (void *)(long)md->data_end;
+	__u16 sport;
+	__u32 k;
+
+	if (data + 2 > end)
+		return 0;
+	sport = bpf_ntohs(*(__u16 *)data);
+	for (k = 0; k < BATON_STEER_PINS; k++) {
+		__u32 key = k, slot;
+		struct baton_steer_pin *p = bpf_map_lookup_elem(&pins, &key);
+
+		if (!p || !p->hi || sport < p->lo || sport > p->hi)
+			continue;
+		slot = p->slot;
+		if (slot < BATON_STEER_SLOTS && bpf_sk_select_reuseport(md, &socks, &slot, 0) == 0) {
+			count(slot, 0, 0);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 SEC("sk_reuseport/migrate")
 int steer(struct sk_reuseport_md *md)
 {
@@ -66,6 +101,8 @@ int steer(struct sk_reuseport_md *md)
 	struct baton_steer_ctl *c;
 	struct baton_steer_cfg *p;
 
+	if (!migrating && pinned(md))
+		return SK_PASS;
 	c = bpf_map_lookup_elem(&ctl, &zero);
 	if (!c)
 		return SK_PASS;

@@ -20,6 +20,17 @@ struct baton_steer_cfg {
 	__u8 slot[BATON_STEER_TABLE];
 };
 
+/* Connections from a source port in [lo, hi] go to SLOT, whatever the
+ * policy: a probe from a reserved port range reaches one chosen member
+ * (baton run --check). hi == 0: the entry is unused. */
+#define BATON_STEER_PINS 4
+
+struct baton_steer_pin {
+	__u16 lo;
+	__u16 hi;
+	__u32 slot;
+};
+
 struct baton_steer_ctl {
 	__u32 seq;
 	__u32 pad;

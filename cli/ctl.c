@@ -205,21 +205,89 @@ static int exchange(const char *cmd, const char *name, const char *request, long
 	return result;
 }
 
+/* Appends " KEY=VALUE" to the request, VALUE with %XX for what would end
+ * a token (a --check-cmd has spaces). -1 when it does not fit. */
+static int add_opt(char *req, size_t len, const char *key, const char *value)
+{
+	size_t used = strlen(req);
+	int n = snprintf(req + used, len - used, " %s=", key);
+
+	if (n < 0 || (size_t)n >= len - used)
+		return -1;
+	used += (size_t)n;
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+		if (used + 4 >= len)
+			return -1;
+		if (*p <= ' ' || *p == '%' || *p >= 0x7f)
+			used += (size_t)snprintf(req + used, len - used, "%%%02X", *p);
+		else
+			req[used++] = (char)*p;
+		req[used] = '\0';
+	}
+	return 0;
+}
+
+/* Options of `baton reload` that stage it (--canary, --probation, ...). */
+static int reload_opt(const char *cmd, int c, const char *v, char *opts, size_t len)
+{
+	static const char *const keys[] = { "canary", "step", "probation", "check", "check-cmd", "check-interval" };
+	long long ms;
+	char *end;
+
+	if (strcmp(cmd, "reload")) {
+		ctl_err(cmd, "unknown option \"--%s\" (see baton %s --help)", keys[c - 256], cmd);
+		return EXIT_USAGE;
+	}
+	if (c == 256) {
+		long p = strtol(v, &end, 10);
+
+		if (end == v || (*end && strcmp(end, "%")) || p < 1 || p > 99) {
+			ctl_err(cmd, "bad --canary \"%s\": want a share from 1%% to 99%%, such as 10%%", v);
+			return EXIT_USAGE;
+		}
+	} else if ((c == 257 || c == 258 || c == 261) && (sup_parse_duration(v, &ms) || ms < 10)) {
+		ctl_err(cmd, "bad --%s \"%s\": want a duration such as 30s", keys[c - 256], v);
+		return EXIT_USAGE;
+	} else if (c == 259 && strncmp(v, "http://", 7)) {
+		ctl_err(cmd, "bad --check \"%s\": want http://PATH, such as http:///healthz", v);
+		return EXIT_USAGE;
+	}
+	if (add_opt(opts, len, keys[c - 256], c == 256 ? (char[12]){ 0 } : v)) {
+		ctl_err(cmd, "the reload options are too long (a request holds at most %d bytes): shorten --check-cmd",
+			SUP_REQUEST_MAX);
+		return EXIT_USAGE;
+	}
+	if (c == 256)	/* the number alone */
+		snprintf(opts + strlen(opts), len - strlen(opts), "%ld", strtol(v, NULL, 10));
+	return 0;
+}
+
 static int ctl_main(const char *cmd, int argc, char **argv, void (*usage)(FILE *))
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "canary", required_argument, NULL, 256 },
+		{ "step", required_argument, NULL, 257 },
+		{ "probation", required_argument, NULL, 258 },
+		{ "check", required_argument, NULL, 259 },
+		{ "check-cmd", required_argument, NULL, 260 },
+		{ "check-interval", required_argument, NULL, 261 },
 		{ 0 },
 	};
-	char name[BATON_NAME_MAX + 1], req[SUP_REQUEST_MAX];
+	char name[BATON_NAME_MAX + 1], req[SUP_REQUEST_MAX], ropts[SUP_REQUEST_MAX] = "";
 	long long timeout_ms = strcmp(cmd, "status") ? 600000 : 10000;
 	bool json = false;
 	int c, r;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":jt:h", opts, NULL)) != -1) {
+		if (c >= 256 && c <= 261) {
+			if ((r = reload_opt(cmd, c, optarg, ropts, sizeof(ropts) - 40)))
+				return r;
+			continue;
+		}
 		switch (c) {
 		case 'j':
 			if (strcmp(cmd, "status"))
@@ -257,20 +325,69 @@ unknown:
 	} else if ((r = pick_name(cmd, name, sizeof(name)))) {
 		return r;
 	}
-	snprintf(req, sizeof(req), "%s %s%s\n", SUP_PROTO, cmd, json ? " json" : "");
+	snprintf(req, sizeof(req), "%s %s%s%s\n", SUP_PROTO, cmd, json ? " json" : "", ropts);
 	return exchange(cmd, name, req, timeout_ms);
 }
 
 void usage_reload(FILE *out)
 {
-	fprintf(out, "usage: baton reload [NAME] [--timeout DUR]\n\n"
+	fprintf(out, "usage: baton reload [NAME] [--canary P%%] [--step DUR] [--probation DUR]\n"
+		     "                    [--check http://PATH | --check-cmd CMD] [--check-interval DUR]\n"
+		     "                    [--timeout DUR]\n\n"
 		     "Starts the next generation of supervisor NAME (the only one running if not\n"
 		     "given), prints each step with its time, and exits 0 once the new generation\n"
 		     "serves; non-zero with the reason if it was rolled back (it exited or was not\n"
 		     "ready in time), and the old generation serves on.\n\n"
+		     "      --canary P%%        once ready, the new generation takes P%% of new\n"
+		     "                         connections and the old one the rest; exits 0 then:\n"
+		     "                         baton promote NAME or baton rollback NAME decides\n"
+		     "      --step DUR         with --canary: add P%% every DUR up to 100%%, then\n"
+		     "                         promote; waits for the outcome\n"
+		     "      --probation DUR    switch fully, but keep the old generation alive\n"
+		     "                         without traffic for DUR: if the new one exits,\n"
+		     "                         freezes, hangs or fails its check, every new\n"
+		     "                         connection flips back to the old one at once\n"
+		     "      --check http://PATH  probe the new generation itself (not whichever\n"
+		     "                         member the hash picks) with GET PATH through the\n"
+		     "                         real port; an answer other than 2xx/3xx rolls back\n"
+		     "      --check-cmd CMD    the same with a command (sh -c): exit 0 passes; it\n"
+		     "                         gets BATON_CHECK_HOST, _PORT and _PORTS (the source\n"
+		     "                         ports that reach the new generation, e.g. for\n"
+		     "                         curl --local-port \"$BATON_CHECK_PORTS\")\n"
+		     "      --check-interval DUR  between probes (default 1s; also their timeout)\n"
 		     "  -t, --timeout DUR  stop waiting after DUR (default 10m): exit 3, and the\n"
 		     "                     reload goes on (see it end with baton status NAME)\n"
 		     "  -h, --help         this text\n");
+}
+
+void usage_promote(FILE *out)
+{
+	fprintf(out, "usage: baton promote [NAME] [--timeout DUR]\n\n"
+		     "Completes the staged reload of supervisor NAME: a canary takes every new\n"
+		     "connection and the old generation is stopped and drained; a probation ends\n"
+		     "now and the old generation stops.\n\n"
+		     "  -t, --timeout DUR  stop waiting after DUR (default 10m): exit 3\n"
+		     "  -h, --help         this text\n");
+}
+
+void usage_rollback(FILE *out)
+{
+	fprintf(out, "usage: baton rollback [NAME] [--timeout DUR]\n\n"
+		     "Undoes the staged reload of supervisor NAME: every new connection goes to\n"
+		     "the old generation again (one policy update, no process started), and the\n"
+		     "new one is fenced (its queue moves to the old one) and stopped.\n\n"
+		     "  -t, --timeout DUR  stop waiting after DUR (default 10m): exit 3\n"
+		     "  -h, --help         this text\n");
+}
+
+int cmd_promote(int argc, char **argv)
+{
+	return ctl_main("promote", argc, argv, usage_promote);
+}
+
+int cmd_rollback(int argc, char **argv)
+{
+	return ctl_main("rollback", argc, argv, usage_rollback);
 }
 
 void usage_status(FILE *out)

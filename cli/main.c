@@ -12,6 +12,10 @@
 static const struct command commands[] = {
 	{ "run", "run a command as generation 1 on sockets baton holds, and supervise it", cmd_run, usage_run },
 	{ "reload", "start the next generation and switch to it once it is ready", cmd_reload, usage_reload },
+	{ "promote", "complete a canary or probation: the new generation takes everything", cmd_promote,
+	  usage_promote },
+	{ "rollback", "undo a canary or probation: every new connection back to the old generation",
+	  cmd_rollback, usage_rollback },
 	{ "status", "show a supervisor's generations, queues and reloads", cmd_status, usage_status },
 	{ "stop", "stop a supervisor and its generations gracefully", cmd_stop, usage_stop },
 	{ "upgrade", "re-execute a supervisor's binary in place, as the same pid", cmd_upgrade, usage_upgrade },

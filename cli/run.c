@@ -45,6 +45,8 @@ void usage_run(FILE *out)
 		"      --allow-foreign    start even if a listener's address already has listening\n"
 		"                         sockets that baton did not create (refused by default,\n"
 		"                         naming their owners)\n"
+		"      --max-draining N   refuse a reload while N older generations still drain\n"
+		"                         (1 to 14; default: as many as the generation table holds)\n"
 		"  -v, --verbose          more messages (twice: debug)\n"
 		"  -h, --help             this text\n\n"
 		"DUR is 250ms, 2s, 1.5s, 1m or plain seconds. The control socket is\n"
@@ -97,7 +99,7 @@ static int bad(const char *what, const char *value, const char *hint)
 static int run_with(struct sup_config *cfg, int argc, char **argv)
 {
 	enum { OPT_READY_TIMEOUT = 256, OPT_STOP_SIGNAL, OPT_GRACE, OPT_NO_PRELOAD, OPT_STOP_WHEN_IDLE,
-	       OPT_NO_WATCH, OPT_HANG, OPT_ALLOW_FOREIGN };
+	       OPT_NO_WATCH, OPT_HANG, OPT_ALLOW_FOREIGN, OPT_MAX_DRAINING };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "name", required_argument, NULL, 'n' },
@@ -110,6 +112,7 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 		{ "no-watch", no_argument, NULL, OPT_NO_WATCH },
 		{ "hang-threshold", required_argument, NULL, OPT_HANG },
 		{ "allow-foreign", no_argument, NULL, OPT_ALLOW_FOREIGN },
+		{ "max-draining", required_argument, NULL, OPT_MAX_DRAINING },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -196,6 +199,16 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 		case OPT_ALLOW_FOREIGN:
 			cfg->allow_foreign = true;
 			break;
+		case OPT_MAX_DRAINING: {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+
+			/* one slot of the table is the active generation's, one the new one's */
+			if (end == optarg || *end || n < 1 || n > SUP_MAX_DRAINING)
+				return bad("--max-draining", optarg, "want a number of generations from 1 to " BATON_STR(SUP_MAX_DRAINING));
+			cfg->max_draining = (int)n;
+			break;
+		}
 		case 'v':
 			cfg->verbose++;
 			break;

@@ -267,6 +267,21 @@ int baton_group_detach(struct baton_group *g);
 /* Number of members. */
 int baton_group_size(const struct baton_group *g);
 
+/* SLOT's share of new connections as the steering program applies it now,
+ * in parts per million: read back from the published pick table (eBPF) or
+ * from what the classic program was generated from, so fences and members
+ * that are down count. */
+int baton_group_share(const struct baton_group *g, int slot, uint32_t *ppm);
+
+#define BATON_MAX_PINS 4
+
+/* New connections (or datagrams) from a source port in LO .. HI go to SLOT,
+ * whatever the weights: a probe that binds its source port there reaches
+ * that one member through the real port. SLOT -1 removes the range. At most
+ * BATON_MAX_PINS ranges; -ENOSPC past that, -EOPNOTSUPP in cBPF mode. If
+ * SLOT has no listener, the policy decides as if there were no pin. */
+int baton_group_pin_source(struct baton_group *g, uint16_t lo, uint16_t hi, int slot);
+
 
 /* ---- health watch ----------------------------------------------------- */
 

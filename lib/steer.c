@@ -26,6 +26,8 @@
 
 _Static_assert(BATON_MAX_SLOTS == BATON_STEER_SLOTS, "slot counts differ");
 _Static_assert(BATON_STEER_SLOTS < BATON_STEER_NONE, "slot numbers must fit the table");
+_Static_assert(sizeof(struct baton_steer_pin) == 8, "pin entries are shared with the program as 8 bytes");
+_Static_assert(BATON_STEER_PINS == BATON_MAX_PINS, "pin counts differ");
 /* new fields go after pin_path and may not hide in padding an older library skips */
 _Static_assert(sizeof(struct baton_group_opts) == baton_offsetofend(struct baton_group_opts, pin_path),
 	       "baton_group_opts ends in padding");
@@ -396,7 +398,8 @@ static struct steer_bpf *load_prog(struct baton_group *g, struct steer_bpf *old,
 	    (bpf_map__reuse_fd(skel->maps.socks, bpf_map__fd(old->maps.socks)) ||
 	     bpf_map__reuse_fd(skel->maps.cfg, bpf_map__fd(old->maps.cfg)) ||
 	     bpf_map__reuse_fd(skel->maps.ctl, bpf_map__fd(old->maps.ctl)) ||
-	     bpf_map__reuse_fd(skel->maps.stats, bpf_map__fd(old->maps.stats)))) {
+	     bpf_map__reuse_fd(skel->maps.stats, bpf_map__fd(old->maps.stats)) ||
+	     bpf_map__reuse_fd(skel->maps.pins, bpf_map__fd(old->maps.pins)))) {
 		*err = -errno;
 		goto fail;
 	}
@@ -1058,4 +1061,82 @@ int baton_group_unpin(struct baton_group *g)
 		return 0;
 	r = baton_group_unpin_dir(g->pin_path);
 	return r == -ENOENT ? 0 : r;
+}
+
+/* The share comes from the pick table the program reads (the copy the
+ * latch points readers at), not from the weights asked for: what the
+ * program applies, including fences and members that are down. */
+int baton_group_share(const struct baton_group *g, int slot, uint32_t *ppm)
+{
+	struct baton_steer_ctl ctl;
+	struct baton_steer_cfg *cfg;
+	uint32_t zero = 0, idx, k, hits = 0, w[BATON_MAX_SLOTS], total;
+	int r = slot_check(g, slot);
+
+	if (r || !ppm)
+		return r ? r : -EINVAL;
+	if (g->mode != BATON_MODE_EBPF) {
+		/* classic BPF: the program was generated from these same numbers */
+		total = scale_weights(g, w, 1u << 16);
+		*ppm = total ? (uint32_t)((uint64_t)w[slot] * 1000000u / total) : 0;
+		return 0;
+	}
+	if (bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.ctl), &zero, &ctl))
+		return -errno;
+	cfg = malloc(sizeof(*cfg));
+	if (!cfg)
+		return -ENOMEM;
+	idx = ctl.seq & 1;
+	if (bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.cfg), &idx, cfg)) {
+		r = -errno;
+		goto out;
+	}
+	for (k = 0; k < cfg->n && k < BATON_STEER_TABLE; k++)
+		hits += cfg->slot[k] == (uint8_t)slot;
+	*ppm = cfg->n ? (uint32_t)((uint64_t)hits * 1000000u / cfg->n) : 0;
+out:
+	free(cfg);
+	return r;
+}
+
+int baton_group_pin_source(struct baton_group *g, uint16_t lo, uint16_t hi, int slot)
+{
+	int fd, r, k, free_k = -1;
+	struct baton_steer_pin p;
+
+	if (!g || !lo || hi < lo || slot < -1 || slot >= BATON_MAX_SLOTS)
+		return -EINVAL;
+	if (g->mode != BATON_MODE_EBPF)
+		return -EOPNOTSUPP;
+	if (slot >= 0 && (r = slot_check(g, slot)))
+		return r;
+	fd = bpf_map__fd(g->skel->maps.pins);
+	/* one entry per range: pinning a range again moves it */
+	for (k = 0; k < BATON_MAX_PINS; k++) {
+		uint32_t key = (uint32_t)k;
+
+		if (bpf_map_lookup_elem(fd, &key, &p))
+			return -errno;
+		if (p.hi && p.lo == lo && p.hi == hi)
+			break;
+		if (!p.hi && free_k < 0)
+			free_k = k;
+	}
+	if (k == BATON_MAX_PINS) {
+		if (slot < 0)
+			return 0;
+		if (free_k < 0) {
+			LOG(g, ERROR, "cannot pin source ports %u-%u: all %d pins are taken", lo, hi, BATON_MAX_PINS);
+			return -ENOSPC;
+		}
+		k = free_k;
+	}
+	p = slot < 0 ? (struct baton_steer_pin){ 0 } : (struct baton_steer_pin){ .lo = lo, .hi = hi, .slot = (uint32_t)slot };
+	{
+		uint32_t key = (uint32_t)k;
+
+		if (bpf_map_update_elem(fd, &key, &p, BPF_ANY))
+			return -errno;
+	}
+	return 0;
 }

@@ -103,10 +103,17 @@ void handle_request(struct sup *s, int ci)
 		goto close;
 	}
 	cmd = strtok_r(NULL, " ", &save);
+	if (cmd && (!strcmp(cmd, "reload") || !strcmp(cmd, "promote") || !strcmp(cmd, "rollback"))) {
+		/* canary.c reads the options (key=value tokens) */
+		r = stage_request(s, ci, cmd, save ? save : (char *)"");
+		if (r)
+			goto close;
+		return;	/* the client waits for the outcome */
+	}
 	arg = strtok_r(NULL, " ", &save);
 	extra = strtok_r(NULL, " ", &save);
 	if (!cmd) {
-		client_send(c, "error no command (known: reload, status, stop, upgrade)");
+		client_send(c, "error no command (known: reload, promote, rollback, status, stop, upgrade)");
 		goto close;
 	}
 	if (extra) {
@@ -133,19 +140,6 @@ void handle_request(struct sup *s, int ci)
 		client_send(c, "error unexpected argument \"%s\" for %s", arg, cmd);
 		goto close;
 	}
-	if (!strcmp(cmd, "reload")) {
-		r = start_reload(s, ci, "control socket");
-		if (r == -EBUSY)
-			client_send(c, "error a reload is already in progress (gen %d, started %lld ms ago)",
-				    s->gen[s->reload].id, (baton_mono_us() - s->reload_start_us) / 1000);
-		else if (r == -ESHUTDOWN)
-			client_send(c, "error the supervisor is stopping");
-		else if (r == -ENOENT)
-			client_send(c, "error no generation serves yet (gen 1 is still starting)");
-		if (r)
-			goto close;
-		return;	/* the client waits for the outcome */
-	}
 	if (!strcmp(cmd, "stop")) {
 		c->role = CL_STOP;
 		client_send(c, "step stopping every generation (grace %s)", fmt_duration(s->cfg->grace_ms));
@@ -157,7 +151,7 @@ void handle_request(struct sup *s, int ci)
 			goto close;
 		return;	/* answered by the new binary, or with the reason it did not start */
 	}
-	client_send(c, "error unknown command \"%s\" (known: reload, status, stop, upgrade)", cmd);
+	client_send(c, "error unknown command \"%s\" (known: reload, promote, rollback, status, stop, upgrade)", cmd);
 close:
 	client_close(s, c);
 }

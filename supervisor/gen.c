@@ -60,6 +60,7 @@ void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 	s->reload = -1;
 	s->reload_client = -1;
 	s->reload_start_us = 0;
+	stage_reload_finished(s);
 }
 
 /* Clears a generation for reuse, keeping its per-listener arrays. */
@@ -236,7 +237,7 @@ void stop_gen(struct sup *s, struct gen *g)
 {
 	if (g->pid <= 0 || g->stop_ms)
 		return;
-	bool served = g->state == GEN_ACTIVE;
+	bool served = g->state == GEN_ACTIVE || g->state == GEN_CANARY || g->state == GEN_STANDBY;
 
 	g->stop_ms = baton_mono_ms();
 	g->state = GEN_DRAINING;
@@ -259,7 +260,6 @@ void describe_exit(int status, char *buf, size_t len)
 void gen_ready(struct sup *s, int gi, bool assumed)
 {
 	struct gen *g = &s->gen[gi];
-	int l, old = s->active;
 
 	g->ready_us = baton_mono_us();
 	if (gi != s->reload) {
@@ -280,6 +280,16 @@ void gen_ready(struct sup *s, int gi, bool assumed)
 	else
 		step(s, "gen %d (pid %d) ready after %.1f ms", g->id, (int)g->pid,
 		     (double)(g->ready_us - g->start_us) / 1000.0);
+	if (stage_ready(s, gi))
+		return;	/* a canary: it takes its share beside the old one */
+	gen_switch(s, gi);
+}
+
+void gen_switch(struct sup *s, int gi)
+{
+	struct gen *g = &s->gen[gi];
+	int l, old = s->active;
+
 	for (l = 0; l < s->nl; l++) {
 		int r = baton_group_activate(s->grp[l], g->slot[l]);
 
@@ -305,7 +315,9 @@ void gen_ready(struct sup *s, int gi, bool assumed)
 	if (old >= 0) {
 		struct gen *o = &s->gen[old];
 
-		if (o->pid > 0) {
+		if (o->pid > 0 && stage_keep_old(s, old, gi)) {
+			/* probation: it stays, unfenced and without weight */
+		} else if (o->pid > 0) {
 			stop_gen(s, o);
 			if (baton_group_mode(s->grp[0]) == BATON_MODE_EBPF)
 				step(s, "gen %d (pid %d) told to stop (%s); its queue moves to gen %d once it stops "
@@ -430,6 +442,8 @@ void gen_exited(struct sup *s, int gi, int status)
 	g->state = GEN_EXITED;
 	if (!g->why[0])
 		snprintf(g->why, sizeof(g->why), "%s", how);
+	if (stage_gen_exited(s, gi, how))
+		return;	/* a canary or a generation on probation: flipped back */
 	if (gi == s->reload) {
 		char why[200];
 
@@ -473,12 +487,15 @@ void reap(struct sup *s)
 	int status, i;
 	pid_t pid;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		for (i = 0; i < MAX_GENS; i++)
 			if (s->gen[i].state != GEN_FREE && s->gen[i].pid == pid) {
 				gen_exited(s, i, status);
 				break;
 			}
+		if (i == MAX_GENS)
+			stage_reaped(s, pid, status);	/* a --check-cmd probe */
+	}
 }
 
 /* GI's pidfd says its process ended. Our own child is reaped through
@@ -509,6 +526,8 @@ int start_reload(struct sup *s, int client, const char *origin)
 		return -EBUSY;
 	if (s->active < 0)
 		return -ENOENT;
+	if (strcmp(origin, "health watch") && (gi = stage_admit(s)))
+		return gi;	/* --max-draining */
 	s->reload_start_us = baton_mono_us();
 	s->reload_client = client;
 	if (client >= 0)
@@ -536,6 +555,7 @@ int start_reload(struct sup *s, int client, const char *origin)
 		return 0;
 	}
 	s->reload = gi;
+	stage_started(s, gi);
 	state_save(s);
 	step(s, "started gen %d (pid %d)", s->gen[gi].id, (int)s->gen[gi].pid);
 	return 0;

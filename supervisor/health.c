@@ -142,6 +142,8 @@ void health_tick(struct sup *s, long long now)
 	struct gen *g;
 	int l, bad = -1;
 
+	if (stage_tick(s, now))
+		return;	/* probation: the stage watches the new generation */
 	if (s->cfg->no_watch || s->stopping || s->active < 0)
 		return;
 	g = &s->gen[s->active];

@@ -11,8 +11,10 @@
 
 #include "sup.h"
 #include "util.h"
+#include "canary.h"
 
 #define MAX_GENS 16
+_Static_assert(SUP_MAX_DRAINING == MAX_GENS - 2, "--max-draining leaves room for the active and the new generation");
 #define MAX_CLIENTS 64
 #define STALL_MS 20           /* a draining queue that does not shrink this long is moved */
 #define CLIENT_IDLE_MS 2000   /* a control client must send its request by then */
@@ -21,9 +23,13 @@
 #define BACKOFF_MAX_MS 10000
 #define STABLE_MS 10000       /* a generation up this long resets the back-off */
 
-enum gen_state { GEN_FREE, GEN_STARTING, GEN_READY, GEN_ACTIVE, GEN_DRAINING, GEN_EXITED };
+/* CANARY: a reload's new generation taking a share beside the active one;
+ * STANDBY: the old one kept alive, without traffic, during a probation */
+enum gen_state { GEN_FREE, GEN_STARTING, GEN_READY, GEN_ACTIVE, GEN_DRAINING, GEN_EXITED, GEN_CANARY, GEN_STANDBY,
+		 GEN_NSTATES };
 
-static const char *const state_name[] = { "free", "starting", "ready", "active", "draining", "exited" };
+static const char *const state_name[] = { "free", "starting", "ready", "active", "draining", "exited", "canary",
+					  "standby" };
 
 struct gen {
 	enum gen_state state;
@@ -106,6 +112,7 @@ struct sup {
 	int upgrade_client;         /* client waiting for `baton upgrade` across the exec, -1 none */
 	char **argv;                /* this process's own command line, for baton upgrade */
 	int watched;                /* generation whose pid the watches know, -1 none */
+	struct stage stage;         /* canary.c: a canary or probation under way */
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_PIDFD = 2000 /* + generation index */ };
@@ -123,6 +130,8 @@ int start_gen(struct sup *s, int from, uint32_t weight);
 void stop_gen(struct sup *s, struct gen *g);
 void describe_exit(int status, char *buf, size_t len);
 void gen_ready(struct sup *s, int gi, bool assumed);
+/* The switch of a reload: GI takes every new connection, the old one stops. */
+void gen_switch(struct sup *s, int gi);
 void rollback(struct sup *s, const char *why);
 void begin_stop(struct sup *s, const char *why);
 void gen_exited(struct sup *s, int gi, int status);

@@ -52,6 +52,7 @@ static void write_state(struct sup *s, FILE *f)
 				fprintf(f, "member %d %d %d %llu\n", g->id, l, g->slot[l],
 					(unsigned long long)g->member_ino[l]);
 	}
+	stage_save(s, f);
 	fprintf(f, "end\n");
 }
 
@@ -239,6 +240,8 @@ static int state_read(struct sup *s, const char *path, struct state *st)
 			st->ngen++;
 			continue;
 		}
+		if (stage_load_line(s, line))
+			continue;
 		if (!strncmp(line, "member ", 7)) {
 			struct st_member m;
 
@@ -362,7 +365,7 @@ static bool same_listener(const struct baton_spec *a, const struct baton_spec *b
 
 static enum gen_state parse_gen_state(const char *name)
 {
-	for (int i = 0; i <= GEN_EXITED; i++)
+	for (int i = 0; i < GEN_NSTATES; i++)
 		if (!strcmp(state_name[i], name))
 			return (enum gen_state)i;
 	return GEN_FREE;
@@ -579,6 +582,10 @@ int state_resume(struct sup *s)
 	}
 	/* a reload cut short: completed if the switch was published, else
 	 * rolled back (its members never had weight) */
+	if (reload >= 0 && stage_resuming(s->gen[reload].id)) {
+		s->reload = reload;	/* a canary: kept as it was, by stage_resume */
+		reload = -1;
+	}
 	if (reload >= 0) {
 		struct gen *n = &s->gen[reload];
 		uint32_t w = 0;
@@ -621,6 +628,7 @@ int state_resume(struct sup *s)
 			 g->id, (int)g->pid, state_name[g->state], g->adopted ? "" : ", our child");
 	}
 	s->resumed = true;
+	stage_resume(s);
 	say(s, "resumed from %s: adopted %s%s", s->state_path, said[0] ? said : "nothing", note);
 	if (lost[0])
 		say(s, "could not take back: %s", lost);

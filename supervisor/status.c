@@ -46,7 +46,9 @@ void write_status(struct sup *s, FILE *f, bool json)
 			baton_spec_format(&s->spec[l], spec, sizeof(spec));
 			fprintf(f, "listener %d: %s\n", l, spec);
 		}
-		fprintf(f, "%-4s %-8s %-9s %-21s %s\n", "gen", "pid", "state", "started", "queue/backlog per listener");
+		stage_status(s, f, false);
+		fprintf(f, "%-4s %-8s %-9s %-21s %6s %s\n", "gen", "pid", "state", "started", "share",
+			"queue/backlog per listener");
 	} else {
 		fprintf(f, "{\"version\":1,\"name\":");
 		baton_json_str(f, s->name);
@@ -59,6 +61,7 @@ void write_status(struct sup *s, FILE *f, bool json)
 		fprintf(f, ",\"reloading\":%s,\"stopping\":%s,\"last_reload\":", s->reload >= 0 ? "true" : "false",
 			s->stopping ? "true" : "false");
 		baton_json_str(f, s->last_reload);
+		stage_status(s, f, true);
 		fprintf(f, ",\"listeners\":[");
 		for (l = 0; l < s->nl; l++) {
 			baton_spec_format(&s->spec[l], spec, sizeof(spec));
@@ -80,6 +83,7 @@ void write_status(struct sup *s, FILE *f, bool json)
 		fmt_time(g->start_wall_ms, when, sizeof(when));
 		if (!json) {
 			fprintf(f, "%-4d %-8d %-9s %-21s", g->id, (int)g->pid, state_name[g->state], when);
+			stage_gen_status(s, f, false, g);
 			if (g->adopted)
 				fprintf(f, " [adopted]");
 			if (g->health[0])
@@ -92,7 +96,9 @@ void write_status(struct sup *s, FILE *f, bool json)
 			baton_json_str(f, g->state == GEN_EXITED ? g->why : "");
 			fprintf(f, ",\"health\":");
 			baton_json_str(f, g->health);
-			fprintf(f, ",\"adopted\":%s,\"members\":[", g->adopted ? "true" : "false");
+			fprintf(f, ",\"adopted\":%s", g->adopted ? "true" : "false");
+			stage_gen_status(s, f, true, g);
+			fprintf(f, ",\"members\":[");
 		}
 		first = 0;
 		for (l = 0; l < s->nl; l++) {
@@ -107,9 +113,13 @@ void write_status(struct sup *s, FILE *f, bool json)
 				struct baton_slot_stats st;
 
 				fprintf(f, "%s{\"listener\":%d,\"slot\":%d", l ? "," : "", l, g->slot[l]);
+				uint32_t ppm;
+
 				if (g->slot[l] >= 0 && baton_group_stats(s->grp[l], g->slot[l], &st) == 0)
 					fprintf(f, ",\"steered\":%llu,\"migrated_in\":%llu",
 						(unsigned long long)st.selected, (unsigned long long)st.migrated);
+				if (g->slot[l] >= 0 && baton_group_share(s->grp[l], g->slot[l], &ppm) == 0)
+					fprintf(f, ",\"share_pct\":%.1f", ppm / 10000.0);
 				if (have)
 					fprintf(f, ",\"queue\":%u,\"backlog\":%u", q.len, q.max);
 				else

@@ -50,7 +50,7 @@ bool busy(const struct sup *s)
 {
 	int i;
 
-	if (s->reload >= 0 || s->restart_at || s->stopping || (!s->cfg->no_watch && s->active >= 0))
+	if (s->reload >= 0 || s->restart_at || s->stopping || (!s->cfg->no_watch && s->active >= 0) || stage_busy(s))
 		return true;
 	for (i = 0; i < MAX_GENS; i++)
 		if ((s->gen[i].state == GEN_STARTING && s->gen[i].pid > 0) ||
@@ -409,6 +409,7 @@ void sup_fini(struct sup *s)
 {
 	int i;
 
+	stage_fini(s);
 	for (i = 0; i < MAX_GENS; i++) {
 		if (s->gen[i].slot)
 			release_members(s, &s->gen[i]);

@@ -14,6 +14,9 @@
 #define SUP_MAX_LISTENERS 4096   /* each is a steered group: a program and 4 maps */
 #define SUP_PROTO "baton/1"
 #define SUP_REQUEST_MAX 256
+#define SUP_MAX_DRAINING 14      /* the generation table, less the active and the new one */
+#define BATON_STR_(x) #x
+#define BATON_STR(x) BATON_STR_(x)
 
 /* LISTEN: libbaton-preload reports the server's first listen() on a member */
 enum sup_ready { SUP_READY_AUTO, SUP_READY_NOTIFY, SUP_READY_DELAY, SUP_READY_LISTEN };
@@ -35,6 +38,7 @@ struct sup_config {
 	long long hang_ms;           /* its queue hung this long: replaced (0: 100 ms) */
 	bool allow_foreign;          /* join a group that holds sockets baton did not create */
 	char **self_argv;            /* baton's own command line: `baton upgrade` re-executes it */
+	int max_draining;            /* refuse a reload while this many drain (0: the generation table decides) */
 };
 
 /* Fills defaults: ready auto (READY=1, or 2 s of silence), ready timeout

@@ -1,0 +1,907 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* Staged reloads: a canary takes a share of new connections beside the
+ * active generation (by hand, or raised in steps), a probation keeps the old
+ * generation alive without traffic after a full switch, and a check probes
+ * the new generation alone through the real port. A new generation that
+ * exits, freezes, hangs or fails its check is flipped back in one policy
+ * update: the old one is still there, so no process starts. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static const char *const kind_name[] = { "none", "canary", "probation" };
+
+/* ---- the control request -------------------------------------------------- */
+
+/* %XX escapes (the client encodes a --check-cmd so that it fits one token). */
+static void unescape(char *t)
+{
+	char *o = t;
+
+	for (; *t; t++) {
+		unsigned v;
+
+		if (*t == '%' && sscanf(t + 1, "%2x", &v) == 1) {
+			*o++ = (char)v;
+			t += 2;
+		} else {
+			*o++ = *t;
+		}
+	}
+	*o = '\0';
+}
+
+/* "http://HOST/PATH" or "http:///PATH" (HOST: the Host header). */
+static int parse_check_url(const char *url, struct stage_opts *o)
+{
+	const char *p, *host;
+
+	if (strncmp(url, "http://", 7))
+		return -EINVAL;
+	host = url + 7;
+	p = strchr(host, '/');
+	if (!p || (size_t)(p - host) >= sizeof(o->check_host) || strlen(p) >= sizeof(o->check_path) ||
+	    strpbrk(p, " \r\n"))
+		return -EINVAL;
+	snprintf(o->check_host, sizeof(o->check_host), "%.*s", (int)(p - host), host);
+	if (!o->check_host[0])
+		snprintf(o->check_host, sizeof(o->check_host), "localhost");
+	snprintf(o->check_path, sizeof(o->check_path), "%s", p);
+	return 0;
+}
+
+static int parse_reload_args(struct sup *s, struct client *c, char *args, struct stage_opts *o)
+{
+	char *tok, *save = NULL;
+
+	memset(o, 0, sizeof(*o));
+	o->check_ms = 1000;
+	for (tok = strtok_r(args, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		char *v = strchr(tok, '=');
+		long long n;
+
+		if (!v) {
+			client_send(c, "error unexpected argument \"%s\" for reload", tok);
+			return -EINVAL;
+		}
+		*v++ = '\0';
+		unescape(v);
+		if (!strcmp(tok, "canary")) {
+			n = atoll(v);
+			if (n < 1 || n > 99) {
+				client_send(c, "error bad --canary \"%s\": want a share from 1%% to 99%%", v);
+				return -EINVAL;
+			}
+			o->canary_pct = (int)n;
+		} else if (!strcmp(tok, "step") || !strcmp(tok, "probation") || !strcmp(tok, "check-interval")) {
+			if (sup_parse_duration(v, &n) || n < 10 || n > 86400000) {
+				client_send(c, "error bad --%s \"%s\": want a duration from 10ms to 24h", tok, v);
+				return -EINVAL;
+			}
+			*(tok[0] == 's' ? &o->step_ms : tok[0] == 'p' ? &o->probation_ms : &o->check_ms) = n;
+		} else if (!strcmp(tok, "check")) {
+			if (parse_check_url(v, o)) {
+				client_send(c, "error bad --check \"%s\": want http://PATH, e.g. http:///healthz (or "
+					       "http://HOST/PATH to send Host: HOST)", v);
+				return -EINVAL;
+			}
+		} else if (!strcmp(tok, "check-cmd")) {
+			if (!*v || strlen(v) >= sizeof(o->check_cmd)) {
+				client_send(c, "error bad --check-cmd: want a command of 1 to %zu bytes",
+					    sizeof(o->check_cmd) - 1);
+				return -EINVAL;
+			}
+			snprintf(o->check_cmd, sizeof(o->check_cmd), "%s", v);
+		} else {
+			client_send(c, "error unknown reload option \"%s\" (known: canary, step, probation, check, "
+				       "check-cmd, check-interval)", tok);
+			return -EINVAL;
+		}
+	}
+	if (o->step_ms && !o->canary_pct) {
+		client_send(c, "error --step raises a canary's share: give --canary P%% too");
+		return -EINVAL;
+	}
+	if ((o->check_path[0] || o->check_cmd[0]) && !o->canary_pct && !o->probation_ms) {
+		client_send(c, "error a check decides a canary or a probation: give --canary P%% or --probation DUR");
+		return -EINVAL;
+	}
+	if (o->check_path[0] && o->check_cmd[0]) {
+		client_send(c, "error give --check or --check-cmd, not both");
+		return -EINVAL;
+	}
+	if ((o->check_path[0] || o->check_cmd[0]) && baton_group_mode(s->grp[0]) != BATON_MODE_EBPF) {
+		client_send(c, "error checks need eBPF steering (CAP_BPF and CAP_NET_ADMIN): in classic BPF mode a "
+			       "probe cannot be sent to one generation");
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+static const char *draining_list(const struct sup *s)
+{
+	static char buf[256];
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < MAX_GENS && used < sizeof(buf) - 32; i++)
+		if (s->gen[i].state == GEN_DRAINING && s->gen[i].pid > 0)
+			used += (size_t)snprintf(buf + used, sizeof(buf) - used, "%sgen %d (pid %d)", used ? ", " : "",
+						 s->gen[i].id, (int)s->gen[i].pid);
+	return buf;
+}
+
+int stage_admit(struct sup *s)
+{
+	int n = draining_gens(s);
+
+	if (s->stage.kind != STAGE_NONE)
+		return -EBUSY;
+	if (s->cfg->max_draining > 0 && n >= s->cfg->max_draining) {
+		say(s, "no reload: %d generation%s still drain (%s), the limit set by --max-draining %d", n,
+		    n == 1 ? "" : "s", draining_list(s), s->cfg->max_draining);
+		return -EMLINK;
+	}
+	return 0;
+}
+
+static void busy_reason(struct sup *s, struct client *c)
+{
+	struct stage *st = &s->stage;
+
+	if (st->kind == STAGE_CANARY)
+		client_send(c, "error gen %d is a canary taking %d%% of new connections beside gen %d: decide first "
+			       "with baton promote %s or baton rollback %s", st->new_id, st->pct, st->old_id, s->name,
+			    s->name);
+	else if (st->kind == STAGE_PROBATION)
+		client_send(c, "error gen %d is on probation for %lld ms more (gen %d stands by): end it first with "
+			       "baton promote %s or baton rollback %s", st->new_id, st->until_ms - baton_mono_ms(),
+			    st->old_id, s->name, s->name);
+	else
+		client_send(c, "error a reload is already in progress (gen %d, started %lld ms ago)",
+			    s->gen[s->reload].id, (baton_mono_us() - s->reload_start_us) / 1000);
+}
+
+int stage_request(struct sup *s, int ci, const char *cmd, char *args)
+{
+	struct client *c = &s->cl[ci];
+	int r;
+
+	if (!strcmp(cmd, "promote") || !strcmp(cmd, "rollback")) {
+		struct stage *st = &s->stage;
+		bool promote = cmd[0] == 'p';
+		int old = st->old_id, nw = st->new_id;
+		enum stage_kind k = st->kind;
+
+		if (args && *args) {
+			client_send(c, "error unexpected argument \"%s\" for %s", args, cmd);
+			return -EINVAL;
+		}
+		r = promote ? stage_promote(s, "baton promote") : stage_rollback(s, "baton rollback");
+		if (r == -ENOENT) {
+			client_send(c, "error nothing to %s: no canary or probation is under way%s", cmd,
+				    s->reload >= 0 ? " (a reload is still starting its generation)" : "");
+			return r;
+		}
+		if (promote && k == STAGE_CANARY)
+			client_send(c, "ok gen %d serves every new connection; gen %d told to stop", nw, old);
+		else if (promote)
+			client_send(c, "ok probation of gen %d ended; gen %d told to stop", nw, old);
+		else
+			client_send(c, "ok every new connection goes to gen %d again; gen %d stopped and fenced", old, nw);
+		return 1;
+	}
+	if ((r = parse_reload_args(s, c, args, &s->stage.want)))
+		return r;
+	r = start_reload(s, ci, "control socket");
+	memset(&s->stage.want, 0, sizeof(s->stage.want));
+	if (r == -EBUSY)
+		busy_reason(s, c);
+	else if (r == -ESHUTDOWN)
+		client_send(c, "error the supervisor is stopping");
+	else if (r == -ENOENT)
+		client_send(c, "error no generation serves yet (gen 1 is still starting)");
+	else if (r == -EMLINK)
+		client_send(c, "error %d generations still drain (%s), the limit set by --max-draining %d: wait until "
+			       "one exits, or stop them sooner with a shorter --grace", draining_gens(s),
+			    draining_list(s), s->cfg->max_draining);
+	return r;
+}
+
+/* ---- weights, watch, pins ---------------------------------------------------- */
+
+int stage_set_share(struct sup *s, int pct)
+{
+	struct gen *o = &s->gen[s->stage.old_gi], *n = &s->gen[s->stage.new_gi];
+	uint32_t w[BATON_MAX_SLOTS];
+	int l, r;
+
+	for (l = 0; l < s->nl; l++) {
+		memset(w, 0, sizeof(w));
+		if (o->slot[l] >= 0)
+			w[o->slot[l]] = (uint32_t)(100 - pct);
+		if (n->slot[l] >= 0)
+			w[n->slot[l]] = (uint32_t)pct;
+		if ((r = baton_group_set_weights(s->grp[l], w, BATON_MAX_SLOTS)))
+			return r;
+	}
+	s->stage.pct = pct;
+	return 0;
+}
+
+static void watch_free(struct sup *s)
+{
+	struct stage *st = &s->stage;
+
+	if (st->watch) {
+		for (int l = 0; l < s->nl; l++)
+			baton_watch_free(st->watch[l]);
+		free(st->watch);
+		st->watch = NULL;
+	}
+}
+
+static void check_stop(struct sup *s)
+{
+	struct stage *st = &s->stage;
+
+	if (st->check_fd > 0) {	/* 0: none (the struct starts zeroed; stdin is never ours) */
+		close(st->check_fd);
+		st->check_fd = 0;
+	}
+	if (st->check_pid > 0)
+		kill(st->check_pid, SIGKILL);	/* reaped by the loop; its status is not ours any more */
+	st->check_pid = 0;
+	if (st->pinned)
+		baton_group_pin_source(s->grp[0], STAGE_CHECK_LO, STAGE_CHECK_LO + STAGE_CHECK_PORTS - 1, -1);
+	st->pinned = false;
+}
+
+/* Ends the stage's watch and checks; what it decided is already done. */
+static void stage_end(struct sup *s)
+{
+	struct stage *st = &s->stage;
+
+	check_stop(s);
+	watch_free(s);
+	st->kind = STAGE_NONE;
+	memset(&st->o, 0, sizeof(st->o));
+}
+
+static void stage_begin(struct sup *s, enum stage_kind kind, int old, int nw)
+{
+	struct stage *st = &s->stage;
+
+	st->kind = kind;
+	st->old_gi = old;
+	st->new_gi = nw;
+	st->old_id = s->gen[old].id;
+	st->new_id = s->gen[nw].id;
+	st->since_ms = baton_mono_ms();
+	st->next_check_ms = st->since_ms;
+	if (!st->check_port)
+		st->check_port = STAGE_CHECK_LO;
+}
+
+/* ---- the failures ----------------------------------------------------------- */
+
+void stage_fail(struct sup *s, const char *why)
+{
+	struct stage *st = &s->stage;
+	struct gen *o = &s->gen[st->old_gi], *n = &s->gen[st->new_gi];
+	long long into = baton_mono_ms() - st->since_ms;
+	int l;
+
+	if (st->kind == STAGE_CANARY) {
+		int pct = st->pct;
+
+		stage_end(s);
+		snprintf(st->last, sizeof(st->last), "canary gen %d (at %d%%) rolled back after %lld ms: %s; gen %d "
+			 "serves", n->id, pct, into, why, o->id);
+		/* its members are fenced: one update per listener gives the old
+		 * one everything, and what waits in the canary's queue moves */
+		rollback(s, why);
+		return;
+	}
+	if (st->kind != STAGE_PROBATION)
+		return;
+	stage_end(s);
+	for (l = 0; l < s->nl; l++)
+		if (o->slot[l] >= 0)
+			baton_group_activate(s->grp[l], o->slot[l]);
+	s->active = st->old_gi;
+	o->state = GEN_ACTIVE;
+	o->health[0] = '\0';
+	if (n->pid > 0)
+		stop_gen(s, n);
+	release_members(s, n);
+	snprintf(n->why, sizeof(n->why), "rolled back on probation: %s", why);
+	snprintf(st->last, sizeof(st->last), "gen %d failed %lld ms into its probation (%s): every new connection "
+		 "flipped back to gen %d in one policy update, no process started", n->id, into, why, o->id);
+	snprintf(s->last_reload, sizeof(s->last_reload), "rolled back: %.300s", st->last);
+	s->reloads_failed++;
+	say(s, "%s", st->last);
+	state_save(s);
+}
+
+bool stage_gen_exited(struct sup *s, int gi, const char *how)
+{
+	struct stage *st = &s->stage;
+	char why[200];
+
+	if (st->kind == STAGE_NONE || s->stopping)
+		return false;
+	if (gi == st->new_gi) {
+		snprintf(why, sizeof(why), "gen %d %s", st->new_id, how);
+		stage_fail(s, why);
+		return true;
+	}
+	if (gi != st->old_gi)
+		return false;
+	if (st->kind == STAGE_PROBATION) {
+		say(s, "standby gen %d %s; the probation of gen %d ends: nothing is left to flip back to", st->old_id,
+		    how, st->new_id);
+		release_members(s, &s->gen[gi]);
+		stage_end(s);
+		state_save(s);
+		return true;
+	}
+	/* the old one of a canary went: the canary takes everything */
+	say(s, "gen %d %s during the canary; gen %d takes every new connection", st->old_id, how, st->new_id);
+	stage_end(s);
+	s->gen[st->new_gi].state = GEN_READY;
+	gen_switch(s, st->new_gi);
+	return true;
+}
+
+/* ---- the reload's hooks --------------------------------------------------------- */
+
+void stage_started(struct sup *s, int gi)
+{
+	(void)gi;
+	s->stage.o = s->stage.want;
+	memset(&s->stage.want, 0, sizeof(s->stage.want));
+}
+
+bool stage_ready(struct sup *s, int gi)
+{
+	struct stage *st = &s->stage;
+	struct gen *g = &s->gen[gi];
+	int r;
+
+	if (gi != s->reload || !st->o.canary_pct || s->active < 0)
+		return false;
+	stage_begin(s, STAGE_CANARY, s->active, gi);
+	g->state = GEN_CANARY;
+	if ((r = stage_set_share(s, st->o.canary_pct))) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "cannot give gen %d its share: %s", g->id, strerror(-r));
+		stage_fail(s, why);
+		return true;
+	}
+	if (st->o.step_ms)
+		st->next_step_ms = st->since_ms + st->o.step_ms;
+	step(s, "canary: gen %d takes %d%% of new connections, gen %d keeps %d%%%s", g->id, st->pct, st->old_id,
+	     100 - st->pct, st->o.step_ms ? "; the share grows in steps" : "");
+	state_save(s);
+	if (!st->o.step_ms && s->reload_client >= 0) {
+		/* by hand: the client is answered now, the reload stays open */
+		client_send(&s->cl[s->reload_client], "ok gen %d (pid %d) takes %d%% of new connections (canary); "
+			    "baton promote %s or baton rollback %s decides", g->id, (int)g->pid, st->pct, s->name,
+			    s->name);
+		client_close(s, &s->cl[s->reload_client]);
+		s->reload_client = -1;
+	}
+	return true;
+}
+
+bool stage_keep_old(struct sup *s, int old, int gi)
+{
+	struct stage *st = &s->stage;
+	struct gen *o = &s->gen[old];
+
+	if (gi != s->reload || !st->o.probation_ms)
+		return false;
+	stage_begin(s, STAGE_PROBATION, old, gi);
+	st->until_ms = st->since_ms + st->o.probation_ms;
+	o->state = GEN_STANDBY;
+	step(s, "probation: gen %d (pid %d) stays alive without traffic for %s; if gen %d exits, freezes, hangs "
+		"or fails its check by then, new connections flip back to it", o->id, (int)o->pid,
+	     fmt_duration(st->o.probation_ms), st->new_id);
+	return true;
+}
+
+void stage_reload_finished(struct sup *s)
+{
+	if (s->stage.kind != STAGE_PROBATION)
+		stage_end(s);
+}
+
+int stage_promote(struct sup *s, const char *why)
+{
+	struct stage *st = &s->stage;
+	struct gen *o = &s->gen[st->old_gi];
+
+	if (st->kind == STAGE_CANARY) {
+		int nw = st->new_gi;
+
+		step(s, "promoting canary gen %d from %d%% (%s)", st->new_id, st->pct, why);
+		snprintf(st->last, sizeof(st->last), "canary gen %d promoted after %lld ms (%s)", st->new_id,
+			 baton_mono_ms() - st->since_ms, why);
+		stage_end(s);
+		s->gen[nw].state = GEN_READY;
+		gen_switch(s, nw);
+		return 0;
+	}
+	if (st->kind != STAGE_PROBATION)
+		return -ENOENT;
+	snprintf(st->last, sizeof(st->last), "gen %d passed its probation (%s); gen %d told to stop", st->new_id,
+		 why, st->old_id);
+	say(s, "%s", st->last);
+	stage_end(s);
+	stop_gen(s, o);
+	state_save(s);
+	return 0;
+}
+
+int stage_rollback(struct sup *s, const char *why)
+{
+	if (s->stage.kind == STAGE_NONE)
+		return -ENOENT;
+	stage_fail(s, why);
+	return 0;
+}
+
+/* ---- the check -------------------------------------------------------------------- */
+
+static void check_done(struct sup *s, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void check_done(struct sup *s, bool ok, const char *fmt, ...)
+{
+	struct stage *st = &s->stage;
+	char why[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(st->check_last, sizeof(st->check_last), fmt, ap);
+	va_end(ap);
+	if (st->check_fd > 0) {	/* 0: none (the struct starts zeroed; stdin is never ours) */
+		close(st->check_fd);
+		st->check_fd = 0;
+	}
+	st->check_pid = 0;
+	st->next_check_ms = baton_mono_ms() + st->o.check_ms;
+	if (ok) {
+		st->checks_ok++;
+		return;
+	}
+	st->checks_failed++;
+	snprintf(why, sizeof(why), "check failed: %s", st->check_last);
+	say(s, "gen %d: %s", st->new_id, why);
+	stage_fail(s, why);
+}
+
+/* Where a probe connects: the listener's own address, the loopback one for
+ * a wildcard; it connects from the same address, from a reserved port. */
+static void probe_addr(const struct sup *s, struct sockaddr_storage *dst, struct sockaddr_storage *src,
+		       socklen_t *len, int sport)
+{
+	const struct baton_spec *sp = &s->spec[0];
+
+	memcpy(dst, &sp->addr, sizeof(*dst));
+	*len = sp->addrlen;
+	if (sp->family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)dst;
+
+		if (a->sin_addr.s_addr == htonl(INADDR_ANY))
+			a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a->sin_port = htons(sp->port);
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)dst;
+
+		if (!memcmp(&a->sin6_addr, &in6addr_any, sizeof(in6addr_any)))
+			a->sin6_addr = in6addr_loopback;
+		a->sin6_port = htons(sp->port);
+	}
+	memcpy(src, dst, sizeof(*src));
+	if (sp->family == AF_INET)
+		((struct sockaddr_in *)src)->sin_port = htons((uint16_t)sport);
+	else
+		((struct sockaddr_in6 *)src)->sin6_port = htons((uint16_t)sport);
+}
+
+static void check_start(struct sup *s, long long now)
+{
+	struct stage *st = &s->stage;
+	struct gen *n = &s->gen[st->new_gi];
+	struct sockaddr_storage dst, src;
+	socklen_t len;
+	int fd, one = 1, r, port = st->check_port;
+	char text[64];
+
+	if (!st->pinned) {
+		r = baton_group_pin_source(s->grp[0], STAGE_CHECK_LO, STAGE_CHECK_LO + STAGE_CHECK_PORTS - 1,
+					   n->slot[0]);
+		if (r) {
+			check_done(s, false, "cannot steer probes to gen %d: %s", n->id, strerror(-r));
+			return;
+		}
+		st->pinned = true;
+	}
+	st->check_port = port + 1 >= STAGE_CHECK_LO + STAGE_CHECK_PORTS ? STAGE_CHECK_LO : port + 1;
+	st->check_deadline = now + (st->o.check_ms > 1000 ? st->o.check_ms : 1000);
+	if (st->o.check_cmd[0]) {
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			sigset_t none;
+
+			sigemptyset(&none);
+			sigprocmask(SIG_SETMASK, &none, NULL);
+			probe_addr(s, &dst, &src, &len, port);
+			inet_ntop(s->spec[0].family,
+				  s->spec[0].family == AF_INET ? (void *)&((struct sockaddr_in *)&dst)->sin_addr
+							       : (void *)&((struct sockaddr_in6 *)&dst)->sin6_addr,
+				  text, sizeof(text));
+			setenv("BATON_CHECK_HOST", text, 1);
+			snprintf(text, sizeof(text), "%u", s->spec[0].port);
+			setenv("BATON_CHECK_PORT", text, 1);
+			snprintf(text, sizeof(text), "%d-%d", STAGE_CHECK_LO, STAGE_CHECK_LO + STAGE_CHECK_PORTS - 1);
+			setenv("BATON_CHECK_PORTS", text, 1);
+			snprintf(text, sizeof(text), "%d", n->id);
+			setenv("BATON_CHECK_GEN", text, 1);
+			snprintf(text, sizeof(text), "%d", (int)n->pid);
+			setenv("BATON_CHECK_PID", text, 1);
+			execl("/bin/sh", "sh", "-c", st->o.check_cmd, (char *)NULL);
+			_exit(127);
+		}
+		if (pid < 0) {
+			check_done(s, false, "cannot run the check command: %s", strerror(errno));
+			return;
+		}
+		st->check_pid = pid;
+		return;
+	}
+	probe_addr(s, &dst, &src, &len, port);
+	fd = socket(s->spec[0].family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		check_done(s, false, "socket: %s", strerror(errno));
+		return;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* a reset on close: the reserved port is free again at once */
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){ .l_onoff = 1, .l_linger = 0 }, sizeof(struct linger));
+	if (bind(fd, (struct sockaddr *)&src, len) ||
+	    (connect(fd, (struct sockaddr *)&dst, len) && errno != EINPROGRESS)) {
+		r = errno;
+		close(fd);
+		check_done(s, false, "cannot connect from port %d: %s", port, strerror(r));
+		return;
+	}
+	st->check_fd = fd;
+	st->check_sent = false;
+	st->check_len = 0;
+}
+
+static void check_poll(struct sup *s, long long now)
+{
+	struct stage *st = &s->stage;
+	struct pollfd p = { .fd = st->check_fd, .events = st->check_sent ? POLLIN : POLLOUT };
+	char req[256];
+	ssize_t got;
+	int err = 0, code;
+	socklen_t el = sizeof(err);
+
+	if (poll(&p, 1, 0) == 1) {
+		if (!st->check_sent) {
+			getsockopt(st->check_fd, SOL_SOCKET, SO_ERROR, &err, &el);
+			if (err) {
+				check_done(s, false, "connect: %s", strerror(err));
+				return;
+			}
+			snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: baton-check\r\n\r\n",
+				 st->o.check_path, st->o.check_host);
+			if (send(st->check_fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
+				check_done(s, false, "send: %s", strerror(errno));
+				return;
+			}
+			st->check_sent = true;
+		} else {
+			got = recv(st->check_fd, st->check_buf + st->check_len,
+				   sizeof(st->check_buf) - 1 - st->check_len, 0);
+			if (got > 0)
+				st->check_len += (size_t)got;
+			st->check_buf[st->check_len] = '\0';
+			if (sscanf(st->check_buf, "HTTP/1.%*d %d", &code) == 1 && strchr(st->check_buf, '\n')) {
+				if (code >= 200 && code < 400)
+					check_done(s, true, "GET %s: %d", st->o.check_path, code);
+				else
+					check_done(s, false, "GET %s answered %d", st->o.check_path, code);
+				return;
+			}
+			if (got <= 0 || st->check_len == sizeof(st->check_buf) - 1) {
+				check_done(s, false, "GET %s: %s", st->o.check_path,
+					   got < 0 ? strerror(errno) : "no HTTP status line");
+				return;
+			}
+		}
+	}
+	if (now >= st->check_deadline)
+		check_done(s, false, "GET %s: no answer within %lld ms", st->o.check_path,
+			   st->o.check_ms > 1000 ? st->o.check_ms : 1000);
+}
+
+void stage_reaped(struct sup *s, pid_t pid, int status)
+{
+	struct stage *st = &s->stage;
+	char how[128];
+
+	if (pid <= 0 || pid != st->check_pid)
+		return;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		check_done(s, true, "check command passed");
+		return;
+	}
+	describe_exit(status, how, sizeof(how));
+	check_done(s, false, "check command %s", how);
+}
+
+static void check_tick(struct sup *s, long long now)
+{
+	struct stage *st = &s->stage;
+
+	if (!st->o.check_path[0] && !st->o.check_cmd[0])
+		return;
+	if (st->check_fd > 0) {
+		check_poll(s, now);
+		return;
+	}
+	if (st->check_pid > 0) {
+		if (now >= st->check_deadline) {
+			kill(st->check_pid, SIGKILL);
+			check_done(s, false, "check command gave no verdict within %lld ms",
+				   st->o.check_ms > 1000 ? st->o.check_ms : 1000);
+		}
+		return;
+	}
+	if (now >= st->next_check_ms)
+		check_start(s, now);
+}
+
+/* ---- the tick ------------------------------------------------------------------------ */
+
+/* The new generation's health, with a watch of its own: stopped or hung is
+ * a failure like an exit. Its exit is gen_exited's (keep_gone). */
+static bool watch_tick(struct sup *s, long long now)
+{
+	struct baton_watch_opts wo = { .sz = sizeof(wo), .hang_ms = (uint32_t)s->cfg->hang_ms, .keep_gone = true,
+				       .owned_only = true, .log = lib_log, .log_ctx = s };
+	struct stage *st = &s->stage;
+	struct gen *n = &s->gen[st->new_gi];
+	int l;
+
+	if (n->pid <= 0)
+		return false;
+	if (!st->watch) {
+		st->watch = calloc((size_t)s->nl, sizeof(*st->watch));
+		if (!st->watch)
+			return false;
+		for (l = 0; l < s->nl; l++) {
+			st->watch[l] = baton_watch_new(s->grp[l], &wo);
+			if (st->watch[l] && n->slot[l] >= 0)
+				baton_watch_set_owner(st->watch[l], n->slot[l], n->pid);
+		}
+	}
+	for (l = 0; l < s->nl; l++) {
+		struct baton_member_health h;
+
+		if (!st->watch[l] || n->slot[l] < 0)
+			continue;
+		baton_watch_tick(st->watch[l], (uint64_t)now);
+		if (!baton_watch_health(st->watch[l], n->slot[l], &h) &&
+		    (h.health == BATON_HEALTH_STOPPED || h.health == BATON_HEALTH_HUNG)) {
+			char why[160];
+
+			snprintf(why, sizeof(why), "gen %d is unhealthy (%s%s on listener %d)", n->id,
+				 baton_health_name(h.health), h.health == BATON_HEALTH_STOPPED ? ", SIGSTOP" : "", l);
+			snprintf(n->health, sizeof(n->health), "fenced: %s", baton_health_name(h.health));
+			stage_fail(s, why);
+			return true;
+		}
+	}
+	return false;
+}
+
+bool stage_tick(struct sup *s, long long now)
+{
+	struct stage *st = &s->stage;
+
+	if (st->kind == STAGE_NONE)
+		return false;
+	if (s->stopping) {
+		stage_end(s);
+		return false;
+	}
+	if (watch_tick(s, now))
+		return false;
+	check_tick(s, now);
+	if (st->kind == STAGE_CANARY && st->o.step_ms && now >= st->next_step_ms) {
+		int pct = st->pct + st->o.canary_pct, r;
+
+		if (pct >= 100) {
+			stage_promote(s, "every step passed");
+			return st->kind == STAGE_PROBATION;
+		}
+		if ((r = stage_set_share(s, pct))) {
+			char why[160];
+
+			snprintf(why, sizeof(why), "cannot raise gen %d's share to %d%%: %s", st->new_id, pct,
+				 strerror(-r));
+			stage_fail(s, why);
+			return false;
+		}
+		st->next_step_ms = now + st->o.step_ms;
+		step(s, "canary: gen %d takes %d%% of new connections", st->new_id, pct);
+		state_save(s);
+	}
+	if (st->kind == STAGE_PROBATION && now >= st->until_ms)
+		stage_promote(s, "its time ran out without a failure");
+	return st->kind == STAGE_PROBATION;
+}
+
+bool stage_busy(const struct sup *s)
+{
+	return s->stage.kind != STAGE_NONE;
+}
+
+void stage_fini(struct sup *s)
+{
+	stage_end(s);
+}
+
+/* ---- status and state --------------------------------------------------------------- */
+
+/* Listener 0's share of G as the program applies it, in percent; -1: none. */
+static double gen_share(struct sup *s, const struct gen *g)
+{
+	uint32_t ppm;
+
+	if (g->slot[0] < 0 || baton_group_share(s->grp[0], g->slot[0], &ppm))
+		return -1;
+	return ppm / 10000.0;
+}
+
+void stage_gen_status(struct sup *s, FILE *f, bool json, const struct gen *g)
+{
+	double share = gen_share(s, g);
+
+	if (json && share >= 0)
+		fprintf(f, ",\"share_pct\":%.1f", share);
+	else if (json)
+		fprintf(f, ",\"share_pct\":null");
+	else if (share >= 0)
+		fprintf(f, " %5.1f%%", share);
+	else
+		fprintf(f, " %6s", "-");
+}
+
+void stage_status(struct sup *s, FILE *f, bool json)
+{
+	struct stage *st = &s->stage;
+	long long now = baton_mono_ms();
+	const char *check = st->o.check_path[0] ? st->o.check_path : st->o.check_cmd;
+
+	if (!json) {
+		if (st->kind == STAGE_CANARY)
+			fprintf(f, "canary: gen %d takes %d%% beside gen %d for %lld ms%s", st->new_id, st->pct,
+				st->old_id, now - st->since_ms, st->o.step_ms ? "" : "; baton promote or rollback decides");
+		else if (st->kind == STAGE_PROBATION)
+			fprintf(f, "probation: gen %d serves, gen %d stands by for %lld ms more", st->new_id, st->old_id,
+				st->until_ms - now);
+		if (st->kind != STAGE_NONE && st->o.step_ms)
+			fprintf(f, "; next step in %lld ms", st->next_step_ms - now);
+		if (st->kind != STAGE_NONE && check[0])
+			fprintf(f, "; check %s: %d passed, %d failed", check, st->checks_ok, st->checks_failed);
+		if (st->kind != STAGE_NONE)
+			fprintf(f, "\n");
+		if (st->last[0])
+			fprintf(f, "last stage: %s\n", st->last);
+		return;
+	}
+	fprintf(f, ",\"stage\":{\"kind\":\"%s\"", kind_name[st->kind]);
+	if (st->kind != STAGE_NONE) {
+		fprintf(f, ",\"gen\":%d,\"old_gen\":%d,\"canary_pct\":%d,\"step_ms\":%lld,\"next_step_in_ms\":%lld,"
+			   "\"probation_left_ms\":%lld,\"since_ms\":%lld,\"check\":",
+			st->new_id, st->old_id, st->kind == STAGE_CANARY ? st->pct : 100, st->o.step_ms,
+			st->kind == STAGE_CANARY && st->o.step_ms ? st->next_step_ms - now : -1,
+			st->kind == STAGE_PROBATION ? st->until_ms - now : -1, now - st->since_ms);
+		baton_json_str(f, check);
+		fprintf(f, ",\"checks_passed\":%d,\"checks_failed\":%d,\"check_last\":", st->checks_ok,
+			st->checks_failed);
+		baton_json_str(f, st->check_last);
+	}
+	fprintf(f, ",\"last\":");
+	baton_json_str(f, st->last);
+	fprintf(f, "}");
+}
+
+/* "stage KIND NEW OLD PCT STEP_MS LEFT_MS": enough for a supervisor that
+ * resumes to keep the split (or the standby) and its clock. The checks
+ * start again from their options, which are not kept. */
+void stage_save(struct sup *s, FILE *f)
+{
+	struct stage *st = &s->stage;
+	long long now = baton_mono_ms();
+
+	if (st->kind == STAGE_NONE)
+		return;
+	fprintf(f, "stage %s %d %d %d %lld %lld\n", kind_name[st->kind], st->new_id, st->old_id, st->pct,
+		st->o.step_ms, st->kind == STAGE_PROBATION ? st->until_ms - now : st->next_step_ms - now);
+}
+
+static struct {
+	char kind[16];
+	int new_id, old_id, pct;
+	long long step_ms, left_ms;
+} saved;
+
+bool stage_load_line(struct sup *s, const char *line)
+{
+	(void)s;
+	return sscanf(line, "stage %15s %d %d %d %lld %lld", saved.kind, &saved.new_id, &saved.old_id, &saved.pct,
+		      &saved.step_ms, &saved.left_ms) == 6;
+}
+
+bool stage_resuming(int id)
+{
+	return !strcmp(saved.kind, "canary") && saved.new_id == id;
+}
+
+static int gi_of(const struct sup *s, int id)
+{
+	for (int i = 0; i < MAX_GENS; i++)
+		if (s->gen[i].state != GEN_FREE && s->gen[i].id == id && s->gen[i].pid > 0)
+			return i;
+	return -1;
+}
+
+/* After state_resume adopted the generations: a canary keeps its split and
+ * a probation its standby, if both generations still run. */
+void stage_resume(struct sup *s)
+{
+	struct stage *st = &s->stage;
+	int n = gi_of(s, saved.new_id), o = gi_of(s, saved.old_id);
+	long long now = baton_mono_ms();
+
+	if (!saved.kind[0])
+		return;
+	if (n < 0 || o < 0) {
+		say(s, "the %s of gen %d ended while no supervisor ran", saved.kind, saved.new_id);
+	} else if (!strcmp(saved.kind, "probation") && s->active == n) {
+		stage_begin(s, STAGE_PROBATION, o, n);
+		st->until_ms = now + (saved.left_ms > 0 ? saved.left_ms : 0);
+		s->gen[o].state = GEN_STANDBY;
+		say(s, "resumed the probation of gen %d (%lld ms left; checks are not resumed)", saved.new_id,
+		    saved.left_ms);
+	} else if (!strcmp(saved.kind, "canary") && s->active == o && s->reload == n) {
+		stage_begin(s, STAGE_CANARY, o, n);
+		st->o.canary_pct = saved.pct;
+		st->o.step_ms = saved.step_ms;
+		st->next_step_ms = now + (saved.left_ms > 0 ? saved.left_ms : 0);
+		s->gen[n].state = GEN_CANARY;
+		stage_set_share(s, saved.pct);
+		say(s, "resumed the canary of gen %d at %d%% (checks are not resumed)", saved.new_id, saved.pct);
+	}
+	memset(&saved, 0, sizeof(saved));
+}
