@@ -88,6 +88,7 @@ struct opts {
 	int ready_delay_ms;
 	bool never_ready;
 	bool crash_at_start;
+	int fail_after_ms;          /* --fail-after: stop and exit 1 this long after READY=1 */
 	int delay_ms;
 	int stop_signal;
 	int grace_ms;
@@ -107,6 +108,8 @@ struct server {
 	long long grace_end_ms;     /* -1: not stopping */
 	long long last_call_ms;     /* -1: idle connections already ended */
 	bool stopping, accept_paused;
+	long long fail_at_ms;       /* -1: not failing */
+	bool failed;
 	char notify[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 	unsigned long long served;
 	pid_t pid;
@@ -283,6 +286,8 @@ static void send_ready(struct server *s)
 	snprintf(msg, sizeof(msg), "READY=1\nMAINPID=%d\n", (int)s->pid);
 	if (s->notify[0] && notify(s, msg) == 0)
 		say(false, "ready (told %s)", s->notify);
+	if (s->o.fail_after_ms)
+		s->fail_at_ms = now_ms() + s->o.fail_after_ms;
 }
 
 /* ---- timers ----------------------------------------------------------------- */
@@ -334,6 +339,8 @@ static void arm_timer(struct server *s)
 		next = s->grace_end_ms;
 	if (s->last_call_ms >= 0 && s->last_call_ms < next)
 		next = s->last_call_ms;
+	if (s->fail_at_ms >= 0 && s->fail_at_ms < next)
+		next = s->fail_at_ms;
 	if (next != LLONG_MAX) {
 		d = next - now_ms();
 		if (d < 1)
@@ -816,6 +823,11 @@ static void on_timer(struct server *s)
 		conn_free(s, s->lingering.head);
 	if (s->ready_at_ms >= 0 && s->ready_at_ms <= now)
 		send_ready(s);
+	if (s->fail_at_ms >= 0 && s->fail_at_ms <= now && !s->stopping) {
+		s->fail_at_ms = -1;
+		s->failed = true;
+		begin_stop(s, "failing as asked (--fail-after)");
+	}
 }
 
 /* ---- options and main ------------------------------------------------------- */
@@ -840,6 +852,8 @@ static void usage(FILE *out)
 		"  --ready-delay MS     send READY=1 only MS ms after accepting starts\n"
 		"  --never-ready        never send READY=1\n"
 		"  --crash-at-start     exit 1 right after startup (for rollback tests)\n"
+		"  --fail-after MS      MS after READY=1, stop accepting, answer what was\n"
+		"                       asked, and exit 1 (a version that fails once it serves)\n"
 		"  -q, --quiet          print only errors\n"
 		"  -h, --help           this text\n");
 }
@@ -882,7 +896,7 @@ static int parse_signal(const char *v)
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-	enum { O_LISTEN = 256, O_TAG, O_DELAY, O_GRACE, O_STOPSIG, O_READYDELAY, O_NEVER, O_CRASH, O_REUSEPORT };
+	enum { O_LISTEN = 256, O_TAG, O_DELAY, O_GRACE, O_STOPSIG, O_READYDELAY, O_NEVER, O_CRASH, O_REUSEPORT, O_FAIL_AFTER };
 	static const struct option lopts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "tag", required_argument, NULL, O_TAG },
@@ -892,6 +906,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "ready-delay", required_argument, NULL, O_READYDELAY },
 		{ "never-ready", no_argument, NULL, O_NEVER },
 		{ "crash-at-start", no_argument, NULL, O_CRASH },
+		{ "fail-after", required_argument, NULL, O_FAIL_AFTER },
 		{ "reuseport", no_argument, NULL, O_REUSEPORT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -937,6 +952,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case O_NEVER: o->never_ready = true; break;
 		case O_CRASH: o->crash_at_start = true; break;
+		case O_FAIL_AFTER:
+			if (parse_int("--fail-after", optarg, 1, 86400000, &o->fail_after_ms))
+				return 2;
+			break;
 		case O_REUSEPORT: o->reuseport = true; break;
 		case 'q': o->quiet = true; break;
 		case 'h': usage(stdout); return 0;
@@ -1022,7 +1041,7 @@ int main(int argc, char **argv)
 {
 	struct server s = { .o = { .tag = "refserver", .stop_signal = SIGTERM, .grace_ms = 10000 },
 			    .ep = -1, .sigfd = -1, .timerfd = -1, .ready_at_ms = -1, .grace_end_ms = -1,
-			    .last_call_ms = -1 };
+			    .last_call_ms = -1, .fail_at_ms = -1 };
 	int r;
 
 	g_pid = s.pid = getpid();
@@ -1081,5 +1100,5 @@ int main(int argc, char **argv)
 		}
 	}
 	say(false, "exiting after %llu answers", s.served);
-	return 0;
+	return s.failed ? 1 : 0;
 }

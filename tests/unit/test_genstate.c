@@ -193,3 +193,232 @@ TEST(genstate_full_generation_table_names_its_limit)
 				       "draining)");
 	sup_fini(&s);
 }
+
+/* ---- staged reloads (supervisor/canary.c) ---------------------------------- */
+
+static int nspawns(void)
+{
+	return (int)(next_pid - 4000000);
+}
+
+/* A reload asking for OPTS, its generation ready. */
+static int staged_reload(struct sup *s, struct stage_opts o)
+{
+	s->stage.want = o;
+	ASSERT_EQ(start_reload(s, -1, "test"), 0);
+	ASSERT_GE(s->reload, 0);
+	return s->reload;
+}
+
+static uint32_t share_ppm(struct sup *s, int gi)
+{
+	uint32_t ppm = 0;
+
+	ASSERT_EQ(baton_group_share(s->grp[0], s->gen[gi].slot[0], &ppm), 0);
+	return ppm;
+}
+
+TEST(genstate_canary_takes_its_share_and_promote_stops_the_old_one)
+{
+	struct sup s;
+	struct sup_config cfg;
+	struct baton_spec spec;
+	int old, new;
+
+	fake_sup(&s, &cfg, &spec);
+	old = serving(&s);
+	new = staged_reload(&s, (struct stage_opts){ .canary_pct = 10 });
+	gen_ready(&s, new, false);
+	ASSERT_EQ(s.stage.kind, STAGE_CANARY);
+	ASSERT_EQ(s.gen[new].state, GEN_CANARY);
+	ASSERT_EQ(s.gen[old].state, GEN_ACTIVE);
+	ASSERT_EQ(s.active, old);
+	ASSERT_EQ(weight(&s, new), 10);
+	ASSERT_EQ(weight(&s, old), 90);
+	ASSERT_EQ(share_ppm(&s, new), 100000);	/* what the program applies */
+	ASSERT_EQ(share_ppm(&s, old), 900000);
+	ASSERT_TRUE(!killed(s.gen[old].pid, SIGTERM));	/* nothing is stopped */
+	ASSERT_EQ(s.reloads_done, 0);
+	/* another reload waits for the decision */
+	ASSERT_EQ(start_reload(&s, -1, "test"), -EBUSY);
+	ASSERT_EQ(stage_promote(&s, "test"), 0);
+	ASSERT_EQ(s.stage.kind, STAGE_NONE);
+	ASSERT_EQ(s.active, new);
+	ASSERT_EQ(s.gen[new].state, GEN_ACTIVE);
+	ASSERT_EQ(s.gen[old].state, GEN_DRAINING);
+	ASSERT_EQ(share_ppm(&s, new), 1000000);
+	ASSERT_TRUE(killed(s.gen[old].pid, SIGTERM));
+	ASSERT_EQ(s.reloads_done, 1);
+	ASSERT_CONTAINS(s.stage.last, "canary gen 2 promoted");
+	sup_fini(&s);
+}
+
+TEST(genstate_canary_rollback_gives_everything_back_and_fences_the_canary)
+{
+	struct sup s;
+	struct sup_config cfg;
+	struct baton_spec spec;
+	int old, new, slot;
+
+	fake_sup(&s, &cfg, &spec);
+	old = serving(&s);
+	new = staged_reload(&s, (struct stage_opts){ .canary_pct = 30 });
+	gen_ready(&s, new, false);
+	slot = s.gen[new].slot[0];
+	ASSERT_EQ(stage_rollback(&s, "baton rollback"), 0);
+	ASSERT_EQ(s.stage.kind, STAGE_NONE);
+	ASSERT_EQ(s.active, old);
+	ASSERT_EQ(share_ppm(&s, old), 1000000);
+	ASSERT_EQ(s.gen[new].slot[0], -1);	/* fenced and out of the group */
+	ASSERT_EQ(baton_group_fd(s.grp[0], slot), -ENOENT);
+	ASSERT_TRUE(killed(s.gen[new].pid, SIGTERM));
+	ASSERT_TRUE(!killed(s.gen[old].pid, SIGTERM));
+	ASSERT_EQ(s.reloads_failed, 1);
+	ASSERT_CONTAINS(s.last_reload, "baton rollback; rolled back, gen 1 still serves");
+	ASSERT_EQ(stage_rollback(&s, "again"), -ENOENT);
+	sup_fini(&s);
+}
+
+TEST(genstate_canary_steps_up_to_a_promotion)
+{
+	struct sup s;
+	struct sup_config cfg;
+	struct baton_spec spec;
+	int old, new, i;
+
+	fake_sup(&s, &cfg, &spec);
+	cfg.no_watch = true;
+	old = serving(&s);
+	new = staged_reload(&s, (struct stage_opts){ .canary_pct = 40, .step_ms = 10 });
+	gen_ready(&s, new, false);
+	ASSERT_EQ(weight(&s, new), 40);
+	stage_tick(&s, s.stage.next_step_ms);
+	ASSERT_EQ(weight(&s, new), 80);
+	ASSERT_EQ(weight(&s, old), 20);
+	for (i = 0; i < 3 && s.stage.kind == STAGE_CANARY; i++)
+		stage_tick(&s, s.stage.next_step_ms);
+	ASSERT_EQ(s.stage.kind, STAGE_NONE);
+	ASSERT_EQ(s.active, new);
+	ASSERT_EQ(s.reloads_done, 1);
+	ASSERT_TRUE(killed(s.gen[old].pid, SIGTERM));
+	sup_fini(&s);
+}
+
+TEST(genstate_canary_that_exits_is_rolled_back)
+{
+	struct sup s;
+	struct sup_config cfg;
+	struct baton_spec spec;
+	int old, new, spawned;
+
+	fake_sup(&s, &cfg, &spec);
+	old = serving(&s);
+	new = staged_reload(&s, (struct stage_opts){ .canary_pct = 10 });
+	gen_ready(&s, new, false);
+	spawned = nspawns();
+	gen_exited(&s, new, W_EXITCODE(0, SIGSEGV));
+	ASSERT_EQ(nspawns(), spawned);	/* no restart */
+	ASSERT_EQ(s.active, old);
+	ASSERT_EQ(share_ppm(&s, old), 1000000);
+	ASSERT_EQ(s.restarts, 0);
+	ASSERT_CONTAINS(s.stage.last, "canary gen 2 (at 10%) rolled back");
+	ASSERT_CONTAINS(s.stage.last, "killed by signal 11");
+	sup_fini(&s);
+}
+
+TEST(genstate_probation_keeps_the_old_one_and_flips_back_without_a_process)
+{
+	struct sup s;
+	struct sup_config cfg;
+	struct baton_spec spec;
+	int old, new, spawned;
+
+	fake_sup(&s, &cfg, &spec);
+	old = serving(&s);
+	new = staged_reload(&s, (struct stage_opts){ .probation_ms = 10000 });
+	gen_ready(&s, new, false);
+	ASSERT_EQ(s.stage.kind, STAGE_PROBATION);
+	ASSERT_EQ(s.active, new);
+	ASSERT_EQ(s.gen[old].state, GEN_STANDBY);
+	ASSERT_EQ(weight(&s, old), 0);
+	ASSERT_TRUE(!baton_group_fenced(s.grp[0], s.gen[old].slot[0]));	/* unfenced: ready to take it back */
+	ASSERT_TRUE(!killed(s.gen[old].pid, SIGTERM));
+	ASSERT_EQ(s.reloads_done, 1);
+	/* no reload while it is on probation */
+	ASSERT_EQ(start_reload(&s, -1, "test"), -EBUSY);
+	spawned = nspawns();
+	gen_exited(&s, new, W_EXITCODE(3, 0));
+	ASSERT_EQ(nspawns(), spawned);	/* the flip starts no process */
+	ASSERT_EQ(s.restarts, 0);
+	ASSERT_EQ(s.active, old);
+	ASSERT_EQ(s.gen[old].state, GEN_ACTIVE);
+	ASSERT_EQ(share_ppm(&s, old), 1000000);
+	ASSERT_EQ(s.gen[new].slot[0], -1);
+	ASSERT_EQ(s.stage.kind, STAGE_NONE);
+	ASSERT_EQ(s.reloads_failed, 1);
+	ASSERT_CONTAINS(s.last_reload, "flipped back to gen 1 in one policy update, no process started");
+	sup_fini(&s);
+}
+
+TEST(genstate_probation_that_passes_stops_the_standby)
+{
+	struct sup s;
+	struct sup_config cfg;
+	struct baton_spec spec;
+	int old, new;
+
+	fake_sup(&s, &cfg, &spec);
+	cfg.no_watch = true;
+	old = serving(&s);
+	new = staged_reload(&s, (struct stage_opts){ .probation_ms = 50 });
+	gen_ready(&s, new, false);
+	ASSERT_TRUE(stage_tick(&s, baton_mono_ms()));	/* the health watch stands aside */
+	ASSERT_TRUE(!stage_tick(&s, s.stage.until_ms));
+	ASSERT_EQ(s.stage.kind, STAGE_NONE);
+	ASSERT_EQ(s.gen[old].state, GEN_DRAINING);
+	ASSERT_TRUE(killed(s.gen[old].pid, SIGTERM));
+	ASSERT_EQ(s.active, new);
+	ASSERT_CONTAINS(s.stage.last, "passed its probation");
+	sup_fini(&s);
+}
+
+TEST(genstate_failed_check_on_probation_flips_back)
+{
+	struct sup s;
+	struct sup_config cfg;
+	struct baton_spec spec;
+	int old, new;
+
+	fake_sup(&s, &cfg, &spec);
+	old = serving(&s);
+	new = staged_reload(&s, (struct stage_opts){ .probation_ms = 10000 });
+	gen_ready(&s, new, false);
+	stage_fail(&s, "check failed: GET /healthz answered 500");
+	ASSERT_EQ(s.active, old);
+	ASSERT_TRUE(killed(s.gen[new].pid, SIGTERM));
+	ASSERT_EQ(s.gen[new].state, GEN_DRAINING);
+	ASSERT_CONTAINS(s.gen[new].why, "rolled back on probation: check failed");
+	sup_fini(&s);
+}
+
+TEST(genstate_max_draining_names_the_limit_and_the_draining_generations)
+{
+	struct sup s;
+	struct sup_config cfg;
+	struct baton_spec spec;
+
+	fake_sup(&s, &cfg, &spec);
+	cfg.max_draining = 2;
+	serving(&s);
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(start_reload(&s, -1, "test"), 0);
+		gen_ready(&s, s.reload, false);	/* back to back: the old ones still drain */
+	}
+	ASSERT_EQ(draining_gens(&s), 2);
+	ASSERT_EQ(start_reload(&s, -1, "test"), -EMLINK);
+	ASSERT_EQ(s.reload, -1);
+	/* the health watch replaces a frozen generation whatever the limit */
+	ASSERT_EQ(start_reload(&s, -1, "health watch"), 0);
+	ASSERT_GE(s.reload, 0);
+	sup_fini(&s);
+}

@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* Staged reloads with `baton run` and the reference server: a canary's
+ * share as clients see it, promote and rollback under a counting load
+ * client, a generation that fails on probation flipped back without a new
+ * process, and a check that reaches the canary alone and rolls it back. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "helpers.h"
+
+static char out[65536], err[16384];
+
+struct sv {
+	pid_t pid;
+	char dir[64];
+	char mode[96];
+	uint16_t port;
+};
+
+static int baton(const char *a1, const char *a2, const char *a3, const char *a4, const char *a5)
+{
+	char *argv[] = { (char *)bt_baton_bin(), (char *)a1, (char *)a2, (char *)a3, (char *)a4, (char *)a5, NULL };
+
+	return bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
+}
+
+static void set_mode(struct sv *s, const char *args)
+{
+	FILE *f = fopen(s->mode, "w");
+
+	if (!f)
+		FAIL("fopen %s: %s", s->mode, strerror(errno));
+	fprintf(f, "%s\n", args);
+	fclose(f);
+}
+
+/* `baton run --name web` over the reference server, whose extra arguments
+ * come from the mode file (so that one generation can misbehave). */
+static void sv_start(struct sv *s)
+{
+	const char *ref = getenv("BATON_REFSERVER");
+	char cmd[512], logpath[96];
+
+	if (!ref || access(ref, X_OK))
+		SKIP("BATON_REFSERVER does not name the reference server (run through make check)");
+	bt_need_netns();
+	bt_need_ebpf();
+	memset(s, 0, sizeof(*s));
+	snprintf(s->dir, sizeof(s->dir), "/tmp/baton-test-XXXXXX");
+	if (!mkdtemp(s->dir))
+		FAIL("mkdtemp: %s", strerror(errno));
+	setenv("BATON_RUNTIME_DIR", s->dir, 1);
+	snprintf(s->mode, sizeof(s->mode), "%s/mode", s->dir);
+	set_mode(s, "");
+	snprintf(cmd, sizeof(cmd), "exec %s -q --tag gen $(cat %s)", ref, s->mode);
+	snprintf(logpath, sizeof(logpath), "%s/log", s->dir);
+	/* the watch of the active generation is not under test: a stall of
+	 * the loaded machine must not start a reload of its own */
+	char *argv[] = { (char *)bt_baton_bin(), "run", "--name", "web", "--listen",
+			 "tcp://127.0.0.1:0?backlog=1024&name=http", "--grace", "5s", "--hang-threshold", "2s", "--",
+			 "/bin/sh", "-c", cmd, NULL };
+
+	s->pid = bt_supervisor_start(argv, "web", logpath, NULL, NULL, 10, out, sizeof(out));
+	s->port = (uint16_t)bt_json_get(out, "port");
+}
+
+static void sv_stop(struct sv *s)
+{
+	bt_supervisor_stop(&s->pid, 10);
+}
+
+/* The pid of generation ID, from `baton status --json`. */
+static long long gen_pid(int id)
+{
+	char key[32];
+	const char *p;
+
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	snprintf(key, sizeof(key), "{\"id\":%d,", id);
+	p = strstr(out, key);
+	if (!p)
+		FAIL("no gen %d in %s", id, out);
+	return bt_json_get(p, "pid");
+}
+
+/* One request; the pid that answered it, or -1. */
+static long long answered_by(uint16_t port)
+{
+	char buf[512];
+	ssize_t n, got = 0;
+	int fd = bt_connect(port);
+	const char *p;
+
+	if (fd < 0)
+		return -1;
+	if (write(fd, "GET / HTTP/1.0\r\n\r\n", 18) != 18) {
+		close(fd);
+		return -1;
+	}
+	while (got < (ssize_t)sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
+		got += n;
+	buf[got > 0 ? got : 0] = '\0';
+	close(fd);
+	p = strstr(buf, "pid=");
+	return p ? atoll(p + 4) : -1;
+}
+
+static void assert_no_failures(const char *report)
+{
+	bt_log("load: %s", report);
+	ASSERT_GT(bt_json_get(report, "answered"), 100);
+	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+}
+
+TEST_TIMEOUT(canary_of_10_percent_over_10000_connections_lands_within_2_percent, 120)
+{
+	struct sv s;
+	long long canary, old, who;
+	int i, to_canary = 0, to_old = 0;
+
+	sv_start(&s);
+	ASSERT_EQ(baton("reload", "web", "--canary", "10%", NULL), 0);
+	ASSERT_CONTAINS(out, "takes 10% of new connections (canary)");
+	canary = gen_pid(2);
+	old = gen_pid(1);
+	/* status shows the shares the program applies */
+	ASSERT_CONTAINS(out, "\"state\":\"canary\"");
+	ASSERT_CONTAINS(out, "\"share_pct\":10.0");
+	ASSERT_CONTAINS(out, "\"share_pct\":90.0");
+	ASSERT_CONTAINS(out, "\"stage\":{\"kind\":\"canary\",\"gen\":2,\"old_gen\":1,\"canary_pct\":10");
+	for (i = 0; i < 10000; i++) {
+		who = answered_by(s.port);
+		to_canary += who == canary;
+		to_old += who == old;
+	}
+	bt_log("canary %d, old %d of 10000", to_canary, to_old);
+	ASSERT_EQ(to_canary + to_old, 10000);
+	ASSERT_GE(to_canary, 800);
+	ASSERT_LE(to_canary, 1200);
+	ASSERT_EQ(baton("status", "web", NULL, NULL, NULL), 0);
+	ASSERT_CONTAINS(out, "canary: gen 2 takes 10% beside gen 1");
+	sv_stop(&s);
+}
+
+TEST_TIMEOUT(canary_promote_and_rollback_under_load_fail_nothing, 90)
+{
+	struct sv s;
+	struct bt_load l;
+	const char *report;
+
+	sv_start(&s);
+	l = bt_load_start(s.port, "conn", "4", 16);
+	ASSERT_EQ(baton("reload", "web", "--canary", "30%", NULL), 0);
+	usleep(600000);
+	ASSERT_EQ(baton("promote", "web", NULL, NULL, NULL), 0);
+	ASSERT_CONTAINS(out, "gen 2 serves every new connection; gen 1 told to stop");
+	usleep(400000);
+	ASSERT_EQ(baton("reload", "web", "--canary", "50%", NULL), 0);
+	usleep(600000);
+	ASSERT_EQ(baton("rollback", "web", NULL, NULL, NULL), 0);
+	ASSERT_CONTAINS(out, "every new connection goes to gen 2 again; gen 3 stopped and fenced");
+	report = bt_load_finish(&l, 30);
+	assert_no_failures(report);
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 1);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
+	ASSERT_CONTAINS(out, "{\"id\":2,");
+	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"share_pct\":100.0");
+	ASSERT_EQ(baton("rollback", "web", NULL, NULL, NULL), 1);
+	ASSERT_CONTAINS(err, "nothing to rollback: no canary or probation is under way");
+	sv_stop(&s);
+}
+
+TEST_TIMEOUT(probation_generation_failing_after_ready_is_flipped_back_without_a_new_process, 90)
+{
+	struct sv s;
+	struct bt_load l;
+	const char *report;
+	int i;
+
+	sv_start(&s);
+	l = bt_load_start(s.port, "conn", "4", 16);
+	set_mode(&s, "--fail-after 1000");
+	ASSERT_EQ(baton("reload", "web", "--probation", "10s", NULL), 0);
+	ASSERT_CONTAINS(out, "probation: gen 1");
+	set_mode(&s, "");
+	for (i = 0; i < 150; i++) {
+		ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+		if (bt_json_get(out, "reloads_failed") == 1)
+			break;
+		usleep(20000);
+	}
+	report = bt_load_finish(&l, 30);
+	assert_no_failures(report);
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	bt_log("%s", out);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
+	ASSERT_EQ(bt_json_get(out, "restarts"), 0);
+	/* no gen 3: the flip started no process */
+	ASSERT_TRUE(strstr(out, "{\"id\":3,") == NULL);
+	ASSERT_CONTAINS(out, "flipped back to gen 1 in one policy update, no process started");
+	ASSERT_CONTAINS(strstr(out, "{\"id\":1,"), "\"state\":\"active\"");
+	ASSERT_CONTAINS(strstr(out, "{\"id\":1,"), "\"share_pct\":100.0");
+	ASSERT_CONTAINS(out, "rolled back on probation: gen 2 exited with status 1");
+	sv_stop(&s);
+}
+
+TEST_TIMEOUT(canary_check_reaches_the_canary_alone_and_a_failing_one_rolls_it_back, 90)
+{
+	struct sv s;
+	char check[512], seen[160];
+	long long canary;
+	FILE *f;
+	int i, lines = 0, wrong = 0;
+
+	sv_start(&s);
+	/* curl from the reserved source ports: every probe must reach gen 2,
+	 * though it takes 10% of everything else */
+	snprintf(seen, sizeof(seen), "%s/seen", s.dir);
+	snprintf(check, sizeof(check), "curl -s --local-port \"$BATON_CHECK_PORTS\" "
+		 "http://$BATON_CHECK_HOST:$BATON_CHECK_PORT/ >> %s", seen);
+	ASSERT_EQ(baton("reload", "web", "--canary", "10%", "--check-cmd"), 2);	/* needs its value */
+	{
+		char *argv[] = { (char *)bt_baton_bin(), "reload", "web", "--canary", "10%", "--check-cmd", check,
+				 "--check-interval", "100ms", NULL };
+
+		ASSERT_EQ(bt_run(argv, out, sizeof(out), err, sizeof(err), 30), 0);
+	}
+	canary = gen_pid(2);
+	for (i = 0; i < 100; i++) {
+		ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+		if (bt_json_get(out, "checks_passed") >= 8)
+			break;
+		usleep(50000);
+	}
+	ASSERT_GE(bt_json_get(out, "checks_passed"), 8);
+	ASSERT_EQ(bt_json_get(out, "checks_failed"), 0);
+	f = fopen(seen, "r");
+	ASSERT_TRUE(f != NULL);
+	while (fgets(check, sizeof(check), f)) {
+		const char *p = strstr(check, "pid=");
+
+		lines++;
+		wrong += !p || atoll(p + 4) != canary;
+	}
+	fclose(f);
+	ASSERT_GE(lines, 8);
+	ASSERT_EQ(wrong, 0);
+	ASSERT_EQ(baton("promote", "web", NULL, NULL, NULL), 0);
+	/* a check that fails (the new version has no /healthz) rolls the canary back */
+	ASSERT_EQ(baton("reload", "web", "--canary", "20%", "--check=http:///healthz"), 0);
+	for (i = 0; i < 100; i++) {
+		ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+		if (bt_json_get(out, "reloads_failed") == 1)
+			break;
+		usleep(20000);
+	}
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
+	ASSERT_CONTAINS(out, "check failed: GET /healthz answered 404");
+	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"state\":\"active\"");
+	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"share_pct\":100.0");
+	sv_stop(&s);
+}
+
+TEST_TIMEOUT(canary_options_errors_name_the_bad_input, 60)
+{
+	struct sv s;
+
+	sv_start(&s);
+	ASSERT_EQ(baton("reload", "web", "--canary", "100%", NULL), 2);
+	ASSERT_CONTAINS(err, "bad --canary \"100%\": want a share from 1% to 99%");
+	ASSERT_EQ(baton("reload", "web", "--step", "1s", NULL), 1);
+	ASSERT_CONTAINS(err, "--step raises a canary's share: give --canary P% too");
+	ASSERT_EQ(baton("reload", "web", "--check", "http:///x", NULL), 1);
+	ASSERT_CONTAINS(err, "a check decides a canary or a probation");
+	ASSERT_EQ(baton("status", "web", "--canary", "5%", NULL), 2);
+	ASSERT_CONTAINS(err, "unknown option \"--canary\"");
+	ASSERT_EQ(baton("promote", "web", NULL, NULL, NULL), 1);
+	ASSERT_CONTAINS(err, "nothing to promote");
+	ASSERT_EQ(baton("reload", "web", "--canary", "10%", NULL), 0);
+	ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL), 1);
+	ASSERT_CONTAINS(err, "gen 2 is a canary taking 10% of new connections beside gen 1: decide first");
+	sv_stop(&s);
+}
