@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Health of the generations: the watch over the active one (frozen or
  * hung: replaced), the drain watch over stopping ones, and --stop-when-idle. */
 #include <arpa/inet.h>

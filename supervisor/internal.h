@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* What the supervisor's files share: the generation, client and supervisor
  * structs, and the functions each role offers the others. Not a public
  * interface: cli/ uses sup.h. */

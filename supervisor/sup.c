@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Generations of one command behind steered listening sockets. Each
  * generation gets member sockets of its own (fds 3.. with LISTEN_FDS); a
  * reload starts the next one with weight 0, waits for readiness, switches
