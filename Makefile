@@ -56,10 +56,10 @@ $(BPFDIR)/vmlinux.h: | $(BPFDIR)
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 $(BPFDIR)/sockiter.skel.h: $(BPFDIR)/vmlinux.h
 
-$(LIB_OBJ): $(BUILD)/obj/%.o: %.c include/baton.h lib/internal.h lib/util.h $(SKELS) Makefile
+$(LIB_OBJ): $(BUILD)/obj/%.o: %.c include/baton.h include/baton_handover_wire.h lib/internal.h lib/util.h $(SKELS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -c $< -o $@
-$(sort $(CLI_OBJ) $(TEST_OBJ)): $(BUILD)/obj/%.o: %.c include/baton.h $(wildcard tests/*.h cli/*.h supervisor/*.h common/*.h) lib/util.h Makefile
+$(sort $(CLI_OBJ) $(TEST_OBJ)): $(BUILD)/obj/%.o: %.c include/baton.h include/baton_handover_wire.h $(wildcard tests/*.h cli/*.h supervisor/*.h common/*.h) lib/util.h Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -Icli -Isupervisor -c $< -o $@
 
@@ -73,8 +73,8 @@ $(BUILD)/baton: $(CLI_OBJ) $(BUILD)/libbaton.a
 $(BUILD)/baton-test: $(TEST_OBJ) $(BUILD)/libbaton.a
 	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libbaton.a $(LDLIBS)
 # The example server stands alone: what a server needs for baton is the
-# protocol, not this library.
-$(BUILD)/refserver: examples/refserver.c Makefile
+# protocol, not this library (the handover protocol is one header).
+$(BUILD)/refserver: examples/refserver.c include/baton_handover_wire.h Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 # The preload shim goes into servers built without sanitizers, so it is
