@@ -317,13 +317,14 @@ static int read_msg(struct baton_handover *h)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return 0;
-		if (n < 0)
+		if (n < 0 && errno != ECONNRESET)
 			return end_exchange(h, -errno, false, BATON_LOG_WARN, "taker pid %d: %s", (int)h->peer.pid,
 					    strerror(errno));
-		if (n == 0) {
+		/* ECONNRESET: it closed with data of ours unread; a hang-up too */
+		if (n <= 0) {
 			/* connected and left without a word (e.g. another offerer
 			 * checking whether this one is alive): not a failure */
-			if (h->st == H_HELLO && h->inlen == 0)
+			if (n == 0 && h->st == H_HELLO && h->inlen == 0)
 				return end_exchange(h, 0, false, BATON_LOG_DEBUG, "pid %d left without asking",
 						    (int)h->peer.pid);
 			return end_exchange(h, -ECONNRESET, false, BATON_LOG_WARN,
@@ -534,7 +535,9 @@ int baton_handover_take(const char *path, int timeout_ms, const struct baton_han
 		goto out;
 	}
 	hdr = baton_handover_hdr_make(BATON_HANDOVER_HELLO, 0, 0);
-	if ((r = baton_handover_send(fd, &hdr, NULL, NULL, 0, deadline))) {
+	r = baton_handover_send(fd, &hdr, NULL, NULL, 0, deadline);
+	/* an offerer that refused us has sent why before hanging up: read on */
+	if (r && r != -EPIPE && r != -ECONNRESET) {
 		r = take_fail(&o, path, fd, r, false, "sending the request to pid %d: %s", (int)peer.pid,
 			      strerror(-r));
 		goto out;
