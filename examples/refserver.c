@@ -460,6 +460,7 @@ static void upconn_end(struct server *s, int err, const char *why)
 		say(true, "handover to pid %d: %s; still serving", (int)s->uppeer.pid, why);
 		baton_handover_send(s->upconn, &h, why, NULL, 0, now_ms() + 100);
 	}
+	epoll_ctl(s->ep, EPOLL_CTL_DEL, s->upconn, NULL);
 	close(s->upconn);
 	s->upconn = -1;
 	if (s->upfd >= 0)
@@ -680,7 +681,10 @@ static void conn_free(struct server *s, struct conn *c)
 		s->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	close(c->fd);	/* also removes it from the epoll set */
+	/* explicitly: close alone leaves it in the epoll set while a child
+	 * forked for an upgrade still holds a copy, until its exec */
+	epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
 	free(c);
 	s->nconns--;
 	if (s->accept_paused && !s->stopping) {
@@ -1309,8 +1313,9 @@ static int setup(struct server *s)
 		for (i = 0; i < s->o.nlisten; i++)
 			if ((r = bind_own(s, s->o.listen[i])))
 				return r;
-	} else if (s->o.nlisten) {
-		say(true, "using the %d socket(s) %s; --listen ignored", s->nls, from ? "handed over" : "from LISTEN_FDS");
+	} else if (s->o.nlisten && !from) {
+		/* (a successor runs our command line again: --listen is expected there) */
+		say(true, "using the %d socket(s) from LISTEN_FDS; --listen ignored", s->nls);
 	}
 	if (!s->nls) {
 		say(true, "no listening socket: start me with LISTEN_FDS (baton run) or give --listen HOST:PORT");
