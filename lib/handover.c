@@ -496,7 +496,8 @@ static int recv_failed(const struct baton_handover_opts *o, const char *path, in
 		return take_fail(o, path, fd, r, false, "pid %d did not answer within %d ms (%zu bytes came)",
 				 (int)peer->pid, timeout_ms, got);
 	case -ECONNRESET:
-		return take_fail(o, path, fd, r, false, "pid %d hung up in the middle of its answer (%zu bytes and %zu fds came)",
+		return take_fail(o, path, fd, r, false,
+				 "pid %d hung up in the middle of its answer (%zu bytes and %zu fds came)",
 				 (int)peer->pid, got, set->n);
 	case -EMSGSIZE:
 		return take_fail(o, path, fd, r, true,
