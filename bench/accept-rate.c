@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* What eBPF steering costs on the accept path: new loopback connections per
  * second through one listener, two under the kernel's reuseport hash, and two
  * steered by a baton group, interleaved so drift in machine load hits all alike. */

@@ -17,6 +17,9 @@ struct command {
 /* exit codes */
 #define EXIT_USAGE 2
 
+/* main()'s argv: `baton run` re-executes it for `baton upgrade` */
+extern char **cli_self_argv;
+
 void cli_log(void *ctx, enum baton_log_level level, const char *msg);
 
 int cmd_demo(int argc, char **argv);
@@ -28,6 +31,8 @@ void usage_reload(FILE *out);
 int cmd_status(int argc, char **argv);
 void usage_status(FILE *out);
 int cmd_stop(int argc, char **argv);
+int cmd_upgrade(int argc, char **argv);
+void usage_upgrade(FILE *out);
 void usage_stop(FILE *out);
 int cmd_ls(int argc, char **argv);
 void usage_ls(FILE *out);

@@ -95,7 +95,9 @@ static int exchange(const char *cmd, const char *name, const char *request, long
 		return 1;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	end = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 + timeout_ms;
-	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0) {
+	/* a supervisor that turned us away (busy) has said why before it hung
+	 * up: read that rather than report a broken pipe */
+	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 && errno != EPIPE && errno != ECONNRESET) {
 		fprintf(stderr, "baton %s: %s\n", cmd, strerror(errno));
 		close(fd);
 		return 1;
@@ -259,4 +261,22 @@ int cmd_status(int argc, char **argv)
 int cmd_stop(int argc, char **argv)
 {
 	return ctl_main("stop", argc, argv, usage_stop);
+}
+
+void usage_upgrade(FILE *out)
+{
+	fprintf(out, "usage: baton upgrade [NAME] [--timeout DUR]\n\n"
+		     "Re-executes supervisor NAME's binary in place (the file it was started from, as\n"
+		     "it is now: a new version after a package upgrade) as the same pid. The\n"
+		     "generations keep serving and stay its children; the state crosses the exec.\n"
+		     "The new binary is tried first (--version): one that does not start is refused\n"
+		     "with the reason, and the running supervisor goes on. SIGUSR2 to the supervisor\n"
+		     "does the same. Exits 0 once the new binary supervises.\n\n"
+		     "  -t, --timeout DUR  (default 10m)\n"
+		     "  -h, --help         this text\n");
+}
+
+int cmd_upgrade(int argc, char **argv)
+{
+	return ctl_main("upgrade", argc, argv, usage_upgrade);
 }

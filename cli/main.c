@@ -13,6 +13,7 @@ static const struct command commands[] = {
 	{ "reload", "start the next generation and switch to it once it is ready", cmd_reload, usage_reload },
 	{ "status", "show a supervisor's generations, queues and reloads", cmd_status, usage_status },
 	{ "stop", "stop a supervisor and its generations gracefully", cmd_stop, usage_stop },
+	{ "upgrade", "re-execute a supervisor's binary in place, as the same pid", cmd_upgrade, usage_upgrade },
 	{ "demo", "show the frozen-member problem and baton's answer, with nothing to set up",
 	  cmd_demo, usage_demo },
 	{ "ls", "list listening sockets: options, owners, reuseport groups, programs",
@@ -20,6 +21,8 @@ static const struct command commands[] = {
 	{ "steer", "take control of a reuseport group baton did not start; fail over",
 	  cmd_steer, usage_steer },
 };
+
+char **cli_self_argv;
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -61,6 +64,7 @@ int main(int argc, char **argv)
 {
 	size_t i;
 
+	cli_self_argv = argv;
 	libbpf_set_print(libbpf_print);
 	if (argc < 2) {
 		usage(stderr);

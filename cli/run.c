@@ -1,6 +1,7 @@
 /* `baton run`: parses the command line into a supervisor config and runs
  * the supervisor in the foreground. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,26 @@ static int run_watch_option(struct sup_config *cfg, const char *hang)
 	return 0;
 }
 
+/* Index of an earlier listener on the same protocol, address and port as
+ * listen[n], or -1 (port 0 asks for a fresh port each time: no clash). */
+static int same_address(const struct baton_spec *listen, int n)
+{
+	const struct baton_spec *b = &listen[n];
+
+	for (int i = 0; i < n; i++) {
+		const struct baton_spec *a = &listen[i];
+
+		if (a->proto != b->proto || a->family != b->family || a->port != b->port || !a->port)
+			continue;
+		if (a->family == AF_INET ? !memcmp(&((const struct sockaddr_in *)&a->addr)->sin_addr,
+						   &((const struct sockaddr_in *)&b->addr)->sin_addr, 4)
+					 : !memcmp(&((const struct sockaddr_in6 *)&a->addr)->sin6_addr,
+						   &((const struct sockaddr_in6 *)&b->addr)->sin6_addr, 16))
+			return i;
+	}
+	return -1;
+}
+
 static int bad(const char *what, const char *value, const char *hint)
 {
 	fprintf(stderr, "baton run: bad %s \"%s\"%s%s (see baton run --help)\n", what, value, hint ? ": " : "",
@@ -67,10 +88,10 @@ static int bad(const char *what, const char *value, const char *hint)
 	return EXIT_USAGE;
 }
 
-int cmd_run(int argc, char **argv)
+static int run_with(struct sup_config *cfg, int argc, char **argv)
 {
 	enum { OPT_READY_TIMEOUT = 256, OPT_STOP_SIGNAL, OPT_GRACE, OPT_NO_PRELOAD, OPT_STOP_WHEN_IDLE,
-	       OPT_NO_WATCH, OPT_HANG };
+	       OPT_NO_WATCH, OPT_HANG, OPT_ALLOW_FOREIGN };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "name", required_argument, NULL, 'n' },
@@ -82,72 +103,95 @@ int cmd_run(int argc, char **argv)
 		{ "stop-when-idle", no_argument, NULL, OPT_STOP_WHEN_IDLE },
 		{ "no-watch", no_argument, NULL, OPT_NO_WATCH },
 		{ "hang-threshold", required_argument, NULL, OPT_HANG },
+		{ "allow-foreign", no_argument, NULL, OPT_ALLOW_FOREIGN },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct sup_config cfg;
 	char err[256];
-	int c;
+	int c, cap = 0;
 
-	sup_config_init(&cfg);
+	sup_config_init(cfg);
 	opterr = 0;
 	/* '+': stop at CMD, whose own options are not ours */
 	while ((c = getopt_long(argc, argv, "+:l:n:r:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
-			if (cfg.nlisten == SUP_MAX_LISTENERS) {
+			if (cfg->nlisten == SUP_MAX_LISTENERS) {
 				fprintf(stderr, "baton run: at most %d listeners\n", SUP_MAX_LISTENERS);
 				return EXIT_USAGE;
 			}
-			if (baton_spec_parse(optarg, &cfg.listen[cfg.nlisten], err, sizeof(err))) {
+			if (cfg->nlisten == cap) {
+				struct baton_spec *v;
+
+				cap = cap ? cap * 2 : 8;
+				v = realloc(cfg->listen, (size_t)cap * sizeof(*v));
+				if (!v) {
+					fprintf(stderr, "baton run: out of memory\n");
+					return EXIT_USAGE;
+				}
+				cfg->listen = v;
+			}
+			if (baton_spec_parse(optarg, &cfg->listen[cfg->nlisten], err, sizeof(err))) {
 				fprintf(stderr, "baton run: %s\n", err);
 				return EXIT_USAGE;
 			}
-			cfg.nlisten++;
+			if ((c = same_address(cfg->listen, cfg->nlisten)) >= 0) {
+				char a[256], b[256];
+
+				baton_spec_format(&cfg->listen[c], a, sizeof(a));
+				baton_spec_format(&cfg->listen[cfg->nlisten], b, sizeof(b));
+				fprintf(stderr, "baton run: --listen %s and --listen %s name the same address; give each "
+						"address once\n", a, b);
+				return EXIT_USAGE;
+			}
+			cfg->nlisten++;
 			break;
 		case 'n':
 			if (!baton_name_valid(optarg))
 				return bad("name", optarg, "use 1 to 63 of A-Z a-z 0-9 - _ . (not starting with .)");
-			snprintf(cfg.name, sizeof(cfg.name), "%s", optarg);
+			snprintf(cfg->name, sizeof(cfg->name), "%s", optarg);
 			break;
 		case 'r':
 			if (!strcmp(optarg, "auto"))
-				cfg.ready = SUP_READY_AUTO;
+				cfg->ready = SUP_READY_AUTO;
 			else if (!strcmp(optarg, "notify"))
-				cfg.ready = SUP_READY_NOTIFY;
-			else if (!strncmp(optarg, "delay:", 6) && !sup_parse_duration(optarg + 6, &cfg.ready_delay_ms))
-				cfg.ready = SUP_READY_DELAY;
+				cfg->ready = SUP_READY_NOTIFY;
+			else if (!strncmp(optarg, "delay:", 6) && !sup_parse_duration(optarg + 6, &cfg->ready_delay_ms))
+				cfg->ready = SUP_READY_DELAY;
 			else if (!strcmp(optarg, "listen"))
-				cfg.ready = SUP_READY_LISTEN;
+				cfg->ready = SUP_READY_LISTEN;
 			else
 				return bad("--ready", optarg, "want auto, notify, listen or delay:DUR");
 			break;
 		case OPT_READY_TIMEOUT:
-			if (sup_parse_duration(optarg, &cfg.ready_timeout_ms) || !cfg.ready_timeout_ms)
+			if (sup_parse_duration(optarg, &cfg->ready_timeout_ms) || !cfg->ready_timeout_ms)
 				return bad("--ready-timeout", optarg, "want a duration such as 30s");
 			break;
 		case OPT_STOP_SIGNAL:
-			if (sup_parse_signal(optarg, &cfg.stop_signal))
+			if (sup_parse_signal(optarg, &cfg->stop_signal))
 				return bad("--stop-signal", optarg, "want a name such as TERM or QUIT, or a number");
 			break;
 		case OPT_GRACE:
-			if (sup_parse_duration(optarg, &cfg.grace_ms))
+			if (sup_parse_duration(optarg, &cfg->grace_ms))
 				return bad("--grace", optarg, "want a duration such as 30s");
 			break;
 		case OPT_NO_PRELOAD:
-			cfg.no_preload = true;
+			cfg->no_preload = true;
 			break;
 		case OPT_STOP_WHEN_IDLE:
-			cfg.stop_when_idle = true;
+			cfg->stop_when_idle = true;
 			break;
 		case OPT_NO_WATCH:
 		case OPT_HANG:
-			if (run_watch_option(&cfg, c == OPT_HANG ? optarg : NULL))
+			if (run_watch_option(cfg, c == OPT_HANG ? optarg : NULL))
 				return bad("--hang-threshold", optarg, "want a duration from 1ms to 1h, such as 100ms");
 			break;
+		case OPT_ALLOW_FOREIGN:
+			cfg->allow_foreign = true;
+			break;
 		case 'v':
-			cfg.verbose++;
+			cfg->verbose++;
 			break;
 		case 'h':
 			usage_run(stdout);
@@ -160,7 +204,7 @@ int cmd_run(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (!cfg.nlisten) {
+	if (!cfg->nlisten) {
 		fprintf(stderr, "baton run: give at least one --listen SPEC (see baton run --help)\n");
 		return EXIT_USAGE;
 	}
@@ -168,10 +212,20 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "baton run: no command to run: put it after \"--\" (see baton run --help)\n");
 		return EXIT_USAGE;
 	}
-	if (cfg.ready == SUP_READY_LISTEN && cfg.no_preload) {
+	if (cfg->ready == SUP_READY_LISTEN && cfg->no_preload) {
 		fprintf(stderr, "baton run: --ready listen needs the preload shim: drop --no-preload\n");
 		return EXIT_USAGE;
 	}
-	cfg.argv = argv + optind;
-	return sup_run(&cfg);
+	cfg->argv = argv + optind;
+	cfg->self_argv = cli_self_argv;
+	return sup_run(cfg);
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct sup_config cfg;
+	int r = run_with(&cfg, argc, argv);
+
+	free(cfg.listen);
+	return r;
 }

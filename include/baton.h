@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* baton: hand a listening port from one process to the next without losing a
  * connection. Public C interface: listener specs, member sockets, and steered
  * SO_REUSEPORT groups (eBPF with migration, or classic BPF as a fallback).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Helpers shared inside the library; nothing here is exported (see
  * lib/libbaton.map). */
 #ifndef BATON_INTERNAL_H
@@ -39,8 +40,5 @@ BATON_HIDDEN bool baton_owners_collect(struct baton_sockvec *sv, baton_log_fn lo
 BATON_HIDDEN void baton_pidfd_collect(struct baton_sockvec *sv, const char *iter_why,
 				      baton_log_fn log, void *log_ctx);
 
-/* pidfd_open / pidfd_getfd: the fd or -errno (lib/adopt.c) */
-BATON_HIDDEN int baton_pidfd_open(pid_t pid);
-BATON_HIDDEN int baton_pidfd_getfd(int pidfd, int fd);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The two systemd protocols baton speaks with the servers it runs: sd_notify
  * (receiving READY=1 and friends with the sender's credentials; sending, for
  * servers built on this library) and LISTEN_FDS (for servers). */

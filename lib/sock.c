@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Member sockets: opening one from a spec with SO_REUSEPORT, and reading
  * its queue (accept queue and backlog for TCP, bytes for UDP). */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* baton_socks_collect: runs the collectors of baton ls in order (sock_diag,
  * then the BPF iterator or the pidfd fallback, /proc owners, baton's steering
  * maps) over one array, and records why any field stays unknown. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The one parser for listener specs (tcp://HOST:PORT?opt=val&...) and its
  * canonical formatter. Errors name the part of the text that is wrong and
  * say what would be right. */

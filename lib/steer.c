@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Steered SO_REUSEPORT groups. eBPF mode: members live in a
  * REUSEPORT_SOCKARRAY by stable slot, the policy is a pick table published
  * through a seqcount latch (two copies, readers never see a mix), and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Small helpers that the library, the supervisor and the CLI all need: the
  * monotonic clock, /proc/PID/stat and /proc/PID/fd, JSON strings. Hidden in
  * libbaton.so (not part of the API); the baton binary links libbaton.a. */
@@ -35,6 +36,10 @@ BATON_HIDDEN int baton_proc_stat(pid_t pid, int fd, struct baton_proc_stat *st);
  * Returns 0, FN's value, or -errno if the table cannot be read. */
 typedef int (*baton_proc_socket_fn)(void *ctx, int fd, unsigned long long inode);
 BATON_HIDDEN int baton_proc_sockets(pid_t pid, unsigned budget, baton_proc_socket_fn fn, void *ctx);
+
+/* pidfd_open / pidfd_getfd: the fd or -errno (lib/adopt.c) */
+BATON_HIDDEN int baton_pidfd_open(pid_t pid);
+BATON_HIDDEN int baton_pidfd_getfd(int pidfd, int fd);
 
 /* Writes STR as a JSON string, quotes included. */
 BATON_HIDDEN void baton_json_str(FILE *f, const char *str);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Health watch over a steered group: each tick reads every member's accept
  * queue and its owners' state in /proc, steers new connections away from a
  * stopped, dead or hung member, fences it so its queue moves, and takes it

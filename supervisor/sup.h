@@ -11,7 +11,7 @@
 
 #include "baton.h"
 
-#define SUP_MAX_LISTENERS 16
+#define SUP_MAX_LISTENERS 4096   /* each is a steered group: a program and 4 maps */
 #define SUP_PROTO "baton/1"
 #define SUP_REQUEST_MAX 256
 
@@ -20,7 +20,7 @@ enum sup_ready { SUP_READY_AUTO, SUP_READY_NOTIFY, SUP_READY_DELAY, SUP_READY_LI
 
 struct sup_config {
 	char name[BATON_NAME_MAX + 1];
-	struct baton_spec listen[SUP_MAX_LISTENERS];
+	struct baton_spec *listen;   /* nlisten of them (the caller owns the array) */
 	int nlisten;
 	enum sup_ready ready;
 	long long ready_delay_ms;    /* DELAY: ready this long after start; AUTO: if silent */
@@ -33,6 +33,8 @@ struct sup_config {
 	bool stop_when_idle;         /* fence the old generation, signal it once it holds no connection */
 	bool no_watch;               /* no health watch of the active generation */
 	long long hang_ms;           /* its queue hung this long: replaced (0: 100 ms) */
+	bool allow_foreign;          /* join a group that holds sockets baton did not create */
+	char **self_argv;            /* baton's own command line: `baton upgrade` re-executes it */
 };
 
 /* Fills defaults: ready auto (READY=1, or 2 s of silence), ready timeout
@@ -42,6 +44,10 @@ void sup_config_init(struct sup_config *cfg);
 /* Runs generation 1 and supervises until stopped. Returns the exit code for
  * `baton run`: 0 after a clean stop, 1 if it could not start. */
 int sup_run(const struct sup_config *cfg);
+
+/* Where the state of supervisor NAME is kept (NAME.state in the runtime
+ * directory), for `baton run` resuming after a supervisor that died. */
+int sup_state_path(const char *name, char *buf, size_t len);
 
 /* Where the control socket of supervisor NAME lives:
  * $BATON_RUNTIME_DIR, else /run/baton for root, else $XDG_RUNTIME_DIR/baton.

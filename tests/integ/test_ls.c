@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* baton ls on real sockets, each test in its own network namespace: a steered
  * eBPF reuseport group of two and a plain SO_REUSEADDR listener report their
  * flags, group, program, slots and owners; a socket held by another process

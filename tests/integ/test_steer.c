@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Steered groups on real sockets, each test in its own network namespace:
  * which listener takes each connection, atomic switches, weights, migration
  * of queued connections (and the resets without it), cBPF fallback, UDP, and

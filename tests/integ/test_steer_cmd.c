@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* `baton steer` on unmodified servers that bind their own sockets outside
  * baton (refserver --reuseport, nginx "listen ... reuseport"), under load
  * from the counting client: a frozen member fails nothing and what queued on

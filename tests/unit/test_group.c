@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Group membership rules, checked in cBPF mode (needs no privilege): a
  * socket that cannot be steered is refused with a message naming its fd, and
  * nothing changes. Also: the library exports only baton_* names. */

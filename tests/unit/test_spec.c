@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Listener spec parser: good specs parse to the right address and options,
  * bad ones fail with a message that names the bad part. */
 #include <arpa/inet.h>

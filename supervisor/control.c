@@ -1,0 +1,295 @@
+/* The control socket: one request line per client (`baton/1 reload`,
+ * `status`, `stop`), answered with progress lines and a final ok/error;
+ * peers are checked with SO_PEERCRED. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void client_send(struct client *c, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+
+	if (c->fd < 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n > (int)sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	/* a client that stopped reading loses its copy; the supervisor goes on */
+	if (send(c->fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		return;
+}
+
+void client_close(struct sup *s, struct client *c)
+{
+	if (c->fd >= 0) {
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		close(c->fd);
+	}
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->role = CL_FREE;
+}
+
+/* A status document can be larger than the socket buffer: write it all,
+ * blocking for at most a second per write, so a slow reader gets all of it
+ * and a stuck one cannot hold the loop for long. */
+static void send_all(struct sup *s, int fd, const char *buf, size_t len)
+{
+	struct timeval tv = { .tv_sec = 1 };
+	int fl = fcntl(fd, F_GETFL);
+
+	fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	while (len) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+
+		if (n <= 0) {
+			say(s, "status reply cut short: %s", n < 0 ? strerror(errno) : "nothing sent");
+			break;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	fcntl(fd, F_SETFL, fl);
+}
+
+/* 30000 -> "30s", 1500 -> "1.5s", 250 -> "250ms": the form the options take. */
+const char *fmt_duration(long long ms)
+{
+	static char buf[32];
+
+	if (ms % 1000 == 0)
+		snprintf(buf, sizeof(buf), "%llds", ms / 1000);
+	else if (ms >= 1000)
+		snprintf(buf, sizeof(buf), "%.1fs", (double)ms / 1000.0);
+	else
+		snprintf(buf, sizeof(buf), "%lldms", ms);
+	return buf;
+}
+
+void handle_request(struct sup *s, int ci)
+{
+	struct client *c = &s->cl[ci];
+	char *line = c->buf, *cmd, *arg, *extra, *save = NULL;
+	int r;
+
+	line[strcspn(line, "\r\n")] = '\0';
+	cmd = strtok_r(line, " ", &save);
+	if (!cmd || strcmp(cmd, SUP_PROTO)) {
+		client_send(c, "error unsupported protocol \"%s\" (this supervisor speaks %s)", cmd ? cmd : "",
+			    SUP_PROTO);
+		goto close;
+	}
+	cmd = strtok_r(NULL, " ", &save);
+	arg = strtok_r(NULL, " ", &save);
+	extra = strtok_r(NULL, " ", &save);
+	if (!cmd) {
+		client_send(c, "error no command (known: reload, status, stop, upgrade)");
+		goto close;
+	}
+	if (extra) {
+		client_send(c, "error unexpected argument \"%s\" for %s", extra, cmd);
+		goto close;
+	}
+	if (!strcmp(cmd, "status") && (!arg || !strcmp(arg, "json") || !strcmp(arg, "text"))) {
+		char *text = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&text, &len);
+
+		if (!f) {
+			client_send(c, "error out of memory");
+			goto close;
+		}
+		write_status(s, f, arg && !strcmp(arg, "json"));
+		fclose(f);
+		client_send(c, "ok");
+		send_all(s, c->fd, text, len);
+		free(text);
+		goto close;
+	}
+	if (arg) {
+		client_send(c, "error unexpected argument \"%s\" for %s", arg, cmd);
+		goto close;
+	}
+	if (!strcmp(cmd, "reload")) {
+		r = start_reload(s, ci, "control socket");
+		if (r == -EBUSY)
+			client_send(c, "error a reload is already in progress (gen %d, started %lld ms ago)",
+				    s->gen[s->reload].id, (baton_mono_us() - s->reload_start_us) / 1000);
+		else if (r == -ESHUTDOWN)
+			client_send(c, "error the supervisor is stopping");
+		else if (r == -ENOENT)
+			client_send(c, "error no generation serves yet (gen 1 is still starting)");
+		if (r)
+			goto close;
+		return;	/* the client waits for the outcome */
+	}
+	if (!strcmp(cmd, "stop")) {
+		c->role = CL_STOP;
+		client_send(c, "step stopping every generation (grace %s)", fmt_duration(s->cfg->grace_ms));
+		begin_stop(s, "baton stop");
+		return;
+	}
+	if (!strcmp(cmd, "upgrade")) {
+		if (upgrade_start(s, ci))
+			goto close;
+		return;	/* answered by the new binary, or with the reason it did not start */
+	}
+	client_send(c, "error unknown command \"%s\" (known: reload, status, stop, upgrade)", cmd);
+close:
+	client_close(s, c);
+}
+
+void accept_client(struct sup *s)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct epoll_event ev = { .events = EPOLLIN };
+	int fd, i;
+
+	fd = accept4(s->ctlfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	for (i = 0; i < MAX_CLIENTS && s->cl[i].role != CL_FREE; i++)
+		;
+	struct client tmp = { .fd = fd };
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
+		close(fd);
+		return;
+	}
+	if (cred.uid != geteuid() && cred.uid != 0) {
+		client_send(&tmp, "error permission denied: uid %u may not control this supervisor (owner uid %u)",
+			    (unsigned)cred.uid, (unsigned)geteuid());
+		say(s, "refused a control request from uid %u (pid %d)", (unsigned)cred.uid, (int)cred.pid);
+		close(fd);
+		return;
+	}
+	if (i == MAX_CLIENTS) {
+		client_send(&tmp, "error busy: %d control connections are open (the limit); each idle one is closed "
+				  "after %d ms: try again", MAX_CLIENTS, CLIENT_IDLE_MS);
+		close(fd);
+		return;
+	}
+	s->cl[i] = (struct client){ .role = CL_READING, .fd = fd, .deadline = baton_mono_ms() + CLIENT_IDLE_MS };
+	ev.data.u32 = (uint32_t)i;
+	epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void read_client(struct sup *s, int ci)
+{
+	struct client *c = &s->cl[ci];
+	ssize_t n;
+
+	if (c->role != CL_READING) {
+		char sink[64];
+
+		/* a waiting client that hangs up stops getting progress lines */
+		n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN)) {
+			if (ci == s->reload_client)
+				s->reload_client = -1;
+			client_close(s, c);
+		}
+		return;
+	}
+	n = recv(c->fd, c->buf + c->len, SUP_REQUEST_MAX - c->len, MSG_DONTWAIT);
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n <= 0) {
+		client_close(s, c);
+		return;
+	}
+	c->len += (size_t)n;
+	c->buf[c->len] = '\0';
+	if (memchr(c->buf, '\0', c->len)) {
+		client_send(c, "error malformed request: it holds a NUL byte");
+		client_close(s, c);
+	} else if (strchr(c->buf, '\n')) {
+		handle_request(s, ci);
+	} else if (c->len >= SUP_REQUEST_MAX) {
+		client_send(c, "error request too long (at most %d bytes, ending in a newline)", SUP_REQUEST_MAX);
+		client_close(s, c);
+	}
+}
+
+/* The control socket: mode 0600 in a 0700 directory. A live supervisor of
+ * the same name answers a connect, and then this one refuses to start. */
+int open_control(struct sup *s)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char dir[4096];
+	mode_t old;
+	int fd, r;
+
+	if ((r = sup_runtime_dir(dir, sizeof(dir)))) {
+		say(s, "no runtime directory: set BATON_RUNTIME_DIR or XDG_RUNTIME_DIR");
+		return r;
+	}
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		r = -errno;
+		say(s, "cannot create %s: %s", dir, strerror(errno));
+		return r;
+	}
+	if ((r = sup_socket_path(s->name, "sock", s->ctl_path, sizeof(s->ctl_path))) ||
+	    (r = sup_socket_path(s->name, "notify", s->notify_path, sizeof(s->notify_path)))) {
+		say(s, "runtime directory path is too long for a socket: %s", dir);
+		return r;
+	}
+	if (s->ctlfd >= 0 && s->notifyfd >= 0)
+		return 0;	/* inherited across `baton upgrade`: never closed, no client turned away */
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", s->ctl_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		say(s, "a supervisor named \"%s\" already runs (control socket %s); pick another --name", s->name,
+		    s->ctl_path);
+		close(fd);
+		return -EADDRINUSE;
+	}
+	close(fd);
+	unlink(s->ctl_path);	/* stale: nobody answered */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	old = umask(0177);
+	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || listen(fd, 16) ? -errno : 0;
+	umask(old);
+	if (r) {
+		say(s, "cannot listen on %s: %s", s->ctl_path, strerror(-r));
+		close(fd);
+		return r;
+	}
+	s->ctlfd = fd;
+	s->notifyfd = baton_notify_open(s->notify_path);
+	if (s->notifyfd < 0) {
+		r = s->notifyfd;
+		say(s, "cannot open the notify socket %s: %s", s->notify_path, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+

@@ -1,0 +1,90 @@
+/* Sockets that baton did not create on a listener's address. A group that
+ * `baton run` joins must be baton's alone: a foreign SO_REUSEPORT member
+ * (another server, or a generation left by a supervisor whose state is
+ * gone) would take connections that no generation accepts, or silently
+ * share the port. Found with the collectors behind `baton ls`. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+static bool on_spec(const struct baton_spec *sp, const struct baton_sock *k)
+{
+	if (k->proto != sp->proto || k->lport != sp->port || k->family != sp->family)
+		return false;
+	if (k->proto == BATON_PROTO_TCP ? k->state != 10 : k->state != 7)
+		return false;	/* TCP: listeners only; UDP: unconnected sockets */
+	if (sp->family == AF_INET)
+		return !memcmp(k->local, &((const struct sockaddr_in *)&sp->addr)->sin_addr, 4);
+	return !memcmp(k->local, &((const struct sockaddr_in6 *)&sp->addr)->sin6_addr, 16);
+}
+
+/* "pid 1234 (nginx) fd 6, pid 1240 (nginx) fd 6" */
+static void owners_text(const struct baton_sock *k, char *buf, size_t len)
+{
+	size_t off = 0;
+	uint32_t i;
+
+	buf[0] = '\0';
+	for (i = 0; i < k->nowners && i < BATON_SOCK_MAX_OWNERS && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%spid %d (%s) fd %d", i ? ", " : "", k->owners[i].pid,
+					k->owners[i].comm, k->owners[i].fd);
+	if (k->nowners > BATON_SOCK_MAX_OWNERS && off < len)
+		snprintf(buf + off, len - off, " and %u more", k->nowners - BATON_SOCK_MAX_OWNERS);
+	if (!k->nowners)
+		snprintf(buf, len, "owner unknown (another user's process, or no permission to read /proc)");
+}
+
+int foreign_check(struct sup *s)
+{
+	struct baton_collect_opts o = { .sz = sizeof(o), .log = lib_log, .log_ctx = s };
+	struct baton_sock *socks = NULL;
+	size_t n = 0, i;
+	int l, found = 0, r;
+
+	for (l = 0; l < s->nl && s->spec[l].port == 0; l++)
+		;
+	if (l == s->nl)
+		return 0;	/* only port 0: a fresh port is nobody's */
+	r = baton_socks_collect(&o, &socks, &n);
+	if (r) {
+		say(s, "cannot list the sockets on the listeners' addresses (%s); not checking for foreign ones",
+		    strerror(-r));
+		return 0;
+	}
+	for (l = 0; l < s->nl; l++) {
+		char spec[256], who[512];
+
+		if (!s->spec[l].port)
+			continue;
+		for (i = 0; i < n; i++) {
+			const struct baton_sock *k = &socks[i];
+			bool reuseport = (k->opt_known & (1u << BATON_OPT_REUSEPORT)) && k->opt[BATON_OPT_REUSEPORT];
+
+			if (!on_spec(&s->spec[l], k))
+				continue;
+			found++;
+			baton_spec_format(&s->spec[l], spec, sizeof(spec));
+			owners_text(k, who, sizeof(who));
+			if (!reuseport && (k->opt_known & (1u << BATON_OPT_REUSEPORT))) {
+				say(s, "%s is already taken by a socket without SO_REUSEPORT: %s; stop it first, or take it "
+				       "over", spec, who);
+				continue;
+			}
+			if (!s->cfg->allow_foreign)
+				say(s, "%s already has a listener that baton did not create: %s; its group would share "
+				       "the port with it. Stop it first, or give --allow-foreign to run beside it",
+				    spec, who);
+			else
+				say(s, "warning: %s has a foreign listener (%s); running beside it (--allow-foreign)%s", spec,
+				    who, baton_group_mode(s->grp[0]) == BATON_MODE_CBPF
+						 ? ": in classic BPF mode it takes a share of new connections"
+						 : ": baton's program never picks it, but the kernel does while no "
+						   "generation has weight");
+		}
+	}
+	baton_socks_free(socks);
+	return found && !s->cfg->allow_foreign ? -EADDRINUSE : 0;
+}

@@ -1,0 +1,543 @@
+/* The generation state machine: start, readiness and switch, rollback,
+ * stop and drain, crash restart; and the reload that drives them. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* A step of a reload, to the supervisor's log and to the waiting client. */
+void step(struct sup *s, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	double at = (double)(baton_mono_us() - s->reload_start_us) / 1000.0;
+
+	if (s->reload_start_us)
+		say(s, "%s (+%.1f ms)", msg, at);
+	else
+		say(s, "%s", msg);
+	if (s->reload_client >= 0)
+		client_send(&s->cl[s->reload_client], "step +%.1f ms %s", at, msg);
+}
+
+void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	long long took = (baton_mono_us() - s->reload_start_us) / 1000;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (ok)
+		s->reloads_done++;
+	else
+		s->reloads_failed++;
+	snprintf(s->last_reload, sizeof(s->last_reload), "%s after %lld ms: %s", ok ? "ok" : "failed", took, msg);
+	say(s, "reload %s after %lld ms: %s", ok ? "done" : "failed", took, msg);
+	if (s->reload_client >= 0) {
+		client_send(&s->cl[s->reload_client], "%s %s", ok ? "ok" : "error", msg);
+		client_close(s, &s->cl[s->reload_client]);
+	}
+	s->reload = -1;
+	s->reload_client = -1;
+	s->reload_start_us = 0;
+}
+
+/* Clears a generation for reuse, keeping its per-listener arrays. */
+void gen_reset(struct sup *s, struct gen *g)
+{
+	int *slot = g->slot, l;
+	uint32_t *last_len = g->last_len;
+	long long *stall_since = g->stall_since;
+	ino_t *ino = g->member_ino;
+
+	if (g->pidfd >= 0 && g->pidfd != 0) {
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, g->pidfd, NULL);
+		close(g->pidfd);
+	}
+	memset(g, 0, sizeof(*g));
+	g->pidfd = -1;
+	g->slot = slot;
+	g->last_len = last_len;
+	g->stall_since = stall_since;
+	g->member_ino = ino;
+	for (l = 0; l < s->nl; l++) {
+		slot[l] = -1;
+		last_len[l] = 0;
+		stall_since[l] = 0;
+		ino[l] = 0;
+	}
+}
+
+/* A pidfd for G's process, watched by the loop: the exit of a process that
+ * is not our child (adopted after a supervisor died) shows only there. */
+int gen_watch_pid(struct sup *s, int gi)
+{
+	struct gen *g = &s->gen[gi];
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = EV_PIDFD + (uint32_t)gi };
+
+	if (g->pidfd < 0) {
+		g->pidfd = baton_pidfd_open(g->pid);
+		if (g->pidfd < 0) {
+			int r = g->pidfd;
+
+			g->pidfd = -1;
+			return r;
+		}
+	}
+	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, g->pidfd, &ev) && errno != EEXIST ? -errno : 0;
+}
+
+int live_gens(const struct sup *s)
+{
+	int i, n = 0;
+
+	for (i = 0; i < MAX_GENS; i++)
+		if (s->gen[i].state != GEN_FREE && s->gen[i].pid > 0)
+			n++;
+	return n;
+}
+
+int draining_gens(const struct sup *s)
+{
+	int i, n = 0;
+
+	for (i = 0; i < MAX_GENS; i++)
+		n += s->gen[i].state == GEN_DRAINING && s->gen[i].pid > 0;
+	return n;
+}
+
+int alloc_gen(struct sup *s)
+{
+	int i, oldest = -1;
+
+	for (i = 0; i < MAX_GENS; i++)
+		if (s->gen[i].state == GEN_FREE)
+			return i;
+	/* forget the oldest generation that has ended */
+	for (i = 0; i < MAX_GENS; i++)
+		if (s->gen[i].state == GEN_EXITED && s->gen[i].pid == 0 &&
+		    (oldest < 0 || s->gen[i].id < s->gen[oldest].id))
+			oldest = i;
+	return oldest;
+}
+
+/* Takes a generation's members out of their groups: fenced first, so what
+ * waits in their queues moves to the active members even if some process
+ * still holds a copy. */
+void release_members(struct sup *s, struct gen *g)
+{
+	int l;
+
+	for (l = 0; l < s->nl; l++) {
+		if (g->slot[l] < 0)
+			continue;
+		baton_group_fence(s->grp[l], g->slot[l]);
+		baton_group_remove(s->grp[l], g->slot[l]);
+		g->slot[l] = -1;
+	}
+}
+
+/* Starts a generation. FROM >= 0 hands it the members of a crashed one
+ * (their queues kept everything meanwhile); otherwise it gets new member
+ * sockets with weight WEIGHT. Returns the index or -errno (-EAGAIN: every
+ * generation slot is taken by one that still runs). */
+int start_gen(struct sup *s, int from, uint32_t weight)
+{
+	int gi = alloc_gen(s), *fds = NULL, l, r = 0;
+	struct baton_proc_stat st;
+	struct gen *g;
+	pid_t pid;
+
+	if (gi < 0)
+		return -EAGAIN;
+	g = &s->gen[gi];
+	gen_reset(s, g);
+	fds = calloc((size_t)s->nl, sizeof(*fds));
+	if (!fds)
+		return -ENOMEM;
+	for (l = 0; l < s->nl; l++) {
+		struct stat sst;
+
+		if (from >= 0) {
+			g->slot[l] = s->gen[from].slot[l];
+			s->gen[from].slot[l] = -1;
+		} else {
+			int fd = baton_listener_open(&s->spec[l]);
+
+			if (fd < 0) {
+				r = fd;
+				say(s, "cannot open a member socket for listener %d: %s", l, strerror(-r));
+				goto fail;
+			}
+			g->slot[l] = baton_group_add(s->grp[l], fd, weight);
+			close(fd);	/* the group keeps its copy */
+			if (g->slot[l] < 0) {
+				r = g->slot[l];
+				g->slot[l] = -1;
+				goto fail;
+			}
+		}
+		fds[l] = baton_group_fd(s->grp[l], g->slot[l]);
+		if (!fstat(fds[l], &sst))
+			g->member_ino[l] = sst.st_ino;
+	}
+	g->id = ++s->next_id;
+	g->start_us = baton_mono_us();
+	g->start_wall_ms = baton_wall_ms();
+	pid = spawn(s, g->id, fds, &r);
+	if (pid < 0) {
+		say(s, "cannot run \"%s\": %s", s->cfg->argv[0], strerror(-r));
+		goto fail;
+	}
+	free(fds);
+	g->pid = pid;
+	g->state = GEN_STARTING;
+	if (!baton_proc_stat(pid, -1, &st))
+		g->start_ticks = st.start;
+	gen_watch_pid(s, gi);
+	state_save(s);
+	return gi;
+fail:
+	free(fds);
+	if (from >= 0) {
+		/* a failed restart hands the sockets back, queues intact */
+		for (l = 0; l < s->nl; l++)
+			s->gen[from].slot[l] = g->slot[l];
+		for (l = 0; l < s->nl; l++)
+			g->slot[l] = -1;
+	} else {
+		release_members(s, g);
+	}
+	gen_reset(s, g);
+	return r ? r : -EIO;
+}
+
+void stop_gen(struct sup *s, struct gen *g)
+{
+	if (g->pid <= 0 || g->stop_ms)
+		return;
+	bool served = g->state == GEN_ACTIVE;
+
+	g->stop_ms = baton_mono_ms();
+	g->state = GEN_DRAINING;
+	if (served && stop_when_idle(s, g))
+		return;
+	kill(g->pid, s->cfg->stop_signal);
+}
+
+void describe_exit(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "ended (wait status %d)", status);
+}
+
+/* Readiness: the new generation takes all new connections in one step. */
+void gen_ready(struct sup *s, int gi, bool assumed)
+{
+	struct gen *g = &s->gen[gi];
+	int l, old = s->active;
+
+	g->ready_us = baton_mono_us();
+	if (gi != s->reload) {
+		g->state = GEN_ACTIVE;	/* generation 1, or a restart on the same members */
+		if (assumed)
+			say(s, "gen %d (pid %d) assumed ready: no sd_notify message within %s", g->id, (int)g->pid,
+			    fmt_duration(s->cfg->ready_delay_ms));
+		else
+			say(s, "gen %d (pid %d) ready after %lld ms", g->id, (int)g->pid,
+			    (g->ready_us - g->start_us) / 1000);
+		state_save(s);
+		return;
+	}
+	g->state = GEN_READY;
+	if (assumed)
+		step(s, "gen %d (pid %d) assumed ready: no sd_notify message within %s", g->id, (int)g->pid,
+		     fmt_duration(s->cfg->ready_delay_ms));
+	else
+		step(s, "gen %d (pid %d) ready after %.1f ms", g->id, (int)g->pid,
+		     (double)(g->ready_us - g->start_us) / 1000.0);
+	for (l = 0; l < s->nl; l++) {
+		int r = baton_group_activate(s->grp[l], g->slot[l]);
+
+		if (r) {
+			/* undo: whatever already moved comes back to the old one */
+			int k;
+
+			for (k = 0; k < l && old >= 0; k++)
+				if (s->gen[old].slot[k] >= 0)
+					baton_group_activate(s->grp[k], s->gen[old].slot[k]);
+			stop_gen(s, g);
+			release_members(s, g);
+			reload_finish(s, false, "cannot switch listener %d to gen %d: %s; gen %d still serves", l,
+				      g->id, strerror(-r), old >= 0 ? s->gen[old].id : 0);
+			return;
+		}
+	}
+	g->state = GEN_ACTIVE;
+	s->active = gi;
+	step(s, "switched: new connections go to gen %d", g->id);
+	if (s->health_reload || s->degraded[0])
+		sup_set_degraded(s, NULL);
+	if (old >= 0) {
+		struct gen *o = &s->gen[old];
+
+		if (o->pid > 0) {
+			stop_gen(s, o);
+			if (baton_group_mode(s->grp[0]) == BATON_MODE_EBPF)
+				step(s, "gen %d (pid %d) told to stop (%s); its queue moves to gen %d once it stops "
+					"accepting", o->id, (int)o->pid, strsignal(s->cfg->stop_signal), g->id);
+			else
+				step(s, "gen %d (pid %d) told to stop (%s); classic BPF mode cannot move its queue: "
+					"it must accept what waits there before it exits",
+				     o->id, (int)o->pid, strsignal(s->cfg->stop_signal));
+		} else {
+			/* it had crashed and was waiting for its restart */
+			release_members(s, o);
+			s->restart_from = -1;
+			s->restart_at = 0;
+		}
+	}
+	state_save(s);
+	reload_finish(s, true, "gen %d (pid %d) serves", g->id, (int)g->pid);
+}
+
+/* What to say about the generation that still holds the listeners after a
+ * failed reload: that it serves, or (a frozen one the watch fenced) that it
+ * keeps the listeners so connections wait rather than be refused. */
+static void still_serves(const struct sup *s, char *buf, size_t len)
+{
+	const struct gen *o = s->active >= 0 ? &s->gen[s->active] : NULL;
+
+	if (!o)
+		snprintf(buf, len, "no generation serves");
+	else if (o->health[0] && o->pid > 0)
+		snprintf(buf, len, "gen %d keeps the listeners but is unhealthy (%s): new connections wait in its "
+			 "queue", o->id, strchr(o->health, ':') ? strchr(o->health, ':') + 2 : o->health);
+	else
+		snprintf(buf, len, "gen %d still serves", o->id);
+}
+
+/* Never dark: a listener must not be left with every member fenced. After
+ * a failed replacement, the active generation's members listen again and
+ * take their weight back, however unhealthy it is: its queue holds new
+ * connections until it recovers or a replacement succeeds. */
+void undark(struct sup *s)
+{
+	struct gen *o;
+	int l;
+
+	if (s->active < 0)
+		return;
+	o = &s->gen[s->active];
+	for (l = 0; l < s->nl; l++) {
+		if (o->slot[l] < 0)
+			continue;
+		baton_group_unfence(s->grp[l], o->slot[l]);
+		baton_group_set_down(s->grp[l], o->slot[l], false);
+	}
+	if (!strncmp(o->health, "fenced: ", 8)) {
+		/* "kept: owner stopped (SIGSTOP)": listening again, not serving */
+		memmove(o->health + 6, o->health + 8, strlen(o->health + 8) + 1);
+		memcpy(o->health, "kept: ", 6);
+	}
+}
+
+void rollback(struct sup *s, const char *why)
+{
+	struct gen *g = &s->gen[s->reload];
+	char serves[200];
+
+	step(s, "rolling back: %s", why);
+	if (s->health_reload || (s->active >= 0 && s->gen[s->active].health[0]))
+		undark(s);	/* before the failed members go: their queue moves back */
+	stop_gen(s, g);
+	/* its members never had weight; fencing moves anything there to the
+	 * generation that still serves */
+	release_members(s, g);
+	snprintf(g->why, sizeof(g->why), "rolled back: %s", why);
+	still_serves(s, serves, sizeof(serves));
+	if (s->health_reload) {
+		char reason[256];
+
+		s->retry_ms = !s->retry_ms ? 1000 : s->retry_ms * 2 > 30000 ? 30000 : s->retry_ms * 2;
+		s->retry_at = baton_mono_ms() + s->retry_ms;
+		snprintf(reason, sizeof(reason), "replacement failed (%s); %s; retrying in %lld ms", why, serves,
+			 s->retry_ms);
+		sup_set_degraded(s, reason);
+	}
+	s->health_reload = false;
+	state_save(s);
+	reload_finish(s, false, "%s; rolled back, %s", why, serves);
+}
+
+void begin_stop(struct sup *s, const char *why)
+{
+	int i;
+
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	say(s, "stopping (%s): telling every generation to stop", why);
+	if (s->reload >= 0)
+		reload_finish(s, false, "the supervisor is stopping");
+	s->restart_at = 0;
+	for (i = 0; i < MAX_GENS; i++)
+		if (s->gen[i].state != GEN_FREE && s->gen[i].pid > 0)
+			stop_gen(s, &s->gen[i]);
+}
+
+void gen_exited(struct sup *s, int gi, int status)
+{
+	struct gen *g = &s->gen[gi];
+	char how[128];
+	enum gen_state was = g->state;
+
+	if (status == -1)
+		snprintf(how, sizeof(how), "exited (status unknown: not a child of this supervisor)");
+	else
+		describe_exit(status, how, sizeof(how));
+	g->pid = 0;
+	if (g->pidfd >= 0) {
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, g->pidfd, NULL);
+		close(g->pidfd);
+		g->pidfd = -1;
+	}
+	g->status = status;
+	g->state = GEN_EXITED;
+	if (!g->why[0])
+		snprintf(g->why, sizeof(g->why), "%s", how);
+	if (gi == s->reload) {
+		char why[200];
+
+		snprintf(why, sizeof(why), "gen %d %s before it was ready", g->id, how);
+		rollback(s, why);
+		return;
+	}
+	if (s->stopping || was == GEN_DRAINING) {
+		say(s, "gen %d %s", g->id, how);
+		release_members(s, g);
+		state_save(s);
+		return;
+	}
+	if (gi == s->active && (was == GEN_STARTING || was == GEN_READY) && g->id == 1) {
+		say(s, "gen 1 %s before it was ready; giving up", how);
+		release_members(s, g);
+		s->active = -1;
+		s->exit_code = 1;
+		begin_stop(s, "the command failed to start");
+		return;
+	}
+	if (gi == s->active) {
+		long long up = (baton_mono_us() - g->start_us) / 1000;
+
+		s->backoff_ms = up >= STABLE_MS || !s->backoff_ms ? BACKOFF_MIN_MS
+				: s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+		s->restart_from = gi;
+		s->restart_at = baton_mono_ms() + s->backoff_ms;
+		s->restarts++;
+		say(s, "gen %d (active) %s after %lld ms; restarting in %lld ms on the same sockets "
+		       "(new connections wait in their queue)", g->id, how, up, s->backoff_ms);
+		state_save(s);
+		return;
+	}
+	release_members(s, g);
+	state_save(s);
+}
+
+void reap(struct sup *s)
+{
+	int status, i;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (i = 0; i < MAX_GENS; i++)
+			if (s->gen[i].state != GEN_FREE && s->gen[i].pid == pid) {
+				gen_exited(s, i, status);
+				break;
+			}
+}
+
+/* GI's pidfd says its process ended. Our own child is reaped through
+ * SIGCHLD with its status; one adopted from a dead supervisor is reaped by
+ * its new parent, and its status is not ours to know. */
+void pid_ended(struct sup *s, int gi)
+{
+	struct gen *g = &s->gen[gi];
+	int status;
+
+	if (g->state == GEN_FREE || g->pid <= 0)
+		return;
+	if (!g->adopted) {
+		if (waitpid(g->pid, &status, WNOHANG) == g->pid)
+			gen_exited(s, gi, status);
+		return;
+	}
+	gen_exited(s, gi, -1);
+}
+
+int start_reload(struct sup *s, int client, const char *origin)
+{
+	int gi;
+
+	if (s->stopping)
+		return -ESHUTDOWN;
+	if (s->reload >= 0)
+		return -EBUSY;
+	if (s->active < 0)
+		return -ENOENT;
+	s->reload_start_us = baton_mono_us();
+	s->reload_client = client;
+	if (client >= 0)
+		s->cl[client].role = CL_RELOAD;
+	say(s, "reload requested (%s)", origin);
+	s->health_reload = !strcmp(origin, "health watch");
+	gi = start_gen(s, -1, 0);
+	if (gi < 0) {
+		char serves[200];
+
+		s->reload = -1;
+		still_serves(s, serves, sizeof(serves));
+		if (gi == -EAGAIN)
+			reload_finish(s, false, "cannot start the next generation: all %d generation slots are taken "
+				      "by generations that still run (%d draining); wait until they exit, or stop "
+				      "them sooner with a shorter --grace; %s", MAX_GENS, draining_gens(s), serves);
+		else
+			reload_finish(s, false, "cannot start the next generation: %s; %s", strerror(-gi), serves);
+		if (s->health_reload) {
+			s->retry_ms = !s->retry_ms ? 1000 : s->retry_ms * 2 > 30000 ? 30000 : s->retry_ms * 2;
+			s->retry_at = baton_mono_ms() + s->retry_ms;
+			sup_set_degraded(s, "the health watch could not start a replacement; retrying");
+		}
+		s->health_reload = false;
+		return 0;
+	}
+	s->reload = gi;
+	state_save(s);
+	step(s, "started gen %d (pid %d)", s->gen[gi].id, (int)s->gen[gi].pid);
+	return 0;
+}
+

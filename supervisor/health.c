@@ -1,0 +1,217 @@
+/* Health of the generations: the watch over the active one (frozen or
+ * hung: replaced), the drain watch over stopping ones, and --stop-when-idle. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* --stop-when-idle: for servers whose stop signal cuts requests in flight
+ * (python's http.server dies on SIGTERM, and SIGINT can land between its
+ * accept() and the thread that serves). Fence the members so their queue
+ * moves to the new generation and nothing new arrives, then signal once the
+ * process holds no socket but its members (or after --grace). */
+bool stop_when_idle(struct sup *s, struct gen *g)
+{
+	int l;
+
+	if (!s->cfg->stop_when_idle || s->stopping)
+		return false;
+	for (l = 0; l < s->nl; l++) {
+		struct stat st;
+
+		g->member_ino[l] = 0;
+		if (g->slot[l] >= 0 && !fstat(baton_group_fd(s->grp[l], g->slot[l]), &st))
+			g->member_ino[l] = st.st_ino;
+	}
+	release_members(s, g);
+	g->idle_wait = true;
+	return true;
+}
+
+struct busy_ctx {
+	const struct sup *s;
+	const struct gen *g;
+	int n;
+};
+
+static int count_busy(void *ctx, int fd, unsigned long long ino)
+{
+	struct busy_ctx *c = ctx;
+	int l;
+
+	(void)fd;
+	for (l = 0; l < c->s->nl; l++)
+		if (c->g->member_ino[l] == (ino_t)ino)
+			return 0;
+	c->n++;
+	return 0;
+}
+
+/* Sockets PID holds other than the generation's members; -1 if unknown. */
+static int busy_sockets(const struct sup *s, const struct gen *g, pid_t pid)
+{
+	struct busy_ctx c = { .s = s, .g = g };
+
+	return baton_proc_sockets(pid, 65536, count_busy, &c) < 0 ? -1 : c.n;
+}
+
+void idle_check(struct sup *s, struct gen *g, long long now)
+{
+	char path[64], buf[1024], *tok, *save = NULL;
+	int n = busy_sockets(s, g, g->pid), fd;
+	ssize_t got;
+
+	/* its children (workers) count too, one level down */
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)g->pid, (int)g->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		got = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[got > 0 ? got : 0] = '\0';
+		for (tok = strtok_r(buf, " \n", &save); tok && n >= 0; tok = strtok_r(NULL, " \n", &save)) {
+			int c = busy_sockets(s, g, (pid_t)atoi(tok));
+
+			n += c > 0 ? c : 0;
+		}
+	}
+	if (n > 0 && now - g->stop_ms < s->cfg->grace_ms)
+		return;
+	if (n > 0)
+		say(s, "gen %d (pid %d) still holds %d connection%s after the %lld ms grace; stopping it anyway",
+		    g->id, (int)g->pid, n, n == 1 ? "" : "s", s->cfg->grace_ms);
+	g->idle_wait = false;
+	g->stop_ms = now;	/* the grace before SIGKILL starts now */
+	kill(g->pid, s->cfg->stop_signal);
+}
+
+/* A draining generation's members: once a queue stops shrinking (nobody
+ * accepts from it any more), fence it so what waits there moves now rather
+ * than when the process finally exits. */
+void watch_drain(struct sup *s, struct gen *g, long long now)
+{
+	int l;
+
+	for (l = 0; l < s->nl; l++) {
+		struct baton_queue q;
+
+		if (g->slot[l] < 0 || baton_group_queue(s->grp[l], g->slot[l], &q))
+			continue;
+		if (!q.len) {
+			g->stall_since[l] = 0;
+			g->last_len[l] = 0;
+			continue;
+		}
+		if (!g->stall_since[l] || q.len < g->last_len[l])
+			g->stall_since[l] = now;
+		g->last_len[l] = q.len;
+		if (now - g->stall_since[l] >= STALL_MS) {
+			say(s, "gen %d stopped accepting with %u queued on listener %d; moving them to gen %d", g->id,
+			    q.len, l, s->active >= 0 ? s->gen[s->active].id : 0);
+			baton_group_fence(s->grp[l], g->slot[l]);
+			baton_group_remove(s->grp[l], g->slot[l]);
+			g->slot[l] = -1;
+		}
+	}
+}
+
+/* The health watch over the active generation (its pid owns its members):
+ * once it is stopped or its queue hangs, a fresh generation starts as in a
+ * reload, and as soon as its members are in the group the watch steers away
+ * from the old one and fences it, so its queue moves to the new one, which
+ * takes new connections while it starts. A generation that exits is the
+ * crash path's business, not the watch's. */
+void health_tick(struct sup *s, long long now)
+{
+	struct baton_watch_opts o = { .sz = sizeof(o), .hang_ms = (uint32_t)s->cfg->hang_ms, .keep_gone = true,
+				      .owned_only = true, .log = lib_log, .log_ctx = s };
+	struct baton_member_health h = { 0 };
+	struct gen *g;
+	int l, bad = -1;
+
+	if (s->cfg->no_watch || s->stopping || s->active < 0)
+		return;
+	g = &s->gen[s->active];
+	if (g->state != GEN_ACTIVE || g->pid <= 0) {
+		/* starting (a restart) or gone: not judged until it serves */
+		for (l = 0; l < s->nl && s->watched >= 0; l++)
+			for (int k = 0; k < BATON_MAX_SLOTS; k++)
+				baton_watch_clear_owners(s->watch[l], k);
+		s->watched = -1;
+		return;
+	}
+	for (l = 0; l < s->nl; l++) {
+		if (!s->watch[l] && !(s->watch[l] = baton_watch_new(s->grp[l], &o)))
+			return;
+		if (s->watched != s->active) {
+			for (int k = 0; k < BATON_MAX_SLOTS; k++)
+				baton_watch_clear_owners(s->watch[l], k);
+			if (g->pid > 0 && g->slot[l] >= 0)
+				baton_watch_set_owner(s->watch[l], g->slot[l], g->pid);
+		}
+	}
+	s->watched = s->active;
+	for (l = 0; l < s->nl; l++) {
+		struct baton_member_health mh;
+
+		baton_watch_tick(s->watch[l], (uint64_t)now);
+		if (bad < 0 && g->slot[l] >= 0 && !baton_watch_health(s->watch[l], g->slot[l], &mh) &&
+		    (mh.health == BATON_HEALTH_STOPPED || mh.health == BATON_HEALTH_HUNG)) {
+			bad = l;
+			h = mh;
+		}
+	}
+	if (bad < 0) {
+		if (g->health[0]) {
+			say(s, "gen %d (pid %d) is healthy again", g->id, (int)g->pid);
+			g->health[0] = '\0';
+		}
+		if (s->degraded[0] && s->reload < 0) {
+			sup_set_degraded(s, NULL);
+			s->retry_ms = 0;
+		}
+		return;
+	}
+	if (!g->health[0]) {
+		snprintf(g->health, sizeof(g->health), "fenced: %s%s", baton_health_name(h.health),
+			 h.health == BATON_HEALTH_STOPPED ? " (SIGSTOP)" : "");
+		say(s, "gen %d (pid %d) is unhealthy (%s on listener %d); starting a fresh generation", g->id,
+		    (int)g->pid, baton_health_name(h.health), bad);
+		if (s->reload < 0)
+			start_reload(s, -1, "health watch");
+		return;
+	}
+	if (s->reload >= 0 || !s->degraded[0] || now < s->retry_at)
+		return;
+	/* a replacement failed before: try again, and steer away from the
+	 * unhealthy one as soon as the new members can queue what comes */
+	say(s, "gen %d (pid %d) is still unhealthy (%s); trying a replacement again", g->id, (int)g->pid, g->health);
+	if (!strncmp(g->health, "kept: ", 6)) {
+		char was[sizeof(g->health)];
+
+		snprintf(was, sizeof(was), "%s", g->health + 6);
+		snprintf(g->health, sizeof(g->health), "fenced: %.80s", was);
+	}
+	start_reload(s, -1, "health watch");
+	if (s->reload < 0)
+		return;
+	for (l = 0; l < s->nl; l++) {
+		if (g->slot[l] < 0)
+			continue;
+		baton_group_set_down(s->grp[l], g->slot[l], true);
+		baton_group_fence(s->grp[l], g->slot[l]);
+	}
+}

@@ -1,0 +1,166 @@
+/* What the supervisor's files share: the generation, client and supervisor
+ * structs, and the functions each role offers the others. Not a public
+ * interface: cli/ uses sup.h. */
+#ifndef BATON_SUP_INTERNAL_H
+#define BATON_SUP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "sup.h"
+#include "util.h"
+
+#define MAX_GENS 16
+#define MAX_CLIENTS 64
+#define STALL_MS 20           /* a draining queue that does not shrink this long is moved */
+#define CLIENT_IDLE_MS 2000   /* a control client must send its request by then */
+#define TICK_MS 10
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 10000
+#define STABLE_MS 10000       /* a generation up this long resets the back-off */
+
+enum gen_state { GEN_FREE, GEN_STARTING, GEN_READY, GEN_ACTIVE, GEN_DRAINING, GEN_EXITED };
+
+static const char *const state_name[] = { "free", "starting", "ready", "active", "draining", "exited" };
+
+struct gen {
+	enum gen_state state;
+	int id;
+	pid_t pid;                      /* 0 once reaped */
+	int pidfd;                      /* -1: none; tells its exit even when it is not our child */
+	unsigned long long start_ticks; /* /proc/PID/stat start time: the pid names this process only */
+	bool adopted;                   /* left by a supervisor that died: not our child */
+	long long start_wall_ms, stop_ms;
+	long long start_us, ready_us;    /* monotonic; 0.1 ms for reload timings; ready_us 0: not yet */
+	bool heard;                     /* sent any sd_notify message */
+	bool killed;
+	int status;                     /* wait status once reaped (-1: unknown, not our child) */
+	char why[160];                  /* why it ended, for status */
+	bool idle_wait;                 /* --stop-when-idle: fenced, not yet signalled */
+	char health[96];                /* why the health watch replaced it, for status */
+	/* per listener, nlisten entries each (allocated once, kept across reuse) */
+	int *slot;                      /* -1: none */
+	uint32_t *last_len;
+	long long *stall_since;
+	ino_t *member_ino;              /* its member sockets, to find them again in /proc/PID/fd */
+};
+
+enum client_role { CL_FREE, CL_READING, CL_RELOAD, CL_STOP };
+
+struct client {
+	enum client_role role;
+	int fd;
+	size_t len;
+	long long deadline;
+	char buf[SUP_REQUEST_MAX + 1];
+};
+
+struct sup {
+	const struct sup_config *cfg;
+	char name[BATON_NAME_MAX + 1];
+	int nl;                     /* listeners */
+	struct baton_spec *spec;    /* with the port actually bound */
+	char *fdnames;              /* LISTEN_FDNAMES */
+	struct baton_group **grp;
+	struct baton_watch **watch;
+	struct gen gen[MAX_GENS];
+	int next_id;
+	int active;                 /* index into gen, -1 none */
+	int reload;                 /* index of the generation being started by a reload, -1 none */
+	int reload_client;          /* client waiting for it, -1 for SIGHUP */
+	long long reload_start_us;       /* monotonic; 0: no reload */
+	int restart_from;           /* crashed active generation awaiting restart, -1 none */
+	long long restart_at;
+	long long backoff_ms;
+	int reloads_done, reloads_failed, restarts;
+	char last_reload[320];
+	bool stopping;
+	int exit_code;
+	int epfd, sigfd, notifyfd, ctlfd;
+	char ctl_path[108], notify_path[108];
+	struct client cl[MAX_CLIENTS];
+	long long start_wall_ms;
+	char preload_lib[4096];     /* "" without the shim */
+	char *preload_env;          /* BATON_PRELOAD for it */
+	char state_path[4096];      /* the state that outlives this process */
+	char pin_root[4096];        /* bpffs directory of the groups' pins, "" in cBPF mode */
+	bool resumed;               /* adopted what a dead supervisor left, or re-executed */
+	bool health_reload;         /* the reload running was started by the health watch */
+	char degraded[256];         /* "": healthy; else why the service is degraded */
+	long long retry_at;         /* degraded: when to try a replacement again */
+	long long retry_ms;         /* its back-off */
+	int upgrade_client;         /* client waiting for `baton upgrade` across the exec, -1 none */
+	char **argv;                /* this process's own command line, for baton upgrade */
+	int watched;                /* generation whose pid the watches know, -1 none */
+};
+
+enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_PIDFD = 2000 /* + generation index */ };
+
+
+void preload_setup(struct sup *s);
+void preload_apply(struct sup *s);
+pid_t spawn(struct sup *s, int id, const int *fds, int *err);
+void step(struct sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void reload_finish(struct sup *s, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void release_members(struct sup *s, struct gen *g);
+int live_gens(const struct sup *s);
+int alloc_gen(struct sup *s);
+int start_gen(struct sup *s, int from, uint32_t weight);
+void stop_gen(struct sup *s, struct gen *g);
+void describe_exit(int status, char *buf, size_t len);
+void gen_ready(struct sup *s, int gi, bool assumed);
+void rollback(struct sup *s, const char *why);
+void begin_stop(struct sup *s, const char *why);
+void gen_exited(struct sup *s, int gi, int status);
+void reap(struct sup *s);
+int start_reload(struct sup *s, int client, const char *origin);
+void client_send(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void client_close(struct sup *s, struct client *c);
+void handle_request(struct sup *s, int ci);
+void accept_client(struct sup *s);
+void read_client(struct sup *s, int ci);
+int open_control(struct sup *s);
+void say(struct sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void lib_log(void *ctx, enum baton_log_level level, const char *msg);
+bool busy(const struct sup *s);
+bool stop_when_idle(struct sup *s, struct gen *g);
+void idle_check(struct sup *s, struct gen *g, long long now);
+void watch_drain(struct sup *s, struct gen *g, long long now);
+void health_tick(struct sup *s, long long now);
+void write_status(struct sup *s, FILE *f, bool json);
+bool notify_from(const struct gen *g, const struct baton_notify_msg *m);
+bool listen_is_ready(const struct sup *s, const struct baton_notify_msg *m);
+void read_notify(struct sup *s);
+
+const char *fmt_duration(long long ms);
+void gen_reset(struct sup *s, struct gen *g);
+int gen_watch_pid(struct sup *s, int gi);
+int draining_gens(const struct sup *s);
+void undark(struct sup *s);
+void pid_ended(struct sup *s, int gi);
+/* NULL: healthy again; else why the service is degraded (for status). */
+void sup_set_degraded(struct sup *s, const char *why);
+
+/* state.c: what outlives this process */
+void state_save(struct sup *s);
+/* Reads the state a dead supervisor (or this one, before an exec) left and
+ * adopts its generations. 1: resumed, 0: no state to resume, -errno: a
+ * state that cannot be resumed (said why). */
+int state_resume(struct sup *s);
+void state_remove(struct sup *s);
+int state_pin_root(struct sup *s);
+int sup_make_groups(struct sup *s);
+
+/* upgrade.c: `baton upgrade` re-executes this binary in place */
+int upgrade_start(struct sup *s, int client);
+/* After an exec by upgrade_start: takes the inherited control, notify and
+ * client sockets back. Returns true if this process is such an upgrade. */
+bool upgrade_inherit(struct sup *s);
+void upgrade_finish(struct sup *s);
+
+/* foreign.c: sockets on a listener's address that baton did not create */
+int foreign_check(struct sup *s);
+
+#endif

@@ -1,0 +1,164 @@
+/* Starting a generation's process: fork + exec with its member sockets as
+ * fds 3.. (LISTEN_FDS) and the preload shim in its environment. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/close_range.h>
+
+#include "internal.h"
+#include "preload_path.h"
+
+/* Finds the shim (BATON_PRELOAD_LIB, next to this executable, or where make install put it) and
+ * writes the address-to-fd map it reads. Without it, servers that bind
+ * their own socket fail with EADDRINUSE, so that is said once here. */
+void preload_setup(struct sup *s)
+{
+	size_t off, cap;
+	int l;
+
+	if (preload_path_find(s->preload_lib, sizeof(s->preload_lib)) < 0) {
+		say(s, "no preload shim at %s (set BATON_PRELOAD_LIB); a command that binds its own socket "
+		       "will not get baton's", s->preload_lib[0] ? s->preload_lib : "(unknown)");
+		s->preload_lib[0] = '\0';
+		return;
+	}
+	cap = 8 + (size_t)s->nl * 80;
+	free(s->preload_env);
+	s->preload_env = malloc(cap);
+	if (!s->preload_env) {
+		say(s, "no memory for the preload shim's map; running without it");
+		s->preload_lib[0] = '\0';
+		return;
+	}
+	off = (size_t)snprintf(s->preload_env, cap, "v1");
+	for (l = 0; l < s->nl && off < cap; l++) {
+		const struct baton_spec *sp = &s->spec[l];
+		char host[INET6_ADDRSTRLEN] = "";
+		const void *a = sp->family == AF_INET ? (const void *)&((const struct sockaddr_in *)&sp->addr)->sin_addr
+						     : (const void *)&((const struct sockaddr_in6 *)&sp->addr)->sin6_addr;
+
+		inet_ntop(sp->family, a, host, sizeof(host));
+		off += (size_t)snprintf(s->preload_env + off, cap - off,
+					sp->family == AF_INET6 ? ";%s:[%s]:%u=%d" : ";%s:%s:%u=%d",
+					sp->proto == BATON_PROTO_UDP ? "udp" : "tcp", host, sp->port, 3 + l);
+	}
+	if (s->cfg->verbose)
+		say(s, "preloading %s with BATON_PRELOAD=%s", s->preload_lib, s->preload_env);
+}
+
+/* In the child, before exec: the shim goes first in LD_PRELOAD. */
+void preload_apply(struct sup *s)
+{
+	const char *old = getenv("LD_PRELOAD");
+	char val[16384];
+
+	if (!s->preload_lib[0]) {
+		unsetenv("BATON_PRELOAD");	/* an outer baton's map names other fds */
+		return;
+	}
+	snprintf(val, sizeof(val), "%s%s%s", s->preload_lib, old && *old ? " " : "", old ? old : "");
+	setenv("LD_PRELOAD", val, 1);
+	setenv("BATON_PRELOAD", s->preload_env, 1);
+}
+
+/* An ignored signal stays ignored across exec: a supervisor started in the
+ * background of a non-interactive shell has SIGINT and SIGQUIT ignored, and
+ * a server it ran would then never hear --stop-signal INT (python's
+ * http.server only installs its KeyboardInterrupt handler when SIGINT is
+ * at its default). Every generation starts with default dispositions. */
+static void default_signals(void)
+{
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+}
+
+/* fork + exec with the member sockets as fds 3.. (systemd's protocol). An
+ * exec failure comes back through a close-on-exec pipe, so it is an error
+ * here and not a mysterious exit 127 later. */
+pid_t spawn(struct sup *s, int id, const int *fds, int *err)
+{
+	int n = s->nl, p[2], *tmp, i, e = 0;
+	pid_t pid;
+	ssize_t got;
+
+	tmp = calloc((size_t)n, sizeof(*tmp));
+	if (!tmp || pipe2(p, O_CLOEXEC)) {
+		*err = tmp ? -errno : -ENOMEM;
+		free(tmp);
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		*err = -errno;
+		close(p[0]);
+		close(p[1]);
+		free(tmp);
+		return -1;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		char num[32];
+		int wfd;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		default_signals();
+		/* its own process group: the terminal's ^C reaches baton, which
+		 * stops gracefully. No parent-death signal: a generation outlives
+		 * a supervisor that dies, and the next one adopts it. */
+		setpgid(0, 0);
+		/* lift everything above the target range before placing it */
+		wfd = fcntl(p[1], F_DUPFD_CLOEXEC, 3 + n);
+		for (i = 0; i < n; i++)
+			tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + n);
+		for (i = 0; i < n; i++)
+			if (tmp[i] < 0 || dup2(tmp[i], 3 + i) < 0)
+				goto fail;
+		/* whatever baton itself inherited is not the generation's */
+		syscall(SYS_close_range, 3 + n, ~0U, CLOSE_RANGE_CLOEXEC);
+		snprintf(num, sizeof(num), "%d", n);
+		setenv("LISTEN_FDS", num, 1);
+		snprintf(num, sizeof(num), "%d", (int)getpid());
+		setenv("LISTEN_PID", num, 1);
+		setenv("LISTEN_FDNAMES", s->fdnames, 1);
+		setenv("NOTIFY_SOCKET", s->notify_path, 1);
+		setenv("BATON_NAME", s->name, 1);
+		snprintf(num, sizeof(num), "%d", id);
+		setenv("BATON_GENERATION", num, 1);
+		preload_apply(s);
+		execvp(s->cfg->argv[0], s->cfg->argv);
+fail:
+		e = errno;
+		if (write(wfd, &e, sizeof(e)) < 0)
+			_exit(126);
+		_exit(127);
+	}
+	free(tmp);
+	close(p[1]);
+	got = read(p[0], &e, sizeof(e));
+	close(p[0]);
+	if (got == (ssize_t)sizeof(e)) {
+		waitpid(pid, NULL, 0);
+		*err = -e;
+		return -1;
+	}
+	return pid;
+}
+
+

@@ -1,0 +1,623 @@
+/* State that outlives the supervisor: NAME.state in the runtime directory
+ * (written whole and renamed into place at every transition) and the
+ * steering maps pinned in bpffs. A `baton run` started again with the same
+ * name, or this binary re-executed by `baton upgrade`, reads it, verifies
+ * each generation's pid against its start time, copies its member sockets
+ * back with pidfd_getfd and resumes; a reload cut short is completed or
+ * rolled back, so exactly one generation is active. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+#include <linux/magic.h>
+
+#include "internal.h"
+
+#define STATE_MAGIC "baton-state 1"
+
+/* ---- writing ------------------------------------------------------------- */
+
+static void write_state(struct sup *s, FILE *f)
+{
+	char spec[512];
+	int i, l;
+
+	fprintf(f, "%s\nname %s\npid %d\nmode %s\npins %s\nnext_id %d\ncounts %d %d %d\n", STATE_MAGIC, s->name,
+		(int)getpid(), baton_mode_name(baton_group_mode(s->grp[0])), s->pin_root[0] ? s->pin_root : "-",
+		s->next_id, s->reloads_done, s->reloads_failed, s->restarts);
+	fprintf(f, "active %d\nreload %d\n", s->active >= 0 ? s->gen[s->active].id : 0,
+		s->reload >= 0 ? s->gen[s->reload].id : 0);
+	for (l = 0; l < s->nl; l++) {
+		baton_spec_format(&s->spec[l], spec, sizeof(spec));
+		fprintf(f, "listener %d %u %s\n", l, s->spec[l].port, spec);
+	}
+	for (i = 0; i < MAX_GENS; i++) {
+		struct gen *g = &s->gen[i];
+
+		if (g->state == GEN_FREE || g->pid <= 0)
+			continue;
+		fprintf(f, "gen %d %d %llu %s %lld %d\n", g->id, (int)g->pid, g->start_ticks, state_name[g->state],
+			g->start_wall_ms, g->stop_ms ? 1 : 0);
+		for (l = 0; l < s->nl; l++)
+			if (g->slot[l] >= 0 && g->member_ino[l])
+				fprintf(f, "member %d %d %d %llu\n", g->id, l, g->slot[l],
+					(unsigned long long)g->member_ino[l]);
+	}
+	fprintf(f, "end\n");
+}
+
+void state_save(struct sup *s)
+{
+	char tmp[4200];
+	FILE *f;
+	int fd;
+
+	if (!s->state_path[0])
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", s->state_path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		if (fd >= 0)
+			close(fd);
+		say(s, "cannot write the state file %s: %s (a supervisor started after a crash could not resume)",
+		    tmp, strerror(errno));
+		return;
+	}
+	write_state(s, f);
+	/* the rename is the commit: a reader sees the old state or the new.
+	 * No fsync: the state matters only while processes it names run, and
+	 * they do not outlive a crash of the machine. */
+	if (fflush(f) || ferror(f)) {
+		say(s, "cannot write the state file %s: %s", tmp, strerror(errno));
+		fclose(f);
+		unlink(tmp);
+		return;
+	}
+	fclose(f);
+	if (rename(tmp, s->state_path)) {
+		say(s, "cannot rename %s into place: %s", tmp, strerror(errno));
+		unlink(tmp);
+	}
+}
+
+/* A clean stop leaves nothing: no state, no pins. */
+void state_remove(struct sup *s)
+{
+	char path[4200];
+	int l;
+
+	if (s->state_path[0])
+		unlink(s->state_path);
+	if (!s->pin_root[0])
+		return;
+	for (l = 0; l < s->nl; l++)
+		if (s->grp[l])
+			baton_group_unpin(s->grp[l]);
+	for (l = 0; l < s->nl; l++) {
+		snprintf(path, sizeof(path), "%s/l%d", s->pin_root, l);
+		rmdir(path);
+	}
+	rmdir(s->pin_root);
+}
+
+/* ---- pins ------------------------------------------------------------------ */
+
+/* Where this supervisor's groups are pinned: /sys/fs/bpf/baton/run-NAME
+ * (bpffs takes no dots in names). Mounts bpffs if nothing is there, as
+ * baton steer does. "" when it cannot: a supervisor started after a crash
+ * then cannot find the steering state, which is said. */
+int state_pin_root(struct sup *s)
+{
+	const char *base = getenv("BATON_BPFFS");
+	struct statfs sfs;
+	char name[BATON_NAME_MAX + 1];
+	size_t i;
+
+	if (!base || !*base)
+		base = "/sys/fs/bpf";
+	if (statfs(base, &sfs) || sfs.f_type != BPF_FS_MAGIC) {
+		if (mount("bpf", base, "bpf", 0, "mode=0700")) {
+			say(s, "no bpffs at %s (%s): the steering state is not pinned, so a supervisor started after "
+			       "this one dies cannot resume it", base, strerror(errno));
+			s->pin_root[0] = '\0';
+			return -errno;
+		}
+	}
+	snprintf(name, sizeof(name), "%s", s->name);
+	for (i = 0; name[i]; i++)
+		if (name[i] == '.')
+			name[i] = '_';
+	snprintf(s->pin_root, sizeof(s->pin_root), "%s/baton/run-%s", base, name);
+	return 0;
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+struct st_gen {
+	int id;
+	pid_t pid;
+	unsigned long long ticks;
+	char state[16];
+	long long wall_ms;
+	int stopped;
+	int pidfd;
+	bool alive;
+};
+
+struct st_member {
+	int id, l, slot;
+	unsigned long long ino;
+};
+
+struct state {
+	char name[BATON_NAME_MAX + 1];
+	char mode[16];
+	char pins[4096];
+	int next_id, done, failed, restarts, active, reload;
+	int nl;
+	struct baton_spec *spec;
+	struct st_gen gen[MAX_GENS];
+	int ngen;
+	struct st_member *mem;
+	size_t nmem, capmem;
+	bool ended;
+};
+
+static void state_free(struct state *st)
+{
+	free(st->spec);
+	free(st->mem);
+	for (int i = 0; i < st->ngen; i++)
+		if (st->gen[i].pidfd >= 0)
+			close(st->gen[i].pidfd);
+}
+
+/* Parses the state file at PATH. -ENOENT if there is none; -EBADMSG,
+ * said with the line, if it is not one this supervisor wrote. */
+static int state_read(struct sup *s, const char *path, struct state *st)
+{
+	char line[1024];
+	int lineno = 0, r = 0;
+	FILE *f = fopen(path, "re");
+
+	memset(st, 0, sizeof(*st));
+	if (!f)
+		return -errno;
+	st->spec = calloc(SUP_MAX_LISTENERS, sizeof(*st->spec));
+	if (!st->spec) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char spec[900], err[256];
+		int l, a;
+		unsigned port;
+
+		lineno++;
+		line[strcspn(line, "\n")] = '\0';
+		if (lineno == 1) {
+			if (strcmp(line, STATE_MAGIC))
+				goto bad;
+			continue;
+		}
+		if (!strcmp(line, "end")) {
+			st->ended = true;
+			break;
+		}
+		if (sscanf(line, "name %63s", st->name) == 1 || sscanf(line, "pid %d", &a) == 1 ||
+		    sscanf(line, "mode %15s", st->mode) == 1 || sscanf(line, "pins %4095s", st->pins) == 1 ||
+		    sscanf(line, "next_id %d", &st->next_id) == 1 ||
+		    sscanf(line, "counts %d %d %d", &st->done, &st->failed, &st->restarts) == 3 ||
+		    sscanf(line, "active %d", &st->active) == 1 || sscanf(line, "reload %d", &st->reload) == 1)
+			continue;
+		if (sscanf(line, "listener %d %u %899s", &l, &port, spec) == 3) {
+			if (l != st->nl || l >= SUP_MAX_LISTENERS || port > 65535 ||
+			    baton_spec_parse(spec, &st->spec[l], err, sizeof(err)))
+				goto bad;
+			st->spec[l].port = (uint16_t)port;
+			st->nl++;
+			continue;
+		}
+		if (!strncmp(line, "gen ", 4)) {
+			struct st_gen *g = &st->gen[st->ngen];
+
+			if (st->ngen == MAX_GENS ||
+			    sscanf(line, "gen %d %d %llu %15s %lld %d", &g->id, &a, &g->ticks, g->state, &g->wall_ms,
+				   &g->stopped) != 6 || a <= 0)
+				goto bad;
+			g->pid = a;
+			g->pidfd = -1;
+			st->ngen++;
+			continue;
+		}
+		if (!strncmp(line, "member ", 7)) {
+			struct st_member m;
+
+			if (sscanf(line, "member %d %d %d %llu", &m.id, &m.l, &m.slot, &m.ino) != 4 || m.l < 0 ||
+			    m.l >= st->nl)
+				goto bad;
+			if (st->nmem == st->capmem) {
+				size_t cap = st->capmem ? st->capmem * 2 : 64;
+				struct st_member *v = realloc(st->mem, cap * sizeof(*v));
+
+				if (!v) {
+					r = -ENOMEM;
+					goto out;
+				}
+				st->mem = v;
+				st->capmem = cap;
+			}
+			st->mem[st->nmem++] = m;
+			continue;
+		}
+		goto bad;
+	}
+	if (!st->ended) {
+		say(s, "the state file %s is incomplete (no end line): not resuming from it", path);
+		r = -EBADMSG;
+	}
+	goto out;
+bad:
+	say(s, "the state file %s is not one this supervisor can read (line %d: \"%.60s\"); not resuming from it",
+	    path, lineno, line);
+	r = -EBADMSG;
+out:
+	fclose(f);
+	return r;
+}
+
+/* Is the process behind G still the one the state names? The pidfd is
+ * opened first and the start time read after: if the pid was reused in
+ * between, the start time differs, so a pidfd that passes names it. */
+static void check_alive(struct st_gen *g)
+{
+	struct baton_proc_stat ps;
+
+	g->pidfd = baton_pidfd_open(g->pid);
+	if (g->pidfd < 0) {
+		g->pidfd = -1;
+		return;
+	}
+	if (baton_proc_stat(g->pid, -1, &ps) || ps.start != g->ticks || ps.state == 'Z' || ps.state == 'X') {
+		close(g->pidfd);
+		g->pidfd = -1;
+		return;
+	}
+	g->alive = true;
+}
+
+struct find_ctx {
+	unsigned long long ino;
+	int fd;
+};
+
+static int find_ino(void *ctx, int fd, unsigned long long ino)
+{
+	struct find_ctx *c = ctx;
+
+	if (ino != c->ino)
+		return 0;
+	c->fd = fd;
+	return 1;
+}
+
+/* A copy of the socket with inode INO that PID (or one of its children:
+ * workers that kept it while the master closed it) holds, or -errno. */
+static int copy_member(pid_t pid, int pidfd, unsigned long long ino)
+{
+	struct find_ctx c = { .ino = ino, .fd = -1 };
+	char path[64], buf[4096], *tok, *save = NULL;
+	ssize_t n;
+	int fd;
+
+	if (baton_proc_sockets(pid, 1u << 20, find_ino, &c) == 1)
+		return baton_pidfd_getfd(pidfd, c.fd);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -ENOENT;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
+		pid_t child = (pid_t)atoi(tok);
+		int cfd, copy;
+
+		c.fd = -1;
+		if (baton_proc_sockets(child, 1u << 20, find_ino, &c) != 1)
+			continue;
+		cfd = baton_pidfd_open(child);
+		if (cfd < 0)
+			continue;
+		copy = baton_pidfd_getfd(cfd, c.fd);
+		close(cfd);
+		return copy;
+	}
+	return -ENOENT;
+}
+
+static bool same_listener(const struct baton_spec *a, const struct baton_spec *b)
+{
+	struct baton_spec x = *a, y = *b;
+
+	/* a port of 0 in the command means "whatever it got" */
+	if (!x.port || !y.port)
+		x.port = y.port = 0;
+	if (x.proto != y.proto || x.family != y.family || x.port != y.port)
+		return false;
+	if (x.family == AF_INET)
+		return !memcmp(&((struct sockaddr_in *)&x.addr)->sin_addr, &((struct sockaddr_in *)&y.addr)->sin_addr,
+			       4);
+	return !memcmp(&((struct sockaddr_in6 *)&x.addr)->sin6_addr, &((struct sockaddr_in6 *)&y.addr)->sin6_addr, 16);
+}
+
+static enum gen_state parse_gen_state(const char *name)
+{
+	for (int i = 0; i <= GEN_EXITED; i++)
+		if (!strcmp(state_name[i], name))
+			return (enum gen_state)i;
+	return GEN_FREE;
+}
+
+/* A member the watch or a drain had fenced (shut down): listening again
+ * before it rejoins, so that the active generation never stays dark. */
+static void relisten(int fd, const struct baton_spec *sp)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	if (sp->proto != BATON_PROTO_TCP || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) || v)
+		return;
+	if (bind(fd, (const struct sockaddr *)&sp->addr, sp->addrlen) && errno != EINVAL)
+		return;
+	listen(fd, sp->backlog > 0 ? sp->backlog : 4096);
+}
+
+/* Puts the members of adopted generation G (index GI) back into the groups. */
+static void adopt_members(struct sup *s, struct state *st, struct st_gen *sg, int gi, bool serving, char *lost,
+			  size_t lostlen)
+{
+	struct gen *g = &s->gen[gi];
+	size_t k;
+
+	for (k = 0; k < st->nmem; k++) {
+		struct st_member *m = &st->mem[k];
+		int fd, slot;
+
+		if (m->id != sg->id)
+			continue;
+		fd = copy_member(sg->pid, g->pidfd, m->ino);
+		if (fd < 0) {
+			size_t used = strlen(lost);
+
+			snprintf(lost + used, lostlen - used, "%sgen %d listener %d (%s)", used ? ", " : "", sg->id,
+				 m->l, fd == -EPERM ? "no permission to copy its socket: needs CAP_SYS_PTRACE"
+						    : "it no longer holds its socket");
+			continue;
+		}
+		if (serving)
+			relisten(fd, &s->spec[m->l]);
+		slot = baton_group_add(s->grp[m->l], fd, 0);
+		close(fd);	/* the group keeps its copy; the generation has its own */
+		if (slot < 0) {
+			size_t used = strlen(lost);
+
+			snprintf(lost + used, lostlen - used, "%sgen %d listener %d (%s)", used ? ", " : "", sg->id,
+				 m->l, strerror(-slot));
+			continue;
+		}
+		g->slot[m->l] = slot;
+		g->member_ino[m->l] = (ino_t)m->ino;
+	}
+}
+
+/* Creates the groups: pinned under PINS, resuming the pinned maps. */
+static int make_groups(struct sup *s, bool resume)
+{
+	struct baton_group_opts o = { .sz = sizeof(o), .log = lib_log, .log_ctx = s };
+	char path[4200];
+	int l, r;
+
+	if (!resume && s->pin_root[0]) {
+		/* a fresh start owns its name: stale pins of a dead run go */
+		for (l = 0; l < SUP_MAX_LISTENERS; l++) {
+			const char *maps[] = { "socks", "cfg", "ctl", "stats", "steer" };
+			bool any = false;
+
+			for (size_t m = 0; m < sizeof(maps) / sizeof(maps[0]); m++) {
+				snprintf(path, sizeof(path), "%s/l%d/%s", s->pin_root, l, maps[m]);
+				any |= unlink(path) == 0;
+			}
+			snprintf(path, sizeof(path), "%s/l%d", s->pin_root, l);
+			if (rmdir(path) && !any && l >= s->nl)
+				break;
+		}
+	}
+	for (l = 0; l < s->nl; l++) {
+		if (s->pin_root[0]) {
+			snprintf(path, sizeof(path), "%s/l%d", s->pin_root, l);
+			o.pin_path = path;
+		}
+		s->grp[l] = baton_group_new(&o);
+		if (!s->grp[l] && s->pin_root[0] && l == 0) {
+			/* pins need eBPF: without it, run unpinned (classic BPF) */
+			s->pin_root[0] = '\0';
+			o.pin_path = NULL;
+			s->grp[l] = baton_group_new(&o);
+		}
+		if (!s->grp[l]) {
+			r = -errno;
+			say(s, "cannot create a steering group for listener %d: %s", l, strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+int sup_make_groups(struct sup *s)
+{
+	return make_groups(s, false);
+}
+
+int state_resume(struct sup *s)
+{
+	struct state st;
+	char lost[1024] = "", said[1024] = "", note[256] = "";
+	int r, i, l, alive = 0, active = -1, reload = -1;
+
+	r = state_read(s, s->state_path, &st);
+	if (r == -ENOENT)
+		return 0;
+	if (r) {
+		state_free(&st);
+		return r == -EBADMSG ? 0 : r;	/* an unreadable state is left as it is, and ignored */
+	}
+	for (i = 0; i < st.ngen; i++) {
+		check_alive(&st.gen[i]);
+		alive += st.gen[i].alive;
+	}
+	if (!alive) {
+		say(s, "found the state of a supervisor that is gone (%s); none of its generations runs any more: "
+		       "starting afresh", s->state_path);
+		state_free(&st);
+		return 0;
+	}
+	if (st.nl != s->nl) {
+		r = -EINVAL;
+	} else {
+		for (l = 0; l < s->nl && !r; l++)
+			if (!same_listener(&st.spec[l], &s->spec[l]))
+				r = -EINVAL;
+	}
+	if (r) {
+		char want[256];
+
+		baton_spec_format(&st.spec[0], want, sizeof(want));
+		say(s, "generations of a supervisor named \"%s\" still run (%s: %d listener%s, the first %s), but this "
+		       "command gives other listeners: run the same `baton run` command to resume them, or stop them "
+		       "first (their pids are in that file)", s->name, s->state_path, st.nl, st.nl == 1 ? "" : "s",
+		    want);
+		state_free(&st);
+		return r;
+	}
+	for (l = 0; l < s->nl; l++) {
+		s->spec[l].port = st.spec[l].port;
+		if (s->spec[l].family == AF_INET)
+			((struct sockaddr_in *)&s->spec[l].addr)->sin_port = htons(s->spec[l].port);
+		else
+			((struct sockaddr_in6 *)&s->spec[l].addr)->sin6_port = htons(s->spec[l].port);
+	}
+	if (strcmp(st.pins, "-"))
+		snprintf(s->pin_root, sizeof(s->pin_root), "%s", st.pins);
+	else
+		s->pin_root[0] = '\0';
+	if ((r = make_groups(s, true))) {
+		state_free(&st);
+		return r;
+	}
+	s->next_id = st.next_id;
+	s->reloads_done = st.done;
+	s->reloads_failed = st.failed;
+	s->restarts = st.restarts;
+	/* the oldest first: in classic BPF mode that is the kernel's order */
+	for (i = 0; i < st.ngen; i++) {
+		struct st_gen *sg = &st.gen[i];
+		struct baton_proc_stat ps;
+		struct gen *g;
+		enum gen_state was = parse_gen_state(sg->state);
+		bool serving = sg->id == st.active;
+		int gi;
+
+		if (!sg->alive)
+			continue;
+		gi = alloc_gen(s);
+		if (gi < 0)
+			break;
+		g = &s->gen[gi];
+		gen_reset(s, g);
+		g->id = sg->id;
+		g->pid = sg->pid;
+		g->pidfd = sg->pidfd;
+		sg->pidfd = -1;
+		g->start_ticks = sg->ticks;
+		g->start_wall_ms = sg->wall_ms;
+		g->start_us = baton_mono_us();
+		g->adopted = baton_proc_stat(g->pid, -1, &ps) || ps.ppid != getpid();
+		g->state = was == GEN_FREE || was == GEN_EXITED ? GEN_DRAINING : was;
+		if (sg->stopped || was == GEN_DRAINING) {
+			g->state = GEN_DRAINING;
+			g->stop_ms = baton_mono_ms();	/* the grace starts again */
+		}
+		if (serving)
+			g->ready_us = g->start_us;
+		adopt_members(s, &st, sg, gi, serving, lost, sizeof(lost));
+		gen_watch_pid(s, gi);
+		if (serving)
+			active = gi;
+		/* a generation that was starting or ready but not yet serving is
+		 * a reload cut short, whether or not the state said so yet */
+		else if (sg->id == st.reload || g->state == GEN_STARTING || g->state == GEN_READY)
+			reload = gi;
+	}
+	/* a reload cut short: completed if the switch was published, else
+	 * rolled back (its members never had weight) */
+	if (reload >= 0) {
+		struct gen *n = &s->gen[reload];
+		uint32_t w = 0;
+
+		if (n->slot[0] >= 0)
+			baton_group_weight(s->grp[0], n->slot[0], &w);
+		if (w && n->state != GEN_DRAINING) {
+			if (active >= 0 && s->gen[active].pid > 0) {
+				s->gen[active].state = GEN_ACTIVE;
+				s->active = active;
+				stop_gen(s, &s->gen[active]);
+			}
+			active = reload;
+			snprintf(note, sizeof(note), "; completed the reload to gen %d (it had been switched to)", n->id);
+		} else {
+			stop_gen(s, n);
+			release_members(s, n);
+			snprintf(n->why, sizeof(n->why), "rolled back: the supervisor died while it started");
+			s->reloads_failed++;
+			snprintf(note, sizeof(note), "; rolled back gen %d (pid %d), which was starting", n->id,
+				 (int)n->pid);
+		}
+	}
+	if (active >= 0) {
+		struct gen *a = &s->gen[active];
+
+		a->state = GEN_ACTIVE;
+		s->active = active;
+		for (l = 0; l < s->nl; l++)
+			if (a->slot[l] >= 0)
+				baton_group_activate(s->grp[l], a->slot[l]);
+	}
+	for (i = 0; i < MAX_GENS; i++) {
+		struct gen *g = &s->gen[i];
+		size_t used = strlen(said);
+
+		if (g->state == GEN_FREE || g->pid <= 0 || (i == reload && i != active))
+			continue;
+		snprintf(said + used, sizeof(said) - used, "%sgen %d (pid %d, %s%s)", used ? ", " : "",
+			 g->id, (int)g->pid, state_name[g->state], g->adopted ? "" : ", our child");
+	}
+	s->resumed = true;
+	say(s, "resumed from %s: adopted %s%s", s->state_path, said[0] ? said : "nothing", note);
+	if (lost[0])
+		say(s, "could not take back: %s", lost);
+	state_free(&st);
+	if (active < 0)
+		say(s, "no generation of the dead supervisor was serving: starting a fresh one");
+	state_save(s);
+	return 1;
+}

@@ -1,0 +1,130 @@
+/* `baton status`: the supervisor's state as text or one JSON document. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static void fmt_time(long long ms, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void write_status(struct sup *s, FILE *f, bool json)
+{
+	long long now = baton_mono_ms();
+	char when[32], spec[256];
+	int i, l, first = 1;
+	enum baton_mode mode = baton_group_mode(s->grp[0]);
+
+	if (!json) {
+		fprintf(f, "%s: supervisor pid %d, steering %s, %d reload%s done, %d failed, %d restart%s\n",
+			s->name, (int)getpid(), baton_mode_name(mode), s->reloads_done,
+			s->reloads_done == 1 ? "" : "s", s->reloads_failed, s->restarts, s->restarts == 1 ? "" : "s");
+		if (s->resumed)
+			fprintf(f, "resumed: adopted the generations of a supervisor that died or was upgraded\n");
+		if (s->degraded[0])
+			fprintf(f, "degraded: %s\n", s->degraded);
+		for (l = 0; l < s->nl; l++) {
+			baton_spec_format(&s->spec[l], spec, sizeof(spec));
+			fprintf(f, "listener %d: %s\n", l, spec);
+		}
+		fprintf(f, "%-4s %-8s %-9s %-21s %s\n", "gen", "pid", "state", "started", "queue/backlog per listener");
+	} else {
+		fprintf(f, "{\"version\":1,\"name\":");
+		baton_json_str(f, s->name);
+		fprintf(f, ",\"pid\":%d,\"mode\":\"%s\",\"reloads_done\":%d,\"reloads_failed\":%d,\"restarts\":%d,",
+			(int)getpid(), baton_mode_name(mode), s->reloads_done, s->reloads_failed, s->restarts);
+		fprintf(f, "\"service\":\"%s\",\"degraded\":", s->degraded[0] ? "degraded" : "ok");
+		baton_json_str(f, s->degraded);
+		fprintf(f, ",\"resumed\":%s,\"state_file\":", s->resumed ? "true" : "false");
+		baton_json_str(f, s->state_path);
+		fprintf(f, ",\"reloading\":%s,\"stopping\":%s,\"last_reload\":", s->reload >= 0 ? "true" : "false",
+			s->stopping ? "true" : "false");
+		baton_json_str(f, s->last_reload);
+		fprintf(f, ",\"listeners\":[");
+		for (l = 0; l < s->nl; l++) {
+			baton_spec_format(&s->spec[l], spec, sizeof(spec));
+			fprintf(f, "%s{\"index\":%d,\"spec\":", l ? "," : "", l);
+			baton_json_str(f, spec);
+			fprintf(f, ",\"port\":%u}", s->spec[l].port);
+		}
+		fprintf(f, "],\"generations\":[");
+	}
+	/* newest first */
+	for (int id = s->next_id; id > 0; id--) {
+		struct gen *g = NULL;
+
+		for (i = 0; i < MAX_GENS; i++)
+			if (s->gen[i].state != GEN_FREE && s->gen[i].id == id)
+				g = &s->gen[i];
+		if (!g)
+			continue;
+		fmt_time(g->start_wall_ms, when, sizeof(when));
+		if (!json) {
+			fprintf(f, "%-4d %-8d %-9s %-21s", g->id, (int)g->pid, state_name[g->state], when);
+			if (g->adopted)
+				fprintf(f, " [adopted]");
+			if (g->health[0])
+				fprintf(f, " [%s]", g->health);
+		} else {
+			fprintf(f, "%s{\"id\":%d,\"pid\":%d,\"state\":\"%s\",\"started\":\"%s\",\"uptime_ms\":%lld,"
+				   "\"ready_after_ms\":%lld,\"exit\":",
+				first ? "" : ",", g->id, (int)g->pid, state_name[g->state], when,
+				g->pid > 0 ? now - g->start_us / 1000 : 0, g->ready_us ? (g->ready_us - g->start_us) / 1000 : -1);
+			baton_json_str(f, g->state == GEN_EXITED ? g->why : "");
+			fprintf(f, ",\"health\":");
+			baton_json_str(f, g->health);
+			fprintf(f, ",\"adopted\":%s,\"members\":[", g->adopted ? "true" : "false");
+		}
+		first = 0;
+		for (l = 0; l < s->nl; l++) {
+			struct baton_queue q = { 0 };
+			bool have = g->slot[l] >= 0 && baton_group_queue(s->grp[l], g->slot[l], &q) == 0;
+
+			if (!json)
+				fprintf(f, " %s", have ? "" : "-");
+			if (!json && have)
+				fprintf(f, "%u/%u", q.len, q.max);
+			if (json) {
+				struct baton_slot_stats st;
+
+				fprintf(f, "%s{\"listener\":%d,\"slot\":%d", l ? "," : "", l, g->slot[l]);
+				if (g->slot[l] >= 0 && baton_group_stats(s->grp[l], g->slot[l], &st) == 0)
+					fprintf(f, ",\"steered\":%llu,\"migrated_in\":%llu",
+						(unsigned long long)st.selected, (unsigned long long)st.migrated);
+				if (have)
+					fprintf(f, ",\"queue\":%u,\"backlog\":%u", q.len, q.max);
+				else
+					fprintf(f, ",\"queue\":null,\"backlog\":null");
+				fprintf(f, "}");
+			}
+		}
+		if (!json)
+			fprintf(f, "%s%s\n", g->state == GEN_EXITED ? "  " : "", g->state == GEN_EXITED ? g->why : "");
+		else
+			fprintf(f, "]}");
+	}
+	if (json)
+		fprintf(f, "]}\n");
+	else if (s->last_reload[0])
+		fprintf(f, "last reload: %s\n", s->last_reload);
+}
+
