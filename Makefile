@@ -185,6 +185,7 @@ install: installables
 	$(INSTALL) -m 644 $(BUILD)/libbaton.a $(DESTDIR)$(LIBDIR)/libbaton.a
 	$(INSTALL) -m 644 $(BUILD)/libbaton.pc $(DESTDIR)$(PKGCONFIGDIR)/libbaton.pc
 	$(INSTALL) -m 644 include/baton.h $(DESTDIR)$(INCLUDEDIR)/baton.h
+	$(INSTALL) -m 644 include/baton_handover_wire.h $(DESTDIR)$(INCLUDEDIR)/baton_handover_wire.h
 	$(INSTALL) -m 644 man/baton.1 $(DESTDIR)$(MANDIR)/man1/baton.1
 	$(INSTALL) -m 644 man/baton.3 $(DESTDIR)$(MANDIR)/man3/baton.3
 
@@ -193,7 +194,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/baton $(DESTDIR)$(PRELOADDIR)/libbaton-preload.so \
 		$(DESTDIR)$(LIBDIR)/libbaton.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libbaton.so \
 		$(DESTDIR)$(LIBDIR)/libbaton.a $(DESTDIR)$(PKGCONFIGDIR)/libbaton.pc $(DESTDIR)$(INCLUDEDIR)/baton.h \
-		$(DESTDIR)$(MANDIR)/man1/baton.1 $(DESTDIR)$(MANDIR)/man3/baton.3
+		$(DESTDIR)$(INCLUDEDIR)/baton_handover_wire.h $(DESTDIR)$(MANDIR)/man1/baton.1 $(DESTDIR)$(MANDIR)/man3/baton.3
 	if [ -d $(DESTDIR)$(PRELOADDIR) ]; then rmdir $(DESTDIR)$(PRELOADDIR) 2>/dev/null || true; fi
 
 clean:

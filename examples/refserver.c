@@ -123,7 +123,7 @@ struct server {
 	int upfd, upconn, handed_conn;
 	dev_t updev;
 	ino_t upino;
-	struct ucred uppeer;
+	struct baton_handover_cred uppeer;
 	pid_t successor;
 };
 
@@ -320,7 +320,7 @@ static int take_handover(struct server *s, const char *path)
 	struct baton_handover_hdr h = baton_handover_hdr_make(BATON_HANDOVER_HELLO, 0, 0);
 	char payload[MAX_LISTEN * (BATON_HANDOVER_NAME_MAX + 1)], err[256] = "";
 	const char *names[MAX_LISTEN];
-	struct ucred peer = { 0 };
+	struct baton_handover_cred peer = { 0 };
 	bool tell = true;
 	size_t got;
 

@@ -61,7 +61,11 @@ struct baton_handover_hdr {
 	uint32_t len;
 };
 
+#ifdef __cplusplus
+static_assert(sizeof(struct baton_handover_hdr) == 16, "the header is 16 bytes on the wire");
+#else
 _Static_assert(sizeof(struct baton_handover_hdr) == 16, "the header is 16 bytes on the wire");
+#endif
 
 static inline struct baton_handover_hdr baton_handover_hdr_make(enum baton_handover_type type, uint32_t count,
 								  uint32_t len)
@@ -202,9 +206,17 @@ static inline int baton_handover_names_parse(const char *buf, size_t len, uint32
 	return 0;
 }
 
+/* SO_PEERCRED's answer: the layout of struct ucred, which glibc declares
+ * only under _GNU_SOURCE. */
+struct baton_handover_cred {
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+};
+
 /* The peer of unix socket FD, allowed when it runs as our effective uid or
  * as root. Returns 0, -EPERM naming the peer's uid, or -errno. */
-static inline int baton_handover_peer_check(int fd, struct ucred *uc, char *err, size_t errlen)
+static inline int baton_handover_peer_check(int fd, struct baton_handover_cred *uc, char *err, size_t errlen)
 {
 	socklen_t len = sizeof(*uc);
 	uid_t me = geteuid();
@@ -262,7 +274,7 @@ static inline int baton_handover_send(int fd, const struct baton_handover_hdr *h
 		char buf[CMSG_SPACE(sizeof(int) * BATON_HANDOVER_MAX_FDS)];
 	} ctl;
 	struct iovec iov[2] = { { (void *)h, sizeof(*h) }, { (void *)payload, h->len } };
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = payload && h->len ? 2 : 1 };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)(payload && h->len ? 2 : 1) };
 	size_t total = sizeof(*h) + (payload ? h->len : 0), sent = 0;
 
 	if (nfds > BATON_HANDOVER_MAX_FDS)

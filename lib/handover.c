@@ -28,7 +28,7 @@ struct baton_handover {
 	int lfd, ep, tfd, cfd;       /* listening socket, epoll set, deadline timer, taker */
 	enum hstate st;
 	long long deadline_ms;       /* of the current exchange */
-	struct ucred peer;
+	struct baton_handover_cred peer;
 	char in[HDR + BATON_HANDOVER_ERRTEXT_MAX];
 	size_t inlen;
 	int *fds;
@@ -487,7 +487,7 @@ static int take_connect(const struct baton_handover_opts *o, const char *path, l
 
 /* Names what went wrong while receiving the answer, or returns 0. */
 static int recv_failed(const struct baton_handover_opts *o, const char *path, int fd, int r,
-		       const struct ucred *peer, size_t got, const struct baton_handover_fdset *set, int timeout_ms)
+		       const struct baton_handover_cred *peer, size_t got, const struct baton_handover_fdset *set, int timeout_ms)
 {
 	switch (r) {
 	case 0:
@@ -515,7 +515,7 @@ int baton_handover_take(const char *path, int timeout_ms, const struct baton_han
 	struct baton_handover_fdset set = { 0 };
 	struct baton_handover_opts o;
 	struct baton_handover_hdr hdr;
-	struct ucred peer;
+	struct baton_handover_cred peer;
 	const char **names = NULL;
 	char *payload = NULL, err[256], *p;
 	size_t got = 0, i, total;
