@@ -66,8 +66,7 @@ void bt_need_private_bpffs(void)
 void bt_need_ebpf(void)
 {
 	char log[1024] = "";
-	struct baton_group_opts o = { .sz = sizeof(o), .mode = BATON_MODE_EBPF,
-				      .log = bt_lib_collect, .log_ctx = log };
+	BATON_OPTS(baton_group_opts, o, .mode = BATON_MODE_EBPF, .log = bt_lib_collect, .log_ctx = log);
 	struct baton_group *g = baton_group_new(&o);
 
 	if (!g)

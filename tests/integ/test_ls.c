@@ -106,7 +106,7 @@ static void owned_by(const char *line, pid_t pid, int fd)
 
 TEST(ls_reports_group_program_flags_and_owners)
 {
-	struct baton_group_opts o = { .sz = sizeof(o), .mode = BATON_MODE_EBPF, .log = bt_lib_log };
+	BATON_OPTS(baton_group_opts, o, .mode = BATON_MODE_EBPF, .log = bt_lib_log);
 	struct baton_group *g;
 	char l0[2048], l1[2048], lp[2048], filter[32];
 	int fds[2], plain;

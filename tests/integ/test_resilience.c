@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -388,4 +389,109 @@ TEST_TIMEOUT(resilience_a_reused_pid_is_never_adopted, 60)
 	bt_supervisor_stop(&pid, 10);
 	ASSERT_EQ(bt_run((char *[]){ "/bin/grep", "-q", "none of its generations runs any more", log, NULL }, out,
 			 sizeof(out), err, sizeof(err), 5), 0);
+}
+
+/* A raw request on the control socket; returns what came back. */
+static void raw(const char *dir, const char *req, char *reply, size_t len)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ssize_t n;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/web.sock", dir);
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)))
+		FAIL("connect %s: %s", sun.sun_path, strerror(errno));
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0)
+		FAIL("send: %s", strerror(errno));
+	n = recv(fd, reply, len - 1, MSG_WAITALL);
+	reply[n > 0 ? n : 0] = '\0';
+	close(fd);
+}
+
+TEST_TIMEOUT(supervisor_idle_control_clients_time_out_and_one_too_many_hears_busy, 60)
+{
+	struct sv_idle { int fd[64]; } idle;
+	struct rs s;
+	char reply[512];
+	int i;
+
+	rs_start(&s, NULL);
+	for (i = 0; i < 64; i++) {
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/web.sock", s.dir);
+		idle.fd[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ASSERT_EQ(connect(idle.fd[i], (struct sockaddr *)&sun, sizeof(sun)), 0);
+	}
+	usleep(100000);
+	ASSERT_NE(baton("status", "web", NULL), 0);
+	ASSERT_CONTAINS(err, "busy: 64 control connections are open");
+	usleep(2500000);	/* the idle ones are closed after 2 s */
+	ASSERT_EQ(baton("status", "web", NULL), 0);
+	for (i = 0; i < 64; i++)
+		close(idle.fd[i]);
+	/* a status request with a stray argument is an error, as the manual says */
+	raw(s.dir, "baton/1 status json extra\n", reply, sizeof(reply));
+	ASSERT_CONTAINS(reply, "error unexpected argument \"extra\" for status");
+	rs_stop(&s);
+}
+
+TEST_TIMEOUT(supervisor_full_generation_table_names_the_limit, 90)
+{
+	struct rs s;
+	int i;
+
+	/* WINCH is ignored by refserver: every old generation stays draining
+	 * for the whole 5 s grace */
+	rs_start(&s, (const char *[]){ "--stop-signal", "WINCH", NULL });
+	for (i = 0; i < 15; i++)
+		if (baton("reload", "web", NULL))
+			FAIL("reload %d: %s", i + 1, err);
+	ASSERT_NE(baton("reload", "web", NULL), 0);
+	ASSERT_CONTAINS(err, "all 16 generation slots are taken by generations that still run (15 draining)");
+	ASSERT_CONTAINS(err, "--grace");
+	ASSERT_CONTAINS(err, "gen 16 still serves");
+	rs_stop(&s);
+}
+
+TEST_TIMEOUT(supervisor_run_rejects_the_same_address_twice_naming_both, 30)
+{
+	char *argv[] = { (char *)bt_baton_bin(), "run", "--listen", "tcp://127.0.0.1:8080?name=a", "--listen",
+			 "tcp://127.0.0.1:8080?name=b", "--", "/bin/true", NULL };
+
+	ASSERT_EQ(bt_run(argv, out, sizeof(out), err, sizeof(err), 10), 2);
+	ASSERT_CONTAINS(err, "--listen tcp://127.0.0.1:8080?backlog=4096&name=a and --listen "
+			     "tcp://127.0.0.1:8080?backlog=4096&name=b name the same address");
+}
+
+TEST_TIMEOUT(supervisor_silent_command_is_said_to_be_assumed_ready, 30)
+{
+	char *argv[] = { (char *)bt_baton_bin(), "run", "--name", "web", "--listen", "tcp://127.0.0.1:8080", "--",
+			 "/bin/sleep", "30", NULL };
+	char log[128];
+	pid_t pid;
+
+	bt_need_netns();
+	private_runtime_dir();
+	snprintf(log, sizeof(log), "%s/log", getenv("BATON_RUNTIME_DIR"));
+	pid = bt_supervisor_start(argv, "web", log, NULL, NULL, 10, out, sizeof(out));
+	bt_supervisor_stop(&pid, 10);
+	bt_quote_file(log);
+	ASSERT_EQ(bt_run((char *[]){ "/bin/grep", "-q", "assumed ready: no sd_notify message within 2s", log, NULL },
+			 out, sizeof(out), err, sizeof(err), 5), 0);
+	ASSERT_NE(bt_run((char *[]){ "/bin/grep", "-q", "ready after", log, NULL }, out, sizeof(out), err,
+			 sizeof(err), 5), 0);
+}
+
+TEST_TIMEOUT(supervisor_classic_bpf_reload_does_not_promise_to_move_the_queue, 30)
+{
+	struct rs s;
+
+	setenv("BATON_STEERING", "cbpf", 1);
+	rs_start(&s, NULL);
+	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_CONTAINS(out, "classic BPF mode cannot move its queue");
+	ASSERT_TRUE(strstr(out, "its queue moves to") == NULL);
+	rs_stop(&s);
+	unsetenv("BATON_STEERING");
 }

@@ -21,8 +21,7 @@
 
 static struct baton_group *group(enum baton_mode mode, bool no_migrate)
 {
-	struct baton_group_opts o = { .sz = sizeof(o), .mode = mode, .no_migrate = no_migrate,
-				      .log = bt_lib_log };
+	BATON_OPTS(baton_group_opts, o, .mode = mode, .no_migrate = no_migrate, .log = bt_lib_log);
 	struct baton_group *g = baton_group_new(&o);
 
 	if (!g)

@@ -126,7 +126,7 @@ static int answered(int *clients, int n)
 
 static struct baton_group *group2(int *fds, uint16_t *port)
 {
-	struct baton_group_opts o = { .sz = sizeof(o), .mode = BATON_MODE_EBPF, .log = bt_lib_log };
+	BATON_OPTS(baton_group_opts, o, .mode = BATON_MODE_EBPF, .log = bt_lib_log);
 	struct baton_group *g = baton_group_new(&o);
 
 	ASSERT_TRUE(g != NULL);
@@ -138,8 +138,8 @@ static struct baton_group *group2(int *fds, uint16_t *port)
 
 static struct baton_watch *watch(struct baton_group *g, struct events *e, bool no_fence)
 {
-	struct baton_watch_opts o = { .sz = sizeof(o), .hang_ms = 100, .no_fence = no_fence,
-				      .on_event = on_event, .ctx = e, .log = bt_lib_log };
+	BATON_OPTS(baton_watch_opts, o, .hang_ms = 100, .no_fence = no_fence, .on_event = on_event, .ctx = e,
+		   .log = bt_lib_log);
 	struct baton_watch *w = baton_watch_new(g, &o);
 
 	ASSERT_TRUE(w != NULL);
@@ -327,7 +327,7 @@ TEST(group_unfence_takes_the_member_back)
 
 TEST(pinned_group_resumes_slots_and_policy)
 {
-	struct baton_group_opts o = { .sz = sizeof(o), .mode = BATON_MODE_EBPF, .log = bt_lib_log };
+	BATON_OPTS(baton_group_opts, o, .mode = BATON_MODE_EBPF, .log = bt_lib_log);
 	struct baton_group *g, *g2;
 	struct statfs sfs;
 	char pin[96];
