@@ -47,8 +47,9 @@ const char *baton_version(void);
  * baton_collect_opts.sock_sz); the library zeroes that many bytes, fills
  * the fields it knows, and says how many bytes it filled, so fields newer
  * than the library read as zero. The calls without a size fill the layout
- * of version 0.1 and never more. struct baton_queue, baton_spec and
- * baton_notify_msg are fixed: a new result would come with a new function. */
+ * of version 0.1 and never more. struct baton_queue, baton_spec,
+ * baton_notify_msg and baton_handover_fds are fixed: a new result would
+ * come with a new function. */
 #define BATON_OPTS(TYPE, NAME, ...)                                            \
 	struct TYPE NAME = ({                                                  \
 		memset(&NAME, 0, sizeof(struct TYPE));                         \
@@ -431,8 +432,8 @@ int baton_handover_serve(struct baton_handover *h, int timeout_ms);
  * unless another process has replaced it since. */
 void baton_handover_free(struct baton_handover *h);
 
-/* What baton_handover_take received. The fds are the caller's: close them
- * when done (baton_handover_fds_free does not). */
+/* What baton_handover_take received (a fixed layout). The fds are the
+ * caller's: close them when done (baton_handover_fds_free does not). */
 struct baton_handover_fds {
 	size_t n;
 	int *fds;                /* O_CLOEXEC */

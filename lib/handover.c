@@ -58,12 +58,14 @@ static int unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len)
 	return 0;
 }
 
-static void copy_opts(struct baton_handover_opts *o, const struct baton_handover_opts *in)
+/* The caller's options with the defaults filled in; -EINVAL for options
+ * of a newer library (see "extensible structs" in baton.h). */
+static int copy_opts(struct baton_handover_opts *o, const struct baton_handover_opts *in)
 {
-	memset(o, 0, sizeof(*o));
-	if (in)
-		memcpy(o, in, in->sz < sizeof(*o) ? in->sz : sizeof(*o));
-	o->sz = sizeof(*o);
+	int r = BATON_OPTS_COPY(o, in, baton_handover_opts, defer_ack);
+
+	if (r)
+		return r;
 	if (!o->mode)
 		o->mode = 0600;
 	if (o->hello_timeout_ms <= 0)
@@ -72,6 +74,7 @@ static void copy_opts(struct baton_handover_opts *o, const struct baton_handover
 		o->ack_timeout_ms = 30000;
 	if (!o->max_fds || o->max_fds > BATON_HANDOVER_MAX_FDS)
 		o->max_fds = BATON_HANDOVER_MAX_FDS;
+	return 0;
 }
 
 /* ---- offering side ---------------------------------------------------------- */
@@ -143,15 +146,16 @@ struct baton_handover *baton_handover_offer(const char *path, const int *fds, co
 	size_t i, off = 0;
 	int r = -EINVAL;
 
-	if (!path || !fds || (opts && opts->sz < sizeof(size_t))) {
-		errno = EINVAL;
-		return NULL;
-	}
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return NULL;
-	copy_opts(&h->o, opts);
 	h->lfd = h->ep = h->tfd = h->cfd = -1;
+	if ((r = copy_opts(&h->o, opts)))
+		goto fail;
+	if (!path || !fds) {
+		r = -EINVAL;
+		goto fail;
+	}
 	if (n == 0 || n > BATON_HANDOVER_MAX_FDS) {
 		baton_logf(h->o.log, h->o.log_ctx, BATON_LOG_ERROR,
 			   "handover: %zu fds offered; one handover carries 1 to %d", n, BATON_HANDOVER_MAX_FDS);
@@ -525,9 +529,10 @@ int baton_handover_take(const char *path, int timeout_ms, const struct baton_han
 		memset(out, 0, sizeof(*out));
 		out->conn = -1;
 	}
-	if (!path || !out || (opts && opts->sz < sizeof(size_t)))
+	if ((r = copy_opts(&o, opts)))
+		return r;
+	if (!path || !out)
 		return -EINVAL;
-	copy_opts(&o, opts);
 	fd = take_connect(&o, path, deadline);
 	if (fd < 0)
 		return fd;

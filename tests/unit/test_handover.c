@@ -246,7 +246,7 @@ static pid_t fake_offer(const char *path, const struct fake *f, int *lfd)
  * NOFILE: the taker's RLIMIT_NOFILE (0: unchanged). */
 static int take_from_fake_lim(const struct fake *f, unsigned max_fds, rlim_t nofile)
 {
-	struct baton_handover_opts o = collect;
+	BATON_OPTS(baton_handover_opts, o, .log = bt_lib_collect, .log_ctx = logbuf);
 	struct baton_handover_fds got;
 	char path[96];
 	int lfd, before, r;
@@ -404,7 +404,7 @@ static int raw_connect(const char *path)
 TEST(handover_offer_refuses_bad_takers_and_serves_the_next)
 {
 	struct baton_handover_hdr hello = baton_handover_hdr_make(BATON_HANDOVER_HELLO, 0, 0), bad = hello;
-	struct baton_handover_opts o = collect;
+	BATON_OPTS(baton_handover_opts, o, .log = bt_lib_collect, .log_ctx = logbuf);
 	struct baton_handover_fds got;
 	struct baton_handover *h;
 	struct pollfd p;
@@ -462,7 +462,7 @@ TEST(handover_offer_refuses_bad_takers_and_serves_the_next)
 	/* and a good taker still gets it: deferred ACK, from a child */
 	pid = fork();
 	if (pid == 0) {
-		struct baton_handover_opts d = { .sz = sizeof(d), .defer_ack = true };
+		BATON_OPTS(baton_handover_opts, d, .defer_ack = true);
 
 		r = baton_handover_take(path, 2000, &d, &got);
 		if (r != 1 || got.conn < 0)
@@ -482,7 +482,7 @@ TEST(handover_offer_refuses_bad_takers_and_serves_the_next)
 TEST(handover_offer_checks_its_arguments_and_the_path)
 {
 	const char *names[] = { "ok", "bad:name" };
-	struct baton_handover_opts o = collect;
+	BATON_OPTS(baton_handover_opts, o, .log = bt_lib_collect, .log_ctx = logbuf);
 	struct baton_handover *h, *h2;
 	int sv[2], before, many[254], stale;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -534,7 +534,7 @@ static void become_nobody(void)
 
 TEST(handover_refuses_a_peer_of_another_uid)
 {
-	struct baton_handover_opts o = collect;
+	BATON_OPTS(baton_handover_opts, o, .log = bt_lib_collect, .log_ctx = logbuf);
 	struct baton_handover_fds got;
 	struct baton_handover *h;
 	char path[64];
@@ -582,4 +582,29 @@ TEST(handover_refuses_a_peer_of_another_uid)
 	close(sv[0]);
 	close(sv[1]);
 	ASSERT_EQ(bt_count_fds(), before - 2);
+}
+
+TEST(handover_refuses_options_of_a_newer_library)
+{
+	struct {
+		struct baton_handover_opts o;
+		char newer[16];
+	} big;
+	struct baton_handover_fds got;
+	int sv[2];
+
+	memset(&big, 0, sizeof(big));
+	big.o.sz = sizeof(big);
+	big.o.log = bt_lib_collect;
+	big.o.log_ctx = logbuf;
+	big.newer[3] = 1;	/* an option this library does not know */
+	ASSERT_EQ(baton_handover_take("/nonexistent", 100, &big.o, &got), -EINVAL);
+	ASSERT_CONTAINS(logbuf, "struct baton_handover_opts: byte");
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ASSERT_TRUE(baton_handover_offer("@baton-test-newer", sv, NULL, 1, &big.o) == NULL);
+	ASSERT_EQ(errno, EINVAL);
+	big.newer[3] = 0;	/* zero bytes it does not know are fine */
+	ASSERT_EQ(baton_handover_take("/nonexistent", 100, &big.o, &got), -ENOENT);
+	close(sv[0]);
+	close(sv[1]);
 }
