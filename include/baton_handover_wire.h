@@ -121,7 +121,7 @@ static inline int baton_handover_hdr_check(const struct baton_handover_hdr *h, e
 		return 0;
 	}
 	if (h->type != want) {
-		snprintf(err, errlen, "expected a %s message, got %s (type %u)", baton_handover_type_name(want),
+		snprintf(err, errlen, "expected %s, got %s (message type %u)", baton_handover_type_name(want),
 			 baton_handover_type_name(h->type), (unsigned)h->type);
 		return -EBADMSG;
 	}
