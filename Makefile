@@ -62,10 +62,10 @@ TEST_SRC := tests/runner.c tests/helpers.c $(wildcard tests/unit/*.c) $(wildcard
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 SKELS    := $(BPFDIR)/steer.skel.h $(BPFDIR)/sockiter.skel.h
-# the renderer of baton ls is tested on recorded fixtures, without the CLI
-TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o
+# the renderer of baton ls is tested on recorded fixtures, without the CLI;
+# the supervisor's state machine is driven by unit tests without processes,
+TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard supervisor/*.c) $(wildcard common/*.c))
 # and the shim lookup, on the test binary's own directory
-TEST_OBJ += $(BUILD)/obj/common/preload_path.o
 
 .PHONY: all check bench demo fuzz clean installables install uninstall
 .SECONDARY:
@@ -117,7 +117,7 @@ $(BUILD)/obj/common/preload_path.o: CFLAGS += -DBATON_PRELOAD_DIR='"$(PRELOADDIR
 $(BUILD)/baton: $(CLI_OBJ) $(BUILD)/libbaton.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libbaton.a $(LDLIBS)
 $(BUILD)/baton-test: $(TEST_OBJ) $(BUILD)/libbaton.a
-	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libbaton.a $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(sort $(TEST_OBJ)) $(BUILD)/libbaton.a $(LDLIBS)
 # The example server stands alone: what a server needs for baton is the
 # protocol, not this library (the handover protocol is one header).
 $(BUILD)/refserver: examples/refserver.c include/baton_handover_wire.h Makefile

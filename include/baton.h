@@ -223,6 +223,11 @@ int baton_group_flags(const struct baton_group *g, int slot);
 
 /* Removes the pins of a pinned group (the maps live on while in use). */
 int baton_group_unpin(struct baton_group *g);
+/* Removes the pins baton makes (maps and program) in the bpffs directory
+ * PIN_PATH, and the directory: for a group no process holds any more.
+ * -ENOENT if there is no such directory; -ENOTEMPTY if it holds anything
+ * else (baton's pins are gone, the rest and the directory stay). */
+int baton_group_unpin_dir(const char *pin_path);
 
 /* Forgets SLOT and closes baton's copy. If that was the last reference, the
  * socket closes and (eBPF mode) its queue migrates to the slots with weight. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Health of the generations: the watch over the active one (frozen or
  * hung: replaced), the drain watch over stopping ones, and --stop-when-idle. */
 #include <arpa/inet.h>
@@ -95,7 +96,7 @@ void idle_check(struct sup *s, struct gen *g, long long now)
 		    g->id, (int)g->pid, n, n == 1 ? "" : "s", s->cfg->grace_ms);
 	g->idle_wait = false;
 	g->stop_ms = now;	/* the grace before SIGKILL starts now */
-	kill(g->pid, s->cfg->stop_signal);
+	s->ops->kill(g->pid, s->cfg->stop_signal);
 }
 
 /* A draining generation's members: once a queue stops shrinking (nobody
