@@ -61,7 +61,7 @@ CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
 TEST_SRC := tests/runner.c tests/helpers.c $(wildcard tests/unit/*.c) $(wildcard tests/integ/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
-SKELS    := $(BPFDIR)/steer.skel.h $(BPFDIR)/sockiter.skel.h
+SKELS    := $(BPFDIR)/steer.skel.h $(BPFDIR)/sockiter.skel.h $(BPFDIR)/sigwatch.skel.h
 # the renderer of baton ls is tested on recorded fixtures, without the CLI;
 # the supervisor's state machine is driven by unit tests without processes,
 TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard supervisor/*.c) $(wildcard common/*.c))
@@ -88,7 +88,7 @@ $(SKELS): $(BPFDIR)/%.skel.h: bpf/%.bpf.c $(wildcard bpf/*.h) | $(BPFDIR)
 # Kernel types for the socket iterator (CO-RE); steer.bpf.c needs only uapi.
 $(BPFDIR)/vmlinux.h: | $(BPFDIR)
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
-$(BPFDIR)/sockiter.skel.h: $(BPFDIR)/vmlinux.h
+$(BPFDIR)/sockiter.skel.h $(BPFDIR)/sigwatch.skel.h: $(BPFDIR)/vmlinux.h
 
 $(LIB_OBJ): $(BUILD)/obj/%.o: %.c include/baton.h include/baton_handover_wire.h lib/internal.h lib/util.h $(SKELS) Makefile
 	@mkdir -p $(dir $@)

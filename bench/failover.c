@@ -2,8 +2,10 @@
 /* bench/failover: two refservers share a port with SO_REUSEPORT; the active
  * one is frozen with SIGSTOP while a probe client opens a connection every
  * 2 ms. Per trial: time from SIGSTOP to the first answer from the standby,
- * and probes not answered within the client's timeout. Plain SO_REUSEPORT
- * and `baton steer --watch` (standby) side by side, in a private netns. */
+ * and probes not answered within the client's timeout. Plain SO_REUSEPORT,
+ * `baton steer --watch --no-events` (polling /proc every 10 ms) and `baton
+ * steer --watch` (stop signals reported by eBPF as they are delivered) side
+ * by side, in one run, in a private netns. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -177,7 +179,7 @@ struct result {
 	int probes, failed;
 };
 
-static int trial(bool with_baton, int port, struct result *res)
+static int trial(int mode, int port, struct result *res)
 {
 	static struct probe p[MAX_PROBES];
 	char listen[32], spec[48], pa[16], pin[64];
@@ -191,7 +193,7 @@ static int trial(bool with_baton, int port, struct result *res)
 	for (int i = 0; i < 300 && !port_up(port); i++)
 		usleep(5000);
 	usleep(20000);
-	if (with_baton) {
+	if (mode) {
 		char buf[512] = "";
 		size_t got = 0;
 
@@ -201,7 +203,7 @@ static int trial(bool with_baton, int port, struct result *res)
 		if (pipe2(pipefd, O_CLOEXEC))
 			return -errno;
 		s = spawn((char *[]){ (char *)baton, "steer", spec, "--primary", pa, "--watch", "--interval", "10ms",
-				      "--pin", pin, NULL }, pipefd[1]);
+				      "--pin", pin, mode == 1 ? "--no-events" : NULL, NULL }, pipefd[1]);
 		close(pipefd[1]);
 		for (int i = 0; i < 500 && !strstr(buf, "steering"); i++) {
 			struct pollfd pf = { .fd = pipefd[0], .events = POLLIN };
@@ -293,14 +295,14 @@ int main(int argc, char **argv)
 	       trials, PROBE_EVERY_US / 1000, TIMEOUT_MS);
 	printf("%-26s %6s %7s %7s %12s %12s %9s\n", "config", "trials", "probes", "failed", "failover50",
 	       "failover99", "never");
-	for (int mode = 0; mode < 2; mode++) {
+	for (int mode = 0; mode < 3; mode++) {
 		double *t = calloc((size_t)trials, sizeof(*t));
 		int nt = 0, probes = 0, failed = 0, never = 0;
 
 		for (int i = 0; i < trials; i++) {
 			struct result res;
 
-			if (trial(mode == 1, 20000 + mode * 1000 + i, &res))
+			if (trial(mode, 20000 + mode * 1000 + i, &res))
 				return 1;
 			probes += res.probes;
 			failed += res.failed;
@@ -311,7 +313,7 @@ int main(int argc, char **argv)
 		}
 		qsort(t, (size_t)nt, sizeof(*t), cmp_d);
 		printf("%-26s %6d %7d %7d %10.1fms %10.1fms %9d\n",
-		       mode ? "baton steer --watch" : "plain SO_REUSEPORT", trials, probes, failed, pct(t, nt, 50),
+		       mode == 2 ? "baton steer --watch" : mode ? "... --no-events (poll)" : "plain SO_REUSEPORT", trials, probes, failed, pct(t, nt, 50),
 		       pct(t, nt, 99), never);
 		free(t);
 	}

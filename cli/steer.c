@@ -5,6 +5,7 @@
  * the policy, and with --watch fails over and picks up members that join. */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,7 +37,7 @@ struct steer {
 	uint32_t weights[BATON_MAX_SLOTS];
 	int nweights;
 	pid_t primary;
-	bool watch, no_fence, release, pin_given;
+	bool watch, no_fence, release, pin_given, no_events;
 	bool fresh;         /* no group was pinned: on failure, remove what this run made */
 	bool made_dir, made_root;
 	uint32_t hang_ms, interval_ms;
@@ -75,6 +76,8 @@ void usage_steer(FILE *out)
 		"  --no-fence           only steer away; leave an unhealthy member's queue alone\n"
 		"  --hang-threshold DUR queue without progress this long is hung (default 100ms)\n"
 		"  --interval DUR       time between health checks (default 10ms)\n"
+		"  --no-events          find stopped members by polling alone (by default, with\n"
+		"                       eBPF, a stop signal is reported as it is delivered)\n"
 		"  --pin DIR            bpffs directory of the group's state\n"
 		"                       (default /sys/fs/bpf/baton/steer-ADDR-PORT,\n"
 		"                       dots of ADDR as _)\n"
@@ -134,7 +137,7 @@ static int parse_policy(struct steer *s, const char *v)
 
 static int parse_args(struct steer *s, int argc, char **argv)
 {
-	enum { O_POLICY = 256, O_PRIMARY, O_WATCH, O_NOFENCE, O_HANG, O_INTERVAL, O_PIN, O_RELEASE };
+	enum { O_POLICY = 256, O_PRIMARY, O_WATCH, O_NOFENCE, O_HANG, O_INTERVAL, O_PIN, O_RELEASE, O_NOEVENTS };
 	static const struct option lopts[] = {
 		{ "policy", required_argument, NULL, O_POLICY },
 		{ "primary", required_argument, NULL, O_PRIMARY },
@@ -144,6 +147,7 @@ static int parse_args(struct steer *s, int argc, char **argv)
 		{ "interval", required_argument, NULL, O_INTERVAL },
 		{ "pin", required_argument, NULL, O_PIN },
 		{ "release", no_argument, NULL, O_RELEASE },
+		{ "no-events", no_argument, NULL, O_NOEVENTS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ 0 },
 	};
@@ -175,6 +179,7 @@ static int parse_args(struct steer *s, int argc, char **argv)
 		}
 		case O_WATCH: s->watch = true; break;
 		case O_RELEASE: s->release = true; break;
+		case O_NOEVENTS: s->no_events = true; break;
 		case O_NOFENCE: s->no_fence = true; break;
 		case O_HANG:
 		case O_INTERVAL:
@@ -486,17 +491,22 @@ static void leave(struct steer *s)
 
 static int watch_loop(struct steer *s)
 {
-	uint64_t next_scan = now_ms() + RESCAN_MS;
+	uint64_t next_scan = now_ms() + RESCAN_MS, next_tick = 0;
 	struct sigaction sa = { .sa_handler = on_stop };
+	int evfd = s->no_events ? -1 : baton_watch_events(s->w);
 
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	for (long pass = 0; pass < MAX_PASSES && !stop_sig; pass++) {
 		uint64_t now = now_ms();
-		struct timespec ts = { .tv_sec = s->interval_ms / 1000,
-				       .tv_nsec = (long)(s->interval_ms % 1000) * 1000000L };
+		struct pollfd pf = { .fd = evfd, .events = POLLIN };
 
-		baton_watch_tick(s->w, now);
+		/* a stop signal wakes the loop at once; /proc is polled at the interval */
+		if (now >= next_tick || evfd >= 0) {
+			baton_watch_tick(s->w, now);
+			if (now >= next_tick)
+				next_tick = now + s->interval_ms;
+		}
 		if (now >= next_scan) {
 			int added = collect(s, false);
 
@@ -504,7 +514,7 @@ static int watch_loop(struct steer *s)
 				apply_policy(s);
 			next_scan = now + RESCAN_MS;
 		}
-		nanosleep(&ts, NULL);
+		poll(evfd >= 0 ? &pf : NULL, evfd >= 0, (int)(next_tick > now_ms() ? next_tick - now_ms() : 0));
 	}
 	leave(s);
 	printf("baton steer: %s, leaving %s steered to its healthy members\n",

@@ -346,6 +346,16 @@ int baton_watch_clear_owners(struct baton_watch *w, int slot);
  * NOW_MS is a monotonic clock in ms. Returns the number of events or -errno. */
 int baton_watch_tick(struct baton_watch *w, uint64_t now_ms);
 
+/* Event-driven detection of stopped owners: loads a small eBPF program on
+ * the signal_deliver tracepoint that reports every process taking a stop
+ * signal through a ring buffer. Returns a file descriptor that becomes
+ * readable (poll/epoll) when a report waits: call baton_watch_tick then,
+ * and a stopped owner is steered away from at once instead of at the next
+ * poll. Polling stays for hangs and as the fallback. -errno (-EPERM without
+ * CAP_BPF and CAP_PERFMON, or root) leaves the watch as it was. The fd
+ * belongs to the watch. */
+int baton_watch_events(struct baton_watch *w);
+
 struct baton_member_health {
 	enum baton_health health;  /* OK, or why it is (still) unhealthy */
 	bool down;                 /* steered away */

@@ -10,15 +10,21 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <bpf/libbpf.h>
+
 #include "internal.h"
+#include "sigwatch.h"
+#include "sigwatch.skel.h"
 
 #define MAX_OWNERS 32             /* per member: nginx master + workers fit */
 #define DEFAULT_HANG_MS 100
 #define RETRY_MAX_MS 30000        /* longest wait before a hung member is tried again */
+#define STOP_INFLIGHT_MS 100      /* a stop signal reported: stopped, though /proc may not say so yet */
 
 struct owner {
 	pid_t pid;
 	int stat_fd;	/* /proc/PID/stat, kept open: it follows this process, not a reused pid */
+	uint64_t stop_ms;	/* a stop signal was delivered at this tick (events), 0: none */
 };
 
 struct wmember {
@@ -41,6 +47,9 @@ struct baton_watch {
 	struct baton_group *g;
 	struct baton_watch_opts o;
 	struct wmember m[BATON_MAX_SLOTS];
+	struct sigwatch_bpf *ev;   /* baton_watch_events: stop signals as they happen */
+	struct ring_buffer *rb;
+	uint64_t now_ms;           /* of the tick that reads the ring buffer */
 };
 
 /* new fields go after log_ctx and may not hide in padding an older library skips */
@@ -104,7 +113,52 @@ void baton_watch_free(struct baton_watch *w)
 		return;
 	for (s = 0; s < BATON_MAX_SLOTS; s++)
 		drop_owners(&w->m[s]);
+	ring_buffer__free(w->rb);
+	sigwatch_bpf__destroy(w->ev);
 	free(w);
+}
+
+static int on_stop_event(void *ctx, void *data, size_t len)
+{
+	const struct baton_sigwatch_event *e = data;
+	struct baton_watch *w = ctx;
+
+	if (len < sizeof(*e))
+		return 0;
+	for (int s = 0; s < BATON_MAX_SLOTS; s++)
+		for (int i = 0; i < w->m[s].nown; i++)
+			if (w->m[s].own[i].pid == (pid_t)e->tgid)
+				w->m[s].own[i].stop_ms = w->now_ms ? w->now_ms : 1;
+	return 0;
+}
+
+int baton_watch_events(struct baton_watch *w)
+{
+	int r;
+
+	if (!w)
+		return -EINVAL;
+	if (w->rb)
+		return ring_buffer__epoll_fd(w->rb);
+	w->ev = sigwatch_bpf__open_and_load();
+	if (!w->ev) {
+		r = -errno;
+		goto fail;
+	}
+	if ((r = sigwatch_bpf__attach(w->ev)))
+		goto fail;
+	w->rb = ring_buffer__new(bpf_map__fd(w->ev->maps.events), on_stop_event, w, NULL);
+	if (!w->rb) {
+		r = -errno;
+		goto fail;
+	}
+	LOG(w, INFO, "stop signals reported as they are delivered (eBPF ring buffer); polling stays for hangs");
+	return ring_buffer__epoll_fd(w->rb);
+fail:
+	LOG(w, WARN, "no stop-signal events (%s): stopped members are found by polling alone", strerror(-r));
+	sigwatch_bpf__destroy(w->ev);
+	w->ev = NULL;
+	return r ? r : -EIO;
 }
 
 static void reset(struct wmember *m)
@@ -163,15 +217,18 @@ static char owner_state(int fd)
 }
 
 /* OK while at least one owner runs; else the "liveliest" reason. */
-static enum baton_health owners_health(struct wmember *m)
+static enum baton_health owners_health(struct wmember *m, uint64_t now)
 {
 	int i, stopped = 0, zombie = 0;
 
 	m->running = 0;
 	for (i = 0; i < m->nown; i++) {
 		char st = owner_state(m->own[i].stat_fd);
+		struct owner *o = &m->own[i];
 
-		if (st == 'T' || st == 't')
+		if (o->stop_ms && (st == 'T' || st == 't' || now - o->stop_ms >= STOP_INFLIGHT_MS))
+			o->stop_ms = 0;	/* /proc tells from now on */
+		if (st == 'T' || st == 't' || (o->stop_ms && st != 'Z' && st != 'X' && st))
 			stopped++;
 		else if (st == 'Z' || st == 'X')
 			zombie++;
@@ -305,7 +362,7 @@ static void check(struct baton_watch *w, int slot, uint64_t now, int *count)
 
 	if (w->o.owned_only && !m->nown)
 		return;
-	h = owners_health(m);
+	h = owners_health(m, now);
 	hung = queue_hung(w, m, slot, now);
 
 	if (!m->down) {
@@ -344,6 +401,10 @@ int baton_watch_tick(struct baton_watch *w, uint64_t now_ms)
 
 	if (!w)
 		return -EINVAL;
+	if (w->rb) {
+		w->now_ms = now_ms;
+		ring_buffer__consume(w->rb);
+	}
 	for (slot = 0; slot < BATON_MAX_SLOTS; slot++) {
 		if (baton_group_fd(w->g, slot) < 0) {
 			if (w->m[slot].seen || w->m[slot].nown)

@@ -497,6 +497,7 @@ void reap(struct sup *s)
 		if (i == MAX_GENS)
 			stage_reaped(s, pid, status);	/* a --check-cmd probe */
 	}
+	children_stopped(s);
 }
 
 /* GI's pidfd says its process ended. Our own child is reaped through

@@ -227,3 +227,23 @@ void health_tick(struct sup *s, long long now)
 		baton_group_fence(s->grp[l], g->slot[l]);
 	}
 }
+
+/* SIGCHLD with CLD_STOPPED: one of our own children stopped. The watch
+ * looks at once, rather than at its next tick, and finds it stopped in
+ * /proc (the kernel tells the parent after the child's state changed). */
+void children_stopped(struct sup *s)
+{
+	siginfo_t si;
+	bool ours = false;
+	int n;
+
+	for (n = 0; n < 64; n++) {
+		si.si_pid = 0;
+		if (waitid(P_ALL, 0, &si, WSTOPPED | WNOHANG) || !si.si_pid)
+			break;
+		for (int i = 0; i < MAX_GENS; i++)
+			ours |= s->gen[i].state != GEN_FREE && s->gen[i].pid == si.si_pid;
+	}
+	if (ours)
+		health_tick(s, baton_mono_ms());
+}

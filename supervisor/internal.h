@@ -153,6 +153,7 @@ bool stop_when_idle(struct sup *s, struct gen *g);
 void idle_check(struct sup *s, struct gen *g, long long now);
 void watch_drain(struct sup *s, struct gen *g, long long now);
 void health_tick(struct sup *s, long long now);
+void children_stopped(struct sup *s);
 void write_status(struct sup *s, FILE *f, bool json);
 bool notify_from(const struct gen *g, const struct baton_notify_msg *m);
 bool listen_is_ready(const struct sup *s, const struct baton_notify_msg *m);
