@@ -205,7 +205,7 @@ static int trial(int mode, int port, struct result *res)
 		s = spawn((char *[]){ (char *)baton, "steer", spec, "--primary", pa, "--watch", "--interval", "10ms",
 				      "--pin", pin, mode == 1 ? "--no-events" : NULL, NULL }, pipefd[1]);
 		close(pipefd[1]);
-		for (int i = 0; i < 500 && !strstr(buf, "steering"); i++) {
+		for (int i = 0; i < 2000 && !strstr(buf, "steering"); i++) {	/* 20 s: a loaded machine */
 			struct pollfd pf = { .fd = pipefd[0], .events = POLLIN };
 			ssize_t k;
 
