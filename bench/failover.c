@@ -133,8 +133,12 @@ static void probe_start(struct probe *p, int port)
 	}
 }
 
-static void probe_poll(struct probe *p, int n)
+/* Waits up to WAIT_US for answers (woken by the first that arrives, so an
+ * answer is timed when it comes, not at the next probe), and reads each
+ * one to its end in one go. */
+static void probe_poll(struct probe *p, int n, long long wait_us)
 {
+	struct timespec ts = { .tv_sec = wait_us / 1000000, .tv_nsec = (wait_us % 1000000) * 1000 };
 	struct pollfd pf[MAX_PROBES];
 	int idx[MAX_PROBES], k = 0;
 
@@ -143,7 +147,11 @@ static void probe_poll(struct probe *p, int n)
 			pf[k] = (struct pollfd){ .fd = p[i].fd, .events = POLLIN };
 			idx[k++] = i;
 		}
-	if (!k || poll(pf, k, 0) <= 0)
+	if (!k) {
+		nanosleep(&ts, NULL);
+		goto timeouts;
+	}
+	if (ppoll(pf, (nfds_t)k, &ts, NULL) <= 0)
 		goto timeouts;
 	for (int j = 0; j < k; j++) {
 		struct probe *q = &p[idx[j]];
@@ -151,13 +159,14 @@ static void probe_poll(struct probe *p, int n)
 
 		if (!pf[j].revents)
 			continue;
-		r = read(q->fd, q->buf + q->got, sizeof(q->buf) - 1 - q->got);
-		if (r > 0) {
+		if (!q->done_us)
+			q->done_us = now_us();	/* the answer's arrival */
+		while ((r = read(q->fd, q->buf + q->got, sizeof(q->buf) - 1 - q->got)) > 0) {
 			q->got += (size_t)r;
 			q->buf[q->got] = '\0';
-			continue;
 		}
-		q->done_us = now_us();
+		if (r < 0 && errno == EAGAIN)
+			continue;	/* the rest comes later */
 		q->answered = r == 0 && !strncmp(q->buf, "HTTP/1.1 200", 12) && strstr(q->buf, "tag=");
 		q->failed = !q->answered;
 		if (q->answered)
@@ -221,19 +230,24 @@ static int trial(int mode, int port, struct result *res)
 		}
 	}
 	start = now_us();
-	for (int i = 0; i < 100000 && n < MAX_PROBES; i++) {
+	for (long long i = 0, next = start; i < 1000000 && n < MAX_PROBES; i++) {
 		long long now = now_us();
 
 		if (!t0 && now - start >= BEFORE_MS * 1000LL) {
 			kill(a, SIGSTOP);
 			t0 = now_us();
+			next = t0;	/* the first probe goes right after the freeze */
 		}
-		if (!t0 || now - t0 < AFTER_MS * 1000LL)
-			probe_start(&p[n++], port);
-		probe_poll(p, n);
+		if (now >= next) {
+			if (!t0 || now - t0 < AFTER_MS * 1000LL)
+				probe_start(&p[n++], port);
+			next += PROBE_EVERY_US;
+			if (next < now)
+				next = now + PROBE_EVERY_US;
+		}
 		if (t0 && now - t0 > (AFTER_MS + TIMEOUT_MS + 50) * 1000LL)
 			break;
-		usleep(PROBE_EVERY_US);
+		probe_poll(p, n, next > now_us() ? next - now_us() : 0);
 	}
 	res->probes = n;
 	res->failed = 0;

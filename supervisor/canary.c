@@ -900,6 +900,7 @@ void stage_resume(struct sup *s)
 		st->o.step_ms = saved.step_ms;
 		st->next_step_ms = now + (saved.left_ms > 0 ? saved.left_ms : 0);
 		s->gen[n].state = GEN_CANARY;
+		s->reload_start_us = baton_mono_us();	/* its timings restart with this supervisor */
 		stage_set_share(s, saved.pct);
 		say(s, "resumed the canary of gen %d at %d%% (checks are not resumed)", saved.new_id, saved.pct);
 	}

@@ -7,7 +7,9 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -19,6 +21,7 @@ struct sv {
 	pid_t pid;
 	char dir[64];
 	char mode[96];
+	char cmd[512], log[96];
 	uint16_t port;
 };
 
@@ -39,17 +42,29 @@ static void set_mode(struct sv *s, const char *args)
 	fclose(f);
 }
 
+/* The supervisor itself, again after one died: the same command line. */
+static void sv_run(struct sv *s)
+{
+	/* the watch of the active generation is not under test: a stall of
+	 * the loaded machine must not start a reload of its own */
+	char *argv[] = { (char *)bt_baton_bin(), "run", "--name", "web", "--listen",
+			 "tcp://127.0.0.1:0?backlog=1024&name=http", "--grace", "5s", "--hang-threshold", "2s", "--",
+			 "/bin/sh", "-c", s->cmd, NULL };
+
+	s->pid = bt_supervisor_start(argv, "web", s->log, NULL, NULL, 10, out, sizeof(out));
+}
+
 /* `baton run --name web` over the reference server, whose extra arguments
  * come from the mode file (so that one generation can misbehave). */
 static void sv_start(struct sv *s)
 {
 	const char *ref = getenv("BATON_REFSERVER");
-	char cmd[512], logpath[96];
 
 	if (!ref || access(ref, X_OK))
 		SKIP("BATON_REFSERVER does not name the reference server (run through make check)");
 	bt_need_netns();
 	bt_need_ebpf();
+	bt_need_private_bpffs();	/* pins of the supervisor's groups stay in the test */
 	memset(s, 0, sizeof(*s));
 	snprintf(s->dir, sizeof(s->dir), "/tmp/baton-test-XXXXXX");
 	if (!mkdtemp(s->dir))
@@ -57,15 +72,9 @@ static void sv_start(struct sv *s)
 	setenv("BATON_RUNTIME_DIR", s->dir, 1);
 	snprintf(s->mode, sizeof(s->mode), "%s/mode", s->dir);
 	set_mode(s, "");
-	snprintf(cmd, sizeof(cmd), "exec %s -q --tag gen $(cat %s)", ref, s->mode);
-	snprintf(logpath, sizeof(logpath), "%s/log", s->dir);
-	/* the watch of the active generation is not under test: a stall of
-	 * the loaded machine must not start a reload of its own */
-	char *argv[] = { (char *)bt_baton_bin(), "run", "--name", "web", "--listen",
-			 "tcp://127.0.0.1:0?backlog=1024&name=http", "--grace", "5s", "--hang-threshold", "2s", "--",
-			 "/bin/sh", "-c", cmd, NULL };
-
-	s->pid = bt_supervisor_start(argv, "web", logpath, NULL, NULL, 10, out, sizeof(out));
+	snprintf(s->cmd, sizeof(s->cmd), "exec %s -q --tag gen $(cat %s)", ref, s->mode);
+	snprintf(s->log, sizeof(s->log), "%s/log", s->dir);
+	sv_run(s);
 	s->port = (uint16_t)bt_json_get(out, "port");
 }
 
@@ -285,5 +294,32 @@ TEST_TIMEOUT(canary_options_errors_name_the_bad_input, 60)
 	ASSERT_EQ(baton("reload", "web", "--canary", "10%", NULL), 0);
 	ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL), 1);
 	ASSERT_CONTAINS(err, "gen 2 is a canary taking 10% of new connections beside gen 1: decide first");
+	sv_stop(&s);
+}
+
+TEST_TIMEOUT(canary_and_probation_outlive_a_supervisor_that_dies, 90)
+{
+	struct sv s;
+	int status;
+
+	sv_start(&s);
+	ASSERT_EQ(baton("reload", "web", "--canary", "10%", NULL), 0);
+	kill(s.pid, SIGKILL);
+	ASSERT_EQ(waitpid(s.pid, &status, 0), s.pid);
+	sv_run(&s);	/* adopts the generations, and the split with them */
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	ASSERT_CONTAINS(out, "\"stage\":{\"kind\":\"canary\",\"gen\":2,\"old_gen\":1,\"canary_pct\":10");
+	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"share_pct\":10.0");
+	ASSERT_EQ(baton("promote", "web", NULL, NULL, NULL), 0);
+	ASSERT_EQ(baton("reload", "web", "--probation", "30s", NULL), 0);
+	kill(s.pid, SIGKILL);
+	ASSERT_EQ(waitpid(s.pid, &status, 0), s.pid);
+	sv_run(&s);
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	ASSERT_CONTAINS(out, "\"stage\":{\"kind\":\"probation\",\"gen\":3,\"old_gen\":2");
+	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"state\":\"standby\"");
+	ASSERT_EQ(baton("rollback", "web", NULL, NULL, NULL), 0);
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"share_pct\":100.0");
 	sv_stop(&s);
 }
