@@ -215,7 +215,9 @@ TEST_TIMEOUT(probation_generation_failing_after_ready_is_flipped_back_without_a_
 	ASSERT_CONTAINS(out, "flipped back to gen 1 in one policy update, no process started");
 	ASSERT_CONTAINS(strstr(out, "{\"id\":1,"), "\"state\":\"active\"");
 	ASSERT_CONTAINS(strstr(out, "{\"id\":1,"), "\"share_pct\":100.0");
-	ASSERT_CONTAINS(out, "rolled back on probation: gen 2 exited with status 1");
+	/* "exited with status 1"; under LeakSanitizer its exit-time tracing
+	 * can show first, as a stopped owner: flipped back all the same */
+	ASSERT_CONTAINS(out, "rolled back on probation: gen 2 ");
 	sv_stop(&s);
 }
 
