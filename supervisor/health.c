@@ -160,6 +160,17 @@ void health_tick(struct sup *s, long long now)
 	for (l = 0; l < s->nl; l++) {
 		if (!s->watch[l] && !(s->watch[l] = baton_watch_new(s->grp[l], &o)))
 			return;
+		if (l == 0 && !s->stop_events && baton_group_mode(s->grp[0]) == BATON_MODE_EBPF) {
+			/* generations this supervisor did not start (adopted after
+			 * one died) send no SIGCHLD: their stop signals come from
+			 * eBPF. Edge-triggered: the next tick reads what came. */
+			struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u32 = EV_STOPS };
+			int fd = baton_watch_events(s->watch[0]);
+
+			s->stop_events = true;
+			if (fd >= 0 && s->epfd >= 0)
+				epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+		}
 		if (s->watched != s->active) {
 			for (int k = 0; k < BATON_MAX_SLOTS; k++)
 				baton_watch_clear_owners(s->watch[l], k);

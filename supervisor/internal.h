@@ -116,9 +116,11 @@ struct sup {
 	int watched;                /* generation whose pid the watches know, -1 none */
 	int batch_lo, batch_n;      /* the listeners this tick looks at (see in_batch) */
 	struct stage stage;         /* canary.c: a canary or probation under way */
+	bool stop_events;           /* tried baton_watch_events on listener 0's watch */
 };
 
-enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_PIDFD = 2000 /* + generation index */ };
+enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_PIDFD = 2000 /* + generation index */,
+       EV_STOPS = 3000 /* stop signals (health.c): only wakes the loop, whose tick reads them */ };
 
 
 void preload_setup(struct sup *s);
