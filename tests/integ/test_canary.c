@@ -22,6 +22,7 @@ struct sv {
 	char dir[64];
 	char mode[96];
 	char cmd[512], log[96];
+	const char *extra[4];	/* more `baton run` options, NULL-terminated */
 	uint16_t port;
 };
 
@@ -47,16 +48,24 @@ static void sv_run(struct sv *s)
 {
 	/* the watch of the active generation is not under test: a stall of
 	 * the loaded machine must not start a reload of its own */
-	char *argv[] = { (char *)bt_baton_bin(), "run", "--name", "web", "--listen",
-			 "tcp://127.0.0.1:0?backlog=1024&name=http", "--grace", "5s", "--hang-threshold", "2s", "--",
-			 "/bin/sh", "-c", s->cmd, NULL };
+	char *argv[24] = { (char *)bt_baton_bin(), "run", "--name", "web", "--listen",
+			   "tcp://127.0.0.1:0?backlog=1024&name=http", "--grace", "5s", "--hang-threshold", "2s" };
+	int n = 10;
+
+	for (int i = 0; i < 4 && s->extra[i]; i++)
+		argv[n++] = (char *)s->extra[i];
+	argv[n++] = "--";
+	argv[n++] = "/bin/sh";
+	argv[n++] = "-c";
+	argv[n++] = s->cmd;
+	argv[n] = NULL;
 
 	s->pid = bt_supervisor_start(argv, "web", s->log, NULL, NULL, 10, out, sizeof(out));
 }
 
 /* `baton run --name web` over the reference server, whose extra arguments
  * come from the mode file (so that one generation can misbehave). */
-static void sv_start(struct sv *s)
+static void sv_start_with(struct sv *s, const char *x1, const char *x2, const char *x3, const char *x4)
 {
 	const char *ref = getenv("BATON_REFSERVER");
 
@@ -66,6 +75,10 @@ static void sv_start(struct sv *s)
 	bt_need_ebpf();
 	bt_need_private_bpffs();	/* pins of the supervisor's groups stay in the test */
 	memset(s, 0, sizeof(*s));
+	s->extra[0] = x1;
+	s->extra[1] = x1 ? x2 : NULL;
+	s->extra[2] = x1 && x2 ? x3 : NULL;
+	s->extra[3] = x1 && x2 && x3 ? x4 : NULL;
 	snprintf(s->dir, sizeof(s->dir), "/tmp/baton-test-XXXXXX");
 	if (!mkdtemp(s->dir))
 		FAIL("mkdtemp: %s", strerror(errno));
@@ -76,6 +89,11 @@ static void sv_start(struct sv *s)
 	snprintf(s->log, sizeof(s->log), "%s/log", s->dir);
 	sv_run(s);
 	s->port = (uint16_t)bt_json_get(out, "port");
+}
+
+static void sv_start(struct sv *s)
+{
+	sv_start_with(s, NULL, NULL, NULL, NULL);
 }
 
 static void sv_stop(struct sv *s)
@@ -323,5 +341,26 @@ TEST_TIMEOUT(canary_and_probation_outlive_a_supervisor_that_dies, 90)
 	ASSERT_EQ(baton("rollback", "web", NULL, NULL, NULL), 0);
 	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
 	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"share_pct\":100.0");
+	sv_stop(&s);
+}
+
+TEST_TIMEOUT(back_to_back_reloads_stop_at_max_draining_naming_them, 60)
+{
+	struct sv s;
+	char want[96], sig[16];
+
+	/* SIGWINCH (ignored) as the stop signal: old generations keep running
+	 * (draining) until the 5 s grace ends */
+	snprintf(sig, sizeof(sig), "%d", SIGWINCH);
+	sv_start_with(&s, "--max-draining", "1", "--stop-signal", sig);
+	ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL), 0);
+	snprintf(want, sizeof(want), "gen 1 (pid %lld)", gen_pid(1));
+	ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL), 1);
+	ASSERT_CONTAINS(err, "1 generations still drain (");
+	ASSERT_CONTAINS(err, want);
+	ASSERT_CONTAINS(err, "the limit set by --max-draining 1");
+	ASSERT_EQ(bt_run((char *[]){ (char *)bt_baton_bin(), "run", "--max-draining", "15", "--", NULL }, out,
+			 sizeof(out), err, sizeof(err), 10), 2);
+	ASSERT_CONTAINS(err, "bad --max-draining \"15\"");
 	sv_stop(&s);
 }
