@@ -79,7 +79,7 @@ static pid_t spawn(char *const argv[], int out_fd)
 
 		dup2(null, 0);
 		dup2(out_fd >= 0 ? out_fd : null, 1);
-		dup2(null, 2);
+		dup2(out_fd >= 0 ? out_fd : null, 2);	/* why baton steer did not start, if it does not */
 		execv(argv[0], argv);
 		_exit(127);
 	}

@@ -40,6 +40,6 @@ int BPF_PROG(stop_delivered, int sig, struct kernel_siginfo *info, struct k_siga
 	e->tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
 	e->sig = (__u32)sig;
 	e->at_ns = bpf_ktime_get_ns();
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);	/* rare, and each one is urgent */
 	return 0;
 }

@@ -121,6 +121,10 @@ static int parse_reload_args(struct sup *s, struct client *c, char *args, struct
 		client_send(c, "error give --check or --check-cmd, not both");
 		return -EINVAL;
 	}
+	if (o->check_path[0] && s->spec[0].proto != BATON_PROTO_TCP) {
+		client_send(c, "error --check sends HTTP over TCP, and listener 0 is UDP: use --check-cmd");
+		return -EINVAL;
+	}
 	if ((o->check_path[0] || o->check_cmd[0]) && baton_group_mode(s->grp[0]) != BATON_MODE_EBPF) {
 		client_send(c, "error checks need eBPF steering (CAP_BPF and CAP_NET_ADMIN): in classic BPF mode a "
 			       "probe cannot be sent to one generation");

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -362,5 +363,29 @@ TEST_TIMEOUT(back_to_back_reloads_stop_at_max_draining_naming_them, 60)
 	ASSERT_EQ(bt_run((char *[]){ (char *)bt_baton_bin(), "run", "--max-draining", "15", "--", NULL }, out,
 			 sizeof(out), err, sizeof(err), 10), 2);
 	ASSERT_CONTAINS(err, "bad --max-draining \"15\"");
+	sv_stop(&s);
+}
+
+TEST_TIMEOUT(canary_steps_promote_and_reload_waits_for_the_outcome, 60)
+{
+	struct sv s;
+	struct timespec a, b;
+	long long ms;
+
+	sv_start(&s);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	ASSERT_EQ(baton("reload", "web", "--canary=40%", "--step=300ms", NULL), 0);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+	bt_log("%s", out);
+	/* 40% at once, 80% after one step, promoted at the next: two steps */
+	ASSERT_GE(ms, 550);
+	ASSERT_CONTAINS(out, "canary: gen 2 takes 40% of new connections");
+	ASSERT_CONTAINS(out, "canary: gen 2 takes 80% of new connections");
+	ASSERT_CONTAINS(out, "promoting canary gen 2 from 80% (every step passed)");
+	ASSERT_CONTAINS(out, "gen 2 (pid ");
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 1);
+	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"share_pct\":100.0");
 	sv_stop(&s);
 }
