@@ -33,6 +33,8 @@ bool stop_when_idle(struct sup *s, struct gen *g)
 	for (l = 0; l < s->nl; l++) {
 		struct stat st;
 
+		if (s->shared[l] >= 0)
+			continue;	/* shared: its inode stays, and it cannot be fenced */
 		g->member_ino[l] = 0;
 		if (g->slot[l] >= 0 && !fstat(baton_group_fd(s->grp[l], g->slot[l]), &st))
 			g->member_ino[l] = st.st_ino;
@@ -121,6 +123,7 @@ void watch_drain(struct sup *s, struct gen *g, long long now)
 		if (now - g->stall_since[l] >= STALL_MS) {
 			say(s, "gen %d stopped accepting with %u queued on listener %d; moving them to gen %d", g->id,
 			    q.len, l, s->active >= 0 ? s->gen[s->active].id : 0);
+			sdn_unstore(s, l, g->member_ino[l]);
 			baton_group_fence(s->grp[l], g->slot[l]);
 			baton_group_remove(s->grp[l], g->slot[l]);
 			g->slot[l] = -1;

@@ -94,6 +94,11 @@ struct sup {
 	int upgrade_client;         /* client waiting for `baton upgrade` across the exec, -1 none */
 	char **argv;                /* this process's own command line, for baton upgrade */
 	int watched;                /* generation whose pid the watches know, -1 none */
+	/* systemd, both ways (sdnotify.c) */
+	struct sdn *sd;             /* the manager's NOTIFY_SOCKET and what LISTEN_FDS passed */
+	int *shared;                /* per listener: -1 steered, else the one socket every generation gets */
+	ino_t *shared_ino;
+	int *first;                 /* per listener: a passed SO_REUSEPORT socket, the next fresh generation's member; -1 */
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_PIDFD = 2000 /* + generation index */ };
@@ -159,6 +164,23 @@ int upgrade_start(struct sup *s, int client);
  * client sockets back. Returns true if this process is such an upgrade. */
 bool upgrade_inherit(struct sup *s);
 void upgrade_finish(struct sup *s);
+
+/* sdnotify.c: baton as a systemd service. Without NOTIFY_SOCKET nothing
+ * is sent; without LISTEN_FDS every listener binds as usual. */
+int sdn_init(struct sup *s);          /* LISTEN_FDS intake, before anything binds; -errno said */
+void sdn_free(struct sup *s);
+void sdn_ready(struct sup *s);        /* gen 1 ready, or generations adopted */
+void sdn_reloading(struct sup *s);
+void sdn_reload_end(struct sup *s);
+void sdn_stopping(struct sup *s);
+void sdn_status(struct sup *s);       /* STATUS= if the line changed */
+void sdn_store(struct sup *s, int l, int fd);    /* FDSTORE=1 a member or shared socket */
+void sdn_unstore(struct sup *s, int l, ino_t ino);
+bool sdn_passed(const struct sup *s, int l);     /* listener L came from LISTEN_FDS (or a takeover) */
+bool sdn_ours(const struct sup *s, unsigned long long ino); /* a socket passed to us, not foreign */
+int sdn_dup_ino(struct sup *s, unsigned long long ino);     /* a copy of a passed/stored socket, or -ENOENT */
+int sdn_member_fd(struct sup *s, int l);         /* takes listener L's passed first member, -1 none */
+const char *listener_mode(const struct sup *s, int l);      /* "steered" or "shared" */
 
 /* foreign.c: sockets on a listener's address that baton did not create */
 int foreign_check(struct sup *s);

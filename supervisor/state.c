@@ -39,6 +39,8 @@ static void write_state(struct sup *s, FILE *f)
 	for (l = 0; l < s->nl; l++) {
 		baton_spec_format(&s->spec[l], spec, sizeof(spec));
 		fprintf(f, "listener %d %u %s\n", l, s->spec[l].port, spec);
+		if (s->shared[l] >= 0)
+			fprintf(f, "shared %d %llu\n", l, (unsigned long long)s->shared_ino[l]);
 	}
 	for (i = 0; i < MAX_GENS; i++) {
 		struct gen *g = &s->gen[i];
@@ -61,6 +63,7 @@ void state_save(struct sup *s)
 	FILE *f;
 	int fd;
 
+	sdn_status(s);	/* every transition is saved: the service manager hears of it too */
 	if (!s->state_path[0])
 		return;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", s->state_path);
@@ -169,6 +172,7 @@ struct state {
 	int ngen;
 	struct st_member *mem;
 	size_t nmem, capmem;
+	unsigned long long *shared;     /* per listener: inode of its shared socket, 0 none */
 	bool ended;
 };
 
@@ -176,6 +180,7 @@ static void state_free(struct state *st)
 {
 	free(st->spec);
 	free(st->mem);
+	free(st->shared);
 	for (int i = 0; i < st->ngen; i++)
 		if (st->gen[i].pidfd >= 0)
 			close(st->gen[i].pidfd);
@@ -193,7 +198,8 @@ static int state_read(struct sup *s, const char *path, struct state *st)
 	if (!f)
 		return -errno;
 	st->spec = calloc(SUP_MAX_LISTENERS, sizeof(*st->spec));
-	if (!st->spec) {
+	st->shared = calloc(SUP_MAX_LISTENERS, sizeof(*st->shared));
+	if (!st->spec || !st->shared) {
 		fclose(f);
 		return -ENOMEM;
 	}
@@ -225,6 +231,14 @@ static int state_read(struct sup *s, const char *path, struct state *st)
 				goto bad;
 			st->spec[l].port = (uint16_t)port;
 			st->nl++;
+			continue;
+		}
+		if (!strncmp(line, "shared ", 7)) {
+			unsigned long long ino;
+
+			if (sscanf(line, "shared %d %llu", &l, &ino) != 2 || l < 0 || l >= st->nl || !ino)
+				goto bad;
+			st->shared[l] = ino;
 			continue;
 		}
 		if (!strncmp(line, "gen ", 4)) {
@@ -395,7 +409,10 @@ static void adopt_members(struct sup *s, struct state *st, struct st_gen *sg, in
 
 		if (m->id != sg->id)
 			continue;
-		fd = copy_member(sg->pid, g->pidfd, m->ino);
+		/* the fd store (or the .socket unit) gave it back: no ptrace needed */
+		fd = sdn_dup_ino(s, m->ino);
+		if (fd < 0)
+			fd = copy_member(sg->pid, g->pidfd, m->ino);
 		if (fd < 0) {
 			size_t used = strlen(lost);
 
@@ -417,6 +434,42 @@ static void adopt_members(struct sup *s, struct state *st, struct st_gen *sg, in
 		}
 		g->slot[m->l] = slot;
 		g->member_ino[m->l] = (ino_t)m->ino;
+	}
+}
+
+/* Shared listeners (one socket for every generation): the socket comes
+ * back from LISTEN_FDS (the .socket unit or the fd store) or, failing
+ * that, is copied from a generation that holds it. */
+static void resume_shared(struct sup *s, struct state *st)
+{
+	for (int l = 0; l < s->nl; l++) {
+		int fd = -ENOENT, i;
+
+		if (!st->shared[l])
+			continue;
+		if (s->shared[l] >= 0 && (unsigned long long)s->shared_ino[l] == st->shared[l])
+			continue;
+		fd = sdn_dup_ino(s, st->shared[l]);
+		for (i = 0; i < MAX_GENS && fd < 0; i++) {
+			struct gen *g = &s->gen[i];
+
+			if (g->state != GEN_FREE && g->pid > 0 && g->pidfd >= 0)
+				fd = copy_member(g->pid, g->pidfd, st->shared[l]);
+		}
+		if (fd < 0) {
+			say(s, "cannot take back the shared socket of listener %d (inode %llu) from the generations: %s; "
+			       "they keep serving on it, but a reload will fail until they are stopped", l,
+			    st->shared[l], fd == -EPERM ? "no permission (needs CAP_SYS_PTRACE or the same uid)"
+							: "none of them holds it");
+			continue;
+		}
+		if (s->shared[l] >= 0) {
+			say(s, "listener %d: the generations serve on another socket than the one passed now; keeping "
+			       "theirs", l);
+			close(s->shared[l]);
+		}
+		s->shared[l] = fd;
+		s->shared_ino[l] = (ino_t)st->shared[l];
 	}
 }
 
@@ -566,6 +619,7 @@ int state_resume(struct sup *s)
 		if (sg->id == st.reload)
 			reload = gi;
 	}
+	resume_shared(s, &st);
 	/* a reload cut short: completed if the switch was published, else
 	 * rolled back (its members never had weight) */
 	if (reload >= 0) {

@@ -296,6 +296,7 @@ static void cleanup(struct sup *s, bool clean_stop)
 		close(s->sigfd);
 	if (s->epfd >= 0)
 		close(s->epfd);
+	sdn_free(s);
 	free_arrays(s);
 }
 
@@ -364,10 +365,10 @@ static int start_fresh(struct sup *s)
 	if (foreign_check(s))
 		return -1;
 	for (l = 0; l < s->nl; l++)
-		if (s->spec[l].port == 0 && pin_port(s, l))
+		if (!sdn_passed(s, l) && s->spec[l].port == 0 && pin_port(s, l))
 			return -1;
 	for (l = 0; l < s->nl; l++)
-		if (pin_port(s, l))
+		if (!sdn_passed(s, l) && pin_port(s, l))
 			return -1;
 	if (!s->cfg->no_preload)
 		preload_setup(s);
@@ -417,7 +418,8 @@ int sup_run(const struct sup_config *cfg)
 	s->start_wall_ms = baton_wall_ms();
 	memcpy(s->spec, cfg->listen, (size_t)s->nl * sizeof(*s->spec));
 	raise_nofile(s);
-	if (pick_name(s)) {
+	if (sdn_init(s) || pick_name(s)) {
+		sdn_free(s);
 		free_arrays(s);
 		return 1;
 	}
@@ -445,6 +447,8 @@ int sup_run(const struct sup_config *cfg)
 		if (s->active < 0 && !start_fresh_gen(s)) {
 			s->exit_code = 1;
 			begin_stop(s, "no generation could be started");
+		} else if (s->gen[s->active].state == GEN_ACTIVE) {
+			sdn_ready(s);	/* the adopted generations serve */
 		}
 	}
 	if (upgraded)
