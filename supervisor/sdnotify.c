@@ -72,7 +72,16 @@ static void send_msg(struct sup *s, const char *text, int fd)
 		c->cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	}
-	if (sendmsg(d->fd, &mh, MSG_NOSIGNAL) < 0 && s->cfg->verbose)
+	/* a busy manager's queue may be full for a moment: wait up to 50 ms
+	 * (READY=1 must arrive), never longer: the loop serves the generations */
+	for (int tries = 0; tries < 50; tries++) {
+		if (sendmsg(d->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0)
+			return;
+		if (errno != EAGAIN)
+			break;
+		usleep(1000);
+	}
+	if (s->cfg->verbose)
 		say(s, "sd_notify to %s failed: %s", getenv("NOTIFY_SOCKET") ? getenv("NOTIFY_SOCKET") : "?",
 		    strerror(errno));
 }

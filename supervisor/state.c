@@ -398,7 +398,7 @@ static void relisten(int fd, const struct baton_spec *sp)
 
 /* Puts the members of adopted generation G (index GI) back into the groups. */
 static void adopt_members(struct sup *s, struct state *st, struct st_gen *sg, int gi, bool serving, char *lost,
-			  size_t lostlen)
+			  size_t lostlen, int *stored)
 {
 	struct gen *g = &s->gen[gi];
 	size_t k;
@@ -411,6 +411,7 @@ static void adopt_members(struct sup *s, struct state *st, struct st_gen *sg, in
 			continue;
 		/* the fd store (or the .socket unit) gave it back: no ptrace needed */
 		fd = sdn_dup_ino(s, m->ino);
+		*stored += fd >= 0;
 		if (fd < 0)
 			fd = copy_member(sg->pid, g->pidfd, m->ino);
 		if (fd < 0) {
@@ -525,7 +526,7 @@ int state_resume(struct sup *s)
 {
 	struct state st;
 	char lost[1024] = "", said[1024] = "", note[256] = "";
-	int r, i, l, alive = 0, active = -1, reload = -1;
+	int r, i, l, alive = 0, active = -1, reload = -1, stored = 0;
 
 	r = state_read(s, s->state_path, &st);
 	if (r == -ENOENT)
@@ -612,7 +613,7 @@ int state_resume(struct sup *s)
 		}
 		if (serving)
 			g->ready_us = g->start_us;
-		adopt_members(s, &st, sg, gi, serving, lost, sizeof(lost));
+		adopt_members(s, &st, sg, gi, serving, lost, sizeof(lost), &stored);
 		gen_watch_pid(s, gi);
 		if (serving)
 			active = gi;
@@ -665,6 +666,9 @@ int state_resume(struct sup *s)
 	}
 	s->resumed = true;
 	say(s, "resumed from %s: adopted %s%s", s->state_path, said[0] ? said : "nothing", note);
+	if (stored)
+		say(s, "took %d member socket%s back from the service manager's fd store (LISTEN_FDS)", stored,
+		    stored == 1 ? "" : "s");
 	if (lost[0])
 		say(s, "could not take back: %s", lost);
 	state_free(&st);
