@@ -343,7 +343,7 @@ static int two_listeners(int fds[2], uint16_t *port)
 
 static struct baton_group *new_group(struct demo *d)
 {
-	struct baton_group_opts o = { .sz = sizeof(o), .log = cli_log, .log_ctx = &d->verbose };
+	BATON_OPTS(baton_group_opts, o, .log = cli_log, .log_ctx = &d->verbose);
 	struct baton_group *g = baton_group_new(&o);
 
 	if (!g)
@@ -406,8 +406,8 @@ static int part_baton(struct demo *d)
 	struct load l = { .lanes = REQUESTS, .max = REQUESTS, .spacing_ms = SPACING_MS,
 			  .duration_ms = COUNTED_CAP_MS, .tick = watch_tick };
 	struct watch w = { 0 };
-	struct baton_watch_opts wo = { .sz = sizeof(wo), .on_event = on_watch_event, .ctx = &w,
-				       .log = cli_log, .log_ctx = &d->verbose };
+	BATON_OPTS(baton_watch_opts, wo, .on_event = on_watch_event, .ctx = &w, .log = cli_log,
+		   .log_ctx = &d->verbose);
 	struct baton_group *g;
 	struct baton_slot_stats st;
 	pid_t pid[2] = { 0, 0 };

@@ -41,7 +41,7 @@ int cmd_ls(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct baton_collect_opts co = { .sz = sizeof(co), .log = cli_log };
+	BATON_OPTS(baton_collect_opts, co, .log = cli_log, .sock_sz = sizeof(struct baton_sock));
 	struct ls_filter filter;
 	struct baton_sock *socks = NULL;
 	bool json = false, record = false, filtered = false;

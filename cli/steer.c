@@ -307,7 +307,7 @@ static void say_member(const struct steer *s, int slot, const char *what)
  * error. Returns the number added or -errno. */
 static int collect(struct steer *s, bool first)
 {
-	struct baton_collect_opts o = { .sz = sizeof(o), .log = cli_log, .log_ctx = &s->verbose };
+	BATON_OPTS(baton_collect_opts, o, .log = cli_log, .log_ctx = &s->verbose, .sock_sz = sizeof(struct baton_sock));
 	struct baton_sock *v = NULL;
 	size_t n = 0, k;
 	uint32_t group = 0;
@@ -493,8 +493,8 @@ static int watch_loop(struct steer *s)
 int cmd_steer(int argc, char **argv)
 {
 	struct steer *s = calloc(1, sizeof(*s));
-	struct baton_group_opts go = { .sz = sizeof(go), .mode = BATON_MODE_EBPF, .log = cli_log };
-	struct baton_watch_opts wo = { .sz = sizeof(wo), .on_event = on_event, .log = cli_log };
+	BATON_OPTS(baton_group_opts, go, .mode = BATON_MODE_EBPF, .log = cli_log);
+	BATON_OPTS(baton_watch_opts, wo, .on_event = on_event, .log = cli_log);
 	char addr[INET6_ADDRSTRLEN] = "";
 	int r;
 

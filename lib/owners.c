@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Who holds each socket baton ls found: every /proc/PID/fd/N that links to
  * socket:[INODE], with the command name. Where the BPF iterator cannot load,
  * the options are read with getsockopt on a copy taken with pidfd_getfd from

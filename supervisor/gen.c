@@ -557,6 +557,7 @@ int start_reload(struct sup *s, int client, const char *origin)
 		return 0;
 	}
 	s->reload = gi;
+	state_save(s);
 	step(s, "started gen %d (pid %d)", s->gen[gi].id, (int)s->gen[gi].pid);
 	return 0;
 }

@@ -202,8 +202,12 @@ void health_tick(struct sup *s, long long now)
 	/* a replacement failed before: try again, and steer away from the
 	 * unhealthy one as soon as the new members can queue what comes */
 	say(s, "gen %d (pid %d) is still unhealthy (%s); trying a replacement again", g->id, (int)g->pid, g->health);
-	if (!strncmp(g->health, "kept: ", 6))
-		memcpy(g->health, "fenced: ", 8), memmove(g->health + 8, g->health + 6, strlen(g->health + 6) + 1);
+	if (!strncmp(g->health, "kept: ", 6)) {
+		char was[sizeof(g->health)];
+
+		snprintf(was, sizeof(was), "%s", g->health + 6);
+		snprintf(g->health, sizeof(g->health), "fenced: %.80s", was);
+	}
 	start_reload(s, -1, "health watch");
 	if (s->reload < 0)
 		return;

@@ -478,9 +478,18 @@ static void resume_shared(struct sup *s, struct state *st)
 static int make_groups(struct sup *s, bool resume)
 {
 	struct baton_group_opts o = { .sz = sizeof(o), .log = lib_log, .log_ctx = s };
+	const char *mode = getenv("BATON_STEERING");
 	char path[4200];
 	int l, r;
 
+	/* BATON_STEERING=cbpf|ebpf forces a mode (tests, and a machine where
+	 * eBPF loads but is not wanted); classic BPF cannot be pinned */
+	if (mode && !strcmp(mode, "cbpf")) {
+		o.mode = BATON_MODE_CBPF;
+		s->pin_root[0] = '\0';
+	} else if (mode && !strcmp(mode, "ebpf")) {
+		o.mode = BATON_MODE_EBPF;
+	}
 	if (!resume && s->pin_root[0]) {
 		/* a fresh start owns its name: stale pins of a dead run go */
 		for (l = 0; l < SUP_MAX_LISTENERS; l++) {
@@ -617,7 +626,9 @@ int state_resume(struct sup *s)
 		gen_watch_pid(s, gi);
 		if (serving)
 			active = gi;
-		if (sg->id == st.reload)
+		/* a generation that was starting or ready but not yet serving is
+		 * a reload cut short, whether or not the state said so yet */
+		else if (sg->id == st.reload || g->state == GEN_STARTING || g->state == GEN_READY)
 			reload = gi;
 	}
 	resume_shared(s, &st);

@@ -131,6 +131,7 @@ static void tick(struct sup *s)
 			s->restart_at = now + BACKOFF_MAX_MS;
 		} else {
 			s->active = gi;
+			state_save(s);
 			say(s, "gen %d (pid %d) restarted in place of gen %d", s->gen[gi].id, (int)s->gen[gi].pid,
 			    s->gen[from].id);
 		}
@@ -376,6 +377,7 @@ static int start_fresh(struct sup *s)
 	if (gi < 0)
 		return -1;
 	s->active = gi;
+	state_save(s);
 	say(s, "gen 1 (pid %d) started; control socket %s", (int)s->gen[gi].pid, s->ctl_path);
 	return 0;
 }

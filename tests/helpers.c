@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Socket and namespace helpers for the integration tests. */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -65,8 +66,7 @@ void bt_need_private_bpffs(void)
 void bt_need_ebpf(void)
 {
 	char log[1024] = "";
-	struct baton_group_opts o = { .sz = sizeof(o), .mode = BATON_MODE_EBPF,
-				      .log = bt_lib_collect, .log_ctx = log };
+	BATON_OPTS(baton_group_opts, o, .mode = BATON_MODE_EBPF, .log = bt_lib_collect, .log_ctx = log);
 	struct baton_group *g = baton_group_new(&o);
 
 	if (!g)
@@ -382,4 +382,61 @@ void bt_supervisor_stop(pid_t *pid, int timeout_s)
 	*pid = 0;
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
+struct bt_load bt_load_start(uint16_t port, const char *mode, const char *seconds, int concurrency)
+{
+	const char *gen = getenv("BATON_LOADGEN");
+	char portstr[16], conc[16];
+	struct bt_load l;
+	int p[2];
+
+	if (!gen || access(gen, X_OK))
+		SKIP("BATON_LOADGEN does not name the load client (run through make check)");
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	snprintf(conc, sizeof(conc), "%d", concurrency);
+	if (pipe2(p, O_CLOEXEC))
+		FAIL("pipe: %s", strerror(errno));
+	l.pid = fork();
+	if (l.pid == 0) {
+		char *argv[] = { (char *)gen, "--port", portstr, "--mode", (char *)mode, "--concurrency", conc,
+				 "--duration", (char *)seconds, "--timeout-ms", "3000", "--json", NULL };
+
+		dup2(p[1], 1);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	l.fd = p[0];
+	usleep(200000);	/* let it reach full load before anything happens */
+	return l;
+}
+
+const char *bt_load_finish(struct bt_load *l, int timeout_s)
+{
+	static char report[8192];
+	size_t got = 0;
+	long long deadline = time(NULL) + timeout_s;
+	int status;
+
+	for (;;) {
+		struct pollfd p = { .fd = l->fd, .events = POLLIN };
+		ssize_t n;
+
+		if (time(NULL) > deadline) {
+			kill(l->pid, SIGKILL);
+			FAIL("load client did not finish in %d s", timeout_s);
+		}
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		n = read(l->fd, report + got, sizeof(report) - got - 1);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	report[got] = '\0';
+	close(l->fd);
+	waitpid(l->pid, &status, 0);
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	return report;
 }

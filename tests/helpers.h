@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Helpers for tests that run real sockets: a private network namespace,
  * listeners on one loopback port, and "which listener took it". */
 #ifndef BATON_TEST_HELPERS_H
@@ -71,5 +72,15 @@ pid_t bt_supervisor_start(char *const argv[], const char *name, const char *log,
 			  void *ctx, int timeout_s, char *status, size_t len);
 /* SIGTERM to the supervisor *PID: it must exit 0 within TIMEOUT_S. */
 void bt_supervisor_stop(pid_t *pid, int timeout_s);
+
+/* The counting load client (BATON_LOADGEN) against 127.0.0.1:PORT in the
+ * background: MODE conn or keepalive, for SECONDS; bt_load_finish waits for
+ * it and returns its JSON report (counts of every outcome). */
+struct bt_load {
+	pid_t pid;
+	int fd;
+};
+struct bt_load bt_load_start(uint16_t port, const char *mode, const char *seconds, int concurrency);
+const char *bt_load_finish(struct bt_load *l, int timeout_s);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The baton command as a user meets it: --help everywhere, errors that name
  * the bad input, and the demo's measured outcome. */
 #include <stdio.h>

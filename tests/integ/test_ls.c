@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* baton ls on real sockets, each test in its own network namespace: a steered
  * eBPF reuseport group of two and a plain SO_REUSEADDR listener report their
  * flags, group, program, slots and owners; a socket held by another process
@@ -105,7 +106,7 @@ static void owned_by(const char *line, pid_t pid, int fd)
 
 TEST(ls_reports_group_program_flags_and_owners)
 {
-	struct baton_group_opts o = { .sz = sizeof(o), .mode = BATON_MODE_EBPF, .log = bt_lib_log };
+	BATON_OPTS(baton_group_opts, o, .mode = BATON_MODE_EBPF, .log = bt_lib_log);
 	struct baton_group *g;
 	char l0[2048], l1[2048], lp[2048], filter[32];
 	int fds[2], plain;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Unmodified servers under `baton run`: the preload shim on its own (managed
  * binds substituted, others untouched, bad or missing environment harmless)
  * and real servers (nginx and python's http.server through the shim,

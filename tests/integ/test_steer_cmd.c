@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* `baton steer` on unmodified servers that bind their own sockets outside
  * baton (refserver --reuseport, nginx "listen ... reuseport"), under load
  * from the counting client: a frozen member fails nothing and what queued on
@@ -94,7 +95,7 @@ static bool wait_output(const char *name, const char *needle, int ms)
 
 static int listeners_on(uint16_t port)
 {
-	struct baton_collect_opts o = { .sz = sizeof(o), .diag_only = true };
+	BATON_OPTS(baton_collect_opts, o, .diag_only = true, .sock_sz = sizeof(struct baton_sock));
 	struct baton_sock *v;
 	size_t n;
 	int c = 0;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Group membership rules, checked in cBPF mode (needs no privilege): a
  * socket that cannot be steered is refused with a message naming its fd, and
  * nothing changes. Also: the library exports only baton_* names. */
@@ -13,8 +14,7 @@
 
 static struct baton_group *cbpf_group(char *log)
 {
-	struct baton_group_opts o = { .sz = sizeof(o), .mode = BATON_MODE_CBPF,
-				      .log = bt_lib_collect, .log_ctx = log };
+	BATON_OPTS(baton_group_opts, o, .mode = BATON_MODE_CBPF, .log = bt_lib_collect, .log_ctx = log);
 	struct baton_group *g = baton_group_new(&o);
 
 	if (!g)

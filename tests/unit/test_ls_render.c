@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* baton ls rendering against recorded fixtures (no privilege needed): each
  * tests/fixtures/ls/NAME.fixture was recorded with `baton ls -a --record`
  * (as root, as root with --no-bpf, and as nobody) and must render exactly as
