@@ -47,7 +47,9 @@ void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (ok)
+	if (s->takeover_reload)
+		s->takeover_reload = false;	/* bringing the server under baton is not a reload */
+	else if (ok)
 		s->reloads_done++;
 	else
 		s->reloads_failed++;
@@ -160,6 +162,8 @@ void release_members(struct sup *s, struct gen *g)
 		baton_group_remove(s->grp[l], g->slot[l]);
 		g->slot[l] = -1;
 	}
+	if (g->id == 0 && s->ntkm)
+		takeover_release(s, g, true);
 }
 
 /* Starts a generation. FROM >= 0 hands it the members of a crashed one
@@ -257,7 +261,10 @@ void stop_gen(struct sup *s, struct gen *g)
 	g->state = GEN_DRAINING;
 	if (served && stop_when_idle(s, g))
 		return;
-	kill(g->pid, s->cfg->stop_signal);
+	if (g->id == 0)
+		takeover_signal(s, g);	/* --takeover-signal, to every --takeover PID */
+	else
+		kill(g->pid, s->cfg->stop_signal);
 }
 
 void describe_exit(int status, char *buf, size_t len)

@@ -47,6 +47,15 @@ struct gen {
 	ino_t *member_ino;              /* its member sockets, to find them again in /proc/PID/fd */
 };
 
+/* takeover.c: a member of generation 0 beyond the first per listener
+ * (nginx with reuseport has one socket per worker) */
+struct tk_member {
+	int gi, l, slot;
+	ino_t ino;
+	uint32_t last_len;
+	long long stall_since;
+};
+
 enum client_role { CL_FREE, CL_READING, CL_RELOAD, CL_STOP };
 
 struct client {
@@ -99,6 +108,12 @@ struct sup {
 	int *shared;                /* per listener: -1 steered, else the one socket every generation gets */
 	ino_t *shared_ino;
 	int *first;                 /* per listener: a passed SO_REUSEPORT socket, the next fresh generation's member; -1 */
+	/* --takeover (takeover.c): generation 0 is the server baton did not start */
+	struct tk_member *tkm;
+	int ntkm;
+	pid_t *tk_pids;             /* every --takeover PID, signalled with generation 0 */
+	int ntk_pids;
+	bool takeover_reload;       /* the reload running is the takeover: not counted as a reload */
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_PIDFD = 2000 /* + generation index */ };
@@ -181,6 +196,15 @@ bool sdn_ours(const struct sup *s, unsigned long long ino); /* a socket passed t
 int sdn_dup_ino(struct sup *s, unsigned long long ino);     /* a copy of a passed/stored socket, or -ENOENT */
 int sdn_member_fd(struct sup *s, int l);         /* takes listener L's passed first member, -1 none */
 const char *listener_mode(const struct sup *s, int l);      /* "steered" or "shared" */
+
+/* takeover.c */
+int takeover_collect(struct sup *s);   /* generation 0 from --takeover PIDs; -errno said */
+void takeover_abandon(struct sup *s);  /* gives generation 0 back untouched */
+void takeover_release(struct sup *s, struct gen *g, bool fence);
+void takeover_drain(struct sup *s, struct gen *g, long long now);
+void takeover_signal(struct sup *s, struct gen *g);
+int takeover_add_member(struct sup *s, int gi, int l, int slot, ino_t ino);
+void sdn_mark_ours(struct sup *s, ino_t ino);   /* a taken socket: not foreign */
 
 /* foreign.c: sockets on a listener's address that baton did not create */
 int foreign_check(struct sup *s);

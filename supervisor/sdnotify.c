@@ -165,7 +165,9 @@ void sdn_reloading(struct sup *s)
 	struct timespec ts;
 	char msg[400], line[256];
 
-	if (!s->sd || s->sd->fd < 0)
+	/* before the first READY=1 (a takeover's switch) the service is still
+	 * starting, not reloading */
+	if (!s->sd || s->sd->fd < 0 || !s->sd->mainpid_said)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	s->sd->ready = false;
@@ -225,6 +227,16 @@ const char *listener_mode(const struct sup *s, int l)
 bool sdn_passed(const struct sup *s, int l)
 {
 	return (s->shared && s->shared[l] >= 0) || (s->first && s->first[l] >= 0);
+}
+
+void sdn_mark_ours(struct sup *s, ino_t ino)
+{
+	struct passed *v = realloc(s->sd->p, (size_t)(s->sd->n + 1) * sizeof(*v));
+
+	if (!v)
+		return;
+	s->sd->p = v;
+	s->sd->p[s->sd->n++] = (struct passed){ .fd = -1, .ino = ino, .listener = -1 };
 }
 
 bool sdn_ours(const struct sup *s, unsigned long long ino)

@@ -53,6 +53,10 @@ static void write_state(struct sup *s, FILE *f)
 			if (g->slot[l] >= 0 && g->member_ino[l])
 				fprintf(f, "member %d %d %d %llu\n", g->id, l, g->slot[l],
 					(unsigned long long)g->member_ino[l]);
+		for (int k = 0; k < s->ntkm; k++)
+			if (s->tkm[k].gi == i && s->tkm[k].slot >= 0)
+				fprintf(f, "member %d %d %d %llu\n", g->id, s->tkm[k].l, s->tkm[k].slot,
+					(unsigned long long)s->tkm[k].ino);
 	}
 	fprintf(f, "end\n");
 }
@@ -431,6 +435,12 @@ static void adopt_members(struct sup *s, struct state *st, struct st_gen *sg, in
 
 			snprintf(lost + used, lostlen - used, "%sgen %d listener %d (%s)", used ? ", " : "", sg->id,
 				 m->l, strerror(-slot));
+			continue;
+		}
+		if (g->slot[m->l] >= 0) {
+			/* generation 0 (--takeover): one member per worker */
+			if (takeover_add_member(s, gi, m->l, slot, (ino_t)m->ino))
+				baton_group_remove(s->grp[m->l], slot);
 			continue;
 		}
 		g->slot[m->l] = slot;

@@ -69,7 +69,7 @@ void write_status(struct sup *s, FILE *f, bool json)
 		fprintf(f, "],\"generations\":[");
 	}
 	/* newest first */
-	for (int id = s->next_id; id > 0; id--) {
+	for (int id = s->next_id; id >= 0; id--) {	/* 0: a --takeover server */
 		struct gen *g = NULL;
 
 		for (i = 0; i < MAX_GENS; i++)

@@ -191,6 +191,8 @@ static void free_arrays(struct sup *s)
 	free(s->watch);
 	free(s->fdnames);
 	free(s->preload_env);
+	free(s->tkm);
+	free(s->tk_pids);
 }
 
 /* A supervisor of 1,024 listeners holds a program, four maps and a member
@@ -351,6 +353,26 @@ static int pick_name(struct sup *s)
 	return 0;
 }
 
+/* Generation 1 after --takeover: started like a reload from generation 0
+ * (weight 0, switched once ready, generation 0 then drained). If it cannot
+ * start, the server is given back untouched. */
+static int start_takeover(struct sup *s)
+{
+	struct gen *z = &s->gen[s->active];
+
+	state_save(s);
+	s->takeover_reload = true;
+	if (start_reload(s, -1, "takeover") || s->reload < 0) {
+		s->takeover_reload = false;
+		say(s, "takeover abandoned: pid %d keeps serving as it did", (int)z->pid);
+		takeover_abandon(s);
+		return -1;
+	}
+	say(s, "gen %d (pid %d) started to take over from pid %d; control socket %s", s->gen[s->reload].id,
+	    (int)s->gen[s->reload].pid, (int)z->pid, s->ctl_path);
+	return 0;
+}
+
 /* Generation 1 on fresh groups: no dead supervisor's state to resume. */
 static int start_fresh(struct sup *s)
 {
@@ -363,16 +385,22 @@ static int start_fresh(struct sup *s)
 	if (baton_group_mode(s->grp[0]) != BATON_MODE_EBPF)
 		say(s, "running in classic BPF mode: reloads switch traffic, but a stopping generation's queue "
 		       "cannot be moved (needs CAP_BPF and CAP_NET_ADMIN)");
-	if (foreign_check(s))
+	if (s->cfg->ntakeover && takeover_collect(s))
 		return -1;
+	if (foreign_check(s)) {
+		takeover_abandon(s);
+		return -1;
+	}
 	for (l = 0; l < s->nl; l++)
 		if (!sdn_passed(s, l) && s->spec[l].port == 0 && pin_port(s, l))
 			return -1;
 	for (l = 0; l < s->nl; l++)
-		if (!sdn_passed(s, l) && pin_port(s, l))
+		if (!sdn_passed(s, l) && (s->active < 0 || s->gen[s->active].slot[l] < 0) && pin_port(s, l))
 			return -1;
 	if (!s->cfg->no_preload)
 		preload_setup(s);
+	if (s->active >= 0)
+		return start_takeover(s);
 	gi = start_gen(s, -1, 1);
 	if (gi < 0)
 		return -1;
