@@ -672,7 +672,9 @@ int state_resume(struct sup *s)
 
 		a->state = GEN_ACTIVE;
 		s->active = active;
-		for (l = 0; l < s->nl; l++)
+		/* generation 0 (--takeover) serves through several members with
+		 * the weights the pinned maps still hold */
+		for (l = 0; l < s->nl && a->id != 0; l++)
 			if (a->slot[l] >= 0)
 				baton_group_activate(s->grp[l], a->slot[l]);
 	}
