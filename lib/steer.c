@@ -451,8 +451,9 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 		}
 		snprintf(g->pin_path, sizeof(g->pin_path), "%s", o.pin_path);
 		if ((err = mkdir_p(g->pin_path))) {
-			LOG(g, ERROR, "cannot create %s: %s (is bpffs mounted there?)", g->pin_path,
-			    strerror(-err));
+			LOG(g, ERROR, "cannot create %s: %s (%s)", g->pin_path, strerror(-err),
+			    err == -EPERM || err == -EACCES ? "pinning needs CAP_BPF and CAP_NET_ADMIN, or root"
+							    : "is bpffs mounted there?");
 			goto fail;
 		}
 	}
@@ -1022,21 +1023,39 @@ int baton_group_flags(const struct baton_group *g, int slot)
 	return (int)((g->m[slot].fenced ? BATON_SLOT_FENCED : 0) | (g->m[slot].down ? BATON_SLOT_DOWN : 0));
 }
 
-int baton_group_unpin(struct baton_group *g)
+/* Only what baton pins goes: what else a directory holds is not baton's,
+ * so it stays, and with it the directory. */
+int baton_group_unpin_dir(const char *pin_path)
 {
 	const char *names[] = { "socks", "cfg", "ctl", "stats", "steer" };
 	char path[PATH_MAX];
+	struct stat st;
 	size_t i;
+
+	if (!pin_path || !pin_path[0] || strlen(pin_path) >= PATH_MAX - 16)
+		return -EINVAL;
+	if (stat(pin_path, &st))
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_path, names[i]);
+		if (unlink(path) && errno != ENOENT)
+			return -errno;
+	}
+	if (rmdir(pin_path) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int baton_group_unpin(struct baton_group *g)
+{
+	int r;
 
 	if (!g)
 		return -EINVAL;
 	if (!g->pin_path[0])
 		return 0;
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", g->pin_path, names[i]);
-		unlink(path);
-	}
-	if (rmdir(g->pin_path) && errno != ENOENT)
-		return -errno;
-	return 0;
+	r = baton_group_unpin_dir(g->pin_path);
+	return r == -ENOENT ? 0 : r;
 }

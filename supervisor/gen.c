@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The generation state machine: start, readiness and switch, rollback,
  * stop and drain, crash restart; and the reload that drives them. */
 #include <arpa/inet.h>
@@ -223,7 +224,7 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 	g->id = ++s->next_id;
 	g->start_us = baton_mono_us();
 	g->start_wall_ms = baton_wall_ms();
-	pid = spawn(s, g->id, fds, &r);
+	pid = s->ops->spawn(s, g->id, fds, &r);
 	if (pid < 0) {
 		say(s, "cannot run \"%s\": %s", s->cfg->argv[0], strerror(-r));
 		goto fail;
@@ -264,7 +265,7 @@ void stop_gen(struct sup *s, struct gen *g)
 	if (g->id == 0)
 		takeover_signal(s, g);	/* --takeover-signal, to every --takeover PID */
 	else
-		kill(g->pid, s->cfg->stop_signal);
+		s->ops->kill(g->pid, s->cfg->stop_signal);
 }
 
 void describe_exit(int status, char *buf, size_t len)

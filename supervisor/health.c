@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Health of the generations: the watch over the active one (frozen or
  * hung: replaced), the drain watch over stopping ones, and --stop-when-idle. */
 #include <arpa/inet.h>
@@ -104,7 +105,7 @@ void idle_check(struct sup *s, struct gen *g, long long now)
 	if (g->id == 0)
 		takeover_signal(s, g);
 	else
-		kill(g->pid, s->cfg->stop_signal);
+		s->ops->kill(g->pid, s->cfg->stop_signal);
 }
 
 /* A draining generation's members: once a queue stops shrinking (nobody

@@ -231,8 +231,11 @@ bool sdn_passed(const struct sup *s, int l)
 
 void sdn_mark_ours(struct sup *s, ino_t ino)
 {
-	struct passed *v = realloc(s->sd->p, (size_t)(s->sd->n + 1) * sizeof(*v));
+	struct passed *v;
 
+	if (!s->sd)
+		return;
+	v = realloc(s->sd->p, (size_t)(s->sd->n + 1) * sizeof(*v));
 	if (!v)
 		return;
 	s->sd->p = v;
@@ -241,9 +244,7 @@ void sdn_mark_ours(struct sup *s, ino_t ino)
 
 bool sdn_ours(const struct sup *s, unsigned long long ino)
 {
-	if (!s->sd)
-		return false;
-	for (int i = 0; i < s->sd->n; i++)
+	for (int i = 0; s->sd && i < s->sd->n; i++)
 		if ((unsigned long long)s->sd->p[i].ino == ino)
 			return true;
 	for (int l = 0; l < s->nl; l++)
@@ -256,7 +257,7 @@ int sdn_dup_ino(struct sup *s, unsigned long long ino)
 {
 	int l, i, fd;
 
-	if (!s->sd || !ino)
+	if (!ino)
 		return -ENOENT;
 	for (l = 0; l < s->nl; l++)
 		if (s->shared[l] >= 0 && (unsigned long long)s->shared_ino[l] == ino)
@@ -271,7 +272,7 @@ int sdn_dup_ino(struct sup *s, unsigned long long ino)
 			s->first[l] = -1;
 			return fd;
 		}
-	for (i = 0; i < s->sd->n; i++)
+	for (i = 0; s->sd && i < s->sd->n; i++)
 		if (s->sd->p[i].fd >= 0 && (unsigned long long)s->sd->p[i].ino == ino) {
 			fd = s->sd->p[i].fd;
 			s->sd->p[i].fd = -1;
@@ -473,16 +474,10 @@ int sdn_init(struct sup *s)
 	const char *path = getenv("NOTIFY_SOCKET");
 	struct sdn *d;
 	size_t len;
-	int l;
 
-	s->shared = malloc((size_t)s->nl * sizeof(*s->shared));
-	s->shared_ino = calloc((size_t)s->nl, sizeof(*s->shared_ino));
-	s->first = malloc((size_t)s->nl * sizeof(*s->first));
 	d = s->sd = calloc(1, sizeof(*s->sd));
-	if (!s->shared || !s->shared_ino || !s->first || !d)
+	if (!d)
 		return -ENOMEM;
-	for (l = 0; l < s->nl; l++)
-		s->shared[l] = s->first[l] = -1;
 	d->fd = -1;
 	if (path && *path) {
 		len = strlen(path);
@@ -519,10 +514,6 @@ void sdn_free(struct sup *s)
 			close(s->first[l]);
 		if (s->shared[l] >= 0)
 			close(s->shared[l]);
+		s->first[l] = s->shared[l] = -1;
 	}
-	free(s->shared);
-	free(s->shared_ino);
-	free(s->first);
-	s->shared = s->first = NULL;
-	s->shared_ino = NULL;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Generations of one command behind steered listening sockets. Each
  * generation gets member sockets of its own (fds 3.. with LISTEN_FDS); a
  * reload starts the next one with weight 0, waits for readiness, switches
@@ -110,8 +111,8 @@ static void tick(struct sup *s)
 			if (!g->killed && now - g->stop_ms >= s->cfg->grace_ms) {
 				say(s, "gen %d (pid %d) still running after the %lld ms grace; killing it", g->id,
 				    (int)g->pid, s->cfg->grace_ms);
-				kill(-g->pid, SIGKILL);
-				kill(g->pid, SIGKILL);
+				s->ops->kill(-g->pid, SIGKILL);
+				s->ops->kill(g->pid, SIGKILL);
 				g->killed = true;
 			}
 			if (!s->stopping)
@@ -160,8 +161,13 @@ static int alloc_arrays(struct sup *s)
 	s->grp = calloc(n, sizeof(*s->grp));
 	s->watch = calloc(n, sizeof(*s->watch));
 	s->fdnames = calloc(n, BATON_NAME_MAX + 2);
-	if (!s->spec || !s->grp || !s->watch || !s->fdnames)
+	s->shared = malloc(n * sizeof(*s->shared));
+	s->shared_ino = calloc(n, sizeof(*s->shared_ino));
+	s->first = malloc(n * sizeof(*s->first));
+	if (!s->spec || !s->grp || !s->watch || !s->fdnames || !s->shared || !s->shared_ino || !s->first)
 		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		s->shared[i] = s->first[i] = -1;
 	for (i = 0; i < MAX_GENS; i++) {
 		struct gen *g = &s->gen[i];
 
@@ -193,6 +199,9 @@ static void free_arrays(struct sup *s)
 	free(s->preload_env);
 	free(s->tkm);
 	free(s->tk_pids);
+	free(s->shared);
+	free(s->shared_ino);
+	free(s->first);
 }
 
 /* A supervisor of 1,024 listeners holds a program, four maps and a member
@@ -276,17 +285,8 @@ static void cleanup(struct sup *s, bool clean_stop)
 	}
 	if (s->upgrade_client >= 0)
 		close(s->upgrade_client);
-	for (i = 0; i < MAX_GENS; i++) {
-		release_members(s, &s->gen[i]);
-		if (s->gen[i].pidfd >= 0)
-			close(s->gen[i].pidfd);
-	}
 	if (clean_stop)
 		state_remove(s);
-	for (i = 0; i < s->nl; i++) {
-		baton_watch_free(s->watch[i]);
-		baton_group_free(s->grp[i]);
-	}
 	if (s->ctlfd >= 0) {
 		close(s->ctlfd);
 		unlink(s->ctl_path);
@@ -299,8 +299,7 @@ static void cleanup(struct sup *s, bool clean_stop)
 		close(s->sigfd);
 	if (s->epfd >= 0)
 		close(s->epfd);
-	sdn_free(s);
-	free_arrays(s);
+	sup_fini(s);
 }
 
 /* Binds listener L once so a port of 0 becomes a real one that every
@@ -426,31 +425,58 @@ static bool start_fresh_gen(struct sup *s)
 	return true;
 }
 
+int sup_init(struct sup *s, const struct sup_config *cfg, const struct sup_ops *ops)
+{
+	int i;
+
+	*s = (struct sup){ .cfg = cfg, .ops = ops, .active = -1, .reload = -1, .reload_client = -1,
+			   .restart_from = -1, .epfd = -1, .sigfd = -1, .notifyfd = -1, .ctlfd = -1, .watched = -1,
+			   .upgrade_client = -1, .argv = cfg->self_argv, .nl = cfg->nlisten };
+	for (i = 0; i < MAX_CLIENTS; i++)
+		s->cl[i].fd = -1;
+	snprintf(s->name, sizeof(s->name), "%s", cfg->name[0] ? cfg->name : "baton");
+	s->start_wall_ms = baton_wall_ms();
+	if (alloc_arrays(s))
+		return -ENOMEM;
+	memcpy(s->spec, cfg->listen, (size_t)s->nl * sizeof(*s->spec));
+	return 0;
+}
+
+void sup_fini(struct sup *s)
+{
+	int i;
+
+	for (i = 0; i < MAX_GENS; i++) {
+		if (s->gen[i].slot)
+			release_members(s, &s->gen[i]);
+		if (s->gen[i].pidfd >= 0)
+			close(s->gen[i].pidfd);
+		s->gen[i].pidfd = -1;
+	}
+	for (i = 0; s->grp && i < s->nl; i++) {
+		if (s->watch)
+			baton_watch_free(s->watch[i]);
+		baton_group_free(s->grp[i]);
+	}
+	sdn_free(s);
+	free_arrays(s);
+}
+
 int sup_run(const struct sup_config *cfg)
 {
-	struct sup sv = { .cfg = cfg, .active = -1, .reload = -1, .reload_client = -1, .restart_from = -1,
-			  .epfd = -1, .sigfd = -1, .notifyfd = -1, .ctlfd = -1, .watched = -1,
-			  .upgrade_client = -1, .argv = cfg->self_argv };
-	struct sup *s = &sv;
+	struct sup sv, *s = &sv;
 	int i, l, r;
 	bool upgraded, keep_state = false;
 	size_t off = 0;
 
-	for (i = 0; i < MAX_CLIENTS; i++)
-		s->cl[i].fd = -1;
-	s->nl = cfg->nlisten;
-	snprintf(s->name, sizeof(s->name), "baton");
-	if (alloc_arrays(s)) {
+	if (sup_init(s, cfg, &sup_default_ops)) {
 		say(s, "out of memory for %d listeners", s->nl);
-		free_arrays(s);
+		sup_fini(s);
 		return 1;
 	}
-	s->start_wall_ms = baton_wall_ms();
-	memcpy(s->spec, cfg->listen, (size_t)s->nl * sizeof(*s->spec));
 	raise_nofile(s);
 	if (sdn_init(s) || pick_name(s)) {
-		sdn_free(s);
-		free_arrays(s);
+		sup_fini(s);
 		return 1;
 	}
 	for (l = 0; l < s->nl; l++) {

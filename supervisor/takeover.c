@@ -456,10 +456,10 @@ void takeover_signal(struct sup *s, struct gen *g)
 {
 	int sig = s->cfg->takeover_signal ? s->cfg->takeover_signal : s->cfg->stop_signal;
 
-	kill(g->pid, sig);
+	s->ops->kill(g->pid, sig);
 	for (int i = 0; i < s->ntk_pids; i++)
 		if (s->tk_pids[i] != g->pid)
-			kill(s->tk_pids[i], sig);
+			s->ops->kill(s->tk_pids[i], sig);
 }
 
 /* Resume: a second member of generation 0 on listener L. */

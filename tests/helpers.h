@@ -55,6 +55,11 @@ int bt_run_with(char *const argv[], void (*child)(void *ctx), void *ctx, char *o
 		size_t errlen, int timeout_s);
 /* The baton binary under test (BATON_BIN), or skip. */
 const char *bt_baton_bin(void);
+/* Points BATON_BIN at a copy in a 0755 directory of its own, for tests that
+ * run baton as user nobody (a checkout may sit where nobody cannot enter);
+ * bt_unshare_baton_bin removes it and points BATON_BIN back. */
+void bt_share_baton_bin(void);
+void bt_unshare_baton_bin(void);
 /* Integer value of "KEY": N inside the JSON object that follows "OBJ": in
  * TEXT (enough for baton's flat outputs); fails the test if absent. */
 long long bt_json_int(const char *text, const char *obj, const char *key);

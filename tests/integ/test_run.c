@@ -503,3 +503,30 @@ TEST_TIMEOUT(run_no_watch_leaves_a_frozen_generation_alone, 60)
 	ASSERT_CONTAINS(err, "bad --hang-threshold \"soon\"");
 	sv_stop(&s);
 }
+
+/* A reload that outlasts the client's --timeout: one line that says the
+ * client stopped waiting and the reload goes on, exit 3; the supervisor
+ * finishes it (here: rolls back) and status shows that. */
+TEST_TIMEOUT(run_reload_timeout_says_the_reload_goes_on, 60)
+{
+	struct sv s;
+	char *nl;
+
+	sv_start(&s, "--ready=notify", "--ready-timeout=1500ms");
+	set_mode(&s, "--never-ready");
+	ASSERT_EQ(baton("reload", "web", "--timeout=300ms"), 3);
+	ASSERT_CONTAINS(err, "stopped waiting after 300 ms (--timeout); the reload goes on in supervisor \"web\"");
+	ASSERT_CONTAINS(err, "baton status web");
+	nl = strchr(err, '\n');
+	ASSERT_TRUE(nl && nl[1] == '\0');	/* one line, nothing contradicting it */
+	ASSERT_TRUE(strstr(err, "closed the connection") == NULL);
+	for (int i = 0; i < 100; i++) {
+		ASSERT_EQ(baton("status", "web", "--json"), 0);
+		if (bt_json_get(out, "reloads_failed") == 1)
+			break;
+		usleep(50000);
+	}
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
+	set_mode(&s, "");
+	sv_stop(&s);
+}

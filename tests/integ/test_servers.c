@@ -262,6 +262,11 @@ static void sv_start(struct sv *s, char *const argv[])
 	args[n++] = "web";
 	args[n++] = "--listen";
 	args[n++] = "tcp://127.0.0.1:8080?backlog=1024";
+	/* the health watch is not under test: a 100 ms stall of a loaded
+	 * python server would start a reload of its own, and the test's next
+	 * reload would then be refused as "already in progress" */
+	args[n++] = "--hang-threshold";
+	args[n++] = "2s";
 	for (int i = 0; argv[i] && n < 39; i++)
 		args[n++] = argv[i];
 	args[n] = NULL;
