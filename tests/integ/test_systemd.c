@@ -614,14 +614,16 @@ TEST_TIMEOUT(systemd_example_units_pass_systemd_analyze_verify, 60)
 
 	if (access(sa, X_OK))
 		SKIP("%s is missing (Debian package systemd)", sa);
-	srcdir = realpath(bt_baton_bin(), NULL);
+	srcdir = getenv("BATON_SRCDIR") ? strdup(getenv("BATON_SRCDIR")) : realpath(bt_baton_bin(), NULL);
 	if (!srcdir)
 		FAIL("realpath %s: %s", bt_baton_bin(), strerror(errno));
-	/* the source tree: the nearest directory above the binary with the units */
-	do {
+	/* the source tree: BATON_SRCDIR, else the nearest directory above the
+	 * binary with the units */
+	snprintf(src, sizeof(src), "%s/examples/systemd", srcdir);
+	while (access(src, R_OK) && strrchr(srcdir, '/')) {
 		*strrchr(srcdir, '/') = '\0';
 		snprintf(src, sizeof(src), "%s/examples/systemd", srcdir);
-	} while (access(src, R_OK) && strrchr(srcdir, '/'));
+	}
 	free(srcdir);
 	if (access(src, R_OK))
 		SKIP("no examples/systemd above %s", bt_baton_bin());
