@@ -38,6 +38,10 @@ void usage_run(FILE *out)
 		"      --no-preload       do not inject libbaton-preload.so, which otherwise makes\n"
 		"                         a command that binds its own socket to a --listen\n"
 		"                         address serve on baton's (BATON_PRELOAD, LD_PRELOAD)\n"
+		"      --bind-mode MODE   how a command that binds its own socket joins the\n"
+		"                         steered group: shim (LD_PRELOAD), cgroup (a cgroup bind\n"
+		"                         hook; baton adopts the socket when it listens), or auto\n"
+		"                         (default: cgroup for static and Go executables, else shim)\n"
 		"      --no-watch         do not watch the active generation's health\n"
 		"      --hang-threshold DUR  a stopped active generation, or one whose queue\n"
 		"                         makes no progress this long (default 100ms), is\n"
@@ -97,7 +101,7 @@ static int bad(const char *what, const char *value, const char *hint)
 static int run_with(struct sup_config *cfg, int argc, char **argv)
 {
 	enum { OPT_READY_TIMEOUT = 256, OPT_STOP_SIGNAL, OPT_GRACE, OPT_NO_PRELOAD, OPT_STOP_WHEN_IDLE,
-	       OPT_NO_WATCH, OPT_HANG, OPT_ALLOW_FOREIGN };
+	       OPT_NO_WATCH, OPT_HANG, OPT_ALLOW_FOREIGN, OPT_BIND_MODE };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "name", required_argument, NULL, 'n' },
@@ -110,6 +114,7 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 		{ "no-watch", no_argument, NULL, OPT_NO_WATCH },
 		{ "hang-threshold", required_argument, NULL, OPT_HANG },
 		{ "allow-foreign", no_argument, NULL, OPT_ALLOW_FOREIGN },
+		{ "bind-mode", required_argument, NULL, OPT_BIND_MODE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -196,6 +201,16 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 		case OPT_ALLOW_FOREIGN:
 			cfg->allow_foreign = true;
 			break;
+		case OPT_BIND_MODE:
+			if (!strcmp(optarg, "auto"))
+				cfg->bind_mode = SUP_BIND_AUTO;
+			else if (!strcmp(optarg, "shim"))
+				cfg->bind_mode = SUP_BIND_SHIM;
+			else if (!strcmp(optarg, "cgroup"))
+				cfg->bind_mode = SUP_BIND_CGROUP;
+			else
+				return bad("--bind-mode", optarg, "want shim, cgroup or auto");
+			break;
 		case 'v':
 			cfg->verbose++;
 			break;
@@ -219,7 +234,12 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (cfg->ready == SUP_READY_LISTEN && cfg->no_preload) {
-		fprintf(stderr, "baton run: --ready listen needs the preload shim: drop --no-preload\n");
+		fprintf(stderr, "baton run: --ready listen needs the preload shim or cgroup mode: drop --no-preload\n");
+		return EXIT_USAGE;
+	}
+	if (cfg->no_preload && cfg->bind_mode != SUP_BIND_AUTO) {
+		fprintf(stderr, "baton run: --no-preload hands the command only its LISTEN_FDS; it cannot go with "
+				"--bind-mode: drop one\n");
 		return EXIT_USAGE;
 	}
 	cfg->argv = argv + optind;
