@@ -292,6 +292,9 @@ void bindmode_gen_end(struct sup *s, int gi)
 
 	if (!b || !b->cg || !b->dir[0])
 		return;
+	/* what it did before it ended (a bind that failed, say) is told
+	 * first, while a waiting reload still hears it */
+	bindmode_events(s);
 	leave(s->bm, b->dir);
 	b->dir[0] = '\0';
 }
