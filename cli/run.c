@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* `baton run`: parses the command line into a supervisor config and runs
  * the supervisor in the foreground. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The generation state machine: start, readiness and switch, rollback,
  * stop and drain, crash restart; and the reload that drives them. */
 #include <arpa/inet.h>

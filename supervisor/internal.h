@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* What the supervisor's files share: the generation, client and supervisor
  * structs, and the functions each role offers the others. Not a public
  * interface: cli/ uses sup.h. */
@@ -17,6 +18,7 @@
 #define STALL_MS 20           /* a draining queue that does not shrink this long is moved */
 #define CLIENT_IDLE_MS 2000   /* a control client must send its request by then */
 #define TICK_MS 10
+#define TICK_LISTENERS 64     /* listeners a tick looks at: all of them, or a round-robin share */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
 #define STABLE_MS 10000       /* a generation up this long resets the back-off */
@@ -106,6 +108,7 @@ struct sup {
 	int upgrade_client;         /* client waiting for `baton upgrade` across the exec, -1 none */
 	char **argv;                /* this process's own command line, for baton upgrade */
 	int watched;                /* generation whose pid the watches know, -1 none */
+	int batch_lo, batch_n;      /* the listeners this tick looks at (see in_batch) */
 	struct bindmode *bm;        /* --bind-mode state (bindmode.c) */
 };
 
@@ -196,5 +199,13 @@ void bindmode_fini(struct sup *s, bool clean_stop);
  * releases it again: the loop's own start and end, and a test's. */
 int sup_init(struct sup *s, const struct sup_config *cfg, const struct sup_ops *ops);
 void sup_fini(struct sup *s);
+
+/* Whether listener L is among those this tick looks at. A supervisor of
+ * 1,024 listeners cannot read 1,024 queues and owners every 10 ms without
+ * spending a core on it: each tick takes the next TICK_LISTENERS of them. */
+static inline bool in_batch(const struct sup *s, int l)
+{
+	return (l - s->batch_lo + s->nl) % s->nl < s->batch_n;
+}
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Starting a generation's process: fork + exec with its member sockets as
  * fds 3.. (LISTEN_FDS) and the preload shim in its environment. */
 #include <arpa/inet.h>

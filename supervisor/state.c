@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* State that outlives the supervisor: NAME.state in the runtime directory
  * (written whole and renamed into place at every transition) and the
  * steering maps pinned in bpffs. A `baton run` started again with the same

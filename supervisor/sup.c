@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Generations of one command behind steered listening sockets. Each
  * generation gets member sockets of its own (fds 3.. with LISTEN_FDS); a
  * reload starts the next one with weight 0, waits for readiness, switches
@@ -67,6 +68,9 @@ static void tick(struct sup *s)
 {
 	long long now = baton_mono_ms();
 	int i;
+
+	s->batch_n = s->nl < TICK_LISTENERS ? s->nl : TICK_LISTENERS;
+	s->batch_lo = (s->batch_lo + s->batch_n) % s->nl;
 
 	for (i = 0; i < MAX_CLIENTS; i++)
 		if (s->cl[i].role == CL_READING && now >= s->cl[i].deadline) {

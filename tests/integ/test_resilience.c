@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The supervisor is never the outage: a killed `baton run` is resumed by
  * the same command, `baton upgrade` re-executes it as the same pid, a reload
  * cut short is rolled back, a frozen generation that cannot be replaced
