@@ -547,6 +547,8 @@ static void on_listen(struct sup *s, int gi, const struct baton_bind_event *e)
 		 * replaced: what waits there moves to the new one */
 		baton_group_fence(s->grp[l], old);
 		baton_group_remove(s->grp[l], old);
+		if (gi == s->active)
+			s->watched = -1;	/* the health watch learns the new slot's owner */
 	}
 	g->slot[l] = slot;
 	g->member_ino[l] = st.st_ino;
@@ -584,15 +586,94 @@ void bindmode_events(struct sup *s)
 		baton_bindhook_poll(s->bm->hook);
 }
 
+struct lost {
+	struct sup *s;
+	int gi, pidfd;
+	pid_t pid;
+};
+
+/* A listening socket of the generation on a --listen address that is not
+ * in its slot yet: its listen event was lost (a full ring buffer). */
+static int lost_socket(void *ctx, int fd, unsigned long long ino)
+{
+	struct lost *c = ctx;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct baton_bind_event e = { .kind = BATON_LISTEN_EVENT, .pid = (uint32_t)c->pid, .listener = -1 };
+	int copy, v = 0, r = 0;
+	socklen_t vl = sizeof(v);
+
+	for (int l = 0; l < c->s->nl; l++)
+		if (c->s->gen[c->gi].member_ino[l] == (ino_t)ino)
+			return 0;
+	copy = baton_pidfd_getfd(c->pidfd, fd);
+	if (copy < 0)
+		return 0;
+	if (!getsockopt(copy, SOL_SOCKET, SO_ACCEPTCONN, &v, &vl) && v &&
+	    !getsockname(copy, (struct sockaddr *)&ss, &len) && !baton_bindhook_key((struct sockaddr *)&ss, &e.addr)) {
+		for (int l = 0; l < c->s->nl && e.listener < 0; l++) {
+			struct baton_bind_key k;
+
+			spec_key(&c->s->spec[l], &k);
+			if (!memcmp(&k, &e.addr, sizeof(k)))
+				e.listener = l;
+		}
+		len = sizeof(e.cookie);
+		if (e.listener >= 0 && !(c->s->bm->g[c->gi].own & (1ull << e.listener)) &&
+		    !getsockopt(copy, SOL_SOCKET, SO_COOKIE, &e.cookie, &len)) {
+			if (c->s->cfg->verbose)
+				say(c->s, "gen %d: found a listening socket without its event; adopting it",
+				    c->s->gen[c->gi].id);
+			on_listen(c->s, c->gi, &e);
+			r = 1;
+		}
+	}
+	close(copy);
+	return r;
+}
+
+static int lost_in(void *ctx, pid_t pid)
+{
+	struct lost *c = ctx;
+	int r;
+
+	c->pid = pid;
+	c->pidfd = baton_pidfd_open(pid);
+	if (c->pidfd < 0)
+		return 0;
+	r = baton_proc_sockets(pid, 65536, lost_socket, c);
+	close(c->pidfd);
+	return r == 1;
+}
+
+/* The poll behind the event: a generation still starting a second after
+ * it started, with a listener not adopted, has its sockets looked at. */
+static void find_lost(struct sup *s, long long now)
+{
+	uint64_t all = s->nl >= 64 ? ~0ull : (1ull << s->nl) - 1;
+
+	for (int i = 0; i < MAX_GENS; i++) {
+		struct gen *g = &s->gen[i];
+		struct lost c = { .s = s, .gi = i };
+
+		if (!s->bm->g[i].cg || s->bm->g[i].id != g->id || g->state != GEN_STARTING || g->pid <= 0 ||
+		    now - g->start_us / 1000 < 1000 || s->bm->g[i].own == all)
+			continue;
+		each_pid(&s->bm->g[i], lost_in, &c);
+	}
+}
+
 /* Cgroups of ended generations go once their last process left. */
 void bindmode_tick(struct sup *s, long long now)
 {
 	struct bindmode *bm = s->bm;
 	int i, n = 0;
 
-	if (!bm || !bm->nleft || now < bm->next_sweep)
+	if (!bm || now < bm->next_sweep)
 		return;
-	bm->next_sweep = now + 100;
+	bm->next_sweep = now + 250;
+	if (bm->mode == SUP_BIND_CGROUP)
+		find_lost(s, now);
 	for (i = 0; i < bm->nleft; i++)
 		if (baton_cgroup_remove(bm->left[i], false))
 			memmove(bm->left[n++], bm->left[i], PATH_MAX);

@@ -14,7 +14,9 @@
 #include <string.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -508,4 +510,36 @@ TEST(bindmode_auto_looks_at_the_executable)
 	ASSERT_EQ(baton_exe_bypasses_libc("sh", exe, sizeof(exe)), 0);
 	ASSERT_EQ(baton_exe_bypasses_libc("/proc/self/exe", exe, sizeof(exe)), 0);
 	ASSERT_EQ(baton_exe_bypasses_libc("no-such-command-here", exe, sizeof(exe)), -ENOENT);
+}
+
+/* A crashed generation's socket stays in the group (baton holds it), so a
+ * connection made while nothing runs waits in its queue; the restarted
+ * generation binds its own, and at its adoption the queue moves there. */
+TEST_TIMEOUT(bindmode_crash_restart_hands_the_queue_to_the_new_socket, 60)
+{
+	struct sv s;
+	char buf[64] = "";
+	pid_t pid;
+	int fd;
+	ssize_t n;
+
+	py_start(&s);
+	pid = active_pid();
+	kill(pid, SIGKILL);
+	usleep(20000);
+	fd = bt_connect(PORT);	/* queued in the dead generation's socket */
+	ASSERT_TRUE(fd >= 0);
+	struct timeval tv = { .tv_sec = 10 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		log_with(&s, "never appears"), bt_log("%s", log_with(&s, ""));
+	ASSERT_GT(n, 0);
+	ASSERT_CONTAINS(buf, "200 OK");
+	ASSERT_NE(active_pid(), pid);
+	ASSERT_CONTAINS(out, "\"bind_mode\":\"cgroup\"");
+	ASSERT_CONTAINS(log_with(&s, "restarted in place"), "restarted in place of gen 1");
+	sv_stop(&s);
+	rm_rf(s.dir);
 }
