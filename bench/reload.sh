@@ -229,7 +229,7 @@ build_go() {
 		go build -o "$tmp/go/goserver" tests/fixtures/goserver/main.go && GOSRV=$tmp/go/goserver
 }
 bench_baton_go() {
-	bench_baton_server "baton run + go (cgroup)" 8086 "$1" -- "$GOSRV" 127.0.0.1:8086
+	bench_baton_server "baton run + go" 8086 "$1" -- "$GOSRV" 127.0.0.1:8086
 }
 # Go's own way without baton: SIGTERM (http.Server.Shutdown) and start again
 bench_go_restart() {
