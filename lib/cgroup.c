@@ -167,7 +167,6 @@ struct baton_bindhook *baton_bindhook_new(const char *dir, baton_bindhook_fn fn,
 	}
 	h->fn = fn;
 	h->ctx = ctx;
-	libbpf_set_print(NULL);
 	h->skel = bindhook_bpf__open_and_load();
 	if (!h->skel) {
 		r = -errno;

@@ -462,11 +462,15 @@ static void on_bind(struct sup *s, int gi, const struct baton_bind_event *e)
 			if (s->spec[i].port == e->addr.port)
 				same = i;
 		if (same >= 0) {
+			static const uint8_t any[16];
+
 			baton_spec_format(&s->spec[same], spec, sizeof(spec));
 			tell(s, gi, "gen %d (pid %u) binds %s, which no --listen names (--listen %s has that port): "
 				    "left alone, and it will likely fail with EADDRINUSE; bind exactly the --listen "
-				    "address (not a wildcard), or name this one with --listen",
-			     g->id, e->pid, addr, spec);
+				    "address (not a wildcard), or name this one with --listen%s",
+			     g->id, e->pid, addr, spec,
+			     e->addr.family == AF_INET6 && !memcmp(e->addr.addr, any, 16)
+				     ? " (Go's net.Listen(\":PORT\") binds [::]: give --listen tcp://[::]:PORT)" : "");
 		} else {
 			tell(s, gi, "gen %d (pid %u) binds %s, which no --listen names: left alone (not steered; "
 				    "the next generation cannot bind it while this one holds it unless the server "
