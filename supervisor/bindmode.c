@@ -232,6 +232,8 @@ const char *bindmode_name(const struct sup *s, int gi)
 {
 	const struct bm_gen *b = s->bm ? &s->bm->g[gi] : NULL;
 
+	if (s->gen[gi].id == 0)
+		return "takeover";	/* generation 0: a server baton did not start */
 	if (!b || b->id != s->gen[gi].id)
 		return "unknown";	/* adopted from a dead supervisor in another mode */
 	return b->cg ? "cgroup" : bindmode_mode_name(s->bm->mode == SUP_BIND_CGROUP ? SUP_BIND_SHIM : s->bm->mode);
