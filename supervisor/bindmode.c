@@ -150,11 +150,26 @@ fail:
 }
 
 /* Generations left by a supervisor that died: their cgroups are known by
- * where their processes are, so that they are removed when they end. */
+ * where their processes are, so that they are removed when they end; those
+ * that ended while no supervisor ran are removed now. */
 static void resume_gens(struct sup *s, struct bindmode *bm)
 {
 	size_t rl = strlen(bm->root);
 	char mnt[PATH_MAX];
+	DIR *d = opendir(bm->root);
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		char dir[PATH_MAX];
+
+		if (strncmp(de->d_name, "gen-", 4) ||
+		    (size_t)snprintf(dir, sizeof(dir), "%s/%s", bm->root, de->d_name) >= sizeof(dir))
+			continue;
+		if (!baton_cgroup_populated(dir))
+			rmdir(dir);
+	}
+	if (d)
+		closedir(d);
 
 	if (baton_cgroup_mount(mnt, sizeof(mnt)))
 		return;

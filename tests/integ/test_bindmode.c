@@ -543,3 +543,42 @@ TEST_TIMEOUT(bindmode_crash_restart_hands_the_queue_to_the_new_socket, 60)
 	sv_stop(&s);
 	rm_rf(s.dir);
 }
+
+/* A supervisor that dies leaves its generations in their cgroups; the next
+ * one adopts them, reloads in cgroup mode, and removes every cgroup when it
+ * stops. */
+TEST_TIMEOUT(bindmode_resumed_supervisor_keeps_cgroup_mode_and_cleans_up, 60)
+{
+	struct sv s;
+	char gen1[PATH_MAX + 16];
+	struct stat st;
+	pid_t pid;
+	int fd;
+
+	py_start(&s);
+	pid = active_pid();
+	snprintf(gen1, sizeof(gen1), "%s/gen-1", s.cgroup);
+	ASSERT_EQ(stat(gen1, &st), 0);
+	kill(s.pid, SIGKILL);
+	waitpid(s.pid, NULL, 0);
+	s.pid = 0;
+	fd = bt_connect(PORT);	/* the generation serves on without its supervisor */
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_TRUE(read(fd, out, 16) > 0);
+	close(fd);
+	char *argv[] = { "--bind-mode", "cgroup", "--ready", "listen", "--ready-timeout", "5s", "--",
+			 (char *)need_server("python3", "python3"), NULL, s.dir, NULL };
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/server.py", s.dir);
+	argv[8] = path;
+	sv_start(&s, argv);
+	ASSERT_EQ(active_pid(), pid);
+	ASSERT_CONTAINS(out, "\"resumed\":true");
+	ASSERT_CONTAINS(out, "\"bind_mode\":\"cgroup\"");
+	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_CONTAINS(out, "bind mode cgroup");
+	ASSERT_CONTAINS(out, "adopted into slot");
+	sv_stop(&s);	/* gen-1, gen-2 and baton-web gone */
+	rm_rf(s.dir);
+}
