@@ -316,6 +316,21 @@ void bindmode_gen_end(struct sup *s, int gi)
 	b->dir[0] = '\0';
 }
 
+static void tell(struct sup *s, int gi, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void tell(struct sup *s, int gi, const char *fmt, ...)
+{
+	char msg[640];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (gi == s->reload)
+		step(s, "%s", msg);	/* the waiting `baton reload` sees it too */
+	else
+		say(s, "%s", msg);
+}
+
 bool bindmode_hold_ready(struct sup *s, int gi)
 {
 	struct bm_gen *b = s->bm ? &s->bm->g[gi] : NULL;
@@ -328,9 +343,24 @@ bool bindmode_hold_ready(struct sup *s, int gi)
 		;
 	if (l == s->nl)
 		return false;
+	if (baton_mono_ms() - g->start_us / 1000 >= s->cfg->ready_timeout_ms && g->state == GEN_STARTING) {
+		/* the tick's own timeout is never reached while it asks again */
+		char why[160];
+
+		snprintf(why, sizeof(why), "gen %d did not listen on listener %d within %lld ms", g->id, l,
+			 s->cfg->ready_timeout_ms);
+		if (gi == s->reload) {
+			rollback(s, why);
+		} else if (gi == s->active) {
+			say(s, "%s; giving up", why);
+			s->exit_code = 1;
+			begin_stop(s, "the command never listened");
+		}
+		return true;
+	}
 	if (!b->pending)
-		say(s, "gen %d (pid %d) is ready but does not listen on listener %d yet: baton waits until it "
-		       "does (cgroup mode adopts the socket it listens on)", g->id, (int)g->pid, l);
+		tell(s, gi, "gen %d (pid %d) is ready but does not listen on listener %d yet: baton waits until it "
+			    "does (cgroup mode adopts the socket it listens on)", g->id, (int)g->pid, l);
 	b->pending = true;
 	return true;
 }
@@ -442,21 +472,6 @@ static bool gen_holds(const struct bm_gen *b, ino_t ino)
 	struct find f = { .ino = ino };
 
 	return ino && each_pid(b, pid_holds, &f) == 1;
-}
-
-static void tell(struct sup *s, int gi, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void tell(struct sup *s, int gi, const char *fmt, ...)
-{
-	char msg[640];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (gi == s->reload)
-		step(s, "%s", msg);	/* the waiting `baton reload` sees it too */
-	else
-		say(s, "%s", msg);
 }
 
 static void on_bind(struct sup *s, int gi, const struct baton_bind_event *e)

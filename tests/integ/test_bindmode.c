@@ -333,6 +333,7 @@ static const char py_server[] =
 	"signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
 	"if os.path.exists(d + '/as-nobody'):\n"
 	"    os.setgid(65534); os.setuid(65534)\n"
+	"if os.path.exists(d + '/slow'): time.sleep(1)\n"
 	"keep = []\n"
 	"def listen(port):\n"
 	"    s = socket.socket()\n"
@@ -346,7 +347,7 @@ static const char py_server[] =
 	"while True:\n"
 	"    c, _ = keep[0].accept(); c.sendall(b'HTTP/1.0 200 OK\\r\\n\\r\\nok\\n'); c.close()\n";
 
-static void py_start(struct sv *s)
+static void py_start_ready(struct sv *s, const char *ready)
 {
 	const char *py = need_server("python3", "python3");
 	char path[128];
@@ -356,10 +357,15 @@ static void py_start(struct sv *s)
 	write_file(s->dir, "server.py", py_server);
 	snprintf(path, sizeof(path), "%s/server.py", s->dir);
 	/* python binds through libc: auto would pick the shim */
-	char *argv[] = { "--bind-mode", "cgroup", "--ready", "listen", "--ready-timeout", "5s", "--",
+	char *argv[] = { "--bind-mode", "cgroup", "--ready", (char *)ready, "--ready-timeout", "5s", "--",
 			 (char *)py, path, s->dir, NULL };
 
 	sv_start(s, argv);
+}
+
+static void py_start(struct sv *s)
+{
+	py_start_ready(s, "listen");
 }
 
 static void flag(const struct sv *s, const char *name)
@@ -580,5 +586,43 @@ TEST_TIMEOUT(bindmode_resumed_supervisor_keeps_cgroup_mode_and_cleans_up, 60)
 	ASSERT_CONTAINS(out, "bind mode cgroup");
 	ASSERT_CONTAINS(out, "adopted into slot");
 	sv_stop(&s);	/* gen-1, gen-2 and baton-web gone */
+	rm_rf(s.dir);
+}
+
+/* With --ready delay (or notify) a generation that is ready before it
+ * listens is not switched to until baton has adopted its socket. */
+TEST_TIMEOUT(bindmode_readiness_waits_for_the_adoption, 60)
+{
+	struct sv s;
+	int fd;
+
+	py_start_ready(&s, "delay:50ms");
+	flag(&s, "slow");	/* gen 2 listens 1 s after it starts */
+	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_CONTAINS(out, "is ready but does not listen on listener 0 yet");
+	ASSERT_CONTAINS(out, "adopted into slot");
+	ASSERT_CONTAINS(out, "serves");
+	ASSERT_TRUE(strstr(out, "does not listen") < strstr(out, "switched"));
+	fd = bt_connect(PORT);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_TRUE(read(fd, out, 16) > 0);
+	close(fd);
+	sv_stop(&s);
+	rm_rf(s.dir);
+}
+
+/* A generation that never listens is rolled back at --ready-timeout, even
+ * with a readiness (delay) that it reached long before. */
+TEST_TIMEOUT(bindmode_generation_that_never_listens_is_rolled_back, 60)
+{
+	struct sv s;
+
+	py_start_ready(&s, "delay:50ms");
+	write_file(s.dir, "server.py", "import time\ntime.sleep(60)\n");
+	ASSERT_NE(baton("reload", "web", NULL), 0);
+	ASSERT_CONTAINS(out, "gen 2 did not listen on listener 0 within 5000 ms");
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
+	sv_stop(&s);
 	rm_rf(s.dir);
 }
