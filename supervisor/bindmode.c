@@ -83,12 +83,21 @@ static int cgroup_setup(struct sup *s, struct bindmode *bm, char *why, size_t le
 		snprintf(why, len, "cgroup mode steers at most 64 listeners (%d given)", s->nl);
 		return -1;
 	}
-	for (l = 0; l < s->nl; l++)
+	for (l = 0; l < s->nl; l++) {
 		if (s->spec[l].proto != BATON_PROTO_TCP) {
 			snprintf(why, len, "cgroup mode adopts TCP listeners only (listener %d is UDP): "
 				 "use --bind-mode shim", l);
 			return -1;
 		}
+		/* a passed socket outside the table would share the server's
+		 * group while nobody accepts from it */
+		if (sdn_passed(s, l) || s->cfg->ntakeover) {
+			snprintf(why, len, "listener %d was passed to baton (systemd socket activation or "
+				 "--takeover), which cgroup mode does not use: the server binds its own; use "
+				 "--bind-mode shim", l);
+			return -1;
+		}
+	}
 	r = baton_cgroup_self(own, sizeof(own));
 	if (r == -ENOENT) {
 		snprintf(why, len, "no cgroup2 hierarchy is mounted (none in /proc/self/mountinfo): mount one "
