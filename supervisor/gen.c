@@ -542,6 +542,15 @@ int start_reload(struct sup *s, int client, const char *origin)
 
 	if (s->stopping)
 		return -ESHUTDOWN;
+	if (s->reload >= 0 && s->health_reload && client >= 0 && s->reload_client < 0) {
+		/* the health watch is already starting a fresh generation: the
+		 * operator asked for the same thing, so they wait for its outcome
+		 * instead of being told to try again */
+		s->reload_client = client;
+		s->cl[client].role = CL_RELOAD;
+		step(s, "joined the reload that the health watch started (gen %d)", s->gen[s->reload].id);
+		return 0;
+	}
 	if (s->reload >= 0)
 		return -EBUSY;
 	if (s->active < 0)
