@@ -208,6 +208,13 @@ int stage_request(struct sup *s, int ci, const char *cmd, char *args)
 	}
 	if ((r = parse_reload_args(s, c, args, &s->stage.want)))
 		return r;
+	if (s->reload >= 0 && s->health_reload && (s->stage.want.canary_pct || s->stage.want.probation_ms)) {
+		/* a plain reload joins the health watch's; a staged one cannot */
+		memset(&s->stage.want, 0, sizeof(s->stage.want));
+		client_send(c, "error the health watch is replacing gen %d with gen %d: stage the next reload once that "
+			       "one serves", s->active >= 0 ? s->gen[s->active].id : 0, s->gen[s->reload].id);
+		return -EBUSY;
+	}
 	r = start_reload(s, ci, "control socket");
 	memset(&s->stage.want, 0, sizeof(s->stage.want));
 	if (r == -EBUSY)

@@ -198,6 +198,9 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 		if (from >= 0) {
 			g->slot[l] = s->gen[from].slot[l];
 			s->gen[from].slot[l] = -1;
+		} else if (bindmode_cgroup(s)) {
+			fds[l] = -1;	/* it binds its own; adopted into its slot when it listens */
+			continue;
 		} else {
 			int fd = sdn_member_fd(s, l);	/* a passed SO_REUSEPORT socket first */
 
@@ -225,9 +228,12 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 	g->id = ++s->next_id;
 	g->start_us = baton_mono_us();
 	g->start_wall_ms = baton_wall_ms();
+	if ((r = bindmode_gen_start(s, gi)))
+		goto fail;
 	pid = s->ops->spawn(s, g->id, fds, &r);
 	if (pid < 0) {
 		say(s, "cannot run \"%s\": %s", s->cfg->argv[0], strerror(-r));
+		bindmode_gen_end(s, gi);
 		goto fail;
 	}
 	free(fds);
@@ -284,6 +290,8 @@ void gen_ready(struct sup *s, int gi, bool assumed)
 {
 	struct gen *g = &s->gen[gi];
 
+	if (bindmode_hold_ready(s, gi))
+		return;
 	g->ready_us = baton_mono_us();
 	if (gi != s->reload) {
 		g->state = GEN_ACTIVE;	/* generation 1, or a restart on the same members */
@@ -468,6 +476,7 @@ void gen_exited(struct sup *s, int gi, int status)
 	}
 	g->status = status;
 	g->state = GEN_EXITED;
+	bindmode_gen_end(s, gi);
 	if (!g->why[0])
 		snprintf(g->why, sizeof(g->why), "%s", how);
 	if (stage_gen_exited(s, gi, how))
@@ -551,6 +560,15 @@ int start_reload(struct sup *s, int client, const char *origin)
 
 	if (s->stopping)
 		return -ESHUTDOWN;
+	if (s->reload >= 0 && s->health_reload && client >= 0 && s->reload_client < 0) {
+		/* the health watch is already starting a fresh generation: the
+		 * operator asked for the same thing, so they wait for its outcome
+		 * instead of being told to try again */
+		s->reload_client = client;
+		s->cl[client].role = CL_RELOAD;
+		step(s, "joined the reload that the health watch started (gen %d)", s->gen[s->reload].id);
+		return 0;
+	}
 	if (s->reload >= 0)
 		return -EBUSY;
 	if (s->active < 0)
@@ -587,7 +605,7 @@ int start_reload(struct sup *s, int client, const char *origin)
 	s->reload = gi;
 	stage_started(s, gi);
 	state_save(s);
-	step(s, "started gen %d (pid %d)", s->gen[gi].id, (int)s->gen[gi].pid);
+	step(s, "started gen %d (pid %d, bind mode %s)", s->gen[gi].id, (int)s->gen[gi].pid, bindmode_name(s, gi));
 	return 0;
 }
 
