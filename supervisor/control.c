@@ -66,7 +66,7 @@ static void send_all(struct sup *s, int fd, const char *buf, size_t len)
 		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
 
 		if (n <= 0) {
-			say(s, "status reply cut short: %s", n < 0 ? strerror(errno) : "nothing sent");
+			say_warn(s, "status reply cut short: %s", n < 0 ? strerror(errno) : "nothing sent");
 			break;
 		}
 		buf += n;
@@ -183,7 +183,7 @@ void accept_client(struct sup *s)
 	if (cred.uid != geteuid() && cred.uid != 0) {
 		client_send(&tmp, "error permission denied: uid %u may not control this supervisor (owner uid %u)",
 			    (unsigned)cred.uid, (unsigned)geteuid());
-		say(s, "refused a control request from uid %u (pid %d)", (unsigned)cred.uid, (int)cred.pid);
+		say_warn(s, "refused a control request from uid %u (pid %d)", (unsigned)cred.uid, (int)cred.pid);
 		close(fd);
 		return;
 	}
@@ -245,17 +245,17 @@ int open_control(struct sup *s)
 	int fd, r;
 
 	if ((r = sup_runtime_dir(dir, sizeof(dir)))) {
-		say(s, "no runtime directory: set BATON_RUNTIME_DIR or XDG_RUNTIME_DIR");
+		say_err(s, "no runtime directory: set BATON_RUNTIME_DIR or XDG_RUNTIME_DIR");
 		return r;
 	}
 	if (mkdir(dir, 0700) && errno != EEXIST) {
 		r = -errno;
-		say(s, "cannot create %s: %s", dir, strerror(errno));
+		say_err(s, "cannot create %s: %s", dir, strerror(errno));
 		return r;
 	}
 	if ((r = sup_socket_path(s->name, "sock", s->ctl_path, sizeof(s->ctl_path))) ||
 	    (r = sup_socket_path(s->name, "notify", s->notify_path, sizeof(s->notify_path)))) {
-		say(s, "runtime directory path is too long for a socket: %s", dir);
+		say_err(s, "runtime directory path is too long for a socket: %s", dir);
 		return r;
 	}
 	if (s->ctlfd >= 0 && s->notifyfd >= 0)
@@ -265,7 +265,7 @@ int open_control(struct sup *s)
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-		say(s, "a supervisor named \"%s\" already runs (control socket %s); pick another --name", s->name,
+		say_err(s, "a supervisor named \"%s\" already runs (control socket %s); pick another --name", s->name,
 		    s->ctl_path);
 		close(fd);
 		return -EADDRINUSE;
@@ -279,7 +279,7 @@ int open_control(struct sup *s)
 	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || listen(fd, 16) ? -errno : 0;
 	umask(old);
 	if (r) {
-		say(s, "cannot listen on %s: %s", s->ctl_path, strerror(-r));
+		say_err(s, "cannot listen on %s: %s", s->ctl_path, strerror(-r));
 		close(fd);
 		return r;
 	}
@@ -287,7 +287,7 @@ int open_control(struct sup *s)
 	s->notifyfd = baton_notify_open(s->notify_path);
 	if (s->notifyfd < 0) {
 		r = s->notifyfd;
-		say(s, "cannot open the notify socket %s: %s", s->notify_path, strerror(-r));
+		say_err(s, "cannot open the notify socket %s: %s", s->notify_path, strerror(-r));
 		return r;
 	}
 	return 0;

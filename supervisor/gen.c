@@ -20,7 +20,7 @@
 #include "internal.h"
 
 /* A step of a reload, to the supervisor's log and to the waiting client. */
-void step(struct sup *s, const char *fmt, ...)
+void step_at(struct sup *s, enum blog_level level, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -31,9 +31,9 @@ void step(struct sup *s, const char *fmt, ...)
 	double at = (double)(baton_mono_us() - s->reload_start_us) / 1000.0;
 
 	if (s->reload_start_us)
-		say(s, "%s (+%.1f ms)", msg, at);
+		say_at(s, level, "%s (+%.1f ms)", msg, at);
 	else
-		say(s, "%s", msg);
+		say_at(s, level, "%s", msg);
 	if (s->reload_client >= 0)
 		client_send(&s->cl[s->reload_client], "step +%.1f ms %s", at, msg);
 }
@@ -52,7 +52,7 @@ void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 	else
 		s->reloads_failed++;
 	snprintf(s->last_reload, sizeof(s->last_reload), "%s after %lld ms: %s", ok ? "ok" : "failed", took, msg);
-	say(s, "reload %s after %lld ms: %s", ok ? "done" : "failed", took, msg);
+	say_at(s, ok ? BLOG_INFO : BLOG_WARN, "reload %s after %lld ms: %s", ok ? "done" : "failed", took, msg);
 	if (s->reload_client >= 0) {
 		client_send(&s->cl[s->reload_client], "%s %s", ok ? "ok" : "error", msg);
 		client_close(s, &s->cl[s->reload_client]);
@@ -186,7 +186,7 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 
 			if (fd < 0) {
 				r = fd;
-				say(s, "cannot open a member socket for listener %d: %s", l, strerror(-r));
+				say_err(s, "cannot open a member socket for listener %d: %s", l, strerror(-r));
 				goto fail;
 			}
 			g->slot[l] = baton_group_add(s->grp[l], fd, weight);
@@ -206,7 +206,7 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 	g->start_wall_ms = baton_wall_ms();
 	pid = spawn(s, g->id, fds, &r);
 	if (pid < 0) {
-		say(s, "cannot run \"%s\": %s", s->cfg->argv[0], strerror(-r));
+		say_err(s, "cannot run \"%s\": %s", s->cfg->argv[0], strerror(-r));
 		goto fail;
 	}
 	free(fds);
@@ -371,7 +371,7 @@ void rollback(struct sup *s, const char *why)
 	struct gen *g = &s->gen[s->reload];
 	char serves[200];
 
-	step(s, "rolling back: %s", why);
+	step_at(s, BLOG_WARN, "rolling back: %s", why);
 	if (s->health_reload || (s->active >= 0 && s->gen[s->active].health[0]))
 		undark(s);	/* before the failed members go: their queue moves back */
 	stop_gen(s, g);
@@ -444,7 +444,7 @@ void gen_exited(struct sup *s, int gi, int status)
 		return;
 	}
 	if (gi == s->active && (was == GEN_STARTING || was == GEN_READY) && g->id == 1) {
-		say(s, "gen 1 %s before it was ready; giving up", how);
+		say_err(s, "gen 1 %s before it was ready; giving up", how);
 		release_members(s, g);
 		s->active = -1;
 		s->exit_code = 1;
@@ -459,7 +459,7 @@ void gen_exited(struct sup *s, int gi, int status)
 		s->restart_from = gi;
 		s->restart_at = baton_mono_ms() + s->backoff_ms;
 		s->restarts++;
-		say(s, "gen %d (active) %s after %lld ms; restarting in %lld ms on the same sockets "
+		say_warn(s, "gen %d (active) %s after %lld ms; restarting in %lld ms on the same sockets "
 		       "(new connections wait in their queue)", g->id, how, up, s->backoff_ms);
 		state_save(s);
 		return;

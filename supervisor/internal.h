@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "log.h"
 #include "sup.h"
 #include "util.h"
 
@@ -102,7 +103,8 @@ enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_PIDFD = 2000 /* + generation 
 void preload_setup(struct sup *s);
 void preload_apply(struct sup *s);
 pid_t spawn(struct sup *s, int id, const int *fds, int *err);
-void step(struct sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void step_at(struct sup *s, enum blog_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define step(s, ...) step_at((s), BLOG_INFO, __VA_ARGS__)
 void reload_finish(struct sup *s, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void release_members(struct sup *s, struct gen *g);
 int live_gens(const struct sup *s);
@@ -122,7 +124,12 @@ void handle_request(struct sup *s, int ci);
 void accept_client(struct sup *s);
 void read_client(struct sup *s, int ci);
 int open_control(struct sup *s);
-void say(struct sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void say_at(struct sup *s, enum blog_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* steps and transitions; say_warn: rollbacks, degraded, a generation
+ * killed; say_err: something failed that the user must fix */
+#define say(s, ...) say_at((s), BLOG_INFO, __VA_ARGS__)
+#define say_warn(s, ...) say_at((s), BLOG_WARN, __VA_ARGS__)
+#define say_err(s, ...) say_at((s), BLOG_ERR, __VA_ARGS__)
 void lib_log(void *ctx, enum baton_log_level level, const char *msg);
 bool busy(const struct sup *s);
 bool stop_when_idle(struct sup *s, struct gen *g);

@@ -43,7 +43,7 @@ void preload_setup(struct sup *s)
 			memcpy(stpcpy(s->preload_lib, exe), "/libbaton-preload.so", sizeof("/libbaton-preload.so"));
 	}
 	if (!s->preload_lib[0] || access(s->preload_lib, R_OK)) {
-		say(s, "no preload shim at %s (set BATON_PRELOAD_LIB); a command that binds its own socket "
+		say_warn(s, "no preload shim at %s (set BATON_PRELOAD_LIB); a command that binds its own socket "
 		       "will not get baton's", s->preload_lib[0] ? s->preload_lib : "(unknown)");
 		s->preload_lib[0] = '\0';
 		return;
@@ -52,7 +52,7 @@ void preload_setup(struct sup *s)
 	free(s->preload_env);
 	s->preload_env = malloc(cap);
 	if (!s->preload_env) {
-		say(s, "no memory for the preload shim's map; running without it");
+		say_warn(s, "no memory for the preload shim's map; running without it");
 		s->preload_lib[0] = '\0';
 		return;
 	}

@@ -68,7 +68,7 @@ void state_save(struct sup *s)
 	if (fd < 0 || !(f = fdopen(fd, "w"))) {
 		if (fd >= 0)
 			close(fd);
-		say(s, "cannot write the state file %s: %s (a supervisor started after a crash could not resume)",
+		say_err(s, "cannot write the state file %s: %s (a supervisor started after a crash could not resume)",
 		    tmp, strerror(errno));
 		return;
 	}
@@ -77,14 +77,14 @@ void state_save(struct sup *s)
 	 * No fsync: the state matters only while processes it names run, and
 	 * they do not outlive a crash of the machine. */
 	if (fflush(f) || ferror(f)) {
-		say(s, "cannot write the state file %s: %s", tmp, strerror(errno));
+		say_err(s, "cannot write the state file %s: %s", tmp, strerror(errno));
 		fclose(f);
 		unlink(tmp);
 		return;
 	}
 	fclose(f);
 	if (rename(tmp, s->state_path)) {
-		say(s, "cannot rename %s into place: %s", tmp, strerror(errno));
+		say_err(s, "cannot rename %s into place: %s", tmp, strerror(errno));
 		unlink(tmp);
 	}
 }
@@ -126,7 +126,7 @@ int state_pin_root(struct sup *s)
 		base = "/sys/fs/bpf";
 	if (statfs(base, &sfs) || sfs.f_type != BPF_FS_MAGIC) {
 		if (mount("bpf", base, "bpf", 0, "mode=0700")) {
-			say(s, "no bpffs at %s (%s): the steering state is not pinned, so a supervisor started after "
+			say_warn(s, "no bpffs at %s (%s): the steering state is not pinned, so a supervisor started after "
 			       "this one dies cannot resume it", base, strerror(errno));
 			s->pin_root[0] = '\0';
 			return -errno;
@@ -262,12 +262,12 @@ static int state_read(struct sup *s, const char *path, struct state *st)
 		goto bad;
 	}
 	if (!st->ended) {
-		say(s, "the state file %s is incomplete (no end line): not resuming from it", path);
+		say_warn(s, "the state file %s is incomplete (no end line): not resuming from it", path);
 		r = -EBADMSG;
 	}
 	goto out;
 bad:
-	say(s, "the state file %s is not one this supervisor can read (line %d: \"%.60s\"); not resuming from it",
+	say_warn(s, "the state file %s is not one this supervisor can read (line %d: \"%.60s\"); not resuming from it",
 	    path, lineno, line);
 	r = -EBADMSG;
 out:
@@ -456,7 +456,7 @@ static int make_groups(struct sup *s, bool resume)
 		}
 		if (!s->grp[l]) {
 			r = -errno;
-			say(s, "cannot create a steering group for listener %d: %s", l, strerror(-r));
+			say_err(s, "cannot create a steering group for listener %d: %s", l, strerror(-r));
 			return r;
 		}
 	}
@@ -502,7 +502,7 @@ int state_resume(struct sup *s)
 		char want[256];
 
 		baton_spec_format(&st.spec[0], want, sizeof(want));
-		say(s, "generations of a supervisor named \"%s\" still run (%s: %d listener%s, the first %s), but this "
+		say_err(s, "generations of a supervisor named \"%s\" still run (%s: %d listener%s, the first %s), but this "
 		       "command gives other listeners: run the same `baton run` command to resume them, or stop them "
 		       "first (their pids are in that file)", s->name, s->state_path, st.nl, st.nl == 1 ? "" : "s",
 		    want);
@@ -612,7 +612,7 @@ int state_resume(struct sup *s)
 	s->resumed = true;
 	say(s, "resumed from %s: adopted %s%s", s->state_path, said[0] ? said : "nothing", note);
 	if (lost[0])
-		say(s, "could not take back: %s", lost);
+		say_warn(s, "could not take back: %s", lost);
 	state_free(&st);
 	if (active < 0)
 		say(s, "no generation of the dead supervisor was serving: starting a fresh one");
