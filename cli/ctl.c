@@ -161,26 +161,135 @@ static int exchange(const char *cmd, const char *name, const char *request, long
 	return result;
 }
 
+/* `baton reload ... [-- CMD ARG...]`: the request with the new command and
+ * environment changes, percent-escaped one item a line (NULL: none given,
+ * a plain reload). ENV holds "env K=V" and "unset K" in the given order. */
+static char *reload_items(char **env, int nenv, char **cmd, int ncmd)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (!nenv && !ncmd)
+		return NULL;
+	f = open_memstream(&text, &len);
+	if (!f)
+		return NULL;
+	fprintf(f, "%s reload-with %d\n", SUP_PROTO, nenv + ncmd);
+	for (int i = 0; i < ncmd; i++) {
+		fputs("arg ", f);
+		sup_escape(f, cmd[i]);
+		fputc('\n', f);
+	}
+	for (int i = 0; i < nenv; i++) {
+		fputs(env[i][0] == 'e' ? "env " : "unset ", f);
+		sup_escape(f, env[i] + 2);
+		fputc('\n', f);
+	}
+	fclose(f);
+	return text;
+}
+
+/* A reload's --env KEY=VALUE or --unset-env KEY: 0, or said why not. */
+static int check_env(const char *opt, const char *val, bool set)
+{
+	size_t kl = strcspn(val, "=");
+	const char *why = sup_item_check(val);
+
+	if (why) {
+		fprintf(stderr, "baton reload: %s \"%s\": %s; only printable text, tab and newline can be passed\n", opt,
+			val, why);
+		return EXIT_USAGE;
+	}
+	if (!kl || kl > 255 || (set && !val[kl]) || (!set && val[kl])) {
+		fprintf(stderr, "baton reload: bad %s \"%s\": want %s\n", opt, val,
+			set ? "KEY=VALUE (KEY= sets it empty; --unset-env KEY removes it)" : "KEY, without =");
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int ctl_main(const char *cmd, int argc, char **argv, void (*usage)(FILE *))
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "metrics", no_argument, NULL, 'm' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "env", required_argument, NULL, 'e' },
+		{ "unset-env", required_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	char name[BATON_NAME_MAX + 1], req[SUP_REQUEST_MAX];
+	char name[BATON_NAME_MAX + 1], req[SUP_REQUEST_MAX], **env = NULL, **cmdv = NULL, *big = NULL;
 	long long timeout_ms = strcmp(cmd, "status") ? 600000 : 10000;
-	bool json = false;
-	int c, r;
+	bool json = false, metrics = false, reload = !strcmp(cmd, "reload");
+	int c, r, nenv = 0, ncmd = 0, end = argc;
 
+	if (reload) {
+		/* the command starts after the first "--" that is not an
+		 * option's value */
+		for (int i = 1; i < argc; i++) {
+			if (!strcmp(argv[i], "--")) {
+				end = i;
+				break;
+			}
+			if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--timeout") || !strcmp(argv[i], "-e") ||
+			    !strcmp(argv[i], "--env") || !strcmp(argv[i], "--unset-env"))
+				i++;
+		}
+		if (end < argc) {
+			cmdv = argv + end + 1;
+			ncmd = argc - end - 1;
+			if (!ncmd) {
+				fprintf(stderr, "baton reload: nothing after \"--\": give the command to run, or leave "
+						"out \"--\" to keep the current one\n");
+				return EXIT_USAGE;
+			}
+			for (int i = 0; i < ncmd; i++) {
+				const char *why = sup_item_check(cmdv[i]);
+
+				if (why) {
+					fprintf(stderr, "baton reload: argument %d of the command: %s; only printable "
+							"text, tab and newline can be passed\n", i + 1, why);
+					return EXIT_USAGE;
+				}
+			}
+			if (!cmdv[0][0]) {
+				fprintf(stderr, "baton reload: the command's name is empty\n");
+				return EXIT_USAGE;
+			}
+		}
+		env = calloc((size_t)end + 1, sizeof(*env));
+		if (!env)
+			return 1;
+	}
+	argc = end;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":jt:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":jmt:e:u:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			if (strcmp(cmd, "status"))
 				goto unknown;
 			json = true;
+			break;
+		case 'm':
+			if (strcmp(cmd, "status"))
+				goto unknown;
+			metrics = true;
+			break;
+		case 'e':
+		case 'u':
+			if (!reload)
+				goto unknown;
+			if ((r = check_env(c == 'e' ? "--env" : "--unset-env", optarg, c == 'e'))) {
+				free(env);
+				return r;
+			}
+			/* "e:" or "u:" before the text: which item it makes */
+			env[nenv] = malloc(strlen(optarg) + 3);
+			if (!env[nenv])
+				break;
+			sprintf(env[nenv++], "%c:%s", c, optarg);
 			break;
 		case 't':
 			if (sup_parse_duration(optarg, &timeout_ms) || !timeout_ms) {
@@ -190,31 +299,56 @@ static int ctl_main(const char *cmd, int argc, char **argv, void (*usage)(FILE *
 			break;
 		case 'h':
 			usage(stdout);
-			return 0;
+			r = 0;
+			goto out;
 		case ':':
 			fprintf(stderr, "baton %s: option \"%s\" needs a value\n", cmd, argv[optind - 1]);
-			return EXIT_USAGE;
+			r = EXIT_USAGE;
+			goto out;
 		default:
 unknown:
 			fprintf(stderr, "baton %s: unknown option \"%s\" (see baton %s --help)\n", cmd, argv[optind - 1], cmd);
-			return EXIT_USAGE;
+			r = EXIT_USAGE;
+			goto out;
 		}
+	}
+	r = EXIT_USAGE;
+	if (json && metrics) {
+		fprintf(stderr, "baton status: give --json or --metrics, not both\n");
+		goto out;
 	}
 	if (argc - optind > 1) {
 		fprintf(stderr, "baton %s: unexpected argument \"%s\" (see baton %s --help)\n", cmd, argv[optind + 1], cmd);
-		return EXIT_USAGE;
+		goto out;
 	}
 	if (optind < argc) {
 		if (!baton_name_valid(argv[optind])) {
 			fprintf(stderr, "baton %s: bad name \"%s\" (1 to 63 of A-Z a-z 0-9 - _ .)\n", cmd, argv[optind]);
-			return EXIT_USAGE;
+			goto out;
 		}
 		snprintf(name, sizeof(name), "%s", argv[optind]);
 	} else if ((r = pick_name(cmd, name, sizeof(name)))) {
-		return r;
+		goto out;
 	}
-	snprintf(req, sizeof(req), "%s %s%s\n", SUP_PROTO, cmd, json ? " json" : "");
-	return exchange(cmd, name, req, timeout_ms);
+	big = reload ? reload_items(env, nenv, cmdv, ncmd) : NULL;
+	if (reload && (nenv || ncmd) && !big) {
+		fprintf(stderr, "baton reload: out of memory\n");
+		r = 1;
+		goto out;
+	}
+	if (big && strlen(big) > SUP_REQUEST_BIG) {
+		fprintf(stderr, "baton reload: the command and environment take %zu bytes escaped; at most %d fit in "
+				"a request\n", strlen(big), SUP_REQUEST_BIG);
+		goto out;
+	}
+	snprintf(req, sizeof(req), "%s %s%s\n", SUP_PROTO, cmd, json ? " json" : metrics ? " metrics" : "");
+	r = exchange(cmd, name, big ? big : req, timeout_ms);
+out:
+	for (int i = 0; i < nenv; i++)
+		free(env[i]);
+	free(env);
+	free(big);
+	return r;
 }
 
 void usage_reload(FILE *out)

@@ -164,6 +164,8 @@ struct baton_slot_stats {
 	uint64_t selected;   /* new connections steered to the slot */
 	uint64_t migrated;   /* queued connections moved to the slot */
 	uint64_t missed;     /* picks of the slot that found no listener */
+	uint64_t migrated_out; /* queued connections moved away from the slot's
+				* socket (the one there now) as it closed or was fenced */
 };
 
 /* eBPF mode counters. SLOT == BATON_MAX_SLOTS: decisions left to the

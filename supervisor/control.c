@@ -47,6 +47,7 @@ void client_close(struct sup *s, struct client *c)
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 		close(c->fd);
 	}
+	free(c->big);
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 	c->role = CL_FREE;
@@ -89,10 +90,24 @@ const char *fmt_duration(long long ms)
 	return buf;
 }
 
+/* Says why start_reload returned R, if it refused. */
+static bool reload_refused(struct sup *s, struct client *c, int r)
+{
+	if (r == -EBUSY)
+		client_send(c, "error a reload is already in progress (gen %d, started %lld ms ago)",
+			    s->gen[s->reload].id, (baton_mono_us() - s->reload_start_us) / 1000);
+	else if (r == -ESHUTDOWN)
+		client_send(c, "error the supervisor is stopping");
+	else if (r == -ENOENT)
+		client_send(c, "error no generation serves yet (gen 1 is still starting)");
+	return r != 0;
+}
+
 void handle_request(struct sup *s, int ci)
 {
 	struct client *c = &s->cl[ci];
-	char *line = c->buf, *cmd, *arg, *extra, *save = NULL;
+	char *line = c->big ? c->big : c->buf, *cmd, *arg, *extra, *save = NULL;
+	char *items = c->big ? c->big + strcspn(c->big, "\n") + 1 : NULL;	/* reload-with's */
 	int r;
 
 	line[strcspn(line, "\r\n")] = '\0';
@@ -106,14 +121,14 @@ void handle_request(struct sup *s, int ci)
 	arg = strtok_r(NULL, " ", &save);
 	extra = strtok_r(NULL, " ", &save);
 	if (!cmd) {
-		client_send(c, "error no command (known: reload, status, stop, upgrade)");
+		client_send(c, "error no command (known: reload, reload-with, status, stop, upgrade)");
 		goto close;
 	}
 	if (extra) {
 		client_send(c, "error unexpected argument \"%s\" for %s", extra, cmd);
 		goto close;
 	}
-	if (!strcmp(cmd, "status") && (!arg || !strcmp(arg, "json") || !strcmp(arg, "text"))) {
+	if (!strcmp(cmd, "status") && (!arg || !strcmp(arg, "json") || !strcmp(arg, "text") || !strcmp(arg, "metrics"))) {
 		char *text = NULL;
 		size_t len = 0;
 		FILE *f = open_memstream(&text, &len);
@@ -122,12 +137,21 @@ void handle_request(struct sup *s, int ci)
 			client_send(c, "error out of memory");
 			goto close;
 		}
-		write_status(s, f, arg && !strcmp(arg, "json"));
+		if (arg && !strcmp(arg, "metrics"))
+			write_metrics(s, f);
+		else
+			write_status(s, f, arg && !strcmp(arg, "json"));
 		fclose(f);
 		client_send(c, "ok");
 		send_all(s, c->fd, text, len);
 		free(text);
 		goto close;
+	}
+	if (!strcmp(cmd, "reload-with") && c->big) {
+		r = cmd_reload_request(s, ci, items, c->items);
+		if (r == -EPROTO || reload_refused(s, c, r))
+			goto close;
+		return;
 	}
 	if (arg) {
 		client_send(c, "error unexpected argument \"%s\" for %s", arg, cmd);
@@ -135,14 +159,7 @@ void handle_request(struct sup *s, int ci)
 	}
 	if (!strcmp(cmd, "reload")) {
 		r = start_reload(s, ci, "control socket");
-		if (r == -EBUSY)
-			client_send(c, "error a reload is already in progress (gen %d, started %lld ms ago)",
-				    s->gen[s->reload].id, (baton_mono_us() - s->reload_start_us) / 1000);
-		else if (r == -ESHUTDOWN)
-			client_send(c, "error the supervisor is stopping");
-		else if (r == -ENOENT)
-			client_send(c, "error no generation serves yet (gen 1 is still starting)");
-		if (r)
+		if (reload_refused(s, c, r))
 			goto close;
 		return;	/* the client waits for the outcome */
 	}
@@ -157,7 +174,7 @@ void handle_request(struct sup *s, int ci)
 			goto close;
 		return;	/* answered by the new binary, or with the reason it did not start */
 	}
-	client_send(c, "error unknown command \"%s\" (known: reload, status, stop, upgrade)", cmd);
+	client_send(c, "error unknown command \"%s\" (known: reload, reload-with, status, stop, upgrade)", cmd);
 close:
 	client_close(s, c);
 }
@@ -198,6 +215,67 @@ void accept_client(struct sup *s)
 	epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
+/* Are all of a reload-with's item lines in? Then it is handled. */
+static void items_check(struct sup *s, int ci)
+{
+	struct client *c = &s->cl[ci];
+	size_t lines = 0;
+
+	for (char *p = c->big; (p = memchr(p, '\n', c->len - (size_t)(p - c->big))); p++)
+		lines++;
+	if (lines >= (size_t)c->items + 1) {
+		handle_request(s, ci);
+	} else if (c->len >= SUP_REQUEST_BIG) {
+		client_send(c, "error request too long (a reload-with and its items: at most %d bytes)", SUP_REQUEST_BIG);
+		client_close(s, c);
+	}
+}
+
+/* `baton/1 reload-with N`: N item lines follow, in a buffer of their own. */
+static void start_items(struct sup *s, int ci)
+{
+	struct client *c = &s->cl[ci];
+	char *end;
+	long n = strtol(c->buf + sizeof(SUP_PROTO " reload-with ") - 1, &end, 10);
+
+	if (end == c->buf + sizeof(SUP_PROTO " reload-with ") - 1 || (*end != '\n' && *end != '\r') || n < 0 ||
+	    n > SUP_ITEMS_MAX) {
+		client_send(c, "error reload-with wants a count of 0 to %d item lines, then the lines", SUP_ITEMS_MAX);
+		client_close(s, c);
+		return;
+	}
+	c->big = malloc(SUP_REQUEST_BIG + 1);
+	if (!c->big) {
+		client_send(c, "error out of memory for the request");
+		client_close(s, c);
+		return;
+	}
+	memcpy(c->big, c->buf, c->len + 1);
+	c->items = (int)n;
+	items_check(s, ci);
+}
+
+static void read_big(struct sup *s, int ci)
+{
+	struct client *c = &s->cl[ci];
+	ssize_t n = recv(c->fd, c->big + c->len, SUP_REQUEST_BIG - c->len, MSG_DONTWAIT);
+
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n <= 0) {
+		client_close(s, c);
+		return;
+	}
+	if (memchr(c->big + c->len, '\0', (size_t)n)) {
+		client_send(c, "error malformed request: it holds a NUL byte");
+		client_close(s, c);
+		return;
+	}
+	c->len += (size_t)n;
+	c->big[c->len] = '\0';
+	items_check(s, ci);
+}
+
 void read_client(struct sup *s, int ci)
 {
 	struct client *c = &s->cl[ci];
@@ -215,6 +293,10 @@ void read_client(struct sup *s, int ci)
 		}
 		return;
 	}
+	if (c->big) {
+		read_big(s, ci);
+		return;
+	}
 	n = recv(c->fd, c->buf + c->len, SUP_REQUEST_MAX - c->len, MSG_DONTWAIT);
 	if (n < 0 && errno == EAGAIN)
 		return;
@@ -227,6 +309,8 @@ void read_client(struct sup *s, int ci)
 	if (memchr(c->buf, '\0', c->len)) {
 		client_send(c, "error malformed request: it holds a NUL byte");
 		client_close(s, c);
+	} else if (strchr(c->buf, '\n') && !strncmp(c->buf, SUP_PROTO " reload-with ", sizeof(SUP_PROTO " reload-with ") - 1)) {
+		start_items(s, ci);
 	} else if (strchr(c->buf, '\n')) {
 		handle_request(s, ci);
 	} else if (c->len >= SUP_REQUEST_MAX) {

@@ -51,6 +51,10 @@ void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 		s->reloads_done++;
 	else
 		s->reloads_failed++;
+	if (ok)
+		cmd_commit(s);
+	else
+		cmd_drop(s);
 	snprintf(s->last_reload, sizeof(s->last_reload), "%s after %lld ms: %s", ok ? "ok" : "failed", took, msg);
 	say_at(s, ok ? BLOG_INFO : BLOG_WARN, "reload %s after %lld ms: %s", ok ? "done" : "failed", took, msg);
 	if (s->reload_client >= 0) {
@@ -69,6 +73,7 @@ void gen_reset(struct sup *s, struct gen *g)
 	uint32_t *last_len = g->last_len;
 	long long *stall_since = g->stall_since;
 	ino_t *ino = g->member_ino;
+	struct gen_count *count = g->count;
 
 	if (g->pidfd >= 0 && g->pidfd != 0) {
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, g->pidfd, NULL);
@@ -80,6 +85,8 @@ void gen_reset(struct sup *s, struct gen *g)
 	g->last_len = last_len;
 	g->stall_since = stall_since;
 	g->member_ino = ino;
+	g->count = count;
+	memset(count, 0, (size_t)s->nl * sizeof(*count));
 	for (l = 0; l < s->nl; l++) {
 		slot[l] = -1;
 		last_len[l] = 0;
@@ -152,6 +159,7 @@ void release_members(struct sup *s, struct gen *g)
 		if (g->slot[l] < 0)
 			continue;
 		baton_group_fence(s->grp[l], g->slot[l]);
+		count_leave(s, g, l);	/* after the fence: it counts what moved out */
 		baton_group_remove(s->grp[l], g->slot[l]);
 		g->slot[l] = -1;
 	}
@@ -179,8 +187,10 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 		struct stat sst;
 
 		if (from >= 0) {
+			count_leave(s, &s->gen[from], l);
 			g->slot[l] = s->gen[from].slot[l];
 			s->gen[from].slot[l] = -1;
+			count_join(s, g, l);
 		} else {
 			int fd = baton_listener_open(&s->spec[l]);
 
@@ -196,6 +206,7 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 				g->slot[l] = -1;
 				goto fail;
 			}
+			count_join(s, g, l);
 		}
 		fds[l] = baton_group_fd(s->grp[l], g->slot[l]);
 		if (!fstat(fds[l], &sst))
@@ -206,7 +217,7 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 	g->start_wall_ms = baton_wall_ms();
 	pid = spawn(s, g->id, fds, &r);
 	if (pid < 0) {
-		say_err(s, "cannot run \"%s\": %s", s->cfg->argv[0], strerror(-r));
+		say_err(s, "cannot run \"%s\": %s", cmd_argv(s)[0], strerror(-r));
 		goto fail;
 	}
 	free(fds);
@@ -221,8 +232,11 @@ fail:
 	free(fds);
 	if (from >= 0) {
 		/* a failed restart hands the sockets back, queues intact */
-		for (l = 0; l < s->nl; l++)
+		for (l = 0; l < s->nl; l++) {
 			s->gen[from].slot[l] = g->slot[l];
+			if (g->slot[l] >= 0)
+				count_join(s, &s->gen[from], l);
+		}
 		for (l = 0; l < s->nl; l++)
 			g->slot[l] = -1;
 	} else {
@@ -526,7 +540,8 @@ int start_reload(struct sup *s, int client, const char *origin)
 				      "by generations that still run (%d draining); wait until they exit, or stop "
 				      "them sooner with a shorter --grace; %s", MAX_GENS, draining_gens(s), serves);
 		else
-			reload_finish(s, false, "cannot start the next generation: %s; %s", strerror(-gi), serves);
+			reload_finish(s, false, "cannot start the next generation (\"%s\"): %s; %s", cmd_argv(s)[0],
+				      strerror(-gi), serves);
 		if (s->health_reload) {
 			s->retry_ms = !s->retry_ms ? 1000 : s->retry_ms * 2 > 30000 ? 30000 : s->retry_ms * 2;
 			s->retry_at = baton_mono_ms() + s->retry_ms;

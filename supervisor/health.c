@@ -122,6 +122,7 @@ void watch_drain(struct sup *s, struct gen *g, long long now)
 			say(s, "gen %d stopped accepting with %u queued on listener %d; moving them to gen %d", g->id,
 			    q.len, l, s->active >= 0 ? s->gen[s->active].id : 0);
 			baton_group_fence(s->grp[l], g->slot[l]);
+			count_leave(s, g, l);
 			baton_group_remove(s->grp[l], g->slot[l]);
 			g->slot[l] = -1;
 		}

@@ -26,6 +26,16 @@ enum gen_state { GEN_FREE, GEN_STARTING, GEN_READY, GEN_ACTIVE, GEN_DRAINING, GE
 
 static const char *const state_name[] = { "free", "starting", "ready", "active", "draining", "exited" };
 
+/* A generation's connection counters on one listener. The eBPF counters
+ * are per slot and a slot outlives its member (and is reused): BASE is the
+ * slot's count when the member joined, ACC what its members counted before
+ * they left the group. */
+enum { CNT_STEERED, CNT_MIGRATED_IN, CNT_MIGRATED_OUT, CNT_N };
+struct gen_count {
+	uint64_t base[CNT_N];
+	uint64_t acc[CNT_N];
+};
+
 struct gen {
 	enum gen_state state;
 	int id;
@@ -46,6 +56,7 @@ struct gen {
 	uint32_t *last_len;
 	long long *stall_since;
 	ino_t *member_ino;              /* its member sockets, to find them again in /proc/PID/fd */
+	struct gen_count *count;        /* its connection counters (metrics.c) */
 };
 
 enum client_role { CL_FREE, CL_READING, CL_RELOAD, CL_STOP };
@@ -56,6 +67,8 @@ struct client {
 	size_t len;
 	long long deadline;
 	char buf[SUP_REQUEST_MAX + 1];
+	char *big;                  /* reload-with: the request and its items */
+	int items;                  /* item lines that follow its first line */
 };
 
 struct sup {
@@ -95,6 +108,10 @@ struct sup {
 	int upgrade_client;         /* client waiting for `baton upgrade` across the exec, -1 none */
 	char **argv;                /* this process's own command line, for baton upgrade */
 	int watched;                /* generation whose pid the watches know, -1 none */
+	char **cmd;                 /* what generations run; NULL: cfg->argv (cmd.c) */
+	char **env;                 /* "K=V" set, "K" unset in every generation */
+	char **next_cmd, **next_env; /* a reload's, in force once it serves */
+	bool spawn_next;            /* the generation being started is that reload's */
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_PIDFD = 2000 /* + generation index */ };
@@ -166,6 +183,29 @@ int upgrade_start(struct sup *s, int client);
  * client sockets back. Returns true if this process is such an upgrade. */
 bool upgrade_inherit(struct sup *s);
 void upgrade_finish(struct sup *s);
+
+/* cmd.c: the command and environment in force, and a reload's */
+size_t strv_len(char *const *v);
+void strv_free(char **v);
+int strv_push(char ***v, char *text);
+char **strv_dup(char *const *v);
+bool strv_eq(char *const *a, char *const *b);
+char **env_merge(char *const *cur, char *const *changes);
+void env_apply(char *const *env);
+char *const *cmd_argv(const struct sup *s);
+char *const *cmd_env(const struct sup *s);
+void cmd_commit(struct sup *s);
+void cmd_drop(struct sup *s);
+void cmd_free(struct sup *s);
+int cmd_reload_request(struct sup *s, int ci, char *items, int n);
+
+/* metrics.c: per-generation counters, and `baton status --metrics` */
+void count_join(struct sup *s, struct gen *g, int l);
+void count_leave(struct sup *s, struct gen *g, int l);
+/* What G's members on listener L counted, left or still in the group;
+ * false in classic BPF mode (no counters). */
+bool gen_counts(struct sup *s, const struct gen *g, int l, uint64_t out[CNT_N]);
+void write_metrics(struct sup *s, FILE *f);
 
 /* foreign.c: sockets on a listener's address that baton did not create */
 int foreign_check(struct sup *s);

@@ -144,6 +144,8 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 				goto fail;
 		/* whatever baton itself inherited is not the generation's */
 		syscall(SYS_close_range, 3 + n, ~0U, CLOSE_RANGE_CLOEXEC);
+		/* first: LISTEN_* and the rest are baton's to say */
+		env_apply(cmd_env(s));
 		snprintf(num, sizeof(num), "%d", n);
 		setenv("LISTEN_FDS", num, 1);
 		snprintf(num, sizeof(num), "%d", (int)getpid());
@@ -154,7 +156,7 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 		snprintf(num, sizeof(num), "%d", id);
 		setenv("BATON_GENERATION", num, 1);
 		preload_apply(s);
-		execvp(s->cfg->argv[0], s->cfg->argv);
+		execvp(cmd_argv(s)[0], cmd_argv(s));
 fail:
 		e = errno;
 		if (write(wfd, &e, sizeof(e)) < 0)

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,40 @@
 #define STATE_MAGIC "baton-state 1"
 
 /* ---- writing ------------------------------------------------------------- */
+
+static void write_strv(FILE *f, const char *key, char *const *v)
+{
+	for (size_t i = 0; v && v[i]; i++) {
+		fprintf(f, "%s ", key);
+		sup_escape(f, v[i]);
+		fputc('\n', f);
+	}
+}
+
+/* The command `baton run` was given (to tell whether a resuming run gives
+ * the same), the one a reload set and its environment, and a reload's
+ * still starting; percent-escaped, one item a line. */
+static void write_cmd(struct sup *s, FILE *f)
+{
+	write_strv(f, "cmd-base", s->cfg->argv);
+	write_strv(f, "cmd", s->cmd);
+	write_strv(f, "env", s->env);
+	write_strv(f, "next-cmd", s->next_cmd);
+	write_strv(f, "next-env", s->next_env);
+}
+
+/* A generation's counters: the slot's when its member joined and what
+ * members that left counted, so a resumed supervisor goes on counting. */
+static void write_counts(struct sup *s, FILE *f, const struct gen *g)
+{
+	for (int l = 0; l < s->nl; l++) {
+		const struct gen_count *c = &g->count[l];
+
+		fprintf(f, "gencount %d %d %llu %llu %llu %llu %llu %llu\n", g->id, l,
+			(unsigned long long)c->base[0], (unsigned long long)c->base[1], (unsigned long long)c->base[2],
+			(unsigned long long)c->acc[0], (unsigned long long)c->acc[1], (unsigned long long)c->acc[2]);
+	}
+}
 
 static void write_state(struct sup *s, FILE *f)
 {
@@ -51,7 +86,9 @@ static void write_state(struct sup *s, FILE *f)
 			if (g->slot[l] >= 0 && g->member_ino[l])
 				fprintf(f, "member %d %d %d %llu\n", g->id, l, g->slot[l],
 					(unsigned long long)g->member_ino[l]);
+		write_counts(s, f, g);
 	}
+	write_cmd(s, f);
 	fprintf(f, "end\n");
 }
 
@@ -158,7 +195,15 @@ struct st_member {
 	unsigned long long ino;
 };
 
+struct st_count {
+	int id, l;
+	struct gen_count c;
+};
+
 struct state {
+	char **base, **cmd, **env, **next_cmd, **next_env;
+	struct st_count *cnt;
+	size_t ncnt;
 	char name[BATON_NAME_MAX + 1];
 	char mode[16];
 	char pins[4096];
@@ -176,6 +221,12 @@ static void state_free(struct state *st)
 {
 	free(st->spec);
 	free(st->mem);
+	free(st->cnt);
+	strv_free(st->base);
+	strv_free(st->cmd);
+	strv_free(st->env);
+	strv_free(st->next_cmd);
+	strv_free(st->next_env);
 	for (int i = 0; i < st->ngen; i++)
 		if (st->gen[i].pidfd >= 0)
 			close(st->gen[i].pidfd);
@@ -183,9 +234,50 @@ static void state_free(struct state *st)
 
 /* Parses the state file at PATH. -ENOENT if there is none; -EBADMSG,
  * said with the line, if it is not one this supervisor wrote. */
+/* A line this version added: the command items and the counters. 1 if
+ * LINE was one, 0 if not, -errno if it was one that is bad. */
+static int read_added(struct state *st, const char *line)
+{
+	static const struct { const char *key; size_t off; } items[] = {
+		{ "cmd-base ", offsetof(struct state, base) }, { "cmd ", offsetof(struct state, cmd) },
+		{ "env ", offsetof(struct state, env) }, { "next-cmd ", offsetof(struct state, next_cmd) },
+		{ "next-env ", offsetof(struct state, next_env) },
+	};
+	struct st_count c;
+	unsigned long long v[6];
+
+	for (size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++) {
+		const char *why;
+		char *text;
+
+		if (strncmp(line, items[i].key, strlen(items[i].key)))
+			continue;
+		text = sup_unescape(line + strlen(items[i].key), &why);
+		if (!text)
+			return -EBADMSG;
+		return strv_push((char ***)((char *)st + items[i].off), text) ? -ENOMEM : 1;
+	}
+	if (sscanf(line, "gencount %d %d %llu %llu %llu %llu %llu %llu", &c.id, &c.l, &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5]) == 8) {
+		struct st_count *nv = realloc(st->cnt, (st->ncnt + 1) * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		for (int k = 0; k < CNT_N; k++) {
+			c.c.base[k] = v[k];
+			c.c.acc[k] = v[3 + k];
+		}
+		st->cnt = nv;
+		st->cnt[st->ncnt++] = c;
+		return 1;
+	}
+	return 0;
+}
+
 static int state_read(struct sup *s, const char *path, struct state *st)
 {
-	char line[1024];
+	char *line = NULL;
+	size_t linecap = 0;
 	int lineno = 0, r = 0;
 	FILE *f = fopen(path, "re");
 
@@ -197,7 +289,7 @@ static int state_read(struct sup *s, const char *path, struct state *st)
 		fclose(f);
 		return -ENOMEM;
 	}
-	while (fgets(line, sizeof(line), f)) {
+	while (getline(&line, &linecap, f) > 0) {
 		char spec[900], err[256];
 		int l, a;
 		unsigned port;
@@ -239,6 +331,15 @@ static int state_read(struct sup *s, const char *path, struct state *st)
 			st->ngen++;
 			continue;
 		}
+		if ((a = read_added(st, line))) {
+			if (a == -ENOMEM) {
+				r = a;
+				goto out;
+			}
+			if (a < 0)
+				goto bad;
+			continue;
+		}
 		if (!strncmp(line, "member ", 7)) {
 			struct st_member m;
 
@@ -271,6 +372,7 @@ bad:
 	    path, lineno, line);
 	r = -EBADMSG;
 out:
+	free(line);
 	fclose(f);
 	return r;
 }
@@ -417,7 +519,46 @@ static void adopt_members(struct sup *s, struct state *st, struct st_gen *sg, in
 		}
 		g->slot[m->l] = slot;
 		g->member_ino[m->l] = (ino_t)m->ino;
+		count_join(s, g, m->l);	/* unless the state has its counters */
 	}
+}
+
+/* The counters of adopted generation G as the state left them: the pinned
+ * per-slot counters went on counting meanwhile, so its members' bases hold. */
+static void adopt_counts(struct sup *s, const struct state *st, struct gen *g)
+{
+	for (size_t k = 0; k < st->ncnt; k++) {
+		const struct st_count *c = &st->cnt[k];
+
+		if (c->id != g->id || c->l < 0 || c->l >= s->nl)
+			continue;
+		if (g->slot[c->l] >= 0)
+			g->count[c->l] = c->c;
+		else
+			memcpy(g->count[c->l].acc, c->c.acc, sizeof(c->c.acc));
+	}
+}
+
+/* The command generations run: what reloads set, if this `baton run` gives
+ * the command the dead supervisor was started with (or this is that one
+ * re-executed by baton upgrade); a run with another command means it. */
+static void adopt_cmd(struct sup *s, struct state *st)
+{
+	if (!st->base)
+		return;	/* a state from before reloads could change it */
+	if (!strv_eq(st->base, s->cfg->argv)) {
+		if (st->cmd || st->env)
+			say_warn(s, "the dead supervisor was started with another command: this one's runs from the "
+				    "next generation on, and the command and environment its reloads set are dropped");
+		return;
+	}
+	s->cmd = st->cmd;
+	s->env = st->env;
+	s->next_cmd = st->next_cmd;
+	s->next_env = st->next_env;
+	st->cmd = st->env = st->next_cmd = st->next_env = NULL;
+	if (s->cmd || s->env)
+		say(s, "generations run the command and environment the last reload set");
 }
 
 /* Creates the groups: pinned under PINS, resuming the pinned maps. */
@@ -430,7 +571,7 @@ static int make_groups(struct sup *s, bool resume)
 	if (!resume && s->pin_root[0]) {
 		/* a fresh start owns its name: stale pins of a dead run go */
 		for (l = 0; l < SUP_MAX_LISTENERS; l++) {
-			const char *maps[] = { "socks", "cfg", "ctl", "stats", "steer" };
+			const char *maps[] = { "socks", "cfg", "ctl", "stats", "origin", "steer" };
 			bool any = false;
 
 			for (size_t m = 0; m < sizeof(maps) / sizeof(maps[0]); m++) {
@@ -524,6 +665,7 @@ int state_resume(struct sup *s)
 		state_free(&st);
 		return r;
 	}
+	adopt_cmd(s, &st);
 	s->next_id = st.next_id;
 	s->reloads_done = st.done;
 	s->reloads_failed = st.failed;
@@ -560,6 +702,7 @@ int state_resume(struct sup *s)
 		if (serving)
 			g->ready_us = g->start_us;
 		adopt_members(s, &st, sg, gi, serving, lost, sizeof(lost));
+		adopt_counts(s, &st, g);
 		gen_watch_pid(s, gi);
 		if (serving)
 			active = gi;
@@ -581,12 +724,14 @@ int state_resume(struct sup *s)
 				stop_gen(s, &s->gen[active]);
 			}
 			active = reload;
+			cmd_commit(s);
 			snprintf(note, sizeof(note), "; completed the reload to gen %d (it had been switched to)", n->id);
 		} else {
 			stop_gen(s, n);
 			release_members(s, n);
 			snprintf(n->why, sizeof(n->why), "rolled back: the supervisor died while it started");
 			s->reloads_failed++;
+			cmd_drop(s);
 			snprintf(note, sizeof(note), "; rolled back gen %d (pid %d), which was starting", n->id,
 				 (int)n->pid);
 		}

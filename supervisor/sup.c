@@ -174,7 +174,8 @@ static int alloc_arrays(struct sup *s)
 		g->last_len = calloc(n, sizeof(*g->last_len));
 		g->stall_since = calloc(n, sizeof(*g->stall_since));
 		g->member_ino = calloc(n, sizeof(*g->member_ino));
-		if (!g->slot || !g->last_len || !g->stall_since || !g->member_ino)
+		g->count = calloc(n, sizeof(*g->count));
+		if (!g->slot || !g->last_len || !g->stall_since || !g->member_ino || !g->count)
 			return -ENOMEM;
 		for (size_t l = 0; l < n; l++)
 			g->slot[l] = -1;
@@ -189,12 +190,14 @@ static void free_arrays(struct sup *s)
 		free(s->gen[i].last_len);
 		free(s->gen[i].stall_since);
 		free(s->gen[i].member_ino);
+		free(s->gen[i].count);
 	}
 	free(s->spec);
 	free(s->grp);
 	free(s->watch);
 	free(s->fdnames);
 	free(s->preload_env);
+	cmd_free(s);
 }
 
 /* A supervisor of 1,024 listeners holds a program, four maps and a member
