@@ -63,12 +63,13 @@ static __always_inline void count(__u32 slot, int migrating, int missed)
 		st->selected++;
 }
 
-/* The slot whose socket is closing or shut down: found by its cookie, as
- * the sockarray cannot be read from here. A linear scan, but only on
- * migrations, never on a new connection. */
+/* The slot whose socket is closing or shut down: on a migration md->sk is
+ * that listener (migrating_sk is the connection that moves). Found by its
+ * cookie, as the sockarray cannot be read from here: a linear scan, but
+ * only on migrations, never on a new connection. */
 static __always_inline void count_out(struct sk_reuseport_md *md)
 {
-	struct bpf_sock *sk = md->migrating_sk;
+	struct bpf_sock *sk = md->sk;
 	__u64 cookie;
 	int i;
 

@@ -34,7 +34,7 @@ struct baton_steer_stats {
 
 /* Per slot: the cookie of the listening socket that user space put there,
  * and how many queued connections the kernel asked the program to move
- * out of that socket (md->migrating_sk). Left in place when the member
+ * out of that socket (md->sk when md->migrating_sk is set). Left in place when the member
  * leaves, so a socket that closes later still finds its slot; overwritten
  * when the slot takes a new member. Not per CPU: migrations are rare, and
  * the cookie must be one value. */
