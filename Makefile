@@ -1,6 +1,8 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # baton build: `make` builds the library, BPF skeletons, CLI, tests and
 # benchmarks under build/; `make check` runs the tests; `make check
-# SANITIZE=1` builds into build/san with ASan+UBSan and runs them there.
+# SANITIZE=1` builds into build/san with ASan+UBSan and runs them there;
+# `make install` / `make uninstall` (PREFIX, DESTDIR, ...) put the result in place.
 CC       ?= cc
 CLANG    ?= clang
 BPFTOOL  ?= bpftool
@@ -9,6 +11,22 @@ SANITIZE ?= 0
 ARCH     := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 MULTIARCH:= $(shell $(CC) -print-multiarch 2>/dev/null)
 BPFDIR   := build/bpf
+
+# Installation directories, GNU style; DESTDIR stages an install (packages).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+# The preload shim is loaded by path (LD_PRELOAD), never searched for, so it
+# gets a directory of its own; baton is built to look there.
+PRELOADDIR ?= $(LIBDIR)/baton
+INSTALL    ?= install
+# One version, the header's; the soname changes only with the ABI.
+VERSION  := $(shell sed -n '/define BATON_VERSION/s/.*"\(.*\)".*/\1/p' include/baton.h)
+SOVERSION:= 0
+SONAME   := libbaton.so.$(SOVERSION)
 
 ifeq ($(SANITIZE),1)
 BUILD    := build/san
@@ -20,10 +38,21 @@ endif
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 $(WARN) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -Ilib -Ibpf -I$(BPFDIR) -Icommon
+CFLAGS   += $(CPPFLAGS) -std=gnu11 $(WARN) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -Ilib -Ibpf -I$(BPFDIR) -Icommon
 LDFLAGS  += $(SANFLAGS)
 BPF_LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
 LDLIBS   := $(BPF_LIBS) -lpthread -lm
+
+# What the build bakes in from the installation directories (where baton
+# looks for the shim, the paths in libbaton.pc) is kept in $(BUILD)/dirs,
+# rewritten only when they change: a different PREFIX rebuilds just that.
+DIRS_LINE := $(PREFIX) $(LIBDIR) $(INCLUDEDIR) $(PRELOADDIR)
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+ifneq ($(file <$(BUILD)/dirs),$(DIRS_LINE))
+$(shell mkdir -p $(BUILD))
+$(file >$(BUILD)/dirs,$(DIRS_LINE))
+endif
+endif
 
 LIB_SRC  := $(wildcard lib/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
@@ -33,14 +62,19 @@ TEST_SRC := tests/runner.c tests/helpers.c $(wildcard tests/unit/*.c) $(wildcard
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 SKELS    := $(BPFDIR)/steer.skel.h $(BPFDIR)/sockiter.skel.h
-# the renderer of baton ls is tested on recorded fixtures, without the CLI
-TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o
+# the renderer of baton ls is tested on recorded fixtures, without the CLI;
+# the supervisor's state machine is driven by unit tests without processes,
+TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard supervisor/*.c) $(wildcard common/*.c))
+# and the shim lookup, on the test binary's own directory
 
-.PHONY: all check bench demo fuzz clean
+.PHONY: all check bench demo fuzz clean installables install uninstall
 .SECONDARY:
 .DELETE_ON_ERROR:
-all: $(BUILD)/libbaton.a $(BUILD)/libbaton.so $(BUILD)/baton $(BUILD)/baton-test $(BENCHES) $(BUILD)/refserver \
-	$(BUILD)/libbaton-preload.so $(BUILD)/preload-probe
+# what make install copies (a package build needs only these)
+INSTALLABLES := $(BUILD)/baton $(BUILD)/libbaton-preload.so $(BUILD)/libbaton.so.$(VERSION) \
+	$(BUILD)/$(SONAME) $(BUILD)/libbaton.so $(BUILD)/libbaton.a $(BUILD)/libbaton.pc
+all: $(INSTALLABLES) $(BUILD)/baton-test $(BENCHES) $(BUILD)/refserver $(BUILD)/preload-probe
+installables: $(INSTALLABLES)
 
 # BPF: clang -> bpftool gen object (links, strips DWARF) -> bpftool gen skeleton.
 # Static pattern rules only: an implicit chain let a parallel build compile
@@ -65,13 +99,25 @@ $(sort $(CLI_OBJ) $(TEST_OBJ)): $(BUILD)/obj/%.o: %.c include/baton.h $(wildcard
 
 $(BUILD)/libbaton.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
-$(BUILD)/libbaton.so: $(LIB_OBJ) lib/libbaton.map
-	$(CC) $(LDFLAGS) -shared -Wl,--version-script=lib/libbaton.map -Wl,-soname,libbaton.so.0 \
+$(BUILD)/libbaton.so.$(VERSION): $(LIB_OBJ) lib/libbaton.map
+	$(CC) $(LDFLAGS) -shared -Wl,--version-script=lib/libbaton.map -Wl,-soname,$(SONAME) \
 		-o $@ $(LIB_OBJ) $(LDLIBS)
+$(BUILD)/$(SONAME): $(BUILD)/libbaton.so.$(VERSION)
+	ln -sfn $(notdir $<) $@
+$(BUILD)/libbaton.so: $(BUILD)/$(SONAME)
+	ln -sfn $(notdir $<) $@
+# ${prefix}-relative where it can be, so pkg-config --define-prefix works
+$(BUILD)/libbaton.pc: lib/libbaton.pc.in include/baton.h $(BUILD)/dirs
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|' \
+		-e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|' \
+		-e 's|@VERSION@|$(VERSION)|' $< > $@.tmp && mv $@.tmp $@
+$(BUILD)/dirs: ;
+$(BUILD)/obj/common/preload_path.o: $(BUILD)/dirs
+$(BUILD)/obj/common/preload_path.o: CFLAGS += -DBATON_PRELOAD_DIR='"$(PRELOADDIR)"'
 $(BUILD)/baton: $(CLI_OBJ) $(BUILD)/libbaton.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libbaton.a $(LDLIBS)
 $(BUILD)/baton-test: $(TEST_OBJ) $(BUILD)/libbaton.a
-	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libbaton.a $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(sort $(TEST_OBJ)) $(BUILD)/libbaton.a $(LDLIBS)
 # The example server stands alone: what a server needs for baton is the
 # protocol, not this library.
 $(BUILD)/refserver: examples/refserver.c Makefile
@@ -79,7 +125,7 @@ $(BUILD)/refserver: examples/refserver.c Makefile
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 # The preload shim goes into servers built without sanitizers, so it is
 # built without them too, and links only libdl: never the BPF loader.
-SHIM_CFLAGS := -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -fPIC -fvisibility=hidden
+SHIM_CFLAGS := $(CPPFLAGS) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -fPIC -fvisibility=hidden
 $(BUILD)/libbaton-preload.so: preload/shim.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(SHIM_CFLAGS) -shared -Wl,-soname,libbaton-preload.so -o $@ $< -ldl
@@ -99,7 +145,7 @@ $(BPFDIR):
 # although nothing the shim wraps is intercepted by ASan, so that check is off.
 SAN_ENV := $(if $(filter 1,$(SANITIZE)),ASAN_OPTIONS=$${ASAN_OPTIONS:+$$ASAN_OPTIONS:}verify_asan_link_order=0)
 check: all
-	$(SAN_ENV) BATON_BIN=$(CURDIR)/$(BUILD)/baton BATON_LIB=$(CURDIR)/$(BUILD)/libbaton.so \
+	$(SAN_ENV) BATON_SRCDIR=$(CURDIR) BATON_BIN=$(CURDIR)/$(BUILD)/baton BATON_LIB=$(CURDIR)/$(BUILD)/libbaton.so \
 		BATON_REFSERVER=$(CURDIR)/$(BUILD)/refserver BATON_LOADGEN=$(CURDIR)/$(BUILD)/bench/loadgen \
 		BATON_PROBE=$(CURDIR)/$(BUILD)/preload-probe BATON_PRELOAD_LIB=$(CURDIR)/$(BUILD)/libbaton-preload.so \
 		$(BUILD)/baton-test $(TESTS)
@@ -120,6 +166,31 @@ fuzz:
 		fuzz/spec_fuzz.c lib/spec.c lib/log.c -o build/fuzz/spec_fuzz
 	mkdir -p build/fuzz/corpus && cp fuzz/corpus/spec/* build/fuzz/corpus/
 	build/fuzz/spec_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=256 build/fuzz/corpus
+
+# Copies only what `make` built (installables): as root, make install
+# rebuilds nothing unless the sources or the directories changed.
+install: installables
+	@if [ "$(SANITIZE)" = 1 ]; then echo "make install: not with SANITIZE=1 (a sanitizer build is for tests)" >&2; exit 1; fi
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PRELOADDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+		$(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	$(INSTALL) -m 755 $(BUILD)/baton $(DESTDIR)$(BINDIR)/baton
+	$(INSTALL) -m 644 $(BUILD)/libbaton-preload.so $(DESTDIR)$(PRELOADDIR)/libbaton-preload.so
+	$(INSTALL) -m 644 $(BUILD)/libbaton.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libbaton.so.$(VERSION)
+	ln -sfn libbaton.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sfn $(SONAME) $(DESTDIR)$(LIBDIR)/libbaton.so
+	$(INSTALL) -m 644 $(BUILD)/libbaton.a $(DESTDIR)$(LIBDIR)/libbaton.a
+	$(INSTALL) -m 644 $(BUILD)/libbaton.pc $(DESTDIR)$(PKGCONFIGDIR)/libbaton.pc
+	$(INSTALL) -m 644 include/baton.h $(DESTDIR)$(INCLUDEDIR)/baton.h
+	$(INSTALL) -m 644 man/baton.1 $(DESTDIR)$(MANDIR)/man1/baton.1
+	$(INSTALL) -m 644 man/baton.3 $(DESTDIR)$(MANDIR)/man3/baton.3
+
+# Removes what install put there, and the shim's directory once empty.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/baton $(DESTDIR)$(PRELOADDIR)/libbaton-preload.so \
+		$(DESTDIR)$(LIBDIR)/libbaton.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libbaton.so \
+		$(DESTDIR)$(LIBDIR)/libbaton.a $(DESTDIR)$(PKGCONFIGDIR)/libbaton.pc $(DESTDIR)$(INCLUDEDIR)/baton.h \
+		$(DESTDIR)$(MANDIR)/man1/baton.1 $(DESTDIR)$(MANDIR)/man3/baton.3
+	if [ -d $(DESTDIR)$(PRELOADDIR) ]; then rmdir $(DESTDIR)$(PRELOADDIR) 2>/dev/null || true; fi
 
 clean:
 	rm -rf build

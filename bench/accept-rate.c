@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* What eBPF steering costs on the accept path: new loopback connections per
  * second through one listener, two under the kernel's reuseport hash, and two
  * steered by a baton group, interleaved so drift in machine load hits all alike. */
@@ -174,11 +175,12 @@ static void log_cb(void *ctx, enum baton_log_level level, const char *msg)
 		fprintf(stderr, "accept-rate: baton: %s\n", msg);
 }
 
-static const struct baton_group_opts ebpf_opts = {
-	.sz = sizeof(struct baton_group_opts),
-	.mode = BATON_MODE_EBPF,
-	.log = log_cb,
-};
+static struct baton_group *ebpf_group(void)
+{
+	BATON_OPTS(baton_group_opts, o, .mode = BATON_MODE_EBPF, .log = log_cb);
+
+	return baton_group_new(&o);
+}
 
 static int open_listener(uint16_t port)
 {
@@ -254,7 +256,7 @@ static int run_once(enum config c, double seconds, double *rate, struct result *
 		}
 	}
 	if (c == CFG_EBPF) {
-		g = baton_group_new(&ebpf_opts);
+		g = ebpf_group();
 		if (!g) {
 			fprintf(stderr, "accept-rate: baton_group_new: %s\n", strerror(errno));
 			goto out;
@@ -475,7 +477,7 @@ int main(int argc, char **argv)
 		return 1;
 
 	/* decide once, up front, so every round has the same rows */
-	probe = baton_group_new(&ebpf_opts);
+	probe = ebpf_group();
 	ebpf_ok = probe != NULL;
 	if (!ebpf_ok)
 		snprintf(ebpf_why, sizeof(ebpf_why), "cannot load the eBPF steering program: %s",

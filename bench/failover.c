@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* bench/failover: two refservers share a port with SO_REUSEPORT; the active
  * one is frozen with SIGSTOP while a probe client opens a connection every
  * 2 ms. Per trial: time from SIGSTOP to the first answer from the standby,

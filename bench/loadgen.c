@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* loadgen: a counting HTTP/1.1 load client for loopback. Every request ends
  * exactly once as answered or as one kind of failure, so a test can say "not
  * one request failed while the server was reloaded". Standalone: libc only.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* How long `baton ls --json` takes with many listening sockets: opens N TCP
  * listeners (default 10,000) in a private network namespace, runs baton ls
  * several times and, as a baseline in the same run, `ss -ltn`, and prints

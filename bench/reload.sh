@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # bench/reload: N reloads under saturating load, in both load modes, counted
 # by bench/loadgen: `baton run` with the reference server, and, where they are
 # installed, `nginx -s reload` and HAProxy's seamless reload side by side in

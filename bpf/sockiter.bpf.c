@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Socket iterators for baton ls: for each TCP listener (iter/tcp) and UDP
  * socket (iter/udp) of the reader's network namespace, one fixed-size record
  * with what ss cannot show: SO_REUSEADDR, SO_REUSEPORT, the reuseport group

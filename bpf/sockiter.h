@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Record the socket iterator (bpf/sockiter.bpf.c) writes for each TCP
  * listener and UDP socket, read by lib/sockiter.c. Fixed size, so user space
  * reads the iterator's output as an array. No libc or vmlinux types. */

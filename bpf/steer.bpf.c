@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Steering program for one SO_REUSEPORT group: picks the member for each new
  * connection (or datagram) by stable slot, and, loaded as
  * BPF_SK_REUSEPORT_SELECT_OR_MIGRATE, picks where the queue of a closing or

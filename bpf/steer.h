@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Layout shared by bpf/steer.bpf.c and lib/steer.c: the maps' keys and values.
  * Kept free of libc and vmlinux types so both sides compile it as is. */
 #ifndef BATON_BPF_STEER_H

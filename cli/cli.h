@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* What the subcommands of `baton` share: the command table entry, and the
  * log callback that prints library messages on stderr. */
 #ifndef BATON_CLI_H
@@ -6,6 +7,7 @@
 #include <stdio.h>
 
 #include "baton.h"
+#include "log.h"
 
 struct command {
 	const char *name;
@@ -16,6 +18,7 @@ struct command {
 
 /* exit codes */
 #define EXIT_USAGE 2
+#define EXIT_TIMEOUT 3   /* the client stopped waiting; the request goes on */
 
 /* main()'s argv: `baton run` re-executes it for `baton upgrade` */
 extern char **cli_self_argv;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* `baton reload`, `baton status` and `baton stop`: clients of a running
  * supervisor's control socket. They send one request line and relay what
  * comes back: progress lines, then "ok ..." or "error ...". */
@@ -5,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -15,40 +17,67 @@
 #include "cli.h"
 #include "sup.h"
 
+/* Errors of `baton CMD`, through blog so that they carry a level. */
+static void ctl_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ctl_err(const char *cmd, const char *fmt, ...)
+{
+	char who[32];
+	va_list ap;
+
+	snprintf(who, sizeof(who), "baton %s", cmd);
+	va_start(ap, fmt);
+	vblog(BLOG_ERR, who, fmt, ap);
+	va_end(ap);
+}
+
+/* The same words for every control command when there is no runtime
+ * directory to look in (an unprivileged user outside a login session). */
+static void no_runtime_dir(const char *cmd, int r)
+{
+	if (r == -ENOENT)
+		ctl_err(cmd, "no runtime directory: set BATON_RUNTIME_DIR or XDG_RUNTIME_DIR (baton uses "
+			     "$BATON_RUNTIME_DIR, else $XDG_RUNTIME_DIR/baton; /run/baton as root) to where "
+			     "the supervisor keeps its control socket");
+	else
+		ctl_err(cmd, "no runtime directory: %s", strerror(-r));
+}
+
 /* With no NAME given: the one supervisor in the runtime directory. */
 static int pick_name(const char *cmd, char *name, size_t len)
 {
-	char dir[4096], found[BATON_NAME_MAX + 1] = "";
+	char dir[4096], found[BATON_NAME_MAX + 1] = "", all[1024] = "";
 	struct dirent *e;
 	int n = 0, r = sup_runtime_dir(dir, sizeof(dir));
+	size_t used = 0;
 	DIR *d;
 
 	if (r) {
-		fprintf(stderr, "baton %s: no runtime directory: set BATON_RUNTIME_DIR or XDG_RUNTIME_DIR\n", cmd);
+		no_runtime_dir(cmd, r);
 		return 1;
 	}
 	d = opendir(dir);
 	while (d && (e = readdir(d))) {
 		size_t l = strlen(e->d_name);
 
-		if (l > 5 && !strcmp(e->d_name + l - 5, ".sock") && l - 5 <= BATON_NAME_MAX) {
-			if (n++)
-				fprintf(stderr, "%s%.*s", n == 2 ? "" : ", ", (int)(l - 5), e->d_name);
-			else
-				snprintf(found, sizeof(found), "%.*s", (int)(l - 5), e->d_name);
-			if (n == 2)
-				fprintf(stderr, "baton %s: several supervisors run; name one: %s, %.*s", cmd, found,
-					(int)(l - 5), e->d_name);
-		}
+		if (l <= 5 || strcmp(e->d_name + l - 5, ".sock") || l - 5 > BATON_NAME_MAX)
+			continue;
+		if (!n++)
+			snprintf(found, sizeof(found), "%.*s", (int)(l - 5), e->d_name);
+		/* a long list is cut with "..." rather than the line */
+		if (used + l + 8 < sizeof(all))
+			used += (size_t)snprintf(all + used, sizeof(all) - used, "%s%.*s", used ? ", " : "",
+						 (int)(l - 5), e->d_name);
+		else if (!strstr(all, "..."))
+			used += (size_t)snprintf(all + used, sizeof(all) - used, ", ...");
 	}
 	if (d)
 		closedir(d);
 	if (n > 1) {
-		fprintf(stderr, "\n");
+		ctl_err(cmd, "several supervisors run: %s; name one, e.g. baton %s %s", all, cmd, found);
 		return EXIT_USAGE;
 	}
 	if (!n) {
-		fprintf(stderr, "baton %s: no supervisor is running (nothing in %s)\n", cmd, dir);
+		ctl_err(cmd, "no supervisor is running (nothing in %s)", dir);
 		return 1;
 	}
 	snprintf(name, len, "%s", found);
@@ -61,16 +90,19 @@ static int connect_to(const char *cmd, const char *name)
 	int fd, r;
 
 	if ((r = sup_socket_path(name, "sock", sun.sun_path, sizeof(sun.sun_path)))) {
-		fprintf(stderr, "baton %s: no control socket path for \"%s\": %s\n", cmd, name, strerror(-r));
+		if (r == -ENAMETOOLONG)
+			ctl_err(cmd, "no control socket path for \"%s\": %s", name, strerror(-r));
+		else
+			no_runtime_dir(cmd, r);
 		return -1;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
 		if (errno == ENOENT || errno == ECONNREFUSED)
-			fprintf(stderr, "baton %s: no supervisor named \"%s\" is running (no answer at %s)\n", cmd,
+			ctl_err(cmd, "no supervisor named \"%s\" is running (no answer at %s)",
 				name, sun.sun_path);
 		else
-			fprintf(stderr, "baton %s: cannot reach supervisor \"%s\" at %s: %s\n", cmd, name,
+			ctl_err(cmd, "cannot reach supervisor \"%s\" at %s: %s", name,
 				sun.sun_path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -98,7 +130,7 @@ static int exchange(const char *cmd, const char *name, const char *request, long
 	/* a supervisor that turned us away (busy) has said why before it hung
 	 * up: read that rather than report a broken pipe */
 	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 && errno != EPIPE && errno != ECONNRESET) {
-		fprintf(stderr, "baton %s: %s\n", cmd, strerror(errno));
+		ctl_err(cmd, "%s", strerror(errno));
 		close(fd);
 		return 1;
 	}
@@ -110,8 +142,20 @@ static int exchange(const char *cmd, const char *name, const char *request, long
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		left = end - (ts.tv_sec * 1000LL + ts.tv_nsec / 1000000);
 		if (left <= 0) {
-			fprintf(stderr, "baton %s: no answer from \"%s\" within %lld ms\n", cmd, name, timeout_ms);
-			break;
+			/* the supervisor carries on without a client: say so,
+			 * and how to see the end, in one line */
+			if (!strcmp(cmd, "reload") || !strcmp(cmd, "upgrade"))
+				ctl_err(cmd, "stopped waiting after %lld ms (--timeout); the %s goes on in supervisor "
+					     "\"%s\": see how it ends with baton status %s", timeout_ms, cmd, name, name);
+			else if (!strcmp(cmd, "stop"))
+				ctl_err(cmd, "stopped waiting after %lld ms (--timeout); supervisor \"%s\" goes on "
+					     "stopping: baton status %s answers until it has stopped", timeout_ms, name,
+					name);
+			else
+				ctl_err(cmd, "no answer from supervisor \"%s\" within %lld ms (--timeout); it may be "
+					     "busy: try again", name, timeout_ms);
+			close(fd);
+			return EXIT_TIMEOUT;
 		}
 		if (poll(&p, 1, (int)(left > 1000 ? 1000 : left)) <= 0)
 			continue;
@@ -137,7 +181,7 @@ static int exchange(const char *cmd, const char *name, const char *request, long
 				fflush(stdout);
 			} else if (!strncmp(line, "error", 5)) {
 				rest = line + 5 + (line[5] == ' ');
-				fprintf(stderr, "baton %s: %s\n", cmd, rest);
+				ctl_err(cmd, "%s", rest);
 				result = 1;
 			} else if (!strncmp(line, "ok", 2)) {
 				rest = line + 2 + (line[2] == ' ');
@@ -155,7 +199,7 @@ static int exchange(const char *cmd, const char *name, const char *request, long
 	}
 	close(fd);
 	if (result < 0) {
-		fprintf(stderr, "baton %s: the supervisor \"%s\" closed the connection without an answer\n", cmd, name);
+		ctl_err(cmd, "the supervisor \"%s\" closed the connection without an answer", name);
 		return 1;
 	}
 	return result;
@@ -293,7 +337,7 @@ static int ctl_main(const char *cmd, int argc, char **argv, void (*usage)(FILE *
 			break;
 		case 't':
 			if (sup_parse_duration(optarg, &timeout_ms) || !timeout_ms) {
-				fprintf(stderr, "baton %s: bad --timeout \"%s\" (want a duration such as 60s)\n", cmd, optarg);
+				ctl_err(cmd, "bad --timeout \"%s\" (want a duration such as 60s)", optarg);
 				return EXIT_USAGE;
 			}
 			break;
@@ -302,12 +346,12 @@ static int ctl_main(const char *cmd, int argc, char **argv, void (*usage)(FILE *
 			r = 0;
 			goto out;
 		case ':':
-			fprintf(stderr, "baton %s: option \"%s\" needs a value\n", cmd, argv[optind - 1]);
+			ctl_err(cmd, "option \"%s\" needs a value", argv[optind - 1]);
 			r = EXIT_USAGE;
 			goto out;
 		default:
 unknown:
-			fprintf(stderr, "baton %s: unknown option \"%s\" (see baton %s --help)\n", cmd, argv[optind - 1], cmd);
+			ctl_err(cmd, "unknown option \"%s\" (see baton %s --help)", argv[optind - 1], cmd);
 			r = EXIT_USAGE;
 			goto out;
 		}
@@ -318,12 +362,12 @@ unknown:
 		goto out;
 	}
 	if (argc - optind > 1) {
-		fprintf(stderr, "baton %s: unexpected argument \"%s\" (see baton %s --help)\n", cmd, argv[optind + 1], cmd);
+		ctl_err(cmd, "unexpected argument \"%s\" (see baton %s --help)", argv[optind + 1], cmd);
 		goto out;
 	}
 	if (optind < argc) {
 		if (!baton_name_valid(argv[optind])) {
-			fprintf(stderr, "baton %s: bad name \"%s\" (1 to 63 of A-Z a-z 0-9 - _ .)\n", cmd, argv[optind]);
+			ctl_err(cmd, "bad name \"%s\" (1 to 63 of A-Z a-z 0-9 - _ .)", argv[optind]);
 			goto out;
 		}
 		snprintf(name, sizeof(name), "%s", argv[optind]);
@@ -358,7 +402,8 @@ void usage_reload(FILE *out)
 		     "given), prints each step with its time, and exits 0 once the new generation\n"
 		     "serves; non-zero with the reason if it was rolled back (it exited or was not\n"
 		     "ready in time), and the old generation serves on.\n\n"
-		     "  -t, --timeout DUR  give up waiting after DUR (default 10m)\n"
+		     "  -t, --timeout DUR  stop waiting after DUR (default 10m): exit 3, and the\n"
+		     "                     reload goes on (see it end with baton status NAME)\n"
 		     "  -h, --help         this text\n");
 }
 
@@ -369,7 +414,7 @@ void usage_status(FILE *out)
 		     "pid, state (starting, ready, active, draining, exited), start time and each\n"
 		     "member's queue and backlog; reloads done and failed, restarts.\n\n"
 		     "  -j, --json     one JSON document (fields in baton(1))\n"
-		     "  -t, --timeout DUR  (default 10s)\n"
+		     "  -t, --timeout DUR  stop waiting after DUR (default 10s): exit 3\n"
 		     "  -h, --help     this text\n");
 }
 
@@ -378,7 +423,8 @@ void usage_stop(FILE *out)
 	fprintf(out, "usage: baton stop [NAME] [--timeout DUR]\n\n"
 		     "Stops supervisor NAME gracefully: every generation gets its stop signal, then\n"
 		     "SIGKILL after the grace time; exits 0 once the supervisor has stopped.\n\n"
-		     "  -t, --timeout DUR  (default 10m)\n"
+		     "  -t, --timeout DUR  stop waiting after DUR (default 10m): exit 3, and the\n"
+		     "                     supervisor goes on stopping\n"
 		     "  -h, --help         this text\n");
 }
 
@@ -406,7 +452,8 @@ void usage_upgrade(FILE *out)
 		     "The new binary is tried first (--version): one that does not start is refused\n"
 		     "with the reason, and the running supervisor goes on. SIGUSR2 to the supervisor\n"
 		     "does the same. Exits 0 once the new binary supervises.\n\n"
-		     "  -t, --timeout DUR  (default 10m)\n"
+		     "  -t, --timeout DUR  stop waiting after DUR (default 10m): exit 3, and the\n"
+		     "                     upgrade goes on (see it end with baton status NAME)\n"
 		     "  -h, --help         this text\n");
 }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* `baton demo`: the problem and the answer, measured with nothing to set up.
  * Two tiny servers share a free loopback port; a client counts every
  * request's outcome. plain: one server frozen, the kernel keeps hashing onto
@@ -307,9 +308,18 @@ struct part {
 
 struct demo {
 	int verbose;
+	bool progress;          /* stdout is a terminal: say what runs, on stderr */
 	enum baton_mode mode;
 	struct part plain, baton, sw;
 };
+
+/* On a terminal the demo would otherwise be silent for seconds; the lines go
+ * to stderr so that what stdout prints stays the same everywhere. */
+static void progress(const struct demo *d, const char *what)
+{
+	if (d->progress)
+		blog(BLOG_INFO, "baton demo", "%s", what);
+}
 
 /* Two listeners on one free loopback port, in the order they joined. */
 static int two_listeners(int fds[2], uint16_t *port)
@@ -325,12 +335,12 @@ static int two_listeners(int fds[2], uint16_t *port)
 
 		snprintf(text, sizeof(text), "tcp://127.0.0.1:%u?backlog=128", *port);
 		if (baton_spec_parse(text, &spec, err, sizeof(err))) {
-			fprintf(stderr, "baton demo: %s\n", err);
+			blog(BLOG_ERR, "baton demo", "%s", err);
 			return -EINVAL;
 		}
 		fds[i] = baton_listener_open(&spec);
 		if (fds[i] < 0) {
-			fprintf(stderr, "baton demo: cannot listen on %s: %s\n", text, strerror(-fds[i]));
+			blog(BLOG_ERR, "baton demo", "cannot listen on %s: %s", text, strerror(-fds[i]));
 			if (i)
 				close(fds[0]);
 			return fds[i];
@@ -343,11 +353,11 @@ static int two_listeners(int fds[2], uint16_t *port)
 
 static struct baton_group *new_group(struct demo *d)
 {
-	struct baton_group_opts o = { .sz = sizeof(o), .log = cli_log, .log_ctx = &d->verbose };
+	BATON_OPTS(baton_group_opts, o, .log = cli_log, .log_ctx = &d->verbose);
 	struct baton_group *g = baton_group_new(&o);
 
 	if (!g)
-		fprintf(stderr, "baton demo: cannot create a steering group: %s\n", strerror(errno));
+		blog(BLOG_ERR, "baton demo", "cannot create a steering group: %s", strerror(errno));
 	else
 		d->mode = baton_group_mode(g);
 	return g;
@@ -360,6 +370,7 @@ static int part_plain(struct demo *d)
 	pid_t a, b;
 	int fds[2], r;
 
+	progress(d, "part 1/3: plain SO_REUSEPORT, server B frozen (SIGSTOP), 100 requests...");
 	if ((r = two_listeners(fds, &l.port)))
 		return r;
 	a = spawn(fds[0], 'A', 0);
@@ -406,13 +417,14 @@ static int part_baton(struct demo *d)
 	struct load l = { .lanes = REQUESTS, .max = REQUESTS, .spacing_ms = SPACING_MS,
 			  .duration_ms = COUNTED_CAP_MS, .tick = watch_tick };
 	struct watch w = { 0 };
-	struct baton_watch_opts wo = { .sz = sizeof(wo), .on_event = on_watch_event, .ctx = &w,
-				       .log = cli_log, .log_ctx = &d->verbose };
+	BATON_OPTS(baton_watch_opts, wo, .on_event = on_watch_event, .ctx = &w, .log = cli_log,
+		   .log_ctx = &d->verbose);
 	struct baton_group *g;
 	struct baton_slot_stats st;
 	pid_t pid[2] = { 0, 0 };
 	int fds[2], slot[2], i, r;
 
+	progress(d, "part 2/3: the same with baton watching, B frozen, 100 requests...");
 	if ((r = two_listeners(fds, &l.port)))
 		return r;
 	g = new_group(d);
@@ -431,7 +443,7 @@ static int part_baton(struct demo *d)
 		slot[i] = baton_group_add(g, fds[i], 1);	/* spread: both take traffic */
 		if (slot[i] < 0) {
 			r = slot[i];
-			fprintf(stderr, "baton demo: cannot steer the group: %s\n", strerror(-r));
+			blog(BLOG_ERR, "baton demo", "cannot steer the group: %s", strerror(-r));
 			goto out;
 		}
 	}
@@ -493,6 +505,7 @@ static int part_switch(struct demo *d)
 	pid_t a = 0, b = 0;
 	int fds[2], i, r;
 
+	progress(d, "part 3/3: traffic switched from A to B under load, A exits...");
 	if ((r = two_listeners(fds, &l.port)))
 		return r;
 	h.g = new_group(d);
@@ -504,7 +517,7 @@ static int part_switch(struct demo *d)
 		h.slot[i] = baton_group_add(h.g, fds[i], i == 0);	/* A takes all */
 		if (h.slot[i] < 0) {
 			r = h.slot[i];
-			fprintf(stderr, "baton demo: cannot steer the group: %s\n", strerror(-r));
+			blog(BLOG_ERR, "baton demo", "cannot steer the group: %s", strerror(-r));
 			goto out;
 		}
 	}
@@ -614,18 +627,19 @@ int cmd_demo(int argc, char **argv)
 		case 'v': d.verbose++; break;
 		case 'h': usage_demo(stdout); return 0;
 		default:
-			fprintf(stderr, "baton demo: unknown option \"%s\" (see baton demo --help)\n",
+			blog(BLOG_ERR, "baton demo", "unknown option \"%s\" (see baton demo --help)",
 				argv[optind - 1]);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "baton demo: unexpected argument \"%s\" (see baton demo --help)\n", argv[optind]);
+		blog(BLOG_ERR, "baton demo", "unexpected argument \"%s\" (see baton demo --help)", argv[optind]);
 		return EXIT_USAGE;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	d.progress = !json && isatty(STDOUT_FILENO);
 	if ((r = part_plain(&d)) || (r = part_baton(&d)) || (r = part_switch(&d))) {
-		fprintf(stderr, "baton demo: %s\n", strerror(-r));
+		blog(BLOG_ERR, "baton demo", "%s", strerror(-r));
 		return 1;
 	}
 	if (json) {

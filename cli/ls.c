@@ -1,12 +1,79 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* `baton ls`: collects every listening socket through the library (sock_diag,
  * the BPF iterator or the pidfd fallback, /proc) and prints it with
  * cli/lsfmt.c, as a table grouped by reuseport group or as one JSON document. */
+#include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "lsfmt.h"
+#include "pins.h"
+
+#define MAX_STALE 64
+
+/* One pin directory: stale if its group's socket map holds no socket.
+ * Returns 0 (stale or not: *n tells), -ENOENT if no group is pinned there,
+ * or -errno when it cannot be read. */
+static int stale_check(const char *path, const struct baton_sock *v, size_t nv, struct ls_stale *st, long *n)
+{
+	uint32_t map_id;
+	int sockets, r = pins_group(path, &map_id, &sockets);
+
+	if (r || sockets)
+		return r;
+	if (*n >= MAX_STALE)
+		return 0;
+	ls_stale_parse(&st[*n], PINS_ROOT, path);
+	for (size_t k = 0; st[*n].spec[0] && k < nv; k++)
+		if (v[k].proto == BATON_PROTO_TCP && v[k].state == 10 && v[k].family == st[*n].family &&
+		    v[k].lport == st[*n].port &&
+		    !memcmp(v[k].local, st[*n].addr, v[k].family == AF_INET ? 4 : 16))
+			st[*n].listening = true;
+	(*n)++;
+	return 0;
+}
+
+/* baton's groups pin under PINS_ROOT: steer-ADDR-PORT/, or a supervisor's
+ * run-NAME/LISTENER/; any directory there with a "socks" pin is a group.
+ * Returns the number of stale ones, or -1 if they cannot be read (no
+ * privilege): then nothing is claimed either way. */
+static long stale_pins(const struct baton_sock *v, size_t nv, struct ls_stale *st)
+{
+	DIR *root = opendir(PINS_ROOT), *sub;
+	struct dirent *e, *f;
+	char path[PATH_MAX], path2[PATH_MAX];
+	long n = 0;
+	int r;
+
+	if (!root)
+		return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+	while ((e = readdir(root))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", PINS_ROOT, e->d_name);
+		r = stale_check(path, v, nv, st, &n);
+		if (r == -EPERM || r == -EACCES) {
+			n = -1;
+			break;
+		}
+		if (r != -ENOENT || !(sub = opendir(path)))
+			continue;
+		while ((f = readdir(sub))) {
+			if (f->d_name[0] == '.')
+				continue;
+			if (snprintf(path2, sizeof(path2), "%s/%s", path, f->d_name) >= (int)sizeof(path2))
+				continue;
+			stale_check(path2, v, nv, st, &n);
+		}
+		closedir(sub);
+	}
+	closedir(root);
+	return n;
+}
 
 void usage_ls(FILE *out)
 {
@@ -19,11 +86,13 @@ void usage_ls(FILE *out)
 		"  FILTER      PORT, ADDRESS:PORT, [IPV6]:PORT or a listener spec such as\n"
 		"              tcp://0.0.0.0:8080\n"
 		"  -a, --all   also UDP sockets that are connected (not listening)\n"
-		"  --json      print one JSON document (fields: baton(1), JSON OUTPUT)\n"
+		"  -j, --json  print one JSON document (fields: baton(1), JSON OUTPUT)\n"
 		"  --no-bpf    do not load the BPF iterator; read options with pidfd_getfd\n"
 		"  --record    print the collected data in the fixture format of the tests\n"
 		"  -v, --verbose  print the library's messages\n"
 		"  -h, --help  this text\n\n"
+		"As root it also names baton's pin directories in bpffs whose group is gone\n"
+		"(stale baton pins), with the command that removes them.\n\n"
 		"Options, groups and programs come from a BPF iterator, which needs root (or\n"
 		"CAP_BPF and CAP_PERFMON); without it baton copies each socket from its owner\n"
 		"with pidfd_getfd where allowed. Fields it could not read print as \"?\"\n"
@@ -41,9 +110,11 @@ int cmd_ls(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct baton_collect_opts co = { .sz = sizeof(co), .log = cli_log };
+	BATON_OPTS(baton_collect_opts, co, .log = cli_log, .sock_sz = sizeof(struct baton_sock));
 	struct ls_filter filter;
 	struct baton_sock *socks = NULL;
+	struct ls_stale *stale;
+	long nstale, kstale = 0;
 	bool json = false, record = false, filtered = false;
 	size_t n = 0, k, kept = 0;
 	int c, r, verbose = 0;
@@ -59,37 +130,48 @@ int cmd_ls(int argc, char **argv)
 		case 'v': verbose++; break;
 		case 'h': usage_ls(stdout); return 0;
 		default:
-			fprintf(stderr, "baton ls: unknown option \"%s\" (see baton ls --help)\n", argv[optind - 1]);
+			blog(BLOG_ERR, "baton ls", "unknown option \"%s\" (see baton ls --help)", argv[optind - 1]);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
 		if (ls_filter_parse(argv[optind], &filter, err, sizeof(err))) {
-			fprintf(stderr, "baton ls: %s\n", err);
+			blog(BLOG_ERR, "baton ls", "%s", err);
 			return EXIT_USAGE;
 		}
 		filtered = true;
 		optind++;
 	}
 	if (optind < argc) {
-		fprintf(stderr, "baton ls: unexpected argument \"%s\" (see baton ls --help)\n", argv[optind]);
+		blog(BLOG_ERR, "baton ls", "unexpected argument \"%s\" (see baton ls --help)", argv[optind]);
 		return EXIT_USAGE;
 	}
 	co.log_ctx = &verbose;
+	stale = calloc(MAX_STALE, sizeof(*stale));
+	if (!stale)
+		return 1;
 	r = baton_socks_collect(&co, &socks, &n);
 	if (r) {
-		fprintf(stderr, "baton ls: cannot list sockets: %s\n", strerror(-r));
+		free(stale);
+		blog(BLOG_ERR, "baton ls", "cannot list sockets: %s", strerror(-r));
 		return 1;
 	}
+	nstale = record ? 0 : stale_pins(socks, n, stale);
+	for (long i = 0; i < nstale; i++)
+		if (!filtered || ls_stale_match(&filter, &stale[i]))
+			stale[kstale++] = stale[i];
 	for (k = 0; k < n; k++)
 		if (!filtered || ls_filter_match(&filter, &socks[k]))
 			socks[kept++] = socks[k];
 	if (record)
 		ls_record(stdout, socks, kept);
 	else if (json)
-		ls_render_json(stdout, socks, kept);
-	else
+		ls_render_json_stale(stdout, socks, kept, stale, nstale < 0 ? -1 : kstale);
+	else {
 		ls_render_text(stdout, socks, kept);
+		ls_render_stale_text(stdout, stale, (size_t)kstale);
+	}
 	baton_socks_free(socks);
+	free(stale);
 	return fflush(stdout) ? 1 : 0;
 }

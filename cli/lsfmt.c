@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* baton ls, the part that needs no kernel: FILTER parsing and matching, the
  * text table (grouped by reuseport group) and the JSON document, and the
  * fixture format that records collected sockets so tests can render them. */
@@ -468,7 +469,7 @@ static void json_sock(FILE *out, const struct baton_sock *s)
 	fprintf(out, "}");
 }
 
-void ls_render_json(FILE *out, const struct baton_sock *v, size_t n)
+static void json_sockets(FILE *out, const struct baton_sock *v, size_t n)
 {
 	size_t k;
 
@@ -478,7 +479,127 @@ void ls_render_json(FILE *out, const struct baton_sock *v, size_t n)
 		fprintf(out, "%s\n  ", k ? "," : "");
 		json_sock(out, &v[k]);
 	}
-	fprintf(out, "%s]}\n", n ? "\n" : "");
+	fprintf(out, "%s]", n ? "\n" : "");
+}
+
+void ls_render_json(FILE *out, const struct baton_sock *v, size_t n)
+{
+	json_sockets(out, v, n);
+	fprintf(out, "}\n");
+}
+
+/* ---- stale pins ---------------------------------------------------------- */
+
+void ls_stale_parse(struct ls_stale *st, const char *root, const char *path)
+{
+	size_t rl = strlen(root);
+	const char *rel = path, *dash;
+	char addr[64], ip[INET6_ADDRSTRLEN];
+	uint16_t port;
+
+	memset(st, 0, sizeof(*st));
+	snprintf(st->path, sizeof(st->path), "%s", path);
+	if (!strncmp(path, root, rl) && path[rl] == '/')
+		rel = path + rl + 1;
+	if (!strncmp(rel, "run-", 4)) {
+		snprintf(st->supervisor, sizeof(st->supervisor), "%.*s", (int)strcspn(rel + 4, "/"), rel + 4);
+		return;
+	}
+	/* steer-ADDR-PORT, with the dots (v4) or colons (v6) of ADDR as _ */
+	if (strncmp(rel, "steer-", 6) || strchr(rel, '/') || !(dash = strrchr(rel + 6, '-')) ||
+	    (size_t)(dash - rel - 6) >= sizeof(addr) || parse_port(dash + 1, &port))
+		return;
+	snprintf(addr, sizeof(addr), "%.*s", (int)(dash - rel - 6), rel + 6);
+	for (char *c = addr; *c; c++)
+		if (*c == '_')
+			*c = '.';
+	if (inet_pton(AF_INET, addr, st->addr) == 1) {
+		st->family = AF_INET;
+	} else {
+		for (char *c = addr; *c; c++)
+			if (*c == '.')
+				*c = ':';
+		if (inet_pton(AF_INET6, addr, st->addr) != 1)
+			return;
+		st->family = AF_INET6;
+	}
+	st->port = port;
+	fmt_addr(ip, sizeof(ip), st->family, st->addr);
+	snprintf(st->spec, sizeof(st->spec), st->family == AF_INET6 ? "tcp://[%s]:%u" : "tcp://%s:%u", ip, port);
+}
+
+bool ls_stale_match(const struct ls_filter *f, const struct ls_stale *st)
+{
+	struct baton_sock s = { .proto = BATON_PROTO_TCP, .family = st->family, .lport = st->port };
+
+	if (!st->spec[0])
+		return false;	/* a FILTER names an address; this names none */
+	memcpy(s.local, st->addr, sizeof(s.local));
+	return ls_filter_match(f, &s);
+}
+
+/* Why ST is stale, and how to remove it. */
+static void stale_words(const struct ls_stale *st, char *why, size_t wlen, char *how, size_t hlen)
+{
+	if (st->spec[0]) {
+		if (st->listening)
+			snprintf(why, wlen, "its sockets are gone; what listens on %s now is not in it", st->spec + 6);
+		else
+			snprintf(why, wlen, "no listener on %s", st->spec + 6);
+		snprintf(how, hlen, "baton steer --release %s", st->spec);
+	} else if (st->supervisor[0]) {
+		snprintf(why, wlen, "no socket of supervisor %s is left", st->supervisor);
+		snprintf(how, hlen, "baton stop %s, or rm -r /sys/fs/bpf/baton/run-%s if it no longer runs",
+			 st->supervisor, st->supervisor);
+	} else {
+		snprintf(why, wlen, "no socket of its group is left");
+		snprintf(how, hlen, "rm -r %s", st->path);
+	}
+}
+
+void ls_render_stale_text(FILE *out, const struct ls_stale *st, size_t n)
+{
+	char why[160], how[400];
+
+	for (size_t k = 0; k < n; k++) {
+		stale_words(&st[k], why, sizeof(why), how, sizeof(how));
+		fprintf(out, "%sstale baton pins: %s (%s); remove with %s\n", k ? "" : "\n", st[k].path, why, how);
+	}
+}
+
+void ls_render_json_stale(FILE *out, const struct baton_sock *v, size_t n, const struct ls_stale *st,
+			  long nstale)
+{
+	char why[160], how[400];
+
+	json_sockets(out, v, n);
+	fprintf(out, ",\n \"stale_pins\": ");
+	if (nstale < 0) {
+		fprintf(out, "null}\n");
+		return;
+	}
+	fprintf(out, "[");
+	for (long k = 0; k < nstale; k++) {
+		stale_words(&st[k], why, sizeof(why), how, sizeof(how));
+		fprintf(out, "%s\n  {\"path\": ", k ? "," : "");
+		json_str(out, st[k].path);
+		fprintf(out, ", \"listener\": ");
+		if (st[k].spec[0])
+			json_str(out, st[k].spec);
+		else
+			fprintf(out, "null");
+		fprintf(out, ", \"supervisor\": ");
+		if (st[k].supervisor[0])
+			json_str(out, st[k].supervisor);
+		else
+			fprintf(out, "null");
+		fprintf(out, ", \"why\": ");
+		json_str(out, why);
+		fprintf(out, ", \"remove\": ");
+		json_str(out, how);
+		fprintf(out, "}");
+	}
+	fprintf(out, "%s]}\n", nstale ? "\n " : "");
 }
 
 /* ---- fixtures ------------------------------------------------------------ */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* `baton`: looks the subcommand up in a table and runs it. Every command
  * answers --help; unknown commands and options are named in the error. */
 #include <stdarg.h>
@@ -29,9 +30,11 @@ char **cli_self_argv;
 void cli_log(void *ctx, enum baton_log_level level, const char *msg)
 {
 	int verbose = ctx ? *(int *)ctx : 0;
+	enum blog_level bl = level == BATON_LOG_ERROR ? BLOG_ERR : level == BATON_LOG_WARN ? BLOG_WARN
+			   : level == BATON_LOG_INFO ? BLOG_INFO : BLOG_DEBUG;
 
 	if (level <= BATON_LOG_WARN || (verbose && level <= BATON_LOG_INFO) || verbose > 1)
-		fprintf(stderr, "baton: %s\n", msg);
+		blog(bl, "baton", "%s", msg);
 }
 
 /* libbpf prints its own diagnostics; keep them for BATON_DEBUG=1, since the
@@ -44,6 +47,60 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 		debug = getenv("BATON_DEBUG") && strcmp(getenv("BATON_DEBUG"), "0");
 	(void)level;
 	return debug ? vfprintf(stderr, fmt, ap) : 0;
+}
+
+/* Levenshtein distance, bounded: names are short, 32 is plenty. */
+static size_t distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[33], i, j;
+
+	if (la > 32 || lb > 32)
+		return 99;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+/* An unknown WORD: an option before any command, or a command, with the
+ * nearest command name when one is close (a typo, not another word). */
+static int unknown(const char *word)
+{
+	const char *best = NULL;
+	size_t i, d, bestd = 99;
+
+	if (word[0] == '-') {
+		blog(BLOG_ERR, "baton", "unknown option \"%s\": before a command baton takes only --help and "
+					"--version (a command's options go after it: baton COMMAND --help)", word);
+		return EXIT_USAGE;
+	}
+	for (i = 0; i < NCOMMANDS; i++) {
+		d = distance(word, commands[i].name);
+		if (d < bestd) {
+			bestd = d;
+			best = commands[i].name;
+		}
+	}
+	/* two edits for names of 5 letters and more, one for shorter ones */
+	if (best && bestd <= (strlen(best) >= 5 ? 2u : 1u))
+		blog(BLOG_ERR, "baton", "unknown command \"%s\"; did you mean \"%s\"? (see baton --help)", word, best);
+	else
+		blog(BLOG_ERR, "baton", "unknown command \"%s\" (see baton --help)", word);
+	return EXIT_USAGE;
 }
 
 static void usage(FILE *out)
@@ -77,8 +134,7 @@ int main(int argc, char **argv)
 					commands[i].usage(stdout);
 					return 0;
 				}
-			fprintf(stderr, "baton: unknown command \"%s\" (see baton --help)\n", argv[2]);
-			return EXIT_USAGE;
+			return unknown(argv[2]);
 		}
 		usage(stdout);
 		return 0;
@@ -96,6 +152,5 @@ int main(int argc, char **argv)
 		}
 		return commands[i].run(argc - 1, argv + 1);
 	}
-	fprintf(stderr, "baton: unknown command \"%s\" (see baton --help)\n", argv[1]);
-	return EXIT_USAGE;
+	return unknown(argv[1]);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* `baton run`: parses the command line into a supervisor config and runs
  * the supervisor in the foreground. */
 #include <errno.h>
@@ -42,11 +43,17 @@ void usage_run(FILE *out)
 		"      --hang-threshold DUR  a stopped active generation, or one whose queue\n"
 		"                         makes no progress this long (default 100ms), is\n"
 		"                         fenced and replaced by a fresh generation\n"
+		"      --allow-foreign    start even if a listener's address already has listening\n"
+		"                         sockets that baton did not create (refused by default,\n"
+		"                         naming their owners)\n"
 		"  -v, --verbose          more messages (twice: debug)\n"
 		"  -h, --help             this text\n\n"
 		"DUR is 250ms, 2s, 1.5s, 1m or plain seconds. The control socket is\n"
 		"$BATON_RUNTIME_DIR/NAME.sock (default /run/baton for root, else\n"
-		"$XDG_RUNTIME_DIR/baton). SIGTERM or SIGINT stops every generation gracefully.\n");
+		"$XDG_RUNTIME_DIR/baton). SIGTERM or SIGINT stops every generation gracefully;\n"
+		"SIGUSR2 (or baton upgrade) re-executes baton in place. If baton itself dies,\n"
+		"the generations keep serving: run the same command again and it adopts them\n"
+		"(NAME.state beside the control socket, maps pinned in /sys/fs/bpf/baton).\n");
 }
 
 /* --no-watch (HANG NULL) or --hang-threshold HANG. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* `baton steer SPEC`: takes control of a reuseport group that baton did not
  * start. Finds every listener on SPEC (sock_diag, /proc owners), copies each
  * with pidfd_getfd, attaches the steering program over pinned maps, applies
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -18,6 +20,7 @@
 #include <arpa/inet.h>
 
 #include "cli.h"
+#include "pins.h"
 
 
 #define RESCAN_MS 200          /* how often --watch looks for members that joined */
@@ -33,7 +36,9 @@ struct steer {
 	uint32_t weights[BATON_MAX_SLOTS];
 	int nweights;
 	pid_t primary;
-	bool watch, no_fence;
+	bool watch, no_fence, release, pin_given;
+	bool fresh;         /* no group was pinned: on failure, remove what this run made */
+	bool made_dir, made_root;
 	uint32_t hang_ms, interval_ms;
 	char pin[PATH_MAX - 32];
 	int verbose;
@@ -56,7 +61,8 @@ void usage_steer(FILE *out)
 	fprintf(out,
 		"usage: baton steer SPEC [--policy standby|spread|weights:W1,W2,...] [--primary PID]\n"
 		"                   [--watch] [--no-fence] [--hang-threshold DUR] [--interval DUR]\n"
-		"                   [--pin DIR] [-v]\n\n"
+		"                   [--pin DIR] [-v]\n"
+		"       baton steer --release SPEC [--pin DIR]\n\n"
 		"Takes control of the SO_REUSEPORT group listening on SPEC, whoever started its\n"
 		"members: copies every listener on that address (pidfd_getfd), attaches baton's\n"
 		"eBPF steering program in place of any other, and applies the policy.\n\n"
@@ -72,8 +78,12 @@ void usage_steer(FILE *out)
 		"  --pin DIR            bpffs directory of the group's state\n"
 		"                       (default /sys/fs/bpf/baton/steer-ADDR-PORT,\n"
 		"                       dots of ADDR as _)\n"
+		"  --release            give the group back to the kernel's hash: detach the\n"
+		"                       steering program and remove the pins (refused while\n"
+		"                       a baton steer --watch still steers it)\n"
 		"  -v, --verbose        say more\n\n"
 		"A restarted baton steer resumes from the pinned state without touching traffic.\n"
+		"A baton steer that fails leaves nothing pinned or attached that it made.\n"
 		"On SIGTERM or SIGINT it exits and leaves the group steered to healthy members.\n"
 		"Needs root (or CAP_BPF, CAP_NET_ADMIN and ptrace access to the owners).\n");
 }
@@ -124,7 +134,7 @@ static int parse_policy(struct steer *s, const char *v)
 
 static int parse_args(struct steer *s, int argc, char **argv)
 {
-	enum { O_POLICY = 256, O_PRIMARY, O_WATCH, O_NOFENCE, O_HANG, O_INTERVAL, O_PIN };
+	enum { O_POLICY = 256, O_PRIMARY, O_WATCH, O_NOFENCE, O_HANG, O_INTERVAL, O_PIN, O_RELEASE };
 	static const struct option lopts[] = {
 		{ "policy", required_argument, NULL, O_POLICY },
 		{ "primary", required_argument, NULL, O_PRIMARY },
@@ -133,6 +143,7 @@ static int parse_args(struct steer *s, int argc, char **argv)
 		{ "hang-threshold", required_argument, NULL, O_HANG },
 		{ "interval", required_argument, NULL, O_INTERVAL },
 		{ "pin", required_argument, NULL, O_PIN },
+		{ "release", no_argument, NULL, O_RELEASE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ 0 },
 	};
@@ -145,8 +156,8 @@ static int parse_args(struct steer *s, int argc, char **argv)
 		switch (c) {
 		case O_POLICY:
 			if (parse_policy(s, optarg)) {
-				fprintf(stderr, "baton steer: option --policy: \"%s\" is not standby, spread "
-						"or weights:W1,W2,...\n", optarg);
+				blog(BLOG_ERR, "baton steer", "option --policy: \"%s\" is not standby, spread "
+						"or weights:W1,W2,...", optarg);
 				return EXIT_USAGE;
 			}
 			break;
@@ -155,7 +166,7 @@ static int parse_args(struct steer *s, int argc, char **argv)
 			long p = strtol(optarg, &end, 10);
 
 			if (end == optarg || *end || p <= 0 || p > INT_MAX) {
-				fprintf(stderr, "baton steer: option --primary: \"%s\" is not a pid\n", optarg);
+				blog(BLOG_ERR, "baton steer", "option --primary: \"%s\" is not a pid", optarg);
 				return EXIT_USAGE;
 			}
 			s->primary = (pid_t)p;
@@ -163,46 +174,52 @@ static int parse_args(struct steer *s, int argc, char **argv)
 			break;
 		}
 		case O_WATCH: s->watch = true; break;
+		case O_RELEASE: s->release = true; break;
 		case O_NOFENCE: s->no_fence = true; break;
 		case O_HANG:
 		case O_INTERVAL:
 			if (parse_dur(optarg, c == O_HANG ? &s->hang_ms : &s->interval_ms)) {
-				fprintf(stderr, "baton steer: option %s: \"%s\" is not a duration like 100ms or 2s\n",
+				blog(BLOG_ERR, "baton steer", "option %s: \"%s\" is not a duration like 100ms or 2s",
 					c == O_HANG ? "--hang-threshold" : "--interval", optarg);
 				return EXIT_USAGE;
 			}
 			break;
 		case O_PIN:
 			if (strlen(optarg) >= sizeof(s->pin) || optarg[0] != '/') {
-				fprintf(stderr, "baton steer: option --pin: \"%s\" is not an absolute path\n", optarg);
+				blog(BLOG_ERR, "baton steer", "option --pin: \"%s\" is not an absolute path", optarg);
 				return EXIT_USAGE;
 			}
 			snprintf(s->pin, sizeof(s->pin), "%s", optarg);
+			s->pin_given = true;
 			break;
 		case 'v': s->verbose++; break;
 		case ':':
-			fprintf(stderr, "baton steer: option \"%s\" needs a value (see baton steer --help)\n",
+			blog(BLOG_ERR, "baton steer", "option \"%s\" needs a value (see baton steer --help)",
 				argv[optind - 1]);
 			return EXIT_USAGE;
 		default:
-			fprintf(stderr, "baton steer: unknown option \"%s\" (see baton steer --help)\n",
+			blog(BLOG_ERR, "baton steer", "unknown option \"%s\" (see baton steer --help)",
 				argv[optind - 1]);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "baton steer: %s (see baton steer --help)\n",
+		blog(BLOG_ERR, "baton steer", "%s (see baton steer --help)",
 			optind >= argc ? "which listener? give one SPEC, e.g. tcp://127.0.0.1:8080"
 				       : "give exactly one SPEC");
 		return EXIT_USAGE;
 	}
+	if (s->release && (s->watch || s->policy_given || s->no_fence)) {
+		blog(BLOG_ERR, "baton steer", "--release takes only SPEC and --pin (see baton steer --help)");
+		return EXIT_USAGE;
+	}
 	s->spec_text = argv[optind];
 	if (baton_spec_parse(s->spec_text, &s->spec, err, sizeof(err))) {
-		fprintf(stderr, "baton steer: %s\n", err);
+		blog(BLOG_ERR, "baton steer", "%s", err);
 		return EXIT_USAGE;
 	}
 	if (s->spec.proto != BATON_PROTO_TCP || !s->spec.port) {
-		fprintf(stderr, "baton steer: %s: give a TCP listener with its port\n", s->spec_text);
+		blog(BLOG_ERR, "baton steer", "%s: give a TCP listener with its port", s->spec_text);
 		return EXIT_USAGE;
 	}
 	return -1;
@@ -224,8 +241,14 @@ static int need_bpffs(void)
 	if (statfs("/sys/fs/bpf", &sfs) == 0 && sfs.f_type == BPF_FS_MAGIC)
 		return 0;
 	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700")) {
-		fprintf(stderr, "baton steer: cannot mount bpffs at /sys/fs/bpf: %s\n", strerror(errno));
-		return -errno;
+		int r = -errno;
+
+		if (r == -EPERM || r == -EACCES)
+			blog(BLOG_ERR, "baton steer", "cannot mount bpffs at /sys/fs/bpf: %s: baton steer needs "
+				     "CAP_BPF and CAP_NET_ADMIN (or root), and bpffs mounted", strerror(-r));
+		else
+			blog(BLOG_ERR, "baton steer", "cannot mount bpffs at /sys/fs/bpf: %s", strerror(-r));
+		return r;
 	}
 	return 0;
 }
@@ -263,10 +286,10 @@ static int copy_sock(const struct steer *s, const struct baton_sock *k)
 		r = fd;
 	}
 	if (!n)
-		fprintf(stderr, "baton steer: the owner of a listener on %s cannot be read (the open files of "
-				"other users' processes need root)\n", s->spec_text);
+		blog(BLOG_ERR, "baton steer", "the owner of a listener on %s cannot be read (the open files of "
+				"other users' processes need root)", s->spec_text);
 	else
-		fprintf(stderr, "baton steer: cannot copy the listener of pid %d (%s): %s%s\n", k->owners[0].pid,
+		blog(BLOG_ERR, "baton steer", "cannot copy the listener of pid %d (%s): %s%s", k->owners[0].pid,
 			k->owners[0].comm, strerror(-r),
 			r == -EPERM || r == -EACCES ? " (pidfd_getfd needs ptrace access: run as root or with "
 						      "CAP_SYS_PTRACE)" : "");
@@ -307,7 +330,7 @@ static void say_member(const struct steer *s, int slot, const char *what)
  * error. Returns the number added or -errno. */
 static int collect(struct steer *s, bool first)
 {
-	struct baton_collect_opts o = { .sz = sizeof(o), .log = cli_log, .log_ctx = &s->verbose };
+	BATON_OPTS(baton_collect_opts, o, .log = cli_log, .log_ctx = &s->verbose, .sock_sz = sizeof(struct baton_sock));
 	struct baton_sock *v = NULL;
 	size_t n = 0, k;
 	uint32_t group = 0;
@@ -330,7 +353,7 @@ static int collect(struct steer *s, bool first)
 		o.diag_only = false;
 	}
 	if ((r = baton_socks_collect(&o, &v, &n))) {
-		fprintf(stderr, "baton steer: cannot list sockets: %s\n", strerror(-r));
+		blog(BLOG_ERR, "baton steer", "cannot list sockets: %s", strerror(-r));
 		return r;
 	}
 	for (k = 0; k < n; k++) {
@@ -339,9 +362,9 @@ static int collect(struct steer *s, bool first)
 		found++;
 		if ((v[k].known & BATON_SOCK_GROUP) && v[k].group) {
 			if (group && v[k].group != group) {
-				fprintf(stderr, "baton steer: the listeners on %s are not in one reuseport group "
+				blog(BLOG_ERR, "baton steer", "the listeners on %s are not in one reuseport group "
 						"(sockets of different users, or some without SO_REUSEPORT); "
-						"baton steers one group\n", s->spec_text);
+						"baton steers one group", s->spec_text);
 				r = -EINVAL;
 				goto out;
 			}
@@ -350,7 +373,7 @@ static int collect(struct steer *s, bool first)
 	}
 	if (!found) {
 		if (first) {
-			fprintf(stderr, "baton steer: nothing listens on %s\n", s->spec_text);
+			blog(BLOG_ERR, "baton steer", "nothing listens on %s", s->spec_text);
 			r = -ENOENT;
 		}
 		goto out;
@@ -393,14 +416,14 @@ static int collect(struct steer *s, bool first)
 				baton_watch_set_owner(s->w, slot, v[k].owners[i].pid);
 			}
 			if (v[k].nowners > BATON_SOCK_MAX_OWNERS)
-				fprintf(stderr, "baton steer: slot %d has %u owners; only the first %d are watched\n",
+				blog(BLOG_WARN, "baton steer", "slot %d has %u owners; only the first %d are watched",
 					slot, v[k].nowners, BATON_SOCK_MAX_OWNERS);
 			say_member(s, slot, first ? "member" : "joined");
 			added++;
 		}
 	}
 	if (first && s->primary && !primary_found) {
-		fprintf(stderr, "baton steer: pid %d holds no listener on %s\n", (int)s->primary, s->spec_text);
+		blog(BLOG_ERR, "baton steer", "pid %d holds no listener on %s", (int)s->primary, s->spec_text);
 		r = -ENOENT;
 		goto out;
 	}
@@ -490,12 +513,139 @@ static int watch_loop(struct steer *s)
 	return 0;
 }
 
+/* What the run that failed made goes again: the program it attached, its
+ * pins and the directories it created. A group resumed from pins made
+ * earlier is left as it was found. */
+static void undo(struct steer *s)
+{
+	struct stat st;
+	int r;
+
+	if (!s->fresh)
+		return;
+	if (s->g && (r = baton_group_detach(s->g)))
+		blog(BLOG_WARN, "baton steer", "cannot detach the steering program from %s: %s", s->spec_text,
+		     strerror(-r));
+	baton_group_free(s->g);
+	s->g = NULL;
+	if (stat(s->pin, &st))
+		return;
+	r = baton_group_unpin_dir(s->pin);
+	if (!s->made_dir && (r == 0 || r == -ENOENT))
+		mkdir(s->pin, st.st_mode & 07777);	/* the user's own --pin directory stays */
+	else if (r && r != -ENOENT)
+		blog(BLOG_WARN, "baton steer", "cannot remove %s: %s", s->pin, strerror(-r));
+	if (s->made_root)
+		rmdir(PINS_ROOT);	/* only if empty: other groups keep theirs */
+}
+
+/* The group on SPEC, back to the kernel's hash. The program is detached
+ * in one step rather than first given equal weights: both end with every
+ * listening member taking new connections, and equal weights would only
+ * matter while the program stayed (it can move a closing member's queue),
+ * but a program nobody can reach by its pins any more is steering nobody can
+ * see or change. */
+static int release(struct steer *s)
+{
+	struct baton_collect_opts o = { .sz = sizeof(o), .log = cli_log, .log_ctx = &s->verbose };
+	struct baton_sock *v = NULL;
+	size_t n = 0, k;
+	uint32_t map_id = 0, prog_id = 0;
+	int sockets = 0, listeners = 0, r, fd;
+	bool ours = false;
+	char comm[32];
+	pid_t holder;
+
+	r = pins_group(s->pin, &map_id, &sockets);
+	if (r == -ENOENT) {
+		blog(BLOG_ERR, "baton steer", "no baton steering state for %s: nothing pinned at %s%s", s->spec_text,
+		     s->pin, s->pin_given ? "" : " (if it was steered with --pin DIR, give that DIR again)");
+		return 1;
+	}
+	if (r) {
+		blog(BLOG_ERR, "baton steer", "cannot open the pins at %s: %s%s", s->pin, strerror(-r),
+		     r == -EPERM || r == -EACCES ? ": baton steer needs CAP_BPF and CAP_NET_ADMIN (or root)" : "");
+		return 1;
+	}
+	holder = pins_map_holder(map_id, comm, sizeof(comm));
+	if (holder) {
+		blog(BLOG_ERR, "baton steer", "pid %d (%s) still steers %s with the pins at %s; stop it first "
+			     "(kill %d), then release", (int)holder, comm, s->spec_text, s->pin, (int)holder);
+		return 1;
+	}
+	if ((r = baton_socks_collect(&o, &v, &n))) {
+		blog(BLOG_ERR, "baton steer", "cannot list sockets: %s", strerror(-r));
+		return 1;
+	}
+	for (k = 0; k < n; k++) {
+		if (!on_spec(s, &v[k]))
+			continue;
+		listeners++;
+		if (v[k].prog_type == BATON_PROG_EBPF && v[k].prog_id && !prog_id) {
+			prog_id = v[k].prog_id;
+			ours = pins_prog_uses_map(prog_id, map_id);
+		}
+	}
+	if (!listeners && sockets) {
+		/* the group lives where this process cannot see it: its pins
+		 * are the only handle on the program still steering it */
+		blog(BLOG_ERR, "baton steer", "the group pinned at %s still has %d socket(s), but nothing listens on "
+			     "%s in this network namespace: run --release where its servers run", s->pin, sockets,
+		     s->spec_text);
+		r = -EBUSY;
+		goto out;
+	}
+	for (k = 0; ours && k < n; k++) {
+		int zero = 0;
+
+		if (!on_spec(s, &v[k]) || v[k].prog_id != prog_id)
+			continue;
+		/* one member speaks for the group: the program is the group's */
+		fd = copy_sock(s, &v[k]);
+		if (fd < 0)
+			goto out;
+		r = setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &zero, sizeof(zero)) ? -errno : 0;
+		close(fd);
+		if (r) {
+			blog(BLOG_ERR, "baton steer", "cannot detach the steering program from %s: %s%s", s->spec_text,
+			     strerror(-r), r == -EPERM ? ": needs CAP_NET_ADMIN (or root)" : "");
+			goto out;
+		}
+		break;
+	}
+	r = baton_group_unpin_dir(s->pin);
+	if (r) {
+		blog(BLOG_ERR, "baton steer", "cannot remove the pins at %s: %s", s->pin, strerror(-r));
+		goto out;
+	}
+	if (!strncmp(s->pin, PINS_ROOT "/", strlen(PINS_ROOT) + 1))
+		rmdir(PINS_ROOT);	/* only if empty */
+	if (ours)
+		printf("baton steer: released %s: detached the steering program from its %d listener(s), which "
+		       "the kernel's hash spreads new connections over again; removed the pins at %s\n",
+		       s->spec_text, listeners, s->pin);
+	else if (prog_id)
+		printf("baton steer: released %s: removed the pins at %s; the program attached there now "
+		       "(id %u) is not baton's and stays\n", s->spec_text, s->pin, prog_id);
+	else if (listeners)
+		printf("baton steer: released %s: removed the pins at %s; no program was attached to its %d "
+		       "listener(s)\n", s->spec_text, s->pin, listeners);
+	else
+		printf("baton steer: released %s: nothing listens there any more; removed the pins at %s\n",
+		       s->spec_text, s->pin);
+	fflush(stdout);
+	r = 0;
+out:
+	baton_socks_free(v);
+	return r ? 1 : 0;
+}
+
 int cmd_steer(int argc, char **argv)
 {
 	struct steer *s = calloc(1, sizeof(*s));
-	struct baton_group_opts go = { .sz = sizeof(go), .mode = BATON_MODE_EBPF, .log = cli_log };
-	struct baton_watch_opts wo = { .sz = sizeof(wo), .on_event = on_event, .log = cli_log };
-	char addr[INET6_ADDRSTRLEN] = "";
+	BATON_OPTS(baton_group_opts, go, .mode = BATON_MODE_EBPF, .log = cli_log);
+	BATON_OPTS(baton_watch_opts, wo, .on_event = on_event, .log = cli_log);
+	char addr[INET6_ADDRSTRLEN] = "", path[PATH_MAX];
 	int r;
 
 	if (!s)
@@ -514,24 +664,32 @@ int cmd_steer(int argc, char **argv)
 		for (char *c = addr; *c; c++)
 			if (*c == '.' || *c == ':')
 				*c = '_';
-		snprintf(s->pin, sizeof(s->pin), "/sys/fs/bpf/baton/steer-%s-%u", addr, s->spec.port);
+		snprintf(s->pin, sizeof(s->pin), PINS_ROOT "/steer-%s-%u", addr, s->spec.port);
+	}
+	if (s->release) {	/* without bpffs nothing is pinned: mount none */
+		r = release(s);
+		goto out;
 	}
 	if (need_bpffs())
 		goto out;
+	snprintf(path, sizeof(path), "%s/socks", s->pin);
+	s->fresh = access(path, F_OK) != 0;
+	s->made_dir = access(s->pin, F_OK) != 0;
+	s->made_root = access(PINS_ROOT, F_OK) != 0;
 	go.log_ctx = &s->verbose;
 	go.pin_path = s->pin;
 	s->g = baton_group_new(&go);
 	if (!s->g) {
 		if (errno == EPERM || errno == EACCES)
-			fprintf(stderr, "baton steer: no privilege to load eBPF (needs CAP_BPF and CAP_NET_ADMIN, "
+			blog(BLOG_ERR, "baton steer", "no privilege to load eBPF (needs CAP_BPF and CAP_NET_ADMIN, "
 					"or root). The classic BPF fallback cannot steer this group: it picks a "
 					"member by its index in the kernel's group, whose order is unknown for "
 					"sockets baton did not create, and it cannot move queued connections when "
 					"it fences a member. It could only spread at random (SKF_AD_RANDOM), which "
-					"the kernel's hash already does.\n");
+					"the kernel's hash already does.");
 		else
-			fprintf(stderr, "baton steer: cannot set up steering: %s\n", strerror(errno));
-		goto out;
+			blog(BLOG_ERR, "baton steer", "cannot set up steering: %s", strerror(errno));
+		goto fail;
 	}
 	wo.hang_ms = s->hang_ms;
 	wo.no_fence = s->no_fence;
@@ -539,13 +697,13 @@ int cmd_steer(int argc, char **argv)
 	wo.log_ctx = &s->verbose;
 	s->w = baton_watch_new(s->g, &wo);
 	if (!s->w)
-		goto out;
+		goto fail;
 	if (collect(s, true) < 0)
-		goto out;
+		goto fail;
 	/* a member found frozen is marked before the policy names it */
 	baton_watch_tick(s->w, now_ms());
 	if ((s->policy_given || !baton_group_size(s->g)) && apply_policy(s))
-		goto out;
+		goto fail;
 	if (!s->policy_given) {
 		/* resumed groups keep the pinned policy; fresh ones get standby */
 		uint32_t wt;
@@ -554,13 +712,18 @@ int cmd_steer(int argc, char **argv)
 		for (int slot = 0; slot < BATON_MAX_SLOTS; slot++)
 			any |= s->cookie[slot] && baton_group_weight(s->g, slot, &wt) == 0 && wt;
 		if (!any && apply_policy(s))
-			goto out;
+			goto fail;
 	}
 	printf("baton steer: steering %d member(s) of %s (%s, state in %s)\n", baton_group_size(s->g),
 	       s->spec_text, s->policy == P_STANDBY ? "standby" : s->policy == P_SPREAD ? "spread" : "weights",
 	       s->pin);
 	fflush(stdout);
 	r = s->watch ? watch_loop(s) : 0;
+	goto out;
+fail:
+	baton_watch_free(s->w);
+	s->w = NULL;
+	undo(s);
 out:
 	baton_watch_free(s->w);
 	baton_group_free(s->g);

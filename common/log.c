@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Levelled messages on stderr; see log.h. Whether stderr is the journal is
  * decided once, from $JOURNAL_STREAM ("DEV:INODE" of the stream that
  * systemd connected), as sd_journal_stream_fd(3) documents. */

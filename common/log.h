@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* baton's own messages on stderr, with a level: under the journal (stderr
  * is $JOURNAL_STREAM) as sd-daemon "<N>" prefixes, on a terminal or file
  * as "warning: " and "error: " before the text. Used by cli/ and supervisor/. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* refserver: a small HTTP/1.1 server that shows how to write a server for
  * baton (listening sockets from LISTEN_FDS, READY=1 on NOTIFY_SOCKET, a
  * graceful stop that drops no request), and the server baton's tests use.

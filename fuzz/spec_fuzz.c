@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* libFuzzer target for the listener spec parser: any input either parses or
  * fails with a message, never crashes; and what parses survives a round trip
  * through the canonical formatter unchanged. */

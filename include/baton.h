@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* baton: hand a listening port from one process to the next without losing a
  * connection. Public C interface: listener specs, member sockets, and steered
  * SO_REUSEPORT groups (eBPF with migration, or classic BPF as a fallback).
@@ -9,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -16,13 +18,52 @@
 extern "C" {
 #endif
 
-#define BATON_VERSION "0.1.0"
+/* The version of this header; baton_version() gives the library's. */
+#define BATON_VERSION_MAJOR 0
+#define BATON_VERSION_MINOR 2
+#define BATON_VERSION_PATCH 0
+#define BATON_VERSION "0.2.0"   /* MAJOR.MINOR.PATCH, as above */
+
+/* The version of the library the program runs with, e.g. "0.2.0". It can
+ * differ from BATON_VERSION, the header the program was built with. */
+const char *baton_version(void);
+
+/* ---- extensible structs ------------------------------------------------
+ *
+ * Options (struct baton_*_opts) start with `size_t sz`, the size of the
+ * struct as the caller knows it. Fields are only ever added at the end. A
+ * library older than the caller's header accepts a larger struct when every
+ * byte it does not know is zero, and refuses it with -EINVAL (and a message
+ * through the log callback naming the struct and the byte) otherwise, so a
+ * new option is never silently ignored. sz smaller than the size_t itself:
+ * -EINVAL. Declare options with BATON_OPTS, which also zeroes the padding:
+ *
+ *     BATON_OPTS(baton_group_opts, o, .mode = BATON_MODE_EBPF, .log = my_log);
+ *     struct baton_group *g = baton_group_new(&o);
+ *
+ * Results a caller allocates (struct baton_member_health, baton_slot_stats,
+ * the elements of baton_socks_collect) follow libbpf's info_len model: the
+ * caller passes the size of its struct (baton_*_info(..., sizeof(x)), or
+ * baton_collect_opts.sock_sz); the library zeroes that many bytes, fills
+ * the fields it knows, and says how many bytes it filled, so fields newer
+ * than the library read as zero. The calls without a size fill the layout
+ * of version 0.1 and never more. struct baton_queue, baton_spec and
+ * baton_notify_msg are fixed: a new result would come with a new function. */
+#define BATON_OPTS(TYPE, NAME, ...)                                            \
+	struct TYPE NAME = ({                                                  \
+		memset(&NAME, 0, sizeof(struct TYPE));                         \
+		(struct TYPE){ .sz = sizeof(struct TYPE), __VA_ARGS__ };       \
+	})
 
 /* ---- logging ---------------------------------------------------------- */
 
 enum baton_log_level { BATON_LOG_ERROR, BATON_LOG_WARN, BATON_LOG_INFO, BATON_LOG_DEBUG };
 
-/* The library never prints; it hands each message to this callback if set. */
+/* The library never prints; it hands each message to this callback if set.
+ * libbpf, which loads the steering program, prints its own messages (load
+ * errors, the verifier's log) on stderr through its print hook unless the
+ * program installs one with libbpf_set_print(); the baton command line
+ * drops them unless BATON_DEBUG is set to anything but 0. */
 typedef void (*baton_log_fn)(void *ctx, enum baton_log_level level, const char *msg);
 
 /* ---- listener specs --------------------------------------------------- */
@@ -36,10 +77,13 @@ enum baton_proto { BATON_PROTO_TCP = 1, BATON_PROTO_UDP = 2 };
 struct baton_spec {
 	enum baton_proto proto;
 	int family;                  /* AF_INET or AF_INET6 */
-	struct sockaddr_storage addr;
-	socklen_t addrlen;
-	uint16_t port;               /* host order; 0 = any free port */
-	int backlog;                 /* TCP listen backlog (default 4096) */
+	struct sockaddr_storage addr; /* the address; its port is not read (see
+				      * port). All zero: the wildcard address */
+	socklen_t addrlen;           /* set by the parser; not read */
+	uint16_t port;               /* host order; 0 = any free port. The one
+				      * place the port is read from */
+	int backlog;                 /* TCP listen backlog (default 4096; 0 in a
+				      * spec made by hand: 4096) */
 	int v6only;                  /* -1 = not given, else 0 or 1 (IPv6 only) */
 	char name[BATON_NAME_MAX + 1]; /* "" if not given */
 };
@@ -57,11 +101,25 @@ bool baton_name_valid(const char *name);
 int baton_spec_format(const struct baton_spec *spec, char *buf, size_t len);
 
 /* Opens a socket for SPEC with SO_REUSEPORT (and SO_REUSEADDR for TCP),
- * bound, and listening for TCP. O_CLOEXEC. Returns the fd or -errno. */
+ * bound to SPEC's address and SPEC->port, and listening for TCP. O_CLOEXEC.
+ * Returns the fd or -errno (-EINVAL: no spec, or a protocol, family or
+ * backlog out of range). */
 int baton_listener_open(const struct baton_spec *spec);
 
+/* Opens another member next to FD, a TCP listener or bound UDP socket with
+ * SO_REUSEPORT: same family, protocol, address and port as FD actually has
+ * (so a listener bound to port 0 can get more members), same IPV6_V6ONLY and
+ * bound device, SO_REUSEPORT (and SO_REUSEADDR for TCP), listening with
+ * BACKLOG (0: FD's backlog) for TCP. O_CLOEXEC. A steered group gives it no
+ * traffic until it is added with baton_group_add. Returns the fd or -errno:
+ * -EINVAL (FD < 0, BACKLOG < 0, a TCP socket not listening, UDP not bound),
+ * -EPROTOTYPE (not TCP or UDP over IPv4 or IPv6), -EADDRINUSE (FD lacks
+ * SO_REUSEPORT, or belongs to another user). */
+int baton_listener_open_like(int fd, int backlog);
+
 /* Queue of a member socket. TCP listener: connections waiting in the accept
- * queue and the backlog. UDP: bytes waiting and the receive buffer size. */
+ * queue and the backlog. UDP: bytes waiting and the receive buffer size.
+ * Fixed layout (see "extensible structs"). */
 struct baton_queue {
 	uint32_t len;
 	uint32_t max;
@@ -94,6 +152,9 @@ struct baton_group_opts {
 	                         * policy without touching traffic. NULL: none */
 };
 
+/* Functions that take a group and a slot return -EINVAL for a NULL group, a
+ * slot outside 0 .. BATON_MAX_SLOTS - 1 or a NULL result pointer, and -ENOENT
+ * for a slot that holds no member. The watch's functions do the same. */
 struct baton_group;
 
 /* Creates an empty group. The steering program is attached to the kernel's
@@ -106,6 +167,8 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts);
  * kernel's hash. */
 void baton_group_free(struct baton_group *g);
 
+/* The group's mode: BATON_MODE_EBPF or BATON_MODE_CBPF. For NULL,
+ * BATON_MODE_AUTO (never a group's mode) with errno EINVAL. */
 enum baton_mode baton_group_mode(const struct baton_group *g);
 
 /* Adds a member: a socket with SO_REUSEPORT, bound (UDP) or listening (TCP)
@@ -146,10 +209,24 @@ int baton_group_unfence(struct baton_group *g, int slot);
  * health watch (baton_watch_*) calls this. */
 int baton_group_set_down(struct baton_group *g, int slot, bool down);
 
+/* Whether SLOT is fenced; false for NULL, a slot out of range or without a
+ * member. baton_group_flags tells those apart. */
 bool baton_group_fenced(const struct baton_group *g, int slot);
+
+#define BATON_SLOT_FENCED 0x1u   /* baton_group_fence: listener shut down */
+#define BATON_SLOT_DOWN   0x2u   /* baton_group_set_down: steered away */
+
+/* SLOT's BATON_SLOT_* bits (0: taking its weight), or -EINVAL (NULL, slot
+ * out of range) or -ENOENT (no member in SLOT). */
+int baton_group_flags(const struct baton_group *g, int slot);
 
 /* Removes the pins of a pinned group (the maps live on while in use). */
 int baton_group_unpin(struct baton_group *g);
+/* Removes the pins baton makes (maps and program) in the bpffs directory
+ * PIN_PATH, and the directory: for a group no process holds any more.
+ * -ENOENT if there is no such directory; -ENOTEMPTY if it holds anything
+ * else (baton's pins are gone, the rest and the directory stay). */
+int baton_group_unpin_dir(const char *pin_path);
 
 /* Forgets SLOT and closes baton's copy. If that was the last reference, the
  * socket closes and (eBPF mode) its queue migrates to the slots with weight. */
@@ -164,13 +241,21 @@ struct baton_slot_stats {
 	uint64_t selected;   /* new connections steered to the slot */
 	uint64_t migrated;   /* queued connections moved to the slot */
 	uint64_t missed;     /* picks of the slot that found no listener */
-	uint64_t migrated_out; /* queued connections moved away from the slot's
-				* socket (the one there now) as it closed or was fenced */
+	/* 0.2, filled by baton_group_stats_info only: queued connections the
+	 * kernel moved away from the slot's socket (the last one put there)
+	 * as it closed or was fenced */
+	uint64_t migrated_out;
 };
 
 /* eBPF mode counters. SLOT == BATON_MAX_SLOTS: decisions left to the
- * kernel's hash. -EOPNOTSUPP in cBPF mode. */
+ * kernel's hash. -EOPNOTSUPP in cBPF mode. Fills the 0.1 layout (selected,
+ * migrated, missed) and never more. */
 int baton_group_stats(const struct baton_group *g, int slot, struct baton_slot_stats *st);
+
+/* baton_group_stats for a struct of LEN bytes (sizeof(*ST) as the caller
+ * knows it, at least the 0.1 size): zeroes LEN bytes, fills what this
+ * library knows, and returns the number of bytes filled, or -errno. */
+int baton_group_stats_info(const struct baton_group *g, int slot, struct baton_slot_stats *st, size_t len);
 
 /* Loads a fresh copy of the steering program and attaches it in place of the
  * running one, keeping the members and the policy. */
@@ -259,7 +344,15 @@ struct baton_member_health {
 	uint64_t since_ms;         /* when it went down (0 if it is up) */
 };
 
+/* SLOT's state. Returns 0, -EINVAL (NULL, slot out of range) or -ENOENT
+ * (no member in SLOT). Fills the 0.1 layout (health to since_ms) and never
+ * more. */
 int baton_watch_health(const struct baton_watch *w, int slot, struct baton_member_health *h);
+
+/* baton_watch_health for a struct of LEN bytes (sizeof(*H) as the caller
+ * knows it, at least the 0.1 size): zeroes LEN bytes, fills what this
+ * library knows, and returns the number of bytes filled, or -errno. */
+int baton_watch_health_info(const struct baton_watch *w, int slot, struct baton_member_health *h, size_t len);
 
 /* ---- adopting sockets from other processes ---------------------------- */
 
@@ -380,13 +473,19 @@ struct baton_collect_opts {
 	void *log_ctx;
 	bool diag_only;              /* only what sock_diag gives (addresses, queues,
 				      * cookies): cheap enough to poll */
+	size_t sock_sz;              /* sizeof(struct baton_sock) as the caller
+				      * knows it: the size of each element of
+				      * *OUT. 0 (or an opts without this field):
+				      * the 0.1 layout. Set it. */
 };
 
 /* Collects every TCP listener and UDP socket of the caller's network
  * namespace: sock_diag for addresses and queues, a BPF iterator (when
  * privileged) for options, reuseport groups and programs, /proc for owners,
  * and pidfd_getfd + getsockopt for options where the iterator cannot load.
- * *OUT (free with baton_socks_free) is sorted by protocol, port, address. */
+ * *OUT (free with baton_socks_free) is sorted by protocol, port, address;
+ * its elements are opts->sock_sz bytes apart, and the bytes of fields this
+ * library does not know are zero. */
 int baton_socks_collect(const struct baton_collect_opts *opts, struct baton_sock **out, size_t *n);
 
 void baton_socks_free(struct baton_sock *socks);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Copies of file descriptors that other processes hold (pidfd_open and
  * pidfd_getfd, Linux 5.6): how baton adopts listening sockets it did not
  * create. One place for the raw system calls, which glibc 2.36 does not wrap. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The unprivileged collector of baton ls: one sock_diag netlink dump per
  * family and protocol gives every TCP listener and UDP socket of this network
  * namespace with its addresses, queue, uid, inode and cookie. */

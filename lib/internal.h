@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Helpers shared inside the library; nothing here is exported (see
  * lib/libbaton.map). */
 #ifndef BATON_INTERNAL_H
@@ -8,6 +9,40 @@
 
 BATON_HIDDEN void baton_logf(baton_log_fn fn, void *ctx, enum baton_log_level level,
 			     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#define baton_offsetofend(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+
+/* ---- extensible structs (see "extensible structs" in baton.h) ---------- */
+
+/* Copies the caller's options SRC (NULL: none) into DST of DST_SZ bytes,
+ * zeroed first. KNOWN is where this library's last field ends: bytes of SRC
+ * from there to SRC's sz must be zero, else -EINVAL, logged through the
+ * log callback at LOG_OFF / CTX_OFF of the struct (when SRC's sz covers it)
+ * with TYPE and the offset of the first such byte. -EINVAL too for sz
+ * smaller than the size_t it is kept in. Use BATON_OPTS_COPY. */
+BATON_HIDDEN int baton_opts_copy(void *dst, size_t dst_sz, const void *src, size_t known, const char *type,
+				 size_t log_off, size_t ctx_off);
+/* DST: a struct TYPE *; LAST: the last field this library knows. Every
+ * options struct has log and log_ctx. */
+#define BATON_OPTS_COPY(dst, src, type, last)                                                       \
+	({                                                                                          \
+		_Static_assert(__builtin_types_compatible_p(__typeof__(*(dst)), struct type),        \
+			       "BATON_OPTS_COPY: destination is not a struct " #type);                \
+		baton_opts_copy((dst), sizeof(*(dst)), (src), baton_offsetofend(struct type, last), \
+				"struct " #type, offsetof(struct type, log),                         \
+				offsetof(struct type, log_ctx));                                     \
+	})
+
+/* Copies a result of KNOWN bytes (SRC) into the caller's DST of LEN bytes:
+ * zeroes LEN bytes and copies min(LEN, KNOWN). Returns the bytes filled, or
+ * -EINVAL for a NULL DST or LEN below MIN (the size in version 0.1). */
+BATON_HIDDEN int baton_out_copy(void *dst, size_t len, const void *src, size_t known, size_t min);
+
+/* Sizes of the output structs in version 0.1: what the calls without a size
+ * fill, and the least a sized call accepts. */
+#define BATON_MEMBER_HEALTH_SZ_0_1 baton_offsetofend(struct baton_member_health, since_ms)
+#define BATON_SLOT_STATS_SZ_0_1 baton_offsetofend(struct baton_slot_stats, missed)
+#define BATON_SOCK_SZ_0_1 baton_offsetofend(struct baton_sock, why)
 
 /* ---- socket inspector: collectors filling one array (lib/socks.c) ------ */
 

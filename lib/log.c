@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Formats a message and hands it to the caller's log callback; the library
  * itself never writes to stdout or stderr. */
 #include <stdarg.h>

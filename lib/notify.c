@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The two systemd protocols baton speaks with the servers it runs: sd_notify
  * (receiving READY=1 and friends with the sender's credentials; sending, for
  * servers built on this library) and LISTEN_FDS (for servers). */
@@ -19,7 +20,9 @@ static int unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len)
 {
 	size_t n = strlen(path);
 
-	if (n == 0 || n >= sizeof(sun->sun_path))
+	if (n == 0)
+		return -EINVAL;
+	if (n >= sizeof(sun->sun_path))
 		return -ENAMETOOLONG;
 	memset(sun, 0, sizeof(*sun));
 	sun->sun_family = AF_UNIX;
@@ -81,7 +84,7 @@ int baton_notify_recv(int fd, struct baton_notify_msg *msg)
 	struct cmsghdr *c;
 	ssize_t n;
 
-	if (!msg)
+	if (fd < 0 || !msg)
 		return -EINVAL;
 	memset(msg, 0, sizeof(*msg));
 	n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Who holds each socket baton ls found: every /proc/PID/fd/N that links to
  * socket:[INODE], with the command name. Where the BPF iterator cannot load,
  * the options are read with getsockopt on a copy taken with pidfd_getfd from
@@ -66,59 +67,43 @@ static void read_comm(int pid, char comm[BATON_COMM_MAX])
 	comm[strcspn(comm, "\n")] = '\0';
 }
 
+struct scan_ctx {
+	int pid;
+	struct baton_sock **idx;
+	size_t n;
+	bool have_comm;
+	char comm[BATON_COMM_MAX];
+};
+
+static int add_owner(void *ctx, int fd, unsigned long long inode)
+{
+	struct scan_ctx *c = ctx;
+	struct baton_sock *s = by_inode(c->idx, c->n, inode);
+
+	if (!s)
+		return 0;
+	if (!c->have_comm) {
+		read_comm(c->pid, c->comm);
+		c->have_comm = true;
+	}
+	if (s->nowners < BATON_SOCK_MAX_OWNERS) {
+		struct baton_sock_owner *o = &s->owners[s->nowners];
+
+		o->pid = c->pid;
+		o->fd = fd;
+		memcpy(o->comm, c->comm, sizeof(o->comm));
+	}
+	s->nowners++;
+	return 0;
+}
+
 /* Returns -errno if the fd table could not be read. */
 static int scan_pid(int pid, struct baton_sock **idx, size_t n)
 {
-	char path[64], comm[BATON_COMM_MAX] = "";
-	bool have_comm = false;
-	struct dirent *e;
-	unsigned count = 0;
-	DIR *d;
-	int dfd;
+	struct scan_ctx c = { .pid = pid, .idx = idx, .n = n };
+	int r = baton_proc_sockets(pid, MAX_FDS_PER_PID, add_owner, &c);
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
-	while ((e = readdir(d)) && count++ < MAX_FDS_PER_PID) {
-		char link[64];
-		unsigned long long inode;
-		struct baton_sock *s;
-		ssize_t len;
-		int fd;
-
-		if (e->d_name[0] < '0' || e->d_name[0] > '9')
-			continue;
-		len = readlinkat(dfd, e->d_name, link, sizeof(link) - 1);
-		if (len <= 0)
-			continue;
-		link[len] = '\0';
-		if (sscanf(link, "socket:[%llu]", &inode) != 1)
-			continue;
-		s = by_inode(idx, n, inode);
-		if (!s)
-			continue;
-		fd = atoi(e->d_name);
-		if (!have_comm) {
-			read_comm(pid, comm);
-			have_comm = true;
-		}
-		if (s->nowners < BATON_SOCK_MAX_OWNERS) {
-			struct baton_sock_owner *o = &s->owners[s->nowners];
-
-			o->pid = pid;
-			o->fd = fd;
-			memcpy(o->comm, comm, sizeof(o->comm));
-		}
-		s->nowners++;
-	}
-	closedir(d);
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 bool baton_owners_collect(struct baton_sockvec *sv, baton_log_fn log, void *log_ctx)

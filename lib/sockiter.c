@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The privileged collectors of baton ls: runs the iter/tcp and iter/udp
  * programs of bpf/sockiter.bpf.c and merges their records into the sockets
  * sock_diag found (by cookie); then, for groups whose program is baton's

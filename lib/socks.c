@@ -1,7 +1,10 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* baton_socks_collect: runs the collectors of baton ls in order (sock_diag,
  * then the BPF iterator or the pidfd fallback, /proc owners, baton's steering
  * maps) over one array, and records why any field stays unknown. */
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +13,10 @@
 #include "internal.h"
 
 #define LOG(lvl, ...) baton_logf(o.log, o.log_ctx, BATON_LOG_##lvl, __VA_ARGS__)
+
+/* new fields go after sock_sz and may not hide in padding an older library skips */
+_Static_assert(sizeof(struct baton_collect_opts) == baton_offsetofend(struct baton_collect_opts, sock_sz),
+	       "baton_collect_opts ends in padding");
 
 struct baton_sock *baton_sockvec_push(struct baton_sockvec *sv)
 {
@@ -113,21 +120,49 @@ static int renumber_groups(struct baton_sockvec *sv)
 	return 0;
 }
 
+/* The caller's struct baton_sock is SZ bytes, older or newer than ours:
+ * give each element its size, fields we do not know zero. */
+static int restride(struct baton_sockvec *sv, size_t sz)
+{
+	unsigned char *v;
+	size_t k;
+
+	if (!sv->n)
+		return 0;
+	if (sv->n > SIZE_MAX / sz)
+		return -ENOMEM;
+	v = malloc(sv->n * sz);
+	if (!v)
+		return -ENOMEM;
+	for (k = 0; k < sv->n; k++)
+		baton_out_copy(v + k * sz, sz, &sv->v[k], sizeof(sv->v[k]), BATON_SOCK_SZ_0_1);
+	free(sv->v);
+	sv->v = (struct baton_sock *)(void *)v;
+	return 0;
+}
+
 int baton_socks_collect(const struct baton_collect_opts *opts, struct baton_sock **out, size_t *n)
 {
-	struct baton_collect_opts o = { 0 };
+	struct baton_collect_opts o;
 	struct baton_sockvec sv = { 0 };
 	char iter_why[96] = "";
 	bool complete;
 	size_t k;
 	int r;
 
-	if (!out || !n || (opts && opts->sz < sizeof(size_t)))
+	if (!out || !n)
 		return -EINVAL;
-	if (opts)
-		memcpy(&o, opts, opts->sz < sizeof(o) ? opts->sz : sizeof(o));
 	*out = NULL;
 	*n = 0;
+	if ((r = BATON_OPTS_COPY(&o, opts, baton_collect_opts, sock_sz)))
+		return r;
+	if (!o.sock_sz)
+		o.sock_sz = BATON_SOCK_SZ_0_1;
+	if (o.sock_sz < BATON_SOCK_SZ_0_1 || o.sock_sz > (size_t)INT_MAX) {
+		LOG(ERROR, "struct baton_collect_opts: sock_sz %zu is not the size of a struct baton_sock "
+			   "(at least %zu; set it to sizeof(struct baton_sock))", o.sock_sz, BATON_SOCK_SZ_0_1);
+		return -EINVAL;
+	}
 	r = baton_diag_collect(&sv, o.udp_all);
 	if (r) {
 		LOG(ERROR, "sock_diag: %s", strerror(-r));
@@ -164,6 +199,8 @@ done:
 		qsort(sv.v, sv.n, sizeof(sv.v[0]), cmp_show);
 	r = renumber_groups(&sv);
 	if (r)
+		goto fail;
+	if (o.sock_sz != sizeof(struct baton_sock) && (r = restride(&sv, o.sock_sz)))
 		goto fail;
 	*out = sv.v;
 	*n = sv.n;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The one parser for listener specs (tcp://HOST:PORT?opt=val&...) and its
  * canonical formatter. Errors name the part of the text that is wrong and
  * say what would be right. */
@@ -15,15 +16,32 @@
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* The message quotes the caller's text: control characters in it are
+ * written as \xNN, so an error can neither hide nor fake terminal output. */
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
+	char raw[1024];
+	size_t i, o = 0;
 	va_list ap;
 
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
+	if (!err || !errlen)
+		return -EINVAL;
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	for (i = 0; raw[i] && o + 1 < errlen; i++) {
+		unsigned char c = (unsigned char)raw[i];
+
+		if (c >= 0x20 && c != 0x7f) {
+			err[o++] = (char)c;
+		} else if (o + 5 < errlen) {
+			snprintf(err + o, errlen - o, "\\x%02x", c);
+			o += 4;
+		} else {
+			break;
+		}
 	}
+	err[o] = '\0';
 	return -EINVAL;
 }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Steered SO_REUSEPORT groups. eBPF mode: members live in a
  * REUSEPORT_SOCKARRAY by stable slot, the policy is a pick table published
  * through a seqcount latch (two copies, readers never see a mix), and the
@@ -26,6 +27,9 @@
 _Static_assert(BATON_MAX_SLOTS == BATON_STEER_SLOTS, "slot counts differ");
 _Static_assert(BATON_STEER_SLOTS < BATON_STEER_NONE, "slot numbers must fit the table");
 _Static_assert(sizeof(struct baton_steer_origin) == 16, "the origin map's value is two u64 (bpf/steer.h)");
+/* new fields go after pin_path and may not hide in padding an older library skips */
+_Static_assert(sizeof(struct baton_group_opts) == baton_offsetofend(struct baton_group_opts, pin_path),
+	       "baton_group_opts ends in padding");
 
 #ifndef SO_DETACH_REUSEPORT_BPF
 #define SO_DETACH_REUSEPORT_BPF 68
@@ -82,9 +86,18 @@ const char *baton_mode_name(enum baton_mode mode)
 	}
 }
 
+/* 0 for a slot with a member; -EINVAL for a bad argument, -ENOENT for an
+ * empty slot, so that callers can tell a bug from a member that left. */
+static int slot_check(const struct baton_group *g, int slot)
+{
+	if (!g || slot < 0 || slot >= BATON_MAX_SLOTS)
+		return -EINVAL;
+	return g->m[slot].fd >= 0 ? 0 : -ENOENT;
+}
+
 static bool slot_ok(const struct baton_group *g, int slot)
 {
-	return g && slot >= 0 && slot < BATON_MAX_SLOTS && g->m[slot].fd >= 0;
+	return slot_check(g, slot) == 0;
 }
 
 static uint32_t eff_weight(const struct baton_group *g, int slot)
@@ -413,12 +426,14 @@ static int attach_ebpf(struct baton_group *g, int fd)
 
 struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 {
+	struct baton_group_opts o;
 	struct baton_group *g;
-	enum baton_mode want = BATON_MODE_AUTO;
-	int s, err = 0;
+	enum baton_mode want;
+	int s, err;
 
-	if (opts && opts->sz < sizeof(size_t)) {
-		errno = EINVAL;
+	/* fields past the caller's sz stay zero */
+	if ((err = BATON_OPTS_COPY(&o, opts, baton_group_opts, pin_path))) {
+		errno = -err;
 		return NULL;
 	}
 	g = calloc(1, sizeof(*g));
@@ -426,30 +441,27 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 		return NULL;
 	for (s = 0; s < BATON_MAX_SLOTS; s++)
 		g->m[s].fd = -1;
-	if (opts) {
-		/* fields past the caller's sz are left at zero */
-		size_t sz = opts->sz < sizeof(*opts) ? opts->sz : sizeof(*opts);
-		struct baton_group_opts o = { 0 };
-
-		memcpy(&o, opts, sz);
-		want = o.mode;
-		g->no_migrate = o.no_migrate;
-		g->log = o.log;
-		g->log_ctx = o.log_ctx;
-		if (o.pin_path && o.pin_path[0]) {
-			if (strlen(o.pin_path) >= sizeof(g->pin_path) || o.mode == BATON_MODE_CBPF) {
-				err = -EINVAL;
-				goto fail;
-			}
-			snprintf(g->pin_path, sizeof(g->pin_path), "%s", o.pin_path);
-			if ((err = mkdir_p(g->pin_path))) {
-				LOG(g, ERROR, "cannot create %s: %s (is bpffs mounted there?)", g->pin_path,
-				    strerror(-err));
-				goto fail;
-			}
+	want = o.mode;
+	g->no_migrate = o.no_migrate;
+	g->log = o.log;
+	g->log_ctx = o.log_ctx;
+	if (o.pin_path && o.pin_path[0]) {
+		if (strlen(o.pin_path) >= sizeof(g->pin_path) || o.mode == BATON_MODE_CBPF) {
+			LOG(g, ERROR, "pin_path %s: %s", o.pin_path,
+			    o.mode == BATON_MODE_CBPF ? "classic BPF state cannot be pinned" : "too long");
+			err = -EINVAL;
+			goto fail;
+		}
+		snprintf(g->pin_path, sizeof(g->pin_path), "%s", o.pin_path);
+		if ((err = mkdir_p(g->pin_path))) {
+			LOG(g, ERROR, "cannot create %s: %s (%s)", g->pin_path, strerror(-err),
+			    err == -EPERM || err == -EACCES ? "pinning needs CAP_BPF and CAP_NET_ADMIN, or root"
+							    : "is bpffs mounted there?");
+			goto fail;
 		}
 	}
 	if (want != BATON_MODE_AUTO && want != BATON_MODE_EBPF && want != BATON_MODE_CBPF) {
+		LOG(g, ERROR, "mode %d is none of BATON_MODE_AUTO, BATON_MODE_EBPF, BATON_MODE_CBPF", (int)want);
 		err = -EINVAL;
 		goto fail;
 	}
@@ -505,7 +517,11 @@ void baton_group_free(struct baton_group *g)
 
 enum baton_mode baton_group_mode(const struct baton_group *g)
 {
-	return g ? g->mode : BATON_MODE_AUTO;
+	if (!g) {
+		errno = EINVAL;
+		return BATON_MODE_AUTO;
+	}
+	return g->mode;
 }
 
 int baton_group_size(const struct baton_group *g)
@@ -677,7 +693,10 @@ int baton_group_add(struct baton_group *g, int fd, uint32_t weight)
 	}
 	g->m[slot] = (struct member){ .fd = copy, .weight = weight, .cookie = cookie };
 	g->nmembers++;
-	r = publish(g);
+	/* eBPF: a member without weight changes no pick table (unless the
+	 * healthy members share the traffic), so a reload that adds hundreds
+	 * of them publishes nothing until it switches */
+	r = g->mode == BATON_MODE_EBPF && !weight && !fallback_spread(g) ? 0 : publish(g);
 	if (r) {
 		baton_group_remove(g, slot);
 		return r;
@@ -708,10 +727,10 @@ int baton_group_set_weights(struct baton_group *g, const uint32_t *weights, size
 
 int baton_group_activate(struct baton_group *g, int slot)
 {
-	int s;
+	int s, r;
 
-	if (!slot_ok(g, slot))
-		return -ENOENT;
+	if ((r = slot_check(g, slot)))
+		return r;
 	if (g->m[slot].fenced) {
 		LOG(g, ERROR, "slot %d is fenced; it cannot take traffic", slot);
 		return -ESHUTDOWN;
@@ -724,16 +743,20 @@ int baton_group_activate(struct baton_group *g, int slot)
 
 int baton_group_drain(struct baton_group *g, int slot)
 {
-	if (!slot_ok(g, slot))
-		return -ENOENT;
+	int r;
+
+	if ((r = slot_check(g, slot)))
+		return r;
 	g->m[slot].weight = 0;
 	return publish(g);
 }
 
 int baton_group_weight(const struct baton_group *g, int slot, uint32_t *weight)
 {
-	if (!slot_ok(g, slot) || !weight)
-		return -ENOENT;
+	int r = slot_check(g, slot);
+
+	if (r || !weight)
+		return r ? r : -EINVAL;
 	*weight = eff_weight(g, slot);
 	return 0;
 }
@@ -755,8 +778,8 @@ int baton_group_fence(struct baton_group *g, int slot)
 {
 	int r;
 
-	if (!slot_ok(g, slot))
-		return -ENOENT;
+	if ((r = slot_check(g, slot)))
+		return r;
 	if (g->m[slot].fenced)
 		return 0;
 	if (g->type == SOCK_STREAM) {
@@ -794,8 +817,8 @@ int baton_group_remove(struct baton_group *g, int slot)
 	struct member *m;
 	int r = 0, pr;
 
-	if (!slot_ok(g, slot))
-		return -ENOENT;
+	if ((r = slot_check(g, slot)))
+		return r;
 	m = &g->m[slot];
 	if (g->mode == BATON_MODE_CBPF && g->type == SOCK_STREAM && !m->fenced) {
 		/* The order tracking must know the socket leaves the kernel's
@@ -832,23 +855,35 @@ int baton_group_remove(struct baton_group *g, int slot)
 
 int baton_group_fd(const struct baton_group *g, int slot)
 {
-	return slot_ok(g, slot) ? g->m[slot].fd : -ENOENT;
+	int r = slot_check(g, slot);
+
+	return r ? r : g->m[slot].fd;
 }
 
 int baton_group_queue(const struct baton_group *g, int slot, struct baton_queue *q)
 {
-	if (!slot_ok(g, slot))
-		return -ENOENT;
+	int r;
+
+	if ((r = slot_check(g, slot)))
+		return r;
 	return baton_socket_queue(g->m[slot].fd, q);
 }
 
 int baton_group_stats(const struct baton_group *g, int slot, struct baton_slot_stats *st)
 {
-	int ncpu = libbpf_num_possible_cpus(), i, r = 0;
+	int r = baton_group_stats_info(g, slot, st, BATON_SLOT_STATS_SZ_0_1);
+
+	return r < 0 ? r : 0;
+}
+
+int baton_group_stats_info(const struct baton_group *g, int slot, struct baton_slot_stats *out, size_t len)
+{
+	int ncpu = libbpf_num_possible_cpus(), i, r;
+	struct baton_slot_stats st = { 0 };
 	struct baton_steer_stats *v;
 	uint32_t key = (uint32_t)slot;
 
-	if (!g || !st || slot < 0 || slot > BATON_MAX_SLOTS)
+	if (!g || !out || len < BATON_SLOT_STATS_SZ_0_1 || slot < 0 || slot > BATON_MAX_SLOTS)
 		return -EINVAL;
 	if (g->mode != BATON_MODE_EBPF)
 		return -EOPNOTSUPP;
@@ -861,18 +896,18 @@ int baton_group_stats(const struct baton_group *g, int slot, struct baton_slot_s
 		r = -errno;
 		goto out;
 	}
-	memset(st, 0, sizeof(*st));
 	for (i = 0; i < ncpu; i++) {
-		st->selected += v[i].selected;
-		st->migrated += v[i].migrated;
-		st->missed += v[i].missed;
+		st.selected += v[i].selected;
+		st.migrated += v[i].migrated;
+		st.missed += v[i].missed;
 	}
 	if (slot < BATON_MAX_SLOTS) {
 		struct baton_steer_origin o;
 
 		if (!bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.origin), &key, &o))
-			st->migrated_out = o.migrated_out;
+			st.migrated_out = o.migrated_out;
 	}
+	r = baton_out_copy(out, len, &st, sizeof(st), BATON_SLOT_STATS_SZ_0_1);
 out:
 	free(v);
 	return r;
@@ -948,8 +983,8 @@ int baton_group_unfence(struct baton_group *g, int slot)
 	struct member *m;
 	int r, v = 0;
 
-	if (!slot_ok(g, slot))
-		return -ENOENT;
+	if ((r = slot_check(g, slot)))
+		return r;
 	m = &g->m[slot];
 	if (!m->fenced)
 		return 0;
@@ -992,8 +1027,10 @@ int baton_group_unfence(struct baton_group *g, int slot)
 
 int baton_group_set_down(struct baton_group *g, int slot, bool down)
 {
-	if (!slot_ok(g, slot))
-		return -ENOENT;
+	int r;
+
+	if ((r = slot_check(g, slot)))
+		return r;
 	if (g->m[slot].down == down)
 		return 0;
 	g->m[slot].down = down;
@@ -1005,21 +1042,48 @@ bool baton_group_fenced(const struct baton_group *g, int slot)
 	return slot_ok(g, slot) && g->m[slot].fenced;
 }
 
-int baton_group_unpin(struct baton_group *g)
+int baton_group_flags(const struct baton_group *g, int slot)
+{
+	int r = slot_check(g, slot);
+
+	if (r)
+		return r;
+	return (int)((g->m[slot].fenced ? BATON_SLOT_FENCED : 0) | (g->m[slot].down ? BATON_SLOT_DOWN : 0));
+}
+
+/* Only what baton pins goes: what else a directory holds is not baton's,
+ * so it stays, and with it the directory. */
+int baton_group_unpin_dir(const char *pin_path)
 {
 	const char *names[] = { "socks", "cfg", "ctl", "stats", "origin", "steer" };
 	char path[PATH_MAX];
+	struct stat st;
 	size_t i;
+
+	if (!pin_path || !pin_path[0] || strlen(pin_path) >= PATH_MAX - 16)
+		return -EINVAL;
+	if (stat(pin_path, &st))
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_path, names[i]);
+		if (unlink(path) && errno != ENOENT)
+			return -errno;
+	}
+	if (rmdir(pin_path) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int baton_group_unpin(struct baton_group *g)
+{
+	int r;
 
 	if (!g)
 		return -EINVAL;
 	if (!g->pin_path[0])
 		return 0;
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", g->pin_path, names[i]);
-		unlink(path);
-	}
-	if (rmdir(g->pin_path) && errno != ENOENT)
-		return -errno;
-	return 0;
+	r = baton_group_unpin_dir(g->pin_path);
+	return r == -ENOENT ? 0 : r;
 }

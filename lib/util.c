@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* One home for the helpers that lib/, supervisor/ and cli/ share: clocks,
  * /proc readers and JSON string escaping (see util.h). */
 #include <dirent.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Small helpers that the library, the supervisor and the CLI all need: the
  * monotonic clock, /proc/PID/stat and /proc/PID/fd, JSON strings. Hidden in
  * libbaton.so (not part of the API); the baton binary links libbaton.a. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Health watch over a steered group: each tick reads every member's accept
  * queue and its owners' state in /proc, steers new connections away from a
  * stopped, dead or hung member, fences it so its queue moves, and takes it
@@ -42,6 +43,10 @@ struct baton_watch {
 	struct wmember m[BATON_MAX_SLOTS];
 };
 
+/* new fields go after log_ctx and may not hide in padding an older library skips */
+_Static_assert(sizeof(struct baton_watch_opts) == baton_offsetofend(struct baton_watch_opts, log_ctx),
+	       "baton_watch_opts ends in padding");
+
 #define LOG(w, lvl, ...) baton_logf((w)->o.log, (w)->o.log_ctx, BATON_LOG_##lvl, __VA_ARGS__)
 
 const char *baton_health_name(enum baton_health h)
@@ -59,18 +64,20 @@ const char *baton_health_name(enum baton_health h)
 struct baton_watch *baton_watch_new(struct baton_group *g, const struct baton_watch_opts *opts)
 {
 	struct baton_watch *w;
-	int s;
+	int s, r;
 
-	if (!g || (opts && opts->sz < sizeof(size_t))) {
+	if (!g) {
 		errno = EINVAL;
 		return NULL;
 	}
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
-	if (opts)
-		memcpy(&w->o, opts, opts->sz < sizeof(w->o) ? opts->sz : sizeof(w->o));
-	w->o.sz = sizeof(w->o);
+	if ((r = BATON_OPTS_COPY(&w->o, opts, baton_watch_opts, log_ctx))) {
+		free(w);
+		errno = -r;
+		return NULL;
+	}
 	if (!w->o.hang_ms)
 		w->o.hang_ms = DEFAULT_HANG_MS;
 	w->g = g;
@@ -112,8 +119,10 @@ int baton_watch_set_owner(struct baton_watch *w, int slot, pid_t pid)
 	struct wmember *m;
 	int i, fd;
 
-	if (!w || pid <= 0 || baton_group_fd(w->g, slot) < 0)
-		return -ENOENT;
+	if (!w || pid <= 0)
+		return -EINVAL;
+	if ((fd = baton_group_fd(w->g, slot)) < 0)
+		return fd;
 	m = &w->m[slot];
 	for (i = 0; i < m->nown; i++)
 		if (m->own[i].pid == pid)
@@ -349,15 +358,30 @@ int baton_watch_tick(struct baton_watch *w, uint64_t now_ms)
 
 int baton_watch_health(const struct baton_watch *w, int slot, struct baton_member_health *h)
 {
-	const struct wmember *m;
+	int r = baton_watch_health_info(w, slot, h, BATON_MEMBER_HEALTH_SZ_0_1);
 
-	if (!w || !h || baton_group_fd(w->g, slot) < 0)
-		return -ENOENT;
+	return r < 0 ? r : 0;
+}
+
+int baton_watch_health_info(const struct baton_watch *w, int slot, struct baton_member_health *out, size_t len)
+{
+	struct baton_member_health h;
+	const struct wmember *m;
+	int r;
+
+	if (!w || !out || len < BATON_MEMBER_HEALTH_SZ_0_1)
+		return -EINVAL;
+	if ((r = baton_group_fd(w->g, slot)) < 0)
+		return r;
 	m = &w->m[slot];
-	*h = (struct baton_member_health){
-		.health = m->health, .down = m->down, .fenced = baton_group_fenced(w->g, slot),
-		.queue = m->queue, .stalled_ms = m->stalled_ms, .nowners = m->nown,
-		.owners_running = m->running, .since_ms = m->since_ms,
-	};
-	return 0;
+	memset(&h, 0, sizeof(h));	/* padding too: it is copied out */
+	h.health = m->health;
+	h.down = m->down;
+	h.fenced = baton_group_fenced(w->g, slot);
+	h.queue = m->queue;
+	h.stalled_ms = m->stalled_ms;
+	h.nowners = m->nown;
+	h.owners_running = m->running;
+	h.since_ms = m->since_ms;
+	return baton_out_copy(out, len, &h, sizeof(h), BATON_MEMBER_HEALTH_SZ_0_1);
 }

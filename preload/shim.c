@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* libbaton-preload.so: lets a server that creates, binds and listens on its
  * own socket run unchanged under `baton run`. bind() to an address baton
  * manages puts the generation's member socket on the server's fd number.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The parts of the supervisor that the CLI shares: config defaults, the
  * duration and signal parsers, and where control sockets live. */
 #include <arpa/inet.h>

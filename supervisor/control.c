@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The control socket: one request line per client (`baton/1 reload`,
  * `status`, `stop`), answered with progress lines and a final ok/error;
  * peers are checked with SO_PEERCRED. */

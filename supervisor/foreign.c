@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Sockets that baton did not create on a listener's address. A group that
  * `baton run` joins must be baton's alone: a foreign SO_REUSEPORT member
  * (another server, or a generation left by a supervisor whose state is

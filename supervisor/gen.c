@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The generation state machine: start, readiness and switch, rollback,
  * stop and drain, crash restart; and the reload that drives them. */
 #include <arpa/inet.h>
@@ -215,7 +216,7 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 	g->id = ++s->next_id;
 	g->start_us = baton_mono_us();
 	g->start_wall_ms = baton_wall_ms();
-	pid = spawn(s, g->id, fds, &r);
+	pid = s->ops->spawn(s, g->id, fds, &r);
 	if (pid < 0) {
 		say_err(s, "cannot run \"%s\": %s", cmd_argv(s)[0], strerror(-r));
 		goto fail;
@@ -256,7 +257,7 @@ void stop_gen(struct sup *s, struct gen *g)
 	g->state = GEN_DRAINING;
 	if (served && stop_when_idle(s, g))
 		return;
-	kill(g->pid, s->cfg->stop_signal);
+	s->ops->kill(g->pid, s->cfg->stop_signal);
 }
 
 void describe_exit(int status, char *buf, size_t len)
@@ -551,6 +552,7 @@ int start_reload(struct sup *s, int client, const char *origin)
 		return 0;
 	}
 	s->reload = gi;
+	state_save(s);
 	step(s, "started gen %d (pid %d)", s->gen[gi].id, (int)s->gen[gi].pid);
 	return 0;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Health of the generations: the watch over the active one (frozen or
  * hung: replaced), the drain watch over stopping ones, and --stop-when-idle. */
 #include <arpa/inet.h>
@@ -95,7 +96,7 @@ void idle_check(struct sup *s, struct gen *g, long long now)
 		    g->id, (int)g->pid, n, n == 1 ? "" : "s", s->cfg->grace_ms);
 	g->idle_wait = false;
 	g->stop_ms = now;	/* the grace before SIGKILL starts now */
-	kill(g->pid, s->cfg->stop_signal);
+	s->ops->kill(g->pid, s->cfg->stop_signal);
 }
 
 /* A draining generation's members: once a queue stops shrinking (nobody
@@ -200,8 +201,12 @@ void health_tick(struct sup *s, long long now)
 	/* a replacement failed before: try again, and steer away from the
 	 * unhealthy one as soon as the new members can queue what comes */
 	say_warn(s, "gen %d (pid %d) is still unhealthy (%s); trying a replacement again", g->id, (int)g->pid, g->health);
-	if (!strncmp(g->health, "kept: ", 6))
-		memcpy(g->health, "fenced: ", 8), memmove(g->health + 8, g->health + 6, strlen(g->health + 6) + 1);
+	if (!strncmp(g->health, "kept: ", 6)) {
+		char was[sizeof(g->health)];
+
+		snprintf(was, sizeof(was), "%s", g->health + 6);
+		snprintf(g->health, sizeof(g->health), "fenced: %.80s", was);
+	}
 	start_reload(s, -1, "health watch");
 	if (s->reload < 0)
 		return;

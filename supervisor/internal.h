@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* What the supervisor's files share: the generation, client and supervisor
  * structs, and the functions each role offers the others. Not a public
  * interface: cli/ uses sup.h. */
@@ -59,6 +60,17 @@ struct gen {
 	struct gen_count *count;        /* its connection counters (metrics.c) */
 };
 
+/* What the state machine does to processes, behind a seam so that it can
+ * be driven in tests without forking real servers. */
+struct sup;
+
+struct sup_ops {
+	pid_t (*spawn)(struct sup *s, int id, const int *fds, int *err);
+	int (*kill)(pid_t pid, int sig);
+};
+
+extern const struct sup_ops sup_default_ops;
+
 enum client_role { CL_FREE, CL_READING, CL_RELOAD, CL_STOP };
 
 struct client {
@@ -73,6 +85,7 @@ struct client {
 
 struct sup {
 	const struct sup_config *cfg;
+	const struct sup_ops *ops;
 	char name[BATON_NAME_MAX + 1];
 	int nl;                     /* listeners */
 	struct baton_spec *spec;    /* with the port actually bound */
@@ -209,5 +222,10 @@ void write_metrics(struct sup *s, FILE *f);
 
 /* foreign.c: sockets on a listener's address that baton did not create */
 int foreign_check(struct sup *s);
+
+/* Sets up S for CFG (per-listener arrays; no sockets, no processes) and
+ * releases it again: the loop's own start and end, and a test's. */
+int sup_init(struct sup *s, const struct sup_config *cfg, const struct sup_ops *ops);
+void sup_fini(struct sup *s);
 
 #endif

@@ -13,7 +13,7 @@ static bool slot_counts(struct sup *s, int l, int slot, uint64_t out[CNT_N])
 	struct baton_slot_stats st;
 
 	memset(out, 0, CNT_N * sizeof(*out));
-	if (slot < 0 || baton_group_stats(s->grp[l], slot, &st))
+	if (slot < 0 || baton_group_stats_info(s->grp[l], slot, &st, sizeof(st)) < 0)
 		return false;
 	out[CNT_STEERED] = st.selected;
 	out[CNT_MIGRATED_IN] = st.migrated;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Readiness: sd_notify messages from a generation (READY=1) or from the
  * preload shim (the server listens), matched to the generation that sent them. */
 #include <arpa/inet.h>

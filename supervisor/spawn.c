@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Starting a generation's process: fork + exec with its member sockets as
  * fds 3.. (LISTEN_FDS) and the preload shim in its environment. */
 #include <arpa/inet.h>
@@ -20,29 +21,17 @@
 #include <linux/close_range.h>
 
 #include "internal.h"
+#include "preload_path.h"
 
-/* Finds the shim (BATON_PRELOAD_LIB, else next to this executable) and
+/* Finds the shim (BATON_PRELOAD_LIB, next to this executable, or where make install put it) and
  * writes the address-to-fd map it reads. Without it, servers that bind
  * their own socket fail with EADDRINUSE, so that is said once here. */
 void preload_setup(struct sup *s)
 {
-	const char *env = getenv("BATON_PRELOAD_LIB");
-	char exe[PATH_MAX], *slash;
 	size_t off, cap;
-	ssize_t n;
 	int l;
 
-	if (env && *env) {
-		snprintf(s->preload_lib, sizeof(s->preload_lib), "%s", env);
-	} else if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) > 0) {
-		exe[n] = '\0';
-		slash = strrchr(exe, '/');
-		if (slash)
-			*slash = '\0';
-		if (strlen(exe) + sizeof("/libbaton-preload.so") <= sizeof(s->preload_lib))
-			memcpy(stpcpy(s->preload_lib, exe), "/libbaton-preload.so", sizeof("/libbaton-preload.so"));
-	}
-	if (!s->preload_lib[0] || access(s->preload_lib, R_OK)) {
+	if (preload_path_find(s->preload_lib, sizeof(s->preload_lib)) < 0) {
 		say_warn(s, "no preload shim at %s (set BATON_PRELOAD_LIB); a command that binds its own socket "
 		       "will not get baton's", s->preload_lib[0] ? s->preload_lib : "(unknown)");
 		s->preload_lib[0] = '\0';
@@ -176,3 +165,5 @@ fail:
 }
 
 
+
+const struct sup_ops sup_default_ops = { .spawn = spawn, .kill = kill };

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* State that outlives the supervisor: NAME.state in the runtime directory
  * (written whole and renamed into place at every transition) and the
  * steering maps pinned in bpffs. A `baton run` started again with the same
@@ -565,9 +566,18 @@ static void adopt_cmd(struct sup *s, struct state *st)
 static int make_groups(struct sup *s, bool resume)
 {
 	struct baton_group_opts o = { .sz = sizeof(o), .log = lib_log, .log_ctx = s };
+	const char *mode = getenv("BATON_STEERING");
 	char path[4200];
 	int l, r;
 
+	/* BATON_STEERING=cbpf|ebpf forces a mode (tests, and a machine where
+	 * eBPF loads but is not wanted); classic BPF cannot be pinned */
+	if (mode && !strcmp(mode, "cbpf")) {
+		o.mode = BATON_MODE_CBPF;
+		s->pin_root[0] = '\0';
+	} else if (mode && !strcmp(mode, "ebpf")) {
+		o.mode = BATON_MODE_EBPF;
+	}
 	if (!resume && s->pin_root[0]) {
 		/* a fresh start owns its name: stale pins of a dead run go */
 		for (l = 0; l < SUP_MAX_LISTENERS; l++) {
@@ -706,7 +716,9 @@ int state_resume(struct sup *s)
 		gen_watch_pid(s, gi);
 		if (serving)
 			active = gi;
-		if (sg->id == st.reload)
+		/* a generation that was starting or ready but not yet serving is
+		 * a reload cut short, whether or not the state said so yet */
+		else if (sg->id == st.reload || g->state == GEN_STARTING || g->state == GEN_READY)
 			reload = gi;
 	}
 	/* a reload cut short: completed if the switch was published, else

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* `baton status`: the supervisor's state as text or one JSON document. */
 #include <arpa/inet.h>
 #include <errno.h>

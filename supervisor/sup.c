@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Generations of one command behind steered listening sockets. Each
  * generation gets member sockets of its own (fds 3.. with LISTEN_FDS); a
  * reload starts the next one with weight 0, waits for readiness, switches
@@ -115,8 +116,8 @@ static void tick(struct sup *s)
 			if (!g->killed && now - g->stop_ms >= s->cfg->grace_ms) {
 				say_warn(s, "gen %d (pid %d) still running after the %lld ms grace; killing it", g->id,
 				    (int)g->pid, s->cfg->grace_ms);
-				kill(-g->pid, SIGKILL);
-				kill(g->pid, SIGKILL);
+				s->ops->kill(-g->pid, SIGKILL);
+				s->ops->kill(g->pid, SIGKILL);
 				g->killed = true;
 			}
 			if (!s->stopping)
@@ -136,6 +137,7 @@ static void tick(struct sup *s)
 			s->restart_at = now + BACKOFF_MAX_MS;
 		} else {
 			s->active = gi;
+			state_save(s);
 			say(s, "gen %d (pid %d) restarted in place of gen %d", s->gen[gi].id, (int)s->gen[gi].pid,
 			    s->gen[from].id);
 		}
@@ -281,17 +283,8 @@ static void cleanup(struct sup *s, bool clean_stop)
 	}
 	if (s->upgrade_client >= 0)
 		close(s->upgrade_client);
-	for (i = 0; i < MAX_GENS; i++) {
-		release_members(s, &s->gen[i]);
-		if (s->gen[i].pidfd >= 0)
-			close(s->gen[i].pidfd);
-	}
 	if (clean_stop)
 		state_remove(s);
-	for (i = 0; i < s->nl; i++) {
-		baton_watch_free(s->watch[i]);
-		baton_group_free(s->grp[i]);
-	}
 	if (s->ctlfd >= 0) {
 		close(s->ctlfd);
 		unlink(s->ctl_path);
@@ -304,7 +297,7 @@ static void cleanup(struct sup *s, bool clean_stop)
 		close(s->sigfd);
 	if (s->epfd >= 0)
 		close(s->epfd);
-	free_arrays(s);
+	sup_fini(s);
 }
 
 /* Binds listener L once so a port of 0 becomes a real one that every
@@ -383,6 +376,7 @@ static int start_fresh(struct sup *s)
 	if (gi < 0)
 		return -1;
 	s->active = gi;
+	state_save(s);
 	say(s, "gen 1 (pid %d) started; control socket %s", (int)s->gen[gi].pid, s->ctl_path);
 	return 0;
 }
@@ -403,27 +397,54 @@ static bool start_fresh_gen(struct sup *s)
 	return true;
 }
 
+int sup_init(struct sup *s, const struct sup_config *cfg, const struct sup_ops *ops)
+{
+	int i;
+
+	*s = (struct sup){ .cfg = cfg, .ops = ops, .active = -1, .reload = -1, .reload_client = -1,
+			   .restart_from = -1, .epfd = -1, .sigfd = -1, .notifyfd = -1, .ctlfd = -1, .watched = -1,
+			   .upgrade_client = -1, .argv = cfg->self_argv, .nl = cfg->nlisten };
+	for (i = 0; i < MAX_CLIENTS; i++)
+		s->cl[i].fd = -1;
+	snprintf(s->name, sizeof(s->name), "%s", cfg->name[0] ? cfg->name : "baton");
+	s->start_wall_ms = baton_wall_ms();
+	if (alloc_arrays(s))
+		return -ENOMEM;
+	memcpy(s->spec, cfg->listen, (size_t)s->nl * sizeof(*s->spec));
+	return 0;
+}
+
+void sup_fini(struct sup *s)
+{
+	int i;
+
+	for (i = 0; i < MAX_GENS; i++) {
+		if (s->gen[i].slot)
+			release_members(s, &s->gen[i]);
+		if (s->gen[i].pidfd >= 0)
+			close(s->gen[i].pidfd);
+		s->gen[i].pidfd = -1;
+	}
+	for (i = 0; s->grp && i < s->nl; i++) {
+		if (s->watch)
+			baton_watch_free(s->watch[i]);
+		baton_group_free(s->grp[i]);
+	}
+	free_arrays(s);
+}
+
 int sup_run(const struct sup_config *cfg)
 {
-	struct sup sv = { .cfg = cfg, .active = -1, .reload = -1, .reload_client = -1, .restart_from = -1,
-			  .epfd = -1, .sigfd = -1, .notifyfd = -1, .ctlfd = -1, .watched = -1,
-			  .upgrade_client = -1, .argv = cfg->self_argv };
-	struct sup *s = &sv;
+	struct sup sv, *s = &sv;
 	int i, l, r;
 	bool upgraded, keep_state = false;
 	size_t off = 0;
 
-	for (i = 0; i < MAX_CLIENTS; i++)
-		s->cl[i].fd = -1;
-	s->nl = cfg->nlisten;
-	snprintf(s->name, sizeof(s->name), "baton");
-	if (alloc_arrays(s)) {
+	if (sup_init(s, cfg, &sup_default_ops)) {
 		say_err(s, "out of memory for %d listeners", s->nl);
-		free_arrays(s);
+		sup_fini(s);
 		return 1;
 	}
-	s->start_wall_ms = baton_wall_ms();
-	memcpy(s->spec, cfg->listen, (size_t)s->nl * sizeof(*s->spec));
 	raise_nofile(s);
 	if (pick_name(s)) {
 		free_arrays(s);

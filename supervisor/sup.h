@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The supervisor behind `baton run`: generations of one command, each with
  * its own member sockets in steered groups, readiness, switch, drain,
  * rollback and crash restart; and the control socket that `baton reload`,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* `baton upgrade` (or SIGUSR2): the supervisor re-executes its binary as
  * the same pid, so the generations stay its children and a service
  * manager's main pid holds. The control and notify sockets and the waiting

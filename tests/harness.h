@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Test harness: TEST() registers a function that the runner (tests/runner.c)
  * runs in a forked child with a timeout; ASSERT_* report file:line and the
  * values; SKIP() ends the test as skipped with its reason. */

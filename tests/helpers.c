@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Socket and namespace helpers for the integration tests. */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -14,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,8 +67,7 @@ void bt_need_private_bpffs(void)
 void bt_need_ebpf(void)
 {
 	char log[1024] = "";
-	struct baton_group_opts o = { .sz = sizeof(o), .mode = BATON_MODE_EBPF,
-				      .log = bt_lib_collect, .log_ctx = log };
+	BATON_OPTS(baton_group_opts, o, .mode = BATON_MODE_EBPF, .log = bt_lib_collect, .log_ctx = log);
 	struct baton_group *g = baton_group_new(&o);
 
 	if (!g)
@@ -382,4 +383,102 @@ void bt_supervisor_stop(pid_t *pid, int timeout_s)
 	*pid = 0;
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
+static char shared_dir[] = "/tmp/baton-bin-XXXXXX", shared_path[64], shared_orig[4096];
+
+/* A checkout may sit in a directory other users cannot enter (mktemp -d
+ * makes 0700 ones): give nobody a copy of the binary it can run, in a 0755
+ * directory of its own (libbaton is linked in statically). */
+void bt_share_baton_bin(void)
+{
+	char *dir = shared_dir, *path = shared_path, buf[65536];
+	int in, outfd;
+	ssize_t n;
+
+	if (!mkdtemp(dir) || chmod(dir, 0755))
+		return;
+	snprintf(path, sizeof(shared_path), "%s/baton", dir);
+	in = open(bt_baton_bin(), O_RDONLY | O_CLOEXEC);
+	outfd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+	if (in < 0 || outfd < 0)
+		goto out;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(outfd, buf, (size_t)n) != n)
+			goto out;
+	if (n == 0) {
+		snprintf(shared_orig, sizeof(shared_orig), "%s", bt_baton_bin());
+		setenv("BATON_BIN", path, 1);
+	}
+out:
+	if (in >= 0)
+		close(in);
+	if (outfd >= 0)
+		close(outfd);
+}
+
+void bt_unshare_baton_bin(void)
+{
+	if (shared_path[0])
+		unlink(shared_path);
+	rmdir(shared_dir);
+	if (shared_orig[0])
+		setenv("BATON_BIN", shared_orig, 1);
+}
+
+struct bt_load bt_load_start(uint16_t port, const char *mode, const char *seconds, int concurrency)
+{
+	const char *gen = getenv("BATON_LOADGEN");
+	char portstr[16], conc[16];
+	struct bt_load l;
+	int p[2];
+
+	if (!gen || access(gen, X_OK))
+		SKIP("BATON_LOADGEN does not name the load client (run through make check)");
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	snprintf(conc, sizeof(conc), "%d", concurrency);
+	if (pipe2(p, O_CLOEXEC))
+		FAIL("pipe: %s", strerror(errno));
+	l.pid = fork();
+	if (l.pid == 0) {
+		char *argv[] = { (char *)gen, "--port", portstr, "--mode", (char *)mode, "--concurrency", conc,
+				 "--duration", (char *)seconds, "--timeout-ms", "3000", "--json", NULL };
+
+		dup2(p[1], 1);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	l.fd = p[0];
+	usleep(200000);	/* let it reach full load before anything happens */
+	return l;
+}
+
+const char *bt_load_finish(struct bt_load *l, int timeout_s)
+{
+	static char report[8192];
+	size_t got = 0;
+	long long deadline = time(NULL) + timeout_s;
+	int status;
+
+	for (;;) {
+		struct pollfd p = { .fd = l->fd, .events = POLLIN };
+		ssize_t n;
+
+		if (time(NULL) > deadline) {
+			kill(l->pid, SIGKILL);
+			FAIL("load client did not finish in %d s", timeout_s);
+		}
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		n = read(l->fd, report + got, sizeof(report) - got - 1);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	report[got] = '\0';
+	close(l->fd);
+	waitpid(l->pid, &status, 0);
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	return report;
 }

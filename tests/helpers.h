@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Helpers for tests that run real sockets: a private network namespace,
  * listeners on one loopback port, and "which listener took it". */
 #ifndef BATON_TEST_HELPERS_H
@@ -54,6 +55,11 @@ int bt_run_with(char *const argv[], void (*child)(void *ctx), void *ctx, char *o
 		size_t errlen, int timeout_s);
 /* The baton binary under test (BATON_BIN), or skip. */
 const char *bt_baton_bin(void);
+/* Points BATON_BIN at a copy in a 0755 directory of its own, for tests that
+ * run baton as user nobody (a checkout may sit where nobody cannot enter);
+ * bt_unshare_baton_bin removes it and points BATON_BIN back. */
+void bt_share_baton_bin(void);
+void bt_unshare_baton_bin(void);
 /* Integer value of "KEY": N inside the JSON object that follows "OBJ": in
  * TEXT (enough for baton's flat outputs); fails the test if absent. */
 long long bt_json_int(const char *text, const char *obj, const char *key);
@@ -71,5 +77,15 @@ pid_t bt_supervisor_start(char *const argv[], const char *name, const char *log,
 			  void *ctx, int timeout_s, char *status, size_t len);
 /* SIGTERM to the supervisor *PID: it must exit 0 within TIMEOUT_S. */
 void bt_supervisor_stop(pid_t *pid, int timeout_s);
+
+/* The counting load client (BATON_LOADGEN) against 127.0.0.1:PORT in the
+ * background: MODE conn or keepalive, for SECONDS; bt_load_finish waits for
+ * it and returns its JSON report (counts of every outcome). */
+struct bt_load {
+	pid_t pid;
+	int fd;
+};
+struct bt_load bt_load_start(uint16_t port, const char *mode, const char *seconds, int concurrency);
+const char *bt_load_finish(struct bt_load *l, int timeout_s);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* A tiny server for the shim's tests, built without sanitizers so that
  * libbaton-preload.so can be preloaded into it: binds HOST PORT the way an
  * unmodified server does, listens, and prints what it got (its fd, whether

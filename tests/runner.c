@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Runs every registered test (or those whose names contain an argument) in
  * its own forked child and process group, with a timeout, and ends with the
  * line "N passed, N failed, N skipped". Exit status 1 if any failed. */

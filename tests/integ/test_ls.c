@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* baton ls on real sockets, each test in its own network namespace: a steered
  * eBPF reuseport group of two and a plain SO_REUSEADDR listener report their
  * flags, group, program, slots and owners; a socket held by another process
@@ -105,7 +106,7 @@ static void owned_by(const char *line, pid_t pid, int fd)
 
 TEST(ls_reports_group_program_flags_and_owners)
 {
-	struct baton_group_opts o = { .sz = sizeof(o), .mode = BATON_MODE_EBPF, .log = bt_lib_log };
+	BATON_OPTS(baton_group_opts, o, .mode = BATON_MODE_EBPF, .log = bt_lib_log);
 	struct baton_group *g;
 	char l0[2048], l1[2048], lp[2048], filter[32];
 	int fds[2], plain;
@@ -240,43 +241,6 @@ TEST(ls_without_iterator_reads_flags_through_pidfd)
 	ASSERT_CONTAINS(line, "\"unknown\": \"group and program: the BPF iterator was not asked for\"");
 }
 
-static char shared_dir[] = "/tmp/baton-ls-bin-XXXXXX", shared_path[64];
-
-/* A checkout may sit in a directory other users cannot enter (mktemp -d
- * makes 0700 ones): give nobody a copy of the binary it can run, in a 0755
- * directory of its own (libbaton is linked in statically). */
-static void share_baton_bin(void)
-{
-	char *dir = shared_dir, *path = shared_path, buf[65536];
-	int in, outfd;
-	ssize_t n;
-
-	if (!mkdtemp(dir) || chmod(dir, 0755))
-		return;
-	snprintf(path, sizeof(shared_path), "%s/baton", dir);
-	in = open(bt_baton_bin(), O_RDONLY | O_CLOEXEC);
-	outfd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
-	if (in < 0 || outfd < 0)
-		goto out;
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		if (write(outfd, buf, (size_t)n) != n)
-			goto out;
-	if (n == 0)
-		setenv("BATON_BIN", path, 1);
-out:
-	if (in >= 0)
-		close(in);
-	if (outfd >= 0)
-		close(outfd);
-}
-
-static void unshare_baton_bin(void)
-{
-	if (shared_path[0])
-		unlink(shared_path);
-	rmdir(shared_dir);
-}
-
 TEST(ls_unprivileged_says_what_it_cannot_read)
 {
 	char filter[32], line[2048];
@@ -289,7 +253,7 @@ TEST(ls_unprivileged_says_what_it_cannot_read)
 		SKIP("needs root to hold a socket that an unprivileged user cannot inspect");
 	port = bt_listeners(fds, 1, false);
 	snprintf(filter, sizeof(filter), "%u", port);
-	share_baton_bin();
+	bt_share_baton_bin();
 	pid = fork();
 	if (pid < 0)
 		FAIL("fork: %s", strerror(errno));
@@ -312,7 +276,7 @@ TEST(ls_unprivileged_says_what_it_cannot_read)
 	}
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
 		FAIL("the unprivileged half did not exit (status %d)", status);
-	unshare_baton_bin();
+	bt_unshare_baton_bin();
 	if (WEXITSTATUS(status) == 77)
 		SKIP("user nobody cannot execute %s", bt_baton_bin());
 	if (WEXITSTATUS(status))

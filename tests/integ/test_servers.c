@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Unmodified servers under `baton run`: the preload shim on its own (managed
  * binds substituted, others untouched, bad or missing environment harmless)
  * and real servers (nginx and python's http.server through the shim,
@@ -261,6 +262,11 @@ static void sv_start(struct sv *s, char *const argv[])
 	args[n++] = "web";
 	args[n++] = "--listen";
 	args[n++] = "tcp://127.0.0.1:8080?backlog=1024";
+	/* the health watch is not under test: a 100 ms stall of a loaded
+	 * python server would start a reload of its own, and the test's next
+	 * reload would then be refused as "already in progress" */
+	args[n++] = "--hang-threshold";
+	args[n++] = "2s";
 	for (int i = 0; argv[i] && n < 39; i++)
 		args[n++] = argv[i];
 	args[n] = NULL;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Steered groups on real sockets, each test in its own network namespace:
  * which listener takes each connection, atomic switches, weights, migration
  * of queued connections (and the resets without it), cBPF fallback, UDP, and
@@ -20,8 +21,7 @@
 
 static struct baton_group *group(enum baton_mode mode, bool no_migrate)
 {
-	struct baton_group_opts o = { .sz = sizeof(o), .mode = mode, .no_migrate = no_migrate,
-				      .log = bt_lib_log };
+	BATON_OPTS(baton_group_opts, o, .mode = mode, .no_migrate = no_migrate, .log = bt_lib_log);
 	struct baton_group *g = baton_group_new(&o);
 
 	if (!g)

@@ -1,13 +1,19 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* `baton steer` on unmodified servers that bind their own sockets outside
  * baton (refserver --reuseport, nginx "listen ... reuseport"), under load
  * from the counting client: a frozen member fails nothing and what queued on
- * it is answered; a restarted baton steer loses nothing; clear errors. */
+ * it is answered; a restarted baton steer loses nothing; clear errors; a
+ * failed one leaves nothing behind; --release and stale pins in baton ls. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <linux/capability.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -94,7 +100,7 @@ static bool wait_output(const char *name, const char *needle, int ms)
 
 static int listeners_on(uint16_t port)
 {
-	struct baton_collect_opts o = { .sz = sizeof(o), .diag_only = true };
+	BATON_OPTS(baton_collect_opts, o, .diag_only = true, .sock_sz = sizeof(struct baton_sock));
 	struct baton_sock *v;
 	size_t n;
 	int c = 0;
@@ -331,4 +337,211 @@ TEST(steer_cmd_says_when_nothing_listens_or_spec_is_bad)
 			 sizeof(out), err, sizeof(err), 10), 0);
 	ASSERT_CONTAINS(out, "steering 1 member(s)");
 	end_all();
+}
+
+#define PINS "/sys/fs/bpf/baton/steer-127_0_0_1-18080"
+#define SPEC "tcp://127.0.0.1:18080"
+
+/* The program attached to the group on PORT (enum baton_prog_type), or -1
+ * if nothing listens there. */
+static int prog_on(uint16_t port)
+{
+	struct baton_collect_opts o = { .sz = sizeof(o) };
+	struct baton_sock *v;
+	size_t n;
+	int p = -1;
+
+	if (baton_socks_collect(&o, &v, &n))
+		return -1;
+	for (size_t k = 0; k < n && p < 0; k++)
+		if (v[k].proto == BATON_PROTO_TCP && v[k].state == 10 && v[k].lport == port)
+			p = (v[k].known & BATON_SOCK_PROG) ? (int)v[k].prog_type : -2;
+	baton_socks_free(v);
+	return p;
+}
+
+static int steer_once(char *out, size_t olen, char *err, size_t elen, const char *a1, const char *a2)
+{
+	char *argv[] = { (char *)bt_baton_bin(), "steer", (char *)a1, (char *)a2, NULL };
+
+	return bt_run(argv, out, olen, err, elen, 10);
+}
+
+/* root without the capabilities eBPF needs (exec gives root the bounding
+ * set, so the caps are dropped from that) */
+static void without_bpf_caps(void *ctx)
+{
+	static const int caps[] = { CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_PERFMON };
+
+	(void)ctx;
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
+		if (prctl(PR_CAPBSET_DROP, caps[i], 0, 0, 0))
+			_exit(126);
+}
+
+/* Whatever makes a baton steer fail, what it made goes again: no program
+ * attached, no pins, no directory in bpffs. A group resumed from earlier
+ * pins is left as found. */
+TEST_TIMEOUT(steer_cmd_failed_steer_leaves_nothing_behind, 60)
+{
+	char out[2048], err[2048];
+	char *argv[] = { (char *)bt_baton_bin(), "steer", SPEC, NULL };
+	int r;
+
+	setup();
+	ASSERT_EQ(steer_once(out, sizeof(out), err, sizeof(err), SPEC, NULL), 1);
+	ASSERT_CONTAINS(err, "nothing listens on " SPEC);
+	ASSERT_NE(access("/sys/fs/bpf/baton", F_OK), 0);
+
+	refserver("A", "a.out");
+	refserver("B", "b.out");
+	wait_listeners(2);
+	/* fails after both members were added and the program attached */
+	ASSERT_EQ(steer_once(out, sizeof(out), err, sizeof(err), SPEC, "--primary=1"), 1);
+	ASSERT_CONTAINS(err, "pid 1 holds no listener");
+	ASSERT_NE(access("/sys/fs/bpf/baton", F_OK), 0);
+	ASSERT_EQ(prog_on(PORT), BATON_PROG_NONE);
+
+	/* a privilege missing: root may write bpffs but not load the program */
+	r = bt_run_with(argv, without_bpf_caps, NULL, out, sizeof(out), err, sizeof(err), 10);
+	if (r == 126)
+		SKIP("cannot drop capabilities from the bounding set");
+	bt_log("%s", err);
+	ASSERT_EQ(r, 1);
+	ASSERT_CONTAINS(err, "needs CAP_BPF and CAP_NET_ADMIN, or root");
+	ASSERT_TRUE(strstr(err, "is bpffs mounted") == NULL);
+	ASSERT_NE(access("/sys/fs/bpf/baton", F_OK), 0);
+	ASSERT_EQ(prog_on(PORT), BATON_PROG_NONE);
+
+	/* a resumed group is not this run's to remove */
+	ASSERT_EQ(steer_once(out, sizeof(out), err, sizeof(err), SPEC, "--policy=spread"), 0);
+	ASSERT_EQ(steer_once(out, sizeof(out), err, sizeof(err), SPEC, "--primary=1"), 1);
+	ASSERT_EQ(access(PINS "/socks", F_OK), 0);
+	ASSERT_EQ(prog_on(PORT), BATON_PROG_EBPF);
+	end_all();
+}
+
+/* --release: refused while a watch steers, then the program is detached
+ * and the pins go; a second release names the spec. */
+TEST_TIMEOUT(steer_cmd_release_gives_the_group_back, 60)
+{
+	char out[2048], err[2048];
+	pid_t w;
+
+	setup();
+	refserver("A", "a.out");
+	refserver("B", "b.out");
+	wait_listeners(2);
+	w = start("watch.out", (char *[]){ (char *)bt_baton_bin(), "steer", SPEC, "--watch", "--policy", "spread",
+					  NULL });
+	ASSERT_TRUE(wait_output("watch.out", "steering 2 member(s)", 5000));
+	ASSERT_EQ(prog_on(PORT), BATON_PROG_EBPF);
+	ASSERT_EQ(steer_once(out, sizeof(out), err, sizeof(err), "--release", SPEC), 1);
+	ASSERT_CONTAINS(err, "still steers " SPEC);
+	ASSERT_EQ(access(PINS "/socks", F_OK), 0);
+	kill(w, SIGTERM);
+	wait_exit(w, 5000);
+
+	ASSERT_EQ(steer_once(out, sizeof(out), err, sizeof(err), "--release", SPEC), 0);
+	ASSERT_CONTAINS(out, "released " SPEC ": detached the steering program from its 2 listener(s)");
+	ASSERT_EQ(prog_on(PORT), BATON_PROG_NONE);
+	ASSERT_NE(access(PINS, F_OK), 0);
+	ASSERT_NE(access("/sys/fs/bpf/baton", F_OK), 0);
+	/* both members answer again */
+	for (int i = 0; i < 20; i++)
+		close(bt_connect(PORT));
+
+	ASSERT_EQ(steer_once(out, sizeof(out), err, sizeof(err), "--release", SPEC), 1);
+	ASSERT_CONTAINS(err, "no baton steering state for " SPEC ": nothing pinned at " PINS);
+	ASSERT_EQ(steer_once(out, sizeof(out), err, sizeof(err), "--release", "--watch"), 2);
+	end_all();
+}
+
+static int ls_run(char *out, size_t olen, char *err, size_t elen, const char *a1)
+{
+	char *argv[] = { (char *)bt_baton_bin(), "ls", (char *)a1, NULL };
+
+	return bt_run(argv, out, olen, err, elen, 10);
+}
+
+/* The pins of a group whose servers exited are named by baton ls, with the
+ * command that removes them; a supervisor's (run-NAME) get its hint. */
+TEST_TIMEOUT(steer_cmd_ls_names_stale_pins, 60)
+{
+	struct baton_group_opts go = { .sz = sizeof(go), .mode = BATON_MODE_EBPF,
+				       .pin_path = "/sys/fs/bpf/baton/run-web/http" };
+	struct baton_group *g;
+	char out[8192], err[2048];
+
+	setup();
+	refserver("A", "a.out");
+	wait_listeners(1);
+	ASSERT_EQ(steer_once(out, sizeof(out), err, sizeof(err), SPEC, NULL), 0);
+	ASSERT_EQ(ls_run(out, sizeof(out), err, sizeof(err), NULL), 0);
+	ASSERT_TRUE(strstr(out, "stale") == NULL);	/* its group lives */
+	end_all();
+	wait_listeners(0);
+
+	g = baton_group_new(&go);	/* a supervisor's pins, no socket in them */
+	ASSERT_TRUE(g != NULL);
+	baton_group_free(g);
+	ASSERT_EQ(ls_run(out, sizeof(out), err, sizeof(err), NULL), 0);
+	bt_log("%s", out);
+	ASSERT_CONTAINS(out, "stale baton pins: " PINS " (no listener on 127.0.0.1:18080); remove with baton steer "
+			     "--release " SPEC "\n");
+	ASSERT_CONTAINS(out, "stale baton pins: /sys/fs/bpf/baton/run-web/http (no socket of supervisor web is "
+			     "left); remove with baton stop web");
+	ASSERT_EQ(ls_run(out, sizeof(out), err, sizeof(err), "--json"), 0);
+	ASSERT_CONTAINS(out, "\"stale_pins\": [");
+	ASSERT_CONTAINS(out, "{\"path\": \"" PINS "\", \"listener\": \"" SPEC "\", \"supervisor\": null");
+	ASSERT_CONTAINS(out, "\"remove\": \"baton steer --release " SPEC "\"}");
+	ASSERT_CONTAINS(out, "\"supervisor\": \"web\"");
+	/* a filter keeps only the pins made for it */
+	ASSERT_EQ(ls_run(out, sizeof(out), err, sizeof(err), "9999"), 0);
+	ASSERT_TRUE(strstr(out, "stale") == NULL);
+
+	ASSERT_EQ(steer_once(out, sizeof(out), err, sizeof(err), "--release", SPEC), 0);
+	ASSERT_CONTAINS(out, "nothing listens there any more; removed the pins at " PINS);
+	ASSERT_EQ(ls_run(out, sizeof(out), err, sizeof(err), "--json"), 0);
+	ASSERT_TRUE(strstr(out, PINS) == NULL);
+}
+
+static void as_nobody(void *ctx)
+{
+	(void)ctx;
+	if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+		_exit(126);
+}
+
+/* Without privilege baton steer names the privilege (it blamed bpffs), and
+ * leaves nothing in bpffs. */
+TEST_TIMEOUT(steer_cmd_unprivileged_names_the_privilege, 30)
+{
+	char out[2048], err[4096];
+	char *argv[] = { NULL, "steer", SPEC, NULL };
+	int r;
+
+	setup();
+	chmod("/sys/fs/bpf", 01777);	/* nobody may even write there: the load must still fail */
+	bt_share_baton_bin();
+	argv[0] = (char *)bt_baton_bin();
+	r = bt_run_with(argv, as_nobody, NULL, out, sizeof(out), err, sizeof(err), 10);
+	if (r == 126 || r == 127) {
+		bt_unshare_baton_bin();
+		SKIP("user nobody cannot run baton here");
+	}
+	bt_log("%s", err);
+	ASSERT_EQ(r, 1);
+	ASSERT_CONTAINS(err, "needs CAP_BPF and CAP_NET_ADMIN");
+	ASSERT_TRUE(strstr(err, "is bpffs mounted") == NULL);
+	ASSERT_NE(access("/sys/fs/bpf/baton", F_OK), 0);
+	chmod("/sys/fs/bpf", 0700);
+	r = bt_run_with(argv, as_nobody, NULL, out, sizeof(out), err, sizeof(err), 10);
+	bt_unshare_baton_bin();
+	bt_log("%s", err);
+	ASSERT_EQ(r, 1);
+	ASSERT_CONTAINS(err, "needs CAP_BPF and CAP_NET_ADMIN");
+	ASSERT_TRUE(strstr(err, "is bpffs mounted") == NULL);
+	ASSERT_EQ(steer_once(out, sizeof(out), err, sizeof(err), "--release", SPEC), 1);
+	ASSERT_CONTAINS(err, "no baton steering state");
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The tools the supervisor's tests stand on: refserver (LISTEN_FDS, READY=1,
  * a graceful stop that drops nothing) and loadgen (every request counted
  * once). On host loopback, port picked by the kernel; no privilege needed. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* baton_fd_adopt: a copy of another process's socket is the same socket;
  * a process that is gone or an fd it does not have gives a clear errno. */
 #include <errno.h>

@@ -1,8 +1,10 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Group membership rules, checked in cBPF mode (needs no privilege): a
  * socket that cannot be steered is refused with a message naming its fd, and
  * nothing changes. Also: the library exports only baton_* names. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -13,8 +15,7 @@
 
 static struct baton_group *cbpf_group(char *log)
 {
-	struct baton_group_opts o = { .sz = sizeof(o), .mode = BATON_MODE_CBPF,
-				      .log = bt_lib_collect, .log_ctx = log };
+	BATON_OPTS(baton_group_opts, o, .mode = BATON_MODE_CBPF, .log = bt_lib_collect, .log_ctx = log);
 	struct baton_group *g = baton_group_new(&o);
 
 	if (!g)
@@ -97,4 +98,34 @@ TEST(library_exports_only_its_api)
 	ASSERT_TRUE(dlsym(h, "baton_logf") == NULL);
 	ASSERT_TRUE(dlsym(h, "steer_bpf__open") == NULL);
 	dlclose(h);
+}
+
+/* The pins of a group nobody holds go by path; what is not baton's stays. */
+TEST(group_unpin_dir_removes_only_baton_pins)
+{
+	static const char *const names[] = { "socks", "cfg", "ctl", "stats", "steer" };
+	char dir[] = "/tmp/baton-unpin-XXXXXX", path[96];
+	int fd;
+
+	ASSERT_TRUE(mkdtemp(dir) != NULL);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		ASSERT_TRUE(fd >= 0);
+		close(fd);
+	}
+	snprintf(path, sizeof(path), "%s/notes", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	ASSERT_TRUE(fd >= 0);
+	close(fd);
+	ASSERT_EQ(baton_group_unpin_dir(dir), -ENOTEMPTY);
+	ASSERT_EQ(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "%s/socks", dir);
+	ASSERT_NE(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "%s/notes", dir);
+	unlink(path);
+	ASSERT_EQ(baton_group_unpin_dir(dir), 0);
+	ASSERT_NE(access(dir, F_OK), 0);
+	ASSERT_EQ(baton_group_unpin_dir(dir), -ENOENT);
+	ASSERT_EQ(baton_group_unpin_dir(""), -EINVAL);
 }

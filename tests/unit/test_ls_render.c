@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* baton ls rendering against recorded fixtures (no privilege needed): each
  * tests/fixtures/ls/NAME.fixture was recorded with `baton ls -a --record`
  * (as root, as root with --no-bpf, and as nobody) and must render exactly as
@@ -196,4 +197,58 @@ TEST(ls_filter_forms)
 	ASSERT_CONTAINS(err, "bad filter \"80a\"");
 	ASSERT_EQ(ls_filter_parse("65536", &f, err, sizeof(err)), -EINVAL);
 	ASSERT_EQ(ls_filter_parse("[::1:80", &f, err, sizeof(err)), -EINVAL);
+}
+
+/* Stale pin directories: what the name says (v4, v6, a supervisor's, a
+ * --pin of one's own), the way to remove each, and JSON null when unread. */
+TEST(ls_render_stale_pins)
+{
+	struct ls_stale st[4];
+	struct ls_filter f;
+	char *buf = NULL, err[256];
+	size_t len = 0;
+	FILE *m;
+
+	ls_stale_parse(&st[0], "/sys/fs/bpf/baton", "/sys/fs/bpf/baton/steer-127_0_0_1-8080");
+	ASSERT_STREQ(st[0].spec, "tcp://127.0.0.1:8080");
+	ls_stale_parse(&st[1], "/sys/fs/bpf/baton", "/sys/fs/bpf/baton/steer-__1-443");
+	ASSERT_STREQ(st[1].spec, "tcp://[::1]:443");
+	st[1].listening = true;
+	ls_stale_parse(&st[2], "/sys/fs/bpf/baton", "/sys/fs/bpf/baton/run-web/http");
+	ASSERT_STREQ(st[2].supervisor, "web");
+	ASSERT_STREQ(st[2].spec, "");
+	ls_stale_parse(&st[3], "/sys/fs/bpf/baton", "/sys/fs/bpf/baton/mine");
+	ASSERT_OK(ls_filter_parse("8080", &f, err, sizeof(err)));
+	ASSERT_TRUE(ls_stale_match(&f, &st[0]));
+	ASSERT_TRUE(!ls_stale_match(&f, &st[1]));
+	ASSERT_TRUE(!ls_stale_match(&f, &st[2]));
+
+	m = open_memstream(&buf, &len);
+	ls_render_stale_text(m, st, 4);
+	fclose(m);
+	ASSERT_CONTAINS(buf, "\nstale baton pins: /sys/fs/bpf/baton/steer-127_0_0_1-8080 (no listener on "
+			     "127.0.0.1:8080); remove with baton steer --release tcp://127.0.0.1:8080\n");
+	ASSERT_CONTAINS(buf, "(its sockets are gone; what listens on [::1]:443 now is not in it); remove with "
+			     "baton steer --release tcp://[::1]:443\n");
+	ASSERT_CONTAINS(buf, "(no socket of supervisor web is left); remove with baton stop web, or rm -r "
+			     "/sys/fs/bpf/baton/run-web if it no longer runs\n");
+	ASSERT_CONTAINS(buf, "/sys/fs/bpf/baton/mine (no socket of its group is left); remove with rm -r "
+			     "/sys/fs/bpf/baton/mine\n");
+	free(buf);
+
+	buf = NULL;
+	m = open_memstream(&buf, &len);
+	ls_render_json_stale(m, NULL, 0, st, 1);
+	fclose(m);
+	ASSERT_STREQ(buf, "{\"sockets\": [],\n \"stale_pins\": [\n  {\"path\": "
+			   "\"/sys/fs/bpf/baton/steer-127_0_0_1-8080\", \"listener\": \"tcp://127.0.0.1:8080\", "
+			   "\"supervisor\": null, \"why\": \"no listener on 127.0.0.1:8080\", \"remove\": "
+			   "\"baton steer --release tcp://127.0.0.1:8080\"}\n ]}\n");
+	free(buf);
+	buf = NULL;
+	m = open_memstream(&buf, &len);
+	ls_render_json_stale(m, NULL, 0, st, -1);
+	fclose(m);
+	ASSERT_STREQ(buf, "{\"sockets\": [],\n \"stale_pins\": null}\n");
+	free(buf);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Listener spec parser: good specs parse to the right address and options,
  * bad ones fail with a message that names the bad part. */
 #include <arpa/inet.h>
@@ -150,4 +151,17 @@ TEST(names_follow_one_rule)
 	ASSERT_TRUE(!baton_name_valid("0123456789012345678901234567890123456789012345678901234567890123"));
 	ASSERT_TRUE(!baton_name_valid(NULL));
 	parse_bad("tcp://127.0.0.1:80?name=.x", "bad name \".x\"");
+}
+
+TEST(spec_errors_escape_control_characters)
+{
+	struct baton_spec s;
+	char err[256];
+
+	ASSERT_EQ(baton_spec_parse("tcp://host\x1b[2J:80x", &s, err, sizeof(err)), -EINVAL);
+	ASSERT_TRUE(strchr(err, '\x1b') == NULL);
+	ASSERT_CONTAINS(err, "host\\x1b[2J");
+	ASSERT_EQ(baton_spec_parse("tcp://127.0.0.1:80?name=a\nb", &s, err, sizeof(err)), -EINVAL);
+	ASSERT_TRUE(strchr(err, '\n') == NULL);
+	ASSERT_CONTAINS(err, "\\x0a");
 }

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
+# bench/reload-scale: baton's own time in a reload of 1 listener and of
+# 1,024 listeners, in the same run. Own time is what the supervisor spends
+# beyond the new generation's readiness: opening and adding its member
+# sockets before it starts, and switching every listener once it is ready
+# (the "ovh" of bench/reload.sh). The server is a few lines of python that
+# says READY=1 at once, so nothing else is measured. Runs in a network
+# namespace and a mount namespace (for bpffs) of its own.
+set -euo pipefail
+
+R=20
+SIZES="1 1024"
+usage() {
+	cat <<EOF
+usage: bench/reload-scale.sh [--reloads N] [--sizes "1 1024"]
+
+Runs baton run with each number of listeners (default 1 and 1024), reloads
+it N times (default 20) and prints, per size, p50 and p99 of: prepare (ms
+from the reload request to the new generation's start: member sockets
+opened and added), switch (ms from its readiness to every listener switched)
+and own = prepare + switch. Needs root. Build first: make.
+EOF
+}
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--reloads) R=${2:?}; shift 2 ;;
+	--sizes) SIZES=${2:?}; shift 2 ;;
+	-h|--help) usage; exit 0 ;;
+	*) echo "bench/reload-scale.sh: unknown option \"$1\" (see --help)" >&2; exit 2 ;;
+	esac
+done
+case "$R" in *[!0-9]*|"") echo "bench/reload-scale.sh: --reloads takes a whole number" >&2; exit 2 ;; esac
+for n in $SIZES; do
+	case "$n" in *[!0-9]*|"") echo "bench/reload-scale.sh: --sizes takes whole numbers" >&2; exit 2 ;; esac
+	[ "$n" -ge 1 ] && [ "$n" -le 4096 ] || { echo "bench/reload-scale.sh: sizes must be 1..4096" >&2; exit 2; }
+done
+
+cd "$(dirname "$0")/.."
+if [ -z "${BATON_BENCH_NS:-}" ]; then
+	exec unshare --net --mount --propagation private env BATON_BENCH_NS=1 "$0" --reloads "$R" --sizes "$SIZES"
+fi
+ip link set lo up
+mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+B=$PWD/build/baton
+[ -x "$B" ] || { echo "bench/reload-scale.sh: $B is missing: run make first" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "bench/reload-scale.sh: needs python3 for its test server" >&2; exit 1; }
+tmp=$(mktemp -d /tmp/baton-bench-scale.XXXXXX)
+export BATON_RUNTIME_DIR=$tmp/run
+SUP=
+cleanup() {
+	[ -n "$SUP" ] && kill -KILL "$SUP" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+SRV='import os, signal, socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect(os.environ["NOTIFY_SOCKET"])
+s.send(b"READY=1")
+signal.pause()'
+
+pct() { sort -g "$1" | awk -v p="$2" '{a[NR]=$1} END {if (!NR) {print "-"; exit} i=int((NR-1)*p/100+0.5)+1; if (i>NR) i=NR; printf "%.2f", a[i]}'; }
+
+printf '%-10s %8s %10s %10s %10s %10s %10s %10s\n' listeners reloads prep50 prep99 switch50 switch99 own50 own99
+for n in $SIZES; do
+	args=()
+	for i in $(seq 0 $((n - 1))); do args+=(--listen "tcp://127.0.0.1:$((20000 + i))"); done
+	"$B" run --name scale --ready notify --grace 5s "${args[@]}" -- python3 -c "$SRV" >"$tmp/sup.log" 2>&1 &
+	SUP=$!
+	for i in $(seq 400); do
+		"$B" status scale --json 2>/dev/null | grep -q '"state":"active"' && break
+		sleep 0.05
+	done
+	: >"$tmp/p"; : >"$tmp/s"; : >"$tmp/o"
+	for i in $(seq "$R"); do
+		out=$("$B" reload scale) || { echo "bench/reload-scale.sh: reload $i of $n failed: $out" >&2; continue; }
+		# "+A ms started gen", "+B ms gen N ready after C ms", "+D ms switched"
+		echo "$out" | awk -v p="$tmp/p" -v s="$tmp/s" -v o="$tmp/o" '
+			/ ms started gen/ {st = substr($1, 2)}
+			/ready after/ {rd = substr($1, 2)}
+			/ ms switched/ {sw = substr($1, 2)}
+			END {printf "%.3f\n", st >> p; printf "%.3f\n", sw - rd >> s; printf "%.3f\n", st + sw - rd >> o}'
+		sleep 0.2
+	done
+	"$B" stop scale >/dev/null
+	wait "$SUP" || true
+	SUP=
+	printf '%-10s %8s %10s %10s %10s %10s %10s %10s\n' "$n" "$R" "$(pct "$tmp/p" 50)" "$(pct "$tmp/p" 99)" \
+		"$(pct "$tmp/s" 50)" "$(pct "$tmp/s" 99)" "$(pct "$tmp/o" 50)" "$(pct "$tmp/o" 99)"
+done
+echo "ms; prepare = reload request to the new generation's start (members opened and added, fork);"
+echo "switch = its readiness to every listener switched; own = prepare + switch (goal for 1,024: <= 5 ms p99)"

@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* make install into a staging directory (DESTDIR), then what a user of the
+ * library does: compile with `pkg-config --cflags --libs libbaton`, run
+ * against the installed libbaton.so.0; then make uninstall leaves nothing. */
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "baton.h"
+#include "harness.h"
+#include "helpers.h"
+
+static char stage[] = "/tmp/baton-install.XXXXXX";
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path) ? -1 : 0;
+}
+
+/* at exit, so a failed assertion leaves no staging tree behind */
+static void rm_stage(void)
+{
+	nftw(stage, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* PROG on $PATH, or skip naming it. */
+static void need(const char *prog, char *path, size_t len)
+{
+	const char *p = getenv("PATH");
+
+	while (p && *p) {
+		size_t n = strcspn(p, ":");
+
+		snprintf(path, len, "%.*s/%s", (int)n, p, prog);
+		if (n && !access(path, X_OK))
+			return;
+		p += n + (p[n] == ':');
+	}
+	SKIP("%s is not installed (needed to build a program against the installed library)", prog);
+}
+
+/* The child runs outside the `make check` that started the tests: its
+ * MAKEFLAGS (SANITIZE=1, TESTS=..., the jobserver) must not reach the make
+ * the test runs; CTX, if set, is the LD_LIBRARY_PATH to run with. */
+static void clean_make_env(void *ctx)
+{
+	const char *ld = ctx;
+
+	unsetenv("MAKEFLAGS");
+	unsetenv("MFLAGS");
+	unsetenv("MAKELEVEL");
+	unsetenv("MAKEOVERRIDES");
+	/* and the directories are the defaults the test looks in */
+	for (const char *const *v = (const char *const[]){ "DESTDIR", "PREFIX", "BINDIR", "LIBDIR", "INCLUDEDIR",
+							    "MANDIR", "PKGCONFIGDIR", "PRELOADDIR", NULL };
+	     *v; v++)
+		unsetenv(*v);
+	if (ld)
+		setenv("LD_LIBRARY_PATH", ld, 1);
+}
+
+static void pkg_config_env(void *ctx)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/usr/local/lib/pkgconfig", stage);
+	setenv("PKG_CONFIG_PATH", path, 1);
+	setenv("PKG_CONFIG_SYSROOT_DIR", stage, 1);
+	clean_make_env(ctx);
+}
+
+static const char prog_c[] =
+	"#define _GNU_SOURCE\n"
+	"#include <baton.h>\n"
+	"#include <dlfcn.h>\n"
+	"#include <netinet/in.h>\n"
+	"#include <stdio.h>\n"
+	"#include <sys/socket.h>\n"
+	"int main(void)\n"
+	"{\n"
+	"	struct baton_spec spec;\n"
+	"	struct sockaddr_in sin;\n"
+	"	socklen_t len = sizeof(sin);\n"
+	"	char err[256], text[256];\n"
+	"	int fd, on = 0;\n"
+	"	socklen_t onlen = sizeof(on);\n"
+	"	Dl_info info;\n"
+	"	if (baton_spec_parse(\"tcp://127.0.0.1:0?name=probe\", &spec, err, sizeof(err)) < 0) {\n"
+	"		fprintf(stderr, \"parse: %s\\n\", err);\n"
+	"		return 1;\n"
+	"	}\n"
+	"	if (baton_spec_format(&spec, text, sizeof(text)) < 0 || (fd = baton_listener_open(&spec)) < 0)\n"
+	"		return 2;\n"
+	"	if (getsockname(fd, (struct sockaddr *)&sin, &len) ||\n"
+	"	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &onlen))\n"
+	"		return 3;\n"
+	"	if (!dladdr((void *)baton_spec_parse, &info) || !info.dli_fname)\n"
+	"		return 4;\n"
+	"	printf(\"spec %s\\nlistening %d port %d\\nlibrary %s\\n\", text, on, ntohs(sin.sin_port), info.dli_fname);\n"
+	"	return 0;\n"
+	"}\n";
+
+TEST_TIMEOUT(install_builds_a_program_with_pkg_config_and_uninstall_removes_it, 90)
+{
+	const char *src = getenv("BATON_SRCDIR");
+	char make[PATH_MAX], cc[PATH_MAX], pc[PATH_MAX], destdir[PATH_MAX + 16], path[PATH_MAX * 2];
+	char prog[PATH_MAX], progsrc[PATH_MAX], libdir[PATH_MAX], want[PATH_MAX * 2];
+	char out[8192], err[8192], target[64];
+	static const char *const files[] = {
+		"bin/baton", "lib/baton/libbaton-preload.so", "lib/libbaton.so." BATON_VERSION, "lib/libbaton.so.0",
+		"lib/libbaton.so", "lib/libbaton.a", "lib/pkgconfig/libbaton.pc", "include/baton.h",
+		"share/man/man1/baton.1", "share/man/man3/baton.3",
+	};
+	struct stat st;
+	FILE *f;
+	size_t i;
+	ssize_t n;
+	int rc;
+
+	if (!src || !*src)
+		SKIP("BATON_SRCDIR does not name the source tree (run through make check)");
+	need("make", make, sizeof(make));
+	need("cc", cc, sizeof(cc));
+	need("pkg-config", pc, sizeof(pc));
+	if (!mkdtemp(stage))
+		FAIL("mkdtemp: %s", strerror(errno));
+	atexit(rm_stage);
+	snprintf(destdir, sizeof(destdir), "DESTDIR=%s", stage);
+
+	/* Installing copies what `make` built; the test must not build it. */
+	{
+		char *argv[] = { make, "-C", (char *)src, "-q", "SANITIZE=0", "installables", NULL };
+
+		if (bt_run_with(argv, clean_make_env, NULL, out, sizeof(out), err, sizeof(err), 30) != 0)
+			SKIP("the plain build in %s/build is not up to date, or was built for other than the default "
+			     "directories (make install would rebuild it): run make all",
+			     src);
+	}
+	{
+		char *argv[] = { make, "-C", (char *)src, "-s", "SANITIZE=0", destdir, "install", NULL };
+
+		rc = bt_run_with(argv, clean_make_env, NULL, out, sizeof(out), err, sizeof(err), 30);
+		if (rc != 0)
+			FAIL("make install %s: exit %d: %s", destdir, rc, err);
+	}
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/usr/local/%s", stage, files[i]);
+		if (lstat(path, &st))
+			FAIL("make install did not install %s: %s", path, strerror(errno));
+	}
+	/* the development link and the soname link point down the chain */
+	snprintf(path, sizeof(path), "%s/usr/local/lib/libbaton.so", stage);
+	n = readlink(path, target, sizeof(target) - 1);
+	ASSERT_GT(n, 0);
+	target[n] = '\0';
+	ASSERT_STREQ(target, "libbaton.so.0");
+	snprintf(path, sizeof(path), "%s/usr/local/lib/libbaton.so.0", stage);
+	n = readlink(path, target, sizeof(target) - 1);
+	ASSERT_GT(n, 0);
+	target[n] = '\0';
+	ASSERT_STREQ(target, "libbaton.so." BATON_VERSION);
+	snprintf(path, sizeof(path), "%s/usr/local/bin/baton", stage);
+	ASSERT_EQ(access(path, X_OK), 0);
+
+	snprintf(progsrc, sizeof(progsrc), "%s/prog.c", stage);
+	snprintf(prog, sizeof(prog), "%s/prog", stage);
+	f = fopen(progsrc, "we");
+	if (!f || fputs(prog_c, f) < 0 || fclose(f))
+		FAIL("writing %s: %s", progsrc, strerror(errno));
+	{
+		char *argv[] = { pc, "--cflags", "--libs", "libbaton", NULL };
+
+		rc = bt_run_with(argv, pkg_config_env, NULL, out, sizeof(out), err, sizeof(err), 10);
+		if (rc != 0)
+			FAIL("pkg-config --cflags --libs libbaton: exit %d: %s", rc, err);
+		snprintf(want, sizeof(want), "-I%s/usr/local/include", stage);
+		ASSERT_CONTAINS(out, want);
+		snprintf(want, sizeof(want), "-L%s/usr/local/lib", stage);
+		ASSERT_CONTAINS(out, want);
+		ASSERT_CONTAINS(out, "-lbaton");
+	}
+	{
+		/* as a user would write it: the flags word-split by the shell */
+		char *argv[] = { "/bin/sh", "-c", "exec \"$1\" -o \"$2\" \"$3\" $(pkg-config --cflags --libs libbaton)",
+				 "sh", cc, prog, progsrc, NULL };
+
+		rc = bt_run_with(argv, pkg_config_env, NULL, out, sizeof(out), err, sizeof(err), 30);
+		if (rc != 0)
+			FAIL("cc with pkg-config's flags: exit %d: %s", rc, err);
+	}
+	snprintf(libdir, sizeof(libdir), "%s/usr/local/lib", stage);
+	{
+		char *argv[] = { prog, NULL };
+
+		rc = bt_run_with(argv, clean_make_env, libdir, out, sizeof(out), err, sizeof(err), 10);
+		if (rc != 0)
+			FAIL("the program built against the installed library: exit %d: %s%s", rc, out, err);
+	}
+	bt_log("%s", out);
+	ASSERT_CONTAINS(out, "spec tcp://127.0.0.1:0?");
+	ASSERT_CONTAINS(out, "name=probe\n");
+	ASSERT_CONTAINS(out, "listening 1 port ");
+	ASSERT_TRUE(!strstr(out, "listening 1 port 0\n"));
+	/* linked to the installed shared library, through its soname */
+	snprintf(want, sizeof(want), "library %s/libbaton.so.0\n", libdir);
+	ASSERT_CONTAINS(out, want);
+
+	{
+		char *argv[] = { make, "-C", (char *)src, "-s", "SANITIZE=0", destdir, "uninstall", NULL };
+
+		rc = bt_run_with(argv, clean_make_env, NULL, out, sizeof(out), err, sizeof(err), 30);
+		if (rc != 0)
+			FAIL("make uninstall %s: exit %d: %s", destdir, rc, err);
+	}
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/usr/local/%s", stage, files[i]);
+		if (!lstat(path, &st))
+			FAIL("make uninstall left %s", path);
+	}
+	snprintf(path, sizeof(path), "%s/usr/local/lib/baton", stage);
+	if (!lstat(path, &st))
+		FAIL("make uninstall left the shim's directory %s", path);
+	/* only what install put there: the program the test built stays */
+	ASSERT_EQ(access(prog, X_OK), 0);
+}
