@@ -241,12 +241,11 @@ static int check_env(const char *opt, const char *val, bool set)
 	const char *why = sup_item_check(val);
 
 	if (why) {
-		fprintf(stderr, "baton reload: %s \"%s\": %s; only printable text, tab and newline can be passed\n", opt,
-			val, why);
+		ctl_err("reload", "%s \"%s\": %s; only printable text, tab and newline can be passed", opt, val, why);
 		return EXIT_USAGE;
 	}
 	if (!kl || kl > 255 || (set && !val[kl]) || (!set && val[kl])) {
-		fprintf(stderr, "baton reload: bad %s \"%s\": want %s\n", opt, val,
+		ctl_err("reload", "bad %s \"%s\": want %s", opt, val,
 			set ? "KEY=VALUE (KEY= sets it empty; --unset-env KEY removes it)" : "KEY, without =");
 		return EXIT_USAGE;
 	}
@@ -285,21 +284,21 @@ static int ctl_main(const char *cmd, int argc, char **argv, void (*usage)(FILE *
 			cmdv = argv + end + 1;
 			ncmd = argc - end - 1;
 			if (!ncmd) {
-				fprintf(stderr, "baton reload: nothing after \"--\": give the command to run, or leave "
-						"out \"--\" to keep the current one\n");
+				ctl_err("reload", "nothing after \"--\": give the command to run, or leave "
+						"out \"--\" to keep the current one");
 				return EXIT_USAGE;
 			}
 			for (int i = 0; i < ncmd; i++) {
 				const char *why = sup_item_check(cmdv[i]);
 
 				if (why) {
-					fprintf(stderr, "baton reload: argument %d of the command: %s; only printable "
-							"text, tab and newline can be passed\n", i + 1, why);
+					ctl_err("reload", "argument %d of the command: %s; only printable text, tab "
+							  "and newline can be passed", i + 1, why);
 					return EXIT_USAGE;
 				}
 			}
 			if (!cmdv[0][0]) {
-				fprintf(stderr, "baton reload: the command's name is empty\n");
+				ctl_err("reload", "the command's name is empty");
 				return EXIT_USAGE;
 			}
 		}
@@ -358,7 +357,7 @@ unknown:
 	}
 	r = EXIT_USAGE;
 	if (json && metrics) {
-		fprintf(stderr, "baton status: give --json or --metrics, not both\n");
+		ctl_err("status", "give --json or --metrics, not both");
 		goto out;
 	}
 	if (argc - optind > 1) {
@@ -376,13 +375,13 @@ unknown:
 	}
 	big = reload ? reload_items(env, nenv, cmdv, ncmd) : NULL;
 	if (reload && (nenv || ncmd) && !big) {
-		fprintf(stderr, "baton reload: out of memory\n");
+		ctl_err("reload", "out of memory");
 		r = 1;
 		goto out;
 	}
 	if (big && strlen(big) > SUP_REQUEST_BIG) {
-		fprintf(stderr, "baton reload: the command and environment take %zu bytes escaped; at most %d fit in "
-				"a request\n", strlen(big), SUP_REQUEST_BIG);
+		ctl_err("reload", "the command and environment take %zu bytes escaped; at most %d fit in a request",
+			strlen(big), SUP_REQUEST_BIG);
 		goto out;
 	}
 	snprintf(req, sizeof(req), "%s %s%s\n", SUP_PROTO, cmd, json ? " json" : metrics ? " metrics" : "");
@@ -397,11 +396,19 @@ out:
 
 void usage_reload(FILE *out)
 {
-	fprintf(out, "usage: baton reload [NAME] [--timeout DUR]\n\n"
+	fprintf(out, "usage: baton reload [NAME] [--env K=V]... [--unset-env K]... [--timeout DUR]\n"
+		     "                    [-- CMD [ARG]...]\n\n"
 		     "Starts the next generation of supervisor NAME (the only one running if not\n"
 		     "given), prints each step with its time, and exits 0 once the new generation\n"
 		     "serves; non-zero with the reason if it was rolled back (it exited or was not\n"
 		     "ready in time), and the old generation serves on.\n\n"
+		     "With -- CMD, the new generation and every later one run CMD instead of the\n"
+		     "command before; --env and --unset-env change their environment the same way.\n"
+		     "Both take effect only once the new generation serves: a reload that rolls\n"
+		     "back leaves the command and environment as they were.\n\n"
+		     "  -e, --env K=V      set K in the environment of this and later generations\n"
+		     "                     (K= sets it empty)\n"
+		     "      --unset-env K  remove K from it (also when baton run's own has it)\n"
 		     "  -t, --timeout DUR  stop waiting after DUR (default 10m): exit 3, and the\n"
 		     "                     reload goes on (see it end with baton status NAME)\n"
 		     "  -h, --help         this text\n");
@@ -409,11 +416,13 @@ void usage_reload(FILE *out)
 
 void usage_status(FILE *out)
 {
-	fprintf(out, "usage: baton status [NAME] [--json]\n\n"
+	fprintf(out, "usage: baton status [NAME] [--json | --metrics]\n\n"
 		     "Shows supervisor NAME: steering mode, listeners, and each generation with its\n"
 		     "pid, state (starting, ready, active, draining, exited), start time and each\n"
 		     "member's queue and backlog; reloads done and failed, restarts.\n\n"
-		     "  -j, --json     one JSON document (fields in baton(1))\n"
+		     "  -j, --json     one JSON document (fields in baton(1)), with each generation's\n"
+		     "                 connections steered to it and migrated to and from it\n"
+		     "  -m, --metrics  the same in the Prometheus text format (baton_* metrics)\n"
 		     "  -t, --timeout DUR  stop waiting after DUR (default 10s): exit 3\n"
 		     "  -h, --help     this text\n");
 }

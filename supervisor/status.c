@@ -43,6 +43,14 @@ void write_status(struct sup *s, FILE *f, bool json)
 			fprintf(f, "resumed: adopted the generations of a supervisor that died or was upgraded\n");
 		if (s->degraded[0])
 			fprintf(f, "degraded: %s\n", s->degraded);
+		if (s->cmd || s->env) {
+			fprintf(f, "command set by a reload:");
+			for (char *const *a = cmd_argv(s); *a; a++)
+				fprintf(f, " %s", *a);
+			for (char *const *e = s->env; e && *e; e++)
+				fprintf(f, "%s%s", e == s->env ? "; environment: " : " ", *e);
+			fputc('\n', f);
+		}
 		for (l = 0; l < s->nl; l++) {
 			baton_spec_format(&s->spec[l], spec, sizeof(spec));
 			fprintf(f, "listener %d: %s\n", l, spec);
