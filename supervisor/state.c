@@ -772,7 +772,7 @@ int state_resume(struct sup *s)
 		say_warn(s, "could not take back: %s", lost);
 	state_free(&st);
 	if (active < 0)
-		say(s, "no generation of the dead supervisor was serving: starting a fresh one");
+		say_warn(s, "no generation of the dead supervisor was serving: starting a fresh one");
 	state_save(s);
 	return 1;
 }
