@@ -90,10 +90,10 @@ $(BPFDIR)/vmlinux.h: | $(BPFDIR)
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 $(BPFDIR)/sockiter.skel.h: $(BPFDIR)/vmlinux.h
 
-$(LIB_OBJ): $(BUILD)/obj/%.o: %.c include/baton.h lib/internal.h lib/util.h $(SKELS) Makefile
+$(LIB_OBJ): $(BUILD)/obj/%.o: %.c include/baton.h include/baton_handover_wire.h lib/internal.h lib/util.h $(SKELS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -c $< -o $@
-$(sort $(CLI_OBJ) $(TEST_OBJ)): $(BUILD)/obj/%.o: %.c include/baton.h $(wildcard tests/*.h cli/*.h supervisor/*.h common/*.h) lib/util.h Makefile
+$(sort $(CLI_OBJ) $(TEST_OBJ)): $(BUILD)/obj/%.o: %.c include/baton.h include/baton_handover_wire.h $(wildcard tests/*.h cli/*.h supervisor/*.h common/*.h) lib/util.h Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -Icli -Isupervisor -c $< -o $@
 
@@ -119,8 +119,8 @@ $(BUILD)/baton: $(CLI_OBJ) $(BUILD)/libbaton.a
 $(BUILD)/baton-test: $(TEST_OBJ) $(BUILD)/libbaton.a
 	$(CC) $(LDFLAGS) -o $@ $(sort $(TEST_OBJ)) $(BUILD)/libbaton.a $(LDLIBS)
 # The example server stands alone: what a server needs for baton is the
-# protocol, not this library.
-$(BUILD)/refserver: examples/refserver.c Makefile
+# protocol, not this library (the handover protocol is one header).
+$(BUILD)/refserver: examples/refserver.c include/baton_handover_wire.h Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 # The preload shim goes into servers built without sanitizers, so it is
@@ -166,6 +166,10 @@ fuzz:
 		fuzz/spec_fuzz.c lib/spec.c lib/log.c -o build/fuzz/spec_fuzz
 	mkdir -p build/fuzz/corpus && cp fuzz/corpus/spec/* build/fuzz/corpus/
 	build/fuzz/spec_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=256 build/fuzz/corpus
+	$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -fsanitize=fuzzer,address,undefined \
+		fuzz/handover_fuzz.c -o build/fuzz/handover_fuzz
+	mkdir -p build/fuzz/corpus-handover && cp fuzz/corpus/handover/* build/fuzz/corpus-handover/
+	build/fuzz/handover_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz/corpus-handover
 	$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Isupervisor -fsanitize=fuzzer,address,undefined \
 		fuzz/items_fuzz.c supervisor/items.c -o build/fuzz/items_fuzz
 	mkdir -p build/fuzz/corpus-items && cp fuzz/corpus/items/* build/fuzz/corpus-items/
@@ -185,6 +189,7 @@ install: installables
 	$(INSTALL) -m 644 $(BUILD)/libbaton.a $(DESTDIR)$(LIBDIR)/libbaton.a
 	$(INSTALL) -m 644 $(BUILD)/libbaton.pc $(DESTDIR)$(PKGCONFIGDIR)/libbaton.pc
 	$(INSTALL) -m 644 include/baton.h $(DESTDIR)$(INCLUDEDIR)/baton.h
+	$(INSTALL) -m 644 include/baton_handover_wire.h $(DESTDIR)$(INCLUDEDIR)/baton_handover_wire.h
 	$(INSTALL) -m 644 man/baton.1 $(DESTDIR)$(MANDIR)/man1/baton.1
 	$(INSTALL) -m 644 man/baton.3 $(DESTDIR)$(MANDIR)/man3/baton.3
 
@@ -193,7 +198,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/baton $(DESTDIR)$(PRELOADDIR)/libbaton-preload.so \
 		$(DESTDIR)$(LIBDIR)/libbaton.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libbaton.so \
 		$(DESTDIR)$(LIBDIR)/libbaton.a $(DESTDIR)$(PKGCONFIGDIR)/libbaton.pc $(DESTDIR)$(INCLUDEDIR)/baton.h \
-		$(DESTDIR)$(MANDIR)/man1/baton.1 $(DESTDIR)$(MANDIR)/man3/baton.3
+		$(DESTDIR)$(INCLUDEDIR)/baton_handover_wire.h $(DESTDIR)$(MANDIR)/man1/baton.1 $(DESTDIR)$(MANDIR)/man3/baton.3
 	if [ -d $(DESTDIR)$(PRELOADDIR) ]; then rmdir $(DESTDIR)$(PRELOADDIR) 2>/dev/null || true; fi
 
 clean:

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* refserver: a small HTTP/1.1 server that shows how to write a server for
  * baton (listening sockets from LISTEN_FDS, READY=1 on NOTIFY_SOCKET, a
- * graceful stop that drops no request), and the server baton's tests use.
- * Standalone: one file, libc only, one process, one epoll loop. */
+ * graceful stop that drops no request, upgrading itself in place through the
+ * handover protocol), and the server baton's tests use. Standalone: one
+ * file, libc and the header-only wire format, one process, one epoll loop. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,10 +24,14 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "baton_handover_wire.h"
 
 #define MAX_LISTEN 16
 #define REQ_MAX 8192           /* request line + headers; larger is a 431 */
@@ -38,9 +43,11 @@
  * would make it retry (or fail, if it does not). */
 #define LAST_CALL_MS 50
 #define ACCEPT_BATCH 64        /* accepts per wake-up, so clients get their turn */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /* What an epoll event points at; the kind is the first member of each. */
-enum kind { K_LISTEN, K_CONN, K_SIGNAL, K_TIMER };
+enum kind { K_LISTEN, K_CONN, K_SIGNAL, K_TIMER, K_UPLISTEN, K_UPCONN };
 
 struct listener {
 	enum kind kind;
@@ -93,6 +100,7 @@ struct opts {
 	int grace_ms;
 	bool quiet;
 	bool reuseport;
+	const char *upgrade_socket;
 };
 
 struct server {
@@ -110,9 +118,17 @@ struct server {
 	char notify[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 	unsigned long long served;
 	pid_t pid;
+	char **argv;
+	/* --upgrade-socket: our offer, the taker being served, our successor */
+	int upfd, upconn, handed_conn;
+	dev_t updev;
+	ino_t upino;
+	struct baton_handover_cred uppeer;
+	pid_t successor;
 };
 
-static struct { enum kind kind; } sig_ev = { K_SIGNAL }, timer_ev = { K_TIMER };
+static struct { enum kind kind; } sig_ev = { K_SIGNAL }, timer_ev = { K_TIMER }, uplisten_ev = { K_UPLISTEN },
+				  upconn_ev = { K_UPCONN };
 
 static long long now_ms(void)
 {
@@ -285,6 +301,299 @@ static void send_ready(struct server *s)
 		say(false, "ready (told %s)", s->notify);
 }
 
+
+/* ---- upgrading in place: the handover protocol (baton_handover_wire.h) ---------- */
+
+#define HANDOVER_TIMEOUT_MS 5000
+
+static void begin_stop(struct server *s, const char *why);
+
+/* The successor's side: takes the listening sockets from the process that
+ * started us. The connection stays open (s->handed_conn) until we accept
+ * from them: the acknowledgement tells the old process it may drain. */
+static int take_handover(struct server *s, const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	long long deadline = baton_handover_now_ms() + HANDOVER_TIMEOUT_MS;
+	int fds[MAX_LISTEN], fd, r, i;
+	struct baton_handover_fdset set = { .fds = fds, .cap = MAX_LISTEN };
+	struct baton_handover_hdr h = baton_handover_hdr_make(BATON_HANDOVER_HELLO, 0, 0);
+	char payload[MAX_LISTEN * (BATON_HANDOVER_NAME_MAX + 1)], err[256] = "";
+	const char *names[MAX_LISTEN];
+	struct baton_handover_cred peer = { 0 };
+	bool tell = true;
+	size_t got;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		say(true, "%s=%s: path too long", BATON_HANDOVER_ENV, path);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sun.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	while (connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
+		/* EAGAIN: the old process's backlog is full for a moment */
+		if (errno != EAGAIN || baton_handover_now_ms() > deadline) {
+			r = -errno;
+			snprintf(err, sizeof(err), "cannot connect: %s", strerror(errno));
+			goto fail;
+		}
+		usleep(10000);
+	}
+	if ((r = baton_handover_peer_check(fd, &peer, err, sizeof(err))))
+		goto fail;
+	r = baton_handover_send(fd, &h, NULL, NULL, 0, deadline);
+	if (r && r != -EPIPE) {
+		snprintf(err, sizeof(err), "sending HELLO: %s", strerror(-r));
+		goto fail;
+	}
+	if ((r = baton_handover_recv(fd, &h, sizeof(h), &set, deadline, &got)) ||
+	    (r = baton_handover_hdr_check(&h, BATON_HANDOVER_FDS, MAX_LISTEN, err, sizeof(err))) ||
+	    (r = baton_handover_recv(fd, payload, h.len, &set, deadline, &got))) {
+		if (!err[0])
+			snprintf(err, sizeof(err), "receiving the sockets: %s%s", strerror(-r),
+				 r == -EMSGSIZE ? " (more than " STR(MAX_LISTEN) " fds, or the fd limit)" : "");
+		goto fail;
+	}
+	if (h.type == BATON_HANDOVER_ERROR) {
+		r = -(int)h.count;
+		tell = false;
+		snprintf(err, sizeof(err), "refused: %.*s", (int)h.len, payload);
+		goto fail;
+	}
+	if (set.n != h.count) {
+		r = -EBADMSG;
+		snprintf(err, sizeof(err), "%u fds announced, %zu arrived", (unsigned)h.count, set.n);
+		goto fail;
+	}
+	if ((r = baton_handover_names_parse(payload, h.len, h.count, names, err, sizeof(err))))
+		goto fail;
+	for (i = 0; i < (int)set.n; i++) {
+		int acc = 0, fl = fcntl(fds[i], F_GETFL);
+		socklen_t len = sizeof(acc);
+
+		if (getsockopt(fds[i], SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) || !acc || fl < 0 ||
+		    fcntl(fds[i], F_SETFL, fl | O_NONBLOCK)) {
+			r = -EINVAL;
+			snprintf(err, sizeof(err), "fd \"%s\" is not a listening socket", names[i]);
+			goto fail;
+		}
+	}
+	for (i = 0; i < (int)set.n; i++) {
+		s->ls[s->nls].kind = K_LISTEN;
+		s->ls[s->nls].fd = fds[i];
+		snprintf(s->ls[s->nls].name, sizeof(s->ls[0].name), "%s", names[i]);
+		s->nls++;
+	}
+	s->handed_conn = fd;
+	say(false, "took %zu socket(s) from pid %d through %s", set.n, (int)peer.pid, path);
+	return 0;
+fail:
+	say(true, "taking the sockets from %s (pid %d): %s", path, (int)peer.pid, err);
+	if (tell) {
+		struct baton_handover_hdr e = baton_handover_hdr_make(BATON_HANDOVER_ERROR, (uint32_t)-r,
+								      (uint32_t)strlen(err));
+
+		baton_handover_send(fd, &e, err, NULL, 0, baton_handover_now_ms() + 100);
+	}
+	baton_handover_fdset_close(&set);
+	close(fd);
+	return r;
+}
+
+/* Our own offer at --upgrade-socket, bound at a temporary name and renamed
+ * over the path: the process we took over from may still be draining there,
+ * and a successor of ours must always find a live offer. */
+static int offer_open(struct server *s)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	const char *path = s->o.upgrade_socket;
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = &uplisten_ev };
+	struct stat st;
+	int n;
+
+	n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s.%d.tmp", path, (int)s->pid);
+	if (n < 0 || (size_t)n >= sizeof(sun.sun_path)) {
+		say(true, "--upgrade-socket %s: path too long", path);
+		return -ENAMETOOLONG;
+	}
+	s->upfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	unlink(sun.sun_path);
+	if (s->upfd < 0 || bind(s->upfd, (struct sockaddr *)&sun, sizeof(sun)) || chmod(sun.sun_path, 0600) ||
+	    listen(s->upfd, 4) || rename(sun.sun_path, path) || stat(path, &st) ||
+	    epoll_ctl(s->ep, EPOLL_CTL_ADD, s->upfd, &e)) {
+		n = -errno;
+		say(true, "--upgrade-socket %s: %s", path, strerror(errno));
+		unlink(sun.sun_path);
+		return n;
+	}
+	s->updev = st.st_dev;
+	s->upino = st.st_ino;
+	return 0;
+}
+
+static void offer_close(struct server *s)
+{
+	struct stat st;
+
+	if (s->upconn >= 0)
+		close(s->upconn);
+	s->upconn = -1;
+	if (s->upfd < 0)
+		return;
+	close(s->upfd);
+	s->upfd = -1;
+	/* a successor has put its own offer there by now: leave that one */
+	if (!stat(s->o.upgrade_socket, &st) && st.st_dev == s->updev && st.st_ino == s->upino)
+		unlink(s->o.upgrade_socket);
+}
+
+/* Ends the exchange with a taker; with WHY, tells it why first. */
+static void upconn_end(struct server *s, int err, const char *why)
+{
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = &uplisten_ev };
+
+	if (why) {
+		struct baton_handover_hdr h = baton_handover_hdr_make(BATON_HANDOVER_ERROR, (uint32_t)err,
+								      (uint32_t)strlen(why));
+
+		say(true, "handover to pid %d: %s; still serving", (int)s->uppeer.pid, why);
+		baton_handover_send(s->upconn, &h, why, NULL, 0, now_ms() + 100);
+	}
+	epoll_ctl(s->ep, EPOLL_CTL_DEL, s->upconn, NULL);
+	close(s->upconn);
+	s->upconn = -1;
+	if (s->upfd >= 0)
+		epoll_ctl(s->ep, EPOLL_CTL_ADD, s->upfd, &e);
+}
+
+/* A taker connected: check it, read its HELLO, send our sockets. It sends
+ * HELLO right after connecting, so the wait is short and bounded. */
+static void offer_accept(struct server *s)
+{
+	struct baton_handover_hdr h;
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = &upconn_ev };
+	char err[256] = "", names[MAX_LISTEN * (BATON_HANDOVER_NAME_MAX + 1)];
+	int fds[MAX_LISTEN], i, r;
+	size_t got, off = 0;
+
+	s->upconn = accept4(s->upfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (s->upconn < 0)
+		return;
+	epoll_ctl(s->ep, EPOLL_CTL_DEL, s->upfd, NULL);	/* one taker at a time */
+	if (baton_handover_peer_check(s->upconn, &s->uppeer, err, sizeof(err))) {
+		upconn_end(s, EPERM, err);
+		return;
+	}
+	r = baton_handover_recv(s->upconn, &h, sizeof(h), NULL, now_ms() + 1000, &got);
+	if (r || (r = baton_handover_hdr_check(&h, BATON_HANDOVER_HELLO, 0, err, sizeof(err)))) {
+		if (!err[0])
+			snprintf(err, sizeof(err), "no request: %s", strerror(-r));
+		upconn_end(s, -r, err);
+		return;
+	}
+	for (i = 0; i < s->nls; i++) {
+		/* names of --listen sockets are HOST:PORT: no ':' on the wire */
+		char *n = names + off, *c;
+
+		off += (size_t)snprintf(n, BATON_HANDOVER_NAME_MAX + 1, "%s", s->ls[i].name) + 1;
+		for (c = n; *c; c++)
+			if (*c == ':' || *c < 0x20 || *c > 0x7e)
+				*c = '_';
+		fds[i] = s->ls[i].fd;
+	}
+	h = baton_handover_hdr_make(BATON_HANDOVER_FDS, (uint32_t)s->nls, (uint32_t)off);
+	r = baton_handover_send(s->upconn, &h, names, fds, (size_t)s->nls, now_ms() + 1000);
+	if (r) {
+		snprintf(err, sizeof(err), "sending the sockets: %s", strerror(-r));
+		upconn_end(s, -r, err);
+		return;
+	}
+	if (epoll_ctl(s->ep, EPOLL_CTL_ADD, s->upconn, &e))
+		upconn_end(s, errno, "epoll");
+}
+
+/* The taker answered: ACK means it accepts from the sockets now. */
+static void offer_answer(struct server *s)
+{
+	struct baton_handover_hdr h;
+	char err[256] = "", text[BATON_HANDOVER_ERRTEXT_MAX];
+	char why[64];
+	size_t got;
+	int r;
+
+	r = baton_handover_recv(s->upconn, &h, sizeof(h), NULL, now_ms() + 1000, &got);
+	if (r == -ECONNRESET) {
+		say(true, "handover to pid %d: it hung up before it served; still serving", (int)s->uppeer.pid);
+		upconn_end(s, 0, NULL);
+		return;
+	}
+	if (r || (r = baton_handover_hdr_check(&h, BATON_HANDOVER_ACK, 0, err, sizeof(err)))) {
+		if (!err[0])
+			snprintf(err, sizeof(err), "%s", strerror(-r));
+		upconn_end(s, -r, err);
+		return;
+	}
+	if (h.type == BATON_HANDOVER_ERROR) {
+		r = baton_handover_recv(s->upconn, text, h.len, NULL, now_ms() + 1000, &got);
+		say(true, "handover to pid %d: it refused: %.*s; still serving", (int)s->uppeer.pid,
+		    r ? 0 : (int)h.len, text);
+		upconn_end(s, 0, NULL);
+		return;
+	}
+	snprintf(why, sizeof(why), "pid %d took over", (int)s->uppeer.pid);
+	begin_stop(s, why);
+}
+
+/* SIGUSR2: start our successor, the same command line with
+ * BATON_HANDOVER_FROM set. execvp, not /proc/self/exe: an upgrade runs the
+ * binary now installed under our name. */
+static void start_successor(struct server *s)
+{
+	sigset_t none;
+	pid_t pid;
+
+	if (s->stopping || s->successor || s->upfd < 0) {
+		say(true, "SIGUSR2: %s; ignored", s->stopping ? "stopping already" : "an upgrade is under way");
+		return;
+	}
+	pid = fork();
+	if (pid < 0) {
+		say(true, "SIGUSR2: fork: %s; still serving", strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		setenv(BATON_HANDOVER_ENV, s->o.upgrade_socket, 1);
+		execvp(s->argv[0], s->argv);
+		fprintf(stderr, "refserver: cannot run %s: %s\n", s->argv[0], strerror(errno));
+		_exit(127);
+	}
+	s->successor = pid;
+	say(false, "SIGUSR2: started successor pid %d", (int)pid);
+}
+
+static void reap(struct server *s)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid != s->successor)
+			continue;
+		s->successor = 0;
+		if (!s->stopping)
+			say(true, "successor pid %d %s %d before it took over; still serving", (int)pid,
+			    WIFEXITED(status) ? "exited with status" : "was killed by signal",
+			    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		if (s->upconn >= 0 && s->uppeer.pid == pid)
+			upconn_end(s, 0, NULL);
+	}
+}
+
 /* ---- timers ----------------------------------------------------------------- */
 
 static void tq_push(struct tqueue *q, struct conn *c)
@@ -373,7 +682,10 @@ static void conn_free(struct server *s, struct conn *c)
 		s->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	close(c->fd);	/* also removes it from the epoll set */
+	/* explicitly: close alone leaves it in the epoll set while a child
+	 * forked for an upgrade still holds a copy, until its exec */
+	epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
 	free(c);
 	s->nconns--;
 	if (s->accept_paused && !s->stopping) {
@@ -774,6 +1086,7 @@ static void begin_stop(struct server *s, const char *why)
 	for (i = 0; i < s->nls; i++)
 		close(s->ls[i].fd);
 	s->nls = 0;
+	offer_close(s);
 	notify(s, "STOPPING=1\n");
 	say(false, "%s: stopped accepting; finishing %d connection(s), grace %d ms", why, s->nconns,
 	    s->o.grace_ms);
@@ -838,6 +1151,10 @@ static void usage(FILE *out)
 		"  --grace-ms N         longest graceful stop before exiting anyway (10000)\n"
 		"  --stop-signal NAME   signal that starts the graceful stop (TERM)\n"
 		"  --ready-delay MS     send READY=1 only MS ms after accepting starts\n"
+		"  --upgrade-socket PATH  upgrade in place on SIGUSR2: run this command line\n"
+		"                       again, hand it the listening sockets through the unix\n"
+		"                       socket PATH (baton's handover protocol), and once it\n"
+		"                       accepts, stop as on the stop signal\n"
 		"  --never-ready        never send READY=1\n"
 		"  --crash-at-start     exit 1 right after startup (for rollback tests)\n"
 		"  -q, --quiet          print only errors\n"
@@ -882,7 +1199,8 @@ static int parse_signal(const char *v)
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-	enum { O_LISTEN = 256, O_TAG, O_DELAY, O_GRACE, O_STOPSIG, O_READYDELAY, O_NEVER, O_CRASH, O_REUSEPORT };
+	enum { O_LISTEN = 256, O_TAG, O_DELAY, O_GRACE, O_STOPSIG, O_READYDELAY, O_NEVER, O_CRASH, O_REUSEPORT,
+	       O_UPGRADE };
 	static const struct option lopts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "tag", required_argument, NULL, O_TAG },
@@ -893,6 +1211,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "never-ready", no_argument, NULL, O_NEVER },
 		{ "crash-at-start", no_argument, NULL, O_CRASH },
 		{ "reuseport", no_argument, NULL, O_REUSEPORT },
+		{ "upgrade-socket", required_argument, NULL, O_UPGRADE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -938,6 +1257,16 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case O_NEVER: o->never_ready = true; break;
 		case O_CRASH: o->crash_at_start = true; break;
 		case O_REUSEPORT: o->reuseport = true; break;
+		case O_UPGRADE:
+			/* the offer moves to each successor by rename(2): a file, not @abstract */
+			if (optarg[0] != '/' || strlen(optarg) + 16 > sizeof(((struct sockaddr_un *)0)->sun_path)) {
+				fprintf(stderr, "refserver: option --upgrade-socket: \"%s\" is not an absolute path "
+					"of at most %zu characters\n", optarg,
+					sizeof(((struct sockaddr_un *)0)->sun_path) - 16);
+				return 2;
+			}
+			o->upgrade_socket = optarg;
+			break;
 		case 'q': o->quiet = true; break;
 		case 'h': usage(stdout); return 0;
 		case ':':
@@ -954,24 +1283,39 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		fprintf(stderr, "refserver: unexpected argument \"%s\" (see refserver --help)\n", argv[optind]);
 		return 2;
 	}
+	if (o->upgrade_socket && o->stop_signal == SIGUSR2) {
+		fprintf(stderr, "refserver: --stop-signal USR2 cannot go with --upgrade-socket (USR2 upgrades)\n");
+		return 2;
+	}
 	return -1;
 }
 
 static int setup(struct server *s)
 {
 	struct epoll_event e = { .events = EPOLLIN };
-	const char *ns = getenv("NOTIFY_SOCKET");
+	const char *ns = getenv("NOTIFY_SOCKET"), *from = getenv(BATON_HANDOVER_ENV);
 	struct rlimit rl;
 	sigset_t mask;
 	int i, r;
 
+	/* a successor: the sockets come from the process that started us; the
+	 * variable is for us alone, not for whatever we start later */
+	if (from) {
+		char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+		snprintf(path, sizeof(path), "%s", from);
+		unsetenv(BATON_HANDOVER_ENV);
+		if ((r = take_handover(s, path)))
+			return r;
+	}
 	if ((r = take_listen_fds(s)))
 		return r;
 	if (!s->nls) {
 		for (i = 0; i < s->o.nlisten; i++)
 			if ((r = bind_own(s, s->o.listen[i])))
 				return r;
-	} else if (s->o.nlisten) {
+	} else if (s->o.nlisten && !from) {
+		/* (a successor runs our command line again: --listen is expected there) */
 		say(true, "using the %d socket(s) from LISTEN_FDS; --listen ignored", s->nls);
 	}
 	if (!s->nls) {
@@ -989,6 +1333,10 @@ static int setup(struct server *s)
 	}
 	sigemptyset(&mask);
 	sigaddset(&mask, s->o.stop_signal);
+	if (s->o.upgrade_socket) {
+		sigaddset(&mask, SIGUSR2);
+		sigaddset(&mask, SIGCHLD);
+	}
 	if (sigprocmask(SIG_BLOCK, &mask, NULL))
 		return -errno;
 	signal(SIGPIPE, SIG_IGN);
@@ -1004,6 +1352,8 @@ static int setup(struct server *s)
 	if (epoll_ctl(s->ep, EPOLL_CTL_ADD, s->timerfd, &e))
 		return -errno;
 	listeners_watch(s, true);
+	if (s->o.upgrade_socket && (r = offer_open(s)))
+		return r;
 	for (i = 0; i < s->nls; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
@@ -1015,6 +1365,18 @@ static int setup(struct server *s)
 		say(false, "accepting on %s:%s (fd %d, %s), tag \"%s\"", host, port, s->ls[i].fd,
 		    s->ls[i].name, s->o.tag);
 	}
+	/* the sockets are in our loop: the old process may stop accepting */
+	if (s->handed_conn >= 0) {
+		struct baton_handover_hdr h = baton_handover_hdr_make(BATON_HANDOVER_ACK, (uint32_t)s->nls, 0);
+
+		r = baton_handover_send(s->handed_conn, &h, NULL, NULL, 0, now_ms() + 1000);
+		close(s->handed_conn);
+		s->handed_conn = -1;
+		if (r) {
+			say(true, "acknowledging the handover: %s", strerror(-r));
+			return r;
+		}
+	}
 	return 0;
 }
 
@@ -1022,10 +1384,11 @@ int main(int argc, char **argv)
 {
 	struct server s = { .o = { .tag = "refserver", .stop_signal = SIGTERM, .grace_ms = 10000 },
 			    .ep = -1, .sigfd = -1, .timerfd = -1, .ready_at_ms = -1, .grace_end_ms = -1,
-			    .last_call_ms = -1 };
+			    .last_call_ms = -1, .upfd = -1, .upconn = -1, .handed_conn = -1 };
 	int r;
 
 	g_pid = s.pid = getpid();
+	s.argv = argv;
 	r = parse_opts(argc, argv, &s.o);
 	if (r >= 0)
 		return r;
@@ -1064,9 +1427,14 @@ int main(int argc, char **argv)
 			if (k == K_SIGNAL) {
 				struct signalfd_siginfo si;
 
-				while (read(s.sigfd, &si, sizeof(si)) == sizeof(si))
-					if (!s.stopping)
+				while (read(s.sigfd, &si, sizeof(si)) == sizeof(si)) {
+					if (s.o.upgrade_socket && si.ssi_signo == SIGUSR2)
+						start_successor(&s);
+					else if (s.o.upgrade_socket && si.ssi_signo == SIGCHLD)
+						reap(&s);
+					else if (!s.stopping)
 						begin_stop(&s, strsignal((int)si.ssi_signo));
+				}
 				/* the stop may have freed connections other events
 				 * of this batch point at */
 				break;
@@ -1075,6 +1443,13 @@ int main(int argc, char **argv)
 				break;	/* likewise: it may free connections */
 			} else if (k == K_LISTEN) {
 				do_accept(&s, ev[i].data.ptr);
+			} else if (k == K_UPLISTEN) {
+				if (s.upconn < 0 && s.upfd >= 0)
+					offer_accept(&s);
+			} else if (k == K_UPCONN) {
+				if (s.upconn >= 0)
+					offer_answer(&s);
+				break;	/* an ACK starts the stop, which frees connections */
 			} else {
 				conn_event(&s, ev[i].data.ptr, ev[i].events);
 			}

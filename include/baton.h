@@ -47,8 +47,9 @@ const char *baton_version(void);
  * baton_collect_opts.sock_sz); the library zeroes that many bytes, fills
  * the fields it knows, and says how many bytes it filled, so fields newer
  * than the library read as zero. The calls without a size fill the layout
- * of version 0.1 and never more. struct baton_queue, baton_spec and
- * baton_notify_msg are fixed: a new result would come with a new function. */
+ * of version 0.1 and never more. struct baton_queue, baton_spec,
+ * baton_notify_msg and baton_handover_fds are fixed: a new result would
+ * come with a new function. */
 #define BATON_OPTS(TYPE, NAME, ...)                                            \
 	struct TYPE NAME = ({                                                  \
 		memset(&NAME, 0, sizeof(struct TYPE));                         \
@@ -394,6 +395,83 @@ int baton_notify_send(const char *state);
  * fd 3) when LISTEN_PID is this process, else 0; marks them O_CLOEXEC and,
  * with UNSET_ENV, removes the variables, as sd_listen_fds(3) does. */
 int baton_listen_fds(bool unset_env);
+
+/* ---- handover between processes --------------------------------------- */
+
+/* A server that re-executes itself (the tableflip model) passes its
+ * listening sockets, with their names, to its successor over a unix stream
+ * socket. The protocol is in <baton_handover_wire.h>: versioned, at most
+ * BATON_HANDOVER_MAX_FDS (253) fds, peers checked to run as the same uid or
+ * root. The listening sockets never close, so no connection is lost. */
+
+struct baton_handover_opts {
+	size_t sz;               /* sizeof(struct baton_handover_opts) */
+	baton_log_fn log;        /* why a handover failed, in words */
+	void *log_ctx;
+	mode_t mode;             /* offer at a path: the socket file's mode (0: 0600) */
+	int hello_timeout_ms;    /* offer: a taker must ask this soon after it connects (0: 1000) */
+	int ack_timeout_ms;      /* offer: ...and acknowledge this soon after it got the fds (0: 30000) */
+	unsigned max_fds;        /* take: the most fds accepted (0: 253) */
+	bool defer_ack;          /* take: acknowledge only at baton_handover_ack */
+};
+
+struct baton_handover;
+
+/* Offers the N sockets FDS, named NAMES[i] (LISTEN_FDNAMES rules; NAMES or
+ * NAMES[i] NULL: "unknown"), at PATH: a filesystem path (a stale socket
+ * file there is replaced; a live one is -EADDRINUSE) or "@name" in the
+ * abstract namespace. Keeps its own copies of the fds. Nothing is answered
+ * until baton_handover_serve. Returns NULL with errno on failure. */
+struct baton_handover *baton_handover_offer(const char *path, const int *fds, const char *const *names, size_t n,
+					    const struct baton_handover_opts *opts);
+
+/* One fd that polls readable when baton_handover_serve has work: a taker
+ * connected, sent something, or ran out of time. Stable for the object's life. */
+int baton_handover_fd(const struct baton_handover *h);
+
+/* Answers takers for up to TIMEOUT_MS (0: only what is pending; -1: until
+ * one finishes): accepts, checks credentials, sends the fds on HELLO and
+ * waits for the ACK without blocking the caller's loop beyond TIMEOUT_MS.
+ * Returns the pid of the taker that acknowledged (> 0), 0 if none finished
+ * yet, or -errno for a taker that failed (refused, hung up, sent ERROR, too
+ * slow); the offer stays open for the next one either way. */
+int baton_handover_serve(struct baton_handover *h, int timeout_ms);
+
+/* Closes the offer (and its copies of the fds) and removes its socket file
+ * unless another process has replaced it since. */
+void baton_handover_free(struct baton_handover *h);
+
+/* What baton_handover_take received (a fixed layout). The fds are the
+ * caller's: close them when done (baton_handover_fds_free does not). */
+struct baton_handover_fds {
+	size_t n;
+	int *fds;                /* O_CLOEXEC */
+	char **names;            /* names[i] names fds[i] */
+	pid_t pid;               /* the offering process */
+	uid_t uid;
+	int conn;                /* defer_ack: the connection until the ack, else -1 */
+};
+
+/* Connects to PATH, checks that the offering process runs as this uid or
+ * root, asks for its sockets and receives them, all within TIMEOUT_MS (-1:
+ * no limit), and acknowledges (unless opts->defer_ack). Returns the number
+ * of fds, or -errno with nothing left open: -ETIMEDOUT, -ECONNREFUSED or
+ * -ENOENT (no offer at PATH), -EPERM (peer of another uid, or the offerer
+ * refused us), -EBADMSG (not this protocol, names that do not match the
+ * fds), -EPROTONOSUPPORT (another version), -E2BIG (more than max_fds),
+ * -EMSGSIZE (fds cut off: MSG_CTRUNC, e.g. RLIMIT_NOFILE), -ECONNRESET (the
+ * offerer hung up mid-message). OUT is cleared first. */
+int baton_handover_take(const char *path, int timeout_ms, const struct baton_handover_opts *opts,
+			struct baton_handover_fds *out);
+
+/* With defer_ack: tells the offerer that this process now serves (it may
+ * start draining). Returns 0 or -errno (-EPIPE: the offerer is gone). */
+int baton_handover_ack(struct baton_handover_fds *f);
+
+/* Frees the arrays and closes the connection (an unacknowledged handover
+ * then fails on the offering side); leaves the fds open. */
+void baton_handover_fds_free(struct baton_handover_fds *f);
+
 /* ---- socket inspector (baton ls) -------------------------------------- */
 
 /* Options read per socket; baton_sock.opt[] is indexed by these and
