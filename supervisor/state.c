@@ -748,6 +748,8 @@ int state_resume(struct sup *s)
 				 (int)n->pid);
 		}
 	}
+	if (reload < 0)
+		cmd_drop(s);	/* its generation is gone: what it would have run goes too */
 	if (active >= 0) {
 		struct gen *a = &s->gen[active];
 
