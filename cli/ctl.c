@@ -373,6 +373,11 @@ unknown:
 	} else if ((r = pick_name(cmd, name, sizeof(name)))) {
 		goto out;
 	}
+	if (nenv + ncmd > SUP_ITEMS_MAX) {
+		ctl_err("reload", "%d arguments and environment changes: at most %d fit in one reload", nenv + ncmd,
+			SUP_ITEMS_MAX);
+		goto out;
+	}
 	big = reload ? reload_items(env, nenv, cmdv, ncmd) : NULL;
 	if (reload && (nenv || ncmd) && !big) {
 		ctl_err("reload", "out of memory");
