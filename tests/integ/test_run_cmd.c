@@ -60,7 +60,7 @@ static void journal_child(void *ctx)
 
 /* `baton run --name web` of the reference server through sh, which tags
  * each answer with $MYTAG: "t-VALUE", "t-" when empty, "t-unset". */
-static void sv_start(struct sv *s, bool journal)
+static void sv_start_with(struct sv *s, bool journal, const char *opt1, const char *opt2)
 {
 	char cmd[512];
 	char *argv[16];
@@ -83,6 +83,10 @@ static void sv_start(struct sv *s, bool journal)
 	argv[n++] = "tcp://127.0.0.1:0?name=http";
 	argv[n++] = "--grace";
 	argv[n++] = "3s";
+	if (opt1)
+		argv[n++] = (char *)opt1;
+	if (opt2)
+		argv[n++] = (char *)opt2;
 	argv[n++] = "--";
 	argv[n++] = "/bin/sh";
 	argv[n++] = "-c";
@@ -91,6 +95,11 @@ static void sv_start(struct sv *s, bool journal)
 	s->pid = bt_supervisor_start(argv, "web", s->log, journal ? journal_child : NULL, NULL, 10, out,
 				     sizeof(out));
 	s->port = (uint16_t)bt_json_get(out, "port");
+}
+
+static void sv_start(struct sv *s, bool journal)
+{
+	sv_start_with(s, journal, NULL, NULL);
 }
 
 /* The tag of whoever answers one request on PORT ("" if nobody did). */
@@ -240,7 +249,8 @@ TEST_TIMEOUT(run_bad_reload_command_rolls_back_and_the_old_one_stays, 60)
 	char path[100], reply[1024];
 	struct sv s;
 
-	sv_start(&s, false);
+	/* refserver says READY=1 itself (exec keeps sh's pid) */
+	sv_start_with(&s, false, "--ready=notify", "--ready-timeout=700ms");
 	ASSERT_EQ(baton("reload", "web", "--env", "MYTAG=old", NULL, NULL), 0);
 	/* exec fails */
 	ASSERT_NE(baton("reload", "web", "--env", "MYTAG=new", "--", "/nonexistent/server"), 0);
@@ -248,12 +258,15 @@ TEST_TIMEOUT(run_bad_reload_command_rolls_back_and_the_old_one_stays, 60)
 	/* exits before it is ready */
 	ASSERT_NE(baton("reload", "web", "--", "/bin/sh", "-c", "exit 3"), 0);
 	ASSERT_CONTAINS(err, "exited with status 3 before it was ready; rolled back");
+	/* never ready */
+	ASSERT_NE(baton("reload", "web", "--", refserver(), "-q", "--never-ready"), 0);
+	ASSERT_CONTAINS(err, "was not ready within 700 ms; rolled back");
 	ASSERT_STREQ(tag_of(s.port), "t-old");
 	/* the next plain reload runs the command and environment in force */
 	ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL, NULL), 0);
 	ASSERT_STREQ(tag_of(s.port), "t-old");
 	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL, NULL), 0);
-	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 2);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 3);
 	ASSERT_CONTAINS(out, "\"environment\":[\"MYTAG=old\"]");
 	ASSERT_CONTAINS(out, "\"command\":[\"/bin/sh\",\"-c\"");
 
@@ -270,7 +283,7 @@ TEST_TIMEOUT(run_bad_reload_command_rolls_back_and_the_old_one_stays, 60)
 	raw_request(path, "baton/1 reload-with 99999\n", reply, sizeof(reply));
 	ASSERT_CONTAINS(reply, "error reload-with wants a count of 0 to 4096 item lines");
 	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL, NULL), 0);
-	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 2);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 3);
 	ASSERT_EQ(bt_json_get(out, "reloads_done"), 2);
 	sv_stop(&s);
 }
