@@ -109,7 +109,7 @@ void watch_drain(struct sup *s, struct gen *g, long long now)
 	for (l = 0; l < s->nl; l++) {
 		struct baton_queue q;
 
-		if (g->slot[l] < 0 || baton_group_queue(s->grp[l], g->slot[l], &q))
+		if (!in_batch(s, l) || g->slot[l] < 0 || baton_group_queue(s->grp[l], g->slot[l], &q))
 			continue;
 		if (!q.len) {
 			g->stall_since[l] = 0;
@@ -141,6 +141,7 @@ void health_tick(struct sup *s, long long now)
 	struct baton_watch_opts o = { .sz = sizeof(o), .hang_ms = (uint32_t)s->cfg->hang_ms, .keep_gone = true,
 				      .owned_only = true, .log = lib_log, .log_ctx = s };
 	struct baton_member_health h = { 0 };
+	struct baton_proc_stat ps;
 	struct gen *g;
 	int l, bad = -1;
 
@@ -166,10 +167,18 @@ void health_tick(struct sup *s, long long now)
 		}
 	}
 	s->watched = s->active;
+	/* the owner's state is one read, whatever the number of listeners: a
+	 * stopped generation is known at the first tick */
+	if (!baton_proc_stat(g->pid, -1, &ps) && (ps.state == 'T' || ps.state == 't')) {
+		bad = 0;
+		h.health = BATON_HEALTH_STOPPED;
+	}
 	for (l = 0; l < s->nl; l++) {
 		struct baton_member_health mh;
 
-		baton_watch_tick(s->watch[l], (uint64_t)now);
+		if (in_batch(s, l))
+			baton_watch_tick(s->watch[l], (uint64_t)now);
+		/* the others as their last tick left them */
 		if (bad < 0 && g->slot[l] >= 0 && !baton_watch_health(s->watch[l], g->slot[l], &mh) &&
 		    (mh.health == BATON_HEALTH_STOPPED || mh.health == BATON_HEALTH_HUNG)) {
 			bad = l;

@@ -19,6 +19,7 @@
 #define STALL_MS 20           /* a draining queue that does not shrink this long is moved */
 #define CLIENT_IDLE_MS 2000   /* a control client must send its request by then */
 #define TICK_MS 10
+#define TICK_LISTENERS 64     /* listeners a tick looks at: all of them, or a round-robin share */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
 #define STABLE_MS 10000       /* a generation up this long resets the back-off */
@@ -125,6 +126,7 @@ struct sup {
 	char **env;                 /* "K=V" set, "K" unset in every generation */
 	char **next_cmd, **next_env; /* a reload's, in force once it serves */
 	bool spawn_next;            /* the generation being started is that reload's */
+	int batch_lo, batch_n;      /* the listeners this tick looks at (see in_batch) */
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_PIDFD = 2000 /* + generation index */ };
@@ -227,5 +229,13 @@ int foreign_check(struct sup *s);
  * releases it again: the loop's own start and end, and a test's. */
 int sup_init(struct sup *s, const struct sup_config *cfg, const struct sup_ops *ops);
 void sup_fini(struct sup *s);
+
+/* Whether listener L is among those this tick looks at. A supervisor of
+ * 1,024 listeners cannot read 1,024 queues and owners every 10 ms without
+ * spending a core on it: each tick takes the next TICK_LISTENERS of them. */
+static inline bool in_batch(const struct sup *s, int l)
+{
+	return (l - s->batch_lo + s->nl) % s->nl < s->batch_n;
+}
 
 #endif

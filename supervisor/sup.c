@@ -74,6 +74,9 @@ static void tick(struct sup *s)
 	long long now = baton_mono_ms();
 	int i;
 
+	s->batch_n = s->nl < TICK_LISTENERS ? s->nl : TICK_LISTENERS;
+	s->batch_lo = (s->batch_lo + s->batch_n) % s->nl;
+
 	for (i = 0; i < MAX_CLIENTS; i++)
 		if (s->cl[i].role == CL_READING && now >= s->cl[i].deadline) {
 			client_send(&s->cl[i], "error no request within %d ms", CLIENT_IDLE_MS);
