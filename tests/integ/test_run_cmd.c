@@ -139,6 +139,20 @@ static void sv_stop(struct sv *s)
 	bt_supervisor_stop(&s->pid, 10);
 }
 
+/* KEY's value in generation ID's object of a status document (its first
+ * member's, for the per-member counters). */
+static long long gen_field(const char *text, int id, const char *key)
+{
+	char pat[32];
+	const char *g;
+
+	snprintf(pat, sizeof(pat), "{\"id\":%d,", id);
+	g = strstr(text, pat);
+	if (!g)
+		FAIL("no generation %d in: %s", id, text);
+	return bt_json_get(g, key);
+}
+
 TEST_TIMEOUT(run_reload_with_a_new_command_serves_it_from_then_on, 60)
 {
 	const char *gen = getenv("BATON_LOADGEN");
@@ -296,6 +310,8 @@ TEST_TIMEOUT(run_resumed_supervisor_runs_the_command_the_last_reload_set, 60)
 
 	sv_start(&s, false);
 	ASSERT_EQ(baton("reload", "web", "--env", "MYTAG=kept", NULL, NULL), 0);
+	for (int i = 0; i < 5; i++)
+		ASSERT_STREQ(tag_of(s.port), "t-kept");
 	ASSERT_EQ(kill(s.pid, SIGKILL), 0);
 	ASSERT_EQ(waitpid(s.pid, &status, 0), s.pid);
 	/* the same `baton run` again: it adopts gen 2 and its command */
@@ -316,6 +332,7 @@ TEST_TIMEOUT(run_resumed_supervisor_runs_the_command_the_last_reload_set, 60)
 	s.pid = bt_supervisor_start(argv, "web", s.log, NULL, NULL, 10, out, sizeof(out));
 	ASSERT_CONTAINS(out, "\"resumed\":true");
 	ASSERT_CONTAINS(out, "\"environment\":[\"MYTAG=kept\"]");
+	ASSERT_EQ(gen_field(out, 2, "steered"), 5);	/* its counters were kept too */
 	ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL, NULL), 0);
 	ASSERT_STREQ(tag_of(s.port), "t-kept");
 	sv_stop(&s);
@@ -373,20 +390,6 @@ static void connections(uint16_t port, int n)
 {
 	for (int i = 0; i < n; i++)
 		ASSERT_TRUE(tag_of(port)[0] != '\0');
-}
-
-/* KEY's value in generation ID's object of a status document (its first
- * member's, for the per-member counters). */
-static long long gen_field(const char *text, int id, const char *key)
-{
-	char pat[32];
-	const char *g;
-
-	snprintf(pat, sizeof(pat), "{\"id\":%d,", id);
-	g = strstr(text, pat);
-	if (!g)
-		FAIL("no generation %d in: %s", id, text);
-	return bt_json_get(g, key);
 }
 
 TEST_TIMEOUT(run_status_counts_connections_per_generation_and_exports_metrics, 90)
