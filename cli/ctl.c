@@ -241,7 +241,18 @@ static int check_env(const char *opt, const char *val, bool set)
 	const char *why = sup_item_check(val);
 
 	if (why) {
-		ctl_err("reload", "%s \"%s\": %s; only printable text, tab and newline can be passed", opt, val, why);
+		char *shown = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&shown, &len);
+
+		/* shown escaped: the raw byte would act on the terminal */
+		if (f) {
+			sup_escape(f, val);
+			fclose(f);
+		}
+		ctl_err("reload", "%s \"%s\" holds %s; only printable text, tab and newline can be passed", opt,
+			shown ? shown : "", why);
+		free(shown);
 		return EXIT_USAGE;
 	}
 	if (!kl || kl > 255 || (set && !val[kl]) || (!set && val[kl])) {
@@ -292,7 +303,7 @@ static int ctl_main(const char *cmd, int argc, char **argv, void (*usage)(FILE *
 				const char *why = sup_item_check(cmdv[i]);
 
 				if (why) {
-					ctl_err("reload", "argument %d of the command: %s; only printable text, tab "
+					ctl_err("reload", "argument %d of the command holds %s; only printable text, tab "
 							  "and newline can be passed", i + 1, why);
 					return EXIT_USAGE;
 				}

@@ -15,7 +15,7 @@ const char *sup_item_check(const char *text)
 
 	for (const unsigned char *p = (const unsigned char *)text; *p; p++)
 		if ((*p < 0x20 && *p != '\t' && *p != '\n') || *p == 0x7f) {
-			snprintf(why, sizeof(why), "it holds the control character 0x%02x at byte %zu", *p,
+			snprintf(why, sizeof(why), "the control character 0x%02x at byte %zu", *p,
 				 (size_t)(p - (const unsigned char *)text));
 			return why;
 		}

@@ -61,8 +61,9 @@ int sup_state_path(const char *name, char *buf, size_t len);
 int sup_runtime_dir(char *buf, size_t len);
 int sup_socket_path(const char *name, const char *suffix, char *buf, size_t len);
 
-/* NULL if TEXT can be a reload's argument or environment entry, else why
- * not (a control character other than tab and newline). */
+/* NULL if TEXT can be a reload's argument or environment entry, else what
+ * it holds that cannot be ("the control character 0x01 at byte 3"): a
+ * control character other than tab and newline. */
 const char *sup_item_check(const char *text);
 /* TEXT percent-escaped (%XX for space, control characters and %), as the
  * control protocol and the state file carry it. */

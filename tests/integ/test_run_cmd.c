@@ -287,7 +287,7 @@ TEST_TIMEOUT(run_bad_reload_command_rolls_back_and_the_old_one_stays, 60)
 	/* the protocol refuses what it cannot carry, naming it */
 	snprintf(path, sizeof(path), "%s/web.sock", s.dir);
 	raw_request(path, "baton/1 reload-with 1\narg a%01b\n", reply, sizeof(reply));
-	ASSERT_CONTAINS(reply, "error reload-with item 1 (arg) holds it holds the control character 0x01");
+	ASSERT_CONTAINS(reply, "error reload-with item 1 (arg) holds the control character 0x01");
 	raw_request(path, "baton/1 reload-with 1\narg a%00b\n", reply, sizeof(reply));
 	ASSERT_CONTAINS(reply, "a NUL byte (%00)");
 	raw_request(path, "baton/1 reload-with 1\nenv NOEQUALS\n", reply, sizeof(reply));
