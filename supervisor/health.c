@@ -31,9 +31,15 @@ bool stop_when_idle(struct sup *s, struct gen *g)
 
 	if (!s->cfg->stop_when_idle || s->stopping)
 		return false;
+	for (l = 0; l < s->nl && s->shared[l] >= 0; l++)
+		;
+	if (l == s->nl)
+		return false;	/* all shared: nothing can take the traffic away from it first */
 	for (l = 0; l < s->nl; l++) {
 		struct stat st;
 
+		if (s->shared[l] >= 0)
+			continue;	/* shared: its inode stays, and it cannot be fenced */
 		g->member_ino[l] = 0;
 		if (g->slot[l] >= 0 && !fstat(baton_group_fd(s->grp[l], g->slot[l]), &st))
 			g->member_ino[l] = st.st_ino;
@@ -96,7 +102,10 @@ void idle_check(struct sup *s, struct gen *g, long long now)
 		    g->id, (int)g->pid, n, n == 1 ? "" : "s", s->cfg->grace_ms);
 	g->idle_wait = false;
 	g->stop_ms = now;	/* the grace before SIGKILL starts now */
-	s->ops->kill(g->pid, s->cfg->stop_signal);
+	if (g->id == 0)
+		takeover_signal(s, g);
+	else
+		s->ops->kill(g->pid, s->cfg->stop_signal);
 }
 
 /* A draining generation's members: once a queue stops shrinking (nobody
@@ -122,12 +131,15 @@ void watch_drain(struct sup *s, struct gen *g, long long now)
 		if (now - g->stall_since[l] >= STALL_MS) {
 			say(s, "gen %d stopped accepting with %u queued on listener %d; moving them to gen %d", g->id,
 			    q.len, l, s->active >= 0 ? s->gen[s->active].id : 0);
+			sdn_unstore(s, l, g->member_ino[l]);
 			baton_group_fence(s->grp[l], g->slot[l]);
 			count_leave(s, g, l);
 			baton_group_remove(s->grp[l], g->slot[l]);
 			g->slot[l] = -1;
 		}
 	}
+	if (g->id == 0 && s->ntkm)
+		takeover_drain(s, g, now);
 }
 
 /* The health watch over the active generation (its pid owns its members):
@@ -145,7 +157,9 @@ void health_tick(struct sup *s, long long now)
 	struct gen *g;
 	int l, bad = -1;
 
-	if (s->cfg->no_watch || s->stopping || s->active < 0)
+	/* generation 0 (--takeover) is not ours to judge: its workers, not its
+	 * pid, accept */
+	if (s->cfg->no_watch || s->stopping || s->active < 0 || s->gen[s->active].id == 0)
 		return;
 	g = &s->gen[s->active];
 	if (g->state != GEN_ACTIVE || g->pid <= 0) {

@@ -50,8 +50,8 @@ bool gen_counts(struct sup *s, const struct gen *g, int l, uint64_t out[CNT_N])
 	const struct gen_count *c = &g->count[l];
 	bool live = slot_counts(s, l, g->slot[l], now);
 
-	if (baton_group_mode(s->grp[l]) != BATON_MODE_EBPF)
-		return false;
+	if (baton_group_mode(s->grp[l]) != BATON_MODE_EBPF || (s->shared && s->shared[l] >= 0))
+		return false;	/* no program counts for it: classic BPF, or one socket shared by all */
 	for (int k = 0; k < CNT_N; k++)
 		out[k] = c->acc[k] + (live ? since(now[k], c->base[k]) : 0);
 	return true;
@@ -85,7 +85,7 @@ static int known_gens(struct sup *s, struct gen **out)
 {
 	int n = 0;
 
-	for (int id = 1; id <= s->next_id; id++)
+	for (int id = 0; id <= s->next_id; id++)	/* 0: a --takeover server */
 		for (int i = 0; i < MAX_GENS; i++)
 			if (s->gen[i].state != GEN_FREE && s->gen[i].id == id)
 				out[n++] = &s->gen[i];
