@@ -610,14 +610,14 @@ static void resume_shared(struct sup *s, struct state *st)
 				fd = copy_member(g->pid, g->pidfd, st->shared[l]);
 		}
 		if (fd < 0) {
-			say(s, "cannot take back the shared socket of listener %d (inode %llu) from the generations: %s; "
+			say_warn(s, "cannot take back the shared socket of listener %d (inode %llu) from the generations: %s; "
 			       "they keep serving on it, but a reload will fail until they are stopped", l,
 			    st->shared[l], fd == -EPERM ? "no permission (needs CAP_SYS_PTRACE or the same uid)"
 							: "none of them holds it");
 			continue;
 		}
 		if (s->shared[l] >= 0) {
-			say(s, "listener %d: the generations serve on another socket than the one passed now; keeping "
+			say_warn(s, "listener %d: the generations serve on another socket than the one passed now; keeping "
 			       "theirs", l);
 			close(s->shared[l]);
 		}

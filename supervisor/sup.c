@@ -374,7 +374,7 @@ static int start_takeover(struct sup *s)
 	s->takeover_reload = true;
 	if (start_reload(s, -1, "takeover") || s->reload < 0) {
 		s->takeover_reload = false;
-		say(s, "takeover abandoned: pid %d keeps serving as it did", (int)z->pid);
+		say_warn(s, "takeover abandoned: pid %d keeps serving as it did", (int)z->pid);
 		takeover_abandon(s);
 		return -1;
 	}
