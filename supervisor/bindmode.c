@@ -591,12 +591,14 @@ static void on_listen(struct sup *s, int gi, const struct baton_bind_event *e)
 		/* a crashed generation's socket, or one the server closed and
 		 * replaced: what waits there moves to the new one */
 		baton_group_fence(s->grp[l], old);
+		count_leave(s, g, l);
 		baton_group_remove(s->grp[l], old);
 		if (gi == s->active)
 			s->watched = -1;	/* the health watch learns the new slot's owner */
 	}
 	g->slot[l] = slot;
 	g->member_ino[l] = st.st_ino;
+	count_join(s, g, l);
 	b->own |= 1ull << l;
 	if (gi == s->reload || s->cfg->verbose)
 		tell(s, gi, "gen %d (pid %u) listens on %s: adopted into slot %d", g->id, e->pid, addr, slot);
