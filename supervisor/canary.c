@@ -177,6 +177,42 @@ static void busy_reason(struct sup *s, struct client *c)
 			    s->gen[s->reload].id, (baton_mono_us() - s->reload_start_us) / 1000);
 }
 
+int stage_want(struct sup *s, struct client *c, char *args)
+{
+	int r = parse_reload_args(s, c, args, &s->stage.want);
+
+	if (r)
+		return r;
+	if (s->reload >= 0 && s->health_reload && (s->stage.want.canary_pct || s->stage.want.probation_ms)) {
+		/* a plain reload joins the health watch's; a staged one cannot */
+		memset(&s->stage.want, 0, sizeof(s->stage.want));
+		client_send(c, "error the health watch is replacing gen %d with gen %d: stage the next reload once that "
+			       "one serves", s->active >= 0 ? s->gen[s->active].id : 0, s->gen[s->reload].id);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void stage_want_clear(struct sup *s)
+{
+	memset(&s->stage.want, 0, sizeof(s->stage.want));
+}
+
+bool stage_refused(struct sup *s, struct client *c, int r)
+{
+	if (r == -EBUSY && s->stage.kind != STAGE_NONE) {
+		busy_reason(s, c);
+		return true;
+	}
+	if (r == -EMLINK) {
+		client_send(c, "error %d generations still drain (%s), the limit set by --max-draining %d: wait until "
+			       "one exits, or stop them sooner with a shorter --grace", draining_gens(s),
+			    draining_list(s), s->cfg->max_draining);
+		return true;
+	}
+	return false;
+}
+
 int stage_request(struct sup *s, int ci, const char *cmd, char *args)
 {
 	struct client *c = &s->cl[ci];
@@ -206,27 +242,18 @@ int stage_request(struct sup *s, int ci, const char *cmd, char *args)
 			client_send(c, "ok every new connection goes to gen %d again; gen %d stopped and fenced", old, nw);
 		return 1;
 	}
-	if ((r = parse_reload_args(s, c, args, &s->stage.want)))
+	if ((r = stage_want(s, c, args)))
 		return r;
-	if (s->reload >= 0 && s->health_reload && (s->stage.want.canary_pct || s->stage.want.probation_ms)) {
-		/* a plain reload joins the health watch's; a staged one cannot */
-		memset(&s->stage.want, 0, sizeof(s->stage.want));
-		client_send(c, "error the health watch is replacing gen %d with gen %d: stage the next reload once that "
-			       "one serves", s->active >= 0 ? s->gen[s->active].id : 0, s->gen[s->reload].id);
-		return -EBUSY;
-	}
 	r = start_reload(s, ci, "control socket");
-	memset(&s->stage.want, 0, sizeof(s->stage.want));
+	stage_want_clear(s);
+	if (stage_refused(s, c, r))
+		return r;
 	if (r == -EBUSY)
 		busy_reason(s, c);
 	else if (r == -ESHUTDOWN)
 		client_send(c, "error the supervisor is stopping");
 	else if (r == -ENOENT)
 		client_send(c, "error no generation serves yet (gen 1 is still starting)");
-	else if (r == -EMLINK)
-		client_send(c, "error %d generations still drain (%s), the limit set by --max-draining %d: wait until "
-			       "one exits, or stop them sooner with a shorter --grace", draining_gens(s),
-			    draining_list(s), s->cfg->max_draining);
 	return r;
 }
 

@@ -57,7 +57,14 @@ struct gen;
 
 /* Hooks of the generation state machine (gen.c, health.c, sup.c, state.c,
  * control.c, status.c); each does nothing when no stage is under way. */
+struct client;
 int stage_request(struct sup *s, int ci, const char *cmd, char *args);
+/* The staged options of a reload request (ARGS: key=value tokens) for the
+ * next start_reload: 0, or -EINVAL said to C. */
+int stage_want(struct sup *s, struct client *c, char *args);
+void stage_want_clear(struct sup *s);
+/* Says why start_reload returned R if a stage or --max-draining refused it. */
+bool stage_refused(struct sup *s, struct client *c, int r);
 int stage_admit(struct sup *s);
 void stage_started(struct sup *s, int gi);
 bool stage_ready(struct sup *s, int gi);

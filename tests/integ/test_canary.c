@@ -389,3 +389,32 @@ TEST_TIMEOUT(canary_steps_promote_and_reload_waits_for_the_outcome, 60)
 	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"share_pct\":100.0");
 	sv_stop(&s);
 }
+
+TEST_TIMEOUT(canary_of_a_new_command_takes_effect_only_when_promoted, 60)
+{
+	struct sv s;
+	char newcmd[600];
+	long long who, canary;
+	int i, seen = 0;
+
+	sv_start(&s);
+	snprintf(newcmd, sizeof(newcmd), "exec %s -q --tag newcmd", getenv("BATON_REFSERVER"));
+	{
+		char *argv[] = { (char *)bt_baton_bin(), "reload", "web", "--canary", "50%", "--", "/bin/sh", "-c",
+				 newcmd, NULL };
+
+		ASSERT_EQ(bt_run(argv, out, sizeof(out), err, sizeof(err), 30), 0);
+	}
+	canary = gen_pid(2);
+	for (i = 0; i < 200; i++) {
+		who = answered_by(s.port);
+		seen += who == canary;
+	}
+	ASSERT_GT(seen, 50);
+	ASSERT_LE(seen, 150);
+	/* rolled back: the command in force stays the old one */
+	ASSERT_EQ(baton("rollback", "web", NULL, NULL, NULL), 0);
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	ASSERT_TRUE(strstr(out, "--tag newcmd") == NULL);
+	sv_stop(&s);
+}
