@@ -676,9 +676,15 @@ int baton_group_add(struct baton_group *g, int fd, uint32_t weight)
 		uint32_t key = (uint32_t)slot;
 
 		set_origin(g, slot, cookie);
-		if (bpf_map_update_elem(bpf_map__fd(g->skel->maps.socks), &key, &v, BPF_NOEXIST)) {
-			r = -errno;
-			LOG(g, ERROR, "cannot put fd %d into slot %d: %s", fd, slot, strerror(-r));
+		/* EBUSY: the socket still belongs to the sockarray of a program
+		 * that was just detached (a baton steer that exited): the kernel
+		 * frees that map after a grace period, so wait for it, briefly */
+		for (int tries = 0; (r = bpf_map_update_elem(bpf_map__fd(g->skel->maps.socks), &key, &v, BPF_NOEXIST) ?
+					   -errno : 0) == -EBUSY && tries < 100; tries++)
+			usleep(2000);
+		if (r) {
+			LOG(g, ERROR, "cannot put fd %d into slot %d: %s%s", fd, slot, strerror(-r),
+			    r == -EBUSY ? " (another steering map holds the socket: is another baton steering it?)" : "");
 			goto fail;
 		}
 		if (!g->attached && (r = attach_ebpf(g, copy))) {
