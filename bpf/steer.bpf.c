@@ -146,6 +146,8 @@ static __always_inline int flow_key(struct sk_reuseport_md *md, struct baton_flo
 {
 	__u16 ports[2];
 
+	/* the key is hashed whole: IPv4's unused address words must be zero */
+	__builtin_memset(k, 0, sizeof(*k));
 	if (bpf_skb_load_bytes(md, 0, ports, sizeof(ports)))
 		return -1;
 	k->sport = ports[0];

@@ -40,6 +40,7 @@ struct gen {
 	int status;                     /* wait status once reaped (-1: unknown, not our child) */
 	char why[160];                  /* why it ended, for status */
 	bool idle_wait;                 /* --stop-when-idle: fenced, not yet signalled */
+	bool flow_wait;                 /* holds UDP flows: signalled once it holds none (flows.c) */
 	char health[96];                /* why the health watch replaced it, for status */
 	/* per listener, nlisten entries each (allocated once, kept across reuse) */
 	int *slot;                      /* -1: none */
@@ -107,6 +108,7 @@ struct sup {
 	int upgrade_client;         /* client waiting for `baton upgrade` across the exec, -1 none */
 	char **argv;                /* this process's own command line, for baton upgrade */
 	int watched;                /* generation whose pid the watches know, -1 none */
+	struct sup_flows *flows;    /* flows.c: the flow tables' last reading */
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_PIDFD = 2000 /* + generation index */ };
@@ -175,6 +177,18 @@ void upgrade_finish(struct sup *s);
 
 /* foreign.c: sockets on a listener's address that baton did not create */
 int foreign_check(struct sup *s);
+
+/* flows.c: UDP flows through reloads (see the file) */
+struct baton_group_opts;
+enum baton_flows sup_flows_mode(const struct sup *s, int l);
+void flows_group_opts(const struct sup *s, int l, struct baton_group_opts *o);
+void flows_gen_start(struct sup *s, struct gen *g);
+void flows_env(const struct sup *s, int id);
+bool flows_hold(struct sup *s, struct gen *g);
+void flows_check(struct sup *s, struct gen *g, long long now);
+void flows_status_listener(struct sup *s, FILE *f, int l, bool json);
+void flows_status_member(struct sup *s, FILE *f, const struct gen *g, int l, bool json);
+void flows_fini(struct sup *s);
 
 /* Sets up S for CFG (per-listener arrays; no sockets, no processes) and
  * releases it again: the loop's own start and end, and a test's. */

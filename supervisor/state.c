@@ -440,7 +440,8 @@ static int make_groups(struct sup *s, bool resume)
 	if (!resume && s->pin_root[0]) {
 		/* a fresh start owns its name: stale pins of a dead run go */
 		for (l = 0; l < SUP_MAX_LISTENERS; l++) {
-			const char *maps[] = { "socks", "cfg", "ctl", "stats", "steer" };
+			const char *maps[] = { "socks", "cfg", "ctl", "stats", "steer", "flowcfg", "flows", "slotep",
+					       "markers", "flowstats" };
 			bool any = false;
 
 			for (size_t m = 0; m < sizeof(maps) / sizeof(maps[0]); m++) {
@@ -457,6 +458,7 @@ static int make_groups(struct sup *s, bool resume)
 			snprintf(path, sizeof(path), "%s/l%d", s->pin_root, l);
 			o.pin_path = path;
 		}
+		flows_group_opts(s, l, &o);
 		s->grp[l] = baton_group_new(&o);
 		if (!s->grp[l] && s->pin_root[0] && l == 0) {
 			/* pins need eBPF: without it, run unpinned (classic BPF) */

@@ -45,7 +45,9 @@ void write_status(struct sup *s, FILE *f, bool json)
 			fprintf(f, "degraded: %s\n", s->degraded);
 		for (l = 0; l < s->nl; l++) {
 			baton_spec_format(&s->spec[l], spec, sizeof(spec));
-			fprintf(f, "listener %d: %s\n", l, spec);
+			fprintf(f, "listener %d: %s", l, spec);
+			flows_status_listener(s, f, l, false);
+			fprintf(f, "\n");
 		}
 		fprintf(f, "%-4s %-8s %-9s %-21s %s\n", "gen", "pid", "state", "started", "queue/backlog per listener");
 	} else {
@@ -65,7 +67,9 @@ void write_status(struct sup *s, FILE *f, bool json)
 			baton_spec_format(&s->spec[l], spec, sizeof(spec));
 			fprintf(f, "%s{\"index\":%d,\"spec\":", l ? "," : "", l);
 			baton_json_str(f, spec);
-			fprintf(f, ",\"port\":%u}", s->spec[l].port);
+			fprintf(f, ",\"port\":%u", s->spec[l].port);
+			flows_status_listener(s, f, l, true);
+			fprintf(f, "}");
 		}
 		fprintf(f, "],\"generations\":[");
 	}
@@ -104,6 +108,8 @@ void write_status(struct sup *s, FILE *f, bool json)
 				fprintf(f, " %s", have ? "" : "-");
 			if (!json && have)
 				fprintf(f, "%u/%u", q.len, q.max);
+			if (!json)
+				flows_status_member(s, f, g, l, false);
 			if (json) {
 				struct baton_slot_stats st;
 
@@ -115,6 +121,7 @@ void write_status(struct sup *s, FILE *f, bool json)
 					fprintf(f, ",\"queue\":%u,\"backlog\":%u", q.len, q.max);
 				else
 					fprintf(f, ",\"queue\":null,\"backlog\":null");
+				flows_status_member(s, f, g, l, true);
 				fprintf(f, "}");
 			}
 		}

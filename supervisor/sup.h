@@ -22,6 +22,7 @@ enum sup_ready { SUP_READY_AUTO, SUP_READY_NOTIFY, SUP_READY_DELAY, SUP_READY_LI
 struct sup_config {
 	char name[BATON_NAME_MAX + 1];
 	struct baton_spec *listen;   /* nlisten of them (the caller owns the array) */
+	struct baton_spec_flows *flows; /* UDP flow options, nlisten of them; NULL: the defaults */
 	int nlisten;
 	enum sup_ready ready;
 	long long ready_delay_ms;    /* DELAY: ready this long after start; AUTO: if silent */

@@ -296,3 +296,402 @@ TEST(udp_flows_marker_needs_quic_mode)
 	ASSERT_EQ(baton_group_set_marker(f.g, 0, 1), -EOPNOTSUPP);
 	fx_close(&f);
 }
+
+/* ---- through baton run: flows across reloads ---------------------------
+ * examples/udpflow.c under `baton run`, many client flows (one socket
+ * each) numbering their datagrams while a thread reloads: a datagram that
+ * reaches a generation which did not see its flow start is "misrouted". */
+
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+struct flowcli {
+	int fd;
+	uint32_t id, seq, len;
+	long long due_us, sent_us;
+	bool waiting;
+	bool have_cid;
+	uint8_t cid[8];
+};
+
+struct drive {
+	int nflows, reloads;
+	bool quic, migrate;          /* QUIC-shaped packets; clients change port mid-flow */
+	uint16_t port;
+	volatile int reloads_done;
+	volatile bool reload_failed;
+	char reload_err[512];
+	long long ok, misrouted, unanswered, bad, migrations, flows_done;
+};
+
+static char st_out[65536], st_err[8192];
+
+static long long now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void *reloader(void *arg)
+{
+	struct drive *d = arg;
+	char *argv[] = { (char *)bt_baton_bin(), "reload", "udp", NULL };
+	static char o[16384], e[4096];
+
+	for (int i = 0; i < d->reloads; i++) {
+		usleep(400 * 1000);
+		if (bt_run(argv, o, sizeof(o), e, sizeof(e), 60) != 0) {
+			snprintf(d->reload_err, sizeof(d->reload_err), "reload %d: %.200s%.200s", i + 1, o, e);
+			d->reload_failed = true;
+			break;
+		}
+		d->reloads_done = i + 1;
+	}
+	usleep(800 * 1000);	/* flows that began on the last generation go on a while */
+	d->reloads_done = d->reloads + 1;
+	return NULL;
+}
+
+static uint32_t next_id = 1;
+
+static void cli_open(struct drive *d, struct flowcli *c, int ep, int idx, bool new_flow)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)idx };
+
+	c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c->fd < 0)
+		FAIL("socket: %s", strerror(errno));
+	ASSERT_OK(epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev));
+	if (new_flow) {
+		c->id = next_id++;
+		c->seq = 0;
+		c->len = 40 + (uint32_t)(rand() % 110);
+		c->have_cid = false;
+	}
+	(void)d;
+}
+
+static void cli_send(struct drive *d, struct flowcli *c)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				  .sin_port = htons(d->port) };
+	uint8_t pkt[128];
+	size_t n = 0;
+
+	if (d->quic && !c->have_cid) {
+		pkt[n++] = 0xc0;			/* long header, Initial, QUIC v1 */
+		pkt[n++] = 0, pkt[n++] = 0, pkt[n++] = 0, pkt[n++] = 1;
+		pkt[n++] = 8;				/* DCID: the client's own pick */
+		for (int i = 0; i < 8; i++)
+			pkt[n++] = (uint8_t)rand();
+		pkt[n++] = 0;				/* no SCID */
+	} else if (d->quic) {
+		pkt[n++] = 0x40;			/* short header and the server's CID */
+		memcpy(pkt + n, c->cid, 8);
+		n += 8;
+	}
+	n += (size_t)snprintf((char *)pkt + n, sizeof(pkt) - n, "%u %u", c->id, c->seq);
+	if (sendto(c->fd, pkt, n, 0, (struct sockaddr *)&to, sizeof(to)) != (ssize_t)n)
+		FAIL("sendto: %s", strerror(errno));
+	c->waiting = true;
+	c->sent_us = now_us();
+}
+
+static void cli_close(struct flowcli *c, int ep)
+{
+	epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -1;
+}
+
+static void cli_answer(struct drive *d, struct flowcli *c, const char *a, int ep, int idx, long long now,
+		       bool sending)
+{
+	unsigned id, seq;
+	int gen;
+	const char *cid;
+
+	if (sscanf(a, "ok %d %u %u", &gen, &id, &seq) == 3 && id == c->id && seq == c->seq) {
+		d->ok++;
+	} else if (sscanf(a, "misrouted %d %u %u", &gen, &id, &seq) == 3) {
+		if (d->misrouted < 5)
+			bt_log("flow %u datagram %u: %s", c->id, c->seq, a);
+		d->misrouted++;
+	} else {
+		if (d->bad < 5)
+			bt_log("flow %u datagram %u: unexpected answer \"%s\"", c->id, c->seq, a);
+		d->bad++;
+	}
+	if (d->quic && (cid = strstr(a, "cid=")) && strlen(cid) >= 20) {
+		for (int i = 0; i < 8; i++) {
+			unsigned v;
+
+			sscanf(cid + 4 + 2 * i, "%2x", &v);
+			c->cid[i] = (uint8_t)v;
+		}
+		c->have_cid = true;
+	}
+	c->waiting = false;
+	c->seq++;
+	c->due_us = now + 20000 + rand() % 40000;
+	if (c->seq >= c->len) {
+		d->flows_done++;
+		cli_close(c, ep);
+		if (sending)
+			cli_open(d, c, ep, idx, true);
+	} else if (d->migrate && c->seq % 7 == 3) {
+		/* a new source port mid-flow: NAT rebinding, or migration */
+		cli_close(c, ep);
+		cli_open(d, c, ep, idx, false);
+		d->migrations++;
+	}
+}
+
+/* Datagrams the kernel dropped for a full socket buffer, in this netns:
+ * tells a loaded machine's loss from a steering fault. */
+static long long rcvbuf_errors(void)
+{
+	FILE *f = fopen("/proc/net/snmp", "re");
+	char head[1024], vals[1024];
+	long long v = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(head, sizeof(head), f) && fgets(vals, sizeof(vals), f)) {
+		char *hs, *vs, *h, *x;
+		int col = 0, want = -1;
+
+		if (strncmp(head, "Udp:", 4))
+			continue;
+		for (h = strtok_r(head, " \n", &hs); h; h = strtok_r(NULL, " \n", &hs), col++)
+			if (!strcmp(h, "RcvbufErrors"))
+				want = col;
+		col = 0;
+		for (x = strtok_r(vals, " \n", &vs); x; x = strtok_r(NULL, " \n", &vs), col++)
+			if (col == want)
+				v = atoll(x);
+		break;
+	}
+	fclose(f);
+	return v;
+}
+
+static void drive_flows(struct drive *d)
+{
+	struct flowcli *cl = calloc((size_t)d->nflows, sizeof(*cl));
+	struct rlimit rl;
+	pthread_t th;
+	int ep = epoll_create1(EPOLL_CLOEXEC), i;
+	long long end_by = 0;
+
+	ASSERT_TRUE(cl != NULL && ep >= 0);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < (rlim_t)d->nflows + 64)
+		SKIP("needs %d descriptors, the limit is %llu", d->nflows + 64, (unsigned long long)rl.rlim_cur);
+	srand(7);
+	for (i = 0; i < d->nflows; i++) {
+		cli_open(d, &cl[i], ep, i, true);
+		cl[i].due_us = now_us() + rand() % 50000;
+	}
+	ASSERT_OK(pthread_create(&th, NULL, reloader, d));
+	for (;;) {
+		struct epoll_event ev[64];
+		long long now = now_us();
+		bool sending = d->reloads_done <= d->reloads && !d->reload_failed;
+		int n, busy = 0;
+
+		if (!sending && !end_by)
+			end_by = now + 3000000;
+		for (i = 0; i < d->nflows; i++) {
+			struct flowcli *c = &cl[i];
+
+			if (c->fd < 0)
+				continue;
+			if (c->waiting) {
+				busy++;
+				if (now - c->sent_us > 2000000) {
+					if (d->unanswered < 5)
+						bt_log("flow %u datagram %u: no answer in 2 s", c->id, c->seq);
+					d->unanswered++;
+					c->waiting = false;
+					cli_close(c, ep);
+					if (sending)
+						cli_open(d, c, ep, i, true);
+				}
+			} else if (sending && now >= c->due_us) {
+				cli_send(d, c);
+				busy++;
+			}
+		}
+		if (!sending && (!busy || now > end_by))
+			break;
+		n = epoll_wait(ep, ev, 64, 5);
+		for (int k = 0; k < n; k++) {
+			struct flowcli *c = &cl[ev[k].data.u32];
+			char a[256];
+			ssize_t got;
+
+			if (c->fd < 0)
+				continue;
+			while (c->fd >= 0 && (got = recv(c->fd, a, sizeof(a) - 1, 0)) > 0) {
+				a[got] = '\0';
+				if (c->waiting)
+					cli_answer(d, c, a, ep, (int)ev[k].data.u32, now, sending);
+			}
+		}
+	}
+	pthread_join(th, NULL);
+	for (i = 0; i < d->nflows; i++)
+		if (cl[i].fd >= 0) {
+			if (cl[i].waiting)
+				d->unanswered++;
+			close(cl[i].fd);
+		}
+	close(ep);
+	free(cl);
+	bt_log("%d flows (%lld finished) through %d reloads: %lld answered ok, %lld misrouted, %lld unanswered, "
+	       "%lld bad, %lld port changes; the netns counted %lld UDP receive buffer overflows", d->nflows,
+	       d->flows_done, d->reloads_done - 1, d->ok, d->misrouted, d->unanswered, d->bad, d->migrations,
+	       rcvbuf_errors());
+	if (d->reload_failed)
+		FAIL("%s", d->reload_err);
+}
+
+static pid_t udp_start(const char *spec, char *dir, size_t dirlen, struct drive *d)
+{
+	const char *srv = getenv("BATON_UDPFLOW");
+	char logpath[96], *argv[16];
+	int n = 0;
+	pid_t pid;
+
+	if (!srv || access(srv, X_OK))
+		SKIP("BATON_UDPFLOW does not name the udpflow server (run through make check)");
+	bt_need_netns();
+	bt_need_ebpf();
+	snprintf(dir, dirlen, "/tmp/baton-test-XXXXXX");
+	if (!mkdtemp(dir))
+		FAIL("mkdtemp: %s", strerror(errno));
+	setenv("BATON_RUNTIME_DIR", dir, 1);
+	snprintf(logpath, sizeof(logpath), "%s/log", dir);
+	argv[n++] = (char *)bt_baton_bin();
+	argv[n++] = "run";
+	argv[n++] = "--name";
+	argv[n++] = "udp";
+	argv[n++] = "--listen";
+	argv[n++] = (char *)spec;
+	argv[n++] = "--grace";
+	argv[n++] = "30s";
+	argv[n++] = "--hang-threshold";
+	argv[n++] = "2s";
+	argv[n++] = "--";
+	argv[n++] = (char *)srv;
+	argv[n] = NULL;
+	pid = bt_supervisor_start(argv, "udp", logpath, NULL, NULL, 10, st_out, sizeof(st_out));
+	d->port = (uint16_t)bt_json_get(st_out, "port");
+	return pid;
+}
+
+static int status_json(void)
+{
+	char *argv[] = { (char *)bt_baton_bin(), "status", "udp", "--json", NULL };
+
+	return bt_run(argv, st_out, sizeof(st_out), st_err, sizeof(st_err), 10);
+}
+
+static int count_of(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* Old generations got their stop signal once their flows went idle: only
+ * the newest one is left, well before the 30 s grace. */
+static void only_newest_left(int within_s)
+{
+	long long until = now_us() + within_s * 1000000ll;
+
+	while (now_us() < until) {
+		ASSERT_EQ(status_json(), 0);
+		if (count_of(st_out, "\"state\":\"draining\"") == 0)
+			return;
+		usleep(100 * 1000);
+	}
+	FAIL("old generations still draining %d s after their flows went idle: %s", within_s, st_out);
+}
+
+TEST_TIMEOUT(udp_1000_flows_through_10_reloads_none_misrouted, 120)
+{
+	struct drive d = { .nflows = 1000, .reloads = 10 };
+	char dir[64];
+	pid_t sup = udp_start("udp://127.0.0.1:0?flow_idle=1s", dir, sizeof(dir), &d);
+
+	drive_flows(&d);
+	ASSERT_GT(d.ok, 20000);
+	ASSERT_EQ(d.misrouted, 0);
+	ASSERT_EQ(d.unanswered, 0);
+	ASSERT_EQ(d.bad, 0);
+	ASSERT_EQ(status_json(), 0);
+	ASSERT_EQ(bt_json_get(st_out, "reloads_done"), 10);
+	ASSERT_CONTAINS(st_out, "\"flows\":{\"mode\":\"on\",\"table\":16384");
+	ASSERT_EQ(bt_json_get(st_out, "evicted"), 0);
+	ASSERT_EQ(bt_json_get(st_out, "insert_failed"), 0);
+	only_newest_left(5);
+	bt_supervisor_stop(&sup, 20);
+}
+
+/* The same test fails without the flow table: proof that it can. */
+TEST_TIMEOUT(udp_flows_off_misroutes_across_reloads, 60)
+{
+	struct drive d = { .nflows = 200, .reloads = 2 };
+	char dir[64];
+	pid_t sup = udp_start("udp://127.0.0.1:0?flows=off", dir, sizeof(dir), &d);
+
+	drive_flows(&d);
+	ASSERT_GT(d.misrouted, 10);
+	ASSERT_EQ(status_json(), 0);
+	ASSERT_CONTAINS(st_out, "\"flows\":{\"mode\":\"off\"");
+	bt_supervisor_stop(&sup, 20);
+}
+
+/* QUIC-shaped flows whose clients change source port every few packets:
+ * the connection ID's marker keeps them with their generation. */
+TEST_TIMEOUT(udp_quic_cid_marker_keeps_migrating_clients_through_reloads, 90)
+{
+	struct drive d = { .nflows = 300, .reloads = 5, .quic = true, .migrate = true };
+	char dir[64];
+	pid_t sup = udp_start("udp://127.0.0.1:0?flows=quic&flow_idle=1s", dir, sizeof(dir), &d);
+
+	drive_flows(&d);
+	ASSERT_GT(d.migrations, 1000);
+	ASSERT_EQ(d.misrouted, 0);
+	ASSERT_EQ(d.unanswered, 0);
+	ASSERT_EQ(d.bad, 0);
+	ASSERT_EQ(status_json(), 0);
+	ASSERT_CONTAINS(st_out, "\"mode\":\"quic\"");
+	ASSERT_CONTAINS(st_out, "\"quic_cid_byte\":6");
+	ASSERT_GT(bt_json_get(st_out, "by_cid"), 1000);
+	only_newest_left(5);
+	bt_supervisor_stop(&sup, 20);
+}
+
+/* Without the marker, a client that changes port is a new flow: after a
+ * reload it lands on the new generation. */
+TEST_TIMEOUT(udp_quic_migration_without_marker_routing_misroutes, 60)
+{
+	struct drive d = { .nflows = 200, .reloads = 2, .quic = true, .migrate = true };
+	char dir[64];
+	pid_t sup = udp_start("udp://127.0.0.1:0?flows=on", dir, sizeof(dir), &d);
+
+	drive_flows(&d);
+	ASSERT_GT(d.misrouted, 10);
+	bt_supervisor_stop(&sup, 20);
+}
