@@ -172,7 +172,10 @@ void flows_check(struct sup *s, struct gen *g, long long now)
 	if (stop_when_idle(s, g))
 		return;
 	g->stop_ms = now;	/* the grace before SIGKILL starts now */
-	s->ops->kill(g->pid, s->cfg->stop_signal);
+	if (g->id == 0)
+		takeover_signal(s, g);	/* a --takeover server: its own signal, to every PID */
+	else
+		s->ops->kill(g->pid, s->cfg->stop_signal);
 }
 
 static const char *mode_name(enum baton_flows m)
