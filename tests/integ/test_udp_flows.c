@@ -597,11 +597,16 @@ static pid_t udp_start(const char *spec, char *dir, size_t dirlen, struct drive 
 	return pid;
 }
 
-static int status_json(void)
+static int status_json_of(const char *name)
 {
-	char *argv[] = { (char *)bt_baton_bin(), "status", "udp", "--json", NULL };
+	char *argv[] = { (char *)bt_baton_bin(), "status", (char *)name, "--json", NULL };
 
 	return bt_run(argv, st_out, sizeof(st_out), st_err, sizeof(st_err), 10);
+}
+
+static int status_json(void)
+{
+	return status_json_of("udp");
 }
 
 static int count_of(const char *text, const char *needle)
@@ -694,4 +699,188 @@ TEST_TIMEOUT(udp_quic_migration_without_marker_routing_misroutes, 60)
 	drive_flows(&d);
 	ASSERT_GT(d.misrouted, 10);
 	bt_supervisor_stop(&sup, 20);
+}
+
+/* ---- a real QUIC stack: ngtcp2's example HTTP/3 server ------------------
+ * gtlsserver binds its own socket (the preload shim gives it the member);
+ * gtlsclient opens a connection at once and sends its requests only after
+ * --delay-stream, by when several reloads have passed. */
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+static bool find_exe(const char *name, char *out, size_t len)
+{
+	const char *path = getenv("PATH");
+	char dirs[4096], *save = NULL;
+
+	snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/bin", path ? path : "");
+	for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		snprintf(out, len, "%s/%s", d, name);
+		if (!access(out, X_OK))
+			return true;
+	}
+	return false;
+}
+
+struct h3 {
+	char dir[64], server[256], client[256];
+	pid_t sup, cli[32];
+	int ncli;
+};
+
+static void h3_start(struct h3 *h, const char *query)
+{
+	char openssl[256], spec[128], key[128], cert[128], htdocs[128], logpath[128];
+	char *req[] = { openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+			"-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost", NULL };
+	char *argv[] = { (char *)bt_baton_bin(), "run", "--name", "h3", "--listen", spec, "--ready", "delay:300ms",
+			 "--grace", "20s", "--hang-threshold", "2s", "--", h->server, "-q", "-d", htdocs, "127.0.0.1",
+			 "4433", key, cert, NULL };
+
+	if (!find_exe("gtlsserver", h->server, sizeof(h->server)) ||
+	    !find_exe("gtlsclient", h->client, sizeof(h->client)))
+		SKIP("needs ngtcp2's gtlsserver and gtlsclient (Debian: ngtcp2-server, ngtcp2-client)");
+	if (!find_exe("openssl", openssl, sizeof(openssl)))
+		SKIP("needs openssl for the server's certificate");
+	if (!getenv("BATON_PRELOAD_LIB"))
+		SKIP("BATON_PRELOAD_LIB does not name the preload shim (run through make check)");
+	bt_need_netns();
+	bt_need_ebpf();
+	snprintf(h->dir, sizeof(h->dir), "/tmp/baton-test-XXXXXX");
+	if (!mkdtemp(h->dir))
+		FAIL("mkdtemp: %s", strerror(errno));
+	setenv("BATON_RUNTIME_DIR", h->dir, 1);
+	snprintf(key, sizeof(key), "%s/key.pem", h->dir);
+	snprintf(cert, sizeof(cert), "%s/cert.pem", h->dir);
+	snprintf(htdocs, sizeof(htdocs), "%s/htdocs", h->dir);
+	snprintf(logpath, sizeof(logpath), "%s/log", h->dir);
+	snprintf(spec, sizeof(spec), "udp://127.0.0.1:4433%s", query);
+	if (bt_run(req, st_out, sizeof(st_out), st_err, sizeof(st_err), 30) != 0)
+		FAIL("openssl req: %s", st_err);
+	ASSERT_OK(mkdir(htdocs, 0700));
+	for (int i = 1; i <= 4; i++) {
+		char p[160], data[3000];
+		FILE *f;
+
+		snprintf(p, sizeof(p), "%s/f%d", htdocs, i);
+		f = fopen(p, "we");
+		ASSERT_TRUE(f != NULL);
+		for (size_t k = 0; k < sizeof(data); k++)
+			data[k] = (char)('a' + (k * 7 + (size_t)i) % 26);
+		fwrite(data, 1, sizeof(data) - (size_t)i * 100, f);
+		fclose(f);
+	}
+	h->sup = bt_supervisor_start(argv, "h3", logpath, NULL, NULL, 15, st_out, sizeof(st_out));
+}
+
+/* A client that connects now and requests f1..f4 after DELAY_S seconds. */
+static void h3_client(struct h3 *h, int delay_s)
+{
+	char dl[96], delay[32], logpath[96];
+	/* an idle timeout past the longest delay, so that a lost connection
+	 * ends its client soon */
+	char *argv[] = { h->client, "-q", "--exit-on-all-streams-close", "--timeout=8s", delay, dl, "127.0.0.1", "4433",
+			 "https://127.0.0.1:4433/f1", "https://127.0.0.1:4433/f2", "https://127.0.0.1:4433/f3",
+			 "https://127.0.0.1:4433/f4", NULL };
+	int c = h->ncli++;
+	pid_t pid;
+
+	snprintf(dl, sizeof(dl), "--download=%s/dl%d", h->dir, c);
+	snprintf(delay, sizeof(delay), "--delay-stream=%ds", delay_s);
+	snprintf(logpath, sizeof(logpath), "%s/client%d.log", h->dir, c);
+	ASSERT_OK(mkdir(dl + 11, 0700));
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	ASSERT_GT(pid, 0);
+	h->cli[c] = pid;
+}
+
+/* Waits for every client (bounded), then counts the responses that did not
+ * arrive whole: the failed requests. */
+static int h3_failed(struct h3 *h)
+{
+	long long until = now_us() + 40 * 1000000ll;
+	int failed = 0;
+
+	for (int c = 0; c < h->ncli; c++) {
+		while (waitpid(h->cli[c], NULL, WNOHANG) == 0 && now_us() < until)
+			usleep(50 * 1000);
+		if (now_us() >= until) {
+			kill(h->cli[c], SIGKILL);
+			waitpid(h->cli[c], NULL, 0);
+		}
+		for (int i = 1; i <= 4; i++) {
+			char p[160];
+			struct stat st;
+
+			snprintf(p, sizeof(p), "%s/dl%d/f%d", h->dir, c, i);
+			if (stat(p, &st) || st.st_size != 3000 - i * 100) {
+				if (failed < 5)
+					bt_log("client %d (gtlsclient): f%d did not arrive whole", c, i);
+				failed++;
+			}
+		}
+	}
+	return failed;
+}
+
+static int reload_h3(void)
+{
+	char *argv[] = { (char *)bt_baton_bin(), "reload", "h3", NULL };
+
+	return bt_run(argv, st_out, sizeof(st_out), st_err, sizeof(st_err), 60);
+}
+
+TEST_TIMEOUT(udp_ngtcp2_http3_connections_survive_10_reloads, 120)
+{
+	struct h3 h = { 0 };
+	int failed;
+
+	h3_start(&h, "?flow_idle=10s");
+	for (int d = 1; d <= 6; d++)
+		h3_client(&h, d);
+	for (int r = 0; r < 10; r++) {
+		usleep(300 * 1000);
+		if (reload_h3() != 0)
+			FAIL("reload %d: %s%s", r + 1, st_out, st_err);
+		if (r == 2 || r == 5)	/* connections on later generations too */
+			for (int d = 1; d <= 3; d++)
+				h3_client(&h, d);
+	}
+	failed = h3_failed(&h);
+	bt_log("%d HTTP/3 connections, %d requests across 10 reloads: %d failed", h.ncli, h.ncli * 4, failed);
+	ASSERT_EQ(failed, 0);
+	ASSERT_EQ(status_json_of("h3"), 0);
+	ASSERT_EQ(bt_json_get(st_out, "reloads_done"), 10);
+	bt_supervisor_stop(&h.sup, 30);
+}
+
+/* The same connections without the flow table: their requests reach a
+ * generation that never saw the handshake. */
+TEST_TIMEOUT(udp_ngtcp2_without_flows_loses_connections_across_reloads, 60)
+{
+	struct h3 h = { 0 };
+	int failed;
+
+	h3_start(&h, "?flows=off");
+	for (int d = 2; d <= 4; d++)
+		h3_client(&h, d);
+	for (int r = 0; r < 2; r++) {
+		usleep(300 * 1000);
+		if (reload_h3() != 0)
+			FAIL("reload %d: %s%s", r + 1, st_out, st_err);
+	}
+	failed = h3_failed(&h);
+	bt_log("flows=off: %d of %d requests failed", failed, h.ncli * 4);
+	ASSERT_GT(failed, 0);
+	bt_supervisor_stop(&h.sup, 30);
 }
