@@ -49,7 +49,7 @@ static void write_state(struct sup *s, FILE *f)
 		if (g->state == GEN_FREE || g->pid <= 0)
 			continue;
 		fprintf(f, "gen %d %d %llu %s %lld %d\n", g->id, (int)g->pid, g->start_ticks, state_name[g->state],
-			g->start_wall_ms, g->stop_ms ? 1 : 0);
+			g->start_wall_ms, g->stop_ms ? (g->flow_wait ? 2 : 1) : 0);	/* 2: not signalled, holds UDP flows */
 		for (l = 0; l < s->nl; l++)
 			if (g->slot[l] >= 0 && g->member_ino[l])
 				fprintf(f, "member %d %d %d %llu\n", g->id, l, g->slot[l],
@@ -632,6 +632,7 @@ int state_resume(struct sup *s)
 		if (sg->stopped || was == GEN_DRAINING) {
 			g->state = GEN_DRAINING;
 			g->stop_ms = baton_mono_ms();	/* the grace starts again */
+			g->flow_wait = sg->stopped == 2;	/* still to be signalled once its flows end */
 		}
 		if (serving)
 			g->ready_us = g->start_us;

@@ -563,10 +563,12 @@ static void drive_flows(struct drive *d)
 		FAIL("%s", d->reload_err);
 }
 
+static char *udp_argv[16];	/* the command, for a restart after a kill */
+
 static pid_t udp_start(const char *spec, char *dir, size_t dirlen, struct drive *d)
 {
 	const char *srv = getenv("BATON_UDPFLOW");
-	char logpath[96], *argv[16];
+	char logpath[96], **argv = udp_argv;
 	int n = 0;
 	pid_t pid;
 
@@ -883,4 +885,86 @@ TEST_TIMEOUT(udp_ngtcp2_without_flows_loses_connections_across_reloads, 60)
 	bt_log("flows=off: %d of %d requests failed", failed, h.ncli * 4);
 	ASSERT_GT(failed, 0);
 	bt_supervisor_stop(&h.sup, 30);
+}
+
+/* ---- a supervisor killed while an old generation holds flows ----------- */
+
+/* One datagram on each of N flows (SEQ given), answers read back; returns
+ * how many came back "ok". */
+static int step_flows_q(int *cli, uint32_t *ids, int n, uint32_t seq, uint16_t port, bool quiet)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				  .sin_port = htons(port) };
+	int ok = 0;
+
+	for (int i = 0; i < n; i++) {
+		char m[64], a[128];
+		struct pollfd p = { .fd = cli[i], .events = POLLIN };
+		int len = snprintf(m, sizeof(m), "%u %u", ids[i], seq);
+		ssize_t got;
+
+		ASSERT_EQ(sendto(cli[i], m, (size_t)len, 0, (struct sockaddr *)&to, sizeof(to)), len);
+		if (poll(&p, 1, 2000) != 1 || (got = recv(cli[i], a, sizeof(a) - 1, 0)) <= 0)
+			continue;
+		a[got] = '\0';
+		if (!strncmp(a, "ok ", 3))
+			ok++;
+		else if (!quiet)
+			bt_log("flow %u datagram %u: %s", ids[i], seq, a);
+	}
+	return ok;
+}
+
+static int step_flows(int *cli, uint32_t *ids, int n, uint32_t seq, uint16_t port)
+{
+	return step_flows_q(cli, ids, n, seq, port, false);
+}
+
+TEST_TIMEOUT(udp_flows_held_by_an_old_generation_survive_a_supervisor_kill, 90)
+{
+	struct drive d = { 0 };
+	char dir[64], log2[96];
+	int cli[20];
+	uint32_t ids[20];
+	pid_t sup = udp_start("udp://127.0.0.1:0?flow_idle=1500ms", dir, sizeof(dir), &d);
+	long long until;
+	uint32_t seq = 0;
+
+	for (int i = 0; i < 20; i++) {
+		cli[i] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		ids[i] = 500 + (uint32_t)i;
+	}
+	ASSERT_EQ(step_flows(cli, ids, 20, seq++, d.port), 20);
+	{
+		char *argv[] = { (char *)bt_baton_bin(), "reload", "udp", NULL };
+
+		ASSERT_EQ(bt_run(argv, st_out, sizeof(st_out), st_err, sizeof(st_err), 30), 0);
+	}
+	ASSERT_EQ(step_flows(cli, ids, 20, seq++, d.port), 20);
+	ASSERT_EQ(kill(sup, SIGKILL), 0);
+	waitpid(sup, NULL, 0);
+	ASSERT_EQ(step_flows(cli, ids, 20, seq++, d.port), 20);	/* no supervisor: the program steers on */
+	snprintf(log2, sizeof(log2), "%s/log2", dir);
+	sup = bt_supervisor_start(udp_argv, "udp", log2, NULL, NULL, 10, st_out, sizeof(st_out));
+	ASSERT_CONTAINS(st_out, "\"resumed\":true");
+	/* gen 1 is still there, not yet told to stop, holding its 20 flows */
+	for (int k = 0; k < 5; k++)
+		ASSERT_EQ(step_flows(cli, ids, 20, seq++, d.port), 20);
+	ASSERT_EQ(status_json(), 0);
+	ASSERT_EQ(count_of(st_out, "\"state\":\"draining\""), 1);
+	ASSERT_CONTAINS(st_out, "\"flows\":20");
+	/* once they go quiet it gets its signal, long before the 30 s grace */
+	until = now_us() + 6000000;
+	while (now_us() < until) {
+		ASSERT_EQ(status_json(), 0);
+		if (!count_of(st_out, "\"state\":\"draining\""))
+			break;
+		usleep(100 * 1000);
+	}
+	ASSERT_EQ(count_of(st_out, "\"state\":\"draining\""), 0);
+	/* and those flows, idle now, are new flows of gen 2 */
+	ASSERT_EQ(step_flows_q(cli, ids, 20, seq++, d.port, true), 0);
+	for (int i = 0; i < 20; i++)
+		close(cli[i]);
+	bt_supervisor_stop(&sup, 20);
 }
