@@ -72,6 +72,7 @@ struct baton_group {
 	uint32_t flow_table;
 	uint64_t flow_idle_ms;
 	int marker[BATON_MAX_SLOTS];	/* QUIC marker of each slot, -1: none */
+	uint32_t epoch[BATON_MAX_SLOTS];	/* what the slotep map holds */
 	/* cBPF: order[i] is the slot at index i of the kernel's listening
 	 * array (the kernel appends on listen and moves the last into a hole). */
 	int order[BATON_MAX_SLOTS];
@@ -1155,6 +1156,8 @@ static int flows_setup(struct baton_group *g)
 
 	if (g->flows && g->flow_table <= 1)
 		c.mode = BATON_FLOWS_OFF_;	/* a pinned table made without flows */
+	for (uint32_t k = 0; k < BATON_MAX_SLOTS; k++)
+		bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.slotep), &k, &g->epoch[k]);
 	/* a resumed group finds its markers where it left them */
 	for (uint32_t k = 0; g->pin_path[0] && k < 256; k++) {
 		struct baton_flow_marker m;
@@ -1170,15 +1173,13 @@ static int flows_setup(struct baton_group *g)
  * flow placed on the slot before it, without walking the table. */
 static void epoch_bump(struct baton_group *g, int slot)
 {
-	uint32_t key = (uint32_t)slot, e = 0;
-	int fd;
+	uint32_t key = (uint32_t)slot, e;
 
-	if (g->mode != BATON_MODE_EBPF)
+	/* without flows nothing reads the epochs: a TCP group pays nothing */
+	if (g->mode != BATON_MODE_EBPF || !g->flows)
 		return;
-	fd = bpf_map__fd(g->skel->maps.slotep);
-	bpf_map_lookup_elem(fd, &key, &e);
-	e++;
-	if (bpf_map_update_elem(fd, &key, &e, BPF_ANY))
+	e = ++g->epoch[slot];
+	if (bpf_map_update_elem(bpf_map__fd(g->skel->maps.slotep), &key, &e, BPF_ANY))
 		LOG(g, WARN, "cannot renew slot %d's flow epoch: %s; its old flows may follow the new member",
 		    slot, strerror(errno));
 }
@@ -1209,8 +1210,7 @@ int baton_group_set_marker(struct baton_group *g, int slot, int marker)
 	for (int s = 0; s < BATON_MAX_SLOTS; s++)
 		if (g->marker[s] == marker)
 			g->marker[s] = -1;	/* a marker names one slot */
-	key = (uint32_t)slot;
-	bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.slotep), &key, &e);
+	e = g->epoch[slot];
 	m = (struct baton_flow_marker){ .slot_plus1 = (uint32_t)slot + 1, .epoch = e };
 	key = (uint32_t)marker;
 	if (bpf_map_update_elem(fd, &key, &m, BPF_ANY))
