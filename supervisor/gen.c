@@ -197,6 +197,9 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 		if (from >= 0) {
 			g->slot[l] = s->gen[from].slot[l];
 			s->gen[from].slot[l] = -1;
+		} else if (bindmode_cgroup(s)) {
+			fds[l] = -1;	/* it binds its own; adopted into its slot when it listens */
+			continue;
 		} else {
 			int fd = sdn_member_fd(s, l);	/* a passed SO_REUSEPORT socket first */
 
@@ -225,9 +228,12 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 	flows_gen_start(s, g);
 	g->start_us = baton_mono_us();
 	g->start_wall_ms = baton_wall_ms();
+	if ((r = bindmode_gen_start(s, gi)))
+		goto fail;
 	pid = s->ops->spawn(s, g->id, fds, &r);
 	if (pid < 0) {
 		say(s, "cannot run \"%s\": %s", s->cfg->argv[0], strerror(-r));
+		bindmode_gen_end(s, gi);
 		goto fail;
 	}
 	free(fds);
@@ -287,6 +293,8 @@ void gen_ready(struct sup *s, int gi, bool assumed)
 	struct gen *g = &s->gen[gi];
 	int l, old = s->active;
 
+	if (bindmode_hold_ready(s, gi))
+		return;
 	g->ready_us = baton_mono_us();
 	if (gi != s->reload) {
 		g->state = GEN_ACTIVE;	/* generation 1, or a restart on the same members */
@@ -462,6 +470,7 @@ void gen_exited(struct sup *s, int gi, int status)
 	}
 	g->status = status;
 	g->state = GEN_EXITED;
+	bindmode_gen_end(s, gi);
 	if (!g->why[0])
 		snprintf(g->why, sizeof(g->why), "%s", how);
 	if (gi == s->reload) {
@@ -572,7 +581,7 @@ int start_reload(struct sup *s, int client, const char *origin)
 	}
 	s->reload = gi;
 	state_save(s);
-	step(s, "started gen %d (pid %d)", s->gen[gi].id, (int)s->gen[gi].pid);
+	step(s, "started gen %d (pid %d, bind mode %s)", s->gen[gi].id, (int)s->gen[gi].pid, bindmode_name(s, gi));
 	return 0;
 }
 

@@ -131,9 +131,10 @@ struct sup {
 	int ntk_pids;
 	bool takeover_reload;       /* the reload running is the takeover: not counted as a reload */
 	int batch_lo, batch_n;      /* the listeners this tick looks at (see in_batch) */
+	struct bindmode *bm;        /* --bind-mode state (bindmode.c) */
 };
 
-enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_PIDFD = 2000 /* + generation index */ };
+enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_BINDHOOK = 1500, EV_PIDFD = 2000 /* + generation index */ };
 
 
 void preload_setup(struct sup *s);
@@ -237,6 +238,22 @@ void flows_check(struct sup *s, struct gen *g, long long now);
 void flows_status_listener(struct sup *s, FILE *f, int l, bool json);
 void flows_status_member(struct sup *s, FILE *f, const struct gen *g, int l, bool json);
 void flows_fini(struct sup *s);
+
+/* bindmode.c: --bind-mode shim|cgroup|auto. Setup picks the mode (and sets
+ * up the shim or the cgroups and bind hook); -1: cannot (said why). */
+struct baton_bind_event;
+int bindmode_setup(struct sup *s);
+bool bindmode_cgroup(const struct sup *s);   /* new generations bind their own sockets */
+const char *bindmode_mode_name(enum sup_bind_mode m);
+const char *bindmode_name(const struct sup *s, int gi);
+int bindmode_gen_start(struct sup *s, int gi);  /* before its spawn: its cgroup */
+int bindmode_procs_fd(struct sup *s, int id);   /* its cgroup.procs for the child, or -errno */
+void bindmode_gen_end(struct sup *s, int gi);   /* its process ended */
+bool bindmode_hold_ready(struct sup *s, int gi); /* ready, but not listening yet */
+void bindmode_event(void *ctx, const struct baton_bind_event *e);
+void bindmode_events(struct sup *s);
+void bindmode_tick(struct sup *s, long long now);
+void bindmode_fini(struct sup *s, bool clean_stop);
 
 /* Sets up S for CFG (per-listener arrays; no sockets, no processes) and
  * releases it again: the loop's own start and end, and a test's. */

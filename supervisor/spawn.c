@@ -93,14 +93,23 @@ static void default_signals(void)
  * here and not a mysterious exit 127 later. */
 pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 {
-	int n = s->nl, p[2], *tmp, i, e = 0;
+	int n = s->nl, p[2], *tmp, i, e = 0, cgfd = bindmode_procs_fd(s, id);
 	pid_t pid;
 	ssize_t got;
 
-	tmp = calloc((size_t)n, sizeof(*tmp));
+	if (cgfd >= 0)
+		n = 0;	/* cgroup mode: it binds its own sockets, and gets none */
+	else if (cgfd != -ENOENT) {
+		*err = cgfd;
+		return -1;
+	}
+
+	tmp = calloc((size_t)n + 1, sizeof(*tmp));
 	if (!tmp || pipe2(p, O_CLOEXEC)) {
 		*err = tmp ? -errno : -ENOMEM;
 		free(tmp);
+		if (cgfd >= 0)
+			close(cgfd);
 		return -1;
 	}
 	pid = fork();
@@ -109,6 +118,8 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 		close(p[0]);
 		close(p[1]);
 		free(tmp);
+		if (cgfd >= 0)
+			close(cgfd);
 		return -1;
 	}
 	if (pid == 0) {
@@ -116,6 +127,13 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 		char num[32];
 		int wfd;
 
+		/* into its cgroup before it can bind: the hook applies from here */
+		if (cgfd >= 0 && write(cgfd, "0", 1) != 1) {
+			e = errno;
+			if (write(p[1], &e, sizeof(e)) < 0)
+				_exit(126);
+			_exit(127);
+		}
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
@@ -133,11 +151,17 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 				goto fail;
 		/* whatever baton itself inherited is not the generation's */
 		syscall(SYS_close_range, 3 + n, ~0U, CLOSE_RANGE_CLOEXEC);
-		snprintf(num, sizeof(num), "%d", n);
-		setenv("LISTEN_FDS", num, 1);
-		snprintf(num, sizeof(num), "%d", (int)getpid());
-		setenv("LISTEN_PID", num, 1);
-		setenv("LISTEN_FDNAMES", s->fdnames, 1);
+		if (cgfd >= 0) {
+			unsetenv("LISTEN_FDS");
+			unsetenv("LISTEN_PID");
+			unsetenv("LISTEN_FDNAMES");
+		} else {
+			snprintf(num, sizeof(num), "%d", n);
+			setenv("LISTEN_FDS", num, 1);
+			snprintf(num, sizeof(num), "%d", (int)getpid());
+			setenv("LISTEN_PID", num, 1);
+			setenv("LISTEN_FDNAMES", s->fdnames, 1);
+		}
 		setenv("NOTIFY_SOCKET", s->notify_path, 1);
 		setenv("BATON_NAME", s->name, 1);
 		snprintf(num, sizeof(num), "%d", id);
@@ -152,6 +176,8 @@ fail:
 		_exit(127);
 	}
 	free(tmp);
+	if (cgfd >= 0)
+		close(cgfd);
 	close(p[1]);
 	got = read(p[0], &e, sizeof(e));
 	close(p[0]);

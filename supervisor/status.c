@@ -28,6 +28,11 @@ static void fmt_time(long long ms, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+static int i_of(const struct sup *s, const struct gen *g)
+{
+	return (int)(g - s->gen);
+}
+
 void write_status(struct sup *s, FILE *f, bool json)
 {
 	long long now = baton_mono_ms();
@@ -85,6 +90,7 @@ void write_status(struct sup *s, FILE *f, bool json)
 		fmt_time(g->start_wall_ms, when, sizeof(when));
 		if (!json) {
 			fprintf(f, "%-4d %-8d %-9s %-21s", g->id, (int)g->pid, state_name[g->state], when);
+			fprintf(f, " [%s]", bindmode_name(s, i_of(s, g)));
 			if (g->adopted)
 				fprintf(f, " [adopted]");
 			if (g->health[0])
@@ -97,6 +103,7 @@ void write_status(struct sup *s, FILE *f, bool json)
 			baton_json_str(f, g->state == GEN_EXITED ? g->why : "");
 			fprintf(f, ",\"health\":");
 			baton_json_str(f, g->health);
+			fprintf(f, ",\"bind_mode\":\"%s\"", bindmode_name(s, i_of(s, g)));
 			fprintf(f, ",\"adopted\":%s,\"members\":[", g->adopted ? "true" : "false");
 		}
 		first = 0;

@@ -125,6 +125,7 @@ static void tick(struct sup *s)
 		}
 	}
 	health_tick(s, now);
+	bindmode_tick(s, now);
 	if (s->restart_at && now >= s->restart_at && !s->stopping) {
 		int from = s->restart_from, gi;
 
@@ -302,6 +303,7 @@ static void cleanup(struct sup *s, bool clean_stop)
 	}
 	if (s->sigfd >= 0)
 		close(s->sigfd);
+	bindmode_fini(s, clean_stop);
 	if (s->epfd >= 0)
 		close(s->epfd);
 	sup_fini(s);
@@ -401,8 +403,8 @@ static int start_fresh(struct sup *s)
 	for (l = 0; l < s->nl; l++)
 		if (!sdn_passed(s, l) && (s->active < 0 || s->gen[s->active].slot[l] < 0) && pin_port(s, l))
 			return -1;
-	if (!s->cfg->no_preload)
-		preload_setup(s);
+	if (bindmode_setup(s))
+		return -1;
 	if (s->active >= 0)
 		return start_takeover(s);
 	gi = start_gen(s, -1, 1);
@@ -504,9 +506,10 @@ int sup_run(const struct sup_config *cfg)
 		s->exit_code = 1;
 		begin_stop(s, "it could not start");
 	} else if (r == 1) {
-		if (!cfg->no_preload)
-			preload_setup(s);
-		if (s->active < 0 && !start_fresh_gen(s)) {
+		if (bindmode_setup(s)) {
+			s->exit_code = 1;
+			begin_stop(s, "it could not set up its bind mode");
+		} else if (s->active < 0 && !start_fresh_gen(s)) {
 			s->exit_code = 1;
 			begin_stop(s, "no generation could be started");
 		} else if (s->gen[s->active].state == GEN_ACTIVE) {
@@ -531,6 +534,8 @@ int sup_run(const struct sup_config *cfg)
 				read_notify(s);
 			else if (tag == EV_CONTROL)
 				accept_client(s);
+			else if (tag == EV_BINDHOOK)
+				bindmode_events(s);
 			else if (tag >= EV_PIDFD && tag < EV_PIDFD + MAX_GENS)
 				pid_ended(s, (int)(tag - EV_PIDFD));
 			else if (tag < MAX_CLIENTS && s->cl[tag].role != CL_FREE)

@@ -19,6 +19,10 @@
 /* LISTEN: libbaton-preload reports the server's first listen() on a member */
 enum sup_ready { SUP_READY_AUTO, SUP_READY_NOTIFY, SUP_READY_DELAY, SUP_READY_LISTEN };
 
+/* How a command that binds its own socket gets into the group (--bind-mode).
+ * NONE: --no-preload, the sockets only as LISTEN_FDS. */
+enum sup_bind_mode { SUP_BIND_AUTO, SUP_BIND_SHIM, SUP_BIND_CGROUP, SUP_BIND_NONE };
+
 struct sup_config {
 	char name[BATON_NAME_MAX + 1];
 	struct baton_spec *listen;   /* nlisten of them (the caller owns the array) */
@@ -37,6 +41,7 @@ struct sup_config {
 	long long hang_ms;           /* its queue hung this long: replaced (0: 100 ms) */
 	bool allow_foreign;          /* join a group that holds sockets baton did not create */
 	char **self_argv;            /* baton's own command line: `baton upgrade` re-executes it */
+	enum sup_bind_mode bind_mode; /* auto: cgroup for static or Go executables, else shim */
 	pid_t *takeover;             /* --takeover PIDs (ntakeover of them): generation 0 */
 	int ntakeover;
 	int takeover_signal;         /* how generation 0 is told to stop; 0: stop_signal */
