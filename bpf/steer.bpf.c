@@ -154,9 +154,14 @@ static __always_inline int flow_key(struct sk_reuseport_md *md, struct baton_flo
 	k->dport = ports[1];
 	if (md->eth_protocol == ETH_P_IP_BE) {
 		k->family = 4;
-		/* saddr and daddr follow each other at offset 12 */
-		return bpf_skb_load_bytes_relative(md, 12, k->saddr, 4, BPF_HDR_START_NET) ||
-		       bpf_skb_load_bytes_relative(md, 16, k->daddr, 4, BPF_HDR_START_NET) ? -1 : 0;
+		__u32 a[2];
+
+		/* saddr and daddr follow each other at offset 12: one load */
+		if (bpf_skb_load_bytes_relative(md, 12, a, sizeof(a), BPF_HDR_START_NET))
+			return -1;
+		k->saddr[0] = a[0];
+		k->daddr[0] = a[1];
+		return 0;
 	}
 	if (md->eth_protocol == ETH_P_IPV6_BE) {
 		k->family = 6;
