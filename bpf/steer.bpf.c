@@ -286,6 +286,9 @@ int steer(struct sk_reuseport_md *md)
 	struct baton_steer_cfg *p;
 	struct flow_ctx fc;
 
+	/* a datagram of a known flow needs no policy: asked before the latch */
+	if (flow_follow(md, &fc))
+		return SK_PASS;
 	c = bpf_map_lookup_elem(&ctl, &zero);
 	if (!c)
 		return SK_PASS;
@@ -310,8 +313,6 @@ int steer(struct sk_reuseport_md *md)
 		if (READ_ONCE(c->seq) == seq)
 			break;
 	}
-	if (flow_follow(md, &fc))
-		return SK_PASS;
 	if (i == 4 || !n) {
 		count(BATON_STEER_SLOTS, migrating, 0);
 		return SK_PASS;	/* no stable policy: the kernel's hash decides */
