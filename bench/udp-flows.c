@@ -30,10 +30,10 @@
 enum config { CFG_OFF, CFG_ON, NCFG };
 static const char *const cfg_name[NCFG] = { "off", "flows" };
 
-#define MAX_ROUNDS 50
+#define MAX_ROUNDS 200
 #define MAX_FLOWS 4096
 #define BATCH 32
-#define WARMUP_S 0.1
+#define WARMUP_S 0.05
 
 struct run {
 	int member[2];		/* the group's members; slot 0 takes traffic */
@@ -123,36 +123,79 @@ static double prog_ns(const struct baton_group *g)
 	return ns;
 }
 
-/* One timed run: NFLOWS client sockets, each with one datagram in flight. */
-static int run_once(enum config c, int nflows, double seconds, double *rate, double *ns)
+/* Both configurations live for the whole run, each with its group, port,
+ * echo thread and client sockets (one flow each, one datagram in flight);
+ * a round points the load at one, then the other. */
+struct bench {
+	struct run r[NCFG];
+	struct baton_group *g[NCFG];
+	pthread_t th[NCFG];
+	bool started[NCFG];
+	int *cli[NCFG];
+	int ep[NCFG];
+	int nflows;
+};
+
+static int bench_setup(struct bench *b, int nflows)
 {
-	struct run r = { .member = { -1, -1 } };
-	struct baton_group *g = make_group(c, &r, nflows);
-	int *cli = calloc((size_t)nflows, sizeof(int)), ep = epoll_create1(EPOLL_CLOEXEC), i, ret = -1;
-	uint64_t at_start = 0, got = 0;
-	double t0, start = 0;
-	pthread_t th;
-
-	if (!g || !cli || ep < 0) {
-		fprintf(stderr, "udp-flows: setup (%s): %s\n", cfg_name[c], strerror(errno));
-		goto out;
-	}
-	for (i = 0; i < nflows; i++) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)i };
-
-		cli[i] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (cli[i] < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, cli[i], &ev)) {
-			fprintf(stderr, "udp-flows: client socket: %s\n", strerror(errno));
-			goto out;
+	b->nflows = nflows;
+	for (int c = 0; c < NCFG; c++) {
+		b->r[c] = (struct run){ .member = { -1, -1 } };
+		b->ep[c] = epoll_create1(EPOLL_CLOEXEC);
+		b->cli[c] = calloc((size_t)nflows, sizeof(int));
+		b->g[c] = make_group((enum config)c, &b->r[c], nflows);
+		if (!b->g[c] || b->ep[c] < 0 || !b->cli[c]) {
+			fprintf(stderr, "udp-flows: setup (%s): %s\n", cfg_name[c], strerror(errno));
+			return -1;
 		}
+		for (int i = 0; i < nflows; i++) {
+			struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)i };
+
+			b->cli[c][i] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+			if (b->cli[c][i] < 0 || epoll_ctl(b->ep[c], EPOLL_CTL_ADD, b->cli[c][i], &ev)) {
+				fprintf(stderr, "udp-flows: client socket: %s\n", strerror(errno));
+				return -1;
+			}
+		}
+		if (pthread_create(&b->th[c], NULL, server, &b->r[c])) {
+			fprintf(stderr, "udp-flows: thread: %s\n", strerror(errno));
+			return -1;
+		}
+		b->started[c] = true;
+		for (int i = 0; i < nflows; i++)
+			sendto(b->cli[c][i], "x", 1, 0, (struct sockaddr *)&b->r[c].to, sizeof(b->r[c].to));
 	}
-	if (pthread_create(&th, NULL, server, &r)) {
-		fprintf(stderr, "udp-flows: thread: %s\n", strerror(errno));
-		goto out;
+	return 0;
+}
+
+static void bench_free(struct bench *b)
+{
+	for (int c = 0; c < NCFG; c++) {
+		__atomic_store_n(&b->r[c].stop, 1, __ATOMIC_RELAXED);
+		if (b->started[c])
+			pthread_join(b->th[c], NULL);
+		for (int i = 0; b->cli[c] && i < b->nflows; i++)
+			if (b->cli[c][i] > 0)
+				close(b->cli[c][i]);
+		free(b->cli[c]);
+		if (b->ep[c] >= 0)
+			close(b->ep[c]);
+		baton_group_free(b->g[c]);
+		for (int k = 0; k < 2; k++)
+			if (b->r[c].member[k] >= 0)
+				close(b->r[c].member[k]);
 	}
-	for (i = 0; i < nflows; i++)
-		sendto(cli[i], "x", 1, 0, (struct sockaddr *)&r.to, sizeof(r.to));
-	t0 = now_s();
+}
+
+/* Echoes through configuration C for SECONDS after a short warm-up. */
+static int measure(struct bench *b, enum config c, double seconds, double *rate)
+{
+	int *cli = b->cli[c];
+	struct sockaddr_in *to = &b->r[c].to;
+	uint64_t at_start = 0, got = 0;
+	double t0 = now_s(), start = 0;
+
+	*rate = 0;
 	for (;;) {
 		struct epoll_event evs[256];
 		double t = now_s();
@@ -164,50 +207,26 @@ static int run_once(enum config c, int nflows, double seconds, double *rate, dou
 		}
 		if (start && t - start >= seconds) {
 			*rate = (double)(got - at_start) / (t - start);
-			break;
+			return 0;
 		}
 		if (t - t0 > seconds + 10) {
 			fprintf(stderr, "udp-flows: %s: stalled\n", cfg_name[c]);
-			break;
+			return -1;
 		}
-		n = epoll_wait(ep, evs, 256, 50);
+		n = epoll_wait(b->ep[c], evs, 256, 50);
 		for (int k = 0; k < n; k++) {
 			int fd = cli[evs[k].data.u32];
-			char b[64];
+			char buf[64];
 
-			while (recv(fd, b, sizeof(b), MSG_DONTWAIT) > 0) {
+			while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
 				got++;
-				sendto(fd, "x", 1, 0, (struct sockaddr *)&r.to, sizeof(r.to));
+				sendto(fd, "x", 1, 0, (struct sockaddr *)to, sizeof(*to));
 			}
 		}
 		if (n == 0)	/* a datagram lost to a full buffer: put one back in flight */
-			for (i = 0; i < nflows; i++)
-				sendto(cli[i], "x", 1, 0, (struct sockaddr *)&r.to, sizeof(r.to));
+			for (int i = 0; i < b->nflows; i++)
+				sendto(cli[i], "x", 1, 0, (struct sockaddr *)to, sizeof(*to));
 	}
-	__atomic_store_n(&r.stop, 1, __ATOMIC_RELAXED);
-	pthread_join(th, NULL);
-	*ns = prog_ns(g);
-	if (c == CFG_ON) {
-		struct baton_flow_stats st;
-
-		/* the measured path must be the table's: every flow known */
-		if (baton_group_flows(g, &st, sizeof(st)) > 0 && st.live < (uint32_t)nflows)
-			fprintf(stderr, "udp-flows: only %u of %d flows in the table\n", st.live, nflows);
-	}
-	ret = *rate > 0 ? 0 : -1;
-out:
-	for (i = 0; cli && i < nflows; i++)
-		if (cli[i] > 0)
-			close(cli[i]);
-	free(cli);
-	if (ep >= 0)
-		close(ep);
-	baton_group_free(g);
-	if (r.member[0] >= 0)
-		close(r.member[0]);
-	if (r.member[1] >= 0)
-		close(r.member[1]);
-	return ret;
 }
 
 static int enter_netns(void)
@@ -256,8 +275,8 @@ static void usage(FILE *f)
 		   "group without (off) and with (flows) the flow table, alternating in each\n"
 		   "round; needs the privilege to load eBPF, and a private network namespace\n"
 		   "when it can.\n"
-		   "  --rounds N    rounds (1..50, default 5)\n"
-		   "  --seconds S   measured window of each run after a 0.1 s warm-up (0.1..10, default 1)\n"
+		   "  --rounds N    rounds (1..200, default 60)\n"
+		   "  --seconds S   measured window of each run after a 0.05 s warm-up (0.05..10, default 0.1)\n"
 		   "  --flows N     client sockets, one flow each, one datagram in flight (1..4096, default 256)\n"
 		   "  --json        one JSON object instead of the table\n"
 		   "Exit status: 0 after measuring (whatever the ratio), 1 on a setup error, 2 on a bad option.\n");
@@ -265,8 +284,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	double rate[NCFG][MAX_ROUNDS], ns[NCFG][MAX_ROUNDS], ratio[MAX_ROUNDS], seconds = 1.0, best[NCFG] = { 0 };
-	int rounds = 5, nflows = 256, json = 0, i, c, stats_fd;
+	double rate[NCFG][MAX_ROUNDS], ns[NCFG], ratio[MAX_ROUNDS], seconds = 0.1, best[NCFG] = { 0 };
+	struct bench b;
+	int rounds = 60, nflows = 256, json = 0, i, c, stats_fd;
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -280,7 +300,7 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--rounds") && v && (rounds = (int)strtol(v, &end, 10), *end == '\0') &&
 			   rounds >= 1 && rounds <= MAX_ROUNDS) {
 			i++;
-		} else if (!strcmp(a, "--seconds") && v && (seconds = strtod(v, &end), *end == '\0') && seconds >= 0.1 &&
+		} else if (!strcmp(a, "--seconds") && v && (seconds = strtod(v, &end), *end == '\0') && seconds >= 0.05 &&
 			   seconds <= 10) {
 			i++;
 		} else if (!strcmp(a, "--flows") && v && (nflows = (int)strtol(v, &end, 10), *end == '\0') &&
@@ -294,13 +314,17 @@ int main(int argc, char **argv)
 	if (enter_netns())
 		return 1;
 	stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);	/* off again when we exit */
+	if (bench_setup(&b, nflows)) {
+		fprintf(stderr, "udp-flows: loading eBPF needs CAP_BPF and CAP_NET_ADMIN, or root\n");
+		bench_free(&b);
+		return 1;
+	}
 	for (i = 0; i < rounds; i++) {
 		/* alternate which goes first, so neither always runs on a warm cache */
 		for (int k = 0; k < NCFG; k++) {
 			c = i % 2 ? NCFG - 1 - k : k;
-			if (run_once((enum config)c, nflows, seconds, &rate[c][i], &ns[c][i])) {
-				fprintf(stderr, "udp-flows: cannot measure %s (loading eBPF needs CAP_BPF and "
-						"CAP_NET_ADMIN, or root)\n", cfg_name[c]);
+			if (measure(&b, (enum config)c, seconds, &rate[c][i])) {
+				bench_free(&b);
 				return 1;
 			}
 		}
@@ -308,12 +332,22 @@ int main(int argc, char **argv)
 		for (c = 0; c < NCFG; c++)
 			best[c] = fmax(best[c], rate[c][i]);
 	}
+	for (c = 0; c < NCFG; c++)
+		ns[c] = prog_ns(b.g[c]);
+	{
+		struct baton_flow_stats st;
+
+		/* the measured path must be the table's: every flow known */
+		if (baton_group_flows(b.g[CFG_ON], &st, sizeof(st)) > 0 && st.live < (uint32_t)nflows)
+			fprintf(stderr, "udp-flows: only %u of %d flows in the table\n", st.live, nflows);
+	}
+	bench_free(&b);
 	if (json) {
 		printf("{\"rounds\":%d,\"seconds\":%g,\"flows\":%d,\"off_median\":%.0f,\"flows_median\":%.0f,"
 		       "\"ratio_flows_off\":%.4f,\"ratio_best\":%.4f,\"prog_ns_off\":%.1f,\"prog_ns_flows\":%.1f}\n",
 		       rounds, seconds, nflows, median(rate[CFG_OFF], rounds), median(rate[CFG_ON], rounds),
-		       median(ratio, rounds), best[CFG_ON] / best[CFG_OFF], stats_fd >= 0 ? median(ns[CFG_OFF], rounds) : -1,
-		       stats_fd >= 0 ? median(ns[CFG_ON], rounds) : -1);
+		       median(ratio, rounds), best[CFG_ON] / best[CFG_OFF], stats_fd >= 0 ? ns[CFG_OFF] : -1,
+		       stats_fd >= 0 ? ns[CFG_ON] : -1);
 		return 0;
 	}
 	printf("udp-flows: echoed datagrams per second on loopback, %d flows, %d round%s of %g s\n", nflows, rounds,
@@ -331,11 +365,11 @@ int main(int argc, char **argv)
 	printf("ratio flows/off (median of per-round ratios): %.3f  (goal >= 0.95)\n", median(ratio, rounds));
 	printf("ratio flows/off (best round of each): %.3f\n", best[CFG_ON] / best[CFG_OFF]);
 	if (stats_fd >= 0) {
-		double off = median(ns[CFG_OFF], rounds), on = median(ns[CFG_ON], rounds);
+		double off = ns[CFG_OFF], on = ns[CFG_ON];
 
 		/* the program's cost against the time a datagram takes end to end
 		 * in the least disturbed round: what the table costs at best */
-		printf("steering program per datagram (median): off %.0f ns, flows %.0f ns; at the best round's %.0f "
+		printf("steering program per datagram: off %.0f ns, flows %.0f ns; at the best round's %.0f "
 		       "datagrams/s that is a ratio of %.3f\n", off, on, best[CFG_OFF],
 		       1.0 / (1.0 + (on - off) * 1e-9 * best[CFG_OFF]));
 	} else {
