@@ -214,7 +214,7 @@ void flows_status_listener(struct sup *s, FILE *f, int l, bool json)
 			(unsigned long long)st->created, (unsigned long long)st->expired,
 			(unsigned long long)st->evicted, (unsigned long long)st->insert_failed);
 	else
-		fprintf(f, " (flows %s: %u live of %u entries; %llu evicted, %llu insert failures: steered per datagram)",
+		fprintf(f, " (flows %s: %u live, table %u; table full: %llu evicted, %llu steered without an entry)",
 			mode_name(m), st->live, st->table, (unsigned long long)st->evicted,
 			(unsigned long long)st->insert_failed);
 }
