@@ -219,15 +219,15 @@ int bindmode_setup(struct sup *s)
 	int r;
 
 	if (!bm && !(bm = s->bm = calloc(1, sizeof(*bm)))) {
-		say(s, "out of memory");
+		say_err(s, "out of memory");
 		return -1;
 	}
 	bm->mode = c->no_preload ? SUP_BIND_NONE : c->bind_mode;
 	if (bm->mode == SUP_BIND_AUTO) {
-		r = baton_exe_bypasses_libc(c->argv[0], exe, sizeof(exe));
+		r = baton_exe_bypasses_libc(cmd_argv(s)[0], exe, sizeof(exe));
 		bm->mode = r == 1 ? SUP_BIND_CGROUP : SUP_BIND_SHIM;
 		if (r == 1 && cgroup_setup(s, bm, why, sizeof(why))) {
-			say(s, "bind mode auto: %s makes its own system calls (static, or Go), which the preload "
+			say_warn(s, "bind mode auto: %s makes its own system calls (static, or Go), which the preload "
 			       "shim cannot see, but cgroup mode is not available: %s. Running with the shim: a "
 			       "server that binds a --listen address itself will fail with EADDRINUSE",
 			    exe, why);
@@ -237,7 +237,7 @@ int bindmode_setup(struct sup *s)
 			    r == 1 ? "the command bypasses libc: static, or Go" : "the command binds through libc");
 		}
 	} else if (bm->mode == SUP_BIND_CGROUP && cgroup_setup(s, bm, why, sizeof(why))) {
-		say(s, "--bind-mode cgroup: %s", why);
+		say_err(s, "--bind-mode cgroup: %s", why);
 		return -1;
 	}
 	if (bm->mode == SUP_BIND_CGROUP)
@@ -289,7 +289,7 @@ int bindmode_gen_start(struct sup *s, int gi)
 	if (mkdir(b->dir, 0755) && errno != EEXIST) {
 		int r = -errno;
 
-		say(s, "cannot create cgroup %s for gen %d: %s", b->dir, b->id, strerror(-r));
+		say_err(s, "cannot create cgroup %s for gen %d: %s", b->dir, b->id, strerror(-r));
 		b->dir[0] = '\0';
 		return r;
 	}
@@ -361,7 +361,7 @@ bool bindmode_hold_ready(struct sup *s, int gi)
 		if (gi == s->reload) {
 			rollback(s, why);
 		} else if (gi == s->active) {
-			say(s, "%s; giving up", why);
+			say_err(s, "%s; giving up", why);
 			s->exit_code = 1;
 			begin_stop(s, "the command never listened");
 		}
@@ -591,6 +591,7 @@ static void on_listen(struct sup *s, int gi, const struct baton_bind_event *e)
 		/* a crashed generation's socket, or one the server closed and
 		 * replaced: what waits there moves to the new one */
 		baton_group_fence(s->grp[l], old);
+		count_leave(s, g, l);
 		baton_group_remove(s->grp[l], old);
 		if (gi == s->active)
 			s->watched = -1;	/* the health watch learns the new slot's owner */
@@ -598,6 +599,7 @@ static void on_listen(struct sup *s, int gi, const struct baton_bind_event *e)
 	g->slot[l] = slot;
 	g->member_ino[l] = st.st_ino;
 	flows_gen_start(s, g);	/* flows=quic: the adopted member gets the generation's marker */
+	count_join(s, g, l);
 	b->own |= 1ull << l;
 	if (gi == s->reload || s->cfg->verbose)
 		tell(s, gi, "gen %d (pid %u) listens on %s: adopted into slot %d", g->id, e->pid, addr, slot);
@@ -744,10 +746,10 @@ void bindmode_fini(struct sup *s, bool clean_stop)
 			int r = baton_cgroup_remove(bm->left[i], true);
 
 			if (r)
-				say(s, "cannot remove cgroup %s: %s", bm->left[i], strerror(-r));
+				say_warn(s, "cannot remove cgroup %s: %s", bm->left[i], strerror(-r));
 		}
 		if (bm->root[0] && rmdir(bm->root) && errno != ENOENT)
-			say(s, "cannot remove cgroup %s: %s", bm->root, strerror(errno));
+			say_warn(s, "cannot remove cgroup %s: %s", bm->root, strerror(errno));
 	}
 	free(bm);
 	s->bm = NULL;

@@ -32,7 +32,7 @@ void preload_setup(struct sup *s)
 	int l;
 
 	if (preload_path_find(s->preload_lib, sizeof(s->preload_lib)) < 0) {
-		say(s, "no preload shim at %s (set BATON_PRELOAD_LIB); a command that binds its own socket "
+		say_warn(s, "no preload shim at %s (set BATON_PRELOAD_LIB); a command that binds its own socket "
 		       "will not get baton's", s->preload_lib[0] ? s->preload_lib : "(unknown)");
 		s->preload_lib[0] = '\0';
 		return;
@@ -41,7 +41,7 @@ void preload_setup(struct sup *s)
 	free(s->preload_env);
 	s->preload_env = malloc(cap);
 	if (!s->preload_env) {
-		say(s, "no memory for the preload shim's map; running without it");
+		say_warn(s, "no memory for the preload shim's map; running without it");
 		s->preload_lib[0] = '\0';
 		return;
 	}
@@ -151,6 +151,8 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 				goto fail;
 		/* whatever baton itself inherited is not the generation's */
 		syscall(SYS_close_range, 3 + n, ~0U, CLOSE_RANGE_CLOEXEC);
+		/* first: LISTEN_* and the rest are baton's to say */
+		env_apply(cmd_env(s));
 		if (cgfd >= 0) {
 			unsetenv("LISTEN_FDS");
 			unsetenv("LISTEN_PID");
@@ -168,7 +170,7 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 		setenv("BATON_GENERATION", num, 1);
 		flows_env(s, id);
 		preload_apply(s);
-		execvp(s->cfg->argv[0], s->cfg->argv);
+		execvp(cmd_argv(s)[0], cmd_argv(s));
 fail:
 		e = errno;
 		if (write(wfd, &e, sizeof(e)) < 0)

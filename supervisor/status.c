@@ -48,6 +48,14 @@ void write_status(struct sup *s, FILE *f, bool json)
 			fprintf(f, "resumed: adopted the generations of a supervisor that died or was upgraded\n");
 		if (s->degraded[0])
 			fprintf(f, "degraded: %s\n", s->degraded);
+		if (s->cmd || s->env) {
+			fprintf(f, "command set by a reload:");
+			for (char *const *a = cmd_argv(s); *a; a++)
+				fprintf(f, " %s", *a);
+			for (char *const *e = s->env; e && *e; e++)
+				fprintf(f, "%s%s", e == s->env ? "; environment: " : " ", *e);
+			fputc('\n', f);
+		}
 		for (l = 0; l < s->nl; l++) {
 			baton_spec_format(&s->spec[l], spec, sizeof(spec));
 			fprintf(f, "listener %d: %s (%s)", l, spec, listener_mode(s, l));
@@ -67,7 +75,17 @@ void write_status(struct sup *s, FILE *f, bool json)
 		fprintf(f, ",\"reloading\":%s,\"stopping\":%s,\"last_reload\":", s->reload >= 0 ? "true" : "false",
 			s->stopping ? "true" : "false");
 		baton_json_str(f, s->last_reload);
-		fprintf(f, ",\"listeners\":[");
+		fprintf(f, ",\"command\":[");
+		for (char *const *a = cmd_argv(s); *a; a++) {
+			fprintf(f, "%s", a == cmd_argv(s) ? "" : ",");
+			baton_json_str(f, *a);
+		}
+		fprintf(f, "],\"environment\":[");
+		for (char *const *e = s->env; e && *e; e++) {
+			fprintf(f, "%s", e == s->env ? "" : ",");
+			baton_json_str(f, *e);
+		}
+		fprintf(f, "],\"listeners\":[");
 		for (l = 0; l < s->nl; l++) {
 			baton_spec_format(&s->spec[l], spec, sizeof(spec));
 			fprintf(f, "%s{\"index\":%d,\"spec\":", l ? "," : "", l);
@@ -118,12 +136,14 @@ void write_status(struct sup *s, FILE *f, bool json)
 			if (!json)
 				flows_status_member(s, f, g, l, false);
 			if (json) {
-				struct baton_slot_stats st;
+				uint64_t c[CNT_N];
 
 				fprintf(f, "%s{\"listener\":%d,\"slot\":%d", l ? "," : "", l, g->slot[l]);
-				if (g->slot[l] >= 0 && baton_group_stats(s->grp[l], g->slot[l], &st) == 0)
-					fprintf(f, ",\"steered\":%llu,\"migrated_in\":%llu",
-						(unsigned long long)st.selected, (unsigned long long)st.migrated);
+				/* kept after the members left: what a generation served */
+				if (gen_counts(s, g, l, c))
+					fprintf(f, ",\"steered\":%llu,\"migrated_in\":%llu,\"migrated_out\":%llu",
+						(unsigned long long)c[CNT_STEERED], (unsigned long long)c[CNT_MIGRATED_IN],
+						(unsigned long long)c[CNT_MIGRATED_OUT]);
 				if (have)
 					fprintf(f, ",\"queue\":%u,\"backlog\":%u", q.len, q.max);
 				else
