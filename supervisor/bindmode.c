@@ -602,6 +602,7 @@ static void on_listen(struct sup *s, int gi, const struct baton_bind_event *e)
 	}
 	g->slot[l] = slot;
 	g->member_ino[l] = st.st_ino;
+	flows_gen_start(s, g);	/* flows=quic: the adopted member gets the generation's marker */
 	count_join(s, g, l);
 	b->own |= 1ull << l;
 	if (gi == s->reload || s->cfg->verbose)

@@ -116,6 +116,8 @@ static void tick(struct sup *s)
 		if (g->state == GEN_DRAINING) {
 			if (g->idle_wait)
 				idle_check(s, g, now);
+			if (g->flow_wait)
+				flows_check(s, g, now);
 			if (!g->killed && now - g->stop_ms >= s->cfg->grace_ms) {
 				say_warn(s, "gen %d (pid %d) still running after the %lld ms grace; killing it", g->id,
 				    (int)g->pid, s->cfg->grace_ms);
@@ -123,7 +125,7 @@ static void tick(struct sup *s)
 				s->ops->kill(g->pid, SIGKILL);
 				g->killed = true;
 			}
-			if (!s->stopping)
+			if (!s->stopping && !g->flow_wait)	/* a UDP queue is no sign it stopped */
 				watch_drain(s, g, now);
 		}
 	}
@@ -471,6 +473,7 @@ void sup_fini(struct sup *s)
 			baton_watch_free(s->watch[i]);
 		baton_group_free(s->grp[i]);
 	}
+	flows_fini(s);
 	sdn_free(s);
 	free_arrays(s);
 }
