@@ -73,7 +73,7 @@ TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard 
 # what make install copies (a package build needs only these)
 INSTALLABLES := $(BUILD)/baton $(BUILD)/libbaton-preload.so $(BUILD)/libbaton.so.$(VERSION) \
 	$(BUILD)/$(SONAME) $(BUILD)/libbaton.so $(BUILD)/libbaton.a $(BUILD)/libbaton.pc
-all: $(INSTALLABLES) $(BUILD)/baton-test $(BENCHES) $(BUILD)/refserver $(BUILD)/preload-probe
+all: $(INSTALLABLES) $(BUILD)/baton-test $(BENCHES) $(BUILD)/refserver $(BUILD)/udpflow $(BUILD)/preload-probe
 installables: $(INSTALLABLES)
 
 # BPF: clang -> bpftool gen object (links, strips DWARF) -> bpftool gen skeleton.
@@ -123,6 +123,10 @@ $(BUILD)/baton-test: $(TEST_OBJ) $(BUILD)/libbaton.a
 $(BUILD)/refserver: examples/refserver.c include/baton_handover_wire.h Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+# The flow-stateful UDP server of the flow tests and benchmark: libc only.
+$(BUILD)/udpflow: examples/udpflow.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 # The preload shim goes into servers built without sanitizers, so it is
 # built without them too, and links only libdl: never the BPF loader.
 SHIM_CFLAGS := $(CPPFLAGS) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -fPIC -fvisibility=hidden
@@ -146,7 +150,7 @@ $(BPFDIR):
 SAN_ENV := $(if $(filter 1,$(SANITIZE)),ASAN_OPTIONS=$${ASAN_OPTIONS:+$$ASAN_OPTIONS:}verify_asan_link_order=0)
 check: all
 	$(SAN_ENV) BATON_SRCDIR=$(CURDIR) BATON_BIN=$(CURDIR)/$(BUILD)/baton BATON_LIB=$(CURDIR)/$(BUILD)/libbaton.so \
-		BATON_REFSERVER=$(CURDIR)/$(BUILD)/refserver BATON_LOADGEN=$(CURDIR)/$(BUILD)/bench/loadgen \
+		BATON_REFSERVER=$(CURDIR)/$(BUILD)/refserver BATON_UDPFLOW=$(CURDIR)/$(BUILD)/udpflow BATON_LOADGEN=$(CURDIR)/$(BUILD)/bench/loadgen \
 		BATON_PROBE=$(CURDIR)/$(BUILD)/preload-probe BATON_PRELOAD_LIB=$(CURDIR)/$(BUILD)/libbaton-preload.so \
 		$(BUILD)/baton-test $(TESTS)
 

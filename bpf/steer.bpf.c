@@ -123,6 +123,226 @@ static __always_inline void count_out(struct sk_reuseport_md *md)
 	}
 }
 
+
+/* ---- UDP flows ----------------------------------------------------------
+ * Kept apart from the policy above: steer() asks flow_follow() first and
+ * tells flow_place() where the policy put a new flow. */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct baton_flow_cfg);
+} flowcfg SEC(".maps");
+
+/* Sized by user space before load (?flow_table=N); 1 when flows are off. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct baton_flow_key);
+	__type(value, struct baton_flow);
+} flows SEC(".maps");
+
+/* Bumped by user space whenever a slot gets a new member, is fenced or
+ * emptied: flows placed under an older epoch are then new flows again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BATON_STEER_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} slotep SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct baton_flow_marker);
+} markers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct baton_flow_stats_);
+} flowstats SEC(".maps");
+
+/* A flow's timestamp is written at most this often: one store per
+ * millisecond per flow, not per datagram, keeps the entry's cache line
+ * from bouncing between CPUs under load. */
+#define FLOW_TOUCH_NS 1000000ULL
+
+#define ETH_P_IP_BE 0x0008	/* htons(ETH_P_IP) */
+#define ETH_P_IPV6_BE 0xdd86	/* htons(ETH_P_IPV6) */
+#define QUIC_V2 0x6b3343cfu
+
+struct flow_ctx {
+	struct baton_flow_key key;
+	__u64 now;
+	struct baton_flow *stale;	/* the flow's entry, found idle or orphaned */
+	int on;				/* place the policy's pick in the table */
+};
+
+enum { FS_FOLLOWED, FS_BY_CID, FS_CREATED, FS_EXPIRED, FS_INSERT_FAILED };
+
+static __always_inline void flow_count(int what)
+{
+	__u32 zero = 0;
+	struct baton_flow_stats_ *st = bpf_map_lookup_elem(&flowstats, &zero);
+
+	if (!st)
+		return;
+	switch (what) {
+	case FS_FOLLOWED: st->followed++; break;
+	case FS_BY_CID: st->by_cid++; break;
+	case FS_CREATED: st->created++; break;
+	case FS_EXPIRED: st->expired++; break;
+	default: st->insert_failed++; break;
+	}
+}
+
+static __always_inline __u32 slot_epoch(__u32 slot)
+{
+	__u32 *e = bpf_map_lookup_elem(&slotep, &slot);
+
+	return e ? *e : 0;
+}
+
+/* The datagram's 4-tuple. The context starts at the UDP header (ports);
+ * the addresses are read relative to the network header. */
+static __always_inline int flow_key(struct sk_reuseport_md *md, struct baton_flow_key *k)
+{
+	__u16 ports[2];
+
+	/* the key is hashed whole: IPv4's unused address words must be zero */
+	__builtin_memset(k, 0, sizeof(*k));
+	if (bpf_skb_load_bytes(md, 0, ports, sizeof(ports)))
+		return -1;
+	k->sport = ports[0];
+	k->dport = ports[1];
+	if (md->eth_protocol == ETH_P_IP_BE) {
+		k->family = 4;
+		__u32 a[2];
+
+		/* saddr and daddr follow each other at offset 12: one load */
+		if (bpf_skb_load_bytes_relative(md, 12, a, sizeof(a), BPF_HDR_START_NET))
+			return -1;
+		k->saddr[0] = a[0];
+		k->daddr[0] = a[1];
+		return 0;
+	}
+	if (md->eth_protocol == ETH_P_IPV6_BE) {
+		k->family = 6;
+		return bpf_skb_load_bytes_relative(md, 8, k->saddr, 32, BPF_HDR_START_NET) ? -1 : 0;
+	}
+	return -1;
+}
+
+/* Writes the flow's entry: in place over an idle one, else a new entry.
+ * An insert that fails (the LRU could not free an entry) leaves the flow
+ * to the policy datagram by datagram: counted, never dropped. */
+static __always_inline void flow_put(struct flow_ctx *fc, struct baton_flow *old, __u32 slot)
+{
+	struct baton_flow v = { .last_ns = fc->now, .slot = slot, .epoch = slot_epoch(slot) };
+	long r;
+
+	if (old) {
+		old->slot = v.slot;
+		old->epoch = v.epoch;
+		old->last_ns = v.last_ns;
+		return;
+	}
+	r = bpf_map_update_elem(&flows, &fc->key, &v, BPF_NOEXIST);
+	if (r == 0)
+		flow_count(FS_CREATED);
+	else if (r != -17 /* EEXIST: another CPU placed it first */)
+		flow_count(FS_INSERT_FAILED);
+}
+
+/* QUIC (?flows=quic): packets whose destination connection ID the server
+ * chose (short header, and long-header Handshake) carry the generation's
+ * marker in the DCID's first byte. Initial and 0-RTT carry a DCID the
+ * client made up, so they are steered as flows. */
+static __always_inline int quic_follow(struct sk_reuseport_md *md, struct flow_ctx *fc)
+{
+	__u8 h[7];
+	__u32 marker, slot, ver;
+	struct baton_flow_marker *m;
+	struct baton_flow *f;
+
+	if (bpf_skb_load_bytes(md, 8, h, 2))
+		return 0;
+	if (h[0] & 0x80) {
+		if (bpf_skb_load_bytes(md, 8, h, 7) || h[5] == 0)
+			return 0;
+		ver = (__u32)h[1] << 24 | (__u32)h[2] << 16 | (__u32)h[3] << 8 | h[4];
+		/* Handshake is type 2 in QUIC v1, 3 in v2 (RFC 9369) */
+		if (((h[0] >> 4) & 3) != (ver == QUIC_V2 ? 3 : 2) || ver == 0)
+			return 0;
+		marker = h[6];
+	} else if (h[0] & 0x40) {
+		marker = h[1];
+	} else {
+		return 0;
+	}
+	m = bpf_map_lookup_elem(&markers, &marker);
+	if (!m || !m->slot_plus1 || m->slot_plus1 > BATON_STEER_SLOTS)
+		return 0;
+	slot = m->slot_plus1 - 1;
+	if (m->epoch != slot_epoch(slot) || bpf_sk_select_reuseport(md, &socks, &slot, 0))
+		return 0;
+	count(slot, 0, 0);
+	flow_count(FS_BY_CID);
+	/* the tuple's entry follows the connection, so that the drain counts
+	 * it and a packet without the marker (a late Initial) goes there too */
+	f = bpf_map_lookup_elem(&flows, &fc->key);
+	if (!f || f->slot != slot || fc->now - f->last_ns > FLOW_TOUCH_NS)
+		flow_put(fc, f, slot);
+	return 1;
+}
+
+/* 1: the datagram was steered by the flow table (or a QUIC marker).
+ * 0: the policy decides; FC->on says whether to remember its pick. */
+static __always_inline int flow_follow(struct sk_reuseport_md *md, struct flow_ctx *fc)
+{
+	__u32 zero = 0, slot;
+	struct baton_flow_cfg *cfg;
+	struct baton_flow *f;
+
+	fc->on = 0;
+	fc->stale = 0;
+	if (md->ip_protocol != 17 /* IPPROTO_UDP */ || md->migrating_sk)
+		return 0;
+	cfg = bpf_map_lookup_elem(&flowcfg, &zero);
+	if (!cfg || cfg->mode == BATON_FLOWS_OFF_ || flow_key(md, &fc->key))
+		return 0;
+	fc->now = bpf_ktime_get_ns();
+	if (cfg->mode == BATON_FLOWS_QUIC_ && quic_follow(md, fc))
+		return 1;
+	fc->on = 1;
+	f = bpf_map_lookup_elem(&flows, &fc->key);
+	if (!f)
+		return 0;
+	slot = f->slot;
+	if (slot < BATON_STEER_SLOTS && fc->now - f->last_ns < cfg->idle_ns && f->epoch == slot_epoch(slot) &&
+	    bpf_sk_select_reuseport(md, &socks, &slot, 0) == 0) {
+		if (fc->now - f->last_ns > FLOW_TOUCH_NS)
+			f->last_ns = fc->now;
+		count(slot, 0, 0);
+		flow_count(FS_FOLLOWED);
+		return 1;
+	}
+	/* idle, or its member left: a new flow, placed over this entry */
+	flow_count(FS_EXPIRED);
+	fc->stale = f;
+	return 0;
+}
+
+static __always_inline void flow_place(struct flow_ctx *fc, __u32 slot)
+{
+	if (fc->on)
+		flow_put(fc, fc->stale, slot);
+}
+
 SEC("sk_reuseport/migrate")
 int steer(struct sk_reuseport_md *md)
 {
@@ -131,10 +351,14 @@ int steer(struct sk_reuseport_md *md)
 	__u8 cand[BATON_STEER_PROBES];
 	struct baton_steer_ctl *c;
 	struct baton_steer_cfg *p;
+	struct flow_ctx fc;
 
 	if (migrating)
 		count_out(md);
 	else if (pinned(md))
+		return SK_PASS;
+	/* a datagram of a known flow needs no policy: asked before the latch */
+	if (flow_follow(md, &fc))
 		return SK_PASS;
 	c = bpf_map_lookup_elem(&ctl, &zero);
 	if (!c)
@@ -172,6 +396,7 @@ int steer(struct sk_reuseport_md *md)
 			break;
 		if (bpf_sk_select_reuseport(md, &socks, &slot, 0) == 0) {
 			count(slot, migrating, 0);
+			flow_place(&fc, slot);
 			return SK_PASS;
 		}
 		/* empty slot (closed, or the very listener being migrated away) */

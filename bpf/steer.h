@@ -55,4 +55,49 @@ struct baton_steer_origin {
 	__u64 migrated_out;
 };
 
+/* ---- UDP flows (bpf/steer.bpf.c flow_*): a datagram of a known flow goes
+ * where the flow's first datagram went, so a reload leaves each flow with
+ * the generation that holds its state. */
+
+#define BATON_FLOWS_OFF_ 0	/* mirrors enum baton_flows in baton.h */
+#define BATON_FLOWS_TUPLE_ 1
+#define BATON_FLOWS_QUIC_ 2
+
+/* The group's flow settings: one entry, written before the first member. */
+struct baton_flow_cfg {
+	__u32 mode;	/* BATON_FLOWS_*_ */
+	__u32 pad;
+	__u64 idle_ns;	/* a flow unseen this long is forgotten */
+};
+
+/* The 4-tuple, addresses in network order (IPv4: first word only). */
+struct baton_flow_key {
+	__u32 saddr[4];
+	__u32 daddr[4];
+	__u16 sport;
+	__u16 dport;
+	__u32 family;	/* 4 or 6 */
+};
+
+struct baton_flow {
+	__u64 last_ns;	/* bpf_ktime_get_ns() of its last datagram (coarse: see FLOW_TOUCH_NS) */
+	__u32 slot;
+	__u32 epoch;	/* the slot's epoch when the flow was placed */
+};
+
+/* QUIC: the generation marker in a destination connection ID, to a slot. */
+struct baton_flow_marker {
+	__u32 slot_plus1;	/* 0: no generation has this marker */
+	__u32 epoch;		/* the slot's epoch when it was set */
+};
+
+/* Per-CPU counters of the flow table (one entry). */
+struct baton_flow_stats_ {
+	__u64 followed;		/* datagrams steered by the table */
+	__u64 by_cid;		/* datagrams steered by a QUIC CID marker */
+	__u64 created;		/* flows inserted */
+	__u64 expired;		/* entries found idle or on a member that left */
+	__u64 insert_failed;	/* datagrams steered with no entry: the insert failed */
+};
+
 #endif

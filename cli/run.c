@@ -154,6 +154,7 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 			}
 			if (cfg->nlisten == cap) {
 				struct baton_spec *v;
+				struct baton_spec_flows *fl;
 
 				cap = cap ? cap * 2 : 8;
 				v = realloc(cfg->listen, (size_t)cap * sizeof(*v));
@@ -162,8 +163,15 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 					return EXIT_USAGE;
 				}
 				cfg->listen = v;
+				fl = realloc(cfg->flows, (size_t)cap * sizeof(*fl));
+				if (!fl) {
+					fprintf(stderr, "baton run: out of memory\n");
+					return EXIT_USAGE;
+				}
+				cfg->flows = fl;
 			}
-			if (baton_spec_parse(optarg, &cfg->listen[cfg->nlisten], err, sizeof(err))) {
+			if (baton_spec_parse(optarg, &cfg->listen[cfg->nlisten], err, sizeof(err)) ||
+			    baton_spec_flows(optarg, &cfg->flows[cfg->nlisten], err, sizeof(err))) {
 				fprintf(stderr, "baton run: %s\n", err);
 				return EXIT_USAGE;
 			}
@@ -310,6 +318,7 @@ int cmd_run(int argc, char **argv)
 	int r = run_with(&cfg, argc, argv);
 
 	free(cfg.listen);
+	free(cfg.flows);
 	free(cfg.takeover);
 	return r;
 }

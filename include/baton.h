@@ -140,6 +140,17 @@ enum baton_mode {
 
 const char *baton_mode_name(enum baton_mode mode);
 
+/* UDP flow affinity in the steering program (see "UDP flows" below). */
+enum baton_flows {
+	BATON_FLOWS_OFF = 0,   /* every datagram is steered by the policy */
+	BATON_FLOWS_ON = 1,    /* a flow (4-tuple) stays where its first datagram went */
+	BATON_FLOWS_QUIC = 2,  /* ON, and QUIC packets follow their DCID's generation marker */
+};
+
+#define BATON_FLOW_TABLE_DEFAULT 16384
+#define BATON_FLOW_TABLE_MAX (1u << 24)
+#define BATON_FLOW_IDLE_DEFAULT_MS 30000
+
 struct baton_group_opts {
 	size_t sz;              /* sizeof(struct baton_group_opts) */
 	enum baton_mode mode;   /* AUTO, or force one mode (fails if it cannot load) */
@@ -151,6 +162,11 @@ struct baton_group_opts {
 	                         * directory (created if missing); a group made
 	                         * later with the same path resumes its slots and
 	                         * policy without touching traffic. NULL: none */
+	/* 0.3: UDP flow affinity (eBPF only; see "UDP flows" below). OFF
+	 * (the zero of older callers): every datagram is steered by the policy */
+	enum baton_flows flows;
+	uint32_t flow_table;    /* flow table entries; 0: BATON_FLOW_TABLE_DEFAULT */
+	uint64_t flow_idle_ms;  /* a flow unseen this long is new again; 0: BATON_FLOW_IDLE_DEFAULT_MS */
 };
 
 /* Functions that take a group and a slot return -EINVAL for a NULL group, a
@@ -287,6 +303,62 @@ int baton_group_share(const struct baton_group *g, int slot, uint32_t *ppm);
  * SLOT has no listener, the policy decides as if there were no pin. */
 int baton_group_pin_source(struct baton_group *g, uint16_t lo, uint16_t hi, int slot);
 
+
+/* ---- UDP flows --------------------------------------------------------
+ *
+ * For UDP every datagram is steered, so a switch would send the next
+ * datagram of a flow to a member that knows nothing of it. With flows on,
+ * the steering program keeps an LRU table from the 4-tuple to the slot the
+ * flow's first datagram went to; later datagrams follow it while the flow
+ * is not idle (flow_idle_ms) and the slot holds the same member (a member
+ * that is fenced, removed or replaced ends its flows). A datagram that
+ * finds no entry is a new flow and the policy picks for it. When the table
+ * is full the LRU evicts its least recently used flow, whose next datagram
+ * is then a new flow; an insert that fails steers that datagram by the
+ * policy. Nothing is dropped either way, and both are counted.
+ *
+ * QUIC (BATON_FLOWS_QUIC): a packet whose destination connection ID was
+ * chosen by the server (short header; long-header Handshake) and whose
+ * first DCID byte is a marker set with baton_group_set_marker goes to that
+ * marker's slot, whatever its address: a connection survives migration and
+ * NAT rebinding. Other packets are steered as flows. */
+
+/* Flow options of a listener spec: flows=on|off|quic, flow_table=N,
+ * flow_idle=DUR. Fixed layout (see "extensible structs"). */
+struct baton_spec_flows {
+	enum baton_flows mode;  /* udp:// default ON; tcp:// OFF */
+	uint32_t table;         /* default BATON_FLOW_TABLE_DEFAULT */
+	uint64_t idle_ms;       /* default BATON_FLOW_IDLE_DEFAULT_MS */
+};
+
+/* Parses the flow options of listener spec TEXT into FL (the rest of the
+ * spec as baton_spec_parse does, with the same errors). Returns 0 or
+ * -EINVAL with a message in ERR naming the bad part. */
+int baton_spec_flows(const char *text, struct baton_spec_flows *fl, char *err, size_t errlen);
+
+/* QUIC: packets whose DCID starts with MARKER (0..255) go to SLOT while it
+ * holds the member it holds now. MARKER -1 removes SLOT's marker. A marker
+ * given to another slot moves. -EOPNOTSUPP unless the group was made with
+ * BATON_FLOWS_QUIC in eBPF mode. */
+int baton_group_set_marker(struct baton_group *g, int slot, int marker);
+
+struct baton_flow_stats {
+	uint32_t table;          /* entries the table holds at most */
+	uint32_t entries;        /* entries in it now, live or idle */
+	uint32_t live;           /* flows neither idle nor on a member that left */
+	uint32_t per_slot[BATON_MAX_SLOTS]; /* live flows by slot */
+	uint64_t followed;       /* datagrams steered by the table */
+	uint64_t by_cid;         /* datagrams steered by a QUIC marker */
+	uint64_t created;        /* flows put in the table */
+	uint64_t expired;        /* flows that came back idle, or to a member that left */
+	uint64_t evicted;        /* flows the full table evicted (created - entries) */
+	uint64_t insert_failed;  /* datagrams steered by the policy because no entry could be made */
+};
+
+/* Reads the flow table (one pass over it: call it at most a few times a
+ * second on a big table) and the program's counters into ST, a struct of
+ * LEN bytes (as baton_group_stats_info). -EOPNOTSUPP: no flow table. */
+int baton_group_flows(const struct baton_group *g, struct baton_flow_stats *st, size_t len);
 
 /* ---- health watch ----------------------------------------------------- */
 

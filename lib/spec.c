@@ -87,8 +87,38 @@ bool baton_name_valid(const char *name)
 	return name && valid_name(name, strlen(name));
 }
 
+/* "250ms", "2s", "1.5s", "1m", "1h" or bare seconds, from exactly LEN
+ * bytes of S, in milliseconds within [1 ms, 1 day]. */
+static bool parse_dur(const char *s, size_t len, uint64_t *ms)
+{
+	uint64_t whole = 0, frac = 0, fdiv = 1, mult = 1000;
+	size_t i = 0, digits = 0;
+
+	for (; i < len && s[i] >= '0' && s[i] <= '9' && digits < 9; i++, digits++)
+		whole = whole * 10 + (uint64_t)(s[i] - '0');
+	if (i < len && s[i] == '.')
+		for (i++; i < len && s[i] >= '0' && s[i] <= '9' && fdiv < 1000000; i++, digits++) {
+			frac = frac * 10 + (uint64_t)(s[i] - '0');
+			fdiv *= 10;
+		}
+	if (!digits)
+		return false;
+	if (len - i == 2 && !memcmp(s + i, "ms", 2))
+		mult = 1;
+	else if (len - i == 1 && s[i] == 's')
+		mult = 1000;
+	else if (len - i == 1 && s[i] == 'm')
+		mult = 60000;
+	else if (len - i == 1 && s[i] == 'h')
+		mult = 3600000;
+	else if (i != len)
+		return false;
+	*ms = whole * mult + frac * mult / fdiv;
+	return *ms >= 1 && *ms <= 86400000;
+}
+
 static int parse_option(const char *text, const char *opt, size_t len, struct baton_spec *spec,
-			unsigned *seen, char *err, size_t errlen)
+			struct baton_spec_flows *fl, unsigned *seen, char *err, size_t errlen)
 {
 	const char *eq = memchr(opt, '=', len);
 	size_t klen, vlen;
@@ -141,9 +171,40 @@ static int parse_option(const char *text, const char *opt, size_t len, struct ba
 		if (spec->family != AF_INET6)
 			return fail(err, errlen,
 				    "option \"v6only\" in \"%s\" applies to IPv6 addresses only", text);
+	} else if (KEY("flows") || KEY("flow_table") || KEY("flow_idle")) {
+		uint64_t ms;
+
+		if (spec->proto != BATON_PROTO_UDP)
+			return fail(err, errlen, "option \"%.*s\" in \"%s\" applies to udp only", (int)klen, opt, text);
+		if (KEY("flows")) {
+			ONCE(8);
+			if ((vlen == 2 && !memcmp(val, "on", 2)) || (vlen == 1 && val[0] == '1'))
+				fl->mode = BATON_FLOWS_ON;
+			else if ((vlen == 3 && !memcmp(val, "off", 3)) || (vlen == 1 && val[0] == '0'))
+				fl->mode = BATON_FLOWS_OFF;
+			else if (vlen == 4 && !memcmp(val, "quic", 4))
+				fl->mode = BATON_FLOWS_QUIC;
+			else
+				return fail(err, errlen, "bad flows \"%.*s\" in \"%s\" (want on, off or quic)",
+					    (int)vlen, val, text);
+		} else if (KEY("flow_table")) {
+			ONCE(16);
+			if (!parse_uint(val, vlen, 1, BATON_FLOW_TABLE_MAX, &v))
+				return fail(err, errlen, "bad flow_table \"%.*s\" in \"%s\" (want 1 to %u entries)",
+					    (int)vlen, val, text, BATON_FLOW_TABLE_MAX);
+			fl->table = (uint32_t)v;
+		} else {
+			ONCE(32);
+			if (!parse_dur(val, vlen, &ms))
+				return fail(err, errlen,
+					    "bad flow_idle \"%.*s\" in \"%s\" (want a duration from 1ms to 24h, e.g. 30s or 500ms)",
+					    (int)vlen, val, text);
+			fl->idle_ms = ms;
+		}
 	} else {
-		return fail(err, errlen, "unknown option \"%.*s\" in \"%s\" (known: backlog, name, v6only)",
-			    (int)klen, opt, text);
+		return fail(err, errlen,
+			    "unknown option \"%.*s\" in \"%s\" (known: backlog, name, v6only; udp: flows, flow_table, "
+			    "flow_idle)", (int)klen, opt, text);
 	}
 #undef KEY
 #undef ONCE
@@ -196,7 +257,8 @@ bad6:
 	return fail(err, errlen, "bad IPv6 address \"%.*s\" in \"%s\"", (int)hlen, host, text);
 }
 
-int baton_spec_parse(const char *text, struct baton_spec *spec, char *err, size_t errlen)
+static int parse_spec(const char *text, struct baton_spec *spec, struct baton_spec_flows *fl, char *err,
+		      size_t errlen)
 {
 	const char *p, *hostport, *query, *colon, *end;
 	unsigned seen = 0;
@@ -210,6 +272,9 @@ int baton_spec_parse(const char *text, struct baton_spec *spec, char *err, size_
 	if (strlen(text) > SPEC_MAX)
 		return fail(err, errlen, "listener spec is longer than %d characters", SPEC_MAX);
 	memset(spec, 0, sizeof(*spec));
+	memset(fl, 0, sizeof(*fl));
+	fl->table = BATON_FLOW_TABLE_DEFAULT;
+	fl->idle_ms = BATON_FLOW_IDLE_DEFAULT_MS;
 	spec->backlog = DEFAULT_BACKLOG;
 	spec->v6only = -1;
 
@@ -251,6 +316,7 @@ int baton_spec_parse(const char *text, struct baton_spec *spec, char *err, size_
 	if (r)
 		return r;
 	spec->port = (uint16_t)port;
+	fl->mode = spec->proto == BATON_PROTO_UDP ? BATON_FLOWS_ON : BATON_FLOWS_OFF;
 	if (spec->family == AF_INET)
 		((struct sockaddr_in *)&spec->addr)->sin_port = htons(spec->port);
 	else
@@ -267,7 +333,7 @@ int baton_spec_parse(const char *text, struct baton_spec *spec, char *err, size_
 
 			if (len == 0)
 				return fail(err, errlen, "empty option in \"%s\"", text);
-			r = parse_option(text, opt, len, spec, &seen, err, errlen);
+			r = parse_option(text, opt, len, spec, fl, &seen, err, errlen);
 			if (r)
 				return r;
 			opt += len;
@@ -276,6 +342,24 @@ int baton_spec_parse(const char *text, struct baton_spec *spec, char *err, size_
 		}
 	}
 	return 0;
+}
+
+int baton_spec_parse(const char *text, struct baton_spec *spec, char *err, size_t errlen)
+{
+	struct baton_spec_flows fl;
+
+	return parse_spec(text, spec, &fl, err, errlen);
+}
+
+/* The flow options do not fit struct baton_spec (a fixed layout): they
+ * come from the same parser, through their own call. */
+int baton_spec_flows(const char *text, struct baton_spec_flows *fl, char *err, size_t errlen)
+{
+	struct baton_spec spec;
+
+	if (!fl)
+		return fail(err, errlen, "no place for the flow options given");
+	return parse_spec(text, &spec, fl, err, errlen);
 }
 
 int baton_spec_format(const struct baton_spec *spec, char *buf, size_t len)

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
 #include <linux/filter.h>
@@ -29,9 +30,11 @@ _Static_assert(BATON_STEER_SLOTS < BATON_STEER_NONE, "slot numbers must fit the 
 _Static_assert(sizeof(struct baton_steer_pin) == 8, "pin entries are shared with the program as 8 bytes");
 _Static_assert(BATON_STEER_PINS == BATON_MAX_PINS, "pin counts differ");
 _Static_assert(sizeof(struct baton_steer_origin) == 16, "the origin map's value is two u64 (bpf/steer.h)");
-/* new fields go after pin_path and may not hide in padding an older library skips */
-_Static_assert(sizeof(struct baton_group_opts) == baton_offsetofend(struct baton_group_opts, pin_path),
+/* new fields go after flow_idle_ms and may not hide in padding an older library skips */
+_Static_assert(sizeof(struct baton_group_opts) == baton_offsetofend(struct baton_group_opts, flow_idle_ms),
 	       "baton_group_opts ends in padding");
+_Static_assert(BATON_FLOWS_OFF == BATON_FLOWS_OFF_ && BATON_FLOWS_ON == BATON_FLOWS_TUPLE_ &&
+	       BATON_FLOWS_QUIC == BATON_FLOWS_QUIC_, "flow modes differ");
 
 #ifndef SO_DETACH_REUSEPORT_BPF
 #define SO_DETACH_REUSEPORT_BPF 68
@@ -67,6 +70,12 @@ struct baton_group {
 	struct member m[BATON_MAX_SLOTS];
 	struct pinned pin[BATON_MAX_SLOTS];
 	char pin_path[PATH_MAX - 32];	/* "" unless pinned */
+	/* UDP flows (eBPF) */
+	enum baton_flows flows;
+	uint32_t flow_table;
+	uint64_t flow_idle_ms;
+	int marker[BATON_MAX_SLOTS];	/* QUIC marker of each slot, -1: none */
+	uint32_t epoch[BATON_MAX_SLOTS];	/* what the slotep map holds */
 	/* cBPF: order[i] is the slot at index i of the kernel's listening
 	 * array (the kernel appends on listen and moves the last into a hole). */
 	int order[BATON_MAX_SLOTS];
@@ -279,8 +288,10 @@ static int publish(struct baton_group *g)
 static int set_pins(struct baton_group *g, struct steer_bpf *skel)
 {
 	struct bpf_map *maps[] = { skel->maps.socks, skel->maps.cfg, skel->maps.ctl, skel->maps.stats,
-				   skel->maps.origin };
-	const char *names[] = { "socks", "cfg", "ctl", "stats", "origin" };
+				   skel->maps.origin, skel->maps.flowcfg, skel->maps.flows, skel->maps.slotep,
+				   skel->maps.markers, skel->maps.flowstats };
+	const char *names[] = { "socks", "cfg", "ctl", "stats", "origin", "flowcfg", "flows", "slotep", "markers",
+				"flowstats" };
 	char path[PATH_MAX];
 	size_t i;
 
@@ -383,6 +394,11 @@ static int mkdir_p(const char *dir)
 	return 0;
 }
 
+static int flows_reuse(struct steer_bpf *skel, struct steer_bpf *old);
+static int flows_size(struct baton_group *g, struct steer_bpf *skel);
+static int flows_setup(struct baton_group *g);
+static void epoch_bump(struct baton_group *g, int slot);
+
 /* Opens and loads the program; with OLD, the new program shares OLD's maps. */
 static struct steer_bpf *load_prog(struct baton_group *g, struct steer_bpf *old, int *err)
 {
@@ -402,10 +418,13 @@ static struct steer_bpf *load_prog(struct baton_group *g, struct steer_bpf *old,
 	     bpf_map__reuse_fd(skel->maps.ctl, bpf_map__fd(old->maps.ctl)) ||
 	     bpf_map__reuse_fd(skel->maps.stats, bpf_map__fd(old->maps.stats)) ||
 	     bpf_map__reuse_fd(skel->maps.pins, bpf_map__fd(old->maps.pins)) ||
-	     bpf_map__reuse_fd(skel->maps.origin, bpf_map__fd(old->maps.origin)))) {
+	     bpf_map__reuse_fd(skel->maps.origin, bpf_map__fd(old->maps.origin)) ||
+	     flows_reuse(skel, old))) {
 		*err = -errno;
 		goto fail;
 	}
+	if (!old && (*err = flows_size(g, skel)))
+		goto fail;
 	*err = steer_bpf__load(skel);
 	if (*err)
 		goto fail;
@@ -435,16 +454,29 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 	int s, err;
 
 	/* fields past the caller's sz stay zero */
-	if ((err = BATON_OPTS_COPY(&o, opts, baton_group_opts, pin_path))) {
+	if ((err = BATON_OPTS_COPY(&o, opts, baton_group_opts, flow_idle_ms))) {
 		errno = -err;
 		return NULL;
 	}
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return NULL;
-	for (s = 0; s < BATON_MAX_SLOTS; s++)
+	for (s = 0; s < BATON_MAX_SLOTS; s++) {
 		g->m[s].fd = -1;
+		g->marker[s] = -1;
+	}
 	want = o.mode;
+	if ((unsigned)o.flows > BATON_FLOWS_QUIC || o.flow_table > BATON_FLOW_TABLE_MAX ||
+	    o.flow_idle_ms > 86400000ull) {
+		LOG(g, ERROR, "flow options out of range (flows %d, flow_table %u of at most %u, flow_idle_ms %llu "
+			      "of at most 1 day)", (int)o.flows, o.flow_table, BATON_FLOW_TABLE_MAX,
+		    (unsigned long long)o.flow_idle_ms);
+		err = -EINVAL;
+		goto fail;
+	}
+	g->flows = o.flows;
+	g->flow_table = o.flow_table ? o.flow_table : BATON_FLOW_TABLE_DEFAULT;
+	g->flow_idle_ms = o.flow_idle_ms ? o.flow_idle_ms : BATON_FLOW_IDLE_DEFAULT_MS;
 	g->no_migrate = o.no_migrate;
 	g->log = o.log;
 	g->log_ctx = o.log_ctx;
@@ -493,6 +525,11 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 	 * hand the port to the kernel's hash until the members are found. */
 	if (g->mode == BATON_MODE_EBPF && !(g->pin_path[0] && recover_pinned(g)) && (err = publish(g)))
 		goto fail;
+	if (g->mode == BATON_MODE_EBPF && (err = flows_setup(g)))
+		goto fail;
+	if (g->flows && g->mode != BATON_MODE_EBPF)
+		LOG(g, WARN, "classic BPF steers every datagram on its own: no UDP flow table, so a reload moves "
+			     "flows to the new generation");
 	LOG(g, INFO, "steering mode: %s%s", baton_mode_name(g->mode),
 	    g->mode == BATON_MODE_EBPF ? (g->no_migrate ? " (select only)" : " (select and migrate)") : "");
 	return g;
@@ -675,6 +712,7 @@ int baton_group_add(struct baton_group *g, int fd, uint32_t weight)
 		uint64_t v = (uint64_t)copy;
 		uint32_t key = (uint32_t)slot;
 
+		epoch_bump(g, slot);	/* flows of whatever held this slot before are not its */
 		set_origin(g, slot, cookie);
 		/* EBUSY: the socket still belongs to the sockarray of a program
 		 * that was just detached (a baton steer that exited): the kernel
@@ -798,10 +836,11 @@ int baton_group_fence(struct baton_group *g, int slot)
 	}
 	g->m[slot].fenced = true;
 	r = publish(g);	/* steer away first: nothing new lands on it */
+	epoch_bump(g, slot);	/* and its flows end: their next datagram is a new flow */
 	if (r)
 		return r;
 	if (g->type != SOCK_STREAM) {
-		LOG(g, INFO, "slot %d is UDP: steered away; datagrams have no queue to move", slot);
+		LOG(g, INFO, "slot %d is UDP: steered away, its flows end; datagrams have no queue to move", slot);
 		return 0;
 	}
 	if (g->mode == BATON_MODE_CBPF)
@@ -845,6 +884,9 @@ int baton_group_remove(struct baton_group *g, int slot)
 		uint32_t key = (uint32_t)slot;
 
 		bpf_map_delete_elem(bpf_map__fd(g->skel->maps.socks), &key);
+		epoch_bump(g, slot);
+		if (g->marker[slot] >= 0)
+			baton_group_set_marker(g, slot, -1);
 	}
 	close(m->fd);
 	*m = (struct member){ .fd = -1 };
@@ -1031,6 +1073,7 @@ int baton_group_unfence(struct baton_group *g, int slot)
 			return r;
 	}
 	m->fenced = false;
+	epoch_bump(g, slot);
 	return publish(g);
 }
 
@@ -1064,7 +1107,8 @@ int baton_group_flags(const struct baton_group *g, int slot)
  * so it stays, and with it the directory. */
 int baton_group_unpin_dir(const char *pin_path)
 {
-	const char *names[] = { "socks", "cfg", "ctl", "stats", "origin", "steer" };
+	const char *names[] = { "socks", "cfg", "ctl", "stats", "origin", "steer", "flowcfg", "flows", "slotep",
+				"markers", "flowstats" };
 	char path[PATH_MAX];
 	struct stat st;
 	size_t i;
@@ -1173,4 +1217,215 @@ int baton_group_pin_source(struct baton_group *g, uint16_t lo, uint16_t hi, int 
 			return -errno;
 	}
 	return 0;
+}
+
+/* ---- UDP flows ----------------------------------------------------------
+ * The flow table and its companions (bpf/steer.h): sized before load,
+ * configured once, per-slot epochs bumped as members come and go. */
+
+static int flows_reuse(struct steer_bpf *skel, struct steer_bpf *old)
+{
+	return bpf_map__reuse_fd(skel->maps.flowcfg, bpf_map__fd(old->maps.flowcfg)) ||
+	       bpf_map__reuse_fd(skel->maps.flows, bpf_map__fd(old->maps.flows)) ||
+	       bpf_map__reuse_fd(skel->maps.slotep, bpf_map__fd(old->maps.slotep)) ||
+	       bpf_map__reuse_fd(skel->maps.markers, bpf_map__fd(old->maps.markers)) ||
+	       bpf_map__reuse_fd(skel->maps.flowstats, bpf_map__fd(old->maps.flowstats));
+}
+
+/* The table is preallocated by the kernel, so a group without flows (TCP,
+ * flows=off) gets one entry. A pinned table keeps the size it was made
+ * with: libbpf reuses a pinned map only if it matches. */
+static int flows_size(struct baton_group *g, struct steer_bpf *skel)
+{
+	uint32_t want = g->flows ? g->flow_table : 1;
+	char path[PATH_MAX];
+	int fd;
+
+	if (g->pin_path[0]) {
+		struct bpf_map_info info;
+		uint32_t len = sizeof(info);
+
+		snprintf(path, sizeof(path), "%s/flows", g->pin_path);
+		fd = bpf_obj_get(path);
+		if (fd >= 0) {
+			memset(&info, 0, sizeof(info));
+			if (!bpf_obj_get_info_by_fd(fd, &info, &len) && info.max_entries != want) {
+				if (g->flows)
+					LOG(g, WARN, "the pinned flow table at %s holds %u entries, not the %u asked for: it "
+						     "keeps its size until the listener is made afresh",
+					    path, info.max_entries, want);
+				want = info.max_entries;
+			}
+			close(fd);
+		}
+	}
+	if (want > 1)
+		g->flow_table = want;
+	return bpf_map__set_max_entries(skel->maps.flows, want);
+}
+
+static int flows_setup(struct baton_group *g)
+{
+	struct baton_flow_cfg c = { .mode = (uint32_t)g->flows, .idle_ns = g->flow_idle_ms * 1000000ull };
+	uint32_t zero = 0;
+
+	if (g->flows && g->flow_table <= 1)
+		c.mode = BATON_FLOWS_OFF_;	/* a pinned table made without flows */
+	for (uint32_t k = 0; k < BATON_MAX_SLOTS; k++)
+		bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.slotep), &k, &g->epoch[k]);
+	/* a resumed group finds its markers where it left them */
+	for (uint32_t k = 0; g->pin_path[0] && k < 256; k++) {
+		struct baton_flow_marker m;
+
+		if (!bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.markers), &k, &m) && m.slot_plus1 &&
+		    m.slot_plus1 <= BATON_MAX_SLOTS)
+			g->marker[m.slot_plus1 - 1] = (int)k;
+	}
+	return bpf_map_update_elem(bpf_map__fd(g->skel->maps.flowcfg), &zero, &c, BPF_ANY) ? -errno : 0;
+}
+
+/* The program compares a flow's epoch with its slot's: a bump ends every
+ * flow placed on the slot before it, without walking the table. */
+static void epoch_bump(struct baton_group *g, int slot)
+{
+	uint32_t key = (uint32_t)slot, e;
+
+	/* without flows nothing reads the epochs: a TCP group pays nothing */
+	if (g->mode != BATON_MODE_EBPF || !g->flows)
+		return;
+	e = ++g->epoch[slot];
+	if (bpf_map_update_elem(bpf_map__fd(g->skel->maps.slotep), &key, &e, BPF_ANY))
+		LOG(g, WARN, "cannot renew slot %d's flow epoch: %s; its old flows may follow the new member",
+		    slot, strerror(errno));
+}
+
+int baton_group_set_marker(struct baton_group *g, int slot, int marker)
+{
+	struct baton_flow_marker m = { 0 };
+	uint32_t key, e = 0;
+	int fd, r;
+
+	if (!g || marker < -1 || marker > 255)
+		return -EINVAL;
+	if (marker >= 0 && (r = slot_check(g, slot)))
+		return r;
+	if (slot < 0 || slot >= BATON_MAX_SLOTS)
+		return -EINVAL;
+	if (g->mode != BATON_MODE_EBPF || g->flows != BATON_FLOWS_QUIC)
+		return -EOPNOTSUPP;
+	fd = bpf_map__fd(g->skel->maps.markers);
+	if (g->marker[slot] >= 0) {
+		key = (uint32_t)g->marker[slot];
+		if (bpf_map_update_elem(fd, &key, &m, BPF_ANY))
+			return -errno;
+		g->marker[slot] = -1;
+	}
+	if (marker < 0)
+		return 0;
+	for (int s = 0; s < BATON_MAX_SLOTS; s++)
+		if (g->marker[s] == marker)
+			g->marker[s] = -1;	/* a marker names one slot */
+	e = g->epoch[slot];
+	m = (struct baton_flow_marker){ .slot_plus1 = (uint32_t)slot + 1, .epoch = e };
+	key = (uint32_t)marker;
+	if (bpf_map_update_elem(fd, &key, &m, BPF_ANY))
+		return -errno;
+	g->marker[slot] = marker;
+	return 0;
+}
+
+/* One pass with batched lookups; a batch that would split a hash bucket
+ * says ENOSPC, and is retried larger. */
+static int flows_scan(const struct baton_group *g, struct baton_flow_stats *st)
+{
+	int fd = bpf_map__fd(g->skel->maps.flows), efd = bpf_map__fd(g->skel->maps.slotep), r = 0;
+	uint32_t batch = 1024, n, i, ep[BATON_MAX_SLOTS] = { 0 }, k;
+	struct baton_flow_key *keys = NULL;
+	struct baton_flow *vals = NULL;
+	uint64_t in = 0, out = 0, now, idle_ns = g->flow_idle_ms * 1000000ull;
+	struct timespec ts;
+	bool first = true;
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+
+	for (k = 0; k < BATON_MAX_SLOTS; k++)
+		bpf_map_lookup_elem(efd, &k, &ep[k]);
+	clock_gettime(CLOCK_MONOTONIC, &ts);	/* bpf_ktime_get_ns's clock */
+	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	for (;;) {
+		if (!keys) {
+			keys = calloc(batch, sizeof(*keys));
+			vals = calloc(batch, sizeof(*vals));
+			if (!keys || !vals) {
+				r = -ENOMEM;
+				break;
+			}
+		}
+		n = batch;
+		r = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, keys, vals, &n, &bo) ? -errno : 0;
+		if (r == -ENOSPC && !n && batch < (1u << 20)) {
+			batch *= 4;
+			free(keys);
+			free(vals);
+			keys = NULL;
+			vals = NULL;
+			continue;
+		}
+		if (r && r != -ENOENT)
+			break;
+		for (i = 0; i < n; i++) {
+			st->entries++;
+			if (vals[i].slot >= BATON_MAX_SLOTS || vals[i].epoch != ep[vals[i].slot] ||
+			    now - vals[i].last_ns >= idle_ns)
+				continue;
+			st->live++;
+			st->per_slot[vals[i].slot]++;
+		}
+		if (r == -ENOENT) {
+			r = 0;
+			break;
+		}
+		in = out;
+		first = false;
+	}
+	free(keys);
+	free(vals);
+	return r;
+}
+
+int baton_group_flows(const struct baton_group *g, struct baton_flow_stats *out, size_t len)
+{
+	int ncpu = libbpf_num_possible_cpus(), i, r;
+	struct baton_flow_stats st = { 0 };
+	struct baton_flow_stats_ *v;
+	uint32_t zero = 0;
+
+	if (!g || !out || !len)
+		return -EINVAL;
+	if (g->mode != BATON_MODE_EBPF || !g->flows || g->flow_table <= 1)
+		return -EOPNOTSUPP;
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.flowstats), &zero, v)) {
+		r = -errno;
+		goto out;
+	}
+	for (i = 0; i < ncpu; i++) {
+		st.followed += v[i].followed;
+		st.by_cid += v[i].by_cid;
+		st.created += v[i].created;
+		st.expired += v[i].expired;
+		st.insert_failed += v[i].insert_failed;
+	}
+	st.table = g->flow_table;
+	if ((r = flows_scan(g, &st)))
+		goto out;
+	/* entries leave the table only by eviction: nothing deletes them */
+	st.evicted = st.created > st.entries ? st.created - st.entries : 0;
+	r = baton_out_copy(out, len, &st, sizeof(st), 1);
+out:
+	free(v);
+	return r;
 }

@@ -278,8 +278,15 @@ static void track(int fd, ino_t ino)
 	tracked[free_i].ino = ino;
 }
 
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
 /* Options a server commonly sets before bind() that matter on a listener;
- * those set after bind() land on the member anyway, it being the same fd. */
+ * those set after bind() land on the member anyway, it being the same fd.
+ * UDP servers (QUIC stacks) ask before bind for the local address and ECN
+ * of each datagram (PKTINFO, RECVTOS), for path MTU discovery, and GRO:
+ * without them on the member, ngtcp2's server cannot answer at all. */
 static void copy_options(int from, int to)
 {
 	static const struct { int level, name; bool halve; } opts[] = {
@@ -288,6 +295,12 @@ static void copy_options(int from, int to)
 		{ IPPROTO_TCP, TCP_DEFER_ACCEPT, false }, { IPPROTO_TCP, TCP_KEEPIDLE, false },
 		{ IPPROTO_TCP, TCP_KEEPINTVL, false }, { IPPROTO_TCP, TCP_KEEPCNT, false },
 		{ IPPROTO_TCP, TCP_FASTOPEN, false },
+		{ IPPROTO_IP, IP_PKTINFO, false }, { IPPROTO_IPV6, IPV6_RECVPKTINFO, false },
+		{ IPPROTO_IP, IP_RECVTOS, false }, { IPPROTO_IPV6, IPV6_RECVTCLASS, false },
+		{ IPPROTO_IP, IP_MTU_DISCOVER, false }, { IPPROTO_IPV6, IPV6_MTU_DISCOVER, false },
+		{ IPPROTO_IP, IP_RECVERR, false }, { IPPROTO_IPV6, IPV6_RECVERR, false },
+		{ IPPROTO_IP, IP_TOS, false }, { IPPROTO_IPV6, IPV6_TCLASS, false },
+		{ IPPROTO_UDP, UDP_GRO, false },
 	};
 
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {

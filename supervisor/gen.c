@@ -237,6 +237,7 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 			g->member_ino[l] = sst.st_ino;
 	}
 	g->id = ++s->next_id;
+	flows_gen_start(s, g);
 	g->start_us = baton_mono_us();
 	g->start_wall_ms = baton_wall_ms();
 	if ((r = bindmode_gen_start(s, gi)))
@@ -281,6 +282,8 @@ void stop_gen(struct sup *s, struct gen *g)
 
 	g->stop_ms = baton_mono_ms();
 	g->state = GEN_DRAINING;
+	if (served && flows_hold(s, g))
+		return;
 	if (served && stop_when_idle(s, g))
 		return;
 	if (g->id == 0)
@@ -365,7 +368,10 @@ void gen_switch(struct sup *s, int gi)
 			/* probation: it stays, unfenced and without weight */
 		} else if (o->pid > 0) {
 			stop_gen(s, o);
-			if (s->shared[0] >= 0)
+			if (o->flow_wait)
+				step(s, "gen %d (pid %d) keeps its UDP flows; new flows go to gen %d", o->id, (int)o->pid,
+				     g->id);
+			else if (s->shared[0] >= 0)
 				step(s, "gen %d (pid %d) told to stop (%s); the shared socket's queue stays with gen %d",
 				     o->id, (int)o->pid, strsignal(s->cfg->stop_signal), g->id);
 			else if (baton_group_mode(s->grp[0]) == BATON_MODE_EBPF)

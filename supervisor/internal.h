@@ -58,6 +58,7 @@ struct gen {
 	int status;                     /* wait status once reaped (-1: unknown, not our child) */
 	char why[160];                  /* why it ended, for status */
 	bool idle_wait;                 /* --stop-when-idle: fenced, not yet signalled */
+	bool flow_wait;                 /* holds UDP flows: signalled once it holds none (flows.c) */
 	char health[96];                /* why the health watch replaced it, for status */
 	/* per listener, nlisten entries each (allocated once, kept across reuse) */
 	int *slot;                      /* -1: none */
@@ -137,6 +138,7 @@ struct sup {
 	int upgrade_client;         /* client waiting for `baton upgrade` across the exec, -1 none */
 	char **argv;                /* this process's own command line, for baton upgrade */
 	int watched;                /* generation whose pid the watches know, -1 none */
+	struct sup_flows *flows;    /* flows.c: the flow tables' last reading */
 	char **cmd;                 /* what generations run; NULL: cfg->argv (cmd.c) */
 	char **env;                 /* "K=V" set, "K" unset in every generation */
 	char **next_cmd, **next_env; /* a reload's, in force once it serves */
@@ -282,6 +284,18 @@ void sdn_mark_ours(struct sup *s, ino_t ino);   /* a taken socket: not foreign *
 
 /* foreign.c: sockets on a listener's address that baton did not create */
 int foreign_check(struct sup *s);
+
+/* flows.c: UDP flows through reloads (see the file) */
+struct baton_group_opts;
+enum baton_flows sup_flows_mode(const struct sup *s, int l);
+void flows_group_opts(const struct sup *s, int l, struct baton_group_opts *o);
+void flows_gen_start(struct sup *s, struct gen *g);
+void flows_env(const struct sup *s, int id);
+bool flows_hold(struct sup *s, struct gen *g);
+void flows_check(struct sup *s, struct gen *g, long long now);
+void flows_status_listener(struct sup *s, FILE *f, int l, bool json);
+void flows_status_member(struct sup *s, FILE *f, const struct gen *g, int l, bool json);
+void flows_fini(struct sup *s);
 
 /* bindmode.c: --bind-mode shim|cgroup|auto. Setup picks the mode (and sets
  * up the shim or the cgroups and bind hook); -1: cannot (said why). */

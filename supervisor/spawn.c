@@ -168,6 +168,7 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 		setenv("BATON_NAME", s->name, 1);
 		snprintf(num, sizeof(num), "%d", id);
 		setenv("BATON_GENERATION", num, 1);
+		flows_env(s, id);
 		preload_apply(s);
 		execvp(cmd_argv(s)[0], cmd_argv(s));
 fail:

@@ -84,7 +84,7 @@ static void write_state(struct sup *s, FILE *f)
 		if (g->state == GEN_FREE || g->pid <= 0)
 			continue;
 		fprintf(f, "gen %d %d %llu %s %lld %d\n", g->id, (int)g->pid, g->start_ticks, state_name[g->state],
-			g->start_wall_ms, g->stop_ms ? 1 : 0);
+			g->start_wall_ms, g->stop_ms ? (g->flow_wait ? 2 : 1) : 0);	/* 2: not signalled, holds UDP flows */
 		for (l = 0; l < s->nl; l++)
 			if (g->slot[l] >= 0 && g->member_ino[l])
 				fprintf(f, "member %d %d %d %llu\n", g->id, l, g->slot[l],
@@ -648,7 +648,8 @@ static int make_groups(struct sup *s, bool resume)
 	if (!resume && s->pin_root[0]) {
 		/* a fresh start owns its name: stale pins of a dead run go */
 		for (l = 0; l < SUP_MAX_LISTENERS; l++) {
-			const char *maps[] = { "socks", "cfg", "ctl", "stats", "origin", "steer" };
+			const char *maps[] = { "socks", "cfg", "ctl", "stats", "origin", "steer", "flowcfg", "flows",
+					       "slotep", "markers", "flowstats" };
 			bool any = false;
 
 			for (size_t m = 0; m < sizeof(maps) / sizeof(maps[0]); m++) {
@@ -665,6 +666,7 @@ static int make_groups(struct sup *s, bool resume)
 			snprintf(path, sizeof(path), "%s/l%d", s->pin_root, l);
 			o.pin_path = path;
 		}
+		flows_group_opts(s, l, &o);
 		s->grp[l] = baton_group_new(&o);
 		if (!s->grp[l] && s->pin_root[0] && l == 0) {
 			/* pins need eBPF: without it, run unpinned (classic BPF) */
@@ -775,6 +777,7 @@ int state_resume(struct sup *s)
 		if (sg->stopped || was == GEN_DRAINING) {
 			g->state = GEN_DRAINING;
 			g->stop_ms = baton_mono_ms();	/* the grace starts again */
+			g->flow_wait = sg->stopped == 2;	/* still to be signalled once its flows end */
 		}
 		if (serving)
 			g->ready_us = g->start_us;

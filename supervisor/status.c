@@ -58,7 +58,9 @@ void write_status(struct sup *s, FILE *f, bool json)
 		}
 		for (l = 0; l < s->nl; l++) {
 			baton_spec_format(&s->spec[l], spec, sizeof(spec));
-			fprintf(f, "listener %d: %s (%s)\n", l, spec, listener_mode(s, l));
+			fprintf(f, "listener %d: %s (%s)", l, spec, listener_mode(s, l));
+			flows_status_listener(s, f, l, false);
+			fprintf(f, "\n");
 		}
 		stage_status(s, f, false);
 		fprintf(f, "%-4s %-8s %-9s %-21s %6s %s\n", "gen", "pid", "state", "started", "share",
@@ -91,7 +93,9 @@ void write_status(struct sup *s, FILE *f, bool json)
 			baton_spec_format(&s->spec[l], spec, sizeof(spec));
 			fprintf(f, "%s{\"index\":%d,\"spec\":", l ? "," : "", l);
 			baton_json_str(f, spec);
-			fprintf(f, ",\"port\":%u,\"mode\":\"%s\"}", s->spec[l].port, listener_mode(s, l));
+			fprintf(f, ",\"port\":%u,\"mode\":\"%s\"", s->spec[l].port, listener_mode(s, l));
+			flows_status_listener(s, f, l, true);
+			fprintf(f, "}");
 		}
 		fprintf(f, "],\"generations\":[");
 	}
@@ -135,6 +139,8 @@ void write_status(struct sup *s, FILE *f, bool json)
 				fprintf(f, " %s", have ? "" : "-");
 			if (!json && have)
 				fprintf(f, "%u/%u", q.len, q.max);
+			if (!json)
+				flows_status_member(s, f, g, l, false);
 			if (json) {
 				uint64_t c[CNT_N];
 
@@ -152,6 +158,7 @@ void write_status(struct sup *s, FILE *f, bool json)
 					fprintf(f, ",\"queue\":%u,\"backlog\":%u", q.len, q.max);
 				else
 					fprintf(f, ",\"queue\":null,\"backlog\":null");
+				flows_status_member(s, f, g, l, true);
 				fprintf(f, "}");
 			}
 		}

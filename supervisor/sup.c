@@ -116,6 +116,8 @@ static void tick(struct sup *s)
 		if (g->state == GEN_DRAINING) {
 			if (g->idle_wait)
 				idle_check(s, g, now);
+			if (g->flow_wait)
+				flows_check(s, g, now);
 			if (!g->killed && now - g->stop_ms >= s->cfg->grace_ms) {
 				say_warn(s, "gen %d (pid %d) still running after the %lld ms grace; killing it", g->id,
 				    (int)g->pid, s->cfg->grace_ms);
@@ -123,7 +125,7 @@ static void tick(struct sup *s)
 				s->ops->kill(g->pid, SIGKILL);
 				g->killed = true;
 			}
-			if (!s->stopping)
+			if (!s->stopping && !g->flow_wait)	/* a UDP queue is no sign it stopped */
 				watch_drain(s, g, now);
 		}
 	}
@@ -218,18 +220,29 @@ static void free_arrays(struct sup *s)
 
 /* A supervisor of 1,024 listeners holds a program, four maps and a member
  * or more for each: well past the usual soft limit of 1,024 descriptors. */
-static void raise_nofile(struct sup *s)
+/* Descriptors a listener costs: its steering program and maps (about a
+ * dozen with the flow table) and a member per generation. */
+#define FDS_PER_LISTENER 16
+
+static int raise_nofile(struct sup *s)
 {
+	rlim_t need = (rlim_t)s->nl * FDS_PER_LISTENER + 256;
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= rl.rlim_max)
-		return;
-	if ((rlim_t)s->nl * 16 + 256 <= rl.rlim_cur)
-		return;
+	if (getrlimit(RLIMIT_NOFILE, &rl) || need <= rl.rlim_cur)
+		return 0;
+	if (need > rl.rlim_max) {
+		say_err(s, "%d listeners need about %llu open files (%d each: a steering program, its maps and the "
+			   "members of the generations), but the hard limit is %llu: raise it (ulimit -Hn as root, or "
+			   "LimitNOFILE= in the unit), or give fewer --listen", s->nl, (unsigned long long)need,
+			FDS_PER_LISTENER, (unsigned long long)rl.rlim_max);
+		return -EMFILE;
+	}
 	rl.rlim_cur = rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl))
 		say_warn(s, "cannot raise the open file limit to %llu: %s", (unsigned long long)rl.rlim_max,
-		    strerror(errno));
+			 strerror(errno));
+	return 0;
 }
 
 /* The event loop's own descriptors: signals, epoll, control and notify. */
@@ -472,6 +485,7 @@ void sup_fini(struct sup *s)
 			baton_watch_free(s->watch[i]);
 		baton_group_free(s->grp[i]);
 	}
+	flows_fini(s);
 	sdn_free(s);
 	free_arrays(s);
 }
@@ -488,8 +502,7 @@ int sup_run(const struct sup_config *cfg)
 		sup_fini(s);
 		return 1;
 	}
-	raise_nofile(s);
-	if (sdn_init(s) || pick_name(s)) {
+	if (raise_nofile(s) || sdn_init(s) || pick_name(s)) {
 		sup_fini(s);
 		return 1;
 	}

@@ -34,6 +34,7 @@ enum sup_bind_mode { SUP_BIND_AUTO, SUP_BIND_SHIM, SUP_BIND_CGROUP, SUP_BIND_NON
 struct sup_config {
 	char name[BATON_NAME_MAX + 1];
 	struct baton_spec *listen;   /* nlisten of them (the caller owns the array) */
+	struct baton_spec_flows *flows; /* UDP flow options, nlisten of them; NULL: the defaults */
 	int nlisten;
 	enum sup_ready ready;
 	long long ready_delay_ms;    /* DELAY: ready this long after start; AUTO: if silent */

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -531,4 +532,36 @@ TEST_TIMEOUT(supervisor_each_generation_knows_its_name_and_number, 60)
 				     NULL }, out, sizeof(out), err, sizeof(err), 10), 0);
 	ASSERT_CONTAINS(out, "\"web-4\"");
 	bt_supervisor_stop(&pid, 10);
+}
+
+static void low_nofile(void *ctx)
+{
+	struct rlimit rl = { 200, 200 };
+
+	(void)ctx;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+TEST_TIMEOUT(supervisor_too_many_listeners_for_the_file_limit_is_said_at_start, 30)
+{
+	char *argv[32];
+	char specs[8][40];
+	int n = 0, i;
+
+	bt_need_netns();
+	private_runtime_dir();
+	argv[n++] = (char *)bt_baton_bin();
+	argv[n++] = "run";
+	for (i = 0; i < 8; i++) {
+		snprintf(specs[i], sizeof(specs[i]), "tcp://127.0.0.1:%d", 8080 + i);
+		argv[n++] = "--listen";
+		argv[n++] = specs[i];
+	}
+	argv[n++] = "--";
+	argv[n++] = "/bin/sleep";
+	argv[n++] = "5";
+	argv[n] = NULL;
+	ASSERT_EQ(bt_run_with(argv, low_nofile, NULL, out, sizeof(out), err, sizeof(err), 10), 1);
+	ASSERT_CONTAINS(err, "8 listeners need about 384 open files");
+	ASSERT_CONTAINS(err, "the hard limit is 200");
 }

@@ -165,3 +165,66 @@ TEST(spec_errors_escape_control_characters)
 	ASSERT_TRUE(strchr(err, '\n') == NULL);
 	ASSERT_CONTAINS(err, "\\x0a");
 }
+
+static void flows_ok(const char *text, struct baton_spec_flows *fl)
+{
+	char err[256];
+
+	if (baton_spec_flows(text, fl, err, sizeof(err)))
+		FAIL("baton_spec_flows(\"%s\"): %s", text, err);
+}
+
+static void flows_bad(const char *text, const char *want)
+{
+	struct baton_spec_flows fl;
+	struct baton_spec s;
+	char err[256];
+
+	ASSERT_EQ(baton_spec_flows(text, &fl, err, sizeof(err)), -EINVAL);
+	ASSERT_CONTAINS(err, want);
+	/* the plain parser refuses the same spec with the same words */
+	ASSERT_EQ(baton_spec_parse(text, &s, err, sizeof(err)), -EINVAL);
+	ASSERT_CONTAINS(err, want);
+}
+
+TEST(spec_udp_flow_options)
+{
+	struct baton_spec_flows fl;
+	struct baton_spec s;
+
+	flows_ok("udp://127.0.0.1:53", &fl);
+	ASSERT_EQ(fl.mode, BATON_FLOWS_ON);
+	ASSERT_EQ(fl.table, BATON_FLOW_TABLE_DEFAULT);
+	ASSERT_EQ(fl.idle_ms, BATON_FLOW_IDLE_DEFAULT_MS);
+	flows_ok("tcp://127.0.0.1:80", &fl);
+	ASSERT_EQ(fl.mode, BATON_FLOWS_OFF);
+	flows_ok("udp://127.0.0.1:53?flows=off", &fl);
+	ASSERT_EQ(fl.mode, BATON_FLOWS_OFF);
+	flows_ok("udp://[::1]:443?flows=quic&flow_table=100000&flow_idle=1.5s&name=h3", &fl);
+	ASSERT_EQ(fl.mode, BATON_FLOWS_QUIC);
+	ASSERT_EQ(fl.table, 100000);
+	ASSERT_EQ(fl.idle_ms, 1500);
+	flows_ok("udp://127.0.0.1:53?flow_idle=250ms", &fl);
+	ASSERT_EQ(fl.idle_ms, 250);
+	flows_ok("udp://127.0.0.1:53?flow_idle=2m", &fl);
+	ASSERT_EQ(fl.idle_ms, 120000);
+	flows_ok("udp://127.0.0.1:53?flow_idle=45", &fl);
+	ASSERT_EQ(fl.idle_ms, 45000);
+	/* the plain parser takes the same spec */
+	parse_ok("udp://[::1]:443?flows=quic&flow_table=100000&flow_idle=1.5s&name=h3", &s);
+	ASSERT_STREQ(s.name, "h3");
+}
+
+TEST(spec_udp_flow_options_bad_inputs_name_the_part)
+{
+	flows_bad("tcp://127.0.0.1:80?flows=on", "option \"flows\" in \"tcp://127.0.0.1:80?flows=on\" applies to udp only");
+	flows_bad("udp://127.0.0.1:53?flows=sticky", "bad flows \"sticky\"");
+	flows_bad("udp://127.0.0.1:53?flow_table=0", "bad flow_table \"0\"");
+	flows_bad("udp://127.0.0.1:53?flow_table=99999999", "bad flow_table \"99999999\"");
+	flows_bad("udp://127.0.0.1:53?flow_idle=5x", "bad flow_idle \"5x\"");
+	flows_bad("udp://127.0.0.1:53?flow_idle=0", "bad flow_idle \"0\"");
+	flows_bad("udp://127.0.0.1:53?flow_idle=25h", "bad flow_idle \"25h\"");
+	flows_bad("udp://127.0.0.1:53?flows=on&flows=off", "option \"flows\" given twice");
+	flows_bad("udp://127.0.0.1:53?flowz=on", "unknown option \"flowz\"");
+	ASSERT_EQ(baton_spec_flows("udp://127.0.0.1:53", NULL, NULL, 0), -EINVAL);
+}
