@@ -203,6 +203,7 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 			g->member_ino[l] = sst.st_ino;
 	}
 	g->id = ++s->next_id;
+	handoff_gen_start(s, gi);
 	g->start_us = baton_mono_us();
 	g->start_wall_ms = baton_wall_ms();
 	pid = s->ops->spawn(s, g->id, fds, &r);
@@ -240,6 +241,7 @@ void stop_gen(struct sup *s, struct gen *g)
 	bool served = g->state == GEN_ACTIVE;
 
 	g->stop_ms = baton_mono_ms();
+	handoff_gen_stop(s, g);	/* before the signal: the server may close idle connections at once */
 	g->state = GEN_DRAINING;
 	if (served && stop_when_idle(s, g))
 		return;

@@ -107,9 +107,11 @@ struct sup {
 	int upgrade_client;         /* client waiting for `baton upgrade` across the exec, -1 none */
 	char **argv;                /* this process's own command line, for baton upgrade */
 	int watched;                /* generation whose pid the watches know, -1 none */
+	struct handoff *handoff;    /* idle-connection handoff (handoff.c), NULL: no listener asks for it */
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_PIDFD = 2000 /* + generation index */ };
+enum { EV_HANDOFF = 1100 };
 
 
 void preload_setup(struct sup *s);
@@ -172,6 +174,19 @@ int upgrade_start(struct sup *s, int client);
  * client sockets back. Returns true if this process is such an upgrade. */
 bool upgrade_inherit(struct sup *s);
 void upgrade_finish(struct sup *s);
+
+/* handoff.c: idle keep-alive connections from a stopping generation to
+ * the serving one (?handoff=idle). Every hook does nothing without one. */
+int handoff_open(struct sup *s);
+void handoff_close(struct sup *s, bool clean);
+void handoff_read(struct sup *s);
+void handoff_tick(struct sup *s, long long now);
+bool handoff_busy(const struct sup *s);
+void handoff_gen_start(struct sup *s, int gi);
+void handoff_gen_stop(struct sup *s, struct gen *g);
+const char *handoff_env(const struct sup *s);
+void handoff_status(const struct sup *s, FILE *f, bool json);
+void handoff_gen_status(const struct sup *s, int gi, FILE *f, bool json);
 
 /* foreign.c: sockets on a listener's address that baton did not create */
 int foreign_check(struct sup *s);

@@ -67,7 +67,9 @@ void write_status(struct sup *s, FILE *f, bool json)
 			baton_json_str(f, spec);
 			fprintf(f, ",\"port\":%u}", s->spec[l].port);
 		}
-		fprintf(f, "],\"generations\":[");
+		fprintf(f, "]");
+		handoff_status(s, f, true);
+		fprintf(f, ",\"generations\":[");
 	}
 	/* newest first */
 	for (int id = s->next_id; id > 0; id--) {
@@ -93,6 +95,7 @@ void write_status(struct sup *s, FILE *f, bool json)
 			baton_json_str(f, g->state == GEN_EXITED ? g->why : "");
 			fprintf(f, ",\"health\":");
 			baton_json_str(f, g->health);
+			handoff_gen_status(s, (int)(g - s->gen), f, true);
 			fprintf(f, ",\"adopted\":%s,\"members\":[", g->adopted ? "true" : "false");
 		}
 		first = 0;
@@ -127,5 +130,7 @@ void write_status(struct sup *s, FILE *f, bool json)
 		fprintf(f, "]}\n");
 	else if (s->last_reload[0])
 		fprintf(f, "last reload: %s\n", s->last_reload);
+	if (!json)
+		handoff_status(s, f, false);
 }
 

@@ -165,3 +165,26 @@ TEST(spec_errors_escape_control_characters)
 	ASSERT_TRUE(strchr(err, '\n') == NULL);
 	ASSERT_CONTAINS(err, "\\x0a");
 }
+
+TEST(spec_handoff_idle_is_tcp_only_and_round_trips)
+{
+	struct baton_spec s, back;
+	char text[256];
+
+	parse_ok("tcp://127.0.0.1:8080", &s);
+	ASSERT_EQ(s.handoff, BATON_HANDOFF_NONE);
+	parse_ok("tcp://127.0.0.1:8080?handoff=idle&backlog=64", &s);
+	ASSERT_EQ(s.handoff, BATON_HANDOFF_IDLE);
+	ASSERT_EQ(s.backlog, 64);
+	ASSERT_GT(baton_spec_format(&s, text, sizeof(text)), 0);
+	ASSERT_CONTAINS(text, "handoff=idle");
+	parse_ok(text, &back);
+	ASSERT_EQ(back.handoff, BATON_HANDOFF_IDLE);
+	parse_ok("tcp://127.0.0.1:8080?handoff=none", &s);
+	ASSERT_EQ(s.handoff, BATON_HANDOFF_NONE);
+	parse_bad("udp://127.0.0.1:53?handoff=idle", "applies to tcp only");
+	parse_bad("tcp://127.0.0.1:80?handoff=all", "bad handoff \"all\"");
+	parse_bad("tcp://127.0.0.1:80?handoff=idle&handoff=idle", "given twice");
+	/* the field took padding: a 0.1 caller's struct is the same size */
+	ASSERT_EQ(sizeof(struct baton_spec), 216);
+}
