@@ -100,6 +100,9 @@ int handoff_open(struct sup *s)
 
 	if (!wanted(s) || s->handoff)
 		return 0;
+	if (s->cfg->no_preload)
+		say(s, "?handoff=idle needs the preload shim, which sees the server's close(); with --no-preload "
+		       "the server's idle connections are closed at its stop as before (handoffs stay 0)");
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
