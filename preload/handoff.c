@@ -51,6 +51,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/mman.h>
@@ -68,6 +69,7 @@
 #define MAX_FD 65536
 #define F_SHARED 1      /* copied (dup, fork): closing this fd does not close the connection */
 #define F_ADOPTED 2     /* handed to this generation: its answers are counted */
+#define F_CLOSES 4      /* its last answer (HTTP) said the connection ends with it */
 #define TCP_STATE_ESTABLISHED 1 /* include/net/tcp_states.h: not in the uapi headers */
 
 static bool on;
@@ -236,16 +238,83 @@ static void forget(int fd)
 	}
 }
 
-/* After a write on a born fd: that is an answer to everything consumed so far. */
-static void wrote(int fd, ssize_t r)
+/* Whether the line at P (N bytes, no CRLF) is header NAME, and its value. */
+static bool header(const char *p, size_t n, const char *name, const char **val, size_t *vlen)
+{
+	size_t k = strlen(name);
+
+	if (n <= k || strncasecmp(p, name, k) || p[k] != ':')
+		return false;
+	*val = p + k + 1;
+	*vlen = n - k - 1;
+	return true;
+}
+
+static bool has(const char *v, size_t n, const char *word)
+{
+	size_t k = strlen(word);
+
+	for (size_t i = 0; i + k <= n; i++)
+		if (!strncasecmp(v + i, word, k))
+			return true;
+	return false;
+}
+
+/* Whether an answer that starts with these N bytes ends its connection: an
+ * HTTP/1.x answer with "Connection: close", an HTTP/1.0 one without
+ * keep-alive, or a body that only the close delimits. Its client then
+ * waits for that close, or sends nothing more: handing the connection over
+ * would leave it to wait on a generation that waits too. Not HTTP: false,
+ * idle is decided by the byte counts alone. */
+static bool answer_closes(const char *p, size_t n)
+{
+	bool v10, ka = false, close = false, framed = false;
+	const char *line, *end, *v;
+	size_t vl;
+
+	if (n < 12 || (memcmp(p, "HTTP/1.1 ", 9) && memcmp(p, "HTTP/1.0 ", 9)))
+		return false;
+	v10 = p[7] == '0';
+	/* no body: 1xx, 204, 304 */
+	framed = p[9] == '1' || !memcmp(p + 9, "204", 3) || !memcmp(p + 9, "304", 3);
+	for (line = memchr(p, '\n', n); line && (size_t)(line - p) + 1 < n; line = end) {
+		line++;
+		end = memchr(line, '\n', n - (size_t)(line - p));
+		if (!end)
+			return true;	/* the header goes on in a later write: unknown, so not idle */
+		vl = (size_t)(end - line);
+		if (vl && line[vl - 1] == '\r')
+			vl--;
+		if (!vl)
+			return close || (v10 && !ka) || !framed;
+		size_t ll = vl;
+
+		if (header(line, ll, "connection", &v, &vl)) {
+			close |= has(v, vl, "close");
+			ka |= has(v, vl, "keep-alive");
+		} else if (header(line, ll, "content-length", &v, &vl) ||
+			   (header(line, ll, "transfer-encoding", &v, &vl) && has(v, vl, "chunked"))) {
+			framed = true;
+		}
+	}
+	return true;
+}
+
+/* After a write on a born fd: that is an answer to everything consumed so
+ * far. HEAD, HLEN: the start of what was written. */
+static void wrote(int fd, ssize_t r, const void *head, size_t hlen)
 {
 	uint64_t c;
 	uint8_t st;
 
 	if (r <= 0 || consumed(fd, &c, &st))
 		return;
-	if ((fl[fd] & F_ADOPTED) && c != mark[fd] && my_slot < HANDOFF_GENS)
-		__atomic_fetch_add(&map->answered[my_slot], 1, __ATOMIC_RELAXED);
+	if (c != mark[fd]) {	/* the first write after new input: an answer begins */
+		if ((fl[fd] & F_ADOPTED) && my_slot < HANDOFF_GENS)
+			__atomic_fetch_add(&map->answered[my_slot], 1, __ATOMIC_RELAXED);
+		fl[fd] = (uint8_t)((fl[fd] & ~F_CLOSES) |
+				   (head && answer_closes(head, hlen < (size_t)r ? hlen : (size_t)r) ? F_CLOSES : 0));
+	}
 	mark[fd] = c;
 }
 
@@ -263,7 +332,7 @@ static bool idle(int fd)
 	uint64_t c;
 	uint8_t st;
 
-	if (fl[fd] & F_SHARED)
+	if (fl[fd] & (F_SHARED | F_CLOSES))
 		return false;
 	if (consumed(fd, &c, &st) || st != TCP_STATE_ESTABLISHED || c != mark[fd])
 		return false;
@@ -526,7 +595,7 @@ EXPORT ssize_t write(int fd, const void *buf, size_t len)
 	if (is_born(fd)) {
 		int saved = errno;
 
-		wrote(fd, r);
+		wrote(fd, r, buf, len);
 		errno = saved;
 	}
 	return r;
@@ -539,7 +608,7 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 	if (is_born(fd)) {
 		int saved = errno;
 
-		wrote(fd, r);
+		wrote(fd, r, n > 0 ? iov[0].iov_base : NULL, n > 0 ? iov[0].iov_len : 0);
 		errno = saved;
 	}
 	return r;
@@ -552,7 +621,7 @@ EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 	if (is_born(fd)) {
 		int saved = errno;
 
-		wrote(fd, r);
+		wrote(fd, r, buf, len);
 		errno = saved;
 	}
 	return r;
@@ -566,7 +635,7 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const stru
 	if (is_born(fd)) {
 		int saved = errno;
 
-		wrote(fd, r);
+		wrote(fd, r, buf, len);
 		errno = saved;
 	}
 	return r;
@@ -579,7 +648,8 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *mh, int flags)
 	if (is_born(fd)) {
 		int saved = errno;
 
-		wrote(fd, r);
+		wrote(fd, r, mh && mh->msg_iovlen ? mh->msg_iov[0].iov_base : NULL,
+		      mh && mh->msg_iovlen ? mh->msg_iov[0].iov_len : 0);
 		errno = saved;
 	}
 	return r;
@@ -592,7 +662,7 @@ EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t len)
 	if (is_born(out)) {
 		int saved = errno;
 
-		wrote(out, r);
+		wrote(out, r, NULL, 0);
 		errno = saved;
 	}
 	return r;
@@ -605,7 +675,7 @@ EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t len)
 	if (is_born(out)) {
 		int saved = errno;
 
-		wrote(out, r);
+		wrote(out, r, NULL, 0);
 		errno = saved;
 	}
 	return r;

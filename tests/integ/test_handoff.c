@@ -21,7 +21,8 @@
 #include "harness.h"
 #include "helpers.h"
 
-/* accept one connection, answer one request, then on each line of stdin:
+/* accept one connection, answer one request (argv[2] "close": saying the
+ * connection ends with it), then on each line of stdin:
  * "read" consumes whatever came (without answering), "close" closes it */
 static const char server_py[] =
 	"import socket, sys\n"
@@ -30,7 +31,8 @@ static const char server_py[] =
 	"s.listen(8)\n"
 	"c, _ = s.accept()\n"
 	"c.recv(4096)\n"
-	"c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\n\\r\\nok\\n')\n"
+	"hdr = b'Connection: close\\r\\n' if sys.argv[2] == 'close' else b''\n"
+	"c.sendall(b'HTTP/1.1 200 OK\\r\\n' + hdr + b'Content-Length: 3\\r\\n\\r\\nok\\n')\n"
 	"print('answered', flush=True)\n"
 	"for line in sys.stdin:\n"
 	"    if line.startswith('read'):\n"
@@ -48,6 +50,8 @@ struct fake_sup {
 struct server {
 	pid_t pid;
 	int in, out;        /* its stdin and stdout */
+	char buf[256];      /* what it printed and was not read as a line yet */
+	size_t len;
 };
 
 static const char *python(void)
@@ -124,7 +128,7 @@ static int fake_sup_given(struct fake_sup *f, int timeout_ms)
 
 /* The python server as generation 7 in slot 3 of fake supervisor F, with
  * MEMBER (listening on PORT) as its fd 3, as baton run starts it. */
-static void server_start(struct server *sv, struct fake_sup *f, int member, uint16_t port)
+static void server_start(struct server *sv, struct fake_sup *f, int member, uint16_t port, const char *answer)
 {
 	const char *lib = getenv("BATON_PRELOAD_LIB"), *py = python();
 	int in[2], out[2];
@@ -151,29 +155,38 @@ static void server_start(struct server *sv, struct fake_sup *f, int member, uint
 		snprintf(env, sizeof(env), "v1;3;0;%s;%s", f->sock_name, f->map_path);
 		setenv("BATON_HANDOFF", env, 1);
 		setenv("BATON_GENERATION", "7", 1);
-		execl(py, py, "-c", server_py, portstr, (char *)NULL);
+		execl(py, py, "-c", server_py, portstr, answer, (char *)NULL);
 		_exit(127);
 	}
 	close(in[0]);
 	close(out[1]);
 	sv->in = in[1];
 	sv->out = out[0];
+	sv->len = 0;
 }
 
-/* Sends CMD to the server and waits for its line back. */
+/* Sends CMD to the server and waits for its next line, which must hold WANT. */
 static void server_say(struct server *sv, const char *cmd, const char *want)
 {
-	char line[64] = "";
-	struct pollfd p = { .fd = sv->out, .events = POLLIN };
-	ssize_t n;
+	char *nl;
 
 	if (cmd)
 		ASSERT_EQ(write(sv->in, cmd, strlen(cmd)), (ssize_t)strlen(cmd));
-	ASSERT_EQ(poll(&p, 1, 5000), 1);
-	n = read(sv->out, line, sizeof(line) - 1);
-	ASSERT_GT(n, 0);
-	line[n] = '\0';
-	ASSERT_CONTAINS(line, want);
+	for (int tries = 0; !(nl = memchr(sv->buf, '\n', sv->len)); tries++) {
+		struct pollfd p = { .fd = sv->out, .events = POLLIN };
+		ssize_t n;
+
+		if (tries == 20 || sv->len == sizeof(sv->buf) - 1 || poll(&p, 1, 5000) != 1)
+			FAIL("the server printed no line (waiting for \"%s\"); so far: %.*s", want, (int)sv->len, sv->buf);
+		n = read(sv->out, sv->buf + sv->len, sizeof(sv->buf) - 1 - sv->len);
+		if (n <= 0)
+			FAIL("the server ended (waiting for \"%s\")", want);
+		sv->len += (size_t)n;
+	}
+	*nl = '\0';
+	ASSERT_CONTAINS(sv->buf, want);
+	sv->len -= (size_t)(nl + 1 - sv->buf);
+	memmove(sv->buf, nl + 1, sv->len);
 }
 
 static void server_end(struct server *sv)
@@ -212,12 +225,18 @@ static bool closed_by_server(int c, int timeout_ms)
 	return poll(&p, 1, timeout_ms) == 1 && recv(c, &b, 1, MSG_DONTWAIT | MSG_PEEK) == 0;
 }
 
-static void setup(struct fake_sup *f, bool listening, struct server *sv, int *member, uint16_t *port)
+static void setup_answer(struct fake_sup *f, bool listening, struct server *sv, int *member, uint16_t *port,
+			 const char *answer)
 {
 	bt_need_netns();
 	fake_sup_open(f, listening);
 	*port = bt_listeners(member, 1, false);
-	server_start(sv, f, *member, *port);
+	server_start(sv, f, *member, *port, answer);
+}
+
+static void setup(struct fake_sup *f, bool listening, struct server *sv, int *member, uint16_t *port)
+{
+	setup_answer(f, listening, sv, member, port, "keep");
 }
 
 TEST(preload_handoff_gives_an_idle_connection_of_a_draining_generation)
@@ -314,6 +333,27 @@ TEST(preload_handoff_with_the_supervisor_gone_closes_and_counts)
 	/* closed exactly as the server asked, and the failure is counted */
 	ASSERT_TRUE(closed_by_server(c, 2000));
 	ASSERT_EQ(__atomic_load_n(&f.map->unreachable, __ATOMIC_RELAXED), 1);
+	close(c);
+	server_end(&sv);
+	close(m);
+	fake_sup_close(&f);
+}
+
+/* An answer that says "Connection: close" is followed by the close it
+ * announced: its client waits for that, not for another generation. */
+TEST(preload_handoff_lets_a_connection_close_that_its_answer_closed)
+{
+	struct fake_sup f;
+	struct server sv;
+	uint16_t port;
+	int m, c;
+
+	setup_answer(&f, true, &sv, &m, &port, "close");
+	c = client_request(port, &sv);
+	f.map->draining[3] = 7;
+	server_say(&sv, "close\n", "done");
+	ASSERT_TRUE(closed_by_server(c, 2000));
+	ASSERT_EQ(fake_sup_given(&f, 100), -1);
 	close(c);
 	server_end(&sv);
 	close(m);
