@@ -19,7 +19,9 @@ void usage_run(FILE *out)
 		"is ready, switches every new connection to it in one step and stops the old one;\n"
 		"connections left in the old one's queue move to the new one. CMD receives its\n"
 		"sockets as fds 3.. with LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES (systemd socket\n"
-		"activation) and NOTIFY_SOCKET for sd_notify(3).\n\n"
+		"activation) and NOTIFY_SOCKET for sd_notify(3). Under systemd, baton itself speaks\n"
+		"sd_notify to its own NOTIFY_SOCKET and takes sockets passed with LISTEN_FDS\n"
+		"for the --listen they match (see \"SYSTEMD\" in baton(1)).\n\n"
 		"  -l, --listen SPEC      a listener, e.g. tcp://0.0.0.0:8080?backlog=4096&name=http\n"
 		"                         (repeatable; order = fd order)\n"
 		"  -n, --name NAME        names the control socket (default: the first listener's\n"
@@ -40,6 +42,15 @@ void usage_run(FILE *out)
 		"                         a command that binds its own socket to a --listen\n"
 		"                         address serve on baton's (BATON_PRELOAD, LD_PRELOAD)\n"
 		"      --no-watch         do not watch the active generation's health\n"
+		"      --takeover PID     bring a running server (not started by baton) under baton:\n"
+		"                         its listening sockets on the --listen addresses (and its\n"
+		"                         children's) are copied and become generation 0, which\n"
+		"                         is drained once generation 1 is ready (repeatable)\n"
+		"      --takeover-signal SIG  how generation 0 is told to stop (default: the\n"
+		"                         --stop-signal)\n"
+		"      --takeover-reuseport  a taken socket without SO_REUSEPORT gets it, and the\n"
+		"                         listener is steered (fenced, migrated) instead of shared;\n"
+		"                         needs baton and the server to run as the same uid\n"
 		"      --hang-threshold DUR  a stopped active generation, or one whose queue\n"
 		"                         makes no progress this long (default 100ms), is\n"
 		"                         fenced and replaced by a fresh generation\n"
@@ -98,7 +109,7 @@ static int bad(const char *what, const char *value, const char *hint)
 static int run_with(struct sup_config *cfg, int argc, char **argv)
 {
 	enum { OPT_READY_TIMEOUT = 256, OPT_STOP_SIGNAL, OPT_GRACE, OPT_NO_PRELOAD, OPT_STOP_WHEN_IDLE,
-	       OPT_NO_WATCH, OPT_HANG, OPT_ALLOW_FOREIGN };
+	       OPT_NO_WATCH, OPT_HANG, OPT_ALLOW_FOREIGN, OPT_TAKEOVER, OPT_TAKEOVER_SIGNAL, OPT_TAKEOVER_REUSEPORT };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "name", required_argument, NULL, 'n' },
@@ -111,6 +122,9 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 		{ "no-watch", no_argument, NULL, OPT_NO_WATCH },
 		{ "hang-threshold", required_argument, NULL, OPT_HANG },
 		{ "allow-foreign", no_argument, NULL, OPT_ALLOW_FOREIGN },
+		{ "takeover", required_argument, NULL, OPT_TAKEOVER },
+		{ "takeover-signal", required_argument, NULL, OPT_TAKEOVER_SIGNAL },
+		{ "takeover-reuseport", no_argument, NULL, OPT_TAKEOVER_REUSEPORT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -197,6 +211,29 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 		case OPT_ALLOW_FOREIGN:
 			cfg->allow_foreign = true;
 			break;
+		case OPT_TAKEOVER: {
+			char *end;
+			long pid = strtol(optarg, &end, 10);
+			pid_t *v;
+
+			if (*end || end == optarg || pid <= 1 || pid > 4194304)
+				return bad("--takeover", optarg, "want the pid of the running server (its master process)");
+			v = realloc(cfg->takeover, (size_t)(cfg->ntakeover + 1) * sizeof(*v));
+			if (!v) {
+				fprintf(stderr, "baton run: out of memory\n");
+				return EXIT_USAGE;
+			}
+			cfg->takeover = v;
+			cfg->takeover[cfg->ntakeover++] = (pid_t)pid;
+			break;
+		}
+		case OPT_TAKEOVER_REUSEPORT:
+			cfg->takeover_reuseport = true;
+			break;
+		case OPT_TAKEOVER_SIGNAL:
+			if (sup_parse_signal(optarg, &cfg->takeover_signal))
+				return bad("--takeover-signal", optarg, "want a name such as TERM or QUIT, or a number");
+			break;
 		case 'v':
 			cfg->verbose++;
 			break;
@@ -219,6 +256,10 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 		fprintf(stderr, "baton run: no command to run: put it after \"--\" (see baton run --help)\n");
 		return EXIT_USAGE;
 	}
+	if ((cfg->takeover_reuseport || cfg->takeover_signal) && !cfg->ntakeover) {
+		fprintf(stderr, "baton run: --takeover-reuseport and --takeover-signal need --takeover PID\n");
+		return EXIT_USAGE;
+	}
 	if (cfg->ready == SUP_READY_LISTEN && cfg->no_preload) {
 		fprintf(stderr, "baton run: --ready listen needs the preload shim: drop --no-preload\n");
 		return EXIT_USAGE;
@@ -234,5 +275,6 @@ int cmd_run(int argc, char **argv)
 	int r = run_with(&cfg, argc, argv);
 
 	free(cfg.listen);
+	free(cfg.takeover);
 	return r;
 }

@@ -64,8 +64,8 @@ int foreign_check(struct sup *s)
 			const struct baton_sock *k = &socks[i];
 			bool reuseport = (k->opt_known & (1u << BATON_OPT_REUSEPORT)) && k->opt[BATON_OPT_REUSEPORT];
 
-			if (!on_spec(&s->spec[l], k))
-				continue;
+			if (!on_spec(&s->spec[l], k) || sdn_ours(s, k->inode))
+				continue;	/* passed to baton (socket activation, takeover): not foreign */
 			found++;
 			baton_spec_format(&s->spec[l], spec, sizeof(spec));
 			owners_text(k, who, sizeof(who));

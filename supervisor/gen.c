@@ -48,7 +48,9 @@ void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (ok)
+	if (s->takeover_reload)
+		s->takeover_reload = false;	/* bringing the server under baton is not a reload */
+	else if (ok)
 		s->reloads_done++;
 	else
 		s->reloads_failed++;
@@ -61,6 +63,7 @@ void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 	s->reload = -1;
 	s->reload_client = -1;
 	s->reload_start_us = 0;
+	sdn_reload_end(s);
 }
 
 /* Clears a generation for reuse, keeping its per-listener arrays. */
@@ -150,12 +153,18 @@ void release_members(struct sup *s, struct gen *g)
 	int l;
 
 	for (l = 0; l < s->nl; l++) {
+		struct stat st;
+
 		if (g->slot[l] < 0)
 			continue;
+		if (!fstat(baton_group_fd(s->grp[l], g->slot[l]), &st))
+			sdn_unstore(s, l, st.st_ino);
 		baton_group_fence(s->grp[l], g->slot[l]);
 		baton_group_remove(s->grp[l], g->slot[l]);
 		g->slot[l] = -1;
 	}
+	if (g->id == 0 && s->ntkm)
+		takeover_release(s, g, true);
 }
 
 /* Starts a generation. FROM >= 0 hands it the members of a crashed one
@@ -179,18 +188,28 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 	for (l = 0; l < s->nl; l++) {
 		struct stat sst;
 
+		if (s->shared[l] >= 0) {
+			/* shared mode: the one socket, no member of its own */
+			fds[l] = s->shared[l];
+			g->member_ino[l] = s->shared_ino[l];
+			continue;
+		}
 		if (from >= 0) {
 			g->slot[l] = s->gen[from].slot[l];
 			s->gen[from].slot[l] = -1;
 		} else {
-			int fd = baton_listener_open(&s->spec[l]);
+			int fd = sdn_member_fd(s, l);	/* a passed SO_REUSEPORT socket first */
 
+			if (fd < 0)
+				fd = baton_listener_open(&s->spec[l]);
 			if (fd < 0) {
 				r = fd;
 				say(s, "cannot open a member socket for listener %d: %s", l, strerror(-r));
 				goto fail;
 			}
 			g->slot[l] = baton_group_add(s->grp[l], fd, weight);
+			if (g->slot[l] >= 0)
+				sdn_store(s, l, fd);
 			close(fd);	/* the group keeps its copy */
 			if (g->slot[l] < 0) {
 				r = g->slot[l];
@@ -245,7 +264,10 @@ void stop_gen(struct sup *s, struct gen *g)
 	g->state = GEN_DRAINING;
 	if (served && stop_when_idle(s, g))
 		return;
-	s->ops->kill(g->pid, s->cfg->stop_signal);
+	if (g->id == 0)
+		takeover_signal(s, g);	/* --takeover-signal, to every --takeover PID */
+	else
+		s->ops->kill(g->pid, s->cfg->stop_signal);
 }
 
 void describe_exit(int status, char *buf, size_t len)
@@ -274,6 +296,7 @@ void gen_ready(struct sup *s, int gi, bool assumed)
 			say(s, "gen %d (pid %d) ready after %lld ms", g->id, (int)g->pid,
 			    (g->ready_us - g->start_us) / 1000);
 		state_save(s);
+		sdn_ready(s);
 		return;
 	}
 	g->state = GEN_READY;
@@ -284,7 +307,7 @@ void gen_ready(struct sup *s, int gi, bool assumed)
 		step(s, "gen %d (pid %d) ready after %.1f ms", g->id, (int)g->pid,
 		     (double)(g->ready_us - g->start_us) / 1000.0);
 	for (l = 0; l < s->nl; l++) {
-		int r = baton_group_activate(s->grp[l], g->slot[l]);
+		int r = s->shared[l] >= 0 ? 0 : baton_group_activate(s->grp[l], g->slot[l]);
 
 		if (r) {
 			/* undo: whatever already moved comes back to the old one */
@@ -310,7 +333,10 @@ void gen_ready(struct sup *s, int gi, bool assumed)
 
 		if (o->pid > 0) {
 			stop_gen(s, o);
-			if (baton_group_mode(s->grp[0]) == BATON_MODE_EBPF)
+			if (s->shared[0] >= 0)
+				step(s, "gen %d (pid %d) told to stop (%s); the shared socket's queue stays with gen %d",
+				     o->id, (int)o->pid, strsignal(s->cfg->stop_signal), g->id);
+			else if (baton_group_mode(s->grp[0]) == BATON_MODE_EBPF)
 				step(s, "gen %d (pid %d) told to stop (%s); its queue moves to gen %d once it stops "
 					"accepting", o->id, (int)o->pid, strsignal(s->cfg->stop_signal), g->id);
 			else
@@ -404,6 +430,7 @@ void begin_stop(struct sup *s, const char *why)
 	if (s->stopping)
 		return;
 	s->stopping = true;
+	sdn_stopping(s);
 	say(s, "stopping (%s): telling every generation to stop", why);
 	if (s->reload >= 0)
 		reload_finish(s, false, "the supervisor is stopping");
@@ -514,6 +541,7 @@ int start_reload(struct sup *s, int client, const char *origin)
 		return -ENOENT;
 	s->reload_start_us = baton_mono_us();
 	s->reload_client = client;
+	sdn_reloading(s);
 	if (client >= 0)
 		s->cl[client].role = CL_RELOAD;
 	say(s, "reload requested (%s)", origin);

@@ -31,9 +31,15 @@ bool stop_when_idle(struct sup *s, struct gen *g)
 
 	if (!s->cfg->stop_when_idle || s->stopping)
 		return false;
+	for (l = 0; l < s->nl && s->shared[l] >= 0; l++)
+		;
+	if (l == s->nl)
+		return false;	/* all shared: nothing can take the traffic away from it first */
 	for (l = 0; l < s->nl; l++) {
 		struct stat st;
 
+		if (s->shared[l] >= 0)
+			continue;	/* shared: its inode stays, and it cannot be fenced */
 		g->member_ino[l] = 0;
 		if (g->slot[l] >= 0 && !fstat(baton_group_fd(s->grp[l], g->slot[l]), &st))
 			g->member_ino[l] = st.st_ino;
@@ -96,7 +102,10 @@ void idle_check(struct sup *s, struct gen *g, long long now)
 		    g->id, (int)g->pid, n, n == 1 ? "" : "s", s->cfg->grace_ms);
 	g->idle_wait = false;
 	g->stop_ms = now;	/* the grace before SIGKILL starts now */
-	s->ops->kill(g->pid, s->cfg->stop_signal);
+	if (g->id == 0)
+		takeover_signal(s, g);
+	else
+		s->ops->kill(g->pid, s->cfg->stop_signal);
 }
 
 /* A draining generation's members: once a queue stops shrinking (nobody
@@ -109,7 +118,7 @@ void watch_drain(struct sup *s, struct gen *g, long long now)
 	for (l = 0; l < s->nl; l++) {
 		struct baton_queue q;
 
-		if (g->slot[l] < 0 || baton_group_queue(s->grp[l], g->slot[l], &q))
+		if (!in_batch(s, l) || g->slot[l] < 0 || baton_group_queue(s->grp[l], g->slot[l], &q))
 			continue;
 		if (!q.len) {
 			g->stall_since[l] = 0;
@@ -122,11 +131,14 @@ void watch_drain(struct sup *s, struct gen *g, long long now)
 		if (now - g->stall_since[l] >= STALL_MS) {
 			say(s, "gen %d stopped accepting with %u queued on listener %d; moving them to gen %d", g->id,
 			    q.len, l, s->active >= 0 ? s->gen[s->active].id : 0);
+			sdn_unstore(s, l, g->member_ino[l]);
 			baton_group_fence(s->grp[l], g->slot[l]);
 			baton_group_remove(s->grp[l], g->slot[l]);
 			g->slot[l] = -1;
 		}
 	}
+	if (g->id == 0 && s->ntkm)
+		takeover_drain(s, g, now);
 }
 
 /* The health watch over the active generation (its pid owns its members):
@@ -140,10 +152,13 @@ void health_tick(struct sup *s, long long now)
 	struct baton_watch_opts o = { .sz = sizeof(o), .hang_ms = (uint32_t)s->cfg->hang_ms, .keep_gone = true,
 				      .owned_only = true, .log = lib_log, .log_ctx = s };
 	struct baton_member_health h = { 0 };
+	struct baton_proc_stat ps;
 	struct gen *g;
 	int l, bad = -1;
 
-	if (s->cfg->no_watch || s->stopping || s->active < 0)
+	/* generation 0 (--takeover) is not ours to judge: its workers, not its
+	 * pid, accept */
+	if (s->cfg->no_watch || s->stopping || s->active < 0 || s->gen[s->active].id == 0)
 		return;
 	g = &s->gen[s->active];
 	if (g->state != GEN_ACTIVE || g->pid <= 0) {
@@ -165,10 +180,18 @@ void health_tick(struct sup *s, long long now)
 		}
 	}
 	s->watched = s->active;
+	/* the owner's state is one read, whatever the number of listeners: a
+	 * stopped generation is known at the first tick */
+	if (!baton_proc_stat(g->pid, -1, &ps) && (ps.state == 'T' || ps.state == 't')) {
+		bad = 0;
+		h.health = BATON_HEALTH_STOPPED;
+	}
 	for (l = 0; l < s->nl; l++) {
 		struct baton_member_health mh;
 
-		baton_watch_tick(s->watch[l], (uint64_t)now);
+		if (in_batch(s, l))
+			baton_watch_tick(s->watch[l], (uint64_t)now);
+		/* the others as their last tick left them */
 		if (bad < 0 && g->slot[l] >= 0 && !baton_watch_health(s->watch[l], g->slot[l], &mh) &&
 		    (mh.health == BATON_HEALTH_STOPPED || mh.health == BATON_HEALTH_HUNG)) {
 			bad = l;

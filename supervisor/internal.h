@@ -18,6 +18,7 @@
 #define STALL_MS 20           /* a draining queue that does not shrink this long is moved */
 #define CLIENT_IDLE_MS 2000   /* a control client must send its request by then */
 #define TICK_MS 10
+#define TICK_LISTENERS 64     /* listeners a tick looks at: all of them, or a round-robin share */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
 #define STABLE_MS 10000       /* a generation up this long resets the back-off */
@@ -46,6 +47,15 @@ struct gen {
 	uint32_t *last_len;
 	long long *stall_since;
 	ino_t *member_ino;              /* its member sockets, to find them again in /proc/PID/fd */
+};
+
+/* takeover.c: a member of generation 0 beyond the first per listener
+ * (nginx with reuseport has one socket per worker) */
+struct tk_member {
+	int gi, l, slot;
+	ino_t ino;
+	uint32_t last_len;
+	long long stall_since;
 };
 
 /* What the state machine does to processes, behind a seam so that it can
@@ -108,6 +118,18 @@ struct sup {
 	char **argv;                /* this process's own command line, for baton upgrade */
 	int watched;                /* generation whose pid the watches know, -1 none */
 	struct handoff *handoff;    /* idle-connection handoff (handoff.c), NULL: no listener asks for it */
+	/* systemd, both ways (sdnotify.c) */
+	struct sdn *sd;             /* the manager's NOTIFY_SOCKET and what LISTEN_FDS passed */
+	int *shared;                /* per listener: -1 steered, else the one socket every generation gets */
+	ino_t *shared_ino;
+	int *first;                 /* per listener: a passed SO_REUSEPORT socket, the next fresh generation's member; -1 */
+	/* --takeover (takeover.c): generation 0 is the server baton did not start */
+	struct tk_member *tkm;
+	int ntkm;
+	pid_t *tk_pids;             /* every --takeover PID, signalled with generation 0 */
+	int ntk_pids;
+	bool takeover_reload;       /* the reload running is the takeover: not counted as a reload */
+	int batch_lo, batch_n;      /* the listeners this tick looks at (see in_batch) */
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_PIDFD = 2000 /* + generation index */ };
@@ -187,6 +209,31 @@ void handoff_gen_stop(struct sup *s, struct gen *g);
 const char *handoff_env(const struct sup *s);
 void handoff_status(const struct sup *s, FILE *f, bool json);
 void handoff_gen_status(const struct sup *s, int gi, FILE *f, bool json);
+/* sdnotify.c: baton as a systemd service. Without NOTIFY_SOCKET nothing
+ * is sent; without LISTEN_FDS every listener binds as usual. */
+int sdn_init(struct sup *s);          /* LISTEN_FDS intake, before anything binds; -errno said */
+void sdn_free(struct sup *s);
+void sdn_ready(struct sup *s);        /* gen 1 ready, or generations adopted */
+void sdn_reloading(struct sup *s);
+void sdn_reload_end(struct sup *s);
+void sdn_stopping(struct sup *s);
+void sdn_status(struct sup *s);       /* STATUS= if the line changed */
+void sdn_store(struct sup *s, int l, int fd);    /* FDSTORE=1 a member or shared socket */
+void sdn_unstore(struct sup *s, int l, ino_t ino);
+bool sdn_passed(const struct sup *s, int l);     /* listener L came from LISTEN_FDS (or a takeover) */
+bool sdn_ours(const struct sup *s, unsigned long long ino); /* a socket passed to us, not foreign */
+int sdn_dup_ino(struct sup *s, unsigned long long ino);     /* a copy of a passed/stored socket, or -ENOENT */
+int sdn_member_fd(struct sup *s, int l);         /* takes listener L's passed first member, -1 none */
+const char *listener_mode(const struct sup *s, int l);      /* "steered" or "shared" */
+
+/* takeover.c */
+int takeover_collect(struct sup *s);   /* generation 0 from --takeover PIDs; -errno said */
+void takeover_abandon(struct sup *s);  /* gives generation 0 back untouched */
+void takeover_release(struct sup *s, struct gen *g, bool fence);
+void takeover_drain(struct sup *s, struct gen *g, long long now);
+void takeover_signal(struct sup *s, struct gen *g);
+int takeover_add_member(struct sup *s, int gi, int l, int slot, ino_t ino);
+void sdn_mark_ours(struct sup *s, ino_t ino);   /* a taken socket: not foreign */
 
 /* foreign.c: sockets on a listener's address that baton did not create */
 int foreign_check(struct sup *s);
@@ -195,5 +242,13 @@ int foreign_check(struct sup *s);
  * releases it again: the loop's own start and end, and a test's. */
 int sup_init(struct sup *s, const struct sup_config *cfg, const struct sup_ops *ops);
 void sup_fini(struct sup *s);
+
+/* Whether listener L is among those this tick looks at. A supervisor of
+ * 1,024 listeners cannot read 1,024 queues and owners every 10 ms without
+ * spending a core on it: each tick takes the next TICK_LISTENERS of them. */
+static inline bool in_batch(const struct sup *s, int l)
+{
+	return (l - s->batch_lo + s->nl) % s->nl < s->batch_n;
+}
 
 #endif

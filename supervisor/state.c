@@ -40,6 +40,8 @@ static void write_state(struct sup *s, FILE *f)
 	for (l = 0; l < s->nl; l++) {
 		baton_spec_format(&s->spec[l], spec, sizeof(spec));
 		fprintf(f, "listener %d %u %s\n", l, s->spec[l].port, spec);
+		if (s->shared[l] >= 0)
+			fprintf(f, "shared %d %llu\n", l, (unsigned long long)s->shared_ino[l]);
 	}
 	for (i = 0; i < MAX_GENS; i++) {
 		struct gen *g = &s->gen[i];
@@ -52,6 +54,10 @@ static void write_state(struct sup *s, FILE *f)
 			if (g->slot[l] >= 0 && g->member_ino[l])
 				fprintf(f, "member %d %d %d %llu\n", g->id, l, g->slot[l],
 					(unsigned long long)g->member_ino[l]);
+		for (int k = 0; k < s->ntkm; k++)
+			if (s->tkm[k].gi == i && s->tkm[k].slot >= 0)
+				fprintf(f, "member %d %d %d %llu\n", g->id, s->tkm[k].l, s->tkm[k].slot,
+					(unsigned long long)s->tkm[k].ino);
 	}
 	fprintf(f, "end\n");
 }
@@ -62,6 +68,7 @@ void state_save(struct sup *s)
 	FILE *f;
 	int fd;
 
+	sdn_status(s);	/* every transition is saved: the service manager hears of it too */
 	if (!s->state_path[0])
 		return;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", s->state_path);
@@ -170,6 +177,7 @@ struct state {
 	int ngen;
 	struct st_member *mem;
 	size_t nmem, capmem;
+	unsigned long long *shared;     /* per listener: inode of its shared socket, 0 none */
 	bool ended;
 };
 
@@ -177,6 +185,7 @@ static void state_free(struct state *st)
 {
 	free(st->spec);
 	free(st->mem);
+	free(st->shared);
 	for (int i = 0; i < st->ngen; i++)
 		if (st->gen[i].pidfd >= 0)
 			close(st->gen[i].pidfd);
@@ -194,7 +203,8 @@ static int state_read(struct sup *s, const char *path, struct state *st)
 	if (!f)
 		return -errno;
 	st->spec = calloc(SUP_MAX_LISTENERS, sizeof(*st->spec));
-	if (!st->spec) {
+	st->shared = calloc(SUP_MAX_LISTENERS, sizeof(*st->shared));
+	if (!st->spec || !st->shared) {
 		fclose(f);
 		return -ENOMEM;
 	}
@@ -226,6 +236,14 @@ static int state_read(struct sup *s, const char *path, struct state *st)
 				goto bad;
 			st->spec[l].port = (uint16_t)port;
 			st->nl++;
+			continue;
+		}
+		if (!strncmp(line, "shared ", 7)) {
+			unsigned long long ino;
+
+			if (sscanf(line, "shared %d %llu", &l, &ino) != 2 || l < 0 || l >= st->nl || !ino)
+				goto bad;
+			st->shared[l] = ino;
 			continue;
 		}
 		if (!strncmp(line, "gen ", 4)) {
@@ -385,7 +403,7 @@ static void relisten(int fd, const struct baton_spec *sp)
 
 /* Puts the members of adopted generation G (index GI) back into the groups. */
 static void adopt_members(struct sup *s, struct state *st, struct st_gen *sg, int gi, bool serving, char *lost,
-			  size_t lostlen)
+			  size_t lostlen, int *stored)
 {
 	struct gen *g = &s->gen[gi];
 	size_t k;
@@ -396,7 +414,11 @@ static void adopt_members(struct sup *s, struct state *st, struct st_gen *sg, in
 
 		if (m->id != sg->id)
 			continue;
-		fd = copy_member(sg->pid, g->pidfd, m->ino);
+		/* the fd store (or the .socket unit) gave it back: no ptrace needed */
+		fd = sdn_dup_ino(s, m->ino);
+		*stored += fd >= 0;
+		if (fd < 0)
+			fd = copy_member(sg->pid, g->pidfd, m->ino);
 		if (fd < 0) {
 			size_t used = strlen(lost);
 
@@ -416,8 +438,50 @@ static void adopt_members(struct sup *s, struct state *st, struct st_gen *sg, in
 				 m->l, strerror(-slot));
 			continue;
 		}
+		if (g->slot[m->l] >= 0) {
+			/* generation 0 (--takeover): one member per worker */
+			if (takeover_add_member(s, gi, m->l, slot, (ino_t)m->ino))
+				baton_group_remove(s->grp[m->l], slot);
+			continue;
+		}
 		g->slot[m->l] = slot;
 		g->member_ino[m->l] = (ino_t)m->ino;
+	}
+}
+
+/* Shared listeners (one socket for every generation): the socket comes
+ * back from LISTEN_FDS (the .socket unit or the fd store) or, failing
+ * that, is copied from a generation that holds it. */
+static void resume_shared(struct sup *s, struct state *st)
+{
+	for (int l = 0; l < s->nl; l++) {
+		int fd = -ENOENT, i;
+
+		if (!st->shared[l])
+			continue;
+		if (s->shared[l] >= 0 && (unsigned long long)s->shared_ino[l] == st->shared[l])
+			continue;
+		fd = sdn_dup_ino(s, st->shared[l]);
+		for (i = 0; i < MAX_GENS && fd < 0; i++) {
+			struct gen *g = &s->gen[i];
+
+			if (g->state != GEN_FREE && g->pid > 0 && g->pidfd >= 0)
+				fd = copy_member(g->pid, g->pidfd, st->shared[l]);
+		}
+		if (fd < 0) {
+			say(s, "cannot take back the shared socket of listener %d (inode %llu) from the generations: %s; "
+			       "they keep serving on it, but a reload will fail until they are stopped", l,
+			    st->shared[l], fd == -EPERM ? "no permission (needs CAP_SYS_PTRACE or the same uid)"
+							: "none of them holds it");
+			continue;
+		}
+		if (s->shared[l] >= 0) {
+			say(s, "listener %d: the generations serve on another socket than the one passed now; keeping "
+			       "theirs", l);
+			close(s->shared[l]);
+		}
+		s->shared[l] = fd;
+		s->shared_ino[l] = (ino_t)st->shared[l];
 	}
 }
 
@@ -482,7 +546,7 @@ int state_resume(struct sup *s)
 {
 	struct state st;
 	char lost[1024] = "", said[1024] = "", note[256] = "";
-	int r, i, l, alive = 0, active = -1, reload = -1;
+	int r, i, l, alive = 0, active = -1, reload = -1, stored = 0;
 
 	r = state_read(s, s->state_path, &st);
 	if (r == -ENOENT)
@@ -569,7 +633,7 @@ int state_resume(struct sup *s)
 		}
 		if (serving)
 			g->ready_us = g->start_us;
-		adopt_members(s, &st, sg, gi, serving, lost, sizeof(lost));
+		adopt_members(s, &st, sg, gi, serving, lost, sizeof(lost), &stored);
 		gen_watch_pid(s, gi);
 		if (serving)
 			active = gi;
@@ -578,6 +642,7 @@ int state_resume(struct sup *s)
 		else if (sg->id == st.reload || g->state == GEN_STARTING || g->state == GEN_READY)
 			reload = gi;
 	}
+	resume_shared(s, &st);
 	/* a reload cut short: completed if the switch was published, else
 	 * rolled back (its members never had weight) */
 	if (reload >= 0) {
@@ -608,7 +673,9 @@ int state_resume(struct sup *s)
 
 		a->state = GEN_ACTIVE;
 		s->active = active;
-		for (l = 0; l < s->nl; l++)
+		/* generation 0 (--takeover) serves through several members with
+		 * the weights the pinned maps still hold */
+		for (l = 0; l < s->nl && a->id != 0; l++)
 			if (a->slot[l] >= 0)
 				baton_group_activate(s->grp[l], a->slot[l]);
 	}
@@ -623,6 +690,9 @@ int state_resume(struct sup *s)
 	}
 	s->resumed = true;
 	say(s, "resumed from %s: adopted %s%s", s->state_path, said[0] ? said : "nothing", note);
+	if (stored)
+		say(s, "took %d member socket%s back from the service manager's fd store (LISTEN_FDS)", stored,
+		    stored == 1 ? "" : "s");
 	if (lost[0])
 		say(s, "could not take back: %s", lost);
 	state_free(&st);

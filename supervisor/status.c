@@ -45,7 +45,7 @@ void write_status(struct sup *s, FILE *f, bool json)
 			fprintf(f, "degraded: %s\n", s->degraded);
 		for (l = 0; l < s->nl; l++) {
 			baton_spec_format(&s->spec[l], spec, sizeof(spec));
-			fprintf(f, "listener %d: %s\n", l, spec);
+			fprintf(f, "listener %d: %s (%s)\n", l, spec, listener_mode(s, l));
 		}
 		fprintf(f, "%-4s %-8s %-9s %-21s %s\n", "gen", "pid", "state", "started", "queue/backlog per listener");
 	} else {
@@ -65,14 +65,14 @@ void write_status(struct sup *s, FILE *f, bool json)
 			baton_spec_format(&s->spec[l], spec, sizeof(spec));
 			fprintf(f, "%s{\"index\":%d,\"spec\":", l ? "," : "", l);
 			baton_json_str(f, spec);
-			fprintf(f, ",\"port\":%u}", s->spec[l].port);
+			fprintf(f, ",\"port\":%u,\"mode\":\"%s\"}", s->spec[l].port, listener_mode(s, l));
 		}
 		fprintf(f, "]");
 		handoff_status(s, f, true);
 		fprintf(f, ",\"generations\":[");
 	}
 	/* newest first */
-	for (int id = s->next_id; id > 0; id--) {
+	for (int id = s->next_id; id >= 0; id--) {	/* 0: a --takeover server */
 		struct gen *g = NULL;
 
 		for (i = 0; i < MAX_GENS; i++)

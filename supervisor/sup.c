@@ -70,6 +70,9 @@ static void tick(struct sup *s)
 	long long now = baton_mono_ms();
 	int i;
 
+	s->batch_n = s->nl < TICK_LISTENERS ? s->nl : TICK_LISTENERS;
+	s->batch_lo = (s->batch_lo + s->batch_n) % s->nl;
+
 	for (i = 0; i < MAX_CLIENTS; i++)
 		if (s->cl[i].role == CL_READING && now >= s->cl[i].deadline) {
 			client_send(&s->cl[i], "error no request within %d ms", CLIENT_IDLE_MS);
@@ -163,8 +166,13 @@ static int alloc_arrays(struct sup *s)
 	s->grp = calloc(n, sizeof(*s->grp));
 	s->watch = calloc(n, sizeof(*s->watch));
 	s->fdnames = calloc(n, BATON_NAME_MAX + 2);
-	if (!s->spec || !s->grp || !s->watch || !s->fdnames)
+	s->shared = malloc(n * sizeof(*s->shared));
+	s->shared_ino = calloc(n, sizeof(*s->shared_ino));
+	s->first = malloc(n * sizeof(*s->first));
+	if (!s->spec || !s->grp || !s->watch || !s->fdnames || !s->shared || !s->shared_ino || !s->first)
 		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		s->shared[i] = s->first[i] = -1;
 	for (i = 0; i < MAX_GENS; i++) {
 		struct gen *g = &s->gen[i];
 
@@ -194,6 +202,11 @@ static void free_arrays(struct sup *s)
 	free(s->watch);
 	free(s->fdnames);
 	free(s->preload_env);
+	free(s->tkm);
+	free(s->tk_pids);
+	free(s->shared);
+	free(s->shared_ino);
+	free(s->first);
 }
 
 /* A supervisor of 1,024 listeners holds a program, four maps and a member
@@ -346,6 +359,26 @@ static int pick_name(struct sup *s)
 	return 0;
 }
 
+/* Generation 1 after --takeover: started like a reload from generation 0
+ * (weight 0, switched once ready, generation 0 then drained). If it cannot
+ * start, the server is given back untouched. */
+static int start_takeover(struct sup *s)
+{
+	struct gen *z = &s->gen[s->active];
+
+	state_save(s);
+	s->takeover_reload = true;
+	if (start_reload(s, -1, "takeover") || s->reload < 0) {
+		s->takeover_reload = false;
+		say(s, "takeover abandoned: pid %d keeps serving as it did", (int)z->pid);
+		takeover_abandon(s);
+		return -1;
+	}
+	say(s, "gen %d (pid %d) started to take over from pid %d; control socket %s", s->gen[s->reload].id,
+	    (int)s->gen[s->reload].pid, (int)z->pid, s->ctl_path);
+	return 0;
+}
+
 /* Generation 1 on fresh groups: no dead supervisor's state to resume. */
 static int start_fresh(struct sup *s)
 {
@@ -358,16 +391,22 @@ static int start_fresh(struct sup *s)
 	if (baton_group_mode(s->grp[0]) != BATON_MODE_EBPF)
 		say(s, "running in classic BPF mode: reloads switch traffic, but a stopping generation's queue "
 		       "cannot be moved (needs CAP_BPF and CAP_NET_ADMIN)");
-	if (foreign_check(s))
+	if (s->cfg->ntakeover && takeover_collect(s))
 		return -1;
+	if (foreign_check(s)) {
+		takeover_abandon(s);
+		return -1;
+	}
 	for (l = 0; l < s->nl; l++)
-		if (s->spec[l].port == 0 && pin_port(s, l))
+		if (!sdn_passed(s, l) && s->spec[l].port == 0 && pin_port(s, l))
 			return -1;
 	for (l = 0; l < s->nl; l++)
-		if (pin_port(s, l))
+		if (!sdn_passed(s, l) && (s->active < 0 || s->gen[s->active].slot[l] < 0) && pin_port(s, l))
 			return -1;
 	if (!s->cfg->no_preload)
 		preload_setup(s);
+	if (s->active >= 0)
+		return start_takeover(s);
 	gi = start_gen(s, -1, 1);
 	if (gi < 0)
 		return -1;
@@ -426,6 +465,7 @@ void sup_fini(struct sup *s)
 			baton_watch_free(s->watch[i]);
 		baton_group_free(s->grp[i]);
 	}
+	sdn_free(s);
 	free_arrays(s);
 }
 
@@ -442,8 +482,8 @@ int sup_run(const struct sup_config *cfg)
 		return 1;
 	}
 	raise_nofile(s);
-	if (pick_name(s)) {
-		free_arrays(s);
+	if (sdn_init(s) || pick_name(s)) {
+		sup_fini(s);
 		return 1;
 	}
 	for (l = 0; l < s->nl; l++) {
@@ -470,6 +510,8 @@ int sup_run(const struct sup_config *cfg)
 		if (s->active < 0 && !start_fresh_gen(s)) {
 			s->exit_code = 1;
 			begin_stop(s, "no generation could be started");
+		} else if (s->gen[s->active].state == GEN_ACTIVE) {
+			sdn_ready(s);	/* the adopted generations serve */
 		}
 	}
 	if (upgraded)

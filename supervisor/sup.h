@@ -36,6 +36,10 @@ struct sup_config {
 	long long hang_ms;           /* its queue hung this long: replaced (0: 100 ms) */
 	bool allow_foreign;          /* join a group that holds sockets baton did not create */
 	char **self_argv;            /* baton's own command line: `baton upgrade` re-executes it */
+	pid_t *takeover;             /* --takeover PIDs (ntakeover of them): generation 0 */
+	int ntakeover;
+	int takeover_signal;         /* how generation 0 is told to stop; 0: stop_signal */
+	bool takeover_reuseport;     /* a taken socket without SO_REUSEPORT gets it and is steered, not shared */
 };
 
 /* Fills defaults: ready auto (READY=1, or 2 s of silence), ready timeout

@@ -1,0 +1,519 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* baton as a systemd service: sd_notify to its own manager (READY, RELOADING,
+ * STOPPING, STATUS, and the fd store for its sockets), and the sockets that
+ * socket activation passes (LISTEN_FDS) taken for the --listen they match. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* FDNAME of a stored socket: listener and inode (what `baton ls` and
+ * /proc/PID/fd show), so a restarted supervisor matches it to its state
+ * and a member handed to a restarted generation keeps its name. */
+#define STORE_PREFIX "baton-l"
+
+struct passed {
+	int fd;                 /* -1 once given away or closed */
+	ino_t ino;
+	bool stored;            /* from the fd store (FDNAME baton-l...) */
+	int listener;           /* the --listen it serves, -1 none */
+	char name[256];
+};
+
+struct sdn {
+	struct sockaddr_un addr;
+	socklen_t addrlen;
+	int fd;                 /* to the manager; -1: NOTIFY_SOCKET unset */
+	bool ready;             /* READY=1 said, and no reload since */
+	bool mainpid_said;
+	char status[256];
+	struct passed *p;
+	int n;
+};
+
+static ino_t fd_ino(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) ? 0 : st.st_ino;
+}
+
+/* One datagram to the manager, with FD attached if >= 0 (FDSTORE=1). */
+static void send_msg(struct sup *s, const char *text, int fd)
+{
+	struct sdn *d = s->sd;
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { .iov_base = (void *)text, .iov_len = strlen(text) };
+	struct msghdr mh = { .msg_name = &d->addr, .msg_namelen = d->addrlen, .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (!d || d->fd < 0)
+		return;
+	if (fd >= 0) {
+		struct cmsghdr *c;
+
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = &ctl;
+		mh.msg_controllen = sizeof(ctl.buf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	/* a busy manager's queue may be full for a moment: wait up to 50 ms
+	 * (READY=1 must arrive), never longer: the loop serves the generations */
+	for (int tries = 0; tries < 50; tries++) {
+		if (sendmsg(d->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0)
+			return;
+		if (errno != EAGAIN)
+			break;
+		usleep(1000);
+	}
+	if (s->cfg->verbose)
+		say(s, "sd_notify to %s failed: %s", getenv("NOTIFY_SOCKET") ? getenv("NOTIFY_SOCKET") : "?",
+		    strerror(errno));
+}
+
+/* The one-line STATUS=: who serves what, how many reloads. */
+static void status_line(struct sup *s, char *buf, size_t len)
+{
+	char spec[200] = "", more[32] = "";
+	const char *mode = s->nl ? listener_mode(s, 0) : "steered";
+
+	if (s->nl)
+		baton_spec_format(&s->spec[0], spec, sizeof(spec));
+	if (s->nl > 1)
+		snprintf(more, sizeof(more), " and %d more", s->nl - 1);
+	if (s->stopping)
+		snprintf(buf, len, "stopping: every generation told to stop");
+	else if (s->active < 0)
+		snprintf(buf, len, "starting gen %d on %s%s", s->next_id ? s->next_id : 1, spec, more);
+	else if (s->reload >= 0 && s->reload != s->active)
+		snprintf(buf, len, "reloading: gen %d starting, gen %d serves %s%s (%s)", s->gen[s->reload].id,
+			 s->gen[s->active].id, spec, more, mode);
+	else
+		snprintf(buf, len, "gen %d serves %s%s (%s); %d reload%s, %d failed%s%.100s", s->gen[s->active].id,
+			 spec, more, mode, s->reloads_done, s->reloads_done == 1 ? "" : "s", s->reloads_failed,
+			 s->degraded[0] ? "; degraded: " : "", s->degraded);
+}
+
+void sdn_status(struct sup *s)
+{
+	char line[256], msg[300];
+
+	if (!s->sd || s->sd->fd < 0)
+		return;
+	status_line(s, line, sizeof(line));
+	if (!strcmp(line, s->sd->status))
+		return;
+	snprintf(s->sd->status, sizeof(s->sd->status), "%s", line);
+	snprintf(msg, sizeof(msg), "STATUS=%s", line);
+	send_msg(s, msg, -1);
+}
+
+/* Stored sockets no state claimed: old members a restart no longer needs. */
+static void drop_unused_stored(struct sup *s)
+{
+	for (int i = 0; i < s->sd->n; i++) {
+		struct passed *p = &s->sd->p[i];
+		char msg[320];
+
+		if (!p->stored || p->fd < 0)
+			continue;
+		snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", p->name);
+		send_msg(s, msg, -1);
+		close(p->fd);
+		p->fd = -1;
+	}
+}
+
+void sdn_ready(struct sup *s)
+{
+	char msg[400], line[256];
+
+	if (!s->sd)
+		return;
+	drop_unused_stored(s);
+	if (s->sd->fd < 0 || s->sd->ready)
+		return;
+	s->sd->ready = true;
+	status_line(s, line, sizeof(line));
+	snprintf(s->sd->status, sizeof(s->sd->status), "%s", line);
+	/* the main pid is baton's own, whatever a generation says */
+	if (s->sd->mainpid_said)
+		snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", line);
+	else
+		snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s\nMAINPID=%d", line, (int)getpid());
+	s->sd->mainpid_said = true;
+	send_msg(s, msg, -1);
+}
+
+void sdn_reloading(struct sup *s)
+{
+	struct timespec ts;
+	char msg[400], line[256];
+
+	/* before the first READY=1 (a takeover's switch) the service is still
+	 * starting, not reloading */
+	if (!s->sd || s->sd->fd < 0 || !s->sd->mainpid_said)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	s->sd->ready = false;
+	status_line(s, line, sizeof(line));
+	snprintf(s->sd->status, sizeof(s->sd->status), "%s", line);
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=%s",
+		 (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL, line);
+	send_msg(s, msg, -1);
+}
+
+/* A reload ended, done or rolled back: the service is ready again (unless
+ * it is stopping, which STOPPING=1 says). */
+void sdn_reload_end(struct sup *s)
+{
+	if (!s->sd || s->stopping)
+		return;
+	sdn_ready(s);
+}
+
+void sdn_stopping(struct sup *s)
+{
+	char msg[320], line[256];
+
+	if (!s->sd || s->sd->fd < 0)
+		return;
+	status_line(s, line, sizeof(line));
+	snprintf(s->sd->status, sizeof(s->sd->status), "%s", line);
+	snprintf(msg, sizeof(msg), "STOPPING=1\nSTATUS=%s", line);
+	send_msg(s, msg, -1);
+}
+
+void sdn_store(struct sup *s, int l, int fd)
+{
+	char msg[128];
+
+	if (!s->sd || s->sd->fd < 0 || fd < 0)
+		return;
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=" STORE_PREFIX "%d-%llu", l, (unsigned long long)fd_ino(fd));
+	send_msg(s, msg, fd);
+}
+
+void sdn_unstore(struct sup *s, int l, ino_t ino)
+{
+	char msg[128];
+
+	if (!s->sd || s->sd->fd < 0 || !ino)
+		return;
+	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=" STORE_PREFIX "%d-%llu", l, (unsigned long long)ino);
+	send_msg(s, msg, -1);
+}
+
+const char *listener_mode(const struct sup *s, int l)
+{
+	return s->shared && s->shared[l] >= 0 ? "shared" : "steered";
+}
+
+bool sdn_passed(const struct sup *s, int l)
+{
+	return (s->shared && s->shared[l] >= 0) || (s->first && s->first[l] >= 0);
+}
+
+void sdn_mark_ours(struct sup *s, ino_t ino)
+{
+	struct passed *v;
+
+	if (!s->sd)
+		return;
+	v = realloc(s->sd->p, (size_t)(s->sd->n + 1) * sizeof(*v));
+	if (!v)
+		return;
+	s->sd->p = v;
+	s->sd->p[s->sd->n++] = (struct passed){ .fd = -1, .ino = ino, .listener = -1 };
+}
+
+bool sdn_ours(const struct sup *s, unsigned long long ino)
+{
+	for (int i = 0; s->sd && i < s->sd->n; i++)
+		if ((unsigned long long)s->sd->p[i].ino == ino)
+			return true;
+	for (int l = 0; l < s->nl; l++)
+		if (s->shared[l] >= 0 && (unsigned long long)s->shared_ino[l] == ino)
+			return true;
+	return false;
+}
+
+int sdn_dup_ino(struct sup *s, unsigned long long ino)
+{
+	int l, i, fd;
+
+	if (!ino)
+		return -ENOENT;
+	for (l = 0; l < s->nl; l++)
+		if (s->shared[l] >= 0 && (unsigned long long)s->shared_ino[l] == ino)
+		{
+			fd = fcntl(s->shared[l], F_DUPFD_CLOEXEC, 3);
+			return fd < 0 ? -errno : fd;
+		}
+	/* a member already: no fresh generation may take it again */
+	for (l = 0; l < s->nl; l++)
+		if (s->first[l] >= 0 && (unsigned long long)fd_ino(s->first[l]) == ino) {
+			fd = s->first[l];
+			s->first[l] = -1;
+			return fd;
+		}
+	for (i = 0; s->sd && i < s->sd->n; i++)
+		if (s->sd->p[i].fd >= 0 && (unsigned long long)s->sd->p[i].ino == ino) {
+			fd = s->sd->p[i].fd;
+			s->sd->p[i].fd = -1;
+			return fd;
+		}
+	return -ENOENT;
+}
+
+int sdn_member_fd(struct sup *s, int l)
+{
+	int fd = s->first ? s->first[l] : -1;
+
+	if (s->first)
+		s->first[l] = -1;
+	return fd;
+}
+
+/* tcp://127.0.0.1:8080 for a socket, as a --listen would say it. */
+static void sock_text(int fd, char *buf, size_t len, struct baton_spec *sp)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int type = 0;
+	socklen_t tl = sizeof(type);
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	memset(sp, 0, sizeof(*sp));
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) || getsockname(fd, (struct sockaddr *)&ss, &sl) ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) ||
+	    (type != SOCK_STREAM && type != SOCK_DGRAM)) {
+		snprintf(buf, len, "fd %d: not a TCP or UDP socket", fd);
+		return;
+	}
+	sp->proto = type == SOCK_STREAM ? BATON_PROTO_TCP : BATON_PROTO_UDP;
+	sp->family = ss.ss_family;
+	sp->addr = ss;
+	sp->addrlen = sl;
+	if (ss.ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+		sp->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		snprintf(buf, len, "%s://%s:%u", sp->proto == BATON_PROTO_TCP ? "tcp" : "udp", host, sp->port);
+	} else {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
+		sp->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		snprintf(buf, len, "%s://[%s]:%u", sp->proto == BATON_PROTO_TCP ? "tcp" : "udp", host, sp->port);
+	}
+}
+
+static bool same_address(const struct baton_spec *a, const struct baton_spec *b)
+{
+	if (a->proto != b->proto || a->family != b->family || a->port != b->port || !a->port)
+		return false;
+	if (a->family == AF_INET)
+		return !memcmp(&((const struct sockaddr_in *)&a->addr)->sin_addr,
+			       &((const struct sockaddr_in *)&b->addr)->sin_addr, 4);
+	return !memcmp(&((const struct sockaddr_in6 *)&a->addr)->sin6_addr,
+		       &((const struct sockaddr_in6 *)&b->addr)->sin6_addr, 16);
+}
+
+/* Gives passed socket P (described by GOT) to listener L: a name match
+ * takes the socket's address for the listener. */
+static int take(struct sup *s, struct passed *p, int l, const struct baton_spec *got, const char *text)
+{
+	struct baton_spec *sp = &s->spec[l];
+	int one = 0, acc = 0, fd = p->fd;
+	socklen_t ol = sizeof(one), al = sizeof(acc);
+	char spec[256];
+
+	baton_spec_format(sp, spec, sizeof(spec));
+	if (sdn_passed(s, l)) {
+		say(s, "socket activation passed two sockets for --listen %s (the second: fd %d, %s); pass one", spec,
+		    fd, text);
+		return -EINVAL;
+	}
+	if (sp->proto != got->proto) {
+		say(s, "socket activation passed fd %d named \"%s\" (%s) for --listen %s, another protocol; fix the "
+		       "name= option or FileDescriptorName=", fd, p->name, text, spec);
+		return -EINVAL;
+	}
+	if (!same_address(sp, got)) {
+		sp->family = got->family;
+		sp->addr = got->addr;
+		sp->addrlen = got->addrlen;
+		sp->port = got->port;
+	}
+	p->listener = l;
+	/* a socket that was shut down (a fenced member) listens again */
+	if (sp->proto == BATON_PROTO_TCP && !getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) && !acc)
+		listen(fd, sp->backlog > 0 ? sp->backlog : 4096);
+	if (!getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, &ol) && one) {
+		s->first[l] = fd;
+		p->fd = -1;	/* the listener owns it now; p->ino still says it is ours */
+		say(s, "socket activation: --listen %s takes passed fd %d (%s, SO_REUSEPORT): it is gen 1's member "
+		       "of the steered group", spec, fd, text);
+	} else {
+		s->shared[l] = fd;
+		s->shared_ino[l] = p->ino;
+		p->fd = -1;
+		say(s, "socket activation: --listen %s takes passed fd %d (%s, no SO_REUSEPORT): shared mode, every "
+		       "generation gets this same socket (nothing is refused, but reloads are not steered)", spec,
+		    fd, text);
+	}
+	return 0;
+}
+
+/* LISTEN_FDS meant for this process: each socket goes to the --listen of
+ * its name (LISTEN_FDNAMES = name=), else of its address; sockets from the
+ * fd store are kept for the resume. */
+static int intake(struct sup *s)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS"), *names = getenv("LISTEN_FDNAMES");
+	char *end, *namebuf = NULL, *tok, *save = NULL;
+	long n, i;
+	int r = 0, l;
+
+	if (!pid || !fds || strtol(pid, &end, 10) != (long)getpid() || *end)
+		goto out;
+	n = strtol(fds, &end, 10);
+	if (*end || n < 0 || n > 4096) {
+		say(s, "LISTEN_FDS=\"%s\" is not a count of sockets; ignoring it", fds);
+		goto out;
+	}
+	s->sd->p = calloc((size_t)n + 1, sizeof(*s->sd->p));
+	namebuf = strdup(names ? names : "");
+	if (!s->sd->p || !namebuf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	tok = strtok_r(namebuf, ":", &save);
+	for (i = 0; i < n; i++) {
+		struct passed *p = &s->sd->p[s->sd->n];
+		int fd = 3 + (int)i, j;
+		bool dup = false;
+
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		p->fd = fd;
+		p->listener = -1;
+		p->ino = fd_ino(fd);
+		snprintf(p->name, sizeof(p->name), "%s", tok ? tok : "");
+		tok = tok ? strtok_r(NULL, ":", &save) : NULL;
+		p->stored = !strncmp(p->name, STORE_PREFIX, strlen(STORE_PREFIX));
+		/* the .socket unit's socket may be in the store too: once is enough */
+		for (j = 0; j < s->sd->n; j++)
+			if (s->sd->p[j].ino == p->ino && s->sd->p[j].fd >= 0)
+				dup = true;
+		if (!p->ino) {
+			say(s, "LISTEN_FDS=%ld, but fd %d is not open: whoever started baton passed fewer sockets than "
+			       "it said", n, fd);
+			r = -EBADF;
+			goto out;
+		}
+		if (dup) {
+			close(fd);
+			continue;
+		}
+		s->sd->n++;
+	}
+	for (i = 0; i < s->sd->n && !r; i++) {
+		struct passed *p = &s->sd->p[i];
+		struct baton_spec got;
+		char text[256];
+		int byname = -1, byaddr = -1;
+
+		if (p->stored)
+			continue;
+		sock_text(p->fd, text, sizeof(text), &got);
+		if (!got.proto) {
+			say(s, "socket activation passed %s (name \"%s\"); baton takes TCP and UDP sockets only", text,
+			    p->name);
+			r = -EINVAL;
+			break;
+		}
+		for (l = 0; l < s->nl; l++) {
+			if (byname < 0 && p->name[0] && !strcmp(s->spec[l].name, p->name))
+				byname = l;
+			if (byaddr < 0 && same_address(&s->spec[l], &got))
+				byaddr = l;
+		}
+		if (byname < 0 && byaddr < 0) {
+			say(s, "socket activation passed fd %d (%s%s%s%s) but no --listen matches it: add --listen %s, "
+			       "or put name=%s on the --listen it stands for (and check ListenStream= in the .socket unit)",
+			    p->fd, text, p->name[0] ? ", name \"" : "", p->name, p->name[0] ? "\"" : "", text,
+			    p->name[0] ? p->name : "NAME (FileDescriptorName=NAME in the .socket unit)");
+			r = -EINVAL;
+			break;
+		}
+		r = take(s, p, byname >= 0 ? byname : byaddr, &got, text);
+	}
+out:
+	free(namebuf);
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return r;
+}
+
+int sdn_init(struct sup *s)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sdn *d;
+	size_t len;
+
+	d = s->sd = calloc(1, sizeof(*s->sd));
+	if (!d)
+		return -ENOMEM;
+	d->fd = -1;
+	if (path && *path) {
+		len = strlen(path);
+		if ((path[0] != '/' && path[0] != '@') || len >= sizeof(d->addr.sun_path)) {
+			say(s, "NOTIFY_SOCKET=\"%s\" is not a unix socket path; not notifying the service manager", path);
+		} else {
+			d->addr.sun_family = AF_UNIX;
+			memcpy(d->addr.sun_path, path, len);
+			if (path[0] == '@')	/* abstract namespace, as systemd writes it */
+				d->addr.sun_path[0] = '\0';
+			d->addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+			d->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+			if (d->fd < 0)
+				say(s, "cannot notify the service manager: %s", strerror(errno));
+		}
+	}
+	return intake(s);
+}
+
+void sdn_free(struct sup *s)
+{
+	if (s->sd) {
+		for (int i = 0; i < s->sd->n; i++)
+			if (s->sd->p[i].fd >= 0)
+				close(s->sd->p[i].fd);
+		if (s->sd->fd >= 0)
+			close(s->sd->fd);
+		free(s->sd->p);
+		free(s->sd);
+		s->sd = NULL;
+	}
+	for (int l = 0; s->first && l < s->nl; l++) {
+		if (s->first[l] >= 0)
+			close(s->first[l]);
+		if (s->shared[l] >= 0)
+			close(s->shared[l]);
+		s->first[l] = s->shared[l] = -1;
+	}
+}
