@@ -15,8 +15,20 @@
 #define SPEC_MAX 1024
 
 /* handoff took a padding byte: a caller built against 0.1 allocates the same struct */
-_Static_assert(offsetof(struct baton_spec, backlog) == offsetof(struct baton_spec, port) + 4 &&
-	       sizeof(struct baton_spec) == 216, "struct baton_spec changed size or layout");
+struct baton_spec_0_1 {
+	enum baton_proto proto;
+	int family;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	uint16_t port;
+	int backlog;
+	int v6only;
+	char name[BATON_NAME_MAX + 1];
+};
+_Static_assert(sizeof(struct baton_spec) == sizeof(struct baton_spec_0_1) &&
+	       offsetof(struct baton_spec, backlog) == offsetof(struct baton_spec_0_1, backlog) &&
+	       offsetof(struct baton_spec, name) == offsetof(struct baton_spec_0_1, name),
+	       "struct baton_spec changed size or layout");
 #define DEFAULT_BACKLOG 4096
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

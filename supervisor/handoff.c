@@ -24,6 +24,7 @@
 #include "internal.h"
 
 #define HANDOFF_TTL_MS 2000   /* a wake not taken by then: the connection is closed */
+#define HANDOFF_WAKE_TRIES 3  /* a wake another process took (a shared listener) is made again */
 
 _Static_assert(HANDOFF_GENS == MAX_GENS, "the map has a draining flag per generation slot");
 
@@ -32,6 +33,8 @@ struct pending {
 	int conn;             /* the handed-off connection */
 	int wake;             /* our connection to the serving generation */
 	int from, to;         /* generation slots */
+	int listener;
+	int wakes;            /* wake connections made for it */
 	long long deadline;
 };
 
@@ -384,7 +387,7 @@ static void on_give(struct sup *s, const struct handoff_msg *m, pid_t pid, int c
 	if (!++h->next_token)
 		h->next_token = 1;
 	*p = (struct pending){ .token = h->next_token, .conn = conn, .from = from, .to = to,
-			       .deadline = baton_mono_ms() + HANDOFF_TTL_MS };
+			       .listener = (int)m->listener, .wakes = 1, .deadline = baton_mono_ms() + HANDOFF_TTL_MS };
 	h->npending++;
 	__atomic_store_n(&h->map->nwake, (uint32_t)h->npending, __ATOMIC_RELAXED);
 	p->wake = wake(s, (int)m->listener, (int)(p - h->p), p->token);
@@ -429,8 +432,22 @@ static void on_take(struct sup *s, const struct handoff_msg *m, int taker, const
 	if (sendmsg(h->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof(ans) && mh.msg_control) {
 		h->handed_off++;
 		h->in[p->to]++;
+	} else if (p && !mh.msg_control && p->wakes < HANDOFF_WAKE_TRIES && p->to == s->active) {
+		/* another process accepted the wake (a listener every generation
+		 * shares, or the old one still accepting): it keeps it as an
+		 * empty connection, and the serving one gets a new wake */
+		if (!++h->next_token)
+			h->next_token = 1;
+		close(p->wake);
+		p->token = h->next_token;
+		p->wakes++;
+		p->wake = wake(s, p->listener, (int)(p - h->p), p->token);
+		if (p->wake >= 0)
+			return;
+		p->wake = -1;
+		h->wake_failed++;
 	} else if (p) {
-		h->wake_failed++;	/* its wake went elsewhere or the answer did not go: close it */
+		h->wake_failed++;	/* the answer did not go, or nothing serves: close it */
 	}
 	if (p)
 		drop(h, p);
