@@ -213,7 +213,8 @@ static int sys_close(int fd)
 static int consumed(int fd, uint64_t *bytes, uint8_t *state)
 {
 	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
+	/* no more than we read: the kernel copies what is asked for */
+	socklen_t len = offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received);
 	int inq;
 
 	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
