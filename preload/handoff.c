@@ -124,7 +124,9 @@ __attribute__((constructor(101))) static void handoff_resolve(void)
 	resolve();
 }
 
-/* Copies of a born fd in a child: neither copy's close ends the connection. */
+/* After fork, parent and child each hold the connection: neither one's
+ * close ends it (a server that forks per connection closes the parent's
+ * copy at once, while the child serves). Both sides are marked. */
 static void after_fork(void)
 {
 	for (int fd = 0; fd <= fd_high && fd < MAX_FD; fd++)
@@ -195,7 +197,7 @@ void handoff_init(void)
 		return;
 	}
 	map = m;
-	pthread_atfork(NULL, NULL, after_fork);
+	pthread_atfork(NULL, after_fork, after_fork);
 	on = true;
 	return;
 bad:

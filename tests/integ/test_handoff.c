@@ -23,9 +23,10 @@
 
 /* accept one connection, answer one request (argv[2] "close": saying the
  * connection ends with it), then on each line of stdin:
- * "read" consumes whatever came (without answering), "close" closes it */
+ * "read" consumes whatever came (without answering), "fork" starts a child
+ * that holds the connection for 3 s, "close" closes it */
 static const char server_py[] =
-	"import socket, sys\n"
+	"import os, socket, sys, time\n"
 	"s = socket.socket()\n"
 	"s.bind(('127.0.0.1', int(sys.argv[1])))\n"
 	"s.listen(8)\n"
@@ -37,6 +38,10 @@ static const char server_py[] =
 	"for line in sys.stdin:\n"
 	"    if line.startswith('read'):\n"
 	"        c.recv(4096)\n"
+	"    elif line.startswith('fork'):\n"
+	"        if os.fork() == 0:\n"
+	"            time.sleep(3)\n"
+	"            os._exit(0)\n"
 	"    elif line.startswith('close'):\n"
 	"        c.close()\n"
 	"    print('done', flush=True)\n";
@@ -354,6 +359,29 @@ TEST(preload_handoff_lets_a_connection_close_that_its_answer_closed)
 	server_say(&sv, "close\n", "done");
 	ASSERT_TRUE(closed_by_server(c, 2000));
 	ASSERT_EQ(fake_sup_given(&f, 100), -1);
+	close(c);
+	server_end(&sv);
+	close(m);
+	fake_sup_close(&f);
+}
+
+/* A server that forks per connection closes the parent's copy while the
+ * child serves: that close is not the connection's end, and not idle. */
+TEST(preload_handoff_leaves_a_connection_a_forked_child_still_holds)
+{
+	struct fake_sup f;
+	struct server sv;
+	uint16_t port;
+	int m, c;
+
+	setup(&f, true, &sv, &m, &port);
+	c = client_request(port, &sv);
+	f.map->draining[3] = 7;
+	server_say(&sv, "fork\n", "done");
+	server_say(&sv, "close\n", "done");
+	ASSERT_EQ(fake_sup_given(&f, 300), -1);
+	ASSERT_TRUE(!closed_by_server(c, 100));	/* the child still holds it */
+	ASSERT_TRUE(closed_by_server(c, 5000));	/* and closes it as it exits */
 	close(c);
 	server_end(&sv);
 	close(m);
