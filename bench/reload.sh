@@ -322,6 +322,8 @@ wrk_baton_nginx() {	# label mode listen-options
 		hand="handed off $(grep -o '"handed_off":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"
 		hand="$hand, answered on them $(grep -o '"answered":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"
 		hand="$hand, handoff failed $(grep -o '"failed":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"
+		# which way, where any did
+		hand="$hand$( (grep -o '"failed_[a-z]*":[1-9][0-9]*' "$tmp/st" || true) | sed 's/"failed_\([a-z]*\)":/ \1 /' | tr -d '\n')"
 	fi
 	wrk_row "$1" "$2" "$hand"
 	"$B" stop wbench >/dev/null

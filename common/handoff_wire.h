@@ -11,7 +11,12 @@
 #define HANDOFF_MAGIC 0x62686f31u     /* "bho1" */
 #define HANDOFF_GENS 16               /* = MAX_GENS: indexed by the generation's slot */
 #define HANDOFF_WAKES 256             /* handed-off connections in flight, at most */
-#define HANDOFF_TAKE_MS 500           /* the shim waits this long for the supervisor's answer */
+/* The shim waits this long for the supervisor's answer to a TAKE (a few
+ * microseconds, unless the machine is overloaded: the server's accept()
+ * waits meanwhile) and the supervisor keeps a connection that long before
+ * it gives up on the wake (longer: a late TAKE still finds it). */
+#define HANDOFF_TAKE_MS 1500
+#define HANDOFF_TTL_MS 3000
 
 /* One connection in flight: the supervisor's wake connection to the serving
  * generation, known by its source address, and the token to ask for the

@@ -343,7 +343,7 @@ static bool idle(int fd)
 	return !(!getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &ll) && lg.l_onoff && !lg.l_linger);
 }
 
-static const struct timeval send_wait = { .tv_sec = 0, .tv_usec = 250000 };
+static const struct timeval send_wait = { .tv_sec = 1, .tv_usec = 0 };
 
 /* The connection to the supervisor, with SCM_RIGHTS. 0: it has it now. */
 static int give(int fd, int listener)

@@ -23,7 +23,6 @@
 #include "handoff_wire.h"
 #include "internal.h"
 
-#define HANDOFF_TTL_MS 2000   /* a wake not taken by then: the connection is closed */
 #define HANDOFF_WAKE_TRIES 3  /* a wake another process took (a shared listener) is made again */
 
 _Static_assert(HANDOFF_GENS == MAX_GENS, "the map has a draining flag per generation slot");
@@ -524,7 +523,8 @@ void handoff_status(const struct sup *s, FILE *f, bool json)
 			fprintf(f, ",\"handoff\":null");
 		return;
 	}
-	failed = h->no_target + h->limit + h->expired + h->wake_failed + h->map->unreachable + h->map->take_failed;
+	/* a failed take is also the supervisor's expired or failed wake: not counted twice */
+	failed = h->no_target + h->limit + h->expired + h->wake_failed + h->map->unreachable;
 	if (!json) {
 		fprintf(f, "handoff: %llu idle connection%s handed off, %llu answer%s on them, %llu failed, "
 			   "%d in flight\n", h->handed_off, h->handed_off == 1 ? "" : "s", answered_total(h),
