@@ -61,7 +61,7 @@ CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
 TEST_SRC := tests/runner.c tests/helpers.c $(wildcard tests/unit/*.c) $(wildcard tests/integ/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
-SKELS    := $(BPFDIR)/steer.skel.h $(BPFDIR)/sockiter.skel.h
+SKELS    := $(BPFDIR)/steer.skel.h $(BPFDIR)/sockiter.skel.h $(BPFDIR)/bindhook.skel.h
 # the renderer of baton ls is tested on recorded fixtures, without the CLI;
 # the supervisor's state machine is driven by unit tests without processes,
 TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard supervisor/*.c) $(wildcard common/*.c))
@@ -93,7 +93,7 @@ $(BPFDIR)/sockiter.skel.h: $(BPFDIR)/vmlinux.h
 $(LIB_OBJ): $(BUILD)/obj/%.o: %.c include/baton.h include/baton_handover_wire.h lib/internal.h lib/util.h $(SKELS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -c $< -o $@
-$(sort $(CLI_OBJ) $(TEST_OBJ)): $(BUILD)/obj/%.o: %.c include/baton.h include/baton_handover_wire.h $(wildcard tests/*.h cli/*.h supervisor/*.h common/*.h) lib/util.h Makefile
+$(sort $(CLI_OBJ) $(TEST_OBJ)): $(BUILD)/obj/%.o: %.c include/baton.h include/baton_handover_wire.h $(wildcard tests/*.h cli/*.h supervisor/*.h common/*.h) lib/util.h lib/cgroup.h bpf/bindhook.h Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -Icli -Isupervisor -c $< -o $@
 
@@ -171,6 +171,10 @@ fuzz:
 		fuzz/handover_fuzz.c -o build/fuzz/handover_fuzz
 	mkdir -p build/fuzz/corpus-handover && cp fuzz/corpus/handover/* build/fuzz/corpus-handover/
 	build/fuzz/handover_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz/corpus-handover
+	$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Isupervisor -fsanitize=fuzzer,address,undefined \
+		fuzz/items_fuzz.c supervisor/items.c -o build/fuzz/items_fuzz
+	mkdir -p build/fuzz/corpus-items && cp fuzz/corpus/items/* build/fuzz/corpus-items/
+	build/fuzz/items_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=512 build/fuzz/corpus-items
 
 # Copies only what `make` built (installables): as root, make install
 # rebuilds nothing unless the sources or the directories changed.

@@ -5,11 +5,12 @@
 # installed, `nginx -s reload` and HAProxy's seamless reload side by side in
 # the same run; unmodified servers under `baton run` (nginx and python's
 # http.server through the preload shim) next to their own way of reloading
-# (nginx -s reload; python: stop and start). Then, counted by wrk, 10 reloads
-# of nginx under 50 connections, per request and keep-alive: `nginx -s
-# reload` next to `baton run` + nginx with and without ?handoff=idle (idle
-# keep-alive connections handed to the new generation). Runs in a network
-# namespace of its own.
+# (nginx -s reload; python: stop and start); a static Go server (no libc:
+# the cgroup bind mode) next to a plain stop and start of it. Then, counted
+# by wrk, 10 reloads of nginx under 50 connections, per request and
+# keep-alive: `nginx -s reload` next to `baton run` + nginx with and without
+# ?handoff=idle (idle keep-alive connections handed to the new generation).
+# Runs in a network namespace of its own.
 set -euo pipefail
 
 N=100
@@ -231,6 +232,39 @@ bench_baton_nginx() {
 		nginx -c "$tmp/bnginx/nginx.conf" -p "$tmp/bnginx"
 }
 
+# a static Go server (CGO_ENABLED=0): it binds its own socket with raw system
+# calls, so baton run's bind mode auto picks the cgroup bind hook
+GOSRV=
+build_go() {
+	command -v go >/dev/null || return 1
+	mkdir -p "$tmp/go"
+	GOCACHE=$tmp/go/cache GOPATH=$tmp/go/path GO111MODULE=off CGO_ENABLED=0 HOME=$tmp/go \
+		go build -o "$tmp/go/goserver" tests/fixtures/goserver/main.go && GOSRV=$tmp/go/goserver
+}
+bench_baton_go() {
+	bench_baton_server "baton run + go" 8086 "$1" -- "$GOSRV" 127.0.0.1:8086
+}
+# Go's own way without baton: SIGTERM (http.Server.Shutdown) and start again
+bench_go_restart() {
+	local mode=$1 i gp
+	"$GOSRV" 127.0.0.1:8087 & gp=$!
+	PIDS+=("$gp")
+	wait_port 8087
+	load_start 8087 "$mode"
+	for i in $(seq "$N"); do
+		kill -TERM "$gp"
+		wait "$gp" || true
+		"$GOSRV" 127.0.0.1:8087 & gp=$!
+		PIDS+=("$gp")
+		wait_port 8087 2>/dev/null || true
+		sleep "$GAP"
+	done
+	load_stop
+	kill -TERM "$gp"
+	wait "$gp" || true
+	row "go stop+start" "$mode" "$N"
+}
+
 PY=$(command -v /usr/bin/python3 || command -v python3 || true)
 bench_baton_python() {
 	mkdir -p "$tmp/www" && echo ok >"$tmp/www/index.html"
@@ -352,6 +386,7 @@ if [ "$WRK_ONLY" = 1 ]; then
 fi
 
 echo "bench/reload: $N reloads per row under $CONC concurrent connections, one every ${GAP}s"
+build_go >"$tmp/go-build.log" 2>&1 || GOSRV=
 for mode in conn keepalive; do
 	bench_baton "$mode"
 	if command -v nginx >/dev/null; then bench_nginx "$mode"; else ROWS+=("nginx: not installed, skipped"); fi
@@ -362,6 +397,12 @@ for mode in conn keepalive; do
 		bench_python_restart "$mode"
 	else
 		ROWS+=("python3: not installed, skipped")
+	fi
+	if [ -n "$GOSRV" ]; then
+		bench_baton_go "$mode"
+		bench_go_restart "$mode"
+	else
+		ROWS+=("go: golang-go not installed (or the build failed), skipped")
 	fi
 done
 printf '%-22s %-10s %7s %9s %7s %9s %9s %9s %9s %9s\n' config mode reloads requests failed "reload50" "reload99" "ovh50" "ovh99" "fail/100"

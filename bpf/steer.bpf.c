@@ -37,6 +37,13 @@ struct {
 	__type(value, struct baton_steer_stats);
 } stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BATON_STEER_SLOTS);
+	__type(key, __u32);
+	__type(value, struct baton_steer_origin);
+} origin SEC(".maps");
+
 #define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
 
 /* How many further table entries to try when the picked slot is empty. The
@@ -57,6 +64,30 @@ static __always_inline void count(__u32 slot, int migrating, int missed)
 		st->selected++;
 }
 
+/* The slot whose socket is closing or shut down: on a migration md->sk is
+ * that listener (migrating_sk is the connection that moves). Found by its
+ * cookie, as the sockarray cannot be read from here: a linear scan, but
+ * only on migrations, never on a new connection. */
+static __always_inline void count_out(struct sk_reuseport_md *md)
+{
+	struct bpf_sock *sk = md->sk;
+	__u64 cookie;
+	int i;
+
+	if (!sk)
+		return;
+	cookie = bpf_get_socket_cookie(sk);
+	for (i = 0; i < BATON_STEER_SLOTS; i++) {
+		__u32 k = i;	/* its address goes to the helper: the counter stays in a register */
+		struct baton_steer_origin *o = bpf_map_lookup_elem(&origin, &k);
+
+		if (o && o->cookie == cookie) {
+			__sync_fetch_and_add(&o->migrated_out, 1);
+			return;
+		}
+	}
+}
+
 SEC("sk_reuseport/migrate")
 int steer(struct sk_reuseport_md *md)
 {
@@ -66,6 +97,8 @@ int steer(struct sk_reuseport_md *md)
 	struct baton_steer_ctl *c;
 	struct baton_steer_cfg *p;
 
+	if (migrating)
+		count_out(md);
 	c = bpf_map_lookup_elem(&ctl, &zero);
 	if (!c)
 		return SK_PASS;

@@ -33,4 +33,15 @@ struct baton_steer_stats {
 	__u64 missed;	/* the picked slot held no listening socket */
 };
 
+/* Per slot: the cookie of the listening socket that user space put there,
+ * and how many queued connections the kernel asked the program to move
+ * out of that socket (md->sk when md->migrating_sk is set). Left in place when the member
+ * leaves, so a socket that closes later still finds its slot; overwritten
+ * when the slot takes a new member. Not per CPU: migrations are rare, and
+ * the cookie must be one value. */
+struct baton_steer_origin {
+	__u64 cookie;
+	__u64 migrated_out;
+};
+
 #endif

@@ -205,26 +205,145 @@ static int exchange(const char *cmd, const char *name, const char *request, long
 	return result;
 }
 
+/* `baton reload ... [-- CMD ARG...]`: the request with the new command and
+ * environment changes, percent-escaped one item a line (NULL: none given,
+ * a plain reload). ENV holds "env K=V" and "unset K" in the given order. */
+static char *reload_items(char **env, int nenv, char **cmd, int ncmd)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (!nenv && !ncmd)
+		return NULL;
+	f = open_memstream(&text, &len);
+	if (!f)
+		return NULL;
+	fprintf(f, "%s reload-with %d\n", SUP_PROTO, nenv + ncmd);
+	for (int i = 0; i < ncmd; i++) {
+		fputs("arg ", f);
+		sup_escape(f, cmd[i]);
+		fputc('\n', f);
+	}
+	for (int i = 0; i < nenv; i++) {
+		fputs(env[i][0] == 'e' ? "env " : "unset ", f);
+		sup_escape(f, env[i] + 2);
+		fputc('\n', f);
+	}
+	fclose(f);
+	return text;
+}
+
+/* A reload's --env KEY=VALUE or --unset-env KEY: 0, or said why not. */
+static int check_env(const char *opt, const char *val, bool set)
+{
+	size_t kl = strcspn(val, "=");
+	const char *why = sup_item_check(val);
+
+	if (why) {
+		char *shown = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&shown, &len);
+
+		/* shown escaped: the raw byte would act on the terminal */
+		if (f) {
+			sup_escape(f, val);
+			fclose(f);
+		}
+		ctl_err("reload", "%s \"%s\" holds %s; only printable text, tab and newline can be passed", opt,
+			shown ? shown : "", why);
+		free(shown);
+		return EXIT_USAGE;
+	}
+	if (!kl || kl > 255 || (set && !val[kl]) || (!set && val[kl])) {
+		ctl_err("reload", "bad %s \"%s\": want %s", opt, val,
+			set ? "KEY=VALUE (KEY= sets it empty; --unset-env KEY removes it)" : "KEY, without =");
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int ctl_main(const char *cmd, int argc, char **argv, void (*usage)(FILE *))
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "metrics", no_argument, NULL, 'm' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "env", required_argument, NULL, 'e' },
+		{ "unset-env", required_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	char name[BATON_NAME_MAX + 1], req[SUP_REQUEST_MAX];
+	char name[BATON_NAME_MAX + 1], req[SUP_REQUEST_MAX], **env = NULL, **cmdv = NULL, *big = NULL;
 	long long timeout_ms = strcmp(cmd, "status") ? 600000 : 10000;
-	bool json = false;
-	int c, r;
+	bool json = false, metrics = false, reload = !strcmp(cmd, "reload");
+	int c, r, nenv = 0, ncmd = 0, end = argc;
 
+	if (reload) {
+		/* the command starts after the first "--" that is not an
+		 * option's value */
+		for (int i = 1; i < argc; i++) {
+			if (!strcmp(argv[i], "--")) {
+				end = i;
+				break;
+			}
+			if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--timeout") || !strcmp(argv[i], "-e") ||
+			    !strcmp(argv[i], "--env") || !strcmp(argv[i], "--unset-env"))
+				i++;
+		}
+		if (end < argc) {
+			cmdv = argv + end + 1;
+			ncmd = argc - end - 1;
+			if (!ncmd) {
+				ctl_err("reload", "nothing after \"--\": give the command to run, or leave "
+						"out \"--\" to keep the current one");
+				return EXIT_USAGE;
+			}
+			for (int i = 0; i < ncmd; i++) {
+				const char *why = sup_item_check(cmdv[i]);
+
+				if (why) {
+					ctl_err("reload", "argument %d of the command holds %s; only printable text, tab "
+							  "and newline can be passed", i + 1, why);
+					return EXIT_USAGE;
+				}
+			}
+			if (!cmdv[0][0]) {
+				ctl_err("reload", "the command's name is empty");
+				return EXIT_USAGE;
+			}
+		}
+		env = calloc((size_t)end + 1, sizeof(*env));
+		if (!env)
+			return 1;
+	}
+	argc = end;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":jt:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":jmt:e:u:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			if (strcmp(cmd, "status"))
 				goto unknown;
 			json = true;
+			break;
+		case 'm':
+			if (strcmp(cmd, "status"))
+				goto unknown;
+			metrics = true;
+			break;
+		case 'e':
+		case 'u':
+			if (!reload)
+				goto unknown;
+			if ((r = check_env(c == 'e' ? "--env" : "--unset-env", optarg, c == 'e'))) {
+				free(env);
+				return r;
+			}
+			/* "e:" or "u:" before the text: which item it makes */
+			env[nenv] = malloc(strlen(optarg) + 3);
+			if (!env[nenv])
+				break;
+			sprintf(env[nenv++], "%c:%s", c, optarg);
 			break;
 		case 't':
 			if (sup_parse_duration(optarg, &timeout_ms) || !timeout_ms) {
@@ -234,40 +353,78 @@ static int ctl_main(const char *cmd, int argc, char **argv, void (*usage)(FILE *
 			break;
 		case 'h':
 			usage(stdout);
-			return 0;
+			r = 0;
+			goto out;
 		case ':':
 			ctl_err(cmd, "option \"%s\" needs a value", argv[optind - 1]);
-			return EXIT_USAGE;
+			r = EXIT_USAGE;
+			goto out;
 		default:
 unknown:
 			ctl_err(cmd, "unknown option \"%s\" (see baton %s --help)", argv[optind - 1], cmd);
-			return EXIT_USAGE;
+			r = EXIT_USAGE;
+			goto out;
 		}
+	}
+	r = EXIT_USAGE;
+	if (json && metrics) {
+		ctl_err("status", "give --json or --metrics, not both");
+		goto out;
 	}
 	if (argc - optind > 1) {
 		ctl_err(cmd, "unexpected argument \"%s\" (see baton %s --help)", argv[optind + 1], cmd);
-		return EXIT_USAGE;
+		goto out;
 	}
 	if (optind < argc) {
 		if (!baton_name_valid(argv[optind])) {
 			ctl_err(cmd, "bad name \"%s\" (1 to 63 of A-Z a-z 0-9 - _ .)", argv[optind]);
-			return EXIT_USAGE;
+			goto out;
 		}
 		snprintf(name, sizeof(name), "%s", argv[optind]);
 	} else if ((r = pick_name(cmd, name, sizeof(name)))) {
-		return r;
+		goto out;
 	}
-	snprintf(req, sizeof(req), "%s %s%s\n", SUP_PROTO, cmd, json ? " json" : "");
-	return exchange(cmd, name, req, timeout_ms);
+	if (nenv + ncmd > SUP_ITEMS_MAX) {
+		ctl_err("reload", "%d arguments and environment changes: at most %d fit in one reload", nenv + ncmd,
+			SUP_ITEMS_MAX);
+		goto out;
+	}
+	big = reload ? reload_items(env, nenv, cmdv, ncmd) : NULL;
+	if (reload && (nenv || ncmd) && !big) {
+		ctl_err("reload", "out of memory");
+		r = 1;
+		goto out;
+	}
+	if (big && strlen(big) > SUP_REQUEST_BIG) {
+		ctl_err("reload", "the command and environment take %zu bytes escaped; at most %d fit in a request",
+			strlen(big), SUP_REQUEST_BIG);
+		goto out;
+	}
+	snprintf(req, sizeof(req), "%s %s%s\n", SUP_PROTO, cmd, json ? " json" : metrics ? " metrics" : "");
+	r = exchange(cmd, name, big ? big : req, timeout_ms);
+out:
+	for (int i = 0; i < nenv; i++)
+		free(env[i]);
+	free(env);
+	free(big);
+	return r;
 }
 
 void usage_reload(FILE *out)
 {
-	fprintf(out, "usage: baton reload [NAME] [--timeout DUR]\n\n"
+	fprintf(out, "usage: baton reload [NAME] [--env K=V]... [--unset-env K]... [--timeout DUR]\n"
+		     "                    [-- CMD [ARG]...]\n\n"
 		     "Starts the next generation of supervisor NAME (the only one running if not\n"
 		     "given), prints each step with its time, and exits 0 once the new generation\n"
 		     "serves; non-zero with the reason if it was rolled back (it exited or was not\n"
 		     "ready in time), and the old generation serves on.\n\n"
+		     "With -- CMD, the new generation and every later one run CMD instead of the\n"
+		     "command before; --env and --unset-env change their environment the same way.\n"
+		     "Both take effect only once the new generation serves: a reload that rolls\n"
+		     "back leaves the command and environment as they were.\n\n"
+		     "  -e, --env K=V      set K in the environment of this and later generations\n"
+		     "                     (K= sets it empty)\n"
+		     "      --unset-env K  remove K from it (also when baton run's own has it)\n"
 		     "  -t, --timeout DUR  stop waiting after DUR (default 10m): exit 3, and the\n"
 		     "                     reload goes on (see it end with baton status NAME)\n"
 		     "  -h, --help         this text\n");
@@ -275,11 +432,13 @@ void usage_reload(FILE *out)
 
 void usage_status(FILE *out)
 {
-	fprintf(out, "usage: baton status [NAME] [--json]\n\n"
+	fprintf(out, "usage: baton status [NAME] [--json | --metrics]\n\n"
 		     "Shows supervisor NAME: steering mode, listeners, and each generation with its\n"
 		     "pid, state (starting, ready, active, draining, exited), start time and each\n"
 		     "member's queue and backlog; reloads done and failed, restarts.\n\n"
-		     "  -j, --json     one JSON document (fields in baton(1))\n"
+		     "  -j, --json     one JSON document (fields in baton(1)), with each generation's\n"
+		     "                 connections steered to it and migrated to and from it\n"
+		     "  -m, --metrics  the same in the Prometheus text format (baton_* metrics)\n"
 		     "  -t, --timeout DUR  stop waiting after DUR (default 10s): exit 3\n"
 		     "  -h, --help     this text\n");
 }

@@ -29,7 +29,8 @@ void usage_run(FILE *out)
 		"  -n, --name NAME        names the control socket (default: the first listener's\n"
 		"                         name= option, else PROTO-PORT, e.g. tcp-8080)\n"
 		"  -r, --ready MODE       when a generation is ready: notify (READY=1), delay:DUR,\n"
-		"                         listen (the preload shim saw it listen), or auto\n"
+		"                         listen (it listens: the shim's report, or cgroup mode's\n"
+		"                         adoption), or auto\n"
 		"                         (default: READY=1 or listen, or 2 s after start if the\n"
 		"                         command sends no sd_notify message at all)\n"
 		"      --ready-timeout DUR  roll back a reload if not ready by then (default 30s)\n"
@@ -43,6 +44,10 @@ void usage_run(FILE *out)
 		"      --no-preload       do not inject libbaton-preload.so, which otherwise makes\n"
 		"                         a command that binds its own socket to a --listen\n"
 		"                         address serve on baton's (BATON_PRELOAD, LD_PRELOAD)\n"
+		"      --bind-mode MODE   how a command that binds its own socket joins the\n"
+		"                         steered group: shim (LD_PRELOAD), cgroup (a cgroup bind\n"
+		"                         hook; baton adopts the socket when it listens), or auto\n"
+		"                         (default: cgroup for static and Go executables, else shim)\n"
 		"      --no-watch         do not watch the active generation's health\n"
 		"      --takeover PID     bring a running server (not started by baton) under baton:\n"
 		"                         its listening sockets on the --listen addresses (and its\n"
@@ -111,7 +116,8 @@ static int bad(const char *what, const char *value, const char *hint)
 static int run_with(struct sup_config *cfg, int argc, char **argv)
 {
 	enum { OPT_READY_TIMEOUT = 256, OPT_STOP_SIGNAL, OPT_GRACE, OPT_NO_PRELOAD, OPT_STOP_WHEN_IDLE,
-	       OPT_NO_WATCH, OPT_HANG, OPT_ALLOW_FOREIGN, OPT_TAKEOVER, OPT_TAKEOVER_SIGNAL, OPT_TAKEOVER_REUSEPORT };
+	       OPT_NO_WATCH, OPT_HANG, OPT_ALLOW_FOREIGN, OPT_TAKEOVER, OPT_TAKEOVER_SIGNAL, OPT_TAKEOVER_REUSEPORT,
+	       OPT_BIND_MODE };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "name", required_argument, NULL, 'n' },
@@ -124,6 +130,7 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 		{ "no-watch", no_argument, NULL, OPT_NO_WATCH },
 		{ "hang-threshold", required_argument, NULL, OPT_HANG },
 		{ "allow-foreign", no_argument, NULL, OPT_ALLOW_FOREIGN },
+		{ "bind-mode", required_argument, NULL, OPT_BIND_MODE },
 		{ "takeover", required_argument, NULL, OPT_TAKEOVER },
 		{ "takeover-signal", required_argument, NULL, OPT_TAKEOVER_SIGNAL },
 		{ "takeover-reuseport", no_argument, NULL, OPT_TAKEOVER_REUSEPORT },
@@ -213,6 +220,16 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 		case OPT_ALLOW_FOREIGN:
 			cfg->allow_foreign = true;
 			break;
+		case OPT_BIND_MODE:
+			if (!strcmp(optarg, "auto"))
+				cfg->bind_mode = SUP_BIND_AUTO;
+			else if (!strcmp(optarg, "shim"))
+				cfg->bind_mode = SUP_BIND_SHIM;
+			else if (!strcmp(optarg, "cgroup"))
+				cfg->bind_mode = SUP_BIND_CGROUP;
+			else
+				return bad("--bind-mode", optarg, "want shim, cgroup or auto");
+			break;
 		case OPT_TAKEOVER: {
 			char *end;
 			long pid = strtol(optarg, &end, 10);
@@ -263,7 +280,12 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (cfg->ready == SUP_READY_LISTEN && cfg->no_preload) {
-		fprintf(stderr, "baton run: --ready listen needs the preload shim: drop --no-preload\n");
+		fprintf(stderr, "baton run: --ready listen needs the preload shim or cgroup mode: drop --no-preload\n");
+		return EXIT_USAGE;
+	}
+	if (cfg->no_preload && cfg->bind_mode != SUP_BIND_AUTO) {
+		fprintf(stderr, "baton run: --no-preload hands the command only its LISTEN_FDS; it cannot go with "
+				"--bind-mode: drop one\n");
 		return EXIT_USAGE;
 	}
 	cfg->argv = argv + optind;

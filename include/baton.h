@@ -252,6 +252,10 @@ struct baton_slot_stats {
 	uint64_t selected;   /* new connections steered to the slot */
 	uint64_t migrated;   /* queued connections moved to the slot */
 	uint64_t missed;     /* picks of the slot that found no listener */
+	/* 0.2, filled by baton_group_stats_info only: queued connections the
+	 * kernel moved away from the slot's socket (the last one put there)
+	 * as it closed or was fenced */
+	uint64_t migrated_out;
 };
 
 /* eBPF mode counters. SLOT == BATON_MAX_SLOTS: decisions left to the

@@ -26,6 +26,7 @@
 
 _Static_assert(BATON_MAX_SLOTS == BATON_STEER_SLOTS, "slot counts differ");
 _Static_assert(BATON_STEER_SLOTS < BATON_STEER_NONE, "slot numbers must fit the table");
+_Static_assert(sizeof(struct baton_steer_origin) == 16, "the origin map's value is two u64 (bpf/steer.h)");
 /* new fields go after pin_path and may not hide in padding an older library skips */
 _Static_assert(sizeof(struct baton_group_opts) == baton_offsetofend(struct baton_group_opts, pin_path),
 	       "baton_group_opts ends in padding");
@@ -275,8 +276,9 @@ static int publish(struct baton_group *g)
  * exist (a restarted baton steer) and pins fresh ones otherwise. */
 static int set_pins(struct baton_group *g, struct steer_bpf *skel)
 {
-	struct bpf_map *maps[] = { skel->maps.socks, skel->maps.cfg, skel->maps.ctl, skel->maps.stats };
-	const char *names[] = { "socks", "cfg", "ctl", "stats" };
+	struct bpf_map *maps[] = { skel->maps.socks, skel->maps.cfg, skel->maps.ctl, skel->maps.stats,
+				   skel->maps.origin };
+	const char *names[] = { "socks", "cfg", "ctl", "stats", "origin" };
 	char path[PATH_MAX];
 	size_t i;
 
@@ -396,7 +398,8 @@ static struct steer_bpf *load_prog(struct baton_group *g, struct steer_bpf *old,
 	    (bpf_map__reuse_fd(skel->maps.socks, bpf_map__fd(old->maps.socks)) ||
 	     bpf_map__reuse_fd(skel->maps.cfg, bpf_map__fd(old->maps.cfg)) ||
 	     bpf_map__reuse_fd(skel->maps.ctl, bpf_map__fd(old->maps.ctl)) ||
-	     bpf_map__reuse_fd(skel->maps.stats, bpf_map__fd(old->maps.stats)))) {
+	     bpf_map__reuse_fd(skel->maps.stats, bpf_map__fd(old->maps.stats)) ||
+	     bpf_map__reuse_fd(skel->maps.origin, bpf_map__fd(old->maps.origin)))) {
 		*err = -errno;
 		goto fail;
 	}
@@ -594,6 +597,23 @@ static int check_member(struct baton_group *g, int fd, uint64_t *cookie, struct 
 	return 0;
 }
 
+/* The origin map names SLOT's socket, so the program can count what moves
+ * out of it; the count starts again for a new socket. */
+static void set_origin(struct baton_group *g, int slot, uint64_t cookie)
+{
+	struct baton_steer_origin o = { 0 };
+	uint32_t key = (uint32_t)slot;
+	int fd;
+
+	if (g->mode != BATON_MODE_EBPF)
+		return;
+	fd = bpf_map__fd(g->skel->maps.origin);
+	if (!bpf_map_lookup_elem(fd, &key, &o) && o.cookie == cookie)
+		return;	/* resumed: keep its count */
+	o = (struct baton_steer_origin){ .cookie = cookie };
+	bpf_map_update_elem(fd, &key, &o, BPF_ANY);
+}
+
 /* Takes a member whose socket is already in SLOT of the (pinned) sockarray. */
 static int adopt(struct baton_group *g, int fd, int slot, uint32_t weight, uint64_t cookie,
 		 const struct sockaddr_storage *addr, socklen_t alen, int type)
@@ -614,6 +634,7 @@ static int adopt(struct baton_group *g, int fd, int slot, uint32_t weight, uint6
 	}
 	g->m[slot] = (struct member){ .fd = copy, .weight = weight, .cookie = cookie };
 	g->nmembers++;
+	set_origin(g, slot, cookie);
 	LOG(g, DEBUG, "fd %d resumed slot %d with weight %u", fd, slot, weight);
 	return slot;
 }
@@ -651,6 +672,7 @@ int baton_group_add(struct baton_group *g, int fd, uint32_t weight)
 		uint64_t v = (uint64_t)copy;
 		uint32_t key = (uint32_t)slot;
 
+		set_origin(g, slot, cookie);
 		if (bpf_map_update_elem(bpf_map__fd(g->skel->maps.socks), &key, &v, BPF_NOEXIST)) {
 			r = -errno;
 			LOG(g, ERROR, "cannot put fd %d into slot %d: %s", fd, slot, strerror(-r));
@@ -879,6 +901,12 @@ int baton_group_stats_info(const struct baton_group *g, int slot, struct baton_s
 		st.migrated += v[i].migrated;
 		st.missed += v[i].missed;
 	}
+	if (slot < BATON_MAX_SLOTS) {
+		struct baton_steer_origin o;
+
+		if (!bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.origin), &key, &o))
+			st.migrated_out = o.migrated_out;
+	}
 	r = baton_out_copy(out, len, &st, sizeof(st), BATON_SLOT_STATS_SZ_0_1);
 out:
 	free(v);
@@ -1027,7 +1055,7 @@ int baton_group_flags(const struct baton_group *g, int slot)
  * so it stays, and with it the directory. */
 int baton_group_unpin_dir(const char *pin_path)
 {
-	const char *names[] = { "socks", "cfg", "ctl", "stats", "steer" };
+	const char *names[] = { "socks", "cfg", "ctl", "stats", "origin", "steer" };
 	char path[PATH_MAX];
 	struct stat st;
 	size_t i;

@@ -48,6 +48,7 @@ void client_close(struct sup *s, struct client *c)
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 		close(c->fd);
 	}
+	free(c->big);
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 	c->role = CL_FREE;
@@ -67,7 +68,7 @@ static void send_all(struct sup *s, int fd, const char *buf, size_t len)
 		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
 
 		if (n <= 0) {
-			say(s, "status reply cut short: %s", n < 0 ? strerror(errno) : "nothing sent");
+			say_warn(s, "status reply cut short: %s", n < 0 ? strerror(errno) : "nothing sent");
 			break;
 		}
 		buf += n;
@@ -90,10 +91,24 @@ const char *fmt_duration(long long ms)
 	return buf;
 }
 
+/* Says why start_reload returned R, if it refused. */
+static bool reload_refused(struct sup *s, struct client *c, int r)
+{
+	if (r == -EBUSY)
+		client_send(c, "error a reload is already in progress (gen %d, started %lld ms ago)",
+			    s->gen[s->reload].id, (baton_mono_us() - s->reload_start_us) / 1000);
+	else if (r == -ESHUTDOWN)
+		client_send(c, "error the supervisor is stopping");
+	else if (r == -ENOENT)
+		client_send(c, "error no generation serves yet (gen 1 is still starting)");
+	return r != 0;
+}
+
 void handle_request(struct sup *s, int ci)
 {
 	struct client *c = &s->cl[ci];
-	char *line = c->buf, *cmd, *arg, *extra, *save = NULL;
+	char *line = c->big ? c->big : c->buf, *cmd, *arg, *extra, *save = NULL;
+	char *items = c->big ? c->big + strcspn(c->big, "\n") + 1 : NULL;	/* reload-with's */
 	int r;
 
 	line[strcspn(line, "\r\n")] = '\0';
@@ -107,14 +122,14 @@ void handle_request(struct sup *s, int ci)
 	arg = strtok_r(NULL, " ", &save);
 	extra = strtok_r(NULL, " ", &save);
 	if (!cmd) {
-		client_send(c, "error no command (known: reload, status, stop, upgrade)");
+		client_send(c, "error no command (known: reload, reload-with, status, stop, upgrade)");
 		goto close;
 	}
 	if (extra) {
 		client_send(c, "error unexpected argument \"%s\" for %s", extra, cmd);
 		goto close;
 	}
-	if (!strcmp(cmd, "status") && (!arg || !strcmp(arg, "json") || !strcmp(arg, "text"))) {
+	if (!strcmp(cmd, "status") && (!arg || !strcmp(arg, "json") || !strcmp(arg, "text") || !strcmp(arg, "metrics"))) {
 		char *text = NULL;
 		size_t len = 0;
 		FILE *f = open_memstream(&text, &len);
@@ -123,12 +138,21 @@ void handle_request(struct sup *s, int ci)
 			client_send(c, "error out of memory");
 			goto close;
 		}
-		write_status(s, f, arg && !strcmp(arg, "json"));
+		if (arg && !strcmp(arg, "metrics"))
+			write_metrics(s, f);
+		else
+			write_status(s, f, arg && !strcmp(arg, "json"));
 		fclose(f);
 		client_send(c, "ok");
 		send_all(s, c->fd, text, len);
 		free(text);
 		goto close;
+	}
+	if (!strcmp(cmd, "reload-with") && c->big) {
+		r = cmd_reload_request(s, ci, items, c->items);
+		if (r == -EPROTO || reload_refused(s, c, r))
+			goto close;
+		return;
 	}
 	if (arg) {
 		client_send(c, "error unexpected argument \"%s\" for %s", arg, cmd);
@@ -136,14 +160,7 @@ void handle_request(struct sup *s, int ci)
 	}
 	if (!strcmp(cmd, "reload")) {
 		r = start_reload(s, ci, "control socket");
-		if (r == -EBUSY)
-			client_send(c, "error a reload is already in progress (gen %d, started %lld ms ago)",
-				    s->gen[s->reload].id, (baton_mono_us() - s->reload_start_us) / 1000);
-		else if (r == -ESHUTDOWN)
-			client_send(c, "error the supervisor is stopping");
-		else if (r == -ENOENT)
-			client_send(c, "error no generation serves yet (gen 1 is still starting)");
-		if (r)
+		if (reload_refused(s, c, r))
 			goto close;
 		return;	/* the client waits for the outcome */
 	}
@@ -158,7 +175,7 @@ void handle_request(struct sup *s, int ci)
 			goto close;
 		return;	/* answered by the new binary, or with the reason it did not start */
 	}
-	client_send(c, "error unknown command \"%s\" (known: reload, status, stop, upgrade)", cmd);
+	client_send(c, "error unknown command \"%s\" (known: reload, reload-with, status, stop, upgrade)", cmd);
 close:
 	client_close(s, c);
 }
@@ -184,7 +201,7 @@ void accept_client(struct sup *s)
 	if (cred.uid != geteuid() && cred.uid != 0) {
 		client_send(&tmp, "error permission denied: uid %u may not control this supervisor (owner uid %u)",
 			    (unsigned)cred.uid, (unsigned)geteuid());
-		say(s, "refused a control request from uid %u (pid %d)", (unsigned)cred.uid, (int)cred.pid);
+		say_warn(s, "refused a control request from uid %u (pid %d)", (unsigned)cred.uid, (int)cred.pid);
 		close(fd);
 		return;
 	}
@@ -197,6 +214,67 @@ void accept_client(struct sup *s)
 	s->cl[i] = (struct client){ .role = CL_READING, .fd = fd, .deadline = baton_mono_ms() + CLIENT_IDLE_MS };
 	ev.data.u32 = (uint32_t)i;
 	epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* Are all of a reload-with's item lines in? Then it is handled. */
+static void items_check(struct sup *s, int ci)
+{
+	struct client *c = &s->cl[ci];
+	size_t lines = 0;
+
+	for (char *p = c->big; (p = memchr(p, '\n', c->len - (size_t)(p - c->big))); p++)
+		lines++;
+	if (lines >= (size_t)c->items + 1) {
+		handle_request(s, ci);
+	} else if (c->len >= SUP_REQUEST_BIG) {
+		client_send(c, "error request too long (a reload-with and its items: at most %d bytes)", SUP_REQUEST_BIG);
+		client_close(s, c);
+	}
+}
+
+/* `baton/1 reload-with N`: N item lines follow, in a buffer of their own. */
+static void start_items(struct sup *s, int ci)
+{
+	struct client *c = &s->cl[ci];
+	char *end;
+	long n = strtol(c->buf + sizeof(SUP_PROTO " reload-with ") - 1, &end, 10);
+
+	if (end == c->buf + sizeof(SUP_PROTO " reload-with ") - 1 || (*end != '\n' && *end != '\r') || n < 0 ||
+	    n > SUP_ITEMS_MAX) {
+		client_send(c, "error reload-with wants a count of 0 to %d item lines, then the lines", SUP_ITEMS_MAX);
+		client_close(s, c);
+		return;
+	}
+	c->big = malloc(SUP_REQUEST_BIG + 1);
+	if (!c->big) {
+		client_send(c, "error out of memory for the request");
+		client_close(s, c);
+		return;
+	}
+	memcpy(c->big, c->buf, c->len + 1);
+	c->items = (int)n;
+	items_check(s, ci);
+}
+
+static void read_big(struct sup *s, int ci)
+{
+	struct client *c = &s->cl[ci];
+	ssize_t n = recv(c->fd, c->big + c->len, SUP_REQUEST_BIG - c->len, MSG_DONTWAIT);
+
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n <= 0) {
+		client_close(s, c);
+		return;
+	}
+	if (memchr(c->big + c->len, '\0', (size_t)n)) {
+		client_send(c, "error malformed request: it holds a NUL byte");
+		client_close(s, c);
+		return;
+	}
+	c->len += (size_t)n;
+	c->big[c->len] = '\0';
+	items_check(s, ci);
 }
 
 void read_client(struct sup *s, int ci)
@@ -216,6 +294,10 @@ void read_client(struct sup *s, int ci)
 		}
 		return;
 	}
+	if (c->big) {
+		read_big(s, ci);
+		return;
+	}
 	n = recv(c->fd, c->buf + c->len, SUP_REQUEST_MAX - c->len, MSG_DONTWAIT);
 	if (n < 0 && errno == EAGAIN)
 		return;
@@ -228,6 +310,8 @@ void read_client(struct sup *s, int ci)
 	if (memchr(c->buf, '\0', c->len)) {
 		client_send(c, "error malformed request: it holds a NUL byte");
 		client_close(s, c);
+	} else if (strchr(c->buf, '\n') && !strncmp(c->buf, SUP_PROTO " reload-with ", sizeof(SUP_PROTO " reload-with ") - 1)) {
+		start_items(s, ci);
 	} else if (strchr(c->buf, '\n')) {
 		handle_request(s, ci);
 	} else if (c->len >= SUP_REQUEST_MAX) {
@@ -246,17 +330,17 @@ int open_control(struct sup *s)
 	int fd, r;
 
 	if ((r = sup_runtime_dir(dir, sizeof(dir)))) {
-		say(s, "no runtime directory: set BATON_RUNTIME_DIR or XDG_RUNTIME_DIR");
+		say_err(s, "no runtime directory: set BATON_RUNTIME_DIR or XDG_RUNTIME_DIR");
 		return r;
 	}
 	if (mkdir(dir, 0700) && errno != EEXIST) {
 		r = -errno;
-		say(s, "cannot create %s: %s", dir, strerror(errno));
+		say_err(s, "cannot create %s: %s", dir, strerror(errno));
 		return r;
 	}
 	if ((r = sup_socket_path(s->name, "sock", s->ctl_path, sizeof(s->ctl_path))) ||
 	    (r = sup_socket_path(s->name, "notify", s->notify_path, sizeof(s->notify_path)))) {
-		say(s, "runtime directory path is too long for a socket: %s", dir);
+		say_err(s, "runtime directory path is too long for a socket: %s", dir);
 		return r;
 	}
 	if (s->ctlfd >= 0 && s->notifyfd >= 0)
@@ -266,7 +350,7 @@ int open_control(struct sup *s)
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-		say(s, "a supervisor named \"%s\" already runs (control socket %s); pick another --name", s->name,
+		say_err(s, "a supervisor named \"%s\" already runs (control socket %s); pick another --name", s->name,
 		    s->ctl_path);
 		close(fd);
 		return -EADDRINUSE;
@@ -280,7 +364,7 @@ int open_control(struct sup *s)
 	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || listen(fd, 16) ? -errno : 0;
 	umask(old);
 	if (r) {
-		say(s, "cannot listen on %s: %s", s->ctl_path, strerror(-r));
+		say_err(s, "cannot listen on %s: %s", s->ctl_path, strerror(-r));
 		close(fd);
 		return r;
 	}
@@ -288,7 +372,7 @@ int open_control(struct sup *s)
 	s->notifyfd = baton_notify_open(s->notify_path);
 	if (s->notifyfd < 0) {
 		r = s->notifyfd;
-		say(s, "cannot open the notify socket %s: %s", s->notify_path, strerror(-r));
+		say_err(s, "cannot open the notify socket %s: %s", s->notify_path, strerror(-r));
 		return r;
 	}
 	return 0;

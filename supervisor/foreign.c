@@ -51,7 +51,7 @@ int foreign_check(struct sup *s)
 		return 0;	/* only port 0: a fresh port is nobody's */
 	r = baton_socks_collect(&o, &socks, &n);
 	if (r) {
-		say(s, "cannot list the sockets on the listeners' addresses (%s); not checking for foreign ones",
+		say_warn(s, "cannot list the sockets on the listeners' addresses (%s); not checking for foreign ones",
 		    strerror(-r));
 		return 0;
 	}
@@ -70,16 +70,16 @@ int foreign_check(struct sup *s)
 			baton_spec_format(&s->spec[l], spec, sizeof(spec));
 			owners_text(k, who, sizeof(who));
 			if (!reuseport && (k->opt_known & (1u << BATON_OPT_REUSEPORT))) {
-				say(s, "%s is already taken by a socket without SO_REUSEPORT: %s; stop it first, or take it "
+				say_err(s, "%s is already taken by a socket without SO_REUSEPORT: %s; stop it first, or take it "
 				       "over", spec, who);
 				continue;
 			}
 			if (!s->cfg->allow_foreign)
-				say(s, "%s already has a listener that baton did not create: %s; its group would share "
+				say_err(s, "%s already has a listener that baton did not create: %s; its group would share "
 				       "the port with it. Stop it first, or give --allow-foreign to run beside it",
 				    spec, who);
 			else
-				say(s, "warning: %s has a foreign listener (%s); running beside it (--allow-foreign)%s", spec,
+				say_warn(s, "%s has a foreign listener (%s); running beside it (--allow-foreign)%s", spec,
 				    who, baton_group_mode(s->grp[0]) == BATON_MODE_CBPF
 						 ? ": in classic BPF mode it takes a share of new connections"
 						 : ": baton's program never picks it, but the kernel does while no "

@@ -21,7 +21,7 @@
 #include "internal.h"
 
 /* A step of a reload, to the supervisor's log and to the waiting client. */
-void step(struct sup *s, const char *fmt, ...)
+void step_at(struct sup *s, enum blog_level level, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -32,9 +32,9 @@ void step(struct sup *s, const char *fmt, ...)
 	double at = (double)(baton_mono_us() - s->reload_start_us) / 1000.0;
 
 	if (s->reload_start_us)
-		say(s, "%s (+%.1f ms)", msg, at);
+		say_at(s, level, "%s (+%.1f ms)", msg, at);
 	else
-		say(s, "%s", msg);
+		say_at(s, level, "%s", msg);
 	if (s->reload_client >= 0)
 		client_send(&s->cl[s->reload_client], "step +%.1f ms %s", at, msg);
 }
@@ -54,8 +54,12 @@ void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 		s->reloads_done++;
 	else
 		s->reloads_failed++;
+	if (ok)
+		cmd_commit(s);
+	else
+		cmd_drop(s);
 	snprintf(s->last_reload, sizeof(s->last_reload), "%s after %lld ms: %s", ok ? "ok" : "failed", took, msg);
-	say(s, "reload %s after %lld ms: %s", ok ? "done" : "failed", took, msg);
+	say_at(s, ok ? BLOG_INFO : BLOG_WARN, "reload %s after %lld ms: %s", ok ? "done" : "failed", took, msg);
 	if (s->reload_client >= 0) {
 		client_send(&s->cl[s->reload_client], "%s %s", ok ? "ok" : "error", msg);
 		client_close(s, &s->cl[s->reload_client]);
@@ -73,6 +77,7 @@ void gen_reset(struct sup *s, struct gen *g)
 	uint32_t *last_len = g->last_len;
 	long long *stall_since = g->stall_since;
 	ino_t *ino = g->member_ino;
+	struct gen_count *count = g->count;
 
 	if (g->pidfd >= 0 && g->pidfd != 0) {
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, g->pidfd, NULL);
@@ -84,6 +89,8 @@ void gen_reset(struct sup *s, struct gen *g)
 	g->last_len = last_len;
 	g->stall_since = stall_since;
 	g->member_ino = ino;
+	g->count = count;
+	memset(count, 0, (size_t)s->nl * sizeof(*count));
 	for (l = 0; l < s->nl; l++) {
 		slot[l] = -1;
 		last_len[l] = 0;
@@ -160,6 +167,7 @@ void release_members(struct sup *s, struct gen *g)
 		if (!fstat(baton_group_fd(s->grp[l], g->slot[l]), &st))
 			sdn_unstore(s, l, st.st_ino);
 		baton_group_fence(s->grp[l], g->slot[l]);
+		count_leave(s, g, l);	/* after the fence: it counts what moved out */
 		baton_group_remove(s->grp[l], g->slot[l]);
 		g->slot[l] = -1;
 	}
@@ -195,8 +203,13 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 			continue;
 		}
 		if (from >= 0) {
+			count_leave(s, &s->gen[from], l);
 			g->slot[l] = s->gen[from].slot[l];
 			s->gen[from].slot[l] = -1;
+			count_join(s, g, l);
+		} else if (bindmode_cgroup(s)) {
+			fds[l] = -1;	/* it binds its own; adopted into its slot when it listens */
+			continue;
 		} else {
 			int fd = sdn_member_fd(s, l);	/* a passed SO_REUSEPORT socket first */
 
@@ -204,7 +217,7 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 				fd = baton_listener_open(&s->spec[l]);
 			if (fd < 0) {
 				r = fd;
-				say(s, "cannot open a member socket for listener %d: %s", l, strerror(-r));
+				say_err(s, "cannot open a member socket for listener %d: %s", l, strerror(-r));
 				goto fail;
 			}
 			g->slot[l] = baton_group_add(s->grp[l], fd, weight);
@@ -216,6 +229,7 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 				g->slot[l] = -1;
 				goto fail;
 			}
+			count_join(s, g, l);
 		}
 		fds[l] = baton_group_fd(s->grp[l], g->slot[l]);
 		if (!fstat(fds[l], &sst))
@@ -225,9 +239,12 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 	handoff_gen_start(s, gi);
 	g->start_us = baton_mono_us();
 	g->start_wall_ms = baton_wall_ms();
+	if ((r = bindmode_gen_start(s, gi)))
+		goto fail;
 	pid = s->ops->spawn(s, g->id, fds, &r);
 	if (pid < 0) {
-		say(s, "cannot run \"%s\": %s", s->cfg->argv[0], strerror(-r));
+		say_err(s, "cannot run \"%s\": %s", cmd_argv(s)[0], strerror(-r));
+		bindmode_gen_end(s, gi);
 		goto fail;
 	}
 	free(fds);
@@ -242,8 +259,11 @@ fail:
 	free(fds);
 	if (from >= 0) {
 		/* a failed restart hands the sockets back, queues intact */
-		for (l = 0; l < s->nl; l++)
+		for (l = 0; l < s->nl; l++) {
 			s->gen[from].slot[l] = g->slot[l];
+			if (g->slot[l] >= 0)
+				count_join(s, &s->gen[from], l);
+		}
 		for (l = 0; l < s->nl; l++)
 			g->slot[l] = -1;
 	} else {
@@ -286,6 +306,8 @@ void gen_ready(struct sup *s, int gi, bool assumed)
 	struct gen *g = &s->gen[gi];
 	int l, old = s->active;
 
+	if (bindmode_hold_ready(s, gi))
+		return;
 	g->ready_us = baton_mono_us();
 	if (gi != s->reload) {
 		g->state = GEN_ACTIVE;	/* generation 1, or a restart on the same members */
@@ -400,7 +422,7 @@ void rollback(struct sup *s, const char *why)
 	struct gen *g = &s->gen[s->reload];
 	char serves[200];
 
-	step(s, "rolling back: %s", why);
+	step_at(s, BLOG_WARN, "rolling back: %s", why);
 	if (s->health_reload || (s->active >= 0 && s->gen[s->active].health[0]))
 		undark(s);	/* before the failed members go: their queue moves back */
 	stop_gen(s, g);
@@ -458,6 +480,7 @@ void gen_exited(struct sup *s, int gi, int status)
 	}
 	g->status = status;
 	g->state = GEN_EXITED;
+	bindmode_gen_end(s, gi);
 	if (!g->why[0])
 		snprintf(g->why, sizeof(g->why), "%s", how);
 	if (gi == s->reload) {
@@ -474,7 +497,7 @@ void gen_exited(struct sup *s, int gi, int status)
 		return;
 	}
 	if (gi == s->active && (was == GEN_STARTING || was == GEN_READY) && g->id == 1) {
-		say(s, "gen 1 %s before it was ready; giving up", how);
+		say_err(s, "gen 1 %s before it was ready; giving up", how);
 		release_members(s, g);
 		s->active = -1;
 		s->exit_code = 1;
@@ -489,7 +512,7 @@ void gen_exited(struct sup *s, int gi, int status)
 		s->restart_from = gi;
 		s->restart_at = baton_mono_ms() + s->backoff_ms;
 		s->restarts++;
-		say(s, "gen %d (active) %s after %lld ms; restarting in %lld ms on the same sockets "
+		say_warn(s, "gen %d (active) %s after %lld ms; restarting in %lld ms on the same sockets "
 		       "(new connections wait in their queue)", g->id, how, up, s->backoff_ms);
 		state_save(s);
 		return;
@@ -535,6 +558,15 @@ int start_reload(struct sup *s, int client, const char *origin)
 
 	if (s->stopping)
 		return -ESHUTDOWN;
+	if (s->reload >= 0 && s->health_reload && client >= 0 && s->reload_client < 0) {
+		/* the health watch is already starting a fresh generation: the
+		 * operator asked for the same thing, so they wait for its outcome
+		 * instead of being told to try again */
+		s->reload_client = client;
+		s->cl[client].role = CL_RELOAD;
+		step(s, "joined the reload that the health watch started (gen %d)", s->gen[s->reload].id);
+		return 0;
+	}
 	if (s->reload >= 0)
 		return -EBUSY;
 	if (s->active < 0)
@@ -557,7 +589,8 @@ int start_reload(struct sup *s, int client, const char *origin)
 				      "by generations that still run (%d draining); wait until they exit, or stop "
 				      "them sooner with a shorter --grace; %s", MAX_GENS, draining_gens(s), serves);
 		else
-			reload_finish(s, false, "cannot start the next generation: %s; %s", strerror(-gi), serves);
+			reload_finish(s, false, "cannot start the next generation (\"%s\"): %s; %s", cmd_argv(s)[0],
+				      strerror(-gi), serves);
 		if (s->health_reload) {
 			s->retry_ms = !s->retry_ms ? 1000 : s->retry_ms * 2 > 30000 ? 30000 : s->retry_ms * 2;
 			s->retry_at = baton_mono_ms() + s->retry_ms;
@@ -568,7 +601,7 @@ int start_reload(struct sup *s, int client, const char *origin)
 	}
 	s->reload = gi;
 	state_save(s);
-	step(s, "started gen %d (pid %d)", s->gen[gi].id, (int)s->gen[gi].pid);
+	step(s, "started gen %d (pid %d, bind mode %s)", s->gen[gi].id, (int)s->gen[gi].pid, bindmode_name(s, gi));
 	return 0;
 }
 

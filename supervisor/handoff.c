@@ -50,6 +50,7 @@ struct handoff {
 	unsigned long long in[MAX_GENS], out[MAX_GENS];
 	unsigned long long answered_before;   /* of slots since reused */
 	char env[4096 + 256];
+	bool said_no_shim;
 };
 
 static bool wanted(const struct sup *s)
@@ -102,9 +103,6 @@ int handoff_open(struct sup *s)
 
 	if (!wanted(s) || s->handoff)
 		return 0;
-	if (s->cfg->no_preload)
-		say(s, "?handoff=idle needs the preload shim, which sees the server's close(); with --no-preload "
-		       "the server's idle connections are closed at its stop as before (handoffs stay 0)");
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
@@ -211,6 +209,12 @@ void handoff_gen_start(struct sup *s, int gi)
 
 	if (!h)
 		return;
+	if (!s->preload_lib[0] && !h->said_no_shim) {
+		say(s, "?handoff=idle needs the preload shim, which sees the server's close(); generations run "
+		       "without it (--no-preload, --bind-mode cgroup, or no shim found), so their idle connections "
+		       "are closed at their stop as before (handoffs stay 0)");
+		h->said_no_shim = true;
+	}
 	h->answered_before += h->map->answered[gi];
 	__atomic_store_n(&h->map->answered[gi], 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&h->map->draining[gi], 0, __ATOMIC_RELAXED);

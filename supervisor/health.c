@@ -98,7 +98,7 @@ void idle_check(struct sup *s, struct gen *g, long long now)
 	if (n > 0 && now - g->stop_ms < s->cfg->grace_ms)
 		return;
 	if (n > 0)
-		say(s, "gen %d (pid %d) still holds %d connection%s after the %lld ms grace; stopping it anyway",
+		say_warn(s, "gen %d (pid %d) still holds %d connection%s after the %lld ms grace; stopping it anyway",
 		    g->id, (int)g->pid, n, n == 1 ? "" : "s", s->cfg->grace_ms);
 	g->idle_wait = false;
 	g->stop_ms = now;	/* the grace before SIGKILL starts now */
@@ -133,6 +133,7 @@ void watch_drain(struct sup *s, struct gen *g, long long now)
 			    q.len, l, s->active >= 0 ? s->gen[s->active].id : 0);
 			sdn_unstore(s, l, g->member_ino[l]);
 			baton_group_fence(s->grp[l], g->slot[l]);
+			count_leave(s, g, l);
 			baton_group_remove(s->grp[l], g->slot[l]);
 			g->slot[l] = -1;
 		}
@@ -212,7 +213,7 @@ void health_tick(struct sup *s, long long now)
 	if (!g->health[0]) {
 		snprintf(g->health, sizeof(g->health), "fenced: %s%s", baton_health_name(h.health),
 			 h.health == BATON_HEALTH_STOPPED ? " (SIGSTOP)" : "");
-		say(s, "gen %d (pid %d) is unhealthy (%s on listener %d); starting a fresh generation", g->id,
+		say_warn(s, "gen %d (pid %d) is unhealthy (%s on listener %d); starting a fresh generation", g->id,
 		    (int)g->pid, baton_health_name(h.health), bad);
 		if (s->reload < 0)
 			start_reload(s, -1, "health watch");
@@ -222,7 +223,7 @@ void health_tick(struct sup *s, long long now)
 		return;
 	/* a replacement failed before: try again, and steer away from the
 	 * unhealthy one as soon as the new members can queue what comes */
-	say(s, "gen %d (pid %d) is still unhealthy (%s); trying a replacement again", g->id, (int)g->pid, g->health);
+	say_warn(s, "gen %d (pid %d) is still unhealthy (%s); trying a replacement again", g->id, (int)g->pid, g->health);
 	if (!strncmp(g->health, "kept: ", 6)) {
 		char was[sizeof(g->health)];
 

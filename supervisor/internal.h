@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "log.h"
 #include "sup.h"
 #include "util.h"
 
@@ -26,6 +27,16 @@
 enum gen_state { GEN_FREE, GEN_STARTING, GEN_READY, GEN_ACTIVE, GEN_DRAINING, GEN_EXITED };
 
 static const char *const state_name[] = { "free", "starting", "ready", "active", "draining", "exited" };
+
+/* A generation's connection counters on one listener. The eBPF counters
+ * are per slot and a slot outlives its member (and is reused): BASE is the
+ * slot's count when the member joined, ACC what its members counted before
+ * they left the group. */
+enum { CNT_STEERED, CNT_MIGRATED_IN, CNT_MIGRATED_OUT, CNT_N };
+struct gen_count {
+	uint64_t base[CNT_N];
+	uint64_t acc[CNT_N];
+};
 
 struct gen {
 	enum gen_state state;
@@ -47,6 +58,7 @@ struct gen {
 	uint32_t *last_len;
 	long long *stall_since;
 	ino_t *member_ino;              /* its member sockets, to find them again in /proc/PID/fd */
+	struct gen_count *count;        /* its connection counters (metrics.c) */
 };
 
 /* takeover.c: a member of generation 0 beyond the first per listener
@@ -77,6 +89,8 @@ struct client {
 	size_t len;
 	long long deadline;
 	char buf[SUP_REQUEST_MAX + 1];
+	char *big;                  /* reload-with: the request and its items */
+	int items;                  /* item lines that follow its first line */
 };
 
 struct sup {
@@ -118,6 +132,10 @@ struct sup {
 	char **argv;                /* this process's own command line, for baton upgrade */
 	int watched;                /* generation whose pid the watches know, -1 none */
 	struct handoff *handoff;    /* idle-connection handoff (handoff.c), NULL: no listener asks for it */
+	char **cmd;                 /* what generations run; NULL: cfg->argv (cmd.c) */
+	char **env;                 /* "K=V" set, "K" unset in every generation */
+	char **next_cmd, **next_env; /* a reload's, in force once it serves */
+	bool spawn_next;            /* the generation being started is that reload's */
 	/* systemd, both ways (sdnotify.c) */
 	struct sdn *sd;             /* the manager's NOTIFY_SOCKET and what LISTEN_FDS passed */
 	int *shared;                /* per listener: -1 steered, else the one socket every generation gets */
@@ -130,16 +148,18 @@ struct sup {
 	int ntk_pids;
 	bool takeover_reload;       /* the reload running is the takeover: not counted as a reload */
 	int batch_lo, batch_n;      /* the listeners this tick looks at (see in_batch) */
+	struct bindmode *bm;        /* --bind-mode state (bindmode.c) */
 };
 
-enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_PIDFD = 2000 /* + generation index */ };
+enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_BINDHOOK = 1500, EV_PIDFD = 2000 /* + generation index */ };
 enum { EV_HANDOFF = 1100 };
 
 
 void preload_setup(struct sup *s);
 void preload_apply(struct sup *s);
 pid_t spawn(struct sup *s, int id, const int *fds, int *err);
-void step(struct sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void step_at(struct sup *s, enum blog_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define step(s, ...) step_at((s), BLOG_INFO, __VA_ARGS__)
 void reload_finish(struct sup *s, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void release_members(struct sup *s, struct gen *g);
 int live_gens(const struct sup *s);
@@ -159,7 +179,12 @@ void handle_request(struct sup *s, int ci);
 void accept_client(struct sup *s);
 void read_client(struct sup *s, int ci);
 int open_control(struct sup *s);
-void say(struct sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void say_at(struct sup *s, enum blog_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* steps and transitions; say_warn: rollbacks, degraded, a generation
+ * killed; say_err: something failed that the user must fix */
+#define say(s, ...) say_at((s), BLOG_INFO, __VA_ARGS__)
+#define say_warn(s, ...) say_at((s), BLOG_WARN, __VA_ARGS__)
+#define say_err(s, ...) say_at((s), BLOG_ERR, __VA_ARGS__)
 void lib_log(void *ctx, enum baton_log_level level, const char *msg);
 bool busy(const struct sup *s);
 bool stop_when_idle(struct sup *s, struct gen *g);
@@ -209,6 +234,28 @@ void handoff_gen_stop(struct sup *s, struct gen *g);
 const char *handoff_env(const struct sup *s);
 void handoff_status(const struct sup *s, FILE *f, bool json);
 void handoff_gen_status(const struct sup *s, int gi, FILE *f, bool json);
+/* cmd.c: the command and environment in force, and a reload's */
+size_t strv_len(char *const *v);
+void strv_free(char **v);
+int strv_push(char ***v, char *text);
+char **strv_dup(char *const *v);
+bool strv_eq(char *const *a, char *const *b);
+char **env_merge(char *const *cur, char *const *changes);
+void env_apply(char *const *env);
+char *const *cmd_argv(const struct sup *s);
+char *const *cmd_env(const struct sup *s);
+void cmd_commit(struct sup *s);
+void cmd_drop(struct sup *s);
+void cmd_free(struct sup *s);
+int cmd_reload_request(struct sup *s, int ci, char *items, int n);
+
+/* metrics.c: per-generation counters, and `baton status --metrics` */
+void count_join(struct sup *s, struct gen *g, int l);
+void count_leave(struct sup *s, struct gen *g, int l);
+/* What G's members on listener L counted, left or still in the group;
+ * false in classic BPF mode (no counters). */
+bool gen_counts(struct sup *s, const struct gen *g, int l, uint64_t out[CNT_N]);
+void write_metrics(struct sup *s, FILE *f);
 /* sdnotify.c: baton as a systemd service. Without NOTIFY_SOCKET nothing
  * is sent; without LISTEN_FDS every listener binds as usual. */
 int sdn_init(struct sup *s);          /* LISTEN_FDS intake, before anything binds; -errno said */
@@ -237,6 +284,22 @@ void sdn_mark_ours(struct sup *s, ino_t ino);   /* a taken socket: not foreign *
 
 /* foreign.c: sockets on a listener's address that baton did not create */
 int foreign_check(struct sup *s);
+
+/* bindmode.c: --bind-mode shim|cgroup|auto. Setup picks the mode (and sets
+ * up the shim or the cgroups and bind hook); -1: cannot (said why). */
+struct baton_bind_event;
+int bindmode_setup(struct sup *s);
+bool bindmode_cgroup(const struct sup *s);   /* new generations bind their own sockets */
+const char *bindmode_mode_name(enum sup_bind_mode m);
+const char *bindmode_name(const struct sup *s, int gi);
+int bindmode_gen_start(struct sup *s, int gi);  /* before its spawn: its cgroup */
+int bindmode_procs_fd(struct sup *s, int id);   /* its cgroup.procs for the child, or -errno */
+void bindmode_gen_end(struct sup *s, int gi);   /* its process ended */
+bool bindmode_hold_ready(struct sup *s, int gi); /* ready, but not listening yet */
+void bindmode_event(void *ctx, const struct baton_bind_event *e);
+void bindmode_events(struct sup *s);
+void bindmode_tick(struct sup *s, long long now);
+void bindmode_fini(struct sup *s, bool clean_stop);
 
 /* Sets up S for CFG (per-listener arrays; no sockets, no processes) and
  * releases it again: the loop's own start and end, and a test's. */

@@ -82,7 +82,7 @@ static void send_msg(struct sup *s, const char *text, int fd)
 		usleep(1000);
 	}
 	if (s->cfg->verbose)
-		say(s, "sd_notify to %s failed: %s", getenv("NOTIFY_SOCKET") ? getenv("NOTIFY_SOCKET") : "?",
+		say_warn(s, "sd_notify to %s failed: %s", getenv("NOTIFY_SOCKET") ? getenv("NOTIFY_SOCKET") : "?",
 		    strerror(errno));
 }
 
@@ -343,12 +343,12 @@ static int take(struct sup *s, struct passed *p, int l, const struct baton_spec 
 
 	baton_spec_format(sp, spec, sizeof(spec));
 	if (sdn_passed(s, l)) {
-		say(s, "socket activation passed two sockets for --listen %s (the second: fd %d, %s); pass one", spec,
+		say_err(s, "socket activation passed two sockets for --listen %s (the second: fd %d, %s); pass one", spec,
 		    fd, text);
 		return -EINVAL;
 	}
 	if (sp->proto != got->proto) {
-		say(s, "socket activation passed fd %d named \"%s\" (%s) for --listen %s, another protocol; fix the "
+		say_err(s, "socket activation passed fd %d named \"%s\" (%s) for --listen %s, another protocol; fix the "
 		       "name= option or FileDescriptorName=", fd, p->name, text, spec);
 		return -EINVAL;
 	}
@@ -392,7 +392,7 @@ static int intake(struct sup *s)
 		goto out;
 	n = strtol(fds, &end, 10);
 	if (*end || n < 0 || n > 4096) {
-		say(s, "LISTEN_FDS=\"%s\" is not a count of sockets; ignoring it", fds);
+		say_warn(s, "LISTEN_FDS=\"%s\" is not a count of sockets; ignoring it", fds);
 		goto out;
 	}
 	s->sd->p = calloc((size_t)n + 1, sizeof(*s->sd->p));
@@ -419,7 +419,7 @@ static int intake(struct sup *s)
 			if (s->sd->p[j].ino == p->ino && s->sd->p[j].fd >= 0)
 				dup = true;
 		if (!p->ino) {
-			say(s, "LISTEN_FDS=%ld, but fd %d is not open: whoever started baton passed fewer sockets than "
+			say_err(s, "LISTEN_FDS=%ld, but fd %d is not open: whoever started baton passed fewer sockets than "
 			       "it said", n, fd);
 			r = -EBADF;
 			goto out;
@@ -440,7 +440,7 @@ static int intake(struct sup *s)
 			continue;
 		sock_text(p->fd, text, sizeof(text), &got);
 		if (!got.proto) {
-			say(s, "socket activation passed %s (name \"%s\"); baton takes TCP and UDP sockets only", text,
+			say_err(s, "socket activation passed %s (name \"%s\"); baton takes TCP and UDP sockets only", text,
 			    p->name);
 			r = -EINVAL;
 			break;
@@ -452,7 +452,7 @@ static int intake(struct sup *s)
 				byaddr = l;
 		}
 		if (byname < 0 && byaddr < 0) {
-			say(s, "socket activation passed fd %d (%s%s%s%s) but no --listen matches it: add --listen %s, "
+			say_err(s, "socket activation passed fd %d (%s%s%s%s) but no --listen matches it: add --listen %s, "
 			       "or put name=%s on the --listen it stands for (and check ListenStream= in the .socket unit)",
 			    p->fd, text, p->name[0] ? ", name \"" : "", p->name, p->name[0] ? "\"" : "", text,
 			    p->name[0] ? p->name : "NAME (FileDescriptorName=NAME in the .socket unit)");
@@ -482,7 +482,7 @@ int sdn_init(struct sup *s)
 	if (path && *path) {
 		len = strlen(path);
 		if ((path[0] != '/' && path[0] != '@') || len >= sizeof(d->addr.sun_path)) {
-			say(s, "NOTIFY_SOCKET=\"%s\" is not a unix socket path; not notifying the service manager", path);
+			say_warn(s, "NOTIFY_SOCKET=\"%s\" is not a unix socket path; not notifying the service manager", path);
 		} else {
 			d->addr.sun_family = AF_UNIX;
 			memcpy(d->addr.sun_path, path, len);
@@ -491,7 +491,7 @@ int sdn_init(struct sup *s)
 			d->addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
 			d->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 			if (d->fd < 0)
-				say(s, "cannot notify the service manager: %s", strerror(errno));
+				say_warn(s, "cannot notify the service manager: %s", strerror(errno));
 		}
 	}
 	return intake(s);

@@ -32,7 +32,7 @@ void preload_setup(struct sup *s)
 	int l;
 
 	if (preload_path_find(s->preload_lib, sizeof(s->preload_lib)) < 0) {
-		say(s, "no preload shim at %s (set BATON_PRELOAD_LIB); a command that binds its own socket "
+		say_warn(s, "no preload shim at %s (set BATON_PRELOAD_LIB); a command that binds its own socket "
 		       "will not get baton's", s->preload_lib[0] ? s->preload_lib : "(unknown)");
 		s->preload_lib[0] = '\0';
 		return;
@@ -41,7 +41,7 @@ void preload_setup(struct sup *s)
 	free(s->preload_env);
 	s->preload_env = malloc(cap);
 	if (!s->preload_env) {
-		say(s, "no memory for the preload shim's map; running without it");
+		say_warn(s, "no memory for the preload shim's map; running without it");
 		s->preload_lib[0] = '\0';
 		return;
 	}
@@ -98,14 +98,23 @@ static void default_signals(void)
  * here and not a mysterious exit 127 later. */
 pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 {
-	int n = s->nl, p[2], *tmp, i, e = 0;
+	int n = s->nl, p[2], *tmp, i, e = 0, cgfd = bindmode_procs_fd(s, id);
 	pid_t pid;
 	ssize_t got;
 
-	tmp = calloc((size_t)n, sizeof(*tmp));
+	if (cgfd >= 0)
+		n = 0;	/* cgroup mode: it binds its own sockets, and gets none */
+	else if (cgfd != -ENOENT) {
+		*err = cgfd;
+		return -1;
+	}
+
+	tmp = calloc((size_t)n + 1, sizeof(*tmp));
 	if (!tmp || pipe2(p, O_CLOEXEC)) {
 		*err = tmp ? -errno : -ENOMEM;
 		free(tmp);
+		if (cgfd >= 0)
+			close(cgfd);
 		return -1;
 	}
 	pid = fork();
@@ -114,6 +123,8 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 		close(p[0]);
 		close(p[1]);
 		free(tmp);
+		if (cgfd >= 0)
+			close(cgfd);
 		return -1;
 	}
 	if (pid == 0) {
@@ -121,6 +132,13 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 		char num[32];
 		int wfd;
 
+		/* into its cgroup before it can bind: the hook applies from here */
+		if (cgfd >= 0 && write(cgfd, "0", 1) != 1) {
+			e = errno;
+			if (write(p[1], &e, sizeof(e)) < 0)
+				_exit(126);
+			_exit(127);
+		}
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
@@ -138,17 +156,25 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 				goto fail;
 		/* whatever baton itself inherited is not the generation's */
 		syscall(SYS_close_range, 3 + n, ~0U, CLOSE_RANGE_CLOEXEC);
-		snprintf(num, sizeof(num), "%d", n);
-		setenv("LISTEN_FDS", num, 1);
-		snprintf(num, sizeof(num), "%d", (int)getpid());
-		setenv("LISTEN_PID", num, 1);
-		setenv("LISTEN_FDNAMES", s->fdnames, 1);
+		/* first: LISTEN_* and the rest are baton's to say */
+		env_apply(cmd_env(s));
+		if (cgfd >= 0) {
+			unsetenv("LISTEN_FDS");
+			unsetenv("LISTEN_PID");
+			unsetenv("LISTEN_FDNAMES");
+		} else {
+			snprintf(num, sizeof(num), "%d", n);
+			setenv("LISTEN_FDS", num, 1);
+			snprintf(num, sizeof(num), "%d", (int)getpid());
+			setenv("LISTEN_PID", num, 1);
+			setenv("LISTEN_FDNAMES", s->fdnames, 1);
+		}
 		setenv("NOTIFY_SOCKET", s->notify_path, 1);
 		setenv("BATON_NAME", s->name, 1);
 		snprintf(num, sizeof(num), "%d", id);
 		setenv("BATON_GENERATION", num, 1);
 		preload_apply(s);
-		execvp(s->cfg->argv[0], s->cfg->argv);
+		execvp(cmd_argv(s)[0], cmd_argv(s));
 fail:
 		e = errno;
 		if (write(wfd, &e, sizeof(e)) < 0)
@@ -156,6 +182,8 @@ fail:
 		_exit(127);
 	}
 	free(tmp);
+	if (cgfd >= 0)
+		close(cgfd);
 	close(p[1]);
 	got = read(p[0], &e, sizeof(e));
 	close(p[0]);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,40 @@
 #define STATE_MAGIC "baton-state 1"
 
 /* ---- writing ------------------------------------------------------------- */
+
+static void write_strv(FILE *f, const char *key, char *const *v)
+{
+	for (size_t i = 0; v && v[i]; i++) {
+		fprintf(f, "%s ", key);
+		sup_escape(f, v[i]);
+		fputc('\n', f);
+	}
+}
+
+/* The command `baton run` was given (to tell whether a resuming run gives
+ * the same), the one a reload set and its environment, and a reload's
+ * still starting; percent-escaped, one item a line. */
+static void write_cmd(struct sup *s, FILE *f)
+{
+	write_strv(f, "cmd-base", s->cfg->argv);
+	write_strv(f, "cmd", s->cmd);
+	write_strv(f, "env", s->env);
+	write_strv(f, "next-cmd", s->next_cmd);
+	write_strv(f, "next-env", s->next_env);
+}
+
+/* A generation's counters: the slot's when its member joined and what
+ * members that left counted, so a resumed supervisor goes on counting. */
+static void write_counts(struct sup *s, FILE *f, const struct gen *g)
+{
+	for (int l = 0; l < s->nl; l++) {
+		const struct gen_count *c = &g->count[l];
+
+		fprintf(f, "gencount %d %d %llu %llu %llu %llu %llu %llu\n", g->id, l,
+			(unsigned long long)c->base[0], (unsigned long long)c->base[1], (unsigned long long)c->base[2],
+			(unsigned long long)c->acc[0], (unsigned long long)c->acc[1], (unsigned long long)c->acc[2]);
+	}
+}
 
 static void write_state(struct sup *s, FILE *f)
 {
@@ -58,7 +93,9 @@ static void write_state(struct sup *s, FILE *f)
 			if (s->tkm[k].gi == i && s->tkm[k].slot >= 0)
 				fprintf(f, "member %d %d %d %llu\n", g->id, s->tkm[k].l, s->tkm[k].slot,
 					(unsigned long long)s->tkm[k].ino);
+		write_counts(s, f, g);
 	}
+	write_cmd(s, f);
 	fprintf(f, "end\n");
 }
 
@@ -76,7 +113,7 @@ void state_save(struct sup *s)
 	if (fd < 0 || !(f = fdopen(fd, "w"))) {
 		if (fd >= 0)
 			close(fd);
-		say(s, "cannot write the state file %s: %s (a supervisor started after a crash could not resume)",
+		say_err(s, "cannot write the state file %s: %s (a supervisor started after a crash could not resume)",
 		    tmp, strerror(errno));
 		return;
 	}
@@ -85,14 +122,14 @@ void state_save(struct sup *s)
 	 * No fsync: the state matters only while processes it names run, and
 	 * they do not outlive a crash of the machine. */
 	if (fflush(f) || ferror(f)) {
-		say(s, "cannot write the state file %s: %s", tmp, strerror(errno));
+		say_err(s, "cannot write the state file %s: %s", tmp, strerror(errno));
 		fclose(f);
 		unlink(tmp);
 		return;
 	}
 	fclose(f);
 	if (rename(tmp, s->state_path)) {
-		say(s, "cannot rename %s into place: %s", tmp, strerror(errno));
+		say_err(s, "cannot rename %s into place: %s", tmp, strerror(errno));
 		unlink(tmp);
 	}
 }
@@ -134,7 +171,7 @@ int state_pin_root(struct sup *s)
 		base = "/sys/fs/bpf";
 	if (statfs(base, &sfs) || sfs.f_type != BPF_FS_MAGIC) {
 		if (mount("bpf", base, "bpf", 0, "mode=0700")) {
-			say(s, "no bpffs at %s (%s): the steering state is not pinned, so a supervisor started after "
+			say_warn(s, "no bpffs at %s (%s): the steering state is not pinned, so a supervisor started after "
 			       "this one dies cannot resume it", base, strerror(errno));
 			s->pin_root[0] = '\0';
 			return -errno;
@@ -166,7 +203,15 @@ struct st_member {
 	unsigned long long ino;
 };
 
+struct st_count {
+	int id, l;
+	struct gen_count c;
+};
+
 struct state {
+	char **base, **cmd, **env, **next_cmd, **next_env;
+	struct st_count *cnt;
+	size_t ncnt;
 	char name[BATON_NAME_MAX + 1];
 	char mode[16];
 	char pins[4096];
@@ -185,6 +230,12 @@ static void state_free(struct state *st)
 {
 	free(st->spec);
 	free(st->mem);
+	free(st->cnt);
+	strv_free(st->base);
+	strv_free(st->cmd);
+	strv_free(st->env);
+	strv_free(st->next_cmd);
+	strv_free(st->next_env);
 	free(st->shared);
 	for (int i = 0; i < st->ngen; i++)
 		if (st->gen[i].pidfd >= 0)
@@ -193,9 +244,50 @@ static void state_free(struct state *st)
 
 /* Parses the state file at PATH. -ENOENT if there is none; -EBADMSG,
  * said with the line, if it is not one this supervisor wrote. */
+/* A line this version added: the command items and the counters. 1 if
+ * LINE was one, 0 if not, -errno if it was one that is bad. */
+static int read_added(struct state *st, const char *line)
+{
+	static const struct { const char *key; size_t off; } items[] = {
+		{ "cmd-base ", offsetof(struct state, base) }, { "cmd ", offsetof(struct state, cmd) },
+		{ "env ", offsetof(struct state, env) }, { "next-cmd ", offsetof(struct state, next_cmd) },
+		{ "next-env ", offsetof(struct state, next_env) },
+	};
+	struct st_count c;
+	unsigned long long v[6];
+
+	for (size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++) {
+		const char *why;
+		char *text;
+
+		if (strncmp(line, items[i].key, strlen(items[i].key)))
+			continue;
+		text = sup_unescape(line + strlen(items[i].key), &why);
+		if (!text)
+			return -EBADMSG;
+		return strv_push((char ***)((char *)st + items[i].off), text) ? -ENOMEM : 1;
+	}
+	if (sscanf(line, "gencount %d %d %llu %llu %llu %llu %llu %llu", &c.id, &c.l, &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5]) == 8) {
+		struct st_count *nv = realloc(st->cnt, (st->ncnt + 1) * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		for (int k = 0; k < CNT_N; k++) {
+			c.c.base[k] = v[k];
+			c.c.acc[k] = v[3 + k];
+		}
+		st->cnt = nv;
+		st->cnt[st->ncnt++] = c;
+		return 1;
+	}
+	return 0;
+}
+
 static int state_read(struct sup *s, const char *path, struct state *st)
 {
-	char line[1024];
+	char *line = NULL;
+	size_t linecap = 0;
 	int lineno = 0, r = 0;
 	FILE *f = fopen(path, "re");
 
@@ -208,7 +300,7 @@ static int state_read(struct sup *s, const char *path, struct state *st)
 		fclose(f);
 		return -ENOMEM;
 	}
-	while (fgets(line, sizeof(line), f)) {
+	while (getline(&line, &linecap, f) > 0) {
 		char spec[900], err[256];
 		int l, a;
 		unsigned port;
@@ -258,6 +350,15 @@ static int state_read(struct sup *s, const char *path, struct state *st)
 			st->ngen++;
 			continue;
 		}
+		if ((a = read_added(st, line))) {
+			if (a == -ENOMEM) {
+				r = a;
+				goto out;
+			}
+			if (a < 0)
+				goto bad;
+			continue;
+		}
 		if (!strncmp(line, "member ", 7)) {
 			struct st_member m;
 
@@ -281,15 +382,16 @@ static int state_read(struct sup *s, const char *path, struct state *st)
 		goto bad;
 	}
 	if (!st->ended) {
-		say(s, "the state file %s is incomplete (no end line): not resuming from it", path);
+		say_warn(s, "the state file %s is incomplete (no end line): not resuming from it", path);
 		r = -EBADMSG;
 	}
 	goto out;
 bad:
-	say(s, "the state file %s is not one this supervisor can read (line %d: \"%.60s\"); not resuming from it",
+	say_warn(s, "the state file %s is not one this supervisor can read (line %d: \"%.60s\"); not resuming from it",
 	    path, lineno, line);
 	r = -EBADMSG;
 out:
+	free(line);
 	fclose(f);
 	return r;
 }
@@ -446,7 +548,46 @@ static void adopt_members(struct sup *s, struct state *st, struct st_gen *sg, in
 		}
 		g->slot[m->l] = slot;
 		g->member_ino[m->l] = (ino_t)m->ino;
+		count_join(s, g, m->l);	/* unless the state has its counters */
 	}
+}
+
+/* The counters of adopted generation G as the state left them: the pinned
+ * per-slot counters went on counting meanwhile, so its members' bases hold. */
+static void adopt_counts(struct sup *s, const struct state *st, struct gen *g)
+{
+	for (size_t k = 0; k < st->ncnt; k++) {
+		const struct st_count *c = &st->cnt[k];
+
+		if (c->id != g->id || c->l < 0 || c->l >= s->nl)
+			continue;
+		if (g->slot[c->l] >= 0)
+			g->count[c->l] = c->c;
+		else
+			memcpy(g->count[c->l].acc, c->c.acc, sizeof(c->c.acc));
+	}
+}
+
+/* The command generations run: what reloads set, if this `baton run` gives
+ * the command the dead supervisor was started with (or this is that one
+ * re-executed by baton upgrade); a run with another command means it. */
+static void adopt_cmd(struct sup *s, struct state *st)
+{
+	if (!st->base)
+		return;	/* a state from before reloads could change it */
+	if (!strv_eq(st->base, s->cfg->argv)) {
+		if (st->cmd || st->env)
+			say_warn(s, "the dead supervisor was started with another command: this one's runs from the "
+				    "next generation on, and the command and environment its reloads set are dropped");
+		return;
+	}
+	s->cmd = st->cmd;
+	s->env = st->env;
+	s->next_cmd = st->next_cmd;
+	s->next_env = st->next_env;
+	st->cmd = st->env = st->next_cmd = st->next_env = NULL;
+	if (s->cmd || s->env)
+		say(s, "generations run the command and environment the last reload set");
 }
 
 /* Shared listeners (one socket for every generation): the socket comes
@@ -469,14 +610,14 @@ static void resume_shared(struct sup *s, struct state *st)
 				fd = copy_member(g->pid, g->pidfd, st->shared[l]);
 		}
 		if (fd < 0) {
-			say(s, "cannot take back the shared socket of listener %d (inode %llu) from the generations: %s; "
+			say_warn(s, "cannot take back the shared socket of listener %d (inode %llu) from the generations: %s; "
 			       "they keep serving on it, but a reload will fail until they are stopped", l,
 			    st->shared[l], fd == -EPERM ? "no permission (needs CAP_SYS_PTRACE or the same uid)"
 							: "none of them holds it");
 			continue;
 		}
 		if (s->shared[l] >= 0) {
-			say(s, "listener %d: the generations serve on another socket than the one passed now; keeping "
+			say_warn(s, "listener %d: the generations serve on another socket than the one passed now; keeping "
 			       "theirs", l);
 			close(s->shared[l]);
 		}
@@ -504,7 +645,7 @@ static int make_groups(struct sup *s, bool resume)
 	if (!resume && s->pin_root[0]) {
 		/* a fresh start owns its name: stale pins of a dead run go */
 		for (l = 0; l < SUP_MAX_LISTENERS; l++) {
-			const char *maps[] = { "socks", "cfg", "ctl", "stats", "steer" };
+			const char *maps[] = { "socks", "cfg", "ctl", "stats", "origin", "steer" };
 			bool any = false;
 
 			for (size_t m = 0; m < sizeof(maps) / sizeof(maps[0]); m++) {
@@ -530,7 +671,7 @@ static int make_groups(struct sup *s, bool resume)
 		}
 		if (!s->grp[l]) {
 			r = -errno;
-			say(s, "cannot create a steering group for listener %d: %s", l, strerror(-r));
+			say_err(s, "cannot create a steering group for listener %d: %s", l, strerror(-r));
 			return r;
 		}
 	}
@@ -576,7 +717,7 @@ int state_resume(struct sup *s)
 		char want[256];
 
 		baton_spec_format(&st.spec[0], want, sizeof(want));
-		say(s, "generations of a supervisor named \"%s\" still run (%s: %d listener%s, the first %s), but this "
+		say_err(s, "generations of a supervisor named \"%s\" still run (%s: %d listener%s, the first %s), but this "
 		       "command gives other listeners: run the same `baton run` command to resume them, or stop them "
 		       "first (their pids are in that file)", s->name, s->state_path, st.nl, st.nl == 1 ? "" : "s",
 		    want);
@@ -598,6 +739,7 @@ int state_resume(struct sup *s)
 		state_free(&st);
 		return r;
 	}
+	adopt_cmd(s, &st);
 	s->next_id = st.next_id;
 	s->reloads_done = st.done;
 	s->reloads_failed = st.failed;
@@ -634,6 +776,7 @@ int state_resume(struct sup *s)
 		if (serving)
 			g->ready_us = g->start_us;
 		adopt_members(s, &st, sg, gi, serving, lost, sizeof(lost), &stored);
+		adopt_counts(s, &st, g);
 		gen_watch_pid(s, gi);
 		if (serving)
 			active = gi;
@@ -658,16 +801,20 @@ int state_resume(struct sup *s)
 				stop_gen(s, &s->gen[active]);
 			}
 			active = reload;
+			cmd_commit(s);
 			snprintf(note, sizeof(note), "; completed the reload to gen %d (it had been switched to)", n->id);
 		} else {
 			stop_gen(s, n);
 			release_members(s, n);
 			snprintf(n->why, sizeof(n->why), "rolled back: the supervisor died while it started");
 			s->reloads_failed++;
+			cmd_drop(s);
 			snprintf(note, sizeof(note), "; rolled back gen %d (pid %d), which was starting", n->id,
 				 (int)n->pid);
 		}
 	}
+	if (reload < 0)
+		cmd_drop(s);	/* its generation is gone: what it would have run goes too */
 	if (active >= 0) {
 		struct gen *a = &s->gen[active];
 
@@ -694,10 +841,10 @@ int state_resume(struct sup *s)
 		say(s, "took %d member socket%s back from the service manager's fd store (LISTEN_FDS)", stored,
 		    stored == 1 ? "" : "s");
 	if (lost[0])
-		say(s, "could not take back: %s", lost);
+		say_warn(s, "could not take back: %s", lost);
 	state_free(&st);
 	if (active < 0)
-		say(s, "no generation of the dead supervisor was serving: starting a fresh one");
+		say_warn(s, "no generation of the dead supervisor was serving: starting a fresh one");
 	state_save(s);
 	return 1;
 }

@@ -28,6 +28,11 @@ static void fmt_time(long long ms, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+static int i_of(const struct sup *s, const struct gen *g)
+{
+	return (int)(g - s->gen);
+}
+
 void write_status(struct sup *s, FILE *f, bool json)
 {
 	long long now = baton_mono_ms();
@@ -43,6 +48,14 @@ void write_status(struct sup *s, FILE *f, bool json)
 			fprintf(f, "resumed: adopted the generations of a supervisor that died or was upgraded\n");
 		if (s->degraded[0])
 			fprintf(f, "degraded: %s\n", s->degraded);
+		if (s->cmd || s->env) {
+			fprintf(f, "command set by a reload:");
+			for (char *const *a = cmd_argv(s); *a; a++)
+				fprintf(f, " %s", *a);
+			for (char *const *e = s->env; e && *e; e++)
+				fprintf(f, "%s%s", e == s->env ? "; environment: " : " ", *e);
+			fputc('\n', f);
+		}
 		for (l = 0; l < s->nl; l++) {
 			baton_spec_format(&s->spec[l], spec, sizeof(spec));
 			fprintf(f, "listener %d: %s (%s)\n", l, spec, listener_mode(s, l));
@@ -60,7 +73,17 @@ void write_status(struct sup *s, FILE *f, bool json)
 		fprintf(f, ",\"reloading\":%s,\"stopping\":%s,\"last_reload\":", s->reload >= 0 ? "true" : "false",
 			s->stopping ? "true" : "false");
 		baton_json_str(f, s->last_reload);
-		fprintf(f, ",\"listeners\":[");
+		fprintf(f, ",\"command\":[");
+		for (char *const *a = cmd_argv(s); *a; a++) {
+			fprintf(f, "%s", a == cmd_argv(s) ? "" : ",");
+			baton_json_str(f, *a);
+		}
+		fprintf(f, "],\"environment\":[");
+		for (char *const *e = s->env; e && *e; e++) {
+			fprintf(f, "%s", e == s->env ? "" : ",");
+			baton_json_str(f, *e);
+		}
+		fprintf(f, "],\"listeners\":[");
 		for (l = 0; l < s->nl; l++) {
 			baton_spec_format(&s->spec[l], spec, sizeof(spec));
 			fprintf(f, "%s{\"index\":%d,\"spec\":", l ? "," : "", l);
@@ -83,6 +106,7 @@ void write_status(struct sup *s, FILE *f, bool json)
 		fmt_time(g->start_wall_ms, when, sizeof(when));
 		if (!json) {
 			fprintf(f, "%-4d %-8d %-9s %-21s", g->id, (int)g->pid, state_name[g->state], when);
+			fprintf(f, " [%s]", bindmode_name(s, i_of(s, g)));
 			if (g->adopted)
 				fprintf(f, " [adopted]");
 			if (g->health[0])
@@ -96,6 +120,7 @@ void write_status(struct sup *s, FILE *f, bool json)
 			fprintf(f, ",\"health\":");
 			baton_json_str(f, g->health);
 			handoff_gen_status(s, (int)(g - s->gen), f, true);
+			fprintf(f, ",\"bind_mode\":\"%s\"", bindmode_name(s, i_of(s, g)));
 			fprintf(f, ",\"adopted\":%s,\"members\":[", g->adopted ? "true" : "false");
 		}
 		first = 0;
@@ -108,12 +133,14 @@ void write_status(struct sup *s, FILE *f, bool json)
 			if (!json && have)
 				fprintf(f, "%u/%u", q.len, q.max);
 			if (json) {
-				struct baton_slot_stats st;
+				uint64_t c[CNT_N];
 
 				fprintf(f, "%s{\"listener\":%d,\"slot\":%d", l ? "," : "", l, g->slot[l]);
-				if (g->slot[l] >= 0 && baton_group_stats(s->grp[l], g->slot[l], &st) == 0)
-					fprintf(f, ",\"steered\":%llu,\"migrated_in\":%llu",
-						(unsigned long long)st.selected, (unsigned long long)st.migrated);
+				/* kept after the members left: what a generation served */
+				if (gen_counts(s, g, l, c))
+					fprintf(f, ",\"steered\":%llu,\"migrated_in\":%llu,\"migrated_out\":%llu",
+						(unsigned long long)c[CNT_STEERED], (unsigned long long)c[CNT_MIGRATED_IN],
+						(unsigned long long)c[CNT_MIGRATED_OUT]);
 				if (have)
 					fprintf(f, ",\"queue\":%u,\"backlog\":%u", q.len, q.max);
 				else

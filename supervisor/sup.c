@@ -27,23 +27,28 @@
 
 #include "internal.h"
 
-void say(struct sup *s, const char *fmt, ...)
+/* Every line carries a level (common/log.h): under the journal an
+ * sd-daemon "<N>" prefix, so failures, rollbacks and steps can be told
+ * apart with journalctl -p. */
+void say_at(struct sup *s, enum blog_level level, const char *fmt, ...)
 {
+	char who[BATON_NAME_MAX + 8];
 	va_list ap;
 
-	fprintf(stderr, "baton[%s]: ", s->name);
+	snprintf(who, sizeof(who), "baton[%s]", s->name);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vblog(level, who, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 void lib_log(void *ctx, enum baton_log_level level, const char *msg)
 {
 	struct sup *s = ctx;
+	enum blog_level bl = level <= BATON_LOG_ERROR ? BLOG_ERR : level == BATON_LOG_WARN ? BLOG_WARN
+			     : level == BATON_LOG_INFO ? BLOG_INFO : BLOG_DEBUG;
 
 	if (level <= BATON_LOG_WARN || (s->cfg->verbose && level <= BATON_LOG_INFO) || s->cfg->verbose > 1)
-		say(s, "%s", msg);
+		say_at(s, bl, "%s", msg);
 }
 
 
@@ -98,13 +103,13 @@ static void tick(struct sup *s)
 				if (i == s->reload) {
 					rollback(s, why);
 				} else if (g->id == 1) {
-					say(s, "%s; giving up", why);
+					say_err(s, "%s; giving up", why);
 					s->exit_code = 1;
 					begin_stop(s, "the command never became ready");
 				} else {
 					/* a restart already holds the active sockets; it
 					 * serves whether or not it says so */
-					say(s, "%s; it keeps the active sockets anyway", why);
+					say_warn(s, "%s; it keeps the active sockets anyway", why);
 					gen_ready(s, i, false);
 				}
 			}
@@ -113,7 +118,7 @@ static void tick(struct sup *s)
 			if (g->idle_wait)
 				idle_check(s, g, now);
 			if (!g->killed && now - g->stop_ms >= s->cfg->grace_ms) {
-				say(s, "gen %d (pid %d) still running after the %lld ms grace; killing it", g->id,
+				say_warn(s, "gen %d (pid %d) still running after the %lld ms grace; killing it", g->id,
 				    (int)g->pid, s->cfg->grace_ms);
 				s->ops->kill(-g->pid, SIGKILL);
 				s->ops->kill(g->pid, SIGKILL);
@@ -125,6 +130,7 @@ static void tick(struct sup *s)
 	}
 	health_tick(s, now);
 	handoff_tick(s, now);
+	bindmode_tick(s, now);
 	if (s->restart_at && now >= s->restart_at && !s->stopping) {
 		int from = s->restart_from, gi;
 
@@ -132,7 +138,7 @@ static void tick(struct sup *s)
 		s->restart_from = -1;
 		gi = start_gen(s, from, 1);
 		if (gi < 0) {
-			say(s, "restart failed: %s; trying again", strerror(-gi));
+			say_err(s, "restart failed: %s; trying again", strerror(-gi));
 			s->restart_from = from;
 			s->restart_at = now + BACKOFF_MAX_MS;
 		} else {
@@ -153,7 +159,7 @@ void sup_set_degraded(struct sup *s, const char *why)
 		return;
 	}
 	if (strcmp(s->degraded, why))
-		say(s, "degraded: %s", why);
+		say_warn(s, "degraded: %s", why);
 	snprintf(s->degraded, sizeof(s->degraded), "%s", why);
 }
 
@@ -181,7 +187,8 @@ static int alloc_arrays(struct sup *s)
 		g->last_len = calloc(n, sizeof(*g->last_len));
 		g->stall_since = calloc(n, sizeof(*g->stall_since));
 		g->member_ino = calloc(n, sizeof(*g->member_ino));
-		if (!g->slot || !g->last_len || !g->stall_since || !g->member_ino)
+		g->count = calloc(n, sizeof(*g->count));
+		if (!g->slot || !g->last_len || !g->stall_since || !g->member_ino || !g->count)
 			return -ENOMEM;
 		for (size_t l = 0; l < n; l++)
 			g->slot[l] = -1;
@@ -196,12 +203,14 @@ static void free_arrays(struct sup *s)
 		free(s->gen[i].last_len);
 		free(s->gen[i].stall_since);
 		free(s->gen[i].member_ino);
+		free(s->gen[i].count);
 	}
 	free(s->spec);
 	free(s->grp);
 	free(s->watch);
 	free(s->fdnames);
 	free(s->preload_env);
+	cmd_free(s);
 	free(s->tkm);
 	free(s->tk_pids);
 	free(s->shared);
@@ -221,7 +230,7 @@ static void raise_nofile(struct sup *s)
 		return;
 	rl.rlim_cur = rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl))
-		say(s, "cannot raise the open file limit to %llu: %s", (unsigned long long)rl.rlim_max,
+		say_warn(s, "cannot raise the open file limit to %llu: %s", (unsigned long long)rl.rlim_max,
 		    strerror(errno));
 }
 
@@ -268,7 +277,7 @@ static void handle_signals(struct sup *s)
 			int r = start_reload(s, -1, "SIGHUP");
 
 			if (r)
-				say(s, "SIGHUP: no reload: %s", r == -EBUSY ? "a reload is already in progress"
+				say_warn(s, "SIGHUP: no reload: %s", r == -EBUSY ? "a reload is already in progress"
 							      : r == -ENOENT ? "gen 1 is still starting"
 									     : "the supervisor is stopping");
 		} else if (si.ssi_signo == SIGUSR2) {
@@ -304,6 +313,7 @@ static void cleanup(struct sup *s, bool clean_stop)
 	}
 	if (s->sigfd >= 0)
 		close(s->sigfd);
+	bindmode_fini(s, clean_stop);
 	if (s->epfd >= 0)
 		close(s->epfd);
 	sup_fini(s);
@@ -320,7 +330,7 @@ static int pin_port(struct sup *s, int l)
 
 	if (fd < 0) {
 		baton_spec_format(&s->spec[l], text, sizeof(text));
-		say(s, "cannot listen on %s: %s", text, strerror(-fd));
+		say_err(s, "cannot listen on %s: %s", text, strerror(-fd));
 		return fd;
 	}
 	if (getsockname(fd, (struct sockaddr *)&ss, &len))
@@ -370,7 +380,7 @@ static int start_takeover(struct sup *s)
 	s->takeover_reload = true;
 	if (start_reload(s, -1, "takeover") || s->reload < 0) {
 		s->takeover_reload = false;
-		say(s, "takeover abandoned: pid %d keeps serving as it did", (int)z->pid);
+		say_warn(s, "takeover abandoned: pid %d keeps serving as it did", (int)z->pid);
 		takeover_abandon(s);
 		return -1;
 	}
@@ -389,7 +399,7 @@ static int start_fresh(struct sup *s)
 	if (sup_make_groups(s))
 		return -1;
 	if (baton_group_mode(s->grp[0]) != BATON_MODE_EBPF)
-		say(s, "running in classic BPF mode: reloads switch traffic, but a stopping generation's queue "
+		say_warn(s, "running in classic BPF mode: reloads switch traffic, but a stopping generation's queue "
 		       "cannot be moved (needs CAP_BPF and CAP_NET_ADMIN)");
 	if (s->cfg->ntakeover && takeover_collect(s))
 		return -1;
@@ -403,8 +413,8 @@ static int start_fresh(struct sup *s)
 	for (l = 0; l < s->nl; l++)
 		if (!sdn_passed(s, l) && (s->active < 0 || s->gen[s->active].slot[l] < 0) && pin_port(s, l))
 			return -1;
-	if (!s->cfg->no_preload)
-		preload_setup(s);
+	if (bindmode_setup(s))
+		return -1;
 	if (s->active >= 0)
 		return start_takeover(s);
 	gi = start_gen(s, -1, 1);
@@ -477,7 +487,7 @@ int sup_run(const struct sup_config *cfg)
 	size_t off = 0;
 
 	if (sup_init(s, cfg, &sup_default_ops)) {
-		say(s, "out of memory for %d listeners", s->nl);
+		say_err(s, "out of memory for %d listeners", s->nl);
 		sup_fini(s);
 		return 1;
 	}
@@ -505,9 +515,10 @@ int sup_run(const struct sup_config *cfg)
 		s->exit_code = 1;
 		begin_stop(s, "it could not start");
 	} else if (r == 1) {
-		if (!cfg->no_preload)
-			preload_setup(s);
-		if (s->active < 0 && !start_fresh_gen(s)) {
+		if (bindmode_setup(s)) {
+			s->exit_code = 1;
+			begin_stop(s, "it could not set up its bind mode");
+		} else if (s->active < 0 && !start_fresh_gen(s)) {
 			s->exit_code = 1;
 			begin_stop(s, "no generation could be started");
 		} else if (s->gen[s->active].state == GEN_ACTIVE) {
@@ -534,6 +545,8 @@ int sup_run(const struct sup_config *cfg)
 				accept_client(s);
 			else if (tag == EV_HANDOFF)
 				handoff_read(s);
+			else if (tag == EV_BINDHOOK)
+				bindmode_events(s);
 			else if (tag >= EV_PIDFD && tag < EV_PIDFD + MAX_GENS)
 				pid_ended(s, (int)(tag - EV_PIDFD));
 			else if (tag < MAX_CLIENTS && s->cl[tag].role != CL_FREE)

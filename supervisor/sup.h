@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "baton.h"
@@ -15,9 +16,17 @@
 #define SUP_MAX_LISTENERS 4096   /* each is a steered group: a program and 4 maps */
 #define SUP_PROTO "baton/1"
 #define SUP_REQUEST_MAX 256
+/* `baton/1 reload-with N` is followed by N item lines ("arg X", "env K=V",
+ * "unset K", X percent-escaped): at most this many, in this many bytes */
+#define SUP_ITEMS_MAX 4096
+#define SUP_REQUEST_BIG (256 * 1024)
 
 /* LISTEN: libbaton-preload reports the server's first listen() on a member */
 enum sup_ready { SUP_READY_AUTO, SUP_READY_NOTIFY, SUP_READY_DELAY, SUP_READY_LISTEN };
+
+/* How a command that binds its own socket gets into the group (--bind-mode).
+ * NONE: --no-preload, the sockets only as LISTEN_FDS. */
+enum sup_bind_mode { SUP_BIND_AUTO, SUP_BIND_SHIM, SUP_BIND_CGROUP, SUP_BIND_NONE };
 
 struct sup_config {
 	char name[BATON_NAME_MAX + 1];
@@ -36,6 +45,7 @@ struct sup_config {
 	long long hang_ms;           /* its queue hung this long: replaced (0: 100 ms) */
 	bool allow_foreign;          /* join a group that holds sockets baton did not create */
 	char **self_argv;            /* baton's own command line: `baton upgrade` re-executes it */
+	enum sup_bind_mode bind_mode; /* auto: cgroup for static or Go executables, else shim */
 	pid_t *takeover;             /* --takeover PIDs (ntakeover of them): generation 0 */
 	int ntakeover;
 	int takeover_signal;         /* how generation 0 is told to stop; 0: stop_signal */
@@ -59,6 +69,17 @@ int sup_state_path(const char *name, char *buf, size_t len);
  * Returns 0 or -errno (-ENOENT: no runtime directory can be found). */
 int sup_runtime_dir(char *buf, size_t len);
 int sup_socket_path(const char *name, const char *suffix, char *buf, size_t len);
+
+/* NULL if TEXT can be a reload's argument or environment entry, else what
+ * it holds that cannot be ("the control character 0x01 at byte 3"): a
+ * control character other than tab and newline. */
+const char *sup_item_check(const char *text);
+/* TEXT percent-escaped (%XX for space, control characters and %), as the
+ * control protocol and the state file carry it. */
+void sup_escape(FILE *f, const char *text);
+/* The decoded copy of TEXT (free it), or NULL with *WHY set: a raw space
+ * or control character, a bad %XX, %00, or what sup_item_check refuses. */
+char *sup_unescape(const char *text, const char **why);
 
 /* Parses "250ms", "2s", "1.5s", "1m" or bare seconds. -EINVAL if bad. */
 int sup_parse_duration(const char *text, long long *ms);

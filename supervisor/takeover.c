@@ -212,7 +212,7 @@ static int add_taken(struct sup *s, struct gen *g, int l, int fd, unsigned long 
 			say(s, "takeover: %s had no SO_REUSEPORT; baton set it and joined the socket's new reuseport group "
 			       "(--takeover-reuseport): steered mode", spec);
 		} else {
-			say(s, "takeover: --takeover-reuseport on %s: %s; shared mode instead", spec, cwhy);
+			say_warn(s, "takeover: --takeover-reuseport on %s: %s; shared mode instead", spec, cwhy);
 		}
 	}
 	if (!one) {
@@ -241,6 +241,7 @@ static int add_taken(struct sup *s, struct gen *g, int l, int fd, unsigned long 
 	if (g->slot[l] < 0) {
 		g->slot[l] = slot;
 		g->member_ino[l] = (ino_t)ino;
+		count_join(s, g, l);
 	} else {
 		struct tk_member *v = realloc(s->tkm, (size_t)(s->ntkm + 1) * sizeof(*v));
 
@@ -302,7 +303,7 @@ int takeover_collect(struct sup *s)
 
 	r = baton_socks_collect(&o, &socks, &n);
 	if (r) {
-		say(s, "takeover: cannot list the listening sockets: %s", strerror(-r));
+		say_err(s, "takeover: cannot list the listening sockets: %s", strerror(-r));
 		return r;
 	}
 	c.socks = socks;
@@ -319,7 +320,7 @@ int takeover_collect(struct sup *s)
 		char comm[32];
 
 		if (pidfd < 0) {
-			say(s, "--takeover %d: %s", (int)pid,
+			say_err(s, "--takeover %d: %s", (int)pid,
 			    pidfd == -ESRCH ? "no such process (it is gone): check the pid (e.g. cat the server's pid file)"
 					    : strerror(-pidfd));
 			r = pidfd == -ESRCH ? -ESRCH : pidfd;
@@ -335,13 +336,13 @@ int takeover_collect(struct sup *s)
 			r = baton_proc_sockets(fam[k], 1u << 20, on_fd, &c);
 			if (r == -EACCES || r == -EPERM) {
 				perm_hint(why, sizeof(why));
-				say(s, "--takeover %d (%s): cannot read its open files: %s", (int)fam[k], comm, why);
+				say_err(s, "--takeover %d (%s): cannot read its open files: %s", (int)fam[k], comm, why);
 				goto out;
 			}
 		}
 		r = 0;
 		if (c.nt == nt_before) {
-			say(s, "--takeover %d (%s) holds no listening socket on any --listen address; it listens on %s. "
+			say_err(s, "--takeover %d (%s) holds no listening socket on any --listen address; it listens on %s. "
 			       "Give the --listen that matches one of them", (int)pid, comm,
 			    c.held[0] ? c.held : "nothing at all (is it the right process? a master, not a worker?)");
 			r = -ENOENT;
@@ -368,13 +369,13 @@ int takeover_collect(struct sup *s)
 				perm_hint(why, sizeof(why));
 			else
 				snprintf(why, sizeof(why), "%s", strerror(-fd));
-			say(s, "--takeover: cannot copy fd %d of pid %d (%s): %s", t->fd, (int)t->pid, comm, why);
+			say_err(s, "--takeover: cannot copy fd %d of pid %d (%s): %s", t->fd, (int)t->pid, comm, why);
 			r = fd;
 			goto out;
 		}
 		why[0] = '\0';
 		if ((r = add_taken(s, &s->gen[gi], t->l, fd, t->ino, why, sizeof(why)))) {
-			say(s, "--takeover: %s", why);
+			say_err(s, "--takeover: %s", why);
 			goto out;
 		}
 	}

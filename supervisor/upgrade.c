@@ -155,7 +155,7 @@ int upgrade_start(struct sup *s, int client)
 	if (c)
 		keep_open(c->fd, false);
 fail:
-	say(s, "upgrade refused: %s; this supervisor keeps running", why);
+	say_err(s, "upgrade refused: %s; this supervisor keeps running", why);
 	if (c)
 		client_send(c, "error upgrade refused: %s; the running supervisor (pid %d) keeps serving", why,
 			    (int)getpid());

@@ -210,6 +210,8 @@ static void takeover_under_load(const char *dir, pid_t server, char *const opts_
 	argv[n++] = "tcp://127.0.0.1:8080";
 	argv[n++] = "--grace";
 	argv[n++] = "10s";
+	argv[n++] = "--hang-threshold";	/* the health watch is not under test */
+	argv[n++] = "2s";
 	for (int i = 0; opts_cmd[i] && n < 47; i++)
 		argv[n++] = opts_cmd[i];
 	argv[n] = NULL;

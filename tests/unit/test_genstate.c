@@ -193,3 +193,30 @@ TEST(genstate_full_generation_table_names_its_limit)
 				       "draining)");
 	sup_fini(&s);
 }
+
+TEST(genstate_operator_reload_joins_the_one_the_health_watch_started)
+{
+	struct sup s;
+	struct sup_config cfg;
+	struct baton_spec spec;
+	int old, new;
+
+	fake_sup(&s, &cfg, &spec);
+	old = serving(&s);
+	ASSERT_EQ(start_reload(&s, -1, "health watch"), 0);
+	new = s.reload;
+	s.cl[0].role = CL_READING;	/* a `baton reload` on the control socket */
+	ASSERT_EQ(start_reload(&s, 0, "control socket"), 0);
+	ASSERT_EQ(s.reload, new);	/* no second generation */
+	ASSERT_EQ(s.reload_client, 0);
+	ASSERT_EQ(s.cl[0].role, CL_RELOAD);
+	/* a second operator is told to wait: one reload at a time */
+	s.cl[1].role = CL_READING;
+	ASSERT_EQ(start_reload(&s, 1, "control socket"), -EBUSY);
+	gen_ready(&s, new, false);
+	ASSERT_EQ(s.active, new);
+	ASSERT_EQ(s.reload_client, -1);
+	ASSERT_EQ(s.cl[0].role, CL_FREE);	/* answered and closed */
+	ASSERT_EQ(s.gen[old].state, GEN_DRAINING);
+	sup_fini(&s);
+}

@@ -1,0 +1,628 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* --bind-mode cgroup: servers that bind their own socket with raw system
+ * calls (a static Go server built here, Debian's caddy) and one that binds
+ * through libc (nginx) reloaded 20 times under load without a failed
+ * request and without LD_PRELOAD; the errors (no cgroup2, no delegation, a
+ * uid mismatch, an address no --listen names, a second bind) and the
+ * cgroups removed afterwards. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "helpers.h"
+#include "cgroup.h"
+
+#define PORT 8080
+
+static char out[65536], err[16384];
+
+struct sv {
+	pid_t pid;
+	char dir[64];
+	char cgroup[PATH_MAX];   /* where baton-web must not be left */
+};
+
+static bool required(void)
+{
+	const char *v = getenv("BATON_REQUIRE_SERVERS");
+
+	return v && !strcmp(v, "1");
+}
+
+static const char *need_server(const char *name, const char *package)
+{
+	static char found[512];
+	const char *dirs[] = { "/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin" };
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(found, sizeof(found), "%s/%s", dirs[i], name);
+		if (!access(found, X_OK))
+			return found;
+	}
+	if (required())
+		FAIL("%s is not installed (Debian package %s) and BATON_REQUIRE_SERVERS=1", name, package);
+	SKIP("%s is not installed (Debian package %s; scripts/install-deps installs it)", name, package);
+}
+
+static void need_cgroup_mode(void)
+{
+	char own[PATH_MAX];
+
+	bt_baton_bin();
+	if (geteuid() != 0)
+		SKIP("cgroup bind mode needs root here (cgroup, eBPF, network namespace)");
+	if (baton_cgroup_self(own, sizeof(own)))
+		SKIP("no cgroup2 hierarchy is mounted");
+	bt_need_netns();
+	bt_need_ebpf();
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (!f)
+		FAIL("fopen %s: %s", path, strerror(errno));
+	fputs(text, f);
+	fclose(f);
+}
+
+static void sv_dir(struct sv *s)
+{
+	char own[PATH_MAX];
+
+	memset(s, 0, sizeof(*s));
+	snprintf(s->dir, sizeof(s->dir), "/tmp/baton-bindmode-XXXXXX");
+	if (!mkdtemp(s->dir))
+		FAIL("mkdtemp: %s", strerror(errno));
+	chmod(s->dir, 0755);	/* nginx workers run as another user */
+	setenv("BATON_RUNTIME_DIR", s->dir, 1);
+	if (!baton_cgroup_self(own, sizeof(own)))
+		snprintf(s->cgroup, sizeof(s->cgroup), "%.4000s/baton-web", own);
+}
+
+static int baton(const char *a1, const char *a2, const char *a3)
+{
+	char *argv[] = { (char *)bt_baton_bin(), (char *)a1, (char *)a2, (char *)a3, NULL };
+
+	return bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
+}
+
+static void show_log(const struct sv *s, const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+	bt_quote_file(path);
+}
+
+static void sv_start(struct sv *s, char *const argv[])
+{
+	char *args[48], logpath[96];
+	int n = 0;
+
+	args[n++] = (char *)bt_baton_bin();
+	args[n++] = "run";
+	args[n++] = "--name";
+	args[n++] = "web";
+	args[n++] = "--listen";
+	args[n++] = "tcp://127.0.0.1:8080?backlog=1024";
+	args[n++] = "--hang-threshold";	/* the health watch is not under test */
+	args[n++] = "2s";
+	for (int i = 0; argv[i] && n < 47; i++)
+		args[n++] = argv[i];
+	args[n] = NULL;
+	snprintf(logpath, sizeof(logpath), "%s/baton.log", s->dir);
+	s->pid = bt_supervisor_start(args, "web", logpath, NULL, NULL, 20, out, sizeof(out));
+}
+
+/* Stops the supervisor; its cgroups must be gone with it. */
+static void sv_stop(struct sv *s)
+{
+	struct stat st;
+
+	bt_supervisor_stop(&s->pid, 30);
+	if (s->cgroup[0] && !stat(s->cgroup, &st))
+		FAIL("cgroup %s is left after baton stopped", s->cgroup);
+}
+
+/* The active generation's pid, from `baton status --json`. */
+static pid_t active_pid(void)
+{
+	const char *g;
+
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	g = strstr(out, "\"state\":\"active\"");
+	ASSERT_TRUE(g != NULL);
+	while (g > out && strncmp(g, "\"pid\":", 6))
+		g--;
+	return (pid_t)atoi(g + 6);
+}
+
+/* No LD_PRELOAD (nor the shim's map) in the server's environment. */
+static void assert_no_preload(pid_t pid)
+{
+	char path[64], env[65536];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ASSERT_TRUE(fd >= 0);
+	n = read(fd, env, sizeof(env) - 1);
+	close(fd);
+	ASSERT_TRUE(n > 0);
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(env + i) + 1)
+		if (!strncmp(env + i, "LD_PRELOAD=", 11) || !strncmp(env + i, "BATON_PRELOAD=", 14))
+			FAIL("pid %d has %s in its environment", (int)pid, env + i);
+}
+
+/* 20 reloads under connection-per-request load; not one request may fail,
+ * and every generation runs in cgroup mode without the shim. */
+static void reload_20_under_load(struct sv *s, const char *logname)
+{
+	struct bt_load bl = bt_load_start(PORT, "conn", "600", 16);
+	const char *report;
+
+	assert_no_preload(active_pid());
+	ASSERT_CONTAINS(out, "\"bind_mode\":\"cgroup\"");
+	for (int i = 0; i < 20; i++) {
+		if (baton("reload", "web", NULL) != 0) {
+			show_log(s, "baton.log");
+			if (logname)
+				show_log(s, logname);
+			kill(bl.pid, SIGTERM);
+			bt_load_finish(&bl, 20);
+			FAIL("reload %d failed: %s%s", i + 1, out, err);
+		}
+		ASSERT_CONTAINS(out, "bind mode cgroup");
+		ASSERT_CONTAINS(out, "adopted into slot");
+		ASSERT_CONTAINS(out, "serves");
+		usleep(100000);
+	}
+	assert_no_preload(active_pid());
+	usleep(300000);
+	kill(bl.pid, SIGTERM);	/* loadgen reports on SIGTERM */
+	report = bt_load_finish(&bl, 20);
+	bt_log("load: %s", report);
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 20);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
+	sv_stop(s);
+	if (bt_json_get(report, "failed")) {
+		show_log(s, "baton.log");
+		if (logname)
+			show_log(s, logname);
+	}
+	ASSERT_GT(bt_json_get(report, "answered"), 500);
+	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+}
+
+/* Builds tests/fixtures/goserver static (CGO_ENABLED=0) into DIR, with the
+ * Go caches in DIR too; the path of the binary. */
+static const char *build_go(const char *dir)
+{
+	static char bin[128];
+	char src[PATH_MAX], env[3][PATH_MAX + 16];
+	const char *srcdir = getenv("BATON_SRCDIR");
+	const char *go = need_server("go", "golang-go");
+	char *argv[] = { (char *)go, "build", "-o", bin, src, NULL };
+	int r;
+
+	if (!srcdir)
+		SKIP("BATON_SRCDIR does not name the source tree (run through make check)");
+	snprintf(src, sizeof(src), "%s/tests/fixtures/goserver/main.go", srcdir);
+	snprintf(bin, sizeof(bin), "%s/goserver", dir);
+	snprintf(env[0], sizeof(env[0]), "GOCACHE=%s/gocache", dir);
+	snprintf(env[1], sizeof(env[1]), "GOPATH=%s/gopath", dir);
+	snprintf(env[2], sizeof(env[2]), "HOME=%s", dir);
+	for (int i = 0; i < 3; i++)
+		putenv(env[i]);
+	setenv("CGO_ENABLED", "0", 1);
+	setenv("GOFLAGS", "", 1);
+	setenv("GO111MODULE", "off", 1);
+	r = bt_run(argv, out, sizeof(out), err, sizeof(err), 300);
+	if (r)
+		FAIL("go build failed (%d): %s%s", r, out, err);
+	return bin;
+}
+
+static void rm_rf(const char *dir)
+{
+	char *argv[] = { "/bin/rm", "-rf", (char *)dir, NULL };
+
+	bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
+}
+
+TEST_TIMEOUT(bindmode_static_go_server_20_reloads_under_load_lose_nothing, 300)
+{
+	char exe[PATH_MAX];
+	const char *bin;
+	struct sv s;
+
+	need_cgroup_mode();
+	sv_dir(&s);
+	bin = build_go(s.dir);
+	/* auto picks cgroup for it: static, and Go */
+	ASSERT_EQ(baton_exe_bypasses_libc(bin, exe, sizeof(exe)), 1);
+	/* --ready listen: in cgroup mode, the adoption is the listening */
+	char *argv[] = { "--ready", "listen", "--grace", "20s", "--", (char *)bin, "127.0.0.1:8080", NULL };
+
+	sv_start(&s, argv);
+	reload_20_under_load(&s, NULL);
+	rm_rf(s.dir);
+}
+
+TEST_TIMEOUT(bindmode_caddy_sets_reuseport_itself_20_reloads_under_load_lose_nothing, 300)
+{
+	const char *caddy = need_server("caddy", "caddy");
+	char conf[512], confpath[128], exe[PATH_MAX];
+	struct sv s;
+
+	need_cgroup_mode();
+	sv_dir(&s);
+	/* Debian's caddy is dynamically linked, but Go: auto picks cgroup */
+	ASSERT_EQ(baton_exe_bypasses_libc(caddy, exe, sizeof(exe)), 1);
+	/* no admin endpoint: each generation would bind the same 2019 */
+	snprintf(conf, sizeof(conf),
+		 "{\n\tadmin off\n\tauto_https off\n\tgrace_period 10s\n}\n"
+		 "http://127.0.0.1:%d {\n\tbind 127.0.0.1\n\trespond \"ok\"\n}\n", PORT);
+	write_file(s.dir, "Caddyfile", conf);
+	snprintf(confpath, sizeof(confpath), "%s/Caddyfile", s.dir);
+	setenv("XDG_DATA_HOME", s.dir, 1);
+	setenv("XDG_CONFIG_HOME", s.dir, 1);
+	setenv("HOME", s.dir, 1);
+	/* SIGTERM: caddy's graceful stop (closes its listener, finishes requests) */
+	char *argv[] = { "--grace", "15s", "--", (char *)caddy, "run", "--config", confpath, "--adapter", "caddyfile",
+			 NULL };
+
+	sv_start(&s, argv);
+	reload_20_under_load(&s, NULL);
+	rm_rf(s.dir);
+}
+
+TEST_TIMEOUT(bindmode_nginx_in_cgroup_mode_20_reloads_under_load_lose_nothing, 300)
+{
+	const char *nginx = need_server("nginx", "nginx");
+	char conf[2048], confpath[128];
+	struct sv s;
+
+	need_cgroup_mode();
+	sv_dir(&s);
+	snprintf(conf, sizeof(conf),
+		 "worker_processes 2;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\n"
+		 "error_log %s/error.log;\nevents { worker_connections 1024; }\n"
+		 "http {\n access_log off;\n client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
+		 " uwsgi_temp_path %s; scgi_temp_path %s;\n"
+		 " server { listen 127.0.0.1:%d; location / { return 200 \"ok\\n\"; } }\n}\n",
+		 s.dir, s.dir, s.dir, s.dir, s.dir, s.dir, s.dir, PORT);
+	write_file(s.dir, "nginx.conf", conf);
+	snprintf(confpath, sizeof(confpath), "%s/nginx.conf", s.dir);
+	/* nginx binds through libc: cgroup mode is not Go-specific */
+	char *argv[] = { "--bind-mode", "cgroup", "--stop-signal", "QUIT", "--grace", "10s", "--", (char *)nginx,
+			 "-c", confpath, "-p", s.dir, NULL };
+
+	sv_start(&s, argv);
+	reload_20_under_load(&s, "error.log");
+	rm_rf(s.dir);
+}
+
+/* ---- errors ------------------------------------------------------------------ */
+
+/* A python server for the error cases: binds and listens on 127.0.0.1:8080,
+ * then does what the flag files in DIR say. */
+static const char py_server[] =
+	"import os, socket, signal, sys, time\n"
+	"d = sys.argv[1]\n"
+	"signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+	"if os.path.exists(d + '/as-nobody'):\n"
+	"    os.setgid(65534); os.setuid(65534)\n"
+	"if os.path.exists(d + '/slow'): time.sleep(1)\n"
+	"keep = []\n"
+	"def listen(port):\n"
+	"    s = socket.socket()\n"
+	"    s.bind(('127.0.0.1', port)); s.listen(64); keep.append(s)\n"
+	"try:\n"
+	"    listen(8080)\n"
+	"    if os.path.exists(d + '/twice'): listen(8080)\n"
+	"    if os.path.exists(d + '/other'): listen(8081)\n"
+	"except OSError as e:\n"
+	"    print('python:', e, flush=True); sys.exit(1)\n"
+	"while True:\n"
+	"    c, _ = keep[0].accept(); c.sendall(b'HTTP/1.0 200 OK\\r\\n\\r\\nok\\n'); c.close()\n";
+
+static void py_start_ready(struct sv *s, const char *ready)
+{
+	const char *py = need_server("python3", "python3");
+	char path[128];
+
+	need_cgroup_mode();
+	sv_dir(s);
+	write_file(s->dir, "server.py", py_server);
+	snprintf(path, sizeof(path), "%s/server.py", s->dir);
+	/* python binds through libc: auto would pick the shim */
+	char *argv[] = { "--bind-mode", "cgroup", "--ready", (char *)ready, "--ready-timeout", "5s", "--",
+			 (char *)py, path, s->dir, NULL };
+
+	sv_start(s, argv);
+}
+
+static void py_start(struct sv *s)
+{
+	py_start_ready(s, "listen");
+}
+
+static void flag(const struct sv *s, const char *name)
+{
+	write_file(s->dir, name, "");
+}
+
+/* The supervisor's log once it holds WANT (within 5 s). */
+static const char *log_with(const struct sv *s, const char *want)
+{
+	static char text[65536];
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/baton.log", s->dir);
+	for (int i = 0; i < 250; i++) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n;
+
+		ASSERT_TRUE(fd >= 0);
+		n = read(fd, text, sizeof(text) - 1);
+		close(fd);
+		text[n > 0 ? n : 0] = '\0';
+		if (strstr(text, want))
+			break;
+		usleep(20000);
+	}
+	return text;
+}
+
+TEST_TIMEOUT(bindmode_uid_mismatch_fails_the_reload_naming_both_uids, 60)
+{
+	struct sv s;
+
+	py_start(&s);
+	flag(&s, "as-nobody");
+	ASSERT_NE(baton("reload", "web", NULL), 0);
+	ASSERT_CONTAINS(out, "as uid 65534, but the sockets of its group belong to uid 0");
+	ASSERT_CONTAINS(out, "Run every generation as the same user");
+	ASSERT_CONTAINS(out, "rolling back: gen 2 exited");
+	sv_stop(&s);
+	rm_rf(s.dir);
+}
+
+TEST_TIMEOUT(bindmode_address_no_listen_names_is_left_alone_and_said, 60)
+{
+	struct sv s;
+
+	py_start(&s);
+	flag(&s, "other");
+	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	/* said in the log (the reload may be done by then) */
+	ASSERT_CONTAINS(log_with(&s, "8081, which"), "binds tcp://127.0.0.1:8081, which no --listen names: left alone");
+	ASSERT_CONTAINS(log_with(&s, "8081, which"), "add --listen to steer it");
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 1);
+	sv_stop(&s);
+	rm_rf(s.dir);
+}
+
+TEST_TIMEOUT(bindmode_second_bind_is_said_and_left_out_of_the_table, 60)
+{
+	struct sv s;
+	int fd;
+
+	py_start(&s);
+	flag(&s, "twice");
+	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_CONTAINS(log_with(&s, "a second time"), "tcp://127.0.0.1:8080 a second time while its first socket "
+						       "there listens");
+	ASSERT_CONTAINS(log_with(&s, "a second time"), "Make the server listen once on it");
+	/* the first socket is the one steered: it answers */
+	fd = bt_connect(PORT);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_TRUE(read(fd, out, 16) > 0);
+	close(fd);
+	sv_stop(&s);
+	rm_rf(s.dir);
+}
+
+/* In the child of baton run: no cgroup2 hierarchy in its mount namespace. */
+static void without_cgroup2(void *ctx)
+{
+	char mnt[PATH_MAX];
+
+	(void)ctx;
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		_exit(90);
+	for (int i = 0; i < 4 && !baton_cgroup_mount(mnt, sizeof(mnt)); i++)
+		if (umount2(mnt, MNT_DETACH))
+			_exit(91);
+}
+
+static void under_systemd(void *ctx)
+{
+	(void)ctx;
+	setenv("INVOCATION_ID", "0123456789abcdef0123456789abcdef", 1);
+}
+
+static void refused(void (*child)(void *ctx), const char *want1, const char *want2)
+{
+	const char *py = need_server("python3", "python3");
+	char *argv[] = { (char *)bt_baton_bin(), "run", "--name", "web", "--listen", "tcp://127.0.0.1:8080",
+			 "--bind-mode", "cgroup", "--", (char *)py, "-c", "import time; time.sleep(30)", NULL };
+	struct sv s;
+
+	need_cgroup_mode();
+	sv_dir(&s);
+	bt_need_private_bpffs();
+	ASSERT_EQ(bt_run_with(argv, child, NULL, out, sizeof(out), err, sizeof(err), 30), 1);
+	ASSERT_CONTAINS(err, want1);
+	ASSERT_CONTAINS(err, want2);
+	ASSERT_CONTAINS(err, "--bind-mode shim");
+	rm_rf(s.dir);
+}
+
+TEST_TIMEOUT(bindmode_without_cgroup2_refuses_to_start_and_says_so, 60)
+{
+	refused(without_cgroup2, "no cgroup2 hierarchy is mounted", "mount -t cgroup2");
+}
+
+TEST_TIMEOUT(bindmode_under_systemd_without_delegation_refuses_to_start, 60)
+{
+	char own[PATH_MAX];
+
+	if (!baton_cgroup_self(own, sizeof(own)) && baton_cgroup_delegated(own))
+		SKIP("this test's cgroup %s is delegated already", own);
+	refused(under_systemd, "which is not delegated to it", "Delegate=yes");
+}
+
+TEST(bindmode_option_errors_name_the_value)
+{
+	char *bad[] = { (char *)bt_baton_bin(), "run", "--listen", "tcp://127.0.0.1:1", "--bind-mode", "ebpf",
+			"--", "true", NULL };
+	char *both[] = { (char *)bt_baton_bin(), "run", "--listen", "tcp://127.0.0.1:1", "--bind-mode", "cgroup",
+			 "--no-preload", "--", "true", NULL };
+
+	ASSERT_EQ(bt_run(bad, out, sizeof(out), err, sizeof(err), 10), 2);
+	ASSERT_CONTAINS(err, "bad --bind-mode \"ebpf\": want shim, cgroup or auto");
+	ASSERT_EQ(bt_run(both, out, sizeof(out), err, sizeof(err), 10), 2);
+	ASSERT_CONTAINS(err, "--no-preload");
+}
+
+TEST(bindmode_auto_looks_at_the_executable)
+{
+	char exe[PATH_MAX];
+
+	/* libc callers get the shim; a script's interpreter is what binds */
+	ASSERT_EQ(baton_exe_bypasses_libc("sh", exe, sizeof(exe)), 0);
+	ASSERT_EQ(baton_exe_bypasses_libc("/proc/self/exe", exe, sizeof(exe)), 0);
+	ASSERT_EQ(baton_exe_bypasses_libc("no-such-command-here", exe, sizeof(exe)), -ENOENT);
+}
+
+/* A crashed generation's socket stays in the group (baton holds it), so a
+ * connection made while nothing runs waits in its queue; the restarted
+ * generation binds its own, and at its adoption the queue moves there. */
+TEST_TIMEOUT(bindmode_crash_restart_hands_the_queue_to_the_new_socket, 60)
+{
+	struct sv s;
+	char buf[64] = "";
+	pid_t pid;
+	int fd;
+	ssize_t n;
+
+	py_start(&s);
+	pid = active_pid();
+	kill(pid, SIGKILL);
+	usleep(20000);
+	fd = bt_connect(PORT);	/* queued in the dead generation's socket */
+	ASSERT_TRUE(fd >= 0);
+	struct timeval tv = { .tv_sec = 10 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		log_with(&s, "never appears"), bt_log("%s", log_with(&s, ""));
+	ASSERT_GT(n, 0);
+	ASSERT_CONTAINS(buf, "200 OK");
+	ASSERT_NE(active_pid(), pid);
+	ASSERT_CONTAINS(out, "\"bind_mode\":\"cgroup\"");
+	ASSERT_CONTAINS(log_with(&s, "restarted in place"), "restarted in place of gen 1");
+	sv_stop(&s);
+	rm_rf(s.dir);
+}
+
+/* A supervisor that dies leaves its generations in their cgroups; the next
+ * one adopts them, reloads in cgroup mode, and removes every cgroup when it
+ * stops. */
+TEST_TIMEOUT(bindmode_resumed_supervisor_keeps_cgroup_mode_and_cleans_up, 60)
+{
+	struct sv s;
+	char gen1[PATH_MAX + 16];
+	struct stat st;
+	pid_t pid;
+	int fd;
+
+	py_start(&s);
+	pid = active_pid();
+	snprintf(gen1, sizeof(gen1), "%s/gen-1", s.cgroup);
+	ASSERT_EQ(stat(gen1, &st), 0);
+	kill(s.pid, SIGKILL);
+	waitpid(s.pid, NULL, 0);
+	s.pid = 0;
+	fd = bt_connect(PORT);	/* the generation serves on without its supervisor */
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_TRUE(read(fd, out, 16) > 0);
+	close(fd);
+	char *argv[] = { "--bind-mode", "cgroup", "--ready", "listen", "--ready-timeout", "5s", "--",
+			 (char *)need_server("python3", "python3"), NULL, s.dir, NULL };
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/server.py", s.dir);
+	argv[8] = path;
+	sv_start(&s, argv);
+	ASSERT_EQ(active_pid(), pid);
+	ASSERT_CONTAINS(out, "\"resumed\":true");
+	ASSERT_CONTAINS(out, "\"bind_mode\":\"cgroup\"");
+	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_CONTAINS(out, "bind mode cgroup");
+	ASSERT_CONTAINS(out, "adopted into slot");
+	sv_stop(&s);	/* gen-1, gen-2 and baton-web gone */
+	rm_rf(s.dir);
+}
+
+/* With --ready delay (or notify) a generation that is ready before it
+ * listens is not switched to until baton has adopted its socket. */
+TEST_TIMEOUT(bindmode_readiness_waits_for_the_adoption, 60)
+{
+	struct sv s;
+	int fd;
+
+	py_start_ready(&s, "delay:50ms");
+	flag(&s, "slow");	/* gen 2 listens 1 s after it starts */
+	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_CONTAINS(out, "is ready but does not listen on listener 0 yet");
+	ASSERT_CONTAINS(out, "adopted into slot");
+	ASSERT_CONTAINS(out, "serves");
+	ASSERT_TRUE(strstr(out, "does not listen") < strstr(out, "switched"));
+	fd = bt_connect(PORT);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_TRUE(read(fd, out, 16) > 0);
+	close(fd);
+	sv_stop(&s);
+	rm_rf(s.dir);
+}
+
+/* A generation that never listens is rolled back at --ready-timeout, even
+ * with a readiness (delay) that it reached long before. */
+TEST_TIMEOUT(bindmode_generation_that_never_listens_is_rolled_back, 60)
+{
+	struct sv s;
+
+	py_start_ready(&s, "delay:50ms");
+	write_file(s.dir, "server.py", "import time\ntime.sleep(60)\n");
+	ASSERT_NE(baton("reload", "web", NULL), 0);
+	ASSERT_CONTAINS(out, "gen 2 did not listen on listener 0 within 5000 ms");
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
+	sv_stop(&s);
+	rm_rf(s.dir);
+}

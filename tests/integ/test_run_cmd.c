@@ -1,0 +1,477 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* `baton run` as an operator sees it: a reload that changes the command or
+ * its environment (kept after a bad one rolls back, and across a supervisor
+ * that died), log lines with journald levels, and the per-generation
+ * connection counters in `status --json` and `status --metrics`. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "helpers.h"
+
+static char out[65536], err[16384];
+
+struct sv {
+	pid_t pid;
+	char dir[64];
+	char log[96];
+	uint16_t port;
+};
+
+static const char *refserver(void)
+{
+	const char *v = getenv("BATON_REFSERVER");
+
+	if (!v || access(v, X_OK))
+		SKIP("BATON_REFSERVER does not name the reference server (run through make check)");
+	return v;
+}
+
+static int baton(const char *a1, const char *a2, const char *a3, const char *a4, const char *a5, const char *a6)
+{
+	char *argv[] = { (char *)bt_baton_bin(), (char *)a1, (char *)a2, (char *)a3, (char *)a4, (char *)a5,
+			 (char *)a6, NULL };
+
+	return bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
+}
+
+/* stderr is the journal's stream: JOURNAL_STREAM names its device and inode */
+static void journal_child(void *ctx)
+{
+	struct stat st;
+	char val[64];
+
+	(void)ctx;
+	if (fstat(2, &st) == 0) {
+		snprintf(val, sizeof(val), "%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+		setenv("JOURNAL_STREAM", val, 1);
+	}
+}
+
+/* `baton run --name web` of the reference server through sh, which tags
+ * each answer with $MYTAG: "t-VALUE", "t-" when empty, "t-unset". */
+static void sv_start_with(struct sv *s, bool journal, const char *opt1, const char *opt2)
+{
+	char cmd[512];
+	char *argv[16];
+	int n = 0;
+
+	bt_need_netns();
+	bt_need_ebpf();
+	memset(s, 0, sizeof(*s));
+	snprintf(s->dir, sizeof(s->dir), "/tmp/baton-test-XXXXXX");
+	if (!mkdtemp(s->dir))
+		FAIL("mkdtemp: %s", strerror(errno));
+	setenv("BATON_RUNTIME_DIR", s->dir, 1);
+	snprintf(cmd, sizeof(cmd), "exec %s -q --tag \"t-${MYTAG-unset}\"", refserver());
+	snprintf(s->log, sizeof(s->log), "%s/log", s->dir);
+	argv[n++] = (char *)bt_baton_bin();
+	argv[n++] = "run";
+	argv[n++] = "--name";
+	argv[n++] = "web";
+	argv[n++] = "--listen";
+	argv[n++] = "tcp://127.0.0.1:0?name=http";
+	argv[n++] = "--grace";
+	argv[n++] = "3s";
+	if (opt1)
+		argv[n++] = (char *)opt1;
+	if (opt2)
+		argv[n++] = (char *)opt2;
+	argv[n++] = "--";
+	argv[n++] = "/bin/sh";
+	argv[n++] = "-c";
+	argv[n++] = cmd;
+	argv[n] = NULL;
+	s->pid = bt_supervisor_start(argv, "web", s->log, journal ? journal_child : NULL, NULL, 10, out,
+				     sizeof(out));
+	s->port = (uint16_t)bt_json_get(out, "port");
+}
+
+static void sv_start(struct sv *s, bool journal)
+{
+	sv_start_with(s, journal, NULL, NULL);
+}
+
+/* The tag of whoever answers one request on PORT ("" if nobody did). */
+static const char *tag_of(uint16_t port)
+{
+	static char tag[256];
+	char buf[1024];
+	struct pollfd p;
+	const char *t;
+	size_t got = 0;
+	int fd = bt_connect(port);
+
+	tag[0] = '\0';
+	if (fd < 0)
+		return tag;
+	if (write(fd, "GET / HTTP/1.0\r\n\r\n", 18) != 18) {
+		close(fd);
+		return tag;
+	}
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	while (got < sizeof(buf) - 1 && poll(&p, 1, 3000) == 1) {
+		ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	buf[got] = '\0';
+	if ((t = strstr(buf, "tag=")))
+		snprintf(tag, sizeof(tag), "%.*s", (int)strcspn(t + 4, "\r\n"), t + 4);
+	return tag;
+}
+
+static void sv_stop(struct sv *s)
+{
+	bt_supervisor_stop(&s->pid, 10);
+}
+
+/* KEY's value in generation ID's object of a status document (its first
+ * member's, for the per-member counters). */
+static long long gen_field(const char *text, int id, const char *key)
+{
+	char pat[32];
+	const char *g;
+
+	snprintf(pat, sizeof(pat), "{\"id\":%d,", id);
+	g = strstr(text, pat);
+	if (!g)
+		FAIL("no generation %d in: %s", id, text);
+	return bt_json_get(g, key);
+}
+
+TEST_TIMEOUT(run_reload_with_a_new_command_serves_it_from_then_on, 60)
+{
+	const char *gen = getenv("BATON_LOADGEN");
+	char portstr[16], cmdtag[64];
+	struct sv s;
+	pid_t load;
+	int p[2], status;
+	size_t got = 0;
+
+	if (!gen || access(gen, X_OK))
+		SKIP("BATON_LOADGEN does not name the load client (run through make check)");
+	sv_start(&s, false);
+	ASSERT_STREQ(tag_of(s.port), "t-unset");
+	/* the counting client, under connection-per-request load throughout */
+	snprintf(portstr, sizeof(portstr), "%u", s.port);
+	ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+	load = fork();
+	if (load == 0) {
+		char *argv[] = { (char *)gen, "--port", portstr, "--mode", "conn", "--concurrency", "8",
+				 "--duration", "2", "--timeout-ms", "3000", "--json", NULL };
+
+		dup2(p[1], 1);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	usleep(300000);
+	ASSERT_EQ(baton("reload", "web", "--", refserver(), "-q", "--tag=newcmd"), 0);
+	ASSERT_CONTAINS(out, "serves");
+	usleep(300000);
+	/* a plain reload after it keeps the new command */
+	ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL, NULL), 0);
+	for (int i = 0; i < 100; i++) {
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		n = read(p[0], out + got, sizeof(out) - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	out[got] = '\0';
+	close(p[0]);
+	ASSERT_EQ(waitpid(load, &status, 0), load);
+	bt_log("load: %s", out);
+	ASSERT_EQ(bt_json_get(out, "failed"), 0);
+	ASSERT_GE(bt_json_get(out, "distinct_tags"), 2);
+	ASSERT_CONTAINS(out, "\"t-unset\"");
+	ASSERT_CONTAINS(out, "\"newcmd\"");
+	ASSERT_STREQ(tag_of(s.port), "newcmd");
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL, NULL), 0);
+	snprintf(cmdtag, sizeof(cmdtag), "\"command\":[\"%s\",\"-q\",\"--tag=newcmd\"]", refserver());
+	ASSERT_CONTAINS(out, cmdtag);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 2);
+	sv_stop(&s);
+}
+
+TEST_TIMEOUT(run_reload_env_sets_empties_and_unsets_for_later_generations, 60)
+{
+	struct sv s;
+
+	sv_start(&s, false);
+	ASSERT_EQ(baton("reload", "web", "--env", "MYTAG=blue", "--env", "OTHER=a b%c\td"), 0);
+	ASSERT_STREQ(tag_of(s.port), "t-blue");
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL, NULL), 0);
+	ASSERT_CONTAINS(out, "\"environment\":[\"MYTAG=blue\",\"OTHER=a b%c\\u0009d\"]");
+	/* every later generation, not only the next one */
+	ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL, NULL), 0);
+	ASSERT_STREQ(tag_of(s.port), "t-blue");
+	ASSERT_EQ(baton("reload", "web", "--env", "MYTAG=", NULL, NULL), 0);
+	ASSERT_STREQ(tag_of(s.port), "t-");
+	ASSERT_EQ(baton("reload", "web", "--unset-env", "MYTAG", NULL, NULL), 0);
+	ASSERT_STREQ(tag_of(s.port), "t-unset");
+	/* bad entries are refused before anything is sent */
+	ASSERT_EQ(baton("reload", "web", "--env", "NOVALUE", NULL, NULL), 2);
+	ASSERT_CONTAINS(err, "bad --env \"NOVALUE\": want KEY=VALUE");
+	ASSERT_EQ(baton("reload", "web", "--env", "A=x\001y", NULL, NULL), 2);
+	ASSERT_CONTAINS(err, "control character 0x01");
+	ASSERT_EQ(baton("reload", "web", "--", NULL, NULL, NULL), 2);
+	ASSERT_CONTAINS(err, "nothing after \"--\"");
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL, NULL), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 4);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
+	sv_stop(&s);
+}
+
+/* A raw request on the control socket; returns the reply. */
+static void raw_request(const char *path, const char *req, char *reply, size_t rlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ssize_t n;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)))
+		FAIL("connect %s: %s", path, strerror(errno));
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0)
+		FAIL("send: %s", strerror(errno));
+	n = recv(fd, reply, rlen - 1, MSG_WAITALL);
+	reply[n > 0 ? n : 0] = '\0';
+	close(fd);
+}
+
+TEST_TIMEOUT(run_bad_reload_command_rolls_back_and_the_old_one_stays, 60)
+{
+	char path[100], reply[1024];
+	struct sv s;
+
+	/* refserver says READY=1 itself (exec keeps sh's pid) */
+	sv_start_with(&s, false, "--ready=notify", "--ready-timeout=700ms");
+	ASSERT_EQ(baton("reload", "web", "--env", "MYTAG=old", NULL, NULL), 0);
+	/* exec fails */
+	ASSERT_NE(baton("reload", "web", "--env", "MYTAG=new", "--", "/nonexistent/server"), 0);
+	ASSERT_CONTAINS(err, "cannot start the next generation (\"/nonexistent/server\"): No such file or directory");
+	/* exits before it is ready */
+	ASSERT_NE(baton("reload", "web", "--", "/bin/sh", "-c", "exit 3"), 0);
+	ASSERT_CONTAINS(err, "exited with status 3 before it was ready; rolled back");
+	/* never ready */
+	ASSERT_NE(baton("reload", "web", "--", refserver(), "-q", "--never-ready"), 0);
+	ASSERT_CONTAINS(err, "was not ready within 700 ms; rolled back");
+	ASSERT_STREQ(tag_of(s.port), "t-old");
+	/* the next plain reload runs the command and environment in force */
+	ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL, NULL), 0);
+	ASSERT_STREQ(tag_of(s.port), "t-old");
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL, NULL), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 3);
+	ASSERT_CONTAINS(out, "\"environment\":[\"MYTAG=old\"]");
+	ASSERT_CONTAINS(out, "\"command\":[\"/bin/sh\",\"-c\"");
+
+	/* the protocol refuses what it cannot carry, naming it */
+	snprintf(path, sizeof(path), "%s/web.sock", s.dir);
+	raw_request(path, "baton/1 reload-with 1\narg a%01b\n", reply, sizeof(reply));
+	ASSERT_CONTAINS(reply, "error reload-with item 1 (arg) holds the control character 0x01");
+	raw_request(path, "baton/1 reload-with 1\narg a%00b\n", reply, sizeof(reply));
+	ASSERT_CONTAINS(reply, "a NUL byte (%00)");
+	raw_request(path, "baton/1 reload-with 1\nenv NOEQUALS\n", reply, sizeof(reply));
+	ASSERT_CONTAINS(reply, "error bad --env \"NOEQUALS\"");
+	raw_request(path, "baton/1 reload-with 1\nrun x\n", reply, sizeof(reply));
+	ASSERT_CONTAINS(reply, "error unknown reload-with item \"run\"");
+	raw_request(path, "baton/1 reload-with 99999\n", reply, sizeof(reply));
+	ASSERT_CONTAINS(reply, "error reload-with wants a count of 0 to 4096 item lines");
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL, NULL), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 3);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 2);
+	sv_stop(&s);
+}
+
+TEST_TIMEOUT(run_resumed_supervisor_runs_the_command_the_last_reload_set, 60)
+{
+	char *argv[16], cmd[512];
+	struct sv s;
+	int n = 0, status;
+
+	sv_start(&s, false);
+	ASSERT_EQ(baton("reload", "web", "--env", "MYTAG=kept", NULL, NULL), 0);
+	for (int i = 0; i < 5; i++)
+		ASSERT_STREQ(tag_of(s.port), "t-kept");
+	ASSERT_EQ(kill(s.pid, SIGKILL), 0);
+	ASSERT_EQ(waitpid(s.pid, &status, 0), s.pid);
+	/* the same `baton run` again: it adopts gen 2 and its command */
+	snprintf(cmd, sizeof(cmd), "exec %s -q --tag \"t-${MYTAG-unset}\"", refserver());
+	argv[n++] = (char *)bt_baton_bin();
+	argv[n++] = "run";
+	argv[n++] = "--name";
+	argv[n++] = "web";
+	argv[n++] = "--listen";
+	argv[n++] = "tcp://127.0.0.1:0?name=http";
+	argv[n++] = "--grace";
+	argv[n++] = "3s";
+	argv[n++] = "--";
+	argv[n++] = "/bin/sh";
+	argv[n++] = "-c";
+	argv[n++] = cmd;
+	argv[n] = NULL;
+	s.pid = bt_supervisor_start(argv, "web", s.log, NULL, NULL, 10, out, sizeof(out));
+	ASSERT_CONTAINS(out, "\"resumed\":true");
+	ASSERT_CONTAINS(out, "\"environment\":[\"MYTAG=kept\"]");
+	ASSERT_EQ(gen_field(out, 2, "steered"), 5);	/* its counters were kept too */
+	ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL, NULL), 0);
+	ASSERT_STREQ(tag_of(s.port), "t-kept");
+	sv_stop(&s);
+}
+
+/* The whole log file, for the level checks. */
+static void read_log(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
+
+	buf[n > 0 ? n : 0] = '\0';
+	if (fd >= 0)
+		close(fd);
+}
+
+TEST_TIMEOUT(run_log_lines_carry_journal_levels, 60)
+{
+	static char log[65536];
+	struct sv s;
+
+	sv_start(&s, true);
+	ASSERT_NE(baton("reload", "web", "--", "/nonexistent/server", NULL, NULL), 0);
+	ASSERT_NE(baton("reload", "web", "--", "/bin/sh", "-c", "exit 3"), 0);
+	sv_stop(&s);
+	read_log(s.log, log, sizeof(log));
+	bt_log("%.3000s", log);
+	ASSERT_CONTAINS(log, "<6>baton[web]: gen 1 (pid ");
+	ASSERT_CONTAINS(log, "<3>baton[web]: cannot run \"/nonexistent/server\": No such file or directory");
+	ASSERT_CONTAINS(log, "<4>baton[web]: rolling back: gen ");
+	ASSERT_CONTAINS(log, "<4>baton[web]: reload failed after ");
+	ASSERT_CONTAINS(log, "<6>baton[web]: stopped");
+	/* every line has its level, and nothing else says it a second time */
+	for (char *line = log; *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : line + strlen(line)) {
+		if (!strncmp(line, "baton[web]", 10))
+			FAIL("a line without a level: %.120s", line);
+	}
+	ASSERT_TRUE(strstr(log, "warning: ") == NULL);
+	ASSERT_TRUE(strstr(log, "error: ") == NULL);
+}
+
+/* The value of the sample METRIC{LABELS} in Prometheus text OUT, or -1. */
+static long long sample(const char *text, const char *metric, const char *labels)
+{
+	char want[256];
+	const char *p;
+
+	snprintf(want, sizeof(want), "\n%s{%s} ", metric, labels);
+	p = strstr(text, want);
+	return p ? atoll(p + strlen(want)) : -1;
+}
+
+/* N connections, each answered. */
+static void connections(uint16_t port, int n)
+{
+	for (int i = 0; i < n; i++)
+		ASSERT_TRUE(tag_of(port)[0] != '\0');
+}
+
+TEST_TIMEOUT(run_status_counts_connections_per_generation_and_exports_metrics, 90)
+{
+	static char metrics[65536];
+	char path[128], cmd[400];
+	struct sv s;
+	long long in3, out2;
+	int fds[20], i, r;
+	FILE *f;
+
+	sv_start(&s, false);
+	connections(s.port, 50);
+	ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL, NULL), 0);
+	connections(s.port, 30);
+	for (i = 0; i < 100; i++) {	/* gen 1 exits; its member leaves the group */
+		ASSERT_EQ(baton("status", "web", "--json", NULL, NULL, NULL), 0);
+		if (strstr(out, "{\"id\":1,\"pid\":0,\"state\":\"exited\""))
+			break;
+		usleep(50000);
+	}
+	bt_log("%s", out);
+	ASSERT_CONTAINS(out, "{\"id\":1,\"pid\":0,\"state\":\"exited\"");
+	/* kept after gen 1's member left: what it served */
+	ASSERT_EQ(gen_field(out, 1, "steered"), 50);
+	ASSERT_EQ(gen_field(out, 2, "steered"), 30);
+	ASSERT_EQ(gen_field(out, 2, "migrated_in"), 0);
+
+	/* a frozen gen 2: the watch fences it, its queue moves to gen 3 */
+	ASSERT_EQ(kill((pid_t)gen_field(out, 2, "pid"), SIGSTOP), 0);
+	for (i = 0; i < 20; i++) {
+		fds[i] = bt_connect(s.port);
+		ASSERT_EQ(write(fds[i], "GET / HTTP/1.0\r\n\r\n", 18), 18);
+	}
+	for (i = 0; i < 20; i++) {
+		struct pollfd p = { .fd = fds[i], .events = POLLIN };
+		char buf[256];
+
+		ASSERT_EQ(poll(&p, 1, 5000), 1);
+		ASSERT_GT(read(fds[i], buf, sizeof(buf)), 0);
+		close(fds[i]);
+	}
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL, NULL), 0);
+	kill((pid_t)gen_field(out, 2, "pid"), SIGCONT);
+	bt_log("%s", out);
+	in3 = gen_field(out, 3, "migrated_in");
+	out2 = gen_field(out, 2, "migrated_out");
+	ASSERT_GE(in3, 1);
+	ASSERT_EQ(out2, in3);
+	ASSERT_EQ(gen_field(out, 2, "steered") + gen_field(out, 3, "steered"), 50);
+
+	ASSERT_EQ(baton("status", "web", "--metrics", NULL, NULL, NULL), 0);
+	snprintf(metrics, sizeof(metrics), "%s", out);
+	bt_log("%.2000s", metrics);
+	ASSERT_CONTAINS(metrics, "# TYPE baton_generation_connections_steered_total counter\n");
+	ASSERT_EQ(sample(metrics, "baton_generation_connections_steered_total",
+			 "name=\"web\",generation=\"1\",listener=\"0\""), 50);
+	ASSERT_EQ(sample(metrics, "baton_generation_connections_migrated_out_total",
+			 "name=\"web\",generation=\"2\",listener=\"0\""), out2);
+	ASSERT_EQ(sample(metrics, "baton_generation_connections_migrated_in_total",
+			 "name=\"web\",generation=\"3\",listener=\"0\""), in3);
+	ASSERT_EQ(sample(metrics, "baton_generation_state", "name=\"web\",generation=\"3\",state=\"active\""), 1);
+	ASSERT_EQ(sample(metrics, "baton_generation_state", "name=\"web\",generation=\"1\",state=\"exited\""), 1);
+	ASSERT_EQ(sample(metrics, "baton_reloads_total", "name=\"web\",result=\"done\""), 2);
+	ASSERT_EQ(sample(metrics, "baton_reloads_total", "name=\"web\",result=\"failed\""), 0);
+	ASSERT_EQ(sample(metrics, "baton_restarts_total", "name=\"web\""), 0);
+	ASSERT_EQ(sample(metrics, "baton_degraded", "name=\"web\""), 0);
+	ASSERT_EQ(baton("status", "web", "--json", "--metrics", NULL, NULL), 2);
+	ASSERT_CONTAINS(err, "give --json or --metrics, not both");
+	sv_stop(&s);
+
+	/* the text exposition format, as Prometheus's own checker reads it */
+	if (system("command -v promtool >/dev/null 2>&1"))
+		SKIP("promtool is not installed (Debian package prometheus): the format was not checked by it");
+	snprintf(path, sizeof(path), "%s/metrics.txt", s.dir);
+	f = fopen(path, "w");
+	ASSERT_TRUE(f != NULL);
+	fputs(metrics, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "promtool check metrics < %s > %s.out 2>&1", path, path);
+	r = system(cmd);
+	snprintf(cmd, sizeof(cmd), "%s.out", path);
+	bt_quote_file(cmd);
+	ASSERT_EQ(r, 0);
+}
