@@ -556,3 +556,34 @@ void handoff_gen_status(const struct sup *s, int gi, FILE *f, bool json)
 	fprintf(f, ",\"handoff\":{\"in\":%llu,\"out\":%llu,\"answered\":%llu}", h->in[gi], h->out[gi],
 		(unsigned long long)__atomic_load_n(&h->map->answered[gi], __ATOMIC_RELAXED));
 }
+
+/* For `baton status --metrics`: the counters of handoff_status. The name
+ * needs no escaping: baton_name_valid allows no quote or backslash. */
+void handoff_metrics(const struct sup *s, FILE *f)
+{
+	const struct handoff *h = s->handoff;
+	const struct {
+		const char *result;
+		unsigned long long n;
+	} r[] = {
+		{ "handed_off", h ? h->handed_off : 0 },
+		{ "no_target", h ? h->no_target : 0 },
+		{ "limit", h ? h->limit : 0 },
+		{ "expired", h ? h->expired : 0 },
+		{ "wake", h ? h->wake_failed : 0 },
+		{ "unreachable", h ? (unsigned long long)h->map->unreachable : 0 },
+		{ "refused", h ? h->refused : 0 },
+	};
+
+	if (!h)
+		return;
+	fprintf(f, "# HELP baton_handoff_connections_total Idle keep-alive connections that stopping generations "
+		   "gave up, by result: handed_off (the serving generation took it) or why it was closed.\n"
+		   "# TYPE baton_handoff_connections_total counter\n");
+	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++)
+		fprintf(f, "baton_handoff_connections_total{name=\"%s\",result=\"%s\"} %llu\n", s->name, r[i].result,
+			r[i].n);
+	fprintf(f, "# HELP baton_handoff_answers_total Answers generations wrote on connections handed to them.\n"
+		   "# TYPE baton_handoff_answers_total counter\n"
+		   "baton_handoff_answers_total{name=\"%s\"} %llu\n", s->name, answered_total(h));
+}

@@ -234,6 +234,7 @@ void handoff_gen_stop(struct sup *s, struct gen *g);
 const char *handoff_env(const struct sup *s);
 void handoff_status(const struct sup *s, FILE *f, bool json);
 void handoff_gen_status(const struct sup *s, int gi, FILE *f, bool json);
+void handoff_metrics(const struct sup *s, FILE *f);	/* nothing without a ?handoff=idle listener */
 /* cmd.c: the command and environment in force, and a reload's */
 size_t strv_len(char *const *v);
 void strv_free(char **v);

@@ -549,6 +549,15 @@ TEST_TIMEOUT(server_nginx_keepalive_handoff_10_reloads_not_one_connection_closed
 	ASSERT_GE(bt_json_get(handoff_status(), "handed_off"), 10);
 	/* requests the new generations answered on connections they took over */
 	ASSERT_GT(bt_json_get(handoff_status(), "answered"), 0);
+	/* and for a scrape */
+	ASSERT_EQ(baton("status", "web", "--metrics"), 0);
+	{
+		const char *m = strstr(out, "baton_handoff_connections_total{name=\"web\",result=\"handed_off\"} ");
+
+		ASSERT_TRUE(m != NULL);
+		ASSERT_GE(atoll(strchr(m, '}') + 2), 10);
+		ASSERT_CONTAINS(out, "baton_handoff_connections_total{name=\"web\",result=\"expired\"} 0\n");
+	}
 	sv_stop(&s);
 	ASSERT_GT(bt_json_get(report, "answered"), 500);
 	ASSERT_EQ(bt_json_get(report, "failed"), 0);
