@@ -420,7 +420,9 @@ static void on_take(struct sup *s, const struct handoff_msg *m, int taker, const
 	for (int i = 0; i < HANDOFF_WAKES && !p; i++)
 		if (h->p[i].token && h->p[i].token == m->token)
 			p = &h->p[i];
-	if (p && taker == p->to && taker == s->active) {
+	/* the generation the wake was for takes it, even if a reload since
+	 * made it stop too: it gives it again when it closes it */
+	if (p && taker >= 0 && (taker == p->to || taker == s->active)) {
 		struct cmsghdr *c;
 
 		memset(&u, 0, sizeof(u));
@@ -434,14 +436,16 @@ static void on_take(struct sup *s, const struct handoff_msg *m, int taker, const
 	}
 	if (sendmsg(h->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof(ans) && mh.msg_control) {
 		h->handed_off++;
-		h->in[p->to]++;
-	} else if (p && !mh.msg_control && p->wakes < HANDOFF_WAKE_TRIES && p->to == s->active) {
+		h->in[taker]++;
+	} else if (p && !mh.msg_control && p->wakes < HANDOFF_WAKE_TRIES && s->active >= 0 &&
+		   s->gen[s->active].state == GEN_ACTIVE) {
 		/* another process accepted the wake (a listener every generation
 		 * shares, or the old one still accepting): it keeps it as an
 		 * empty connection, and the serving one gets a new wake */
 		if (!++h->next_token)
 			h->next_token = 1;
 		close(p->wake);
+		p->to = s->active;
 		p->token = h->next_token;
 		p->wakes++;
 		p->wake = wake(s, p->listener, (int)(p - h->p), p->token);
