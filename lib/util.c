@@ -120,3 +120,12 @@ void baton_json_str(FILE *f, const char *str)
 	}
 	fputc('"', f);
 }
+
+uint32_t baton_hash32(const char *str)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *str; str++)
+		h = (h ^ (unsigned char)*str) * 16777619u;
+	return h;
+}

@@ -41,6 +41,9 @@ BATON_HIDDEN int baton_proc_sockets(pid_t pid, unsigned budget, baton_proc_socke
 BATON_HIDDEN int baton_pidfd_open(pid_t pid);
 BATON_HIDDEN int baton_pidfd_getfd(int pidfd, int fd);
 
+/* FNV-1a of STR: a short, stable tag for names built from paths. */
+BATON_HIDDEN uint32_t baton_hash32(const char *str);
+
 /* Writes STR as a JSON string, quotes included. */
 BATON_HIDDEN void baton_json_str(FILE *f, const char *str);
 

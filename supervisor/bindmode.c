@@ -113,7 +113,11 @@ static int cgroup_setup(struct sup *s, struct bindmode *bm, char *why, size_t le
 			 "Delegate=yes to the unit, or use --bind-mode shim", own);
 		return -1;
 	}
-	if ((size_t)snprintf(bm->root, sizeof(bm->root), "%s/baton-%s", own, s->name) >= sizeof(bm->root)) {
+	/* two supervisors of one name but different runtime directories (users,
+	 * containers, tests) must not share a cgroup; the same one resumed
+	 * after a crash finds its own again */
+	if ((size_t)snprintf(bm->root, sizeof(bm->root), "%s/baton-%s-%08x", own, s->name,
+			     baton_hash32(s->state_path)) >= sizeof(bm->root)) {
 		snprintf(why, len, "cgroup path too long under %.300s", own);
 		return -1;
 	}

@@ -71,7 +71,7 @@ int foreign_check(struct sup *s)
 			owners_text(k, who, sizeof(who));
 			if (!reuseport && (k->opt_known & (1u << BATON_OPT_REUSEPORT))) {
 				say_err(s, "%s is already taken by a socket without SO_REUSEPORT: %s; stop it first, or take it "
-				       "over", spec, who);
+					   "over with --takeover %d", spec, who, k->nowners ? k->owners[0].pid : 0);
 				continue;
 			}
 			if (!s->cfg->allow_foreign)

@@ -93,8 +93,12 @@ static void sv_dir(struct sv *s)
 		FAIL("mkdtemp: %s", strerror(errno));
 	chmod(s->dir, 0755);	/* nginx workers run as another user */
 	setenv("BATON_RUNTIME_DIR", s->dir, 1);
-	if (!baton_cgroup_self(own, sizeof(own)))
-		snprintf(s->cgroup, sizeof(s->cgroup), "%.4000s/baton-web", own);
+	if (!baton_cgroup_self(own, sizeof(own))) {
+		char state[200];
+
+		snprintf(state, sizeof(state), "%s/web.state", s->dir);
+		snprintf(s->cgroup, sizeof(s->cgroup), "%.4000s/baton-web-%08x", own, baton_hash32(state));
+	}
 }
 
 static int baton(const char *a1, const char *a2, const char *a3)

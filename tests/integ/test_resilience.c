@@ -496,3 +496,39 @@ TEST_TIMEOUT(supervisor_classic_bpf_reload_does_not_promise_to_move_the_queue, 3
 	rs_stop(&s);
 	unsetenv("BATON_STEERING");
 }
+
+/* A server that, like Apache, refuses to start while its pid file exists:
+ * with a pid file per generation (BATON_GENERATION) every reload starts,
+ * and each generation knows its supervisor's name. */
+TEST_TIMEOUT(supervisor_each_generation_knows_its_name_and_number, 60)
+{
+	const char *ref = getenv("BATON_REFSERVER");
+	char cmd[768], log[128], path[160];
+	char *argv[] = { (char *)bt_baton_bin(), "run", "--name", "web", "--listen", "tcp://127.0.0.1:8080", "--",
+			 "/bin/sh", "-c", cmd, NULL };
+	pid_t pid;
+	int i;
+
+	if (!ref || access(ref, X_OK))
+		SKIP("BATON_REFSERVER does not name the reference server (run through make check)");
+	bt_need_netns();
+	private_runtime_dir();
+	snprintf(log, sizeof(log), "%s/log", getenv("BATON_RUNTIME_DIR"));
+	snprintf(cmd, sizeof(cmd),
+		 "f=%s/$BATON_NAME-$BATON_GENERATION.pid; [ -e \"$f\" ] && { echo \"$f exists\" >&2; exit 1; }; "
+		 "echo $$ > \"$f\"; exec %s -q --tag \"$BATON_NAME-$BATON_GENERATION\"",
+		 getenv("BATON_RUNTIME_DIR"), ref);
+	pid = bt_supervisor_start(argv, "web", log, NULL, NULL, 10, out, sizeof(out));
+	for (i = 0; i < 3; i++)
+		if (baton("reload", "web", NULL))
+			FAIL("reload %d: %s", i + 1, err);
+	for (i = 1; i <= 4; i++) {
+		snprintf(path, sizeof(path), "%s/web-%d.pid", getenv("BATON_RUNTIME_DIR"), i);
+		ASSERT_EQ(access(path, F_OK), 0);
+	}
+	/* the serving generation says who it is: refserver answers with its tag */
+	ASSERT_EQ(bt_run((char *[]){ (char *)getenv("BATON_LOADGEN"), "--port", "8080", "--max-requests", "1", "--concurrency", "1", "--json",
+				     NULL }, out, sizeof(out), err, sizeof(err), 10), 0);
+	ASSERT_CONTAINS(out, "\"web-4\"");
+	bt_supervisor_stop(&pid, 10);
+}

@@ -200,6 +200,15 @@ TEST_TIMEOUT(systemd_notify_socket_hears_ready_reloading_ready_stopping_in_order
 	baton_pid = pid;
 	ASSERT_EQ(baton("reload", "sd", NULL), 0);
 	ASSERT_CONTAINS(out, "gen 2");
+	/* gen 1 releases its member when it has drained and exited: wait for
+	 * that, since the recorder stops at STOPPING=1 */
+	for (int i = 0; i < 100; i++) {
+		ASSERT_EQ(baton("status", "sd", "--json"), 0);
+		if (strstr(out, "{\"id\":1,\"pid\":0,"))
+			break;
+		usleep(50000);
+	}
+	ASSERT_CONTAINS(out, "{\"id\":1,\"pid\":0,");
 	bt_supervisor_stop(&pid, 15);
 	log = rec_finish(&r);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
