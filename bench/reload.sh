@@ -5,22 +5,32 @@
 # installed, `nginx -s reload` and HAProxy's seamless reload side by side in
 # the same run; unmodified servers under `baton run` (nginx and python's
 # http.server through the preload shim) next to their own way of reloading
-# (nginx -s reload; python: stop and start); and a static Go server (no libc:
-# the cgroup bind mode) next to a plain stop and start of it. Runs in a
-# network namespace of its own.
+# (nginx -s reload; python: stop and start); a static Go server (no libc:
+# the cgroup bind mode) next to a plain stop and start of it. Then, counted
+# by wrk, 10 reloads of nginx under 50 connections, per request and
+# keep-alive: `nginx -s reload` next to `baton run` + nginx with and without
+# ?handoff=idle (idle keep-alive connections handed to the new generation).
+# Runs in a network namespace of its own.
 set -euo pipefail
 
 N=100
 CONC=64
 GAP=0.05
+WRK_ONLY=0
+WRK_RELOADS=10
+WRK_CONC=50
+WRK_GAP=0.5
 usage() {
 	cat <<EOF
-usage: bench/reload.sh [--reloads N] [--concurrency C]
+usage: bench/reload.sh [--reloads N] [--concurrency C] [--wrk-only]
 
 Reloads each server N times (default 100) while loadgen keeps C connections
 busy (default 64), in connection-per-request and keep-alive modes, and prints
 failed requests per configuration, reload time (command to switched, p50/p99)
 and baton's own overhead beyond the new generation's readiness (p50/p99).
+Then a second table from wrk (-t2 -c$WRK_CONC, $WRK_RELOADS reloads, one every
+${WRK_GAP}s): nginx -s reload, baton run + nginx, and baton run + nginx with
+?handoff=idle, with wrk's socket errors. --wrk-only prints that table only.
 Needs root (network namespace, eBPF). Build first: make.
 EOF
 }
@@ -28,6 +38,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--reloads) N=${2:?}; shift 2 ;;
 	--concurrency) CONC=${2:?}; shift 2 ;;
+	--wrk-only) WRK_ONLY=1; shift ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "bench/reload.sh: unknown option \"$1\" (see --help)" >&2; exit 2 ;;
 	esac
@@ -37,7 +48,9 @@ case "$N$CONC" in *[!0-9]*) echo "bench/reload.sh: --reloads and --concurrency t
 
 cd "$(dirname "$0")/.."
 if [ -z "${BATON_BENCH_NETNS:-}" ]; then
-	exec unshare --net env BATON_BENCH_NETNS=1 "$0" --reloads "$N" --concurrency "$CONC"
+	args=(--reloads "$N" --concurrency "$CONC")
+	[ "$WRK_ONLY" = 1 ] && args+=(--wrk-only)
+	exec unshare --net env BATON_BENCH_NETNS=1 "$0" "${args[@]}"
 fi
 ip link set lo up
 
@@ -286,6 +299,92 @@ bench_python_restart() {
 	row "python stop+start" "$mode" "$N"
 }
 
+# ---- wrk: what an operator's load test sees ----------------------------------------
+
+WROWS=()
+WRK_SECS=$(awk -v n="$WRK_RELOADS" -v g="$WRK_GAP" 'BEGIN {printf "%d", n * g + 3}')
+wrk_start() {	# port mode: wrk in the background for WRK_SECS, then a second to warm up
+	local hdr=()
+	[ "$2" = conn ] && hdr=(-H "Connection: close")
+	wrk -t2 -c"$WRK_CONC" -d"${WRK_SECS}s" "${hdr[@]}" "http://127.0.0.1:$1/" >"$tmp/wrk.out" 2>&1 &
+	WRKPID=$!
+	PIDS+=("$WRKPID")
+	sleep 1
+}
+wrk_row() {	# label mode [handoff counters]
+	wait "$WRKPID" || true
+	local req errs detail
+	req=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
+	errs=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10; f = 1} END {if (!f) print 0}' "$tmp/wrk.out")
+	detail=$(grep -o 'Socket errors:.*' "$tmp/wrk.out" | sed 's/Socket errors: //' || true)
+	WROWS+=("$(printf '%-34s %-10s %7s %9s %7s  %s' "$1" "$2" "$WRK_RELOADS" "${req:-?}" "$errs" "${detail:-none}${3:+; $3}")")
+}
+
+wrk_nginx() {	# mode
+	nginx_conf "$tmp/wnginx" 8086
+	nginx -c "$tmp/wnginx/nginx.conf" -p "$tmp/wnginx" 2>>"$tmp/wnginx/stderr" &
+	local ng=$! i
+	PIDS+=("$ng")
+	wait_port 8086
+	wrk_start 8086 "$1"
+	for i in $(seq "$WRK_RELOADS"); do
+		nginx -c "$tmp/wnginx/nginx.conf" -p "$tmp/wnginx" -s reload 2>>"$tmp/wnginx/stderr"
+		sleep "$WRK_GAP"
+	done
+	wrk_row "nginx -s reload" "$1"
+	kill -QUIT "$ng"
+	wait "$ng" || true
+}
+
+wrk_baton_nginx() {	# label mode listen-options
+	local i out hand=""
+	nginx_conf "$tmp/wbnginx" 8087
+	"$B" run --name wbench --listen "tcp://127.0.0.1:8087?backlog=4096$3" --grace 10s --stop-signal QUIT -- 		nginx -c "$tmp/wbnginx/nginx.conf" -p "$tmp/wbnginx" >"$tmp/wsup.log" 2>&1 &
+	local sup=$!
+	PIDS+=("$sup")
+	for i in $(seq 100); do
+		"$B" status wbench --json >"$tmp/st" 2>/dev/null && grep -q '"state":"active"' "$tmp/st" && break
+		sleep 0.05
+	done
+	wrk_start 8087 "$2"
+	for i in $(seq "$WRK_RELOADS"); do
+		out=$("$B" reload wbench) || echo "bench/reload.sh: $1 reload $i failed: $out" >&2
+		sleep "$WRK_GAP"
+	done
+	"$B" status wbench --json >"$tmp/st" 2>/dev/null || true
+	if grep -q '"handoff":{' "$tmp/st"; then
+		hand="handed off $(grep -o '"handed_off":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"
+		hand="$hand, answered on them $(grep -o '"answered":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"
+		hand="$hand, handoff failed $(grep -o '"failed":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"
+		# which way, where any did
+		hand="$hand$( (grep -o '"failed_[a-z]*":[1-9][0-9]*' "$tmp/st" || true) | sed 's/"failed_\([a-z]*\)":/ \1 /' | tr -d '\n')"
+	fi
+	wrk_row "$1" "$2" "$hand"
+	"$B" stop wbench >/dev/null
+	wait "$sup" || true
+}
+
+wrk_table() {
+	if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+		echo "wrk rows: wrk or nginx not installed (scripts/install-deps installs both), skipped"
+		return
+	fi
+	for mode in conn keepalive; do
+		wrk_nginx "$mode"
+		wrk_baton_nginx "baton run + nginx" "$mode" ""
+		wrk_baton_nginx "baton run + nginx ?handoff=idle" "$mode" "&handoff=idle"
+	done
+	echo "wrk -t2 -c$WRK_CONC: $WRK_RELOADS reloads per row, one every ${WRK_GAP}s (stop signal QUIT: nginx's graceful stop)"
+	printf '%-34s %-10s %7s %9s %7s  %s\n' config mode reloads requests errors "wrk socket errors (connect, read, write, timeout)"
+	printf '%s\n' "${WROWS[@]}"
+	echo "keepalive errors without handoff: the old nginx closes each idle keep-alive connection at its graceful stop"
+}
+
+if [ "$WRK_ONLY" = 1 ]; then
+	wrk_table
+	exit 0
+fi
+
 echo "bench/reload: $N reloads per row under $CONC concurrent connections, one every ${GAP}s"
 build_go >"$tmp/go-build.log" 2>&1 || GOSRV=
 for mode in conn keepalive; do
@@ -310,3 +409,5 @@ printf '%-22s %-10s %7s %9s %7s %9s %9s %9s %9s %9s\n' config mode reloads reque
 printf '%s\n' "${ROWS[@]}"
 echo "reload = ms from the reload request to the switch; ovh = baton's own ms beyond the new generation's readiness (goal <= 5)"
 echo "fail/100 = failed requests per 100 reloads"
+echo
+wrk_table

@@ -74,7 +74,7 @@ enum baton_proto { BATON_PROTO_TCP = 1, BATON_PROTO_UDP = 2 };
 #define BATON_NAME_MAX 63
 
 /* A parsed listener spec: tcp://HOST:PORT, tcp://[V6]:PORT, udp://HOST:PORT,
- * with query options backlog=N, name=NAME, v6only=0|1. */
+ * with query options backlog=N, name=NAME, v6only=0|1, handoff=idle|none. */
 struct baton_spec {
 	enum baton_proto proto;
 	int family;                  /* AF_INET or AF_INET6 */
@@ -83,11 +83,21 @@ struct baton_spec {
 	socklen_t addrlen;           /* set by the parser; not read */
 	uint16_t port;               /* host order; 0 = any free port. The one
 				      * place the port is read from */
+	uint8_t handoff;             /* 0.2, enum baton_handoff; it sits in what
+				      * was padding, so the struct keeps its
+				      * size and layout. Read by `baton run`
+				      * only (the preload shim's idle handoff) */
+	uint8_t reserved_;           /* padding, zero */
 	int backlog;                 /* TCP listen backlog (default 4096; 0 in a
 				      * spec made by hand: 4096) */
 	int v6only;                  /* -1 = not given, else 0 or 1 (IPv6 only) */
 	char name[BATON_NAME_MAX + 1]; /* "" if not given */
 };
+
+/* handoff=: what a stopping generation does with an idle keep-alive
+ * connection it closes. IDLE: the preload shim passes it to the serving
+ * generation instead (plaintext TCP only: TLS state cannot move). */
+enum baton_handoff { BATON_HANDOFF_NONE = 0, BATON_HANDOFF_IDLE = 1 };
 
 /* Parses TEXT into SPEC. On failure returns -EINVAL and writes into ERR a
  * message naming the bad part, e.g. `bad port "80a" in "tcp://x:80a"`. */

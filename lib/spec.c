@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +13,22 @@
 #include "internal.h"
 
 #define SPEC_MAX 1024
+
+/* handoff took a padding byte: a caller built against 0.1 allocates the same struct */
+struct baton_spec_0_1 {
+	enum baton_proto proto;
+	int family;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	uint16_t port;
+	int backlog;
+	int v6only;
+	char name[BATON_NAME_MAX + 1];
+};
+_Static_assert(sizeof(struct baton_spec) == sizeof(struct baton_spec_0_1) &&
+	       offsetof(struct baton_spec, backlog) == offsetof(struct baton_spec_0_1, backlog) &&
+	       offsetof(struct baton_spec, name) == offsetof(struct baton_spec_0_1, name),
+	       "struct baton_spec changed size or layout");
 #define DEFAULT_BACKLOG 4096
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -201,10 +218,21 @@ static int parse_option(const char *text, const char *opt, size_t len, struct ba
 					    (int)vlen, val, text);
 			fl->idle_ms = ms;
 		}
+	} else if (KEY("handoff")) {
+		ONCE(64);
+		if (spec->proto != BATON_PROTO_TCP)
+			return fail(err, errlen, "option \"handoff\" in \"%s\" applies to tcp only", text);
+		if (vlen == 4 && memcmp(val, "idle", 4) == 0)
+			spec->handoff = BATON_HANDOFF_IDLE;
+		else if (vlen == 4 && memcmp(val, "none", 4) == 0)
+			spec->handoff = BATON_HANDOFF_NONE;
+		else
+			return fail(err, errlen, "bad handoff \"%.*s\" in \"%s\" (want idle or none)",
+				    (int)vlen, val, text);
 	} else {
 		return fail(err, errlen,
-			    "unknown option \"%.*s\" in \"%s\" (known: backlog, name, v6only; udp: flows, flow_table, "
-			    "flow_idle)", (int)klen, opt, text);
+			    "unknown option \"%.*s\" in \"%s\" (known: backlog, name, v6only, handoff; udp: flows, "
+			    "flow_table, flow_idle)", (int)klen, opt, text);
 	}
 #undef KEY
 #undef ONCE
@@ -385,8 +413,9 @@ int baton_spec_format(const struct baton_spec *spec, char *buf, size_t len)
 	/* options start with '&'; the first one's becomes the '?' */
 	char opts[128];
 
-	snprintf(opts, sizeof(opts), "%s%s%s%s%s", backlog, spec->name[0] ? "&name=" : "", spec->name,
-		 spec->v6only < 0 ? "" : "&v6only=", spec->v6only < 0 ? "" : spec->v6only ? "1" : "0");
+	snprintf(opts, sizeof(opts), "%s%s%s%s%s%s", backlog, spec->name[0] ? "&name=" : "", spec->name,
+		 spec->v6only < 0 ? "" : "&v6only=", spec->v6only < 0 ? "" : spec->v6only ? "1" : "0",
+		 spec->handoff == BATON_HANDOFF_IDLE ? "&handoff=idle" : "");
 	if (opts[0])
 		opts[0] = '?';
 	n = snprintf(buf, len, "%s://%s%s%s:%u%s", spec->proto == BATON_PROTO_UDP ? "udp" : "tcp",

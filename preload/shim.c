@@ -34,26 +34,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define EXPORT __attribute__((visibility("default")))
-#define MAX_MANAGED 16
-#define MAX_TRACKED 64
-
-struct managed {
-	int family;                 /* AF_INET or AF_INET6 */
-	int type;                   /* SOCK_STREAM or SOCK_DGRAM */
-	unsigned char addr[16];     /* network order; v4 in the first 4 bytes */
-	bool any;                   /* wildcard address */
-	uint16_t port;
-	int fd;                     /* the inherited member */
-	ino_t ino;                  /* its inode when we started: a closed or reused fd is not it */
-	dev_t dev;
-};
+#include "shim.h"
 
 static int (*real_bind)(int, const struct sockaddr *, socklen_t);
 static int (*real_listen)(int, int);
 
-static struct managed man[MAX_MANAGED];
-static int nman;
+struct managed man[MAX_MANAGED];
+int nman;
 static bool enabled;
 static struct { int fd; ino_t ino; } tracked[MAX_TRACKED];
 static bool reported;       /* inherited by forked workers: one report per exec */
@@ -63,7 +50,7 @@ static bool said_mismatch, said_stale, said_full;
 
 /* ---- async-signal-safe output ------------------------------------------- */
 
-static void say(const char *a, const char *b, const char *c)
+void say(const char *a, const char *b, const char *c)
 {
 	char line[512];
 	size_t n = 0;
@@ -188,6 +175,7 @@ __attribute__((constructor)) static void shim_init(void)
 		notify_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
 	}
 	enabled = true;
+	handoff_init();
 }
 
 /* ---- matching ---------------------------------------------------------- */

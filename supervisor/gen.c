@@ -238,6 +238,7 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 	}
 	g->id = ++s->next_id;
 	flows_gen_start(s, g);
+	handoff_gen_start(s, gi);
 	g->start_us = baton_mono_us();
 	g->start_wall_ms = baton_wall_ms();
 	if ((r = bindmode_gen_start(s, gi)))
@@ -281,6 +282,7 @@ void stop_gen(struct sup *s, struct gen *g)
 	bool served = g->state == GEN_ACTIVE || g->state == GEN_CANARY || g->state == GEN_STANDBY;
 
 	g->stop_ms = baton_mono_ms();
+	handoff_gen_stop(s, g);	/* before the signal: the server may close idle connections at once */
 	g->state = GEN_DRAINING;
 	if (served && flows_hold(s, g))
 		return;

@@ -139,6 +139,7 @@ struct sup {
 	char **argv;                /* this process's own command line, for baton upgrade */
 	int watched;                /* generation whose pid the watches know, -1 none */
 	struct sup_flows *flows;    /* flows.c: the flow tables' last reading */
+	struct handoff *handoff;    /* idle-connection handoff (handoff.c), NULL: no listener asks for it */
 	char **cmd;                 /* what generations run; NULL: cfg->argv (cmd.c) */
 	char **env;                 /* "K=V" set, "K" unset in every generation */
 	char **next_cmd, **next_env; /* a reload's, in force once it serves */
@@ -162,6 +163,7 @@ struct sup {
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_BINDHOOK = 1500, EV_PIDFD = 2000 /* + generation index */,
        EV_STOPS = 3000 /* stop signals (health.c): only wakes the loop, whose tick reads them */ };
+enum { EV_HANDOFF = 1100 };
 
 
 void preload_setup(struct sup *s);
@@ -234,6 +236,19 @@ int upgrade_start(struct sup *s, int client);
 bool upgrade_inherit(struct sup *s);
 void upgrade_finish(struct sup *s);
 
+/* handoff.c: idle keep-alive connections from a stopping generation to
+ * the serving one (?handoff=idle). Every hook does nothing without one. */
+int handoff_open(struct sup *s);
+void handoff_close(struct sup *s, bool clean);
+void handoff_read(struct sup *s);
+void handoff_tick(struct sup *s, long long now);
+bool handoff_busy(const struct sup *s);
+void handoff_gen_start(struct sup *s, int gi);
+void handoff_gen_stop(struct sup *s, struct gen *g);
+const char *handoff_env(const struct sup *s);
+void handoff_status(const struct sup *s, FILE *f, bool json);
+void handoff_gen_status(const struct sup *s, int gi, FILE *f, bool json);
+void handoff_metrics(const struct sup *s, FILE *f);	/* nothing without a ?handoff=idle listener */
 /* cmd.c: the command and environment in force, and a reload's */
 size_t strv_len(char *const *v);
 void strv_free(char **v);

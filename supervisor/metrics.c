@@ -183,4 +183,5 @@ void write_metrics(struct sup *s, FILE *f)
 				fprintf(f, ",listener=\"%d\"} %llu\n", l, (unsigned long long)c[k]);
 			}
 	}
+	handoff_metrics(s, f);
 }

@@ -69,11 +69,16 @@ void preload_apply(struct sup *s)
 
 	if (!s->preload_lib[0]) {
 		unsetenv("BATON_PRELOAD");	/* an outer baton's map names other fds */
+		unsetenv("BATON_HANDOFF");
 		return;
 	}
 	snprintf(val, sizeof(val), "%s%s%s", s->preload_lib, old && *old ? " " : "", old ? old : "");
 	setenv("LD_PRELOAD", val, 1);
 	setenv("BATON_PRELOAD", s->preload_env, 1);
+	if (handoff_env(s))
+		setenv("BATON_HANDOFF", handoff_env(s), 1);
+	else
+		unsetenv("BATON_HANDOFF");
 }
 
 /* An ignored signal stays ignored across exec: a supervisor started in the

@@ -97,7 +97,9 @@ void write_status(struct sup *s, FILE *f, bool json)
 			flows_status_listener(s, f, l, true);
 			fprintf(f, "}");
 		}
-		fprintf(f, "],\"generations\":[");
+		fprintf(f, "]");
+		handoff_status(s, f, true);
+		fprintf(f, ",\"generations\":[");
 	}
 	/* newest first */
 	for (int id = s->next_id; id >= 0; id--) {	/* 0: a --takeover server */
@@ -125,6 +127,7 @@ void write_status(struct sup *s, FILE *f, bool json)
 			baton_json_str(f, g->state == GEN_EXITED ? g->why : "");
 			fprintf(f, ",\"health\":");
 			baton_json_str(f, g->health);
+			handoff_gen_status(s, (int)(g - s->gen), f, true);
 			fprintf(f, ",\"bind_mode\":\"%s\"", bindmode_name(s, i_of(s, g)));
 			fprintf(f, ",\"adopted\":%s", g->adopted ? "true" : "false");
 			stage_gen_status(s, f, true, g);
@@ -171,5 +174,7 @@ void write_status(struct sup *s, FILE *f, bool json)
 		fprintf(f, "]}\n");
 	else if (s->last_reload[0])
 		fprintf(f, "last reload: %s\n", s->last_reload);
+	if (!json)
+		handoff_status(s, f, false);
 }
 

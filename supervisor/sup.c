@@ -56,7 +56,8 @@ bool busy(const struct sup *s)
 {
 	int i;
 
-	if (s->reload >= 0 || s->restart_at || s->stopping || (!s->cfg->no_watch && s->active >= 0) || stage_busy(s))
+	if (s->reload >= 0 || s->restart_at || s->stopping || (!s->cfg->no_watch && s->active >= 0) ||
+	    handoff_busy(s) || stage_busy(s))
 		return true;
 	for (i = 0; i < MAX_GENS; i++)
 		if ((s->gen[i].state == GEN_STARTING && s->gen[i].pid > 0) ||
@@ -130,6 +131,7 @@ static void tick(struct sup *s)
 		}
 	}
 	health_tick(s, now);
+	handoff_tick(s, now);
 	bindmode_tick(s, now);
 	if (s->restart_at && now >= s->restart_at && !s->stopping) {
 		int from = s->restart_from, gi;
@@ -266,6 +268,7 @@ static int setup(struct sup *s)
 		return -errno;
 	if ((r = open_control(s)))
 		return r;
+	handoff_open(s);	/* without it, idle connections are closed as before: said, not fatal */
 	ev.data.u32 = EV_SIGNAL;
 	epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &ev);
 	ev.data.u32 = EV_NOTIFY;
@@ -312,6 +315,7 @@ static void cleanup(struct sup *s, bool clean_stop)
 		close(s->upgrade_client);
 	if (clean_stop)
 		state_remove(s);
+	handoff_close(s, clean_stop);
 	if (s->ctlfd >= 0) {
 		close(s->ctlfd);
 		unlink(s->ctl_path);
@@ -553,6 +557,8 @@ int sup_run(const struct sup_config *cfg)
 				read_notify(s);
 			else if (tag == EV_CONTROL)
 				accept_client(s);
+			else if (tag == EV_HANDOFF)
+				handoff_read(s);
 			else if (tag == EV_BINDHOOK)
 				bindmode_events(s);
 			else if (tag >= EV_PIDFD && tag < EV_PIDFD + MAX_GENS)

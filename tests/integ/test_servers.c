@@ -3,7 +3,10 @@
  * binds substituted, others untouched, bad or missing environment harmless)
  * and real servers (nginx and python's http.server through the shim,
  * lighttpd through its own socket activation) reloaded 20 times under
- * connection-per-request load without one failed request. */
+ * connection-per-request load without one failed request; and keep-alive
+ * load across reloads with ?handoff=idle (nginx through the shim: every
+ * idle connection handed to the new generation; lighttpd: no shim, no
+ * handoff). */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -209,6 +212,7 @@ TEST(preload_without_baton_does_nothing_and_says_so_once)
 struct sv {
 	pid_t pid;
 	char dir[64];
+	char listen[96];	/* "": tcp://127.0.0.1:8080?backlog=1024 */
 };
 
 static int baton(const char *a1, const char *a2, const char *a3)
@@ -261,7 +265,7 @@ static void sv_start(struct sv *s, char *const argv[])
 	args[n++] = "--name";
 	args[n++] = "web";
 	args[n++] = "--listen";
-	args[n++] = "tcp://127.0.0.1:8080?backlog=1024";
+	args[n++] = s->listen[0] ? s->listen : "tcp://127.0.0.1:8080?backlog=1024";
 	/* the health watch is not under test: a 100 ms stall of a loaded
 	 * python server would start a reload of its own, and the test's next
 	 * reload would then be refused as "already in progress" */
@@ -455,4 +459,162 @@ TEST_TIMEOUT(server_lighttpd_socket_activation_20_reloads_lose_nothing, 120)
 
 	sv_start(&s, argv);
 	reload_20_under_load(&s, "error.log");
+}
+
+/* ---- keep-alive across reloads: ?handoff=idle ---------------------------------- */
+
+/* The "handoff" object of `baton status web --json` (left in out). */
+static const char *handoff_status(void)
+{
+	const char *h;
+
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	h = strstr(out, "\"handoff\":{");
+	if (!h)
+		FAIL("no handoff object in baton status: %s", out);
+	return h;
+}
+
+static void nginx_conf(struct sv *s, char *confpath, size_t len)
+{
+	char conf[2048];
+
+	snprintf(conf, sizeof(conf),
+		 "worker_processes 2;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\n"
+		 "error_log %s/error.log;\nevents { worker_connections 1024; }\n"
+		 "http {\n access_log off;\n keepalive_requests 100000;\n"
+		 " client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
+		 " uwsgi_temp_path %s; scgi_temp_path %s;\n"
+		 " server { listen 127.0.0.1:%d; location / { return 200 \"ok\\n\"; } }\n}\n",
+		 s->dir, s->dir, s->dir, s->dir, s->dir, s->dir, s->dir, PORT);
+	write_file(s->dir, "nginx.conf", conf);
+	snprintf(confpath, len, "%s/nginx.conf", s->dir);
+}
+
+/* nginx at its graceful stop closes every keep-alive connection it holds
+ * idle, while the client may already be sending its next request on it.
+ * With ?handoff=idle each of them goes to the new generation instead: not
+ * one request fails, none even needs the client's retry on a fresh
+ * connection, every reload hands off at least one connection, and the new
+ * generations answer on them. */
+TEST_TIMEOUT(server_nginx_keepalive_handoff_10_reloads_not_one_connection_closed, 120)
+{
+	const char *nginx = need_server("nginx", "nginx");
+	char confpath[128];
+	const char *report;
+	long long handed = 0, now;
+	struct bt_load load;
+	struct sv s;
+
+	need_root_servers();
+	sv_dir(&s);
+	nginx_conf(&s, confpath, sizeof(confpath));
+	snprintf(s.listen, sizeof(s.listen), "tcp://127.0.0.1:%d?backlog=1024&handoff=idle", PORT);
+	char *argv[] = { "--stop-signal", "QUIT", "--grace", "10s", "--", (char *)nginx, "-c", confpath,
+			 "-p", s.dir, NULL };
+
+	sv_start(&s, argv);
+	load = bt_load_start(PORT, "keepalive", "600", 16);
+	for (int i = 0; i < 10; i++) {
+		if (baton("reload", "web", NULL) != 0) {
+			show_log(&s, "baton.log");
+			kill(load.pid, SIGTERM);
+			bt_load_finish(&load, 20);
+			FAIL("reload %d failed: %s%s", i + 1, out, err);
+		}
+		/* the old generation closes its idle connections soon after
+		 * QUIT; each reload must hand off at least one of the 16 */
+		for (int tries = 0; tries < 100; tries++) {
+			now = bt_json_get(handoff_status(), "handed_off");
+			if (now > handed)
+				break;
+			usleep(20000);
+		}
+		if (now <= handed) {
+			show_log(&s, "baton.log");
+			kill(load.pid, SIGTERM);
+			bt_load_finish(&load, 20);
+			FAIL("reload %d handed off no connection: %s", i + 1, handoff_status());
+		}
+		handed = now;
+		usleep(100000);
+	}
+	usleep(300000);
+	kill(load.pid, SIGTERM);
+	report = bt_load_finish(&load, 20);
+	bt_log("load: %s", report);
+	bt_log("status: %s", handoff_status());
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 10);
+	ASSERT_EQ(bt_json_get(handoff_status(), "failed"), 0);
+	ASSERT_GE(bt_json_get(handoff_status(), "handed_off"), 10);
+	/* requests the new generations answered on connections they took over */
+	ASSERT_GT(bt_json_get(handoff_status(), "answered"), 0);
+	/* and for a scrape */
+	ASSERT_EQ(baton("status", "web", "--metrics"), 0);
+	{
+		const char *m = strstr(out, "baton_handoff_connections_total{name=\"web\",result=\"handed_off\"} ");
+
+		ASSERT_TRUE(m != NULL);
+		ASSERT_GE(atoll(strchr(m, '}') + 2), 10);
+		ASSERT_CONTAINS(out, "baton_handoff_connections_total{name=\"web\",result=\"expired\"} 0\n");
+	}
+	sv_stop(&s);
+	ASSERT_GT(bt_json_get(report, "answered"), 500);
+	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+	ASSERT_EQ(bt_json_get(report, "closed_idle"), 0);
+	/* the client's 16 connections are the ones it opened first: every one
+	 * outlived all 10 generations it started on */
+	ASSERT_EQ(bt_json_get(report, "connections"), 16);
+}
+
+/* lighttpd takes its sockets through socket activation, with no shim: it
+ * gets the zero-loss reload of its listener, not the handoff of its idle
+ * connections (only the shim can see a close()). baton says so, counts no
+ * handoff, and the client's retry on a fresh connection is what saves the
+ * requests lighttpd's graceful stop cuts off. */
+TEST_TIMEOUT(server_lighttpd_keepalive_gets_no_handoff_without_the_shim, 120)
+{
+	const char *lighttpd = need_server("lighttpd", "lighttpd");
+	char conf[1024], confpath[128], logpath[128];
+	const char *report;
+	struct bt_load load;
+	struct sv s;
+	FILE *f;
+	size_t n;
+
+	need_root_servers();
+	sv_dir(&s);
+	write_file(s.dir, "index.html", "ok\n");
+	snprintf(conf, sizeof(conf),
+		 "server.document-root = \"%s\"\nserver.bind = \"127.0.0.1\"\nserver.port = %d\n"
+		 "server.systemd-socket-activation = \"enable\"\nserver.errorlog = \"%s/error.log\"\n"
+		 "index-file.names = ( \"index.html\" )\nserver.max-keep-alive-requests = 100000\n",
+		 s.dir, PORT, s.dir);
+	write_file(s.dir, "lighttpd.conf", conf);
+	snprintf(confpath, sizeof(confpath), "%s/lighttpd.conf", s.dir);
+	snprintf(s.listen, sizeof(s.listen), "tcp://127.0.0.1:%d?backlog=1024&handoff=idle", PORT);
+	char *argv[] = { "--no-preload", "--ready", "delay:300ms", "--stop-signal", "INT", "--grace", "10s", "--",
+			 (char *)lighttpd, "-D", "-f", confpath, NULL };
+
+	sv_start(&s, argv);
+	load = bt_load_start(PORT, "keepalive", "600", 16);
+	for (int i = 0; i < 10; i++) {
+		ASSERT_EQ(baton("reload", "web", NULL), 0);
+		usleep(200000);
+	}
+	usleep(300000);
+	kill(load.pid, SIGTERM);
+	report = bt_load_finish(&load, 20);
+	bt_log("load: %s", report);
+	ASSERT_EQ(bt_json_get(handoff_status(), "handed_off"), 0);
+	ASSERT_EQ(bt_json_get(handoff_status(), "offered"), 0);
+	sv_stop(&s);
+	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+	snprintf(logpath, sizeof(logpath), "%s/baton.log", s.dir);
+	f = fopen(logpath, "r");
+	ASSERT_TRUE(f != NULL);
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	ASSERT_CONTAINS(out, "handoff=idle needs the preload shim");
 }

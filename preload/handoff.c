@@ -1,0 +1,685 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* The shim's idle handoff (listener option ?handoff=idle): a stopping
+ * generation's close() of an idle keep-alive connection passes it to the
+ * supervisor instead; the serving generation's accept() returns it.
+ *
+ * Which connections: only those accept()ed from a managed listener that
+ * opted in ("born" fds, a static table indexed by fd). Every other fd goes
+ * straight to the C library after one array lookup.
+ *
+ * Idle, decided from the kernel's own counters, not from wrapping reads:
+ * after each write on a born fd the shim notes how many bytes the server
+ * had consumed by then (TCP_INFO's bytes_received minus SIOCINQ, the unread
+ * rest). At close() the connection is idle when that number has not moved:
+ * the server has read nothing since its last answer (or since accept).
+ * Bytes the client already sent and the server did not read stay in the
+ * socket and go with it: that next request is exactly what the new
+ * generation must answer. A read the shim never sees (readv, io_uring,
+ * recvmmsg) still moves the kernel's count, so it can only make a
+ * connection look busy, never idle; a write it never sees makes it look
+ * busy too. Both err towards a plain close.
+ *
+ * When: only while the supervisor marks this generation draining (told to
+ * stop while another one serves), in a file both map. An idle close in
+ * normal operation is the server's business (its keep-alive timeout) and
+ * must stay a close; a signal would need the shim to take over the
+ * server's own handler, and asking the supervisor at every close would
+ * cost a round trip. The map costs one load.
+ *
+ * Waking the new generation: the supervisor connects to the listener from
+ * an address and port it writes into the map first; the connection is
+ * steered to the serving generation's member like any other. The shim
+ * there recognises it in accept() (the peer address it gets anyway),
+ * asks the supervisor for the connection that goes with it, closes the
+ * wake connection and returns the handed-off one. Why a real connection:
+ * an event-driven server only calls accept() when its listener is
+ * readable, and only the kernel can make it so; a server blocked in
+ * accept() wakes the same way. Any process of the generation (nginx's
+ * workers) may take it. If the answer does not come, the wake connection
+ * itself is returned: an empty connection the supervisor resets.
+ *
+ * accept(), close() and the writes may run in a forked child of a
+ * threaded server: static memory and system calls only, no malloc. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "handoff_wire.h"
+#include "shim.h"
+
+#define MAX_FD 65536
+#define F_SHARED 1      /* copied (dup, fork): closing this fd does not close the connection */
+#define F_ADOPTED 2     /* handed to this generation: its answers are counted */
+#define F_CLOSES 4      /* its last answer (HTTP) said the connection ends with it */
+#define TCP_STATE_ESTABLISHED 1 /* include/net/tcp_states.h: not in the uapi headers */
+
+static bool on;
+static struct handoff_map *map;
+static uint32_t my_gen, my_slot;
+static bool opted[MAX_MANAGED];
+static struct sockaddr_un sup_addr;
+static socklen_t sup_len;
+static int fd_high;                 /* highest born fd seen, bounds the walk after fork */
+
+static uint8_t born[MAX_FD];        /* listener index + 1; 0: not a connection of ours */
+static uint8_t fl[MAX_FD];
+static uint64_t mark[MAX_FD];       /* bytes consumed as of the last write (or accept) */
+
+static int (*real_close)(int);
+static int (*real_accept4)(int, struct sockaddr *, socklen_t *, int);
+static int (*real_dup)(int);
+static int (*real_dup2)(int, int);
+static int (*real_dup3)(int, int, int);
+static ssize_t (*real_write)(int, const void *, size_t);
+static ssize_t (*real_writev)(int, const struct iovec *, int);
+static ssize_t (*real_send)(int, const void *, size_t, int);
+static ssize_t (*real_sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+static ssize_t (*real_sendmsg)(int, const struct msghdr *, int);
+static ssize_t (*real_sendfile)(int, int, off_t *, size_t);
+static ssize_t (*real_sendfile64)(int, int, off64_t *, size_t);
+
+/* ---- setup (at load time) ------------------------------------------------- */
+
+static void resolve(void)
+{
+#define R(name) real_##name = (__typeof__(real_##name))dlsym(RTLD_NEXT, #name)
+	R(close);
+	R(accept4);
+	R(dup);
+	R(dup2);
+	R(dup3);
+	R(write);
+	R(writev);
+	R(send);
+	R(sendto);
+	R(sendmsg);
+	R(sendfile);
+	R(sendfile64);
+#undef R
+}
+
+/* Before any other constructor of the shim: the wrappers below are live
+ * from the moment the library is mapped, whatever the environment says. */
+__attribute__((constructor(101))) static void handoff_resolve(void)
+{
+	resolve();
+}
+
+/* After fork, parent and child each hold the connection: neither one's
+ * close ends it (a server that forks per connection closes the parent's
+ * copy at once, while the child serves). Both sides are marked. */
+static void after_fork(void)
+{
+	for (int fd = 0; fd <= fd_high && fd < MAX_FD; fd++)
+		if (born[fd])
+			fl[fd] |= F_SHARED;
+}
+
+static long num(const char *s, const char **end)
+{
+	char *e;
+	long v = strtol(s, &e, 10);
+
+	*end = e;
+	return e == s ? -1 : v;
+}
+
+/* BATON_HANDOFF=v1;SLOT;L,L,...;SOCKET;MAP (supervisor/handoff.c writes it) */
+void handoff_init(void)
+{
+	const char *env = getenv("BATON_HANDOFF"), *gen = getenv("BATON_GENERATION"), *p, *sock, *mp, *e;
+	char mpath[4096];
+	size_t n;
+	long v;
+	int fd;
+	void *m;
+
+	if (!env)
+		return;
+	if (!gen || strncmp(env, "v1;", 3) || !real_close || !real_accept4)
+		goto bad;
+	my_gen = (uint32_t)strtoul(gen, NULL, 10);
+	v = num(env + 3, &e);
+	if (v < 0 || v >= HANDOFF_GENS || *e != ';')
+		goto bad;
+	my_slot = (uint32_t)v;
+	for (p = e + 1; *p && *p != ';'; p = *e == ',' ? e + 1 : e) {
+		v = num(p, &e);
+		if (v < 0 || v >= nman || (*e != ',' && *e != ';'))
+			goto bad;
+		opted[v] = true;
+	}
+	if (*p != ';')
+		goto bad;
+	sock = p + 1;
+	mp = strrchr(sock, ';');
+	if (!mp || (size_t)(mp - sock) >= sizeof(sup_addr.sun_path) || strlen(mp + 1) >= sizeof(mpath))
+		goto bad;
+	n = (size_t)(mp - sock);
+	sup_addr.sun_family = AF_UNIX;
+	memcpy(sup_addr.sun_path, sock, n);
+	sup_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+	if (sock[0] == '@') {	/* abstract, as in NOTIFY_SOCKET: exactly n bytes */
+		sup_addr.sun_path[0] = '\0';
+		sup_len--;
+	}
+	memcpy(mpath, mp + 1, strlen(mp + 1) + 1);
+	fd = open(mpath, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		say("cannot open the handoff map ", mpath, "; idle connections will be closed, not handed off");
+		return;
+	}
+	m = mmap(NULL, sizeof(*map), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	real_close(fd);
+	if (m == MAP_FAILED || ((struct handoff_map *)m)->magic != HANDOFF_MAGIC) {
+		if (m != MAP_FAILED)
+			munmap(m, sizeof(*map));
+		say("the handoff map ", mpath, " is not baton's; idle connections will be closed, not handed off");
+		return;
+	}
+	map = m;
+	pthread_atfork(NULL, after_fork, after_fork);
+	on = true;
+	return;
+bad:
+	say("bad BATON_HANDOFF (want v1;SLOT;LISTENERS;SOCKET;MAP); idle handoff is off: ", env, NULL);
+}
+
+/* ---- the connection's state ------------------------------------------------- */
+
+static int sys_close(int fd)
+{
+	return real_close ? real_close(fd) : (int)syscall(SYS_close, fd);
+}
+
+/* Bytes the server has consumed (received minus still unread), and the TCP state. */
+static int consumed(int fd, uint64_t *bytes, uint8_t *state)
+{
+	struct tcp_info ti;
+	/* no more than we read: the kernel copies what is asked for */
+	socklen_t len = offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received);
+	int inq;
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received) ||
+	    ioctl(fd, SIOCINQ, &inq) || inq < 0)
+		return -1;
+	*bytes = ti.tcpi_bytes_received - (uint64_t)inq;
+	*state = ti.tcpi_state;
+	return 0;
+}
+
+static inline bool is_born(int fd)
+{
+	return on && fd >= 0 && fd < MAX_FD && born[fd];
+}
+
+static void forget(int fd)
+{
+	if (fd >= 0 && fd < MAX_FD) {
+		born[fd] = 0;
+		fl[fd] = 0;
+	}
+}
+
+/* Whether the line at P (N bytes, no CRLF) is header NAME, and its value. */
+static bool header(const char *p, size_t n, const char *name, const char **val, size_t *vlen)
+{
+	size_t k = strlen(name);
+
+	if (n <= k || strncasecmp(p, name, k) || p[k] != ':')
+		return false;
+	*val = p + k + 1;
+	*vlen = n - k - 1;
+	return true;
+}
+
+static bool has(const char *v, size_t n, const char *word)
+{
+	size_t k = strlen(word);
+
+	for (size_t i = 0; i + k <= n; i++)
+		if (!strncasecmp(v + i, word, k))
+			return true;
+	return false;
+}
+
+/* Whether an answer that starts with these N bytes ends its connection: an
+ * HTTP/1.x answer with "Connection: close", an HTTP/1.0 one without
+ * keep-alive, or a body that only the close delimits. Its client then
+ * waits for that close, or sends nothing more: handing the connection over
+ * would leave it to wait on a generation that waits too. Not HTTP: false,
+ * idle is decided by the byte counts alone. */
+static bool answer_closes(const char *p, size_t n)
+{
+	bool v10, ka = false, close = false, framed = false;
+	const char *line, *end, *v;
+	size_t vl;
+
+	if (n < 12 || (memcmp(p, "HTTP/1.1 ", 9) && memcmp(p, "HTTP/1.0 ", 9)))
+		return false;
+	v10 = p[7] == '0';
+	/* no body: 1xx, 204, 304 */
+	framed = p[9] == '1' || !memcmp(p + 9, "204", 3) || !memcmp(p + 9, "304", 3);
+	for (line = memchr(p, '\n', n); line && (size_t)(line - p) + 1 < n; line = end) {
+		line++;
+		end = memchr(line, '\n', n - (size_t)(line - p));
+		if (!end)
+			return true;	/* the header goes on in a later write: unknown, so not idle */
+		vl = (size_t)(end - line);
+		if (vl && line[vl - 1] == '\r')
+			vl--;
+		if (!vl)
+			return close || (v10 && !ka) || !framed;
+		size_t ll = vl;
+
+		if (header(line, ll, "connection", &v, &vl)) {
+			close |= has(v, vl, "close");
+			ka |= has(v, vl, "keep-alive");
+		} else if (header(line, ll, "content-length", &v, &vl) ||
+			   (header(line, ll, "transfer-encoding", &v, &vl) && has(v, vl, "chunked"))) {
+			framed = true;
+		}
+	}
+	return true;
+}
+
+/* After a write on a born fd: that is an answer to everything consumed so
+ * far. HEAD, HLEN: the start of what was written. */
+static void wrote(int fd, ssize_t r, const void *head, size_t hlen)
+{
+	uint64_t c;
+	uint8_t st;
+
+	if (r <= 0 || consumed(fd, &c, &st))
+		return;
+	if (c != mark[fd]) {	/* the first write after new input: an answer begins */
+		if ((fl[fd] & F_ADOPTED) && my_slot < HANDOFF_GENS)
+			__atomic_fetch_add(&map->answered[my_slot], 1, __ATOMIC_RELAXED);
+		fl[fd] = (uint8_t)((fl[fd] & ~F_CLOSES) |
+				   (head && answer_closes(head, hlen < (size_t)r ? hlen : (size_t)r) ? F_CLOSES : 0));
+	}
+	mark[fd] = c;
+}
+
+/* ---- old generation: close ------------------------------------------------- */
+
+static bool draining(void)
+{
+	return map && __atomic_load_n(&map->draining[my_slot], __ATOMIC_RELAXED) == my_gen;
+}
+
+static bool idle(int fd)
+{
+	struct linger lg;
+	socklen_t ll = sizeof(lg);
+	uint64_t c;
+	uint8_t st;
+
+	if (fl[fd] & (F_SHARED | F_CLOSES))
+		return false;
+	if (consumed(fd, &c, &st) || st != TCP_STATE_ESTABLISHED || c != mark[fd])
+		return false;
+	/* linger 0 asks for a reset: that is not an idle close */
+	return !(!getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &ll) && lg.l_onoff && !lg.l_linger);
+}
+
+static const struct timeval send_wait = { .tv_sec = 1, .tv_usec = 0 };
+
+/* The connection to the supervisor, with SCM_RIGHTS. 0: it has it now. */
+static int give(int fd, int listener)
+{
+	struct handoff_msg msg = { .op = HANDOFF_GIVE, .listener = (uint32_t)listener, .gen = my_gen };
+	struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr mh = { .msg_name = &sup_addr, .msg_namelen = sup_len, .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c;
+	int s, r;
+
+	memset(&u, 0, sizeof(u));
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -1;
+	/* a supervisor that is gone fails at once; one that is behind (its
+	 * queue holds net.unix.max_dgram_qlen, 10 by default, and a server
+	 * closes its idle connections all at once) gets this long */
+	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &send_wait, sizeof(send_wait));
+	r = real_sendmsg ? (int)real_sendmsg(s, &mh, MSG_NOSIGNAL) : (int)syscall(SYS_sendmsg, s, &mh, MSG_NOSIGNAL);
+	sys_close(s);
+	return r == (int)sizeof(msg) ? 0 : -1;
+}
+
+EXPORT int close(int fd)
+{
+	if (is_born(fd)) {
+		int listener = born[fd] - 1, saved = errno;
+
+		if (draining() && idle(fd)) {
+			if (!give(fd, listener)) {
+				forget(fd);
+				sys_close(fd);
+				errno = saved;
+				return 0;
+			}
+			__atomic_fetch_add(&map->unreachable, 1, __ATOMIC_RELAXED);
+		}
+		forget(fd);
+		errno = saved;
+	}
+	return sys_close(fd);
+}
+
+/* ---- new generation: accept ------------------------------------------------- */
+
+/* The opted-in managed listener FD is (its index), or -1. */
+static int listener_of(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st))
+		return -1;
+	for (int i = 0; i < nman; i++)
+		if (opted[i] && man[i].ino == st.st_ino && man[i].dev == st.st_dev)
+			return i;
+	return -1;
+}
+
+/* The token of the wake connection whose source is SS, or 0. */
+static uint32_t wake_token(const struct sockaddr_storage *ss)
+{
+	const uint8_t *a;
+	uint16_t port;
+	size_t alen;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+
+		a = (const uint8_t *)&in->sin_addr;
+		port = in->sin_port;
+		alen = 4;
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+
+		a = (const uint8_t *)&in6->sin6_addr;
+		port = in6->sin6_port;
+		alen = 16;
+	} else {
+		return 0;
+	}
+	for (int i = 0; i < HANDOFF_WAKES; i++) {
+		struct handoff_wake *w = &map->wake[i];
+		uint32_t t = __atomic_load_n(&w->token, __ATOMIC_ACQUIRE);
+
+		if (t && w->port == port && w->family == ss->ss_family && !memcmp(w->addr, a, alen) &&
+		    __atomic_load_n(&w->token, __ATOMIC_ACQUIRE) == t)
+			return t;
+	}
+	return 0;
+}
+
+/* Asks the supervisor for the connection that goes with TOKEN. Returns it
+ * (close-on-exec) or -1. */
+static int take(uint32_t token, int listener)
+{
+	struct handoff_msg msg = { .op = HANDOFF_TAKE, .listener = (uint32_t)listener, .gen = my_gen,
+				   .token = token }, ans;
+	struct sockaddr_un me = { .sun_family = AF_UNIX };
+	struct iovec iov = { .iov_base = &ans, .iov_len = sizeof(ans) };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct pollfd p;
+	struct cmsghdr *c;
+	int s, got = -1;
+	ssize_t n;
+
+	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -1;
+	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &send_wait, sizeof(send_wait));
+	/* an address of our own (autobind) for the answer to come back to */
+	if (bind(s, (struct sockaddr *)&me, sizeof(sa_family_t)) ||
+	    sendto(s, &msg, sizeof(msg), MSG_NOSIGNAL, (struct sockaddr *)&sup_addr, sup_len) != (ssize_t)sizeof(msg))
+		goto out;
+	p = (struct pollfd){ .fd = s, .events = POLLIN };
+	if (poll(&p, 1, HANDOFF_TAKE_MS) != 1)
+		goto out;
+	n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	for (c = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&got, CMSG_DATA(c), sizeof(int));
+	if (got >= 0 && (n != (ssize_t)sizeof(ans) || ans.op != HANDOFF_TAKE || ans.token != token)) {
+		sys_close(got);
+		got = -1;
+	}
+out:
+	sys_close(s);
+	return got;
+}
+
+static int do_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int listener, c, saved;
+	uint32_t token;
+	uint64_t bytes = 0;
+	uint8_t st;
+
+	if (!real_accept4)
+		return (int)syscall(SYS_accept4, fd, addr, alen, flags);
+	if (!on || (listener = listener_of(fd)) < 0)
+		return real_accept4(fd, addr, alen, flags);
+	c = real_accept4(fd, (struct sockaddr *)&ss, &sl, flags);
+	if (c < 0)
+		return c;
+	saved = errno;
+	if (__atomic_load_n(&map->nwake, __ATOMIC_RELAXED) && (token = wake_token(&ss))) {
+		int h = take(token, listener);
+
+		if (h >= 0) {
+			int fdfl = fcntl(h, F_GETFL);
+
+			/* what accept4 would have set on a new connection */
+			if (fdfl >= 0)
+				fcntl(h, F_SETFL, (flags & SOCK_NONBLOCK) ? fdfl | O_NONBLOCK : fdfl & ~O_NONBLOCK);
+			if (!(flags & SOCK_CLOEXEC))
+				fcntl(h, F_SETFD, 0);
+			sys_close(c);
+			c = h;
+			sl = sizeof(ss);
+			if (getpeername(c, (struct sockaddr *)&ss, &sl))
+				sl = 0;
+			if (c < MAX_FD)
+				fl[c] = F_ADOPTED;
+		} else {
+			__atomic_fetch_add(&map->take_failed, 1, __ATOMIC_RELAXED);
+		}
+	}
+	if (c < MAX_FD) {
+		if (!(fl[c] & F_ADOPTED))
+			fl[c] = 0;
+		born[c] = (uint8_t)(listener + 1);
+		/* a new connection is at a request boundary; an adopted one at
+		 * the boundary where the old generation let it go */
+		mark[c] = consumed(c, &bytes, &st) ? UINT64_MAX : bytes;
+		if (c > fd_high)
+			fd_high = c;
+	}
+	if (addr && alen) {
+		memcpy(addr, &ss, *alen < sl ? *alen : sl);
+		*alen = sl;
+	}
+	errno = saved;
+	return c;
+}
+
+EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *alen)
+{
+	return do_accept(fd, addr, alen, 0);
+}
+
+EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
+{
+	return do_accept(fd, addr, alen, flags);
+}
+
+/* ---- fds that move ------------------------------------------------------------ */
+
+EXPORT int dup(int fd)
+{
+	int r = real_dup ? real_dup(fd) : (int)syscall(SYS_dup, fd);
+
+	if (r >= 0 && is_born(fd))
+		fl[fd] |= F_SHARED;
+	return r;
+}
+
+EXPORT int dup3(int old, int new, int flags)
+{
+	int r;
+
+	if (old != new && is_born(new))
+		forget(new);	/* dup3 closes it: not a close the server asked to hand off */
+	r = real_dup3 ? real_dup3(old, new, flags) : (int)syscall(SYS_dup3, old, new, flags);
+	if (r >= 0 && is_born(old))
+		fl[old] |= F_SHARED;
+	return r;
+}
+
+EXPORT int dup2(int old, int new)
+{
+	int r;
+
+	if (old != new && is_born(new))
+		forget(new);
+	r = real_dup2 ? real_dup2(old, new) : (int)syscall(SYS_dup2, old, new);
+	if (r >= 0 && old != new && is_born(old))
+		fl[old] |= F_SHARED;
+	return r;
+}
+
+/* ---- writes: where answers happen ----------------------------------------------- */
+
+EXPORT ssize_t write(int fd, const void *buf, size_t len)
+{
+	ssize_t r = real_write ? real_write(fd, buf, len) : syscall(SYS_write, fd, buf, len);
+
+	if (is_born(fd)) {
+		int saved = errno;
+
+		wrote(fd, r, buf, len);
+		errno = saved;
+	}
+	return r;
+}
+
+EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
+{
+	ssize_t r = real_writev ? real_writev(fd, iov, n) : syscall(SYS_writev, fd, iov, n);
+
+	if (is_born(fd)) {
+		int saved = errno;
+
+		wrote(fd, r, n > 0 ? iov[0].iov_base : NULL, n > 0 ? iov[0].iov_len : 0);
+		errno = saved;
+	}
+	return r;
+}
+
+EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+	ssize_t r = real_send ? real_send(fd, buf, len, flags) : syscall(SYS_sendto, fd, buf, len, flags, NULL, 0);
+
+	if (is_born(fd)) {
+		int saved = errno;
+
+		wrote(fd, r, buf, len);
+		errno = saved;
+	}
+	return r;
+}
+
+EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to, socklen_t tl)
+{
+	ssize_t r = real_sendto ? real_sendto(fd, buf, len, flags, to, tl)
+				: syscall(SYS_sendto, fd, buf, len, flags, to, tl);
+
+	if (is_born(fd)) {
+		int saved = errno;
+
+		wrote(fd, r, buf, len);
+		errno = saved;
+	}
+	return r;
+}
+
+EXPORT ssize_t sendmsg(int fd, const struct msghdr *mh, int flags)
+{
+	ssize_t r = real_sendmsg ? real_sendmsg(fd, mh, flags) : syscall(SYS_sendmsg, fd, mh, flags);
+
+	if (is_born(fd)) {
+		int saved = errno;
+
+		wrote(fd, r, mh && mh->msg_iovlen ? mh->msg_iov[0].iov_base : NULL,
+		      mh && mh->msg_iovlen ? mh->msg_iov[0].iov_len : 0);
+		errno = saved;
+	}
+	return r;
+}
+
+EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t len)
+{
+	ssize_t r = real_sendfile ? real_sendfile(out, in, off, len) : syscall(SYS_sendfile, out, in, off, len);
+
+	if (is_born(out)) {
+		int saved = errno;
+
+		wrote(out, r, NULL, 0);
+		errno = saved;
+	}
+	return r;
+}
+
+EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t len)
+{
+	ssize_t r = real_sendfile64 ? real_sendfile64(out, in, off, len) : syscall(SYS_sendfile, out, in, off, len);
+
+	if (is_born(out)) {
+		int saved = errno;
+
+		wrote(out, r, NULL, 0);
+		errno = saved;
+	}
+	return r;
+}

@@ -1,0 +1,389 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* The shim's idle handoff on its own, with this test in the supervisor's
+ * place (its socket and map): an unmodified server (a few lines of python)
+ * closes a keep-alive connection, and the shim gives it over only when the
+ * generation drains and the server has read nothing since its answer;
+ * otherwise, or with no supervisor to take it, the close is a close. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "handoff_wire.h"
+#include "harness.h"
+#include "helpers.h"
+
+/* accept one connection, answer one request (argv[2] "close": saying the
+ * connection ends with it), then on each line of stdin:
+ * "read" consumes whatever came (without answering), "fork" starts a child
+ * that holds the connection for 3 s, "close" closes it */
+static const char server_py[] =
+	"import os, socket, sys, time\n"
+	"s = socket.socket()\n"
+	"s.bind(('127.0.0.1', int(sys.argv[1])))\n"
+	"s.listen(8)\n"
+	"c, _ = s.accept()\n"
+	"c.recv(4096)\n"
+	"hdr = b'Connection: close\\r\\n' if sys.argv[2] == 'close' else b''\n"
+	"c.sendall(b'HTTP/1.1 200 OK\\r\\n' + hdr + b'Content-Length: 3\\r\\n\\r\\nok\\n')\n"
+	"print('answered', flush=True)\n"
+	"for line in sys.stdin:\n"
+	"    if line.startswith('read'):\n"
+	"        c.recv(4096)\n"
+	"    elif line.startswith('fork'):\n"
+	"        if os.fork() == 0:\n"
+	"            time.sleep(3)\n"
+	"            os._exit(0)\n"
+	"    elif line.startswith('close'):\n"
+	"        c.close()\n"
+	"    print('done', flush=True)\n";
+
+struct fake_sup {
+	char dir[64], map_path[128], sock_name[96];
+	struct handoff_map *map;
+	int sock;           /* -1: "gone" */
+};
+
+struct server {
+	pid_t pid;
+	int in, out;        /* its stdin and stdout */
+	char buf[256];      /* what it printed and was not read as a line yet */
+	size_t len;
+};
+
+static const char *python(void)
+{
+	if (!access("/usr/bin/python3", X_OK))
+		return "/usr/bin/python3";
+	SKIP("python3 is not installed (Debian package python3)");
+}
+
+static void fake_sup_open(struct fake_sup *f, bool listening)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd, one = 1;
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/baton-handoff-XXXXXX");
+	if (!mkdtemp(f->dir))
+		FAIL("mkdtemp: %s", strerror(errno));
+	snprintf(f->map_path, sizeof(f->map_path), "%s/map", f->dir);
+	fd = open(f->map_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(ftruncate(fd, sizeof(struct handoff_map)), 0);
+	f->map = mmap(NULL, sizeof(struct handoff_map), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	ASSERT_TRUE(f->map != MAP_FAILED);
+	f->map->magic = HANDOFF_MAGIC;
+	snprintf(f->sock_name, sizeof(f->sock_name), "@baton-test-handoff-%d", (int)getpid());
+	f->sock = -1;
+	if (!listening)
+		return;
+	f->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	memcpy(sun.sun_path, f->sock_name, strlen(f->sock_name));
+	sun.sun_path[0] = '\0';
+	ASSERT_EQ(bind(f->sock, (struct sockaddr *)&sun,
+		       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(f->sock_name))), 0);
+	setsockopt(f->sock, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one));
+}
+
+static void fake_sup_close(struct fake_sup *f)
+{
+	char path[160];
+
+	if (f->sock >= 0)
+		close(f->sock);
+	munmap(f->map, sizeof(*f->map));
+	unlink(f->map_path);
+	snprintf(path, sizeof(path), "%s", f->dir);
+	rmdir(path);
+}
+
+/* A GIVE within TIMEOUT_MS: the connection it carries, else -1. */
+static int fake_sup_given(struct fake_sup *f, int timeout_ms)
+{
+	struct handoff_msg m;
+	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+	union {
+		struct cmsghdr c;
+		char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+	} u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct pollfd p = { .fd = f->sock, .events = POLLIN };
+	int fd = -1;
+
+	if (f->sock < 0 || poll(&p, 1, timeout_ms) != 1)
+		return -1;
+	ASSERT_EQ(recvmsg(f->sock, &mh, MSG_CMSG_CLOEXEC), (ssize_t)sizeof(m));
+	ASSERT_EQ(m.op, HANDOFF_GIVE);
+	ASSERT_EQ(m.gen, 7);
+	ASSERT_EQ(m.listener, 0);
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
+/* The python server as generation 7 in slot 3 of fake supervisor F, with
+ * MEMBER (listening on PORT) as its fd 3, as baton run starts it. */
+static void server_start(struct server *sv, struct fake_sup *f, int member, uint16_t port, const char *answer)
+{
+	const char *lib = getenv("BATON_PRELOAD_LIB"), *py = python();
+	int in[2], out[2];
+	char env[512], portstr[16];
+
+	if (!lib || access(lib, R_OK))
+		SKIP("BATON_PRELOAD_LIB does not name the preload shim (run through make check)");
+	ASSERT_EQ(pipe2(in, O_CLOEXEC), 0);
+	ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	sv->pid = fork();
+	ASSERT_TRUE(sv->pid >= 0);
+	if (sv->pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		if (member != 3)
+			dup2(member, 3);	/* dup2 clears close-on-exec */
+		else
+			fcntl(3, F_SETFD, 0);
+		setenv("LD_PRELOAD", lib, 1);
+		unsetenv("NOTIFY_SOCKET");
+		snprintf(env, sizeof(env), "v1;tcp:127.0.0.1:%u=3", port);
+		setenv("BATON_PRELOAD", env, 1);
+		snprintf(env, sizeof(env), "v1;3;0;%s;%s", f->sock_name, f->map_path);
+		setenv("BATON_HANDOFF", env, 1);
+		setenv("BATON_GENERATION", "7", 1);
+		execl(py, py, "-c", server_py, portstr, answer, (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	sv->in = in[1];
+	sv->out = out[0];
+	sv->len = 0;
+}
+
+/* Sends CMD to the server and waits for its next line, which must hold WANT. */
+static void server_say(struct server *sv, const char *cmd, const char *want)
+{
+	char *nl;
+
+	if (cmd)
+		ASSERT_EQ(write(sv->in, cmd, strlen(cmd)), (ssize_t)strlen(cmd));
+	for (int tries = 0; !(nl = memchr(sv->buf, '\n', sv->len)); tries++) {
+		struct pollfd p = { .fd = sv->out, .events = POLLIN };
+		ssize_t n;
+
+		if (tries == 20 || sv->len == sizeof(sv->buf) - 1 || poll(&p, 1, 5000) != 1)
+			FAIL("the server printed no line (waiting for \"%s\"); so far: %.*s", want, (int)sv->len, sv->buf);
+		n = read(sv->out, sv->buf + sv->len, sizeof(sv->buf) - 1 - sv->len);
+		if (n <= 0)
+			FAIL("the server ended (waiting for \"%s\")", want);
+		sv->len += (size_t)n;
+	}
+	*nl = '\0';
+	ASSERT_CONTAINS(sv->buf, want);
+	sv->len -= (size_t)(nl + 1 - sv->buf);
+	memmove(sv->buf, nl + 1, sv->len);
+}
+
+static void server_end(struct server *sv)
+{
+	int status;
+
+	close(sv->in);
+	close(sv->out);
+	kill(sv->pid, SIGTERM);
+	waitpid(sv->pid, &status, 0);
+}
+
+/* One request and its answer on a fresh connection to the server. */
+static int client_request(uint16_t port, struct server *sv)
+{
+	static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+	char buf[256];
+	struct pollfd p;
+	int c = bt_connect(port);
+
+	ASSERT_TRUE(c >= 0);
+	ASSERT_EQ(write(c, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+	server_say(sv, NULL, "answered");
+	p = (struct pollfd){ .fd = c, .events = POLLIN };
+	ASSERT_EQ(poll(&p, 1, 5000), 1);
+	ASSERT_GT(read(c, buf, sizeof(buf)), 0);
+	return c;
+}
+
+/* Whether the server's side of C is gone (EOF within TIMEOUT_MS). */
+static bool closed_by_server(int c, int timeout_ms)
+{
+	struct pollfd p = { .fd = c, .events = POLLIN | POLLRDHUP };
+	char b;
+
+	return poll(&p, 1, timeout_ms) == 1 && recv(c, &b, 1, MSG_DONTWAIT | MSG_PEEK) == 0;
+}
+
+static void setup_answer(struct fake_sup *f, bool listening, struct server *sv, int *member, uint16_t *port,
+			 const char *answer)
+{
+	bt_need_netns();
+	fake_sup_open(f, listening);
+	*port = bt_listeners(member, 1, false);
+	server_start(sv, f, *member, *port, answer);
+}
+
+static void setup(struct fake_sup *f, bool listening, struct server *sv, int *member, uint16_t *port)
+{
+	setup_answer(f, listening, sv, member, port, "keep");
+}
+
+TEST(preload_handoff_gives_an_idle_connection_of_a_draining_generation)
+{
+	static const char next[] = "GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char ans[] = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnew\n";
+	struct fake_sup f;
+	struct server sv;
+	uint16_t port;
+	int m, c, given;
+	char buf[256] = "";
+	ssize_t n;
+
+	setup(&f, true, &sv, &m, &port);
+	c = client_request(port, &sv);
+	f.map->draining[3] = 7;
+	/* the client's next request is already on its way: it goes with the socket */
+	ASSERT_EQ(write(c, next, sizeof(next) - 1), (ssize_t)sizeof(next) - 1);
+	usleep(50000);
+	server_say(&sv, "close\n", "done");
+	given = fake_sup_given(&f, 2000);
+	ASSERT_TRUE(given >= 0);
+	/* the server's close did not reach the client: the connection lives on
+	 * in whoever holds the fd now, with the unread request in it */
+	ASSERT_TRUE(!closed_by_server(c, 100));
+	n = recv(given, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+	ASSERT_EQ(n, (ssize_t)sizeof(next) - 1);
+	ASSERT_EQ(write(given, ans, sizeof(ans) - 1), (ssize_t)sizeof(ans) - 1);
+	n = read(c, buf, sizeof(buf) - 1);
+	ASSERT_GT(n, 0);
+	buf[n] = '\0';
+	ASSERT_CONTAINS(buf, "new");
+	ASSERT_EQ(f.map->unreachable, 0);
+	close(given);
+	close(c);
+	server_end(&sv);
+	close(m);
+	fake_sup_close(&f);
+}
+
+TEST(preload_handoff_leaves_an_idle_close_alone_while_the_generation_serves)
+{
+	struct fake_sup f;
+	struct server sv;
+	uint16_t port;
+	int m, c;
+
+	setup(&f, true, &sv, &m, &port);
+	c = client_request(port, &sv);
+	f.map->draining[3] = 6;	/* another generation drains, not this one */
+	server_say(&sv, "close\n", "done");
+	ASSERT_TRUE(closed_by_server(c, 2000));
+	ASSERT_EQ(fake_sup_given(&f, 100), -1);
+	close(c);
+	server_end(&sv);
+	close(m);
+	fake_sup_close(&f);
+}
+
+TEST(preload_handoff_closes_a_connection_whose_request_was_read_but_not_answered)
+{
+	static const char next[] = "GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct fake_sup f;
+	struct server sv;
+	uint16_t port;
+	int m, c;
+
+	setup(&f, true, &sv, &m, &port);
+	c = client_request(port, &sv);
+	f.map->draining[3] = 7;
+	ASSERT_EQ(write(c, next, sizeof(next) - 1), (ssize_t)sizeof(next) - 1);
+	usleep(50000);
+	server_say(&sv, "read\n", "done");	/* consumed, never answered: not idle */
+	server_say(&sv, "close\n", "done");
+	ASSERT_TRUE(closed_by_server(c, 2000));
+	ASSERT_EQ(fake_sup_given(&f, 100), -1);
+	close(c);
+	server_end(&sv);
+	close(m);
+	fake_sup_close(&f);
+}
+
+TEST(preload_handoff_with_the_supervisor_gone_closes_and_counts)
+{
+	struct fake_sup f;
+	struct server sv;
+	uint16_t port;
+	int m, c;
+
+	setup(&f, false, &sv, &m, &port);
+	c = client_request(port, &sv);
+	f.map->draining[3] = 7;
+	server_say(&sv, "close\n", "done");
+	/* closed exactly as the server asked, and the failure is counted */
+	ASSERT_TRUE(closed_by_server(c, 2000));
+	ASSERT_EQ(__atomic_load_n(&f.map->unreachable, __ATOMIC_RELAXED), 1);
+	close(c);
+	server_end(&sv);
+	close(m);
+	fake_sup_close(&f);
+}
+
+/* An answer that says "Connection: close" is followed by the close it
+ * announced: its client waits for that, not for another generation. */
+TEST(preload_handoff_lets_a_connection_close_that_its_answer_closed)
+{
+	struct fake_sup f;
+	struct server sv;
+	uint16_t port;
+	int m, c;
+
+	setup_answer(&f, true, &sv, &m, &port, "close");
+	c = client_request(port, &sv);
+	f.map->draining[3] = 7;
+	server_say(&sv, "close\n", "done");
+	ASSERT_TRUE(closed_by_server(c, 2000));
+	ASSERT_EQ(fake_sup_given(&f, 100), -1);
+	close(c);
+	server_end(&sv);
+	close(m);
+	fake_sup_close(&f);
+}
+
+/* A server that forks per connection closes the parent's copy while the
+ * child serves: that close is not the connection's end, and not idle. */
+TEST(preload_handoff_leaves_a_connection_a_forked_child_still_holds)
+{
+	struct fake_sup f;
+	struct server sv;
+	uint16_t port;
+	int m, c;
+
+	setup(&f, true, &sv, &m, &port);
+	c = client_request(port, &sv);
+	f.map->draining[3] = 7;
+	server_say(&sv, "fork\n", "done");
+	server_say(&sv, "close\n", "done");
+	ASSERT_EQ(fake_sup_given(&f, 300), -1);
+	ASSERT_TRUE(!closed_by_server(c, 100));	/* the child still holds it */
+	ASSERT_TRUE(closed_by_server(c, 5000));	/* and closes it as it exits */
+	close(c);
+	server_end(&sv);
+	close(m);
+	fake_sup_close(&f);
+}
