@@ -927,6 +927,29 @@ int baton_group_stats(const struct baton_group *g, int slot, struct baton_slot_s
 	return r < 0 ? r : 0;
 }
 
+/* The per-CPU values of KEY in a per-CPU map, one VALSZ each, in a new
+ * array the caller frees; NULL with *ERR set. */
+static void *percpu_lookup(int fd, uint32_t key, size_t valsz, int ncpu, int *err)
+{
+	void *v;
+
+	if (ncpu <= 0) {
+		*err = ncpu ? ncpu : -EINVAL;
+		return NULL;
+	}
+	v = calloc((size_t)ncpu, valsz);
+	if (!v) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	if (bpf_map_lookup_elem(fd, &key, v)) {
+		*err = -errno;
+		free(v);
+		return NULL;
+	}
+	return v;
+}
+
 int baton_group_stats_info(const struct baton_group *g, int slot, struct baton_slot_stats *out, size_t len)
 {
 	int ncpu = libbpf_num_possible_cpus(), i, r;
@@ -938,15 +961,9 @@ int baton_group_stats_info(const struct baton_group *g, int slot, struct baton_s
 		return -EINVAL;
 	if (g->mode != BATON_MODE_EBPF)
 		return -EOPNOTSUPP;
-	if (ncpu <= 0)
-		return ncpu ? ncpu : -EINVAL;
-	v = calloc((size_t)ncpu, sizeof(*v));
+	v = percpu_lookup(bpf_map__fd(g->skel->maps.stats), key, sizeof(*v), ncpu, &r);
 	if (!v)
-		return -ENOMEM;
-	if (bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.stats), &key, v)) {
-		r = -errno;
-		goto out;
-	}
+		return r;
 	for (i = 0; i < ncpu; i++) {
 		st.selected += v[i].selected;
 		st.migrated += v[i].migrated;
@@ -959,7 +976,6 @@ int baton_group_stats_info(const struct baton_group *g, int slot, struct baton_s
 			st.migrated_out = o.migrated_out;
 	}
 	r = baton_out_copy(out, len, &st, sizeof(st), BATON_SLOT_STATS_SZ_0_1);
-out:
 	free(v);
 	return r;
 }
@@ -1403,15 +1419,9 @@ int baton_group_flows(const struct baton_group *g, struct baton_flow_stats *out,
 		return -EINVAL;
 	if (g->mode != BATON_MODE_EBPF || !g->flows || g->flow_table <= 1)
 		return -EOPNOTSUPP;
-	if (ncpu <= 0)
-		return ncpu ? ncpu : -EINVAL;
-	v = calloc((size_t)ncpu, sizeof(*v));
+	v = percpu_lookup(bpf_map__fd(g->skel->maps.flowstats), zero, sizeof(*v), ncpu, &r);
 	if (!v)
-		return -ENOMEM;
-	if (bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.flowstats), &zero, v)) {
-		r = -errno;
-		goto out;
-	}
+		return r;
 	for (i = 0; i < ncpu; i++) {
 		st.followed += v[i].followed;
 		st.by_cid += v[i].by_cid;

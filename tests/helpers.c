@@ -454,6 +454,12 @@ struct bt_load bt_load_start(uint16_t port, const char *mode, const char *second
 	return l;
 }
 
+const char *bt_load_stop(struct bt_load *l, int timeout_s)
+{
+	kill(l->pid, SIGTERM);	/* loadgen reports what it counted on SIGTERM */
+	return bt_load_finish(l, timeout_s);
+}
+
 const char *bt_load_finish(struct bt_load *l, int timeout_s)
 {
 	static char report[8192];

@@ -87,5 +87,7 @@ struct bt_load {
 };
 struct bt_load bt_load_start(uint16_t port, const char *mode, const char *seconds, int concurrency);
 const char *bt_load_finish(struct bt_load *l, int timeout_s);
+/* Stops it (SIGTERM: it reports what it counted) and returns the report. */
+const char *bt_load_stop(struct bt_load *l, int timeout_s);
 
 #endif

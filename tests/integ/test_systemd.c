@@ -293,66 +293,23 @@ TEST_TIMEOUT(systemd_no_notify_socket_sends_nothing_and_stores_nothing, 60)
 
 /* ---- socket activation under load ---------------------------------------------- */
 
-struct load {
-	pid_t pid;
-	int fd;
-};
-
-static void load_start(struct load *l, uint16_t port)
+/* The counting client, new connection per request, until stopped. */
+static void load_start(struct bt_load *l, uint16_t port)
 {
-	const char *gen = need_env("BATON_LOADGEN", "load client");
-	char portstr[16];
-	int p[2];
-
-	snprintf(portstr, sizeof(portstr), "%u", port);
-	if (pipe2(p, O_CLOEXEC))
-		FAIL("pipe: %s", strerror(errno));
-	l->pid = fork();
-	if (l->pid == 0) {
-		char *argv[] = { (char *)gen, "--port", portstr, "--mode", "conn", "--concurrency", "16",
-				 "--duration", "600", "--timeout-ms", "3000", "--json", NULL };
-
-		dup2(p[1], 1);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(p[1]);
-	l->fd = p[0];
-	usleep(300000);
+	*l = bt_load_start(port, "conn", "600", 16);
 }
 
-static const char *load_finish(struct load *l)
+static const char *load_finish(struct bt_load *l)
 {
-	static char report[8192];
-	size_t got = 0;
-	time_t deadline = time(NULL) + 20;
+	const char *report = bt_load_stop(l, 20);
 
-	kill(l->pid, SIGTERM);	/* loadgen reports on SIGTERM */
-	for (;;) {
-		struct pollfd p = { .fd = l->fd, .events = POLLIN };
-		ssize_t n;
-
-		if (time(NULL) > deadline) {
-			kill(l->pid, SIGKILL);
-			FAIL("load client did not finish");
-		}
-		if (poll(&p, 1, 200) <= 0)
-			continue;
-		n = read(l->fd, report + got, sizeof(report) - got - 1);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	report[got] = '\0';
-	close(l->fd);
-	waitpid(l->pid, NULL, 0);
 	bt_log("load: %s", report);
 	return report;
 }
 
 static void reloads_under_load(const char *name, uint16_t port, int reloads)
 {
-	struct load l;
+	struct bt_load l;
 	const char *report;
 
 	load_start(&l, port);

@@ -110,59 +110,16 @@ static pid_t by_hand(char *const argv[], uint16_t port)
 	FAIL("%s did not listen on port %u within 5 s", argv[0], port);
 }
 
-struct load {
-	pid_t pid;
-	int fd;
-};
-
-static void load_start(struct load *l, uint16_t port)
+/* The counting client, new connection per request, until stopped. */
+static void load_start(struct bt_load *l, uint16_t port)
 {
-	const char *gen = need_env("BATON_LOADGEN", "load client");
-	char portstr[16];
-	int p[2];
-
-	snprintf(portstr, sizeof(portstr), "%u", port);
-	if (pipe2(p, O_CLOEXEC))
-		FAIL("pipe: %s", strerror(errno));
-	l->pid = fork();
-	if (l->pid == 0) {
-		char *argv[] = { (char *)gen, "--port", portstr, "--mode", "conn", "--concurrency", "16",
-				 "--duration", "600", "--timeout-ms", "3000", "--json", NULL };
-
-		dup2(p[1], 1);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(p[1]);
-	l->fd = p[0];
-	usleep(300000);	/* full load before the takeover */
+	*l = bt_load_start(port, "conn", "600", 16);
 }
 
-static const char *load_finish(struct load *l)
+static const char *load_finish(struct bt_load *l)
 {
-	static char report[8192];
-	size_t got = 0;
-	time_t deadline = time(NULL) + 20;
+	const char *report = bt_load_stop(l, 20);
 
-	kill(l->pid, SIGTERM);	/* loadgen reports on SIGTERM */
-	for (;;) {
-		struct pollfd p = { .fd = l->fd, .events = POLLIN };
-		ssize_t n;
-
-		if (time(NULL) > deadline) {
-			kill(l->pid, SIGKILL);
-			FAIL("load client did not finish");
-		}
-		if (poll(&p, 1, 200) <= 0)
-			continue;
-		n = read(l->fd, report + got, sizeof(report) - got - 1);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	report[got] = '\0';
-	close(l->fd);
-	waitpid(l->pid, NULL, 0);
 	bt_log("load: %s", report);
 	return report;
 }
@@ -193,7 +150,7 @@ static void wait_active(const char *name, int id, const char *log)
 static void takeover_under_load(const char *dir, pid_t server, char *const opts_cmd[], int reloads, const char *mode)
 {
 	char *argv[48], log[128], pidstr[16], status_text[8192];
-	struct load l;
+	struct bt_load l;
 	const char *report;
 	int n = 0, st;
 	pid_t pid;
@@ -505,7 +462,7 @@ TEST_TIMEOUT(takeover_generation_0_resumes_after_the_supervisor_is_killed, 90)
 {
 	const char *ref = need_env("BATON_REFSERVER", "reference server");
 	char dir[64], script[512], cmd[512], mode[128], pidstr[16], log[128], text[16384], want[128];
-	struct load l;
+	struct bt_load l;
 	const char *report;
 	pid_t server, pid;
 	FILE *f;
