@@ -457,6 +457,16 @@ void rollback(struct sup *s, const char *why)
 		snprintf(reason, sizeof(reason), "replacement failed (%s); %s; retrying in %lld ms", why, serves,
 			 s->retry_ms);
 		sup_set_degraded(s, reason);
+	} else if (s->active >= 0 && s->gen[s->active].health[0] && s->gen[s->active].pid > 0) {
+		char reason[512];
+
+		/* an operator's reload failed while the serving generation is
+		 * frozen or hung: the watch's own replacement, which waited for
+		 * that reload, is due now */
+		s->retry_at = baton_mono_ms();
+		snprintf(reason, sizeof(reason), "the reload failed (%s); %s; the health watch starts a replacement",
+			 why, serves);
+		sup_set_degraded(s, reason);
 	}
 	s->health_reload = false;
 	state_save(s);

@@ -449,3 +449,22 @@ TEST(genstate_max_draining_names_the_limit_and_the_draining_generations)
 	ASSERT_GE(s.reload, 0);
 	sup_fini(&s);
 }
+
+TEST(genstate_failed_operator_reload_with_a_frozen_generation_hands_over_to_the_watch)
+{
+	struct sup s;
+	struct sup_config cfg;
+	struct baton_spec spec;
+	int old;
+
+	fake_sup(&s, &cfg, &spec);
+	old = serving(&s);
+	ASSERT_EQ(start_reload(&s, -1, "control socket"), 0);
+	/* the watch found the serving one frozen while the reload ran */
+	snprintf(s.gen[old].health, sizeof(s.gen[old].health), "fenced: owner stopped (SIGSTOP)");
+	gen_exited(&s, s.reload, W_EXITCODE(1, 0));
+	ASSERT_EQ(s.active, old);
+	ASSERT_CONTAINS(s.degraded, "the health watch starts a replacement");
+	ASSERT_LE(s.retry_at, baton_mono_ms());	/* due at once */
+	sup_fini(&s);
+}
