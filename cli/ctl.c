@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "util.h"
 #include "sup.h"
 
 /* Errors of `baton CMD`, through blog so that they carry a level. */
@@ -120,13 +121,11 @@ static int exchange(const char *cmd, const char *name, const char *request, long
 	size_t have = 0;
 	int fd = connect_to(cmd, name), result = -1;
 	bool payload = false;
-	struct timespec ts;
 	long long end;
 
 	if (fd < 0)
 		return 1;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	end = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 + timeout_ms;
+	end = baton_mono_ms() + timeout_ms;
 	/* a supervisor that turned us away (busy) has said why before it hung
 	 * up: read that rather than report a broken pipe */
 	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 && errno != EPIPE && errno != ECONNRESET) {
@@ -139,8 +138,7 @@ static int exchange(const char *cmd, const char *name, const char *request, long
 		long long left;
 		ssize_t n;
 
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		left = end - (ts.tv_sec * 1000LL + ts.tv_nsec / 1000000);
+		left = end - baton_mono_ms();
 		if (left <= 0) {
 			/* the supervisor carries on without a client: say so,
 			 * and how to see the end, in one line */

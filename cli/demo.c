@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "util.h"
 
 #define REQUESTS 100         /* parts plain and baton */
 #define SPACING_MS 10        /* one request started every 10 ms */
@@ -46,10 +47,7 @@ static int failed(const struct outcome *o)
 
 static long long now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+	return baton_mono_ms();
 }
 
 /* ---- the tiny server ---------------------------------------------------- */
@@ -113,21 +111,9 @@ static pid_t spawn(int lfd, char name, int slow_us)
 /* State letter of a process from /proc/PID/stat, or 0 if it is gone. */
 static char proc_state(pid_t pid)
 {
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
+	struct baton_proc_stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');	/* the command name may hold spaces and ')' */
-	return p && p[1] == ' ' ? p[2] : 0;
+	return baton_proc_stat(pid, -1, &st) ? 0 : st.state;
 }
 
 /* SIGSTOP and wait until the kernel says it is stopped: kill() returns

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lsfmt.h"
+#include "util.h"
 
 enum kind { FLAG, NUM };
 
@@ -384,22 +385,6 @@ void ls_render_text(FILE *out, const struct baton_sock *v, size_t n)
 
 /* ---- JSON ---------------------------------------------------------------- */
 
-static void json_str(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(out, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(out, "\\u%04x", ch);
-		else
-			fputc(ch, out);
-	}
-	fputc('"', out);
-}
-
 static const char *state_name(const struct baton_sock *s)
 {
 	if (s->proto == BATON_PROTO_TCP)
@@ -457,13 +442,13 @@ static void json_sock(FILE *out, const struct baton_sock *s)
 	fprintf(out, "}, \"owners\": [");
 	for (i = 0; i < shown; i++) {
 		fprintf(out, "%s{\"pid\": %d, \"fd\": %d, \"comm\": ", i ? ", " : "", s->owners[i].pid, s->owners[i].fd);
-		json_str(out, s->owners[i].comm);
+		baton_json_str(out, s->owners[i].comm);
 		fprintf(out, "}");
 	}
 	fprintf(out, "], \"owners_total\": %u, \"owners_complete\": %s, \"unknown\": ", s->nowners,
 		s->known & BATON_SOCK_OWNERS ? "true" : "false");
 	if (s->why[0])
-		json_str(out, s->why);
+		baton_json_str(out, s->why);
 	else
 		fprintf(out, "null");
 	fprintf(out, "}");
@@ -582,21 +567,21 @@ void ls_render_json_stale(FILE *out, const struct baton_sock *v, size_t n, const
 	for (long k = 0; k < nstale; k++) {
 		stale_words(&st[k], why, sizeof(why), how, sizeof(how));
 		fprintf(out, "%s\n  {\"path\": ", k ? "," : "");
-		json_str(out, st[k].path);
+		baton_json_str(out, st[k].path);
 		fprintf(out, ", \"listener\": ");
 		if (st[k].spec[0])
-			json_str(out, st[k].spec);
+			baton_json_str(out, st[k].spec);
 		else
 			fprintf(out, "null");
 		fprintf(out, ", \"supervisor\": ");
 		if (st[k].supervisor[0])
-			json_str(out, st[k].supervisor);
+			baton_json_str(out, st[k].supervisor);
 		else
 			fprintf(out, "null");
 		fprintf(out, ", \"why\": ");
-		json_str(out, why);
+		baton_json_str(out, why);
 		fprintf(out, ", \"remove\": ");
-		json_str(out, how);
+		baton_json_str(out, how);
 		fprintf(out, "}");
 	}
 	fprintf(out, "%s]}\n", nstale ? "\n " : "");

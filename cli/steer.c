@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 
 #include "cli.h"
+#include "util.h"
 #include "pins.h"
 
 
@@ -232,10 +233,7 @@ static int parse_args(struct steer *s, int argc, char **argv)
 
 static uint64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)baton_mono_ms();
 }
 
 /* Pins need bpffs at /sys/fs/bpf; mount it if nothing is there. */

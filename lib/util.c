@@ -70,6 +70,24 @@ int baton_proc_stat(pid_t pid, int fd, struct baton_proc_stat *st)
 	return baton_proc_stat_parse(buf, st) ? -ESRCH : 0;
 }
 
+int baton_proc_children(pid_t pid, pid_t *out, int max)
+{
+	char path[64], buf[4096], *tok, *save = NULL;
+	ssize_t got;
+	int fd, n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	got = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[got > 0 ? got : 0] = '\0';
+	for (tok = strtok_r(buf, " \n", &save); tok && n < max; tok = strtok_r(NULL, " \n", &save))
+		out[n++] = (pid_t)atoi(tok);
+	return n;
+}
+
 int baton_proc_sockets(pid_t pid, unsigned budget, baton_proc_socket_fn fn, void *ctx)
 {
 	char path[64];

@@ -31,6 +31,11 @@ BATON_HIDDEN int baton_proc_stat_parse(const char *text, struct baton_proc_stat 
  * Returns 0, or -ESRCH once the process is gone or reaped. */
 BATON_HIDDEN int baton_proc_stat(pid_t pid, int fd, struct baton_proc_stat *st);
 
+/* The pids of PID's children (its main thread's, from
+ * /proc/PID/task/PID/children), at most MAX into OUT. Returns the count, or
+ * -errno if the list cannot be read. */
+BATON_HIDDEN int baton_proc_children(pid_t pid, pid_t *out, int max);
+
 /* Calls FN(CTX, FD, INODE) for each socket in PID's fd table, at most BUDGET
  * entries read. FN returning non-zero stops the scan with that value.
  * Returns 0, FN's value, or -errno if the table cannot be read. */

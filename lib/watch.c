@@ -206,14 +206,9 @@ int baton_watch_clear_owners(struct baton_watch *w, int slot)
 /* State letter of the process behind FD, or 0 once it has been reaped. */
 static char owner_state(int fd)
 {
-	char buf[512], *p;
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	struct baton_proc_stat st;
 
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');	/* the command name may hold spaces and ')' */
-	return p && p[1] == ' ' ? p[2] : 0;
+	return baton_proc_stat(0, fd, &st) ? 0 : st.state;
 }
 
 /* OK while at least one owner runs; else the "liveliest" reason. */

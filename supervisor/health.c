@@ -78,22 +78,15 @@ static int busy_sockets(const struct sup *s, const struct gen *g, pid_t pid)
 
 void idle_check(struct sup *s, struct gen *g, long long now)
 {
-	char path[64], buf[1024], *tok, *save = NULL;
-	int n = busy_sockets(s, g, g->pid), fd;
-	ssize_t got;
+	int n = busy_sockets(s, g, g->pid), nkids, i;
+	pid_t kids[256];
 
 	/* its children (workers) count too, one level down */
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)g->pid, (int)g->pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		got = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		buf[got > 0 ? got : 0] = '\0';
-		for (tok = strtok_r(buf, " \n", &save); tok && n >= 0; tok = strtok_r(NULL, " \n", &save)) {
-			int c = busy_sockets(s, g, (pid_t)atoi(tok));
+	nkids = baton_proc_children(g->pid, kids, 256);
+	for (i = 0; i < nkids && n >= 0; i++) {
+		int c = busy_sockets(s, g, kids[i]);
 
-			n += c > 0 ? c : 0;
-		}
+		n += c > 0 ? c : 0;
 	}
 	if (n > 0 && now - g->stop_ms < s->cfg->grace_ms)
 		return;

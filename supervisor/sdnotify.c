@@ -162,19 +162,17 @@ void sdn_ready(struct sup *s)
 
 void sdn_reloading(struct sup *s)
 {
-	struct timespec ts;
 	char msg[400], line[256];
 
 	/* before the first READY=1 (a takeover's switch) the service is still
 	 * starting, not reloading */
 	if (!s->sd || s->sd->fd < 0 || !s->sd->mainpid_said)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	s->sd->ready = false;
 	status_line(s, line, sizeof(line));
 	snprintf(s->sd->status, sizeof(s->sd->status), "%s", line);
 	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=%s",
-		 (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL, line);
+		 (unsigned long long)baton_mono_us(), line);
 	send_msg(s, msg, -1);
 }
 

@@ -439,21 +439,14 @@ static int find_ino(void *ctx, int fd, unsigned long long ino)
 static int copy_member(pid_t pid, int pidfd, unsigned long long ino)
 {
 	struct find_ctx c = { .ino = ino, .fd = -1 };
-	char path[64], buf[4096], *tok, *save = NULL;
-	ssize_t n;
-	int fd;
+	pid_t kids[1024];
+	int n, i;
 
 	if (baton_proc_sockets(pid, 1u << 20, find_ino, &c) == 1)
 		return baton_pidfd_getfd(pidfd, c.fd);
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -ENOENT;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
-		pid_t child = (pid_t)atoi(tok);
+	n = baton_proc_children(pid, kids, 1024);
+	for (i = 0; i < n; i++) {
+		pid_t child = kids[i];
 		int cfd, copy;
 
 		c.fd = -1;

@@ -94,19 +94,9 @@ static int family_of(pid_t pid, pid_t *out, int max)
 
 	out[n++] = pid;
 	for (i = 0; i < n && n < max; i++) {
-		char path[64], buf[4096], *tok, *save = NULL;
-		ssize_t got;
-		int fd;
+		int got = baton_proc_children(out[i], out + n, max - n);
 
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)out[i], (int)out[i]);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		got = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		buf[got > 0 ? got : 0] = '\0';
-		for (tok = strtok_r(buf, " \n", &save); tok && n < max; tok = strtok_r(NULL, " \n", &save))
-			out[n++] = (pid_t)atoi(tok);
+		n += got > 0 ? got : 0;
 	}
 	return n;
 }
