@@ -255,8 +255,7 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 	if (!baton_proc_stat(pid, -1, &st))
 		g->start_ticks = st.start;
 	gen_watch_pid(s, gi);
-	state_save(s);
-	return gi;
+	return gi;	/* every caller saves the state once it has placed it */
 fail:
 	free(fds);
 	if (from >= 0) {
