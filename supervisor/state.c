@@ -639,18 +639,11 @@ static int make_groups(struct sup *s, bool resume)
 		o.mode = BATON_MODE_EBPF;
 	}
 	if (!resume && s->pin_root[0]) {
-		/* a fresh start owns its name: stale pins of a dead run go */
+		/* a fresh start owns its name: stale pins of a dead run go,
+		 * past our own listeners too while their directories exist */
 		for (l = 0; l < SUP_MAX_LISTENERS; l++) {
-			const char *maps[] = { "socks", "cfg", "ctl", "stats", "origin", "steer", "flowcfg", "flows",
-					       "slotep", "markers", "flowstats" };
-			bool any = false;
-
-			for (size_t m = 0; m < sizeof(maps) / sizeof(maps[0]); m++) {
-				snprintf(path, sizeof(path), "%s/l%d/%s", s->pin_root, l, maps[m]);
-				any |= unlink(path) == 0;
-			}
 			snprintf(path, sizeof(path), "%s/l%d", s->pin_root, l);
-			if (rmdir(path) && !any && l >= s->nl)
+			if (baton_group_unpin_dir(path) == -ENOENT && l >= s->nl)
 				break;
 		}
 	}
