@@ -321,6 +321,17 @@ static void wrote(int fd, ssize_t r, const void *head, size_t hlen)
 	mark[fd] = c;
 }
 
+/* What every wrapped write does after the real call: note it on a
+ * connection born of a managed listener, leaving errno as the call set it. */
+static void after_write(int fd, ssize_t r, const void *head, size_t hlen)
+{
+	int saved = errno;
+
+	if (is_born(fd))
+		wrote(fd, r, head, hlen);
+	errno = saved;
+}
+
 /* ---- old generation: close ------------------------------------------------- */
 
 static bool draining(void)
@@ -595,12 +606,7 @@ EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
 	ssize_t r = real_write ? real_write(fd, buf, len) : syscall(SYS_write, fd, buf, len);
 
-	if (is_born(fd)) {
-		int saved = errno;
-
-		wrote(fd, r, buf, len);
-		errno = saved;
-	}
+	after_write(fd, r, buf, len);
 	return r;
 }
 
@@ -608,12 +614,7 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 {
 	ssize_t r = real_writev ? real_writev(fd, iov, n) : syscall(SYS_writev, fd, iov, n);
 
-	if (is_born(fd)) {
-		int saved = errno;
-
-		wrote(fd, r, n > 0 ? iov[0].iov_base : NULL, n > 0 ? iov[0].iov_len : 0);
-		errno = saved;
-	}
+	after_write(fd, r, n > 0 ? iov[0].iov_base : NULL, n > 0 ? iov[0].iov_len : 0);
 	return r;
 }
 
@@ -621,12 +622,7 @@ EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
 	ssize_t r = real_send ? real_send(fd, buf, len, flags) : syscall(SYS_sendto, fd, buf, len, flags, NULL, 0);
 
-	if (is_born(fd)) {
-		int saved = errno;
-
-		wrote(fd, r, buf, len);
-		errno = saved;
-	}
+	after_write(fd, r, buf, len);
 	return r;
 }
 
@@ -635,12 +631,7 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const stru
 	ssize_t r = real_sendto ? real_sendto(fd, buf, len, flags, to, tl)
 				: syscall(SYS_sendto, fd, buf, len, flags, to, tl);
 
-	if (is_born(fd)) {
-		int saved = errno;
-
-		wrote(fd, r, buf, len);
-		errno = saved;
-	}
+	after_write(fd, r, buf, len);
 	return r;
 }
 
@@ -648,13 +639,8 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *mh, int flags)
 {
 	ssize_t r = real_sendmsg ? real_sendmsg(fd, mh, flags) : syscall(SYS_sendmsg, fd, mh, flags);
 
-	if (is_born(fd)) {
-		int saved = errno;
-
-		wrote(fd, r, mh && mh->msg_iovlen ? mh->msg_iov[0].iov_base : NULL,
-		      mh && mh->msg_iovlen ? mh->msg_iov[0].iov_len : 0);
-		errno = saved;
-	}
+	after_write(fd, r, mh && mh->msg_iovlen ? mh->msg_iov[0].iov_base : NULL,
+		    mh && mh->msg_iovlen ? mh->msg_iov[0].iov_len : 0);
 	return r;
 }
 
@@ -662,12 +648,7 @@ EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t len)
 {
 	ssize_t r = real_sendfile ? real_sendfile(out, in, off, len) : syscall(SYS_sendfile, out, in, off, len);
 
-	if (is_born(out)) {
-		int saved = errno;
-
-		wrote(out, r, NULL, 0);
-		errno = saved;
-	}
+	after_write(out, r, NULL, 0);
 	return r;
 }
 
@@ -675,11 +656,6 @@ EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t len)
 {
 	ssize_t r = real_sendfile64 ? real_sendfile64(out, in, off, len) : syscall(SYS_sendfile, out, in, off, len);
 
-	if (is_born(out)) {
-		int saved = errno;
-
-		wrote(out, r, NULL, 0);
-		errno = saved;
-	}
+	after_write(out, r, NULL, 0);
 	return r;
 }
