@@ -364,7 +364,9 @@ TEST_TIMEOUT(takeover_without_ptrace_rights_says_which_privilege, 60)
 	chmod(dir, 0777);
 	pid = holder(&port, true, &fd);	/* root's */
 	snprintf(spec, sizeof(spec), "tcp://127.0.0.1:%u", port);
+	bt_share_baton_bin();	/* the checkout may sit where nobody cannot enter */
 	ASSERT_EQ(run_takeover(pid, spec, "/bin/true", as_nobody, NULL), 1);
+	bt_unshare_baton_bin();
 	ASSERT_CONTAINS(err, "permission denied");
 	ASSERT_CONTAINS(err, "CAP_SYS_PTRACE, or the same uid as that process (baton runs as uid 65534)");
 	kill(pid, SIGKILL);
