@@ -159,6 +159,8 @@ struct sup {
 	struct bindmode *bm;        /* --bind-mode state (bindmode.c) */
 	struct stage stage;         /* canary.c: a canary or probation under way */
 	bool stop_events;           /* tried baton_watch_events on listener 0's watch */
+	struct sup_metrics *mx;     /* metrics.c: reload outcomes, totals of forgotten generations */
+	struct mhttp *mhttp;        /* mhttp.c: --metrics-listen, NULL without it */
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_BINDHOOK = 1500, EV_PIDFD = 2000 /* + generation index */,
@@ -271,6 +273,14 @@ void count_leave(struct sup *s, struct gen *g, int l);
  * false in classic BPF mode (no counters). */
 bool gen_counts(struct sup *s, const struct gen *g, int l, uint64_t out[CNT_N]);
 void write_metrics(struct sup *s, FILE *f);
+int metrics_init(struct sup *s);                 /* 0 or -ENOMEM */
+void metrics_fini(struct sup *s);
+/* A reload ended: OK or rolled back, after TOOK_US (-1: unknown, not timed) */
+void metrics_reload(struct sup *s, bool ok, long long took_us);
+void metrics_forget(struct sup *s, struct gen *g);  /* G's table entry is reused: its counts go to the totals */
+void metrics_save(struct sup *s, FILE *f);       /* state file lines */
+bool metrics_load_line(struct sup *s, const char *line);
+void metrics_resume(struct sup *s);              /* the loaded lines take effect (a resume, not a fresh start) */
 /* sdnotify.c: baton as a systemd service. Without NOTIFY_SOCKET nothing
  * is sent; without LISTEN_FDS every listener binds as usual. */
 int sdn_init(struct sup *s);          /* LISTEN_FDS intake, before anything binds; -errno said */

@@ -195,7 +195,7 @@ static int alloc_arrays(struct sup *s)
 		for (size_t l = 0; l < n; l++)
 			g->slot[l] = -1;
 	}
-	return 0;
+	return metrics_init(s);
 }
 
 static void free_arrays(struct sup *s)
@@ -218,6 +218,7 @@ static void free_arrays(struct sup *s)
 	free(s->shared);
 	free(s->shared_ino);
 	free(s->first);
+	metrics_fini(s);
 }
 
 /* A supervisor of 1,024 listeners holds a program, four maps and a member
