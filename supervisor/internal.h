@@ -281,6 +281,17 @@ void metrics_forget(struct sup *s, struct gen *g);  /* G's table entry is reused
 void metrics_save(struct sup *s, FILE *f);       /* state file lines */
 bool metrics_load_line(struct sup *s, const char *line);
 void metrics_resume(struct sup *s);              /* the loaded lines take effect (a resume, not a fresh start) */
+/* mhttp.c: --metrics-listen, GET /metrics over HTTP (nothing without it) */
+#define MHTTP_CLIENTS 8       /* at once; a new one takes the place of the oldest that sent nothing yet */
+#define MHTTP_READ_MS 2000    /* a client must send its request head by then */
+#define MHTTP_WRITE_MS 5000   /* and take the answer by then */
+enum { EV_MHTTP = 1200 /* the listener; + 1 + client index: its clients */ };
+int mhttp_open(struct sup *s);        /* -errno said: the address cannot be served */
+void mhttp_close(struct sup *s);
+void mhttp_event(struct sup *s, uint32_t which);
+void mhttp_tick(struct sup *s, long long now);
+bool mhttp_busy(const struct sup *s);
+void mhttp_exec(struct sup *s, bool going);     /* the listener crosses baton upgrade's exec (or not, after all) */
 /* sdnotify.c: baton as a systemd service. Without NOTIFY_SOCKET nothing
  * is sent; without LISTEN_FDS every listener binds as usual. */
 int sdn_init(struct sup *s);          /* LISTEN_FDS intake, before anything binds; -errno said */

@@ -57,7 +57,7 @@ bool busy(const struct sup *s)
 	int i;
 
 	if (s->reload >= 0 || s->restart_at || s->stopping || (!s->cfg->no_watch && s->active >= 0) ||
-	    handoff_busy(s) || stage_busy(s))
+	    handoff_busy(s) || stage_busy(s) || mhttp_busy(s))
 		return true;
 	for (i = 0; i < MAX_GENS; i++)
 		if ((s->gen[i].state == GEN_STARTING && s->gen[i].pid > 0) ||
@@ -133,6 +133,7 @@ static void tick(struct sup *s)
 	health_tick(s, now);
 	handoff_tick(s, now);
 	bindmode_tick(s, now);
+	mhttp_tick(s, now);
 	if (s->restart_at && now >= s->restart_at && !s->stopping) {
 		int from = s->restart_from, gi;
 
@@ -269,6 +270,8 @@ static int setup(struct sup *s)
 		return -errno;
 	if ((r = open_control(s)))
 		return r;
+	if ((r = mhttp_open(s)))
+		return r;
 	handoff_open(s);	/* without it, idle connections are closed as before: said, not fatal */
 	ev.data.u32 = EV_SIGNAL;
 	epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &ev);
@@ -317,6 +320,7 @@ static void cleanup(struct sup *s, bool clean_stop)
 	if (clean_stop)
 		state_remove(s);
 	handoff_close(s, clean_stop);
+	mhttp_close(s);
 	if (s->ctlfd >= 0) {
 		close(s->ctlfd);
 		unlink(s->ctl_path);
@@ -562,6 +566,8 @@ int sup_run(const struct sup_config *cfg)
 				handoff_read(s);
 			else if (tag == EV_BINDHOOK)
 				bindmode_events(s);
+			else if (tag >= EV_MHTTP && tag <= EV_MHTTP + MHTTP_CLIENTS)
+				mhttp_event(s, tag - EV_MHTTP);
 			else if (tag >= EV_PIDFD && tag < EV_PIDFD + MAX_GENS)
 				pid_ended(s, (int)(tag - EV_PIDFD));
 			else if (tag < MAX_CLIENTS && s->cl[tag].role != CL_FREE)

@@ -145,6 +145,7 @@ int upgrade_start(struct sup *s, int client)
 	keep_open(s->notifyfd, true);
 	if (c)
 		keep_open(c->fd, true);
+	mhttp_exec(s, true);
 	fflush(NULL);
 	execv(bin, s->argv);
 	r = -errno;
@@ -154,6 +155,7 @@ int upgrade_start(struct sup *s, int client)
 	keep_open(s->notifyfd, false);
 	if (c)
 		keep_open(c->fd, false);
+	mhttp_exec(s, false);
 fail:
 	say_err(s, "upgrade refused: %s; this supervisor keeps running", why);
 	if (c)

@@ -211,3 +211,291 @@ TEST_TIMEOUT(metrics_alert_on_a_failed_reload_and_survive_upgrade_and_resume, 12
 	bt_supervisor_stop(&s.pid, 10);
 	promtool(s.dir, m2);
 }
+
+/* ---- --metrics-listen -------------------------------------------------------- */
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A port nobody holds in this test's network namespace. */
+static uint16_t free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || getsockname(fd, (struct sockaddr *)&a, &len))
+		FAIL("cannot find a free port: %s", strerror(errno));
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* A connection to 127.0.0.1:PORT, or -1 (bt_connect fails the test). */
+static int tcp_connect(uint16_t port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Sends REQ (LEN bytes) to the metrics port and reads the answer until the
+ * server closes, for at most TIMEOUT_MS: its length, or -1. */
+static ssize_t http(uint16_t port, const char *req, size_t len, char *buf, size_t cap, int timeout_ms)
+{
+	long long end = mono_ms() + timeout_ms;
+	size_t got = 0;
+	int fd = tcp_connect(port);
+
+	if (fd < 0)
+		return -1;
+	if (len && write(fd, req, len) != (ssize_t)len) {
+		close(fd);
+		return -1;
+	}
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long long left = end - mono_ms();
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, (int)left) != 1)
+			break;
+		n = read(fd, buf + got, cap - 1 - got);
+		if (n <= 0 || (got += (size_t)n) >= cap - 1) {
+			buf[got] = '\0';
+			close(fd);
+			return n < 0 ? -1 : (ssize_t)got;
+		}
+	}
+	close(fd);
+	return -1;	/* not closed in time */
+}
+
+/* Whether ANSWER is a 200 whose Content-Length matches a body of metrics. */
+static bool good_scrape(const char *answer, size_t len)
+{
+	const char *body = strstr(answer, "\r\n\r\n"), *cl = strstr(answer, "\r\nContent-Length: ");
+
+	if (!body || !cl || cl > body || strncmp(answer, "HTTP/1.1 200 OK\r\n", 17))
+		return false;
+	body += 4;
+	return (size_t)atol(cl + 18) == len - (size_t)(body - answer) && strstr(body, "# TYPE baton_up gauge\n") &&
+	       strstr(body, "\nbaton_serving_generation{name=\"web\"} ") && answer[len - 1] == '\n';
+}
+
+#define SCRAPE_REQ "GET /metrics HTTP/1.1\r\nHost: baton\r\nUser-Agent: test\r\n\r\n"
+
+/* Scrapes PORT in a loop until STOP is readable (the parent closed it);
+ * writes "ok bad slowest_ms" to REPORT and the last body to LAST. */
+static void scraper(uint16_t port, int stop, int report, const char *last)
+{
+	static char buf[1 << 20];
+	long ok = 0, bad = 0, slowest = 0;
+	char line[96];
+
+	for (;;) {
+		struct pollfd p = { .fd = stop, .events = POLLIN };
+		long long t0 = mono_ms();
+		ssize_t n;
+
+		if (poll(&p, 1, 0) == 1)
+			break;
+		n = http(port, SCRAPE_REQ, sizeof(SCRAPE_REQ) - 1, buf, sizeof(buf), 5000);
+		if (mono_ms() - t0 > slowest)
+			slowest = (long)(mono_ms() - t0);
+		if (n > 0 && good_scrape(buf, (size_t)n)) {
+			FILE *f = fopen(last, "w");
+
+			ok++;
+			if (f) {
+				fputs(strstr(buf, "\r\n\r\n") + 4, f);
+				fclose(f);
+			}
+		} else {
+			bad++;
+		}
+		usleep(2000);
+	}
+	snprintf(line, sizeof(line), "%ld %ld %ld\n", ok, bad, slowest);
+	if (write(report, line, strlen(line)) < 0)
+		_exit(1);
+	_exit(0);
+}
+
+/* `HTTP/1.1 NNN` of the answer to REQ. */
+static int status_of(uint16_t port, const char *req, size_t len, int timeout_ms)
+{
+	static char buf[8192];
+	ssize_t n = http(port, req, len, buf, sizeof(buf), timeout_ms);
+
+	if (n < 12 || strncmp(buf, "HTTP/1.1 ", 9))
+		return -1;
+	return atoi(buf + 9);
+}
+
+TEST_TIMEOUT(metrics_listen_answers_every_scrape_during_reloads_under_load_despite_slow_clients, 150)
+{
+	static char body[1 << 20], big[6000];
+	char opt[64], last[128], rep[96] = "";
+	int stop[2], report[2], silent[12], i, status;
+	long ok = 0, bad = 0, slowest = 0;
+	long long t0, took;
+	uint16_t mport;
+	struct msv s;
+	struct bt_load load;
+	const char *r;
+	pid_t kid;
+	ssize_t n;
+
+	bt_need_netns();
+	mport = free_port();
+	snprintf(opt, sizeof(opt), "127.0.0.1:%u", mport);
+	msv_start(&s, false, "--metrics-listen", opt);
+	snprintf(last, sizeof(last), "%s/scraped.txt", s.dir);
+
+	/* the answer is the text of baton status --metrics */
+	n = http(mport, SCRAPE_REQ, sizeof(SCRAPE_REQ) - 1, body, sizeof(body), 5000);
+	ASSERT_GT(n, 0);
+	ASSERT_TRUE(good_scrape(body, (size_t)n));
+	ASSERT_CONTAINS(body, "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n");
+	ASSERT_EQ(baton("status", "web", "--metrics", NULL, NULL), 0);
+	{
+		/* the same families, in the same order (the values of the queue may move) */
+		const char *a = strstr(body, "\r\n\r\n") + 4, *b = out;
+
+		for (;;) {
+			a = strstr(a, "# TYPE ");
+			b = strstr(b, "# TYPE ");
+			if (!a || !b)
+				break;
+			ASSERT_EQ(strcspn(a, "\n"), strcspn(b, "\n"));
+			ASSERT_TRUE(!strncmp(a, b, strcspn(a, "\n")));
+			a++;
+			b++;
+		}
+		ASSERT_TRUE(a == NULL && b == NULL);
+	}
+
+	/* slow clients: more than there are places, connected, sending nothing */
+	for (i = 0; i < 12; i++)
+		ASSERT_GE(silent[i] = bt_connect(mport), 0);
+	usleep(100000);
+	t0 = mono_ms();
+	n = http(mport, SCRAPE_REQ, sizeof(SCRAPE_REQ) - 1, body, sizeof(body), 5000);
+	took = mono_ms() - t0;
+	bt_log("a scrape behind 12 silent clients: %lld ms", took);
+	ASSERT_TRUE(n > 0 && good_scrape(body, (size_t)n));
+	ASSERT_CMP(took, <, 1000);	/* it took a silent client's place, it did not wait for one to time out */
+
+	/* reloads under load, scraped all along */
+	ASSERT_EQ(pipe2(stop, O_CLOEXEC), 0);
+	ASSERT_EQ(pipe2(report, O_CLOEXEC), 0);
+	load = bt_load_start(s.port, "conn", "20", 8);
+	kid = fork();
+	ASSERT_GE(kid, 0);
+	if (kid == 0) {
+		close(stop[1]);
+		close(report[0]);
+		scraper(mport, stop[0], report[1], last);
+	}
+	close(stop[0]);
+	close(report[1]);
+	for (i = 0; i < 20; i++) {
+		usleep(50000);	/* scrapes between reloads as well as during them */
+		t0 = mono_ms();
+		ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL), 0);
+		took = mono_ms() - t0;
+		bt_log("reload %d: %lld ms", i + 1, took);
+		ASSERT_CMP(took, <, 10000);
+		if (i == 9)	/* a slow client's place taken mid-run, too */
+			for (int k = 0; k < 4; k++)
+				ASSERT_GE(silent[k] = (close(silent[k]), bt_connect(mport)), 0);
+	}
+	close(stop[1]);
+	r = bt_load_stop(&load, 30);
+	ASSERT_EQ(waitpid(kid, &status, 0), kid);
+	n = read(report[0], rep, sizeof(rep) - 1);
+	close(report[0]);
+	ASSERT_GT(n, 0);
+	ASSERT_EQ(sscanf(rep, "%ld %ld %ld", &ok, &bad, &slowest), 3);
+	bt_log("load: %s", r);
+	bt_log("scrapes during 20 reloads: %ld answered 200 with valid metrics, %ld not; slowest %ld ms", ok, bad,
+	       slowest);
+	ASSERT_EQ(bt_json_get(r, "failed"), 0);
+	ASSERT_GT(bt_json_get(r, "answered"), 0);
+	ASSERT_GE(ok, 20);
+	ASSERT_EQ(bad, 0);
+	ASSERT_CMP(slowest, <, 3000);
+
+	/* every silent client was let go (after MHTTP_READ_MS, or for a scrape) */
+	for (i = 0; i < 12; i++) {
+		struct pollfd p = { .fd = silent[i], .events = POLLIN };
+		char c;
+
+		ASSERT_EQ(poll(&p, 1, 5000), 1);
+		ASSERT_LE(read(silent[i], &c, 1), 0);
+		close(silent[i]);
+	}
+
+	/* anything but GET /metrics */
+	ASSERT_EQ(status_of(mport, "GET /metrics?x=1 HTTP/1.0\r\n\r\n", 29, 5000), 200);
+	ASSERT_EQ(status_of(mport, "GET / HTTP/1.1\r\n\r\n", 18, 5000), 404);
+	ASSERT_EQ(status_of(mport, "GET /metricsx HTTP/1.1\r\n\r\n", 26, 5000), 404);
+	ASSERT_EQ(status_of(mport, "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 45, 5000), 405);
+	ASSERT_EQ(status_of(mport, "HEAD /metrics HTTP/1.1\r\n\r\n", 26, 5000), 405);
+	ASSERT_EQ(status_of(mport, "GET /metrics HTTP/2.0\r\n\r\n", 25, 5000), 505);
+	ASSERT_EQ(status_of(mport, "GET /metrics\r\n\r\n", 16, 5000), 400);
+	ASSERT_EQ(status_of(mport, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11, 5000), 400);	/* TLS */
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "GET /metrics HTTP/1.1\r\nX: ", 26);
+	ASSERT_EQ(status_of(mport, big, sizeof(big), 5000), 431);
+	t0 = mono_ms();
+	ASSERT_EQ(status_of(mport, "GET /metrics HTTP/1.1\r\nHost: x\r\n", 32, 5000), 408);
+	took = mono_ms() - t0;
+	ASSERT_GE(took, 1900);
+
+	/* baton upgrade keeps the socket: scrapes go on at the same address */
+	ASSERT_EQ(baton("upgrade", "web", NULL, NULL, NULL), 0);
+	n = http(mport, SCRAPE_REQ, sizeof(SCRAPE_REQ) - 1, body, sizeof(body), 5000);
+	ASSERT_TRUE(n > 0 && good_scrape(body, (size_t)n));
+	bt_supervisor_stop(&s.pid, 10);
+	{
+		static char log[65536];
+		int fd = open(s.log, O_RDONLY | O_CLOEXEC);
+
+		n = fd >= 0 ? read(fd, log, sizeof(log) - 1) : -1;
+		log[n > 0 ? n : 0] = '\0';
+		if (fd >= 0)
+			close(fd);
+		ASSERT_CONTAINS(log, "metrics served on http://127.0.0.1:");
+		ASSERT_CONTAINS(log, "(the socket kept across the upgrade)");
+	}
+	ASSERT_EQ(http(mport, SCRAPE_REQ, sizeof(SCRAPE_REQ) - 1, body, sizeof(body), 2000), -1);	/* stopped: closed */
+	{
+		FILE *f = fopen(last, "r");
+
+		ASSERT_TRUE(f != NULL);
+		n = (ssize_t)fread(body, 1, sizeof(body) - 1, f);
+		fclose(f);
+		body[n > 0 ? n : 0] = '\0';
+	}
+	promtool(s.dir, body);
+}
+
+TEST(metrics_listen_bad_address_is_refused_naming_it)
+{
+	char *argv[] = { (char *)bt_baton_bin(), "run", "--metrics-listen", "localhost:nope", "--", "true", NULL };
+
+	ASSERT_EQ(bt_run(argv, out, sizeof(out), err, sizeof(err), 10), 2);
+	ASSERT_CONTAINS(err, "bad --metrics-listen \"localhost:nope\": want HOST:PORT, [V6]:PORT or :PORT");
+}
