@@ -161,6 +161,8 @@ struct sup {
 	bool stop_events;           /* tried baton_watch_events on listener 0's watch */
 	struct sup_metrics *mx;     /* metrics.c: reload outcomes, totals of forgotten generations */
 	struct mhttp *mhttp;        /* mhttp.c: --metrics-listen, NULL without it */
+	char steer_why[160];        /* why eBPF steering could not load (the library's reason), said once */
+	char pin_warn[512];         /* why the groups are not pinned: said in eBPF mode only (pins need it anyway) */
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_BINDHOOK = 1500, EV_PIDFD = 2000 /* + generation index */,

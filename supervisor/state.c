@@ -173,8 +173,9 @@ int state_pin_root(struct sup *s)
 		base = "/sys/fs/bpf";
 	if (statfs(base, &sfs) || sfs.f_type != BPF_FS_MAGIC) {
 		if (mount("bpf", base, "bpf", 0, "mode=0700")) {
-			say_warn(s, "no bpffs at %s (%s): the steering state is not pinned, so a supervisor started after "
-			       "this one dies cannot resume it", base, strerror(errno));
+			snprintf(s->pin_warn, sizeof(s->pin_warn), "no bpffs at %s (%s): the steering state is not pinned, "
+				 "so a supervisor started after this one dies cannot resume it (mount one there, or give "
+				 "CAP_SYS_ADMIN to mount it)", base, strerror(errno));
 			s->pin_root[0] = '\0';
 			return -errno;
 		}

@@ -41,12 +41,47 @@ void say_at(struct sup *s, enum blog_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Classic BPF mode, said once and as what it is: a warning that names the
+ * capabilities that give eBPF steering (CAP_BPF for the SK_REUSEPORT
+ * program and its maps, CAP_PERFMON for the verifier to accept it), not
+ * the library's error about the pins it could not make without it. */
+static bool steer_note_taken(struct sup *s, const char *msg)
+{
+	static const char unavailable[] = "eBPF steering unavailable (";
+
+	if (!strncmp(msg, unavailable, sizeof(unavailable) - 1)) {
+		snprintf(s->steer_why, sizeof(s->steer_why), "%.*s", (int)strcspn(msg + sizeof(unavailable) - 1, ")"),
+			 msg + sizeof(unavailable) - 1);
+		return true;
+	}
+	return !strncmp(msg, "pinned groups need eBPF", 23);	/* baton then runs unpinned: nothing failed */
+}
+
+static void steer_note(struct sup *s)
+{
+	if (baton_group_mode(s->grp[0]) == BATON_MODE_EBPF) {
+		if (s->pin_warn[0])
+			say_warn(s, "%s", s->pin_warn);
+		return;
+	}
+	if (!s->steer_why[0] && getenv("BATON_STEERING") && !strcmp(getenv("BATON_STEERING"), "cbpf")) {
+		say(s, "classic BPF mode, as BATON_STEERING=cbpf asks");
+		return;
+	}
+	say_warn(s, "classic BPF mode%s%s%s: reloads switch traffic, but the queue of a stopping or frozen generation "
+		    "cannot be moved to the next one; for eBPF steering and queue migration give baton CAP_BPF and "
+		    "CAP_PERFMON (docker run --cap-add BPF --cap-add PERFMON)", s->steer_why[0] ? " (eBPF: " : "",
+		 s->steer_why, s->steer_why[0] ? ")" : "");
+}
+
 void lib_log(void *ctx, enum baton_log_level level, const char *msg)
 {
 	struct sup *s = ctx;
 	enum blog_level bl = level <= BATON_LOG_ERROR ? BLOG_ERR : level == BATON_LOG_WARN ? BLOG_WARN
 			     : level == BATON_LOG_INFO ? BLOG_INFO : BLOG_DEBUG;
 
+	if (steer_note_taken(s, msg) && s->cfg->verbose < 2)
+		return;
 	if (level <= BATON_LOG_WARN || (s->cfg->verbose && level <= BATON_LOG_INFO) || s->cfg->verbose > 1)
 		say_at(s, bl, "%s", msg);
 }
@@ -416,9 +451,7 @@ static int start_fresh(struct sup *s)
 		state_pin_root(s);
 	if (sup_make_groups(s))
 		return -1;
-	if (baton_group_mode(s->grp[0]) != BATON_MODE_EBPF)
-		say_warn(s, "running in classic BPF mode: reloads switch traffic, but a stopping generation's queue "
-		       "cannot be moved (needs CAP_BPF and CAP_NET_ADMIN)");
+	steer_note(s);
 	if (s->cfg->ntakeover && takeover_collect(s))
 		return -1;
 	if (foreign_check(s)) {
@@ -534,6 +567,8 @@ int sup_run(const struct sup_config *cfg)
 		s->exit_code = 1;
 		begin_stop(s, "it could not start");
 	} else if (r == 1) {
+		if (!upgraded)
+			steer_note(s);	/* said by the supervisor before the exec */
 		if (bindmode_setup(s)) {
 			s->exit_code = 1;
 			begin_stop(s, "it could not set up its bind mode");
