@@ -179,6 +179,10 @@ fuzz:
 		fuzz/items_fuzz.c supervisor/items.c -o build/fuzz/items_fuzz
 	mkdir -p build/fuzz/corpus-items && cp fuzz/corpus/items/* build/fuzz/corpus-items/
 	build/fuzz/items_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=512 build/fuzz/corpus-items
+	$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Isupervisor -fsanitize=fuzzer,address,undefined \
+		fuzz/mhttp_fuzz.c supervisor/httpreq.c -o build/fuzz/mhttp_fuzz
+	mkdir -p build/fuzz/corpus-mhttp && cp fuzz/corpus/mhttp/* build/fuzz/corpus-mhttp/
+	build/fuzz/mhttp_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=8192 build/fuzz/corpus-mhttp
 
 # Copies only what `make` built (installables): as root, make install
 # rebuilds nothing unless the sources or the directories changed.

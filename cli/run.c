@@ -66,6 +66,9 @@ void usage_run(FILE *out)
 		"                         naming their owners)\n"
 		"      --max-draining N   refuse a reload while N older generations still drain\n"
 		"                         (1 to 14; default: as many as the generation table holds)\n"
+		"      --metrics-listen ADDR  serve baton status --metrics over plain HTTP at\n"
+		"                         http://ADDR/metrics (GET only; ADDR is HOST:PORT,\n"
+		"                         [V6]:PORT or :PORT; off by default)\n"
 		"  -v, --verbose          more messages (twice: debug)\n"
 		"  -h, --help             this text\n\n"
 		"DUR is 250ms, 2s, 1.5s, 1m or plain seconds. The control socket is\n"
@@ -119,7 +122,7 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 {
 	enum { OPT_READY_TIMEOUT = 256, OPT_STOP_SIGNAL, OPT_GRACE, OPT_NO_PRELOAD, OPT_STOP_WHEN_IDLE,
 	       OPT_NO_WATCH, OPT_HANG, OPT_ALLOW_FOREIGN, OPT_TAKEOVER, OPT_TAKEOVER_SIGNAL, OPT_TAKEOVER_REUSEPORT,
-	       OPT_BIND_MODE, OPT_MAX_DRAINING };
+	       OPT_BIND_MODE, OPT_MAX_DRAINING, OPT_METRICS_LISTEN };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "name", required_argument, NULL, 'n' },
@@ -137,6 +140,7 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 		{ "takeover-signal", required_argument, NULL, OPT_TAKEOVER_SIGNAL },
 		{ "takeover-reuseport", no_argument, NULL, OPT_TAKEOVER_REUSEPORT },
 		{ "max-draining", required_argument, NULL, OPT_MAX_DRAINING },
+		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -272,6 +276,16 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 			if (end == optarg || *end || n < 1 || n > SUP_MAX_DRAINING)
 				return bad("--max-draining", optarg, "want a number of generations from 1 to " BATON_STR(SUP_MAX_DRAINING));
 			cfg->max_draining = (int)n;
+			break;
+		}
+		case OPT_METRICS_LISTEN: {
+			struct sockaddr_storage ss;
+			socklen_t sl;
+			char why[320];
+
+			if (sup_metrics_addr(optarg, &ss, &sl, why, sizeof(why)))
+				return bad("--metrics-listen", optarg, why);
+			cfg->metrics_listen = optarg;
 			break;
 		}
 		case 'v':

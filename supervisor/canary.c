@@ -369,6 +369,7 @@ void stage_fail(struct sup *s, const char *why)
 		 "flipped back to gen %d in one policy update, no process started", n->id, into, why, o->id);
 	snprintf(s->last_reload, sizeof(s->last_reload), "rolled back: %.300s", st->last);
 	s->reloads_failed++;
+	metrics_reload(s, false, -1);	/* timed already, when it switched */
 	say(s, "%s", st->last);
 	state_save(s);
 }

@@ -48,6 +48,8 @@ void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (!s->takeover_reload)
+		metrics_reload(s, ok, s->reload_start_us ? baton_mono_us() - s->reload_start_us : -1);
 	if (s->takeover_reload)
 		s->takeover_reload = false;	/* bringing the server under baton is not a reload */
 	else if (ok)
@@ -80,6 +82,7 @@ void gen_reset(struct sup *s, struct gen *g)
 	ino_t *ino = g->member_ino;
 	struct gen_count *count = g->count;
 
+	metrics_forget(s, g);	/* a reused entry: what it counted stays in the totals */
 	if (g->pidfd >= 0 && g->pidfd != 0) {
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, g->pidfd, NULL);
 		close(g->pidfd);

@@ -159,6 +159,10 @@ struct sup {
 	struct bindmode *bm;        /* --bind-mode state (bindmode.c) */
 	struct stage stage;         /* canary.c: a canary or probation under way */
 	bool stop_events;           /* tried baton_watch_events on listener 0's watch */
+	struct sup_metrics *mx;     /* metrics.c: reload outcomes, totals of forgotten generations */
+	struct mhttp *mhttp;        /* mhttp.c: --metrics-listen, NULL without it */
+	char steer_why[160];        /* why eBPF steering could not load (the library's reason), said once */
+	char pin_warn[512];         /* why the groups are not pinned: said in eBPF mode only (pins need it anyway) */
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_BINDHOOK = 1500, EV_PIDFD = 2000 /* + generation index */,
@@ -271,6 +275,25 @@ void count_leave(struct sup *s, struct gen *g, int l);
  * false in classic BPF mode (no counters). */
 bool gen_counts(struct sup *s, const struct gen *g, int l, uint64_t out[CNT_N]);
 void write_metrics(struct sup *s, FILE *f);
+int metrics_init(struct sup *s);                 /* 0 or -ENOMEM */
+void metrics_fini(struct sup *s);
+/* A reload ended: OK or rolled back, after TOOK_US (-1: unknown, not timed) */
+void metrics_reload(struct sup *s, bool ok, long long took_us);
+void metrics_forget(struct sup *s, struct gen *g);  /* G's table entry is reused: its counts go to the totals */
+void metrics_save(struct sup *s, FILE *f);       /* state file lines */
+bool metrics_load_line(struct sup *s, const char *line);
+void metrics_resume(struct sup *s);              /* the loaded lines take effect (a resume, not a fresh start) */
+/* mhttp.c: --metrics-listen, GET /metrics over HTTP (nothing without it) */
+#define MHTTP_CLIENTS 8       /* at once; a new one takes the place of the oldest that sent nothing yet */
+#define MHTTP_READ_MS 2000    /* a client must send its request head by then */
+#define MHTTP_WRITE_MS 5000   /* and take the answer by then */
+enum { EV_MHTTP = 1200 /* the listener; + 1 + client index: its clients */ };
+int mhttp_open(struct sup *s);        /* -errno said: the address cannot be served */
+void mhttp_close(struct sup *s);
+void mhttp_event(struct sup *s, uint32_t which);
+void mhttp_tick(struct sup *s, long long now);
+bool mhttp_busy(const struct sup *s);
+void mhttp_exec(struct sup *s, bool going);     /* the listener crosses baton upgrade's exec (or not, after all) */
 /* sdnotify.c: baton as a systemd service. Without NOTIFY_SOCKET nothing
  * is sent; without LISTEN_FDS every listener binds as usual. */
 int sdn_init(struct sup *s);          /* LISTEN_FDS intake, before anything binds; -errno said */

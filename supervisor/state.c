@@ -97,6 +97,7 @@ static void write_state(struct sup *s, FILE *f)
 	}
 	write_cmd(s, f);
 	stage_save(s, f);
+	metrics_save(s, f);
 	fprintf(f, "end\n");
 }
 
@@ -172,8 +173,9 @@ int state_pin_root(struct sup *s)
 		base = "/sys/fs/bpf";
 	if (statfs(base, &sfs) || sfs.f_type != BPF_FS_MAGIC) {
 		if (mount("bpf", base, "bpf", 0, "mode=0700")) {
-			say_warn(s, "no bpffs at %s (%s): the steering state is not pinned, so a supervisor started after "
-			       "this one dies cannot resume it", base, strerror(errno));
+			snprintf(s->pin_warn, sizeof(s->pin_warn), "no bpffs at %s (%s): the steering state is not pinned, "
+				 "so a supervisor started after this one dies cannot resume it (mount one there, or give "
+				 "CAP_SYS_ADMIN to mount it)", base, strerror(errno));
 			s->pin_root[0] = '\0';
 			return -errno;
 		}
@@ -351,7 +353,7 @@ static int state_read(struct sup *s, const char *path, struct state *st)
 			st->ngen++;
 			continue;
 		}
-		if (stage_load_line(s, line))
+		if (stage_load_line(s, line) || metrics_load_line(s, line))
 			continue;
 		if ((a = read_added(st, line))) {
 			if (a == -ENOMEM) {
@@ -735,6 +737,7 @@ int state_resume(struct sup *s)
 	s->reloads_done = st.done;
 	s->reloads_failed = st.failed;
 	s->restarts = st.restarts;
+	metrics_resume(s);
 	/* the oldest first: in classic BPF mode that is the kernel's order */
 	for (i = 0; i < st.ngen; i++) {
 		struct st_gen *sg = &st.gen[i];
@@ -804,6 +807,7 @@ int state_resume(struct sup *s)
 			release_members(s, n);
 			snprintf(n->why, sizeof(n->why), "rolled back: the supervisor died while it started");
 			s->reloads_failed++;
+			metrics_reload(s, false, -1);	/* not timed: it began in the dead supervisor */
 			cmd_drop(s);
 			snprintf(note, sizeof(note), "; rolled back gen %d (pid %d), which was starting", n->id,
 				 (int)n->pid);

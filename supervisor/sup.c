@@ -41,12 +41,47 @@ void say_at(struct sup *s, enum blog_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Classic BPF mode, said once and as what it is: a warning that names the
+ * capabilities that give eBPF steering (CAP_BPF for the SK_REUSEPORT
+ * program and its maps, CAP_PERFMON for the verifier to accept it), not
+ * the library's error about the pins it could not make without it. */
+static bool steer_note_taken(struct sup *s, const char *msg)
+{
+	static const char unavailable[] = "eBPF steering unavailable (";
+
+	if (!strncmp(msg, unavailable, sizeof(unavailable) - 1)) {
+		snprintf(s->steer_why, sizeof(s->steer_why), "%.*s", (int)strcspn(msg + sizeof(unavailable) - 1, ")"),
+			 msg + sizeof(unavailable) - 1);
+		return true;
+	}
+	return !strncmp(msg, "pinned groups need eBPF", 23);	/* baton then runs unpinned: nothing failed */
+}
+
+static void steer_note(struct sup *s)
+{
+	if (baton_group_mode(s->grp[0]) == BATON_MODE_EBPF) {
+		if (s->pin_warn[0])
+			say_warn(s, "%s", s->pin_warn);
+		return;
+	}
+	if (!s->steer_why[0] && getenv("BATON_STEERING") && !strcmp(getenv("BATON_STEERING"), "cbpf")) {
+		say(s, "classic BPF mode, as BATON_STEERING=cbpf asks");
+		return;
+	}
+	say_warn(s, "classic BPF mode%s%s%s: reloads switch traffic, but the queue of a stopping or frozen generation "
+		    "cannot be moved to the next one; for eBPF steering and queue migration give baton CAP_BPF and "
+		    "CAP_PERFMON (docker run --cap-add BPF --cap-add PERFMON)", s->steer_why[0] ? " (eBPF: " : "",
+		 s->steer_why, s->steer_why[0] ? ")" : "");
+}
+
 void lib_log(void *ctx, enum baton_log_level level, const char *msg)
 {
 	struct sup *s = ctx;
 	enum blog_level bl = level <= BATON_LOG_ERROR ? BLOG_ERR : level == BATON_LOG_WARN ? BLOG_WARN
 			     : level == BATON_LOG_INFO ? BLOG_INFO : BLOG_DEBUG;
 
+	if (steer_note_taken(s, msg) && s->cfg->verbose < 2)
+		return;
 	if (level <= BATON_LOG_WARN || (s->cfg->verbose && level <= BATON_LOG_INFO) || s->cfg->verbose > 1)
 		say_at(s, bl, "%s", msg);
 }
@@ -57,7 +92,7 @@ bool busy(const struct sup *s)
 	int i;
 
 	if (s->reload >= 0 || s->restart_at || s->stopping || (!s->cfg->no_watch && s->active >= 0) ||
-	    handoff_busy(s) || stage_busy(s))
+	    handoff_busy(s) || stage_busy(s) || mhttp_busy(s))
 		return true;
 	for (i = 0; i < MAX_GENS; i++)
 		if ((s->gen[i].state == GEN_STARTING && s->gen[i].pid > 0) ||
@@ -133,6 +168,7 @@ static void tick(struct sup *s)
 	health_tick(s, now);
 	handoff_tick(s, now);
 	bindmode_tick(s, now);
+	mhttp_tick(s, now);
 	if (s->restart_at && now >= s->restart_at && !s->stopping) {
 		int from = s->restart_from, gi;
 
@@ -195,7 +231,7 @@ static int alloc_arrays(struct sup *s)
 		for (size_t l = 0; l < n; l++)
 			g->slot[l] = -1;
 	}
-	return 0;
+	return metrics_init(s);
 }
 
 static void free_arrays(struct sup *s)
@@ -218,6 +254,7 @@ static void free_arrays(struct sup *s)
 	free(s->shared);
 	free(s->shared_ino);
 	free(s->first);
+	metrics_fini(s);
 }
 
 /* A supervisor of 1,024 listeners holds a program, four maps and a member
@@ -268,6 +305,8 @@ static int setup(struct sup *s)
 		return -errno;
 	if ((r = open_control(s)))
 		return r;
+	if ((r = mhttp_open(s)))
+		return r;
 	handoff_open(s);	/* without it, idle connections are closed as before: said, not fatal */
 	ev.data.u32 = EV_SIGNAL;
 	epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &ev);
@@ -316,6 +355,7 @@ static void cleanup(struct sup *s, bool clean_stop)
 	if (clean_stop)
 		state_remove(s);
 	handoff_close(s, clean_stop);
+	mhttp_close(s);
 	if (s->ctlfd >= 0) {
 		close(s->ctlfd);
 		unlink(s->ctl_path);
@@ -411,9 +451,7 @@ static int start_fresh(struct sup *s)
 		state_pin_root(s);
 	if (sup_make_groups(s))
 		return -1;
-	if (baton_group_mode(s->grp[0]) != BATON_MODE_EBPF)
-		say_warn(s, "running in classic BPF mode: reloads switch traffic, but a stopping generation's queue "
-		       "cannot be moved (needs CAP_BPF and CAP_NET_ADMIN)");
+	steer_note(s);
 	if (s->cfg->ntakeover && takeover_collect(s))
 		return -1;
 	if (foreign_check(s)) {
@@ -529,6 +567,8 @@ int sup_run(const struct sup_config *cfg)
 		s->exit_code = 1;
 		begin_stop(s, "it could not start");
 	} else if (r == 1) {
+		if (!upgraded)
+			steer_note(s);	/* said by the supervisor before the exec */
 		if (bindmode_setup(s)) {
 			s->exit_code = 1;
 			begin_stop(s, "it could not set up its bind mode");
@@ -561,6 +601,8 @@ int sup_run(const struct sup_config *cfg)
 				handoff_read(s);
 			else if (tag == EV_BINDHOOK)
 				bindmode_events(s);
+			else if (tag >= EV_MHTTP && tag <= EV_MHTTP + MHTTP_CLIENTS)
+				mhttp_event(s, tag - EV_MHTTP);
 			else if (tag >= EV_PIDFD && tag < EV_PIDFD + MAX_GENS)
 				pid_ended(s, (int)(tag - EV_PIDFD));
 			else if (tag < MAX_CLIENTS && s->cl[tag].role != CL_FREE)

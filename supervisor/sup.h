@@ -55,6 +55,7 @@ struct sup_config {
 	int takeover_signal;         /* how generation 0 is told to stop; 0: stop_signal */
 	bool takeover_reuseport;     /* a taken socket without SO_REUSEPORT gets it and is steered, not shared */
 	int max_draining;            /* refuse a reload while this many drain (0: the generation table decides) */
+	const char *metrics_listen;  /* --metrics-listen ADDR: GET /metrics over HTTP; NULL: off */
 };
 
 /* Fills defaults: ready auto (READY=1, or 2 s of silence), ready timeout
@@ -85,6 +86,11 @@ void sup_escape(FILE *f, const char *text);
 /* The decoded copy of TEXT (free it), or NULL with *WHY set: a raw space
  * or control character, a bad %XX, %00, or what sup_item_check refuses. */
 char *sup_unescape(const char *text, const char **why);
+
+/* --metrics-listen's ADDR (HOST:PORT, [V6]:PORT, :PORT) as a socket
+ * address; -EINVAL with ERR saying what it wants. */
+struct sockaddr_storage;
+int sup_metrics_addr(const char *text, struct sockaddr_storage *ss, socklen_t *len, char *err, size_t errlen);
 
 /* Parses "250ms", "2s", "1.5s", "1m" or bare seconds. -EINVAL if bad. */
 int sup_parse_duration(const char *text, long long *ms);

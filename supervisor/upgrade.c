@@ -124,6 +124,15 @@ int upgrade_start(struct sup *s, int client)
 		r = -EBUSY;
 		goto fail;
 	}
+	if (baton_group_mode(s->grp[0]) == BATON_MODE_EBPF && !s->pin_root[0]) {
+		/* the old program stays attached and its map keeps the sockets:
+		 * the new process could not put them into maps of its own */
+		snprintf(why, sizeof(why), "the steering maps are not pinned (no bpffs), so the re-executed supervisor "
+			 "could not take the generations' sockets back; mount bpffs at /sys/fs/bpf (or $BATON_BPFFS; in "
+			 "a container: -v /sys/fs/bpf:/sys/fs/bpf) before baton starts");
+		r = -EOPNOTSUPP;
+		goto fail;
+	}
 	if ((r = new_binary(bin, sizeof(bin)))) {
 		snprintf(why, sizeof(why), "cannot find this supervisor's binary: %s", strerror(-r));
 		goto fail;
@@ -145,6 +154,7 @@ int upgrade_start(struct sup *s, int client)
 	keep_open(s->notifyfd, true);
 	if (c)
 		keep_open(c->fd, true);
+	mhttp_exec(s, true);
 	fflush(NULL);
 	execv(bin, s->argv);
 	r = -errno;
@@ -154,6 +164,7 @@ int upgrade_start(struct sup *s, int client)
 	keep_open(s->notifyfd, false);
 	if (c)
 		keep_open(c->fd, false);
+	mhttp_exec(s, false);
 fail:
 	say_err(s, "upgrade refused: %s; this supervisor keeps running", why);
 	if (c)
