@@ -4,6 +4,7 @@
  * client, a generation that fails on probation flipped back without a new
  * process, and a check that reaches the canary alone and rolls it back. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -416,5 +417,217 @@ TEST_TIMEOUT(canary_of_a_new_command_takes_effect_only_when_promoted, 60)
 	ASSERT_EQ(baton("rollback", "web", NULL, NULL, NULL), 0);
 	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
 	ASSERT_TRUE(strstr(out, "--tag newcmd") == NULL);
+	sv_stop(&s);
+}
+
+/* ---- a stage across a supervisor killed with SIGKILL (issue 20.1) ---------------- */
+
+static long long mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+}
+
+/* `baton reload ...` in the background (a stepped canary's reload waits
+ * for the outcome); its output goes to OUTPATH. */
+static pid_t reload_bg(char *const argv[], const char *outpath)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int fd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void kill_supervisor(struct sv *s)
+{
+	int status;
+
+	ASSERT_EQ(kill(s->pid, SIGKILL), 0);
+	ASSERT_EQ(waitpid(s->pid, &status, 0), s->pid);
+	s->pid = 0;
+}
+
+/* Polls status until checks_passed reaches N; the last document stays in out. */
+static void wait_checks(int n)
+{
+	for (int i = 0; i < 400; i++) {
+		ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+		if (strstr(out, "\"checks_passed\":") && bt_json_get(out, "checks_passed") >= n)
+			return;
+		usleep(25000);
+	}
+	FAIL("fewer than %d checks passed: %s", n, out);
+}
+
+/* Polls status until reloads_failed or reloads_done passes the counts in
+ * FAILED0/DONE0; the ms since T0 (the last document stays in out). */
+static long long wait_decided(long long failed0, long long done0, long long t0)
+{
+	for (int i = 0; i < 1000; i++) {
+		ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+		if (bt_json_get(out, "reloads_failed") > failed0 || bt_json_get(out, "reloads_done") > done0)
+			return mono_ms() - t0;
+		usleep(10000);
+	}
+	FAIL("the stage was not decided: %s", out);
+}
+
+/* A stepped canary whose --check-cmd starts failing: rolled back, never
+ * promoted, with and without a kill -9 of the supervisor at that moment,
+ * and both before the canary's steps would have promoted it. */
+TEST_TIMEOUT(canary_failing_check_rolls_back_across_a_supervisor_kill_within_the_same_deadline, 150)
+{
+	struct sv s;
+	struct bt_load l;
+	char check[256], flag[96], rout[96], logtext[65536];
+	long long plain_ms, killed_ms, left_ms, promote_ms, failed0, t0;
+	const char *report;
+	pid_t rel;
+	FILE *f;
+	size_t got;
+
+	sv_start(&s);
+	snprintf(flag, sizeof(flag), "%s/fail", s.dir);
+	snprintf(rout, sizeof(rout), "%s/reload.out", s.dir);
+	snprintf(check, sizeof(check), "test ! -e %s", flag);
+	char *argv[] = { (char *)bt_baton_bin(), "reload", "web", "--canary=40%", "--step=3s", "--check-cmd", check,
+			 "--check-interval", "100ms", NULL };
+
+	/* without a kill: the measure */
+	rel = reload_bg(argv, rout);
+	wait_checks(3);
+	left_ms = bt_json_get(out, "next_step_in_ms");
+	promote_ms = left_ms + 3000;	/* 40% -> 80% -> promoted */
+	failed0 = bt_json_get(out, "reloads_failed");
+	close(open(flag, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+	t0 = mono_ms();
+	plain_ms = wait_decided(failed0, 0, t0);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), failed0 + 1);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 0);
+	ASSERT_CMP(plain_ms, <, promote_ms);
+	waitpid(rel, NULL, 0);
+	unlink(flag);
+
+	/* the same with kill -9 of the supervisor as the check starts failing */
+	l = bt_load_start(s.port, "conn", "30", 8);
+	rel = reload_bg(argv, rout);
+	wait_checks(3);
+	left_ms = bt_json_get(out, "next_step_in_ms");
+	promote_ms = left_ms + 3000;
+	failed0 = bt_json_get(out, "reloads_failed");
+	close(open(flag, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+	t0 = mono_ms();
+	kill_supervisor(&s);
+	sv_run(&s);
+	killed_ms = wait_decided(failed0, 0, t0);
+	report = bt_load_stop(&l, 30);
+	waitpid(rel, NULL, 0);
+	bt_log("rolled back %lld ms after the check failed without a kill, %lld ms with one (promotion was due in "
+	       ">= %lld ms)", plain_ms, killed_ms, promote_ms);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), failed0 + 1);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 0);
+	ASSERT_CMP(killed_ms, <, promote_ms);
+	ASSERT_CONTAINS(out, "check failed: check command exited with status 1");
+	ASSERT_CONTAINS(strstr(out, "{\"id\":1,"), "\"state\":\"active\"");
+	ASSERT_CONTAINS(strstr(out, "{\"id\":1,"), "\"share_pct\":100.0");
+	f = fopen(s.log, "r");
+	ASSERT_TRUE(f != NULL);
+	got = fread(logtext, 1, sizeof(logtext) - 1, f);
+	logtext[got] = '\0';
+	fclose(f);
+	ASSERT_CONTAINS(logtext, "resumed the canary of gen 3 at 40%; its check goes on");
+	ASSERT_TRUE(strstr(logtext, "promot") == NULL);
+	assert_no_failures(report);
+	sv_stop(&s);
+}
+
+/* A probation's deadline and its check counts, and a stepped canary's next
+ * step, are where they were after a supervisor restart; a new stage's
+ * counts start at zero. */
+TEST_TIMEOUT(stage_deadlines_and_check_counts_survive_a_supervisor_restart_and_reset_per_stage, 150)
+{
+	struct sv s;
+	char rout[96];
+	long long left1, left2, t1, t2, passed0, drift;
+	pid_t rel;
+
+	sv_start(&s);
+	snprintf(rout, sizeof(rout), "%s/reload.out", s.dir);
+	{
+		char *argv[] = { (char *)bt_baton_bin(), "reload", "web", "--probation=30s", "--check-cmd", "true",
+				 "--check-interval", "100ms", NULL };
+
+		ASSERT_EQ(bt_run(argv, out, sizeof(out), err, sizeof(err), 30), 0);
+	}
+	wait_checks(3);
+	passed0 = bt_json_get(out, "checks_passed");
+	usleep(1200000);	/* the counts reach the state file once a second */
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	left1 = bt_json_get(out, "probation_left_ms");
+	t1 = mono_ms();
+	kill_supervisor(&s);
+	usleep(1000000);	/* no supervisor for a second: the probation goes on */
+	sv_run(&s);
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	t2 = mono_ms();
+	left2 = bt_json_get(out, "probation_left_ms");
+	drift = (left1 - left2) - (t2 - t1);
+	bt_log("probation: %lld ms left before the kill, %lld ms after %lld ms (drift %lld ms); %lld checks passed "
+	       "before, %lld after", left1, left2, t2 - t1, drift, passed0, bt_json_get(out, "checks_passed"));
+	ASSERT_CONTAINS(out, "\"stage\":{\"kind\":\"probation\",\"gen\":2,\"old_gen\":1");
+	ASSERT_CONTAINS(out, "\"check\":\"true\"");
+	ASSERT_GE(bt_json_get(out, "checks_passed"), passed0);
+	ASSERT_LE(drift, 250);
+	ASSERT_GE(drift, -250);
+	ASSERT_EQ(baton("promote", "web", NULL, NULL, NULL), 0);
+
+	/* a stepped canary with a check that runs once in 10 s: its first
+	 * verdict only, not the probation's passes */
+	{
+		char *argv[] = { (char *)bt_baton_bin(), "reload", "web", "--canary=10%", "--step=20s", "--check-cmd",
+				 "true", "--check-interval", "10s", NULL };
+
+		rel = reload_bg(argv, rout);
+	}
+	for (int i = 0; i < 400; i++) {
+		ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+		if (strstr(out, "\"kind\":\"canary\""))
+			break;
+		usleep(25000);
+	}
+	ASSERT_CONTAINS(out, "\"stage\":{\"kind\":\"canary\",\"gen\":3,\"old_gen\":2");
+	ASSERT_LE(bt_json_get(out, "checks_passed"), 1);
+	ASSERT_EQ(bt_json_get(out, "checks_failed"), 0);
+	usleep(300000);	/* its first check passed and was written */
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	left1 = bt_json_get(out, "next_step_in_ms");
+	t1 = mono_ms();
+	kill_supervisor(&s);
+	waitpid(rel, NULL, 0);
+	usleep(1000000);
+	sv_run(&s);
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	t2 = mono_ms();
+	left2 = bt_json_get(out, "next_step_in_ms");
+	drift = (left1 - left2) - (t2 - t1);
+	bt_log("canary: next step in %lld ms before the kill, %lld ms after %lld ms (drift %lld ms)", left1, left2,
+	       t2 - t1, drift);
+	ASSERT_CONTAINS(out, "\"stage\":{\"kind\":\"canary\",\"gen\":3,\"old_gen\":2,\"canary_pct\":10");
+	ASSERT_LE(drift, 250);
+	ASSERT_GE(drift, -250);
+	ASSERT_EQ(baton("rollback", "web", NULL, NULL, NULL), 0);
 	sv_stop(&s);
 }
