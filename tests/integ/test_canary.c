@@ -2,7 +2,9 @@
 /* Staged reloads with `baton run` and the reference server: a canary's
  * share as clients see it, promote and rollback under a counting load
  * client, a generation that fails on probation flipped back without a new
- * process, and a check that reaches the canary alone and rolls it back. */
+ * process, a check that reaches the canary alone and rolls it back, a stage
+ * that outlives a supervisor killed with SIGKILL, and readiness read after the
+ * supervisor itself was stopped. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -630,4 +632,80 @@ TEST_TIMEOUT(stage_deadlines_and_check_counts_survive_a_supervisor_restart_and_r
 	ASSERT_GE(drift, -250);
 	ASSERT_EQ(baton("rollback", "web", NULL, NULL, NULL), 0);
 	sv_stop(&s);
+}
+
+/* ---- readiness after a stall of the supervisor (issue 20.6) ------------------------- */
+
+/* A reload whose new generation sends READY=1 while the supervisor is
+ * stopped (SIGSTOP) for longer than --ready-timeout: once continued, it
+ * reads that READY=1 before it judges the timeout, and the reload serves. */
+static void reload_through_a_stall(struct sv *s, const char *assumed)
+{
+	struct bt_load l;
+	char rout[96], logtext[65536], text[65536];
+	const char *report;
+	int status, i;
+	pid_t rel;
+	FILE *f;
+	size_t got;
+	char cmd[600];
+	char *argv[] = { (char *)bt_baton_bin(), "reload", "web", "--", "/bin/sh", "-c", cmd, NULL };
+
+	/* neither READY=1 nor the shim's listen report before 300 ms: the
+	 * supervisor is stopped by then */
+	snprintf(cmd, sizeof(cmd), "sleep 0.3; exec %s -q --tag gen", getenv("BATON_REFSERVER"));
+	snprintf(rout, sizeof(rout), "%s/reload.out", s->dir);
+	l = bt_load_start(s->port, "conn", "30", 8);
+	rel = reload_bg(argv, rout);
+	for (i = 0; i < 500; i++) {
+		ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+		if (strstr(out, "{\"id\":2,") && strstr(strstr(out, "{\"id\":2,"), "\"state\":\"starting\""))
+			break;
+		usleep(5000);
+	}
+	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"state\":\"starting\"");
+	ASSERT_EQ(kill(s->pid, SIGSTOP), 0);
+	usleep(2500000);	/* past --ready-timeout (and --ready auto's 2 s) */
+	ASSERT_EQ(kill(s->pid, SIGCONT), 0);
+	ASSERT_EQ(waitpid(rel, &status, 0), rel);
+	report = bt_load_stop(&l, 30);
+	f = fopen(rout, "r");
+	ASSERT_TRUE(f != NULL);
+	got = fread(text, 1, sizeof(text) - 1, f);
+	text[got] = '\0';
+	fclose(f);
+	bt_log("reload: %s", text);
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 1);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
+	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"state\":\"active\"");
+	f = fopen(s->log, "r");
+	ASSERT_TRUE(f != NULL);
+	got = fread(logtext, 1, sizeof(logtext) - 1, f);
+	logtext[got] = '\0';
+	fclose(f);
+	ASSERT_TRUE(strstr(logtext, "not ready within") == NULL);
+	if (assumed)
+		ASSERT_TRUE(strstr(logtext, assumed) == NULL);
+	ASSERT_CONTAINS(logtext, "the supervisor did not run for ");
+	ASSERT_CONTAINS(logtext, "gen 2 (pid ");
+	assert_no_failures(report);
+	sv_stop(s);
+}
+
+TEST_TIMEOUT(stall_of_the_supervisor_past_ready_timeout_does_not_roll_back_a_ready_generation, 90)
+{
+	struct sv s;
+
+	sv_start_with(&s, "--ready", "notify", "--ready-timeout", "1s");
+	reload_through_a_stall(&s, NULL);
+}
+
+TEST_TIMEOUT(stall_of_the_supervisor_with_ready_auto_logs_the_ready_it_read_not_an_assumption, 90)
+{
+	struct sv s;
+
+	sv_start_with(&s, "--ready-timeout", "2s", NULL, NULL);
+	reload_through_a_stall(&s, "assumed ready");
 }
