@@ -579,8 +579,12 @@ static void check_start(struct sup *s, long long now)
 	char text[64];
 
 	if (!st->pinned) {
-		r = baton_group_pin_source(s->grp[0], STAGE_CHECK_LO, STAGE_CHECK_LO + STAGE_CHECK_PORTS - 1,
-					   n->slot[0]);
+		/* only probes from the probe's own address (a local one: no
+		 * remote host can send from it) are pinned: anyone can pick a
+		 * source port in the range */
+		probe_addr(s, &dst, &src, &len, port);
+		r = baton_group_pin_source_addr(s->grp[0], (struct sockaddr *)&src, len, STAGE_CHECK_LO,
+						STAGE_CHECK_LO + STAGE_CHECK_PORTS - 1, n->slot[0]);
 		if (r) {
 			check_done(s, false, "cannot steer probes to gen %d: %s", n->id, strerror(-r));
 			return;

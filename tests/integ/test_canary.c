@@ -5,8 +5,10 @@
  * process, a check that reaches the canary alone and rolls it back, a stage
  * that outlives a supervisor killed with SIGKILL, and readiness read after the
  * supervisor itself was stopped. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -708,4 +710,67 @@ TEST_TIMEOUT(stall_of_the_supervisor_with_ready_auto_logs_the_ready_it_read_not_
 
 	sv_start_with(&s, "--ready-timeout", "2s", NULL, NULL);
 	reload_through_a_stall(&s, "assumed ready");
+}
+
+/* ---- the probe pin and other source addresses (issue 19.8) ------------------------ */
+
+/* One request from FROM:SPORT (IPv4, host order); the pid that answered it, or -1. */
+static long long answered_from(uint16_t port, uint32_t from, uint16_t sport)
+{
+	struct sockaddr_in src = { .sin_family = AF_INET, .sin_port = htons(sport), .sin_addr.s_addr = htonl(from) };
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(port),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	char buf[512];
+	ssize_t n, got = 0;
+	const char *p;
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&src, sizeof(src)) || connect(fd, (struct sockaddr *)&dst, sizeof(dst)) ||
+	    write(fd, "GET / HTTP/1.0\r\n\r\n", 18) != 18) {
+		close(fd);
+		return -1;
+	}
+	while (got < (ssize_t)sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
+		got += n;
+	buf[got > 0 ? got : 0] = '\0';
+	bt_close_rst(fd);	/* the reserved port is free again at once */
+	p = strstr(buf, "pid=");
+	return p ? atoll(p + 4) : -1;
+}
+
+/* A canary of 1% with a check: the check's probes from the loopback address
+ * reach it every time; a client that picks a source port in the reserved
+ * range from another address gets the weights like everyone else. */
+TEST_TIMEOUT(canary_probe_pin_ignores_a_client_on_the_reserved_ports_from_another_address, 90)
+{
+	struct sv s;
+	long long canary, who;
+	int i, probe_hits = 0, other_hits = 0, other_answered = 0;
+
+	sv_start(&s);
+	{
+		char *argv[] = { (char *)bt_baton_bin(), "reload", "web", "--canary", "1%", "--check-cmd", "true",
+				 "--check-interval", "100ms", NULL };
+
+		ASSERT_EQ(bt_run(argv, out, sizeof(out), err, sizeof(err), 30), 0);
+	}
+	canary = gen_pid(2);
+	wait_checks(1);	/* the pin is set with the first probe */
+	for (i = 0; i < 32; i++)
+		probe_hits += answered_from(s.port, INADDR_LOOPBACK, (uint16_t)(1008 + i % 16)) == canary;
+	for (i = 0; i < 64; i++) {
+		who = answered_from(s.port, 0x7f000002, (uint16_t)(1008 + i % 16));
+		other_answered += who > 0;
+		other_hits += who == canary;
+	}
+	bt_log("canary at 1%%: %d of 32 from 127.0.0.1 and %d of %d from 127.0.0.2 on ports 1008-1023 reached it",
+	       probe_hits, other_hits, other_answered);
+	ASSERT_EQ(probe_hits, 32);
+	ASSERT_EQ(other_answered, 64);
+	/* the weights: about 1 in 100 (each port is used 4 times, and the
+	 * same 4-tuple hashes alike: a hit comes in fours) */
+	ASSERT_LE(other_hits, 8);
+	ASSERT_EQ(baton("rollback", "web", NULL, NULL, NULL), 0);
+	sv_stop(&s);
 }
