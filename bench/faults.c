@@ -780,7 +780,10 @@ static void sup_argv(struct ctx *c)
 
 	a[n++] = baton, a[n++] = "run", a[n++] = "--name", a[n++] = NAME, a[n++] = "--no-preload";
 	a[n++] = "--listen", a[n++] = spec, a[n++] = "--grace", a[n++] = "3s";
-	a[n++] = "--ready-timeout", a[n++] = "1500ms", a[n++] = "--";
+	a[n++] = "--ready-timeout", a[n++] = "1500ms";
+	if (c->k->variant == V_STALL)
+		a[n++] = "--ready", a[n++] = "notify";	/* READY=1 only: no assumption after 2 s */
+	a[n++] = "--";
 	/* ourselves as a wrapper: the readiness delay of each new generation
 	 * is read from a file when it starts */
 	a[n++] = self, a[n++] = "--wrap", a[n++] = c->delay_file, a[n++] = refserver;
