@@ -774,3 +774,55 @@ TEST_TIMEOUT(canary_probe_pin_ignores_a_client_on_the_reserved_ports_from_anothe
 	ASSERT_EQ(baton("rollback", "web", NULL, NULL, NULL), 0);
 	sv_stop(&s);
 }
+
+/* A stage line of an older baton (no checks, no absolute deadlines), or a
+ * damaged one: the stage cannot be resumed whole, so it is rolled back,
+ * never promoted, and status and the log say why. */
+TEST_TIMEOUT(canary_that_cannot_be_resumed_whole_is_rolled_back_with_the_reason, 90)
+{
+	static const char *const lines[] = { "stage canary 2 1 30 0 0", "stage v2 canary 2 1 30 30 junk" };
+	struct sv s;
+	char state[128], text[16384], *p, *nl, logtext[65536];
+	FILE *f;
+	size_t got;
+
+	for (int round = 0; round < 2; round++) {
+		sv_start(&s);
+		ASSERT_EQ(baton("reload", "web", "--canary=30%", "--check-cmd=true", NULL), 0);
+		kill_supervisor(&s);
+		/* the state as that baton would have written it */
+		snprintf(state, sizeof(state), "%s/web.state", s.dir);
+		f = fopen(state, "r");
+		ASSERT_TRUE(f != NULL);
+		got = fread(text, 1, sizeof(text) - 1, f);
+		text[got] = '\0';
+		fclose(f);
+		p = strstr(text, "stage v2 ");
+		ASSERT_TRUE(p != NULL);
+		nl = strstr(p, "\nend\n");
+		ASSERT_TRUE(nl != NULL);
+		f = fopen(state, "w");
+		ASSERT_TRUE(f != NULL);
+		fprintf(f, "%.*s%s\nend\n", (int)(p - text), text, lines[round]);
+		fclose(f);
+		sv_run(&s);
+		ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+		bt_log("%s", out);
+		ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
+		ASSERT_EQ(bt_json_get(out, "reloads_done"), 0);
+		ASSERT_CONTAINS(out, "\"stage\":{\"kind\":\"none\"");
+		ASSERT_CONTAINS(out, "the canary could not be resumed whole after a supervisor restart: ");
+		ASSERT_CONTAINS(out, round ? "its line in the state file is damaged"
+					   : "the state file was written by an older baton");
+		ASSERT_CONTAINS(strstr(out, "{\"id\":1,"), "\"state\":\"active\"");
+		ASSERT_CONTAINS(strstr(out, "{\"id\":1,"), "\"share_pct\":100.0");
+		f = fopen(s.log, "r");
+		ASSERT_TRUE(f != NULL);
+		got = fread(logtext, 1, sizeof(logtext) - 1, f);
+		logtext[got] = '\0';
+		fclose(f);
+		ASSERT_CONTAINS(logtext, "could not be resumed whole");
+		ASSERT_TRUE(strstr(logtext, "promot") == NULL);
+		sv_stop(&s);
+	}
+}
