@@ -60,7 +60,16 @@ struct kase {
 	int sig;	/* SIGKILL or SIGSTOP; 0 for upgrade */
 	enum phase phase;
 	char name[48];
+	int variant;	/* V_*: a case beyond the target x phase matrix */
 };
+
+/* Cases beyond the matrix (appended to the table): a checked canary whose
+ * check starts failing as the supervisor is killed must be rolled back,
+ * never promoted, by the resumed one; a supervisor frozen for longer than
+ * --ready-timeout while the new generation's READY=1 waits must not roll
+ * that generation back. */
+enum { V_NONE, V_CANARY_CHECK, V_STALL };
+#define SUP_STALL_MS 2500	/* past the 1500 ms --ready-timeout of sup_argv */
 
 /* What a case reports to the parent (fixed size: it crosses a pipe). */
 struct result {
@@ -73,6 +82,7 @@ struct result {
 	int leftover;            /* processes still there after `baton stop` */
 	char note[240];
 	char during[160];        /* what the reload (or upgrade) in flight said */
+	bool wrong;              /* a variant's own outcome was wrong (said in note) */
 };
 
 struct opts {
@@ -770,7 +780,10 @@ static void sup_argv(struct ctx *c)
 
 	a[n++] = baton, a[n++] = "run", a[n++] = "--name", a[n++] = NAME, a[n++] = "--no-preload";
 	a[n++] = "--listen", a[n++] = spec, a[n++] = "--grace", a[n++] = "3s";
-	a[n++] = "--ready-timeout", a[n++] = "1500ms", a[n++] = "--";
+	a[n++] = "--ready-timeout", a[n++] = "1500ms";
+	if (c->k->variant == V_STALL)
+		a[n++] = "--ready", a[n++] = "notify";	/* READY=1 only: no assumption after 2 s */
+	a[n++] = "--";
 	/* ourselves as a wrapper: the readiness delay of each new generation
 	 * is read from a file when it starts */
 	a[n++] = self, a[n++] = "--wrap", a[n++] = c->delay_file, a[n++] = refserver;
@@ -827,6 +840,7 @@ static void case_body(struct ctx *c)
 	struct baton_proc_stat pst;
 	pid_t old = 0, nw = 0, victim = 0;
 	long long t_fault, t_answer = -1, t_settled = -1, end;
+	char fail_file[128] = "";
 	const char *why = "";
 	int i, e;
 
@@ -889,7 +903,29 @@ static void case_body(struct ctx *c)
 			add_note(r, "cannot open the slow request: %s", strerror(-e));
 		sleep_ms(20);	/* accepted by the old generation before the reload */
 	}
-	if (k->phase != P_IDLE) {
+	if (k->variant == V_CANARY_CHECK) {
+		char check[160];
+
+		/* a stepped canary whose check passes until the fault */
+		snprintf(fail_file, sizeof(fail_file), "%s/check-fails", c->dir);
+		snprintf(check, sizeof(check), "test ! -e %s", fail_file);
+		if (job_start(&reload, (char *[]){ baton, "reload", NAME, "--canary=25%", "--step=1500ms", "--check-cmd",
+						   check, "--check-interval", "100ms", "--timeout", "10s", NULL })) {
+			add_note(r, "cannot start baton reload");
+			return;
+		}
+		for (end = now_ms() + 5000; now_ms() < end && !job_poll(&reload, 2);)
+			if (strstr(reload.out, "takes 25% of new connections"))
+				break;
+		if (!strstr(reload.out, "takes 25% of new connections")) {
+			last_line(reload.out, r->during, sizeof(r->during));
+			add_note(r, "not run: the canary before the fault did not get there: %s", r->during);
+			job_end(&reload);
+			return;
+		}
+		sleep_ms(400);	/* a few checks pass */
+		write_file(fail_file, "1\n");
+	} else if (k->phase != P_IDLE) {
 		set_ready_delay(c, k->phase == P_STARTING || k->phase == P_READY_WAIT ? READY_DELAY_MS : 0);
 		if (job_start(&reload, (char *[]){ baton, "reload", NAME, "--timeout", "10s", NULL })) {
 			add_note(r, "cannot start baton reload");
@@ -937,7 +973,9 @@ static void case_body(struct ctx *c)
 	dbg("%s %s (pid %d, held %d)", k->sig == SIGKILL ? "SIGKILL" : "SIGSTOP", target_name[k->target],
 	    (int)victim, r->held);
 	if (victim && k->sig == SIGSTOP) {
-		appt = (struct appt){ victim, pst.start, t_fault + (k->target == T_SUP ? SUP_CONT_MS : GEN_CONT_MS) };
+		appt = (struct appt){ victim, pst.start,
+				      t_fault + (k->variant == V_STALL ? SUP_STALL_MS
+						 : k->target == T_SUP ? SUP_CONT_MS : GEN_CONT_MS) };
 	}
 	/* the readiness window was for the fault; replacements start at once */
 	set_ready_delay(c, 0);
@@ -1002,6 +1040,29 @@ static void case_body(struct ctx *c)
 			snprintf(r->during, sizeof(r->during), "the reload under way still waits 3 s after the recovery");
 		else if (k->phase == P_STARTING || k->phase == P_READY_WAIT || job_exit(&reload))
 			last_line(reload.out, r->during, sizeof(r->during));
+	}
+
+	if (k->variant == V_STALL && (!reload.done || job_exit(&reload))) {
+		r->wrong = true;
+		add_note(r, "the reload whose generation was ready during the stall failed");
+	}
+	if (k->variant == V_CANARY_CHECK) {
+		char log[OUT_MAX], *a;
+
+		for (end = now_ms() + 3000; now_ms() < end; sleep_ms(20)) {
+			read_file(c->log, log, sizeof(log));
+			if (strstr(log, "promoting canary") || strstr(log, "rolling back: "))
+				break;
+		}
+		if (strstr(log, "promoting canary") || !(a = strstr(log, "rolling back: "))) {
+			r->wrong = true;
+			add_note(r, "the failing canary was %s", strstr(log, "promoting canary") ? "PROMOTED" : "not rolled back");
+		} else {
+			char *nl = strchr(a, '\n');
+
+			add_note(r, "%.*s", (int)((nl ? nl : a + strlen(a)) - a), a);
+		}
+		unlink(fail_file);
 	}
 
 	/* the check below needs the reload under way to be over */
@@ -1179,7 +1240,7 @@ static void case_child(const struct kase *k, const char *dir, int fd)
 	}
 	case_body(&c);
 	case_finish(&c);
-	res.goal = res.ran && res.recovered && res.leftover == 0 &&
+	res.goal = res.ran && res.recovered && res.leftover == 0 && !res.wrong &&
 		   res.failed <= (k->sig == SIGKILL && (k->target == T_OLD || k->target == T_NEW) ? res.held : 0);
 out:
 	if (c.logfd >= 0)
@@ -1215,7 +1276,14 @@ static int make_cases(struct kase *ks)
 			}
 	ks[n] = (struct kase){ .target = T_UPGRADE, .sig = 0, .phase = P_IDLE };
 	snprintf(ks[n].name, sizeof(ks[n].name), "upgrade");
-	return n + 1;
+	n++;
+	ks[n] = (struct kase){ .target = T_SUP, .sig = SIGKILL, .phase = P_IDLE, .variant = V_CANARY_CHECK };
+	snprintf(ks[n].name, sizeof(ks[n].name), "supervisor-kill-canary");
+	n++;
+	ks[n] = (struct kase){ .target = T_SUP, .sig = SIGSTOP, .phase = P_READY_WAIT, .variant = V_STALL };
+	snprintf(ks[n].name, sizeof(ks[n].name), "supervisor-stop-past-ready");
+	n++;
+	return n;
 }
 
 static bool wanted(const char *name)
@@ -1316,7 +1384,11 @@ static void usage(FILE *out)
 		"or %d ms into the old one's drain (draining; answers take %d ms); then\n"
 		"drives the recovery: a killed supervisor is started again with the same command,\n"
 		"a frozen one continued after %d s, a frozen generation after %d s if it still\n"
-		"exists. One more case runs `baton upgrade`. Each case has its own network\n"
+		"exists. One more case runs `baton upgrade`; supervisor-kill-canary kills\n"
+		"the supervisor as a stepped canary's --check-cmd starts failing (goal: rolled\n"
+		"back, never promoted), supervisor-stop-past-ready freezes it 2.5 s,\n"
+		"past --ready-timeout, while READY=1 waits (goal: that reload succeeds).\n"
+		"Each case has its own network\n"
 		"namespace and BATON_RUNTIME_DIR. Prints one table:\n\n"
 		"  answered   requests answered while the case ran (loadgen's; in the switched\n"
 		"             and draining cases also one slow request of the bench's own, held\n"

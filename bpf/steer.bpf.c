@@ -72,12 +72,30 @@ static __always_inline void count(__u32 slot, int migrating, int missed)
 		st->selected++;
 }
 
-/* A new connection whose source port is pinned goes to its slot. The
- * packet starts at the transport header, whose first two bytes are the
- * source port for TCP and UDP alike; a migration carries no packet. */
+#define ETH_P_IP_ 0x0800
+#define ETH_P_IPV6_ 0x86DD
+
+/* The packet's source address into SADDR: 4 or 6, or -1 if unreadable. It
+ * lies before the transport header, so it is read relative to the network
+ * header (IPv4: byte 12, IPv6: byte 8). */
+static __always_inline int source_addr(struct sk_reuseport_md *md, __u32 *saddr)
+{
+	if (md->eth_protocol == bpf_htons(ETH_P_IP_))
+		return bpf_skb_load_bytes_relative(md, 12, saddr, 4, BPF_HDR_START_NET) ? -1 : 4;
+	if (md->eth_protocol == bpf_htons(ETH_P_IPV6_))
+		return bpf_skb_load_bytes_relative(md, 8, saddr, 16, BPF_HDR_START_NET) ? -1 : 6;
+	return -1;
+}
+
+/* A new connection whose source port is pinned goes to its slot, if it also
+ * comes from the pin's source address (when the pin names one). The packet
+ * starts at the transport header, whose first two bytes are the source port
+ * for TCP and UDP alike; a migration carries no packet. */
 static __always_inline int pinned(struct sk_reuseport_md *md)
 {
 	void *data = (void *)(long)md->data, *end = (void *)(long)md->data_end;
+	__u32 saddr[4] = { 0, 0, 0, 0 };
+	int fam = 0;	/* 0: not read yet */
 	__u16 sport;
 	__u32 k;
 
@@ -90,6 +108,13 @@ static __always_inline int pinned(struct sk_reuseport_md *md)
 
 		if (!p || !p->hi || sport < p->lo || sport > p->hi)
 			continue;
+		if (p->family) {
+			if (!fam)
+				fam = source_addr(md, saddr);
+			if (fam != (int)p->family || saddr[0] != p->addr[0] ||
+			    (fam == 6 && (saddr[1] != p->addr[1] || saddr[2] != p->addr[2] || saddr[3] != p->addr[3])))
+				continue;
+		}
 		slot = p->slot;
 		if (slot < BATON_STEER_SLOTS && bpf_sk_select_reuseport(md, &socks, &slot, 0) == 0) {
 			count(slot, 0, 0);

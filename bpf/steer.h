@@ -22,13 +22,17 @@ struct baton_steer_cfg {
 
 /* Connections from a source port in [lo, hi] go to SLOT, whatever the
  * policy: a probe from a reserved port range reaches one chosen member
- * (baton run --check). hi == 0: the entry is unused. */
+ * (baton run --check). hi == 0: the entry is unused. With family 4 or 6
+ * only connections from that source address are pinned: any host can pick
+ * its source port, none can send from the supervisor's own address. */
 #define BATON_STEER_PINS 4
 
 struct baton_steer_pin {
 	__u16 lo;
 	__u16 hi;
 	__u32 slot;
+	__u32 family;	/* 0: any source address; 4 or 6: only from addr */
+	__u32 addr[4];	/* network order; IPv4 in addr[0] */
 };
 
 struct baton_steer_ctl {

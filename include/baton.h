@@ -312,6 +312,12 @@ int baton_group_share(const struct baton_group *g, int slot, uint32_t *ppm);
  * BATON_MAX_PINS ranges; -ENOSPC past that, -EOPNOTSUPP in cBPF mode. If
  * SLOT has no listener, the policy decides as if there were no pin. */
 int baton_group_pin_source(struct baton_group *g, uint16_t lo, uint16_t hi, int slot);
+/* The same, for connections that also come from FROM's address (its port is
+ * ignored; an IPv4-mapped IPv6 address matches IPv4): any host can choose its
+ * source port, so a probe pin open to every address lets a remote client reach
+ * the pinned member. FROM NULL: any address, as baton_group_pin_source. */
+int baton_group_pin_source_addr(struct baton_group *g, const struct sockaddr *from, socklen_t len, uint16_t lo,
+				uint16_t hi, int slot);
 
 
 /* ---- UDP flows --------------------------------------------------------

@@ -27,7 +27,7 @@
 
 _Static_assert(BATON_MAX_SLOTS == BATON_STEER_SLOTS, "slot counts differ");
 _Static_assert(BATON_STEER_SLOTS < BATON_STEER_NONE, "slot numbers must fit the table");
-_Static_assert(sizeof(struct baton_steer_pin) == 8, "pin entries are shared with the program as 8 bytes");
+_Static_assert(sizeof(struct baton_steer_pin) == 28, "pin entries are shared with the program as 28 bytes");
 _Static_assert(BATON_STEER_PINS == BATON_MAX_PINS, "pin counts differ");
 _Static_assert(sizeof(struct baton_steer_origin) == 16, "the origin map's value is two u64 (bpf/steer.h)");
 /* new fields go after flow_idle_ms and may not hide in padding an older library skips */
@@ -1195,10 +1195,42 @@ out:
 
 int baton_group_pin_source(struct baton_group *g, uint16_t lo, uint16_t hi, int slot)
 {
-	int fd, r, k, free_k = -1;
-	struct baton_steer_pin p;
+	return baton_group_pin_source_addr(g, NULL, 0, lo, hi, slot);
+}
 
-	if (!g || !lo || hi < lo || slot < -1 || slot >= BATON_MAX_SLOTS)
+/* FROM as the program compares it: IPv4 (also an IPv4-mapped IPv6
+ * address, which arrives as IPv4) in addr[0], IPv6 in addr[0..3]. */
+static int pin_from(const struct sockaddr *from, socklen_t len, struct baton_steer_pin *p)
+{
+	if (!from)
+		return 0;
+	if (from->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+		p->family = 4;
+		memcpy(&p->addr[0], &((const struct sockaddr_in *)from)->sin_addr, 4);
+		return 0;
+	}
+	if (from->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)from)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a)) {
+			p->family = 4;
+			memcpy(&p->addr[0], &a->s6_addr[12], 4);
+		} else {
+			p->family = 6;
+			memcpy(p->addr, a, 16);
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int baton_group_pin_source_addr(struct baton_group *g, const struct sockaddr *from, socklen_t len, uint16_t lo,
+				uint16_t hi, int slot)
+{
+	int fd, r, k, free_k = -1;
+	struct baton_steer_pin p, want = { 0 };
+
+	if (!g || !lo || hi < lo || slot < -1 || slot >= BATON_MAX_SLOTS || pin_from(from, len, &want))
 		return -EINVAL;
 	if (g->mode != BATON_MODE_EBPF)
 		return -EOPNOTSUPP;
@@ -1225,7 +1257,10 @@ int baton_group_pin_source(struct baton_group *g, uint16_t lo, uint16_t hi, int 
 		}
 		k = free_k;
 	}
-	p = slot < 0 ? (struct baton_steer_pin){ 0 } : (struct baton_steer_pin){ .lo = lo, .hi = hi, .slot = (uint32_t)slot };
+	want.lo = lo;
+	want.hi = hi;
+	want.slot = slot < 0 ? 0 : (uint32_t)slot;
+	p = slot < 0 ? (struct baton_steer_pin){ 0 } : want;
 	{
 		uint32_t key = (uint32_t)k;
 

@@ -330,6 +330,14 @@ static void stage_begin(struct sup *s, enum stage_kind kind, int old, int nw)
 	st->next_check_ms = st->since_ms;
 	if (!st->check_port)
 		st->check_port = STAGE_CHECK_LO;
+	/* a stage's counts are its own: the last stage's passes vouch for
+	 * nothing here */
+	st->checks_ok = st->checks_failed = 0;
+	st->check_last[0] = '\0';
+	st->check_sent = false;
+	st->check_len = 0;
+	st->resumed_unchecked = false;
+	st->counts_dirty = false;
 }
 
 /* ---- the failures ----------------------------------------------------------- */
@@ -521,8 +529,10 @@ static void check_done(struct sup *s, bool ok, const char *fmt, ...)
 	}
 	st->check_pid = 0;
 	st->next_check_ms = baton_mono_ms() + st->o.check_ms;
+	st->counts_dirty = true;
 	if (ok) {
 		st->checks_ok++;
+		st->resumed_unchecked = false;
 		return;
 	}
 	st->checks_failed++;
@@ -570,8 +580,12 @@ static void check_start(struct sup *s, long long now)
 	char text[64];
 
 	if (!st->pinned) {
-		r = baton_group_pin_source(s->grp[0], STAGE_CHECK_LO, STAGE_CHECK_LO + STAGE_CHECK_PORTS - 1,
-					   n->slot[0]);
+		/* only probes from the probe's own address (a local one: no
+		 * remote host can send from it) are pinned: anyone can pick a
+		 * source port in the range */
+		probe_addr(s, &dst, &src, &len, port);
+		r = baton_group_pin_source_addr(s->grp[0], (struct sockaddr *)&src, len, STAGE_CHECK_LO,
+						STAGE_CHECK_LO + STAGE_CHECK_PORTS - 1, n->slot[0]);
 		if (r) {
 			check_done(s, false, "cannot steer probes to gen %d: %s", n->id, strerror(-r));
 			return;
@@ -775,6 +789,17 @@ bool stage_tick(struct sup *s, long long now)
 	if (watch_tick(s, now))
 		return false;
 	check_tick(s, now);
+	if (st->kind == STAGE_NONE)
+		return false;	/* the check failed it */
+	/* the counts reach the state file at most once a second: a resumed
+	 * supervisor goes on from them, give or take that second */
+	if (st->counts_dirty && now - st->saved_ms >= 1000)
+		state_save(s);
+	/* a resumed stage with a check waits for a verdict of its own before
+	 * it raises a share or promotes: the dead supervisor's last checks
+	 * may be all that ever passed */
+	if (st->resumed_unchecked)
+		return st->kind == STAGE_PROBATION;
 	if (st->kind == STAGE_CANARY && st->o.step_ms && now >= st->next_step_ms) {
 		int pct = st->pct + st->o.canary_pct, r;
 
@@ -875,36 +900,152 @@ void stage_status(struct sup *s, FILE *f, bool json)
 	fprintf(f, "}");
 }
 
-/* "stage KIND NEW OLD PCT STEP_MS LEFT_MS": enough for a supervisor that
- * resumes to keep the split (or the standby) and its clock. The checks
- * start again from their options, which are not kept. */
+
+/* ---- the stage across a supervisor restart ------------------------------------------ */
+
+/* This boot's id: the stage's deadlines are CLOCK_MONOTONIC times, which
+ * mean something only within the boot that wrote them. */
+static void boot_id(char *out, size_t n)
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+	snprintf(out, n, "-");
+	if (f) {
+		if (fgets(out, (int)n, f))
+			out[strcspn(out, " \n")] = '\0';
+		fclose(f);
+	}
+	if (!out[0])
+		snprintf(out, n, "-");
+}
+
+enum { CHECK_NONE, CHECK_URL, CHECK_CMD };
+
+/* Everything a stage is, so that a supervisor that resumes it goes on
+ * exactly where this one stopped:
+ *   stage v2 KIND NEW OLD PCT CANARY STEP PROBATION INTERVAL SINCE NEXT_STEP UNTIL OK FAILED CHECK BOOT
+ *   stage-check-url PATH HOST | stage-check-cmd CMD     (when CHECK says so)
+ *   stage-check-last TEXT                               (optional)
+ * The times are absolute CLOCK_MONOTONIC ms: that clock is one for every
+ * process of a boot (unlike a process's own clocks) and never steps (unlike
+ * CLOCK_REALTIME under NTP or an operator's date), and the processes of a
+ * stage do not outlive the boot, whose id is kept to be sure. */
 void stage_save(struct sup *s, FILE *f)
 {
 	struct stage *st = &s->stage;
-	long long now = baton_mono_ms();
+	int check = st->o.check_cmd[0] ? CHECK_CMD : st->o.check_path[0] ? CHECK_URL : CHECK_NONE;
+	char boot[64];
 
+	st->saved_ms = baton_mono_ms();
+	st->counts_dirty = false;
 	if (st->kind == STAGE_NONE)
 		return;
-	fprintf(f, "stage %s %d %d %d %lld %lld\n", kind_name[st->kind], st->new_id, st->old_id, st->pct,
-		st->o.step_ms, st->kind == STAGE_PROBATION ? st->until_ms - now : st->next_step_ms - now);
+	boot_id(boot, sizeof(boot));
+	fprintf(f, "stage v2 %s %d %d %d %d %lld %lld %lld %lld %lld %lld %d %d %d %s\n", kind_name[st->kind],
+		st->new_id, st->old_id, st->pct, st->o.canary_pct, st->o.step_ms, st->o.probation_ms, st->o.check_ms,
+		st->since_ms, st->next_step_ms, st->until_ms, st->checks_ok, st->checks_failed, check, boot);
+	if (check == CHECK_URL) {
+		fprintf(f, "stage-check-url ");
+		sup_escape(f, st->o.check_path);
+		fputc(' ', f);
+		sup_escape(f, st->o.check_host);
+		fputc('\n', f);
+	} else if (check == CHECK_CMD) {
+		fprintf(f, "stage-check-cmd ");
+		sup_escape(f, st->o.check_cmd);
+		fputc('\n', f);
+	}
+	if (check != CHECK_NONE && st->check_last[0]) {
+		fprintf(f, "stage-check-last ");
+		sup_escape(f, st->check_last);
+		fputc('\n', f);
+	}
 }
 
 static struct {
+	bool seen;
 	char kind[16];
-	int new_id, old_id, pct;
-	long long step_ms, left_ms;
+	int new_id, old_id, pct, ok, failed, check;
+	struct stage_opts o;
+	long long since_ms, next_step_ms, until_ms;
+	char boot[64];
+	bool have_check;	/* the check line CHECK announces was read */
+	char last[160];
+	char why[160];		/* why it cannot be resumed whole; "" if it can */
 } saved;
 
+/* Unescapes TEXT into OUT (N bytes); false if it does not fit or is bad. */
+static bool load_text(const char *text, char *out, size_t n)
+{
+	const char *why;
+	char *v = sup_unescape(text, &why);
+	bool ok = v && strlen(v) < n;
+
+	if (ok)
+		snprintf(out, n, "%s", v);
+	free(v);
+	return ok;
+}
+
+/* Every line that starts with "stage" is the stage's: one it cannot read
+ * makes the stage one that cannot be resumed whole (rolled back), never
+ * the whole state unreadable. */
 bool stage_load_line(struct sup *s, const char *line)
 {
 	(void)s;
-	return sscanf(line, "stage %15s %d %d %d %lld %lld", saved.kind, &saved.new_id, &saved.old_id, &saved.pct,
-		      &saved.step_ms, &saved.left_ms) == 6;
+	if (!strncmp(line, "stage v2 ", 9)) {
+		saved.seen = true;
+		if (sscanf(line, "stage v2 %15s %d %d %d %d %lld %lld %lld %lld %lld %lld %d %d %d %63s", saved.kind,
+			   &saved.new_id, &saved.old_id, &saved.pct, &saved.o.canary_pct, &saved.o.step_ms,
+			   &saved.o.probation_ms, &saved.o.check_ms, &saved.since_ms, &saved.next_step_ms,
+			   &saved.until_ms, &saved.ok, &saved.failed, &saved.check, saved.boot) != 15 ||
+		    saved.check < CHECK_NONE || saved.check > CHECK_CMD)
+			snprintf(saved.why, sizeof(saved.why), "its line in the state file is damaged");
+		return true;
+	}
+	if (!strncmp(line, "stage-check-url ", 16)) {
+		char path[sizeof(saved.o.check_path) * 3], host[sizeof(saved.o.check_host) * 3];
+
+		if (sscanf(line, "stage-check-url %383s %191s", path, host) == 2 &&
+		    load_text(path, saved.o.check_path, sizeof(saved.o.check_path)) &&
+		    load_text(host, saved.o.check_host, sizeof(saved.o.check_host)))
+			saved.have_check = saved.check == CHECK_URL;
+		else
+			snprintf(saved.why, sizeof(saved.why), "its --check in the state file is damaged");
+		return true;
+	}
+	if (!strncmp(line, "stage-check-cmd ", 16)) {
+		if (load_text(line + 16, saved.o.check_cmd, sizeof(saved.o.check_cmd)))
+			saved.have_check = saved.check == CHECK_CMD;
+		else
+			snprintf(saved.why, sizeof(saved.why), "its --check-cmd in the state file is damaged");
+		return true;
+	}
+	if (!strncmp(line, "stage-check-last ", 17)) {
+		if (!load_text(line + 17, saved.last, sizeof(saved.last)))
+			saved.last[0] = '\0';	/* a text for status only */
+		return true;
+	}
+	if (!strncmp(line, "stage ", 6)) {
+		long long step_ms, left_ms;
+
+		/* a baton before the checks and deadlines were kept: the split
+		 * and who is who can be read, what decided the stage cannot */
+		saved.seen = true;
+		if (sscanf(line, "stage %15s %d %d %d %lld %lld", saved.kind, &saved.new_id, &saved.old_id,
+			   &saved.pct, &step_ms, &left_ms) < 3)
+			snprintf(saved.why, sizeof(saved.why), "its line in the state file is damaged");
+		else
+			snprintf(saved.why, sizeof(saved.why), "the state file was written by an older baton, which "
+				 "did not keep the stage's checks and deadlines");
+		return true;
+	}
+	return false;
 }
 
 bool stage_resuming(int id)
 {
-	return !strcmp(saved.kind, "canary") && saved.new_id == id;
+	return saved.seen && !strcmp(saved.kind, "canary") && saved.new_id == id;
 }
 
 static int gi_of(const struct sup *s, int id)
@@ -915,33 +1056,85 @@ static int gi_of(const struct sup *s, int id)
 	return -1;
 }
 
-/* After state_resume adopted the generations: a canary keeps its split and
- * a probation its standby, if both generations still run. */
+/* Why the saved stage cannot go on as it was, or NULL. */
+static const char *resume_refused(long long now)
+{
+	char boot[64];
+
+	if (saved.why[0])
+		return saved.why;
+	boot_id(boot, sizeof(boot));
+	if (strcmp(boot, saved.boot))
+		return "its deadlines were kept by another boot";
+	if (saved.check != CHECK_NONE && !saved.have_check)
+		return "its check is missing from the state file";
+	/* a time beyond what the stage could have asked for: another clock
+	 * (a time namespace), so the deadlines mean nothing here */
+	if (saved.since_ms > now || (!strcmp(saved.kind, "canary") && saved.o.step_ms &&
+				      saved.next_step_ms - now > saved.o.step_ms) ||
+	    (!strcmp(saved.kind, "probation") && saved.until_ms - now > saved.o.probation_ms))
+		return "its deadlines lie beyond what it asked for (another clock?)";
+	if (!strcmp(saved.kind, "canary") && (saved.pct < 1 || saved.pct > 99))
+		return "its share in the state file is out of range";
+	return NULL;
+}
+
+/* After state_resume adopted the generations: a canary keeps its split, a
+ * probation its standby, both their checks, counts and deadlines, if both
+ * generations still run. What cannot be resumed whole is rolled back with
+ * the reason, in the log and status (last stage): never promoted, as a
+ * stage whose check cannot go on has nothing to vouch for its new one. */
 void stage_resume(struct sup *s)
 {
 	struct stage *st = &s->stage;
 	int n = gi_of(s, saved.new_id), o = gi_of(s, saved.old_id);
 	long long now = baton_mono_ms();
+	bool canary = !strcmp(saved.kind, "canary"), check = saved.check != CHECK_NONE;
+	const char *refused;
+	char why[256];
 
-	if (!saved.kind[0])
+	if (!saved.seen)
 		return;
+	refused = resume_refused(now);
 	if (n < 0 || o < 0) {
 		say(s, "the %s of gen %d ended while no supervisor ran", saved.kind, saved.new_id);
-	} else if (!strcmp(saved.kind, "probation") && s->active == n) {
-		stage_begin(s, STAGE_PROBATION, o, n);
-		st->until_ms = now + (saved.left_ms > 0 ? saved.left_ms : 0);
-		s->gen[o].state = GEN_STANDBY;
-		say(s, "resumed the probation of gen %d (%lld ms left; checks are not resumed)", saved.new_id,
-		    saved.left_ms);
-	} else if (!strcmp(saved.kind, "canary") && s->active == o && s->reload == n) {
-		stage_begin(s, STAGE_CANARY, o, n);
-		st->o.canary_pct = saved.pct;
-		st->o.step_ms = saved.step_ms;
-		st->next_step_ms = now + (saved.left_ms > 0 ? saved.left_ms : 0);
-		s->gen[n].state = GEN_CANARY;
-		s->reload_start_us = baton_mono_us();	/* its timings restart with this supervisor */
-		stage_set_share(s, saved.pct);
-		say(s, "resumed the canary of gen %d at %d%% (checks are not resumed)", saved.new_id, saved.pct);
+	} else if ((!canary && s->active == n) || (canary && s->active == o && s->reload == n)) {
+		stage_begin(s, canary ? STAGE_CANARY : STAGE_PROBATION, o, n);
+		if (!refused) {
+			st->o = saved.o;
+			st->since_ms = saved.since_ms;
+			st->next_step_ms = saved.next_step_ms;
+			st->until_ms = saved.until_ms;
+			st->checks_ok = saved.ok;
+			st->checks_failed = saved.failed;
+			snprintf(st->check_last, sizeof(st->check_last), "%s", saved.last);
+			/* the probe in flight died with its supervisor: one now,
+			 * and no step or promotion before its verdict */
+			st->next_check_ms = now;
+			st->resumed_unchecked = check;
+		}
+		if (canary) {
+			s->gen[n].state = GEN_CANARY;
+			s->reload_start_us = baton_mono_us();	/* its timings restart with this supervisor */
+			st->o.canary_pct = refused ? saved.pct : st->o.canary_pct;
+			stage_set_share(s, saved.pct);
+		} else {
+			s->gen[o].state = GEN_STANDBY;
+		}
+		if (refused) {
+			snprintf(why, sizeof(why), "the %s could not be resumed whole after a supervisor restart: %s",
+				 saved.kind, refused);
+			say_warn(s, "%s of gen %d: rolling it back", why, saved.new_id);
+			stage_fail(s, why);
+		} else if (canary) {
+			say(s, "resumed the canary of gen %d at %d%%%s%s", saved.new_id, saved.pct,
+			    check ? "; its check goes on" : "", check ? " and no step is taken before it passes" : "");
+			if (saved.o.step_ms)
+				say(s, "its next step is due in %lld ms, as before the restart", st->next_step_ms - now);
+		} else {
+			say(s, "resumed the probation of gen %d (%lld ms left, as before the restart%s)", saved.new_id,
+			    st->until_ms - now, check ? "; its check goes on" : "");
+		}
 	}
 	memset(&saved, 0, sizeof(saved));
 }

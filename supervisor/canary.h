@@ -36,6 +36,8 @@ struct stage {
 	int new_gi, old_gi;
 	int new_id, old_id;
 	int pct;                 /* share asked of the new generation */
+	/* CLOCK_MONOTONIC (baton_mono_ms), absolute: one clock for every
+	 * process of a boot, so the state file keeps them as they are */
 	long long since_ms, next_step_ms, until_ms;
 	/* the check in flight: an HTTP probe (fd) or a command (pid) */
 	long long next_check_ms, check_deadline;
@@ -45,9 +47,14 @@ struct stage {
 	char check_buf[64];
 	size_t check_len;
 	int check_port;          /* next source port to use */
-	int checks_ok, checks_failed;
+	int checks_ok, checks_failed;	/* of this stage only: stage_begin zeroes them */
 	char check_last[160];
 	bool pinned;
+	/* resumed by a new supervisor with a check: no step and no promotion
+	 * until a check made after the resume passed */
+	bool resumed_unchecked;
+	bool counts_dirty;       /* a verdict since the state was last written */
+	long long saved_ms;      /* when the state was last written */
 	struct baton_watch **watch; /* over the new generation's members */
 	char last[320];          /* how the last stage ended, for status */
 };

@@ -105,9 +105,24 @@ bool busy(const struct sup *s)
 }
 
 
+/* Would tick judge G (starting) now: ready by delay, assumed, or too late? */
+static bool start_due(const struct sup *s, const struct gen *g, long long now)
+{
+	long long age = now - g->start_us / 1000;
+	const struct sup_config *c = s->cfg;
+
+	return (c->ready == SUP_READY_DELAY && age >= c->ready_delay_ms) ||
+	       (c->ready == SUP_READY_AUTO && !g->heard && age >= c->ready_delay_ms) || age >= c->ready_timeout_ms;
+}
+
+/* A loop that did not run this much longer than it asked to wait was
+ * stalled (stopped, or starved): said in the log */
+#define LOOP_STALL_MS 500
+
 static void tick(struct sup *s)
 {
 	long long now = baton_mono_ms();
+	bool caught = false;
 	int i;
 
 	s->batch_n = s->nl < TICK_LISTENERS ? s->nl : TICK_LISTENERS;
@@ -123,6 +138,16 @@ static void tick(struct sup *s)
 
 		if (g->pid <= 0)
 			continue;
+		if (g->state == GEN_STARTING && !caught && start_due(s, g, now)) {
+			/* before a generation is judged by the clock, what it said
+			 * or did is read: after a stall of the supervisor (SIGSTOP,
+			 * a starved CPU) its READY=1 or its exit may be waiting */
+			caught = true;
+			read_notify(s);
+			reap(s);
+			if (g->state != GEN_STARTING || g->pid <= 0)
+				continue;
+		}
 		if (g->state == GEN_STARTING) {
 			long long age = now - g->start_us / 1000;
 			const struct sup_config *c = s->cfg;
@@ -583,11 +608,24 @@ int sup_run(const struct sup_config *cfg)
 		upgrade_finish(s);
 	for (;;) {
 		struct epoll_event ev[16];
-		int n;
+		long long waited;
+		int n, wait_ms;
 
 		if (s->stopping && !live_gens(s))
 			break;
-		n = epoll_wait(s->epfd, ev, 16, busy(s) ? TICK_MS : -1);
+		wait_ms = busy(s) ? TICK_MS : -1;
+		waited = baton_mono_ms();
+		n = epoll_wait(s->epfd, ev, 16, wait_ms);
+		if (n < 0 && errno == EINTR) {
+			/* a stop (SIGSTOP, then SIGCONT) ends the wait with EINTR
+			 * and no events: collect what waited before tick() judges
+			 * any timeout */
+			n = epoll_wait(s->epfd, ev, 16, 0);
+		}
+		waited = baton_mono_ms() - waited;
+		if (wait_ms >= 0 && waited > wait_ms + LOOP_STALL_MS)
+			say_warn(s, "the supervisor did not run for %lld ms (stopped, or starved of CPU): what the "
+				    "generations said and did meanwhile is read before any timeout is judged", waited);
 		for (i = 0; i < n; i++) {
 			uint32_t tag = ev[i].data.u32;
 
