@@ -38,8 +38,24 @@ endif
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
 CFLAGS   ?= -O2 -g
+# Hardened by default: baton runs as root in front of servers and its shim
+# is loaded into them. The flags come first, so CFLAGS/CPPFLAGS/LDFLAGS from
+# the environment (dpkg-buildflags, a -fno-... of one's own) still win.
+# -fstack-clash-protection and -fcf-protection only where $(CC) has them
+# (-fcf-protection is x86 only). _FORTIFY_SOURCE needs optimisation (glibc
+# warns, -Werror fails, without -O), is left to the environment when it sets
+# it, and is off under SANITIZE=1: ASan checks every access, and the
+# fortified __*_chk calls would bypass some of its interceptors.
+cc_has    = $(shell $(CC) -Werror $(1) -E -x c /dev/null >/dev/null 2>&1 && echo $(1))
+HARDEN_CFLAGS  := -fstack-protector-strong $(call cc_has,-fstack-clash-protection) $(call cc_has,-fcf-protection)
+HARDEN_CPPFLAGS:= $(if $(filter-out -O0,$(filter -O%,$(CFLAGS))),$(if $(findstring _FORTIFY_SOURCE,$(CFLAGS) $(CPPFLAGS)),,$(if $(SANFLAGS),,-D_FORTIFY_SOURCE=2)))
+HARDEN_LDFLAGS := -Wl,-z,relro,-z,now
+# the environment's flags, before the sanitizers are added (the shim has none)
+ENV_CFLAGS  := $(CFLAGS)
+ENV_LDFLAGS := $(LDFLAGS)
+CFLAGS   := $(HARDEN_CFLAGS) $(HARDEN_CPPFLAGS) $(CFLAGS)
 CFLAGS   += $(CPPFLAGS) -std=gnu11 $(WARN) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -Ilib -Ibpf -I$(BPFDIR) -Icommon
-LDFLAGS  += $(SANFLAGS)
+LDFLAGS  := $(HARDEN_LDFLAGS) $(LDFLAGS) $(SANFLAGS)
 BPF_LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
 LDLIBS   := $(BPF_LIBS) -lpthread -lm
 
@@ -129,14 +145,20 @@ $(BUILD)/udpflow: examples/udpflow.c Makefile
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 # The preload shim goes into servers built without sanitizers, so it is
 # built without them too, and links only libdl: never the BPF loader.
-SHIM_CFLAGS := $(CPPFLAGS) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -fPIC -fvisibility=hidden
+# It is hardened like the rest (it runs inside root servers) and takes the
+# environment's CFLAGS and LDFLAGS, without the sanitizers.
+SHIM_OPT := $(if $(SANFLAGS),-O2 -g,$(ENV_CFLAGS))
+SHIM_CPPFLAGS := $(if $(filter-out -O0,$(filter -O%,$(SHIM_OPT))),$(if $(findstring _FORTIFY_SOURCE,$(SHIM_OPT) $(CPPFLAGS)),,-D_FORTIFY_SOURCE=2))
+SHIM_CFLAGS := $(HARDEN_CFLAGS) $(SHIM_CPPFLAGS) $(SHIM_OPT) $(CPPFLAGS) \
+	-std=gnu11 $(WARN) -D_GNU_SOURCE -fPIC -fvisibility=hidden
+SHIM_LDFLAGS := $(HARDEN_LDFLAGS) $(ENV_LDFLAGS)
 SHIM_SRC := preload/shim.c preload/handoff.c
 $(BUILD)/libbaton-preload.so: $(SHIM_SRC) preload/shim.h common/handoff_wire.h Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(SHIM_CFLAGS) -Icommon -shared -Wl,-soname,libbaton-preload.so -o $@ $(SHIM_SRC) -ldl
+	$(CC) $(SHIM_CFLAGS) -Icommon $(SHIM_LDFLAGS) -shared -Wl,-soname,libbaton-preload.so -o $@ $(SHIM_SRC) -ldl
 $(BUILD)/preload-probe: tests/preload_probe.c Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(SHIM_CFLAGS) -o $@ $<
+	$(CC) $(SHIM_CFLAGS) $(SHIM_LDFLAGS) -o $@ $<
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libbaton.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libbaton.a $(LDLIBS)
