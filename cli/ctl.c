@@ -225,6 +225,40 @@ static int exchange(const char *cmd, const char *name, const char *request, long
 	return result;
 }
 
+/* --check http://HOST/PATH: HOST goes into the probe's Host: header and
+ * PATH into its request line, so neither may hold a space or a control
+ * character (a CR LF would add headers of the caller's making), and HOST
+ * is a name, an address or [V6], with an optional :PORT. True (and the
+ * error printed, the input escaped) when V is bad. */
+static bool check_url_bad(const char *cmd, const char *v)
+{
+	char safe[4 * 512 + 1];
+	const char *host = v + 7, *path, *p;
+
+	baton_text_escape(safe, sizeof(safe), v, 0);
+	if (strncmp(v, "http://", 7) || !(path = strchr(host, '/'))) {
+		ctl_err(cmd, "bad --check \"%s\": want http://PATH, such as http:///healthz, or http://HOST/PATH "
+			     "to send Host: HOST", safe);
+		return true;
+	}
+	for (p = host; p < path; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      strchr("-._:[]", *p))) {
+			ctl_err(cmd, "bad --check \"%s\": its HOST holds %s%02x at byte %zu; want a host name, an "
+				     "address or [IPV6], with :PORT if needed, such as http://example.com/healthz",
+				safe, *p == ' ' ? "a space 0x" : "the character 0x", (unsigned char)*p, (size_t)(p - v));
+			return true;
+		}
+	for (p = path; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+			ctl_err(cmd, "bad --check \"%s\": its PATH holds %s%02x at byte %zu; escape it as %%%02X",
+				safe, *p == ' ' ? "a space 0x" : "the control character 0x", (unsigned char)*p,
+				(size_t)(p - v), (unsigned char)*p);
+			return true;
+		}
+	return false;
+}
+
 /* Appends " KEY=VALUE" to the request, VALUE with %XX for what would end
  * a token (a --check-cmd has spaces). -1 when it does not fit. */
 static int add_opt(char *req, size_t len, const char *key, const char *value)
@@ -268,8 +302,7 @@ static int reload_opt(const char *cmd, int c, const char *v, char *opts, size_t 
 	} else if ((c == 257 || c == 258 || c == 261) && (sup_parse_duration(v, &ms) || ms < 10)) {
 		ctl_err(cmd, "bad --%s \"%s\": want a duration such as 30s", keys[c - 256], v);
 		return EXIT_USAGE;
-	} else if (c == 259 && strncmp(v, "http://", 7)) {
-		ctl_err(cmd, "bad --check \"%s\": want http://PATH, such as http:///healthz", v);
+	} else if (c == 259 && check_url_bad(cmd, v)) {
 		return EXIT_USAGE;
 	}
 	if (add_opt(opts, len, keys[c - 256], c == 256 ? (char[12]){ 0 } : v)) {

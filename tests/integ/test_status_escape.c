@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -49,5 +51,25 @@ TEST_TIMEOUT(status_text_of_a_live_supervisor_is_escaped, 60)
 	if (strstr(out, "\xc2\x9b") || strstr(out, "\xe2\x80\xae"))
 		FAIL("a C1 control or bidi override reached the terminal:\n%s", out);
 	ASSERT_CONTAINS(out, "; environment: BANNER=\\xc2\\x9b31mred \\xe2\\x80\\xaetxt.exe\n");
+
+	/* a raw control client (the owner, past baton reload's own check): the
+	 * supervisor refuses a CR LF in --check's HOST too, on one line */
+	{
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		const char req[] = "baton/1 reload canary=10 check=http://a%0D%0AX-Evil:%201/h\n";
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ssize_t n;
+
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/esc.sock", dir);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)))
+			FAIL("connect %s: %s", sun.sun_path, strerror(errno));
+		ASSERT_EQ(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(req) - 1);
+		n = recv(fd, out, sizeof(out) - 1, MSG_WAITALL);
+		out[n > 0 ? n : 0] = '\0';
+		close(fd);
+		ASSERT_CONTAINS(out, "error bad --check \"http://a\\x0d\\x0aX-Evil: 1/h\": want http://PATH");
+		ASSERT_TRUE(strchr(out, '\r') == NULL);
+		ASSERT_TRUE(strchr(out, '\n') == out + strlen(out) - 1);	/* one line */
+	}
 	bt_supervisor_stop(&pid, 10);
 }
