@@ -57,3 +57,19 @@ TEST(text_escape_fputs_matches)
 	ASSERT_STREQ(got, "w\\x1b]0;t\\x07\xc3\xa9\\xff\\\\");
 	free(got);
 }
+
+/* JSON stays valid UTF-8 and terminal-safe: controls and the characters a
+ * terminal acts on as \uXXXX, a byte that is not UTF-8 as U+FFFD, the rest
+ * (valid UTF-8 included) as it is. */
+TEST(json_str_is_valid_utf8_and_terminal_safe)
+{
+	char *got = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&got, &len);
+
+	ASSERT_TRUE(m != NULL);
+	baton_json_str(m, "a\"\\\033[2J caf\xc3\xa9 \xc2\x9b\xe2\x80\xae \xff\xc0\xaf end");
+	fclose(m);
+	ASSERT_STREQ(got, "\"a\\\"\\\\\\u001b[2J caf\xc3\xa9 \\u009b\\u202e \\ufffd\\ufffd\\ufffd end\"");
+	free(got);
+}
