@@ -211,6 +211,11 @@ FUZZ_TARGETS += notify
 FUZZ_SRC_notify := lib/notify.c
 FUZZ_LEN_notify := 4200
 
+# the escaper of other users' text in every text and JSON output
+FUZZ_TARGETS += textesc
+FUZZ_SRC_textesc := lib/util.c
+FUZZ_LEN_textesc := 512
+
 define FUZZ_RULES
 build/fuzz/$(1)_fuzz: fuzz/$(1)_fuzz.c $$(FUZZ_SRC_$(1)) $$(wildcard include/*.h lib/*.h common/*.h supervisor/*.h) Makefile
 	@mkdir -p build/fuzz
