@@ -38,8 +38,24 @@ endif
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
 CFLAGS   ?= -O2 -g
+# Hardened by default: baton runs as root in front of servers and its shim
+# is loaded into them. The flags come first, so CFLAGS/CPPFLAGS/LDFLAGS from
+# the environment (dpkg-buildflags, a -fno-... of one's own) still win.
+# -fstack-clash-protection and -fcf-protection only where $(CC) has them
+# (-fcf-protection is x86 only). _FORTIFY_SOURCE needs optimisation (glibc
+# warns, -Werror fails, without -O), is left to the environment when it sets
+# it, and is off under SANITIZE=1: ASan checks every access, and the
+# fortified __*_chk calls would bypass some of its interceptors.
+cc_has    = $(shell $(CC) -Werror $(1) -E -x c /dev/null >/dev/null 2>&1 && echo $(1))
+HARDEN_CFLAGS  := -fstack-protector-strong $(call cc_has,-fstack-clash-protection) $(call cc_has,-fcf-protection)
+HARDEN_CPPFLAGS:= $(if $(filter-out -O0,$(filter -O%,$(CFLAGS))),$(if $(findstring _FORTIFY_SOURCE,$(CFLAGS) $(CPPFLAGS)),,$(if $(SANFLAGS),,-D_FORTIFY_SOURCE=2)))
+HARDEN_LDFLAGS := -Wl,-z,relro,-z,now
+# the environment's flags, before the sanitizers are added (the shim has none)
+ENV_CFLAGS  := $(CFLAGS)
+ENV_LDFLAGS := $(LDFLAGS)
+CFLAGS   := $(HARDEN_CFLAGS) $(HARDEN_CPPFLAGS) $(CFLAGS)
 CFLAGS   += $(CPPFLAGS) -std=gnu11 $(WARN) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -Ilib -Ibpf -I$(BPFDIR) -Icommon
-LDFLAGS  += $(SANFLAGS)
+LDFLAGS  := $(HARDEN_LDFLAGS) $(LDFLAGS) $(SANFLAGS)
 BPF_LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
 LDLIBS   := $(BPF_LIBS) -lpthread -lm
 
@@ -129,14 +145,20 @@ $(BUILD)/udpflow: examples/udpflow.c Makefile
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 # The preload shim goes into servers built without sanitizers, so it is
 # built without them too, and links only libdl: never the BPF loader.
-SHIM_CFLAGS := $(CPPFLAGS) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -fPIC -fvisibility=hidden
+# It is hardened like the rest (it runs inside root servers) and takes the
+# environment's CFLAGS and LDFLAGS, without the sanitizers.
+SHIM_OPT := $(if $(SANFLAGS),-O2 -g,$(ENV_CFLAGS))
+SHIM_CPPFLAGS := $(if $(filter-out -O0,$(filter -O%,$(SHIM_OPT))),$(if $(findstring _FORTIFY_SOURCE,$(SHIM_OPT) $(CPPFLAGS)),,-D_FORTIFY_SOURCE=2))
+SHIM_CFLAGS := $(HARDEN_CFLAGS) $(SHIM_CPPFLAGS) $(SHIM_OPT) $(CPPFLAGS) \
+	-std=gnu11 $(WARN) -D_GNU_SOURCE -fPIC -fvisibility=hidden
+SHIM_LDFLAGS := $(HARDEN_LDFLAGS) $(ENV_LDFLAGS)
 SHIM_SRC := preload/shim.c preload/handoff.c
 $(BUILD)/libbaton-preload.so: $(SHIM_SRC) preload/shim.h common/handoff_wire.h Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(SHIM_CFLAGS) -Icommon -shared -Wl,-soname,libbaton-preload.so -o $@ $(SHIM_SRC) -ldl
+	$(CC) $(SHIM_CFLAGS) -Icommon $(SHIM_LDFLAGS) -shared -Wl,-soname,libbaton-preload.so -o $@ $(SHIM_SRC) -ldl
 $(BUILD)/preload-probe: tests/preload_probe.c Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(SHIM_CFLAGS) -o $@ $<
+	$(CC) $(SHIM_CFLAGS) $(SHIM_LDFLAGS) -o $@ $<
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libbaton.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libbaton.a $(LDLIBS)
@@ -163,26 +185,54 @@ bench: all
 demo: all
 	$(BUILD)/baton demo
 
-# libFuzzer targets (clang); FUZZ_SECONDS bounds each run.
+# libFuzzer targets (clang); FUZZ_SECONDS bounds each run. `make fuzz` builds
+# and runs them all, `make fuzz-NAME` one. To add a target NAME: write
+# fuzz/NAME_fuzz.c, seed fuzz/corpus/NAME/, and append a block of three
+# lines below: FUZZ_TARGETS += NAME, FUZZ_SRC_NAME (the sources it fuzzes)
+# and FUZZ_LEN_NAME (-max_len); FUZZ_CFLAGS_NAME for extra -I if needed.
 FUZZ_SECONDS ?= 20
-fuzz:
+FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Ilib -Icommon -fsanitize=fuzzer,address,undefined
+
+FUZZ_TARGETS += spec
+FUZZ_SRC_spec := lib/spec.c lib/log.c
+FUZZ_LEN_spec := 256
+
+FUZZ_TARGETS += handover
+FUZZ_SRC_handover :=
+FUZZ_LEN_handover := 4096
+
+FUZZ_TARGETS += items
+FUZZ_SRC_items := supervisor/items.c
+FUZZ_LEN_items := 512
+FUZZ_CFLAGS_items := -Isupervisor
+
+# sd_notify datagrams from generations (the parse in lib/notify.c)
+FUZZ_TARGETS += notify
+FUZZ_SRC_notify := lib/notify.c
+FUZZ_LEN_notify := 4200
+
+# the escaper of other users' text in every text and JSON output
+FUZZ_TARGETS += textesc
+FUZZ_SRC_textesc := lib/util.c
+FUZZ_LEN_textesc := 512
+
+# the request line and head of the --metrics-listen HTTP endpoint
+FUZZ_TARGETS += mhttp
+FUZZ_SRC_mhttp := supervisor/httpreq.c
+FUZZ_LEN_mhttp := 8192
+FUZZ_CFLAGS_mhttp := -Isupervisor
+
+define FUZZ_RULES
+build/fuzz/$(1)_fuzz: fuzz/$(1)_fuzz.c $$(FUZZ_SRC_$(1)) $$(wildcard include/*.h lib/*.h common/*.h supervisor/*.h) Makefile
 	@mkdir -p build/fuzz
-	$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Ilib -fsanitize=fuzzer,address,undefined \
-		fuzz/spec_fuzz.c lib/spec.c lib/log.c -o build/fuzz/spec_fuzz
-	mkdir -p build/fuzz/corpus && cp fuzz/corpus/spec/* build/fuzz/corpus/
-	build/fuzz/spec_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=256 build/fuzz/corpus
-	$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -fsanitize=fuzzer,address,undefined \
-		fuzz/handover_fuzz.c -o build/fuzz/handover_fuzz
-	mkdir -p build/fuzz/corpus-handover && cp fuzz/corpus/handover/* build/fuzz/corpus-handover/
-	build/fuzz/handover_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz/corpus-handover
-	$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Isupervisor -fsanitize=fuzzer,address,undefined \
-		fuzz/items_fuzz.c supervisor/items.c -o build/fuzz/items_fuzz
-	mkdir -p build/fuzz/corpus-items && cp fuzz/corpus/items/* build/fuzz/corpus-items/
-	build/fuzz/items_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=512 build/fuzz/corpus-items
-	$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Isupervisor -fsanitize=fuzzer,address,undefined \
-		fuzz/mhttp_fuzz.c supervisor/httpreq.c -o build/fuzz/mhttp_fuzz
-	mkdir -p build/fuzz/corpus-mhttp && cp fuzz/corpus/mhttp/* build/fuzz/corpus-mhttp/
-	build/fuzz/mhttp_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=8192 build/fuzz/corpus-mhttp
+	$$(CLANG) $$(FUZZ_CFLAGS) $$(FUZZ_CFLAGS_$(1)) fuzz/$(1)_fuzz.c $$(FUZZ_SRC_$(1)) -o $$@
+.PHONY: fuzz-$(1)
+fuzz-$(1): build/fuzz/$(1)_fuzz
+	mkdir -p build/fuzz/corpus-$(1) && cp fuzz/corpus/$(1)/* build/fuzz/corpus-$(1)/
+	build/fuzz/$(1)_fuzz -max_total_time=$$(FUZZ_SECONDS) -max_len=$$(FUZZ_LEN_$(1)) build/fuzz/corpus-$(1)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_RULES,$(t))))
+fuzz: $(addprefix fuzz-,$(FUZZ_TARGETS))
 
 # Copies only what `make` built (installables): as root, make install
 # rebuilds nothing unless the sources or the directories changed.

@@ -112,15 +112,34 @@ static int connect_to(const char *cmd, const char *name)
 	return fd;
 }
 
+/* The text status kept whole (a character may span two reads), then
+ * printed escaped: it carries commands, health and exit reasons that the
+ * generations' servers can choose. Several lines: newline and tab pass. */
+static void text_payload_end(FILE **acc, char **text)
+{
+	if (!*acc)
+		return;
+	fclose(*acc);
+	*acc = NULL;
+	if (*text)
+		baton_text_fputs(stdout, *text, BATON_ESC_LINES);
+	free(*text);
+	*text = NULL;
+}
+
 /* Sends REQUEST and relays the reply. Lines "step X" print X; the final
  * "ok X" or "error X" decides the exit code; after "ok" on a status
- * request the rest is the payload. */
+ * request the rest is the payload. What the supervisor relays is escaped
+ * for the terminal (baton_text_escape); the JSON and metrics payloads are
+ * escaped by their formats and pass as they are. */
 static int exchange(const char *cmd, const char *name, const char *request, long long timeout_ms)
 {
-	char buf[8192], line[4096];
-	size_t have = 0;
+	char buf[8192], line[4096], safe[4 * sizeof(line) + 1], *text = NULL;
+	const char *verb = request + strlen(SUP_PROTO) + 1;
+	size_t have = 0, textlen = 0;
 	int fd = connect_to(cmd, name), result = -1;
-	bool payload = false;
+	bool payload = false, text_status = !strstr(verb, " json") && !strstr(verb, " metrics");
+	FILE *acc = NULL, *out = stdout;
 	long long end;
 
 	if (fd < 0)
@@ -153,6 +172,7 @@ static int exchange(const char *cmd, const char *name, const char *request, long
 				ctl_err(cmd, "no answer from supervisor \"%s\" within %lld ms (--timeout); it may be "
 					     "busy: try again", name, timeout_ms);
 			close(fd);
+			text_payload_end(&acc, &text);
 			return EXIT_TIMEOUT;
 		}
 		if (poll(&p, 1, (int)(left > 1000 ? 1000 : left)) <= 0)
@@ -161,7 +181,7 @@ static int exchange(const char *cmd, const char *name, const char *request, long
 		if (n <= 0)
 			break;
 		if (payload) {
-			fwrite(buf, 1, (size_t)n, stdout);
+			fwrite(buf, 1, (size_t)n, out);
 			continue;
 		}
 		for (ssize_t i = 0; i < n; i++) {
@@ -175,32 +195,68 @@ static int exchange(const char *cmd, const char *name, const char *request, long
 			line[have] = '\0';
 			have = 0;
 			if (!strncmp(line, "step ", 5)) {
-				printf("%s\n", line + 5);
+				printf("%s\n", baton_text_escape(safe, sizeof(safe), line + 5, BATON_ESC_LINES));
 				fflush(stdout);
 			} else if (!strncmp(line, "error", 5)) {
 				rest = line + 5 + (line[5] == ' ');
-				ctl_err(cmd, "%s", rest);
+				ctl_err(cmd, "%s", baton_text_escape(safe, sizeof(safe), rest, BATON_ESC_LINES));
 				result = 1;
 			} else if (!strncmp(line, "ok", 2)) {
 				rest = line + 2 + (line[2] == ' ');
 				if (*rest)
-					printf("%s\n", rest);
+					printf("%s\n", baton_text_escape(safe, sizeof(safe), rest, BATON_ESC_LINES));
 				result = 0;
-				if (!strcmp(request + strlen(SUP_PROTO) + 1, "status\n") ||
-				    !strncmp(request + strlen(SUP_PROTO) + 1, "status ", 7)) {
+				if (!strcmp(verb, "status\n") || !strncmp(verb, "status ", 7)) {
 					payload = true;
-					fwrite(buf + i + 1, 1, (size_t)(n - i - 1), stdout);
+					if (text_status && (acc = open_memstream(&text, &textlen)))
+						out = acc;
+					fwrite(buf + i + 1, 1, (size_t)(n - i - 1), out);
 					break;
 				}
 			}
 		}
 	}
 	close(fd);
+	text_payload_end(&acc, &text);
 	if (result < 0) {
 		ctl_err(cmd, "the supervisor \"%s\" closed the connection without an answer", name);
 		return 1;
 	}
 	return result;
+}
+
+/* --check http://HOST/PATH: HOST goes into the probe's Host: header and
+ * PATH into its request line, so neither may hold a space or a control
+ * character (a CR LF would add headers of the caller's making), and HOST
+ * is a name, an address or [V6], with an optional :PORT. True (and the
+ * error printed, the input escaped) when V is bad. */
+static bool check_url_bad(const char *cmd, const char *v)
+{
+	char safe[4 * 512 + 1];
+	const char *host = v + 7, *path, *p;
+
+	baton_text_escape(safe, sizeof(safe), v, 0);
+	if (strncmp(v, "http://", 7) || !(path = strchr(host, '/'))) {
+		ctl_err(cmd, "bad --check \"%s\": want http://PATH, such as http:///healthz, or http://HOST/PATH "
+			     "to send Host: HOST", safe);
+		return true;
+	}
+	for (p = host; p < path; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      strchr("-._:[]", *p))) {
+			ctl_err(cmd, "bad --check \"%s\": its HOST holds %s%02x at byte %zu; want a host name, an "
+				     "address or [IPV6], with :PORT if needed, such as http://example.com/healthz",
+				safe, *p == ' ' ? "a space 0x" : "the character 0x", (unsigned char)*p, (size_t)(p - v));
+			return true;
+		}
+	for (p = path; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+			ctl_err(cmd, "bad --check \"%s\": its PATH holds %s%02x at byte %zu; escape it as %%%02X",
+				safe, *p == ' ' ? "a space 0x" : "the control character 0x", (unsigned char)*p,
+				(size_t)(p - v), (unsigned char)*p);
+			return true;
+		}
+	return false;
 }
 
 /* Appends " KEY=VALUE" to the request, VALUE with %XX for what would end
@@ -246,8 +302,7 @@ static int reload_opt(const char *cmd, int c, const char *v, char *opts, size_t 
 	} else if ((c == 257 || c == 258 || c == 261) && (sup_parse_duration(v, &ms) || ms < 10)) {
 		ctl_err(cmd, "bad --%s \"%s\": want a duration such as 30s", keys[c - 256], v);
 		return EXIT_USAGE;
-	} else if (c == 259 && strncmp(v, "http://", 7)) {
-		ctl_err(cmd, "bad --check \"%s\": want http://PATH, such as http:///healthz", v);
+	} else if (c == 259 && check_url_bad(cmd, v)) {
 		return EXIT_USAGE;
 	}
 	if (add_opt(opts, len, keys[c - 256], c == 256 ? (char[12]){ 0 } : v)) {

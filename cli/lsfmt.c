@@ -240,8 +240,14 @@ static void text_owners(struct sb *b, const struct baton_sock *s)
 {
 	uint32_t i, shown = s->nowners < BATON_SOCK_MAX_OWNERS ? s->nowners : BATON_SOCK_MAX_OWNERS;
 
-	for (i = 0; i < shown; i++)
-		sb_add(b, "%s%s[%d] fd %d", i ? ", " : "", s->owners[i].comm, s->owners[i].pid, s->owners[i].fd);
+	/* process names are their owners' to choose: escaped, so that none
+	 * reaches the terminal of whoever runs baton ls (root) as a sequence */
+	for (i = 0; i < shown; i++) {
+		char comm[4 * BATON_COMM_MAX + 1];
+
+		sb_add(b, "%s%s[%d] fd %d", i ? ", " : "", baton_text_escape(comm, sizeof(comm), s->owners[i].comm, 0),
+		       s->owners[i].pid, s->owners[i].fd);
+	}
 	if (s->nowners > shown)
 		sb_add(b, " +%u more", s->nowners - shown);
 	if (!(s->known & BATON_SOCK_OWNERS))
@@ -377,8 +383,11 @@ void ls_render_text(FILE *out, const struct baton_sock *v, size_t n)
 	}
 	if (nreasons)
 		fprintf(out, "\n? unknown:\n");
-	for (i = 0; i < nreasons; i++)
-		fprintf(out, "  %s\n", reasons[i]);
+	for (i = 0; i < nreasons; i++) {
+		fprintf(out, "  ");
+		baton_text_fputs(out, reasons[i], 0);
+		fprintf(out, "\n");
+	}
 	if (more)
 		fprintf(out, "  (and %zu more reasons; --json shows each socket's)\n", more);
 }
@@ -548,7 +557,14 @@ void ls_render_stale_text(FILE *out, const struct ls_stale *st, size_t n)
 
 	for (size_t k = 0; k < n; k++) {
 		stale_words(&st[k], why, sizeof(why), how, sizeof(how));
-		fprintf(out, "%sstale baton pins: %s (%s); remove with %s\n", k ? "" : "\n", st[k].path, why, how);
+		/* pin names are directory names under bpffs: escaped like owners */
+		fprintf(out, "%sstale baton pins: ", k ? "" : "\n");
+		baton_text_fputs(out, st[k].path, 0);
+		fprintf(out, " (");
+		baton_text_fputs(out, why, 0);
+		fprintf(out, "); remove with ");
+		baton_text_fputs(out, how, 0);
+		fprintf(out, "\n");
 	}
 }
 

@@ -279,6 +279,7 @@ static bool known_cookie(const struct steer *s, uint64_t cookie)
 static int copy_sock(const struct steer *s, const struct baton_sock *k)
 {
 	uint32_t n = k->nowners < BATON_SOCK_MAX_OWNERS ? k->nowners : BATON_SOCK_MAX_OWNERS;
+	char comm[4 * BATON_COMM_MAX + 1];	/* a process name: its owner's to choose */
 	int r = -ESRCH;
 
 	for (uint32_t i = 0; i < n; i++) {
@@ -293,7 +294,7 @@ static int copy_sock(const struct steer *s, const struct baton_sock *k)
 				"other users' processes need root)", s->spec_text);
 	else
 		blog(BLOG_ERR, "baton steer", "cannot copy the listener of pid %d (%s): %s%s", k->owners[0].pid,
-			k->owners[0].comm, strerror(-r),
+			baton_text_escape(comm, sizeof(comm), k->owners[0].comm, 0), strerror(-r),
 			r == -EPERM || r == -EACCES ? " (pidfd_getfd needs ptrace access: run as root or with "
 						      "CAP_SYS_PTRACE)" : "");
 	return r;
@@ -561,7 +562,7 @@ static int release(struct steer *s)
 	uint32_t map_id = 0, prog_id = 0;
 	int sockets = 0, listeners = 0, r, fd;
 	bool ours = false;
-	char comm[32];
+	char comm[32], safe[4 * sizeof(comm) + 1];	/* a process name: its owner's to choose */
 	pid_t holder;
 
 	r = pins_group(s->pin, &map_id, &sockets);
@@ -578,7 +579,8 @@ static int release(struct steer *s)
 	holder = pins_map_holder(map_id, comm, sizeof(comm));
 	if (holder) {
 		blog(BLOG_ERR, "baton steer", "pid %d (%s) still steers %s with the pins at %s; stop it first "
-			     "(kill %d), then release", (int)holder, comm, s->spec_text, s->pin, (int)holder);
+			     "(kill %d), then release", (int)holder, baton_text_escape(safe, sizeof(safe), comm, 0),
+		     s->spec_text, s->pin, (int)holder);
 		return 1;
 	}
 	if ((r = baton_socks_collect(&o, &v, &n))) {

@@ -75,4 +75,9 @@ BATON_HIDDEN void baton_pidfd_collect(struct baton_sockvec *sv, const char *iter
 				      baton_log_fn log, void *log_ctx);
 
 
+/* lib/notify.c: one sd_notify datagram of N bytes in BUF (which has room
+ * for a NUL at BUF[N]) into MSG's flags and STATUS; 0, -EBADMSG or
+ * -EMSGSIZE. Apart from the socket for fuzz/notify_fuzz.c. */
+BATON_HIDDEN int baton_notify_parse(char *buf, size_t n, struct baton_notify_msg *msg);
+
 #endif

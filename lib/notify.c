@@ -72,9 +72,46 @@ static void close_passed_fds(struct msghdr *mh)
 	}
 }
 
+/* The parse of one datagram, apart from the socket so that it can be
+ * fuzzed: BUF holds N bytes of text from any process that can reach the
+ * notify socket, and has room for a terminating NUL at BUF[N]. */
+int baton_notify_parse(char *buf, size_t n, struct baton_notify_msg *msg)
+{
+	char *line, *save = NULL;
+
+	if (n > NOTIFY_MAX)
+		return -EMSGSIZE;
+	buf[n] = '\0';
+	if (memchr(buf, '\0', n))
+		return -EBADMSG;
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '=');
+
+		if (!eq)
+			return -EBADMSG;
+		*eq = '\0';
+		if (!strcmp(line, "READY"))
+			msg->ready = !strcmp(eq + 1, "1");
+		else if (!strcmp(line, "STOPPING"))
+			msg->stopping = !strcmp(eq + 1, "1");
+		else if (!strcmp(line, "RELOADING"))
+			msg->reloading = !strcmp(eq + 1, "1");
+		else if (!strcmp(line, "MAINPID"))
+			msg->mainpid = (pid_t)atoi(eq + 1);
+		else if (!strcmp(line, "ERRNO"))
+			msg->errnum = atoi(eq + 1);
+		else if (!strcmp(line, "BATON_LISTENING"))
+			msg->listening = !strcmp(eq + 1, "1");
+		else if (!strcmp(line, "STATUS"))
+			snprintf(msg->status, sizeof(msg->status), "%s", eq + 1);
+		/* other keys (WATCHDOG, FDSTORE, ...) are not used by baton */
+	}
+	return 0;
+}
+
 int baton_notify_recv(int fd, struct baton_notify_msg *msg)
 {
-	char buf[NOTIFY_MAX + 1], *line, *save = NULL;
+	char buf[NOTIFY_MAX + 1];
 	union {
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 16)];
@@ -102,32 +139,7 @@ int baton_notify_recv(int fd, struct baton_notify_msg *msg)
 		}
 	if (n > NOTIFY_MAX || (mh.msg_flags & MSG_TRUNC))
 		return -EMSGSIZE;
-	buf[n] = '\0';
-	if (memchr(buf, '\0', (size_t)n))
-		return -EBADMSG;
-	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *eq = strchr(line, '=');
-
-		if (!eq)
-			return -EBADMSG;
-		*eq = '\0';
-		if (!strcmp(line, "READY"))
-			msg->ready = !strcmp(eq + 1, "1");
-		else if (!strcmp(line, "STOPPING"))
-			msg->stopping = !strcmp(eq + 1, "1");
-		else if (!strcmp(line, "RELOADING"))
-			msg->reloading = !strcmp(eq + 1, "1");
-		else if (!strcmp(line, "MAINPID"))
-			msg->mainpid = (pid_t)atoi(eq + 1);
-		else if (!strcmp(line, "ERRNO"))
-			msg->errnum = atoi(eq + 1);
-		else if (!strcmp(line, "BATON_LISTENING"))
-			msg->listening = !strcmp(eq + 1, "1");
-		else if (!strcmp(line, "STATUS"))
-			snprintf(msg->status, sizeof(msg->status), "%s", eq + 1);
-		/* other keys (WATCHDOG, FDSTORE, ...) are not used by baton */
-	}
-	return 0;
+	return baton_notify_parse(buf, (size_t)n, msg);
 }
 
 int baton_notify_send(const char *state)

@@ -123,18 +123,38 @@ int baton_proc_sockets(pid_t pid, unsigned budget, baton_proc_socket_fn fn, void
 	return r;
 }
 
+static unsigned utf8_char(const unsigned char *s, unsigned *cp);
+static bool cp_unsafe(unsigned cp);
+
+/* JSON must be valid UTF-8: a byte that is not becomes U+FFFD; the
+ * characters a terminal acts on (C1 controls, bidi) are written \uXXXX,
+ * which keeps them and keeps a terminal that shows the document safe. */
 void baton_json_str(FILE *f, const char *str)
 {
-	fputc('"', f);
-	for (; *str; str++) {
-		unsigned char c = (unsigned char)*str;
+	const unsigned char *s = (const unsigned char *)str;
 
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
+	fputc('"', f);
+	while (*s) {
+		unsigned c = *s, cp, n;
+
+		if (c < 0x80) {
+			if (c == '"' || c == '\\')
+				fprintf(f, "\\%c", c);
+			else if (c < 0x20 || c == 0x7f)
+				fprintf(f, "\\u%04x", c);
+			else
+				fputc((int)c, f);
+			s++;
+		} else if (!(n = utf8_char(s, &cp))) {
+			fputs("\\ufffd", f);
+			s++;
+		} else {
+			if (cp_unsafe(cp))
+				fprintf(f, "\\u%04x", cp);
+			else
+				fwrite(s, 1, n, f);
+			s += n;
+		}
 	}
 	fputc('"', f);
 }
@@ -146,4 +166,100 @@ uint32_t baton_hash32(const char *str)
 	for (; *str; str++)
 		h = (h ^ (unsigned char)*str) * 16777619u;
 	return h;
+}
+
+/* The length of the valid UTF-8 character at S (2 to 4 bytes: whole, not
+ * overlong, no surrogate, at most U+10FFFF) with its code point in *CP, or
+ * 0 for a byte that starts none. */
+static unsigned utf8_char(const unsigned char *s, unsigned *cp)
+{
+	unsigned c = s[0], i, n;
+
+	n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+	*cp = n == 2 ? c & 0x1f : n == 3 ? c & 0x0f : c & 0x07;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		*cp = (*cp << 6) | (s[i] & 0x3f);
+	}
+	if (!n || (n == 3 && *cp < 0x800) || (n == 4 && (*cp < 0x10000 || *cp > 0x10ffff)) ||
+	    (*cp >= 0xd800 && *cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* Valid characters a terminal acts on: the C1 controls (ESC's 8-bit
+ * twins: U+009B is CSI), line separators and bidi controls. */
+static bool cp_unsafe(unsigned cp)
+{
+	return (cp >= 0x80 && cp <= 0x9f) || cp == 0x61c || cp == 0x200e || cp == 0x200f ||
+	       (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* The next token of STR for a terminal: the bytes themselves (a printable
+ * ASCII character or a whole valid UTF-8 character that is no control), or
+ * their escape. Fills TOK (NUL-terminated), returns the bytes of STR used. */
+static size_t esc_token(const unsigned char *s, unsigned flags, char tok[20])
+{
+	unsigned c = s[0], cp, i, n;
+
+	if (c >= 0x20 && c < 0x7f) {
+		if (c == '\\' && !(flags & BATON_ESC_LINES)) {
+			strcpy(tok, "\\\\");
+			return 1;
+		}
+		tok[0] = (char)c;
+		tok[1] = '\0';
+		return 1;
+	}
+	if ((flags & BATON_ESC_LINES) && (c == '\n' || c == '\t')) {
+		tok[0] = (char)c;
+		tok[1] = '\0';
+		return 1;
+	}
+	n = c >= 0x80 ? utf8_char(s, &cp) : 0;
+	if (n && !cp_unsafe(cp)) {
+		memcpy(tok, s, n);
+		tok[n] = '\0';
+		return n;
+	}
+	/* a control, a byte that is not UTF-8, or a character shown escaped:
+	 * every byte of it as \xHH */
+	if (!n)
+		n = 1;
+	for (i = 0; i < n; i++)
+		snprintf(tok + 4 * i, 5, "\\x%02x", s[i]);
+	return n;
+}
+
+char *baton_text_escape(char *out, size_t len, const char *str, unsigned flags)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t used = 0;
+	char tok[20];
+
+	if (!len)
+		return out;
+	while (*s) {
+		size_t k = esc_token(s, flags, tok), tl = strlen(tok);
+
+		if (used + tl >= len)
+			break;	/* never half an escape */
+		memcpy(out + used, tok, tl);
+		used += tl;
+		s += k;
+	}
+	out[used] = '\0';
+	return out;
+}
+
+void baton_text_fputs(FILE *f, const char *str, unsigned flags)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	char tok[20];
+
+	while (*s) {
+		s += esc_token(s, flags, tok);
+		fputs(tok, f);
+	}
 }

@@ -52,4 +52,16 @@ BATON_HIDDEN uint32_t baton_hash32(const char *str);
 /* Writes STR as a JSON string, quotes included. */
 BATON_HIDDEN void baton_json_str(FILE *f, const char *str);
 
+/* Text another user controls (a process name, a command line, a server's
+ * message) made safe to print on a terminal: control characters (ESC and
+ * newline included), DEL, the C1 controls, bidi overrides and bytes that
+ * are not UTF-8 become \xHH and a backslash \\; valid UTF-8 is kept.
+ * BATON_ESC_LINES: newline, tab and backslash pass (several lines that
+ * their writer escaped already, relayed). baton_text_escape writes at most
+ * LEN - 1 bytes and a NUL into OUT, never half an escape, and returns OUT;
+ * 4 * strlen(STR) + 1 bytes always suffice. baton_text_fputs writes it all. */
+#define BATON_ESC_LINES 1u
+BATON_HIDDEN char *baton_text_escape(char *out, size_t len, const char *str, unsigned flags);
+BATON_HIDDEN void baton_text_fputs(FILE *f, const char *str, unsigned flags);
+
 #endif

@@ -54,6 +54,13 @@ static int parse_check_url(const char *url, struct stage_opts *o)
 	if (!p || (size_t)(p - host) >= sizeof(o->check_host) || strlen(p) >= sizeof(o->check_path) ||
 	    strpbrk(p, " \r\n"))
 		return -EINVAL;
+	/* HOST goes into the Host: header: a name, an address or [V6] and a
+	 * :PORT, never a CR LF that would add headers (baton reload checks
+	 * this too; a raw control client is checked here) */
+	for (const char *h = host; h < p; h++)
+		if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') || (*h >= '0' && *h <= '9') ||
+		      strchr("-._:[]", *h)))
+			return -EINVAL;
 	snprintf(o->check_host, sizeof(o->check_host), "%.*s", (int)(p - host), host);
 	if (!o->check_host[0])
 		snprintf(o->check_host, sizeof(o->check_host), "localhost");
@@ -92,8 +99,11 @@ static int parse_reload_args(struct sup *s, struct client *c, char *args, struct
 			*(tok[0] == 's' ? &o->step_ms : tok[0] == 'p' ? &o->probation_ms : &o->check_ms) = n;
 		} else if (!strcmp(tok, "check")) {
 			if (parse_check_url(v, o)) {
+				char safe[1024];	/* one line: a CR LF in V must not end it */
+
 				client_send(c, "error bad --check \"%s\": want http://PATH, e.g. http:///healthz (or "
-					       "http://HOST/PATH to send Host: HOST)", v);
+					       "http://HOST/PATH to send Host: HOST, HOST a name or address)",
+					    baton_text_escape(safe, sizeof(safe), v, 0));
 				return -EINVAL;
 			}
 		} else if (!strcmp(tok, "check-cmd")) {

@@ -29,9 +29,13 @@ static void owners_text(const struct baton_sock *k, char *buf, size_t len)
 	uint32_t i;
 
 	buf[0] = '\0';
-	for (i = 0; i < k->nowners && i < BATON_SOCK_MAX_OWNERS && off < len; i++)
+	/* the names are their owners' to choose: escaped for logs and status */
+	for (i = 0; i < k->nowners && i < BATON_SOCK_MAX_OWNERS && off < len; i++) {
+		char comm[4 * BATON_COMM_MAX + 1];
+
 		off += (size_t)snprintf(buf + off, len - off, "%spid %d (%s) fd %d", i ? ", " : "", k->owners[i].pid,
-					k->owners[i].comm, k->owners[i].fd);
+					baton_text_escape(comm, sizeof(comm), k->owners[i].comm, 0), k->owners[i].fd);
+	}
 	if (k->nowners > BATON_SOCK_MAX_OWNERS && off < len)
 		snprintf(buf + off, len - off, " and %u more", k->nowners - BATON_SOCK_MAX_OWNERS);
 	if (!k->nowners)

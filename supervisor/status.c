@@ -28,6 +28,13 @@ static void fmt_time(long long ms, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* TEXT and a newline, escaped for a terminal. */
+static void text_line(FILE *f, const char *text)
+{
+	baton_text_fputs(f, text, 0);
+	fputc('\n', f);
+}
+
 static int i_of(const struct sup *s, const struct gen *g)
 {
 	return (int)(g - s->gen);
@@ -46,14 +53,23 @@ void write_status(struct sup *s, FILE *f, bool json)
 			s->reloads_done == 1 ? "" : "s", s->reloads_failed, s->restarts, s->restarts == 1 ? "" : "s");
 		if (s->resumed)
 			fprintf(f, "resumed: adopted the generations of a supervisor that died or was upgraded\n");
-		if (s->degraded[0])
-			fprintf(f, "degraded: %s\n", s->degraded);
+		if (s->degraded[0]) {
+			fprintf(f, "degraded: ");
+			text_line(f, s->degraded);
+		}
+		/* words of a command and messages of generations are their
+		 * writers' to choose: escaped (baton_text_escape), so no control
+		 * sequence reaches the terminal of whoever asks for the status */
 		if (s->cmd || s->env) {
 			fprintf(f, "command set by a reload:");
-			for (char *const *a = cmd_argv(s); *a; a++)
-				fprintf(f, " %s", *a);
-			for (char *const *e = s->env; e && *e; e++)
-				fprintf(f, "%s%s", e == s->env ? "; environment: " : " ", *e);
+			for (char *const *a = cmd_argv(s); *a; a++) {
+				fputc(' ', f);
+				baton_text_fputs(f, *a, 0);
+			}
+			for (char *const *e = s->env; e && *e; e++) {
+				fprintf(f, "%s", e == s->env ? "; environment: " : " ");
+				baton_text_fputs(f, *e, 0);
+			}
 			fputc('\n', f);
 		}
 		for (l = 0; l < s->nl; l++) {
@@ -117,8 +133,11 @@ void write_status(struct sup *s, FILE *f, bool json)
 			fprintf(f, " [%s]", bindmode_name(s, i_of(s, g)));
 			if (g->adopted)
 				fprintf(f, " [adopted]");
-			if (g->health[0])
-				fprintf(f, " [%s]", g->health);
+			if (g->health[0]) {
+				fprintf(f, " [");
+				baton_text_fputs(f, g->health, 0);
+				fprintf(f, "]");
+			}
 		} else {
 			fprintf(f, "%s{\"id\":%d,\"pid\":%d,\"state\":\"%s\",\"started\":\"%s\",\"uptime_ms\":%lld,"
 				   "\"ready_after_ms\":%lld,\"exit\":",
@@ -165,15 +184,20 @@ void write_status(struct sup *s, FILE *f, bool json)
 				fprintf(f, "}");
 			}
 		}
-		if (!json)
-			fprintf(f, "%s%s\n", g->state == GEN_EXITED ? "  " : "", g->state == GEN_EXITED ? g->why : "");
-		else
+		if (!json && g->state == GEN_EXITED) {
+			fprintf(f, "  ");
+			text_line(f, g->why);
+		} else if (!json) {
+			fputc('\n', f);
+		} else
 			fprintf(f, "]}");
 	}
 	if (json)
 		fprintf(f, "]}\n");
-	else if (s->last_reload[0])
-		fprintf(f, "last reload: %s\n", s->last_reload);
+	else if (s->last_reload[0]) {
+		fprintf(f, "last reload: ");
+		text_line(f, s->last_reload);
+	}
 	if (!json)
 		handoff_status(s, f, false);
 }

@@ -103,17 +103,19 @@ static int family_of(pid_t pid, pid_t *out, int max)
 
 static void comm_of(pid_t pid, char *buf, size_t len)
 {
-	char path[64];
+	char path[64], raw[32];
 	ssize_t n;
 	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	n = fd < 0 ? -1 : read(fd, buf, len - 1);
+	n = fd < 0 ? -1 : read(fd, raw, sizeof(raw) - 1);
 	if (fd >= 0)
 		close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
+	raw[n > 0 ? n : 0] = '\0';
+	raw[strcspn(raw, "\n")] = '\0';
+	/* the name is the process owner's to choose: escaped for the log */
+	baton_text_escape(buf, len, raw, 0);
 	if (!buf[0])
 		snprintf(buf, len, "?");
 }
@@ -307,7 +309,7 @@ int takeover_collect(struct sup *s)
 	for (i = 0; i < s->cfg->ntakeover; i++) {
 		pid_t pid = s->cfg->takeover[i];
 		int pidfd = baton_pidfd_open(pid), nf, k;
-		char comm[32];
+		char comm[4 * BATON_COMM_MAX + 1];
 
 		if (pidfd < 0) {
 			say_err(s, "--takeover %d: %s", (int)pid,
@@ -348,7 +350,7 @@ int takeover_collect(struct sup *s)
 	for (i = 0; i < c.nt; i++) {
 		struct taken *t = &c.t[i];
 		int pidfd = baton_pidfd_open(t->pid), fd;
-		char comm[32];
+		char comm[4 * BATON_COMM_MAX + 1];
 
 		comm_of(t->pid, comm, sizeof(comm));
 		fd = pidfd < 0 ? pidfd : baton_pidfd_getfd(pidfd, t->fd);

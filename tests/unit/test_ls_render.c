@@ -123,15 +123,44 @@ TEST(ls_render_nobody_json)
 	expect("nobody", "json", ls_render_json);
 }
 
+/* Process names are chosen by their owners (prctl(PR_SET_NAME), argv[0]):
+ * hostile.fixture has an ESC sequence that clears the screen and sets the
+ * terminal title, an 8-bit CSI, a bidi override and bytes that are not
+ * UTF-8. The text table shows each escaped, keeps valid UTF-8, and holds no
+ * control byte at all; JSON escapes them its own way. */
+TEST(ls_render_escapes_hostile_process_names)
+{
+	struct baton_sock *v;
+	char *buf = NULL;
+	size_t n, len = 0, i;
+	FILE *m;
+
+	expect("hostile", "txt", ls_render_text);
+	expect("hostile", "json", ls_render_json);
+	load("hostile", &v, &n);
+	m = open_memstream(&buf, &len);
+	ls_render_text(m, v, n);
+	fclose(m);
+	free(v);
+	for (i = 0; i < len; i++)
+		if ((unsigned char)buf[i] < 0x20 && buf[i] != '\n')
+			FAIL("control byte 0x%02x at %zu of the text output:\n%s", (unsigned char)buf[i], i, buf);
+	ASSERT_CONTAINS(buf, "\\x1b[2J\\x1b]0;pwned\\x07[4242] fd 3");
+	ASSERT_CONTAINS(buf, "caf\xc3\xa9\\\\x1b[4243]");	/* UTF-8 kept, a backslash doubled */
+	ASSERT_CONTAINS(buf, "bad\\xff\\xc2\\x9b\\xe2\\x80\\xaex[4244]");
+	ASSERT_CONTAINS(buf, "plain[4245] fd 3");
+	free(buf);
+}
+
 TEST(ls_render_fixture_round_trip)
 {
-	static const char *const names[] = { "root", "nobpf", "nobody" };
+	static const char *const names[] = { "root", "nobpf", "nobody", "hostile" };
 	char path[512], *orig, *again = NULL;
 	struct baton_sock *v;
 	size_t i, n, len = 0;
 	FILE *m;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		load(names[i], &v, &n);
 		ASSERT_GT(n, 0);
 		m = open_memstream(&again, &len);
