@@ -336,24 +336,18 @@ void read_client(struct sup *s, int ci)
 	}
 }
 
-/* The control socket: mode 0600 in a 0700 directory. A live supervisor of
- * the same name answers a connect, and then this one refuses to start. */
+/* The control socket: mode 0600 in a 0700 directory of ours (rundir.c).
+ * The name's lock is taken first: a second `baton run` of a name that
+ * runs stops there, having created and removed nothing. */
 int open_control(struct sup *s)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	char dir[4096];
-	mode_t old;
-	int fd, r;
+	char dir[4096], name[BATON_NAME_MAX + 16];
+	int fd, r, one = 1;
 
-	if ((r = sup_runtime_dir(dir, sizeof(dir)))) {
-		say_err(s, "no runtime directory: set BATON_RUNTIME_DIR or XDG_RUNTIME_DIR");
+	if ((r = rundir_open(s)) || (r = rundir_lock(s)))
 		return r;
-	}
-	if (mkdir(dir, 0700) && errno != EEXIST) {
-		r = -errno;
-		say_err(s, "cannot create %s: %s", dir, strerror(errno));
-		return r;
-	}
+	sup_runtime_dir(dir, sizeof(dir));
 	if ((r = sup_socket_path(s->name, "sock", s->ctl_path, sizeof(s->ctl_path))) ||
 	    (r = sup_socket_path(s->name, "notify", s->notify_path, sizeof(s->notify_path)))) {
 		say_err(s, "runtime directory path is too long for a socket: %s", dir);
@@ -365,6 +359,7 @@ int open_control(struct sup *s)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	/* a supervisor of an older baton holds no lock, but answers */
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
 		say_err(s, "a supervisor named \"%s\" already runs (control socket %s); pick another --name", s->name,
 		    s->ctl_path);
@@ -372,25 +367,29 @@ int open_control(struct sup *s)
 		return -EADDRINUSE;
 	}
 	close(fd);
-	unlink(s->ctl_path);	/* stale: nobody answered */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	old = umask(0177);
-	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || listen(fd, 16) ? -errno : 0;
-	umask(old);
+	snprintf(name, sizeof(name), "%s.sock", s->name);
+	r = rundir_bind(s, fd, name);	/* a stale one of ours goes: nobody answered */
+	if (!r && listen(fd, 16))
+		r = -errno;
 	if (r) {
 		say_err(s, "cannot listen on %s: %s", s->ctl_path, strerror(-r));
 		close(fd);
 		return r;
 	}
 	s->ctlfd = fd;
-	s->notifyfd = baton_notify_open(s->notify_path);
-	if (s->notifyfd < 0) {
-		r = s->notifyfd;
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	snprintf(name, sizeof(name), "%s.notify", s->name);
+	r = setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) ? -errno : rundir_bind(s, fd, name);
+	if (r) {
 		say_err(s, "cannot open the notify socket %s: %s", s->notify_path, strerror(-r));
+		close(fd);
 		return r;
 	}
+	s->notifyfd = fd;
 	return 0;
 }
-

@@ -159,6 +159,16 @@ struct sup {
 	struct bindmode *bm;        /* --bind-mode state (bindmode.c) */
 	struct stage stage;         /* canary.c: a canary or probation under way */
 	bool stop_events;           /* tried baton_watch_events on listener 0's watch */
+	/* rundir.c: the runtime directory and the name's locks */
+	int rundir;                 /* O_PATH-like fd of the checked runtime directory, -1 */
+	int lockfd;                 /* NAME.lock, flocked for the supervisor's life, -1 */
+	int pinlockfd;              /* the pin directory, flocked, -1 */
+	bool pins_ours;             /* the pins under pin_root may be cleared by this supervisor */
+	/* state.c: a state file that cannot be written degrades the service
+	 * until a retry succeeds */
+	char state_err[256];        /* "": written; else why not */
+	long long state_retry_at, state_retry_ms;
+	char members_err[256];      /* "": every member held; else which a restart could not take back */
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_BINDHOOK = 1500, EV_PIDFD = 2000 /* + generation index */,
@@ -218,9 +228,13 @@ void undark(struct sup *s);
 void pid_ended(struct sup *s, int gi);
 /* NULL: healthy again; else why the service is degraded (for status). */
 void sup_set_degraded(struct sup *s, const char *why);
+/* Every reason the service is degraded ("" none): the health watch's, a
+ * state file that cannot be written, members a restart could not take back. */
+const char *sup_degraded_text(const struct sup *s);
 
 /* state.c: what outlives this process */
 void state_save(struct sup *s);
+void state_retry(struct sup *s, long long now);	/* a failed write again, after its back-off */
 /* Reads the state a dead supervisor (or this one, before an exec) left and
  * adopts its generations. 1: resumed, 0: no state to resume, -errno: a
  * state that cannot be resumed (said why). */
@@ -296,6 +310,16 @@ void takeover_drain(struct sup *s, struct gen *g, long long now);
 void takeover_signal(struct sup *s, struct gen *g);
 int takeover_add_member(struct sup *s, int gi, int l, int slot, ino_t ino);
 void sdn_mark_ours(struct sup *s, ino_t ino);   /* a taken socket: not foreign */
+
+/* rundir.c: the runtime directory (ours alone, used through its fd) and
+ * one supervisor per name */
+int rundir_open(struct sup *s);
+int rundir_lock(struct sup *s);
+int rundir_lock_pins(struct sup *s);
+pid_t rundir_lock_holder(int fd);
+int rundir_open_file(struct sup *s, const char *name, const char *what);
+int rundir_bind(struct sup *s, int fd, const char *name);
+void rundir_unlink(struct sup *s, const char *name);
 
 /* foreign.c: sockets on a listener's address that baton did not create */
 int foreign_check(struct sup *s);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,22 +101,78 @@ static void write_state(struct sup *s, FILE *f)
 	fprintf(f, "end\n");
 }
 
-void state_save(struct sup *s)
+static const char *state_file(const struct sup *s)
+{
+	const char *p = strrchr(s->state_path, '/');
+
+	return p ? p + 1 : s->state_path;
+}
+
+/* The temporary file beside the state, created afresh: never through a
+ * symlink, never a file that was there (a leftover of ours is removed:
+ * the directory is ours alone, see rundir.c). */
+static int open_tmp(struct sup *s, char *tmp, size_t len)
+{
+	int fd, tries;
+
+	if ((size_t)snprintf(tmp, len, "%s.tmp", state_file(s)) >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (tries = 0; tries < 2; tries++) {
+		fd = openat(s->rundir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+		if (unlinkat(s->rundir, tmp, 0))
+			return -1;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+/* Records how the last write went: a failure degrades the service (status,
+ * metrics, the log once per reason, STATUS= under systemd) and is retried
+ * with back-off until a write succeeds. */
+static void state_failed(struct sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void state_failed(struct sup *s, const char *fmt, ...)
+{
+	char why[sizeof(s->state_err)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (strcmp(why, s->state_err))
+		say_err(s, "degraded: %s; a supervisor started after a crash could not resume from it: retrying",
+			why);
+	snprintf(s->state_err, sizeof(s->state_err), "%s", why);
+	s->state_retry_ms = s->state_retry_ms ? s->state_retry_ms * 2 : BACKOFF_MIN_MS;
+	if (s->state_retry_ms > BACKOFF_MAX_MS)
+		s->state_retry_ms = BACKOFF_MAX_MS;
+	s->state_retry_at = baton_mono_ms() + s->state_retry_ms;
+}
+
+static void state_written(struct sup *s)
+{
+	if (s->state_err[0])
+		say(s, "the state file %s is written again (was: %s): no longer degraded by it", s->state_path,
+		    s->state_err);
+	s->state_err[0] = '\0';
+	s->state_retry_ms = 0;
+}
+
+static void state_write(struct sup *s)
 {
 	char tmp[4200];
 	FILE *f;
-	int fd;
+	int fd, e;
 
-	sdn_status(s);	/* every transition is saved: the service manager hears of it too */
-	if (!s->state_path[0])
-		return;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", s->state_path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open_tmp(s, tmp, sizeof(tmp));
 	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		e = errno;
 		if (fd >= 0)
 			close(fd);
-		say_err(s, "cannot write the state file %s: %s (a supervisor started after a crash could not resume)",
-		    tmp, strerror(errno));
+		state_failed(s, "cannot write the state file %s.tmp: %s", s->state_path, strerror(e));
 		return;
 	}
 	write_state(s, f);
@@ -123,27 +180,49 @@ void state_save(struct sup *s)
 	 * No fsync: the state matters only while processes it names run, and
 	 * they do not outlive a crash of the machine. */
 	if (fflush(f) || ferror(f)) {
-		say_err(s, "cannot write the state file %s: %s", tmp, strerror(errno));
+		e = errno ? errno : EIO;
 		fclose(f);
-		unlink(tmp);
+		unlinkat(s->rundir, tmp, 0);
+		state_failed(s, "cannot write the state file %s.tmp: %s", s->state_path, strerror(e));
 		return;
 	}
-	fclose(f);
-	if (rename(tmp, s->state_path)) {
-		say_err(s, "cannot rename %s into place: %s", tmp, strerror(errno));
-		unlink(tmp);
+	if (fclose(f)) {
+		e = errno;
+		unlinkat(s->rundir, tmp, 0);
+		state_failed(s, "cannot write the state file %s.tmp: %s", s->state_path, strerror(e));
+		return;
 	}
+	if (renameat(s->rundir, tmp, s->rundir, state_file(s))) {
+		e = errno;
+		unlinkat(s->rundir, tmp, 0);
+		state_failed(s, "cannot rename %s.tmp into place: %s", s->state_path, strerror(e));
+		return;
+	}
+	state_written(s);
 }
 
-/* A clean stop leaves nothing: no state, no pins. */
+void state_save(struct sup *s)
+{
+	if (s->state_path[0] && s->rundir >= 0)
+		state_write(s);
+	sdn_status(s);	/* every transition is saved: the service manager hears of it too (and of a failure) */
+}
+
+void state_retry(struct sup *s, long long now)
+{
+	if (s->state_err[0] && now >= s->state_retry_at && !s->stopping)
+		state_save(s);
+}
+
+/* A clean stop leaves nothing: no state, no pins (if they are ours). */
 void state_remove(struct sup *s)
 {
 	char path[4200];
 	int l;
 
 	if (s->state_path[0])
-		unlink(s->state_path);
-	if (!s->pin_root[0])
+		rundir_unlink(s, state_file(s));
+	if (!s->pin_root[0] || !s->pins_ours)
 		return;
 	for (l = 0; l < s->nl; l++)
 		if (s->grp[l])
@@ -289,12 +368,19 @@ static int state_read(struct sup *s, const char *path, struct state *st)
 {
 	char *line = NULL;
 	size_t linecap = 0;
-	int lineno = 0, r = 0;
-	FILE *f = fopen(path, "re");
+	int lineno = 0, r = 0, fd;
+	FILE *f;
 
 	memset(st, 0, sizeof(*st));
-	if (!f)
+	/* ours alone (a file another uid planted would name the processes
+	 * and the command this supervisor adopts and runs) */
+	fd = rundir_open_file(s, state_file(s), "state file");
+	if (fd < 0)
+		return fd == -ENOENT ? fd : -EBADMSG;
+	if (!(f = fdopen(fd, "r"))) {
+		close(fd);
 		return -errno;
+	}
 	st->spec = calloc(SUP_MAX_LISTENERS, sizeof(*st->spec));
 	st->shared = calloc(SUP_MAX_LISTENERS, sizeof(*st->shared));
 	if (!st->spec || !st->shared) {
@@ -638,6 +724,10 @@ static int make_groups(struct sup *s, bool resume)
 	} else if (mode && !strcmp(mode, "ebpf")) {
 		o.mode = BATON_MODE_EBPF;
 	}
+	/* another supervisor of this name (another runtime directory) may
+	 * serve through these pins: neither cleared nor taken then */
+	if (s->pin_root[0] && (r = rundir_lock_pins(s)))
+		return r;
 	if (!resume && s->pin_root[0]) {
 		/* a fresh start owns its name: stale pins of a dead run go,
 		 * past our own listeners too while their directories exist */

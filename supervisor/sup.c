@@ -56,7 +56,7 @@ bool busy(const struct sup *s)
 {
 	int i;
 
-	if (s->reload >= 0 || s->restart_at || s->stopping || (!s->cfg->no_watch && s->active >= 0) ||
+	if (s->reload >= 0 || s->restart_at || s->stopping || s->state_err[0] || (!s->cfg->no_watch && s->active >= 0) ||
 	    handoff_busy(s) || stage_busy(s))
 		return true;
 	for (i = 0; i < MAX_GENS; i++)
@@ -131,6 +131,7 @@ static void tick(struct sup *s)
 		}
 	}
 	health_tick(s, now);
+	state_retry(s, now);
 	handoff_tick(s, now);
 	bindmode_tick(s, now);
 	if (s->restart_at && now >= s->restart_at && !s->stopping) {
@@ -163,6 +164,19 @@ void sup_set_degraded(struct sup *s, const char *why)
 	if (strcmp(s->degraded, why))
 		say_warn(s, "degraded: %s", why);
 	snprintf(s->degraded, sizeof(s->degraded), "%s", why);
+}
+
+const char *sup_degraded_text(const struct sup *s)
+{
+	static char buf[800];
+	const char *part[] = { s->degraded, s->state_err, s->members_err };
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(part) / sizeof(part[0]); i++)
+		if (part[i][0] && used < sizeof(buf))
+			used += (size_t)snprintf(buf + used, sizeof(buf) - used, "%s%s", used ? "; " : "", part[i]);
+	return buf;
 }
 
 /* Per-listener arrays, for NL listeners. */
@@ -301,6 +315,13 @@ static void handle_signals(struct sup *s)
 	}
 }
 
+static const char *base_name(const char *path)
+{
+	const char *p = strrchr(path, '/');
+
+	return p ? p + 1 : path;
+}
+
 static void cleanup(struct sup *s, bool clean_stop)
 {
 	int i;
@@ -316,13 +337,15 @@ static void cleanup(struct sup *s, bool clean_stop)
 	if (clean_stop)
 		state_remove(s);
 	handoff_close(s, clean_stop);
+	/* only what this supervisor bound: a start that lost the name's lock
+	 * removes nothing of the winner's */
 	if (s->ctlfd >= 0) {
 		close(s->ctlfd);
-		unlink(s->ctl_path);
+		rundir_unlink(s, base_name(s->ctl_path));
 	}
 	if (s->notifyfd >= 0) {
 		close(s->notifyfd);
-		unlink(s->notify_path);
+		rundir_unlink(s, base_name(s->notify_path));
 	}
 	if (s->sigfd >= 0)
 		close(s->sigfd);
@@ -330,6 +353,20 @@ static void cleanup(struct sup *s, bool clean_stop)
 	if (s->epfd >= 0)
 		close(s->epfd);
 	sup_fini(s);
+	if (s->lockfd >= 0) {
+		char name[BATON_NAME_MAX + 8];
+
+		/* removed while held: a start that opened it meanwhile sees
+		 * it replaced and takes the new one (rundir_lock) */
+		snprintf(name, sizeof(name), "%s.lock", s->name);
+		if (clean_stop)
+			unlinkat(s->rundir, name, 0);
+		close(s->lockfd);
+	}
+	if (s->pinlockfd >= 0)
+		close(s->pinlockfd);
+	if (s->rundir >= 0)
+		close(s->rundir);
 }
 
 /* Binds listener L once so a port of 0 becomes a real one that every
@@ -461,7 +498,7 @@ int sup_init(struct sup *s, const struct sup_config *cfg, const struct sup_ops *
 
 	*s = (struct sup){ .cfg = cfg, .ops = ops, .active = -1, .reload = -1, .reload_client = -1,
 			   .restart_from = -1, .epfd = -1, .sigfd = -1, .notifyfd = -1, .ctlfd = -1, .watched = -1,
-			   .upgrade_client = -1, .argv = cfg->self_argv, .nl = cfg->nlisten };
+			   .upgrade_client = -1, .rundir = -1, .lockfd = -1, .pinlockfd = -1, .argv = cfg->self_argv, .nl = cfg->nlisten };
 	for (i = 0; i < MAX_CLIENTS; i++)
 		s->cl[i].fd = -1;
 	snprintf(s->name, sizeof(s->name), "%s", cfg->name[0] ? cfg->name : "baton");
