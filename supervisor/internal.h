@@ -242,6 +242,10 @@ int state_resume(struct sup *s);
 void state_remove(struct sup *s);
 int state_pin_root(struct sup *s);
 int sup_make_groups(struct sup *s);
+/* Generations of this supervisor serving on its listeners that no state
+ * names (it could not be written): adopted, in groups it makes on the
+ * pins they are in. 1: some, 0: none (no groups made), -errno. */
+int state_adopt_orphans(struct sup *s);
 
 /* upgrade.c: `baton upgrade` re-executes this binary in place */
 int upgrade_start(struct sup *s, int client);
@@ -323,6 +327,8 @@ void rundir_unlink(struct sup *s, const char *name);
 
 /* foreign.c: sockets on a listener's address that baton did not create */
 int foreign_check(struct sup *s);
+struct baton_sock;
+bool sock_on_spec(const struct baton_spec *sp, const struct baton_sock *k);	/* K listens on SP's address */
 
 /* flows.c: UDP flows through reloads (see the file) */
 struct baton_group_opts;

@@ -237,8 +237,13 @@ static void free_arrays(struct sup *s)
 /* A supervisor of 1,024 listeners holds a program, four maps and a member
  * or more for each: well past the usual soft limit of 1,024 descriptors. */
 /* Descriptors a listener costs: its steering program and maps (about a
- * dozen with the flow table) and a member per generation. */
-#define FDS_PER_LISTENER 16
+ * dozen with the flow table and the watch: 15 measured with one generation
+ * of 100 listeners), and per generation its member plus the copy handed to
+ * it at spawn. Counted for the first reload, when two generations are up:
+ * a limit that fits only one lets the start succeed and the reload fail. */
+#define FDS_FIXED 14
+#define FDS_PER_GEN 2
+#define FDS_PER_LISTENER (FDS_FIXED + 2 * FDS_PER_GEN)
 
 static int raise_nofile(struct sup *s)
 {
@@ -248,10 +253,11 @@ static int raise_nofile(struct sup *s)
 	if (getrlimit(RLIMIT_NOFILE, &rl) || need <= rl.rlim_cur)
 		return 0;
 	if (need > rl.rlim_max) {
-		say_err(s, "%d listeners need about %llu open files (%d each: a steering program, its maps and the "
-			   "members of the generations), but the hard limit is %llu: raise it (ulimit -Hn as root, or "
-			   "LimitNOFILE= in the unit), or give fewer --listen", s->nl, (unsigned long long)need,
-			FDS_PER_LISTENER, (unsigned long long)rl.rlim_max);
+		say_err(s, "%d listeners need about %llu open files by the first reload (%d each: a steering program "
+			   "and its maps, %d, and %d for each of the two generations up during a reload), but the hard "
+			   "limit is %llu: raise it (ulimit -Hn as root, or LimitNOFILE= in the unit), or give fewer "
+			   "--listen", s->nl, (unsigned long long)need, FDS_PER_LISTENER, FDS_FIXED, FDS_PER_GEN,
+			(unsigned long long)rl.rlim_max);
 		return -EMFILE;
 	}
 	rl.rlim_cur = rl.rlim_max;
@@ -442,12 +448,15 @@ static int start_takeover(struct sup *s)
 /* Generation 1 on fresh groups: no dead supervisor's state to resume. */
 static int start_fresh(struct sup *s)
 {
-	int l, gi;
+	bool adopted;
+	int l, gi, r;
 
 	if (geteuid() == 0 || getenv("BATON_BPFFS"))
 		state_pin_root(s);
-	if (sup_make_groups(s))
+	r = s->cfg->ntakeover ? 0 : state_adopt_orphans(s);
+	if (r < 0 || (!r && sup_make_groups(s)))
 		return -1;
+	adopted = r > 0 && s->active >= 0;
 	if (baton_group_mode(s->grp[0]) != BATON_MODE_EBPF)
 		say_warn(s, "running in classic BPF mode: reloads switch traffic, but a stopping generation's queue "
 		       "cannot be moved (needs CAP_BPF and CAP_NET_ADMIN)");
@@ -465,6 +474,11 @@ static int start_fresh(struct sup *s)
 			return -1;
 	if (bindmode_setup(s))
 		return -1;
+	if (adopted) {
+		state_save(s);
+		sdn_ready(s);
+		return 0;
+	}
 	if (s->active >= 0)
 		return start_takeover(s);
 	gi = start_gen(s, -1, 1);

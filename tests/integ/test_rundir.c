@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -482,4 +483,104 @@ TEST_TIMEOUT(rundir_state_write_on_a_full_disk_degrades_until_it_is_written_agai
 	ASSERT_CONTAINS(text, "degraded: cannot write the state file");
 	ASSERT_CONTAINS(text, "is written again");
 	umount2(rtdir, MNT_DETACH);
+}
+
+/* Issue 20 item 4, second half: the supervisor is killed while its state
+ * file is stale (the disk was full at the last reload). The same command
+ * started again (the disk still full) adopts the generation serving on its
+ * listeners, whose environment names this supervisor, instead of refusing
+ * it as foreign; a counting client sees nothing fail throughout. */
+TEST_TIMEOUT(rundir_killed_with_a_stale_state_the_same_command_adopts_its_own_generation, 120)
+{
+	const char *ref = getenv("BATON_REFSERVER");
+	char log[160], log2[160], filler[200], cmd[300], text[8192], statef[200];
+	struct bt_load ld;
+	const char *report;
+	long long gen2;
+	pid_t pid;
+
+	if (!ref || access(ref, X_OK))
+		SKIP("BATON_REFSERVER does not name the reference server (run through make check)");
+	bt_need_netns();
+	bt_need_ebpf();
+	bt_need_private_bpffs();
+	private_dir(rtdir, sizeof(rtdir));
+	if (mount("tmpfs", rtdir, "tmpfs", 0, "size=256k,mode=0700"))
+		SKIP("cannot mount a tmpfs: %s", strerror(errno));
+	setenv("BATON_RUNTIME_DIR", rtdir, 1);
+	snprintf(log, sizeof(log), "%s.log", rtdir);
+	snprintf(log2, sizeof(log2), "%s.log2", rtdir);
+	snprintf(cmd, sizeof(cmd), "exec %s -q", ref);
+	pid = bt_supervisor_start(run_argv(cmd), "web", log, NULL, NULL, 10, out, sizeof(out));
+	ld = bt_load_start(8080, "conn", "6", 16);
+	usleep(300000);
+	fill(rtdir, filler, sizeof(filler));
+	ASSERT_EQ(baton("reload", "web", NULL), 0);	/* the state still names gen 1 */
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_CONTAINS(out, "\"service\":\"degraded\"");
+	gen2 = active_pid();
+	snprintf(statef, sizeof(statef), "%s/web.state", rtdir);
+	read_file(statef, text, sizeof(text));
+	ASSERT_CONTAINS(text, "\nactive 1\n");	/* stale */
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	usleep(300000);	/* serving without a supervisor */
+	pid = bt_supervisor_start(run_argv(cmd), "web", log2, NULL, NULL, 10, out, sizeof(out));
+	bt_quote_file(log2);
+	ASSERT_EQ(active_pid(), gen2);
+	ASSERT_CONTAINS(out, "\"resumed\":true");
+	ASSERT_CONTAINS(out, "\"service\":\"degraded\"");	/* the disk is still full */
+	read_file(log2, text, sizeof(text));
+	ASSERT_CONTAINS(text, "adopted gen 2 (pid");
+	ASSERT_TRUE(strstr(text, "did not create") == NULL);
+	ASSERT_TRUE(strstr(text, "could not take back") == NULL);
+	ASSERT_EQ(unlink(filler), 0);
+	ASSERT_EQ(baton("reload", "web", NULL), 0);	/* and it is managed: a reload works */
+	ASSERT_CONTAINS(out, "serves");
+	report = bt_load_finish(&ld, 30);
+	bt_log("load: %s", report);
+	ASSERT_GT(bt_json_get(report, "answered"), 100);
+	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_CONTAINS(out, "\"service\":\"ok\"");
+	bt_supervisor_stop(&pid, 10);
+	umount2(rtdir, MNT_DETACH);
+}
+
+static void nofile_1900(void *ctx)
+{
+	struct rlimit rl = { 1900, 1900 };
+
+	(void)ctx;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+/* Issue 20 item 8: 100 listeners fit a limit of 1,900 with one generation
+ * (about 1,520 descriptors), but not the first reload: refused at start,
+ * naming the limit and the need, instead of a reload failing later. */
+TEST_TIMEOUT(rundir_file_limit_counts_the_first_reload_and_refuses_at_start, 30)
+{
+	char *argv[220], specs[100][40];
+	int n = 0, r;
+
+	bt_need_netns();
+	private_dir(rtdir, sizeof(rtdir));
+	setenv("BATON_RUNTIME_DIR", rtdir, 1);
+	argv[n++] = (char *)bt_baton_bin();
+	argv[n++] = "run";
+	for (int i = 0; i < 100; i++) {
+		snprintf(specs[i], sizeof(specs[i]), "tcp://127.0.0.1:%d", 9000 + i);
+		argv[n++] = "--listen";
+		argv[n++] = specs[i];
+	}
+	argv[n++] = "--";
+	argv[n++] = "/bin/sleep";
+	argv[n++] = "5";
+	argv[n] = NULL;
+	r = bt_run_with(argv, nofile_1900, NULL, out, sizeof(out), err, sizeof(err), 10);
+	bt_log("%s", err);
+	ASSERT_EQ(r, 1);
+	ASSERT_CONTAINS(err, "100 listeners need about 2056 open files by the first reload");
+	ASSERT_CONTAINS(err, "the hard limit is 1900");
+	ASSERT_CONTAINS(err, "LimitNOFILE=");
 }
