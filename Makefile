@@ -179,6 +179,14 @@ fuzz:
 		fuzz/items_fuzz.c supervisor/items.c -o build/fuzz/items_fuzz
 	mkdir -p build/fuzz/corpus-items && cp fuzz/corpus/items/* build/fuzz/corpus-items/
 	build/fuzz/items_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=512 build/fuzz/corpus-items
+	$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Ilib -Icommon -Isupervisor -fsanitize=fuzzer,address,undefined \
+		fuzz/state_fuzz.c supervisor/stateparse.c supervisor/items.c lib/spec.c lib/log.c -o build/fuzz/state_fuzz
+	mkdir -p build/fuzz/corpus-state && cp fuzz/corpus/state/* build/fuzz/corpus-state/
+	build/fuzz/state_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=2048 build/fuzz/corpus-state
+	$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Isupervisor -fsanitize=fuzzer,address,undefined \
+		fuzz/ctl_fuzz.c supervisor/ctlparse.c -o build/fuzz/ctl_fuzz
+	mkdir -p build/fuzz/corpus-ctl && cp fuzz/corpus/ctl/* build/fuzz/corpus-ctl/
+	build/fuzz/ctl_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=257 build/fuzz/corpus-ctl
 
 # Copies only what `make` built (installables): as root, make install
 # rebuilds nothing unless the sources or the directories changed.

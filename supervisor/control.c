@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "ctlparse.h"
 
 void client_send(struct client *c, const char *fmt, ...)
 {
@@ -111,25 +112,24 @@ void handle_request(struct sup *s, int ci)
 	struct client *c = &s->cl[ci];
 	char *line = c->big ? c->big : c->buf, *cmd, *arg, *extra, *save = NULL;
 	char *items = c->big ? c->big + strcspn(c->big, "\n") + 1 : NULL;	/* reload-with's */
+	struct ctl_req req;
 	int r;
 
-	line[strcspn(line, "\r\n")] = '\0';
-	cmd = strtok_r(line, " ", &save);
-	if (!cmd || strcmp(cmd, SUP_PROTO)) {
-		client_send(c, "error unsupported protocol \"%s\" (this supervisor speaks %s)", cmd ? cmd : "",
-			    SUP_PROTO);
+	if (ctl_split(line, &req)) {
+		client_send(c, "error unsupported protocol \"%s\" (this supervisor speaks %s)",
+			    req.proto ? req.proto : "", SUP_PROTO);
 		goto close;
 	}
-	cmd = strtok_r(NULL, " ", &save);
+	cmd = req.cmd;
 	if (cmd && (!strcmp(cmd, "reload") || !strcmp(cmd, "promote") || !strcmp(cmd, "rollback"))) {
 		/* canary.c reads the options (key=value tokens) */
-		r = stage_request(s, ci, cmd, save ? save : (char *)"");
+		r = stage_request(s, ci, cmd, req.rest);
 		if (r)
 			goto close;
 		return;	/* the client waits for the outcome */
 	}
 	if (cmd && !strcmp(cmd, "reload-with") && c->big) {
-		strtok_r(NULL, " ", &save);	/* N: counted as the request came in */
+		strtok_r(req.rest, " ", &save);	/* N: counted as the request came in */
 		r = stage_want(s, c, save ? save : (char *)"");
 		if (!r)
 			r = cmd_reload_request(s, ci, items, c->items);
@@ -138,8 +138,7 @@ void handle_request(struct sup *s, int ci)
 			goto close;
 		return;
 	}
-	arg = strtok_r(NULL, " ", &save);
-	extra = strtok_r(NULL, " ", &save);
+	ctl_args(req.rest, &arg, &extra);
 	if (!cmd) {
 		client_send(c, "error no command (known: reload, reload-with, promote, rollback, status, stop, upgrade)");
 		goto close;
@@ -250,13 +249,9 @@ static void items_check(struct sup *s, int ci)
 static void start_items(struct sup *s, int ci)
 {
 	struct client *c = &s->cl[ci];
-	char *end;
-	long n = strtol(c->buf + sizeof(SUP_PROTO " reload-with ") - 1, &end, 10);
+	long n;
 
-	/* a staged reload's options may follow N (canary.c) */
-	if (end == c->buf + sizeof(SUP_PROTO " reload-with ") - 1 || (*end != '\n' && *end != '\r' && *end != ' ') ||
-	    n < 0 ||
-	    n > SUP_ITEMS_MAX) {
+	if (ctl_items_count(c->buf, &n)) {
 		client_send(c, "error reload-with wants a count of 0 to %d item lines, then the lines", SUP_ITEMS_MAX);
 		client_close(s, c);
 		return;

@@ -235,6 +235,7 @@ const char *sup_degraded_text(const struct sup *s);
 /* state.c: what outlives this process */
 void state_save(struct sup *s);
 void state_retry(struct sup *s, long long now);	/* a failed write again, after its back-off */
+void state_repin(struct sup *s);	/* pins removed while running, made again (at each reload) */
 /* Reads the state a dead supervisor (or this one, before an exec) left and
  * adopts its generations. 1: resumed, 0: no state to resume, -errno: a
  * state that cannot be resumed (said why). */

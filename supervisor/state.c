@@ -24,8 +24,8 @@
 #include <linux/magic.h>
 
 #include "internal.h"
+#include "stateparse.h"
 
-#define STATE_MAGIC "baton-state 1"
 
 /* ---- writing ------------------------------------------------------------- */
 
@@ -201,11 +201,54 @@ static void state_write(struct sup *s)
 	state_written(s);
 }
 
+static void members_check(struct sup *s);
+
 void state_save(struct sup *s)
 {
+	members_check(s);
 	if (s->state_path[0] && s->rundir >= 0)
 		state_write(s);
 	sdn_status(s);	/* every transition is saved: the service manager hears of it too (and of a failure) */
+}
+
+void state_repin(struct sup *s)
+{
+	int l, n = 0, r;
+
+	if (!s->pin_root[0] || !s->pins_ours)
+		return;
+	for (l = 0; l < s->nl; l++) {
+		if (!s->grp[l])
+			continue;
+		r = baton_group_repin(s->grp[l]);
+		if (r < 0) {
+			say_warn(s, "cannot pin listener %d's steering state again under %s: %s; a supervisor started "
+				    "after a crash could not resume it", l, s->pin_root, strerror(-r));
+			return;
+		}
+		n += r > 0;
+	}
+	if (n)
+		say_warn(s, "the pins of %d listener%s under %s had been removed: pinned again", n, n == 1 ? "" : "s",
+			 s->pin_root);
+}
+
+/* Members a restart could not take back leave the active generation
+ * serving on sockets baton does not hold: no steering, no watch, no
+ * migration for them. Degraded until a generation holds every member. */
+static void members_check(struct sup *s)
+{
+	const struct gen *a = s->active >= 0 ? &s->gen[s->active] : NULL;
+	int l, missing = 0;
+
+	if (!s->members_err[0])
+		return;
+	for (l = 0; a && a->id != 0 && l < s->nl; l++)
+		missing += a->slot[l] < 0 && s->shared[l] < 0;
+	if (a && !missing) {
+		say(s, "gen %d holds every member again: no longer degraded (%s)", a->id, s->members_err);
+		s->members_err[0] = '\0';
+	}
 }
 
 void state_retry(struct sup *s, long long now)
@@ -267,108 +310,18 @@ int state_pin_root(struct sup *s)
 
 /* ---- reading ---------------------------------------------------------------- */
 
-struct st_gen {
-	int id;
-	pid_t pid;
-	unsigned long long ticks;
-	char state[16];
-	long long wall_ms;
-	int stopped;
-	int pidfd;
-	bool alive;
-};
-
-struct st_member {
-	int id, l, slot;
-	unsigned long long ino;
-};
-
-struct st_count {
-	int id, l;
-	struct gen_count c;
-};
-
-struct state {
-	char **base, **cmd, **env, **next_cmd, **next_env;
-	struct st_count *cnt;
-	size_t ncnt;
-	char name[BATON_NAME_MAX + 1];
-	char mode[16];
-	char pins[4096];
-	int next_id, done, failed, restarts, active, reload;
-	int nl;
-	struct baton_spec *spec;
-	struct st_gen gen[MAX_GENS];
-	int ngen;
-	struct st_member *mem;
-	size_t nmem, capmem;
-	unsigned long long *shared;     /* per listener: inode of its shared socket, 0 none */
-	bool ended;
-};
-
-static void state_free(struct state *st)
+/* The state file, parsed by stateparse.c; the stage's lines go to canary.c. */
+static bool stage_line(void *ctx, const char *line)
 {
-	free(st->spec);
-	free(st->mem);
-	free(st->cnt);
-	strv_free(st->base);
-	strv_free(st->cmd);
-	strv_free(st->env);
-	strv_free(st->next_cmd);
-	strv_free(st->next_env);
-	free(st->shared);
-	for (int i = 0; i < st->ngen; i++)
-		if (st->gen[i].pidfd >= 0)
-			close(st->gen[i].pidfd);
+	return stage_load_line(ctx, line);
 }
 
-/* Parses the state file at PATH. -ENOENT if there is none; -EBADMSG,
- * said with the line, if it is not one this supervisor wrote. */
-/* A line this version added: the command items and the counters. 1 if
- * LINE was one, 0 if not, -errno if it was one that is bad. */
-static int read_added(struct state *st, const char *line)
-{
-	static const struct { const char *key; size_t off; } items[] = {
-		{ "cmd-base ", offsetof(struct state, base) }, { "cmd ", offsetof(struct state, cmd) },
-		{ "env ", offsetof(struct state, env) }, { "next-cmd ", offsetof(struct state, next_cmd) },
-		{ "next-env ", offsetof(struct state, next_env) },
-	};
-	struct st_count c;
-	unsigned long long v[6];
-
-	for (size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++) {
-		const char *why;
-		char *text;
-
-		if (strncmp(line, items[i].key, strlen(items[i].key)))
-			continue;
-		text = sup_unescape(line + strlen(items[i].key), &why);
-		if (!text)
-			return -EBADMSG;
-		return strv_push((char ***)((char *)st + items[i].off), text) ? -ENOMEM : 1;
-	}
-	if (sscanf(line, "gencount %d %d %llu %llu %llu %llu %llu %llu", &c.id, &c.l, &v[0], &v[1], &v[2], &v[3],
-		   &v[4], &v[5]) == 8) {
-		struct st_count *nv = realloc(st->cnt, (st->ncnt + 1) * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		for (int k = 0; k < CNT_N; k++) {
-			c.c.base[k] = v[k];
-			c.c.acc[k] = v[3 + k];
-		}
-		st->cnt = nv;
-		st->cnt[st->ncnt++] = c;
-		return 1;
-	}
-	return 0;
-}
-
+/* -ENOENT if there is none; -EBADMSG, said with the line (escaped), if it
+ * is not one this supervisor wrote or not a file of ours. */
 static int state_read(struct sup *s, const char *path, struct state *st)
 {
-	char *line = NULL;
-	size_t linecap = 0;
-	int lineno = 0, r = 0, fd;
+	struct state_bad bad;
+	int r, fd;
 	FILE *f;
 
 	memset(st, 0, sizeof(*st));
@@ -381,107 +334,13 @@ static int state_read(struct sup *s, const char *path, struct state *st)
 		close(fd);
 		return -errno;
 	}
-	st->spec = calloc(SUP_MAX_LISTENERS, sizeof(*st->spec));
-	st->shared = calloc(SUP_MAX_LISTENERS, sizeof(*st->shared));
-	if (!st->spec || !st->shared) {
-		fclose(f);
-		return -ENOMEM;
-	}
-	while (getline(&line, &linecap, f) > 0) {
-		char spec[900], err[256];
-		int l, a;
-		unsigned port;
-
-		lineno++;
-		line[strcspn(line, "\n")] = '\0';
-		if (lineno == 1) {
-			if (strcmp(line, STATE_MAGIC))
-				goto bad;
-			continue;
-		}
-		if (!strcmp(line, "end")) {
-			st->ended = true;
-			break;
-		}
-		if (sscanf(line, "name %63s", st->name) == 1 || sscanf(line, "pid %d", &a) == 1 ||
-		    sscanf(line, "mode %15s", st->mode) == 1 || sscanf(line, "pins %4095s", st->pins) == 1 ||
-		    sscanf(line, "next_id %d", &st->next_id) == 1 ||
-		    sscanf(line, "counts %d %d %d", &st->done, &st->failed, &st->restarts) == 3 ||
-		    sscanf(line, "active %d", &st->active) == 1 || sscanf(line, "reload %d", &st->reload) == 1)
-			continue;
-		if (sscanf(line, "listener %d %u %899s", &l, &port, spec) == 3) {
-			if (l != st->nl || l >= SUP_MAX_LISTENERS || port > 65535 ||
-			    baton_spec_parse(spec, &st->spec[l], err, sizeof(err)))
-				goto bad;
-			st->spec[l].port = (uint16_t)port;
-			st->nl++;
-			continue;
-		}
-		if (!strncmp(line, "shared ", 7)) {
-			unsigned long long ino;
-
-			if (sscanf(line, "shared %d %llu", &l, &ino) != 2 || l < 0 || l >= st->nl || !ino)
-				goto bad;
-			st->shared[l] = ino;
-			continue;
-		}
-		if (!strncmp(line, "gen ", 4)) {
-			struct st_gen *g = &st->gen[st->ngen];
-
-			if (st->ngen == MAX_GENS ||
-			    sscanf(line, "gen %d %d %llu %15s %lld %d", &g->id, &a, &g->ticks, g->state, &g->wall_ms,
-				   &g->stopped) != 6 || a <= 0)
-				goto bad;
-			g->pid = a;
-			g->pidfd = -1;
-			st->ngen++;
-			continue;
-		}
-		if (stage_load_line(s, line))
-			continue;
-		if ((a = read_added(st, line))) {
-			if (a == -ENOMEM) {
-				r = a;
-				goto out;
-			}
-			if (a < 0)
-				goto bad;
-			continue;
-		}
-		if (!strncmp(line, "member ", 7)) {
-			struct st_member m;
-
-			if (sscanf(line, "member %d %d %d %llu", &m.id, &m.l, &m.slot, &m.ino) != 4 || m.l < 0 ||
-			    m.l >= st->nl)
-				goto bad;
-			if (st->nmem == st->capmem) {
-				size_t cap = st->capmem ? st->capmem * 2 : 64;
-				struct st_member *v = realloc(st->mem, cap * sizeof(*v));
-
-				if (!v) {
-					r = -ENOMEM;
-					goto out;
-				}
-				st->mem = v;
-				st->capmem = cap;
-			}
-			st->mem[st->nmem++] = m;
-			continue;
-		}
-		goto bad;
-	}
-	if (!st->ended) {
-		say_warn(s, "the state file %s is incomplete (no end line): not resuming from it", path);
-		r = -EBADMSG;
-	}
-	goto out;
-bad:
-	say_warn(s, "the state file %s is not one this supervisor can read (line %d: \"%.60s\"); not resuming from it",
-	    path, lineno, line);
-	r = -EBADMSG;
-out:
-	free(line);
+	r = state_parse(f, st, stage_line, s, &bad);
 	fclose(f);
+	if (r == -EBADMSG && bad.lineno)
+		say_warn(s, "the state file %s is not one this supervisor can read (line %d: \"%s\"); not resuming "
+			    "from it", path, bad.lineno, bad.quoted);
+	else if (r == -EBADMSG)
+		say_warn(s, "the state file %s is incomplete (no end line): not resuming from it", path);
 	return r;
 }
 
@@ -927,8 +786,11 @@ int state_resume(struct sup *s)
 	if (stored)
 		say(s, "took %d member socket%s back from the service manager's fd store (LISTEN_FDS)", stored,
 		    stored == 1 ? "" : "s");
-	if (lost[0])
+	if (lost[0]) {
 		say_warn(s, "could not take back: %s", lost);
+		snprintf(s->members_err, sizeof(s->members_err), "members not recoverable: %s; baton does not steer "
+			 "or watch them: reload to replace them", lost);
+	}
 	state_free(&st);
 	if (active < 0)
 		say_warn(s, "no generation of the dead supervisor was serving: starting a fresh one");
@@ -1125,7 +987,10 @@ int state_adopt_orphans(struct sup *s)
 	say(s, "adopted %s: serving on this command's listeners with this supervisor's name and notify socket in "
 	       "their environment, though the state file %s did not name them (it could not be written, or is "
 	       "stale)", said, s->state_path);
-	if (lost[0])
+	if (lost[0]) {
 		say_warn(s, "could not take back: %s", lost);
+		snprintf(s->members_err, sizeof(s->members_err), "members not recoverable: %s; baton does not steer "
+			 "or watch them: reload to replace them", lost);
+	}
 	return 1;
 }

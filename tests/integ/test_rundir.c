@@ -584,3 +584,62 @@ TEST_TIMEOUT(rundir_file_limit_counts_the_first_reload_and_refuses_at_start, 30)
 	ASSERT_CONTAINS(err, "the hard limit is 1900");
 	ASSERT_CONTAINS(err, "LimitNOFILE=");
 }
+
+/* Issue 20 item 9: pins removed while running are made again by the next
+ * reload (so that a restart after a crash still finds the members); a
+ * restart that cannot take members back says "degraded: members not
+ * recoverable" instead of showing a healthy generation, until a reload
+ * replaces it. */
+TEST_TIMEOUT(rundir_removed_pins_are_repinned_and_unrecoverable_members_degrade, 90)
+{
+	char log[160], log2[160], log3[160], text[8192];
+	long long gen;
+	pid_t pid;
+
+	bt_need_netns();
+	bt_need_ebpf();
+	bt_need_private_bpffs();
+	private_dir(rtdir, sizeof(rtdir));
+	setenv("BATON_RUNTIME_DIR", rtdir, 1);
+	snprintf(log, sizeof(log), "%s/log", rtdir);
+	snprintf(log2, sizeof(log2), "%s/log2", rtdir);
+	snprintf(log3, sizeof(log3), "%s/log3", rtdir);
+	pid = bt_supervisor_start(run_argv("exec sleep 60"), "web", log, NULL, NULL, 10, out, sizeof(out));
+	ASSERT_EQ(system("rm -f /sys/fs/bpf/baton/run-web/l0/*"), 0);
+	ASSERT_TRUE(access("/sys/fs/bpf/baton/run-web/l0/socks", F_OK) != 0);
+	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_EQ(access("/sys/fs/bpf/baton/run-web/l0/socks", F_OK), 0);
+	ASSERT_EQ(access("/sys/fs/bpf/baton/run-web/l0/steer", F_OK), 0);
+	read_file(log, text, sizeof(text));
+	ASSERT_CONTAINS(text, "had been removed: pinned again");
+	/* the pins found again: a restart takes the member back */
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	gen = active_pid();
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	pid = bt_supervisor_start(run_argv("exec sleep 60"), "web", log2, NULL, NULL, 10, out, sizeof(out));
+	ASSERT_EQ(active_pid(), gen);
+	ASSERT_CONTAINS(out, "\"service\":\"ok\"");
+	read_file(log2, text, sizeof(text));
+	ASSERT_TRUE(strstr(text, "could not take back") == NULL);
+	bt_supervisor_stop(&pid, 10);
+
+	/* a generation that dropped its socket: after a kill -9 nobody holds
+	 * it, and the restart cannot take it back */
+	pid = bt_supervisor_start(run_argv("exec 3>&-; exec sleep 60"), "web", log3, NULL, NULL, 10, out,
+				  sizeof(out));
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	snprintf(log, sizeof(log), "%s/log4", rtdir);
+	pid = bt_supervisor_start(run_argv("exec 3>&-; exec sleep 60"), "web", log, NULL, NULL, 10, out,
+				  sizeof(out));
+	bt_quote_file(log);
+	ASSERT_CONTAINS(out, "\"service\":\"degraded\"");
+	ASSERT_CONTAINS(out, "\"degraded\":\"members not recoverable: gen 1 listener 0");
+	ASSERT_EQ(baton("status", "web", NULL), 0);
+	ASSERT_CONTAINS(out, "degraded: members not recoverable");
+	ASSERT_EQ(baton("reload", "web", NULL), 0);	/* a new generation holds every member */
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_CONTAINS(out, "\"service\":\"ok\"");
+	bt_supervisor_stop(&pid, 10);
+}
