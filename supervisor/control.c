@@ -331,14 +331,109 @@ void read_client(struct sup *s, int ci)
 	}
 }
 
+/* A directory we cannot write (read-only mount, full inode table) must
+ * not keep a restarted supervisor from taking its generations back: it
+ * runs without the socket, degraded, and binds it once it can. */
+static bool soft(int r)
+{
+	return r == -EROFS || r == -EACCES || r == -ENOSPC || r == -EDQUOT;
+}
+
+static void sockets_degraded(struct sup *s, int r)
+{
+	char dir[4096] = "";
+
+	sup_runtime_dir(dir, sizeof(dir));
+	if (!s->ctl_err[0])
+		say_err(s, "cannot bind %s in %s: %s; running without it until it can (retried): baton "
+			   "status/reload/stop cannot reach this supervisor meanwhile", s->ctlfd < 0 ? "the control "
+			   "socket" : "the notify socket", dir, strerror(-r));
+	snprintf(s->ctl_err, sizeof(s->ctl_err), "no %s socket: %s in %s", s->ctlfd < 0 ? "control" : "notify",
+		 strerror(-r), dir);
+	s->ctl_retry_ms = s->ctl_retry_ms ? s->ctl_retry_ms * 2 : BACKOFF_MIN_MS;
+	if (s->ctl_retry_ms > BACKOFF_MAX_MS)
+		s->ctl_retry_ms = BACKOFF_MAX_MS;
+	s->ctl_retry_at = baton_mono_ms() + s->ctl_retry_ms;
+}
+
+/* The control and notify sockets, each bound if it is not yet. */
+static int bind_sockets(struct sup *s)
+{
+	char name[BATON_NAME_MAX + 16];
+	int fd, r, one = 1;
+
+	if (s->ctlfd < 0) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0)
+			return -errno;
+		snprintf(name, sizeof(name), "%s.sock", s->name);
+		r = rundir_bind(s, fd, name);	/* a stale one of ours goes: nobody answered */
+		if (!r && listen(fd, 16))
+			r = -errno;
+		if (r) {
+			close(fd);
+			if (soft(r)) {
+				sockets_degraded(s, r);
+				return 0;
+			}
+			say_err(s, "cannot listen on %s: %s", s->ctl_path, strerror(-r));
+			return r;
+		}
+		s->ctlfd = fd;
+	}
+	if (s->notifyfd < 0) {
+		fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0)
+			return -errno;
+		snprintf(name, sizeof(name), "%s.notify", s->name);
+		r = setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) ? -errno : rundir_bind(s, fd, name);
+		if (r) {
+			close(fd);
+			if (soft(r)) {
+				sockets_degraded(s, r);
+				return 0;
+			}
+			say_err(s, "cannot open the notify socket %s: %s", s->notify_path, strerror(-r));
+			return r;
+		}
+		s->notifyfd = fd;
+	}
+	if (s->ctl_err[0])
+		say(s, "bound the control and notify sockets in the runtime directory: no longer degraded (%s)",
+		    s->ctl_err);
+	s->ctl_err[0] = '\0';
+	s->ctl_retry_ms = 0;
+	return 0;
+}
+
+void control_retry(struct sup *s, long long now)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	bool ctl = s->ctlfd < 0, notify = s->notifyfd < 0;
+
+	if (!s->ctl_err[0] || now < s->ctl_retry_at || s->stopping)
+		return;
+	rundir_reopen(s);
+	if (bind_sockets(s))
+		return;
+	if (ctl && s->ctlfd >= 0) {
+		ev.data.u32 = EV_CONTROL;
+		epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->ctlfd, &ev);
+	}
+	if (notify && s->notifyfd >= 0) {
+		ev.data.u32 = EV_NOTIFY;
+		epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->notifyfd, &ev);
+	}
+}
+
 /* The control socket: mode 0600 in a 0700 directory of ours (rundir.c).
  * The name's lock is taken first: a second `baton run` of a name that
  * runs stops there, having created and removed nothing. */
 int open_control(struct sup *s)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	char dir[4096], name[BATON_NAME_MAX + 16];
-	int fd, r, one = 1;
+	char dir[4096];
+	int fd, r;
 
 	if ((r = rundir_open(s)) || (r = rundir_lock(s)))
 		return r;
@@ -362,29 +457,5 @@ int open_control(struct sup *s)
 		return -EADDRINUSE;
 	}
 	close(fd);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	snprintf(name, sizeof(name), "%s.sock", s->name);
-	r = rundir_bind(s, fd, name);	/* a stale one of ours goes: nobody answered */
-	if (!r && listen(fd, 16))
-		r = -errno;
-	if (r) {
-		say_err(s, "cannot listen on %s: %s", s->ctl_path, strerror(-r));
-		close(fd);
-		return r;
-	}
-	s->ctlfd = fd;
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	snprintf(name, sizeof(name), "%s.notify", s->name);
-	r = setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) ? -errno : rundir_bind(s, fd, name);
-	if (r) {
-		say_err(s, "cannot open the notify socket %s: %s", s->notify_path, strerror(-r));
-		close(fd);
-		return r;
-	}
-	s->notifyfd = fd;
-	return 0;
+	return bind_sockets(s);
 }

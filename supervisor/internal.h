@@ -169,6 +169,8 @@ struct sup {
 	char state_err[256];        /* "": written; else why not */
 	long long state_retry_at, state_retry_ms;
 	char members_err[256];      /* "": every member held; else which a restart could not take back */
+	char ctl_err[256];          /* "": control and notify sockets bound; else why not (control.c) */
+	long long ctl_retry_at, ctl_retry_ms;
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_BINDHOOK = 1500, EV_PIDFD = 2000 /* + generation index */,
@@ -202,6 +204,7 @@ void handle_request(struct sup *s, int ci);
 void accept_client(struct sup *s);
 void read_client(struct sup *s, int ci);
 int open_control(struct sup *s);
+void control_retry(struct sup *s, long long now);	/* sockets a read-only directory refused, again */
 void say_at(struct sup *s, enum blog_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* steps and transitions; say_warn: rollbacks, degraded, a generation
  * killed; say_err: something failed that the user must fix */
@@ -319,6 +322,7 @@ void sdn_mark_ours(struct sup *s, ino_t ino);   /* a taken socket: not foreign *
 /* rundir.c: the runtime directory (ours alone, used through its fd) and
  * one supervisor per name */
 int rundir_open(struct sup *s);
+void rundir_reopen(struct sup *s);
 int rundir_lock(struct sup *s);
 int rundir_lock_pins(struct sup *s);
 pid_t rundir_lock_holder(int fd);

@@ -92,6 +92,29 @@ int rundir_open(struct sup *s)
 	return 0;
 }
 
+/* Before a retry of a write the directory refused: opened again by its
+ * path (a read-only mount may have been replaced by a writable one), with
+ * the same checks, silently; the old fd stays if the new one fails them. */
+void rundir_reopen(struct sup *s)
+{
+	char dir[4096];
+	struct stat st;
+	int fd;
+
+	if (sup_runtime_dir(dir, sizeof(dir)))
+		return;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) || st.st_uid != geteuid() || (st.st_mode & 077)) {
+		close(fd);
+		return;
+	}
+	if (s->rundir >= 0)
+		close(s->rundir);
+	s->rundir = fd;
+}
+
 /* Opens NAME in the runtime directory for reading: a regular file of
  * ours, never through a symlink. -errno, said unless it is missing. */
 int rundir_open_file(struct sup *s, const char *name, const char *what)
@@ -130,10 +153,19 @@ int rundir_lock(struct sup *s)
 		return 0;	/* inherited across `baton upgrade` */
 	snprintf(name, sizeof(name), "%s.lock", s->name);
 again:
-	fd = openat(s->rundir, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* read-only is enough for flock, and opens on a read-only mount */
+	fd = openat(s->rundir, name, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		int r = -errno;
 
+		if (r == -EROFS || r == -ENOSPC || r == -EDQUOT) {
+			/* a directory we cannot write must not keep a restart
+			 * from taking its generations back */
+			say_warn(s, "cannot create the lock file %s in the runtime directory (%s): starting without it; "
+				    "nothing else keeps a second supervisor of this name from starting meanwhile",
+				 name, strerror(-r));
+			return 0;
+		}
 		say_err(s, "cannot open the lock file %s in the runtime directory: %s", name, strerror(-r));
 		return r;
 	}

@@ -253,8 +253,10 @@ static void members_check(struct sup *s)
 
 void state_retry(struct sup *s, long long now)
 {
-	if (s->state_err[0] && now >= s->state_retry_at && !s->stopping)
+	if (s->state_err[0] && now >= s->state_retry_at && !s->stopping) {
+		rundir_reopen(s);	/* a read-only mount replaced since */
 		state_save(s);
+	}
 }
 
 /* A clean stop leaves nothing: no state, no pins (if they are ours). */

@@ -56,7 +56,7 @@ bool busy(const struct sup *s)
 {
 	int i;
 
-	if (s->reload >= 0 || s->restart_at || s->stopping || s->state_err[0] || (!s->cfg->no_watch && s->active >= 0) ||
+	if (s->reload >= 0 || s->restart_at || s->stopping || s->state_err[0] || s->ctl_err[0] || (!s->cfg->no_watch && s->active >= 0) ||
 	    handoff_busy(s) || stage_busy(s))
 		return true;
 	for (i = 0; i < MAX_GENS; i++)
@@ -132,6 +132,7 @@ static void tick(struct sup *s)
 	}
 	health_tick(s, now);
 	state_retry(s, now);
+	control_retry(s, now);
 	handoff_tick(s, now);
 	bindmode_tick(s, now);
 	if (s->restart_at && now >= s->restart_at && !s->stopping) {
@@ -169,7 +170,7 @@ void sup_set_degraded(struct sup *s, const char *why)
 const char *sup_degraded_text(const struct sup *s)
 {
 	static char buf[800];
-	const char *part[] = { s->degraded, s->state_err, s->members_err };
+	const char *part[] = { s->degraded, s->state_err, s->members_err, s->ctl_err };
 	size_t used = 0;
 
 	buf[0] = '\0';

@@ -643,3 +643,70 @@ TEST_TIMEOUT(rundir_removed_pins_are_repinned_and_unrecoverable_members_degrade,
 	ASSERT_CONTAINS(out, "\"service\":\"ok\"");
 	bt_supervisor_stop(&pid, 10);
 }
+
+/* Issue 20 item 4: a read-only runtime directory with a stale control
+ * socket (the supervisor was killed) does not keep the same command from
+ * taking its generation back; it runs without the socket, degraded, and
+ * binds it once the directory can be written again. */
+TEST_TIMEOUT(rundir_read_only_directory_does_not_block_a_restart_at_a_stale_socket, 90)
+{
+	char log[160], log2[160], text[8192], path[200];
+	long long gen;
+	pid_t pid;
+	int i, fd;
+
+	bt_need_netns();
+	bt_need_ebpf();
+	bt_need_private_bpffs();	/* also a private mount namespace */
+	private_dir(rtdir, sizeof(rtdir));
+	setenv("BATON_RUNTIME_DIR", rtdir, 1);
+	snprintf(log, sizeof(log), "%s.log", rtdir);
+	snprintf(log2, sizeof(log2), "%s.log2", rtdir);
+	pid = bt_supervisor_start(run_argv("exec sleep 60"), "web", log, NULL, NULL, 10, out, sizeof(out));
+	gen = active_pid();
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	snprintf(path, sizeof(path), "%s/web.sock", rtdir);
+	ASSERT_EQ(access(path, F_OK), 0);	/* stale */
+	if (mount(rtdir, rtdir, NULL, MS_BIND, NULL) ||
+	    mount(NULL, rtdir, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL))
+		SKIP("cannot make %s read-only: %s", rtdir, strerror(errno));
+	fd = open(log2, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(bt_baton_bin(), run_argv("exec sleep 60"));
+		_exit(127);
+	}
+	close(fd);
+	for (i = 0; i < 100; i++) {
+		read_file(log2, text, sizeof(text));
+		if (strstr(text, "resumed from"))
+			break;
+		usleep(50000);
+	}
+	bt_quote_file(log2);
+	ASSERT_CONTAINS(text, "resumed from");
+	ASSERT_CONTAINS(text, "adopted gen 1");
+	ASSERT_CONTAINS(text, "running without it until it can");
+	usleep(300000);
+	ASSERT_EQ(waitpid(pid, NULL, WNOHANG), 0);	/* it runs */
+	ASSERT_EQ(kill((pid_t)gen, 0), 0);
+	/* writable again: the socket is bound at a retry, status answers */
+	ASSERT_EQ(umount2(rtdir, MNT_DETACH), 0);
+	for (i = 0; i < 150; i++) {
+		if (baton("status", "web", "--json") == 0)
+			break;
+		usleep(100000);
+	}
+	ASSERT_CONTAINS(out, "\"resumed\":true");
+	ASSERT_EQ(active_pid(), gen);
+	for (i = 0; i < 150 && !strstr(out, "\"service\":\"ok\""); i++) {
+		usleep(100000);
+		baton("status", "web", "--json");
+	}
+	ASSERT_CONTAINS(out, "\"service\":\"ok\"");
+	bt_supervisor_stop(&pid, 10);
+}
