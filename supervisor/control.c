@@ -433,6 +433,7 @@ int open_control(struct sup *s)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	char dir[4096];
+	bool inherited = s->lockfd >= 0 || s->ctlfd >= 0 || s->notifyfd >= 0;	/* across `baton upgrade` */
 	int fd, r;
 
 	if ((r = rundir_open(s)) || (r = rundir_lock(s)))
@@ -445,6 +446,8 @@ int open_control(struct sup *s)
 	}
 	if (s->ctlfd >= 0 && s->notifyfd >= 0)
 		return 0;	/* inherited across `baton upgrade`: never closed, no client turned away */
+	if (inherited)
+		return bind_sockets(s);	/* an upgrade of one that ran without a socket: no one else's */
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", s->ctl_path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)

@@ -174,8 +174,10 @@ bool upgrade_inherit(struct sup *s)
 	const char *env = getenv(UPGRADE_ENV);
 	int ctl, notify, client, lock = -1, pinlock = -1;
 
-	if (!env || sscanf(env, "%d,%d,%d,%d,%d", &ctl, &notify, &client, &lock, &pinlock) < 3 || ctl < 0 ||
-	    notify < 0)
+	/* a supervisor without its sockets (a read-only runtime directory)
+	 * still hands over its locks: control.c binds what is missing */
+	if (!env || sscanf(env, "%d,%d,%d,%d,%d", &ctl, &notify, &client, &lock, &pinlock) < 3 ||
+	    (ctl < 0 && notify < 0 && lock < 0))
 		return false;
 	unsetenv(UPGRADE_ENV);
 	keep_open(ctl, false);
