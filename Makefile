@@ -222,6 +222,18 @@ FUZZ_SRC_mhttp := supervisor/httpreq.c
 FUZZ_LEN_mhttp := 8192
 FUZZ_CFLAGS_mhttp := -Isupervisor
 
+# the state file a resumed supervisor reads (supervisor/stateparse.c)
+FUZZ_TARGETS += state
+FUZZ_SRC_state := supervisor/stateparse.c supervisor/items.c lib/spec.c lib/log.c
+FUZZ_LEN_state := 2048
+FUZZ_CFLAGS_state := -Isupervisor
+
+# request lines on the control socket (supervisor/ctlparse.c)
+FUZZ_TARGETS += ctl
+FUZZ_SRC_ctl := supervisor/ctlparse.c
+FUZZ_LEN_ctl := 257
+FUZZ_CFLAGS_ctl := -Isupervisor
+
 define FUZZ_RULES
 build/fuzz/$(1)_fuzz: fuzz/$(1)_fuzz.c $$(FUZZ_SRC_$(1)) $$(wildcard include/*.h lib/*.h common/*.h supervisor/*.h) Makefile
 	@mkdir -p build/fuzz

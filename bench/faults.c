@@ -49,10 +49,12 @@
 #define TAIL_MS 300             /* load after the recovery */
 #define CASE_MAX_MS 40000       /* a case that takes longer is killed */
 #define OUT_MAX 8192
+#define BACKOFF_WAIT_MS 12000   /* a failed state write is retried within 10 s */
 
-enum target { T_SUP, T_OLD, T_NEW, T_UPGRADE };
+enum target { T_SUP, T_OLD, T_NEW, T_UPGRADE, T_SECOND, T_FULLDISK };
 enum phase { P_IDLE, P_STARTING, P_READY_WAIT, P_SWITCHED, P_DRAINING, P_N };
-static const char *const target_name[] = { "supervisor", "old", "new", "upgrade" };
+static const char *const target_name[] = { "supervisor", "old", "new", "upgrade", "second-start",
+					   "full-disk" };
 static const char *const phase_name[P_N] = { "idle", "starting", "ready-wait", "switched", "draining" };
 
 struct kase {
@@ -845,6 +847,15 @@ static void case_body(struct ctx *c)
 	int i, e;
 
 	set_ready_delay(c, 0);
+	if (k->target == T_FULLDISK) {
+		char run_dir[96];
+
+		snprintf(run_dir, sizeof(run_dir), "%s/run", c->dir);
+		if (mount("tmpfs", run_dir, "tmpfs", 0, "size=256k,mode=0700")) {
+			add_note(r, "cannot mount a small tmpfs on %s: %s", run_dir, strerror(errno));
+			return;
+		}
+	}
 	sup_argv(c);
 	c->sup = sup_start(c);
 	for (end = now_ms() + 5000; now_ms() < end; sleep_ms(20))
@@ -896,6 +907,98 @@ static void case_body(struct ctx *c)
 			r->recover_ms = t_answer - t_fault;
 		if (v.ok && v.pid != c->sup)
 			add_note(r, "supervisor pid changed from %d to %lld", (int)c->sup, v.pid);
+		goto recovery_reload;
+	}
+	if (k->target == T_SECOND) {
+		/* two more `baton run` of the same name at once, beside the
+		 * running one: each must be refused, naming it, and harm
+		 * nothing of it */
+		pid_t two[2];
+		int st2[2], done = 0;
+		bool fin[2] = { false, false };
+		char log[OUT_MAX];
+
+		t_fault = now_ms();
+		victim = 0;
+		r->held = 0;
+		for (i = 0; i < 2; i++)
+			two[i] = spawn(c->sup_argv, c->logfd);
+		for (end = t_fault + RECOVER_MAX_MS; done < 2 && now_ms() < end; sleep_ms(2))
+			for (i = 0; i < 2; i++)
+				if (!fin[i] && child_done(two[i], &st2[i]))
+					fin[i] = true, done++;
+		t_answer = now_ms();
+		r->recover_ms = done == 2 ? t_answer - t_fault : -1;
+		for (i = 0; i < 2; i++) {
+			if (!fin[i]) {
+				kill(two[i], SIGKILL);
+				add_note(r, "a second start (pid %d) still runs", (int)two[i]);
+			} else if (!WIFEXITED(st2[i]) || WEXITSTATUS(st2[i]) != 1) {
+				add_note(r, "a second start exited with status 0x%x, not 1", st2[i]);
+			}
+		}
+		read_file(c->log, log, sizeof(log));
+		snprintf(r->during, sizeof(r->during), "%s", strstr(log, "already runs (pid") ?
+			 "both refused: \"already runs (pid N)\"" : "refused without naming the running one");
+		for (end = now_ms() + RECOVER_MAX_MS; now_ms() < end; sleep_ms(10))
+			if (status_get(&v, 1000) && settled(&v, 0, true, &why))
+				break;
+		if (v.ok && v.pid != c->sup)
+			add_note(r, "status answered from pid %lld, not the running supervisor %d", v.pid, (int)c->sup);
+		goto recovery_reload;
+	}
+	if (k->target == T_FULLDISK) {
+		/* the state cannot be written at a reload (a full tmpfs), then
+		 * the supervisor is killed and the same command started again
+		 * with the disk still full: it must adopt the serving
+		 * generation from the stale state */
+		char filler[128], run_dir[96], log[OUT_MAX], *a;
+		static char block[4096];
+		int fd;
+
+		snprintf(run_dir, sizeof(run_dir), "%s/run", c->dir);
+		snprintf(filler, sizeof(filler), "%s/filler", run_dir);
+		fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		while (fd >= 0 && write(fd, block, sizeof(block)) > 0)
+			;
+		if (fd >= 0)
+			close(fd);
+		if (run((char *[]){ baton, "reload", NAME, "--timeout", "10s", NULL }, &reload, 11000) != 0)
+			add_note(r, "the reload on a full disk failed");
+		job_end(&reload);
+		reload = (struct job){ .pid = 0, .fd = -1 };
+		status_get(&v, 1000);
+		snprintf(r->during, sizeof(r->during), "before the kill: %s", v.health[0] ? v.health : "?");
+		victim = c->sup;
+		r->held = 0;
+		t_fault = now_ms();
+		kill(c->sup, SIGKILL);
+		for (i = 0; i < 200 && !child_done(c->sup, NULL); i++)
+			sleep_ms(1);
+		c->sup = sup_start(c);
+		for (end = t_fault + RECOVER_MAX_MS; now_ms() < end; sleep_ms(10)) {
+			if (!status_get(&v, 1000))
+				continue;
+			if (t_answer < 0)
+				t_answer = now_ms();
+			if (settled(&v, 0, true, &why))
+				break;
+		}
+		r->recover_ms = t_answer >= 0 ? t_answer - t_fault : -1;
+		read_file(c->log, log, sizeof(log));
+		a = strstr(log, "adopted gen");
+		if (a) {
+			char *nl = strchr(a, '\n');
+
+			add_note(r, "%.*s", (int)((nl ? nl : a + strlen(a)) - a), a);
+		} else {
+			add_note(r, "the new supervisor did not adopt the serving generation");
+			r->recover_ms = -1;
+		}
+		unlink(filler);	/* room again: the state is written at the next retry */
+		for (end = now_ms() + BACKOFF_WAIT_MS; now_ms() < end; sleep_ms(50))
+			if (status_get(&v, 1000) && !v.health[0])
+				break;
 		goto recovery_reload;
 	}
 	if (k->phase == P_SWITCHED || k->phase == P_DRAINING) {
@@ -1283,7 +1386,12 @@ static int make_cases(struct kase *ks)
 	ks[n] = (struct kase){ .target = T_SUP, .sig = SIGSTOP, .phase = P_READY_WAIT, .variant = V_STALL };
 	snprintf(ks[n].name, sizeof(ks[n].name), "supervisor-stop-past-ready");
 	n++;
-	return n;
+	ks[n] = (struct kase){ .target = T_SECOND, .sig = 0, .phase = P_IDLE };
+	snprintf(ks[n].name, sizeof(ks[n].name), "second-start");
+	n++;
+	ks[n] = (struct kase){ .target = T_FULLDISK, .sig = SIGKILL, .phase = P_IDLE };
+	snprintf(ks[n].name, sizeof(ks[n].name), "full-disk-kill");
+	return n + 1;
 }
 
 static bool wanted(const char *name)
@@ -1388,8 +1496,11 @@ static void usage(FILE *out)
 		"the supervisor as a stepped canary's --check-cmd starts failing (goal: rolled\n"
 		"back, never promoted), supervisor-stop-past-ready freezes it 2.5 s,\n"
 		"past --ready-timeout, while READY=1 waits (goal: that reload succeeds).\n"
-		"Each case has its own network\n"
-		"namespace and BATON_RUNTIME_DIR. Prints one table:\n\n"
+		"second-start runs two more `baton run` of the same name at once (refused,\n"
+		"harming nothing) and full-disk-kill reloads while the runtime directory's\n"
+		"tmpfs is full, then kills the supervisor and runs the same command again (it\n"
+		"adopts the serving generation). Each case has its own network namespace and\n"
+		"BATON_RUNTIME_DIR. Prints one table:\n\n"
 		"  answered   requests answered while the case ran (loadgen's; in the switched\n"
 		"             and draining cases also one slow request of the bench's own, held\n"
 		"             open on the old generation so that it has something to drain)\n"
@@ -1607,7 +1718,7 @@ int main(int argc, char **argv)
 			       "\"recovered\": %s, \"recover_ms\": %lld, \"goal_met\": %s, \"left_behind\": %d, "
 			       "\"during\": ",
 			       target_name[ks[i].target], ks[i].sig == SIGKILL ? "KILL" : ks[i].sig ? "STOP" : "",
-			       ks[i].target == T_UPGRADE ? "" : phase_name[ks[i].phase], x->ran ? "true" : "false",
+			       ks[i].target >= T_UPGRADE ? "" : phase_name[ks[i].phase], x->ran ? "true" : "false",
 			       x->answered, x->failed, x->refused, x->reset, x->timeout, x->truncated, x->other, x->held,
 			       x->recovered ? "true" : "false", x->recover_ms, x->goal ? "true" : "false", x->leftover);
 			json_str(x->during);
@@ -1638,7 +1749,7 @@ int main(int argc, char **argv)
 		printf("%-26s %8lld  %-26s %4d  %-9s %10s  %-4s  %s%s%s%s\n", ks[i].name, x->answered,
 		       x->ran ? failed : "-", x->held < 0 ? 0 : x->held, x->recovered ? "yes" : "no", rec,
 		       x->goal ? "met" : "MISS", x->note, x->during[0] && x->note[0] ? "; " : "",
-		       !x->during[0] ? "" : ks[i].target == T_UPGRADE ? "it said: " : "the reload under way: ",
+		       !x->during[0] ? "" : ks[i].target >= T_UPGRADE ? "it said: " : "the reload under way: ",
 		       x->during);
 	}
 	printf("goal met in %d of %d cases. old = the generation serving before the reload (the only one when\n"

@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 B=build/baton
 D=$(mktemp -d)
 chmod 755 "$D"
-export BATON_RUNTIME_DIR=$D
+export BATON_RUNTIME_DIR=$D/run	# baton's alone (0700), beside the 0755 docroot
 trap 'rm -rf "$D"' EXIT
 echo ok > "$D/index.html"
 

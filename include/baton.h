@@ -254,6 +254,9 @@ int baton_group_unpin(struct baton_group *g);
  * -ENOENT if there is no such directory; -ENOTEMPTY if it holds anything
  * else (baton's pins are gone, the rest and the directory stay). */
 int baton_group_unpin_dir(const char *pin_path);
+/* Pins again, from the group's own descriptors, whatever of its pins was
+ * removed while it ran. Returns how many were missing, or -errno. */
+int baton_group_repin(struct baton_group *g);
 
 /* Forgets SLOT and closes baton's copy. If that was the last reference, the
  * socket closes and (eBPF mode) its queue migrates to the slots with weight. */

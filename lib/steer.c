@@ -1145,6 +1145,47 @@ int baton_group_unpin_dir(const char *pin_path)
 	return 0;
 }
 
+/* Pins removed under a running group (rm -r of bpffs, a cleanup script)
+ * leave it steering, but a later process cannot find its state: each
+ * missing pin is made again from the group's own descriptors. */
+int baton_group_repin(struct baton_group *g)
+{
+	const char *names[] = { "socks", "cfg", "ctl", "stats", "origin", "flowcfg", "flows", "slotep", "markers",
+				"flowstats", "steer" };
+	char path[PATH_MAX];
+	struct stat st;
+	int n = 0;
+
+	if (!g)
+		return -EINVAL;
+	if (!g->pin_path[0] || g->mode != BATON_MODE_EBPF || !g->skel)
+		return 0;
+	{
+		struct bpf_map *maps[] = { g->skel->maps.socks, g->skel->maps.cfg, g->skel->maps.ctl,
+					   g->skel->maps.stats, g->skel->maps.origin, g->skel->maps.flowcfg,
+					   g->skel->maps.flows, g->skel->maps.slotep, g->skel->maps.markers,
+					   g->skel->maps.flowstats };
+		int r = mkdir_p(g->pin_path);
+
+		if (r)
+			return r;
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			int fd = i < sizeof(maps) / sizeof(maps[0]) ? bpf_map__fd(maps[i])
+								    : bpf_program__fd(g->skel->progs.steer);
+
+			snprintf(path, sizeof(path), "%s/%s", g->pin_path, names[i]);
+			if (fd < 0 || !stat(path, &st))
+				continue;
+			if (bpf_obj_pin(fd, path))
+				return -errno;
+			n++;
+		}
+	}
+	if (n)
+		LOG(g, WARN, "%d pin%s under %s had been removed: pinned again", n, n == 1 ? "" : "s", g->pin_path);
+	return n;
+}
+
 int baton_group_unpin(struct baton_group *g)
 {
 	int r;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "ctlparse.h"
 
 void client_send(struct client *c, const char *fmt, ...)
 {
@@ -111,25 +112,24 @@ void handle_request(struct sup *s, int ci)
 	struct client *c = &s->cl[ci];
 	char *line = c->big ? c->big : c->buf, *cmd, *arg, *extra, *save = NULL;
 	char *items = c->big ? c->big + strcspn(c->big, "\n") + 1 : NULL;	/* reload-with's */
+	struct ctl_req req;
 	int r;
 
-	line[strcspn(line, "\r\n")] = '\0';
-	cmd = strtok_r(line, " ", &save);
-	if (!cmd || strcmp(cmd, SUP_PROTO)) {
-		client_send(c, "error unsupported protocol \"%s\" (this supervisor speaks %s)", cmd ? cmd : "",
-			    SUP_PROTO);
+	if (ctl_split(line, &req)) {
+		client_send(c, "error unsupported protocol \"%s\" (this supervisor speaks %s)",
+			    req.proto ? req.proto : "", SUP_PROTO);
 		goto close;
 	}
-	cmd = strtok_r(NULL, " ", &save);
+	cmd = req.cmd;
 	if (cmd && (!strcmp(cmd, "reload") || !strcmp(cmd, "promote") || !strcmp(cmd, "rollback"))) {
 		/* canary.c reads the options (key=value tokens) */
-		r = stage_request(s, ci, cmd, save ? save : (char *)"");
+		r = stage_request(s, ci, cmd, req.rest);
 		if (r)
 			goto close;
 		return;	/* the client waits for the outcome */
 	}
 	if (cmd && !strcmp(cmd, "reload-with") && c->big) {
-		strtok_r(NULL, " ", &save);	/* N: counted as the request came in */
+		strtok_r(req.rest, " ", &save);	/* N: counted as the request came in */
 		r = stage_want(s, c, save ? save : (char *)"");
 		if (!r)
 			r = cmd_reload_request(s, ci, items, c->items);
@@ -138,8 +138,7 @@ void handle_request(struct sup *s, int ci)
 			goto close;
 		return;
 	}
-	arg = strtok_r(NULL, " ", &save);
-	extra = strtok_r(NULL, " ", &save);
+	ctl_args(req.rest, &arg, &extra);
 	if (!cmd) {
 		client_send(c, "error no command (known: reload, reload-with, promote, rollback, status, stop, upgrade)");
 		goto close;
@@ -250,13 +249,9 @@ static void items_check(struct sup *s, int ci)
 static void start_items(struct sup *s, int ci)
 {
 	struct client *c = &s->cl[ci];
-	char *end;
-	long n = strtol(c->buf + sizeof(SUP_PROTO " reload-with ") - 1, &end, 10);
+	long n;
 
-	/* a staged reload's options may follow N (canary.c) */
-	if (end == c->buf + sizeof(SUP_PROTO " reload-with ") - 1 || (*end != '\n' && *end != '\r' && *end != ' ') ||
-	    n < 0 ||
-	    n > SUP_ITEMS_MAX) {
+	if (ctl_items_count(c->buf, &n)) {
 		client_send(c, "error reload-with wants a count of 0 to %d item lines, then the lines", SUP_ITEMS_MAX);
 		client_close(s, c);
 		return;
@@ -336,24 +331,114 @@ void read_client(struct sup *s, int ci)
 	}
 }
 
-/* The control socket: mode 0600 in a 0700 directory. A live supervisor of
- * the same name answers a connect, and then this one refuses to start. */
+/* A directory we cannot write (read-only mount, full inode table) must
+ * not keep a restarted supervisor from taking its generations back: it
+ * runs without the socket, degraded, and binds it once it can. */
+static bool soft(int r)
+{
+	return r == -EROFS || r == -EACCES || r == -ENOSPC || r == -EDQUOT;
+}
+
+static void sockets_degraded(struct sup *s, int r)
+{
+	char dir[4096] = "";
+
+	sup_runtime_dir(dir, sizeof(dir));
+	if (!s->ctl_err[0])
+		say_err(s, "cannot bind %s in %s: %s; running without it until it can (retried): baton "
+			   "status/reload/stop cannot reach this supervisor meanwhile", s->ctlfd < 0 ? "the control "
+			   "socket" : "the notify socket", dir, strerror(-r));
+	snprintf(s->ctl_err, sizeof(s->ctl_err), "no %s socket: %s in %s", s->ctlfd < 0 ? "control" : "notify",
+		 strerror(-r), dir);
+	s->ctl_retry_ms = s->ctl_retry_ms ? s->ctl_retry_ms * 2 : BACKOFF_MIN_MS;
+	if (s->ctl_retry_ms > BACKOFF_MAX_MS)
+		s->ctl_retry_ms = BACKOFF_MAX_MS;
+	s->ctl_retry_at = baton_mono_ms() + s->ctl_retry_ms;
+}
+
+/* The control and notify sockets, each bound if it is not yet. */
+static int bind_sockets(struct sup *s)
+{
+	char name[BATON_NAME_MAX + 16];
+	int fd, r, one = 1;
+
+	if (s->ctlfd < 0) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0)
+			return -errno;
+		snprintf(name, sizeof(name), "%s.sock", s->name);
+		r = rundir_bind(s, fd, name);	/* a stale one of ours goes: nobody answered */
+		if (!r && listen(fd, 16))
+			r = -errno;
+		if (r) {
+			close(fd);
+			if (soft(r)) {
+				sockets_degraded(s, r);
+				return 0;
+			}
+			say_err(s, "cannot listen on %s: %s", s->ctl_path, strerror(-r));
+			return r;
+		}
+		s->ctlfd = fd;
+	}
+	if (s->notifyfd < 0) {
+		fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0)
+			return -errno;
+		snprintf(name, sizeof(name), "%s.notify", s->name);
+		r = setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) ? -errno : rundir_bind(s, fd, name);
+		if (r) {
+			close(fd);
+			if (soft(r)) {
+				sockets_degraded(s, r);
+				return 0;
+			}
+			say_err(s, "cannot open the notify socket %s: %s", s->notify_path, strerror(-r));
+			return r;
+		}
+		s->notifyfd = fd;
+	}
+	if (s->ctl_err[0])
+		say(s, "bound the control and notify sockets in the runtime directory: no longer degraded (%s)",
+		    s->ctl_err);
+	s->ctl_err[0] = '\0';
+	s->ctl_retry_ms = 0;
+	return 0;
+}
+
+void control_retry(struct sup *s, long long now)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	bool ctl = s->ctlfd < 0, notify = s->notifyfd < 0;
+
+	if (!s->ctl_err[0] || now < s->ctl_retry_at || s->stopping)
+		return;
+	rundir_reopen(s);
+	if (bind_sockets(s))
+		return;
+	if (ctl && s->ctlfd >= 0) {
+		ev.data.u32 = EV_CONTROL;
+		epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->ctlfd, &ev);
+	}
+	if (notify && s->notifyfd >= 0) {
+		ev.data.u32 = EV_NOTIFY;
+		epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->notifyfd, &ev);
+	}
+}
+
+/* The control socket: mode 0600 in a 0700 directory of ours (rundir.c).
+ * The name's lock is taken first: a second `baton run` of a name that
+ * runs stops there, having created and removed nothing. */
 int open_control(struct sup *s)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	char dir[4096];
-	mode_t old;
+	bool inherited = s->lockfd >= 0 || s->ctlfd >= 0 || s->notifyfd >= 0;	/* across `baton upgrade` */
 	int fd, r;
 
-	if ((r = sup_runtime_dir(dir, sizeof(dir)))) {
-		say_err(s, "no runtime directory: set BATON_RUNTIME_DIR or XDG_RUNTIME_DIR");
+	if ((r = rundir_open(s)) || (r = rundir_lock(s)))
 		return r;
-	}
-	if (mkdir(dir, 0700) && errno != EEXIST) {
-		r = -errno;
-		say_err(s, "cannot create %s: %s", dir, strerror(errno));
-		return r;
-	}
+	sup_runtime_dir(dir, sizeof(dir));
 	if ((r = sup_socket_path(s->name, "sock", s->ctl_path, sizeof(s->ctl_path))) ||
 	    (r = sup_socket_path(s->name, "notify", s->notify_path, sizeof(s->notify_path)))) {
 		say_err(s, "runtime directory path is too long for a socket: %s", dir);
@@ -361,10 +446,13 @@ int open_control(struct sup *s)
 	}
 	if (s->ctlfd >= 0 && s->notifyfd >= 0)
 		return 0;	/* inherited across `baton upgrade`: never closed, no client turned away */
+	if (inherited)
+		return bind_sockets(s);	/* an upgrade of one that ran without a socket: no one else's */
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", s->ctl_path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	/* a supervisor of an older baton holds no lock, but answers */
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
 		say_err(s, "a supervisor named \"%s\" already runs (control socket %s); pick another --name", s->name,
 		    s->ctl_path);
@@ -372,25 +460,5 @@ int open_control(struct sup *s)
 		return -EADDRINUSE;
 	}
 	close(fd);
-	unlink(s->ctl_path);	/* stale: nobody answered */
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	old = umask(0177);
-	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || listen(fd, 16) ? -errno : 0;
-	umask(old);
-	if (r) {
-		say_err(s, "cannot listen on %s: %s", s->ctl_path, strerror(-r));
-		close(fd);
-		return r;
-	}
-	s->ctlfd = fd;
-	s->notifyfd = baton_notify_open(s->notify_path);
-	if (s->notifyfd < 0) {
-		r = s->notifyfd;
-		say_err(s, "cannot open the notify socket %s: %s", s->notify_path, strerror(-r));
-		return r;
-	}
-	return 0;
+	return bind_sockets(s);
 }
-

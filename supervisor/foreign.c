@@ -11,7 +11,7 @@
 
 #include "internal.h"
 
-static bool on_spec(const struct baton_spec *sp, const struct baton_sock *k)
+bool sock_on_spec(const struct baton_spec *sp, const struct baton_sock *k)
 {
 	if (k->proto != sp->proto || k->lport != sp->port || k->family != sp->family)
 		return false;
@@ -68,7 +68,7 @@ int foreign_check(struct sup *s)
 			const struct baton_sock *k = &socks[i];
 			bool reuseport = (k->opt_known & (1u << BATON_OPT_REUSEPORT)) && k->opt[BATON_OPT_REUSEPORT];
 
-			if (!on_spec(&s->spec[l], k) || sdn_ours(s, k->inode))
+			if (!sock_on_spec(&s->spec[l], k) || sdn_ours(s, k->inode))
 				continue;	/* passed to baton (socket activation, takeover): not foreign */
 			found++;
 			baton_spec_format(&s->spec[l], spec, sizeof(spec));

@@ -615,6 +615,7 @@ int start_reload(struct sup *s, int client, const char *origin)
 	if (client >= 0)
 		s->cl[client].role = CL_RELOAD;
 	say(s, "reload requested (%s)", origin);
+	state_repin(s);	/* pins removed meanwhile: a restart after a crash needs them */
 	s->health_reload = !strcmp(origin, "health watch");
 	gi = start_gen(s, -1, 0);
 	if (gi < 0) {

@@ -163,6 +163,18 @@ struct sup {
 	struct mhttp *mhttp;        /* mhttp.c: --metrics-listen, NULL without it */
 	char steer_why[160];        /* why eBPF steering could not load (the library's reason), said once */
 	char pin_warn[512];         /* why the groups are not pinned: said in eBPF mode only (pins need it anyway) */
+	/* rundir.c: the runtime directory and the name's locks */
+	int rundir;                 /* O_PATH-like fd of the checked runtime directory, -1 */
+	int lockfd;                 /* NAME.lock, flocked for the supervisor's life, -1 */
+	int pinlockfd;              /* the pin directory, flocked, -1 */
+	bool pins_ours;             /* the pins under pin_root may be cleared by this supervisor */
+	/* state.c: a state file that cannot be written degrades the service
+	 * until a retry succeeds */
+	char state_err[256];        /* "": written; else why not */
+	long long state_retry_at, state_retry_ms;
+	char members_err[256];      /* "": every member held; else which a restart could not take back */
+	char ctl_err[256];          /* "": control and notify sockets bound; else why not (control.c) */
+	long long ctl_retry_at, ctl_retry_ms;
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_BINDHOOK = 1500, EV_PIDFD = 2000 /* + generation index */,
@@ -196,6 +208,7 @@ void handle_request(struct sup *s, int ci);
 void accept_client(struct sup *s);
 void read_client(struct sup *s, int ci);
 int open_control(struct sup *s);
+void control_retry(struct sup *s, long long now);	/* sockets a read-only directory refused, again */
 void say_at(struct sup *s, enum blog_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* steps and transitions; say_warn: rollbacks, degraded, a generation
  * killed; say_err: something failed that the user must fix */
@@ -222,9 +235,14 @@ void undark(struct sup *s);
 void pid_ended(struct sup *s, int gi);
 /* NULL: healthy again; else why the service is degraded (for status). */
 void sup_set_degraded(struct sup *s, const char *why);
+/* Every reason the service is degraded ("" none): the health watch's, a
+ * state file that cannot be written, members a restart could not take back. */
+const char *sup_degraded_text(const struct sup *s);
 
 /* state.c: what outlives this process */
 void state_save(struct sup *s);
+void state_retry(struct sup *s, long long now);	/* a failed write again, after its back-off */
+void state_repin(struct sup *s);	/* pins removed while running, made again (at each reload) */
 /* Reads the state a dead supervisor (or this one, before an exec) left and
  * adopts its generations. 1: resumed, 0: no state to resume, -errno: a
  * state that cannot be resumed (said why). */
@@ -232,6 +250,10 @@ int state_resume(struct sup *s);
 void state_remove(struct sup *s);
 int state_pin_root(struct sup *s);
 int sup_make_groups(struct sup *s);
+/* Generations of this supervisor serving on its listeners that no state
+ * names (it could not be written): adopted, in groups it makes on the
+ * pins they are in. 1: some, 0: none (no groups made), -errno. */
+int state_adopt_orphans(struct sup *s);
 
 /* upgrade.c: `baton upgrade` re-executes this binary in place */
 int upgrade_start(struct sup *s, int client);
@@ -320,8 +342,21 @@ void takeover_signal(struct sup *s, struct gen *g);
 int takeover_add_member(struct sup *s, int gi, int l, int slot, ino_t ino);
 void sdn_mark_ours(struct sup *s, ino_t ino);   /* a taken socket: not foreign */
 
+/* rundir.c: the runtime directory (ours alone, used through its fd) and
+ * one supervisor per name */
+int rundir_open(struct sup *s);
+void rundir_reopen(struct sup *s);
+int rundir_lock(struct sup *s);
+int rundir_lock_pins(struct sup *s);
+pid_t rundir_lock_holder(int fd);
+int rundir_open_file(struct sup *s, const char *name, const char *what);
+int rundir_bind(struct sup *s, int fd, const char *name);
+void rundir_unlink(struct sup *s, const char *name);
+
 /* foreign.c: sockets on a listener's address that baton did not create */
 int foreign_check(struct sup *s);
+struct baton_sock;
+bool sock_on_spec(const struct baton_spec *sp, const struct baton_sock *k);	/* K listens on SP's address */
 
 /* flows.c: UDP flows through reloads (see the file) */
 struct baton_group_opts;

@@ -366,13 +366,18 @@ void write_metrics(struct sup *s, FILE *f)
 				    "unhealthy one).");
 	fputs("baton_degraded{name=", f);
 	label(f, s->name);
-	fprintf(f, "} %d\n", s->degraded[0] ? 1 : 0);
+	fprintf(f, "} %d\n", sup_degraded_text(s)[0] ? 1 : 0);
 	head(f, "serving_generation", "gauge", "The id of the generation that takes new connections (0: a "
 						"--takeover server).");
 	if (s->active >= 0) {
 		sample(f, s, "serving_generation");
 		fprintf(f, "%d\n", s->gen[s->active].id);
 	}
+	head(f, "state_write_failing", "gauge", "1 while the state file cannot be written (a supervisor started "
+						"after a crash may not resume); retried with back-off.");
+	fputs("baton_state_write_failing{name=", f);
+	label(f, s->name);
+	fprintf(f, "} %d\n", s->state_err[0] ? 1 : 0);
 	head(f, "reloads_total", "counter", "Reloads by result: done (the new generation serves) or failed (rolled "
 					   "back).");
 	for (k = 0; k < 2; k++) {

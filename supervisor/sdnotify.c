@@ -106,7 +106,7 @@ static void status_line(struct sup *s, char *buf, size_t len)
 	else
 		snprintf(buf, len, "gen %d serves %s%s (%s); %d reload%s, %d failed%s%.100s", s->gen[s->active].id,
 			 spec, more, mode, s->reloads_done, s->reloads_done == 1 ? "" : "s", s->reloads_failed,
-			 s->degraded[0] ? "; degraded: " : "", s->degraded);
+			 sup_degraded_text(s)[0] ? "; degraded: " : "", sup_degraded_text(s));
 }
 
 void sdn_status(struct sup *s)

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +24,8 @@
 #include <linux/magic.h>
 
 #include "internal.h"
+#include "stateparse.h"
 
-#define STATE_MAGIC "baton-state 1"
 
 /* ---- writing ------------------------------------------------------------- */
 
@@ -101,22 +102,78 @@ static void write_state(struct sup *s, FILE *f)
 	fprintf(f, "end\n");
 }
 
-void state_save(struct sup *s)
+static const char *state_file(const struct sup *s)
+{
+	const char *p = strrchr(s->state_path, '/');
+
+	return p ? p + 1 : s->state_path;
+}
+
+/* The temporary file beside the state, created afresh: never through a
+ * symlink, never a file that was there (a leftover of ours is removed:
+ * the directory is ours alone, see rundir.c). */
+static int open_tmp(struct sup *s, char *tmp, size_t len)
+{
+	int fd, tries;
+
+	if ((size_t)snprintf(tmp, len, "%s.tmp", state_file(s)) >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (tries = 0; tries < 2; tries++) {
+		fd = openat(s->rundir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+		if (unlinkat(s->rundir, tmp, 0))
+			return -1;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+/* Records how the last write went: a failure degrades the service (status,
+ * metrics, the log once per reason, STATUS= under systemd) and is retried
+ * with back-off until a write succeeds. */
+static void state_failed(struct sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void state_failed(struct sup *s, const char *fmt, ...)
+{
+	char why[sizeof(s->state_err)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (strcmp(why, s->state_err))
+		say_err(s, "degraded: %s; a supervisor started after a crash could not resume from it: retrying",
+			why);
+	snprintf(s->state_err, sizeof(s->state_err), "%s", why);
+	s->state_retry_ms = s->state_retry_ms ? s->state_retry_ms * 2 : BACKOFF_MIN_MS;
+	if (s->state_retry_ms > BACKOFF_MAX_MS)
+		s->state_retry_ms = BACKOFF_MAX_MS;
+	s->state_retry_at = baton_mono_ms() + s->state_retry_ms;
+}
+
+static void state_written(struct sup *s)
+{
+	if (s->state_err[0])
+		say(s, "the state file %s is written again (was: %s): no longer degraded by it", s->state_path,
+		    s->state_err);
+	s->state_err[0] = '\0';
+	s->state_retry_ms = 0;
+}
+
+static void state_write(struct sup *s)
 {
 	char tmp[4200];
 	FILE *f;
-	int fd;
+	int fd, e;
 
-	sdn_status(s);	/* every transition is saved: the service manager hears of it too */
-	if (!s->state_path[0])
-		return;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", s->state_path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open_tmp(s, tmp, sizeof(tmp));
 	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		e = errno;
 		if (fd >= 0)
 			close(fd);
-		say_err(s, "cannot write the state file %s: %s (a supervisor started after a crash could not resume)",
-		    tmp, strerror(errno));
+		state_failed(s, "cannot write the state file %s.tmp: %s", s->state_path, strerror(e));
 		return;
 	}
 	write_state(s, f);
@@ -124,27 +181,94 @@ void state_save(struct sup *s)
 	 * No fsync: the state matters only while processes it names run, and
 	 * they do not outlive a crash of the machine. */
 	if (fflush(f) || ferror(f)) {
-		say_err(s, "cannot write the state file %s: %s", tmp, strerror(errno));
+		e = errno ? errno : EIO;
 		fclose(f);
-		unlink(tmp);
+		unlinkat(s->rundir, tmp, 0);
+		state_failed(s, "cannot write the state file %s.tmp: %s", s->state_path, strerror(e));
 		return;
 	}
-	fclose(f);
-	if (rename(tmp, s->state_path)) {
-		say_err(s, "cannot rename %s into place: %s", tmp, strerror(errno));
-		unlink(tmp);
+	if (fclose(f)) {
+		e = errno;
+		unlinkat(s->rundir, tmp, 0);
+		state_failed(s, "cannot write the state file %s.tmp: %s", s->state_path, strerror(e));
+		return;
+	}
+	if (renameat(s->rundir, tmp, s->rundir, state_file(s))) {
+		e = errno;
+		unlinkat(s->rundir, tmp, 0);
+		state_failed(s, "cannot rename %s.tmp into place: %s", s->state_path, strerror(e));
+		return;
+	}
+	state_written(s);
+}
+
+static void members_check(struct sup *s);
+
+void state_save(struct sup *s)
+{
+	members_check(s);
+	if (s->state_path[0] && s->rundir >= 0)
+		state_write(s);
+	sdn_status(s);	/* every transition is saved: the service manager hears of it too (and of a failure) */
+}
+
+void state_repin(struct sup *s)
+{
+	int l, n = 0, r;
+
+	if (!s->pin_root[0] || !s->pins_ours)
+		return;
+	for (l = 0; l < s->nl; l++) {
+		if (!s->grp[l])
+			continue;
+		r = baton_group_repin(s->grp[l]);
+		if (r < 0) {
+			say_warn(s, "cannot pin listener %d's steering state again under %s: %s; a supervisor started "
+				    "after a crash could not resume it", l, s->pin_root, strerror(-r));
+			return;
+		}
+		n += r > 0;
+	}
+	if (n)
+		say_warn(s, "the pins of %d listener%s under %s had been removed: pinned again", n, n == 1 ? "" : "s",
+			 s->pin_root);
+}
+
+/* Members a restart could not take back leave the active generation
+ * serving on sockets baton does not hold: no steering, no watch, no
+ * migration for them. Degraded until a generation holds every member. */
+static void members_check(struct sup *s)
+{
+	const struct gen *a = s->active >= 0 ? &s->gen[s->active] : NULL;
+	int l, missing = 0;
+
+	if (!s->members_err[0])
+		return;
+	for (l = 0; a && a->id != 0 && l < s->nl; l++)
+		missing += a->slot[l] < 0 && s->shared[l] < 0;
+	if (a && !missing) {
+		say(s, "gen %d holds every member again: no longer degraded (%s)", a->id, s->members_err);
+		s->members_err[0] = '\0';
 	}
 }
 
-/* A clean stop leaves nothing: no state, no pins. */
+void state_retry(struct sup *s, long long now)
+{
+	if (s->state_err[0] && now >= s->state_retry_at && !s->stopping) {
+		rundir_reopen(s);	/* a read-only mount replaced since */
+		state_save(s);
+	}
+}
+
+/* A clean stop leaves nothing: no state, no pins (if they are ours). */
 void state_remove(struct sup *s)
 {
 	char path[4200];
 	int l;
 
 	if (s->state_path[0])
-		unlink(s->state_path);
-	if (!s->pin_root[0])
+		rundir_unlink(s, state_file(s));
+	if (!s->pin_root[0] || !s->pins_ours)
 		return;
 	for (l = 0; l < s->nl; l++)
 		if (s->grp[l])
@@ -190,214 +314,38 @@ int state_pin_root(struct sup *s)
 
 /* ---- reading ---------------------------------------------------------------- */
 
-struct st_gen {
-	int id;
-	pid_t pid;
-	unsigned long long ticks;
-	char state[16];
-	long long wall_ms;
-	int stopped;
-	int pidfd;
-	bool alive;
-};
-
-struct st_member {
-	int id, l, slot;
-	unsigned long long ino;
-};
-
-struct st_count {
-	int id, l;
-	struct gen_count c;
-};
-
-struct state {
-	char **base, **cmd, **env, **next_cmd, **next_env;
-	struct st_count *cnt;
-	size_t ncnt;
-	char name[BATON_NAME_MAX + 1];
-	char mode[16];
-	char pins[4096];
-	int next_id, done, failed, restarts, active, reload;
-	int nl;
-	struct baton_spec *spec;
-	struct st_gen gen[MAX_GENS];
-	int ngen;
-	struct st_member *mem;
-	size_t nmem, capmem;
-	unsigned long long *shared;     /* per listener: inode of its shared socket, 0 none */
-	bool ended;
-};
-
-static void state_free(struct state *st)
+/* The state file, parsed by stateparse.c; the stage's lines go to canary.c,
+ * the reload outcomes and totals to metrics.c. */
+static bool stage_line(void *ctx, const char *line)
 {
-	free(st->spec);
-	free(st->mem);
-	free(st->cnt);
-	strv_free(st->base);
-	strv_free(st->cmd);
-	strv_free(st->env);
-	strv_free(st->next_cmd);
-	strv_free(st->next_env);
-	free(st->shared);
-	for (int i = 0; i < st->ngen; i++)
-		if (st->gen[i].pidfd >= 0)
-			close(st->gen[i].pidfd);
+	return stage_load_line(ctx, line) || metrics_load_line(ctx, line);
 }
 
-/* Parses the state file at PATH. -ENOENT if there is none; -EBADMSG,
- * said with the line, if it is not one this supervisor wrote. */
-/* A line this version added: the command items and the counters. 1 if
- * LINE was one, 0 if not, -errno if it was one that is bad. */
-static int read_added(struct state *st, const char *line)
-{
-	static const struct { const char *key; size_t off; } items[] = {
-		{ "cmd-base ", offsetof(struct state, base) }, { "cmd ", offsetof(struct state, cmd) },
-		{ "env ", offsetof(struct state, env) }, { "next-cmd ", offsetof(struct state, next_cmd) },
-		{ "next-env ", offsetof(struct state, next_env) },
-	};
-	struct st_count c;
-	unsigned long long v[6];
-
-	for (size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++) {
-		const char *why;
-		char *text;
-
-		if (strncmp(line, items[i].key, strlen(items[i].key)))
-			continue;
-		text = sup_unescape(line + strlen(items[i].key), &why);
-		if (!text)
-			return -EBADMSG;
-		return strv_push((char ***)((char *)st + items[i].off), text) ? -ENOMEM : 1;
-	}
-	if (sscanf(line, "gencount %d %d %llu %llu %llu %llu %llu %llu", &c.id, &c.l, &v[0], &v[1], &v[2], &v[3],
-		   &v[4], &v[5]) == 8) {
-		struct st_count *nv = realloc(st->cnt, (st->ncnt + 1) * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		for (int k = 0; k < CNT_N; k++) {
-			c.c.base[k] = v[k];
-			c.c.acc[k] = v[3 + k];
-		}
-		st->cnt = nv;
-		st->cnt[st->ncnt++] = c;
-		return 1;
-	}
-	return 0;
-}
-
+/* -ENOENT if there is none; -EBADMSG, said with the line (escaped), if it
+ * is not one this supervisor wrote or not a file of ours. */
 static int state_read(struct sup *s, const char *path, struct state *st)
 {
-	char *line = NULL;
-	size_t linecap = 0;
-	int lineno = 0, r = 0;
-	FILE *f = fopen(path, "re");
+	struct state_bad bad;
+	int r, fd;
+	FILE *f;
 
 	memset(st, 0, sizeof(*st));
-	if (!f)
+	/* ours alone (a file another uid planted would name the processes
+	 * and the command this supervisor adopts and runs) */
+	fd = rundir_open_file(s, state_file(s), "state file");
+	if (fd < 0)
+		return fd == -ENOENT ? fd : -EBADMSG;
+	if (!(f = fdopen(fd, "r"))) {
+		close(fd);
 		return -errno;
-	st->spec = calloc(SUP_MAX_LISTENERS, sizeof(*st->spec));
-	st->shared = calloc(SUP_MAX_LISTENERS, sizeof(*st->shared));
-	if (!st->spec || !st->shared) {
-		fclose(f);
-		return -ENOMEM;
 	}
-	while (getline(&line, &linecap, f) > 0) {
-		char spec[900], err[256];
-		int l, a;
-		unsigned port;
-
-		lineno++;
-		line[strcspn(line, "\n")] = '\0';
-		if (lineno == 1) {
-			if (strcmp(line, STATE_MAGIC))
-				goto bad;
-			continue;
-		}
-		if (!strcmp(line, "end")) {
-			st->ended = true;
-			break;
-		}
-		if (sscanf(line, "name %63s", st->name) == 1 || sscanf(line, "pid %d", &a) == 1 ||
-		    sscanf(line, "mode %15s", st->mode) == 1 || sscanf(line, "pins %4095s", st->pins) == 1 ||
-		    sscanf(line, "next_id %d", &st->next_id) == 1 ||
-		    sscanf(line, "counts %d %d %d", &st->done, &st->failed, &st->restarts) == 3 ||
-		    sscanf(line, "active %d", &st->active) == 1 || sscanf(line, "reload %d", &st->reload) == 1)
-			continue;
-		if (sscanf(line, "listener %d %u %899s", &l, &port, spec) == 3) {
-			if (l != st->nl || l >= SUP_MAX_LISTENERS || port > 65535 ||
-			    baton_spec_parse(spec, &st->spec[l], err, sizeof(err)))
-				goto bad;
-			st->spec[l].port = (uint16_t)port;
-			st->nl++;
-			continue;
-		}
-		if (!strncmp(line, "shared ", 7)) {
-			unsigned long long ino;
-
-			if (sscanf(line, "shared %d %llu", &l, &ino) != 2 || l < 0 || l >= st->nl || !ino)
-				goto bad;
-			st->shared[l] = ino;
-			continue;
-		}
-		if (!strncmp(line, "gen ", 4)) {
-			struct st_gen *g = &st->gen[st->ngen];
-
-			if (st->ngen == MAX_GENS ||
-			    sscanf(line, "gen %d %d %llu %15s %lld %d", &g->id, &a, &g->ticks, g->state, &g->wall_ms,
-				   &g->stopped) != 6 || a <= 0)
-				goto bad;
-			g->pid = a;
-			g->pidfd = -1;
-			st->ngen++;
-			continue;
-		}
-		if (stage_load_line(s, line) || metrics_load_line(s, line))
-			continue;
-		if ((a = read_added(st, line))) {
-			if (a == -ENOMEM) {
-				r = a;
-				goto out;
-			}
-			if (a < 0)
-				goto bad;
-			continue;
-		}
-		if (!strncmp(line, "member ", 7)) {
-			struct st_member m;
-
-			if (sscanf(line, "member %d %d %d %llu", &m.id, &m.l, &m.slot, &m.ino) != 4 || m.l < 0 ||
-			    m.l >= st->nl)
-				goto bad;
-			if (st->nmem == st->capmem) {
-				size_t cap = st->capmem ? st->capmem * 2 : 64;
-				struct st_member *v = realloc(st->mem, cap * sizeof(*v));
-
-				if (!v) {
-					r = -ENOMEM;
-					goto out;
-				}
-				st->mem = v;
-				st->capmem = cap;
-			}
-			st->mem[st->nmem++] = m;
-			continue;
-		}
-		goto bad;
-	}
-	if (!st->ended) {
-		say_warn(s, "the state file %s is incomplete (no end line): not resuming from it", path);
-		r = -EBADMSG;
-	}
-	goto out;
-bad:
-	say_warn(s, "the state file %s is not one this supervisor can read (line %d: \"%.60s\"); not resuming from it",
-	    path, lineno, line);
-	r = -EBADMSG;
-out:
-	free(line);
+	r = state_parse(f, st, stage_line, s, &bad);
 	fclose(f);
+	if (r == -EBADMSG && bad.lineno)
+		say_warn(s, "the state file %s is not one this supervisor can read (line %d: \"%s\"); not resuming "
+			    "from it", path, bad.lineno, bad.quoted);
+	else if (r == -EBADMSG)
+		say_warn(s, "the state file %s is incomplete (no end line): not resuming from it", path);
 	return r;
 }
 
@@ -640,6 +588,10 @@ static int make_groups(struct sup *s, bool resume)
 	} else if (mode && !strcmp(mode, "ebpf")) {
 		o.mode = BATON_MODE_EBPF;
 	}
+	/* another supervisor of this name (another runtime directory) may
+	 * serve through these pins: neither cleared nor taken then */
+	if (s->pin_root[0] && (r = rundir_lock_pins(s)))
+		return r;
 	if (!resume && s->pin_root[0]) {
 		/* a fresh start owns its name: stale pins of a dead run go,
 		 * past our own listeners too while their directories exist */
@@ -841,11 +793,211 @@ int state_resume(struct sup *s)
 	if (stored)
 		say(s, "took %d member socket%s back from the service manager's fd store (LISTEN_FDS)", stored,
 		    stored == 1 ? "" : "s");
-	if (lost[0])
+	if (lost[0]) {
 		say_warn(s, "could not take back: %s", lost);
+		snprintf(s->members_err, sizeof(s->members_err), "members not recoverable: %s; baton does not steer "
+			 "or watch them: reload to replace them", lost);
+	}
 	state_free(&st);
 	if (active < 0)
 		say_warn(s, "no generation of the dead supervisor was serving: starting a fresh one");
 	state_save(s);
+	return 1;
+}
+
+/* ---- generations without a state ------------------------------------------ */
+
+/* Is PID a process of a generation of this supervisor? Its uids are ours
+ * (all four: a process that made itself undumpable shows /proc/PID as
+ * root's), and the environment it was started with names this supervisor:
+ * BATON_NAME and NOTIFY_SOCKET, the latter a path in this runtime
+ * directory. Returns its BATON_GENERATION, or -1. */
+static int orphan_gen(const struct sup *s, pid_t pid)
+{
+	char path[64], buf[65536], want_name[BATON_NAME_MAX + 16], want_notify[160];
+	unsigned uid[4];
+	bool name = false, notify = false;
+	int fd, gen = -1;
+	ssize_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return -1;
+	uid[0] = uid[1] = uid[2] = uid[3] = (unsigned)-1;
+	while (fgets(buf, sizeof(buf), f))
+		if (sscanf(buf, "Uid: %u %u %u %u", &uid[0], &uid[1], &uid[2], &uid[3]) == 4)
+			break;
+	fclose(f);
+	for (int i = 0; i < 4; i++)
+		if (uid[i] != (unsigned)geteuid())
+			return -1;
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	snprintf(want_name, sizeof(want_name), "BATON_NAME=%s", s->name);
+	snprintf(want_notify, sizeof(want_notify), "NOTIFY_SOCKET=%s", s->notify_path);
+	for (char *p = buf; p < buf + n; p += strlen(p) + 1) {
+		name |= !strcmp(p, want_name);
+		notify |= !strcmp(p, want_notify);
+		if (!strncmp(p, "BATON_GENERATION=", 17))
+			gen = atoi(p + 17);
+	}
+	return name && notify && gen > 0 ? gen : -1;
+}
+
+/* The generation's own process: the topmost of PID and its parents that
+ * carries the same generation's environment (workers inherit it). */
+static pid_t orphan_top(const struct sup *s, pid_t pid, int id)
+{
+	for (int hops = 0; hops < 8; hops++) {
+		struct baton_proc_stat ps;
+
+		if (baton_proc_stat(pid, -1, &ps) || ps.ppid <= 1 || ps.ppid == getpid() ||
+		    orphan_gen(s, ps.ppid) != id)
+			break;
+		pid = ps.ppid;
+	}
+	return pid;
+}
+
+struct orphan {
+	int id;
+	pid_t pid;
+	unsigned long long ino[SUP_MAX_LISTENERS > 64 ? 64 : SUP_MAX_LISTENERS];
+};
+
+/* A supervisor killed while its state file could not be written (full
+ * disk, read-only directory) leaves a stale state or none; the same
+ * command started again finds the generations serving on its listeners.
+ * They are its own when orphan_gen says so: adopted, the newest serving,
+ * instead of refused as foreign. Makes the groups when it finds any.
+ * 1: found some, 0: none, -errno: the groups could not be made (said). */
+int state_adopt_orphans(struct sup *s)
+{
+	struct baton_collect_opts o = { .sz = sizeof(o), .log = lib_log, .log_ctx = s };
+	struct baton_sock *socks = NULL;
+	struct orphan orph[MAX_GENS];
+	char said[1024] = "", lost[1024] = "";
+	int norph = 0, newest = -1, l, stored = 0;
+	size_t n = 0, i;
+
+	if (s->nl > (int)(sizeof(orph[0].ino) / sizeof(orph[0].ino[0])) || baton_socks_collect(&o, &socks, &n))
+		return 0;
+	for (l = 0; l < s->nl; l++) {
+		if (!s->spec[l].port)
+			continue;
+		for (i = 0; i < n; i++) {
+			const struct baton_sock *k = &socks[i];
+			int id = -1, j;
+			pid_t top = 0;
+
+			if (!sock_on_spec(&s->spec[l], k) || sdn_ours(s, k->inode))
+				continue;
+			for (uint32_t w = 0; w < k->nowners && w < BATON_SOCK_MAX_OWNERS && id < 0; w++)
+				if ((id = orphan_gen(s, k->owners[w].pid)) > 0)
+					top = orphan_top(s, k->owners[w].pid, id);
+			if (id <= 0)
+				continue;
+			for (j = 0; j < norph && orph[j].id != id; j++)
+				;
+			if (j == norph) {
+				if (norph == MAX_GENS - 1)
+					continue;
+				memset(&orph[norph], 0, sizeof(orph[norph]));
+				orph[norph].id = id;
+				orph[norph++].pid = top;
+			}
+			if (!orph[j].ino[l])
+				orph[j].ino[l] = k->inode;
+		}
+	}
+	baton_socks_free(socks);
+	if (!norph)
+		return 0;
+	/* the pins of the dead supervisor still hold these members: kept,
+	 * as a resume keeps them, never cleared as a fresh start would */
+	if (make_groups(s, true))
+		return -1;
+	for (int j = 0; j < norph; j++) {
+		struct orphan *op = &orph[j];
+		struct st_gen sg = { .id = op->id, .pid = op->pid, .pidfd = -1 };
+		struct baton_proc_stat ps;
+		struct state st = { 0 };
+		struct st_member mem[64];
+		int gi;
+
+		if (baton_proc_stat(op->pid, -1, &ps))
+			continue;
+		sg.ticks = ps.start;
+		check_alive(&sg);
+		if (!sg.alive || (gi = alloc_gen(s)) < 0) {
+			if (sg.pidfd >= 0)
+				close(sg.pidfd);
+			continue;
+		}
+		gen_reset(s, &s->gen[gi]);
+		s->gen[gi].id = op->id;
+		s->gen[gi].pid = op->pid;
+		s->gen[gi].pidfd = sg.pidfd;
+		s->gen[gi].start_ticks = sg.ticks;
+		s->gen[gi].start_wall_ms = baton_wall_ms();
+		s->gen[gi].start_us = s->gen[gi].ready_us = baton_mono_us();
+		s->gen[gi].adopted = true;
+		s->gen[gi].state = GEN_DRAINING;
+		for (l = 0; l < s->nl; l++)
+			if (op->ino[l]) {
+				mem[st.nmem] = (struct st_member){ .id = op->id, .l = l, .slot = -1, .ino = op->ino[l] };
+				sdn_mark_ours(s, (ino_t)op->ino[l]);
+				st.nmem++;
+			}
+		st.mem = mem;
+		adopt_members(s, &st, &sg, gi, true, lost, sizeof(lost), &stored);
+		gen_watch_pid(s, gi);
+		if (op->id >= s->next_id)
+			s->next_id = op->id + 1;
+		if (newest < 0 || op->id > s->gen[newest].id)
+			newest = gi;
+	}
+	if (newest < 0) {
+		say_warn(s, "generations of this supervisor serve on its listeners, but none could be adopted");
+		return 1;
+	}
+	/* the newest serves; any older one was draining when the state was
+	 * last known (or a restart replaced it): told to stop again */
+	for (int gi = 0; gi < MAX_GENS; gi++) {
+		struct gen *g = &s->gen[gi];
+		size_t used = strlen(said);
+
+		if (g->state == GEN_FREE || g->pid <= 0)
+			continue;
+		if (gi == newest) {
+			g->state = GEN_ACTIVE;
+			s->active = gi;
+			for (l = 0; l < s->nl; l++)
+				if (g->slot[l] >= 0)
+					baton_group_activate(s->grp[l], g->slot[l]);
+		} else {
+			g->stop_ms = baton_mono_ms();
+			stop_gen(s, g);
+		}
+		snprintf(said + used, sizeof(said) - used, "%sgen %d (pid %d, %s)", used ? ", " : "", g->id, (int)g->pid,
+			 state_name[g->state]);
+	}
+	s->resumed = true;
+	say(s, "adopted %s: serving on this command's listeners with this supervisor's name and notify socket in "
+	       "their environment, though the state file %s did not name them (it could not be written, or is "
+	       "stale)", said, s->state_path);
+	if (lost[0]) {
+		say_warn(s, "could not take back: %s", lost);
+		snprintf(s->members_err, sizeof(s->members_err), "members not recoverable: %s; baton does not steer "
+			 "or watch them: reload to replace them", lost);
+	}
 	return 1;
 }

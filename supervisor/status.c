@@ -53,9 +53,9 @@ void write_status(struct sup *s, FILE *f, bool json)
 			s->reloads_done == 1 ? "" : "s", s->reloads_failed, s->restarts, s->restarts == 1 ? "" : "s");
 		if (s->resumed)
 			fprintf(f, "resumed: adopted the generations of a supervisor that died or was upgraded\n");
-		if (s->degraded[0]) {
+		if (sup_degraded_text(s)[0]) {
 			fprintf(f, "degraded: ");
-			text_line(f, s->degraded);
+			text_line(f, sup_degraded_text(s));
 		}
 		/* words of a command and messages of generations are their
 		 * writers' to choose: escaped (baton_text_escape), so no control
@@ -86,8 +86,10 @@ void write_status(struct sup *s, FILE *f, bool json)
 		baton_json_str(f, s->name);
 		fprintf(f, ",\"pid\":%d,\"mode\":\"%s\",\"reloads_done\":%d,\"reloads_failed\":%d,\"restarts\":%d,",
 			(int)getpid(), baton_mode_name(mode), s->reloads_done, s->reloads_failed, s->restarts);
-		fprintf(f, "\"service\":\"%s\",\"degraded\":", s->degraded[0] ? "degraded" : "ok");
-		baton_json_str(f, s->degraded);
+		fprintf(f, "\"service\":\"%s\",\"degraded\":", sup_degraded_text(s)[0] ? "degraded" : "ok");
+		baton_json_str(f, sup_degraded_text(s));
+		fprintf(f, ",\"state_write_error\":");
+		baton_json_str(f, s->state_err);
 		fprintf(f, ",\"resumed\":%s,\"state_file\":", s->resumed ? "true" : "false");
 		baton_json_str(f, s->state_path);
 		fprintf(f, ",\"reloading\":%s,\"stopping\":%s,\"last_reload\":", s->reload >= 0 ? "true" : "false",

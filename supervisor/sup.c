@@ -91,8 +91,8 @@ bool busy(const struct sup *s)
 {
 	int i;
 
-	if (s->reload >= 0 || s->restart_at || s->stopping || (!s->cfg->no_watch && s->active >= 0) ||
-	    handoff_busy(s) || stage_busy(s) || mhttp_busy(s))
+	if (s->reload >= 0 || s->restart_at || s->stopping || s->state_err[0] || s->ctl_err[0] ||
+	    (!s->cfg->no_watch && s->active >= 0) || handoff_busy(s) || stage_busy(s) || mhttp_busy(s))
 		return true;
 	for (i = 0; i < MAX_GENS; i++)
 		if ((s->gen[i].state == GEN_STARTING && s->gen[i].pid > 0) ||
@@ -191,6 +191,8 @@ static void tick(struct sup *s)
 		}
 	}
 	health_tick(s, now);
+	state_retry(s, now);
+	control_retry(s, now);
 	handoff_tick(s, now);
 	bindmode_tick(s, now);
 	mhttp_tick(s, now);
@@ -224,6 +226,19 @@ void sup_set_degraded(struct sup *s, const char *why)
 	if (strcmp(s->degraded, why))
 		say_warn(s, "degraded: %s", why);
 	snprintf(s->degraded, sizeof(s->degraded), "%s", why);
+}
+
+const char *sup_degraded_text(const struct sup *s)
+{
+	static char buf[800];
+	const char *part[] = { s->degraded, s->state_err, s->members_err, s->ctl_err };
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(part) / sizeof(part[0]); i++)
+		if (part[i][0] && used < sizeof(buf))
+			used += (size_t)snprintf(buf + used, sizeof(buf) - used, "%s%s", used ? "; " : "", part[i]);
+	return buf;
 }
 
 /* Per-listener arrays, for NL listeners. */
@@ -285,8 +300,13 @@ static void free_arrays(struct sup *s)
 /* A supervisor of 1,024 listeners holds a program, four maps and a member
  * or more for each: well past the usual soft limit of 1,024 descriptors. */
 /* Descriptors a listener costs: its steering program and maps (about a
- * dozen with the flow table) and a member per generation. */
-#define FDS_PER_LISTENER 16
+ * dozen with the flow table and the watch: 15 measured with one generation
+ * of 100 listeners), and per generation its member plus the copy handed to
+ * it at spawn. Counted for the first reload, when two generations are up:
+ * a limit that fits only one lets the start succeed and the reload fail. */
+#define FDS_FIXED 14
+#define FDS_PER_GEN 2
+#define FDS_PER_LISTENER (FDS_FIXED + 2 * FDS_PER_GEN)
 
 static int raise_nofile(struct sup *s)
 {
@@ -296,10 +316,11 @@ static int raise_nofile(struct sup *s)
 	if (getrlimit(RLIMIT_NOFILE, &rl) || need <= rl.rlim_cur)
 		return 0;
 	if (need > rl.rlim_max) {
-		say_err(s, "%d listeners need about %llu open files (%d each: a steering program, its maps and the "
-			   "members of the generations), but the hard limit is %llu: raise it (ulimit -Hn as root, or "
-			   "LimitNOFILE= in the unit), or give fewer --listen", s->nl, (unsigned long long)need,
-			FDS_PER_LISTENER, (unsigned long long)rl.rlim_max);
+		say_err(s, "%d listeners need about %llu open files by the first reload (%d each: a steering program "
+			   "and its maps, %d, and %d for each of the two generations up during a reload), but the hard "
+			   "limit is %llu: raise it (ulimit -Hn as root, or LimitNOFILE= in the unit), or give fewer "
+			   "--listen", s->nl, (unsigned long long)need, FDS_PER_LISTENER, FDS_FIXED, FDS_PER_GEN,
+			(unsigned long long)rl.rlim_max);
 		return -EMFILE;
 	}
 	rl.rlim_cur = rl.rlim_max;
@@ -365,6 +386,13 @@ static void handle_signals(struct sup *s)
 	}
 }
 
+static const char *base_name(const char *path)
+{
+	const char *p = strrchr(path, '/');
+
+	return p ? p + 1 : path;
+}
+
 static void cleanup(struct sup *s, bool clean_stop)
 {
 	int i;
@@ -381,13 +409,15 @@ static void cleanup(struct sup *s, bool clean_stop)
 		state_remove(s);
 	handoff_close(s, clean_stop);
 	mhttp_close(s);
+	/* only what this supervisor bound: a start that lost the name's lock
+	 * removes nothing of the winner's */
 	if (s->ctlfd >= 0) {
 		close(s->ctlfd);
-		unlink(s->ctl_path);
+		rundir_unlink(s, base_name(s->ctl_path));
 	}
 	if (s->notifyfd >= 0) {
 		close(s->notifyfd);
-		unlink(s->notify_path);
+		rundir_unlink(s, base_name(s->notify_path));
 	}
 	if (s->sigfd >= 0)
 		close(s->sigfd);
@@ -395,6 +425,20 @@ static void cleanup(struct sup *s, bool clean_stop)
 	if (s->epfd >= 0)
 		close(s->epfd);
 	sup_fini(s);
+	if (s->lockfd >= 0) {
+		char name[BATON_NAME_MAX + 8];
+
+		/* removed while held: a start that opened it meanwhile sees
+		 * it replaced and takes the new one (rundir_lock) */
+		snprintf(name, sizeof(name), "%s.lock", s->name);
+		if (clean_stop)
+			unlinkat(s->rundir, name, 0);
+		close(s->lockfd);
+	}
+	if (s->pinlockfd >= 0)
+		close(s->pinlockfd);
+	if (s->rundir >= 0)
+		close(s->rundir);
 }
 
 /* Binds listener L once so a port of 0 becomes a real one that every
@@ -470,13 +514,16 @@ static int start_takeover(struct sup *s)
 /* Generation 1 on fresh groups: no dead supervisor's state to resume. */
 static int start_fresh(struct sup *s)
 {
-	int l, gi;
+	bool adopted;
+	int l, gi, r;
 
 	if (geteuid() == 0 || getenv("BATON_BPFFS"))
 		state_pin_root(s);
-	if (sup_make_groups(s))
+	r = s->cfg->ntakeover ? 0 : state_adopt_orphans(s);
+	if (r < 0 || (!r && sup_make_groups(s)))
 		return -1;
 	steer_note(s);
+	adopted = r > 0 && s->active >= 0;
 	if (s->cfg->ntakeover && takeover_collect(s))
 		return -1;
 	if (foreign_check(s)) {
@@ -491,6 +538,11 @@ static int start_fresh(struct sup *s)
 			return -1;
 	if (bindmode_setup(s))
 		return -1;
+	if (adopted) {
+		state_save(s);
+		sdn_ready(s);
+		return 0;
+	}
 	if (s->active >= 0)
 		return start_takeover(s);
 	gi = start_gen(s, -1, 1);
@@ -524,7 +576,7 @@ int sup_init(struct sup *s, const struct sup_config *cfg, const struct sup_ops *
 
 	*s = (struct sup){ .cfg = cfg, .ops = ops, .active = -1, .reload = -1, .reload_client = -1,
 			   .restart_from = -1, .epfd = -1, .sigfd = -1, .notifyfd = -1, .ctlfd = -1, .watched = -1,
-			   .upgrade_client = -1, .argv = cfg->self_argv, .nl = cfg->nlisten };
+			   .upgrade_client = -1, .rundir = -1, .lockfd = -1, .pinlockfd = -1, .argv = cfg->self_argv, .nl = cfg->nlisten };
 	for (i = 0; i < MAX_CLIENTS; i++)
 		s->cl[i].fd = -1;
 	snprintf(s->name, sizeof(s->name), "%s", cfg->name[0] ? cfg->name : "baton");

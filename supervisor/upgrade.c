@@ -148,10 +148,15 @@ int upgrade_start(struct sup *s, int client)
 		client_send(c, "step %s starts: re-executing supervisor pid %d in place", bin, (int)getpid());
 	say(s, "upgrade: re-executing %s as pid %d", bin, (int)getpid());
 	state_save(s);
-	snprintf(env, sizeof(env), "%d,%d,%d", s->ctlfd, s->notifyfd, c ? c->fd : -1);
+	/* the name's locks cross the exec held: no start of the same name
+	 * slips in while this one re-executes */
+	snprintf(env, sizeof(env), "%d,%d,%d,%d,%d", s->ctlfd, s->notifyfd, c ? c->fd : -1, s->lockfd,
+		 s->pinlockfd);
 	setenv(UPGRADE_ENV, env, 1);
 	keep_open(s->ctlfd, true);
 	keep_open(s->notifyfd, true);
+	keep_open(s->lockfd, true);
+	keep_open(s->pinlockfd, true);
 	if (c)
 		keep_open(c->fd, true);
 	mhttp_exec(s, true);
@@ -162,6 +167,8 @@ int upgrade_start(struct sup *s, int client)
 	unsetenv(UPGRADE_ENV);
 	keep_open(s->ctlfd, false);
 	keep_open(s->notifyfd, false);
+	keep_open(s->lockfd, false);
+	keep_open(s->pinlockfd, false);
 	if (c)
 		keep_open(c->fd, false);
 	mhttp_exec(s, false);
@@ -176,14 +183,22 @@ fail:
 bool upgrade_inherit(struct sup *s)
 {
 	const char *env = getenv(UPGRADE_ENV);
-	int ctl, notify, client;
+	int ctl, notify, client, lock = -1, pinlock = -1;
 
-	if (!env || sscanf(env, "%d,%d,%d", &ctl, &notify, &client) != 3 || ctl < 0 || notify < 0)
+	/* a supervisor without its sockets (a read-only runtime directory)
+	 * still hands over its locks: control.c binds what is missing */
+	if (!env || sscanf(env, "%d,%d,%d,%d,%d", &ctl, &notify, &client, &lock, &pinlock) < 3 ||
+	    (ctl < 0 && notify < 0 && lock < 0))
 		return false;
 	unsetenv(UPGRADE_ENV);
 	keep_open(ctl, false);
 	keep_open(notify, false);
 	keep_open(client, false);
+	keep_open(lock, false);
+	keep_open(pinlock, false);
+	s->lockfd = lock >= 0 && fcntl(lock, F_GETFD) >= 0 ? lock : -1;
+	s->pinlockfd = pinlock >= 0 && fcntl(pinlock, F_GETFD) >= 0 ? pinlock : -1;
+	s->pins_ours = s->pinlockfd >= 0;
 	s->ctlfd = ctl;
 	s->notifyfd = notify;
 	s->upgrade_client = client;

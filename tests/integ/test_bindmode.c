@@ -92,11 +92,17 @@ static void sv_dir(struct sv *s)
 	if (!mkdtemp(s->dir))
 		FAIL("mkdtemp: %s", strerror(errno));
 	chmod(s->dir, 0755);	/* nginx workers run as another user */
-	setenv("BATON_RUNTIME_DIR", s->dir, 1);
+	{
+		char run[PATH_MAX];
+
+		/* the runtime directory must be baton's alone (0700): one inside */
+		snprintf(run, sizeof(run), "%s/run", s->dir);
+		setenv("BATON_RUNTIME_DIR", run, 1);
+	}
 	if (!baton_cgroup_self(own, sizeof(own))) {
 		char state[200];
 
-		snprintf(state, sizeof(state), "%s/web.state", s->dir);
+		snprintf(state, sizeof(state), "%s/run/web.state", s->dir);
 		snprintf(s->cgroup, sizeof(s->cgroup), "%.4000s/baton-web-%08x", own, baton_hash32(state));
 	}
 }

@@ -562,6 +562,6 @@ TEST_TIMEOUT(supervisor_too_many_listeners_for_the_file_limit_is_said_at_start, 
 	argv[n++] = "5";
 	argv[n] = NULL;
 	ASSERT_EQ(bt_run_with(argv, low_nofile, NULL, out, sizeof(out), err, sizeof(err), 10), 1);
-	ASSERT_CONTAINS(err, "8 listeners need about 384 open files");
+	ASSERT_CONTAINS(err, "8 listeners need about 400 open files by the first reload");
 	ASSERT_CONTAINS(err, "the hard limit is 200");
 }

@@ -8,6 +8,7 @@
  * idle connection handed to the new generation; lighttpd: no shim, no
  * handoff). */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -290,7 +291,13 @@ static void sv_dir(struct sv *s)
 	if (!mkdtemp(s->dir))
 		FAIL("mkdtemp: %s", strerror(errno));
 	chmod(s->dir, 0755);	/* nginx workers and lighttpd may run as another user */
-	setenv("BATON_RUNTIME_DIR", s->dir, 1);
+	{
+		char run[PATH_MAX];
+
+		/* the runtime directory must be baton's alone (0700): one inside */
+		snprintf(run, sizeof(run), "%s/run", s->dir);
+		setenv("BATON_RUNTIME_DIR", run, 1);
+	}
 }
 
 /* The counting load client: connection per request, 16 at once. */

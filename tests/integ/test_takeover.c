@@ -5,6 +5,7 @@
  * found, with the server left untouched when the takeover cannot happen. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -60,7 +61,13 @@ static void tmpdir(char *dir, size_t len)
 	if (!mkdtemp(dir))
 		FAIL("mkdtemp: %s", strerror(errno));
 	chmod(dir, 0755);	/* nginx workers run as another user */
-	setenv("BATON_RUNTIME_DIR", dir, 1);
+	{
+		char run[PATH_MAX];
+
+		/* the runtime directory must be baton's alone (0700): one inside */
+		snprintf(run, sizeof(run), "%s/run", dir);
+		setenv("BATON_RUNTIME_DIR", run, 1);
+	}
 }
 
 static void write_file(const char *dir, const char *name, const char *text)
