@@ -203,6 +203,14 @@ static void install_unit(const char *src, const char *const *from, const char *c
 		FAIL("cannot write %s", path);
 }
 
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f || fputs(text, f) < 0 || fclose(f) || chmod(path, mode))
+		FAIL("cannot write %s: %s", path, strerror(errno));
+}
+
 /* Starts the manager (NGINXCONF: bound over /etc/nginx/nginx.conf in its
  * mount namespace, or NULL) and moves this test into its network namespace,
  * so the load client's 127.0.0.1 is the units'. */
@@ -328,6 +336,42 @@ static const char *refserver_path(void)
 	return abs_bin("BATON_REFSERVER", "reference server", buf);
 }
 
+/* CPython's own asyncio server: accepts until EAGAIN on each readiness,
+ * so a listener that turned blocking hangs its whole event loop. */
+static const char *asyncio_server(void)
+{
+	static char path[160];
+
+	need_prog("/usr/bin/python3", "python3", "python3");
+	snprintf(path, sizeof(path), "%s/aserver.py", M.dir);
+	write_file(path,
+		   "#!/usr/bin/python3\n"
+		   "import asyncio, os, signal, socket\n"
+		   "async def handle(r, w):\n"
+		   "    try:\n"
+		   "        while (await r.readline()) not in (b'\\r\\n', b'\\n', b''):\n"
+		   "            pass\n"
+		   "        w.write(b'HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\nConnection: close\\r\\n\\r\\nok\\n')\n"
+		   "        await w.drain()\n"
+		   "    except Exception:\n"
+		   "        pass\n"
+		   "    w.close()\n"
+		   "async def main():\n"
+		   "    srv = await asyncio.start_server(handle, sock=socket.socket(fileno=3), backlog=4096)\n"
+		   "    n = os.environ.get('NOTIFY_SOCKET')\n"
+		   "    if n:\n"
+		   "        u = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+		   "        u.sendto(b'READY=1', '\\0' + n[1:] if n[0] == '@' else n)\n"
+		   "    stop = asyncio.Event()\n"
+		   "    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)\n"
+		   "    await stop.wait()\n"
+		   "    srv.close()\n"
+		   "    await asyncio.sleep(0.5)  # what it accepted gets its answer\n"
+		   "asyncio.run(main())\n",
+		   0755);
+	return path;
+}
+
 /* ---- load ------------------------------------------------------------------ */
 
 static void load_start(struct bt_load *l, uint16_t port)
@@ -352,6 +396,41 @@ static void expect_no_failure(const char *report, long long min_answered)
 		journal_tail();
 	ASSERT_EQ(bt_json_get(report, "failed"), 0);
 	ASSERT_GE(bt_json_get(report, "answered"), min_answered);
+}
+
+static void wait_active(const char *unit, int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms; t += 50) {
+		if (!strcmp(state_of(unit), "active"))
+			return;
+		usleep(50000);
+	}
+	journal_tail();
+	FAIL("%s is %s, not active, after %d ms", unit, state_of(unit), timeout_ms);
+}
+
+/* MainPID once it differs from OLD (a restarted service), within 10 s. */
+static long long new_main_pid(const char *unit, long long old)
+{
+	for (int i = 0; i < 200; i++) {
+		long long pid = prop(unit, "MainPID");
+
+		if (pid > 0 && pid != old && !strcmp(state_of(unit), "active"))
+			return pid;
+		usleep(50000);
+	}
+	journal_tail();
+	FAIL("%s has no new main pid after 10 s", unit);
+}
+
+/* kill -9 of a pid of the manager's pid namespace (MainPID is one). */
+static void kill9_in_ns(long long pid)
+{
+	char p[32];
+
+	snprintf(p, sizeof(p), "%lld", pid);
+	if (NS("kill", "-KILL", p))
+		FAIL("kill -9 %s in the manager's namespace: %s%s", p, out, err);
 }
 
 static void usleep_ms(int ms)
@@ -444,4 +523,240 @@ TEST_TIMEOUT(systemd_real_baton_upgrade_keeps_main_pid, 60)
 	expect_no_failure(r, 100);
 	ASSERT_EQ(prop("baton-refserver.service", "MainPID"), pid);
 	ASSERT_STREQ(state_of("baton-refserver.service"), "active");
+}
+
+/* kill -9 of baton under Restart=on-failure with CPython's asyncio server:
+ * systemd restarts baton, which resumes from the fd store; the server must
+ * keep answering with no reload afterwards (systemd hands stored fds back
+ * blocking unless baton restores their flags), and the socket unit must
+ * not fail (it sees POLLHUP if its socket was ever shut down). */
+TEST_TIMEOUT(systemd_real_kill_9_of_baton_asyncio_server_keeps_answering, 90)
+{
+	struct bt_load l;
+	const char *r;
+	long long pid, fresh;
+
+	manager_start(NULL);
+	refserver_units(asyncio_server());
+	ASSERT_EQ(SCTL("start", "baton-refserver.service"), 0);
+	load_start(&l, 8080);
+	usleep_ms(300);
+	/* no reload first: gen 1's member is the .socket unit's socket, the one
+	 * systemd passes again with NonBlocking=no (stored fds keep theirs) */
+	pid = prop("baton-refserver.service", "MainPID");
+	ASSERT_GT(pid, 0);
+	kill9_in_ns(pid);
+	fresh = new_main_pid("baton-refserver.service", pid);
+	usleep_ms(500);
+	r = load_end(&l, "asyncio: kill -9 of baton, Restart=on-failure");
+	expect_no_failure(r, 100);
+	/* no reload: the generation that served before the crash serves on */
+	load_start(&l, 8080);
+	usleep_ms(5000);
+	r = load_end(&l, "asyncio: 5 s after the restart, no reload");
+	ASSERT_EQ(bt_json_get(r, "timeout"), 0);
+	expect_no_failure(r, 500);
+	ASSERT_EQ(prop("baton-refserver.service", "MainPID"), fresh);
+	ASSERT_STREQ(state_of("baton-refserver.socket"), "active");
+}
+
+static void nginx_units(void)
+{
+	static char baton[4096];
+	const char *from[] = { "/usr/local/bin/baton" };
+	const char *to[] = { abs_bin("BATON_BIN", "baton binary", baton) };
+
+	install_unit("nginx-baton.socket", from, to, 1);
+	install_unit("nginx-baton.service", from, to, 1);
+}
+
+/* A configuration of the test's own in place of /etc/nginx/nginx.conf
+ * (inside the manager's mount namespace only): Debian's default site's
+ * listen lines, logs and pid under the namespace's /run. */
+static void nginx_manager(void)
+{
+	char conf[160];
+
+	need_prog("/usr/sbin/nginx", "nginx", "nginx");
+	if (access("/etc/nginx/nginx.conf", F_OK))
+		SKIP("/etc/nginx/nginx.conf is missing: the test binds its own configuration over it");
+	snprintf(conf, sizeof(conf), "/tmp/baton-sdr-nginx-%d.conf", (int)getpid());
+	write_file(conf,
+		   "pid /run/nginx.pid;\n"
+		   "error_log /run/nginx-error.log;\n"
+		   "worker_processes 2;\n"
+		   "events { worker_connections 1024; }\n"
+		   "http {\n"
+		   "    access_log off;\n"
+		   "    server {\n"
+		   "        listen 80 default_server;\n"
+		   "        listen [::]:80 default_server;\n"
+		   "        location / { return 200 \"ok\\n\"; }\n"
+		   "    }\n"
+		   "}\n",
+		   0644);
+	manager_start(conf);
+	unlink(conf);	/* the bind mount holds it */
+	nginx_units();
+}
+
+/* The same kill -9 with nginx (one accept per event: it survived a blocking
+ * listener by luck); then a stop must leave the socket unit listening. */
+TEST_TIMEOUT(systemd_real_kill_9_of_baton_nginx_keeps_answering, 90)
+{
+	struct bt_load l;
+	const char *r;
+	long long pid;
+
+	nginx_manager();
+	if (SCTL("start", "nginx-baton.service")) {
+		journal_tail();
+		FAIL("systemctl start nginx-baton: %s%s", out, err);
+	}
+	load_start(&l, 80);
+	usleep_ms(300);
+	pid = prop("nginx-baton.service", "MainPID");
+	ASSERT_GT(pid, 0);
+	kill9_in_ns(pid);
+	new_main_pid("nginx-baton.service", pid);
+	usleep_ms(500);
+	r = load_end(&l, "nginx: kill -9 of baton, Restart=on-failure");
+	expect_no_failure(r, 100);
+	load_start(&l, 80);
+	usleep_ms(5000);
+	r = load_end(&l, "nginx: 5 s after the restart, no reload");
+	ASSERT_EQ(bt_json_get(r, "timeout"), 0);
+	expect_no_failure(r, 500);
+	ASSERT_STREQ(state_of("nginx-baton.socket"), "active");
+	ASSERT_EQ(SCTL("stop", "nginx-baton.service"), 0);
+	ASSERT_STREQ(state_of("nginx-baton.socket"), "active");
+}
+
+/* systemctl restart: stop, then start, under load. Measured first with the
+ * same socket unit and the server alone (the figure baton must match), then
+ * with baton. */
+TEST_TIMEOUT(systemd_real_systemctl_restart_refuses_nothing, 90)
+{
+	char plain[4400];
+	struct bt_load l;
+	const char *r;
+	long long failed_plain;
+
+	manager_start(NULL);
+	refserver_units(refserver_path());
+	/* the server alone behind a copy of the same socket unit */
+	snprintf(plain, sizeof(plain),
+		 "[Unit]\nRequires=plain.socket\nAfter=plain.socket\n[Service]\nExecStart=%s\n", refserver_path());
+	{
+		char p1[200], p2[200], text[8192];
+		FILE *f;
+		size_t n;
+
+		snprintf(p1, sizeof(p1), "%s/baton-refserver.socket", M.units);
+		snprintf(p2, sizeof(p2), "%s/plain.socket", M.units);
+		f = fopen(p1, "r");
+		ASSERT_TRUE(f != NULL);
+		n = fread(text, 1, sizeof(text) - 1, f);
+		fclose(f);
+		text[n] = '\0';
+		write_file(p2, text, 0644);
+		snprintf(p2, sizeof(p2), "%s/plain.service", M.units);
+		write_file(p2, plain, 0644);
+	}
+	ASSERT_EQ(SCTL("daemon-reload"), 0);
+	ASSERT_EQ(SCTL("start", "plain.service"), 0);
+	load_start(&l, 8080);
+	for (int i = 0; i < 3; i++) {
+		usleep_ms(300);
+		ASSERT_EQ(SCTL("restart", "plain.service"), 0);
+	}
+	usleep_ms(300);
+	r = load_end(&l, "plain socket unit, server alone: 3 x systemctl restart");
+	failed_plain = bt_json_get(r, "failed");
+	ASSERT_EQ(SCTL("stop", "plain.service", "plain.socket"), 0);
+
+	ASSERT_EQ(SCTL("start", "baton-refserver.service"), 0);
+	load_start(&l, 8080);
+	for (int i = 0; i < 3; i++) {
+		usleep_ms(300);
+		if (i == 1)	/* a reload between: systemd's socket is no generation's member */
+			ASSERT_EQ(SCTL("reload", "baton-refserver.service"), 0);
+		ASSERT_EQ(SCTL("restart", "baton-refserver.service"), 0);
+	}
+	usleep_ms(300);
+	r = load_end(&l, "baton: 3 x systemctl restart");
+	bt_log("plain socket unit beside it: %lld failed", failed_plain);
+	ASSERT_EQ(bt_json_get(r, "refused"), 0);
+	ASSERT_EQ(bt_json_get(r, "reset"), 0);
+	expect_no_failure(r, 200);
+	ASSERT_STREQ(state_of("baton-refserver.socket"), "active");
+}
+
+/* systemctl stop after a reload: the socket unit keeps listening (not
+ * failed); a connection meanwhile waits in its queue and activates the
+ * service again; stopping both leaves both inactive. */
+TEST_TIMEOUT(systemd_real_systemctl_stop_leaves_the_socket_unit_listening, 60)
+{
+	struct bt_load l;
+	const char *r;
+
+	manager_start(NULL);
+	refserver_units(refserver_path());
+	ASSERT_EQ(SCTL("start", "baton-refserver.service"), 0);
+	load_start(&l, 8080);
+	usleep_ms(300);
+	ASSERT_EQ(SCTL("reload", "baton-refserver.service"), 0);
+	usleep_ms(300);
+	ASSERT_EQ(SCTL("stop", "baton-refserver.service"), 0);
+	ASSERT_TRUE(strcmp(state_of("baton-refserver.socket"), "failed") != 0);
+	wait_active("baton-refserver.service", 5000);	/* the load activates it again */
+	usleep_ms(500);
+	r = load_end(&l, "systemctl stop under load (the socket activates it again)");
+	expect_no_failure(r, 100);
+	ASSERT_EQ(SCTL("stop", "baton-refserver.service", "baton-refserver.socket"), 0);
+	ASSERT_STREQ(state_of("baton-refserver.service"), "inactive");
+	ASSERT_STREQ(state_of("baton-refserver.socket"), "inactive");
+	NS("journalctl", "--no-pager", "-o", "cat");
+	ASSERT_TRUE(!strstr(out, "POLLHUP"));
+}
+
+/* The library's side, without a manager: a member marked foreign (the
+ * .socket unit's socket) is steered away by a fence but keeps listening,
+ * and removing it closes only the group's copy; a member baton made is
+ * still shut down, so fencing a frozen generation works as before. */
+TEST(systemd_real_foreign_member_is_fenced_by_steering_never_shut_down)
+{
+	BATON_OPTS(baton_group_opts, o, .mode = BATON_MODE_EBPF, .log = bt_lib_log);
+	struct baton_group *g;
+	int fds[2], acc, sa, sb;
+	socklen_t al = sizeof(acc);
+	uint16_t port;
+
+	bt_need_netns();
+	bt_need_ebpf();
+	port = bt_listeners(fds, 2, false);
+	g = baton_group_new(&o);
+	if (!g)
+		FAIL("baton_group_new: %s", strerror(errno));
+	sa = ASSERT_OK(baton_group_add(g, fds[0], 1));
+	sb = ASSERT_OK(baton_group_add(g, fds[1], 0));
+	ASSERT_TRUE(sa == 0 && sb == 1);	/* the weights below are by slot */
+	ASSERT_OK(baton_group_set_foreign(g, sa, true));
+	ASSERT_EQ(baton_group_flags(g, sa), (int)BATON_SLOT_FOREIGN);
+	ASSERT_EQ(bt_which_takes(port, fds, 2), 0);
+	ASSERT_OK(baton_group_set_weights(g, (const uint32_t[]){ 0, 1 }, 2));
+	ASSERT_OK(baton_group_fence(g, sa));
+	ASSERT_EQ(getsockopt(fds[0], SOL_SOCKET, SO_ACCEPTCONN, &acc, &al), 0);
+	ASSERT_EQ(acc, 1);	/* still listening: its owner sees no hang-up */
+	ASSERT_EQ(bt_which_takes(port, fds, 2), 1);	/* but steered away */
+	ASSERT_OK(baton_group_remove(g, sa));
+	ASSERT_EQ(getsockopt(fds[0], SOL_SOCKET, SO_ACCEPTCONN, &acc, &al), 0);
+	ASSERT_EQ(acc, 1);
+	/* baton's own member: fencing still shuts it down */
+	ASSERT_OK(baton_group_fence(g, sb));
+	ASSERT_EQ(getsockopt(fds[1], SOL_SOCKET, SO_ACCEPTCONN, &acc, &al), 0);
+	ASSERT_EQ(acc, 0);
+	baton_group_free(g);
+	close(fds[0]);
+	close(fds[1]);
 }
