@@ -3,6 +3,7 @@
  * STOPPING, STATUS, and the fd store for its sockets), and the sockets that
  * socket activation passes (LISTEN_FDS) taken for the --listen they match. */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -525,6 +527,37 @@ static int take(struct sup *s, struct passed *p, int l, const struct baton_spec 
 	return 0;
 }
 
+/* One connection to listener FD's own address, closed at once: a
+ * generation that called accept() in the moment between systemd clearing
+ * O_NONBLOCK (before it ran baton) and baton setting it back is blocked
+ * there until a connection comes, and under a load that waits for its
+ * answers none may come. This one wakes it; the next accept() says EAGAIN
+ * again. The connection is steered like any other, by the policy in force. */
+static void wake_acceptor(struct sup *s, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 200000 };
+	int acc = 0, c;
+	socklen_t al = sizeof(acc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) || !acc || getsockname(fd, (struct sockaddr *)&ss, &sl))
+		return;
+	if (ss.ss_family == AF_INET && ((struct sockaddr_in *)&ss)->sin_addr.s_addr == htonl(INADDR_ANY))
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else if (ss.ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr))
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+	else if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+		return;
+	c = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c < 0)
+		return;
+	setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(c, (struct sockaddr *)&ss, sl) && s->cfg->verbose)
+		say_warn(s, "waking a blocked accept() on fd %d: %s", fd, strerror(errno));
+	close(c);
+}
+
 /* The flags a stored socket had (its FDNAME says them) come back at once:
  * a running generation that accepts until EAGAIN would otherwise block in
  * accept() on a listener systemd just made blocking. */
@@ -542,6 +575,8 @@ static void restore_flags(struct sup *s, const struct passed *p)
 	else if (s->cfg->verbose || ((unsigned)now ^ fl) & O_NONBLOCK)
 		say(s, "fd %d from the fd store (%s): file status flags %#o restored (passed as %#o)", p->fd, p->name,
 		    fl, (unsigned)now);
+	if (fl & O_NONBLOCK && !((unsigned)now & O_NONBLOCK))
+		wake_acceptor(s, p->fd);
 }
 
 /* LISTEN_FDS meant for this process: each socket goes to the --listen of
