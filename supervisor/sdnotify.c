@@ -224,6 +224,12 @@ static void remember_name(struct sup *s, int l, ino_t ino, const char *name)
 {
 	struct passed *p = stored_entry(s, ino), *v;
 
+	/* one a reload's unstore emptied, so reloads do not grow the array */
+	for (int i = 0; !p && i < s->sd->n; i++)
+		if (s->sd->p[i].stored && s->sd->p[i].fd < 0 && !s->sd->p[i].unit && !s->sd->p[i].name[0]) {
+			p = &s->sd->p[i];
+			*p = (struct passed){ .fd = -1, .ino = ino, .stored = true, .keep = -1, .listener = l };
+		}
 	if (!p) {
 		v = realloc(s->sd->p, (size_t)(s->sd->n + 1) * sizeof(*v));
 		if (!v)
