@@ -291,6 +291,7 @@ void sdn_mark_foreign(struct sup *s);
 bool sdn_park_unit(struct sup *s, struct gen *g, int l);
 void sdn_stop_to_unit(struct sup *s);
 void sdn_release_unit(struct sup *s);
+void sdn_upgrade_pass(struct sup *s, bool pass);  /* baton upgrade: they cross the exec */
 bool sdn_unit_hold(struct sup *s, struct gen *g);
 void sdn_unit_wait_check(struct sup *s, struct gen *g, long long now);
 bool sdn_ours(const struct sup *s, unsigned long long ino); /* a socket passed to us, not foreign */

@@ -688,11 +688,63 @@ out:
 	return r;
 }
 
+/* baton upgrade: the .socket unit's sockets cross the exec as inherited
+ * fds named in BATON_UNIT_FDS ("FD/LISTENER,..."), so the re-executed
+ * supervisor still knows which socket is systemd's (never shut down). */
+#define UNIT_ENV "BATON_UNIT_FDS"
+
+void sdn_upgrade_pass(struct sup *s, bool pass)
+{
+	char env[512] = "";
+	size_t used = 0;
+
+	for (int i = 0; s->sd && i < s->sd->n; i++) {
+		struct passed *p = &s->sd->p[i];
+		int fl;
+
+		if (!p->unit || p->keep < 0 || (fl = fcntl(p->keep, F_GETFD)) < 0)
+			continue;
+		fcntl(p->keep, F_SETFD, pass ? fl & ~FD_CLOEXEC : fl | FD_CLOEXEC);
+		if (used < sizeof(env) - 24)
+			used += (size_t)snprintf(env + used, sizeof(env) - used, "%s%d/%d", used ? "," : "", p->keep,
+						 p->listener);
+	}
+	if (pass && used)
+		setenv(UNIT_ENV, env, 1);
+	else
+		unsetenv(UNIT_ENV);
+}
+
+static void unit_from_env(struct sup *s)
+{
+	const char *env = getenv(UNIT_ENV);
+	int fd, l, n;
+
+	while (env && sscanf(env, "%d/%d%n", &fd, &l, &n) == 2) {
+		struct passed *v = realloc(s->sd->p, (size_t)(s->sd->n + 1) * sizeof(*v));
+		ino_t ino = fd >= 3 ? fd_ino(fd) : 0;
+
+		if (v && ino && l >= 0 && l < s->nl) {
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+			s->sd->p = v;
+			v[s->sd->n++] = (struct passed){ .fd = -1, .ino = ino, .unit = true, .keep = fd, .listener = l };
+		} else if (v) {
+			s->sd->p = v;
+		}
+		env += n;
+		if (*env != ',')
+			break;
+		env++;
+	}
+	unsetenv(UNIT_ENV);
+}
+
 int sdn_init(struct sup *s)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
 	struct sdn *d;
 	size_t len;
+	int r;
 
 	d = s->sd = calloc(1, sizeof(*s->sd));
 	if (!d)
@@ -713,7 +765,9 @@ int sdn_init(struct sup *s)
 				say_warn(s, "cannot notify the service manager: %s", strerror(errno));
 		}
 	}
-	return intake(s);
+	r = intake(s);
+	unit_from_env(s);
+	return r;
 }
 
 void sdn_free(struct sup *s)

@@ -145,11 +145,13 @@ int upgrade_start(struct sup *s, int client)
 	keep_open(s->notifyfd, true);
 	if (c)
 		keep_open(c->fd, true);
+	sdn_upgrade_pass(s, true);	/* which sockets are systemd's */
 	fflush(NULL);
 	execv(bin, s->argv);
 	r = -errno;
 	snprintf(why, sizeof(why), "exec %.300s failed: %s", bin, strerror(errno));
 	unsetenv(UPGRADE_ENV);
+	sdn_upgrade_pass(s, false);
 	keep_open(s->ctlfd, false);
 	keep_open(s->notifyfd, false);
 	if (c)

@@ -560,6 +560,17 @@ TEST_TIMEOUT(systemd_real_baton_upgrade_keeps_main_pid, 60)
 	expect_no_failure(r, 100);
 	ASSERT_EQ(prop("baton-refserver.service", "MainPID"), pid);
 	ASSERT_STREQ(state_of("baton-refserver.service"), "active");
+	/* the upgraded baton still knows which socket is systemd's: a reload
+	 * retires gen 1 without shutting it down, a restart refuses nothing */
+	load_start(&l, 8080);
+	ASSERT_EQ(SCTL("reload", "baton-refserver.service"), 0);
+	usleep_ms(300);
+	ASSERT_EQ(SCTL("restart", "baton-refserver.service"), 0);
+	usleep_ms(300);
+	r = load_end(&l, "after the upgrade: reload, restart");
+	expect_no_failure(r, 100);
+	ASSERT_STREQ(state_of("baton-refserver.socket"), "active");
+	ASSERT_STREQ(result_of("baton-refserver.socket"), "success");
 }
 
 /* kill -9 of baton under Restart=on-failure with CPython's asyncio server:
