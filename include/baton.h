@@ -236,12 +236,20 @@ int baton_group_unfence(struct baton_group *g, int slot);
  * health watch (baton_watch_*) calls this. */
 int baton_group_set_down(struct baton_group *g, int slot, bool down);
 
+/* Marks SLOT's socket as another owner's (FOREIGN true), one that owner
+ * keeps listening, such as a systemd .socket unit's: baton_group_fence then
+ * only steers new connections away (what waits in its queue stays there),
+ * and neither fence nor baton_group_remove ever shuts it down, so the
+ * owner never sees a hang-up. baton_group_remove still closes baton's copy. */
+int baton_group_set_foreign(struct baton_group *g, int slot, bool foreign);
+
 /* Whether SLOT is fenced; false for NULL, a slot out of range or without a
  * member. baton_group_flags tells those apart. */
 bool baton_group_fenced(const struct baton_group *g, int slot);
 
 #define BATON_SLOT_FENCED 0x1u   /* baton_group_fence: listener shut down */
 #define BATON_SLOT_DOWN   0x2u   /* baton_group_set_down: steered away */
+#define BATON_SLOT_FOREIGN 0x4u  /* baton_group_set_foreign: never shut down */
 
 /* SLOT's BATON_SLOT_* bits (0: taking its weight), or -EINVAL (NULL, slot
  * out of range) or -ENOENT (no member in SLOT). */

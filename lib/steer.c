@@ -45,6 +45,7 @@ struct member {
 	uint32_t weight;
 	bool fenced;
 	bool down;        /* the health watch found it unhealthy: no traffic */
+	bool foreign;     /* baton_group_set_foreign: its owner keeps it listening */
 	int backlog;      /* read before fencing, for listen() on unfence */
 	uint64_t cookie;  /* SO_COOKIE: the same socket cannot join twice */
 };
@@ -843,6 +844,13 @@ int baton_group_fence(struct baton_group *g, int slot)
 		LOG(g, INFO, "slot %d is UDP: steered away, its flows end; datagrams have no queue to move", slot);
 		return 0;
 	}
+	if (g->m[slot].foreign) {
+		/* Its owner (a systemd .socket unit) watches it once its service
+		 * stops: a shut-down listener polls POLLHUP there and the unit
+		 * fails. Steered away only; its queue waits for whoever accepts. */
+		LOG(g, INFO, "slot %d is another owner's socket: steered away, not shut down", slot);
+		return 0;
+	}
 	if (g->mode == BATON_MODE_CBPF)
 		LOG(g, WARN, "fencing slot %d in cBPF mode: its queued connections are reset unless "
 			     "net.ipv4.tcp_migrate_req=1", slot);
@@ -868,7 +876,7 @@ int baton_group_remove(struct baton_group *g, int slot)
 	if ((r = slot_check(g, slot)))
 		return r;
 	m = &g->m[slot];
-	if (g->mode == BATON_MODE_CBPF && g->type == SOCK_STREAM && !m->fenced) {
+	if (g->mode == BATON_MODE_CBPF && g->type == SOCK_STREAM && !m->fenced && !m->foreign) {
 		/* The order tracking must know the socket leaves the kernel's
 		 * array now, not whenever some other holder closes it. */
 		r = baton_group_fence(g, slot);
@@ -1055,7 +1063,7 @@ int baton_group_unfence(struct baton_group *g, int slot)
 	m = &g->m[slot];
 	if (!m->fenced)
 		return 0;
-	if (g->type == SOCK_STREAM) {
+	if (g->type == SOCK_STREAM && !m->foreign) {	/* a foreign one never stopped listening */
 		/* A socket that got its port from bind(port 0) gives the port
 		 * up on shutdown (getsockname still shows it): bind it to the
 		 * group's address again. One that keeps its port says EINVAL. */
@@ -1075,7 +1083,7 @@ int baton_group_unfence(struct baton_group *g, int slot)
 		if (g->mode == BATON_MODE_CBPF)
 			g->order[g->norder++] = slot;	/* listen appends to the kernel's array */
 	}
-	if (g->mode == BATON_MODE_EBPF) {
+	if (g->mode == BATON_MODE_EBPF && !m->foreign) {	/* a foreign one is still in it */
 		uint64_t fd = (uint64_t)m->fd;
 		uint32_t key = (uint32_t)slot;
 
@@ -1116,7 +1124,18 @@ int baton_group_flags(const struct baton_group *g, int slot)
 
 	if (r)
 		return r;
-	return (int)((g->m[slot].fenced ? BATON_SLOT_FENCED : 0) | (g->m[slot].down ? BATON_SLOT_DOWN : 0));
+	return (int)((g->m[slot].fenced ? BATON_SLOT_FENCED : 0) | (g->m[slot].down ? BATON_SLOT_DOWN : 0) |
+		     (g->m[slot].foreign ? BATON_SLOT_FOREIGN : 0));
+}
+
+int baton_group_set_foreign(struct baton_group *g, int slot, bool foreign)
+{
+	int r = slot_check(g, slot);
+
+	if (r)
+		return r;
+	g->m[slot].foreign = foreign;
+	return 0;
 }
 
 /* Only what baton pins goes: what else a directory holds is not baton's,

@@ -170,6 +170,8 @@ void release_members(struct sup *s, struct gen *g)
 			continue;
 		if (!fstat(baton_group_fd(s->grp[l], g->slot[l]), &st))
 			sdn_unstore(s, l, st.st_ino);
+		if (sdn_park_unit(s, g, l))
+			continue;	/* systemd's socket: never shut down nor closed */
 		baton_group_fence(s->grp[l], g->slot[l]);
 		count_leave(s, g, l);	/* after the fence: it counts what moved out */
 		baton_group_remove(s->grp[l], g->slot[l]);
@@ -239,6 +241,7 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 		if (!fstat(fds[l], &sst))
 			g->member_ino[l] = sst.st_ino;
 	}
+	sdn_mark_foreign(s);	/* before anything can fence the .socket unit's socket */
 	g->id = ++s->next_id;
 	flows_gen_start(s, g);
 	handoff_gen_start(s, gi);
@@ -287,6 +290,8 @@ void stop_gen(struct sup *s, struct gen *g)
 	handoff_gen_stop(s, g);	/* before the signal: the server may close idle connections at once */
 	g->state = GEN_DRAINING;
 	if (served && flows_hold(s, g))
+		return;
+	if (served && sdn_unit_hold(s, g))
 		return;
 	if (served && stop_when_idle(s, g))
 		return;
@@ -483,6 +488,8 @@ void begin_stop(struct sup *s, const char *why)
 		return;
 	s->stopping = true;
 	sdn_stopping(s);
+	sdn_mark_foreign(s);
+	sdn_stop_to_unit(s);
 	say(s, "stopping (%s): telling every generation to stop", why);
 	if (s->reload >= 0)
 		reload_finish(s, false, "the supervisor is stopping");

@@ -122,6 +122,13 @@ void watch_drain(struct sup *s, struct gen *g, long long now)
 			g->stall_since[l] = now;
 		g->last_len[l] = q.len;
 		if (now - g->stall_since[l] >= STALL_MS) {
+			if (sdn_park_unit(s, g, l)) {
+				/* systemd's socket cannot be shut down to move its queue */
+				say_warn(s, "gen %d stopped accepting with %u queued in the .socket unit's socket "
+					    "(listener %d); they wait there until the next start of the service takes it",
+					 g->id, q.len, l);
+				continue;
+			}
 			say(s, "gen %d stopped accepting with %u queued on listener %d; moving them to gen %d", g->id,
 			    q.len, l, s->active >= 0 ? s->gen[s->active].id : 0);
 			sdn_unstore(s, l, g->member_ino[l]);

@@ -58,6 +58,7 @@ struct gen {
 	int status;                     /* wait status once reaped (-1: unknown, not our child) */
 	char why[160];                  /* why it ended, for status */
 	bool idle_wait;                 /* --stop-when-idle: fenced, not yet signalled */
+	bool unit_wait;                 /* accepts what waits in systemd's socket first (sdnotify.c) */
 	bool flow_wait;                 /* holds UDP flows: signalled once it holds none (flows.c) */
 	char health[96];                /* why the health watch replaced it, for status */
 	/* per listener, nlisten entries each (allocated once, kept across reuse) */
@@ -328,6 +329,16 @@ void sdn_status(struct sup *s);       /* STATUS= if the line changed */
 void sdn_store(struct sup *s, int l, int fd);    /* FDSTORE=1 a member or shared socket */
 void sdn_unstore(struct sup *s, int l, ino_t ino);
 bool sdn_passed(const struct sup *s, int l);     /* listener L came from LISTEN_FDS (or a takeover) */
+/* The .socket unit's own sockets are systemd's: never shut down, parked
+ * without weight when their generation retires, steered to at stop. */
+bool sdn_is_unit(const struct sup *s, ino_t ino);
+void sdn_mark_foreign(struct sup *s);
+bool sdn_park_unit(struct sup *s, struct gen *g, int l);
+void sdn_stop_to_unit(struct sup *s);
+void sdn_release_unit(struct sup *s);
+void sdn_upgrade_pass(struct sup *s, bool pass);  /* baton upgrade: they cross the exec */
+bool sdn_unit_hold(struct sup *s, struct gen *g);
+void sdn_unit_wait_check(struct sup *s, struct gen *g, long long now);
 bool sdn_ours(const struct sup *s, unsigned long long ino); /* a socket passed to us, not foreign */
 int sdn_dup_ino(struct sup *s, unsigned long long ino);     /* a copy of a passed/stored socket, or -ENOENT */
 int sdn_member_fd(struct sup *s, int l);         /* takes listener L's passed first member, -1 none */

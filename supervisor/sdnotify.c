@@ -3,6 +3,7 @@
  * STOPPING, STATUS, and the fd store for its sockets), and the sockets that
  * socket activation passes (LISTEN_FDS) taken for the --listen they match. */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,15 +20,20 @@
 
 /* FDNAME of a stored socket: listener and inode (what `baton ls` and
  * /proc/PID/fd show), so a restarted supervisor matches it to its state
- * and a member handed to a restarted generation keeps its name. */
+ * and a member handed to a restarted generation keeps its name; then its
+ * file status flags (baton-l0-1234-f4002): systemd passes stored fds back
+ * with NonBlocking=no unless the unit says otherwise, which clears
+ * O_NONBLOCK on the open file description the running generation shares. */
 #define STORE_PREFIX "baton-l"
 
 struct passed {
 	int fd;                 /* -1 once given away or closed */
 	ino_t ino;
-	bool stored;            /* from the fd store (FDNAME baton-l...) */
+	bool stored;            /* from the fd store (FDNAME baton-l...), or stored since */
+	bool unit;              /* the .socket unit's own socket: systemd's, never shut down */
+	int keep;               /* unit: baton's copy for its whole life, else -1 */
 	int listener;           /* the --listen it serves, -1 none */
-	char name[256];
+	char name[256];         /* stored: the FDNAME it has in the store */
 };
 
 struct sdn {
@@ -123,6 +130,8 @@ void sdn_status(struct sup *s)
 	send_msg(s, msg, -1);
 }
 
+static void refresh_flags(struct sup *s, int l, int fd);
+
 /* Stored sockets no state claimed: old members a restart no longer needs. */
 static void drop_unused_stored(struct sup *s)
 {
@@ -146,6 +155,11 @@ void sdn_ready(struct sup *s)
 	if (!s->sd)
 		return;
 	drop_unused_stored(s);
+	sdn_mark_foreign(s);
+	for (int i = 0; s->sd->fd >= 0 && i < MAX_GENS; i++)
+		for (int l = 0; s->gen[i].pid > 0 && s->gen[i].slot && l < s->nl; l++)
+			if (s->gen[i].slot[l] >= 0)
+				refresh_flags(s, l, baton_group_fd(s->grp[l], s->gen[i].slot[l]));
 	if (s->sd->fd < 0 || s->sd->ready)
 		return;
 	s->sd->ready = true;
@@ -197,24 +211,165 @@ void sdn_stopping(struct sup *s)
 	send_msg(s, msg, -1);
 }
 
+/* The entry that remembers what INO is called in the store (NULL: none). */
+static struct passed *stored_entry(struct sup *s, ino_t ino)
+{
+	for (int i = 0; s->sd && i < s->sd->n; i++)
+		if (s->sd->p[i].stored && s->sd->p[i].ino == ino && s->sd->p[i].name[0])
+			return &s->sd->p[i];
+	return NULL;
+}
+
+static void remember_name(struct sup *s, int l, ino_t ino, const char *name)
+{
+	struct passed *p = stored_entry(s, ino), *v;
+
+	/* one a reload's unstore emptied, so reloads do not grow the array */
+	for (int i = 0; !p && i < s->sd->n; i++)
+		if (s->sd->p[i].stored && s->sd->p[i].fd < 0 && !s->sd->p[i].unit && !s->sd->p[i].name[0]) {
+			p = &s->sd->p[i];
+			*p = (struct passed){ .fd = -1, .ino = ino, .stored = true, .keep = -1, .listener = l };
+		}
+	if (!p) {
+		v = realloc(s->sd->p, (size_t)(s->sd->n + 1) * sizeof(*v));
+		if (!v)
+			return;	/* unstore then falls back to the name without flags */
+		s->sd->p = v;
+		p = &v[s->sd->n++];
+		*p = (struct passed){ .fd = -1, .ino = ino, .stored = true, .keep = -1, .listener = l };
+	}
+	snprintf(p->name, sizeof(p->name), "%s", name);
+}
+
+static void store_name(int l, int fd, char *buf, size_t len)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	snprintf(buf, len, STORE_PREFIX "%d-%llu-f%x", l, (unsigned long long)fd_ino(fd), fl < 0 ? 0u : (unsigned)fl);
+}
+
 void sdn_store(struct sup *s, int l, int fd)
 {
-	char msg[128];
+	char msg[320], name[128];
 
 	if (!s->sd || s->sd->fd < 0 || fd < 0)
 		return;
-	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=" STORE_PREFIX "%d-%llu", l, (unsigned long long)fd_ino(fd));
+	store_name(l, fd, name, sizeof(name));
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
 	send_msg(s, msg, fd);
+	remember_name(s, l, fd_ino(fd), name);
 }
 
 void sdn_unstore(struct sup *s, int l, ino_t ino)
 {
-	char msg[128];
+	struct passed *p;
+	char msg[320];
 
 	if (!s->sd || s->sd->fd < 0 || !ino)
 		return;
-	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=" STORE_PREFIX "%d-%llu", l, (unsigned long long)ino);
+	p = stored_entry(s, ino);
+	if (p) {
+		snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", p->name);
+		if (p->fd < 0)
+			p->name[0] = '\0';
+	} else {
+		snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=" STORE_PREFIX "%d-%llu", l,
+			 (unsigned long long)ino);
+	}
 	send_msg(s, msg, -1);
+}
+
+/* A generation sets its listener's flags (O_NONBLOCK) after baton stored
+ * it: the store's copy is renamed to say the flags it has now. */
+static void refresh_flags(struct sup *s, int l, int fd)
+{
+	struct passed *p = stored_entry(s, fd_ino(fd));
+	char name[128], msg[320];
+
+	if (!p)
+		return;
+	store_name(l, fd, name, sizeof(name));
+	if (!strcmp(name, p->name))
+		return;
+	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", p->name);
+	send_msg(s, msg, -1);
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
+	send_msg(s, msg, fd);
+	snprintf(p->name, sizeof(p->name), "%s", name);
+}
+
+bool sdn_is_unit(const struct sup *s, ino_t ino)
+{
+	for (int i = 0; ino && s->sd && i < s->sd->n; i++)
+		if (s->sd->p[i].unit && s->sd->p[i].ino == ino)
+			return true;
+	return false;
+}
+
+/* Marks every member that is a .socket unit's socket: the library then
+ * never shuts it down (baton_group_set_foreign). */
+void sdn_mark_foreign(struct sup *s)
+{
+	for (int l = 0; s->sd && s->grp && l < s->nl; l++)
+		for (int slot = 0; s->grp[l] && slot < BATON_MAX_SLOTS; slot++) {
+			int fd = baton_group_fd(s->grp[l], slot);
+
+			if (fd >= 0 && sdn_is_unit(s, fd_ino(fd)))
+				baton_group_set_foreign(s->grp[l], slot, true);
+		}
+}
+
+/* Generation G gives up listener L's member. If it is the .socket unit's
+ * socket it stays in the group without weight (while baton runs, nothing
+ * lands there) instead of being fenced and removed: shut down, systemd
+ * would see POLLHUP once the service stops and fail the socket unit, and
+ * a restart would find nothing listening. True if so. */
+bool sdn_park_unit(struct sup *s, struct gen *g, int l)
+{
+	int fd = g->slot[l] >= 0 ? baton_group_fd(s->grp[l], g->slot[l]) : -1;
+
+	if (fd < 0 || !sdn_is_unit(s, fd_ino(fd)))
+		return false;
+	baton_group_set_foreign(s->grp[l], g->slot[l], true);
+	if (!s->stopping)
+		baton_group_drain(s->grp[l], g->slot[l]);
+	count_leave(s, g, l);
+	g->slot[l] = -1;
+	return true;
+}
+
+/* Stopping: every listener's new connections go to the .socket unit's
+ * socket from now on, and what waits in the members that close migrates
+ * there: it stays queued in systemd's hands until the next start (a
+ * restart, or socket activation) takes it, instead of being refused. */
+void sdn_stop_to_unit(struct sup *s)
+{
+	for (int i = 0; s->sd && i < s->sd->n; i++) {
+		struct passed *p = &s->sd->p[i];
+		int l = p->listener, slot;
+
+		if (!p->unit || p->keep < 0 || l < 0 || l >= s->nl || s->shared[l] >= 0 || !s->grp || !s->grp[l])
+			continue;
+		for (slot = 0; slot < BATON_MAX_SLOTS; slot++) {
+			int fd = baton_group_fd(s->grp[l], slot);
+
+			if (fd >= 0 && fd_ino(fd) == p->ino)
+				break;
+		}
+		if (slot == BATON_MAX_SLOTS)
+			slot = baton_group_add(s->grp[l], p->keep, 0);
+		if (slot < 0) {
+			say_warn(s, "stopping: cannot steer listener %d to the .socket unit's socket: %s", l,
+				 strerror(-slot));
+			continue;
+		}
+		baton_group_set_foreign(s->grp[l], slot, true);
+		baton_group_unfence(s->grp[l], slot);
+		baton_group_set_down(s->grp[l], slot, false);
+		if (!baton_group_activate(s->grp[l], slot))
+			say(s, "stopping: new connections on listener %d wait in the .socket unit's socket for the next "
+			       "start", l);
+	}
 }
 
 const char *listener_mode(const struct sup *s, int l)
@@ -237,7 +392,7 @@ void sdn_mark_ours(struct sup *s, ino_t ino)
 	if (!v)
 		return;
 	s->sd->p = v;
-	s->sd->p[s->sd->n++] = (struct passed){ .fd = -1, .ino = ino, .listener = -1 };
+	s->sd->p[s->sd->n++] = (struct passed){ .fd = -1, .ino = ino, .keep = -1, .listener = -1 };
 }
 
 bool sdn_ours(const struct sup *s, unsigned long long ino)
@@ -357,6 +512,8 @@ static int take(struct sup *s, struct passed *p, int l, const struct baton_spec 
 		sp->port = got->port;
 	}
 	p->listener = l;
+	p->unit = true;	/* not from the store: the .socket unit's, for as long as it exists */
+	p->keep = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	/* a socket that was shut down (a fenced member) listens again */
 	if (sp->proto == BATON_PROTO_TCP && !getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) && !acc)
 		listen(fd, sp->backlog > 0 ? sp->backlog : 4096);
@@ -376,15 +533,67 @@ static int take(struct sup *s, struct passed *p, int l, const struct baton_spec 
 	return 0;
 }
 
+/* One connection to listener FD's own address, closed at once: a
+ * generation that called accept() in the moment between systemd clearing
+ * O_NONBLOCK (before it ran baton) and baton setting it back is blocked
+ * there until a connection comes, and under a load that waits for its
+ * answers none may come. This one wakes it; the next accept() says EAGAIN
+ * again. The connection is steered like any other, by the policy in force. */
+static void wake_acceptor(struct sup *s, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 200000 };
+	int acc = 0, c;
+	socklen_t al = sizeof(acc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) || !acc || getsockname(fd, (struct sockaddr *)&ss, &sl))
+		return;
+	if (ss.ss_family == AF_INET && ((struct sockaddr_in *)&ss)->sin_addr.s_addr == htonl(INADDR_ANY))
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else if (ss.ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr))
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+	else if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+		return;
+	c = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c < 0)
+		return;
+	setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(c, (struct sockaddr *)&ss, sl) && s->cfg->verbose)
+		say_warn(s, "waking a blocked accept() on fd %d: %s", fd, strerror(errno));
+	close(c);
+}
+
+/* The flags a stored socket had (its FDNAME says them) come back at once:
+ * a running generation that accepts until EAGAIN would otherwise block in
+ * accept() on a listener systemd just made blocking. */
+static void restore_flags(struct sup *s, const struct passed *p)
+{
+	unsigned long long ino;
+	unsigned fl;
+	int l, now = fcntl(p->fd, F_GETFL);
+
+	if (sscanf(p->name, STORE_PREFIX "%d-%llu-f%x", &l, &ino, &fl) != 3 || now < 0 || (unsigned)now == fl)
+		return;
+	if (fcntl(p->fd, F_SETFL, (int)fl))
+		say_warn(s, "cannot restore the file status flags of stored fd %d (%s): %s", p->fd, p->name,
+			 strerror(errno));
+	else if (s->cfg->verbose || ((unsigned)now ^ fl) & O_NONBLOCK)
+		say(s, "fd %d from the fd store (%s): file status flags %#o restored (passed as %#o)", p->fd, p->name,
+		    fl, (unsigned)now);
+	if (fl & O_NONBLOCK && !((unsigned)now & O_NONBLOCK))
+		wake_acceptor(s, p->fd);
+}
+
 /* LISTEN_FDS meant for this process: each socket goes to the --listen of
  * its name (LISTEN_FDNAMES = name=), else of its address; sockets from the
  * fd store are kept for the resume. */
 static int intake(struct sup *s)
 {
 	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS"), *names = getenv("LISTEN_FDNAMES");
-	char *end, *namebuf = NULL, *tok, *save = NULL;
+	char *end, *namebuf = NULL, *tok, *save = NULL, dupname[8][256];
 	long n, i;
-	int r = 0, l;
+	int r = 0, l, ndup = 0;
 
 	if (!pid || !fds || strtol(pid, &end, 10) != (long)getpid() || *end)
 		goto out;
@@ -412,6 +621,9 @@ static int intake(struct sup *s)
 		snprintf(p->name, sizeof(p->name), "%s", tok ? tok : "");
 		tok = tok ? strtok_r(NULL, ":", &save) : NULL;
 		p->stored = !strncmp(p->name, STORE_PREFIX, strlen(STORE_PREFIX));
+		p->keep = -1;
+		if (p->stored)
+			restore_flags(s, p);
 		/* the .socket unit's socket may be in the store too: once is enough */
 		for (j = 0; j < s->sd->n; j++)
 			if (s->sd->p[j].ino == p->ino && s->sd->p[j].fd >= 0)
@@ -423,6 +635,9 @@ static int intake(struct sup *s)
 			goto out;
 		}
 		if (dup) {
+			/* its store name (with its flags) is still needed to remove it */
+			if (p->stored && ndup < 8)
+				snprintf(dupname[ndup++], sizeof(dupname[0]), "%s", p->name);
 			close(fd);
 			continue;
 		}
@@ -459,6 +674,12 @@ static int intake(struct sup *s)
 		}
 		r = take(s, p, byname >= 0 ? byname : byaddr, &got, text);
 	}
+	for (i = 0; i < ndup; i++) {
+		unsigned long long ino;
+
+		if (sscanf(dupname[i], STORE_PREFIX "%d-%llu", &l, &ino) == 2)
+			remember_name(s, l, (ino_t)ino, dupname[i]);
+	}
 out:
 	free(namebuf);
 	unsetenv("LISTEN_PID");
@@ -467,11 +688,63 @@ out:
 	return r;
 }
 
+/* baton upgrade: the .socket unit's sockets cross the exec as inherited
+ * fds named in BATON_UNIT_FDS ("FD/LISTENER,..."), so the re-executed
+ * supervisor still knows which socket is systemd's (never shut down). */
+#define UNIT_ENV "BATON_UNIT_FDS"
+
+void sdn_upgrade_pass(struct sup *s, bool pass)
+{
+	char env[512] = "";
+	size_t used = 0;
+
+	for (int i = 0; s->sd && i < s->sd->n; i++) {
+		struct passed *p = &s->sd->p[i];
+		int fl;
+
+		if (!p->unit || p->keep < 0 || (fl = fcntl(p->keep, F_GETFD)) < 0)
+			continue;
+		fcntl(p->keep, F_SETFD, pass ? fl & ~FD_CLOEXEC : fl | FD_CLOEXEC);
+		if (used < sizeof(env) - 24)
+			used += (size_t)snprintf(env + used, sizeof(env) - used, "%s%d/%d", used ? "," : "", p->keep,
+						 p->listener);
+	}
+	if (pass && used)
+		setenv(UNIT_ENV, env, 1);
+	else
+		unsetenv(UNIT_ENV);
+}
+
+static void unit_from_env(struct sup *s)
+{
+	const char *env = getenv(UNIT_ENV);
+	int fd, l, n;
+
+	while (env && sscanf(env, "%d/%d%n", &fd, &l, &n) == 2) {
+		struct passed *v = realloc(s->sd->p, (size_t)(s->sd->n + 1) * sizeof(*v));
+		ino_t ino = fd >= 3 ? fd_ino(fd) : 0;
+
+		if (v && ino && l >= 0 && l < s->nl) {
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+			s->sd->p = v;
+			v[s->sd->n++] = (struct passed){ .fd = -1, .ino = ino, .unit = true, .keep = fd, .listener = l };
+		} else if (v) {
+			s->sd->p = v;
+		}
+		env += n;
+		if (*env != ',')
+			break;
+		env++;
+	}
+	unsetenv(UNIT_ENV);
+}
+
 int sdn_init(struct sup *s)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
 	struct sdn *d;
 	size_t len;
+	int r;
 
 	d = s->sd = calloc(1, sizeof(*s->sd));
 	if (!d)
@@ -492,15 +765,20 @@ int sdn_init(struct sup *s)
 				say_warn(s, "cannot notify the service manager: %s", strerror(errno));
 		}
 	}
-	return intake(s);
+	r = intake(s);
+	unit_from_env(s);
+	return r;
 }
 
 void sdn_free(struct sup *s)
 {
 	if (s->sd) {
-		for (int i = 0; i < s->sd->n; i++)
+		for (int i = 0; i < s->sd->n; i++) {
 			if (s->sd->p[i].fd >= 0)
 				close(s->sd->p[i].fd);
+			if (s->sd->p[i].keep >= 0)
+				close(s->sd->p[i].keep);	/* baton's copy only: systemd keeps its own */
+		}
 		if (s->sd->fd >= 0)
 			close(s->sd->fd);
 		free(s->sd->p);
@@ -514,4 +792,66 @@ void sdn_free(struct sup *s)
 			close(s->shared[l]);
 		s->first[l] = s->shared[l] = -1;
 	}
+}
+
+/* How long a retiring generation may keep accepting what waits in the
+ * .socket unit's socket before it is told to stop: that queue cannot be
+ * moved by a shutdown (systemd's socket is never shut down), and nothing
+ * new lands there once the generation has no weight. */
+#define UNIT_DRAIN_MS 1000
+
+static bool unit_queued(struct sup *s, struct gen *g)
+{
+	for (int l = 0; l < s->nl; l++) {
+		struct baton_queue q;
+		int fd = g->slot[l] >= 0 ? baton_group_fd(s->grp[l], g->slot[l]) : -1;
+
+		if (fd >= 0 && sdn_is_unit(s, fd_ino(fd)) && !baton_group_queue(s->grp[l], g->slot[l], &q) && q.len)
+			return true;
+	}
+	return false;
+}
+
+/* stop_gen of generation G, which served: if it holds systemd's socket
+ * with connections queued, it is signalled only once it has accepted them
+ * (sdn_unit_wait_check). Not when baton stops: the queue stays for the
+ * next start. */
+bool sdn_unit_hold(struct sup *s, struct gen *g)
+{
+	if (s->stopping || !unit_queued(s, g))
+		return false;
+	g->unit_wait = true;
+	say(s, "gen %d (pid %d) first accepts what waits in the .socket unit's socket (at most %d ms): baton never "
+	       "shuts that socket down", g->id, (int)g->pid, UNIT_DRAIN_MS);
+	return true;
+}
+
+void sdn_unit_wait_check(struct sup *s, struct gen *g, long long now)
+{
+	if (unit_queued(s, g) && now - g->stop_ms < UNIT_DRAIN_MS)
+		return;
+	g->unit_wait = false;
+	g->stop_ms = now;	/* the grace before SIGKILL starts now */
+	if (g->id == 0)
+		takeover_signal(s, g);
+	else
+		s->ops->kill(g->pid, s->cfg->stop_signal);
+}
+
+/* A clean stop: the .socket unit's socket leaves baton's steering for good
+ * (the next baton's group must be able to take it: a socket sits in one
+ * sockarray at a time) and the kernel's own hash picks it meanwhile, the
+ * only listener left. Still never shut down; systemd keeps its copy. */
+void sdn_release_unit(struct sup *s)
+{
+	for (int l = 0; s->sd && s->grp && l < s->nl; l++)
+		for (int slot = 0; s->grp[l] && slot < BATON_MAX_SLOTS; slot++) {
+			int fd = baton_group_fd(s->grp[l], slot);
+
+			if (fd < 0 || !sdn_is_unit(s, fd_ino(fd)))
+				continue;
+			baton_group_set_foreign(s->grp[l], slot, true);
+			baton_group_detach(s->grp[l]);
+			baton_group_remove(s->grp[l], slot);
+		}
 }

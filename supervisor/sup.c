@@ -177,6 +177,8 @@ static void tick(struct sup *s)
 		if (g->state == GEN_DRAINING) {
 			if (g->idle_wait)
 				idle_check(s, g, now);
+			if (g->unit_wait)
+				sdn_unit_wait_check(s, g, now);
 			if (g->flow_wait)
 				flows_check(s, g, now);
 			if (!g->killed && now - g->stop_ms >= s->cfg->grace_ms) {
@@ -424,6 +426,8 @@ static void cleanup(struct sup *s, bool clean_stop)
 	bindmode_fini(s, clean_stop);
 	if (s->epfd >= 0)
 		close(s->epfd);
+	if (clean_stop)
+		sdn_release_unit(s);
 	sup_fini(s);
 	if (s->lockfd >= 0) {
 		char name[BATON_NAME_MAX + 8];

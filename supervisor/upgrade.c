@@ -160,11 +160,13 @@ int upgrade_start(struct sup *s, int client)
 	if (c)
 		keep_open(c->fd, true);
 	mhttp_exec(s, true);
+	sdn_upgrade_pass(s, true);	/* which sockets are systemd's */
 	fflush(NULL);
 	execv(bin, s->argv);
 	r = -errno;
 	snprintf(why, sizeof(why), "exec %.300s failed: %s", bin, strerror(errno));
 	unsetenv(UPGRADE_ENV);
+	sdn_upgrade_pass(s, false);
 	keep_open(s->ctlfd, false);
 	keep_open(s->notifyfd, false);
 	keep_open(s->lockfd, false);

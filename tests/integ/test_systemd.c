@@ -442,9 +442,12 @@ TEST_TIMEOUT(systemd_passed_reuseport_socket_is_gen_1s_member_steered_losing_not
 	ASSERT_CONTAINS(out, "\"mode\":\"steered\"");
 	ASSERT_EQ(bt_json_get(out, "port"), port);
 	reloads_under_load("rp", port, 5);
-	/* the passed socket was gen 1's member: fenced when gen 1 retired */
+	/* the passed socket was gen 1's member: it left the steering when gen 1
+	 * retired but was never shut down (it is the .socket unit's: systemd
+	 * fails a unit whose socket hangs up) */
+	acc = 0;
 	ASSERT_EQ(getsockopt(p.fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al), 0);
-	ASSERT_EQ(acc, 0);
+	ASSERT_EQ(acc, 1);
 	ASSERT_EQ(baton("status", "rp", NULL), 0);
 	ASSERT_CONTAINS(out, "(steered)");
 	bt_supervisor_stop(&pid, 15);
