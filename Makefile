@@ -130,8 +130,8 @@ $(BUILD)/udpflow: examples/udpflow.c Makefile
 # The preload shim goes into servers built without sanitizers, so it is
 # built without them too, and links only libdl: never the BPF loader.
 SHIM_CFLAGS := $(CPPFLAGS) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -fPIC -fvisibility=hidden
-SHIM_SRC := preload/shim.c preload/handoff.c
-$(BUILD)/libbaton-preload.so: $(SHIM_SRC) preload/shim.h common/handoff_wire.h Makefile
+SHIM_SRC := preload/shim.c preload/handoff.c common/preload_map.c
+$(BUILD)/libbaton-preload.so: $(SHIM_SRC) preload/shim.h common/handoff_wire.h common/preload_map.h Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(SHIM_CFLAGS) -Icommon -shared -Wl,-soname,libbaton-preload.so -o $@ $(SHIM_SRC) -ldl
 $(BUILD)/preload-probe: tests/preload_probe.c Makefile

@@ -246,8 +246,8 @@ int bindmode_setup(struct sup *s)
 	}
 	if (bm->mode == SUP_BIND_CGROUP)
 		resume_gens(s, bm);
-	if (bm->mode == SUP_BIND_SHIM)
-		preload_setup(s);
+	if (bm->mode == SUP_BIND_SHIM && preload_setup(s))
+		return -1;
 	return 0;
 }
 

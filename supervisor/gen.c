@@ -311,6 +311,7 @@ void gen_ready(struct sup *s, int gi, bool assumed)
 	if (bindmode_hold_ready(s, gi))
 		return;
 	g->ready_us = baton_mono_us();
+	g->assumed = assumed;
 	if (gi != s->reload) {
 		g->state = GEN_ACTIVE;	/* generation 1, or a restart on the same members */
 		if (assumed)
@@ -527,6 +528,21 @@ void gen_exited(struct sup *s, int gi, int status)
 	}
 	if (gi == s->active && (was == GEN_STARTING || was == GEN_READY) && g->id == 1) {
 		say_err(s, "gen 1 %s before it was ready; giving up", how);
+		release_members(s, g);
+		s->active = -1;
+		s->exit_code = 1;
+		begin_stop(s, "the command failed to start");
+		return;
+	}
+	if (gi == s->active && g->id == 1 && !s->resumed && g->assumed && !g->heard && WIFEXITED(status) &&
+	    WEXITSTATUS(status) && baton_mono_us() - g->start_us < STABLE_MS * 1000LL) {
+		/* only assumed ready, never a word, and it failed soon after:
+		 * a command that fails at start (a server whose bind() failed)
+		 * would fail the same way at every restart, forever */
+		say_err(s, "gen 1 %s %lld ms after it started, without ever saying it was ready or listening (it "
+			"was only assumed ready after %s); giving up rather than restarting a command that never "
+			"served: see its output above", how, (baton_mono_us() - g->start_us) / 1000,
+			fmt_duration(s->cfg->ready_delay_ms));
 		release_members(s, g);
 		s->active = -1;
 		s->exit_code = 1;

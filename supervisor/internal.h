@@ -54,6 +54,7 @@ struct gen {
 	long long start_wall_ms, stop_ms;
 	long long start_us, ready_us;    /* monotonic; 0.1 ms for reload timings; ready_us 0: not yet */
 	bool heard;                     /* sent any sd_notify message */
+	bool assumed;                   /* ready only by --ready-delay, never said so */
 	bool killed;
 	int status;                     /* wait status once reaped (-1: unknown, not our child) */
 	char why[160];                  /* why it ended, for status */
@@ -128,6 +129,7 @@ struct sup {
 	long long start_wall_ms;
 	char preload_lib[4096];     /* "" without the shim */
 	char *preload_env;          /* BATON_PRELOAD for it */
+	int preload_memfd;          /* -1, or the map when too large for the environment (spawn.c) */
 	char state_path[4096];      /* the state that outlives this process */
 	char pin_root[4096];        /* bpffs directory of the groups' pins, "" in cBPF mode */
 	bool resumed;               /* adopted what a dead supervisor left, or re-executed */
@@ -166,7 +168,7 @@ enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_BINDHOOK = 1500, EV_PIDFD = 2
 enum { EV_HANDOFF = 1100 };
 
 
-void preload_setup(struct sup *s);
+int preload_setup(struct sup *s);      /* -1: the shim cannot carry the listeners (said why) */
 void preload_apply(struct sup *s);
 pid_t spawn(struct sup *s, int id, const int *fds, int *err);
 void step_at(struct sup *s, enum blog_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

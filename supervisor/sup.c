@@ -212,6 +212,9 @@ static void free_arrays(struct sup *s)
 	free(s->watch);
 	free(s->fdnames);
 	free(s->preload_env);
+	if (s->preload_memfd >= 0)
+		close(s->preload_memfd);
+	s->preload_memfd = -1;
 	cmd_free(s);
 	free(s->tkm);
 	free(s->tk_pids);
@@ -461,7 +464,8 @@ int sup_init(struct sup *s, const struct sup_config *cfg, const struct sup_ops *
 
 	*s = (struct sup){ .cfg = cfg, .ops = ops, .active = -1, .reload = -1, .reload_client = -1,
 			   .restart_from = -1, .epfd = -1, .sigfd = -1, .notifyfd = -1, .ctlfd = -1, .watched = -1,
-			   .upgrade_client = -1, .argv = cfg->self_argv, .nl = cfg->nlisten };
+			   .upgrade_client = -1, .argv = cfg->self_argv, .nl = cfg->nlisten,
+			   .preload_memfd = -1 };
 	for (i = 0; i < MAX_CLIENTS; i++)
 		s->cl[i].fd = -1;
 	snprintf(s->name, sizeof(s->name), "%s", cfg->name[0] ? cfg->name : "baton");
