@@ -180,6 +180,13 @@ __attribute__((constructor)) static void shim_init(void)
 		    getsockopt(m->fd, SOL_SOCKET, SO_TYPE, &type, &len) || type != m->type) {
 			char fdnum[16];
 			size_t k = sizeof(fdnum) - 1;
+			const char *lp = getenv("LISTEN_PID");
+
+			/* a program the server ran (system(), a CGI): the server
+			 * kept baton's sockets from it (close-on-exec), as it
+			 * should, and there is nothing to say */
+			if (lp && strtol(lp, NULL, 10) != (long)getpid() && fcntl(m->fd, F_GETFD) < 0)
+				goto out;
 
 			fdnum[k] = '\0';
 			for (int v = m->fd; v && k; v /= 10)
@@ -345,6 +352,30 @@ static void copy_options(int from, int to)
 	}
 }
 
+/* The members baton passed stay open as the shim's copies (a server that
+ * binds twice, or a worker that binds after the master, gets them again),
+ * but no program the server runs (system(), popen(), a CGI) may inherit a
+ * listening socket of baton's and accept the server's clients. Not at load
+ * time: a wrapper (sh -c 'exec server') must pass them on; once the
+ * server substitutes a bind, it is the server, and they are its alone. */
+static void keep_from_children(void)
+{
+	static bool done;
+
+	if (done)
+		return;
+	done = true;
+	for (int i = 0; i < nman; i++) {
+		struct stat st;
+		int f = fcntl(man[i].fd, F_GETFD);
+
+		/* only our copy: a number the server reused is the server's */
+		if (f >= 0 && !(f & FD_CLOEXEC) && !fstat(man[i].fd, &st) && st.st_ino == man[i].ino &&
+		    st.st_dev == man[i].dev)
+			fcntl(man[i].fd, F_SETFD, f | FD_CLOEXEC);
+	}
+}
+
 EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	int saved = errno, i, type, fdfl, fl;
@@ -384,8 +415,10 @@ EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 	if (fdfl < 0 || fl < 0)
 		return -1;
 	copy_options(fd, m->fd);
+	/* the server's fd keeps the server's close-on-exec choice */
 	if (dup3(m->fd, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
 		return -1;
+	keep_from_children();
 	/* O_NONBLOCK lives on the open file, shared with the member: the server's
 	 * choice wins, as it would have on its own socket */
 	fcntl(fd, F_SETFL, (fcntl(fd, F_GETFL) & ~O_NONBLOCK) | (fl & O_NONBLOCK));

@@ -858,3 +858,60 @@ TEST_TIMEOUT(run_gen1_assumed_ready_then_failing_stops_with_the_reason, 60)
 	ASSERT_TRUE(strstr(err, "restarting in") == NULL);
 	rmdir(dir);
 }
+
+/* As baton run starts a generation: LISTEN_PID is the server's own pid. */
+static void probe_child_listen_pid(void *ctx)
+{
+	char pid[16];
+
+	probe_child(ctx);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	setenv("LISTEN_PID", pid, 1);
+}
+
+/* Runs the probe with --children (and EXTRA): it binds the managed address,
+ * then runs itself through system() and fork + exec, each child listing
+ * the listening sockets it inherited. */
+static int probe_children(int member, const char *preload, int port, const char *extra)
+{
+	struct probe_env e = { .member = member, .lib = need_env("BATON_PRELOAD_LIB", "preload shim"),
+			       .preload = preload };
+	char portstr[16];
+	char *argv[] = { (char *)need_env("BATON_PROBE", "preload probe"), "127.0.0.1", portstr, "--children",
+			 (char *)extra, NULL };
+	int status;
+
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	status = bt_run_with(argv, probe_child_listen_pid, &e, out, sizeof(out), err, sizeof(err), 10);
+	bt_log("probe --children %s: %s%s", extra ? extra : "", out, err);
+	return status;
+}
+
+/* A program the server runs (system(), popen(), fork + exec) must not
+ * inherit a listening socket of baton's, from which it could accept the
+ * server's clients: the substituted fd keeps the server's close-on-exec
+ * choice and the shim's own copy (fd 3) is closed on exec. A server that
+ * asked for an inheritable socket gets one, on its own fd number only. */
+TEST(preload_children_of_the_server_inherit_no_listener_of_batons)
+{
+	char env[128];
+	uint16_t port;
+	int m;
+
+	bt_need_netns();
+	m = member_on(&port);
+	snprintf(env, sizeof(env), "v1;tcp:127.0.0.1:%u=3", port);
+	ASSERT_EQ(probe_children(m, env, port, NULL), 0);
+	ASSERT_CONTAINS(out, "same_as_3=yes addr=127.0.0.1 nonblock=1 cloexec=1");
+	ASSERT_CONTAINS(out, "system() listening: (0)");
+	ASSERT_CONTAINS(out, "exec listening: (0)");
+	ASSERT_STREQ(err, "");	/* the children's shims have nothing to say */
+	/* SOCK_CLOEXEC not asked for: the server's fd 4 is inherited, as it
+	 * wanted; baton's fd 3 is not */
+	ASSERT_EQ(probe_children(m, env, port, "--inherit"), 0);
+	ASSERT_CONTAINS(out, "same_as_3=yes addr=127.0.0.1 nonblock=1 cloexec=0");
+	ASSERT_CONTAINS(out, "system() listening: 4 (1)");
+	ASSERT_CONTAINS(out, "exec listening: 4 (1)");
+	ASSERT_STREQ(err, "");
+	close(m);
+}
