@@ -224,10 +224,18 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
 		default_signals();
-		/* its own process group: the terminal's ^C reaches baton, which
-		 * stops gracefully. No parent-death signal: a generation outlives
-		 * a supervisor that dies, and the next one adopts it. */
-		setpgid(0, 0);
+		/* its own session (and so its own process group, pgid = pid):
+		 * the terminal's ^C and hangup reach baton only, which stops
+		 * every generation gracefully; no SIGTTIN/SIGTTOU from a
+		 * terminal it is not the foreground of; and when the supervisor
+		 * dies, the kernel's orphaned-process-group rule (SIGHUP then
+		 * SIGCONT to a group with a stopped member, whose last parent
+		 * outside the group but in its session exits) cannot apply: the
+		 * parent is in another session. No parent-death signal either: a
+		 * generation outlives a supervisor that dies, and the next one
+		 * adopts it. */
+		if (setsid() < 0)
+			setpgid(0, 0);
 		/* lift everything above the target range before placing it */
 		wfd = fcntl(p[1], F_DUPFD_CLOEXEC, 3 + n + extra);
 		for (i = 0; i < n; i++)
