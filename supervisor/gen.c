@@ -274,6 +274,31 @@ fail:
 	return r ? r : -EIO;
 }
 
+int gen_signal(struct sup *s, struct gen *g, int sig)
+{
+	struct baton_proc_stat st;
+
+	if (g->pid <= 0)
+		return -ESRCH;
+	if (g->pidfd >= 0 && s->ops->pidfd_signal)
+		return s->ops->pidfd_signal(g->pidfd, sig);
+	/* no pidfd (it could not be opened): by pid, once its start time
+	 * says the pid is still that process */
+	if (s->ops->pidfd_signal && g->start_ticks &&
+	    (baton_proc_stat(g->pid, -1, &st) || st.start != g->start_ticks))
+		return -ESRCH;
+	return s->ops->kill(g->pid, sig) ? -errno : 0;
+}
+
+void gen_kill_all(struct sup *s, struct gen *g)
+{
+	/* workers first, by group: the group id is G's pid, which is G's
+	 * only while G lives (a pidfd cannot signal a group) */
+	if (!gen_signal(s, g, 0))
+		s->ops->kill(-g->pid, SIGKILL);
+	gen_signal(s, g, SIGKILL);
+}
+
 void stop_gen(struct sup *s, struct gen *g)
 {
 	if (g->pid <= 0 || g->stop_ms)
@@ -290,7 +315,7 @@ void stop_gen(struct sup *s, struct gen *g)
 	if (g->id == 0)
 		takeover_signal(s, g);	/* --takeover-signal, to every --takeover PID */
 	else
-		s->ops->kill(g->pid, s->cfg->stop_signal);
+		gen_signal(s, g, s->cfg->stop_signal);
 }
 
 void describe_exit(int status, char *buf, size_t len)

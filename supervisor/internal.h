@@ -85,6 +85,8 @@ struct sup;
 struct sup_ops {
 	pid_t (*spawn)(struct sup *s, int id, const int *fds, int *err);
 	int (*kill)(pid_t pid, int sig);
+	/* by pidfd (pidfd_send_signal); NULL: every signal goes through kill */
+	int (*pidfd_signal)(int pidfd, int sig);
 };
 
 extern const struct sup_ops sup_default_ops;
@@ -155,6 +157,7 @@ struct sup {
 	struct tk_member *tkm;
 	int ntkm;
 	pid_t *tk_pids;             /* every --takeover PID, signalled with generation 0 */
+	int *tk_pidfds;             /* their pidfds (-1: none), opened when they were named */
 	int ntk_pids;
 	bool takeover_reload;       /* the reload running is the takeover: not counted as a reload */
 	int batch_lo, batch_n;      /* the listeners this tick looks at (see in_batch) */
@@ -179,6 +182,10 @@ int live_gens(const struct sup *s);
 int alloc_gen(struct sup *s);
 int start_gen(struct sup *s, int from, uint32_t weight);
 void stop_gen(struct sup *s, struct gen *g);
+/* SIG to G's process by its pidfd (never a reused pid); 0 or -errno. */
+int gen_signal(struct sup *s, struct gen *g, int sig);
+/* The grace's end: SIGKILL to G's process group while G lives, and to G. */
+void gen_kill_all(struct sup *s, struct gen *g);
 void describe_exit(int status, char *buf, size_t len);
 void gen_ready(struct sup *s, int gi, bool assumed);
 /* The switch of a reload: GI takes every new connection, the old one stops. */
@@ -292,11 +299,16 @@ const char *listener_mode(const struct sup *s, int l);      /* "steered" or "sha
 
 /* takeover.c */
 int takeover_collect(struct sup *s);   /* generation 0 from --takeover PIDs; -errno said */
+void takeover_pids_free(struct sup *s);
 void takeover_abandon(struct sup *s);  /* gives generation 0 back untouched */
 void takeover_release(struct sup *s, struct gen *g, bool fence);
 void takeover_drain(struct sup *s, struct gen *g, long long now);
 void takeover_signal(struct sup *s, struct gen *g);
 int takeover_add_member(struct sup *s, int gi, int l, int slot, ino_t ino);
+/* A copy of fd FD of PID, which must still be the process that started at
+ * START (clock ticks; 0: not checked) and FD still the socket of inode INO
+ * found by the scan. The copy, or -errno with WHY said. */
+int takeover_copy_fd(pid_t pid, unsigned long long start, int fd, unsigned long long ino, char *why, size_t len);
 void sdn_mark_ours(struct sup *s, ino_t ino);   /* a taken socket: not foreign */
 
 /* foreign.c: sockets on a listener's address that baton did not create */

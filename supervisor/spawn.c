@@ -289,4 +289,13 @@ fail:
 
 
 
-const struct sup_ops sup_default_ops = { .spawn = spawn, .kill = kill };
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+static int pidfd_signal(int pidfd, int sig)
+{
+	return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) ? -errno : 0;
+}
+
+const struct sup_ops sup_default_ops = { .spawn = spawn, .kill = kill, .pidfd_signal = pidfd_signal };

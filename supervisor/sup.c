@@ -122,8 +122,7 @@ static void tick(struct sup *s)
 			if (!g->killed && now - g->stop_ms >= s->cfg->grace_ms) {
 				say_warn(s, "gen %d (pid %d) still running after the %lld ms grace; killing it", g->id,
 				    (int)g->pid, s->cfg->grace_ms);
-				s->ops->kill(-g->pid, SIGKILL);
-				s->ops->kill(g->pid, SIGKILL);
+				gen_kill_all(s, g);
 				g->killed = true;
 			}
 			if (!s->stopping && !g->flow_wait)	/* a UDP queue is no sign it stopped */
@@ -217,7 +216,7 @@ static void free_arrays(struct sup *s)
 	s->preload_memfd = -1;
 	cmd_free(s);
 	free(s->tkm);
-	free(s->tk_pids);
+	takeover_pids_free(s);
 	free(s->shared);
 	free(s->shared_ino);
 	free(s->first);
