@@ -5,7 +5,9 @@
  * request and without LD_PRELOAD; the errors (no cgroup2, no delegation, a
  * uid mismatch, an address no --listen names, a second bind) and the
  * cgroups removed afterwards. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -627,6 +629,100 @@ TEST_TIMEOUT(bindmode_generation_that_never_listens_is_rolled_back, 60)
 	ASSERT_CONTAINS(out, "gen 2 did not listen on listener 0 within 5000 ms");
 	ASSERT_EQ(baton("status", "web", "--json"), 0);
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
+	sv_stop(&s);
+	rm_rf(s.dir);
+}
+
+/* generation GEN's cgroup.procs, from /proc/GEN/cgroup */
+static void procs_of(pid_t gen, char *buf, size_t len)
+{
+	char path[64], line[PATH_MAX], mnt[PATH_MAX];
+	FILE *f;
+
+	ASSERT_EQ(baton_cgroup_mount(mnt, sizeof(mnt)), 0);
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)gen);
+	f = fopen(path, "re");
+	ASSERT_TRUE(f != NULL);
+	buf[0] = '\0';
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "0::", 3)) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(buf, len, "%.2000s%.2000s/cgroup.procs", mnt, line + 3);
+		}
+	fclose(f);
+	ASSERT_TRUE(buf[0] != '\0');
+}
+
+static bool answered_200(void)
+{
+	char buf[128] = "";
+	struct timeval tv = { .tv_sec = 3 };
+	int fd = bt_connect(PORT);
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return strstr(buf, "200 OK") != NULL;
+}
+
+/* A process that is not the generation's nor its descendant, placed in the
+ * generation's cgroup (by whoever may write its cgroup.procs), binds and
+ * listens on the --listen address: the bind hook lets it join the
+ * reuseport group, but baton never adopts its socket into the generation's
+ * slot in place of the server's, and says so; every connection still
+ * reaches the server. */
+TEST_TIMEOUT(bindmode_foreign_process_in_the_generations_cgroup_is_not_adopted, 60)
+{
+	struct sv s;
+	char procs[PATH_MAX], num[32], go = 0, res = 0;
+	int p1[2], p2[2], fd;
+	pid_t gen, child;
+
+	py_start(&s);
+	gen = active_pid();
+	procs_of(gen, procs, sizeof(procs));
+	ASSERT_EQ(pipe2(p1, O_CLOEXEC), 0);
+	ASSERT_EQ(pipe2(p2, O_CLOEXEC), 0);
+	child = fork();
+	if (child == 0) {
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(PORT),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int l;
+
+		if (read(p1[0], &go, 1) != 1)
+			_exit(1);
+		l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		res = l >= 0 && !bind(l, (struct sockaddr *)&a, sizeof(a)) && !listen(l, 128) ? 'y' : 'n';
+		if (write(p2[1], &res, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	ASSERT_GT(child, 0);
+	fd = open(procs, O_WRONLY | O_CLOEXEC);
+	ASSERT_TRUE(fd >= 0);
+	snprintf(num, sizeof(num), "%d", (int)child);
+	ASSERT_EQ(write(fd, num, strlen(num)), (ssize_t)strlen(num));
+	close(fd);
+	ASSERT_EQ(write(p1[1], "g", 1), 1);
+	ASSERT_EQ(read(p2[0], &res, 1), 1);
+	ASSERT_EQ(res, 'y');	/* the hook made its bind SO_REUSEPORT: it listens in the group */
+	ASSERT_CONTAINS(log_with(&s, "is not gen 1's process"), "its socket is not adopted");
+	usleep(300000);	/* the lost-event poll (every 250 ms) must not take it either */
+	for (int i = 0; i < 20; i++)
+		if (!answered_200()) {
+			show_log(&s, "baton.log");
+			kill(child, SIGKILL);
+			waitpid(child, NULL, 0);
+			FAIL("connection %d did not reach the server", i + 1);
+		}
+	ASSERT_EQ(active_pid(), gen);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
 	sv_stop(&s);
 	rm_rf(s.dir);
 }
