@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -146,6 +147,50 @@ TEST(handover_round_trip_through_an_abstract_name)
 
 	snprintf(path, sizeof(path), "@baton-test-ho-%d", (int)getpid());
 	round_trip(path);
+}
+
+/* "@name-XXXXXX": the X's become random letters (getrandom), so no other
+ * user can bind the name before the offer does; each offer its own. */
+TEST(handover_abstract_name_ending_in_xxxxxx_is_random_and_reachable)
+{
+	const char *asked = "@baton-test-ho-XXXXXX";
+	int sv[2];
+	struct baton_handover *a, *b;
+	char pa[128], pb[128];
+	struct baton_handover_fds got;
+	int n;
+
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	a = baton_handover_offer(asked, sv, NULL, 1, &collect);
+	b = baton_handover_offer(asked, sv, NULL, 1, &collect);
+	ASSERT_TRUE(a && b);
+	snprintf(pa, sizeof(pa), "%s", baton_handover_path(a));
+	snprintf(pb, sizeof(pb), "%s", baton_handover_path(b));
+	bt_log("offers at %s and %s", pa, pb);
+	ASSERT_EQ(strlen(pa), strlen(asked));
+	ASSERT_TRUE(!strncmp(pa, "@baton-test-ho-", 15) && !strstr(pa, "XXX"));
+	ASSERT_TRUE(strcmp(pa, pb) != 0);	/* unpredictable: two offers, two names */
+	baton_handover_free(b);
+	/* a plain name stays as given */
+	b = baton_handover_offer("@baton-test-ho-plain-X", sv, NULL, 1, &collect);
+	ASSERT_TRUE(b != NULL);
+	ASSERT_STREQ(baton_handover_path(b), "@baton-test-ho-plain-X");
+	baton_handover_free(b);
+	/* the successor, told the name, takes the offer there */
+	pid_t child = fork();
+
+	if (child == 0)
+		_exit(baton_handover_serve(a, 5000) > 0 ? 0 : 1);
+	n = baton_handover_take(pa, 5000, &collect, &got);
+	if (n < 0)
+		FAIL("take at %s: %s; log: %s", pa, strerror(-n), logbuf);
+	ASSERT_EQ(n, 1);
+	close(got.fds[0]);
+	baton_handover_fds_free(&got);
+	ASSERT_EQ(wait_exit(child), 0);
+	baton_handover_free(a);
+	close(sv[0]);
+	close(sv[1]);
 }
 
 TEST(handover_take_times_out_when_nobody_answers)
