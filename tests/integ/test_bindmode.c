@@ -726,3 +726,84 @@ TEST_TIMEOUT(bindmode_foreign_process_in_the_generations_cgroup_is_not_adopted, 
 	sv_stop(&s);
 	rm_rf(s.dir);
 }
+
+static pid_t pidns_init;
+
+static void forward_term(int sig)
+{
+	(void)sig;
+	if (pidns_init > 0)
+		kill(pidns_init, SIGTERM);
+}
+
+/* In baton run's child: baton becomes pid 1 of a new pid namespace with
+ * its own /proc, as in a container; this process waits for it, passes
+ * SIGTERM on and exits with its status. */
+static void in_pid_namespace(void *ctx)
+{
+	int status;
+
+	(void)ctx;
+	if (unshare(CLONE_NEWPID | CLONE_NEWNS))
+		_exit(120);
+	pidns_init = fork();
+	if (pidns_init < 0)
+		_exit(121);
+	if (pidns_init == 0) {
+		mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+		if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL))
+			_exit(122);
+		return;	/* on to exec baton */
+	}
+	signal(SIGTERM, forward_term);
+	while (waitpid(pidns_init, &status, 0) < 0 && errno == EINTR)
+		;
+	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
+
+/* Inside a pid namespace the bind hook's pid (the initial namespace's)
+ * names another process or none: baton finds the socket among the
+ * generation's own processes instead, so generation 1 and a reload are
+ * adopted as anywhere else. */
+TEST_TIMEOUT(bindmode_in_a_pid_namespace_adopts_the_generations_own_socket, 60)
+{
+	const char *py = need_server("python3", "python3");
+	char path[128], *args[24], logpath[128];
+	struct sv s;
+	int n = 0;
+
+	need_cgroup_mode();
+	sv_dir(&s);
+	write_file(s.dir, "server.py", py_server);
+	snprintf(path, sizeof(path), "%s/server.py", s.dir);
+	snprintf(logpath, sizeof(logpath), "%s/baton.log", s.dir);
+	args[n++] = (char *)bt_baton_bin();
+	args[n++] = "run";
+	args[n++] = "--name";
+	args[n++] = "web";
+	args[n++] = "--listen";
+	args[n++] = "tcp://127.0.0.1:8080?backlog=1024";
+	args[n++] = "--bind-mode";
+	args[n++] = "cgroup";
+	args[n++] = "--ready";
+	args[n++] = "listen";
+	args[n++] = "--ready-timeout";
+	args[n++] = "5s";
+	args[n++] = "--";
+	args[n++] = (char *)py;
+	args[n++] = path;
+	args[n++] = s.dir;
+	args[n] = NULL;
+	s.pid = bt_supervisor_start(args, "web", logpath, in_pid_namespace, NULL, 20, out, sizeof(out));
+	ASSERT_CONTAINS(out, "\"bind_mode\":\"cgroup\"");
+	ASSERT_CONTAINS(out, "\"pid\":2,");	/* gen 1 is the namespace's second process: baton is its init */
+	ASSERT_TRUE(answered_200());
+	if (baton("reload", "web", NULL) != 0) {
+		show_log(&s, "baton.log");
+		FAIL("reload in a pid namespace failed: %s%s", out, err);
+	}
+	ASSERT_CONTAINS(out, "adopted into slot");
+	ASSERT_TRUE(answered_200());
+	sv_stop(&s);
+	rm_rf(s.dir);
+}
