@@ -807,3 +807,91 @@ TEST_TIMEOUT(bindmode_in_a_pid_namespace_adopts_the_generations_own_socket, 60)
 	sv_stop(&s);
 	rm_rf(s.dir);
 }
+
+/* The harmful order: a foreign process in a new generation's cgroup listens
+ * before the server does (the server sleeps 1 s first). Adopting it would
+ * make the server's own socket the "second" one, left out, and every
+ * connection after the switch would wait in a queue nobody accepts from.
+ * The reload must serve with the server's socket. */
+TEST_TIMEOUT(bindmode_foreign_process_listening_first_in_a_new_generation_is_not_adopted, 60)
+{
+	struct sv s;
+	char procs[PATH_MAX], num[32], go = 0, res = 0;
+	int p1[2], p2[2], fd, status = -1;
+	pid_t child, reloader, newpid = 0;
+
+	py_start(&s);
+	flag(&s, "slow");
+	ASSERT_EQ(pipe2(p1, O_CLOEXEC), 0);
+	ASSERT_EQ(pipe2(p2, O_CLOEXEC), 0);
+	child = fork();
+	if (child == 0) {
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(PORT),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int l;
+
+		if (read(p1[0], &go, 1) != 1)
+			_exit(1);
+		l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		res = l >= 0 && !bind(l, (struct sockaddr *)&a, sizeof(a)) && !listen(l, 128) ? 'y' : 'n';
+		if (write(p2[1], &res, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	ASSERT_GT(child, 0);
+	reloader = fork();
+	if (reloader == 0) {
+		int dn = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		dup2(dn, 1);
+		dup2(dn, 2);
+		execl(bt_baton_bin(), bt_baton_bin(), "reload", "web", (char *)NULL);
+		_exit(127);
+	}
+	ASSERT_GT(reloader, 0);
+	/* the new generation, still asleep before its bind */
+	for (int i = 0; i < 100 && !newpid; i++) {
+		const char *g;
+
+		ASSERT_EQ(baton("status", "web", "--json"), 0);
+		g = strstr(out, "\"state\":\"starting\"");
+		if (g) {
+			while (g > out && strncmp(g, "\"pid\":", 6))
+				g--;
+			newpid = (pid_t)atoi(g + 6);
+		} else {
+			usleep(10000);
+		}
+	}
+	ASSERT_GT(newpid, 0);
+	procs_of(newpid, procs, sizeof(procs));
+	fd = open(procs, O_WRONLY | O_CLOEXEC);
+	ASSERT_TRUE(fd >= 0);
+	snprintf(num, sizeof(num), "%d", (int)child);
+	ASSERT_EQ(write(fd, num, strlen(num)), (ssize_t)strlen(num));
+	close(fd);
+	ASSERT_EQ(write(p1[1], "g", 1), 1);
+	ASSERT_EQ(read(p2[0], &res, 1), 1);
+	ASSERT_EQ(res, 'y');
+	ASSERT_EQ(waitpid(reloader, &status, 0), reloader);
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		show_log(&s, "baton.log");
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+		FAIL("the reload failed");
+	}
+	ASSERT_EQ(active_pid(), newpid);
+	for (int i = 0; i < 20; i++)
+		if (!answered_200()) {
+			show_log(&s, "baton.log");
+			kill(child, SIGKILL);
+			waitpid(child, NULL, 0);
+			FAIL("connection %d after the reload did not reach the server", i + 1);
+		}
+	ASSERT_CONTAINS(log_with(&s, "is not gen 2's process"), "its socket is not adopted");
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	sv_stop(&s);
+	rm_rf(s.dir);
+}
