@@ -54,6 +54,8 @@ static bool reported;       /* inherited by forked workers: one report per exec 
 static struct sockaddr_un notify_addr;
 static socklen_t notify_len;
 static bool said_mismatch, said_stale, said_full;
+static int map_fd = -1;     /* the memfd of "v1fd:FD", if that is how the map came */
+static ino_t map_ino;
 
 /* ---- async-signal-safe output ------------------------------------------- */
 
@@ -74,10 +76,22 @@ void say(const char *a, const char *b, const char *c)
 
 /* ---- parsing BATON_PRELOAD (at load time, before main) --------------------- */
 
-/* The map of "v1fd:FD": a sealed memfd baton run passed, read whole and
- * closed, so the server never sees it. A number that names anything else
- * (an exec'd child of the server, where the fd is long gone and reused) is
- * refused: only a memfd carries seals. NULL: said why. */
+/* A program the server ran (system(), a CGI): LISTEN_PID names the server,
+ * and FD, one of baton's, is closed here because the server kept it from
+ * its children (close-on-exec), as it should: nothing to say. */
+static bool quiet_child(int fd)
+{
+	const char *lp = getenv("LISTEN_PID");
+
+	return lp && strtol(lp, NULL, 10) != (long)getpid() && fcntl(fd, F_GETFD) < 0;
+}
+
+/* The map of "v1fd:FD": a sealed memfd baton run passed, read whole. It
+ * stays open (a wrapper, sh -c 'exec server', passes it on to the server)
+ * until the server binds: then it is close-on-exec with the members. A
+ * number that names anything else (a program the server ran, where the fd
+ * is long gone and reused) is refused: only a memfd carries seals. NULL:
+ * said why. */
 static char *read_memfd_map(const char *num)
 {
 	char *end, *text;
@@ -91,6 +105,8 @@ static char *read_memfd_map(const char *num)
 		return NULL;
 	}
 	fd = (int)v;
+	if (quiet_child(fd))
+		return NULL;
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || fcntl(fd, F_GET_SEALS) < 0 ||
 	    !(fcntl(fd, F_GET_SEALS) & F_SEAL_WRITE) || st.st_size <= 0 || st.st_size > PRELOAD_MAP_MAX) {
 		say("the fd of BATON_PRELOAD=v1fd:", num, " is not baton's sealed map (closed by a parent?); doing nothing");
@@ -113,7 +129,8 @@ static char *read_memfd_map(const char *num)
 			got += (size_t)n;
 	}
 	text[got] = '\0';
-	close(fd);
+	map_fd = fd;
+	map_ino = st.st_ino;
 	return text;
 }
 
@@ -180,12 +197,8 @@ __attribute__((constructor)) static void shim_init(void)
 		    getsockopt(m->fd, SOL_SOCKET, SO_TYPE, &type, &len) || type != m->type) {
 			char fdnum[16];
 			size_t k = sizeof(fdnum) - 1;
-			const char *lp = getenv("LISTEN_PID");
 
-			/* a program the server ran (system(), a CGI): the server
-			 * kept baton's sockets from it (close-on-exec), as it
-			 * should, and there is nothing to say */
-			if (lp && strtol(lp, NULL, 10) != (long)getpid() && fcntl(m->fd, F_GETFD) < 0)
+			if (quiet_child(m->fd))
 				goto out;
 
 			fdnum[k] = '\0';
@@ -365,14 +378,16 @@ static void keep_from_children(void)
 	if (done)
 		return;
 	done = true;
-	for (int i = 0; i < nman; i++) {
+	for (int i = -1; i < nman; i++) {
+		int fd = i < 0 ? map_fd : man[i].fd;
+		ino_t ino = i < 0 ? map_ino : man[i].ino;
 		struct stat st;
-		int f = fcntl(man[i].fd, F_GETFD);
+		int f = fd < 0 ? -1 : fcntl(fd, F_GETFD);
 
 		/* only our copy: a number the server reused is the server's */
-		if (f >= 0 && !(f & FD_CLOEXEC) && !fstat(man[i].fd, &st) && st.st_ino == man[i].ino &&
-		    st.st_dev == man[i].dev)
-			fcntl(man[i].fd, F_SETFD, f | FD_CLOEXEC);
+		if (f >= 0 && !(f & FD_CLOEXEC) && !fstat(fd, &st) && st.st_ino == ino &&
+		    (i < 0 || st.st_dev == man[i].dev))
+			fcntl(fd, F_SETFD, f | FD_CLOEXEC);
 	}
 }
 

@@ -7,6 +7,7 @@
  * load across reloads with ?handoff=idle (nginx through the shim: every
  * idle connection handed to the new generation; lighttpd: no shim, no
  * handoff). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -622,14 +623,28 @@ TEST_TIMEOUT(server_lighttpd_keepalive_gets_no_handoff_without_the_shim, 120)
 
 /* ---- many listeners through the shim ----------------------------------------- */
 
-/* One request to 127.0.0.1:PORT; true if it was answered 200. */
-static bool answered(int port)
+static const char *v6_host;	/* listeners after the first on this IPv6 address; NULL: 127.0.0.1 */
+
+/* One request to listener P's address (PORT + P); true if answered 200. */
+static bool answered(int p)
 {
 	char buf[256] = "";
 	struct timeval tv = { .tv_sec = 5 };
 	ssize_t n, got = 0;
-	int fd = bt_connect((uint16_t)port);
+	int fd;
 
+	if (v6_host && p > 0) {
+		struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)(PORT + p)) };
+
+		inet_pton(AF_INET6, v6_host, &a.sin6_addr);
+		fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+			close(fd);
+			fd = -1;
+		}
+	} else {
+		fd = bt_connect((uint16_t)(PORT + p));
+	}
 	if (fd < 0)
 		return false;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -651,14 +666,22 @@ static bool answered(int port)
 static void nginx_with_listeners(int nl, int reloads)
 {
 	const char *nginx = need_server("nginx", "nginx");
-	char *conf, confpath[128], logpath[128], (*specs)[64], **args;
+	char *conf, confpath[128], logpath[128], (*specs)[96], **args;
 	const char *report;
-	size_t off, cap = 4096 + (size_t)nl * 48;
+	size_t off, cap = 4096 + (size_t)nl * 96;
 	struct sv s;
 	pid_t lp;
 	int lfd, n = 0, p;
 
 	need_root_servers();
+	if (v6_host) {
+		char addr[80], *ip[] = { "/sbin/ip", "-6", "addr", "add", addr, "dev", "lo", "nodad", NULL };
+
+		/* in this test's network namespace (need_root_servers made it) */
+		snprintf(addr, sizeof(addr), "%s/128", v6_host);
+		if (bt_run(ip, out, sizeof(out), err, sizeof(err), 10))
+			SKIP("cannot add an IPv6 address to lo here: %s", err);
+	}
 	sv_dir(&s);
 	conf = malloc(cap);
 	specs = calloc((size_t)nl, sizeof(*specs));
@@ -671,7 +694,8 @@ static void nginx_with_listeners(int nl, int reloads)
 			       "fastcgi_temp_path %s;\n uwsgi_temp_path %s; scgi_temp_path %s;\n server {\n",
 			       s.dir, s.dir, s.dir, s.dir, s.dir, s.dir, s.dir);
 	for (p = 0; p < nl; p++)
-		off += (size_t)snprintf(conf + off, cap - off, "  listen 127.0.0.1:%d;\n", PORT + p);
+		off += (size_t)snprintf(conf + off, cap - off, v6_host && p ? "  listen [%s]:%d;\n" : "  listen %s:%d;\n",
+					v6_host && p ? v6_host : "127.0.0.1", PORT + p);
 	snprintf(conf + off, cap - off, "  location / { return 200 \"ok\\n\"; }\n }\n}\n");
 	write_file(s.dir, "nginx.conf", conf);
 	snprintf(confpath, sizeof(confpath), "%s/nginx.conf", s.dir);
@@ -683,7 +707,8 @@ static void nginx_with_listeners(int nl, int reloads)
 	args[n++] = "--hang-threshold";
 	args[n++] = "2s";
 	for (p = 0; p < nl; p++) {
-		snprintf(specs[p], sizeof(specs[p]), "tcp://127.0.0.1:%d?backlog=1024", PORT + p);
+		snprintf(specs[p], sizeof(specs[p]), v6_host && p ? "tcp://[%s]:%d?backlog=1024" : "tcp://%s:%d?backlog=1024",
+			 v6_host && p ? v6_host : "127.0.0.1", PORT + p);
 		args[n++] = "--listen";
 		args[n++] = specs[p];
 	}
@@ -698,9 +723,24 @@ static void nginx_with_listeners(int nl, int reloads)
 	args[n++] = "-p";
 	args[n++] = s.dir;
 	args[n] = NULL;
-	s.pid = bt_supervisor_start(args, "web", logpath, like_a_background_job, NULL, 30, out, sizeof(out));
+	s.pid = bt_supervisor_start(args, "web", logpath, like_a_background_job, NULL, 60, out, sizeof(out));
+	{
+		/* which way the map went: the environment, or a memfd past 8 KiB
+		 * after the members (nginx rewrites its environ for its title) */
+		const char *g = strstr(out, "\"state\":\"active\"");
+		char path[64], link[256] = "";
+
+		ASSERT_TRUE(g != NULL);
+		while (g > out && strncmp(g, "\"pid\":", 6))
+			g--;
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", atoi(g + 6), 3 + nl);
+		if (readlink(path, link, sizeof(link) - 1) < 0)
+			link[0] = '\0';
+		bt_log("fd %d of nginx: %s", 3 + nl, link);
+		ASSERT_EQ(!strncmp(link, "/memfd:baton-preload", 20), v6_host != NULL);
+	}
 	for (p = 0; p < nl; p++)
-		if (!answered(PORT + p)) {
+		if (!answered(p)) {
 			show_log(&s, "baton.log");
 			show_log(&s, "error.log");
 			FAIL("port %d (listener %d of %d) did not answer", PORT + p, p + 1, nl);
@@ -719,7 +759,7 @@ static void nginx_with_listeners(int nl, int reloads)
 	report = load_finish(lp, lfd);
 	bt_log("load: %s", report);
 	for (p = 0; p < nl; p++)
-		ASSERT_TRUE(answered(PORT + p));
+		ASSERT_TRUE(answered(p));
 	ASSERT_EQ(baton("status", "web", "--json"), 0);
 	ASSERT_EQ(bt_json_get(out, "reloads_done"), reloads);
 	ASSERT_EQ(bt_json_get(out, "restarts"), 0);
@@ -766,7 +806,7 @@ struct memfd_probe {
 static void memfd_probe_child(void *ctx)
 {
 	struct memfd_probe *e = ctx;
-
+	char pid[16];
 	int m = fcntl(e->member, F_DUPFD_CLOEXEC, 100), f = fcntl(e->map, F_DUPFD_CLOEXEC, 100);
 
 	/* lifted first: either may sit at 3 or 4 in the test (dup2 of an fd
@@ -776,6 +816,8 @@ static void memfd_probe_child(void *ctx)
 	setenv("LD_PRELOAD", e->lib, 1);
 	unsetenv("NOTIFY_SOCKET");
 	setenv("BATON_PRELOAD", e->env, 1);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	setenv("LISTEN_PID", pid, 1);	/* as baton run sets it */
 }
 
 /* A map too large for one environment string (4,096 IPv6 entries are
@@ -788,7 +830,8 @@ TEST(preload_map_in_a_memfd_carries_4096_entries)
 	const char *bin = need_env("BATON_PROBE", "preload probe");
 	size_t cap = 4096 * 64, off;
 	char *text = malloc(cap), portstr[16];
-	char *argv[] = { (char *)bin, "127.0.0.1", portstr, NULL };
+	char *argv[] = { (char *)bin, "127.0.0.1", portstr, "--children", NULL }, wrap[512];
+	char *argv_sh[] = { "/bin/sh", "-c", wrap, NULL };
 	uint16_t port;
 
 	bt_need_netns();
@@ -814,14 +857,24 @@ TEST(preload_map_in_a_memfd_carries_4096_entries)
 	bt_log("probe: %s%s", out, err);
 	ASSERT_EQ(st, 0);
 	ASSERT_CONTAINS(out, "same_as_3=yes addr=127.0.0.1");
-	/* the memfd was read and closed: the probe's socket took fd 4 */
-	ASSERT_CONTAINS(out, "fd=4 ");
+	/* the memfd stays open for the server, and like the members it is
+	 * kept from the programs the server runs, whose shims say nothing */
+	ASSERT_CONTAINS(out, "fd=5 ");
+	ASSERT_CONTAINS(out, "system() listening: (0)");
+	ASSERT_STREQ(err, "");
+	/* a wrapper (sh -c 'exec server') passes the map on */
+	snprintf(wrap, sizeof(wrap), "exec '%s' 127.0.0.1 %s", bin, portstr);
+	st = bt_run_with(argv_sh, memfd_probe_child, &e, out, sizeof(out), err, sizeof(err), 10);
+	bt_log("probe through sh: %s%s", out, err);
+	ASSERT_EQ(st, 0);
+	ASSERT_CONTAINS(out, "same_as_3=yes addr=127.0.0.1");
 	ASSERT_STREQ(err, "");
 	/* an unsealed file at that number is not baton's map */
 	close(e.map);
 	e.map = memfd_create("test-map", MFD_CLOEXEC);
 	ASSERT_EQ(write(e.map, text, off), (ssize_t)off);
 	snprintf(portstr, sizeof(portstr), "%u", port + 1);	/* its own socket, on a free port */
+	argv[3] = NULL;
 	ASSERT_EQ(bt_run_with(argv, memfd_probe_child, &e, out, sizeof(out), err, sizeof(err), 10), 0);
 	ASSERT_CONTAINS(out, "same_as_3=no");
 	ASSERT_CONTAINS(err, "not baton's sealed map");
@@ -914,4 +967,15 @@ TEST(preload_children_of_the_server_inherit_no_listener_of_batons)
 	ASSERT_CONTAINS(out, "exec listening: 4 (1)");
 	ASSERT_STREQ(err, "");
 	close(m);
+}
+
+
+/* 160 listeners on a long IPv6 address: a map of 8.6 KiB, past the 8 KiB
+ * that go in the environment, so the shim reads it from the sealed memfd
+ * baton run passes (BATON_PRELOAD=v1fd:N). */
+TEST_TIMEOUT(server_nginx_160_listeners_map_in_a_memfd_reloads_lose_nothing, 300)
+{
+	v6_host = "fd00:1234:5678:9abc:def0:1234:5678:9abc";
+	nginx_with_listeners(160, 3);
+	v6_host = NULL;
 }
