@@ -5,7 +5,10 @@
  * clear errno and message, and leaks no fd on either side. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -189,6 +192,61 @@ TEST(handover_abstract_name_ending_in_xxxxxx_is_random_and_reachable)
 	baton_handover_fds_free(&got);
 	ASSERT_EQ(wait_exit(child), 0);
 	baton_handover_free(a);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* The attack: user nobody binds the abstract name a server will offer at
+ * (it is predictable), and the server cannot upgrade itself; the offer
+ * says so and what to do. A random name (@name-XXXXXX) is not known before
+ * the offer binds it, so the same squatter cannot block it. */
+TEST(handover_abstract_name_squatted_by_nobody_fails_and_a_random_one_does_not)
+{
+	struct passwd *pw = getpwnam("nobody");
+	char name[64], c;
+	int sv[2], p[2];
+	struct baton_handover *h;
+	pid_t squatter;
+
+	if (geteuid() != 0 || !pw)
+		SKIP("needs root and the account nobody to act as another user");
+	snprintf(name, sizeof(name), "@baton-test-squat-%d", (int)getpid());
+	ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+	squatter = fork();
+	if (squatter == 0) {
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+		int fd;
+
+		if (setgroups(0, NULL) || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) ||
+		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid))
+			_exit(1);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		memcpy(a.sun_path, name, strlen(name));
+		a.sun_path[0] = '\0';
+		if (bind(fd, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name))) ||
+		    listen(fd, 1) || write(p[1], "s", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(p[1]);
+	ASSERT_EQ(read(p[0], &c, 1), 1);	/* it holds the name */
+	close(p[0]);
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	logbuf[0] = '\0';
+	h = baton_handover_offer(name, sv, NULL, 1, &collect);
+	ASSERT_TRUE(h == NULL);
+	ASSERT_EQ(errno, EADDRINUSE);
+	ASSERT_CONTAINS(logbuf, "can be taken by any user");
+	ASSERT_CONTAINS(logbuf, "0700 directory");
+	/* the same prefix, made random: the squatter's name is not it */
+	snprintf(name + strlen(name), sizeof(name) - strlen(name), "-XXXXXX");
+	h = baton_handover_offer(name, sv, NULL, 1, &collect);
+	ASSERT_TRUE(h != NULL);
+	ASSERT_TRUE(strstr(baton_handover_path(h), "XXXXXX") == NULL);
+	baton_handover_free(h);
+	kill(squatter, SIGKILL);
+	waitpid(squatter, NULL, 0);
 	close(sv[0]);
 	close(sv[1]);
 }
