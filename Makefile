@@ -152,8 +152,8 @@ SHIM_CPPFLAGS := $(if $(filter-out -O0,$(filter -O%,$(SHIM_OPT))),$(if $(findstr
 SHIM_CFLAGS := $(HARDEN_CFLAGS) $(SHIM_CPPFLAGS) $(SHIM_OPT) $(CPPFLAGS) \
 	-std=gnu11 $(WARN) -D_GNU_SOURCE -fPIC -fvisibility=hidden
 SHIM_LDFLAGS := $(HARDEN_LDFLAGS) $(ENV_LDFLAGS)
-SHIM_SRC := preload/shim.c preload/handoff.c
-$(BUILD)/libbaton-preload.so: $(SHIM_SRC) preload/shim.h common/handoff_wire.h Makefile
+SHIM_SRC := preload/shim.c preload/handoff.c common/preload_map.c
+$(BUILD)/libbaton-preload.so: $(SHIM_SRC) preload/shim.h common/handoff_wire.h common/preload_map.h Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(SHIM_CFLAGS) -Icommon $(SHIM_LDFLAGS) -shared -Wl,-soname,libbaton-preload.so -o $@ $(SHIM_SRC) -ldl
 $(BUILD)/preload-probe: tests/preload_probe.c Makefile
@@ -233,6 +233,11 @@ FUZZ_TARGETS += ctl
 FUZZ_SRC_ctl := supervisor/ctlparse.c
 FUZZ_LEN_ctl := 257
 FUZZ_CFLAGS_ctl := -Isupervisor
+
+# the shim's BATON_PRELOAD map, parsed inside users' servers (common/preload_map.c)
+FUZZ_TARGETS += preload
+FUZZ_SRC_preload := common/preload_map.c
+FUZZ_LEN_preload := 4096
 
 define FUZZ_RULES
 build/fuzz/$(1)_fuzz: fuzz/$(1)_fuzz.c $$(FUZZ_SRC_$(1)) $$(wildcard include/*.h lib/*.h common/*.h supervisor/*.h) Makefile

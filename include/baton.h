@@ -544,10 +544,16 @@ struct baton_handover;
 /* Offers the N sockets FDS, named NAMES[i] (LISTEN_FDNAMES rules; NAMES or
  * NAMES[i] NULL: "unknown"), at PATH: a filesystem path (a stale socket
  * file there is replaced; a live one is -EADDRINUSE) or "@name" in the
- * abstract namespace. Keeps its own copies of the fds. Nothing is answered
+ * abstract namespace, which any user can bind first: prefer a path in a
+ * 0700 directory, or end the name in XXXXXX (6 or more) for a random one
+ * (getrandom), read back with baton_handover_path. Keeps its own copies of the fds. Nothing is answered
  * until baton_handover_serve. Returns NULL with errno on failure. */
 struct baton_handover *baton_handover_offer(const char *path, const int *fds, const char *const *names, size_t n,
 					    const struct baton_handover_opts *opts);
+
+/* Where the offer is: PATH as given, or with the trailing XXXXXX of an
+ * "@name-XXXXXX" replaced by random letters (tell the successor this). */
+const char *baton_handover_path(const struct baton_handover *h);
 
 /* One fd that polls readable when baton_handover_serve has work: a taker
  * connected, sent something, or ran out of time. Stable for the object's life. */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -92,13 +93,48 @@ static bool path_is_live(const struct sockaddr_un *sun, socklen_t len)
 	return live;
 }
 
-static int offer_bind(struct baton_handover *h, const char *path)
+#define RANDOM_X 6      /* "@name-XXXXXX": at least this many X make a random name */
+
+/* An abstract name is anyone's to take: one a successor is told rather
+ * than one it derives (a fixed name, a pid) cannot be bound first by
+ * another user, who would block the upgrade. Replaces the trailing X's of
+ * PATH with random letters and digits (getrandom); -errno if no
+ * randomness is available, 1 if PATH asks for none. */
+static int randomize(char *path)
+{
+	static const char chars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	unsigned char rnd[64];
+	size_t n = strlen(path), x = 0;
+
+	while (x < n - 1 && path[n - 1 - x] == 'X')
+		x++;
+	if (path[0] != '@' || x < RANDOM_X)
+		return 1;
+	if (x > sizeof(rnd))
+		x = sizeof(rnd);
+	if (getrandom(rnd, x, 0) != (ssize_t)x)
+		return errno ? -errno : -EIO;
+	for (size_t i = 0; i < x; i++)
+		path[n - x + i] = chars[rnd[i] % (sizeof(chars) - 1)];
+	return 0;
+}
+
+static int offer_bind(struct baton_handover *h, const char *asked)
 {
 	struct sockaddr_un sun;
 	socklen_t len;
 	struct stat st;
-	int r;
+	char path[sizeof(h->path)];
+	int r, tries = 0;
 
+	snprintf(path, sizeof(path), "%s", asked);
+again:
+	r = randomize(path);
+	if (r < 0) {
+		baton_logf(h->o.log, h->o.log_ctx, BATON_LOG_ERROR, "handover: no random name for %s: %s", asked,
+			   strerror(-r));
+		return r;
+	}
 	if ((r = unix_addr(path, &sun, &len))) {
 		baton_logf(h->o.log, h->o.log_ctx, BATON_LOG_ERROR,
 			   "handover: \"%s\" is not a usable unix socket address (at most %zu bytes, \"@name\" for "
@@ -115,9 +151,15 @@ static int offer_bind(struct baton_handover *h, const char *path)
 			goto bound;
 		r = -errno;
 	}
+	if (r == -EADDRINUSE && strcmp(path, asked) && ++tries < 8) {
+		snprintf(path, sizeof(path), "%s", asked);	/* a random name taken: another one */
+		goto again;
+	}
 	if (r == -EADDRINUSE)
 		baton_logf(h->o.log, h->o.log_ctx, BATON_LOG_ERROR,
-			   "handover: another process offers at %s; it must close its offer first", path);
+			   "handover: another process offers at %s; it must close its offer first%s", path,
+			   path[0] == '@' ? " (an abstract name can be taken by any user: offer at a path in a 0700 "
+					    "directory, or end the name in XXXXXX for a random one)" : "");
 	else
 		baton_logf(h->o.log, h->o.log_ctx, BATON_LOG_ERROR, "handover: cannot bind %s: %s", path,
 			   strerror(-r));
@@ -409,6 +451,11 @@ int baton_handover_serve(struct baton_handover *h, int timeout_ms)
 		if (r > 0 && ev.data.fd == h->tfd && read(h->tfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 			return -errno;
 	}
+}
+
+const char *baton_handover_path(const struct baton_handover *h)
+{
+	return h ? h->path : NULL;
 }
 
 void baton_handover_free(struct baton_handover *h)

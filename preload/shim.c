@@ -13,12 +13,15 @@
  *
  * Contract with the supervisor, in the environment:
  *   BATON_PRELOAD=v1;tcp:127.0.0.1:8080=3;tcp:[::]:8443=4;udp:0.0.0.0:53=5
+ *   BATON_PRELOAD=v1fd:N   the same text in the sealed memfd N, for maps too
+ *                        large for one environment string (128 KiB)
  *   NOTIFY_SOCKET=PATH   the shim sends "BATON_LISTENING=1" there the first
  *                        time the process calls listen() on a member.
  * Anything malformed: the shim does nothing and says so once on stderr.
  *
  * bind() and listen() may run in a forked child of a threaded server, so
- * their paths use only system calls and static memory: no malloc, no stdio. */
+ * their paths use only system calls and memory allocated at load time: no
+ * malloc, no stdio. */
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -39,14 +42,20 @@
 static int (*real_bind)(int, const struct sockaddr *, socklen_t);
 static int (*real_listen)(int, int);
 
-struct managed man[MAX_MANAGED];
+struct managed *man;
 int nman;
 static bool enabled;
-static struct { int fd; ino_t ino; } tracked[MAX_TRACKED];
+/* substituted fds, for listen(): every member may be bound on more than
+ * one fd (a server that binds, closes and binds again), so twice as many
+ * as members plus MAX_TRACKED, allocated at load time */
+static struct tracked { int fd; ino_t ino; } *tracked;
+static int ntracked;
 static bool reported;       /* inherited by forked workers: one report per exec */
 static struct sockaddr_un notify_addr;
 static socklen_t notify_len;
 static bool said_mismatch, said_stale, said_full;
+static int map_fd = -1;     /* the memfd of "v1fd:FD", if that is how the map came */
+static ino_t map_ino;
 
 /* ---- async-signal-safe output ------------------------------------------- */
 
@@ -67,66 +76,70 @@ void say(const char *a, const char *b, const char *c)
 
 /* ---- parsing BATON_PRELOAD (at load time, before main) --------------------- */
 
-/* 0, or 1 for bad syntax, 2 for an fd that is not an inherited socket */
-static int parse_entry(char *e, struct managed *m)
+/* A program the server ran (system(), a CGI): LISTEN_PID names the server,
+ * and FD, one of baton's, is closed here because the server kept it from
+ * its children (close-on-exec), as it should: nothing to say. */
+static bool quiet_child(int fd)
 {
-	char *host, *port, *fd, *end;
-	long v;
+	const char *lp = getenv("LISTEN_PID");
+
+	return lp && strtol(lp, NULL, 10) != (long)getpid() && fcntl(fd, F_GETFD) < 0;
+}
+
+/* The map of "v1fd:FD": a sealed memfd baton run passed, read whole. It
+ * stays open (a wrapper, sh -c 'exec server', passes it on to the server)
+ * until the server binds: then it is close-on-exec with the members. A
+ * number that names anything else (a program the server ran, where the fd
+ * is long gone and reused) is refused: only a memfd carries seals. NULL:
+ * said why. */
+static char *read_memfd_map(const char *num)
+{
+	char *end, *text;
+	long v = strtol(num, &end, 10);
 	struct stat st;
-	int type;
-	socklen_t len = sizeof(type);
+	size_t got = 0;
+	int fd;
 
-	if (!strncmp(e, "tcp:", 4))
-		m->type = SOCK_STREAM;
-	else if (!strncmp(e, "udp:", 4))
-		m->type = SOCK_DGRAM;
-	else
-		return 1;
-	host = e + 4;
-	fd = strrchr(host, '=');
-	if (!fd)
-		return 1;
-	*fd++ = '\0';
-	port = strrchr(host, ':');
-	if (!port)
-		return 1;
-	*port++ = '\0';
-	if (host[0] == '[') {
-		size_t n = strlen(host);
-
-		if (n < 3 || host[n - 1] != ']')
-			return 1;
-		host[n - 1] = '\0';
-		host++;
-		m->family = AF_INET6;
-	} else {
-		m->family = AF_INET;
+	if (*end || end == num || v < 3 || v > 65535) {
+		say("bad BATON_PRELOAD (want v1;ENTRIES or v1fd:FD); doing nothing: v1fd:", num, NULL);
+		return NULL;
 	}
-	if (inet_pton(m->family, host, m->addr) != 1)
-		return 1;
-	m->any = m->family == AF_INET ? !memcmp(m->addr, "\0\0\0\0", 4)
-				      : !memcmp(m->addr, &in6addr_any, 16);
-	v = strtol(port, &end, 10);
-	if (*end || end == port || v < 1 || v > 65535)
-		return 1;
-	m->port = (uint16_t)v;
-	v = strtol(fd, &end, 10);
-	if (*end || end == fd || v < 3 || v > 65535)
-		return 1;
-	m->fd = (int)v;
-	/* the fd must be the inherited socket of that type, or this env is not for us */
-	if (fstat(m->fd, &st) || !S_ISSOCK(st.st_mode) ||
-	    getsockopt(m->fd, SOL_SOCKET, SO_TYPE, &type, &len) || type != m->type)
-		return 2;
-	m->ino = st.st_ino;
-	m->dev = st.st_dev;
-	return 0;
+	fd = (int)v;
+	if (quiet_child(fd))
+		return NULL;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || fcntl(fd, F_GET_SEALS) < 0 ||
+	    !(fcntl(fd, F_GET_SEALS) & F_SEAL_WRITE) || st.st_size <= 0 || st.st_size > PRELOAD_MAP_MAX) {
+		say("the fd of BATON_PRELOAD=v1fd:", num, " is not baton's sealed map (closed by a parent?); doing nothing");
+		return NULL;
+	}
+	text = malloc((size_t)st.st_size + 1);
+	if (!text) {
+		say("no memory for BATON_PRELOAD's map; doing nothing", NULL, NULL);
+		return NULL;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = pread(fd, text + got, (size_t)st.st_size - got, (off_t)got);
+
+		if (n <= 0 && !(n < 0 && errno == EINTR)) {
+			free(text);
+			say("cannot read BATON_PRELOAD's map; doing nothing", NULL, NULL);
+			return NULL;
+		}
+		if (n > 0)
+			got += (size_t)n;
+	}
+	text[got] = '\0';
+	map_fd = fd;
+	map_ino = st.st_ino;
+	return text;
 }
 
 __attribute__((constructor)) static void shim_init(void)
 {
 	const char *env = getenv("BATON_PRELOAD"), *ns = getenv("NOTIFY_SOCKET");
-	char buf[1024], *save = NULL, *e;
+	struct preload_entry *pe = NULL;
+	char *text = NULL, bad[256];
+	int n, i;
 
 	real_bind = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "bind");
 	real_listen = (int (*)(int, int))dlsym(RTLD_NEXT, "listen");
@@ -138,44 +151,92 @@ __attribute__((constructor)) static void shim_init(void)
 		say("loaded without BATON_PRELOAD (not started by baton run?); doing nothing", NULL, NULL);
 		return;
 	}
-	if (strlen(env) >= sizeof(buf) || strncmp(env, "v1;", 3)) {
-		say("BATON_PRELOAD is not version v1 or too long; doing nothing: ", env, NULL);
-		return;
-	}
-	memcpy(buf, env + 3, strlen(env + 3) + 1);
-	for (e = strtok_r(buf, ";", &save); e; e = strtok_r(NULL, ";", &save)) {
-		char copy[256];
-		int r;
-
-		size_t cn = strnlen(e, sizeof(copy) - 1);
-
-		memcpy(copy, e, cn);	/* parse_entry cuts E apart; the message wants it whole */
-		copy[cn] = '\0';
-		r = nman == MAX_MANAGED ? 1 : parse_entry(e, &man[nman]);
-		if (r) {
-			nman = 0;
-			say(r == 1 ? "bad entry in BATON_PRELOAD (want tcp:HOST:PORT=FD); doing nothing: "
-				   : "the fd in this BATON_PRELOAD entry is not an inherited socket of its type "
-				     "(closed by a parent?); doing nothing: ", copy, NULL);
-			return;
-		}
-		nman++;
-	}
-	if (!nman) {
+	if (!strncmp(env, "v1fd:", 5))
+		text = read_memfd_map(env + 5);
+	else if (!strncmp(env, "v1;", 3))
+		text = strdup(env);
+	else
+		say("BATON_PRELOAD is not version v1; doing nothing: ", env, NULL);
+	if (!text)
+		goto out;
+	n = preload_map_count(text);
+	pe = n > 0 && n <= MAX_MANAGED ? calloc((size_t)n, sizeof(*pe)) : NULL;
+	man = pe ? calloc((size_t)n, sizeof(*man)) : NULL;
+	if (n <= 0) {
 		say("BATON_PRELOAD names no address; doing nothing", NULL, NULL);
-		return;
+		goto out;
 	}
+	if (n > MAX_MANAGED) {
+		say("BATON_PRELOAD names more addresses than the shim manages (4096); doing nothing", NULL, NULL);
+		goto out;
+	}
+	if (!man) {
+		say("no memory for BATON_PRELOAD's entries; doing nothing", NULL, NULL);
+		goto out;
+	}
+	n = preload_map_parse(text, pe, n, bad, sizeof(bad));
+	if (n <= 0) {
+		say(n == 0 ? "BATON_PRELOAD names no address; doing nothing"
+			   : "bad entry in BATON_PRELOAD (want tcp:HOST:PORT=FD); doing nothing: ", bad, NULL);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		struct managed *m = &man[i];
+		struct stat st;
+		int type;
+		socklen_t len = sizeof(type);
+
+		m->family = pe[i].family;
+		m->type = pe[i].type;
+		memcpy(m->addr, pe[i].addr, sizeof(m->addr));
+		m->any = pe[i].any;
+		m->port = pe[i].port;
+		m->fd = pe[i].fd;
+		/* the fd must be the inherited socket of that type, or this env is not for us */
+		if (fstat(m->fd, &st) || !S_ISSOCK(st.st_mode) ||
+		    getsockopt(m->fd, SOL_SOCKET, SO_TYPE, &type, &len) || type != m->type) {
+			char fdnum[16];
+			size_t k = sizeof(fdnum) - 1;
+
+			if (quiet_child(m->fd))
+				goto out;
+
+			fdnum[k] = '\0';
+			for (int v = m->fd; v && k; v /= 10)
+				fdnum[--k] = (char)('0' + v % 10);
+			say("an fd in BATON_PRELOAD is not an inherited socket of its type "
+			    "(closed by a parent?); doing nothing: fd ", fdnum + k, NULL);
+			goto out;
+		}
+		m->ino = st.st_ino;
+		m->dev = st.st_dev;
+	}
+	tracked = calloc((size_t)n * 2 + MAX_TRACKED, sizeof(*tracked));
+	if (!tracked) {
+		say("no memory for BATON_PRELOAD's entries; doing nothing", NULL, NULL);
+		goto out;
+	}
+	ntracked = n * 2 + MAX_TRACKED;
+	nman = n;
+	free(pe);
+	free(text);
 	if (ns && *ns && strlen(ns) < sizeof(notify_addr.sun_path)) {
-		size_t n = strlen(ns);
+		size_t len = strlen(ns);
 
 		notify_addr.sun_family = AF_UNIX;
-		memcpy(notify_addr.sun_path, ns, n);
+		memcpy(notify_addr.sun_path, ns, len);
 		if (ns[0] == '@')
 			notify_addr.sun_path[0] = '\0';
-		notify_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+		notify_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
 	}
 	enabled = true;
 	handoff_init();
+	return;
+out:
+	free(pe);
+	free(man);
+	man = NULL;
+	free(text);
 }
 
 /* ---- matching ---------------------------------------------------------- */
@@ -237,7 +298,7 @@ static int tracked_index(int fd)
 
 	if (fd < 0 || fstat(fd, &st))
 		return -1;
-	for (int i = 0; i < MAX_TRACKED; i++)
+	for (int i = 0; i < ntracked; i++)
 		if (tracked[i].fd == fd + 1 && tracked[i].ino == st.st_ino)
 			return i;
 	return -1;
@@ -248,7 +309,7 @@ static void track(int fd, ino_t ino)
 	int free_i = -1;
 	struct stat st;
 
-	for (int i = 0; i < MAX_TRACKED; i++) {
+	for (int i = 0; i < ntracked; i++) {
 		/* an entry whose fd was closed or now holds something else is free */
 		if (!tracked[i].fd || tracked[i].fd == fd + 1 || fstat(tracked[i].fd - 1, &st) ||
 		    st.st_ino != tracked[i].ino) {
@@ -258,7 +319,7 @@ static void track(int fd, ino_t ino)
 	}
 	if (free_i < 0) {
 		if (!said_full)
-			say("more than 64 substituted sockets; listen() reports may be missed", NULL, NULL);
+			say("more substituted sockets than twice the members; listen() reports may be missed", NULL, NULL);
 		said_full = true;
 		return;
 	}
@@ -304,6 +365,32 @@ static void copy_options(int from, int to)
 	}
 }
 
+/* The members baton passed stay open as the shim's copies (a server that
+ * binds twice, or a worker that binds after the master, gets them again),
+ * but no program the server runs (system(), popen(), a CGI) may inherit a
+ * listening socket of baton's and accept the server's clients. Not at load
+ * time: a wrapper (sh -c 'exec server') must pass them on; once the
+ * server substitutes a bind, it is the server, and they are its alone. */
+static void keep_from_children(void)
+{
+	static bool done;
+
+	if (done)
+		return;
+	done = true;
+	for (int i = -1; i < nman; i++) {
+		int fd = i < 0 ? map_fd : man[i].fd;
+		ino_t ino = i < 0 ? map_ino : man[i].ino;
+		struct stat st;
+		int f = fd < 0 ? -1 : fcntl(fd, F_GETFD);
+
+		/* only our copy: a number the server reused is the server's */
+		if (f >= 0 && !(f & FD_CLOEXEC) && !fstat(fd, &st) && st.st_ino == ino &&
+		    (i < 0 || st.st_dev == man[i].dev))
+			fcntl(fd, F_SETFD, f | FD_CLOEXEC);
+	}
+}
+
 EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	int saved = errno, i, type, fdfl, fl;
@@ -343,8 +430,10 @@ EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 	if (fdfl < 0 || fl < 0)
 		return -1;
 	copy_options(fd, m->fd);
+	/* the server's fd keeps the server's close-on-exec choice */
 	if (dup3(m->fd, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
 		return -1;
+	keep_from_children();
 	/* O_NONBLOCK lives on the open file, shared with the member: the server's
 	 * choice wins, as it would have on its own socket */
 	fcntl(fd, F_SETFL, (fcntl(fd, F_GETFL) & ~O_NONBLOCK) | (fl & O_NONBLOCK));

@@ -9,8 +9,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "preload_map.h"
+
 #define EXPORT __attribute__((visibility("default")))
-#define MAX_MANAGED 16
+/* as many as baton run accepts listeners; entries are allocated at load */
+#define MAX_MANAGED PRELOAD_MAX_ENTRIES
 #define MAX_TRACKED 64
 
 struct managed {
@@ -24,7 +27,7 @@ struct managed {
 	dev_t dev;
 };
 
-extern struct managed man[MAX_MANAGED];
+extern struct managed *man;	/* nman entries */
 extern int nman;
 
 /* One line on stderr, async-signal-safe. */

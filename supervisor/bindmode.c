@@ -32,6 +32,7 @@ struct bm_gen {
 	uint64_t own;           /* bit l: slot l holds a socket the generation made */
 	uint64_t said_twice;    /* bit l: "binds twice" said */
 	bool said_uid, pending; /* pending: readiness came before its sockets listened */
+	bool said_foreign;      /* a process not its own listened in its cgroup: said */
 };
 
 struct bindmode {
@@ -246,8 +247,8 @@ int bindmode_setup(struct sup *s)
 	}
 	if (bm->mode == SUP_BIND_CGROUP)
 		resume_gens(s, bm);
-	if (bm->mode == SUP_BIND_SHIM)
-		preload_setup(s);
+	if (bm->mode == SUP_BIND_SHIM && preload_setup(s))
+		return -1;
 	return 0;
 }
 
@@ -412,21 +413,65 @@ static int gen_of(const struct sup *s, const struct baton_bind_event *e)
 	return found;
 }
 
-/* Calls FN for each process of generation GI's cgroup until it returns non-zero. */
-static int each_pid(const struct bm_gen *b, int (*fn)(void *ctx, pid_t pid), void *ctx)
-{
-	char path[PATH_MAX + 16];
-	FILE *f;
-	int pid, r = 0, n = 0;
+#define MAX_OWN 1024      /* processes of one generation looked at for its sockets */
+#define PROC_PID_INIT_INO 0xEFFFFFFCu  /* the initial pid namespace's inode, fixed by the kernel */
 
-	snprintf(path, sizeof(path), "%s/cgroup.procs", b->dir);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (!r && n++ < 65536 && fscanf(f, "%d", &pid) == 1)
-		r = fn(ctx, pid);
-	fclose(f);
-	return r;
+/* Whether baton sees pids as the bind hook reports them: the hook's pid is
+ * the initial namespace's; inside a pid namespace (a container) it names
+ * another process here, or none. */
+static bool init_pidns(void)
+{
+	struct stat st;
+
+	return !stat("/proc/self/ns/pid", &st) && st.st_ino == PROC_PID_INIT_INO;
+}
+
+/* Calls FN for the generation's own processes only: its pid (while its
+ * pidfd says it is still that process) and its descendants, each checked
+ * to be a child of the one it was listed under once the check is done. A
+ * process that someone else placed in the generation's cgroup is not one
+ * of them: its sockets are never adopted in place of the server's. */
+static int each_own(struct sup *s, struct gen *g, int (*fn)(void *ctx, pid_t pid), void *ctx)
+{
+	pid_t fam[MAX_OWN], parent[MAX_OWN];
+	int n = 0, r;
+
+	if (g->pid <= 0 || gen_signal(s, g, 0))
+		return 0;
+	fam[n] = g->pid;
+	parent[n++] = 0;
+	for (int i = 0; i < n; i++) {
+		struct baton_proc_stat st;
+		int got;
+
+		/* a listed child that exited and whose pid was reused has
+		 * another parent */
+		if (parent[i] && (baton_proc_stat(fam[i], -1, &st) || st.ppid != parent[i]))
+			continue;
+		if ((r = fn(ctx, fam[i])))
+			return r;
+		got = baton_proc_children(fam[i], fam + n, MAX_OWN - n);
+		for (int k = 0; k < got; k++)
+			parent[n + k] = fam[i];
+		n += got > 0 ? got : 0;
+	}
+	return 0;
+}
+
+/* Whether PID (as this process sees pids) is G's process or a descendant. */
+static bool own_pid(struct sup *s, struct gen *g, pid_t pid)
+{
+	struct baton_proc_stat st;
+
+	for (int hops = 0; hops < 32 && pid > 1; hops++) {
+		if (pid == g->pid)
+			return !gen_signal(s, g, 0) && (!g->start_ticks || (!baton_proc_stat(pid, -1, &st) &&
+									   st.start == g->start_ticks));
+		if (baton_proc_stat(pid, -1, &st))
+			return false;
+		pid = st.ppid;
+	}
+	return false;
 }
 
 struct find {
@@ -480,11 +525,11 @@ static int pid_holds(void *ctx, pid_t pid)
 }
 
 /* Whether a process of the generation still holds the socket of inode INO. */
-static bool gen_holds(const struct bm_gen *b, ino_t ino)
+static bool gen_holds(struct sup *s, struct gen *g, ino_t ino)
 {
 	struct find f = { .ino = ino };
 
-	return ino && each_pid(b, pid_holds, &f) == 1;
+	return ino && each_own(s, g, pid_holds, &f) == 1;
 }
 
 static void on_bind(struct sup *s, int gi, const struct baton_bind_event *e)
@@ -541,7 +586,7 @@ static void on_bind(struct sup *s, int gi, const struct baton_bind_event *e)
 			     s->gen[i].id);
 		}
 	}
-	if ((b->own & (1ull << l)) && !(b->said_twice & (1ull << l)) && gen_holds(b, g->member_ino[l])) {
+	if ((b->own & (1ull << l)) && !(b->said_twice & (1ull << l)) && gen_holds(s, g, g->member_ino[l])) {
 		b->said_twice |= 1ull << l;
 		tell(s, gi, "gen %d (pid %u) binds %s a second time while its first socket there listens: baton "
 			    "steers one socket per generation and address, so the second gets no connections. "
@@ -562,16 +607,28 @@ static void on_listen(struct sup *s, int gi, const struct baton_bind_event *e)
 	if (l < 0 || l >= s->nl)
 		return;
 	key_text(&e->addr, addr, sizeof(addr));
-	if (!find_in(&f, (pid_t)e->pid))
-		each_pid(b, find_in, &f);	/* it passed the socket on and closed it already */
+	/* only a socket of the generation's own processes: the event's pid
+	 * first where it means the same here (the initial pid namespace),
+	 * else (it passed the socket on and closed it already, or baton runs
+	 * in a pid namespace) the generation and its descendants */
+	if (!(init_pidns() && own_pid(s, g, (pid_t)e->pid) && find_in(&f, (pid_t)e->pid)))
+		each_own(s, g, find_in, &f);
 	if (f.fd < 0) {
+		if (init_pidns() && !own_pid(s, g, (pid_t)e->pid)) {
+			if (!b->said_foreign) {
+				b->said_foreign = true;
+				say_warn(s, "gen %d: pid %u in its cgroup listens on %s but is not gen %d's process nor "
+					 "its descendant: its socket is not adopted", g->id, e->pid, addr, g->id);
+			}
+			return;
+		}
 		if (s->cfg->verbose)
 			say(s, "gen %d: a socket listened on %s and closed before baton could adopt it", g->id, addr);
 		return;
 	}
 	fstat(f.fd, &st);
 	old = g->slot[l];
-	if ((b->own & (1ull << l)) && gen_holds(b, g->member_ino[l])) {
+	if ((b->own & (1ull << l)) && gen_holds(s, g, g->member_ino[l])) {
 		if (!(b->said_twice & (1ull << l))) {
 			b->said_twice |= 1ull << l;
 			tell(s, gi, "gen %d (pid %u) listens on %s a second time while its first socket there listens: "
@@ -711,7 +768,7 @@ static void find_lost(struct sup *s, long long now)
 		if (!s->bm->g[i].cg || s->bm->g[i].id != g->id || g->state != GEN_STARTING || g->pid <= 0 ||
 		    now - g->start_us / 1000 < 1000 || s->bm->g[i].own == all)
 			continue;
-		each_pid(&s->bm->g[i], lost_in, &c);
+		each_own(s, g, lost_in, &c);
 	}
 }
 

@@ -175,7 +175,7 @@ void flows_check(struct sup *s, struct gen *g, long long now)
 	if (g->id == 0)
 		takeover_signal(s, g);	/* a --takeover server: its own signal, to every PID */
 	else
-		s->ops->kill(g->pid, s->cfg->stop_signal);
+		gen_signal(s, g, s->cfg->stop_signal);
 }
 
 static const char *mode_name(enum baton_flows m)

@@ -280,6 +280,31 @@ fail:
 	return r ? r : -EIO;
 }
 
+int gen_signal(struct sup *s, struct gen *g, int sig)
+{
+	struct baton_proc_stat st;
+
+	if (g->pid <= 0)
+		return -ESRCH;
+	if (g->pidfd >= 0 && s->ops->pidfd_signal)
+		return s->ops->pidfd_signal(g->pidfd, sig);
+	/* no pidfd (it could not be opened): by pid, once its start time
+	 * says the pid is still that process */
+	if (s->ops->pidfd_signal && g->start_ticks &&
+	    (baton_proc_stat(g->pid, -1, &st) || st.start != g->start_ticks))
+		return -ESRCH;
+	return s->ops->kill(g->pid, sig) ? -errno : 0;
+}
+
+void gen_kill_all(struct sup *s, struct gen *g)
+{
+	/* workers first, by group: the group id is G's pid, which is G's
+	 * only while G lives (a pidfd cannot signal a group) */
+	if (!gen_signal(s, g, 0))
+		s->ops->kill(-g->pid, SIGKILL);
+	gen_signal(s, g, SIGKILL);
+}
+
 void stop_gen(struct sup *s, struct gen *g)
 {
 	if (g->pid <= 0 || g->stop_ms)
@@ -298,7 +323,7 @@ void stop_gen(struct sup *s, struct gen *g)
 	if (g->id == 0)
 		takeover_signal(s, g);	/* --takeover-signal, to every --takeover PID */
 	else
-		s->ops->kill(g->pid, s->cfg->stop_signal);
+		gen_signal(s, g, s->cfg->stop_signal);
 }
 
 void describe_exit(int status, char *buf, size_t len)
@@ -319,6 +344,7 @@ void gen_ready(struct sup *s, int gi, bool assumed)
 	if (bindmode_hold_ready(s, gi))
 		return;
 	g->ready_us = baton_mono_us();
+	g->assumed = assumed;
 	if (gi != s->reload) {
 		g->state = GEN_ACTIVE;	/* generation 1, or a restart on the same members */
 		if (assumed)
@@ -537,6 +563,21 @@ void gen_exited(struct sup *s, int gi, int status)
 	}
 	if (gi == s->active && (was == GEN_STARTING || was == GEN_READY) && g->id == 1) {
 		say_err(s, "gen 1 %s before it was ready; giving up", how);
+		release_members(s, g);
+		s->active = -1;
+		s->exit_code = 1;
+		begin_stop(s, "the command failed to start");
+		return;
+	}
+	if (gi == s->active && g->id == 1 && !s->resumed && g->assumed && !g->heard && WIFEXITED(status) &&
+	    WEXITSTATUS(status) && baton_mono_us() - g->start_us < STABLE_MS * 1000LL) {
+		/* only assumed ready, never a word, and it failed soon after:
+		 * a command that fails at start (a server whose bind() failed)
+		 * would fail the same way at every restart, forever */
+		say_err(s, "gen 1 %s %lld ms after it started, without ever saying it was ready or listening (it "
+			"was only assumed ready after %s); giving up rather than restarting a command that never "
+			"served: see its output above", how, (baton_mono_us() - g->start_us) / 1000,
+			fmt_duration(s->cfg->ready_delay_ms));
 		release_members(s, g);
 		s->active = -1;
 		s->exit_code = 1;

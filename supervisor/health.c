@@ -98,7 +98,7 @@ void idle_check(struct sup *s, struct gen *g, long long now)
 	if (g->id == 0)
 		takeover_signal(s, g);
 	else
-		s->ops->kill(g->pid, s->cfg->stop_signal);
+		gen_signal(s, g, s->cfg->stop_signal);
 }
 
 /* A draining generation's members: once a queue stops shrinking (nobody

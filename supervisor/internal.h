@@ -54,6 +54,7 @@ struct gen {
 	long long start_wall_ms, stop_ms;
 	long long start_us, ready_us;    /* monotonic; 0.1 ms for reload timings; ready_us 0: not yet */
 	bool heard;                     /* sent any sd_notify message */
+	bool assumed;                   /* ready only by --ready-delay, never said so */
 	bool killed;
 	int status;                     /* wait status once reaped (-1: unknown, not our child) */
 	char why[160];                  /* why it ended, for status */
@@ -85,6 +86,8 @@ struct sup;
 struct sup_ops {
 	pid_t (*spawn)(struct sup *s, int id, const int *fds, int *err);
 	int (*kill)(pid_t pid, int sig);
+	/* by pidfd (pidfd_send_signal); NULL: every signal goes through kill */
+	int (*pidfd_signal)(int pidfd, int sig);
 };
 
 extern const struct sup_ops sup_default_ops;
@@ -129,6 +132,7 @@ struct sup {
 	long long start_wall_ms;
 	char preload_lib[4096];     /* "" without the shim */
 	char *preload_env;          /* BATON_PRELOAD for it */
+	int preload_memfd;          /* -1, or the map when too large for the environment (spawn.c) */
 	char state_path[4096];      /* the state that outlives this process */
 	char pin_root[4096];        /* bpffs directory of the groups' pins, "" in cBPF mode */
 	bool resumed;               /* adopted what a dead supervisor left, or re-executed */
@@ -154,6 +158,7 @@ struct sup {
 	struct tk_member *tkm;
 	int ntkm;
 	pid_t *tk_pids;             /* every --takeover PID, signalled with generation 0 */
+	int *tk_pidfds;             /* their pidfds (-1: none), opened when they were named */
 	int ntk_pids;
 	bool takeover_reload;       /* the reload running is the takeover: not counted as a reload */
 	int batch_lo, batch_n;      /* the listeners this tick looks at (see in_batch) */
@@ -183,7 +188,7 @@ enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_BINDHOOK = 1500, EV_PIDFD = 2
 enum { EV_HANDOFF = 1100 };
 
 
-void preload_setup(struct sup *s);
+int preload_setup(struct sup *s);      /* -1: the shim cannot carry the listeners (said why) */
 void preload_apply(struct sup *s);
 pid_t spawn(struct sup *s, int id, const int *fds, int *err);
 void step_at(struct sup *s, enum blog_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -194,6 +199,10 @@ int live_gens(const struct sup *s);
 int alloc_gen(struct sup *s);
 int start_gen(struct sup *s, int from, uint32_t weight);
 void stop_gen(struct sup *s, struct gen *g);
+/* SIG to G's process by its pidfd (never a reused pid); 0 or -errno. */
+int gen_signal(struct sup *s, struct gen *g, int sig);
+/* The grace's end: SIGKILL to G's process group while G lives, and to G. */
+void gen_kill_all(struct sup *s, struct gen *g);
 void describe_exit(int status, char *buf, size_t len);
 void gen_ready(struct sup *s, int gi, bool assumed);
 /* The switch of a reload: GI takes every new connection, the old one stops. */
@@ -346,11 +355,16 @@ const char *listener_mode(const struct sup *s, int l);      /* "steered" or "sha
 
 /* takeover.c */
 int takeover_collect(struct sup *s);   /* generation 0 from --takeover PIDs; -errno said */
+void takeover_pids_free(struct sup *s);
 void takeover_abandon(struct sup *s);  /* gives generation 0 back untouched */
 void takeover_release(struct sup *s, struct gen *g, bool fence);
 void takeover_drain(struct sup *s, struct gen *g, long long now);
 void takeover_signal(struct sup *s, struct gen *g);
 int takeover_add_member(struct sup *s, int gi, int l, int slot, ino_t ino);
+/* A copy of fd FD of PID, which must still be the process that started at
+ * START (clock ticks; 0: not checked) and FD still the socket of inode INO
+ * found by the scan. The copy, or -errno with WHY said. */
+int takeover_copy_fd(pid_t pid, unsigned long long start, int fd, unsigned long long ino, char *why, size_t len);
 void sdn_mark_ours(struct sup *s, ino_t ino);   /* a taken socket: not foreign */
 
 /* rundir.c: the runtime directory (ours alone, used through its fd) and

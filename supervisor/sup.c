@@ -184,8 +184,7 @@ static void tick(struct sup *s)
 			if (!g->killed && now - g->stop_ms >= s->cfg->grace_ms) {
 				say_warn(s, "gen %d (pid %d) still running after the %lld ms grace; killing it", g->id,
 				    (int)g->pid, s->cfg->grace_ms);
-				s->ops->kill(-g->pid, SIGKILL);
-				s->ops->kill(g->pid, SIGKILL);
+				gen_kill_all(s, g);
 				g->killed = true;
 			}
 			if (!s->stopping && !g->flow_wait)	/* a UDP queue is no sign it stopped */
@@ -290,9 +289,12 @@ static void free_arrays(struct sup *s)
 	free(s->watch);
 	free(s->fdnames);
 	free(s->preload_env);
+	if (s->preload_memfd >= 0)
+		close(s->preload_memfd);
+	s->preload_memfd = -1;
 	cmd_free(s);
 	free(s->tkm);
-	free(s->tk_pids);
+	takeover_pids_free(s);
 	free(s->shared);
 	free(s->shared_ino);
 	free(s->first);
@@ -580,7 +582,8 @@ int sup_init(struct sup *s, const struct sup_config *cfg, const struct sup_ops *
 
 	*s = (struct sup){ .cfg = cfg, .ops = ops, .active = -1, .reload = -1, .reload_client = -1,
 			   .restart_from = -1, .epfd = -1, .sigfd = -1, .notifyfd = -1, .ctlfd = -1, .watched = -1,
-			   .upgrade_client = -1, .rundir = -1, .lockfd = -1, .pinlockfd = -1, .argv = cfg->self_argv, .nl = cfg->nlisten };
+			   .upgrade_client = -1, .rundir = -1, .lockfd = -1, .pinlockfd = -1, .argv = cfg->self_argv,
+			   .nl = cfg->nlisten, .preload_memfd = -1 };
 	for (i = 0; i < MAX_CLIENTS; i++)
 		s->cl[i].fd = -1;
 	snprintf(s->name, sizeof(s->name), "%s", cfg->name[0] ? cfg->name : "baton");

@@ -22,6 +22,7 @@
 
 struct taken {
 	pid_t pid;          /* who holds it (the first found) */
+	unsigned long long start;  /* its start time when it was scanned */
 	int fd;             /* its fd there */
 	unsigned long long ino;
 	int l;              /* the --listen it is on */
@@ -32,6 +33,7 @@ struct scan {
 	const struct baton_sock *socks;
 	size_t nsocks;
 	pid_t pid;
+	unsigned long long start;   /* of pid */
 	struct taken *t;
 	int nt;
 	char held[1024];    /* listeners the process holds on other addresses, for the error */
@@ -81,7 +83,8 @@ static int on_fd(void *ctx, int fd, unsigned long long ino)
 			if (c->t[j].ino == ino)
 				return 0;	/* the master and its workers share it */
 		if (c->nt < MAX_TAKEN)
-			c->t[c->nt++] = (struct taken){ .pid = c->pid, .fd = fd, .ino = ino, .l = l };
+			c->t[c->nt++] = (struct taken){ .pid = c->pid, .start = c->start, .fd = fd, .ino = ino,
+							.l = l };
 		return 0;
 	}
 	return 0;
@@ -126,8 +129,9 @@ static void perm_hint(char *buf, size_t len)
 		 "uid as that process (baton runs as uid %u)", (unsigned)geteuid());
 }
 
-/* Generation 0: PIDS[0] is its pid, the others are signalled with it. */
-static int make_gen0(struct sup *s, const pid_t *pids, int npids)
+/* Generation 0: PIDS[0] is its pid, the others are signalled with it,
+ * each through its pidfd PIDFDS[i] (taken over by generation 0). */
+static int make_gen0(struct sup *s, const pid_t *pids, int *pidfds, int npids)
 {
 	struct baton_proc_stat st;
 	int gi = alloc_gen(s);
@@ -146,11 +150,17 @@ static int make_gen0(struct sup *s, const pid_t *pids, int npids)
 	g->start_wall_ms = baton_wall_ms();
 	if (!baton_proc_stat(g->pid, -1, &st))
 		g->start_ticks = st.start;
+	g->pidfd = fcntl(pidfds[0], F_DUPFD_CLOEXEC, 3);	/* the process that was named, not a reuse of its pid */
 	gen_watch_pid(s, gi);
-	free(s->tk_pids);
+	takeover_pids_free(s);
 	s->tk_pids = malloc((size_t)npids * sizeof(*s->tk_pids));
-	if (s->tk_pids) {
+	s->tk_pidfds = malloc((size_t)npids * sizeof(*s->tk_pidfds));
+	if (s->tk_pids && s->tk_pidfds) {
 		memcpy(s->tk_pids, pids, (size_t)npids * sizeof(*pids));
+		for (int i = 0; i < npids; i++) {
+			s->tk_pidfds[i] = pidfds[i];
+			pidfds[i] = -1;
+		}
 		s->ntk_pids = npids;
 	}
 	s->active = gi;
@@ -282,6 +292,55 @@ void takeover_abandon(struct sup *s)
 	}
 }
 
+void takeover_pids_free(struct sup *s)
+{
+	for (int i = 0; s->tk_pidfds && i < s->ntk_pids; i++)
+		if (s->tk_pidfds[i] >= 0)
+			close(s->tk_pidfds[i]);
+	free(s->tk_pids);
+	free(s->tk_pidfds);
+	s->tk_pids = NULL;
+	s->tk_pidfds = NULL;
+	s->ntk_pids = 0;
+}
+
+int takeover_copy_fd(pid_t pid, unsigned long long start, int fd, unsigned long long ino, char *why, size_t len)
+{
+	struct baton_proc_stat st;
+	struct stat fst;
+	int pidfd = baton_pidfd_open(pid), copy;
+
+	if (pidfd < 0) {
+		snprintf(why, len, "%s", pidfd == -ESRCH ? "the process is gone" : strerror(-pidfd));
+		return pidfd;
+	}
+	/* the pidfd names the process now; the start time says it is the one
+	 * the scan read (not a new process on a reused pid) */
+	if (start && (baton_proc_stat(pid, -1, &st) || st.start != start)) {
+		close(pidfd);
+		snprintf(why, len, "pid %d is no longer the process that was scanned (it exited and the pid was "
+			 "reused); nothing was taken: try again", (int)pid);
+		return -ESRCH;
+	}
+	copy = baton_pidfd_getfd(pidfd, fd);
+	close(pidfd);
+	if (copy < 0) {
+		if (copy == -EPERM)
+			perm_hint(why, len);
+		else
+			snprintf(why, len, "%s", strerror(-copy));
+		return copy;
+	}
+	if (fstat(copy, &fst) || (unsigned long long)fst.st_ino != ino) {
+		snprintf(why, len, "its fd %d is no longer the listening socket that was scanned (inode %llu, now %llu): "
+			 "the server changed its files meanwhile; nothing was taken: try again", fd, ino,
+			 (unsigned long long)fst.st_ino);
+		close(copy);
+		return -ESTALE;
+	}
+	return copy;
+}
+
 int takeover_collect(struct sup *s)
 {
 	struct baton_collect_opts o = { .sz = sizeof(o), .log = lib_log, .log_ctx = s, .diag_only = true,
@@ -289,6 +348,7 @@ int takeover_collect(struct sup *s)
 	struct baton_sock *socks = NULL;
 	struct scan c = { .s = s };
 	pid_t *fam = NULL;
+	int *pidfds = NULL;
 	size_t n = 0;
 	int r, i, l, gi = -1, nt_before;
 	char why[512] = "";
@@ -302,10 +362,13 @@ int takeover_collect(struct sup *s)
 	c.nsocks = n;
 	c.t = calloc(MAX_TAKEN, sizeof(*c.t));
 	fam = calloc(MAX_PIDS, sizeof(*fam));
-	if (!c.t || !fam) {
+	pidfds = malloc((size_t)s->cfg->ntakeover * sizeof(*pidfds));
+	if (!c.t || !fam || !pidfds) {
 		r = -ENOMEM;
 		goto out;
 	}
+	for (i = 0; i < s->cfg->ntakeover; i++)
+		pidfds[i] = -1;
 	for (i = 0; i < s->cfg->ntakeover; i++) {
 		pid_t pid = s->cfg->takeover[i];
 		int pidfd = baton_pidfd_open(pid), nf, k;
@@ -318,13 +381,17 @@ int takeover_collect(struct sup *s)
 			r = pidfd == -ESRCH ? -ESRCH : pidfd;
 			goto out;
 		}
-		close(pidfd);
+		/* kept: every signal to it goes through this pidfd, never the pid */
+		pidfds[i] = pidfd;
 		comm_of(pid, comm, sizeof(comm));
 		c.held[0] = '\0';
 		nt_before = c.nt;
 		nf = family_of(pid, fam, MAX_PIDS);
 		for (k = 0; k < nf; k++) {
+			struct baton_proc_stat ps;
+
 			c.pid = fam[k];
+			c.start = baton_proc_stat(fam[k], -1, &ps) ? 0 : ps.start;
 			r = baton_proc_sockets(fam[k], 1u << 20, on_fd, &c);
 			if (r == -EACCES || r == -EPERM) {
 				perm_hint(why, sizeof(why));
@@ -342,25 +409,19 @@ int takeover_collect(struct sup *s)
 		}
 	}
 	/* every --takeover PID's sockets form generation 0 */
-	gi = make_gen0(s, s->cfg->takeover, s->cfg->ntakeover);
+	gi = make_gen0(s, s->cfg->takeover, pidfds, s->cfg->ntakeover);
 	if (gi < 0) {
 		r = gi;
 		goto out;
 	}
 	for (i = 0; i < c.nt; i++) {
 		struct taken *t = &c.t[i];
-		int pidfd = baton_pidfd_open(t->pid), fd;
 		char comm[4 * BATON_COMM_MAX + 1];
+		int fd;
 
 		comm_of(t->pid, comm, sizeof(comm));
-		fd = pidfd < 0 ? pidfd : baton_pidfd_getfd(pidfd, t->fd);
-		if (pidfd >= 0)
-			close(pidfd);
+		fd = takeover_copy_fd(t->pid, t->start, t->fd, t->ino, why, sizeof(why));
 		if (fd < 0) {
-			if (fd == -EPERM)
-				perm_hint(why, sizeof(why));
-			else
-				snprintf(why, sizeof(why), "%s", strerror(-fd));
 			say_err(s, "--takeover: cannot copy fd %d of pid %d (%s): %s", t->fd, (int)t->pid, comm, why);
 			r = fd;
 			goto out;
@@ -392,6 +453,10 @@ out:
 	baton_socks_free(socks);
 	free(c.t);
 	free(fam);
+	for (i = 0; pidfds && i < s->cfg->ntakeover; i++)
+		if (pidfds[i] >= 0)
+			close(pidfds[i]);
+	free(pidfds);
 	return r;
 }
 
@@ -449,10 +514,17 @@ void takeover_signal(struct sup *s, struct gen *g)
 {
 	int sig = s->cfg->takeover_signal ? s->cfg->takeover_signal : s->cfg->stop_signal;
 
-	s->ops->kill(g->pid, sig);
-	for (int i = 0; i < s->ntk_pids; i++)
-		if (s->tk_pids[i] != g->pid)
+	gen_signal(s, g, sig);
+	for (int i = 0; i < s->ntk_pids; i++) {
+		if (s->tk_pids[i] == g->pid)
+			continue;
+		/* by the pidfd opened when it was named: a pid reused since is
+		 * never signalled (no pidfd, e.g. after a resume: not at all) */
+		if (s->tk_pidfds && s->tk_pidfds[i] >= 0 && s->ops->pidfd_signal)
+			s->ops->pidfd_signal(s->tk_pidfds[i], sig);
+		else if (!s->ops->pidfd_signal)
 			s->ops->kill(s->tk_pids[i], sig);
+	}
 }
 
 /* Resume: a second member of generation 0 on listener L. */

@@ -5,7 +5,9 @@
  * request and without LD_PRELOAD; the errors (no cgroup2, no delegation, a
  * uid mismatch, an address no --listen names, a second bind) and the
  * cgroups removed afterwards. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -633,6 +635,269 @@ TEST_TIMEOUT(bindmode_generation_that_never_listens_is_rolled_back, 60)
 	ASSERT_CONTAINS(out, "gen 2 did not listen on listener 0 within 5000 ms");
 	ASSERT_EQ(baton("status", "web", "--json"), 0);
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
+	sv_stop(&s);
+	rm_rf(s.dir);
+}
+
+/* generation GEN's cgroup.procs, from /proc/GEN/cgroup */
+static void procs_of(pid_t gen, char *buf, size_t len)
+{
+	char path[64], line[PATH_MAX], mnt[PATH_MAX];
+	FILE *f;
+
+	ASSERT_EQ(baton_cgroup_mount(mnt, sizeof(mnt)), 0);
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)gen);
+	f = fopen(path, "re");
+	ASSERT_TRUE(f != NULL);
+	buf[0] = '\0';
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "0::", 3)) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(buf, len, "%.2000s%.2000s/cgroup.procs", mnt, line + 3);
+		}
+	fclose(f);
+	ASSERT_TRUE(buf[0] != '\0');
+}
+
+static bool answered_200(void)
+{
+	char buf[128] = "";
+	struct timeval tv = { .tv_sec = 3 };
+	int fd = bt_connect(PORT);
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return strstr(buf, "200 OK") != NULL;
+}
+
+/* A process that is not the generation's nor its descendant, placed in the
+ * generation's cgroup (by whoever may write its cgroup.procs), binds and
+ * listens on the --listen address: the bind hook lets it join the
+ * reuseport group, but baton never adopts its socket into the generation's
+ * slot in place of the server's, and says so; every connection still
+ * reaches the server. */
+TEST_TIMEOUT(bindmode_foreign_process_in_the_generations_cgroup_is_not_adopted, 60)
+{
+	struct sv s;
+	char procs[PATH_MAX], num[32], go = 0, res = 0;
+	int p1[2], p2[2], fd;
+	pid_t gen, child;
+
+	py_start(&s);
+	gen = active_pid();
+	procs_of(gen, procs, sizeof(procs));
+	ASSERT_EQ(pipe2(p1, O_CLOEXEC), 0);
+	ASSERT_EQ(pipe2(p2, O_CLOEXEC), 0);
+	child = fork();
+	if (child == 0) {
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(PORT),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int l;
+
+		if (read(p1[0], &go, 1) != 1)
+			_exit(1);
+		l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		res = l >= 0 && !bind(l, (struct sockaddr *)&a, sizeof(a)) && !listen(l, 128) ? 'y' : 'n';
+		if (write(p2[1], &res, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	ASSERT_GT(child, 0);
+	fd = open(procs, O_WRONLY | O_CLOEXEC);
+	ASSERT_TRUE(fd >= 0);
+	snprintf(num, sizeof(num), "%d", (int)child);
+	ASSERT_EQ(write(fd, num, strlen(num)), (ssize_t)strlen(num));
+	close(fd);
+	ASSERT_EQ(write(p1[1], "g", 1), 1);
+	ASSERT_EQ(read(p2[0], &res, 1), 1);
+	ASSERT_EQ(res, 'y');	/* the hook made its bind SO_REUSEPORT: it listens in the group */
+	ASSERT_CONTAINS(log_with(&s, "is not gen 1's process"), "its socket is not adopted");
+	usleep(300000);	/* the lost-event poll (every 250 ms) must not take it either */
+	for (int i = 0; i < 20; i++)
+		if (!answered_200()) {
+			show_log(&s, "baton.log");
+			kill(child, SIGKILL);
+			waitpid(child, NULL, 0);
+			FAIL("connection %d did not reach the server", i + 1);
+		}
+	ASSERT_EQ(active_pid(), gen);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	sv_stop(&s);
+	rm_rf(s.dir);
+}
+
+static pid_t pidns_init;
+
+static void forward_term(int sig)
+{
+	(void)sig;
+	if (pidns_init > 0)
+		kill(pidns_init, SIGTERM);
+}
+
+/* In baton run's child: baton becomes pid 1 of a new pid namespace with
+ * its own /proc, as in a container; this process waits for it, passes
+ * SIGTERM on and exits with its status. */
+static void in_pid_namespace(void *ctx)
+{
+	int status;
+
+	(void)ctx;
+	if (unshare(CLONE_NEWPID | CLONE_NEWNS))
+		_exit(120);
+	pidns_init = fork();
+	if (pidns_init < 0)
+		_exit(121);
+	if (pidns_init == 0) {
+		mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+		if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL))
+			_exit(122);
+		return;	/* on to exec baton */
+	}
+	signal(SIGTERM, forward_term);
+	while (waitpid(pidns_init, &status, 0) < 0 && errno == EINTR)
+		;
+	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
+
+/* Inside a pid namespace the bind hook's pid (the initial namespace's)
+ * names another process or none: baton finds the socket among the
+ * generation's own processes instead, so generation 1 and a reload are
+ * adopted as anywhere else. */
+TEST_TIMEOUT(bindmode_in_a_pid_namespace_adopts_the_generations_own_socket, 60)
+{
+	const char *py = need_server("python3", "python3");
+	char path[128], *args[24], logpath[128];
+	struct sv s;
+	int n = 0;
+
+	need_cgroup_mode();
+	sv_dir(&s);
+	write_file(s.dir, "server.py", py_server);
+	snprintf(path, sizeof(path), "%s/server.py", s.dir);
+	snprintf(logpath, sizeof(logpath), "%s/baton.log", s.dir);
+	args[n++] = (char *)bt_baton_bin();
+	args[n++] = "run";
+	args[n++] = "--name";
+	args[n++] = "web";
+	args[n++] = "--listen";
+	args[n++] = "tcp://127.0.0.1:8080?backlog=1024";
+	args[n++] = "--bind-mode";
+	args[n++] = "cgroup";
+	args[n++] = "--ready";
+	args[n++] = "listen";
+	args[n++] = "--ready-timeout";
+	args[n++] = "5s";
+	args[n++] = "--";
+	args[n++] = (char *)py;
+	args[n++] = path;
+	args[n++] = s.dir;
+	args[n] = NULL;
+	s.pid = bt_supervisor_start(args, "web", logpath, in_pid_namespace, NULL, 20, out, sizeof(out));
+	ASSERT_CONTAINS(out, "\"bind_mode\":\"cgroup\"");
+	ASSERT_CONTAINS(out, "\"pid\":2,");	/* gen 1 is the namespace's second process: baton is its init */
+	ASSERT_TRUE(answered_200());
+	if (baton("reload", "web", NULL) != 0) {
+		show_log(&s, "baton.log");
+		FAIL("reload in a pid namespace failed: %s%s", out, err);
+	}
+	ASSERT_CONTAINS(out, "adopted into slot");
+	ASSERT_TRUE(answered_200());
+	sv_stop(&s);
+	rm_rf(s.dir);
+}
+
+/* The harmful order: a foreign process in a new generation's cgroup listens
+ * before the server does (the server sleeps 1 s first). Adopting it would
+ * make the server's own socket the "second" one, left out, and every
+ * connection after the switch would wait in a queue nobody accepts from.
+ * The reload must serve with the server's socket. */
+TEST_TIMEOUT(bindmode_foreign_process_listening_first_in_a_new_generation_is_not_adopted, 60)
+{
+	struct sv s;
+	char procs[PATH_MAX], num[32], go = 0, res = 0;
+	int p1[2], p2[2], fd, status = -1;
+	pid_t child, reloader, newpid = 0;
+
+	py_start(&s);
+	flag(&s, "slow");
+	ASSERT_EQ(pipe2(p1, O_CLOEXEC), 0);
+	ASSERT_EQ(pipe2(p2, O_CLOEXEC), 0);
+	child = fork();
+	if (child == 0) {
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(PORT),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int l;
+
+		if (read(p1[0], &go, 1) != 1)
+			_exit(1);
+		l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		res = l >= 0 && !bind(l, (struct sockaddr *)&a, sizeof(a)) && !listen(l, 128) ? 'y' : 'n';
+		if (write(p2[1], &res, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	ASSERT_GT(child, 0);
+	reloader = fork();
+	if (reloader == 0) {
+		int dn = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		dup2(dn, 1);
+		dup2(dn, 2);
+		execl(bt_baton_bin(), bt_baton_bin(), "reload", "web", (char *)NULL);
+		_exit(127);
+	}
+	ASSERT_GT(reloader, 0);
+	/* the new generation, still asleep before its bind */
+	for (int i = 0; i < 100 && !newpid; i++) {
+		const char *g;
+
+		ASSERT_EQ(baton("status", "web", "--json"), 0);
+		g = strstr(out, "\"state\":\"starting\"");
+		if (g) {
+			while (g > out && strncmp(g, "\"pid\":", 6))
+				g--;
+			newpid = (pid_t)atoi(g + 6);
+		} else {
+			usleep(10000);
+		}
+	}
+	ASSERT_GT(newpid, 0);
+	procs_of(newpid, procs, sizeof(procs));
+	fd = open(procs, O_WRONLY | O_CLOEXEC);
+	ASSERT_TRUE(fd >= 0);
+	snprintf(num, sizeof(num), "%d", (int)child);
+	ASSERT_EQ(write(fd, num, strlen(num)), (ssize_t)strlen(num));
+	close(fd);
+	ASSERT_EQ(write(p1[1], "g", 1), 1);
+	ASSERT_EQ(read(p2[0], &res, 1), 1);
+	ASSERT_EQ(res, 'y');
+	ASSERT_EQ(waitpid(reloader, &status, 0), reloader);
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		show_log(&s, "baton.log");
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+		FAIL("the reload failed");
+	}
+	ASSERT_EQ(active_pid(), newpid);
+	for (int i = 0; i < 20; i++)
+		if (!answered_200()) {
+			show_log(&s, "baton.log");
+			kill(child, SIGKILL);
+			waitpid(child, NULL, 0);
+			FAIL("connection %d after the reload did not reach the server", i + 1);
+		}
+	ASSERT_CONTAINS(log_with(&s, "is not gen 2's process"), "its socket is not adopted");
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
 	sv_stop(&s);
 	rm_rf(s.dir);
 }

@@ -7,6 +7,7 @@
  * load across reloads with ?handoff=idle (nginx through the shim: every
  * idle connection handed to the new generation; lighttpd: no shim, no
  * handoff). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -624,4 +626,363 @@ TEST_TIMEOUT(server_lighttpd_keepalive_gets_no_handoff_without_the_shim, 120)
 	out[n] = '\0';
 	fclose(f);
 	ASSERT_CONTAINS(out, "handoff=idle needs the preload shim");
+}
+
+/* ---- many listeners through the shim ----------------------------------------- */
+
+static const char *v6_host;	/* listeners after the first on this IPv6 address; NULL: 127.0.0.1 */
+
+/* One request to listener P's address (PORT + P); true if answered 200. */
+static bool answered(int p)
+{
+	char buf[256] = "";
+	struct timeval tv = { .tv_sec = 5 };
+	ssize_t n, got = 0;
+	int fd;
+
+	if (v6_host && p > 0) {
+		struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)(PORT + p)) };
+
+		inet_pton(AF_INET6, v6_host, &a.sin6_addr);
+		fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+			close(fd);
+			fd = -1;
+		}
+	} else {
+		fd = bt_connect((uint16_t)(PORT + p));
+	}
+	if (fd < 0)
+		return false;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (write(fd, "GET / HTTP/1.0\r\n\r\n", 18) != 18) {
+		close(fd);
+		return false;
+	}
+	while ((n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
+		got += n;
+	close(fd);
+	buf[got] = '\0';
+	return strstr(buf, " 200 ") != NULL;
+}
+
+/* nginx with NL listen directives and baton run with the same NL --listen:
+ * the shim puts every one of baton's members on nginx's fds (nginx's own
+ * bind() of an address baton holds would fail with EADDRINUSE and it would
+ * exit), every port answers, and reloads under load lose nothing. */
+static void nginx_with_listeners(int nl, int reloads)
+{
+	const char *nginx = need_server("nginx", "nginx");
+	char *conf, confpath[128], logpath[128], (*specs)[96], **args;
+	const char *report;
+	size_t off, cap = 4096 + (size_t)nl * 96;
+	struct sv s;
+	pid_t lp;
+	int lfd, n = 0, p;
+
+	need_root_servers();
+	if (v6_host) {
+		char addr[80], *ip[] = { "/sbin/ip", "-6", "addr", "add", addr, "dev", "lo", "nodad", NULL };
+
+		/* in this test's network namespace (need_root_servers made it) */
+		snprintf(addr, sizeof(addr), "%s/128", v6_host);
+		if (bt_run(ip, out, sizeof(out), err, sizeof(err), 10))
+			SKIP("cannot add an IPv6 address to lo here: %s", err);
+	}
+	sv_dir(&s);
+	conf = malloc(cap);
+	specs = calloc((size_t)nl, sizeof(*specs));
+	args = calloc((size_t)nl * 2 + 32, sizeof(*args));
+	ASSERT_TRUE(conf && specs && args);
+	off = (size_t)snprintf(conf, cap,
+			       "worker_processes 2;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\n"
+			       "error_log %s/error.log;\nevents { worker_connections 1024; }\n"
+			       "http {\n access_log off;\n client_body_temp_path %s; proxy_temp_path %s; "
+			       "fastcgi_temp_path %s;\n uwsgi_temp_path %s; scgi_temp_path %s;\n server {\n",
+			       s.dir, s.dir, s.dir, s.dir, s.dir, s.dir, s.dir);
+	for (p = 0; p < nl; p++)
+		off += (size_t)snprintf(conf + off, cap - off, v6_host && p ? "  listen [%s]:%d;\n" : "  listen %s:%d;\n",
+					v6_host && p ? v6_host : "127.0.0.1", PORT + p);
+	snprintf(conf + off, cap - off, "  location / { return 200 \"ok\\n\"; }\n }\n}\n");
+	write_file(s.dir, "nginx.conf", conf);
+	snprintf(confpath, sizeof(confpath), "%s/nginx.conf", s.dir);
+	snprintf(logpath, sizeof(logpath), "%s/baton.log", s.dir);
+	args[n++] = (char *)bt_baton_bin();
+	args[n++] = "run";
+	args[n++] = "--name";
+	args[n++] = "web";
+	args[n++] = "--hang-threshold";
+	args[n++] = "2s";
+	for (p = 0; p < nl; p++) {
+		snprintf(specs[p], sizeof(specs[p]), v6_host && p ? "tcp://[%s]:%d?backlog=1024" : "tcp://%s:%d?backlog=1024",
+			 v6_host && p ? v6_host : "127.0.0.1", PORT + p);
+		args[n++] = "--listen";
+		args[n++] = specs[p];
+	}
+	args[n++] = "--stop-signal";
+	args[n++] = "QUIT";
+	args[n++] = "--grace";
+	args[n++] = "10s";
+	args[n++] = "--";
+	args[n++] = (char *)nginx;
+	args[n++] = "-c";
+	args[n++] = confpath;
+	args[n++] = "-p";
+	args[n++] = s.dir;
+	args[n] = NULL;
+	s.pid = bt_supervisor_start(args, "web", logpath, like_a_background_job, NULL, 60, out, sizeof(out));
+	{
+		/* which way the map went: the environment, or a memfd past 8 KiB
+		 * after the members (nginx rewrites its environ for its title) */
+		const char *g = strstr(out, "\"state\":\"active\"");
+		char path[64], link[256] = "";
+
+		ASSERT_TRUE(g != NULL);
+		while (g > out && strncmp(g, "\"pid\":", 6))
+			g--;
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", atoi(g + 6), 3 + nl);
+		if (readlink(path, link, sizeof(link) - 1) < 0)
+			link[0] = '\0';
+		bt_log("fd %d of nginx: %s", 3 + nl, link);
+		ASSERT_EQ(!strncmp(link, "/memfd:baton-preload", 20), v6_host != NULL);
+	}
+	for (p = 0; p < nl; p++)
+		if (!answered(p)) {
+			show_log(&s, "baton.log");
+			show_log(&s, "error.log");
+			FAIL("port %d (listener %d of %d) did not answer", PORT + p, p + 1, nl);
+		}
+	load(&lp, &lfd);
+	for (int i = 0; i < reloads; i++) {
+		if (baton("reload", "web", NULL) != 0) {
+			show_log(&s, "baton.log");
+			show_log(&s, "error.log");
+			load_finish(lp, lfd);
+			FAIL("reload %d failed: %s%s", i + 1, out, err);
+		}
+		usleep(100000);
+	}
+	usleep(300000);
+	report = load_finish(lp, lfd);
+	bt_log("load: %s", report);
+	for (p = 0; p < nl; p++)
+		ASSERT_TRUE(answered(p));
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), reloads);
+	ASSERT_EQ(bt_json_get(out, "restarts"), 0);
+	sv_stop(&s);
+	/* the shim never gave up on a generation */
+	{
+		char cmd[256];
+
+		snprintf(cmd, sizeof(cmd), "grep -c 'doing nothing' %s/baton.log", s.dir);
+		FILE *f = popen(cmd, "r");
+		int c = -1;
+
+		ASSERT_TRUE(f != NULL);
+		ASSERT_EQ(fscanf(f, "%d", &c), 1);
+		pclose(f);
+		if (c)
+			show_log(&s, "baton.log");
+		ASSERT_EQ(c, 0);
+	}
+	ASSERT_GT(bt_json_get(report, "answered"), 200);
+	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+	free(conf);
+	free(specs);
+	free(args);
+}
+
+TEST_TIMEOUT(server_nginx_17_listeners_all_through_the_shim_reloads_lose_nothing, 120)
+{
+	nginx_with_listeners(17, 10);
+}
+
+TEST_TIMEOUT(server_nginx_64_listeners_all_through_the_shim_reloads_lose_nothing, 180)
+{
+	nginx_with_listeners(64, 10);
+}
+
+struct memfd_probe {
+	int member, map, map_at;
+	const char *lib;
+	char env[32];
+};
+
+/* The member as fd 3 and the map's memfd where baton run puts it. */
+static void memfd_probe_child(void *ctx)
+{
+	struct memfd_probe *e = ctx;
+	char pid[16];
+	int m = fcntl(e->member, F_DUPFD_CLOEXEC, 100), f = fcntl(e->map, F_DUPFD_CLOEXEC, 100);
+
+	/* lifted first: either may sit at 3 or 4 in the test (dup2 of an fd
+	 * onto itself would keep its close-on-exec) */
+	dup2(m, 3);
+	dup2(f, e->map_at);
+	setenv("LD_PRELOAD", e->lib, 1);
+	unsetenv("NOTIFY_SOCKET");
+	setenv("BATON_PRELOAD", e->env, 1);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	setenv("LISTEN_PID", pid, 1);	/* as baton run sets it */
+}
+
+/* A map too large for one environment string (4,096 IPv6 entries are
+ * 160 KiB; one string may hold 128 KiB) comes in a sealed memfd: the shim
+ * reads every entry, substitutes the last one, and leaves the memfd closed
+ * for the server. An fd number that is no sealed memfd is refused. */
+TEST(preload_map_in_a_memfd_carries_4096_entries)
+{
+	struct memfd_probe e = { .lib = need_env("BATON_PRELOAD_LIB", "preload shim") };
+	const char *bin = need_env("BATON_PROBE", "preload probe");
+	size_t cap = 4096 * 64, off;
+	char *text = malloc(cap), portstr[16];
+	char *argv[] = { (char *)bin, "127.0.0.1", portstr, "--children", NULL }, wrap[512];
+	char *argv_sh[] = { "/bin/sh", "-c", wrap, NULL };
+	uint16_t port;
+
+	bt_need_netns();
+	ASSERT_TRUE(text != NULL);
+	e.member = member_on(&port);
+	off = (size_t)snprintf(text, cap, "v1");
+	/* 4,095 entries for fds the probe does not have would stop the shim:
+	 * they all name fd 3, with addresses the probe does not bind */
+	for (int i = 0; i < 4095; i++)
+		off += (size_t)snprintf(text + off, cap - off, ";tcp:[fd00:1234:5678:9abc:def0:1234:%x:%x]:%u=3",
+					i / 256, i % 256, port);
+	off += (size_t)snprintf(text + off, cap - off, ";tcp:127.0.0.1:%u=3", port);
+	ASSERT_GT(off, 128 * 1024);
+	e.map = memfd_create("test-map", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	ASSERT_GE(e.map, 0);
+	ASSERT_EQ(write(e.map, text, off), (ssize_t)off);
+	ASSERT_EQ(fcntl(e.map, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL), 0);
+	e.map_at = 4;
+	snprintf(e.env, sizeof(e.env), "v1fd:4");
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	int st = bt_run_with(argv, memfd_probe_child, &e, out, sizeof(out), err, sizeof(err), 10);
+
+	bt_log("probe: %s%s", out, err);
+	ASSERT_EQ(st, 0);
+	ASSERT_CONTAINS(out, "same_as_3=yes addr=127.0.0.1");
+	/* the memfd stays open for the server, and like the members it is
+	 * kept from the programs the server runs, whose shims say nothing */
+	ASSERT_CONTAINS(out, "fd=5 ");
+	ASSERT_CONTAINS(out, "system() listening: (0)");
+	ASSERT_STREQ(err, "");
+	/* a wrapper (sh -c 'exec server') passes the map on */
+	snprintf(wrap, sizeof(wrap), "exec '%s' 127.0.0.1 %s", bin, portstr);
+	st = bt_run_with(argv_sh, memfd_probe_child, &e, out, sizeof(out), err, sizeof(err), 10);
+	bt_log("probe through sh: %s%s", out, err);
+	ASSERT_EQ(st, 0);
+	ASSERT_CONTAINS(out, "same_as_3=yes addr=127.0.0.1");
+	ASSERT_STREQ(err, "");
+	/* an unsealed file at that number is not baton's map */
+	close(e.map);
+	e.map = memfd_create("test-map", MFD_CLOEXEC);
+	ASSERT_EQ(write(e.map, text, off), (ssize_t)off);
+	snprintf(portstr, sizeof(portstr), "%u", port + 1);	/* its own socket, on a free port */
+	argv[3] = NULL;
+	ASSERT_EQ(bt_run_with(argv, memfd_probe_child, &e, out, sizeof(out), err, sizeof(err), 10), 0);
+	ASSERT_CONTAINS(out, "same_as_3=no");
+	ASSERT_CONTAINS(err, "not baton's sealed map");
+	ASSERT_EQ(lines(err), 1);
+	close(e.map);
+	close(e.member);
+	free(text);
+}
+
+/* A command that never says a word, is assumed ready after 2 s and then
+ * fails (nginx whose bind() failed retries for 2.5 s, then exits 1): baton
+ * run stops with exit status 1 and the reason, instead of restarting it
+ * forever. */
+TEST_TIMEOUT(run_gen1_assumed_ready_then_failing_stops_with_the_reason, 60)
+{
+	char dir[64] = "/tmp/baton-gen1fail-XXXXXX", port[64];
+	uint16_t p;
+	int fd;
+
+	bt_need_netns();
+	ASSERT_TRUE(mkdtemp(dir) != NULL);
+	setenv("BATON_RUNTIME_DIR", dir, 1);
+	p = bt_listeners(&fd, 1, false);
+	close(fd);
+	snprintf(port, sizeof(port), "tcp://127.0.0.1:%u", p);
+	char *argv[] = { (char *)bt_baton_bin(), "run", "--name", "fails", "--listen", port, "--",
+			 "/bin/sh", "-c", "sleep 3; echo cannot bind >&2; exit 1", NULL };
+	int st = bt_run(argv, out, sizeof(out), err, sizeof(err), 40);
+
+	bt_log("%s%s", out, err);
+	ASSERT_EQ(st, 1);
+	ASSERT_CONTAINS(err, "gen 1 exited with status 1");
+	ASSERT_CONTAINS(err, "giving up rather than restarting");
+	ASSERT_TRUE(strstr(err, "restarting in") == NULL);
+	rmdir(dir);
+}
+
+/* As baton run starts a generation: LISTEN_PID is the server's own pid. */
+static void probe_child_listen_pid(void *ctx)
+{
+	char pid[16];
+
+	probe_child(ctx);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	setenv("LISTEN_PID", pid, 1);
+}
+
+/* Runs the probe with --children (and EXTRA): it binds the managed address,
+ * then runs itself through system() and fork + exec, each child listing
+ * the listening sockets it inherited. */
+static int probe_children(int member, const char *preload, int port, const char *extra)
+{
+	struct probe_env e = { .member = member, .lib = need_env("BATON_PRELOAD_LIB", "preload shim"),
+			       .preload = preload };
+	char portstr[16];
+	char *argv[] = { (char *)need_env("BATON_PROBE", "preload probe"), "127.0.0.1", portstr, "--children",
+			 (char *)extra, NULL };
+	int status;
+
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	status = bt_run_with(argv, probe_child_listen_pid, &e, out, sizeof(out), err, sizeof(err), 10);
+	bt_log("probe --children %s: %s%s", extra ? extra : "", out, err);
+	return status;
+}
+
+/* A program the server runs (system(), popen(), fork + exec) must not
+ * inherit a listening socket of baton's, from which it could accept the
+ * server's clients: the substituted fd keeps the server's close-on-exec
+ * choice and the shim's own copy (fd 3) is closed on exec. A server that
+ * asked for an inheritable socket gets one, on its own fd number only. */
+TEST(preload_children_of_the_server_inherit_no_listener_of_batons)
+{
+	char env[128];
+	uint16_t port;
+	int m;
+
+	bt_need_netns();
+	m = member_on(&port);
+	snprintf(env, sizeof(env), "v1;tcp:127.0.0.1:%u=3", port);
+	ASSERT_EQ(probe_children(m, env, port, NULL), 0);
+	ASSERT_CONTAINS(out, "same_as_3=yes addr=127.0.0.1 nonblock=1 cloexec=1");
+	ASSERT_CONTAINS(out, "system() listening: (0)");
+	ASSERT_CONTAINS(out, "exec listening: (0)");
+	ASSERT_STREQ(err, "");	/* the children's shims have nothing to say */
+	/* SOCK_CLOEXEC not asked for: the server's fd 4 is inherited, as it
+	 * wanted; baton's fd 3 is not */
+	ASSERT_EQ(probe_children(m, env, port, "--inherit"), 0);
+	ASSERT_CONTAINS(out, "same_as_3=yes addr=127.0.0.1 nonblock=1 cloexec=0");
+	ASSERT_CONTAINS(out, "system() listening: 4 (1)");
+	ASSERT_CONTAINS(out, "exec listening: 4 (1)");
+	ASSERT_STREQ(err, "");
+	close(m);
+}
+
+
+/* 160 listeners on a long IPv6 address: a map of 8.6 KiB, past the 8 KiB
+ * that go in the environment, so the shim reads it from the sealed memfd
+ * baton run passes (BATON_PRELOAD=v1fd:N). */
+TEST_TIMEOUT(server_nginx_160_listeners_map_in_a_memfd_reloads_lose_nothing, 300)
+{
+	v6_host = "fd00:1234:5678:9abc:def0:1234:5678:9abc";
+	nginx_with_listeners(160, 3);
+	v6_host = NULL;
 }

@@ -468,3 +468,53 @@ TEST(genstate_failed_operator_reload_with_a_frozen_generation_hands_over_to_the_
 	ASSERT_LE(s.retry_at, baton_mono_ms());	/* due at once */
 	sup_fini(&s);
 }
+
+/* A first generation that was only assumed ready (no READY=1, no listen()
+ * report from the shim) and then exits with an error failed at start
+ * (nginx whose bind() failed): the supervisor stops with the reason
+ * instead of restarting it forever. */
+TEST(genstate_gen1_assumed_ready_that_fails_stops_instead_of_restarting)
+{
+	struct sup s;
+	struct sup_config cfg;
+	struct baton_spec spec;
+	int gi, spawned;
+
+	fake_sup(&s, &cfg, &spec);
+	gi = start_gen(&s, -1, 1);
+	ASSERT_GE(gi, 0);
+	s.active = gi;
+	gen_ready(&s, gi, true);
+	ASSERT_EQ(s.gen[gi].state, GEN_ACTIVE);
+	spawned = nspawns();
+	gen_exited(&s, gi, W_EXITCODE(1, 0));
+	ASSERT_TRUE(s.stopping);
+	ASSERT_EQ(s.exit_code, 1);
+	ASSERT_EQ(s.restart_at, 0);
+	ASSERT_EQ(s.restarts, 0);
+	ASSERT_EQ(nspawns(), spawned);
+	sup_fini(&s);
+}
+
+/* The same exit of a generation that said it was ready is a crash: it is
+ * restarted on the same sockets. */
+TEST(genstate_gen1_that_was_ready_and_crashes_is_restarted)
+{
+	struct sup s;
+	struct sup_config cfg;
+	struct baton_spec spec;
+	int gi;
+
+	fake_sup(&s, &cfg, &spec);
+	gi = start_gen(&s, -1, 1);
+	ASSERT_GE(gi, 0);
+	s.active = gi;
+	s.gen[gi].heard = true;
+	gen_ready(&s, gi, false);
+	gen_exited(&s, gi, W_EXITCODE(1, 0));
+	ASSERT_TRUE(!s.stopping);
+	ASSERT_EQ(s.restart_from, gi);
+	ASSERT_GT(s.restart_at, 0);
+	ASSERT_EQ(s.restarts, 1);
+	sup_fini(&s);
+}

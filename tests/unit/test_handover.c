@@ -5,11 +5,15 @@
  * clear errno and message, and leaks no fd on either side. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -146,6 +150,105 @@ TEST(handover_round_trip_through_an_abstract_name)
 
 	snprintf(path, sizeof(path), "@baton-test-ho-%d", (int)getpid());
 	round_trip(path);
+}
+
+/* "@name-XXXXXX": the X's become random letters (getrandom), so no other
+ * user can bind the name before the offer does; each offer its own. */
+TEST(handover_abstract_name_ending_in_xxxxxx_is_random_and_reachable)
+{
+	const char *asked = "@baton-test-ho-XXXXXX";
+	int sv[2];
+	struct baton_handover *a, *b;
+	char pa[128], pb[128];
+	struct baton_handover_fds got;
+	int n;
+
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	a = baton_handover_offer(asked, sv, NULL, 1, &collect);
+	b = baton_handover_offer(asked, sv, NULL, 1, &collect);
+	ASSERT_TRUE(a && b);
+	snprintf(pa, sizeof(pa), "%s", baton_handover_path(a));
+	snprintf(pb, sizeof(pb), "%s", baton_handover_path(b));
+	bt_log("offers at %s and %s", pa, pb);
+	ASSERT_EQ(strlen(pa), strlen(asked));
+	ASSERT_TRUE(!strncmp(pa, "@baton-test-ho-", 15) && !strstr(pa, "XXX"));
+	ASSERT_TRUE(strcmp(pa, pb) != 0);	/* unpredictable: two offers, two names */
+	baton_handover_free(b);
+	/* a plain name stays as given */
+	b = baton_handover_offer("@baton-test-ho-plain-X", sv, NULL, 1, &collect);
+	ASSERT_TRUE(b != NULL);
+	ASSERT_STREQ(baton_handover_path(b), "@baton-test-ho-plain-X");
+	baton_handover_free(b);
+	/* the successor, told the name, takes the offer there */
+	pid_t child = fork();
+
+	if (child == 0)
+		_exit(baton_handover_serve(a, 5000) > 0 ? 0 : 1);
+	n = baton_handover_take(pa, 5000, &collect, &got);
+	if (n < 0)
+		FAIL("take at %s: %s; log: %s", pa, strerror(-n), logbuf);
+	ASSERT_EQ(n, 1);
+	close(got.fds[0]);
+	baton_handover_fds_free(&got);
+	ASSERT_EQ(wait_exit(child), 0);
+	baton_handover_free(a);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* The attack: user nobody binds the abstract name a server will offer at
+ * (it is predictable), and the server cannot upgrade itself; the offer
+ * says so and what to do. A random name (@name-XXXXXX) is not known before
+ * the offer binds it, so the same squatter cannot block it. */
+TEST(handover_abstract_name_squatted_by_nobody_fails_and_a_random_one_does_not)
+{
+	struct passwd *pw = getpwnam("nobody");
+	char name[64], c;
+	int sv[2], p[2];
+	struct baton_handover *h;
+	pid_t squatter;
+
+	if (geteuid() != 0 || !pw)
+		SKIP("needs root and the account nobody to act as another user");
+	snprintf(name, sizeof(name), "@baton-test-squat-%d", (int)getpid());
+	ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+	squatter = fork();
+	if (squatter == 0) {
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+		int fd;
+
+		if (setgroups(0, NULL) || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) ||
+		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid))
+			_exit(1);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		memcpy(a.sun_path, name, strlen(name));
+		a.sun_path[0] = '\0';
+		if (bind(fd, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name))) ||
+		    listen(fd, 1) || write(p[1], "s", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(p[1]);
+	ASSERT_EQ(read(p[0], &c, 1), 1);	/* it holds the name */
+	close(p[0]);
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	logbuf[0] = '\0';
+	h = baton_handover_offer(name, sv, NULL, 1, &collect);
+	ASSERT_TRUE(h == NULL);
+	ASSERT_EQ(errno, EADDRINUSE);
+	ASSERT_CONTAINS(logbuf, "can be taken by any user");
+	ASSERT_CONTAINS(logbuf, "0700 directory");
+	/* the same prefix, made random: the squatter's name is not it */
+	snprintf(name + strlen(name), sizeof(name) - strlen(name), "-XXXXXX");
+	h = baton_handover_offer(name, sv, NULL, 1, &collect);
+	ASSERT_TRUE(h != NULL);
+	ASSERT_TRUE(strstr(baton_handover_path(h), "XXXXXX") == NULL);
+	baton_handover_free(h);
+	kill(squatter, SIGKILL);
+	waitpid(squatter, NULL, 0);
+	close(sv[0]);
+	close(sv[1]);
 }
 
 TEST(handover_take_times_out_when_nobody_answers)
