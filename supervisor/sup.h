@@ -46,7 +46,7 @@ struct sup_config {
 	bool no_preload;             /* do not inject libbaton-preload.so */
 	bool stop_when_idle;         /* fence the old generation, signal it once it holds no connection */
 	bool no_watch;               /* no health watch of the active generation */
-	long long hang_ms;           /* its queue hung this long: replaced (0: 100 ms) */
+	long long hang_ms;           /* its queue hung this long: replaced (default 1 s; stretched by its own pace) */
 	bool allow_foreign;          /* join a group that holds sockets baton did not create */
 	char **self_argv;            /* baton's own command line: `baton upgrade` re-executes it */
 	enum sup_bind_mode bind_mode; /* auto: cgroup for static or Go executables, else shim */
