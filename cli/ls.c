@@ -111,7 +111,6 @@ void usage_ls(FILE *out)
 		"  -a, --all   also UDP sockets that are connected (not listening)\n"
 		"  -j, --json  print one JSON document (fields: baton(1), JSON OUTPUT)\n"
 		"  --no-bpf    do not load the BPF iterator; read options with pidfd_getfd\n"
-		"  --record    print the collected data in the fixture format of the tests\n"
 		"  -v, --verbose  print the library's messages\n"
 		"  -h, --help  this text\n\n"
 		"As root it also names baton's pin directories in bpffs whose group is gone\n"
@@ -128,7 +127,7 @@ int cmd_ls(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "no-bpf", no_argument, NULL, 'B' },
-		{ "record", no_argument, NULL, 'R' },
+		{ "record", no_argument, NULL, 'R' },	/* the tests' fixture format: not in --help */
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
