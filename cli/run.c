@@ -67,6 +67,11 @@ void usage_run(FILE *out)
 		"                         naming their owners)\n"
 		"      --max-draining N   refuse a reload while N older generations still drain\n"
 		"                         (1 to 14; default: as many as the generation table holds)\n"
+		"      --log-format FMT   how log lines show their level: plain (\"error: \",\n"
+		"                         \"warning: \"), level (a level word on every line, for\n"
+		"                         runit, s6, container logs), journal (\"<3>\" prefixes,\n"
+		"                         for systemd-cat); default: journal when stderr is\n"
+		"                         $JOURNAL_STREAM, else plain, or $BATON_LOG_FORMAT\n"
 		"  -v, --verbose          more messages (twice: debug)\n"
 		"  -h, --help             this text\n\n"
 		"DUR is 250ms, 2s, 1.5s, 1m or plain seconds. The control socket is\n"
@@ -120,7 +125,7 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 {
 	enum { OPT_READY_TIMEOUT = 256, OPT_STOP_SIGNAL, OPT_GRACE, OPT_NO_PRELOAD, OPT_STOP_WHEN_IDLE,
 	       OPT_NO_WATCH, OPT_HANG, OPT_ALLOW_FOREIGN, OPT_TAKEOVER, OPT_TAKEOVER_SIGNAL, OPT_TAKEOVER_REUSEPORT,
-	       OPT_BIND_MODE, OPT_MAX_DRAINING };
+	       OPT_BIND_MODE, OPT_MAX_DRAINING, OPT_LOG_FORMAT };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "name", required_argument, NULL, 'n' },
@@ -138,6 +143,7 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 		{ "takeover-signal", required_argument, NULL, OPT_TAKEOVER_SIGNAL },
 		{ "takeover-reuseport", no_argument, NULL, OPT_TAKEOVER_REUSEPORT },
 		{ "max-draining", required_argument, NULL, OPT_MAX_DRAINING },
+		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -273,6 +279,14 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 			if (end == optarg || *end || n < 1 || n > SUP_MAX_DRAINING)
 				return bad("--max-draining", optarg, "want a number of generations from 1 to " BATON_STR(SUP_MAX_DRAINING));
 			cfg->max_draining = (int)n;
+			break;
+		}
+		case OPT_LOG_FORMAT: {
+			int fmt = blog_format_parse(optarg);
+
+			if (fmt < 0)
+				return bad("--log-format", optarg, "want plain, level or journal");
+			blog_set_format((enum blog_format)fmt);
 			break;
 		}
 		case 'v':
