@@ -122,6 +122,7 @@ TEST_TIMEOUT(install_builds_a_program_with_pkg_config_and_uninstall_removes_it, 
 		"bin/baton", "lib/baton/libbaton-preload.so", "lib/libbaton.so." BATON_VERSION, "lib/libbaton.so.0",
 		"lib/libbaton.so", "lib/libbaton.a", "lib/pkgconfig/libbaton.pc", "include/baton.h",
 		"include/baton_handover_wire.h", "share/man/man1/baton.1", "share/man/man3/baton.3",
+		"share/bash-completion/completions/baton",
 	};
 	struct stat st;
 	FILE *f;
