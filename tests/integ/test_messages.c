@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <linux/capability.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -159,4 +160,56 @@ TEST_TIMEOUT(messages_ls_names_empty_pin_folders_as_stale, 60)
 	ASSERT_EQ(bt_run(ls, out, sizeof(out), err, sizeof(err), 20), 0);
 	bt_log("%s", out);
 	ASSERT_CONTAINS(out, "stale baton pins: /sys/fs/bpf/baton/run-old (no socket of supervisor old is left)");
+}
+
+/* A generation that runs but never accepts: after the 1 s default (not
+ * 100 ms) it is replaced, counted as a restart, and the log says why in
+ * numbers. */
+TEST_TIMEOUT(messages_hung_generation_is_replaced_after_a_second_as_a_restart, 60)
+{
+	char dir[64], status[8192], path[128], log[16384];
+	char *argv[] = { (char *)bt_baton_bin(), "run", "--name", "web", "--listen", "tcp://127.0.0.1:8080",
+			 "--ready", "delay:50ms", "--grace", "2s", "--", "/bin/sleep", "60", NULL };
+	char *st[] = { (char *)bt_baton_bin(), "status", "web", "--json", NULL };
+	int clients[5], fd;
+	long long t0, took = -1;
+	ssize_t n;
+	pid_t sup;
+
+	setup(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/web.log", dir);
+	sup = bt_supervisor_start(argv, "web", path, NULL, NULL, 20, status, sizeof(status));
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		t0 = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+	}
+	for (int i = 0; i < 5; i++)
+		clients[i] = bt_connect(8080);
+	for (int i = 0; i < 300 && took < 0; i++) {
+		struct timespec ts;
+
+		usleep(20000);
+		ASSERT_EQ(bt_run(st, out, sizeof(out), err, sizeof(err), 20), 0);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if (bt_json_get(out, "restarts") >= 1)
+			took = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 - t0;
+	}
+	bt_log("replaced after %lld ms", took);
+	ASSERT_GE(took, 1000);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 0);
+	bt_supervisor_stop(&sup, 20);
+	for (int i = 0; i < 5; i++)
+		close(clients[i]);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ASSERT_TRUE(fd >= 0);
+	n = read(fd, log, sizeof(log) - 1);
+	close(fd);
+	log[n > 0 ? n : 0] = '\0';
+	bt_log("%.2000s", log);
+	ASSERT_CONTAINS(log, "is unhealthy (queue hung on listener 0: no accept for ");
+	ASSERT_CONTAINS(log, " queued, beyond its own pace); starting a fresh generation (a restart)");
+	ASSERT_CONTAINS(log, "restart done after ");
+	ASSERT_TRUE(strstr(log, "reload done") == NULL);
 }
