@@ -253,10 +253,18 @@ fuzz: $(addprefix fuzz-,$(FUZZ_TARGETS))
 
 # Copies only what `make` built (installables): as root, make install
 # rebuilds nothing unless the sources or the directories changed.
+# Without DESTDIR, the folders install creates are listed in
+# $(INSTALLED_DIRS), so that uninstall removes them (once empty) and only them.
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+INSTALL_DIRLIST = $(BINDIR) $(LIBDIR) $(PRELOADDIR) $(PKGCONFIGDIR) $(INCLUDEDIR) $(MANDIR)/man1 $(MANDIR)/man3 \
+	$(COMPLETIONDIR)
+INSTALLED_DIRS = $(DESTDIR)$(PRELOADDIR)/installed-dirs
 install: installables
 	@if [ "$(SANITIZE)" = 1 ]; then echo "make install: not with SANITIZE=1 (a sanitizer build is for tests)" >&2; exit 1; fi
-	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PRELOADDIR) $(DESTDIR)$(PKGCONFIGDIR) \
-		$(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	@new=; for d in $(INSTALL_DIRLIST); do p="$(DESTDIR)$$d"; \
+		while [ -n "$$p" ] && [ "$$p" != / ] && [ ! -d "$$p" ]; do new="$$new $$p"; p=$$(dirname "$$p"); done; \
+	done; $(INSTALL) -d $(addprefix $(DESTDIR),$(INSTALL_DIRLIST)); \
+	if [ -z "$(DESTDIR)" ]; then for p in $$new; do echo "$$p"; done >> $(INSTALLED_DIRS); fi
 	$(INSTALL) -m 755 $(BUILD)/baton $(DESTDIR)$(BINDIR)/baton
 	$(INSTALL) -m 644 $(BUILD)/libbaton-preload.so $(DESTDIR)$(PRELOADDIR)/libbaton-preload.so
 	$(INSTALL) -m 644 $(BUILD)/libbaton.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libbaton.so.$(VERSION)
@@ -268,14 +276,24 @@ install: installables
 	$(INSTALL) -m 644 include/baton_handover_wire.h $(DESTDIR)$(INCLUDEDIR)/baton_handover_wire.h
 	$(INSTALL) -m 644 man/baton.1 $(DESTDIR)$(MANDIR)/man1/baton.1
 	$(INSTALL) -m 644 man/baton.3 $(DESTDIR)$(MANDIR)/man3/baton.3
+	$(INSTALL) -m 644 completion/baton.bash $(DESTDIR)$(COMPLETIONDIR)/baton
+	@# the dynamic linker finds the new libbaton.so.0 without another step
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; \
+		ldconfig -p | grep -qF "$(LIBDIR)/$(SONAME)" || echo "make install: $(LIBDIR) is not in the dynamic linker's path: add it to /etc/ld.so.conf.d/ and run ldconfig, or run programs with LD_LIBRARY_PATH=$(LIBDIR)" >&2; fi
 
-# Removes what install put there, and the shim's directory once empty.
+# Removes what install put there, the shim's directory once empty, and the
+# folders install created (listed, or with DESTDIR those under it) once empty.
 uninstall:
+	@dirs=$$(cat $(INSTALLED_DIRS) 2>/dev/null); rm -f $(INSTALLED_DIRS); \
 	rm -f $(DESTDIR)$(BINDIR)/baton $(DESTDIR)$(PRELOADDIR)/libbaton-preload.so \
 		$(DESTDIR)$(LIBDIR)/libbaton.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libbaton.so \
 		$(DESTDIR)$(LIBDIR)/libbaton.a $(DESTDIR)$(PKGCONFIGDIR)/libbaton.pc $(DESTDIR)$(INCLUDEDIR)/baton.h \
-		$(DESTDIR)$(INCLUDEDIR)/baton_handover_wire.h $(DESTDIR)$(MANDIR)/man1/baton.1 $(DESTDIR)$(MANDIR)/man3/baton.3
-	if [ -d $(DESTDIR)$(PRELOADDIR) ]; then rmdir $(DESTDIR)$(PRELOADDIR) 2>/dev/null || true; fi
+		$(DESTDIR)$(INCLUDEDIR)/baton_handover_wire.h $(DESTDIR)$(MANDIR)/man1/baton.1 $(DESTDIR)$(MANDIR)/man3/baton.3 \
+		$(DESTDIR)$(COMPLETIONDIR)/baton; \
+	if [ -d $(DESTDIR)$(PRELOADDIR) ]; then rmdir $(DESTDIR)$(PRELOADDIR) 2>/dev/null || true; fi; \
+	if [ -n "$(DESTDIR)" ] && [ "$(DESTDIR)" != / ]; then for d in $(INSTALL_DIRLIST); do p="$(DESTDIR)$$d"; \
+		while [ "$$p" != "$(DESTDIR)" ] && [ "$$p" != / ] && rmdir "$$p" 2>/dev/null; do p=$$(dirname "$$p"); done; done; \
+	else for p in $$(printf '%s\n' $$dirs | sort -ru); do rmdir "$$p" 2>/dev/null || true; done; fi
 
 clean:
 	rm -rf build

@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RESP_MAX 4096          /* our servers answer in far less */
+#define RESP_MAX 4096          /* kept of each answer: its header and the start of its body */
 #define MAX_TAGS 64
 #define TAG_LEN 64
 #define MAX_PIDS 1024
@@ -41,7 +41,8 @@ struct lane {
 	bool retry;                 /* this request is the one retry after closed_idle */
 	unsigned answers_on_conn;   /* responses already read on this connection */
 	long long start_us, deadline_us;
-	size_t sent, got;
+	size_t sent, got;           /* got: bytes kept in buf */
+	unsigned long long rcvd;    /* bytes of this answer received, kept or not */
 	struct lane *tprev, *tnext; /* deadline order */
 	char buf[RESP_MAX];
 };
@@ -171,17 +172,22 @@ static void note_body(struct loadgen *g, const char *body, size_t len)
 
 enum parse { P_MORE, P_DONE, P_BAD };
 
-/* Parses l->buf as one response. On P_DONE *status, *close_after and the
- * body are set. Bytes beyond Content-Length are P_BAD: we never pipeline. */
-static enum parse parse_response(struct lane *l, int *status, bool *close_after, const char **body,
+/* Parses the answer on L: its header is in l->buf, its body may be of any
+ * size (l->rcvd counts it; only its start is kept, for the tags). Framed by
+ * Content-Length, or, without one, by the server closing the connection
+ * (EOF: the connection has ended). On P_DONE *status, *close_after and the
+ * kept start of the body are set. Bytes beyond Content-Length are P_BAD: we
+ * never pipeline. Chunked answers are not read (P_BAD). */
+static enum parse parse_response(struct lane *l, bool eof, int *status, bool *close_after, const char **body,
 				 size_t *blen)
 {
 	const char *b = l->buf, *end = memmem(b, l->got, "\r\n\r\n", 4), *line;
 	long long clen = -1;
-	bool http10, ka = false, cl = false;
+	unsigned long long total;
+	bool http10, ka = false, cl = false, chunked = false;
 
 	if (!end)
-		return l->got >= RESP_MAX ? P_BAD : P_MORE;
+		return l->got >= RESP_MAX || eof ? P_BAD : P_MORE;
 	if (l->got < 12 || memcmp(b, "HTTP/1.", 7) || (b[7] != '0' && b[7] != '1') || b[8] != ' ')
 		return P_BAD;
 	http10 = b[7] == '0';
@@ -204,19 +210,27 @@ static enum parse parse_response(struct lane *l, int *status, bool *close_after,
 
 				cl |= memmem(v, vl, "close", 5) != NULL;
 				ka |= memmem(v, vl, "keep-alive", 10) != NULL;
+			} else if (nl == 17 && !strncasecmp(line, "Transfer-Encoding", 17)) {
+				chunked |= memmem(v, (size_t)(le - v), "chunked", 7) != NULL;
 			}
 		}
 		line = le + 1;
 	}
-	if (clen < 0)
-		return P_BAD;	/* our servers always frame their answers */
+	if (chunked)
+		return P_BAD;
 	*body = end + 4;
 	*blen = l->got - (size_t)(end + 4 - b);
-	if ((long long)*blen < clen)
-		return (size_t)(end + 4 - b) + (size_t)clen > RESP_MAX ? P_BAD : P_MORE;
-	if ((long long)*blen > clen)
+	total = l->rcvd - (unsigned long long)(end + 4 - b);
+	if (clen < 0) {
+		/* no length: the body ends where the server closes */
+		*close_after = true;
+		return eof ? P_DONE : P_MORE;
+	}
+	if (total < (unsigned long long)clen)
+		return eof ? P_BAD : P_MORE;
+	if (total > (unsigned long long)clen)
 		return P_BAD;
-	*close_after = cl || (http10 && !ka);
+	*close_after = cl || (http10 && !ka) || eof;
 	return P_DONE;
 }
 
@@ -316,6 +330,7 @@ static void start_request(struct loadgen *g, struct lane *l)
 	l->retry = false;
 	l->start_us = now_us();
 	l->sent = l->got = 0;
+	l->rcvd = 0;
 	dl_push(g, l);
 	if (l->fd >= 0) {
 		l->st = L_SENDING;
@@ -379,8 +394,12 @@ static void lane_send(struct loadgen *g, struct lane *l)
 
 static void lane_read(struct loadgen *g, struct lane *l, uint32_t ev)
 {
+	static char scratch[65536];	/* the rest of a big body: counted, not kept */
+
 	for (;;) {
-		ssize_t n = recv(l->fd, l->buf + l->got, RESP_MAX - l->got, 0);
+		bool keep = l->got < RESP_MAX;
+		ssize_t n = keep ? recv(l->fd, l->buf + l->got, RESP_MAX - l->got, 0)
+				 : recv(l->fd, scratch, sizeof(scratch), 0);
 		const char *body;
 		size_t blen;
 		bool close_after = false;
@@ -397,13 +416,15 @@ static void lane_read(struct loadgen *g, struct lane *l, uint32_t ev)
 			conn_failed(g, l, errno_outcome(err), "recv", err);
 			return;
 		}
-		if (n == 0) {
+		if (n == 0 && (!l->got || parse_response(l, true, &status, &close_after, &body, &blen) != P_DONE)) {
 			conn_failed(g, l, O_TRUNCATED, l->got ? "connection closed inside a response"
 							      : "connection closed before any response", 0);
 			return;
 		}
-		l->got += (size_t)n;
-		p = parse_response(l, &status, &close_after, &body, &blen);
+		if (keep)
+			l->got += (size_t)n;
+		l->rcvd += (unsigned long long)n;
+		p = parse_response(l, n == 0, &status, &close_after, &body, &blen);
 		if (p == P_MORE)
 			continue;
 		if (p == P_BAD) {
@@ -564,7 +585,8 @@ static void usage(FILE *out)
 		"               [--duration SEC] [--max-requests N] [--timeout-ms T] [--json] [--quiet]\n\n"
 		"Sends GET / to ADDR:P (default 127.0.0.1) from N lanes at once (32), for SEC\n"
 		"seconds (5) or N requests in all (10000000), and counts each request once as\n"
-		"answered (a complete 200) or failed: refused, reset, timeout (no complete\n"
+		"answered (a complete 200 of any size, framed by Content-Length or by the\n"
+		"server closing; chunked answers are not read) or failed: refused, reset, timeout (no complete\n"
 		"answer within T ms, default 2000), truncated (closed early or malformed) or\n"
 		"other_error. conn: one connection per request; keepalive: each lane reuses\n"
 		"its connection and reconnects when the server closes it between requests.\n"

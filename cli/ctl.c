@@ -85,6 +85,27 @@ static int pick_name(const char *cmd, char *name, size_t len)
 	return 0;
 }
 
+/* Nobody answers at NAME's control socket. If its state file names
+ * generations that still run, the supervisor died and they serve on: say
+ * so, and how to resume them, rather than that nothing runs. */
+static void no_answer(const char *cmd, const char *name, const char *sock)
+{
+	char path[4200], gens[512] = "";
+	struct sup_peer p;
+	size_t used = 0;
+
+	if (sup_state_path(name, path, sizeof(path)) || sup_peer_read(path, &p) || p.running || !p.ngens) {
+		ctl_err(cmd, "no supervisor named \"%s\" is running (no answer at %s)", name, sock);
+		return;
+	}
+	for (int i = 0; i < p.ngens && used + 48 < sizeof(gens); i++)
+		used += (size_t)snprintf(gens + used, sizeof(gens) - used, "%sgen %d (pid %d, %s)", i ? ", " : "",
+					 p.gen[i].id, (int)p.gen[i].pid, p.gen[i].state);
+	ctl_err(cmd, "no supervisor named \"%s\" is running (no answer at %s), but its generations still serve "
+		     "%s: %s. Run the same baton run again (--name %s) and it resumes them",
+		name, sock, p.listeners[0] ? p.listeners : "its listeners", gens, name);
+}
+
 static int connect_to(const char *cmd, const char *name)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -100,8 +121,7 @@ static int connect_to(const char *cmd, const char *name)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
 		if (errno == ENOENT || errno == ECONNREFUSED)
-			ctl_err(cmd, "no supervisor named \"%s\" is running (no answer at %s)",
-				name, sun.sun_path);
+			no_answer(cmd, name, sun.sun_path);
 		else
 			ctl_err(cmd, "cannot reach supervisor \"%s\" at %s: %s", name,
 				sun.sun_path, strerror(errno));

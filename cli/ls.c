@@ -37,6 +37,22 @@ static int stale_check(const char *path, const struct baton_sock *v, size_t nv, 
 	return 0;
 }
 
+/* 0 if PATH is an empty directory: removing it loses nothing. */
+static int rmdir_would_do(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int r = 0;
+
+	if (!d)
+		return -errno;
+	while (!r && (e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			r = -ENOTEMPTY;
+	closedir(d);
+	return r;
+}
+
 /* baton's groups pin under PINS_ROOT: steer-ADDR-PORT/, or a supervisor's
  * run-NAME/LISTENER/; any directory there with a "socks" pin is a group.
  * Returns the number of stale ones, or -1 if they cannot be read (no
@@ -62,14 +78,21 @@ static long stale_pins(const struct baton_sock *v, size_t nv, struct ls_stale *s
 		}
 		if (r != -ENOENT || !(sub = opendir(path)))
 			continue;
+		bool groups = false;
+
 		while ((f = readdir(sub))) {
 			if (f->d_name[0] == '.')
 				continue;
 			if (snprintf(path2, sizeof(path2), "%s/%s", path, f->d_name) >= (int)sizeof(path2))
 				continue;
-			stale_check(path2, v, nv, st, &n);
+			/* not a group and not empty (an unknown file): leave the folder alone */
+			groups |= stale_check(path2, v, nv, st, &n) != -ENOENT || rmdir_would_do(path2) != 0;
 		}
 		closedir(sub);
+		/* a folder with no group in it (empty, or only empty folders,
+		 * left by a run that could not pin): stale too */
+		if (!groups && n < MAX_STALE)
+			ls_stale_parse(&st[n++], PINS_ROOT, path);
 	}
 	closedir(root);
 	return n;
@@ -88,7 +111,6 @@ void usage_ls(FILE *out)
 		"  -a, --all   also UDP sockets that are connected (not listening)\n"
 		"  -j, --json  print one JSON document (fields: baton(1), JSON OUTPUT)\n"
 		"  --no-bpf    do not load the BPF iterator; read options with pidfd_getfd\n"
-		"  --record    print the collected data in the fixture format of the tests\n"
 		"  -v, --verbose  print the library's messages\n"
 		"  -h, --help  this text\n\n"
 		"As root it also names baton's pin directories in bpffs whose group is gone\n"
@@ -105,7 +127,7 @@ int cmd_ls(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "no-bpf", no_argument, NULL, 'B' },
-		{ "record", no_argument, NULL, 'R' },
+		{ "record", no_argument, NULL, 'R' },	/* the tests' fixture format: not in --help */
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },

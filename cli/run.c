@@ -59,8 +59,9 @@ void usage_run(FILE *out)
 		"                         listener is steered (fenced, migrated) instead of shared;\n"
 		"                         needs baton and the server to run as the same uid\n"
 		"      --hang-threshold DUR  a stopped active generation, or one whose queue\n"
-		"                         makes no progress this long (default 100ms), is\n"
-		"                         fenced and replaced by a fresh generation\n"
+		"                         makes no progress this long (default 1s, or 4 times\n"
+		"                         the longest stall it got over by itself, up to 10s),\n"
+		"                         is fenced and replaced by a fresh generation\n"
 		"      --allow-foreign    start even if a listener's address already has listening\n"
 		"                         sockets that baton did not create (refused by default,\n"
 		"                         naming their owners)\n"
@@ -69,6 +70,11 @@ void usage_run(FILE *out)
 		"      --metrics-listen ADDR  serve baton status --metrics over plain HTTP at\n"
 		"                         http://ADDR/metrics (GET only; ADDR is HOST:PORT,\n"
 		"                         [V6]:PORT or :PORT; off by default)\n"
+		"      --log-format FMT   how log lines show their level: plain (\"error: \",\n"
+		"                         \"warning: \"), level (a level word on every line, for\n"
+		"                         runit, s6, container logs), journal (\"<3>\" prefixes,\n"
+		"                         for systemd-cat); default: journal when stderr is\n"
+		"                         $JOURNAL_STREAM, else plain, or $BATON_LOG_FORMAT\n"
 		"  -v, --verbose          more messages (twice: debug)\n"
 		"  -h, --help             this text\n\n"
 		"DUR is 250ms, 2s, 1.5s, 1m or plain seconds. The control socket is\n"
@@ -122,7 +128,7 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 {
 	enum { OPT_READY_TIMEOUT = 256, OPT_STOP_SIGNAL, OPT_GRACE, OPT_NO_PRELOAD, OPT_STOP_WHEN_IDLE,
 	       OPT_NO_WATCH, OPT_HANG, OPT_ALLOW_FOREIGN, OPT_TAKEOVER, OPT_TAKEOVER_SIGNAL, OPT_TAKEOVER_REUSEPORT,
-	       OPT_BIND_MODE, OPT_MAX_DRAINING, OPT_METRICS_LISTEN };
+	       OPT_BIND_MODE, OPT_MAX_DRAINING, OPT_METRICS_LISTEN, OPT_LOG_FORMAT };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "name", required_argument, NULL, 'n' },
@@ -141,6 +147,7 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 		{ "takeover-reuseport", no_argument, NULL, OPT_TAKEOVER_REUSEPORT },
 		{ "max-draining", required_argument, NULL, OPT_MAX_DRAINING },
 		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -286,6 +293,14 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 			if (sup_metrics_addr(optarg, &ss, &sl, why, sizeof(why)))
 				return bad("--metrics-listen", optarg, why);
 			cfg->metrics_listen = optarg;
+			break;
+		}
+		case OPT_LOG_FORMAT: {
+			int fmt = blog_format_parse(optarg);
+
+			if (fmt < 0)
+				return bad("--log-format", optarg, "want plain, level or journal");
+			blog_set_format((enum blog_format)fmt);
 			break;
 		}
 		case 'v':

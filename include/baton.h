@@ -420,7 +420,7 @@ typedef void (*baton_watch_fn)(void *ctx, const struct baton_watch_event *ev);
 
 struct baton_watch_opts {
 	size_t sz;                 /* sizeof(struct baton_watch_opts) */
-	uint32_t hang_ms;          /* queue without progress this long: hung (0: 100) */
+	uint32_t hang_ms;          /* no progress this long: hung (0: 100); stretched to 4x the longest stall the member got over by itself, up to 10 s */
 	bool no_fence;             /* only steer away; leave the listener open */
 	bool keep_gone;            /* leave members whose owners exit (zombie or gone)
 	                            * to the caller: no steering, fencing or removal */

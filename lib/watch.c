@@ -20,6 +20,14 @@
 #define DEFAULT_HANG_MS 100
 #define RETRY_MAX_MS 30000        /* longest wait before a hung member is tried again */
 #define STOP_INFLIGHT_MS 100      /* a stop signal reported: stopped, though /proc may not say so yet */
+/* A hang is judged against the member's own pace: a server that has shown
+ * stalls of 300 ms and got over them (a slow one, or one on a busy machine)
+ * is not hung at 100 ms. Hung = no progress for PACE_FACTOR times the longest
+ * stall it recovered from by itself (halved every PACE_HALF_LIFE_MS), and at
+ * least hang_ms; the pace never stretches the limit past PACE_MAX_MS. */
+#define PACE_FACTOR 4
+#define PACE_HALF_LIFE_MS 30000
+#define PACE_MAX_MS 10000
 
 struct owner {
 	pid_t pid;
@@ -36,6 +44,8 @@ struct wmember {
 	uint32_t queue, stalled_ms;
 	uint64_t arrived;          /* connections steered or migrated to it (eBPF counters) */
 	uint64_t progress_ms;      /* last tick at which the queue was empty or shrank */
+	uint32_t pace_ms;          /* longest stall it recovered from by itself ... */
+	uint64_t pace_at;          /* ... seen at this tick */
 	uint64_t since_ms;         /* went down at */
 	uint64_t retry_ms;         /* hung and fenced: when to try it again */
 	unsigned strikes;          /* times it was fenced for hanging */
@@ -241,6 +251,24 @@ static enum baton_health owners_health(struct wmember *m, uint64_t now)
  * still shows progress that way. A connection counted on arrival but not
  * yet through its handshake can pass for progress once; that errs on the
  * side of not fencing. */
+/* The pace learnt so far, decayed: an old slow spell fades. */
+static uint64_t pace_now(const struct wmember *m, uint64_t now)
+{
+	uint64_t halvings = now > m->pace_at ? (now - m->pace_at) / PACE_HALF_LIFE_MS : 0;
+
+	return halvings >= 32 ? 0 : m->pace_ms >> halvings;
+}
+
+/* How long this member may go without progress before it counts as hung. */
+static uint64_t hang_limit(const struct baton_watch *w, const struct wmember *m, uint64_t now)
+{
+	uint64_t pace = pace_now(m, now) * PACE_FACTOR;
+
+	if (pace > PACE_MAX_MS)
+		pace = PACE_MAX_MS;
+	return pace > w->o.hang_ms ? pace : w->o.hang_ms;
+}
+
 static bool queue_hung(struct baton_watch *w, struct wmember *m, int slot, uint64_t now)
 {
 	struct baton_slot_stats st;
@@ -253,12 +281,20 @@ static bool queue_hung(struct baton_watch *w, struct wmember *m, int slot, uint6
 		arrived = st.selected + st.migrated;
 	/* empty at the last look: whatever waits now came after it */
 	if (!m->progress_ms || q.len == 0 || m->queue == 0 || q.len < m->queue ||
-	    (uint64_t)q.len < m->queue + (arrived - m->arrived))
+	    (uint64_t)q.len < m->queue + (arrived - m->arrived)) {
+		/* connections waited since the last progress and it got over
+		 * it unaided: that stall is part of its pace */
+		if (m->progress_ms && m->queue && !m->down && m->health != BATON_HEALTH_HUNG &&
+		    now - m->progress_ms > pace_now(m, now)) {
+			m->pace_ms = (uint32_t)(now - m->progress_ms < UINT32_MAX ? now - m->progress_ms : UINT32_MAX);
+			m->pace_at = now;
+		}
 		m->progress_ms = now;
+	}
 	m->arrived = arrived;
 	m->queue = q.len;
 	m->stalled_ms = (uint32_t)(now - m->progress_ms);
-	return m->stalled_ms >= w->o.hang_ms;
+	return m->stalled_ms >= hang_limit(w, m, now);
 }
 
 static void emit(struct baton_watch *w, enum baton_watch_event_type type, int slot, struct wmember *m,

@@ -28,6 +28,11 @@ void sup_config_init(struct sup_config *cfg)
 	cfg->ready_timeout_ms = 30000;
 	cfg->grace_ms = 30000;
 	cfg->stop_signal = SIGTERM;
+	/* replacing a generation costs a whole start: a hang floor of 1 s keeps
+	 * a healthy server that a busy machine delays for a few hundred ms (a
+	 * python http.server on two loaded cores) from being taken for hung,
+	 * while a frozen one is still caught at once by its stop signal */
+	cfg->hang_ms = 1000;
 }
 
 int sup_parse_duration(const char *text, long long *ms)

@@ -42,6 +42,34 @@ static void owners_text(const struct baton_sock *k, char *buf, size_t len)
 		snprintf(buf, len, "owner unknown (another user's process, or no permission to read /proc)");
 }
 
+/* The socket K on SPEC belongs to another supervisor (its state file in the
+ * runtime directory names it): say which, and what to do. True if said. */
+static bool peer_says(struct sup *s, const struct baton_sock *k, const char *spec)
+{
+	pid_t pids[BATON_SOCK_MAX_OWNERS];
+	struct sup_peer p;
+	int n = 0;
+
+	for (uint32_t i = 0; i < k->nowners && i < BATON_SOCK_MAX_OWNERS; i++)
+		pids[n++] = k->owners[i].pid;
+	if (sup_peer_find(k->inode, pids, n, s->name, &p))
+		return false;
+	char active[64] = "";
+
+	for (int i = 0; i < p.ngens; i++)
+		if (!strcmp(p.gen[i].state, "active"))
+			snprintf(active, sizeof(active), ", serving with gen %d, pid %d", p.gen[i].id, (int)p.gen[i].pid);
+	if (p.running)
+		say_err(s, "%s is already served by baton supervisor \"%s\" (pid %d%s): one supervisor per "
+			   "address. Change what it runs with baton reload %s, or stop it first with baton stop %s",
+		    spec, p.name, (int)p.pid, active, p.name, p.name);
+	else
+		say_err(s, "%s is still served by %d generation%s of baton supervisor \"%s\" (pid %d, no longer "
+			   "running): run its baton run again (--name %s) to resume them, or stop them first",
+		    spec, p.ngens, p.ngens == 1 ? "" : "s", p.name, (int)p.pid, p.name);
+	return true;
+}
+
 int foreign_check(struct sup *s)
 {
 	struct baton_collect_opts o = { .sz = sizeof(o), .log = lib_log, .log_ctx = s };
@@ -78,6 +106,8 @@ int foreign_check(struct sup *s)
 					   "over with --takeover %d", spec, who, k->nowners ? k->owners[0].pid : 0);
 				continue;
 			}
+			if (peer_says(s, k, spec))
+				continue;
 			if (!s->cfg->allow_foreign)
 				say_err(s, "%s already has a listener that baton did not create: %s; its group would share "
 				       "the port with it. Stop it first, or give --allow-foreign to run beside it",

@@ -48,10 +48,16 @@ void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (!s->takeover_reload)
+	/* the health watch replacing a frozen or hung generation is a restart:
+	 * nobody asked for a new version, and alerts on reloads must not fire */
+	bool restart = s->health_reload;
+
+	if (!s->takeover_reload && !restart)
 		metrics_reload(s, ok, s->reload_start_us ? baton_mono_us() - s->reload_start_us : -1);
 	if (s->takeover_reload)
 		s->takeover_reload = false;	/* bringing the server under baton is not a reload */
+	else if (restart)
+		s->restarts += ok;	/* a failed one shows as degraded and is tried again */
 	else if (ok)
 		s->reloads_done++;
 	else
@@ -60,8 +66,13 @@ void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 		cmd_commit(s);
 	else
 		cmd_drop(s);
-	snprintf(s->last_reload, sizeof(s->last_reload), "%s after %lld ms: %s", ok ? "ok" : "failed", took, msg);
-	say_at(s, ok ? BLOG_INFO : BLOG_WARN, "reload %s after %lld ms: %s", ok ? "done" : "failed", took, msg);
+	if (restart && ok)
+		state_save(s);	/* the restart count, which the switch saved before it was counted */
+	else if (!restart)
+		snprintf(s->last_reload, sizeof(s->last_reload), "%s after %lld ms: %s", ok ? "ok" : "failed", took,
+			 msg);
+	say_at(s, ok ? BLOG_INFO : BLOG_WARN, "%s %s after %lld ms: %s", restart ? "restart" : "reload",
+	       ok ? "done" : "failed", took, msg);
 	if (s->reload_client >= 0) {
 		client_send(&s->cl[s->reload_client], "%s %s", ok ? "ok" : "error", msg);
 		client_close(s, &s->cl[s->reload_client]);
@@ -501,9 +512,9 @@ void rollback(struct sup *s, const char *why)
 			 why, serves);
 		sup_set_degraded(s, reason);
 	}
-	s->health_reload = false;
 	state_save(s);
 	reload_finish(s, false, "%s; rolled back, %s", why, serves);
+	s->health_reload = false;	/* after: reload_finish counts it as a restart, not a reload */
 }
 
 void begin_stop(struct sup *s, const char *why)

@@ -226,8 +226,13 @@ void health_tick(struct sup *s, long long now)
 	if (!g->health[0]) {
 		snprintf(g->health, sizeof(g->health), "fenced: %s%s", baton_health_name(h.health),
 			 h.health == BATON_HEALTH_STOPPED ? " (SIGSTOP)" : "");
-		say_warn(s, "gen %d (pid %d) is unhealthy (%s on listener %d); starting a fresh generation", g->id,
-		    (int)g->pid, baton_health_name(h.health), bad);
+		char why[96] = "";
+
+		if (h.health == BATON_HEALTH_HUNG)
+			snprintf(why, sizeof(why), ": no accept for %u ms with %u queued, beyond its own pace", h.stalled_ms,
+				 h.queue);
+		say_warn(s, "gen %d (pid %d) is unhealthy (%s on listener %d%s); starting a fresh generation (a restart)",
+		    g->id, (int)g->pid, baton_health_name(h.health), bad, why);
 		if (s->reload < 0)
 			start_reload(s, -1, "health watch");
 		return;

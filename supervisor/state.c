@@ -278,6 +278,12 @@ void state_remove(struct sup *s)
 		rmdir(path);
 	}
 	rmdir(s->pin_root);
+	/* and baton/ above it, if this was the last thing pinned there */
+	snprintf(path, sizeof(path), "%s", s->pin_root);
+	if (strrchr(path, '/')) {
+		*strrchr(path, '/') = '\0';
+		rmdir(path);
+	}
 }
 
 /* ---- pins ------------------------------------------------------------------ */
@@ -587,6 +593,19 @@ static int make_groups(struct sup *s, bool resume)
 		s->pin_root[0] = '\0';
 	} else if (mode && !strcmp(mode, "ebpf")) {
 		o.mode = BATON_MODE_EBPF;
+	} else if (s->pin_root[0]) {
+		/* pins need eBPF: find out first, unpinned, so that without the
+		 * privilege nothing is created in bpffs, "eBPF steering
+		 * unavailable" is said once (by this probe) and no pinned
+		 * attempt fails with an error when nothing is wrong */
+		struct baton_group_opts po = o;
+		struct baton_group *probe = baton_group_new(&po);
+
+		if (probe && baton_group_mode(probe) != BATON_MODE_EBPF) {
+			s->pin_root[0] = '\0';
+			o.mode = BATON_MODE_CBPF;
+		}
+		baton_group_free(probe);
 	}
 	/* another supervisor of this name (another runtime directory) may
 	 * serve through these pins: neither cleared nor taken then */

@@ -80,7 +80,7 @@ void write_status(struct sup *s, FILE *f, bool json)
 		}
 		stage_status(s, f, false);
 		fprintf(f, "%-4s %-8s %-9s %-21s %6s %s\n", "gen", "pid", "state", "started", "share",
-			"queue/backlog per listener");
+			"queue/backlog per listener, then tags");
 	} else {
 		fprintf(f, "{\"version\":1,\"name\":");
 		baton_json_str(f, s->name);
@@ -132,14 +132,6 @@ void write_status(struct sup *s, FILE *f, bool json)
 		if (!json) {
 			fprintf(f, "%-4d %-8d %-9s %-21s", g->id, (int)g->pid, state_name[g->state], when);
 			stage_gen_status(s, f, false, g);
-			fprintf(f, " [%s]", bindmode_name(s, i_of(s, g)));
-			if (g->adopted)
-				fprintf(f, " [adopted]");
-			if (g->health[0]) {
-				fprintf(f, " [");
-				baton_text_fputs(f, g->health, 0);
-				fprintf(f, "]");
-			}
 		} else {
 			fprintf(f, "%s{\"id\":%d,\"pid\":%d,\"state\":\"%s\",\"started\":\"%s\",\"uptime_ms\":%lld,"
 				   "\"ready_after_ms\":%lld,\"exit\":",
@@ -159,12 +151,22 @@ void write_status(struct sup *s, FILE *f, bool json)
 			struct baton_queue q = { 0 };
 			bool have = g->slot[l] >= 0 && baton_group_queue(s->grp[l], g->slot[l], &q) == 0;
 
-			if (!json)
-				fprintf(f, " %s", have ? "" : "-");
-			if (!json && have)
-				fprintf(f, "%u/%u", q.len, q.max);
-			if (!json)
-				flows_status_member(s, f, g, l, false);
+			if (!json) {
+				/* one cell per listener, padded, so that the tags
+				 * after them cannot shift a column */
+				char cell[96] = "-";
+				FILE *m = fmemopen(cell, sizeof(cell) - 1, "w");
+
+				if (m) {
+					if (have)
+						fprintf(m, "%u/%u", q.len, q.max);
+					else
+						fputc('-', m);
+					flows_status_member(s, m, g, l, false);
+					fclose(m);
+				}
+				fprintf(f, " %-13s", cell);
+			}
 			if (json) {
 				uint64_t c[CNT_N];
 
@@ -186,11 +188,20 @@ void write_status(struct sup *s, FILE *f, bool json)
 				fprintf(f, "}");
 			}
 		}
-		if (!json && g->state == GEN_EXITED) {
-			fprintf(f, "  ");
-			text_line(f, g->why);
-		} else if (!json) {
-			fputc('\n', f);
+		if (!json) {
+			fprintf(f, " [%s]", bindmode_name(s, i_of(s, g)));
+			if (g->adopted)
+				fprintf(f, " [adopted]");
+			if (g->health[0]) {
+				fprintf(f, " [");
+				baton_text_fputs(f, g->health, 0);
+				fprintf(f, "]");
+			}
+			if (g->state == GEN_EXITED) {
+				fprintf(f, "  ");
+				text_line(f, g->why);
+			} else
+				fputc('\n', f);
 		} else
 			fprintf(f, "]}");
 	}

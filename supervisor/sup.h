@@ -46,7 +46,7 @@ struct sup_config {
 	bool no_preload;             /* do not inject libbaton-preload.so */
 	bool stop_when_idle;         /* fence the old generation, signal it once it holds no connection */
 	bool no_watch;               /* no health watch of the active generation */
-	long long hang_ms;           /* its queue hung this long: replaced (0: 100 ms) */
+	long long hang_ms;           /* its queue hung this long: replaced (default 1 s; stretched by its own pace) */
 	bool allow_foreign;          /* join a group that holds sockets baton did not create */
 	char **self_argv;            /* baton's own command line: `baton upgrade` re-executes it */
 	enum sup_bind_mode bind_mode; /* auto: cgroup for static or Go executables, else shim */
@@ -96,5 +96,26 @@ int sup_metrics_addr(const char *text, struct sockaddr_storage *ss, socklen_t *l
 int sup_parse_duration(const char *text, long long *ms);
 /* Parses "TERM", "SIGTERM" or a number. -EINVAL if bad. */
 int sup_parse_signal(const char *text, int *sig);
+
+/* Another supervisor as its NAME.state says (supervisor/peers.c). */
+#define SUP_PEER_GENS 16
+#define SUP_PEER_MEMBERS 64
+struct sup_peer {
+	char name[BATON_NAME_MAX + 2];
+	pid_t pid;                   /* the supervisor that wrote it ... */
+	bool running;                /* ... still runs as a baton */
+	int ngens;                   /* its generations whose process still runs */
+	struct { int id; pid_t pid; char state[16]; } gen[SUP_PEER_GENS];
+	int nmembers;
+	int member_gen[SUP_PEER_MEMBERS];
+	unsigned long long member_ino[SUP_PEER_MEMBERS];
+	char listeners[512];         /* its listener specs, ", "-separated */
+};
+/* Reads the state file PATH. 0, or -errno (-EINVAL: not a state file). */
+int sup_peer_read(const char *path, struct sup_peer *p);
+/* The supervisor, other than SELF, in the runtime directory whose member
+ * socket has inode INO, or whose pid or a live generation's pid is one of
+ * PIDS. 0 (found, in *P) or -ENOENT. */
+int sup_peer_find(unsigned long long ino, const pid_t *pids, int npids, const char *self, struct sup_peer *p);
 
 #endif

@@ -190,12 +190,38 @@ TEST(cli_errors_carry_their_level_under_the_journal)
 	char *argv2[] = { (char *)bt_baton_bin(), "steer", "tcp://127.0.0.1:1", "--policy", "nonsense", NULL };
 
 	ASSERT_EQ(bt_run_with(argv, stderr_is_journal, NULL, out, sizeof(out), err, sizeof(err), 10), 2);
-	ASSERT_TRUE(!strncmp(err, "<3>baton: unknown command \"frobnicate\"", 38));
+	/* one prefix: journald says "baton[PID]:" itself; a subcommand stays */
+	ASSERT_TRUE(!strncmp(err, "<3>unknown command \"frobnicate\"", 31));
 	ASSERT_EQ(bt_run_with(argv2, stderr_is_journal, NULL, out, sizeof(out), err, sizeof(err), 10), 2);
-	ASSERT_TRUE(!strncmp(err, "<3>baton steer: option --policy", 31));
+	ASSERT_TRUE(!strncmp(err, "<3>steer: option --policy", 25));
 	/* elsewhere: the level in words, the text as it was */
 	ASSERT_EQ(baton("frobnicate", NULL, NULL), 2);
 	ASSERT_TRUE(!strncmp(err, "baton: error: unknown command \"frobnicate\"", 42));
+}
+
+static void log_format_env(void *ctx)
+{
+	setenv("BATON_LOG_FORMAT", ctx, 1);
+	unsetenv("JOURNAL_STREAM");
+}
+
+/* BATON_LOG_FORMAT: journal for systemd-cat (which parses "<N>"), level for
+ * logs that see only text; a bad value is said and ignored; --log-format
+ * names what it wants. */
+TEST(cli_log_format_env_chooses_the_prefixes)
+{
+	char *argv[] = { (char *)bt_baton_bin(), "frobnicate", NULL };
+	char *bad[] = { (char *)bt_baton_bin(), "run", "--log-format", "fancy", "--", "true", NULL };
+
+	ASSERT_EQ(bt_run_with(argv, log_format_env, "journal", out, sizeof(out), err, sizeof(err), 10), 2);
+	ASSERT_TRUE(!strncmp(err, "<3>unknown command \"frobnicate\"", 31));
+	ASSERT_EQ(bt_run_with(argv, log_format_env, "level", out, sizeof(out), err, sizeof(err), 10), 2);
+	ASSERT_TRUE(!strncmp(err, "baton: error: unknown command \"frobnicate\"", 42));
+	ASSERT_EQ(bt_run_with(argv, log_format_env, "fancy", out, sizeof(out), err, sizeof(err), 10), 2);
+	ASSERT_CONTAINS(err, "baton: warning: BATON_LOG_FORMAT=\"fancy\" is none of plain, level, journal; ignored\n");
+	ASSERT_CONTAINS(err, "baton: error: unknown command \"frobnicate\"");
+	ASSERT_EQ(bt_run(bad, out, sizeof(out), err, sizeof(err), 10), 2);
+	ASSERT_CONTAINS(err, "bad --log-format \"fancy\": want plain, level or journal");
 }
 
 /* On a terminal the demo says which part runs (on stderr), instead of

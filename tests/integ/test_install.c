@@ -1,13 +1,19 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* make install into a staging directory (DESTDIR), then what a user of the
  * library does: compile with `pkg-config --cflags --libs libbaton`, run
- * against the installed libbaton.so.0; then make uninstall leaves nothing. */
+ * against the installed libbaton.so.0; then make uninstall leaves nothing.
+ * And make install into the real default prefix (a private tmpfs over
+ * /usr/local, /etc copied on write): a program builds and runs with no step
+ * after it (ldconfig ran), and uninstall removes the folders it made. */
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -116,6 +122,7 @@ TEST_TIMEOUT(install_builds_a_program_with_pkg_config_and_uninstall_removes_it, 
 		"bin/baton", "lib/baton/libbaton-preload.so", "lib/libbaton.so." BATON_VERSION, "lib/libbaton.so.0",
 		"lib/libbaton.so", "lib/libbaton.a", "lib/pkgconfig/libbaton.pc", "include/baton.h",
 		"include/baton_handover_wire.h", "share/man/man1/baton.1", "share/man/man3/baton.3",
+		"share/bash-completion/completions/baton",
 	};
 	struct stat st;
 	FILE *f;
@@ -226,6 +233,119 @@ TEST_TIMEOUT(install_builds_a_program_with_pkg_config_and_uninstall_removes_it, 
 	snprintf(path, sizeof(path), "%s/usr/local/lib/baton", stage);
 	if (!lstat(path, &st))
 		FAIL("make uninstall left the shim's directory %s", path);
+	/* and the folders install made in the stage, once empty */
+	snprintf(path, sizeof(path), "%s/usr/local/bin", stage);
+	if (!lstat(path, &st))
+		FAIL("make uninstall left the folder %s that install created", path);
+	snprintf(path, sizeof(path), "%s/usr/local/share", stage);
+	if (!lstat(path, &st))
+		FAIL("make uninstall left the folder %s that install created", path);
 	/* only what install put there: the program the test built stays */
 	ASSERT_EQ(access(prog, X_OK), 0);
+}
+
+/* Entries in folder PATH, . and .. aside; -1 if it cannot be read. */
+static int entries(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(d);
+	return n;
+}
+
+static char etc_up[] = "/tmp/baton-etc.XXXXXX";
+
+/* at exit: the copy-on-write /etc goes, then its folder in the real /tmp */
+static void rm_etc_up(void)
+{
+	umount2("/etc", MNT_DETACH);
+	umount2(etc_up, MNT_DETACH);
+	rmdir(etc_up);
+}
+
+TEST_TIMEOUT(install_into_the_default_prefix_needs_no_other_step, 120)
+{
+	const char *src = getenv("BATON_SRCDIR");
+	char make[PATH_MAX], cc[PATH_MAX], pc[PATH_MAX], opts[256], up[96], work[96];
+	char prog[PATH_MAX], progsrc[PATH_MAX], out[8192], err[8192];
+	FILE *f;
+	int rc;
+
+	if (!src || !*src)
+		SKIP("BATON_SRCDIR does not name the source tree (run through make check)");
+	need("make", make, sizeof(make));
+	need("cc", cc, sizeof(cc));
+	need("pkg-config", pc, sizeof(pc));
+	need("ldconfig", prog, sizeof(prog));
+	if (geteuid() != 0)
+		SKIP("needs root: make install into /usr/local runs ldconfig (in a private mount namespace)");
+	{
+		char *argv[] = { make, "-C", (char *)src, "-q", "SANITIZE=0", "installables", NULL };
+
+		if (bt_run_with(argv, clean_make_env, NULL, out, sizeof(out), err, sizeof(err), 30) != 0)
+			SKIP("the plain build in %s/build is not up to date for the default directories: run make all",
+			     src);
+	}
+	/* the machine's /usr/local and ld.so.cache stay as they are: this
+	 * test's own /usr/local (empty) and /etc (copy on write) */
+	if (!mkdtemp(etc_up))
+		FAIL("mkdtemp: %s", strerror(errno));
+	atexit(rm_etc_up);
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		SKIP("cannot make a private mount namespace: %s", strerror(errno));
+	if (mount("tmpfs", "/usr/local", "tmpfs", 0, "mode=0755") || mount("tmpfs", etc_up, "tmpfs", 0, "mode=0700"))
+		SKIP("cannot mount a tmpfs over /usr/local: %s", strerror(errno));
+	snprintf(up, sizeof(up), "%s/up", etc_up);
+	snprintf(work, sizeof(work), "%s/work", etc_up);
+	ASSERT_EQ(mkdir(up, 0755), 0);
+	ASSERT_EQ(mkdir(work, 0755), 0);
+	snprintf(opts, sizeof(opts), "lowerdir=/etc,upperdir=%s,workdir=%s", up, work);
+	if (mount("overlay", "/etc", "overlay", 0, opts))
+		SKIP("cannot put a copy-on-write /etc over the real one (overlayfs): %s", strerror(errno));
+
+	{
+		char *argv[] = { make, "-C", (char *)src, "-s", "SANITIZE=0", "install", NULL };
+
+		rc = bt_run_with(argv, clean_make_env, NULL, out, sizeof(out), err, sizeof(err), 60);
+		bt_log("make install: %s%s", out, err);
+		if (rc != 0)
+			FAIL("make install: exit %d: %s", rc, err);
+	}
+	snprintf(progsrc, sizeof(progsrc), "%s/prog.c", etc_up);
+	snprintf(prog, sizeof(prog), "%s/prog", etc_up);
+	f = fopen(progsrc, "we");
+	if (!f || fputs(prog_c, f) < 0 || fclose(f))
+		FAIL("writing %s: %s", progsrc, strerror(errno));
+	{
+		/* what a user types after make install, and nothing else */
+		char *argv[] = { "/bin/sh", "-c", "cc -o \"$1\" \"$2\" $(pkg-config --cflags --libs libbaton) && exec \"$1\"",
+				 "sh", prog, progsrc, NULL };
+
+		rc = bt_run_with(argv, clean_make_env, NULL, out, sizeof(out), err, sizeof(err), 60);
+		bt_log("%s%s", out, err);
+		if (rc != 0)
+			FAIL("build and run against the installed library: exit %d: %s%s", rc, out, err);
+	}
+	ASSERT_CONTAINS(out, "listening 1 port ");
+	ASSERT_CONTAINS(out, "library /usr/local/lib/libbaton.so.0\n");
+	{
+		char *argv[] = { make, "-C", (char *)src, "-s", "SANITIZE=0", "uninstall", NULL };
+
+		rc = bt_run_with(argv, clean_make_env, NULL, out, sizeof(out), err, sizeof(err), 30);
+		if (rc != 0)
+			FAIL("make uninstall: exit %d: %s", rc, err);
+	}
+	/* every folder under /usr/local was made by install: none is left */
+	if (entries("/usr/local") != 0) {
+		char *argv[] = { "/usr/bin/find", "/usr/local", NULL };
+
+		bt_run(argv, out, sizeof(out), err, sizeof(err), 10);
+		FAIL("make uninstall left in /usr/local: %s", out);
+	}
 }

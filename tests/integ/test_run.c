@@ -480,6 +480,10 @@ TEST_TIMEOUT(run_frozen_generation_is_fenced_and_replaced, 60)
 	ASSERT_TRUE(replaced);
 	ASSERT_EQ(baton("status", "web", "--json"), 0);
 	ASSERT_CONTAINS(out, "\"health\":\"fenced: owner stopped (SIGSTOP)\"");
+	/* nobody asked for a new version: a restart, not a reload */
+	ASSERT_EQ(bt_json_get(out, "restarts"), 1);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
 	kill((pid_t)gen_pid, SIGCONT);	/* so that it can take its SIGTERM */
 	sv_stop(&s);
 }

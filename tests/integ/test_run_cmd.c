@@ -349,6 +349,38 @@ static void read_log(const char *path, char *buf, size_t len)
 		close(fd);
 }
 
+/* --log-format level: a level word on every line (runit, s6, a container's
+ * log driver see only text), info included. */
+TEST_TIMEOUT(run_log_format_level_puts_a_level_word_on_every_line, 60)
+{
+	static char log[65536];
+	static const char *const words[] = { "info: ", "warning: ", "error: ", "notice: ", "debug: " };
+	struct sv s;
+	int lines = 0;
+
+	sv_start_with(&s, false, "--log-format", "level");
+	ASSERT_NE(baton("reload", "web", "--", "/nonexistent/server", NULL, NULL), 0);
+	sv_stop(&s);
+	read_log(s.log, log, sizeof(log));
+	bt_log("%.3000s", log);
+	ASSERT_CONTAINS(log, "baton[web]: info: gen 1 (pid ");
+	ASSERT_CONTAINS(log, "baton[web]: error: cannot run \"/nonexistent/server\": No such file or directory");
+	ASSERT_CONTAINS(log, "baton[web]: warning: reload failed after ");
+	ASSERT_CONTAINS(log, "baton[web]: info: stopped");
+	for (char *line = log; *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : line + strlen(line)) {
+		bool worded = false;
+
+		if (strncmp(line, "baton[web]: ", 12))
+			continue;
+		for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+			worded |= !strncmp(line + 12, words[i], strlen(words[i]));
+		if (!worded)
+			FAIL("a line without a level word: %.120s", line);
+		lines++;
+	}
+	ASSERT_GE(lines, 4);
+}
+
 TEST_TIMEOUT(run_log_lines_carry_journal_levels, 60)
 {
 	static char log[65536];
@@ -360,14 +392,16 @@ TEST_TIMEOUT(run_log_lines_carry_journal_levels, 60)
 	sv_stop(&s);
 	read_log(s.log, log, sizeof(log));
 	bt_log("%.3000s", log);
-	ASSERT_CONTAINS(log, "<6>baton[web]: gen 1 (pid ");
-	ASSERT_CONTAINS(log, "<3>baton[web]: cannot run \"/nonexistent/server\": No such file or directory");
-	ASSERT_CONTAINS(log, "<4>baton[web]: rolling back: gen ");
-	ASSERT_CONTAINS(log, "<4>baton[web]: reload failed after ");
-	ASSERT_CONTAINS(log, "<6>baton[web]: stopped");
+	/* one prefix: journald writes "baton[PID]:" itself */
+	ASSERT_CONTAINS(log, "<6>gen 1 (pid ");
+	ASSERT_CONTAINS(log, "<3>cannot run \"/nonexistent/server\": No such file or directory");
+	ASSERT_CONTAINS(log, "<4>rolling back: gen ");
+	ASSERT_CONTAINS(log, "<4>reload failed after ");
+	ASSERT_CONTAINS(log, "<6>stopped");
+	ASSERT_TRUE(strstr(log, "baton[web]") == NULL);
 	/* every line has its level, and nothing else says it a second time */
 	for (char *line = log; *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : line + strlen(line)) {
-		if (!strncmp(line, "baton[web]", 10))
+		if (line[0] != '<' && line[0] != '\n')
 			FAIL("a line without a level: %.120s", line);
 	}
 	ASSERT_TRUE(strstr(log, "warning: ") == NULL);
@@ -455,9 +489,10 @@ TEST_TIMEOUT(run_status_counts_connections_per_generation_and_exports_metrics, 9
 	ASSERT_EQ(sample(metrics, "baton_connections_steered_total", "name=\"web\",listener=\"0\""), 100);
 	ASSERT_EQ(sample(metrics, "baton_connections_migrated_out_total", "name=\"web\",listener=\"0\""), out2);
 	ASSERT_EQ(sample(metrics, "baton_connections_migrated_in_total", "name=\"web\",listener=\"0\""), in3);
-	ASSERT_EQ(sample(metrics, "baton_reloads_total", "name=\"web\",result=\"done\""), 2);
+	/* one reload asked for; the watch's replacement of frozen gen 2 is a restart */
+	ASSERT_EQ(sample(metrics, "baton_reloads_total", "name=\"web\",result=\"done\""), 1);
 	ASSERT_EQ(sample(metrics, "baton_reloads_total", "name=\"web\",result=\"failed\""), 0);
-	ASSERT_EQ(sample(metrics, "baton_restarts_total", "name=\"web\""), 0);
+	ASSERT_EQ(sample(metrics, "baton_restarts_total", "name=\"web\""), 1);
 	ASSERT_EQ(sample(metrics, "baton_degraded", "name=\"web\""), 0);
 	ASSERT_EQ(baton("status", "web", "--json", "--metrics", NULL, NULL), 2);
 	ASSERT_CONTAINS(err, "give --json or --metrics, not both");
@@ -476,4 +511,50 @@ TEST_TIMEOUT(run_status_counts_connections_per_generation_and_exports_metrics, 9
 	snprintf(cmd, sizeof(cmd), "%s.out", path);
 	bt_quote_file(cmd);
 	ASSERT_EQ(r, 0);
+}
+
+/* The row of generation ID in `baton status` text ("" if none), to its end. */
+static const char *status_row(const char *text, int id, char *row, size_t len)
+{
+	char pat[16];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\n%-4d ", id);
+	p = strstr(text, pat);
+	snprintf(row, len, "%.*s", p ? (int)strcspn(p + 1, "\n") : 0, p ? p + 1 : "");
+	return row;
+}
+
+/* Tags ([shim], [adopted], [fenced: ...]) come after the queue cells, so a
+ * tagged row and an untagged one keep their columns. */
+TEST_TIMEOUT(run_status_text_columns_stay_aligned_whatever_the_tags, 60)
+{
+	char r1[512], r2[512];
+	long long gpid;
+	struct sv s;
+	int i;
+
+	sv_start(&s, false);
+	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL, NULL), 0);
+	gpid = gen_field(out, 1, "pid");
+	ASSERT_EQ(kill((pid_t)gpid, SIGSTOP), 0);	/* the watch replaces it; gen 1 gets a tag */
+	for (i = 0; i < 200; i++) {
+		ASSERT_EQ(baton("status", "web", NULL, NULL, NULL, NULL), 0);
+		if (strstr(out, "fenced: owner stopped") && status_row(out, 2, r2, sizeof(r2))[0] &&
+		    strstr(r2, "active"))
+			break;
+		usleep(20000);
+	}
+	bt_log("%s", out);
+	kill((pid_t)gpid, SIGCONT);
+	status_row(out, 1, r1, sizeof(r1));
+	status_row(out, 2, r2, sizeof(r2));
+	ASSERT_CONTAINS(r1, "[fenced: owner stopped (SIGSTOP)]");
+	ASSERT_TRUE(strstr(r2, "fenced") == NULL);
+	/* the queue cell starts in the same column, and so do the tags */
+	ASSERT_TRUE(strlen(r1) > 70 && strlen(r2) > 70);
+	ASSERT_EQ(strcspn(r1 + 52, "0123456789-") + 52, 53);
+	ASSERT_EQ(strcspn(r2 + 52, "0123456789-") + 52, 53);
+	ASSERT_EQ(strchr(r1, '[') - r1, strchr(r2, '[') - r2);
+	sv_stop(&s);
 }

@@ -499,6 +499,62 @@ TEST(tools_loadgen_counts_each_kind_of_failure)
 	ASSERT_EQ(bt_json_get(out, "answered"), 0);
 }
 
+/* A server answering every request on a connection with a BODY_LEN body:
+ * with Content-Length (keep-alive allowed), or without (ends by closing). */
+#define BODY_LEN (200 * 1024)
+static void big_server(int lfd, bool with_length)
+{
+	static char body[BODY_LEN];
+	char head[128];
+
+	memset(body, 'x', sizeof(body));
+	memcpy(body, "pid=7 tag=big\n", 14);
+	if (with_length)
+		snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", BODY_LEN);
+	else
+		snprintf(head, sizeof(head), "HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n");
+	for (;;) {
+		int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		char buf[1024];
+
+		if (c < 0)
+			_exit(1);
+		/* each request fits in one read here (loopback, a few bytes) */
+		while (recv(c, buf, sizeof(buf), 0) > 0) {
+			if (send(c, head, strlen(head), MSG_NOSIGNAL) < 0 || send(c, body, sizeof(body), MSG_NOSIGNAL) < 0)
+				break;
+			if (!with_length)
+				break;
+		}
+		close(c);
+	}
+}
+
+/* Answers of any size count as answered (a default nginx index page is
+ * over 4 KiB), framed by Content-Length or by the server closing. */
+TEST(tools_loadgen_counts_big_and_close_delimited_answers)
+{
+	const char *modes[][2] = { { "conn", "1" }, { "keepalive", "1" }, { "conn", "0" } };
+	uint16_t port;
+	int lfd = listener(&port);
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		pid_t child = fork();
+
+		ASSERT_GE(child, 0);
+		if (child == 0)
+			big_server(lfd, modes[i][1][0] == '1');
+		loadgen(port, "--mode", modes[i][0], "--max-requests", "20", "--concurrency", "2");
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+		bt_log("%s, %s: %s", modes[i][0], modes[i][1][0] == '1' ? "Content-Length" : "close-delimited", out);
+		ASSERT_EQ(bt_json_get(out, "answered"), 20);
+		ASSERT_EQ(bt_json_get(out, "failed"), 0);
+		ASSERT_CONTAINS(out, "\"tags\": [\"big\"]");
+	}
+	close(lfd);
+}
+
 TEST(tools_loadgen_stops_cleanly_on_sigterm)
 {
 	char name[64];

@@ -223,6 +223,58 @@ TEST(watch_hung_queue_is_fenced_after_threshold_not_before)
 	end_child(a);
 }
 
+/* Accepts and closes what waits on FD now (a slow server catching up). */
+static int accept_all(int fd)
+{
+	int n = 0, c;
+
+	while (n < 100 && bt_accept_which(&fd, 1, 200, &c) == 0) {
+		close(c);
+		n++;
+	}
+	return n;
+}
+
+/* A member that has shown an 85 ms stall and got over it is not hung at
+ * 300 ms with a 100 ms threshold: its own pace (4 x 85 = 340 ms) is the
+ * limit. It is still fenced once it overstays that. The clock is the
+ * test's, so the machine's load cannot move the verdict. */
+TEST(watch_hang_is_judged_against_the_members_own_pace)
+{
+	struct baton_watch *w;
+	struct baton_group *g;
+	struct events e = { 0 };
+	int fds[2], clients[6];
+	uint16_t port;
+	pid_t a;
+
+	bt_need_netns();
+	bt_need_ebpf();
+	g = group2(fds, &port);
+	w = watch(g, &e, false);
+	a = sleeper();	/* running: only the queue can make it unhealthy */
+	ASSERT_OK(baton_watch_set_owner(w, 0, a));
+	ASSERT_OK(baton_watch_tick(w, 1000));
+	queue_clients(port, clients, 3);
+	ASSERT_OK(baton_watch_tick(w, 1010));	/* 3 queued, new since the last look */
+	ASSERT_OK(baton_watch_tick(w, 1090));	/* 80 ms without progress: under 100 */
+	ASSERT_EQ(accept_all(fds[0]), 3);
+	ASSERT_OK(baton_watch_tick(w, 1095));	/* caught up: an 85 ms stall it got over */
+	queue_clients(port, clients + 3, 3);
+	ASSERT_OK(baton_watch_tick(w, 1100));
+	ASSERT_OK(baton_watch_tick(w, 1300));
+	ASSERT_OK(baton_watch_tick(w, 1400));	/* 300 ms: hung by the fixed 100 ms, not by its pace */
+	ASSERT_EQ(e.n, 0);
+	ASSERT_OK(baton_watch_tick(w, 1450));	/* 350 ms > 4 x 85 */
+	ASSERT_TRUE(has(&e, BATON_WATCH_FENCED, 0, BATON_HEALTH_HUNG));
+	ASSERT_EQ(serve_queue(fds[1]), 3);	/* what it queued moved to the other member */
+	for (int i = 0; i < 6; i++)
+		close(clients[i]);
+	baton_watch_free(w);
+	baton_group_free(g);
+	end_child(a);
+}
+
 /* An owner that accepts and closes as fast as connections come. */
 static pid_t acceptor(int fd)
 {
