@@ -387,7 +387,8 @@ void write_metrics(struct sup *s, FILE *f)
 	}
 	if (s->mx)
 		reload_metrics(s, f);
-	head(f, "restarts_total", "counter", "Restarts of an active generation that exited on its own or that the health watch replaced (frozen or hung).");
+	head(f, "restarts_total", "counter", "Restarts of an active generation that exited on its own or that the "
+					    "health watch replaced (frozen or hung).");
 	fputs("baton_restarts_total{name=", f);
 	label(f, s->name);
 	fprintf(f, "} %d\n", s->restarts);
