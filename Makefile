@@ -127,6 +127,12 @@ $(BUILD)/refserver: examples/refserver.c include/baton_handover_wire.h Makefile
 $(BUILD)/udpflow: examples/udpflow.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+# The smallest server for baton run (a newcomer's first read); tested under
+# baton run by tests/integ/test_minimal.c, found next to BATON_BIN.
+all: $(BUILD)/minimal
+$(BUILD)/minimal: examples/minimal.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 # The preload shim goes into servers built without sanitizers, so it is
 # built without them too, and links only libdl: never the BPF loader.
 SHIM_CFLAGS := $(CPPFLAGS) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -fPIC -fvisibility=hidden
