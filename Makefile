@@ -97,6 +97,20 @@ $(sort $(CLI_OBJ) $(TEST_OBJ)): $(BUILD)/obj/%.o: %.c include/baton.h include/ba
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -Icli -Isupervisor -c $< -o $@
 
+# As libbpf's Makefile does: the header's MAJOR.MINOR must be the newest node
+# of the version script, so that a release adding symbols also says so in
+# BATON_VERSION (and the other way round); BATON_VERSION must spell the three
+# macros. Checked before either library is made.
+MAP_VERSION := $(shell sed -n 's/^BATON_\([0-9][0-9.]*\)[[:space:]]*{.*/\1/p' lib/libbaton.map | sort -V | tail -n1)
+HDR_VERSION := $(shell sed -n 's/^\#define BATON_VERSION_\(MAJOR\|MINOR\|PATCH\) *\([0-9]*\).*/\2/p' include/baton.h | paste -sd.)
+$(BUILD)/version-ok: include/baton.h lib/libbaton.map Makefile
+	@if [ "$(VERSION)" != "$(HDR_VERSION)" ]; then \
+		echo "include/baton.h: BATON_VERSION \"$(VERSION)\" is not BATON_VERSION_MAJOR.MINOR.PATCH ($(HDR_VERSION))" >&2; exit 1; fi
+	@if [ "$(basename $(VERSION))" != "$(MAP_VERSION)" ]; then \
+		echo "include/baton.h: BATON_VERSION $(VERSION) does not match the newest node BATON_$(MAP_VERSION) of lib/libbaton.map:" \
+			"the header's MAJOR.MINOR and the newest node must be the same version" >&2; exit 1; fi
+	@mkdir -p $(dir $@) && touch $@
+$(BUILD)/libbaton.a $(BUILD)/libbaton.so.$(VERSION): | $(BUILD)/version-ok
 $(BUILD)/libbaton.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 $(BUILD)/libbaton.so.$(VERSION): $(LIB_OBJ) lib/libbaton.map

@@ -20,11 +20,11 @@ extern "C" {
 
 /* The version of this header; baton_version() gives the library's. */
 #define BATON_VERSION_MAJOR 0
-#define BATON_VERSION_MINOR 2
+#define BATON_VERSION_MINOR 3
 #define BATON_VERSION_PATCH 0
-#define BATON_VERSION "0.2.0"   /* MAJOR.MINOR.PATCH, as above */
+#define BATON_VERSION "0.3.0"   /* MAJOR.MINOR.PATCH, as above */
 
-/* The version of the library the program runs with, e.g. "0.2.0". It can
+/* The version of the library the program runs with, e.g. "0.3.0". It can
  * differ from BATON_VERSION, the header the program was built with. */
 const char *baton_version(void);
 
