@@ -506,7 +506,9 @@ int baton_notify_send(const char *state);
 
 /* For servers: the number of sockets passed with LISTEN_FDS (starting at
  * fd 3) when LISTEN_PID is this process, else 0; marks them O_CLOEXEC and,
- * with UNSET_ENV, removes the variables, as sd_listen_fds(3) does. */
+ * with UNSET_ENV, removes the variables, as sd_listen_fds(3) does.
+ * -EINVAL for a LISTEN_FDS that is no count; -errno (e.g. -EBADF for an fd
+ * that is not open) when one cannot be marked; UNSET_ENV applies either way. */
 int baton_listen_fds(bool unset_env);
 
 /* ---- handover between processes --------------------------------------- */
