@@ -67,7 +67,7 @@ SKELS    := $(BPFDIR)/steer.skel.h $(BPFDIR)/sockiter.skel.h $(BPFDIR)/bindhook.
 TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard supervisor/*.c) $(wildcard common/*.c))
 # and the shim lookup, on the test binary's own directory
 
-.PHONY: all check bench demo fuzz clean installables install uninstall
+.PHONY: all check check-unit bench demo fuzz clean installables install uninstall
 .SECONDARY:
 .DELETE_ON_ERROR:
 # what make install copies (a package build needs only these)
@@ -132,6 +132,11 @@ $(BUILD)/baton: $(CLI_OBJ) $(BUILD)/libbaton.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libbaton.a $(LDLIBS)
 $(BUILD)/baton-test: $(TEST_OBJ) $(BUILD)/libbaton.a
 	$(CC) $(LDFLAGS) -o $@ $(sort $(TEST_OBJ)) $(BUILD)/libbaton.a $(LDLIBS)
+# The no-root lane: tests/unit only (and what they drive), without the
+# integration tests, so `make check-unit` builds little and runs in seconds.
+UNIT_OBJ := $(filter-out $(BUILD)/obj/tests/integ/%,$(TEST_OBJ))
+$(BUILD)/baton-unit: $(UNIT_OBJ) $(BUILD)/libbaton.a
+	$(CC) $(LDFLAGS) -o $@ $(sort $(UNIT_OBJ)) $(BUILD)/libbaton.a $(LDLIBS)
 # The example server stands alone: what a server needs for baton is the
 # protocol, not this library (the handover protocol is one header).
 $(BUILD)/refserver: examples/refserver.c include/baton_handover_wire.h Makefile
@@ -174,6 +179,12 @@ check: all
 		BATON_REFSERVER=$(CURDIR)/$(BUILD)/refserver BATON_UDPFLOW=$(CURDIR)/$(BUILD)/udpflow BATON_LOADGEN=$(CURDIR)/$(BUILD)/bench/loadgen \
 		BATON_PROBE=$(CURDIR)/$(BUILD)/preload-probe BATON_PRELOAD_LIB=$(CURDIR)/$(BUILD)/libbaton-preload.so \
 		$(BUILD)/baton-test $(TESTS)
+
+# The no-root lane: tests/unit without the tests declared TEST_ROOT or
+# TEST_ENV, as user nobody (when run as root) with no BATON_* variable, in
+# seconds; it builds only what those tests use (and the shim they look for).
+check-unit: $(BUILD)/baton-unit $(BUILD)/libbaton-preload.so
+	$(SAN_ENV) $(BUILD)/baton-unit --no-root $(TESTS)
 
 bench: all
 	$(BUILD)/bench/accept-rate
