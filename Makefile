@@ -83,7 +83,7 @@ SKELS    := $(BPFDIR)/steer.skel.h $(BPFDIR)/sockiter.skel.h $(BPFDIR)/bindhook.
 TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard supervisor/*.c) $(wildcard common/*.c))
 # and the shim lookup, on the test binary's own directory
 
-.PHONY: all check bench demo fuzz clean installables install uninstall
+.PHONY: all check check-unit bench demo fuzz clean installables install uninstall
 .SECONDARY:
 .DELETE_ON_ERROR:
 # what make install copies (a package build needs only these)
@@ -113,6 +113,20 @@ $(sort $(CLI_OBJ) $(TEST_OBJ)): $(BUILD)/obj/%.o: %.c include/baton.h include/ba
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -Icli -Isupervisor -c $< -o $@
 
+# As libbpf's Makefile does: the header's MAJOR.MINOR must be the newest node
+# of the version script, so that a release adding symbols also says so in
+# BATON_VERSION (and the other way round); BATON_VERSION must spell the three
+# macros. Checked before either library is made.
+MAP_VERSION := $(shell sed -n 's/^BATON_\([0-9][0-9.]*\)[[:space:]]*{.*/\1/p' lib/libbaton.map | sort -V | tail -n1)
+HDR_VERSION := $(shell sed -n 's/^\#define BATON_VERSION_\(MAJOR\|MINOR\|PATCH\) *\([0-9]*\).*/\2/p' include/baton.h | paste -sd.)
+$(BUILD)/version-ok: include/baton.h lib/libbaton.map Makefile
+	@if [ "$(VERSION)" != "$(HDR_VERSION)" ]; then \
+		echo "include/baton.h: BATON_VERSION \"$(VERSION)\" is not BATON_VERSION_MAJOR.MINOR.PATCH ($(HDR_VERSION))" >&2; exit 1; fi
+	@if [ "$(basename $(VERSION))" != "$(MAP_VERSION)" ]; then \
+		echo "include/baton.h: BATON_VERSION $(VERSION) does not match the newest node BATON_$(MAP_VERSION) of lib/libbaton.map:" \
+			"the header's MAJOR.MINOR and the newest node must be the same version" >&2; exit 1; fi
+	@mkdir -p $(dir $@) && touch $@
+$(BUILD)/libbaton.a $(BUILD)/libbaton.so.$(VERSION): | $(BUILD)/version-ok
 $(BUILD)/libbaton.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 $(BUILD)/libbaton.so.$(VERSION): $(LIB_OBJ) lib/libbaton.map
@@ -134,6 +148,11 @@ $(BUILD)/baton: $(CLI_OBJ) $(BUILD)/libbaton.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libbaton.a $(LDLIBS)
 $(BUILD)/baton-test: $(TEST_OBJ) $(BUILD)/libbaton.a
 	$(CC) $(LDFLAGS) -o $@ $(sort $(TEST_OBJ)) $(BUILD)/libbaton.a $(LDLIBS)
+# The no-root lane: tests/unit only (and what they drive), without the
+# integration tests, so `make check-unit` builds little and runs in seconds.
+UNIT_OBJ := $(filter-out $(BUILD)/obj/tests/integ/%,$(TEST_OBJ))
+$(BUILD)/baton-unit: $(UNIT_OBJ) $(BUILD)/libbaton.a
+	$(CC) $(LDFLAGS) -o $@ $(sort $(UNIT_OBJ)) $(BUILD)/libbaton.a $(LDLIBS)
 # The example server stands alone: what a server needs for baton is the
 # protocol, not this library (the handover protocol is one header).
 $(BUILD)/refserver: examples/refserver.c include/baton_handover_wire.h Makefile
@@ -141,6 +160,12 @@ $(BUILD)/refserver: examples/refserver.c include/baton_handover_wire.h Makefile
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 # The flow-stateful UDP server of the flow tests and benchmark: libc only.
 $(BUILD)/udpflow: examples/udpflow.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+# The smallest server for baton run (a newcomer's first read); tested under
+# baton run by tests/integ/test_minimal.c, found next to BATON_BIN.
+all: $(BUILD)/minimal
+$(BUILD)/minimal: examples/minimal.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 # The preload shim goes into servers built without sanitizers, so it is
@@ -176,6 +201,12 @@ check: all
 		BATON_REFSERVER=$(CURDIR)/$(BUILD)/refserver BATON_UDPFLOW=$(CURDIR)/$(BUILD)/udpflow BATON_LOADGEN=$(CURDIR)/$(BUILD)/bench/loadgen \
 		BATON_PROBE=$(CURDIR)/$(BUILD)/preload-probe BATON_PRELOAD_LIB=$(CURDIR)/$(BUILD)/libbaton-preload.so \
 		$(BUILD)/baton-test $(TESTS)
+
+# The no-root lane: tests/unit without the tests declared TEST_ROOT or
+# TEST_ENV, as user nobody (when run as root) with no BATON_* variable, in
+# seconds; it builds only what those tests use (and the shim they look for).
+check-unit: $(BUILD)/baton-unit $(BUILD)/libbaton-preload.so
+	$(SAN_ENV) $(BUILD)/baton-unit --no-root $(TESTS)
 
 bench: all
 	$(BUILD)/bench/accept-rate

@@ -20,11 +20,11 @@ extern "C" {
 
 /* The version of this header; baton_version() gives the library's. */
 #define BATON_VERSION_MAJOR 0
-#define BATON_VERSION_MINOR 2
+#define BATON_VERSION_MINOR 3
 #define BATON_VERSION_PATCH 0
-#define BATON_VERSION "0.2.0"   /* MAJOR.MINOR.PATCH, as above */
+#define BATON_VERSION "0.3.0"   /* MAJOR.MINOR.PATCH, as above */
 
-/* The version of the library the program runs with, e.g. "0.2.0". It can
+/* The version of the library the program runs with, e.g. "0.3.0". It can
  * differ from BATON_VERSION, the header the program was built with. */
 const char *baton_version(void);
 
@@ -517,7 +517,9 @@ int baton_notify_send(const char *state);
 
 /* For servers: the number of sockets passed with LISTEN_FDS (starting at
  * fd 3) when LISTEN_PID is this process, else 0; marks them O_CLOEXEC and,
- * with UNSET_ENV, removes the variables, as sd_listen_fds(3) does. */
+ * with UNSET_ENV, removes the variables, as sd_listen_fds(3) does.
+ * -EINVAL for a LISTEN_FDS that is no count; -errno (e.g. -EBADF for an fd
+ * that is not open) when one cannot be marked; UNSET_ENV applies either way. */
 int baton_listen_fds(bool unset_env);
 
 /* ---- handover between processes --------------------------------------- */

@@ -180,8 +180,16 @@ int baton_listen_fds(bool unset_env)
 		n = -EINVAL;
 		goto out;
 	}
-	for (i = 0; i < n; i++)
-		fcntl(3 + i, F_SETFD, FD_CLOEXEC);
+	/* As sd_listen_fds(3): an fd that is not open (or cannot be marked)
+	 * is an error, not a socket to hand the caller. */
+	for (i = 0; i < n; i++) {
+		int fl = fcntl(3 + i, F_GETFD);
+
+		if (fl < 0 || (!(fl & FD_CLOEXEC) && fcntl(3 + i, F_SETFD, fl | FD_CLOEXEC) < 0)) {
+			n = -errno;
+			goto out;
+		}
+	}
 out:
 	if (unset_env) {
 		unsetenv("LISTEN_PID");

@@ -12,19 +12,30 @@ struct bt_test {
 	void (*fn)(void);
 	unsigned timeout_s;
 	struct bt_test *next;
+	unsigned needs;		/* BT_NEEDS_*: 0 puts it in the no-root lane */
 };
+
+/* What a test needs beyond an unprivileged process in the source tree.
+ * `make check-unit` (the runner's --no-root) runs only tests/unit tests that
+ * need neither, as user nobody with no BATON_* variable, and fails one that
+ * skips there: a test that needs more says so where it is declared. */
+#define BT_NEEDS_ROOT 1u	/* privilege: netns, eBPF, another uid */
+#define BT_NEEDS_ENV  2u	/* what make check passes (BATON_LIB, BATON_BIN, servers) */
 
 void bt_register(struct bt_test *t);
 _Noreturn void bt_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 _Noreturn void bt_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void bt_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-#define TEST_TIMEOUT(id, secs)                                                           \
+#define TEST_NEEDS(id, secs, needs_)                                                     \
 	static void id(void);                                                            \
-	static struct bt_test id##_test = { #id, id, secs, 0 };                          \
+	static struct bt_test id##_test = { #id, id, secs, 0, needs_ };                  \
 	__attribute__((constructor)) static void id##_register(void) { bt_register(&id##_test); } \
 	static void id(void)
+#define TEST_TIMEOUT(id, secs) TEST_NEEDS(id, secs, 0)
 #define TEST(id) TEST_TIMEOUT(id, 30)
+#define TEST_ROOT(id) TEST_NEEDS(id, 30, BT_NEEDS_ROOT)
+#define TEST_ENV(id) TEST_NEEDS(id, 30, BT_NEEDS_ENV)
 
 #define SKIP(...) bt_skip(__VA_ARGS__)
 #define FAIL(...) bt_fail(__FILE__, __LINE__, __VA_ARGS__)

@@ -83,7 +83,7 @@ TEST(group_free_closes_its_copies)
 	ASSERT_EQ(bt_count_fds(), before);
 }
 
-TEST(library_exports_only_its_api)
+TEST_ENV(library_exports_only_its_api)
 {
 	const char *path = getenv("BATON_LIB");
 	void *h;

@@ -635,7 +635,7 @@ static void become_nobody(void)
 		_exit(9);
 }
 
-TEST(handover_refuses_a_peer_of_another_uid)
+TEST_ROOT(handover_refuses_a_peer_of_another_uid)
 {
 	BATON_OPTS(baton_handover_opts, o, .log = bt_lib_collect, .log_ctx = logbuf);
 	struct baton_handover_fds got;
