@@ -61,6 +61,7 @@ struct kase {
 	enum phase phase;
 	char name[48];
 	int variant;	/* V_*: a case beyond the target x phase matrix */
+	bool cbpf;	/* baton forced into classic BPF (BATON_STEERING=cbpf) */
 };
 
 /* Cases beyond the matrix (appended to the table): a checked canary whose
@@ -1206,6 +1207,21 @@ static void remove_case_dir(const char *dir)
 	}
 }
 
+/* The failures a case may have and still meet its goal: none, but for a
+ * generation killed (what it held dies with it) and, in classic BPF mode, a
+ * generation frozen while it was the only one: baton replaces and fences it,
+ * and classic BPF cannot migrate its accept queue, so what waited there is
+ * reset; that is at most one request per loadgen lane (each lane has one in
+ * flight), and none may fail after it. */
+static long long allowed_failures(const struct kase *k, const struct result *r)
+{
+	if (k->sig == SIGKILL && (k->target == T_OLD || k->target == T_NEW))
+		return r->held;
+	if (k->cbpf && k->sig == SIGSTOP && k->target == T_OLD && k->phase == P_IDLE)
+		return O.conc;
+	return 0;
+}
+
 /* Runs case K in this (forked) process, in DIR; the result goes to FD. */
 static void case_child(const struct kase *k, const char *dir, int fd)
 {
@@ -1238,10 +1254,22 @@ static void case_child(const struct kase *k, const char *dir, int fd)
 		add_note(&res, "cannot create files in %s: %s", c.dir, strerror(errno));
 		goto out;
 	}
+	/* classic BPF rows: every baton of the case inherits it */
+	if (k->cbpf)
+		setenv("BATON_STEERING", "cbpf", 1);
 	case_body(&c);
 	case_finish(&c);
-	res.goal = res.ran && res.recovered && res.leftover == 0 && !res.wrong &&
-		   res.failed <= (k->sig == SIGKILL && (k->target == T_OLD || k->target == T_NEW) ? res.held : 0);
+	if (k->cbpf) {
+		static char log[OUT_MAX];
+
+		/* a cbpf row that ran eBPF would prove nothing */
+		read_file(c.log, log, sizeof(log));
+		if (!strstr(log, "classic BPF mode")) {
+			res.wrong = true;
+			add_note(&res, "baton did not say it ran in classic BPF mode");
+		}
+	}
+	res.goal = res.ran && res.recovered && res.leftover == 0 && !res.wrong && res.failed <= allowed_failures(k, &res);
 out:
 	if (c.logfd >= 0)
 		close(c.logfd);
@@ -1283,6 +1311,23 @@ static int make_cases(struct kase *ks)
 	ks[n] = (struct kase){ .target = T_SUP, .sig = SIGSTOP, .phase = P_READY_WAIT, .variant = V_STALL };
 	snprintf(ks[n].name, sizeof(ks[n].name), "supervisor-stop-past-ready");
 	n++;
+	/* classic BPF (no migration of a queue, no pins, no checks): the rows
+	 * that make sense without migration, with the same goals, and the frozen
+	 * only generation, whose queue cBPF cannot move (see allowed_failures) */
+	{
+		static const struct { enum target t; int sig; enum phase p; } cb[] = {
+			{ T_SUP, SIGKILL, P_IDLE }, { T_SUP, SIGKILL, P_DRAINING }, { T_OLD, SIGKILL, P_DRAINING },
+			{ T_NEW, SIGKILL, P_READY_WAIT }, { T_OLD, SIGSTOP, P_IDLE },
+		};
+
+		for (size_t i = 0; i < sizeof(cb) / sizeof(cb[0]); i++, n++) {
+			ks[n] = (struct kase){ .target = cb[i].t, .sig = cb[i].sig, .phase = cb[i].p, .cbpf = true };
+			/* "sup": the names fit the table's column */
+			snprintf(ks[n].name, sizeof(ks[n].name), "cbpf-%s-%s-%s",
+				 cb[i].t == T_SUP ? "sup" : target_name[cb[i].t],
+				 cb[i].sig == SIGKILL ? "kill" : "stop", phase_name[cb[i].p]);
+		}
+	}
 	return n;
 }
 
@@ -1388,6 +1433,10 @@ static void usage(FILE *out)
 		"the supervisor as a stepped canary's --check-cmd starts failing (goal: rolled\n"
 		"back, never promoted), supervisor-stop-past-ready freezes it 2.5 s,\n"
 		"past --ready-timeout, while READY=1 waits (goal: that reload succeeds).\n"
+		"cbpf-* rows run baton in classic BPF mode (BATON_STEERING=cbpf, as without\n"
+		"CAP_BPF/CAP_PERFMON) with the same goals, except cbpf-old-stop-idle: cBPF\n"
+		"cannot migrate the frozen generation's accept queue, so up to one request\n"
+		"per loadgen lane (--concurrency) may fail there, none after.\n"
 		"Each case has its own network\n"
 		"namespace and BATON_RUNTIME_DIR. Prints one table:\n\n"
 		"  answered   requests answered while the case ran (loadgen's; in the switched\n"
