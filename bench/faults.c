@@ -653,16 +653,18 @@ static void holder_finish(struct holder *h)
 /* ---- a UDP flow client ------------------------------------------------------ */
 
 /* UDP rows: O.conc lanes, each a flow of datagrams "ID SEQ" from a socket of
- * its own (its own 4-tuple) for UDP_FLOW_MS (longer than the load runs before
- * any fault, so that a generation faulted has flows), one in flight at a
- * time, the next UDP_GAP_MS after the answer. udpflow answers "ok GEN ID SEQ", or
+ * its own (its own 4-tuple), one in flight at a time, the next UDP_GAP_MS
+ * after the answer. A flow lasts from UDP_FLOW_MIN_MS to UDP_FLOW_MAX_MS
+ * (drawn per flow), so that flows start all the time and at a fault both the
+ * old and the new generation of a reload have flows. udpflow answers "ok GEN ID SEQ", or
  * "misrouted GEN ..." when its generation never saw the flow start: the flow's
  * state is lost, as a datagram with no answer within UDP_TIMEOUT_MS is (a
  * client would retransmit by then). Either failure ends the flow and the
  * lane starts a new one. Counts are written as loadgen's JSON (timeout:
  * unanswered, other_error: misrouted or bad), plus "failed_on": failures by
  * the generation that had answered the flow so far ("0": none had). */
-#define UDP_FLOW_MS 1500
+#define UDP_FLOW_MIN_MS 300
+#define UDP_FLOW_MAX_MS 1500
 #define UDP_GAP_MS 2
 #define UDP_TIMEOUT_MS 1000
 #define UDP_MAX_GEN 64
@@ -680,11 +682,13 @@ struct ulane {
 	unsigned id, seq;
 	int gen;	/* the generation that answered this flow, 0 none yet */
 	bool waiting;
-	long long sent_ms, due_ms, start_ms;
+	long long sent_ms, due_ms, end_ms;
 };
 
 static void ulane_new(struct ulane *u, unsigned *next_id)
 {
+	static unsigned rnd = 12345;	/* the same draws in every run */
+
 	if (u->fd >= 0)
 		close(u->fd);
 	u->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -692,8 +696,9 @@ static void ulane_new(struct ulane *u, unsigned *next_id)
 	u->seq = 0;
 	u->gen = 0;
 	u->waiting = false;
-	u->start_ms = now_ms();
-	u->due_ms = u->start_ms + UDP_GAP_MS;
+	rnd = rnd * 1103515245u + 12345u;
+	u->due_ms = now_ms() + UDP_GAP_MS;
+	u->end_ms = u->due_ms + UDP_FLOW_MIN_MS + (rnd >> 8) % (UDP_FLOW_MAX_MS - UDP_FLOW_MIN_MS);
 }
 
 static void udp_client(int outfd)
@@ -768,7 +773,7 @@ static void udp_client(int outfd)
 					l->gen = gen;
 					l->waiting = false;
 					l->due_ms = now + UDP_GAP_MS;
-					if (++l->seq && now - l->start_ms >= UDP_FLOW_MS)
+					if (++l->seq && now >= l->end_ms)
 						ulane_new(l, &next_id);
 					break;
 				}
@@ -1334,13 +1339,19 @@ static void case_finish(struct ctx *c)
 			r->truncated += h->out == O_TRUNCATED;
 			r->other += h->out == O_OTHER;
 			r->failed += h->out != O_NONE && h->out != O_ANSWERED;
-			if (c->k->udp && r->victim_gen > 0) {
+			if (c->k->udp) {
 				const char *fo = obj_get(out, "failed_on");
+				long long mis = 0;
 				char key[24];
 
 				snprintf(key, sizeof(key), "%lld", r->victim_gen);
-				if (fo)
+				if (fo && r->victim_gen > 0)
 					get_num(fo, key, &r->failed_victim);
+				get_num(out, "misrouted", &mis);
+				/* which flows failed, and how: a miss explains itself */
+				if (r->failed && fo)
+					add_note(r, "%lld misrouted; failures by the generation of their flow "
+						 "(0: none had answered) %.*s", mis, (int)(strchr(fo, '}') ? strchr(fo, '}') - fo + 1 : 0), fo);
 			}
 		} else {
 			add_note(r, "no report from loadgen");
@@ -1645,13 +1656,13 @@ static void usage(FILE *out)
 		"cannot migrate the frozen generation's accept queue, so up to one request\n"
 		"per loadgen lane (--concurrency) may fail there, none after.\n"
 		"udp-* rows run udpflow on udp://127.0.0.1:8080?flow_idle=1s under the bench's\n"
-		"own UDP client instead of loadgen: --concurrency flows of %d ms each, one in\n"
+		"own UDP client instead of loadgen: --concurrency flows of %d-%d ms, one in\n"
 		"flight each; a datagram with no answer in %d ms (timeout) or answered by a\n"
 		"generation that never saw its flow start (other: misrouted) fails its flow.\n"
 		"\"draining\" there is %d ms after the reload's switch, the old generation still\n"
-		"answering its flows. Goal: none fails, but when a generation is killed, where\n"
-		"held is then the client's flows and every failure must be a flow that\n"
-		"generation had answered.\n"
+		"answering its flows. Goal: none fails, but when a generation is killed: then\n"
+		"held is the client's flows (at most that many may fail, one datagram each)\n"
+		"and every failure must be of a flow that generation had answered.\n"
 		"Each case has its own network\n"
 		"namespace and BATON_RUNTIME_DIR. Prints one table:\n\n"
 		"  answered   requests answered while the case ran (loadgen's; in the switched\n"
@@ -1678,7 +1689,7 @@ static void usage(FILE *out)
 		"Needs root (network namespaces, eBPF). Binaries: BATON_BIN, BATON_REFSERVER,\n"
 		"BATON_LOADGEN, else next to this program (build/). Exit 0 when the matrix ran.\n",
 		READY_WAIT_AT_MS, READY_DELAY_MS, SWITCHED_DELAY_MS, DRAIN_AT_MS, DRAIN_DELAY_MS, SUP_CONT_MS / 1000,
-		GEN_CONT_MS / 1000, UDP_FLOW_MS, UDP_TIMEOUT_MS, DRAIN_AT_MS);
+		GEN_CONT_MS / 1000, UDP_FLOW_MIN_MS, UDP_FLOW_MAX_MS, UDP_TIMEOUT_MS, DRAIN_AT_MS);
 }
 
 static int parse_opts(int argc, char **argv)
