@@ -656,11 +656,11 @@ static void holder_finish(struct holder *h)
  * its own (its own 4-tuple), one in flight at a time, the next UDP_GAP_MS
  * after the answer. A flow lasts from UDP_FLOW_MIN_MS to UDP_FLOW_MAX_MS
  * (drawn per flow), so that flows start all the time and at a fault both the
- * old and the new generation of a reload have flows. udpflow answers "ok GEN ID SEQ", or
- * "misrouted GEN ..." when its generation never saw the flow start: the flow's
- * state is lost, as a datagram with no answer within UDP_TIMEOUT_MS is (a
- * client would retransmit by then). Either failure ends the flow and the
- * lane starts a new one. Counts are written as loadgen's JSON (timeout:
+ * old and the new generation of a reload have flows. udpflow answers
+ * "ok GEN ID SEQ", or "misrouted GEN ..." when its generation never saw the
+ * flow start: the flow's state is lost, as it is when a datagram has no
+ * answer within UDP_TIMEOUT_MS (a client would retransmit by then). Either
+ * failure ends the flow and the lane starts a new one. Counts are written as loadgen's JSON (timeout:
  * unanswered, other_error: misrouted or bad), plus "failed_on": failures by
  * the generation that had answered the flow so far ("0": none had). */
 #define UDP_FLOW_MIN_MS 300
@@ -773,7 +773,8 @@ static void udp_client(int outfd)
 					l->gen = gen;
 					l->waiting = false;
 					l->due_ms = now + UDP_GAP_MS;
-					if (++l->seq && now >= l->end_ms)
+					l->seq++;
+					if (now >= l->end_ms)
 						ulane_new(l, &next_id);
 					break;
 				}
@@ -1340,7 +1341,7 @@ static void case_finish(struct ctx *c)
 			r->other += h->out == O_OTHER;
 			r->failed += h->out != O_NONE && h->out != O_ANSWERED;
 			if (c->k->udp) {
-				const char *fo = obj_get(out, "failed_on");
+				const char *fo = obj_get(out, "failed_on"), *fe = fo ? strchr(fo, '}') : NULL;
 				long long mis = 0;
 				char key[24];
 
@@ -1349,9 +1350,9 @@ static void case_finish(struct ctx *c)
 					get_num(fo, key, &r->failed_victim);
 				get_num(out, "misrouted", &mis);
 				/* which flows failed, and how: a miss explains itself */
-				if (r->failed && fo)
+				if (r->failed && fe)
 					add_note(r, "%lld misrouted; failures by the generation of their flow "
-						 "(0: none had answered) %.*s", mis, (int)(strchr(fo, '}') ? strchr(fo, '}') - fo + 1 : 0), fo);
+						 "(0: none had answered) %.*s", mis, (int)(fe - fo + 1), fo);
 			}
 		} else {
 			add_note(r, "no report from loadgen");
@@ -1687,7 +1688,8 @@ static void usage(FILE *out)
 		"  --keep             keep each case's logs (the note says where)\n"
 		"  --list             print the case names and exit\n"
 		"Needs root (network namespaces, eBPF). Binaries: BATON_BIN, BATON_REFSERVER,\n"
-		"BATON_LOADGEN, else next to this program (build/). Exit 0 when the matrix ran.\n",
+		"BATON_LOADGEN, BATON_UDPFLOW, else next to this program (build/). Exit 0 when\n"
+		"the matrix ran.\n",
 		READY_WAIT_AT_MS, READY_DELAY_MS, SWITCHED_DELAY_MS, DRAIN_AT_MS, DRAIN_DELAY_MS, SUP_CONT_MS / 1000,
 		GEN_CONT_MS / 1000, UDP_FLOW_MIN_MS, UDP_FLOW_MAX_MS, UDP_TIMEOUT_MS, DRAIN_AT_MS);
 }
