@@ -63,6 +63,8 @@ struct kase {
 	enum phase phase;
 	char name[48];
 	int variant;	/* V_*: a case beyond the target x phase matrix */
+	bool cbpf;	/* baton forced into classic BPF (BATON_STEERING=cbpf) */
+	bool udp;	/* udpflow on a UDP listener, under the bench's UDP flow client */
 };
 
 /* Cases beyond the matrix (appended to the table): a checked canary whose
@@ -85,6 +87,8 @@ struct result {
 	char note[240];
 	char during[160];        /* what the reload (or upgrade) in flight said */
 	bool wrong;              /* a variant's own outcome was wrong (said in note) */
+	long long victim_gen;    /* UDP rows: the generation faulted, 0 none */
+	long long failed_victim; /* UDP rows: failures of flows that generation answered */
 };
 
 struct opts {
@@ -96,7 +100,7 @@ struct opts {
 
 static volatile sig_atomic_t interrupted;
 static struct opts O = { .load_s = 2.0, .conc = 16, .timeout_ms = 3000 };
-static char self[PATH_MAX], baton[PATH_MAX], refserver[PATH_MAX], loadgen[PATH_MAX];
+static char self[PATH_MAX], baton[PATH_MAX], refserver[PATH_MAX], loadgen[PATH_MAX], udpflow[PATH_MAX];
 
 /* ---- small things ---------------------------------------------------------- */
 
@@ -648,6 +652,157 @@ static void holder_finish(struct holder *h)
 	h->fd = -1;
 }
 
+/* ---- a UDP flow client ------------------------------------------------------ */
+
+/* UDP rows: O.conc lanes, each a flow of datagrams "ID SEQ" from a socket of
+ * its own (its own 4-tuple), one in flight at a time, the next UDP_GAP_MS
+ * after the answer. A flow lasts from UDP_FLOW_MIN_MS to UDP_FLOW_MAX_MS
+ * (drawn per flow), so that flows start all the time and at a fault both the
+ * old and the new generation of a reload have flows. udpflow answers
+ * "ok GEN ID SEQ", or "misrouted GEN ..." when its generation never saw the
+ * flow start: the flow's state is lost, as it is when a datagram has no
+ * answer within UDP_TIMEOUT_MS (a client would retransmit by then). Either
+ * failure ends the flow and the lane starts a new one. Counts are written as loadgen's JSON (timeout:
+ * unanswered, other_error: misrouted or bad), plus "failed_on": failures by
+ * the generation that had answered the flow so far ("0": none had). */
+#define UDP_FLOW_MIN_MS 300
+#define UDP_FLOW_MAX_MS 1500
+#define UDP_GAP_MS 2
+#define UDP_TIMEOUT_MS 1000
+#define UDP_MAX_GEN 64
+
+static volatile sig_atomic_t udp_stop;
+
+static void on_udp_stop(int sig)
+{
+	(void)sig;
+	udp_stop = 1;
+}
+
+struct ulane {
+	int fd;
+	unsigned id, seq;
+	int gen;	/* the generation that answered this flow, 0 none yet */
+	bool waiting;
+	long long sent_ms, due_ms, end_ms;
+};
+
+static void ulane_new(struct ulane *u, unsigned *next_id)
+{
+	static unsigned rnd = 12345;	/* the same draws in every run */
+
+	if (u->fd >= 0)
+		close(u->fd);
+	u->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	u->id = (*next_id)++;
+	u->seq = 0;
+	u->gen = 0;
+	u->waiting = false;
+	rnd = rnd * 1103515245u + 12345u;
+	u->due_ms = now_ms() + UDP_GAP_MS;
+	u->end_ms = u->due_ms + UDP_FLOW_MIN_MS + (rnd >> 8) % (UDP_FLOW_MAX_MS - UDP_FLOW_MIN_MS);
+}
+
+static void udp_client(int outfd)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(8080), .sin_addr.s_addr = htonl(0x7f000001) };
+	long long answered = 0, unanswered = 0, misrouted = 0, bad = 0, failed_on[UDP_MAX_GEN] = { 0 }, stop_at = 0;
+	struct ulane *u = calloc((size_t)O.conc, sizeof(*u));
+	unsigned next_id = 1;
+	struct pollfd *pf = calloc((size_t)O.conc, sizeof(*pf));
+	char doc[1024];
+	int n, i;
+
+	signal(SIGTERM, on_udp_stop);
+	if (!u || !pf)
+		_exit(1);
+	for (i = 0; i < O.conc; i++) {
+		u[i].fd = -1;
+		ulane_new(&u[i], &next_id);
+	}
+	for (;;) {
+		long long now = now_ms();
+		int busy = 0;
+
+		if (udp_stop && !stop_at)
+			stop_at = now;
+		for (i = 0; i < O.conc; i++) {
+			struct ulane *l = &u[i];
+
+			if (l->waiting && now - l->sent_ms >= UDP_TIMEOUT_MS) {
+				unanswered++;
+				failed_on[l->gen < UDP_MAX_GEN ? l->gen : 0]++;
+				ulane_new(l, &next_id);
+			}
+			if (!l->waiting && !stop_at && now >= l->due_ms && l->fd >= 0) {
+				char d[32];
+				int len = snprintf(d, sizeof(d), "%u %u", l->id, l->seq);
+
+				if (sendto(l->fd, d, (size_t)len, 0, (struct sockaddr *)&to, sizeof(to)) == len) {
+					l->waiting = true;
+					l->sent_ms = now;
+				} else {
+					/* not sent: counted as what a client sees, no answer */
+					unanswered++;
+					failed_on[l->gen < UDP_MAX_GEN ? l->gen : 0]++;
+					ulane_new(l, &next_id);
+				}
+			}
+			busy += l->waiting;
+			pf[i] = (struct pollfd){ .fd = l->fd, .events = POLLIN };
+		}
+		if (stop_at && !busy)
+			break;
+		if (poll(pf, (nfds_t)O.conc, 1) <= 0)
+			continue;
+		now = now_ms();
+		for (i = 0; i < O.conc; i++) {
+			struct ulane *l = &u[i];
+			char a[128];
+			ssize_t got;
+			unsigned id, seq;
+			int gen;
+
+			if (!(pf[i].revents & POLLIN))
+				continue;
+			while ((got = recv(l->fd, a, sizeof(a) - 1, 0)) > 0) {
+				a[got] = '\0';
+				if (!l->waiting)
+					continue;	/* a late answer to a datagram already counted */
+				if (sscanf(a, "ok %d %u %u", &gen, &id, &seq) == 3 && id == l->id && seq == l->seq &&
+				    (!l->gen || gen == l->gen)) {
+					answered++;
+					l->gen = gen;
+					l->waiting = false;
+					l->due_ms = now + UDP_GAP_MS;
+					l->seq++;
+					if (now >= l->end_ms)
+						ulane_new(l, &next_id);
+					break;
+				}
+				if (!strncmp(a, "misrouted ", 10))
+					misrouted++;
+				else
+					bad++;
+				failed_on[l->gen < UDP_MAX_GEN ? l->gen : 0]++;
+				ulane_new(l, &next_id);
+				break;
+			}
+		}
+	}
+	n = snprintf(doc, sizeof(doc), "{\"answered\": %lld, \"refused\": 0, \"reset\": 0, \"timeout\": %lld, "
+		     "\"truncated\": 0, \"other_error\": %lld, \"failed\": %lld, \"misrouted\": %lld, \"failed_on\": {",
+		     answered, unanswered, misrouted + bad, unanswered + misrouted + bad, misrouted);
+	for (i = 0; i < UDP_MAX_GEN && n < (int)sizeof(doc) - 32; i++)
+		if (failed_on[i])
+			n += snprintf(doc + n, sizeof(doc) - (size_t)n, "%s\"%d\": %lld", doc[n - 1] == '{' ? "" : ", ", i,
+				      failed_on[i]);
+	n += snprintf(doc + n, sizeof(doc) - (size_t)n, "}}\n");
+	if (write(outfd, doc, (size_t)n) != n)
+		_exit(1);
+	_exit(0);
+}
+
 /* ---- the supervisor's status ----------------------------------------------- */
 
 struct gen_view {
@@ -781,6 +936,16 @@ static void sup_argv(struct ctx *c)
 	int n = 0;
 
 	a[n++] = baton, a[n++] = "run", a[n++] = "--name", a[n++] = NAME, a[n++] = "--no-preload";
+	if (c->k->udp) {
+		/* flows idle 1 s go to the active generation; udpflow answers at
+		 * once (no readiness delay: no starting or ready-wait rows) */
+		static char uspec[] = "udp://127.0.0.1:8080?flow_idle=1s";
+
+		a[n++] = "--listen", a[n++] = uspec, a[n++] = "--grace", a[n++] = "3s";
+		a[n++] = "--ready-timeout", a[n++] = "1500ms", a[n++] = "--", a[n++] = udpflow;
+		a[n] = NULL;
+		return;
+	}
 	a[n++] = "--listen", a[n++] = spec, a[n++] = "--grace", a[n++] = "3s";
 	a[n++] = "--ready-timeout", a[n++] = "1500ms";
 	if (c->k->variant == V_STALL)
@@ -846,6 +1011,10 @@ static void case_body(struct ctx *c)
 	const char *why = "";
 	int i, e;
 
+	if (k->udp && access(udpflow, X_OK)) {
+		add_note(r, "not run: no udpflow server at %s (make all builds it, or set BATON_UDPFLOW)", udpflow);
+		return;
+	}
 	set_ready_delay(c, 0);
 	if (k->target == T_FULLDISK) {
 		char run_dir[96];
@@ -867,7 +1036,15 @@ static void case_body(struct ctx *c)
 	}
 	old = (pid_t)v.active->pid;
 	dbg("gen 1 (pid %d) active under supervisor %d", (int)old, (int)c->sup);
-	{
+	if (k->udp) {
+		if (k->target == T_OLD)
+			r->victim_gen = v.active->id;
+		fflush(NULL);
+		c->load = fork();
+		if (c->load == 0)
+			udp_client(c->loadfd);
+		c->load_t0 = now_ms();
+	} else {
 		char conc[16], tmo[16];
 
 		snprintf(conc, sizeof(conc), "%d", O.conc);
@@ -1001,7 +1178,7 @@ static void case_body(struct ctx *c)
 				break;
 		goto recovery_reload;
 	}
-	if (k->phase == P_SWITCHED || k->phase == P_DRAINING) {
+	if (!k->udp && (k->phase == P_SWITCHED || k->phase == P_DRAINING)) {
 		if ((e = holder_open(&c->holder)))
 			add_note(r, "cannot open the slow request: %s", strerror(-e));
 		sleep_ms(20);	/* accepted by the old generation before the reload */
@@ -1070,6 +1247,14 @@ static void case_body(struct ctx *c)
 	r->held = victim ? held_by(victim) : 0;
 	if (r->held < 0)
 		r->held = 0;
+	if (k->udp && k->target == T_NEW) {
+		const char *g = strstr(reload.out, "started gen ");
+
+		r->victim_gen = g ? atoll(g + 12) : 0;
+	}
+	/* UDP: what a generation holds is its flows, at most one per lane */
+	if (k->udp && k->target != T_SUP)
+		r->held = victim ? O.conc : 0;
 	t_fault = now_ms();
 	if (victim)
 		kill(victim, k->sig);
@@ -1258,6 +1443,20 @@ static void case_finish(struct ctx *c)
 			r->truncated += h->out == O_TRUNCATED;
 			r->other += h->out == O_OTHER;
 			r->failed += h->out != O_NONE && h->out != O_ANSWERED;
+			if (c->k->udp) {
+				const char *fo = obj_get(out, "failed_on"), *fe = fo ? strchr(fo, '}') : NULL;
+				long long mis = 0;
+				char key[24];
+
+				snprintf(key, sizeof(key), "%lld", r->victim_gen);
+				if (fo && r->victim_gen > 0)
+					get_num(fo, key, &r->failed_victim);
+				get_num(out, "misrouted", &mis);
+				/* which flows failed, and how: a miss explains itself */
+				if (r->failed && fe)
+					add_note(r, "%lld misrouted; failures by the generation of their flow "
+						 "(0: none had answered) %.*s", mis, (int)(fe - fo + 1), fo);
+			}
 		} else {
 			add_note(r, "no report from loadgen");
 		}
@@ -1309,6 +1508,24 @@ static void remove_case_dir(const char *dir)
 	}
 }
 
+/* The failures a case may have and still meet its goal: none, but for a
+ * generation killed (what it held dies with it) and, in classic BPF mode, a
+ * generation frozen while it was the only one: baton replaces and fences it,
+ * and classic BPF cannot migrate its accept queue, so what waited there is
+ * reset; that is at most one request per loadgen lane (each lane has one in
+ * flight), and none may fail after it. */
+static long long allowed_failures(const struct kase *k, const struct result *r)
+{
+	/* UDP: only flows of the killed generation, one datagram each */
+	if (k->udp && k->sig == SIGKILL && (k->target == T_OLD || k->target == T_NEW))
+		return r->failed_victim == r->failed ? r->held : 0;
+	if (k->sig == SIGKILL && (k->target == T_OLD || k->target == T_NEW))
+		return r->held;
+	if (k->cbpf && k->sig == SIGSTOP && k->target == T_OLD && k->phase == P_IDLE)
+		return O.conc;
+	return 0;
+}
+
 /* Runs case K in this (forked) process, in DIR; the result goes to FD. */
 static void case_child(const struct kase *k, const char *dir, int fd)
 {
@@ -1341,10 +1558,22 @@ static void case_child(const struct kase *k, const char *dir, int fd)
 		add_note(&res, "cannot create files in %s: %s", c.dir, strerror(errno));
 		goto out;
 	}
+	/* classic BPF rows: every baton of the case inherits it */
+	if (k->cbpf)
+		setenv("BATON_STEERING", "cbpf", 1);
 	case_body(&c);
 	case_finish(&c);
-	res.goal = res.ran && res.recovered && res.leftover == 0 && !res.wrong &&
-		   res.failed <= (k->sig == SIGKILL && (k->target == T_OLD || k->target == T_NEW) ? res.held : 0);
+	if (k->cbpf) {
+		static char log[OUT_MAX];
+
+		/* a cbpf row that ran eBPF would prove nothing */
+		read_file(c.log, log, sizeof(log));
+		if (!strstr(log, "classic BPF mode")) {
+			res.wrong = true;
+			add_note(&res, "baton did not say it ran in classic BPF mode");
+		}
+	}
+	res.goal = res.ran && res.recovered && res.leftover == 0 && !res.wrong && res.failed <= allowed_failures(k, &res);
 out:
 	if (c.logfd >= 0)
 		close(c.logfd);
@@ -1391,7 +1620,43 @@ static int make_cases(struct kase *ks)
 	n++;
 	ks[n] = (struct kase){ .target = T_FULLDISK, .sig = SIGKILL, .phase = P_IDLE };
 	snprintf(ks[n].name, sizeof(ks[n].name), "full-disk-kill");
-	return n + 1;
+	n++;
+	/* classic BPF (no migration of a queue, no pins, no checks): the rows
+	 * that make sense without migration, with the same goals, and the frozen
+	 * only generation, whose queue cBPF cannot move (see allowed_failures) */
+	{
+		static const struct { enum target t; int sig; enum phase p; } cb[] = {
+			{ T_SUP, SIGKILL, P_IDLE }, { T_SUP, SIGKILL, P_DRAINING }, { T_OLD, SIGKILL, P_DRAINING },
+			{ T_NEW, SIGKILL, P_READY_WAIT }, { T_OLD, SIGSTOP, P_IDLE },
+		};
+
+		for (size_t i = 0; i < sizeof(cb) / sizeof(cb[0]); i++, n++) {
+			ks[n] = (struct kase){ .target = cb[i].t, .sig = cb[i].sig, .phase = cb[i].p, .cbpf = true };
+			/* "sup": the names fit the table's column */
+			snprintf(ks[n].name, sizeof(ks[n].name), "cbpf-%s-%s-%s",
+				 cb[i].t == T_SUP ? "sup" : target_name[cb[i].t],
+				 cb[i].sig == SIGKILL ? "kill" : "stop", phase_name[cb[i].p]);
+		}
+	}
+	/* UDP (no queue to migrate; flows pinned to the generation that saw
+	 * them start): the supervisor killed or frozen at rest and while the
+	 * old generation still answers its flows after a reload (those flows
+	 * must go on being answered by it), and a generation killed (only its
+	 * own flows may fail, one datagram each) */
+	{
+		static const struct { enum target t; int sig; enum phase p; } ud[] = {
+			{ T_SUP, SIGKILL, P_IDLE }, { T_SUP, SIGKILL, P_DRAINING }, { T_SUP, SIGSTOP, P_DRAINING },
+			{ T_OLD, SIGKILL, P_IDLE }, { T_OLD, SIGKILL, P_DRAINING }, { T_NEW, SIGKILL, P_DRAINING },
+		};
+
+		for (size_t i = 0; i < sizeof(ud) / sizeof(ud[0]); i++, n++) {
+			ks[n] = (struct kase){ .target = ud[i].t, .sig = ud[i].sig, .phase = ud[i].p, .udp = true };
+			snprintf(ks[n].name, sizeof(ks[n].name), "udp-%s-%s-%s",
+				 ud[i].t == T_SUP ? "sup" : target_name[ud[i].t],
+				 ud[i].sig == SIGKILL ? "kill" : "stop", phase_name[ud[i].p]);
+		}
+	}
+	return n;
 }
 
 static bool wanted(const char *name)
@@ -1499,8 +1764,21 @@ static void usage(FILE *out)
 		"second-start runs two more `baton run` of the same name at once (refused,\n"
 		"harming nothing) and full-disk-kill reloads while the runtime directory's\n"
 		"tmpfs is full, then kills the supervisor and runs the same command again (it\n"
-		"adopts the serving generation). Each case has its own network namespace and\n"
-		"BATON_RUNTIME_DIR. Prints one table:\n\n"
+		"adopts the serving generation).\n"
+		"cbpf-* rows run baton in classic BPF mode (BATON_STEERING=cbpf, as without\n"
+		"CAP_BPF/CAP_PERFMON) with the same goals, except cbpf-old-stop-idle: cBPF\n"
+		"cannot migrate the frozen generation's accept queue, so up to one request\n"
+		"per loadgen lane (--concurrency) may fail there, none after.\n"
+		"udp-* rows run udpflow on udp://127.0.0.1:8080?flow_idle=1s under the bench's\n"
+		"own UDP client instead of loadgen: --concurrency flows of %d-%d ms, one in\n"
+		"flight each; a datagram with no answer in %d ms (timeout) or answered by a\n"
+		"generation that never saw its flow start (other: misrouted) fails its flow.\n"
+		"\"draining\" there is %d ms after the reload's switch, the old generation still\n"
+		"answering its flows. Goal: none fails, but when a generation is killed: then\n"
+		"held is the client's flows (at most that many may fail, one datagram each)\n"
+		"and every failure must be of a flow that generation had answered.\n"
+		"Each case has its own network\n"
+		"namespace and BATON_RUNTIME_DIR. Prints one table:\n\n"
 		"  answered   requests answered while the case ran (loadgen's; in the switched\n"
 		"             and draining cases also one slow request of the bench's own, held\n"
 		"             open on the old generation so that it has something to drain)\n"
@@ -1523,9 +1801,10 @@ static void usage(FILE *out)
 		"  --keep             keep each case's logs (the note says where)\n"
 		"  --list             print the case names and exit\n"
 		"Needs root (network namespaces, eBPF). Binaries: BATON_BIN, BATON_REFSERVER,\n"
-		"BATON_LOADGEN, else next to this program (build/). Exit 0 when the matrix ran.\n",
+		"BATON_LOADGEN, BATON_UDPFLOW, else next to this program (build/). Exit 0 when\n"
+		"the matrix ran.\n",
 		READY_WAIT_AT_MS, READY_DELAY_MS, SWITCHED_DELAY_MS, DRAIN_AT_MS, DRAIN_DELAY_MS, SUP_CONT_MS / 1000,
-		GEN_CONT_MS / 1000);
+		GEN_CONT_MS / 1000, UDP_FLOW_MIN_MS, UDP_FLOW_MAX_MS, UDP_TIMEOUT_MS, DRAIN_AT_MS);
 }
 
 static int parse_opts(int argc, char **argv)
@@ -1637,8 +1916,8 @@ static void find_binary(char *buf, const char *env, const char *rel)
 
 int main(int argc, char **argv)
 {
-	static struct kase ks[64];
-	static struct result res[64];
+	static struct kase ks[96];
+	static struct result res[96];
 	int nk, r, ran = 0, met = 0;
 	ssize_t l;
 	long long t0;
@@ -1662,6 +1941,7 @@ int main(int argc, char **argv)
 	find_binary(baton, "BATON_BIN", "../baton");
 	find_binary(refserver, "BATON_REFSERVER", "../refserver");
 	find_binary(loadgen, "BATON_LOADGEN", "loadgen");
+	find_binary(udpflow, "BATON_UDPFLOW", "../udpflow");
 	if (access(baton, X_OK) || access(refserver, X_OK) || access(loadgen, X_OK)) {
 		fprintf(stderr, "faults: need %s, %s and %s: run make first (or set BATON_BIN, BATON_REFSERVER, "
 				"BATON_LOADGEN)\n", baton, refserver, loadgen);
