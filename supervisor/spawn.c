@@ -72,13 +72,11 @@ void preload_apply(struct sup *s)
 		unsetenv("BATON_HANDOFF");
 		return;
 	}
+	/* set again by handoff_child_place when this generation has a channel */
+	unsetenv("BATON_HANDOFF");
 	snprintf(val, sizeof(val), "%s%s%s", s->preload_lib, old && *old ? " " : "", old ? old : "");
 	setenv("LD_PRELOAD", val, 1);
 	setenv("BATON_PRELOAD", s->preload_env, 1);
-	if (handoff_env(s))
-		setenv("BATON_HANDOFF", handoff_env(s), 1);
-	else
-		unsetenv("BATON_HANDOFF");
 }
 
 /* An ignored signal stays ignored across exec: a supervisor started in the
@@ -130,7 +128,7 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 	if (pid == 0) {
 		sigset_t none;
 		char num[32];
-		int wfd;
+		int wfd, top;
 
 		/* into its cgroup before it can bind: the hook applies from here */
 		if (cgfd >= 0 && write(cgfd, "0", 1) != 1) {
@@ -147,15 +145,18 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 		 * stops gracefully. No parent-death signal: a generation outlives
 		 * a supervisor that dies, and the next one adopts it. */
 		setpgid(0, 0);
-		/* lift everything above the target range before placing it */
-		wfd = fcntl(p[1], F_DUPFD_CLOEXEC, 3 + n);
+		/* lift everything above the target range before placing it:
+		 * the listeners, then the handoff channel (not a listener, so
+		 * not in LISTEN_FDS; BATON_HANDOFF names it) */
+		top = 3 + n + (cgfd >= 0 ? 0 : handoff_child_lift(s, 3 + n + 2));
+		wfd = fcntl(p[1], F_DUPFD_CLOEXEC, top);
 		for (i = 0; i < n; i++)
-			tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + n);
+			tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, top);
 		for (i = 0; i < n; i++)
 			if (tmp[i] < 0 || dup2(tmp[i], 3 + i) < 0)
 				goto fail;
 		/* whatever baton itself inherited is not the generation's */
-		syscall(SYS_close_range, 3 + n, ~0U, CLOSE_RANGE_CLOEXEC);
+		syscall(SYS_close_range, top, ~0U, CLOSE_RANGE_CLOEXEC);
 		/* first: LISTEN_* and the rest are baton's to say */
 		env_apply(cmd_env(s));
 		if (cgfd >= 0) {
@@ -175,6 +176,8 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 		setenv("BATON_GENERATION", num, 1);
 		flows_env(s, id);
 		preload_apply(s);
+		if (top > 3 + n && s->preload_lib[0] && handoff_child_place(s, 3 + n))
+			goto fail;
 		execvp(cmd_argv(s)[0], cmd_argv(s));
 fail:
 		e = errno;
