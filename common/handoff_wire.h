@@ -34,15 +34,22 @@ struct handoff_wake {
 };
 
 /* A generation's channel (a SOCK_SEQPACKET socketpair the supervisor made
- * before starting it): the fd numbers it has in the generation and their
+ * before starting it), at the map index the generation was given at its
+ * start (its SLOT in BATON_HANDOFF, also its draining and answered entry):
+ * the fd numbers it has in the generation and their
  * inodes, so that a supervisor that was restarted or re-executed takes
  * both back with pidfd_getfd and knows them, and the shim knows its fd is
  * still the one it was given. [0]: the generation's end, [1]: the
  * supervisor's end, which the generation keeps open for that. */
 struct handoff_chan {
 	int32_t fd[2];
-	uint32_t pad;
+	uint32_t id;                  /* the generation's id: a resumed supervisor may put it in another slot */
 	uint64_t ino[2];
+	/* The generation started next (ALT_ID) got a copy of the supervisor's
+	 * end too, at ALT_FD: what this one gives while no supervisor runs
+	 * outlives it, if it exits before the next supervisor comes. */
+	int32_t alt_fd;
+	uint32_t alt_id;
 };
 
 /* The shared file, $BATON_RUNTIME_DIR/NAME.handoff-map. Counters are
@@ -94,12 +101,13 @@ static inline int handoff_msg_check(const struct handoff_msg *m, long n, int nfd
 	return nfd == 1 && (m->op == HANDOFF_GIVE || m->token) ? 0 : -1;
 }
 
-/* BATON_HANDOFF=v2;SLOT;L,L,...;FD;KEEPFD;MAP, the generation's side:
- * its slot, the listeners that opted in (indexes of --listen), its end of
- * the channel, the supervisor's end it keeps (-1: none), the map's path. */
+/* BATON_HANDOFF=v2;SLOT;L,L,...;FD;KEEPFD;PREVFD;MAP, the generation's
+ * side: its slot, the listeners that opted in (indexes of --listen), its
+ * end of the channel, the supervisor's end it keeps (-1: none), the
+ * previous generation's supervisor end it keeps (-1: none), the map's path. */
 #define HANDOFF_MAX_LISTENERS 4096
 struct handoff_env {
-	int slot, fd, keep;
+	int slot, fd, keep, prev;
 	uint8_t opted[HANDOFF_MAX_LISTENERS / 8];
 	char map[4096];
 };
@@ -157,6 +165,10 @@ static inline int handoff_env_parse(const char *env, long nlisten, struct handof
 	if (v < -1 || v > 65535 || *e != ';')
 		return -1;
 	out->keep = (int)v;
+	v = handoff_env_num(e + 1, &e);
+	if (v < -1 || v > 65535 || *e != ';')
+		return -1;
+	out->prev = (int)v;
 	ml = strlen(e + 1);
 	if (e[1] != '/' || ml >= sizeof(out->map))
 		return -1;

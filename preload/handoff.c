@@ -79,6 +79,7 @@
 #define F_SHARED 1      /* copied (dup, fork): closing this fd does not close the connection */
 #define F_ADOPTED 2     /* handed to this generation: its answers are counted */
 #define F_CLOSES 4      /* its last answer (HTTP) said the connection ends with it */
+#define F_GIVEN 8       /* handed off at shutdown(): the close that follows only drops our copy */
 #define TCP_STATE_ESTABLISHED 1 /* include/net/tcp_states.h: not in the uapi headers */
 
 static bool on;
@@ -86,6 +87,9 @@ static struct handoff_map *map;
 static uint32_t my_gen, my_slot;
 static struct handoff_env henv;     /* BATON_HANDOFF, parsed: which listeners opted in */
 static int chan = -1;                /* the generation's end of its channel */
+static int keep = -1;                /* the supervisor's end, kept for a restarted supervisor */
+static int prev = -1;                /* the previous generation's, kept likewise */
+static bool sealed;                 /* both made close-on-exec in this process */
 static long long stuck_until;       /* a channel that stayed full: give up at once until then */
 static int fd_high;                 /* highest born fd seen, bounds the walk after fork */
 
@@ -94,6 +98,7 @@ static uint8_t fl[MAX_FD];
 static uint64_t mark[MAX_FD];       /* bytes consumed as of the last write (or accept) */
 
 static int (*real_close)(int);
+static int (*real_shutdown)(int, int);
 static int (*real_accept4)(int, struct sockaddr *, socklen_t *, int);
 static int (*real_dup)(int);
 static int (*real_dup2)(int, int);
@@ -112,6 +117,7 @@ static void resolve(void)
 {
 #define R(name) real_##name = (__typeof__(real_##name))dlsym(RTLD_NEXT, #name)
 	R(close);
+	R(shutdown);
 	R(accept4);
 	R(dup);
 	R(dup2);
@@ -151,18 +157,18 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Whether FD is the socket with inode INO, one end of a SOCK_SEQPACKET pair. */
+/* Whether FD is the socket with inode INO (0: any), one end of a SOCK_SEQPACKET pair. */
 static bool is_chan(int fd, uint64_t ino)
 {
 	struct stat st;
 	int type;
 	socklen_t tl = sizeof(type);
 
-	return fd >= 0 && !fstat(fd, &st) && S_ISSOCK(st.st_mode) && (uint64_t)st.st_ino == ino &&
+	return fd >= 0 && !fstat(fd, &st) && S_ISSOCK(st.st_mode) && (!ino || (uint64_t)st.st_ino == ino) &&
 	       !getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) && type == SOCK_SEQPACKET;
 }
 
-/* BATON_HANDOFF=v2;SLOT;L,L,...;FD;KEEPFD;MAP (supervisor/handoff.c writes it) */
+/* BATON_HANDOFF=v2;SLOT;L,L,...;FD;KEEPFD;PREVFD;MAP (supervisor/handoff.c writes it) */
 void handoff_init(void)
 {
 	const char *env = getenv("BATON_HANDOFF"), *gen = getenv("BATON_GENERATION");
@@ -174,7 +180,7 @@ void handoff_init(void)
 	if (!env)
 		return;
 	if (!gen || !real_close || !real_accept4 || handoff_env_parse(env, nman, he)) {
-		say("bad BATON_HANDOFF (want v2;SLOT;LISTENERS;FD;KEEPFD;MAP); idle handoff is off: ", env, NULL);
+		say("bad BATON_HANDOFF (want v2;SLOT;LISTENERS;FD;KEEPFD;PREVFD;MAP); idle handoff is off: ", env, NULL);
 		return;
 	}
 	my_gen = (uint32_t)strtoul(gen, NULL, 10);
@@ -195,17 +201,15 @@ void handoff_init(void)
 	}
 	/* the fd must still be the channel it was given (a server that
 	 * re-executed itself may have that number in use for something else) */
-	if (!is_chan(he->fd, hm->chan[my_slot].ino[0])) {
+	if (!hm->chan[my_slot].ino[0] || !is_chan(he->fd, hm->chan[my_slot].ino[0])) {
 		munmap(m, sizeof(*map));
 		say("BATON_HANDOFF names no handoff channel of this generation; idle connections will be closed, "
 		    "not handed off", NULL, NULL);
 		return;
 	}
-	/* the server's own children (CGI, system()) get neither end */
-	fcntl(he->fd, F_SETFD, FD_CLOEXEC);
-	if (he->keep >= 0 && is_chan(he->keep, hm->chan[my_slot].ino[1]))
-		fcntl(he->keep, F_SETFD, FD_CLOEXEC);
 	chan = he->fd;
+	keep = he->keep >= 0 && is_chan(he->keep, hm->chan[my_slot].ino[1]) ? he->keep : -1;
+	prev = he->prev;
 	map = hm;
 	pthread_atfork(NULL, after_fork, after_fork);
 	on = true;
@@ -415,6 +419,11 @@ EXPORT int close(int fd)
 	if (is_born(fd)) {
 		int listener = born[fd] - 1, saved = errno;
 
+		if (fl[fd] & F_GIVEN) {
+			forget(fd);	/* the supervisor has it: this closes our copy only */
+			errno = saved;
+			return sys_close(fd);
+		}
 		if (draining() && idle(fd)) {
 			if (!give(fd, listener)) {
 				forget(fd);
@@ -428,6 +437,31 @@ EXPORT int close(int fd)
 		errno = saved;
 	}
 	return sys_close(fd);
+}
+
+/* HAProxy ends an idle client connection with shutdown(SHUT_WR) and then
+ * close(): by the time of the close the client has its FIN. So the
+ * handoff happens at the shutdown: the connection goes to the supervisor,
+ * the shutdown is not done (it would reach the client through the copy),
+ * and the close that follows closes this process's copy only. */
+EXPORT int shutdown(int fd, int how)
+{
+	if (is_born(fd) && (fl[fd] & F_GIVEN))
+		return 0;	/* not ours to end any more */
+	if (is_born(fd) && (how == SHUT_WR || how == SHUT_RDWR)) {
+		int saved = errno;
+
+		if (draining() && idle(fd)) {
+			if (!give(fd, born[fd] - 1)) {
+				fl[fd] |= F_GIVEN;
+				errno = saved;
+				return 0;
+			}
+			__atomic_fetch_add(&map->unreachable, 1, __ATOMIC_RELAXED);
+		}
+		errno = saved;
+	}
+	return real_shutdown ? real_shutdown(fd, how) : (int)syscall(SYS_shutdown, fd, how);
 }
 
 /* ---- new generation: accept ------------------------------------------------- */
@@ -543,6 +577,17 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
 		return (int)syscall(SYS_accept4, fd, addr, alen, flags);
 	if (!on || (listener = listener_of(fd)) < 0)
 		return real_accept4(fd, addr, alen, flags);
+	/* this process serves: programs it runs (CGI, system()) get neither
+	 * end of the channel. Not at load time: a wrapper (sh -c, setpriv)
+	 * must pass both on to the server it executes. */
+	if (!sealed) {
+		fcntl(chan, F_SETFD, FD_CLOEXEC);
+		if (keep >= 0)
+			fcntl(keep, F_SETFD, FD_CLOEXEC);
+		if (prev >= 0 && is_chan(prev, 0))
+			fcntl(prev, F_SETFD, FD_CLOEXEC);
+		sealed = true;
+	}
 	c = real_accept4(fd, (struct sockaddr *)&ss, &sl, flags);
 	if (c < 0)
 		return c;

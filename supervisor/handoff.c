@@ -60,6 +60,7 @@ struct chan {
 	int sup;              /* our end, -1: none */
 	int gen;              /* a copy of the generation's end: what it did not take is taken back */
 	int id;               /* the generation it was made for */
+	int mslot;            /* its index in the map (draining, answered, chan): fixed at its start */
 	bool draining;        /* told to stop while another serves: its GIVEs are taken */
 	bool adopt;           /* a generation a previous supervisor started: take its channel back */
 	bool paused;          /* over its pace: not read until the window ends */
@@ -77,6 +78,9 @@ struct handoff {
 	int npending;
 	uint32_t next_token;
 	int spawn_gi;         /* the slot handoff_gen_start made a channel for, -1: none */
+	int spawn_prev;       /* the serving generation's slot, whose end the new one keeps too; -1 */
+	int prev_lift;        /* in the forked child: that end lifted out of the way */
+	bool orphans_done;    /* channels of generations that ended while no supervisor ran: read */
 	unsigned long long netns;   /* inode of our network namespace: the listeners' */
 	/* since this supervisor started */
 	unsigned long long offered, handed_off, no_target, limit, expired, wake_failed, refused, throttled;
@@ -140,8 +144,9 @@ int handoff_open(struct sup *s)
 		return -ENOMEM;
 	h->next_token = 1;
 	h->spawn_gi = -1;
+	h->spawn_prev = -1;
 	for (int i = 0; i < MAX_GENS; i++)
-		h->ch[i] = (struct chan){ .sup = -1, .gen = -1, .lift = { -1, -1 } };
+		h->ch[i] = (struct chan){ .sup = -1, .gen = -1, .mslot = -1, .lift = { -1, -1 } };
 	for (int i = 0; i < HANDOFF_WAKES; i++)
 		h->p[i] = (struct pending){ .wake = -1 };
 	if (!stat("/proc/self/ns/net", &st))
@@ -407,10 +412,26 @@ static void reclaim(struct sup *s, int gi, bool all)
 	while (c->gen >= 0 && n < HANDOFF_WAKES) {
 		int nfd, trunc;
 
-		if (recv_msg(c->gen, &got[n], &fds[n], &nfd, &trunc) < 0)
+		if (recv_msg(c->gen, &got[n], &fds[n], &nfd, &trunc) <= 0)
 			break;
 		if (fds[n] >= 0)
 			n++;
+	}
+	/* what this channel should hold and does not: taken without a TOOK
+	 * that came (or by a process that died with it). Before anything is
+	 * forwarded below: those are not missing. */
+	for (int i = 0; i < HANDOFF_WAKES; i++) {
+		struct pending *p = &h->p[i];
+		bool held = false;
+
+		if (!p->token || p->to != gi || !(all || now >= p->deadline || gi != s->active))
+			continue;
+		for (int j = 0; j < n && !held; j++)
+			held = got[j].token == p->token;
+		if (!held) {
+			h->expired++;
+			drop(h, p);
+		}
 	}
 	for (int i = 0; i < n; i++) {
 		struct handoff_msg *m = &got[i];
@@ -434,23 +455,9 @@ static void reclaim(struct sup *s, int gi, bool all)
 			drop(h, p);
 		forward(s, fds[i], m->listener < (uint32_t)s->nl ? (int)m->listener : 0, gi, 0);
 	}
-	/* what this channel should hold and does not: taken without a TOOK
-	 * that came (or by a process that died with it) */
-	for (int i = 0; i < HANDOFF_WAKES; i++) {
-		struct pending *p = &h->p[i];
-
-		if (p->token && p->to == gi && (all || now >= p->deadline || gi != s->active)) {
-			bool held = false;
-
-			for (int j = 0; j < n && !held; j++)
-				held = got[j].token == p->token;
-			if (!held) {
-				h->expired++;
-				drop(h, p);
-			}
-		}
-	}
 }
+
+static void read_chan(struct sup *s, int gi, int budget, bool paced);
 
 static void ch_close(struct sup *s, int gi)
 {
@@ -458,6 +465,10 @@ static void ch_close(struct sup *s, int gi)
 	struct chan *c = &h->ch[gi];
 
 	if (c->sup >= 0) {
+		/* what it gave before it ended is still its own: a server exits
+		 * right after closing its idle connections, and its exit may be
+		 * seen before them */
+		read_chan(s, gi, HANDOFF_WAKES, false);
 		reclaim(s, gi, true);
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->sup, NULL);
 		close(c->sup);
@@ -469,9 +480,12 @@ static void ch_close(struct sup *s, int gi)
 			h->expired++;
 			drop(h, &h->p[i]);
 		}
-	*c = (struct chan){ .sup = -1, .gen = -1, .lift = { -1, -1 } };
-	__atomic_store_n(&h->map->draining[gi], 0, __ATOMIC_RELAXED);
-	h->map->chan[gi] = (struct handoff_chan){ .fd = { -1, -1 } };
+	if (c->mslot >= 0) {
+		__atomic_store_n(&h->map->draining[c->mslot], 0, __ATOMIC_RELAXED);
+		h->map->chan[c->mslot] = (struct handoff_chan){ .fd = { -1, -1 }, .alt_fd = -1 };
+	}
+	/* the map index stays: status shows the answers of an ended generation */
+	*c = (struct chan){ .sup = -1, .gen = -1, .mslot = c->mslot, .lift = { -1, -1 } };
 }
 
 static int ch_watch(struct sup *s, int gi)
@@ -553,10 +567,16 @@ static void adopt(struct sup *s, int gi)
 {
 	struct handoff *h = s->handoff;
 	struct chan *c = &h->ch[gi];
-	struct handoff_chan hc = h->map->chan[gi];
+	struct handoff_chan hc = { .fd = { -1, -1 } };
 	struct gen *g = &s->gen[gi];
 
 	c->adopt = false;
+	c->mslot = -1;
+	for (int m = 0; m < HANDOFF_GENS; m++)
+		if (h->map->chan[m].id == (uint32_t)g->id && h->map->chan[m].ino[0]) {
+			hc = h->map->chan[m];
+			c->mslot = m;
+		}
 	c->gen = take_back(g->pidfd, hc.fd[0], hc.ino[0]);
 	c->sup = take_back(g->pidfd, hc.fd[1], hc.ino[1]);
 	if (c->gen < 0 || c->sup < 0 || ch_watch(s, gi)) {
@@ -568,17 +588,88 @@ static void adopt(struct sup *s, int gi)
 		if (c->sup >= 0)
 			close(c->sup);
 		c->gen = c->sup = -1;
-		__atomic_store_n(&h->map->draining[gi], 0, __ATOMIC_RELAXED);
+		if (c->mslot >= 0)
+			__atomic_store_n(&h->map->draining[c->mslot], 0, __ATOMIC_RELAXED);
 		return;
 	}
 	c->id = g->id;
 	c->rescan = true;
 	c->draining = g->state == GEN_DRAINING && s->active >= 0 && s->active != gi &&
-		      __atomic_load_n(&h->map->draining[gi], __ATOMIC_RELAXED) == (uint32_t)g->id;
+		      __atomic_load_n(&h->map->draining[c->mslot], __ATOMIC_RELAXED) == (uint32_t)g->id;
 	if (!c->draining)
-		__atomic_store_n(&h->map->draining[gi], 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&h->map->draining[c->mslot], 0, __ATOMIC_RELAXED);
 	if (s->cfg->verbose)
 		say(s, "handoff: took back the channel of gen %d", g->id);
+}
+
+static bool conn_of(const struct handoff *h, const struct sup *s, int conn, int l);
+
+static bool any_adopt(const struct sup *s)
+{
+	for (int i = 0; i < MAX_GENS; i++)
+		if (needs_adopt(s, i))
+			return true;
+	return false;
+}
+
+/* After a resume, once every running generation's channel is back: the
+ * channels of generations that ended while no supervisor ran. Their
+ * supervisor end lives on in the generation started after them; what they
+ * gave meanwhile waits there and goes to the serving generation, checked
+ * like any give of a generation told to stop. */
+static void orphans(struct sup *s)
+{
+	struct handoff *h = s->handoff;
+
+	for (int m = 0; m < HANDOFF_GENS; m++) {
+		struct handoff_chan hc = h->map->chan[m];
+		uint32_t drained = __atomic_load_n(&h->map->draining[m], __ATOMIC_RELAXED);
+		int holder = -1, owner = -1, ch, took = 0, bad = 0;
+
+		if (!hc.ino[1] || !hc.id || hc.alt_fd < 0 || !hc.alt_id)
+			continue;
+		for (int i = 0; i < MAX_GENS; i++) {
+			const struct gen *g = &s->gen[i];
+
+			if (g->state == GEN_FREE || g->state == GEN_EXITED || g->pid <= 0)
+				continue;
+			if (g->id == (int)hc.id)
+				owner = i;
+			if (g->id == (int)hc.alt_id && g->pidfd >= 0)
+				holder = i;
+		}
+		if (owner >= 0 || holder < 0)
+			continue;	/* it runs (its channel is back), or nobody kept it */
+		ch = take_back(s->gen[holder].pidfd, hc.alt_fd, hc.ino[1]);
+		for (int budget = 0; ch >= 0 && budget < HANDOFF_WAKES; budget++) {
+			struct handoff_msg msg;
+			int conn, nfd, trunc;
+			ssize_t n = recv_msg(ch, &msg, &conn, &nfd, &trunc);
+
+			if (n <= 0)
+				break;	/* nothing more, or nobody holds the other end */
+			if (handoff_msg_check(&msg, (long)n, nfd, trunc, 1u << HANDOFF_GIVE) || drained != hc.id ||
+			    msg.listener >= (uint32_t)s->nl || s->spec[msg.listener].handoff != BATON_HANDOFF_IDLE ||
+			    !conn_of(h, s, conn, (int)msg.listener)) {
+				if (conn >= 0)
+					close(conn);
+				h->refused += n > 0;
+				bad++;
+				continue;
+			}
+			h->offered++;
+			took++;
+			forward(s, conn, (int)msg.listener, -1, 0);
+		}
+		if (ch >= 0) {
+			close(ch);
+			if (took || bad)
+				say(s, "handoff: gen %u, which ended while no supervisor ran, gave %d idle connection%s "
+				       "meanwhile (%d refused): handed on", hc.id, took, took == 1 ? "" : "s", bad);
+		}
+		__atomic_store_n(&h->map->draining[m], 0, __ATOMIC_RELAXED);
+		h->map->chan[m] = (struct handoff_chan){ .fd = { -1, -1 }, .alt_fd = -1 };
+	}
 }
 
 void handoff_tick(struct sup *s, long long now)
@@ -614,6 +705,10 @@ void handoff_tick(struct sup *s, long long now)
 			h->ch[i].rescan = false;
 			reclaim(s, i, true);
 		}
+	if (!h->orphans_done && !any_adopt(s)) {
+		h->orphans_done = true;
+		orphans(s);
+	}
 	for (int i = 0; h->npending && i < HANDOFF_WAKES; i++) {
 		struct pending *p = &h->p[i];
 
@@ -626,6 +721,33 @@ void handoff_tick(struct sup *s, long long now)
 	}
 }
 
+/* A map index for the generation starting in slot GI: GI itself when no
+ * other generation uses it (after a resume, generations may sit in other
+ * slots than the index they were started with), else the first free one. */
+static int map_slot(const struct sup *s, int gi)
+{
+	const struct handoff *h = s->handoff;
+	bool used[HANDOFF_GENS] = { false };
+
+	for (int i = 0; i < MAX_GENS; i++) {
+		const struct gen *g = &s->gen[i];
+
+		if (i == gi || g->state == GEN_FREE || g->state == GEN_EXITED)
+			continue;
+		if (h->ch[i].mslot >= 0)
+			used[h->ch[i].mslot] = true;
+		for (int m = 0; m < HANDOFF_GENS; m++)	/* not taken back yet */
+			if (h->ch[i].adopt && h->map->chan[m].id == (uint32_t)g->id)
+				used[m] = true;
+	}
+	if (!used[gi])
+		return gi;
+	for (int m = 0; m < HANDOFF_GENS; m++)
+		if (!used[m])
+			return m;
+	return gi;	/* cannot be: one generation per slot */
+}
+
 /* Before the spawn of slot GI's generation: its channel. The child's
  * environment: BATON_HANDOFF=v2;SLOT;LISTENERS;FD;KEEPFD;MAP. */
 void handoff_gen_start(struct sup *s, int gi)
@@ -633,7 +755,7 @@ void handoff_gen_start(struct sup *s, int gi)
 	struct handoff *h = s->handoff;
 	struct chan *c;
 	struct stat a, b;
-	int sv[2];
+	int sv[2], m;
 
 	if (!h)
 		return;
@@ -641,9 +763,12 @@ void handoff_gen_start(struct sup *s, int gi)
 	if (h->ch[gi].sup >= 0 || h->ch[gi].gen >= 0)
 		ch_close(s, gi);
 	h->ch[gi].adopt = false;
-	h->answered_before += h->map->answered[gi];
-	__atomic_store_n(&h->map->answered[gi], 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&h->map->draining[gi], 0, __ATOMIC_RELAXED);
+	h->ch[gi].mslot = map_slot(s, gi);
+	m = h->ch[gi].mslot;
+	h->answered_before += h->map->answered[m];
+	__atomic_store_n(&h->map->answered[m], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->map->draining[m], 0, __ATOMIC_RELAXED);
+	h->map->chan[m] = (struct handoff_chan){ .fd = { -1, -1 } };
 	h->in[gi] = h->out[gi] = 0;
 	if (!s->preload_lib[0] || bindmode_cgroup(s)) {
 		if (!h->said_no_shim)
@@ -670,9 +795,17 @@ void handoff_gen_start(struct sup *s, int gi)
 		c->sup = c->gen = -1;
 		return;
 	}
-	h->map->chan[gi] = (struct handoff_chan){ .fd = { 3 + s->nl, 4 + s->nl },
-						  .ino = { (uint64_t)b.st_ino, (uint64_t)a.st_ino } };
+	h->map->chan[m] = (struct handoff_chan){ .fd = { 3 + s->nl, 4 + s->nl }, .id = (uint32_t)c->id,
+						 .ino = { (uint64_t)b.st_ino, (uint64_t)a.st_ino }, .alt_fd = -1 };
 	h->spawn_gi = gi;
+	h->spawn_prev = -1;
+	if (s->active >= 0 && s->active != gi && h->ch[s->active].sup >= 0 && h->ch[s->active].mslot >= 0) {
+		struct handoff_chan *pc = &h->map->chan[h->ch[s->active].mslot];
+
+		h->spawn_prev = s->active;
+		pc->alt_fd = 5 + s->nl;
+		pc->alt_id = (uint32_t)c->id;
+	}
 }
 
 /* In the forked child, before its fds are placed: the channel's ends go
@@ -688,12 +821,17 @@ int handoff_child_lift(struct sup *s, int top)
 	c = &h->ch[h->spawn_gi];
 	c->lift[0] = fcntl(c->gen, F_DUPFD_CLOEXEC, top);
 	c->lift[1] = fcntl(c->sup, F_DUPFD_CLOEXEC, top);
-	return 2;
+	if (h->spawn_prev < 0)
+		return 2;
+	h->prev_lift = fcntl(h->ch[h->spawn_prev].sup, F_DUPFD_CLOEXEC, top);
+	return 3;
 }
 
 /* In the forked child, after the listeners: the channel's ends as BASE (the
  * generation's) and BASE + 1 (ours, kept for a supervisor that takes it
- * back), inherited, and named in BATON_HANDOFF. -1: cannot (errno). */
+ * back), and the serving generation's supervisor end as BASE + 2 (the old
+ * one may exit while no supervisor runs, with connections it gave in the
+ * queue), inherited, and named in BATON_HANDOFF. -1: cannot (errno). */
 int handoff_child_place(struct sup *s, int base)
 {
 	struct handoff *h = s->handoff;
@@ -704,14 +842,16 @@ int handoff_child_place(struct sup *s, int base)
 	if (!h || h->spawn_gi < 0)
 		return 0;
 	c = &h->ch[h->spawn_gi];
-	if (c->lift[0] < 0 || c->lift[1] < 0 || dup2(c->lift[0], base) < 0 || dup2(c->lift[1], base + 1) < 0)
+	if (c->lift[0] < 0 || c->lift[1] < 0 || dup2(c->lift[0], base) < 0 || dup2(c->lift[1], base + 1) < 0 ||
+	    (h->spawn_prev >= 0 && (h->prev_lift < 0 || dup2(h->prev_lift, base + 2) < 0)))
 		return -1;
-	off = (size_t)snprintf(env, sizeof(env), "v2;%d;", h->spawn_gi);
+	off = (size_t)snprintf(env, sizeof(env), "v2;%d;", c->mslot);
 	for (int l = 0, n = 0; l < s->nl && off < sizeof(env); l++)
 		if (s->spec[l].handoff == BATON_HANDOFF_IDLE && s->spec[l].proto == BATON_PROTO_TCP)
 			off += (size_t)snprintf(env + off, sizeof(env) - off, "%s%d", n++ ? "," : "", l);
 	if (off < sizeof(env))
-		snprintf(env + off, sizeof(env) - off, ";%d;%d;%s", base, base + 1, h->map_path);
+		snprintf(env + off, sizeof(env) - off, ";%d;%d;%d;%s", base, base + 1,
+			 h->spawn_prev >= 0 ? base + 2 : -1, h->map_path);
 	return setenv("BATON_HANDOFF", env, 1);
 }
 
@@ -726,7 +866,7 @@ void handoff_gen_stop(struct sup *s, struct gen *g)
 	    h->ch[gi].sup < 0)
 		return;
 	h->ch[gi].draining = true;
-	__atomic_store_n(&h->map->draining[gi], (uint32_t)g->id, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->map->draining[h->ch[gi].mslot], (uint32_t)g->id, __ATOMIC_RELAXED);
 }
 
 /* Whether CONN is an established TCP connection to listener L: its
@@ -780,7 +920,7 @@ static void on_give(struct sup *s, int from, const struct handoff_msg *m, int co
 	struct handoff *h = s->handoff;
 
 	h->offered++;
-	if (!h->ch[from].draining || s->gen[from].state != GEN_DRAINING || m->listener >= (uint32_t)s->nl ||
+	if (!h->ch[from].draining || h->ch[from].id != s->gen[from].id || m->listener >= (uint32_t)s->nl ||
 	    s->spec[m->listener].handoff != BATON_HANDOFF_IDLE || s->spec[m->listener].proto != BATON_PROTO_TCP ||
 	    !conn_of(h, s, conn, (int)m->listener)) {
 		h->refused++;	/* not from a generation that drains, or not its client: closed as it asked */
@@ -830,30 +970,28 @@ static void on_answer(struct sup *s, int gi, const struct handoff_msg *m, int co
 	close(conn);
 }
 
-void handoff_read(struct sup *s, uint32_t tag)
+/* Reads up to BUDGET messages of slot GI's channel; PACED: at most
+ * HANDOFF_PER_WINDOW per window, then the channel is not watched until the
+ * window ends. */
+static void read_chan(struct sup *s, int gi, int budget, bool paced)
 {
 	struct handoff *h = s->handoff;
-	int gi = (int)(tag - EV_HANDOFF);
-	struct chan *c;
-	long long now;
+	struct chan *c = &h->ch[gi];
+	long long now = baton_mono_ms();
 
-	if (!h || gi < 0 || gi >= MAX_GENS || h->ch[gi].sup < 0)
-		return;
-	c = &h->ch[gi];
-	now = baton_mono_ms();
 	if (now >= c->window_end) {
 		c->window_end = now + HANDOFF_WINDOW_MS;
 		c->used = 0;
 	}
 	/* the pace is checked before a message is read: a flood costs one
 	 * recvmsg per message up to it, then nothing until the window ends */
-	for (int budget = 0; budget < 256; budget++) {
+	for (; budget > 0; budget--) {
 		struct handoff_msg m;
 		int conn, nfd, trunc;
 		ssize_t n;
 
-		if (c->used >= HANDOFF_PER_WINDOW) {
-			struct epoll_event ev = { .events = 0, .data.u32 = tag };
+		if (paced && c->used >= HANDOFF_PER_WINDOW) {
+			struct epoll_event ev = { .events = 0, .data.u32 = EV_HANDOFF + (uint32_t)gi };
 
 			if (!c->paused)
 				h->throttled++;
@@ -862,14 +1000,14 @@ void handoff_read(struct sup *s, uint32_t tag)
 			return;
 		}
 		n = recv_msg(c->sup, &m, &conn, &nfd, &trunc);
-		if (n < 0)
-			return;
+		if (n <= 0)
+			return;	/* nothing more, or nobody holds the other end */
 		c->used++;
 		if (handoff_msg_check(&m, (long)n, nfd, trunc,
 				      1u << HANDOFF_GIVE | 1u << HANDOFF_TOOK | 1u << HANDOFF_BACK)) {
 			if (conn >= 0)
 				close(conn);	/* malformed: whatever came is not kept */
-			h->refused += n > 0;
+			h->refused++;
 			continue;
 		}
 		if (m.op == HANDOFF_GIVE)
@@ -877,6 +1015,16 @@ void handoff_read(struct sup *s, uint32_t tag)
 		else
 			on_answer(s, gi, &m, conn);
 	}
+}
+
+void handoff_read(struct sup *s, uint32_t tag)
+{
+	struct handoff *h = s->handoff;
+	int gi = (int)(tag - EV_HANDOFF);
+
+	if (!h || gi < 0 || gi >= MAX_GENS || h->ch[gi].sup < 0)
+		return;
+	read_chan(s, gi, 256, true);
 }
 
 static unsigned long long answered_total(const struct handoff *h)
@@ -925,7 +1073,9 @@ void handoff_gen_status(const struct sup *s, int gi, FILE *f, bool json)
 		return;
 	}
 	fprintf(f, ",\"handoff\":{\"in\":%llu,\"out\":%llu,\"answered\":%llu}", h->in[gi], h->out[gi],
-		(unsigned long long)__atomic_load_n(&h->map->answered[gi], __ATOMIC_RELAXED));
+		h->ch[gi].mslot < 0 ? 0ULL
+				    : (unsigned long long)__atomic_load_n(&h->map->answered[h->ch[gi].mslot],
+									  __ATOMIC_RELAXED));
 }
 
 /* For `baton status --metrics`: the counters of handoff_status. The name

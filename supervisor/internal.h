@@ -245,7 +245,7 @@ void handoff_tick(struct sup *s, long long now);
 bool handoff_busy(const struct sup *s);
 void handoff_gen_start(struct sup *s, int gi);
 void handoff_gen_stop(struct sup *s, struct gen *g);
-int handoff_child_lift(struct sup *s, int top);	/* in spawn's child: 0 or 2 fds to place */
+int handoff_child_lift(struct sup *s, int top);	/* in spawn's child: 0, 2 or 3 fds to place */
 int handoff_child_place(struct sup *s, int base);
 void handoff_status(const struct sup *s, FILE *f, bool json);
 void handoff_gen_status(const struct sup *s, int gi, FILE *f, bool json);

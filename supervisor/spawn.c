@@ -148,7 +148,7 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 		/* lift everything above the target range before placing it:
 		 * the listeners, then the handoff channel (not a listener, so
 		 * not in LISTEN_FDS; BATON_HANDOFF names it) */
-		top = 3 + n + (cgfd >= 0 ? 0 : handoff_child_lift(s, 3 + n + 2));
+		top = 3 + n + (cgfd >= 0 ? 0 : handoff_child_lift(s, 3 + n + 3));
 		wfd = fcntl(p[1], F_DUPFD_CLOEXEC, top);
 		for (i = 0; i < n; i++)
 			tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, top);

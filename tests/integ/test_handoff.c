@@ -172,7 +172,7 @@ static void server_start(struct server *sv, struct fake_sup *f, int member, uint
 		unsetenv("NOTIFY_SOCKET");
 		snprintf(env, sizeof(env), "v1;tcp:127.0.0.1:%u=3", port);
 		setenv("BATON_PRELOAD", env, 1);
-		snprintf(env, sizeof(env), "v2;3;0;4;%d;%s", lk >= 0 ? 5 : -1, f->map_path);
+		snprintf(env, sizeof(env), "v2;3;0;4;%d;-1;%s", lk >= 0 ? 5 : -1, f->map_path);
 		setenv("BATON_HANDOFF", env, 1);
 		setenv("BATON_GENERATION", "7", 1);
 		execl(py, py, "-c", server_py, portstr, answer, (char *)NULL);
