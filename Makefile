@@ -179,6 +179,10 @@ fuzz:
 		fuzz/items_fuzz.c supervisor/items.c -o build/fuzz/items_fuzz
 	mkdir -p build/fuzz/corpus-items && cp fuzz/corpus/items/* build/fuzz/corpus-items/
 	build/fuzz/items_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=512 build/fuzz/corpus-items
+	$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Icommon -fsanitize=fuzzer,address,undefined \
+		fuzz/handoff_fuzz.c -o build/fuzz/handoff_fuzz
+	mkdir -p build/fuzz/corpus-handoff && cp fuzz/corpus/handoff/* build/fuzz/corpus-handoff/
+	build/fuzz/handoff_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4200 build/fuzz/corpus-handoff
 
 # Copies only what `make` built (installables): as root, make install
 # rebuilds nothing unless the sources or the directories changed.
