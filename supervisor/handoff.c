@@ -21,6 +21,7 @@
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,6 +324,11 @@ static int wake(struct sup *s, int l, int slot, uint32_t token)
 		__atomic_store_n(&w->token, 0, __ATOMIC_RELEASE);
 		goto fail;
 	}
+	/* An empty line, which HTTP servers skip before a request: a listener
+	 * with TCP_DEFER_ACCEPT (Apache's default) returns a connection from
+	 * accept() only once data came. Loopback connects at once. */
+	if (poll(&(struct pollfd){ .fd = fd, .events = POLLOUT }, 1, 10) == 1)
+		(void)!send(fd, "\r\n", 2, MSG_DONTWAIT | MSG_NOSIGNAL);
 	return fd;
 fail:;
 	int r = -errno;
