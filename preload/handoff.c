@@ -110,6 +110,8 @@ static ssize_t (*real_sendto)(int, const void *, size_t, int, const struct socka
 static ssize_t (*real_sendmsg)(int, const struct msghdr *, int);
 static ssize_t (*real_sendfile)(int, int, off_t *, size_t);
 static ssize_t (*real_sendfile64)(int, int, off64_t *, size_t);
+static ssize_t (*real_read)(int, void *, size_t);
+static ssize_t (*real_recv)(int, void *, size_t, int);
 
 /* ---- setup (at load time) ------------------------------------------------- */
 
@@ -129,6 +131,8 @@ static void resolve(void)
 	R(sendmsg);
 	R(sendfile);
 	R(sendfile64);
+	R(read);
+	R(recv);
 #undef R
 }
 
@@ -675,6 +679,31 @@ EXPORT int dup2(int old, int new)
 	if (r >= 0 && old != new && is_born(old))
 		fl[old] |= F_SHARED;
 	return r;
+}
+
+/* ---- reads of a connection handed off at shutdown() ------------------------ */
+
+/* After a handoff at shutdown() the server may read on until the client
+ * closes (Apache's lingering close): it would eat the client's next
+ * request, which is the new generation's now. Such a read sees the end of
+ * the stream at once. Every other fd: one array lookup. */
+static inline bool given(int fd)
+{
+	return is_born(fd) && (fl[fd] & F_GIVEN);
+}
+
+EXPORT ssize_t read(int fd, void *buf, size_t len)
+{
+	if (given(fd))
+		return 0;
+	return real_read ? real_read(fd, buf, len) : syscall(SYS_read, fd, buf, len);
+}
+
+EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+	if (given(fd))
+		return 0;
+	return real_recv ? real_recv(fd, buf, len, flags) : syscall(SYS_recvfrom, fd, buf, len, flags, NULL, NULL);
 }
 
 /* ---- writes: where answers happen ----------------------------------------------- */
