@@ -67,6 +67,14 @@ struct handoff_map {
 	uint64_t take_failed;                 /* shims: a wake recognised but no connection came back */
 	struct handoff_wake wake[HANDOFF_WAKES];
 	struct handoff_chan chan[HANDOFF_GENS];
+	/* The give the supervisor is moving from a channel to the serving
+	 * generation's: it reads a give with MSG_PEEK, queues the connection
+	 * in the serving generation, notes that here, and only then takes the
+	 * give off its channel. A supervisor killed in between leaves the give
+	 * queued; its successor skips the one whose socket (inode) this names
+	 * as sent, so a connection is neither lost nor handed off twice. */
+	uint64_t moving_ino;
+	uint32_t moving_sent;
 };
 
 /* Messages over a generation's channel (SOCK_SEQPACKET: one message per

@@ -82,6 +82,7 @@ struct handoff {
 	int spawn_prev;       /* the serving generation's slot, whose end the new one keeps too; -1 */
 	int prev_lift;        /* in the forked child: that end lifted out of the way */
 	bool orphans_done;    /* channels of generations that ended while no supervisor ran: read */
+	unsigned long long moving;  /* inode of the give being moved (see moving_ino), 0: none */
 	unsigned long long netns;   /* inode of our network namespace: the listeners' */
 	/* since this supervisor started */
 	unsigned long long offered, handed_off, no_target, limit, expired, wake_failed, refused, throttled;
@@ -236,7 +237,15 @@ static int send_msg(int ch, const struct handoff_msg *m, int fd)
 /* Reads one message from FD CH: its length (-1: nothing), the one fd that
  * came with it in *FD (-1: none; more than one are closed, and *NFD says
  * how many came), and whether the control data was cut. */
+static ssize_t recv_msg_flags(int ch, struct handoff_msg *m, int *fd, int *nfd, int *trunc, int flags);
+
 static ssize_t recv_msg(int ch, struct handoff_msg *m, int *fd, int *nfd, int *trunc)
+{
+	return recv_msg_flags(ch, m, fd, nfd, trunc, 0);
+}
+
+/* recv_msg, FLAGS added (MSG_PEEK: the message stays, its fds are copies) */
+static ssize_t recv_msg_flags(int ch, struct handoff_msg *m, int *fd, int *nfd, int *trunc, int flags)
 {
 	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
 	union {
@@ -244,7 +253,7 @@ static ssize_t recv_msg(int ch, struct handoff_msg *m, int *fd, int *nfd, int *t
 		char buf[CMSG_SPACE(4 * sizeof(int))];
 	} u;
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	ssize_t n = recvmsg(ch, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	ssize_t n = recvmsg(ch, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT | flags);
 
 	*fd = -1;
 	*nfd = 0;
@@ -373,6 +382,7 @@ static void forward(struct sup *s, int conn, int l, int from, long long deadline
 	int to = s->active;
 	struct pending *p;
 	long long now = baton_mono_ms();
+	bool sent;
 
 	if (!can_take(s, to, l)) {
 		h->no_target++;
@@ -387,9 +397,16 @@ static void forward(struct sup *s, int conn, int l, int from, long long deadline
 	}
 	*p = (struct pending){ .token = p->token, .wake = -1, .from = from, .to = to, .listener = l,
 			       .deadline = deadline ? deadline : now + HANDOFF_TTL_MS };
-	if (send_msg(h->ch[to].sup, &(struct handoff_msg){ .op = HANDOFF_CONN, .listener = (uint32_t)l,
-							    .gen = (uint32_t)s->gen[to].id, .token = p->token },
-		     conn)) {
+	if (h->moving) {
+		__atomic_store_n(&h->map->moving_sent, 0, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&h->map->moving_ino, h->moving, __ATOMIC_SEQ_CST);
+	}
+	sent = !send_msg(h->ch[to].sup, &(struct handoff_msg){ .op = HANDOFF_CONN, .listener = (uint32_t)l,
+								.gen = (uint32_t)s->gen[to].id, .token = p->token },
+			 conn);
+	if (sent && h->moving)
+		__atomic_store_n(&h->map->moving_sent, 1, __ATOMIC_SEQ_CST);
+	if (!sent) {
 		h->limit++;	/* its channel is full */
 		close(conn);
 		drop(h, p);
@@ -609,6 +626,10 @@ static void adopt(struct sup *s, int gi)
 }
 
 static bool conn_of(const struct handoff *h, const struct sup *s, int conn, int l);
+static void consume(int ch);
+static bool moved_before(struct handoff *h, int conn);
+static void begin_move(struct handoff *h, int conn);
+static void end_move(struct handoff *h);
 
 static bool any_adopt(const struct sup *s)
 {
@@ -650,22 +671,31 @@ static void orphans(struct sup *s)
 		for (int budget = 0; ch >= 0 && budget < HANDOFF_WAKES; budget++) {
 			struct handoff_msg msg;
 			int conn, nfd, trunc;
-			ssize_t n = recv_msg(ch, &msg, &conn, &nfd, &trunc);
+			ssize_t n = recv_msg_flags(ch, &msg, &conn, &nfd, &trunc, MSG_PEEK);
 
 			if (n <= 0)
 				break;	/* nothing more, or nobody holds the other end */
+			if (!handoff_msg_check(&msg, (long)n, nfd, trunc, 1u << HANDOFF_GIVE) && moved_before(h, conn)) {
+				close(conn);
+				consume(ch);
+				continue;
+			}
 			if (handoff_msg_check(&msg, (long)n, nfd, trunc, 1u << HANDOFF_GIVE) || drained != hc.id ||
 			    msg.listener >= (uint32_t)s->nl || s->spec[msg.listener].handoff != BATON_HANDOFF_IDLE ||
 			    !conn_of(h, s, conn, (int)msg.listener)) {
 				if (conn >= 0)
 					close(conn);
+				consume(ch);
 				h->refused += n > 0;
 				bad++;
 				continue;
 			}
 			h->offered++;
 			took++;
+			begin_move(h, conn);
 			forward(s, conn, (int)msg.listener, -1, 0);
+			consume(ch);
+			end_move(h);
 		}
 		if (ch >= 0) {
 			close(ch);
@@ -979,6 +1009,50 @@ static void on_answer(struct sup *s, int gi, const struct handoff_msg *m, int co
 /* Reads up to BUDGET messages of slot GI's channel; PACED: at most
  * HANDOFF_PER_WINDOW per window, then the channel is not watched until the
  * window ends. */
+/* Takes the message just peeked at off channel FD CH (its fds are copies). */
+static void consume(int ch)
+{
+	struct handoff_msg m;
+	int fd, nfd, trunc;
+
+	if (recv_msg(ch, &m, &fd, &nfd, &trunc) >= 0 && fd >= 0)
+		close(fd);
+}
+
+/* Whether CONN is the connection a supervisor that died had already queued
+ * in the serving generation when it was killed (see moving_ino): then its
+ * give is only taken off the channel. */
+static bool moved_before(struct handoff *h, int conn)
+{
+	struct stat st;
+
+	if (fstat(conn, &st) || !st.st_ino || __atomic_load_n(&h->map->moving_ino, __ATOMIC_SEQ_CST) != st.st_ino ||
+	    !__atomic_load_n(&h->map->moving_sent, __ATOMIC_SEQ_CST))
+		return false;
+	__atomic_store_n(&h->map->moving_ino, 0, __ATOMIC_SEQ_CST);
+	return true;
+}
+
+/* A give is peeked at, handled and only then taken off CH: until its
+ * connection is queued in the serving generation, a copy stays where a
+ * supervisor that replaces this one (killed now) finds it. */
+static void begin_move(struct handoff *h, int conn)
+{
+	struct stat st;
+
+	h->moving = fstat(conn, &st) ? 0 : st.st_ino;
+}
+
+static void end_move(struct handoff *h)
+{
+	if (h->moving)
+		__atomic_store_n(&h->map->moving_ino, 0, __ATOMIC_SEQ_CST);
+	h->moving = 0;
+}
+
+/* Reads up to BUDGET messages of slot GI's channel; PACED: at most
+ * HANDOFF_PER_WINDOW per window, then the channel is not watched until the
+ * window ends. */
 static void read_chan(struct sup *s, int gi, int budget, bool paced)
 {
 	struct handoff *h = s->handoff;
@@ -1005,7 +1079,7 @@ static void read_chan(struct sup *s, int gi, int budget, bool paced)
 			epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->sup, &ev);
 			return;
 		}
-		n = recv_msg(c->sup, &m, &conn, &nfd, &trunc);
+		n = recv_msg_flags(c->sup, &m, &conn, &nfd, &trunc, MSG_PEEK);
 		if (n <= 0)
 			return;	/* nothing more, or nobody holds the other end */
 		c->used++;
@@ -1014,12 +1088,16 @@ static void read_chan(struct sup *s, int gi, int budget, bool paced)
 			if (conn >= 0)
 				close(conn);	/* malformed: whatever came is not kept */
 			h->refused++;
-			continue;
-		}
-		if (m.op == HANDOFF_GIVE)
+		} else if (m.op == HANDOFF_GIVE && moved_before(h, conn)) {
+			close(conn);
+		} else if (m.op == HANDOFF_GIVE) {
+			begin_move(h, conn);
 			on_give(s, gi, &m, conn);
-		else
+		} else {
 			on_answer(s, gi, &m, conn);
+		}
+		consume(c->sup);
+		end_move(h);
 	}
 }
 
