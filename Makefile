@@ -270,6 +270,11 @@ FUZZ_TARGETS += preload
 FUZZ_SRC_preload := common/preload_map.c
 FUZZ_LEN_preload := 4096
 
+# the keep-alive handoff's messages and the shim's BATON_HANDOFF parser
+FUZZ_TARGETS += handoff
+FUZZ_SRC_handoff :=
+FUZZ_LEN_handoff := 4200
+
 define FUZZ_RULES
 build/fuzz/$(1)_fuzz: fuzz/$(1)_fuzz.c $$(FUZZ_SRC_$(1)) $$(wildcard include/*.h lib/*.h common/*.h supervisor/*.h) Makefile
 	@mkdir -p build/fuzz

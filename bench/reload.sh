@@ -30,7 +30,9 @@ failed requests per configuration, reload time (command to switched, p50/p99)
 and baton's own overhead beyond the new generation's readiness (p50/p99).
 Then a second table from wrk (-t2 -c$WRK_CONC, $WRK_RELOADS reloads, one every
 ${WRK_GAP}s): nginx -s reload, baton run + nginx, and baton run + nginx with
-?handoff=idle, with wrk's socket errors. --wrk-only prints that table only.
+?handoff=idle; in keep-alive mode also HAProxy's seamless reload and Apache's
+graceful restart beside baton run + each with ?handoff=idle; with wrk's socket
+errors. --wrk-only prints that table only.
 Needs root (network namespace, eBPF). Build first: make.
 EOF
 }
@@ -364,6 +366,112 @@ wrk_baton_nginx() {	# label mode listen-options
 	wait "$sup" || true
 }
 
+# `baton run` + any server under wrk: label mode port listen-options [baton run options] -- CMD...
+wrk_baton() {
+	local label=$1 mode=$2 port=$3 lopts=$4 i out hand=""
+	shift 4
+	local opts=()
+	while [ "$1" != "--" ]; do opts+=("$1"); shift; done
+	shift
+	"$B" run --name wbench --listen "tcp://127.0.0.1:$port?backlog=4096$lopts" --grace 10s "${opts[@]}" -- "$@" \
+		>"$tmp/wsup.log" 2>&1 &
+	local sup=$!
+	PIDS+=("$sup")
+	for i in $(seq 100); do
+		"$B" status wbench --json >"$tmp/st" 2>/dev/null && grep -q '"state":"active"' "$tmp/st" && break
+		sleep 0.05
+	done
+	wrk_start "$port" "$mode"
+	for i in $(seq "$WRK_RELOADS"); do
+		out=$("$B" reload wbench) || echo "bench/reload.sh: $label reload $i failed: $out" >&2
+		sleep "$WRK_GAP"
+	done
+	"$B" status wbench --json >"$tmp/st" 2>/dev/null || true
+	if grep -q '"handoff":{' "$tmp/st"; then
+		hand="handed off $(grep -o '"handed_off":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"
+		hand="$hand, handoff failed $(grep -o '"failed":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"
+		hand="$hand, pending $(grep -o '"pending":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"
+	fi
+	wrk_row "$label" "$mode" "$hand"
+	"$B" stop wbench >/dev/null
+	wait "$sup" || true
+}
+
+haproxy_cfg() {	# dir port [master-worker]
+	mkdir -p "$1"
+	{
+		echo "global"
+		[ -n "${3:-}" ] && printf '\tmaster-worker\n\tstats socket %s/admin.sock mode 600 level admin expose-fd listeners\n' "$1"
+		printf '\tmaxconn 8192\ndefaults\n\tmode http\n\ttimeout client 30s\n\ttimeout server 30s\n'
+		printf '\ttimeout connect 5s\n\ttimeout http-keep-alive 30s\nfrontend f\n\tbind 127.0.0.1:%s\n' "$2"
+		printf '\thttp-request return status 200 content-type text/plain string "ok"\n'
+	} >"$1/haproxy.cfg"
+}
+
+# HAProxy's own seamless reload (master-worker, USR2) under wrk
+wrk_haproxy() {	# mode
+	haproxy_cfg "$tmp/whap" 8088 mw
+	haproxy -W -db -q -f "$tmp/whap/haproxy.cfg" 2>>"$tmp/whap/stderr" &
+	local hp=$! i
+	PIDS+=("$hp")
+	wait_port 8088
+	wrk_start 8088 "$1"
+	for i in $(seq "$WRK_RELOADS"); do
+		kill -USR2 "$hp"
+		sleep "$WRK_GAP"
+	done
+	wrk_row "haproxy seamless (USR2)" "$1"
+	kill -USR1 "$hp"
+	sleep 0.3
+	kill -TERM "$hp" 2>/dev/null || true
+	wait "$hp" || true
+}
+
+apache_conf() {	# dir port: mpm_event, keep-alive, one pid file per generation
+	mkdir -p "$1/www"
+	echo ok >"$1/www/index.html"
+	cat >"$1/apache.conf" <<EOF
+ServerRoot $1
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule dir_module /usr/lib/apache2/modules/mod_dir.so
+Listen 127.0.0.1:$2
+ServerName localhost
+PidFile $1/apache-\${BATON_GENERATION}.pid
+DefaultRuntimeDir $1
+Mutex file:$1
+ErrorLog $1/error.log
+DocumentRoot $1/www
+User nobody
+Group nogroup
+KeepAlive On
+MaxKeepAliveRequests 0
+KeepAliveTimeout 30
+<Directory $1/www>
+Require all granted
+</Directory>
+EOF
+}
+
+# Apache's own graceful restart under wrk
+wrk_apache() {	# mode
+	apache_conf "$tmp/wap" 8089
+	BATON_GENERATION=own apache2 -f "$tmp/wap/apache.conf" -DFOREGROUND 2>>"$tmp/wap/stderr" &
+	local ap=$! i
+	PIDS+=("$ap")
+	wait_port 8089
+	wrk_start 8089 "$1"
+	for i in $(seq "$WRK_RELOADS"); do
+		kill -USR1 "$ap"	# graceful restart
+		sleep "$WRK_GAP"
+	done
+	wrk_row "apache2 graceful (USR1)" "$1"
+	kill -WINCH "$ap"
+	sleep 0.3
+	kill -TERM "$ap" 2>/dev/null || true
+	wait "$ap" || true
+}
+
 wrk_table() {
 	if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
 		echo "wrk rows: wrk or nginx not installed (scripts/install-deps installs both), skipped"
@@ -374,7 +482,24 @@ wrk_table() {
 		wrk_baton_nginx "baton run + nginx" "$mode" ""
 		wrk_baton_nginx "baton run + nginx ?handoff=idle" "$mode" "&handoff=idle"
 	done
-	echo "wrk -t2 -c$WRK_CONC: $WRK_RELOADS reloads per row, one every ${WRK_GAP}s (stop signal QUIT: nginx's graceful stop)"
+	# keep-alive only: what the handoff is for (and the CI run stays short)
+	if command -v haproxy >/dev/null; then
+		wrk_haproxy keepalive
+		haproxy_cfg "$tmp/wbhap" 8090
+		wrk_baton "baton run + haproxy ?handoff=idle" keepalive 8090 "&handoff=idle" --ready delay:300ms \
+			--stop-signal USR1 -- haproxy -db -q -f "$tmp/wbhap/haproxy.cfg"
+	else
+		WROWS+=("haproxy: not installed, skipped")
+	fi
+	if command -v apache2 >/dev/null; then
+		wrk_apache keepalive
+		apache_conf "$tmp/wbap" 8091
+		wrk_baton "baton run + apache2 ?handoff=idle" keepalive 8091 "&handoff=idle" --ready delay:300ms \
+			--stop-signal WINCH -- apache2 -f "$tmp/wbap/apache.conf" -DFOREGROUND
+	else
+		WROWS+=("apache2: not installed (scripts/install-deps installs it), skipped")
+	fi
+	echo "wrk -t2 -c$WRK_CONC: $WRK_RELOADS reloads per row, one every ${WRK_GAP}s (stop signals: nginx QUIT, haproxy USR1, apache2 WINCH: each one's graceful stop)"
 	printf '%-34s %-10s %7s %9s %7s  %s\n' config mode reloads requests errors "wrk socket errors (connect, read, write, timeout)"
 	printf '%s\n' "${WROWS[@]}"
 	echo "keepalive errors without handoff: the old nginx closes each idle keep-alive connection at its graceful stop"

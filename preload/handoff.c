@@ -26,17 +26,25 @@
  * server's own handler, and asking the supervisor at every close would
  * cost a round trip. The map costs one load.
  *
- * Waking the new generation: the supervisor connects to the listener from
- * an address and port it writes into the map first; the connection is
+ * The channel: a SOCK_SEQPACKET socket the supervisor made and this
+ * generation inherited (BATON_HANDOFF names its fd). Only the supervisor
+ * holds the other end, so nothing else can send this shim a connection or
+ * receive one from it, and it needs no name anyone could take first.
+ *
+ * Waking the new generation: the supervisor queues the connection in the
+ * serving generation's channel, then connects to the listener from an
+ * address and port it writes into the map first; the connection is
  * steered to the serving generation's member like any other. The shim
  * there recognises it in accept() (the peer address it gets anyway),
- * asks the supervisor for the connection that goes with it, closes the
- * wake connection and returns the handed-off one. Why a real connection:
- * an event-driven server only calls accept() when its listener is
- * readable, and only the kernel can make it so; a server blocked in
- * accept() wakes the same way. Any process of the generation (nginx's
- * workers) may take it. If the answer does not come, the wake connection
- * itself is returned: an empty connection the supervisor resets.
+ * takes the connection waiting in its channel (no round trip, never a
+ * wait), closes the wake connection and returns the handed-off one. Why a
+ * real connection: an event-driven server only calls accept() when its
+ * listener is readable, and only the kernel can make it so; a server
+ * blocked in accept() wakes the same way. Any process of the generation
+ * (nginx's workers) may take it. If nothing waits, the wake connection
+ * itself is returned: an empty connection the supervisor resets. Queued
+ * in the generation, a connection also outlives a supervisor that dies
+ * before the wake: the next one finds it there.
  *
  * accept(), close() and the writes may run in a forked child of a
  * threaded server: static memory and system calls only, no malloc. */
@@ -59,6 +67,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -70,14 +79,18 @@
 #define F_SHARED 1      /* copied (dup, fork): closing this fd does not close the connection */
 #define F_ADOPTED 2     /* handed to this generation: its answers are counted */
 #define F_CLOSES 4      /* its last answer (HTTP) said the connection ends with it */
+#define F_GIVEN 8       /* handed off at shutdown(): the close that follows only drops our copy */
 #define TCP_STATE_ESTABLISHED 1 /* include/net/tcp_states.h: not in the uapi headers */
 
 static bool on;
 static struct handoff_map *map;
 static uint32_t my_gen, my_slot;
-static bool opted[MAX_MANAGED];
-static struct sockaddr_un sup_addr;
-static socklen_t sup_len;
+static struct handoff_env henv;     /* BATON_HANDOFF, parsed: which listeners opted in */
+static int chan = -1;                /* the generation's end of its channel */
+static int keep = -1;                /* the supervisor's end, kept for a restarted supervisor */
+static int prev = -1;                /* the previous generation's, kept likewise */
+static bool sealed;                 /* both made close-on-exec in this process */
+static long long stuck_until;       /* a channel that stayed full: give up at once until then */
 static int fd_high;                 /* highest born fd seen, bounds the walk after fork */
 
 static uint8_t born[MAX_FD];        /* listener index + 1; 0: not a connection of ours */
@@ -85,6 +98,7 @@ static uint8_t fl[MAX_FD];
 static uint64_t mark[MAX_FD];       /* bytes consumed as of the last write (or accept) */
 
 static int (*real_close)(int);
+static int (*real_shutdown)(int, int);
 static int (*real_accept4)(int, struct sockaddr *, socklen_t *, int);
 static int (*real_dup)(int);
 static int (*real_dup2)(int, int);
@@ -96,6 +110,8 @@ static ssize_t (*real_sendto)(int, const void *, size_t, int, const struct socka
 static ssize_t (*real_sendmsg)(int, const struct msghdr *, int);
 static ssize_t (*real_sendfile)(int, int, off_t *, size_t);
 static ssize_t (*real_sendfile64)(int, int, off64_t *, size_t);
+static ssize_t (*real_read)(int, void *, size_t);
+static ssize_t (*real_recv)(int, void *, size_t, int);
 
 /* ---- setup (at load time) ------------------------------------------------- */
 
@@ -103,6 +119,7 @@ static void resolve(void)
 {
 #define R(name) real_##name = (__typeof__(real_##name))dlsym(RTLD_NEXT, #name)
 	R(close);
+	R(shutdown);
 	R(accept4);
 	R(dup);
 	R(dup2);
@@ -114,6 +131,8 @@ static void resolve(void)
 	R(sendmsg);
 	R(sendfile);
 	R(sendfile64);
+	R(read);
+	R(recv);
 #undef R
 }
 
@@ -134,74 +153,70 @@ static void after_fork(void)
 			fl[fd] |= F_SHARED;
 }
 
-static long num(const char *s, const char **end)
+static long long now_ms(void)
 {
-	char *e;
-	long v = strtol(s, &e, 10);
+	struct timespec ts;
 
-	*end = e;
-	return e == s ? -1 : v;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* BATON_HANDOFF=v1;SLOT;L,L,...;SOCKET;MAP (supervisor/handoff.c writes it) */
+/* Whether FD is the socket with inode INO (0: any), one end of a SOCK_SEQPACKET pair. */
+static bool is_chan(int fd, uint64_t ino)
+{
+	struct stat st;
+	int type;
+	socklen_t tl = sizeof(type);
+
+	return fd >= 0 && !fstat(fd, &st) && S_ISSOCK(st.st_mode) && (!ino || (uint64_t)st.st_ino == ino) &&
+	       !getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) && type == SOCK_SEQPACKET;
+}
+
+/* BATON_HANDOFF=v2;SLOT;L,L,...;FD;KEEPFD;PREVFD;MAP (supervisor/handoff.c writes it) */
 void handoff_init(void)
 {
-	const char *env = getenv("BATON_HANDOFF"), *gen = getenv("BATON_GENERATION"), *p, *sock, *mp, *e;
-	char mpath[4096];
-	size_t n;
-	long v;
+	const char *env = getenv("BATON_HANDOFF"), *gen = getenv("BATON_GENERATION");
+	struct handoff_env *he = &henv;
+	struct handoff_map *hm;
 	int fd;
 	void *m;
 
 	if (!env)
 		return;
-	if (!gen || strncmp(env, "v1;", 3) || !real_close || !real_accept4)
-		goto bad;
+	if (!gen || !real_close || !real_accept4 || handoff_env_parse(env, nman, he)) {
+		say("bad BATON_HANDOFF (want v2;SLOT;LISTENERS;FD;KEEPFD;PREVFD;MAP); idle handoff is off: ", env, NULL);
+		return;
+	}
 	my_gen = (uint32_t)strtoul(gen, NULL, 10);
-	v = num(env + 3, &e);
-	if (v < 0 || v >= HANDOFF_GENS || *e != ';')
-		goto bad;
-	my_slot = (uint32_t)v;
-	for (p = e + 1; *p && *p != ';'; p = *e == ',' ? e + 1 : e) {
-		v = num(p, &e);
-		if (v < 0 || v >= nman || (*e != ',' && *e != ';'))
-			goto bad;
-		opted[v] = true;
-	}
-	if (*p != ';')
-		goto bad;
-	sock = p + 1;
-	mp = strrchr(sock, ';');
-	if (!mp || (size_t)(mp - sock) >= sizeof(sup_addr.sun_path) || strlen(mp + 1) >= sizeof(mpath))
-		goto bad;
-	n = (size_t)(mp - sock);
-	sup_addr.sun_family = AF_UNIX;
-	memcpy(sup_addr.sun_path, sock, n);
-	sup_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
-	if (sock[0] == '@') {	/* abstract, as in NOTIFY_SOCKET: exactly n bytes */
-		sup_addr.sun_path[0] = '\0';
-		sup_len--;
-	}
-	memcpy(mpath, mp + 1, strlen(mp + 1) + 1);
-	fd = open(mpath, O_RDWR | O_CLOEXEC);
+	my_slot = (uint32_t)he->slot;
+	fd = open(he->map, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
-		say("cannot open the handoff map ", mpath, "; idle connections will be closed, not handed off");
+		say("cannot open the handoff map ", he->map, "; idle connections will be closed, not handed off");
 		return;
 	}
 	m = mmap(NULL, sizeof(*map), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	real_close(fd);
-	if (m == MAP_FAILED || ((struct handoff_map *)m)->magic != HANDOFF_MAGIC) {
+	hm = m;
+	if (m == MAP_FAILED || hm->magic != HANDOFF_MAGIC) {
 		if (m != MAP_FAILED)
 			munmap(m, sizeof(*map));
-		say("the handoff map ", mpath, " is not baton's; idle connections will be closed, not handed off");
+		say("the handoff map ", he->map, " is not baton's; idle connections will be closed, not handed off");
 		return;
 	}
-	map = m;
+	/* the fd must still be the channel it was given (a server that
+	 * re-executed itself may have that number in use for something else) */
+	if (!hm->chan[my_slot].ino[0] || !is_chan(he->fd, hm->chan[my_slot].ino[0])) {
+		munmap(m, sizeof(*map));
+		say("BATON_HANDOFF names no handoff channel of this generation; idle connections will be closed, "
+		    "not handed off", NULL, NULL);
+		return;
+	}
+	chan = he->fd;
+	keep = he->keep >= 0 && is_chan(he->keep, hm->chan[my_slot].ino[1]) ? he->keep : -1;
+	prev = he->prev;
+	map = hm;
 	pthread_atfork(NULL, after_fork, after_fork);
 	on = true;
-	return;
-bad:
-	say("bad BATON_HANDOFF (want v1;SLOT;LISTENERS;SOCKET;MAP); idle handoff is off: ", env, NULL);
 }
 
 /* ---- the connection's state ------------------------------------------------- */
@@ -354,38 +369,53 @@ static bool idle(int fd)
 	return !(!getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &ll) && lg.l_onoff && !lg.l_linger);
 }
 
-static const struct timeval send_wait = { .tv_sec = 1, .tv_usec = 0 };
-
-/* The connection to the supervisor, with SCM_RIGHTS. 0: it has it now. */
-static int give(int fd, int listener)
+/* Sends M (with FD, or none) on the channel. A full channel (a supervisor
+ * that is behind, or one that died: the queue waits for the next) gets
+ * WAIT_MS once; one that stays full is not waited for again for a while:
+ * the server's close() must not stall. 0: sent. */
+static int chan_send(const struct handoff_msg *m, int fd, int wait_ms)
 {
-	struct handoff_msg msg = { .op = HANDOFF_GIVE, .listener = (uint32_t)listener, .gen = my_gen };
-	struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
+	struct iovec iov = { .iov_base = (void *)m, .iov_len = sizeof(*m) };
 	union {
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(int))];
 	} u;
-	struct msghdr mh = { .msg_name = &sup_addr, .msg_namelen = sup_len, .msg_iov = &iov, .msg_iovlen = 1,
-			     .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *c;
-	int s, r;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	memset(&u, 0, sizeof(u));
-	c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return -1;
-	/* a supervisor that is gone fails at once; one that is behind (its
-	 * queue holds net.unix.max_dgram_qlen, 10 by default, and a server
-	 * closes its idle connections all at once) gets this long */
-	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &send_wait, sizeof(send_wait));
-	r = real_sendmsg ? (int)real_sendmsg(s, &mh, MSG_NOSIGNAL) : (int)syscall(SYS_sendmsg, s, &mh, MSG_NOSIGNAL);
-	sys_close(s);
-	return r == (int)sizeof(msg) ? 0 : -1;
+	if (fd >= 0) {
+		struct cmsghdr *c;
+
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	for (int tries = 0; tries < 2; tries++) {
+		struct pollfd p = { .fd = chan, .events = POLLOUT };
+		ssize_t r = real_sendmsg ? real_sendmsg(chan, &mh, MSG_NOSIGNAL | MSG_DONTWAIT)
+					 : syscall(SYS_sendmsg, chan, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (r == (ssize_t)sizeof(*m))
+			return 0;
+		if (r >= 0 || errno != EAGAIN || tries || now_ms() < stuck_until)
+			break;
+		if (poll(&p, 1, wait_ms) != 1) {
+			stuck_until = now_ms() + 1000;
+			break;
+		}
+	}
+	return -1;
+}
+
+/* The connection to the supervisor. 0: it has it now. */
+static int give(int fd, int listener)
+{
+	return chan_send(&(struct handoff_msg){ .op = HANDOFF_GIVE, .listener = (uint32_t)listener, .gen = my_gen },
+			 fd, 100);
 }
 
 EXPORT int close(int fd)
@@ -393,6 +423,11 @@ EXPORT int close(int fd)
 	if (is_born(fd)) {
 		int listener = born[fd] - 1, saved = errno;
 
+		if (fl[fd] & F_GIVEN) {
+			forget(fd);	/* the supervisor has it: this closes our copy only */
+			errno = saved;
+			return sys_close(fd);
+		}
 		if (draining() && idle(fd)) {
 			if (!give(fd, listener)) {
 				forget(fd);
@@ -408,6 +443,31 @@ EXPORT int close(int fd)
 	return sys_close(fd);
 }
 
+/* HAProxy ends an idle client connection with shutdown(SHUT_WR) and then
+ * close(): by the time of the close the client has its FIN. So the
+ * handoff happens at the shutdown: the connection goes to the supervisor,
+ * the shutdown is not done (it would reach the client through the copy),
+ * and the close that follows closes this process's copy only. */
+EXPORT int shutdown(int fd, int how)
+{
+	if (is_born(fd) && (fl[fd] & F_GIVEN))
+		return 0;	/* not ours to end any more */
+	if (is_born(fd) && (how == SHUT_WR || how == SHUT_RDWR)) {
+		int saved = errno;
+
+		if (draining() && idle(fd)) {
+			if (!give(fd, born[fd] - 1)) {
+				fl[fd] |= F_GIVEN;
+				errno = saved;
+				return 0;
+			}
+			__atomic_fetch_add(&map->unreachable, 1, __ATOMIC_RELAXED);
+		}
+		errno = saved;
+	}
+	return real_shutdown ? real_shutdown(fd, how) : (int)syscall(SYS_shutdown, fd, how);
+}
+
 /* ---- new generation: accept ------------------------------------------------- */
 
 /* The opted-in managed listener FD is (its index), or -1. */
@@ -418,7 +478,7 @@ static int listener_of(int fd)
 	if (fstat(fd, &st))
 		return -1;
 	for (int i = 0; i < nman; i++)
-		if (opted[i] && man[i].ino == st.st_ino && man[i].dev == st.st_dev)
+		if (handoff_env_opted(&henv, i) && man[i].ino == st.st_ino && man[i].dev == st.st_dev)
 			return i;
 	return -1;
 }
@@ -456,46 +516,57 @@ static uint32_t wake_token(const struct sockaddr_storage *ss)
 	return 0;
 }
 
-/* Asks the supervisor for the connection that goes with TOKEN. Returns it
- * (close-on-exec) or -1. */
-static int take(uint32_t token, int listener)
+/* The connection waiting in this generation's channel for LISTENER, or
+ * -1: never waits. Only the supervisor writes into the channel. One of
+ * another listener (several opted in) is given back; which connection
+ * answers which wake does not matter, each wake has one waiting. */
+static int take(int listener)
 {
-	struct handoff_msg msg = { .op = HANDOFF_TAKE, .listener = (uint32_t)listener, .gen = my_gen,
-				   .token = token }, ans;
-	struct sockaddr_un me = { .sun_family = AF_UNIX };
-	struct iovec iov = { .iov_base = &ans, .iov_len = sizeof(ans) };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct pollfd p;
-	struct cmsghdr *c;
-	int s, got = -1;
-	ssize_t n;
+	for (int tries = 0; tries < 8; tries++) {
+		struct handoff_msg m;
+		struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(4 * sizeof(int))];
+		} u;
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+				     .msg_controllen = sizeof(u.buf) };
+		int got = -1, nfd = 0;
+		ssize_t n = recvmsg(chan, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 
-	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return -1;
-	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &send_wait, sizeof(send_wait));
-	/* an address of our own (autobind) for the answer to come back to */
-	if (bind(s, (struct sockaddr *)&me, sizeof(sa_family_t)) ||
-	    sendto(s, &msg, sizeof(msg), MSG_NOSIGNAL, (struct sockaddr *)&sup_addr, sup_len) != (ssize_t)sizeof(msg))
-		goto out;
-	p = (struct pollfd){ .fd = s, .events = POLLIN };
-	if (poll(&p, 1, HANDOFF_TAKE_MS) != 1)
-		goto out;
-	n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	for (c = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
-			memcpy(&got, CMSG_DATA(c), sizeof(int));
-	if (got >= 0 && (n != (ssize_t)sizeof(ans) || ans.op != HANDOFF_TAKE || ans.token != token)) {
+		if (n < 0)
+			return -1;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			for (size_t j = 0; j < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); j++) {
+				int f;
+
+				memcpy(&f, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+				if (got < 0)
+					got = f;
+				else
+					sys_close(f);
+				nfd++;
+			}
+		}
+		if (handoff_msg_check(&m, (long)n, nfd, (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0,
+				      1u << HANDOFF_CONN)) {
+			if (got >= 0)
+				sys_close(got);
+			continue;
+		}
+		if (m.listener == (uint32_t)listener) {
+			m.op = HANDOFF_TOOK;
+			chan_send(&m, -1, 0);
+			return got;
+		}
+		m.op = HANDOFF_BACK;
+		if (chan_send(&m, got, 50))
+			__atomic_fetch_add(&map->take_failed, 1, __ATOMIC_RELAXED);
 		sys_close(got);
-		got = -1;
 	}
-out:
-	sys_close(s);
-	return got;
+	return -1;
 }
 
 static int do_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
@@ -503,7 +574,6 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	int listener, c, saved;
-	uint32_t token;
 	uint64_t bytes = 0;
 	uint8_t st;
 
@@ -511,12 +581,23 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
 		return (int)syscall(SYS_accept4, fd, addr, alen, flags);
 	if (!on || (listener = listener_of(fd)) < 0)
 		return real_accept4(fd, addr, alen, flags);
+	/* this process serves: programs it runs (CGI, system()) get neither
+	 * end of the channel. Not at load time: a wrapper (sh -c, setpriv)
+	 * must pass both on to the server it executes. */
+	if (!sealed) {
+		fcntl(chan, F_SETFD, FD_CLOEXEC);
+		if (keep >= 0)
+			fcntl(keep, F_SETFD, FD_CLOEXEC);
+		if (prev >= 0 && is_chan(prev, 0))
+			fcntl(prev, F_SETFD, FD_CLOEXEC);
+		sealed = true;
+	}
 	c = real_accept4(fd, (struct sockaddr *)&ss, &sl, flags);
 	if (c < 0)
 		return c;
 	saved = errno;
-	if (__atomic_load_n(&map->nwake, __ATOMIC_RELAXED) && (token = wake_token(&ss))) {
-		int h = take(token, listener);
+	if (__atomic_load_n(&map->nwake, __ATOMIC_RELAXED) && wake_token(&ss)) {
+		int h = take(listener);
 
 		if (h >= 0) {
 			int fdfl = fcntl(h, F_GETFL);
@@ -598,6 +679,31 @@ EXPORT int dup2(int old, int new)
 	if (r >= 0 && old != new && is_born(old))
 		fl[old] |= F_SHARED;
 	return r;
+}
+
+/* ---- reads of a connection handed off at shutdown() ------------------------ */
+
+/* After a handoff at shutdown() the server may read on until the client
+ * closes (Apache's lingering close): it would eat the client's next
+ * request, which is the new generation's now. Such a read sees the end of
+ * the stream at once. Every other fd: one array lookup. */
+static inline bool given(int fd)
+{
+	return is_born(fd) && (fl[fd] & F_GIVEN);
+}
+
+EXPORT ssize_t read(int fd, void *buf, size_t len)
+{
+	if (given(fd))
+		return 0;
+	return real_read ? real_read(fd, buf, len) : syscall(SYS_read, fd, buf, len);
+}
+
+EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+	if (given(fd))
+		return 0;
+	return real_recv ? real_recv(fd, buf, len, flags) : syscall(SYS_recvfrom, fd, buf, len, flags, NULL, NULL);
 }
 
 /* ---- writes: where answers happen ----------------------------------------------- */

@@ -1,22 +1,36 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* Idle keep-alive connections handed from a stopping generation to the
  * serving one (listeners with ?handoff=idle; the shim's half is in
- * preload/handoff.c, where the design is explained). Here: the socket the
- * shims give and take connections over, the map both read, the wake
- * connection that makes the serving generation call accept(), and the
- * counters `baton status` shows. */
+ * preload/handoff.c, where the design is explained). Here: each
+ * generation's channel, the map both read, the wake connection that makes
+ * the serving generation call accept(), and the counters `baton status`
+ * shows.
+ *
+ * The channel is a SOCK_SEQPACKET socketpair made before the generation
+ * starts; it inherits one end (and keeps a copy of ours). Nobody else can
+ * reach it: no name to squat or flood, and a message's channel says which
+ * generation sent it, whichever of its processes did and whether that
+ * process still lives. Because the generation holds both ends, a
+ * supervisor that dies or re-executes (`baton upgrade`) leaves the queues
+ * where they are, and the next one takes both ends back with pidfd_getfd.
+ * A connection in flight waits in the serving generation's own channel,
+ * not in this process. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -24,32 +38,56 @@
 #include "internal.h"
 
 #define HANDOFF_WAKE_TRIES 3  /* a wake another process took (a shared listener) is made again */
+/* A channel's messages per window: a generation that floods its own channel
+ * is read at this pace, so the loop (and its 10 ms health watch) keeps its
+ * time. A server that closes thousands of idle connections at once is
+ * handed them over a few hundred milliseconds. */
+#define HANDOFF_WINDOW_MS 100
+#define HANDOFF_PER_WINDOW 2000
+#define TCP_STATE_ESTABLISHED 1 /* include/net/tcp_states.h: not in the uapi headers */
 
 _Static_assert(HANDOFF_GENS == MAX_GENS, "the map has a draining flag per generation slot");
 
 struct pending {
 	uint32_t token;       /* 0: free */
-	int conn;             /* the handed-off connection */
 	int wake;             /* our connection to the serving generation */
-	int from, to;         /* generation slots */
+	int from, to;         /* generation slots; the connection waits in TO's channel */
 	int listener;
 	int wakes;            /* wake connections made for it */
-	long long deadline;
+	long long deadline, rewake_at;
+};
+
+struct chan {
+	int sup;              /* our end, -1: none */
+	int gen;              /* a copy of the generation's end: what it did not take is taken back */
+	int id;               /* the generation it was made for */
+	int mslot;            /* its index in the map (draining, answered, chan): fixed at its start */
+	bool draining;        /* told to stop while another serves: its GIVEs are taken */
+	bool adopt;           /* a generation a previous supervisor started: take its channel back */
+	bool paused;          /* over its pace: not read until the window ends */
+	bool rescan;          /* taken back: what waits in it is forwarded anew */
+	int used;             /* messages read in this window */
+	long long window_end;
+	int lift[2];          /* in the forked child: the ends lifted out of the way */
 };
 
 struct handoff {
-	int fd;
-	char sock_path[108];          /* "@" + an abstract name (see handoff_open) */
 	char map_path[4096];
 	struct handoff_map *map;
+	struct chan ch[MAX_GENS];
 	struct pending p[HANDOFF_WAKES];
 	int npending;
 	uint32_t next_token;
+	int spawn_gi;         /* the slot handoff_gen_start made a channel for, -1: none */
+	int spawn_prev;       /* the serving generation's slot, whose end the new one keeps too; -1 */
+	int prev_lift;        /* in the forked child: that end lifted out of the way */
+	bool orphans_done;    /* channels of generations that ended while no supervisor ran: read */
+	unsigned long long moving;  /* inode of the give being moved (see moving_ino), 0: none */
+	unsigned long long netns;   /* inode of our network namespace: the listeners' */
 	/* since this supervisor started */
-	unsigned long long offered, handed_off, no_target, limit, expired, wake_failed, refused;
+	unsigned long long offered, handed_off, no_target, limit, expired, wake_failed, refused, throttled;
 	unsigned long long in[MAX_GENS], out[MAX_GENS];
 	unsigned long long answered_before;   /* of slots since reused */
-	char env[4096 + 256];
 	bool said_no_shim;
 };
 
@@ -87,7 +125,8 @@ static int open_map(struct handoff *h)
 		memset(h->map, 0, sizeof(*h->map));
 		__atomic_store_n(&h->map->magic, HANDOFF_MAGIC, __ATOMIC_RELEASE);
 	}
-	/* no wake of a previous supervisor is still in flight: its sockets died with it */
+	/* no wake of a previous supervisor is still in flight: its sockets
+	 * died with it (the connections they were for wait in the channels) */
 	for (int i = 0; i < HANDOFF_WAKES; i++)
 		__atomic_store_n(&h->map->wake[i].token, 0, __ATOMIC_RELEASE);
 	h->map->nwake = 0;
@@ -96,169 +135,147 @@ static int open_map(struct handoff *h)
 
 int handoff_open(struct sup *s)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = EV_HANDOFF };
 	struct handoff *h;
-	int one = 1, r;
+	struct stat st;
+	int r;
 
 	if (!wanted(s) || s->handoff)
 		return 0;
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	h->fd = -1;
 	h->next_token = 1;
-	/* An abstract socket: a server's workers often run as another user
-	 * and cannot enter the runtime directory (0700); who may give or take
-	 * is decided by the sender's pid instead (SO_PASSCRED). Named after
-	 * the runtime directory and the supervisor, so a supervisor that
-	 * replaces a dead one is found under the same name. */
-	if ((r = sup_socket_path(s->name, "handoff", h->map_path, sizeof(h->map_path))) ||
-	    snprintf(h->sock_path, sizeof(h->sock_path), "@baton:%s", h->map_path) >= (int)sizeof(h->sock_path) ||
-	    (r = sup_socket_path(s->name, "handoff-map", h->map_path, sizeof(h->map_path)))) {
-		r = r ? r : -ENAMETOOLONG;
-		say(s, "runtime directory path is too long for the handoff socket; ?handoff=idle is off");
+	h->spawn_gi = -1;
+	h->spawn_prev = -1;
+	for (int i = 0; i < MAX_GENS; i++)
+		h->ch[i] = (struct chan){ .sup = -1, .gen = -1, .mslot = -1, .lift = { -1, -1 } };
+	for (int i = 0; i < HANDOFF_WAKES; i++)
+		h->p[i] = (struct pending){ .wake = -1 };
+	if (!stat("/proc/self/ns/net", &st))
+		h->netns = st.st_ino;
+	if ((r = sup_socket_path(s->name, "handoff-map", h->map_path, sizeof(h->map_path)))) {
+		say(s, "runtime directory path is too long for the handoff map; ?handoff=idle is off");
 		goto fail;
 	}
 	if ((r = open_map(h))) {
 		say(s, "cannot open the handoff map %s: %s; ?handoff=idle is off", h->map_path, strerror(-r));
 		goto fail;
 	}
-	h->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (h->fd < 0) {
-		r = -errno;
-		goto fail;
-	}
-	memcpy(sun.sun_path, h->sock_path, strlen(h->sock_path));
-	sun.sun_path[0] = '\0';
-	r = bind(h->fd, (struct sockaddr *)&sun, (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
-							    strlen(h->sock_path))) ? -errno : 0;
-	/* the sender's pid comes with each message: connections are taken
-	 * only from a generation that drains, and given only to the one that serves */
-	if (!r && setsockopt(h->fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)))
-		r = -errno;
-	if (!r && epoll_ctl(s->epfd, EPOLL_CTL_ADD, h->fd, &ev))
-		r = -errno;
-	if (r) {
-		say(s, "cannot open the handoff socket %s: %s; ?handoff=idle is off", h->sock_path, strerror(-r));
-		goto fail;
-	}
+	/* generations already running (a resume, or `baton upgrade`): their
+	 * channels are taken back at the first tick, once they are adopted */
+	for (int i = 0; i < MAX_GENS; i++)
+		h->ch[i].adopt = true;
 	s->handoff = h;
 	return 0;
 fail:
-	if (h->fd >= 0)
-		close(h->fd);
-	if (h->map)
-		munmap(h->map, sizeof(*h->map));
 	free(h);
 	return r;
+}
+
+static void set_nwake(struct handoff *h)
+{
+	__atomic_store_n(&h->map->nwake, (uint32_t)h->npending, __ATOMIC_RELAXED);
 }
 
 static void drop(struct handoff *h, struct pending *p)
 {
 	__atomic_store_n(&h->map->wake[p - h->p].token, 0, __ATOMIC_RELEASE);
-	if (p->conn >= 0)
-		close(p->conn);
 	if (p->wake >= 0)
 		close(p->wake);
-	*p = (struct pending){ .conn = -1, .wake = -1 };
+	*p = (struct pending){ .wake = -1 };
 	h->npending--;
-	__atomic_store_n(&h->map->nwake, (uint32_t)h->npending, __ATOMIC_RELAXED);
+	set_nwake(h);
 }
 
-void handoff_close(struct sup *s, bool clean)
+static struct pending *find(struct handoff *h, uint32_t token)
 {
-	struct handoff *h = s->handoff;
+	for (int i = 0; token && i < HANDOFF_WAKES; i++)
+		if (h->p[i].token == token)
+			return &h->p[i];
+	return NULL;
+}
 
-	if (!h)
-		return;
+static struct pending *alloc_pending(struct handoff *h)
+{
 	for (int i = 0; i < HANDOFF_WAKES; i++)
-		if (h->p[i].token)
-			drop(h, &h->p[i]);
-	close(h->fd);
-	if (clean)
-		unlink(h->map_path);
-	munmap(h->map, sizeof(*h->map));
-	free(h);
-	s->handoff = NULL;
-}
-
-bool handoff_busy(const struct sup *s)
-{
-	return s->handoff && s->handoff->npending;
-}
-
-void handoff_tick(struct sup *s, long long now)
-{
-	struct handoff *h = s->handoff;
-
-	if (!h || !h->npending)
-		return;
-	for (int i = 0; i < HANDOFF_WAKES; i++)
-		if (h->p[i].token && now >= h->p[i].deadline) {
-			h->expired++;	/* closed as the old generation asked, only later */
-			drop(h, &h->p[i]);
+		if (!h->p[i].token) {
+			if (!++h->next_token)
+				h->next_token = 1;
+			h->p[i] = (struct pending){ .token = h->next_token, .wake = -1 };
+			h->npending++;
+			set_nwake(h);
+			return &h->p[i];
 		}
+	return NULL;
 }
 
-/* The child's environment: BATON_HANDOFF=v1;SLOT;LISTENERS;SOCKET;MAP. */
-void handoff_gen_start(struct sup *s, int gi)
+/* Sends message M with FD (or none) on FD CH; 0 when it went. */
+static int send_msg(int ch, const struct handoff_msg *m, int fd)
 {
-	struct handoff *h = s->handoff;
-	size_t off;
+	struct iovec iov = { .iov_base = (void *)m, .iov_len = sizeof(*m) };
+	union {
+		struct cmsghdr c;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	if (!h)
-		return;
-	if (!s->preload_lib[0] && !h->said_no_shim) {
-		say(s, "?handoff=idle needs the preload shim, which sees the server's close(); generations run "
-		       "without it (--no-preload, --bind-mode cgroup, or no shim found), so their idle connections "
-		       "are closed at their stop as before (handoffs stay 0)");
-		h->said_no_shim = true;
+	if (fd >= 0) {
+		struct cmsghdr *c;
+
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	}
-	h->answered_before += h->map->answered[gi];
-	__atomic_store_n(&h->map->answered[gi], 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&h->map->draining[gi], 0, __ATOMIC_RELAXED);
-	h->in[gi] = h->out[gi] = 0;
-	off = (size_t)snprintf(h->env, sizeof(h->env), "v1;%d;", gi);
-	for (int l = 0, n = 0; l < s->nl && off < sizeof(h->env); l++)
-		if (s->spec[l].handoff == BATON_HANDOFF_IDLE && s->spec[l].proto == BATON_PROTO_TCP)
-			off += (size_t)snprintf(h->env + off, sizeof(h->env) - off, "%s%d", n++ ? "," : "", l);
-	if (off < sizeof(h->env))
-		snprintf(h->env + off, sizeof(h->env) - off, ";%s;%s", h->sock_path, h->map_path);
+	return sendmsg(ch, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof(*m) ? 0 : -1;
 }
 
-const char *handoff_env(const struct sup *s)
+/* Reads one message from FD CH: its length (-1: nothing), the one fd that
+ * came with it in *FD (-1: none; more than one are closed, and *NFD says
+ * how many came), and whether the control data was cut. */
+static ssize_t recv_msg_flags(int ch, struct handoff_msg *m, int *fd, int *nfd, int *trunc, int flags);
+
+static ssize_t recv_msg(int ch, struct handoff_msg *m, int *fd, int *nfd, int *trunc)
 {
-	return s->handoff && s->handoff->env[0] ? s->handoff->env : NULL;
+	return recv_msg_flags(ch, m, fd, nfd, trunc, 0);
 }
 
-/* G is told to stop: its idle connections go to the serving generation,
- * if there is one (not at `baton stop`: nothing would take them). */
-void handoff_gen_stop(struct sup *s, struct gen *g)
+/* recv_msg, FLAGS added (MSG_PEEK: the message stays, its fds are copies) */
+static ssize_t recv_msg_flags(int ch, struct handoff_msg *m, int *fd, int *nfd, int *trunc, int flags)
 {
-	struct handoff *h = s->handoff;
-	int gi = (int)(g - s->gen);
+	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
+	union {
+		struct cmsghdr c;
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+	} u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	ssize_t n = recvmsg(ch, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT | flags);
 
-	if (!h || s->stopping || s->active < 0 || s->active == gi || s->gen[s->active].state != GEN_ACTIVE)
-		return;
-	__atomic_store_n(&h->map->draining[gi], (uint32_t)g->id, __ATOMIC_RELAXED);
-}
+	*fd = -1;
+	*nfd = 0;
+	*trunc = 0;
+	if (n < 0)
+		return -1;
+	*trunc = (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t j = 0; j < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); j++) {
+			int f;
 
-/* The generation slot whose process PID is, or an ancestor of it within 8
- * steps (nginx's workers), or -1. */
-static int gen_of(const struct sup *s, pid_t pid)
-{
-	for (int hops = 0; hops < 9 && pid > 1; hops++) {
-		struct baton_proc_stat st;
-
-		for (int i = 0; i < MAX_GENS; i++)
-			if (s->gen[i].state != GEN_FREE && s->gen[i].pid == pid)
-				return i;
-		if (baton_proc_stat(pid, -1, &st))
-			return -1;
-		pid = st.ppid;
+			memcpy(&f, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+			if (*fd < 0)
+				*fd = f;
+			else
+				close(f);
+			++*nfd;
+		}
 	}
-	return -1;
+	return n;
 }
 
 /* A connection from the listener's own address (loopback for a wildcard)
@@ -316,6 +333,11 @@ static int wake(struct sup *s, int l, int slot, uint32_t token)
 		__atomic_store_n(&w->token, 0, __ATOMIC_RELEASE);
 		goto fail;
 	}
+	/* An empty line, which HTTP servers skip before a request: a listener
+	 * with TCP_DEFER_ACCEPT (Apache's default) returns a connection from
+	 * accept() only once data came. Loopback connects at once. */
+	if (poll(&(struct pollfd){ .fd = fd, .events = POLLOUT }, 1, 10) == 1)
+		(void)!send(fd, "\r\n", 2, MSG_DONTWAIT | MSG_NOSIGNAL);
 	return fd;
 fail:;
 	int r = -errno;
@@ -324,192 +346,769 @@ fail:;
 	return r;
 }
 
-/* Whether CONN is a TCP connection to listener L's port. */
-static bool conn_of(const struct sup *s, int conn, int l)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	int type;
-	socklen_t tl = sizeof(type);
-
-	if (getsockopt(conn, SOL_SOCKET, SO_TYPE, &type, &tl) || type != SOCK_STREAM ||
-	    getsockname(conn, (struct sockaddr *)&ss, &len) || ss.ss_family != s->spec[l].family)
-		return false;
-	return ntohs(((struct sockaddr_in *)&ss)->sin_port) == s->spec[l].port;	/* same offset in sockaddr_in6 */
-}
-
-/* The generation slot a GIVE comes from. Its sender often exits right
- * after its last close (a worker of a stopping server), before this reads
- * /proc: then the generation it names must be one that drains, and the
- * connection one to the listener; a live sender must descend from it. */
-static int giver(const struct sup *s, pid_t pid, const struct handoff_msg *m)
-{
-	int gi = gen_of(s, pid);
-
-	if (gi >= 0)
-		return s->gen[gi].id == (int)m->gen ? gi : -1;
-	if (pid > 0 && kill(pid, 0) == 0)
-		return -1;	/* alive and not ours */
-	for (int i = 0; i < MAX_GENS; i++)
-		if (s->gen[i].state != GEN_FREE && s->gen[i].id == (int)m->gen)
-			return i;
-	return -1;
-}
-
-static void on_give(struct sup *s, const struct handoff_msg *m, pid_t pid, int conn)
+/* (Re)makes P's wake connection; false if it cannot be made. */
+static bool rewake(struct sup *s, struct pending *p, long long now)
 {
 	struct handoff *h = s->handoff;
-	int to = s->active, i, from = giver(s, pid, m);
-	struct pending *p = NULL;
 
-	h->offered++;
-	if (from < 0 || m->listener >= (uint32_t)s->nl || s->spec[m->listener].handoff != BATON_HANDOFF_IDLE ||
-	    h->map->draining[from] != (uint32_t)s->gen[from].id || !conn_of(s, conn, (int)m->listener)) {
-		h->refused++;	/* not from a generation that drains: closed as it asked */
-		if (s->cfg->verbose)
-			say(s, "handoff: refused a connection from gen slot %d (gen %u, listener %u): it does not drain",
-			    from, m->gen, m->listener);
-		close(conn);
-		return;
-	}
-	h->out[from]++;
-	if (to < 0 || to == from || s->gen[to].state != GEN_ACTIVE || s->gen[to].pid <= 0 ||
-	    s->gen[to].slot[m->listener] < 0) {
+	if (p->wake >= 0)
+		close(p->wake);
+	p->wakes++;
+	p->rewake_at = now + HANDOFF_REWAKE_MS;
+	p->wake = wake(s, p->listener, (int)(p - h->p), p->token);
+	if (p->wake >= 0)
+		return true;
+	if (s->cfg->verbose)
+		say(s, "handoff: cannot connect to listener %d to wake gen %d: %s", p->listener, s->gen[p->to].id,
+		    strerror(-p->wake));
+	p->wake = -1;
+	return false;
+}
+
+/* Whether generation slot TO serves listener L and has a channel. */
+static bool can_take(const struct sup *s, int to, int l)
+{
+	return to >= 0 && s->gen[to].state == GEN_ACTIVE && s->gen[to].pid > 0 && s->gen[to].slot[l] >= 0 &&
+	       s->handoff->ch[to].sup >= 0;
+}
+
+/* Queues CONN (listener L, from slot FROM) in the serving generation's
+ * channel and wakes it; CONN is ours to close either way. The connection
+ * waits in the generation, not here: a supervisor that dies now loses only
+ * the wake, which its successor makes again. */
+static void forward(struct sup *s, int conn, int l, int from, long long deadline)
+{
+	struct handoff *h = s->handoff;
+	int to = s->active;
+	struct pending *p;
+	long long now = baton_mono_ms();
+	bool sent;
+
+	if (!can_take(s, to, l)) {
 		h->no_target++;
 		close(conn);
 		return;
 	}
-	for (i = 0; i < HANDOFF_WAKES && !p; i++)
-		if (!h->p[i].token)
-			p = &h->p[i];
+	p = alloc_pending(h);
 	if (!p) {
 		h->limit++;
 		close(conn);
 		return;
 	}
-	if (!++h->next_token)
-		h->next_token = 1;
-	*p = (struct pending){ .token = h->next_token, .conn = conn, .from = from, .to = to,
-			       .listener = (int)m->listener, .wakes = 1, .deadline = baton_mono_ms() + HANDOFF_TTL_MS };
-	h->npending++;
-	__atomic_store_n(&h->map->nwake, (uint32_t)h->npending, __ATOMIC_RELAXED);
-	p->wake = wake(s, (int)m->listener, (int)(p - h->p), p->token);
-	if (p->wake < 0) {
-		if (s->cfg->verbose)
-			say(s, "handoff: cannot connect to listener %u to wake gen %d: %s", m->listener,
-			    s->gen[to].id, strerror(-p->wake));
-		p->wake = -1;
-		h->wake_failed++;
-		drop(h, p);
+	*p = (struct pending){ .token = p->token, .wake = -1, .from = from, .to = to, .listener = l,
+			       .deadline = deadline ? deadline : now + HANDOFF_TTL_MS };
+	if (h->moving) {
+		__atomic_store_n(&h->map->moving_sent, 0, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&h->map->moving_ino, h->moving, __ATOMIC_SEQ_CST);
 	}
+	sent = !send_msg(h->ch[to].sup, &(struct handoff_msg){ .op = HANDOFF_CONN, .listener = (uint32_t)l,
+								.gen = (uint32_t)s->gen[to].id, .token = p->token },
+			 conn);
+	if (sent && h->moving)
+		__atomic_store_n(&h->map->moving_sent, 1, __ATOMIC_SEQ_CST);
+	if (!sent) {
+		h->limit++;	/* its channel is full */
+		close(conn);
+		drop(h, p);
+		return;
+	}
+	close(conn);	/* the channel holds it now */
+	if (!rewake(s, p, now))
+		h->wake_failed++;	/* it waits for the next try, or its deadline */
 }
 
-static void on_take(struct sup *s, const struct handoff_msg *m, int taker, const struct sockaddr_un *peer,
-		    socklen_t plen)
+/* Takes back what waits unread in slot GI's channel: connections whose
+ * wait is over are closed, those for a generation that no longer serves
+ * (or ALL of them, the channel going away) go to the one that does, the
+ * rest go back in the queue. Connections nobody waits for (a previous
+ * supervisor's) are forwarded anew. The queue is read out first, so what
+ * goes back in is not read twice. */
+static void reclaim(struct sup *s, int gi, bool all)
 {
 	struct handoff *h = s->handoff;
-	struct handoff_msg ans = { .op = HANDOFF_TAKE, .listener = m->listener, .gen = m->gen, .token = m->token };
-	struct iovec iov = { .iov_base = &ans, .iov_len = sizeof(ans) };
-	union {
-		struct cmsghdr c;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct msghdr mh = { .msg_name = (void *)peer, .msg_namelen = plen, .msg_iov = &iov, .msg_iovlen = 1 };
-	struct pending *p = NULL;
+	struct chan *c = &h->ch[gi];
+	long long now = baton_mono_ms();
+	static struct handoff_msg got[HANDOFF_WAKES];
+	static int fds[HANDOFF_WAKES];
+	int n = 0;
 
-	for (int i = 0; i < HANDOFF_WAKES && !p; i++)
-		if (h->p[i].token && h->p[i].token == m->token)
-			p = &h->p[i];
-	/* the generation the wake was for takes it, even if a reload since
-	 * made it stop too: it gives it again when it closes it */
-	if (p && taker >= 0 && (taker == p->to || taker == s->active)) {
-		struct cmsghdr *c;
+	while (c->gen >= 0 && n < HANDOFF_WAKES) {
+		int nfd, trunc;
 
-		memset(&u, 0, sizeof(u));
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &p->conn, sizeof(int));
+		if (recv_msg(c->gen, &got[n], &fds[n], &nfd, &trunc) <= 0)
+			break;
+		if (fds[n] >= 0)
+			n++;
 	}
-	if (sendmsg(h->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof(ans) && mh.msg_control) {
-		h->handed_off++;
-		h->in[taker]++;
-	} else if (p && !mh.msg_control && p->wakes < HANDOFF_WAKE_TRIES && s->active >= 0 &&
-		   s->gen[s->active].state == GEN_ACTIVE) {
-		/* another process accepted the wake (a listener every generation
-		 * shares, or the old one still accepting): it keeps it as an
-		 * empty connection, and the serving one gets a new wake */
-		if (!++h->next_token)
-			h->next_token = 1;
-		close(p->wake);
-		p->to = s->active;
-		p->token = h->next_token;
-		p->wakes++;
-		p->wake = wake(s, p->listener, (int)(p - h->p), p->token);
-		if (p->wake >= 0)
-			return;
-		p->wake = -1;
-		h->wake_failed++;
-	} else if (p) {
-		h->wake_failed++;	/* the answer did not go, or nothing serves: close it */
+	/* what this channel should hold and does not: taken without a TOOK
+	 * that came (or by a process that died with it). Before anything is
+	 * forwarded below: those are not missing. */
+	for (int i = 0; i < HANDOFF_WAKES; i++) {
+		struct pending *p = &h->p[i];
+		bool held = false;
+
+		if (!p->token || p->to != gi || !(all || now >= p->deadline || gi != s->active))
+			continue;
+		for (int j = 0; j < n && !held; j++)
+			held = got[j].token == p->token;
+		if (!held) {
+			h->expired++;
+			drop(h, p);
+		}
 	}
-	if (p)
-		drop(h, p);
-}
+	for (int i = 0; i < n; i++) {
+		struct handoff_msg *m = &got[i];
+		struct pending *p = find(h, m->token);
 
-void handoff_read(struct sup *s)
-{
-	struct handoff *h = s->handoff;
-
-	for (int budget = 0; h && budget < 256; budget++) {
-		struct handoff_msg m;
-		struct sockaddr_un peer;
-		struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
-		union {
-			struct cmsghdr c;
-			char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
-		} u;
-		struct msghdr mh = { .msg_name = &peer, .msg_namelen = sizeof(peer), .msg_iov = &iov, .msg_iovlen = 1,
-				     .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-		struct ucred cred = { .pid = -1 };
-		int conn = -1, extra = 0;
-		ssize_t n = recvmsg(h->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-
-		if (n < 0)
-			return;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-			if (c->cmsg_level != SOL_SOCKET)
+		if (p && p->to != gi)
+			p = NULL;	/* not the one this channel holds */
+		if (p && !all && now < p->deadline && gi == s->active) {
+			if (!send_msg(c->sup, m, fds[i])) {
+				close(fds[i]);
 				continue;
-			if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(cred)))
-				memcpy(&cred, CMSG_DATA(c), sizeof(cred));
-			if (c->cmsg_type == SCM_RIGHTS) {
-				size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-				for (size_t j = 0; j < k; j++) {
-					int fd;
-
-					memcpy(&fd, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
-					if (conn < 0)
-						conn = fd;
-					else
-						close(fd), extra++;
-				}
 			}
 		}
-		if (n != (ssize_t)sizeof(m) || extra || (mh.msg_flags & MSG_CTRUNC) ||
-		    (m.op == HANDOFF_GIVE) != (conn >= 0) || (m.op != HANDOFF_GIVE && m.op != HANDOFF_TAKE)) {
-			if (conn >= 0)
-				close(conn);	/* malformed: whatever came is not kept */
+		if (p && now >= p->deadline) {
+			h->expired++;	/* closed as the old generation asked, only later */
+			drop(h, p);
+			close(fds[i]);
 			continue;
 		}
-		if (m.op == HANDOFF_GIVE)
-			on_give(s, &m, cred.pid, conn);
-		else
-			on_take(s, &m, gen_of(s, cred.pid), &peer, mh.msg_namelen);
+		if (p)
+			drop(h, p);
+		forward(s, fds[i], m->listener < (uint32_t)s->nl ? (int)m->listener : 0, gi, 0);
 	}
+}
+
+static void read_chan(struct sup *s, int gi, int budget, bool paced);
+
+static void ch_close(struct sup *s, int gi)
+{
+	struct handoff *h = s->handoff;
+	struct chan *c = &h->ch[gi];
+
+	if (c->sup >= 0) {
+		/* what it gave before it ended is still its own: a server exits
+		 * right after closing its idle connections, and its exit may be
+		 * seen before them */
+		read_chan(s, gi, HANDOFF_WAKES, false);
+		reclaim(s, gi, true);
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->sup, NULL);
+		close(c->sup);
+	}
+	if (c->gen >= 0)
+		close(c->gen);
+	for (int i = 0; i < HANDOFF_WAKES; i++)
+		if (h->p[i].token && h->p[i].to == gi) {
+			h->expired++;
+			drop(h, &h->p[i]);
+		}
+	if (c->mslot >= 0) {
+		__atomic_store_n(&h->map->draining[c->mslot], 0, __ATOMIC_RELAXED);
+		h->map->chan[c->mslot] = (struct handoff_chan){ .fd = { -1, -1 }, .alt_fd = -1 };
+	}
+	/* the map index stays: status shows the answers of an ended generation */
+	*c = (struct chan){ .sup = -1, .gen = -1, .mslot = c->mslot, .lift = { -1, -1 } };
+}
+
+static int ch_watch(struct sup *s, int gi)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = EV_HANDOFF + (uint32_t)gi };
+
+	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->handoff->ch[gi].sup, &ev) ? -errno : 0;
+}
+
+void handoff_close(struct sup *s, bool clean)
+{
+	struct handoff *h = s->handoff;
+
+	if (!h)
+		return;
+	for (int i = 0; i < HANDOFF_WAKES; i++)
+		if (h->p[i].token)
+			drop(h, &h->p[i]);
+	/* a supervisor that stops for good closes the channels; one that
+	 * dies or re-executes leaves them to the generations, which hold both
+	 * ends */
+	for (int i = 0; i < MAX_GENS; i++) {
+		if (clean && h->ch[i].sup >= 0)
+			ch_close(s, i);
+		if (h->ch[i].sup >= 0)
+			close(h->ch[i].sup);
+		if (h->ch[i].gen >= 0)
+			close(h->ch[i].gen);
+	}
+	if (clean)
+		unlink(h->map_path);
+	munmap(h->map, sizeof(*h->map));
+	free(h);
+	s->handoff = NULL;
+}
+
+static bool needs_adopt(const struct sup *s, int gi)
+{
+	const struct gen *g = &s->gen[gi];
+
+	return s->handoff->ch[gi].adopt && g->state != GEN_FREE && g->state != GEN_EXITED && g->pid > 0 &&
+	       g->pidfd >= 0;
+}
+
+bool handoff_busy(const struct sup *s)
+{
+	const struct handoff *h = s->handoff;
+
+	if (!h)
+		return false;
+	if (h->npending)
+		return true;
+	for (int i = 0; i < MAX_GENS; i++)
+		if (h->ch[i].paused || needs_adopt(s, i))
+			return true;
+	return false;
+}
+
+/* A copy of the generation's fd FD whose inode is INO, or -1. */
+static int take_back(int pidfd, int fd, unsigned long long ino)
+{
+	struct stat st;
+	int type, copy;
+	socklen_t tl = sizeof(type);
+
+	if (fd < 0 || !ino || (copy = baton_pidfd_getfd(pidfd, fd)) < 0)
+		return -1;
+	if (fstat(copy, &st) || st.st_ino != ino || getsockopt(copy, SOL_SOCKET, SO_TYPE, &type, &tl) ||
+	    type != SOCK_SEQPACKET) {
+		close(copy);
+		return -1;
+	}
+	return copy;
+}
+
+/* Slot GI's generation was started by a supervisor before this one: its
+ * channel is taken back from it, with whatever waits in either queue. */
+static void adopt(struct sup *s, int gi)
+{
+	struct handoff *h = s->handoff;
+	struct chan *c = &h->ch[gi];
+	struct handoff_chan hc = { .fd = { -1, -1 } };
+	struct gen *g = &s->gen[gi];
+
+	c->adopt = false;
+	c->mslot = -1;
+	for (int m = 0; m < HANDOFF_GENS; m++)
+		if (h->map->chan[m].id == (uint32_t)g->id && h->map->chan[m].ino[0]) {
+			hc = h->map->chan[m];
+			c->mslot = m;
+		}
+	c->gen = take_back(g->pidfd, hc.fd[0], hc.ino[0]);
+	c->sup = take_back(g->pidfd, hc.fd[1], hc.ino[1]);
+	if (c->gen < 0 || c->sup < 0 || ch_watch(s, gi)) {
+		if (c->gen >= 0 || c->sup >= 0 || hc.ino[0])
+			say_warn(s, "handoff: could not take back the channel of gen %d (pid %d); its idle "
+				    "connections are closed at its stop, not handed off", g->id, (int)g->pid);
+		if (c->gen >= 0)
+			close(c->gen);
+		if (c->sup >= 0)
+			close(c->sup);
+		c->gen = c->sup = -1;
+		if (c->mslot >= 0)
+			__atomic_store_n(&h->map->draining[c->mslot], 0, __ATOMIC_RELAXED);
+		return;
+	}
+	c->id = g->id;
+	c->rescan = true;
+	c->draining = g->state == GEN_DRAINING && s->active >= 0 && s->active != gi &&
+		      __atomic_load_n(&h->map->draining[c->mslot], __ATOMIC_RELAXED) == (uint32_t)g->id;
+	if (!c->draining)
+		__atomic_store_n(&h->map->draining[c->mslot], 0, __ATOMIC_RELAXED);
+	if (s->cfg->verbose)
+		say(s, "handoff: took back the channel of gen %d", g->id);
+}
+
+static bool conn_of(const struct handoff *h, const struct sup *s, int conn, int l);
+static void consume(int ch);
+static bool moved_before(struct handoff *h, int conn);
+static void begin_move(struct handoff *h, int conn);
+static void end_move(struct handoff *h);
+
+static bool any_adopt(const struct sup *s)
+{
+	for (int i = 0; i < MAX_GENS; i++)
+		if (needs_adopt(s, i))
+			return true;
+	return false;
+}
+
+/* After a resume, once every running generation's channel is back: the
+ * channels of generations that ended while no supervisor ran. Their
+ * supervisor end lives on in the generation started after them; what they
+ * gave meanwhile waits there and goes to the serving generation, checked
+ * like any give of a generation told to stop. */
+static void orphans(struct sup *s)
+{
+	struct handoff *h = s->handoff;
+
+	for (int m = 0; m < HANDOFF_GENS; m++) {
+		struct handoff_chan hc = h->map->chan[m];
+		uint32_t drained = __atomic_load_n(&h->map->draining[m], __ATOMIC_RELAXED);
+		int holder = -1, owner = -1, ch, took = 0, bad = 0;
+
+		if (!hc.ino[1] || !hc.id || hc.alt_fd < 0 || !hc.alt_id)
+			continue;
+		for (int i = 0; i < MAX_GENS; i++) {
+			const struct gen *g = &s->gen[i];
+
+			if (g->state == GEN_FREE || g->state == GEN_EXITED || g->pid <= 0)
+				continue;
+			if (g->id == (int)hc.id)
+				owner = i;
+			if (g->id == (int)hc.alt_id && g->pidfd >= 0)
+				holder = i;
+		}
+		if (owner >= 0 || holder < 0)
+			continue;	/* it runs (its channel is back), or nobody kept it */
+		ch = take_back(s->gen[holder].pidfd, hc.alt_fd, hc.ino[1]);
+		for (int budget = 0; ch >= 0 && budget < HANDOFF_WAKES; budget++) {
+			struct handoff_msg msg;
+			int conn, nfd, trunc;
+			ssize_t n = recv_msg_flags(ch, &msg, &conn, &nfd, &trunc, MSG_PEEK);
+
+			if (n <= 0)
+				break;	/* nothing more, or nobody holds the other end */
+			if (!handoff_msg_check(&msg, (long)n, nfd, trunc, 1u << HANDOFF_GIVE) && moved_before(h, conn)) {
+				close(conn);
+				consume(ch);
+				continue;
+			}
+			if (handoff_msg_check(&msg, (long)n, nfd, trunc, 1u << HANDOFF_GIVE) || drained != hc.id ||
+			    msg.listener >= (uint32_t)s->nl || s->spec[msg.listener].handoff != BATON_HANDOFF_IDLE ||
+			    !conn_of(h, s, conn, (int)msg.listener)) {
+				if (conn >= 0)
+					close(conn);
+				consume(ch);
+				h->refused += n > 0;
+				bad++;
+				continue;
+			}
+			h->offered++;
+			took++;
+			begin_move(h, conn);
+			forward(s, conn, (int)msg.listener, -1, 0);
+			consume(ch);
+			end_move(h);
+		}
+		if (ch >= 0) {
+			close(ch);
+			if (took || bad)
+				say(s, "handoff: gen %u, which ended while no supervisor ran, gave %d idle connection%s "
+				       "meanwhile (%d refused): handed on", hc.id, took, took == 1 ? "" : "s", bad);
+		}
+		__atomic_store_n(&h->map->draining[m], 0, __ATOMIC_RELAXED);
+		h->map->chan[m] = (struct handoff_chan){ .fd = { -1, -1 }, .alt_fd = -1 };
+	}
+}
+
+void handoff_tick(struct sup *s, long long now)
+{
+	struct handoff *h = s->handoff;
+
+	if (!h)
+		return;
+	for (int i = 0; i < MAX_GENS; i++) {
+		struct chan *c = &h->ch[i];
+		const struct gen *g = &s->gen[i];
+
+		if (needs_adopt(s, i))
+			adopt(s, i);
+		else if (c->adopt && (g->state == GEN_FREE || g->state == GEN_EXITED))
+			c->adopt = false;
+		/* a generation that is gone gives nothing more: its draining
+		 * state goes with it, and what waits in its queue moves on */
+		if (c->sup >= 0 && (g->state == GEN_FREE || g->state == GEN_EXITED || g->pid <= 0 || g->id != c->id))
+			ch_close(s, i);
+		if (c->paused && now >= c->window_end) {
+			struct epoll_event ev = { .events = EPOLLIN, .data.u32 = EV_HANDOFF + (uint32_t)i };
+
+			c->paused = false;
+			c->used = 0;
+			epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->sup, &ev);
+		}
+	}
+	/* after a resume: what waits in a channel from before is forwarded
+	 * anew (its wake died with the previous supervisor) */
+	for (int i = 0; i < MAX_GENS; i++)
+		if (h->ch[i].rescan && h->ch[i].gen >= 0) {
+			h->ch[i].rescan = false;
+			reclaim(s, i, true);
+		}
+	if (!h->orphans_done && !any_adopt(s)) {
+		h->orphans_done = true;
+		orphans(s);
+	}
+	for (int i = 0; h->npending && i < HANDOFF_WAKES; i++) {
+		struct pending *p = &h->p[i];
+
+		if (!p->token)
+			continue;
+		if (now >= p->deadline || p->to != s->active)
+			reclaim(s, p->to, false);
+		else if (now >= p->rewake_at && p->wakes < HANDOFF_WAKE_TRIES && !rewake(s, p, now))
+			h->wake_failed++;
+	}
+}
+
+/* A map index for the generation starting in slot GI: GI itself when no
+ * other generation uses it (after a resume, generations may sit in other
+ * slots than the index they were started with), else the first free one. */
+static int map_slot(const struct sup *s, int gi)
+{
+	const struct handoff *h = s->handoff;
+	bool used[HANDOFF_GENS] = { false };
+
+	for (int i = 0; i < MAX_GENS; i++) {
+		const struct gen *g = &s->gen[i];
+
+		if (i == gi || g->state == GEN_FREE || g->state == GEN_EXITED)
+			continue;
+		if (h->ch[i].mslot >= 0)
+			used[h->ch[i].mslot] = true;
+		for (int m = 0; m < HANDOFF_GENS; m++)	/* not taken back yet */
+			if (h->ch[i].adopt && h->map->chan[m].id == (uint32_t)g->id)
+				used[m] = true;
+	}
+	if (!used[gi])
+		return gi;
+	for (int m = 0; m < HANDOFF_GENS; m++)
+		if (!used[m])
+			return m;
+	return gi;	/* cannot be: one generation per slot */
+}
+
+/* Before the spawn of slot GI's generation: its channel. The child's
+ * environment: BATON_HANDOFF=v2;SLOT;LISTENERS;FD;KEEPFD;MAP. */
+void handoff_gen_start(struct sup *s, int gi)
+{
+	struct handoff *h = s->handoff;
+	struct chan *c;
+	struct stat a, b;
+	int sv[2], m;
+
+	if (!h)
+		return;
+	h->spawn_gi = -1;
+	if (h->ch[gi].sup >= 0 || h->ch[gi].gen >= 0)
+		ch_close(s, gi);
+	h->ch[gi].adopt = false;
+	h->ch[gi].mslot = map_slot(s, gi);
+	m = h->ch[gi].mslot;
+	h->answered_before += h->map->answered[m];
+	__atomic_store_n(&h->map->answered[m], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->map->draining[m], 0, __ATOMIC_RELAXED);
+	h->map->chan[m] = (struct handoff_chan){ .fd = { -1, -1 } };
+	h->in[gi] = h->out[gi] = 0;
+	if (!s->preload_lib[0] || bindmode_cgroup(s)) {
+		if (!h->said_no_shim)
+			say(s, "?handoff=idle needs the preload shim, which sees the server's close(); generations run "
+			       "without it (--no-preload, --bind-mode cgroup, or no shim found), so their idle connections "
+			       "are closed at their stop as before (handoffs stay 0)");
+		h->said_no_shim = true;
+		return;
+	}
+	/* no SOCK_NONBLOCK: that flag would be the generation's too; every
+	 * call here says MSG_DONTWAIT */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) || fstat(sv[0], &a) || fstat(sv[1], &b)) {
+		say_warn(s, "handoff: cannot make gen %d's channel: %s; its idle connections are closed at its stop",
+			 s->gen[gi].id, strerror(errno));
+		return;
+	}
+	c = &h->ch[gi];
+	c->sup = sv[0];
+	c->gen = sv[1];
+	c->id = s->gen[gi].id;
+	if (ch_watch(s, gi)) {
+		close(sv[0]);
+		close(sv[1]);
+		c->sup = c->gen = -1;
+		return;
+	}
+	h->map->chan[m] = (struct handoff_chan){ .fd = { 3 + s->nl, 4 + s->nl }, .id = (uint32_t)c->id,
+						 .ino = { (uint64_t)b.st_ino, (uint64_t)a.st_ino }, .alt_fd = -1 };
+	h->spawn_gi = gi;
+	h->spawn_prev = -1;
+	if (s->active >= 0 && s->active != gi && h->ch[s->active].sup >= 0 && h->ch[s->active].mslot >= 0) {
+		struct handoff_chan *pc = &h->map->chan[h->ch[s->active].mslot];
+
+		h->spawn_prev = s->active;
+		pc->alt_fd = 5 + s->nl;
+		pc->alt_id = (uint32_t)c->id;
+	}
+}
+
+/* In the forked child, before its fds are placed: the channel's ends go
+ * above TOP, out of the way. Returns how many fds it places after the
+ * listeners (0 or 2). */
+int handoff_child_lift(struct sup *s, int top)
+{
+	struct handoff *h = s->handoff;
+	struct chan *c;
+
+	if (!h || h->spawn_gi < 0)
+		return 0;
+	c = &h->ch[h->spawn_gi];
+	c->lift[0] = fcntl(c->gen, F_DUPFD_CLOEXEC, top);
+	c->lift[1] = fcntl(c->sup, F_DUPFD_CLOEXEC, top);
+	if (h->spawn_prev < 0)
+		return 2;
+	h->prev_lift = fcntl(h->ch[h->spawn_prev].sup, F_DUPFD_CLOEXEC, top);
+	return 3;
+}
+
+/* In the forked child, after the listeners: the channel's ends as BASE (the
+ * generation's) and BASE + 1 (ours, kept for a supervisor that takes it
+ * back), and the serving generation's supervisor end as BASE + 2 (the old
+ * one may exit while no supervisor runs, with connections it gave in the
+ * queue), inherited, and named in BATON_HANDOFF. -1: cannot (errno). */
+int handoff_child_place(struct sup *s, int base)
+{
+	struct handoff *h = s->handoff;
+	struct chan *c;
+	char env[4096 + 256];
+	size_t off;
+
+	if (!h || h->spawn_gi < 0)
+		return 0;
+	c = &h->ch[h->spawn_gi];
+	if (c->lift[0] < 0 || c->lift[1] < 0 || dup2(c->lift[0], base) < 0 || dup2(c->lift[1], base + 1) < 0 ||
+	    (h->spawn_prev >= 0 && (h->prev_lift < 0 || dup2(h->prev_lift, base + 2) < 0)))
+		return -1;
+	off = (size_t)snprintf(env, sizeof(env), "v2;%d;", c->mslot);
+	for (int l = 0, n = 0; l < s->nl && off < sizeof(env); l++)
+		if (s->spec[l].handoff == BATON_HANDOFF_IDLE && s->spec[l].proto == BATON_PROTO_TCP)
+			off += (size_t)snprintf(env + off, sizeof(env) - off, "%s%d", n++ ? "," : "", l);
+	if (off < sizeof(env))
+		snprintf(env + off, sizeof(env) - off, ";%d;%d;%d;%s", base, base + 1,
+			 h->spawn_prev >= 0 ? base + 2 : -1, h->map_path);
+	return setenv("BATON_HANDOFF", env, 1);
+}
+
+/* G is told to stop: its idle connections go to the serving generation,
+ * if there is one (not at `baton stop`: nothing would take them). */
+void handoff_gen_stop(struct sup *s, struct gen *g)
+{
+	struct handoff *h = s->handoff;
+	int gi = (int)(g - s->gen);
+
+	if (!h || s->stopping || s->active < 0 || s->active == gi || s->gen[s->active].state != GEN_ACTIVE ||
+	    h->ch[gi].sup < 0)
+		return;
+	h->ch[gi].draining = true;
+	__atomic_store_n(&h->map->draining[h->ch[gi].mslot], (uint32_t)g->id, __ATOMIC_RELAXED);
+}
+
+/* Whether CONN is an established TCP connection to listener L: its
+ * family, its local address (any, for a wildcard listener) and port, and
+ * our network namespace. Anything else a generation sends is not a client
+ * of this listener. */
+static bool conn_of(const struct handoff *h, const struct sup *s, int conn, int l)
+{
+	const struct baton_spec *sp = &s->spec[l];
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss), ol = sizeof(int);
+	struct tcp_info ti;
+	socklen_t tl = sizeof(ti);
+	int v, ns;
+
+	if (getsockopt(conn, SOL_SOCKET, SO_DOMAIN, &v, &ol) || v != sp->family ||
+	    getsockopt(conn, SOL_SOCKET, SO_TYPE, &v, &ol) || v != SOCK_STREAM ||
+	    getsockopt(conn, SOL_SOCKET, SO_PROTOCOL, &v, &ol) || v != IPPROTO_TCP ||
+	    getsockopt(conn, IPPROTO_TCP, TCP_INFO, &ti, &tl) || ti.tcpi_state != TCP_STATE_ESTABLISHED ||
+	    getsockname(conn, (struct sockaddr *)&ss, &len) || ss.ss_family != sp->family)
+		return false;
+	if (sp->family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&ss, *w = (const struct sockaddr_in *)&sp->addr;
+
+		if (ntohs(a->sin_port) != sp->port ||
+		    (w->sin_addr.s_addr != htonl(INADDR_ANY) && w->sin_addr.s_addr != a->sin_addr.s_addr))
+			return false;
+	} else {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss,
+					  *w = (const struct sockaddr_in6 *)&sp->addr;
+
+		if (ntohs(a->sin6_port) != sp->port ||
+		    (!IN6_IS_ADDR_UNSPECIFIED(&w->sin6_addr) && memcmp(&w->sin6_addr, &a->sin6_addr, 16)))
+			return false;
+	}
+	/* SIOCGSKNS needs CAP_NET_ADMIN: a supervisor without it relies on
+	 * the channel alone (only its own generation can send) */
+	ns = ioctl(conn, SIOCGSKNS);
+	if (ns >= 0) {
+		struct stat st;
+		bool same = !fstat(ns, &st) && st.st_ino == h->netns;
+
+		close(ns);
+		return same;
+	}
+	return errno == EPERM;
+}
+
+static void on_give(struct sup *s, int from, const struct handoff_msg *m, int conn)
+{
+	struct handoff *h = s->handoff;
+
+	h->offered++;
+	if (!h->ch[from].draining || h->ch[from].id != s->gen[from].id || m->listener >= (uint32_t)s->nl ||
+	    s->spec[m->listener].handoff != BATON_HANDOFF_IDLE || s->spec[m->listener].proto != BATON_PROTO_TCP ||
+	    !conn_of(h, s, conn, (int)m->listener)) {
+		h->refused++;	/* not from a generation that drains, or not its client: closed as it asked */
+		if (s->cfg->verbose)
+			say(s, "handoff: refused a connection from gen %d (listener %u): %s", s->gen[from].id,
+			    m->listener, h->ch[from].draining ? "not an established connection to that listener"
+							      : "it does not drain");
+		close(conn);
+		return;
+	}
+	h->out[from]++;
+	if (s->active == from) {
+		h->no_target++;	/* it serves again (a rollback): nothing to hand it to */
+		close(conn);
+		return;
+	}
+	forward(s, conn, (int)m->listener, from, 0);
+}
+
+/* A CONN the serving generation took (TOOK), or gave back (BACK: another
+ * listener's, in the queue ahead of its own). */
+static void on_answer(struct sup *s, int gi, const struct handoff_msg *m, int conn)
+{
+	struct handoff *h = s->handoff;
+	struct pending *p = find(h, m->token);
+
+	if (p && p->to != gi)
+		p = NULL;	/* only the generation whose queue held it can have taken it */
+	if (m->op == HANDOFF_TOOK) {
+		if (p) {
+			h->handed_off++;
+			h->in[gi]++;
+			drop(h, p);
+		}
+		return;
+	}
+	if (!p || send_msg(h->ch[gi].sup, &(struct handoff_msg){ .op = HANDOFF_CONN, .listener = (uint32_t)p->listener,
+								   .gen = (uint32_t)s->gen[gi].id, .token = p->token },
+			   conn)) {
+		if (p) {
+			h->expired++;
+			drop(h, p);
+		} else {
+			h->refused++;
+		}
+	}
+	close(conn);
+}
+
+/* Reads up to BUDGET messages of slot GI's channel; PACED: at most
+ * HANDOFF_PER_WINDOW per window, then the channel is not watched until the
+ * window ends. */
+/* Takes the message just peeked at off channel FD CH (its fds are copies). */
+static void consume(int ch)
+{
+	struct handoff_msg m;
+	int fd, nfd, trunc;
+
+	if (recv_msg(ch, &m, &fd, &nfd, &trunc) >= 0 && fd >= 0)
+		close(fd);
+}
+
+/* Whether CONN is the connection a supervisor that died had already queued
+ * in the serving generation when it was killed (see moving_ino): then its
+ * give is only taken off the channel. */
+static bool moved_before(struct handoff *h, int conn)
+{
+	struct stat st;
+
+	if (fstat(conn, &st) || !st.st_ino || __atomic_load_n(&h->map->moving_ino, __ATOMIC_SEQ_CST) != st.st_ino ||
+	    !__atomic_load_n(&h->map->moving_sent, __ATOMIC_SEQ_CST))
+		return false;
+	__atomic_store_n(&h->map->moving_ino, 0, __ATOMIC_SEQ_CST);
+	return true;
+}
+
+/* A give is peeked at, handled and only then taken off CH: until its
+ * connection is queued in the serving generation, a copy stays where a
+ * supervisor that replaces this one (killed now) finds it. */
+static void begin_move(struct handoff *h, int conn)
+{
+	struct stat st;
+
+	h->moving = fstat(conn, &st) ? 0 : st.st_ino;
+}
+
+static void end_move(struct handoff *h)
+{
+	if (h->moving)
+		__atomic_store_n(&h->map->moving_ino, 0, __ATOMIC_SEQ_CST);
+	h->moving = 0;
+}
+
+/* Reads up to BUDGET messages of slot GI's channel; PACED: at most
+ * HANDOFF_PER_WINDOW per window, then the channel is not watched until the
+ * window ends. */
+static void read_chan(struct sup *s, int gi, int budget, bool paced)
+{
+	struct handoff *h = s->handoff;
+	struct chan *c = &h->ch[gi];
+	long long now = baton_mono_ms();
+
+	if (now >= c->window_end) {
+		c->window_end = now + HANDOFF_WINDOW_MS;
+		c->used = 0;
+	}
+	/* the pace is checked before a message is read: a flood costs one
+	 * recvmsg per message up to it, then nothing until the window ends */
+	for (; budget > 0; budget--) {
+		struct handoff_msg m;
+		int conn, nfd, trunc;
+		ssize_t n;
+
+		if (paced && c->used >= HANDOFF_PER_WINDOW) {
+			struct epoll_event ev = { .events = 0, .data.u32 = EV_HANDOFF + (uint32_t)gi };
+
+			if (!c->paused)
+				h->throttled++;
+			c->paused = true;
+			epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->sup, &ev);
+			return;
+		}
+		n = recv_msg_flags(c->sup, &m, &conn, &nfd, &trunc, MSG_PEEK);
+		if (n <= 0)
+			return;	/* nothing more, or nobody holds the other end */
+		c->used++;
+		if (handoff_msg_check(&m, (long)n, nfd, trunc,
+				      1u << HANDOFF_GIVE | 1u << HANDOFF_TOOK | 1u << HANDOFF_BACK)) {
+			if (conn >= 0)
+				close(conn);	/* malformed: whatever came is not kept */
+			h->refused++;
+		} else if (m.op == HANDOFF_GIVE && moved_before(h, conn)) {
+			close(conn);
+		} else if (m.op == HANDOFF_GIVE) {
+			begin_move(h, conn);
+			on_give(s, gi, &m, conn);
+		} else {
+			on_answer(s, gi, &m, conn);
+		}
+		consume(c->sup);
+		end_move(h);
+	}
+}
+
+void handoff_read(struct sup *s, uint32_t tag)
+{
+	struct handoff *h = s->handoff;
+	int gi = (int)(tag - EV_HANDOFF);
+
+	if (!h || gi < 0 || gi >= MAX_GENS || h->ch[gi].sup < 0)
+		return;
+	read_chan(s, gi, 256, true);
 }
 
 static unsigned long long answered_total(const struct handoff *h)
@@ -558,7 +1157,9 @@ void handoff_gen_status(const struct sup *s, int gi, FILE *f, bool json)
 		return;
 	}
 	fprintf(f, ",\"handoff\":{\"in\":%llu,\"out\":%llu,\"answered\":%llu}", h->in[gi], h->out[gi],
-		(unsigned long long)__atomic_load_n(&h->map->answered[gi], __ATOMIC_RELAXED));
+		h->ch[gi].mslot < 0 ? 0ULL
+				    : (unsigned long long)__atomic_load_n(&h->map->answered[h->ch[gi].mslot],
+									  __ATOMIC_RELAXED));
 }
 
 /* For `baton status --metrics`: the counters of handoff_status. The name

@@ -151,13 +151,11 @@ void preload_apply(struct sup *s)
 		unsetenv("BATON_HANDOFF");
 		return;
 	}
+	/* set again by handoff_child_place when this generation has a channel */
+	unsetenv("BATON_HANDOFF");
 	snprintf(val, sizeof(val), "%s%s%s", s->preload_lib, old && *old ? " " : "", old ? old : "");
 	setenv("LD_PRELOAD", val, 1);
 	setenv("BATON_PRELOAD", s->preload_env, 1);
-	if (handoff_env(s))
-		setenv("BATON_HANDOFF", handoff_env(s), 1);
-	else
-		unsetenv("BATON_HANDOFF");
 }
 
 /* An ignored signal stays ignored across exec: a supervisor started in the
@@ -211,7 +209,7 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 	if (pid == 0) {
 		sigset_t none;
 		char num[32];
-		int wfd;
+		int wfd, top, hbase;
 
 		/* into its cgroup before it can bind: the hook applies from here */
 		if (cgfd >= 0 && write(cgfd, "0", 1) != 1) {
@@ -236,17 +234,22 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 		 * adopts it. */
 		if (setsid() < 0)
 			setpgid(0, 0);
-		/* lift everything above the target range before placing it */
-		wfd = fcntl(p[1], F_DUPFD_CLOEXEC, 3 + n + extra);
+		/* lift everything above the target range before placing it:
+		 * the listeners, the shim's map when it is in a memfd, then the
+		 * handoff channel (not a listener, so not in LISTEN_FDS;
+		 * BATON_HANDOFF names it) */
+		hbase = 3 + n + extra;
+		top = hbase + (cgfd >= 0 ? 0 : handoff_child_lift(s, hbase + 3));
+		wfd = fcntl(p[1], F_DUPFD_CLOEXEC, top);
 		for (i = 0; i < n; i++)
-			tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + n + extra);
+			tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, top);
 		if (extra)
-			tmp[n] = fcntl(s->preload_memfd, F_DUPFD_CLOEXEC, 3 + n + extra);
+			tmp[n] = fcntl(s->preload_memfd, F_DUPFD_CLOEXEC, top);
 		for (i = 0; i < n + extra; i++)
 			if (tmp[i] < 0 || dup2(tmp[i], 3 + i) < 0)
 				goto fail;
 		/* whatever baton itself inherited is not the generation's */
-		syscall(SYS_close_range, 3 + n + extra, ~0U, CLOSE_RANGE_CLOEXEC);
+		syscall(SYS_close_range, top, ~0U, CLOSE_RANGE_CLOEXEC);
 		/* first: LISTEN_* and the rest are baton's to say */
 		env_apply(cmd_env(s));
 		if (cgfd >= 0) {
@@ -266,6 +269,8 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 		setenv("BATON_GENERATION", num, 1);
 		flows_env(s, id);
 		preload_apply(s);
+		if (top > hbase && s->preload_lib[0] && handoff_child_place(s, hbase))
+			goto fail;
 		execvp(cmd_argv(s)[0], cmd_argv(s));
 fail:
 		e = errno;

@@ -694,8 +694,8 @@ int sup_run(const struct sup_config *cfg)
 				read_notify(s);
 			else if (tag == EV_CONTROL)
 				accept_client(s);
-			else if (tag == EV_HANDOFF)
-				handoff_read(s);
+			else if (tag >= EV_HANDOFF && tag < EV_HANDOFF + MAX_GENS)
+				handoff_read(s, tag);
 			else if (tag == EV_BINDHOOK)
 				bindmode_events(s);
 			else if (tag >= EV_MHTTP && tag <= EV_MHTTP + MHTTP_CLIENTS)

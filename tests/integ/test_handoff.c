@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* The shim's idle handoff on its own, with this test in the supervisor's
- * place (its socket and map): an unmodified server (a few lines of python)
- * closes a keep-alive connection, and the shim gives it over only when the
- * generation drains and the server has read nothing since its answer;
- * otherwise, or with no supervisor to take it, the close is a close. */
+ * place (its end of the generation's channel, and the map): an unmodified
+ * server (a few lines of python) closes a keep-alive connection, and the
+ * shim gives it over only when the generation drains and the server has
+ * read nothing since its answer; otherwise, or with no supervisor to take
+ * it, the close is a close. A supervisor that died finds what was given
+ * meanwhile in the channel the generation keeps. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -13,7 +15,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/un.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,9 +50,11 @@ static const char server_py[] =
 	"    print('done', flush=True)\n";
 
 struct fake_sup {
-	char dir[64], map_path[128], sock_name[96];
+	char dir[64], map_path[128];
 	struct handoff_map *map;
-	int sock;           /* -1: "gone" */
+	int sock;           /* our end of the channel; -1: "gone" */
+	int gen_end;        /* the generation's end, until it is started */
+	int keep;           /* our end's copy for the generation, -1: it keeps none */
 };
 
 struct server {
@@ -66,10 +71,10 @@ static const char *python(void)
 	SKIP("python3 is not installed (Debian package python3)");
 }
 
-static void fake_sup_open(struct fake_sup *f, bool listening)
+static void fake_sup_open(struct fake_sup *f, bool keep)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int fd, one = 1;
+	struct stat a, b;
+	int fd, sv[2];
 
 	snprintf(f->dir, sizeof(f->dir), "/tmp/baton-handoff-XXXXXX");
 	if (!mkdtemp(f->dir))
@@ -82,16 +87,14 @@ static void fake_sup_open(struct fake_sup *f, bool listening)
 	close(fd);
 	ASSERT_TRUE(f->map != MAP_FAILED);
 	f->map->magic = HANDOFF_MAGIC;
-	snprintf(f->sock_name, sizeof(f->sock_name), "@baton-test-handoff-%d", (int)getpid());
-	f->sock = -1;
-	if (!listening)
-		return;
-	f->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	memcpy(sun.sun_path, f->sock_name, strlen(f->sock_name));
-	sun.sun_path[0] = '\0';
-	ASSERT_EQ(bind(f->sock, (struct sockaddr *)&sun,
-		       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(f->sock_name))), 0);
-	setsockopt(f->sock, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one));
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	ASSERT_EQ(fstat(sv[0], &a), 0);
+	ASSERT_EQ(fstat(sv[1], &b), 0);
+	f->sock = sv[0];
+	f->gen_end = sv[1];
+	f->keep = keep ? sv[0] : -1;
+	/* as baton run places them: listener at 3, the channel at 4 and 5 */
+	f->map->chan[3] = (struct handoff_chan){ .fd = { 4, 5 }, .ino = { b.st_ino, a.st_ino } };
 }
 
 static void fake_sup_close(struct fake_sup *f)
@@ -104,6 +107,13 @@ static void fake_sup_close(struct fake_sup *f)
 	unlink(f->map_path);
 	snprintf(path, sizeof(path), "%s", f->dir);
 	rmdir(path);
+}
+
+/* The supervisor dies: our end is gone (the generation may keep a copy). */
+static void fake_sup_die(struct fake_sup *f)
+{
+	close(f->sock);
+	f->sock = -1;
 }
 
 /* A GIVE within TIMEOUT_MS: the connection it carries, else -1. */
@@ -121,6 +131,7 @@ static int fake_sup_given(struct fake_sup *f, int timeout_ms)
 
 	if (f->sock < 0 || poll(&p, 1, timeout_ms) != 1)
 		return -1;
+	ASSERT_EQ(p.revents & POLLIN, POLLIN);
 	ASSERT_EQ(recvmsg(f->sock, &mh, MSG_CMSG_CLOEXEC), (ssize_t)sizeof(m));
 	ASSERT_EQ(m.op, HANDOFF_GIVE);
 	ASSERT_EQ(m.gen, 7);
@@ -149,15 +160,19 @@ static void server_start(struct server *sv, struct fake_sup *f, int member, uint
 	if (sv->pid == 0) {
 		dup2(in[0], 0);
 		dup2(out[1], 1);
-		if (member != 3)
-			dup2(member, 3);	/* dup2 clears close-on-exec */
-		else
-			fcntl(3, F_SETFD, 0);
+		/* lifted above 5 first, then placed: dup2 clears close-on-exec */
+		int lm = fcntl(member, F_DUPFD_CLOEXEC, 10), lg = fcntl(f->gen_end, F_DUPFD_CLOEXEC, 10);
+		int lk = f->keep >= 0 ? fcntl(f->keep, F_DUPFD_CLOEXEC, 10) : -1;
+
+		dup2(lm, 3);
+		dup2(lg, 4);
+		if (lk >= 0)
+			dup2(lk, 5);
 		setenv("LD_PRELOAD", lib, 1);
 		unsetenv("NOTIFY_SOCKET");
 		snprintf(env, sizeof(env), "v1;tcp:127.0.0.1:%u=3", port);
 		setenv("BATON_PRELOAD", env, 1);
-		snprintf(env, sizeof(env), "v1;3;0;%s;%s", f->sock_name, f->map_path);
+		snprintf(env, sizeof(env), "v2;3;0;4;%d;-1;%s", lk >= 0 ? 5 : -1, f->map_path);
 		setenv("BATON_HANDOFF", env, 1);
 		setenv("BATON_GENERATION", "7", 1);
 		execl(py, py, "-c", server_py, portstr, answer, (char *)NULL);
@@ -165,6 +180,8 @@ static void server_start(struct server *sv, struct fake_sup *f, int member, uint
 	}
 	close(in[0]);
 	close(out[1]);
+	close(f->gen_end);	/* the generation holds it */
+	f->gen_end = -1;
 	sv->in = in[1];
 	sv->out = out[0];
 	sv->len = 0;
@@ -230,18 +247,18 @@ static bool closed_by_server(int c, int timeout_ms)
 	return poll(&p, 1, timeout_ms) == 1 && recv(c, &b, 1, MSG_DONTWAIT | MSG_PEEK) == 0;
 }
 
-static void setup_answer(struct fake_sup *f, bool listening, struct server *sv, int *member, uint16_t *port,
+static void setup_answer(struct fake_sup *f, bool keep, struct server *sv, int *member, uint16_t *port,
 			 const char *answer)
 {
 	bt_need_netns();
-	fake_sup_open(f, listening);
+	fake_sup_open(f, keep);
 	*port = bt_listeners(member, 1, false);
 	server_start(sv, f, *member, *port, answer);
 }
 
-static void setup(struct fake_sup *f, bool listening, struct server *sv, int *member, uint16_t *port)
+static void setup(struct fake_sup *f, bool keep, struct server *sv, int *member, uint16_t *port)
 {
-	setup_answer(f, listening, sv, member, port, "keep");
+	setup_answer(f, keep, sv, member, port, "keep");
 }
 
 TEST(preload_handoff_gives_an_idle_connection_of_a_draining_generation)
@@ -324,6 +341,8 @@ TEST(preload_handoff_closes_a_connection_whose_request_was_read_but_not_answered
 	fake_sup_close(&f);
 }
 
+/* No supervisor end anywhere (the generation keeps no copy): the give
+ * fails at once, and the close is a close. */
 TEST(preload_handoff_with_the_supervisor_gone_closes_and_counts)
 {
 	struct fake_sup f;
@@ -334,10 +353,48 @@ TEST(preload_handoff_with_the_supervisor_gone_closes_and_counts)
 	setup(&f, false, &sv, &m, &port);
 	c = client_request(port, &sv);
 	f.map->draining[3] = 7;
+	fake_sup_die(&f);
 	server_say(&sv, "close\n", "done");
 	/* closed exactly as the server asked, and the failure is counted */
 	ASSERT_TRUE(closed_by_server(c, 2000));
 	ASSERT_EQ(__atomic_load_n(&f.map->unreachable, __ATOMIC_RELAXED), 1);
+	close(c);
+	server_end(&sv);
+	close(m);
+	fake_sup_close(&f);
+}
+
+/* The supervisor dies and the generation gives a connection meanwhile: it
+ * waits in the channel, whose other end the generation keeps, and a
+ * restarted supervisor takes that end back (pidfd_getfd, fd 5 as the map
+ * says) and finds the connection there, alive, with the client's next
+ * request in it. */
+TEST(preload_handoff_a_connection_given_while_the_supervisor_is_dead_waits_for_the_next)
+{
+	static const char next[] = "GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct fake_sup f;
+	struct server sv;
+	uint16_t port;
+	int m, c, given, pidfd;
+	char buf[256];
+
+	setup(&f, true, &sv, &m, &port);
+	c = client_request(port, &sv);
+	f.map->draining[3] = 7;
+	fake_sup_die(&f);
+	ASSERT_EQ(write(c, next, sizeof(next) - 1), (ssize_t)sizeof(next) - 1);
+	server_say(&sv, "close\n", "done");
+	ASSERT_TRUE(!closed_by_server(c, 200));
+	pidfd = (int)syscall(SYS_pidfd_open, sv.pid, 0);
+	ASSERT_TRUE(pidfd >= 0);
+	f.sock = (int)syscall(SYS_pidfd_getfd, pidfd, f.map->chan[3].fd[1], 0);
+	close(pidfd);
+	ASSERT_TRUE(f.sock >= 0);
+	given = fake_sup_given(&f, 2000);
+	ASSERT_TRUE(given >= 0);
+	ASSERT_EQ(recv(given, buf, sizeof(buf), MSG_DONTWAIT), (ssize_t)sizeof(next) - 1);
+	ASSERT_EQ(__atomic_load_n(&f.map->unreachable, __ATOMIC_RELAXED), 0);
+	close(given);
 	close(c);
 	server_end(&sv);
 	close(m);

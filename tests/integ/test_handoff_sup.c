@@ -1,0 +1,705 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* The keep-alive handoff (?handoff=idle) with the real supervisor and real
+ * servers on a bad day: HAProxy's shutdown-then-close under wrk, a
+ * supervisor killed right after a switch, and attacks by user nobody
+ * (squatting during `baton upgrade` and a restart, reaching a channel,
+ * a give after its generation ended, a flood of the channel). */
+#include <dirent.h>
+#include <stddef.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "helpers.h"
+
+#define HPORT 8093
+
+static char out[65536], err[16384];
+
+struct hsv {
+	pid_t pid;
+	char dir[64];
+	char *argv[40];
+	int runs;
+};
+
+static int baton(const char *a1, const char *a2, const char *a3)
+{
+	char *argv[] = { (char *)bt_baton_bin(), (char *)a1, (char *)a2, (char *)a3, NULL };
+
+	return bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
+}
+
+static const char *need(const char *name)
+{
+	static const char *const dirs[] = { "/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/" };
+	static char found[4][256];
+	static int next;
+	char *p = found[next++ % 4];
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(p, 256, "%s%s", dirs[i], name);
+		if (!access(p, X_OK))
+			return p;
+	}
+	SKIP("%s is not installed (scripts/install-deps installs it)", name);
+}
+
+static void need_root_servers(void)
+{
+	bt_baton_bin();
+	if (!getenv("BATON_PRELOAD_LIB") || access(getenv("BATON_PRELOAD_LIB"), R_OK))
+		SKIP("BATON_PRELOAD_LIB does not name the preload shim (run through make check)");
+	if (geteuid() != 0)
+		SKIP("real servers need root here (network namespace, eBPF, nginx's worker user)");
+	bt_need_netns();
+	bt_need_ebpf();
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (!f)
+		FAIL("fopen %s: %s", path, strerror(errno));
+	fputs(text, f);
+	fclose(f);
+}
+
+static void hsv_dir(struct hsv *s)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->dir, sizeof(s->dir), "/tmp/baton-hsup-XXXXXX");
+	if (!mkdtemp(s->dir))
+		FAIL("mkdtemp: %s", strerror(errno));
+	chmod(s->dir, 0755);	/* nginx workers run as another user */
+	setenv("BATON_RUNTIME_DIR", s->dir, 1);
+}
+
+/* `baton run --name web --listen tcp://127.0.0.1:HPORT?backlog=1024&handoff=idle
+ * --hang-threshold 2s OPTS -- CMD` (ARGV: OPTS, "--", CMD..., NULL); the
+ * same command again resumes after a kill. */
+static void hsv_start(struct hsv *s, char *const argv[])
+{
+	static char listen[96];
+	char logpath[96];
+	int n = 0;
+
+	if (argv) {
+		snprintf(listen, sizeof(listen), "tcp://127.0.0.1:%d?backlog=1024&handoff=idle", HPORT);
+		s->argv[n++] = (char *)bt_baton_bin();
+		s->argv[n++] = "run";
+		s->argv[n++] = "--name";
+		s->argv[n++] = "web";
+		s->argv[n++] = "--listen";
+		s->argv[n++] = listen;
+		s->argv[n++] = "--hang-threshold";
+		s->argv[n++] = "2s";
+		for (int i = 0; argv[i] && n < 39; i++)
+			s->argv[n++] = argv[i];
+		s->argv[n] = NULL;
+	}
+	snprintf(logpath, sizeof(logpath), "%s/baton%d.log", s->dir, ++s->runs);
+	s->pid = bt_supervisor_start(s->argv, "web", logpath, NULL, NULL, 15, out, sizeof(out));
+}
+
+static void hsv_log(struct hsv *s)
+{
+	char path[128];
+
+	for (int i = 1; i <= s->runs; i++) {
+		snprintf(path, sizeof(path), "%s/baton%d.log", s->dir, i);
+		bt_quote_file(path);
+	}
+}
+
+/* kill -9 of the supervisor, reaped */
+static void hsv_kill(struct hsv *s)
+{
+	kill(s->pid, SIGKILL);
+	waitpid(s->pid, NULL, 0);
+	s->pid = 0;
+}
+
+static const char *handoff_status(void)
+{
+	const char *h;
+
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	h = strstr(out, "\"handoff\":{");
+	if (!h)
+		FAIL("no handoff object in baton status: %s", out);
+	return h;
+}
+
+static void nginx_conf(struct hsv *s, char *confpath, size_t len)
+{
+	char conf[2048];
+
+	snprintf(conf, sizeof(conf),
+		 "worker_processes 2;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\n"
+		 "error_log %s/error.log;\nevents { worker_connections 1024; }\n"
+		 "http {\n access_log off;\n keepalive_requests 100000;\n"
+		 " client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
+		 " uwsgi_temp_path %s; scgi_temp_path %s;\n"
+		 " server { listen 127.0.0.1:%d; location / { return 200 \"ok\\n\"; } }\n}\n",
+		 s->dir, s->dir, s->dir, s->dir, s->dir, s->dir, s->dir, HPORT);
+	write_file(s->dir, "nginx.conf", conf);
+	snprintf(confpath, len, "%s/nginx.conf", s->dir);
+}
+
+static void nginx_start(struct hsv *s)
+{
+	static char confpath[128];
+	const char *nginx = need("nginx");
+	char *argv[] = { "--stop-signal", "QUIT", "--grace", "10s", "--", (char *)nginx, "-c", confpath,
+			 "-p", s->dir, NULL };
+
+	nginx_conf(s, confpath, sizeof(confpath));
+	hsv_start(s, argv);
+}
+
+/* Waits up to 2 s for handed_off to pass *SEEN; updates it. */
+static bool handed_more(long long *seen)
+{
+	long long now = 0;
+
+	for (int tries = 0; tries < 100; tries++) {
+		now = bt_json_get(handoff_status(), "handed_off");
+		if (now > *seen)
+			break;
+		usleep(20000);
+	}
+	if (now <= *seen)
+		return false;
+	*seen = now;
+	return true;
+}
+
+/* ---- HAProxy: shutdown(SHUT_WR) then close() ---------------------------------- */
+
+/* HAProxy ends an idle client connection at its soft stop (SIGUSR1) with
+ * shutdown(SHUT_WR) and close(): the shim hands it off at the shutdown.
+ * wrk -c50 over 10 reloads counts every socket error: none. */
+TEST_TIMEOUT(server_haproxy_keepalive_handoff_under_wrk_10_reloads_no_socket_error, 120)
+{
+	const char *haproxy = need("haproxy"), *wrk = need("wrk");
+	char cfg[1024], cfgpath[128], url[64], wout[8192] = "", werr[1024];
+	struct hsv s;
+	pid_t w;
+	int p[2], status;
+	ssize_t n;
+	size_t got = 0;
+
+	need_root_servers();
+	hsv_dir(&s);
+	snprintf(cfg, sizeof(cfg),
+		 "global\n\tmaxconn 4096\ndefaults\n\tmode http\n\ttimeout client 30s\n\ttimeout server 30s\n"
+		 "\ttimeout connect 5s\n\ttimeout http-keep-alive 30s\nfrontend f\n\tbind 127.0.0.1:%d\n"
+		 "\thttp-request return status 200 content-type text/plain string \"ok\"\n", HPORT);
+	write_file(s.dir, "haproxy.cfg", cfg);
+	snprintf(cfgpath, sizeof(cfgpath), "%s/haproxy.cfg", s.dir);
+	char *argv[] = { "--ready", "delay:300ms", "--stop-signal", "USR1", "--grace", "10s", "--", (char *)haproxy, "-db", "-f", cfgpath,
+			 NULL };
+
+	hsv_start(&s, argv);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", HPORT);
+	ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+	w = fork();
+	ASSERT_TRUE(w >= 0);
+	if (w == 0) {
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		execl(wrk, wrk, "-t2", "-c50", "-d8s", url, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	usleep(1000000);
+	for (int i = 0; i < 10; i++) {
+		if (baton("reload", "web", NULL) != 0) {
+			hsv_log(&s);
+			kill(w, SIGTERM);
+			FAIL("reload %d failed: %s%s", i + 1, out, err);
+		}
+		usleep(400000);
+	}
+	while (got < sizeof(wout) - 1 && (n = read(p[0], wout + got, sizeof(wout) - 1 - got)) > 0)
+		got += (size_t)n;
+	wout[got] = '\0';
+	close(p[0]);
+	waitpid(w, &status, 0);
+	bt_log("wrk: %s", wout);
+	bt_log("status: %s", handoff_status());
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ASSERT_CONTAINS(wout, "requests in");
+	if (strstr(wout, "Socket errors") || strstr(wout, "Non-2xx")) {
+		hsv_log(&s);
+		FAIL("wrk saw errors through 10 reloads: %s", wout);
+	}
+	/* the idle connections went to the new generations: at the shutdown */
+	ASSERT_GT(bt_json_get(handoff_status(), "handed_off"), 0);
+	ASSERT_EQ(bt_json_get(handoff_status(), "failed"), 0);
+	(void)werr;
+	bt_supervisor_stop(&s.pid, 15);
+}
+
+/* ---- a supervisor killed right after the switch ------------------------------- */
+
+/* kill -9 of the supervisor 0-15 ms after `baton reload` returned (the
+ * switch is done, the old nginx is closing its idle connections), then the
+ * same command again: the connections given meanwhile wait in the
+ * generations' channels and the restarted supervisor hands them on. The
+ * counting client's 16 keep-alive connections are never closed, the new
+ * nginx never blocks (no 1.5 s waits) and the health watch replaces no
+ * generation. */
+TEST_TIMEOUT(server_nginx_keepalive_handoff_survives_a_supervisor_kill_after_the_switch, 150)
+{
+	static const int delay_ms[] = { 0, 5, 10, 15 };
+	const char *report;
+	struct bt_load load;
+	struct hsv s;
+
+	need_root_servers();
+	need("nginx");
+	hsv_dir(&s);
+	nginx_start(&s);
+	load = bt_load_start(HPORT, "keepalive", "600", 16);
+	usleep(300000);
+	for (size_t i = 0; i < sizeof(delay_ms) / sizeof(delay_ms[0]); i++) {
+		if (baton("reload", "web", NULL) != 0) {
+			hsv_log(&s);
+			bt_load_stop(&load, 20);
+			FAIL("reload %zu failed: %s%s", i + 1, out, err);
+		}
+		usleep((useconds_t)delay_ms[i] * 1000);
+		hsv_kill(&s);
+		usleep(50000);	/* the old nginx gives its idle connections to nobody meanwhile */
+		hsv_start(&s, NULL);
+		usleep(300000);
+	}
+	report = bt_load_stop(&load, 20);
+	bt_log("load: %s", report);
+	bt_log("status: %s", handoff_status());
+	/* the 4 reloads made generations 2..5; no health reload replaced one */
+	ASSERT_CONTAINS(out, "\"id\":5,");
+	ASSERT_TRUE(!strstr(out, "\"id\":6,"));
+	bt_supervisor_stop(&s.pid, 15);
+	ASSERT_GT(bt_json_get(report, "answered"), 500);
+	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+	ASSERT_EQ(bt_json_get(report, "closed_idle"), 0);
+	ASSERT_EQ(bt_json_get(report, "connections"), 16);
+	/* no accept() waited for a supervisor: 1.5 s stalls would show here */
+	ASSERT_LE(bt_json_int(report, "latency_us", "max"), 1000000);
+}
+
+/* ---- attacks, as user nobody ------------------------------------------------------ */
+
+static void need_nobody(void)
+{
+	if (geteuid() != 0)
+		SKIP("needs root to act as user nobody");
+	if (!getpwnam("nobody"))
+		SKIP("no user nobody on this system");
+}
+
+static void become_nobody(void)
+{
+	struct passwd *pw = getpwnam("nobody");
+
+	if (!pw || setgroups(0, NULL) || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid))
+		_exit(99);
+}
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Binds abstract NAME (with the leading '@') as a datagram socket: the fd or -1. */
+static int squat(const char *name)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	size_t n = strlen(name);
+	int fd;
+
+	if (n >= sizeof(sun.sun_path))
+		return -1;
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	memcpy(sun.sun_path, name, n);
+	sun.sun_path[0] = '\0';
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sun, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The squatter, as nobody, until its stdin closes: binds the handoff name
+ * the abstract design used and every abstract name with "baton" in it that
+ * /proc/net/unix lists, and counts what reaches it. Reports "NAMES GOT". */
+static pid_t squatter_start(const char *runtime_dir, int *report, int *stop)
+{
+	int r[2], st[2];
+	pid_t pid;
+
+	ASSERT_EQ(pipe2(r, O_CLOEXEC), 0);
+	ASSERT_EQ(pipe2(st, O_CLOEXEC), 0);
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		int held[64], nheld = 0, names = 0, got = 0;
+		char old[160], line[512], buf[64];
+
+		close(st[1]);
+		close(r[0]);
+		become_nobody();
+		snprintf(old, sizeof(old), "@baton:%s/web.handoff", runtime_dir);
+		for (;;) {
+			struct pollfd p = { .fd = st[0], .events = POLLIN };
+			FILE *f;
+
+			if (poll(&p, 1, 0) == 1)
+				break;
+			if (nheld < 64 && (held[nheld] = squat(old)) >= 0)
+				nheld++;
+			f = fopen("/proc/net/unix", "r");
+			while (f && fgets(line, sizeof(line), f)) {
+				char *path = strrchr(line, ' ');
+
+				if (!path || path[1] != '@' || !strstr(path, "baton"))
+					continue;
+				path[strcspn(path, "\n")] = '\0';
+				if (strstr(path, "handoff") && !strstr(path + 1, old + 1))
+					names++;	/* a handoff name that is not ours */
+				if (nheld < 64 && (held[nheld] = squat(path + 1)) >= 0)
+					nheld++;
+			}
+			if (f)
+				fclose(f);
+			for (int i = 0; i < nheld; i++) {
+				union {
+					struct cmsghdr c;
+					char b[CMSG_SPACE(8 * sizeof(int))];
+				} u;
+				struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+				struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+						     .msg_controllen = sizeof(u.b) };
+
+				while (recvmsg(held[i], &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) >= 0) {
+					got++;
+					mh.msg_controllen = sizeof(u.b);
+				}
+			}
+			usleep(1000);
+		}
+		dprintf(r[1], "%d %d\n", names, got);
+		_exit(0);
+	}
+	close(r[1]);
+	close(st[0]);
+	*report = r[0];
+	*stop = st[1];
+	return pid;
+}
+
+static void squatter_stop(pid_t pid, int report, int stop, int *names, int *got)
+{
+	char buf[64] = "";
+	int status;
+
+	close(stop);
+	ASSERT_GT(read(report, buf, sizeof(buf) - 1), 0);
+	close(report);
+	waitpid(pid, &status, 0);
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ASSERT_EQ(sscanf(buf, "%d %d", names, got), 2);
+}
+
+/* What the abstract socket allowed: user nobody binds the handoff name
+ * while `baton upgrade` re-executes the supervisor, or while a killed one
+ * is restarted, and receives the clients' keep-alive connections. Now
+ * there is no name: the squatter finds none, receives nothing, and the
+ * handoff works on across the upgrade and the restart. */
+TEST_TIMEOUT(attack_handoff_squatting_during_upgrade_and_restart_gets_no_connection, 150)
+{
+	const char *report;
+	long long handed = 0;
+	struct bt_load load;
+	struct hsv s;
+	int rep, stop, names = -1, got = -1;
+	pid_t sq;
+
+	need_root_servers();
+	need_nobody();
+	need("nginx");
+	hsv_dir(&s);
+	nginx_start(&s);
+	sq = squatter_start(s.dir, &rep, &stop);
+	load = bt_load_start(HPORT, "keepalive", "600", 16);
+	usleep(300000);
+	for (int step = 0; step < 5; step++) {
+		if (step == 1) {
+			ASSERT_EQ(baton("upgrade", "web", NULL), 0);
+			handed = 0;	/* the re-executed supervisor counts anew */
+			continue;
+		}
+		if (step == 3) {
+			hsv_kill(&s);
+			usleep(100000);
+			hsv_start(&s, NULL);
+			handed = 0;
+			continue;
+		}
+		if (baton("reload", "web", NULL) != 0) {
+			hsv_log(&s);
+			bt_load_stop(&load, 20);
+			FAIL("reload failed at step %d: %s%s", step, out, err);
+		}
+		if (!handed_more(&handed)) {
+			hsv_log(&s);
+			bt_load_stop(&load, 20);
+			FAIL("no handoff at step %d: %s", step, handoff_status());
+		}
+		usleep(200000);
+	}
+	report = bt_load_stop(&load, 20);
+	squatter_stop(sq, rep, stop, &names, &got);
+	bt_log("load: %s", report);
+	bt_supervisor_stop(&s.pid, 15);
+	ASSERT_EQ(names, 0);
+	ASSERT_EQ(got, 0);
+	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+	ASSERT_EQ(bt_json_get(report, "closed_idle"), 0);
+}
+
+/* pid of the active generation in `baton status web --json` */
+static pid_t active_pid(void)
+{
+	const char *a;
+
+	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	a = strstr(out, "\"state\":\"active\"");
+	ASSERT_TRUE(a != NULL);
+	while (a > out && strncmp(a, "\"pid\":", 6))
+		a--;
+	return (pid_t)atoi(a + 6);
+}
+
+/* A GIVE from another uid: nobody cannot get at any end of a channel. Not
+ * from the generation (pidfd_getfd needs ptrace rights), not from the
+ * supervisor (its /proc fd directory), not through the map (0600). */
+TEST_TIMEOUT(attack_handoff_nobody_cannot_reach_a_channel, 60)
+{
+	char map[160];
+	struct hsv s;
+	pid_t gen, sup, kid;
+	int status;
+
+	need_root_servers();
+	need_nobody();
+	need("nginx");
+	hsv_dir(&s);
+	nginx_start(&s);
+	gen = active_pid();
+	sup = s.pid;
+	snprintf(map, sizeof(map), "%s/web.handoff-map", s.dir);
+	kid = fork();
+	ASSERT_TRUE(kid >= 0);
+	if (kid == 0) {
+		char path[64];
+		int pfd, bad = 0;
+
+		become_nobody();
+		pfd = (int)syscall(SYS_pidfd_open, gen, 0);
+		for (int fd = 3; pfd >= 0 && fd < 64; fd++)
+			if (syscall(SYS_pidfd_getfd, pfd, fd, 0) >= 0)
+				bad |= 1;
+		snprintf(path, sizeof(path), "/proc/%d/fd", (int)sup);
+		if (opendir(path))
+			bad |= 2;
+		snprintf(path, sizeof(path), "/proc/%d/fd", (int)gen);
+		if (opendir(path))
+			bad |= 4;
+		if (open(map, O_RDWR) >= 0)
+			bad |= 8;
+		_exit(bad);
+	}
+	waitpid(kid, &status, 0);
+	bt_supervisor_stop(&s.pid, 15);
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
+/* A python generation through the shim: accepts one connection, and at
+ * its stop (TERM) leaves a child that holds that connection and the
+ * channel, then gives the connection over the channel once the generation
+ * is gone (the supervisor noticed), like the exited sender of the abstract
+ * design. Each generation writes what it did to DIR/gen-N. */
+static const char exited_py[] =
+	"import os, signal, socket, sys, time\n"
+	"d, port = sys.argv[1], int(sys.argv[2])\n"
+	"me = os.environ['BATON_GENERATION']\n"
+	"ch = int(os.environ['BATON_HANDOFF'].split(';')[3])\n"
+	"log = open(d + '/gen-' + me, 'a', buffering=1)\n"
+	"s = socket.socket()\n"
+	"s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+	"s.bind(('127.0.0.1', port))\n"
+	"s.listen(8)\n"
+	"conn = []\n"
+	"def stop(sig, frm):\n"
+	"    if conn and os.fork() == 0:\n"
+	"        time.sleep(0.5)\n"
+	"        c = socket.socket(fileno=os.dup(ch))\n"
+	"        import struct\n"
+	"        try:\n"
+	"            socket.send_fds(c, [struct.pack('IIII', 1, 0, int(me), 0)], [conn[0].fileno()])\n"
+	"            log.write('sent\\n')\n"
+	"        except OSError as e:\n"
+	"            log.write('send failed %s\\n' % e)\n"
+	"        time.sleep(1.5)\n"
+	"        os._exit(0)\n"
+	"    os._exit(0)\n"
+	"signal.signal(signal.SIGTERM, stop)\n"
+	"while True:\n"
+	"    c, _ = s.accept()\n"
+	"    log.write('accepted\\n')\n"
+	"    conn.append(c)\n";
+
+TEST_TIMEOUT(attack_handoff_a_give_after_its_generation_exited_is_refused, 60)
+{
+	char port[16], path[160], buf[256];
+	struct hsv s;
+	int c, fd;
+	ssize_t n;
+	struct pollfd p;
+
+	need_root_servers();
+	need_nobody();
+	hsv_dir(&s);
+	snprintf(port, sizeof(port), "%d", HPORT);
+	char *argv[] = { "--ready", "delay:300ms", "--grace", "5s", "--", (char *)need("python3"), "-c",
+			 (char *)exited_py, s.dir, port, NULL };
+
+	hsv_start(&s, argv);
+	c = bt_connect(HPORT);
+	ASSERT_TRUE(c >= 0);
+	usleep(200000);
+	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	usleep(1500000);	/* gen 1 exited; its child gave the connection 0.5 s later */
+	snprintf(path, sizeof(path), "%s/gen-1", s.dir);
+	fd = open(path, O_RDONLY);
+	ASSERT_TRUE(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	ASSERT_GT(n, 0);
+	buf[n] = '\0';
+	bt_log("gen 1: %s", buf);
+	ASSERT_CONTAINS(buf, "accepted");
+	/* the supervisor never got it, and gen 2 never accepted it */
+	ASSERT_EQ(bt_json_get(handoff_status(), "offered"), 0);
+	snprintf(path, sizeof(path), "%s/gen-2", s.dir);
+	fd = open(path, O_RDONLY);
+	ASSERT_TRUE(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	ASSERT_TRUE(!strstr(buf, "accepted"));
+	/* the client is not answered by anyone: the connection ends with the child */
+	ASSERT_EQ(write(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27), 27);
+	p = (struct pollfd){ .fd = c, .events = POLLIN };
+	if (poll(&p, 1, 3000) == 1)
+		ASSERT_TRUE(recv(c, buf, sizeof(buf), MSG_DONTWAIT) <= 0);
+	close(c);
+	bt_supervisor_stop(&s.pid, 15);
+}
+
+/* utime + stime of PID in ms */
+static long long cpu_ms(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY);
+	ASSERT_TRUE(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	ASSERT_GT(n, 0);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	ASSERT_TRUE(p != NULL);
+	ASSERT_EQ(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st), 2);
+	return (long long)(ut + st) * 1000 / sysconf(_SC_CLK_TCK);
+}
+
+/* A generation run as nobody floods its own channel (the only one it can
+ * reach) with gives of a pipe, as fast as it can send. The supervisor
+ * reads each channel at a bounded pace: its CPU over the flood stays
+ * bounded (the abstract socket's flood cost 74 % of a core) and it keeps
+ * answering `baton status`. */
+TEST_TIMEOUT(attack_handoff_a_flood_of_the_channel_keeps_the_supervisor_cpu_bounded, 90)
+{
+	static const char flood_py[] =
+		"import os, socket, struct, time\n"
+		"ch = socket.socket(fileno=int(os.environ['BATON_HANDOFF'].split(';')[3]))\n"
+		"r, w = os.pipe()\n"
+		"m = struct.pack('IIII', 1, 0, 0, 0)\n"
+		"end = time.time() + 6\n"
+		"while time.time() < end:\n"
+		"    socket.send_fds(ch, [m], [r])\n"
+		"    ch.send(b'junk')\n"
+		"time.sleep(60)\n";
+	struct hsv s;
+	long long c0, c1, t0, t1, sent;
+
+	need_root_servers();
+	need_nobody();
+	hsv_dir(&s);
+	char *argv[] = { "--ready", "delay:200ms", "--grace", "2s", "--", (char *)need("setpriv"), "--reuid",
+			 "nobody", "--regid", "nogroup", "--clear-groups", (char *)need("python3"), "-c",
+			 (char *)flood_py, NULL };
+
+	hsv_start(&s, argv);
+	usleep(1000000);	/* the flood runs */
+	t0 = mono_ms();
+	c0 = cpu_ms(s.pid);
+	for (int i = 0; i < 3; i++) {
+		long long a = mono_ms();
+
+		ASSERT_EQ(baton("status", "web", "--json"), 0);
+		ASSERT_LE(mono_ms() - a, 1000);	/* it answers meanwhile */
+		usleep(800000);
+	}
+	t1 = mono_ms();
+	c1 = cpu_ms(s.pid);
+	sent = bt_json_get(handoff_status(), "refused");
+	bt_log("supervisor cpu %lld ms over %lld ms of flood; %lld messages refused", c1 - c0, t1 - t0, sent);
+	bt_supervisor_stop(&s.pid, 15);
+	/* it did read the flood (a supervisor that read nothing is no test) */
+	ASSERT_GT(sent, 1000);
+	/* 20,000 messages/s at most, a few microseconds each: 40 % is far above */
+	ASSERT_LE((c1 - c0) * 100, (t1 - t0) * 40);
+}
