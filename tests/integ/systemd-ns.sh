@@ -31,7 +31,9 @@ for h in $(hierarchies); do
 done
 ip link set lo up
 mount -t tmpfs -o mode=0755 tmpfs /run
-mkdir -p /run/systemd/system /run/log /run/lock /run/baton
+mkdir -p /run/systemd/system /run/log /run/lock
+# baton makes its runtime directory itself (0700) and refuses one that
+# others can enter
 mkdir -m 0700 -p /run/user/0
 mount --bind /dev/null /dev/kmsg
 # baton pins its maps under /sys/fs/bpf: a bpffs of our own, not the host's
