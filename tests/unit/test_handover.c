@@ -200,7 +200,7 @@ TEST(handover_abstract_name_ending_in_xxxxxx_is_random_and_reachable)
  * (it is predictable), and the server cannot upgrade itself; the offer
  * says so and what to do. A random name (@name-XXXXXX) is not known before
  * the offer binds it, so the same squatter cannot block it. */
-TEST(handover_abstract_name_squatted_by_nobody_fails_and_a_random_one_does_not)
+TEST_ROOT(handover_abstract_name_squatted_by_nobody_fails_and_a_random_one_does_not)
 {
 	struct passwd *pw = getpwnam("nobody");
 	char name[64], c;
