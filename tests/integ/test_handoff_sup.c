@@ -90,7 +90,13 @@ static void hsv_dir(struct hsv *s)
 	if (!mkdtemp(s->dir))
 		FAIL("mkdtemp: %s", strerror(errno));
 	chmod(s->dir, 0755);	/* nginx workers run as another user */
-	setenv("BATON_RUNTIME_DIR", s->dir, 1);
+	{
+		char run[PATH_MAX];
+
+		/* the runtime directory must be baton's alone (0700): one inside */
+		snprintf(run, sizeof(run), "%s/run", s->dir);
+		setenv("BATON_RUNTIME_DIR", run, 1);
+	}
 }
 
 /* `baton run --name web --listen tcp://127.0.0.1:HPORT?backlog=1024&handoff=idle
@@ -523,7 +529,7 @@ TEST_TIMEOUT(attack_handoff_nobody_cannot_reach_a_channel, 60)
 	nginx_start(&s);
 	gen = active_pid();
 	sup = s.pid;
-	snprintf(map, sizeof(map), "%s/web.handoff-map", s.dir);
+	snprintf(map, sizeof(map), "%s/run/web.handoff-map", s.dir);
 	kid = fork();
 	ASSERT_TRUE(kid >= 0);
 	if (kid == 0) {
