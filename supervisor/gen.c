@@ -114,6 +114,64 @@ void gen_reset(struct sup *s, struct gen *g)
 	}
 }
 
+/* The legal transitions of a generation, and the only place its state is
+ * written (gen_reset clears a slot back to FREE). A row is where it is, a
+ * column where it may go; staying where it is is no transition. */
+static const bool legal[GEN_NSTATES][GEN_NSTATES] = {
+	/* a fresh slot: spawned, or taken over (gen 0 serves), adopted or
+	 * resumed from a state file in the state it had there */
+	[GEN_FREE] = { [GEN_STARTING] = true, [GEN_READY] = true, [GEN_ACTIVE] = true, [GEN_DRAINING] = true,
+		       [GEN_CANARY] = true, [GEN_STANDBY] = true },
+	/* ready (a reload's), serving (gen 1, a restart), rolled back, exited */
+	[GEN_STARTING] = { [GEN_READY] = true, [GEN_ACTIVE] = true, [GEN_DRAINING] = true, [GEN_EXITED] = true },
+	/* switched to, a canary's share, rolled back, exited */
+	[GEN_READY] = { [GEN_ACTIVE] = true, [GEN_CANARY] = true, [GEN_DRAINING] = true, [GEN_EXITED] = true },
+	/* kept on probation, replaced or stopped, exited */
+	[GEN_ACTIVE] = { [GEN_STANDBY] = true, [GEN_DRAINING] = true, [GEN_EXITED] = true },
+	/* exited; serving again only when a new supervisor resumes or adopts
+	 * it as the one that serves (state.c) */
+	[GEN_DRAINING] = { [GEN_ACTIVE] = true, [GEN_EXITED] = true },
+	/* nothing: the slot is reset for reuse */
+	[GEN_EXITED] = { false },
+	/* promoted or its old one exited (ready, then switched), a switched
+	 * canary completed at resume, rolled back, exited */
+	[GEN_CANARY] = { [GEN_READY] = true, [GEN_ACTIVE] = true, [GEN_DRAINING] = true, [GEN_EXITED] = true },
+	/* the probation failed (flipped back), passed (stopped), exited */
+	[GEN_STANDBY] = { [GEN_ACTIVE] = true, [GEN_DRAINING] = true, [GEN_EXITED] = true },
+};
+
+static const char *gen_state_word(enum gen_state st)
+{
+	return (unsigned)st < GEN_NSTATES ? state_name[st] : "unknown";
+}
+
+bool gen_transition_legal(enum gen_state from, enum gen_state to)
+{
+	if ((unsigned)from >= GEN_NSTATES || (unsigned)to >= GEN_NSTATES)
+		return false;
+	return from == to || legal[from][to];
+}
+
+int gen_set_state(struct sup *s, int gi, enum gen_state to, const char *why)
+{
+	struct gen *g = &s->gen[gi];
+	enum gen_state from = g->state;
+
+	if (from == to)
+		return 0;
+	if (!gen_transition_legal(from, to)) {
+		/* a bug of the supervisor, not of the input: said, and refused,
+		 * so that the generation keeps a state the table knows */
+		say_err(s, "internal error: gen %d (slot %d) cannot go from %s to %s (%s); it stays %s", g->id, gi,
+			gen_state_word(from), gen_state_word(to), why, gen_state_word(from));
+		return -EINVAL;
+	}
+	if (s->cfg->verbose > 1)
+		say_at(s, BLOG_DEBUG, "gen %d: %s -> %s (%s)", g->id, state_name[from], state_name[to], why);
+	g->state = to;
+	return 0;
+}
+
 /* A pidfd for G's process, watched by the loop: the exit of a process that
  * is not our child (adopted after a supervisor died) shows only there. */
 int gen_watch_pid(struct sup *s, int gi)
@@ -268,7 +326,7 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 	}
 	free(fds);
 	g->pid = pid;
-	g->state = GEN_STARTING;
+	gen_set_state(s, gi, GEN_STARTING, "spawned");
 	if (!baton_proc_stat(pid, -1, &st))
 		g->start_ticks = st.start;
 	gen_watch_pid(s, gi);
@@ -324,7 +382,7 @@ void stop_gen(struct sup *s, struct gen *g)
 
 	g->stop_ms = baton_mono_ms();
 	handoff_gen_stop(s, g);	/* before the signal: the server may close idle connections at once */
-	g->state = GEN_DRAINING;
+	gen_set_state(s, (int)(g - s->gen), GEN_DRAINING, "told to stop");
 	if (served && flows_hold(s, g))
 		return;
 	if (served && sdn_unit_hold(s, g))
@@ -357,7 +415,7 @@ void gen_ready(struct sup *s, int gi, bool assumed)
 	g->ready_us = baton_mono_us();
 	g->assumed = assumed;
 	if (gi != s->reload) {
-		g->state = GEN_ACTIVE;	/* generation 1, or a restart on the same members */
+		gen_set_state(s, gi, GEN_ACTIVE, "ready");	/* generation 1, or a restart on the same members */
 		if (assumed)
 			say(s, "gen %d (pid %d) assumed ready: no sd_notify message within %s", g->id, (int)g->pid,
 			    fmt_duration(s->cfg->ready_delay_ms));
@@ -368,7 +426,7 @@ void gen_ready(struct sup *s, int gi, bool assumed)
 		sdn_ready(s);
 		return;
 	}
-	g->state = GEN_READY;
+	gen_set_state(s, gi, GEN_READY, "ready, the reload's");
 	if (assumed)
 		step(s, "gen %d (pid %d) assumed ready: no sd_notify message within %s", g->id, (int)g->pid,
 		     fmt_duration(s->cfg->ready_delay_ms));
@@ -402,7 +460,7 @@ void gen_switch(struct sup *s, int gi)
 			return;
 		}
 	}
-	g->state = GEN_ACTIVE;
+	gen_set_state(s, gi, GEN_ACTIVE, "switched to");
 	s->active = gi;
 	step(s, "switched: new connections go to gen %d", g->id);
 	if (s->health_reload || s->degraded[0])
@@ -553,7 +611,7 @@ void gen_exited(struct sup *s, int gi, int status)
 		g->pidfd = -1;
 	}
 	g->status = status;
-	g->state = GEN_EXITED;
+	gen_set_state(s, gi, GEN_EXITED, "its process ended");
 	bindmode_gen_end(s, gi);
 	if (!g->why[0])
 		snprintf(g->why, sizeof(g->why), "%s", how);

@@ -239,6 +239,11 @@ void read_notify(struct sup *s);
 
 const char *fmt_duration(long long ms);
 void gen_reset(struct sup *s, struct gen *g);
+/* The one writer of a generation's state: GI goes to TO, for WHY (said with
+ * -vv). 0, or -EINVAL for a transition the table does not allow (an
+ * internal error, said; the state stays). Staying is allowed. */
+int gen_set_state(struct sup *s, int gi, enum gen_state to, const char *why);
+bool gen_transition_legal(enum gen_state from, enum gen_state to);
 int gen_watch_pid(struct sup *s, int gi);
 int draining_gens(const struct sup *s);
 void undark(struct sup *s);
