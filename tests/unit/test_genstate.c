@@ -518,3 +518,78 @@ TEST(genstate_gen1_that_was_ready_and_crashes_is_restarted)
 	ASSERT_EQ(s.restarts, 1);
 	sup_fini(&s);
 }
+
+/* The table of legal transitions, written out once more by hand: a
+ * transition added to or dropped from gen.c's table fails here until it
+ * is listed (with its reason) below too. */
+TEST(genstate_transition_table_allows_exactly_the_listed_transitions)
+{
+	static const struct { enum gen_state from, to; } listed[] = {
+		/* a fresh slot: spawned, taken over, adopted or resumed */
+		{ GEN_FREE, GEN_STARTING }, { GEN_FREE, GEN_READY }, { GEN_FREE, GEN_ACTIVE },
+		{ GEN_FREE, GEN_DRAINING }, { GEN_FREE, GEN_CANARY }, { GEN_FREE, GEN_STANDBY },
+		{ GEN_STARTING, GEN_READY }, { GEN_STARTING, GEN_ACTIVE }, { GEN_STARTING, GEN_DRAINING },
+		{ GEN_STARTING, GEN_EXITED },
+		{ GEN_READY, GEN_ACTIVE }, { GEN_READY, GEN_CANARY }, { GEN_READY, GEN_DRAINING },
+		{ GEN_READY, GEN_EXITED },
+		{ GEN_ACTIVE, GEN_STANDBY }, { GEN_ACTIVE, GEN_DRAINING }, { GEN_ACTIVE, GEN_EXITED },
+		/* serving again: only as a resumed or adopted generation */
+		{ GEN_DRAINING, GEN_ACTIVE }, { GEN_DRAINING, GEN_EXITED },
+		{ GEN_CANARY, GEN_READY }, { GEN_CANARY, GEN_ACTIVE }, { GEN_CANARY, GEN_DRAINING },
+		{ GEN_CANARY, GEN_EXITED },
+		{ GEN_STANDBY, GEN_ACTIVE }, { GEN_STANDBY, GEN_DRAINING }, { GEN_STANDBY, GEN_EXITED },
+	};
+	int from, to, nlegal = 0;
+
+	for (from = 0; from < GEN_NSTATES; from++)
+		for (to = 0; to < GEN_NSTATES; to++) {
+			bool want = from == to;	/* staying is no transition */
+
+			for (size_t i = 0; i < sizeof(listed) / sizeof(listed[0]); i++)
+				want |= listed[i].from == (enum gen_state)from && listed[i].to == (enum gen_state)to;
+			if (gen_transition_legal((enum gen_state)from, (enum gen_state)to) != want)
+				FAIL("%s -> %s: the table says %s, the list %s", state_name[from],
+				     state_name[to], want ? "no" : "yes", want ? "yes" : "no");
+			nlegal += from != to && want;
+		}
+	ASSERT_EQ(nlegal, (int)(sizeof(listed) / sizeof(listed[0])));
+	/* a few that would be bugs */
+	ASSERT_TRUE(!gen_transition_legal(GEN_EXITED, GEN_ACTIVE));	/* a dead one serving */
+	ASSERT_TRUE(!gen_transition_legal(GEN_EXITED, GEN_FREE));	/* reuse is gen_reset's */
+	ASSERT_TRUE(!gen_transition_legal(GEN_FREE, GEN_EXITED));
+	ASSERT_TRUE(!gen_transition_legal(GEN_STARTING, GEN_CANARY));	/* a canary is ready first */
+	ASSERT_TRUE(!gen_transition_legal(GEN_DRAINING, GEN_STANDBY));
+	ASSERT_TRUE(!gen_transition_legal(GEN_ACTIVE, GEN_READY));
+	ASSERT_TRUE(!gen_transition_legal(GEN_NSTATES, GEN_ACTIVE));
+}
+
+/* Through the seam: a generation asked for an illegal transition keeps its
+ * state (an internal error, said), a legal one is taken. */
+TEST(genstate_illegal_transition_is_refused_and_the_state_kept)
+{
+	struct sup s;
+	struct sup_config cfg;
+	struct baton_spec spec;
+	int gi;
+
+	fake_sup(&s, &cfg, &spec);
+	gi = start_gen(&s, -1, 1);
+	ASSERT_GE(gi, 0);
+	ASSERT_EQ(s.gen[gi].state, GEN_STARTING);
+	ASSERT_EQ(gen_set_state(&s, gi, GEN_STANDBY, "test"), -EINVAL);
+	ASSERT_EQ(s.gen[gi].state, GEN_STARTING);
+	ASSERT_EQ(gen_set_state(&s, gi, GEN_FREE, "test"), -EINVAL);
+	ASSERT_EQ(s.gen[gi].state, GEN_STARTING);
+	ASSERT_EQ(gen_set_state(&s, gi, GEN_STARTING, "test"), 0);	/* staying */
+	s.active = gi;
+	gen_ready(&s, gi, false);
+	ASSERT_EQ(s.gen[gi].state, GEN_ACTIVE);
+	ASSERT_EQ(gen_set_state(&s, gi, GEN_READY, "test"), -EINVAL);
+	ASSERT_EQ(s.gen[gi].state, GEN_ACTIVE);
+	gen_exited(&s, gi, W_EXITCODE(0, 0));
+	ASSERT_EQ(s.gen[gi].state, GEN_EXITED);
+	ASSERT_EQ(gen_set_state(&s, gi, GEN_ACTIVE, "test"), -EINVAL);
+	ASSERT_EQ(gen_set_state(&s, gi, GEN_STARTING, "test"), -EINVAL);
+	ASSERT_EQ(s.gen[gi].state, GEN_EXITED);
+	sup_fini(&s);
+}
