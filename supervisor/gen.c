@@ -670,6 +670,84 @@ void gen_exited(struct sup *s, int gi, int status)
 	state_save(s);
 }
 
+/* Would gen_tick judge G (starting) now: ready by delay, assumed, or too late? */
+static bool start_due(const struct sup *s, const struct gen *g, long long now)
+{
+	long long age = now - g->start_us / 1000;
+	const struct sup_config *c = s->cfg;
+
+	return (c->ready == SUP_READY_DELAY && age >= c->ready_delay_ms) ||
+	       (c->ready == SUP_READY_AUTO && !g->heard && age >= c->ready_delay_ms) || age >= c->ready_timeout_ms;
+}
+
+/* The clock's part of the state machine, each tick: a starting generation
+ * ready by --ready-delay, assumed ready, or too late (rolled back, or the
+ * supervisor gives up); a draining one past its grace killed. */
+void gen_tick(struct sup *s, long long now)
+{
+	bool caught = false;
+	int i;
+
+	for (i = 0; i < MAX_GENS; i++) {
+		struct gen *g = &s->gen[i];
+
+		if (g->pid <= 0)
+			continue;
+		if (g->state == GEN_STARTING && !caught && start_due(s, g, now)) {
+			/* before a generation is judged by the clock, what it said
+			 * or did is read: after a stall of the supervisor (SIGSTOP,
+			 * a starved CPU) its READY=1 or its exit may be waiting */
+			caught = true;
+			read_notify(s);
+			reap(s);
+			if (g->state != GEN_STARTING || g->pid <= 0)
+				continue;
+		}
+		if (g->state == GEN_STARTING) {
+			long long age = now - g->start_us / 1000;
+			const struct sup_config *c = s->cfg;
+
+			if (c->ready == SUP_READY_DELAY && age >= c->ready_delay_ms) {
+				gen_ready(s, i, false);
+			} else if (c->ready == SUP_READY_AUTO && !g->heard && age >= c->ready_delay_ms) {
+				gen_ready(s, i, true);
+			} else if (age >= c->ready_timeout_ms) {
+				char why[128];
+
+				snprintf(why, sizeof(why), "gen %d was not ready within %lld ms", g->id, c->ready_timeout_ms);
+				if (i == s->reload) {
+					rollback(s, why);
+				} else if (g->id == 1) {
+					say_err(s, "%s; giving up", why);
+					s->exit_code = 1;
+					begin_stop(s, "the command never became ready");
+				} else {
+					/* a restart already holds the active sockets; it
+					 * serves whether or not it says so */
+					say_warn(s, "%s; it keeps the active sockets anyway", why);
+					gen_ready(s, i, false);
+				}
+			}
+		}
+		if (g->state == GEN_DRAINING) {
+			if (g->idle_wait)
+				idle_check(s, g, now);
+			if (g->unit_wait)
+				sdn_unit_wait_check(s, g, now);
+			if (g->flow_wait)
+				flows_check(s, g, now);
+			if (!g->killed && now - g->stop_ms >= s->cfg->grace_ms) {
+				say_warn(s, "gen %d (pid %d) still running after the %lld ms grace; killing it", g->id,
+				    (int)g->pid, s->cfg->grace_ms);
+				gen_kill_all(s, g);
+				g->killed = true;
+			}
+			if (!s->stopping && !g->flow_wait)	/* a UDP queue is no sign it stopped */
+				watch_drain(s, g, now);
+		}
+	}
+}
+
 void reap(struct sup *s)
 {
 	int status, i;

@@ -211,6 +211,7 @@ void rollback(struct sup *s, const char *why);
 void begin_stop(struct sup *s, const char *why);
 void gen_exited(struct sup *s, int gi, int status);
 void reap(struct sup *s);
+void gen_tick(struct sup *s, long long now);	/* starting ones judged by the clock, draining ones past the grace */
 int start_reload(struct sup *s, int client, const char *origin);
 void client_send(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void client_close(struct sup *s, struct client *c);
