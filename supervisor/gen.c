@@ -50,12 +50,12 @@ void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 	va_end(ap);
 	/* the health watch replacing a frozen or hung generation is a restart:
 	 * nobody asked for a new version, and alerts on reloads must not fire */
-	bool restart = s->health_reload;
+	bool restart = s->reload_origin == RELOAD_HEALTH, takeover = s->reload_origin == RELOAD_TAKEOVER;
 
-	if (!s->takeover_reload && !restart)
+	if (!takeover && !restart)
 		metrics_reload(s, ok, s->reload_start_us ? baton_mono_us() - s->reload_start_us : -1);
-	if (s->takeover_reload)
-		s->takeover_reload = false;	/* bringing the server under baton is not a reload */
+	if (takeover)
+		s->reload_origin = RELOAD_NONE;	/* bringing the server under baton is not a reload */
 	else if (restart)
 		s->restarts += ok;	/* a failed one shows as degraded and is tried again */
 	else if (ok)
@@ -463,7 +463,7 @@ void gen_switch(struct sup *s, int gi)
 	gen_set_state(s, gi, GEN_ACTIVE, "switched to");
 	s->active = gi;
 	step(s, "switched: new connections go to gen %d", g->id);
-	if (s->health_reload || s->degraded[0])
+	if (s->reload_origin == RELOAD_HEALTH || s->degraded[0])
 		sup_set_degraded(s, NULL);
 	if (old >= 0) {
 		struct gen *o = &s->gen[old];
@@ -543,7 +543,7 @@ void rollback(struct sup *s, const char *why)
 	char serves[200];
 
 	step_at(s, BLOG_WARN, "rolling back: %s", why);
-	if (s->health_reload || (s->active >= 0 && s->gen[s->active].health[0]))
+	if (s->reload_origin == RELOAD_HEALTH || (s->active >= 0 && s->gen[s->active].health[0]))
 		undark(s);	/* before the failed members go: their queue moves back */
 	stop_gen(s, g);
 	/* its members never had weight; fencing moves anything there to the
@@ -551,7 +551,7 @@ void rollback(struct sup *s, const char *why)
 	release_members(s, g);
 	snprintf(g->why, sizeof(g->why), "rolled back: %s", why);
 	still_serves(s, serves, sizeof(serves));
-	if (s->health_reload) {
+	if (s->reload_origin == RELOAD_HEALTH) {
 		char reason[256];
 
 		s->retry_ms = !s->retry_ms ? 1000 : s->retry_ms * 2 > 30000 ? 30000 : s->retry_ms * 2;
@@ -572,7 +572,7 @@ void rollback(struct sup *s, const char *why)
 	}
 	state_save(s);
 	reload_finish(s, false, "%s; rolled back, %s", why, serves);
-	s->health_reload = false;	/* after: reload_finish counts it as a restart, not a reload */
+	s->reload_origin = RELOAD_NONE;	/* after: reload_finish counts it as a restart, not a reload */
 }
 
 void begin_stop(struct sup *s, const char *why)
@@ -783,13 +783,23 @@ void pid_ended(struct sup *s, int gi)
 	gen_exited(s, gi, -1);
 }
 
-int start_reload(struct sup *s, int client, const char *origin)
+static const char *const origin_words[] = {
+	[RELOAD_NONE] = "unknown", [RELOAD_CONTROL] = "control socket", [RELOAD_SIGHUP] = "SIGHUP",
+	[RELOAD_HEALTH] = "health watch", [RELOAD_TAKEOVER] = "takeover",
+};
+
+int start_reload(struct sup *s, int client, enum reload_origin origin)
+{
+	return start_reload_said(s, client, origin, NULL);
+}
+
+int start_reload_said(struct sup *s, int client, enum reload_origin origin, const char *words)
 {
 	int gi;
 
 	if (s->stopping)
 		return -ESHUTDOWN;
-	if (s->reload >= 0 && s->health_reload && client >= 0 && s->reload_client < 0) {
+	if (s->reload >= 0 && s->reload_origin == RELOAD_HEALTH && client >= 0 && s->reload_client < 0) {
 		/* the health watch is already starting a fresh generation: the
 		 * operator asked for the same thing, so they wait for its outcome
 		 * instead of being told to try again */
@@ -802,16 +812,16 @@ int start_reload(struct sup *s, int client, const char *origin)
 		return -EBUSY;
 	if (s->active < 0)
 		return -ENOENT;
-	if (strcmp(origin, "health watch") && (gi = stage_admit(s)))
+	if (origin != RELOAD_HEALTH && (gi = stage_admit(s)))
 		return gi;	/* --max-draining */
 	s->reload_start_us = baton_mono_us();
 	s->reload_client = client;
 	sdn_reloading(s);
 	if (client >= 0)
 		s->cl[client].role = CL_RELOAD;
-	say(s, "reload requested (%s)", origin);
+	say(s, "reload requested (%s)", words ? words : origin_words[origin]);
 	state_repin(s);	/* pins removed meanwhile: a restart after a crash needs them */
-	s->health_reload = !strcmp(origin, "health watch");
+	s->reload_origin = origin;
 	gi = start_gen(s, -1, 0);
 	if (gi < 0) {
 		char serves[200];
@@ -825,12 +835,12 @@ int start_reload(struct sup *s, int client, const char *origin)
 		else
 			reload_finish(s, false, "cannot start the next generation (\"%s\"): %s; %s", cmd_argv(s)[0],
 				      strerror(-gi), serves);
-		if (s->health_reload) {
+		if (s->reload_origin == RELOAD_HEALTH) {
 			s->retry_ms = !s->retry_ms ? 1000 : s->retry_ms * 2 > 30000 ? 30000 : s->retry_ms * 2;
 			s->retry_at = baton_mono_ms() + s->retry_ms;
 			sup_set_degraded(s, "the health watch could not start a replacement; retrying");
 		}
-		s->health_reload = false;
+		s->reload_origin = RELOAD_NONE;
 		return 0;
 	}
 	s->reload = gi;

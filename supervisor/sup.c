@@ -308,7 +308,7 @@ static void handle_signals(struct sup *s)
 		if (si.ssi_signo == SIGCHLD) {
 			reap(s);
 		} else if (si.ssi_signo == SIGHUP) {
-			int r = start_reload(s, -1, "SIGHUP");
+			int r = start_reload(s, -1, RELOAD_SIGHUP);
 
 			if (r)
 				say_warn(s, "SIGHUP: no reload: %s", r == -EBUSY ? "a reload is already in progress"
@@ -437,9 +437,7 @@ static int start_takeover(struct sup *s)
 	struct gen *z = &s->gen[s->active];
 
 	state_save(s);
-	s->takeover_reload = true;
-	if (start_reload(s, -1, "takeover") || s->reload < 0) {
-		s->takeover_reload = false;
+	if (start_reload(s, -1, RELOAD_TAKEOVER) || s->reload < 0) {
 		say_warn(s, "takeover abandoned: pid %d keeps serving as it did", (int)z->pid);
 		takeover_abandon(s);
 		return -1;
