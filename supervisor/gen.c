@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* The generation state machine: start, readiness and switch, rollback,
- * stop and drain, crash restart; and the reload that drives them. */
+ * stop and drain, crash restart; and the reload that drives them. A
+ * generation's state is written only by gen_set_state, against the table
+ * of legal transitions; gen_tick is the clock's part. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
