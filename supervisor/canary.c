@@ -193,7 +193,8 @@ int stage_want(struct sup *s, struct client *c, char *args)
 
 	if (r)
 		return r;
-	if (s->reload >= 0 && s->reload_origin == RELOAD_HEALTH && (s->stage.want.canary_pct || s->stage.want.probation_ms)) {
+	if (s->reload >= 0 && s->reload_origin == RELOAD_HEALTH &&
+	    (s->stage.want.canary_pct || s->stage.want.probation_ms)) {
 		/* a plain reload joins the health watch's; a staged one cannot */
 		memset(&s->stage.want, 0, sizeof(s->stage.want));
 		client_send(c, "error the health watch is replacing gen %d with gen %d: stage the next reload once that "
