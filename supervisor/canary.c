@@ -193,7 +193,8 @@ int stage_want(struct sup *s, struct client *c, char *args)
 
 	if (r)
 		return r;
-	if (s->reload >= 0 && s->health_reload && (s->stage.want.canary_pct || s->stage.want.probation_ms)) {
+	if (s->reload >= 0 && s->reload_origin == RELOAD_HEALTH &&
+	    (s->stage.want.canary_pct || s->stage.want.probation_ms)) {
 		/* a plain reload joins the health watch's; a staged one cannot */
 		memset(&s->stage.want, 0, sizeof(s->stage.want));
 		client_send(c, "error the health watch is replacing gen %d with gen %d: stage the next reload once that "
@@ -254,7 +255,7 @@ int stage_request(struct sup *s, int ci, const char *cmd, char *args)
 	}
 	if ((r = stage_want(s, c, args)))
 		return r;
-	r = start_reload(s, ci, "control socket");
+	r = start_reload(s, ci, RELOAD_CONTROL);
 	stage_want_clear(s);
 	if (stage_refused(s, c, r))
 		return r;
@@ -377,7 +378,7 @@ void stage_fail(struct sup *s, const char *why)
 		if (o->slot[l] >= 0)
 			baton_group_activate(s->grp[l], o->slot[l]);
 	s->active = st->old_gi;
-	o->state = GEN_ACTIVE;
+	gen_set_state(s, st->old_gi, GEN_ACTIVE, "probation failed: flipped back");
 	o->health[0] = '\0';
 	if (n->pid > 0)
 		stop_gen(s, n);
@@ -417,7 +418,7 @@ bool stage_gen_exited(struct sup *s, int gi, const char *how)
 	/* the old one of a canary went: the canary takes everything */
 	say(s, "gen %d %s during the canary; gen %d takes every new connection", st->old_id, how, st->new_id);
 	stage_end(s);
-	s->gen[st->new_gi].state = GEN_READY;
+	gen_set_state(s, st->new_gi, GEN_READY, "the canary's old generation ended");
 	gen_switch(s, st->new_gi);
 	return true;
 }
@@ -440,7 +441,7 @@ bool stage_ready(struct sup *s, int gi)
 	if (gi != s->reload || !st->o.canary_pct || s->active < 0)
 		return false;
 	stage_begin(s, STAGE_CANARY, s->active, gi);
-	g->state = GEN_CANARY;
+	gen_set_state(s, gi, GEN_CANARY, "canary");
 	if ((r = stage_set_share(s, st->o.canary_pct))) {
 		char why[160];
 
@@ -473,7 +474,7 @@ bool stage_keep_old(struct sup *s, int old, int gi)
 		return false;
 	stage_begin(s, STAGE_PROBATION, old, gi);
 	st->until_ms = st->since_ms + st->o.probation_ms;
-	o->state = GEN_STANDBY;
+	gen_set_state(s, old, GEN_STANDBY, "probation: kept as the standby");
 	step(s, "probation: gen %d (pid %d) stays alive without traffic for %s; if gen %d exits, freezes, hangs "
 		"or fails its check by then, new connections flip back to it", o->id, (int)o->pid,
 	     fmt_duration(st->o.probation_ms), st->new_id);
@@ -498,7 +499,7 @@ int stage_promote(struct sup *s, const char *why)
 		snprintf(st->last, sizeof(st->last), "canary gen %d promoted after %lld ms (%s)", st->new_id,
 			 baton_mono_ms() - st->since_ms, why);
 		stage_end(s);
-		s->gen[nw].state = GEN_READY;
+		gen_set_state(s, nw, GEN_READY, "canary promoted");
 		gen_switch(s, nw);
 		return 0;
 	}
@@ -1124,12 +1125,12 @@ void stage_resume(struct sup *s)
 			st->resumed_unchecked = check;
 		}
 		if (canary) {
-			s->gen[n].state = GEN_CANARY;
+			gen_set_state(s, n, GEN_CANARY, "canary resumed");
 			s->reload_start_us = baton_mono_us();	/* its timings restart with this supervisor */
 			st->o.canary_pct = refused ? saved.pct : st->o.canary_pct;
 			stage_set_share(s, saved.pct);
 		} else {
-			s->gen[o].state = GEN_STANDBY;
+			gen_set_state(s, o, GEN_STANDBY, "probation resumed");
 		}
 		if (refused) {
 			snprintf(why, sizeof(why), "the %s could not be resumed whole after a supervisor restart: %s",

@@ -254,7 +254,7 @@ int cmd_reload_request(struct sup *s, int ci, char *items, int n)
 		goto out;
 	}
 	if (s->stopping || s->reload >= 0 || s->active < 0) {
-		r = start_reload(s, ci, "control socket");	/* only says why not */
+		r = start_reload(s, ci, RELOAD_CONTROL);	/* only says why not */
 		goto out;
 	}
 	describe(cmd, changes, text, sizeof(text));
@@ -262,7 +262,7 @@ int cmd_reload_request(struct sup *s, int ci, char *items, int n)
 	s->next_env = env;
 	cmd = env = NULL;
 	s->spawn_next = true;
-	r = start_reload(s, ci, text[0] ? text : "control socket");
+	r = start_reload_said(s, ci, RELOAD_CONTROL, text[0] ? text : NULL);
 	s->spawn_next = false;
 out:
 	strv_free(cmd);

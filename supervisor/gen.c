@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* The generation state machine: start, readiness and switch, rollback,
- * stop and drain, crash restart; and the reload that drives them. */
+ * stop and drain, crash restart; and the reload that drives them. A
+ * generation's state is written only by gen_set_state, against the table
+ * of legal transitions; gen_tick is the clock's part. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -50,12 +52,12 @@ void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 	va_end(ap);
 	/* the health watch replacing a frozen or hung generation is a restart:
 	 * nobody asked for a new version, and alerts on reloads must not fire */
-	bool restart = s->health_reload;
+	bool restart = s->reload_origin == RELOAD_HEALTH, takeover = s->reload_origin == RELOAD_TAKEOVER;
 
-	if (!s->takeover_reload && !restart)
+	if (!takeover && !restart)
 		metrics_reload(s, ok, s->reload_start_us ? baton_mono_us() - s->reload_start_us : -1);
-	if (s->takeover_reload)
-		s->takeover_reload = false;	/* bringing the server under baton is not a reload */
+	if (takeover)
+		s->reload_origin = RELOAD_NONE;	/* bringing the server under baton is not a reload */
 	else if (restart)
 		s->restarts += ok;	/* a failed one shows as degraded and is tried again */
 	else if (ok)
@@ -112,6 +114,64 @@ void gen_reset(struct sup *s, struct gen *g)
 		stall_since[l] = 0;
 		ino[l] = 0;
 	}
+}
+
+/* The legal transitions of a generation, and the only place its state is
+ * written (gen_reset clears a slot back to FREE). A row is where it is, a
+ * column where it may go; staying where it is is no transition. */
+static const bool legal[GEN_NSTATES][GEN_NSTATES] = {
+	/* a fresh slot: spawned, or taken over (gen 0 serves), adopted or
+	 * resumed from a state file in the state it had there */
+	[GEN_FREE] = { [GEN_STARTING] = true, [GEN_READY] = true, [GEN_ACTIVE] = true, [GEN_DRAINING] = true,
+		       [GEN_CANARY] = true, [GEN_STANDBY] = true },
+	/* ready (a reload's), serving (gen 1, a restart), rolled back, exited */
+	[GEN_STARTING] = { [GEN_READY] = true, [GEN_ACTIVE] = true, [GEN_DRAINING] = true, [GEN_EXITED] = true },
+	/* switched to, a canary's share, rolled back, exited */
+	[GEN_READY] = { [GEN_ACTIVE] = true, [GEN_CANARY] = true, [GEN_DRAINING] = true, [GEN_EXITED] = true },
+	/* kept on probation, replaced or stopped, exited */
+	[GEN_ACTIVE] = { [GEN_STANDBY] = true, [GEN_DRAINING] = true, [GEN_EXITED] = true },
+	/* exited; serving again only when a new supervisor resumes or adopts
+	 * it as the one that serves (state.c) */
+	[GEN_DRAINING] = { [GEN_ACTIVE] = true, [GEN_EXITED] = true },
+	/* nothing: the slot is reset for reuse */
+	[GEN_EXITED] = { false },
+	/* promoted or its old one exited (ready, then switched), a switched
+	 * canary completed at resume, rolled back, exited */
+	[GEN_CANARY] = { [GEN_READY] = true, [GEN_ACTIVE] = true, [GEN_DRAINING] = true, [GEN_EXITED] = true },
+	/* the probation failed (flipped back), passed (stopped), exited */
+	[GEN_STANDBY] = { [GEN_ACTIVE] = true, [GEN_DRAINING] = true, [GEN_EXITED] = true },
+};
+
+static const char *gen_state_word(enum gen_state st)
+{
+	return (unsigned)st < GEN_NSTATES ? state_name[st] : "unknown";
+}
+
+bool gen_transition_legal(enum gen_state from, enum gen_state to)
+{
+	if ((unsigned)from >= GEN_NSTATES || (unsigned)to >= GEN_NSTATES)
+		return false;
+	return from == to || legal[from][to];
+}
+
+int gen_set_state(struct sup *s, int gi, enum gen_state to, const char *why)
+{
+	struct gen *g = &s->gen[gi];
+	enum gen_state from = g->state;
+
+	if (from == to)
+		return 0;
+	if (!gen_transition_legal(from, to)) {
+		/* a bug of the supervisor, not of the input: said, and refused,
+		 * so that the generation keeps a state the table knows */
+		say_err(s, "internal error: gen %d (slot %d) cannot go from %s to %s (%s); it stays %s", g->id, gi,
+			gen_state_word(from), gen_state_word(to), why, gen_state_word(from));
+		return -EINVAL;
+	}
+	if (s->cfg->verbose > 1)
+		say_at(s, BLOG_DEBUG, "gen %d: %s -> %s (%s)", g->id, state_name[from], state_name[to], why);
+	g->state = to;
+	return 0;
 }
 
 /* A pidfd for G's process, watched by the loop: the exit of a process that
@@ -268,7 +328,7 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 	}
 	free(fds);
 	g->pid = pid;
-	g->state = GEN_STARTING;
+	gen_set_state(s, gi, GEN_STARTING, "spawned");
 	if (!baton_proc_stat(pid, -1, &st))
 		g->start_ticks = st.start;
 	gen_watch_pid(s, gi);
@@ -324,7 +384,7 @@ void stop_gen(struct sup *s, struct gen *g)
 
 	g->stop_ms = baton_mono_ms();
 	handoff_gen_stop(s, g);	/* before the signal: the server may close idle connections at once */
-	g->state = GEN_DRAINING;
+	gen_set_state(s, (int)(g - s->gen), GEN_DRAINING, "told to stop");
 	if (served && flows_hold(s, g))
 		return;
 	if (served && sdn_unit_hold(s, g))
@@ -357,7 +417,7 @@ void gen_ready(struct sup *s, int gi, bool assumed)
 	g->ready_us = baton_mono_us();
 	g->assumed = assumed;
 	if (gi != s->reload) {
-		g->state = GEN_ACTIVE;	/* generation 1, or a restart on the same members */
+		gen_set_state(s, gi, GEN_ACTIVE, "ready");	/* generation 1, or a restart on the same members */
 		if (assumed)
 			say(s, "gen %d (pid %d) assumed ready: no sd_notify message within %s", g->id, (int)g->pid,
 			    fmt_duration(s->cfg->ready_delay_ms));
@@ -368,7 +428,7 @@ void gen_ready(struct sup *s, int gi, bool assumed)
 		sdn_ready(s);
 		return;
 	}
-	g->state = GEN_READY;
+	gen_set_state(s, gi, GEN_READY, "ready, the reload's");
 	if (assumed)
 		step(s, "gen %d (pid %d) assumed ready: no sd_notify message within %s", g->id, (int)g->pid,
 		     fmt_duration(s->cfg->ready_delay_ms));
@@ -402,10 +462,10 @@ void gen_switch(struct sup *s, int gi)
 			return;
 		}
 	}
-	g->state = GEN_ACTIVE;
+	gen_set_state(s, gi, GEN_ACTIVE, "switched to");
 	s->active = gi;
 	step(s, "switched: new connections go to gen %d", g->id);
-	if (s->health_reload || s->degraded[0])
+	if (s->reload_origin == RELOAD_HEALTH || s->degraded[0])
 		sup_set_degraded(s, NULL);
 	if (old >= 0) {
 		struct gen *o = &s->gen[old];
@@ -485,7 +545,7 @@ void rollback(struct sup *s, const char *why)
 	char serves[200];
 
 	step_at(s, BLOG_WARN, "rolling back: %s", why);
-	if (s->health_reload || (s->active >= 0 && s->gen[s->active].health[0]))
+	if (s->reload_origin == RELOAD_HEALTH || (s->active >= 0 && s->gen[s->active].health[0]))
 		undark(s);	/* before the failed members go: their queue moves back */
 	stop_gen(s, g);
 	/* its members never had weight; fencing moves anything there to the
@@ -493,7 +553,7 @@ void rollback(struct sup *s, const char *why)
 	release_members(s, g);
 	snprintf(g->why, sizeof(g->why), "rolled back: %s", why);
 	still_serves(s, serves, sizeof(serves));
-	if (s->health_reload) {
+	if (s->reload_origin == RELOAD_HEALTH) {
 		char reason[256];
 
 		s->retry_ms = !s->retry_ms ? 1000 : s->retry_ms * 2 > 30000 ? 30000 : s->retry_ms * 2;
@@ -514,7 +574,7 @@ void rollback(struct sup *s, const char *why)
 	}
 	state_save(s);
 	reload_finish(s, false, "%s; rolled back, %s", why, serves);
-	s->health_reload = false;	/* after: reload_finish counts it as a restart, not a reload */
+	s->reload_origin = RELOAD_NONE;	/* after: reload_finish counts it as a restart, not a reload */
 }
 
 void begin_stop(struct sup *s, const char *why)
@@ -553,7 +613,7 @@ void gen_exited(struct sup *s, int gi, int status)
 		g->pidfd = -1;
 	}
 	g->status = status;
-	g->state = GEN_EXITED;
+	gen_set_state(s, gi, GEN_EXITED, "its process ended");
 	bindmode_gen_end(s, gi);
 	if (!g->why[0])
 		snprintf(g->why, sizeof(g->why), "%s", how);
@@ -612,6 +672,84 @@ void gen_exited(struct sup *s, int gi, int status)
 	state_save(s);
 }
 
+/* Would gen_tick judge G (starting) now: ready by delay, assumed, or too late? */
+static bool start_due(const struct sup *s, const struct gen *g, long long now)
+{
+	long long age = now - g->start_us / 1000;
+	const struct sup_config *c = s->cfg;
+
+	return (c->ready == SUP_READY_DELAY && age >= c->ready_delay_ms) ||
+	       (c->ready == SUP_READY_AUTO && !g->heard && age >= c->ready_delay_ms) || age >= c->ready_timeout_ms;
+}
+
+/* The clock's part of the state machine, each tick: a starting generation
+ * ready by --ready-delay, assumed ready, or too late (rolled back, or the
+ * supervisor gives up); a draining one past its grace killed. */
+void gen_tick(struct sup *s, long long now)
+{
+	bool caught = false;
+	int i;
+
+	for (i = 0; i < MAX_GENS; i++) {
+		struct gen *g = &s->gen[i];
+
+		if (g->pid <= 0)
+			continue;
+		if (g->state == GEN_STARTING && !caught && start_due(s, g, now)) {
+			/* before a generation is judged by the clock, what it said
+			 * or did is read: after a stall of the supervisor (SIGSTOP,
+			 * a starved CPU) its READY=1 or its exit may be waiting */
+			caught = true;
+			read_notify(s);
+			reap(s);
+			if (g->state != GEN_STARTING || g->pid <= 0)
+				continue;
+		}
+		if (g->state == GEN_STARTING) {
+			long long age = now - g->start_us / 1000;
+			const struct sup_config *c = s->cfg;
+
+			if (c->ready == SUP_READY_DELAY && age >= c->ready_delay_ms) {
+				gen_ready(s, i, false);
+			} else if (c->ready == SUP_READY_AUTO && !g->heard && age >= c->ready_delay_ms) {
+				gen_ready(s, i, true);
+			} else if (age >= c->ready_timeout_ms) {
+				char why[128];
+
+				snprintf(why, sizeof(why), "gen %d was not ready within %lld ms", g->id, c->ready_timeout_ms);
+				if (i == s->reload) {
+					rollback(s, why);
+				} else if (g->id == 1) {
+					say_err(s, "%s; giving up", why);
+					s->exit_code = 1;
+					begin_stop(s, "the command never became ready");
+				} else {
+					/* a restart already holds the active sockets; it
+					 * serves whether or not it says so */
+					say_warn(s, "%s; it keeps the active sockets anyway", why);
+					gen_ready(s, i, false);
+				}
+			}
+		}
+		if (g->state == GEN_DRAINING) {
+			if (g->idle_wait)
+				idle_check(s, g, now);
+			if (g->unit_wait)
+				sdn_unit_wait_check(s, g, now);
+			if (g->flow_wait)
+				flows_check(s, g, now);
+			if (!g->killed && now - g->stop_ms >= s->cfg->grace_ms) {
+				say_warn(s, "gen %d (pid %d) still running after the %lld ms grace; killing it", g->id,
+				    (int)g->pid, s->cfg->grace_ms);
+				gen_kill_all(s, g);
+				g->killed = true;
+			}
+			if (!s->stopping && !g->flow_wait)	/* a UDP queue is no sign it stopped */
+				watch_drain(s, g, now);
+		}
+	}
+}
+
 void reap(struct sup *s)
 {
 	int status, i;
@@ -647,13 +785,23 @@ void pid_ended(struct sup *s, int gi)
 	gen_exited(s, gi, -1);
 }
 
-int start_reload(struct sup *s, int client, const char *origin)
+static const char *const origin_words[] = {
+	[RELOAD_NONE] = "unknown", [RELOAD_CONTROL] = "control socket", [RELOAD_SIGHUP] = "SIGHUP",
+	[RELOAD_HEALTH] = "health watch", [RELOAD_TAKEOVER] = "takeover",
+};
+
+int start_reload(struct sup *s, int client, enum reload_origin origin)
+{
+	return start_reload_said(s, client, origin, NULL);
+}
+
+int start_reload_said(struct sup *s, int client, enum reload_origin origin, const char *words)
 {
 	int gi;
 
 	if (s->stopping)
 		return -ESHUTDOWN;
-	if (s->reload >= 0 && s->health_reload && client >= 0 && s->reload_client < 0) {
+	if (s->reload >= 0 && s->reload_origin == RELOAD_HEALTH && client >= 0 && s->reload_client < 0) {
 		/* the health watch is already starting a fresh generation: the
 		 * operator asked for the same thing, so they wait for its outcome
 		 * instead of being told to try again */
@@ -666,16 +814,16 @@ int start_reload(struct sup *s, int client, const char *origin)
 		return -EBUSY;
 	if (s->active < 0)
 		return -ENOENT;
-	if (strcmp(origin, "health watch") && (gi = stage_admit(s)))
+	if (origin != RELOAD_HEALTH && (gi = stage_admit(s)))
 		return gi;	/* --max-draining */
 	s->reload_start_us = baton_mono_us();
 	s->reload_client = client;
 	sdn_reloading(s);
 	if (client >= 0)
 		s->cl[client].role = CL_RELOAD;
-	say(s, "reload requested (%s)", origin);
+	say(s, "reload requested (%s)", words ? words : origin_words[origin]);
 	state_repin(s);	/* pins removed meanwhile: a restart after a crash needs them */
-	s->health_reload = !strcmp(origin, "health watch");
+	s->reload_origin = origin;
 	gi = start_gen(s, -1, 0);
 	if (gi < 0) {
 		char serves[200];
@@ -689,12 +837,12 @@ int start_reload(struct sup *s, int client, const char *origin)
 		else
 			reload_finish(s, false, "cannot start the next generation (\"%s\"): %s; %s", cmd_argv(s)[0],
 				      strerror(-gi), serves);
-		if (s->health_reload) {
+		if (s->reload_origin == RELOAD_HEALTH) {
 			s->retry_ms = !s->retry_ms ? 1000 : s->retry_ms * 2 > 30000 ? 30000 : s->retry_ms * 2;
 			s->retry_at = baton_mono_ms() + s->retry_ms;
 			sup_set_degraded(s, "the health watch could not start a replacement; retrying");
 		}
-		s->health_reload = false;
+		s->reload_origin = RELOAD_NONE;
 		return 0;
 	}
 	s->reload = gi;

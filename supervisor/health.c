@@ -234,7 +234,7 @@ void health_tick(struct sup *s, long long now)
 		say_warn(s, "gen %d (pid %d) is unhealthy (%s on listener %d%s); starting a fresh generation (a restart)",
 		    g->id, (int)g->pid, baton_health_name(h.health), bad, why);
 		if (s->reload < 0)
-			start_reload(s, -1, "health watch");
+			start_reload(s, -1, RELOAD_HEALTH);
 		return;
 	}
 	if (s->reload >= 0 || !s->degraded[0] || now < s->retry_at)
@@ -248,7 +248,7 @@ void health_tick(struct sup *s, long long now)
 		snprintf(was, sizeof(was), "%s", g->health + 6);
 		snprintf(g->health, sizeof(g->health), "fenced: %.80s", was);
 	}
-	start_reload(s, -1, "health watch");
+	start_reload(s, -1, RELOAD_HEALTH);
 	if (s->reload < 0)
 		return;
 	for (l = 0; l < s->nl; l++) {

@@ -79,6 +79,11 @@ struct tk_member {
 	long long stall_since;
 };
 
+/* Who asked for a reload. A takeover is not counted as a reload (it
+ * brings the server under baton); the health watch's replacement of a
+ * frozen or hung generation is a restart, and skips --max-draining. */
+enum reload_origin { RELOAD_NONE, RELOAD_CONTROL, RELOAD_SIGHUP, RELOAD_HEALTH, RELOAD_TAKEOVER };
+
 /* What the state machine does to processes, behind a seam so that it can
  * be driven in tests without forking real servers. */
 struct sup;
@@ -136,7 +141,7 @@ struct sup {
 	char state_path[4096];      /* the state that outlives this process */
 	char pin_root[4096];        /* bpffs directory of the groups' pins, "" in cBPF mode */
 	bool resumed;               /* adopted what a dead supervisor left, or re-executed */
-	bool health_reload;         /* the reload running was started by the health watch */
+	enum reload_origin reload_origin; /* who asked for the reload running (or the last one) */
 	char degraded[256];         /* "": healthy; else why the service is degraded */
 	long long retry_at;         /* degraded: when to try a replacement again */
 	long long retry_ms;         /* its back-off */
@@ -160,7 +165,6 @@ struct sup {
 	pid_t *tk_pids;             /* every --takeover PID, signalled with generation 0 */
 	int *tk_pidfds;             /* their pidfds (-1: none), opened when they were named */
 	int ntk_pids;
-	bool takeover_reload;       /* the reload running is the takeover: not counted as a reload */
 	int batch_lo, batch_n;      /* the listeners this tick looks at (see in_batch) */
 	struct bindmode *bm;        /* --bind-mode state (bindmode.c) */
 	struct stage stage;         /* canary.c: a canary or probation under way */
@@ -211,7 +215,11 @@ void rollback(struct sup *s, const char *why);
 void begin_stop(struct sup *s, const char *why);
 void gen_exited(struct sup *s, int gi, int status);
 void reap(struct sup *s);
-int start_reload(struct sup *s, int client, const char *origin);
+void gen_tick(struct sup *s, long long now);	/* starting ones judged by the clock, draining ones past the grace */
+int start_reload(struct sup *s, int client, enum reload_origin origin);
+/* The same, said in the log as WORDS ("reload requested (WORDS)"); NULL:
+ * the origin's own words. */
+int start_reload_said(struct sup *s, int client, enum reload_origin origin, const char *words);
 void client_send(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void client_close(struct sup *s, struct client *c);
 void handle_request(struct sup *s, int ci);
@@ -239,6 +247,11 @@ void read_notify(struct sup *s);
 
 const char *fmt_duration(long long ms);
 void gen_reset(struct sup *s, struct gen *g);
+/* The one writer of a generation's state: GI goes to TO, for WHY (said with
+ * -vv). 0, or -EINVAL for a transition the table does not allow (an
+ * internal error, said; the state stays). Staying is allowed. */
+int gen_set_state(struct sup *s, int gi, enum gen_state to, const char *why);
+bool gen_transition_legal(enum gen_state from, enum gen_state to);
 int gen_watch_pid(struct sup *s, int gi);
 int draining_gens(const struct sup *s);
 void undark(struct sup *s);

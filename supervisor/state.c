@@ -733,9 +733,10 @@ int state_resume(struct sup *s)
 		g->start_wall_ms = sg->wall_ms;
 		g->start_us = baton_mono_us();
 		g->adopted = baton_proc_stat(g->pid, -1, &ps) || ps.ppid != getpid();
-		g->state = was == GEN_FREE || was == GEN_EXITED ? GEN_DRAINING : was;
+		/* as the state said; draining if it had been told to stop */
+		gen_set_state(s, gi, was == GEN_FREE || was == GEN_EXITED || sg->stopped ? GEN_DRAINING : was,
+			      "resumed from the state file");
 		if (sg->stopped || was == GEN_DRAINING) {
-			g->state = GEN_DRAINING;
 			g->stop_ms = baton_mono_ms();	/* the grace starts again */
 			g->flow_wait = sg->stopped == 2;	/* still to be signalled once its flows end */
 		}
@@ -766,7 +767,7 @@ int state_resume(struct sup *s)
 			baton_group_weight(s->grp[0], n->slot[0], &w);
 		if (w && n->state != GEN_DRAINING) {
 			if (active >= 0 && s->gen[active].pid > 0) {
-				s->gen[active].state = GEN_ACTIVE;
+				gen_set_state(s, active, GEN_ACTIVE, "resumed: it served, to be stopped");
 				s->active = active;
 				stop_gen(s, &s->gen[active]);
 			}
@@ -789,7 +790,7 @@ int state_resume(struct sup *s)
 	if (active >= 0) {
 		struct gen *a = &s->gen[active];
 
-		a->state = GEN_ACTIVE;
+		gen_set_state(s, active, GEN_ACTIVE, "resumed: it serves");
 		s->active = active;
 		/* generation 0 (--takeover) serves through several members with
 		 * the weights the pinned maps still hold */
@@ -969,7 +970,7 @@ int state_adopt_orphans(struct sup *s)
 		s->gen[gi].start_wall_ms = baton_wall_ms();
 		s->gen[gi].start_us = s->gen[gi].ready_us = baton_mono_us();
 		s->gen[gi].adopted = true;
-		s->gen[gi].state = GEN_DRAINING;
+		gen_set_state(s, gi, GEN_DRAINING, "adopted without a state file");
 		for (l = 0; l < s->nl; l++)
 			if (op->ino[l]) {
 				mem[st.nmem] = (struct st_member){ .id = op->id, .l = l, .slot = -1, .ino = op->ino[l] };
@@ -997,7 +998,7 @@ int state_adopt_orphans(struct sup *s)
 		if (g->state == GEN_FREE || g->pid <= 0)
 			continue;
 		if (gi == newest) {
-			g->state = GEN_ACTIVE;
+			gen_set_state(s, gi, GEN_ACTIVE, "adopted: the newest serves");
 			s->active = gi;
 			for (l = 0; l < s->nl; l++)
 				if (g->slot[l] >= 0)

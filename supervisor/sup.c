@@ -105,16 +105,6 @@ bool busy(const struct sup *s)
 }
 
 
-/* Would tick judge G (starting) now: ready by delay, assumed, or too late? */
-static bool start_due(const struct sup *s, const struct gen *g, long long now)
-{
-	long long age = now - g->start_us / 1000;
-	const struct sup_config *c = s->cfg;
-
-	return (c->ready == SUP_READY_DELAY && age >= c->ready_delay_ms) ||
-	       (c->ready == SUP_READY_AUTO && !g->heard && age >= c->ready_delay_ms) || age >= c->ready_timeout_ms;
-}
-
 /* A loop that did not run this much longer than it asked to wait was
  * stalled (stopped, or starved): said in the log */
 #define LOOP_STALL_MS 500
@@ -122,7 +112,6 @@ static bool start_due(const struct sup *s, const struct gen *g, long long now)
 static void tick(struct sup *s)
 {
 	long long now = baton_mono_ms();
-	bool caught = false;
 	int i;
 
 	s->batch_n = s->nl < TICK_LISTENERS ? s->nl : TICK_LISTENERS;
@@ -133,64 +122,7 @@ static void tick(struct sup *s)
 			client_send(&s->cl[i], "error no request within %d ms", CLIENT_IDLE_MS);
 			client_close(s, &s->cl[i]);
 		}
-	for (i = 0; i < MAX_GENS; i++) {
-		struct gen *g = &s->gen[i];
-
-		if (g->pid <= 0)
-			continue;
-		if (g->state == GEN_STARTING && !caught && start_due(s, g, now)) {
-			/* before a generation is judged by the clock, what it said
-			 * or did is read: after a stall of the supervisor (SIGSTOP,
-			 * a starved CPU) its READY=1 or its exit may be waiting */
-			caught = true;
-			read_notify(s);
-			reap(s);
-			if (g->state != GEN_STARTING || g->pid <= 0)
-				continue;
-		}
-		if (g->state == GEN_STARTING) {
-			long long age = now - g->start_us / 1000;
-			const struct sup_config *c = s->cfg;
-
-			if (c->ready == SUP_READY_DELAY && age >= c->ready_delay_ms) {
-				gen_ready(s, i, false);
-			} else if (c->ready == SUP_READY_AUTO && !g->heard && age >= c->ready_delay_ms) {
-				gen_ready(s, i, true);
-			} else if (age >= c->ready_timeout_ms) {
-				char why[128];
-
-				snprintf(why, sizeof(why), "gen %d was not ready within %lld ms", g->id, c->ready_timeout_ms);
-				if (i == s->reload) {
-					rollback(s, why);
-				} else if (g->id == 1) {
-					say_err(s, "%s; giving up", why);
-					s->exit_code = 1;
-					begin_stop(s, "the command never became ready");
-				} else {
-					/* a restart already holds the active sockets; it
-					 * serves whether or not it says so */
-					say_warn(s, "%s; it keeps the active sockets anyway", why);
-					gen_ready(s, i, false);
-				}
-			}
-		}
-		if (g->state == GEN_DRAINING) {
-			if (g->idle_wait)
-				idle_check(s, g, now);
-			if (g->unit_wait)
-				sdn_unit_wait_check(s, g, now);
-			if (g->flow_wait)
-				flows_check(s, g, now);
-			if (!g->killed && now - g->stop_ms >= s->cfg->grace_ms) {
-				say_warn(s, "gen %d (pid %d) still running after the %lld ms grace; killing it", g->id,
-				    (int)g->pid, s->cfg->grace_ms);
-				gen_kill_all(s, g);
-				g->killed = true;
-			}
-			if (!s->stopping && !g->flow_wait)	/* a UDP queue is no sign it stopped */
-				watch_drain(s, g, now);
-		}
-	}
+	gen_tick(s, now);
 	health_tick(s, now);
 	state_retry(s, now);
 	control_retry(s, now);
@@ -376,7 +308,7 @@ static void handle_signals(struct sup *s)
 		if (si.ssi_signo == SIGCHLD) {
 			reap(s);
 		} else if (si.ssi_signo == SIGHUP) {
-			int r = start_reload(s, -1, "SIGHUP");
+			int r = start_reload(s, -1, RELOAD_SIGHUP);
 
 			if (r)
 				say_warn(s, "SIGHUP: no reload: %s", r == -EBUSY ? "a reload is already in progress"
@@ -505,9 +437,7 @@ static int start_takeover(struct sup *s)
 	struct gen *z = &s->gen[s->active];
 
 	state_save(s);
-	s->takeover_reload = true;
-	if (start_reload(s, -1, "takeover") || s->reload < 0) {
-		s->takeover_reload = false;
+	if (start_reload(s, -1, RELOAD_TAKEOVER) || s->reload < 0) {
 		say_warn(s, "takeover abandoned: pid %d keeps serving as it did", (int)z->pid);
 		takeover_abandon(s);
 		return -1;

@@ -145,7 +145,7 @@ static int make_gen0(struct sup *s, const pid_t *pids, int *pidfds, int npids)
 	g->pid = pids[0];
 	g->adopted = true;	/* not our child: its exit shows through its pidfd */
 	g->status = -1;
-	g->state = GEN_ACTIVE;
+	gen_set_state(s, gi, GEN_ACTIVE, "taken over: it serves");
 	g->start_us = g->ready_us = baton_mono_us();
 	g->start_wall_ms = baton_wall_ms();
 	if (!baton_proc_stat(g->pid, -1, &st))

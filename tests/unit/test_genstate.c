@@ -95,7 +95,7 @@ TEST(genstate_reload_switches_in_one_step_and_stops_the_old_one)
 
 	fake_sup(&s, &cfg, &spec);
 	old = serving(&s);
-	ASSERT_EQ(start_reload(&s, -1, "test"), 0);
+	ASSERT_EQ(start_reload(&s, -1, RELOAD_CONTROL), 0);
 	new = s.reload;
 	ASSERT_GE(new, 0);
 	ASSERT_EQ(s.gen[new].state, GEN_STARTING);
@@ -124,7 +124,7 @@ TEST(genstate_generation_exiting_before_ready_is_rolled_back)
 
 	fake_sup(&s, &cfg, &spec);
 	old = serving(&s);
-	ASSERT_EQ(start_reload(&s, -1, "test"), 0);
+	ASSERT_EQ(start_reload(&s, -1, RELOAD_CONTROL), 0);
 	new = s.reload;
 	gen_exited(&s, new, W_EXITCODE(1, 0));
 	ASSERT_EQ(s.reload, -1);
@@ -151,7 +151,7 @@ TEST(genstate_failed_replacement_of_a_frozen_generation_unfences_it_and_retries)
 	slot = s.gen[old].slot[0];
 	/* what the health watch does to a stopped generation */
 	snprintf(s.gen[old].health, sizeof(s.gen[old].health), "fenced: owner stopped (SIGSTOP)");
-	ASSERT_EQ(start_reload(&s, -1, "health watch"), 0);
+	ASSERT_EQ(start_reload(&s, -1, RELOAD_HEALTH), 0);
 	ASSERT_EQ(baton_group_set_down(s.grp[0], slot, true), 0);
 	ASSERT_EQ(baton_group_fence(s.grp[0], slot), 0);
 	ASSERT_TRUE(baton_group_fenced(s.grp[0], slot));
@@ -165,7 +165,7 @@ TEST(genstate_failed_replacement_of_a_frozen_generation_unfences_it_and_retries)
 	ASSERT_GT(s.retry_at, baton_mono_ms());
 	ASSERT_CONTAINS(s.gen[old].health, "kept: ");
 	/* a successful replacement ends the degraded state */
-	ASSERT_EQ(start_reload(&s, -1, "health watch"), 0);
+	ASSERT_EQ(start_reload(&s, -1, RELOAD_HEALTH), 0);
 	gen_ready(&s, s.reload, false);
 	ASSERT_EQ(s.degraded[0], '\0');
 	ASSERT_TRUE(s.active != old);
@@ -182,12 +182,12 @@ TEST(genstate_full_generation_table_names_its_limit)
 	fake_sup(&s, &cfg, &spec);
 	serving(&s);
 	for (i = 0; i < MAX_GENS - 1; i++) {
-		ASSERT_EQ(start_reload(&s, -1, "test"), 0);
+		ASSERT_EQ(start_reload(&s, -1, RELOAD_CONTROL), 0);
 		ASSERT_GE(s.reload, 0);
 		gen_ready(&s, s.reload, false);	/* the old ones drain and never exit */
 	}
 	ASSERT_EQ(draining_gens(&s), MAX_GENS - 1);
-	ASSERT_EQ(start_reload(&s, -1, "test"), 0);
+	ASSERT_EQ(start_reload(&s, -1, RELOAD_CONTROL), 0);
 	ASSERT_EQ(s.reload, -1);
 	ASSERT_CONTAINS(s.last_reload, "all 16 generation slots are taken by generations that still run (15 "
 				       "draining)");
@@ -203,16 +203,16 @@ TEST(genstate_operator_reload_joins_the_one_the_health_watch_started)
 
 	fake_sup(&s, &cfg, &spec);
 	old = serving(&s);
-	ASSERT_EQ(start_reload(&s, -1, "health watch"), 0);
+	ASSERT_EQ(start_reload(&s, -1, RELOAD_HEALTH), 0);
 	new = s.reload;
 	s.cl[0].role = CL_READING;	/* a `baton reload` on the control socket */
-	ASSERT_EQ(start_reload(&s, 0, "control socket"), 0);
+	ASSERT_EQ(start_reload(&s, 0, RELOAD_CONTROL), 0);
 	ASSERT_EQ(s.reload, new);	/* no second generation */
 	ASSERT_EQ(s.reload_client, 0);
 	ASSERT_EQ(s.cl[0].role, CL_RELOAD);
 	/* a second operator is told to wait: one reload at a time */
 	s.cl[1].role = CL_READING;
-	ASSERT_EQ(start_reload(&s, 1, "control socket"), -EBUSY);
+	ASSERT_EQ(start_reload(&s, 1, RELOAD_CONTROL), -EBUSY);
 	gen_ready(&s, new, false);
 	ASSERT_EQ(s.active, new);
 	ASSERT_EQ(s.reload_client, -1);
@@ -232,7 +232,7 @@ static int nspawns(void)
 static int staged_reload(struct sup *s, struct stage_opts o)
 {
 	s->stage.want = o;
-	ASSERT_EQ(start_reload(s, -1, "test"), 0);
+	ASSERT_EQ(start_reload(s, -1, RELOAD_CONTROL), 0);
 	ASSERT_GE(s->reload, 0);
 	return s->reload;
 }
@@ -267,7 +267,7 @@ TEST(genstate_canary_takes_its_share_and_promote_stops_the_old_one)
 	ASSERT_TRUE(!killed(s.gen[old].pid, SIGTERM));	/* nothing is stopped */
 	ASSERT_EQ(s.reloads_done, 0);
 	/* another reload waits for the decision */
-	ASSERT_EQ(start_reload(&s, -1, "test"), -EBUSY);
+	ASSERT_EQ(start_reload(&s, -1, RELOAD_CONTROL), -EBUSY);
 	ASSERT_EQ(stage_promote(&s, "test"), 0);
 	ASSERT_EQ(s.stage.kind, STAGE_NONE);
 	ASSERT_EQ(s.active, new);
@@ -372,7 +372,7 @@ TEST(genstate_probation_keeps_the_old_one_and_flips_back_without_a_process)
 	ASSERT_TRUE(!killed(s.gen[old].pid, SIGTERM));
 	ASSERT_EQ(s.reloads_done, 1);
 	/* no reload while it is on probation */
-	ASSERT_EQ(start_reload(&s, -1, "test"), -EBUSY);
+	ASSERT_EQ(start_reload(&s, -1, RELOAD_CONTROL), -EBUSY);
 	spawned = nspawns();
 	gen_exited(&s, new, W_EXITCODE(3, 0));
 	ASSERT_EQ(nspawns(), spawned);	/* the flip starts no process */
@@ -438,14 +438,14 @@ TEST(genstate_max_draining_names_the_limit_and_the_draining_generations)
 	cfg.max_draining = 2;
 	serving(&s);
 	for (int i = 0; i < 2; i++) {
-		ASSERT_EQ(start_reload(&s, -1, "test"), 0);
+		ASSERT_EQ(start_reload(&s, -1, RELOAD_CONTROL), 0);
 		gen_ready(&s, s.reload, false);	/* back to back: the old ones still drain */
 	}
 	ASSERT_EQ(draining_gens(&s), 2);
-	ASSERT_EQ(start_reload(&s, -1, "test"), -EMLINK);
+	ASSERT_EQ(start_reload(&s, -1, RELOAD_CONTROL), -EMLINK);
 	ASSERT_EQ(s.reload, -1);
 	/* the health watch replaces a frozen generation whatever the limit */
-	ASSERT_EQ(start_reload(&s, -1, "health watch"), 0);
+	ASSERT_EQ(start_reload(&s, -1, RELOAD_HEALTH), 0);
 	ASSERT_GE(s.reload, 0);
 	sup_fini(&s);
 }
@@ -459,7 +459,7 @@ TEST(genstate_failed_operator_reload_with_a_frozen_generation_hands_over_to_the_
 
 	fake_sup(&s, &cfg, &spec);
 	old = serving(&s);
-	ASSERT_EQ(start_reload(&s, -1, "control socket"), 0);
+	ASSERT_EQ(start_reload(&s, -1, RELOAD_CONTROL), 0);
 	/* the watch found the serving one frozen while the reload ran */
 	snprintf(s.gen[old].health, sizeof(s.gen[old].health), "fenced: owner stopped (SIGSTOP)");
 	gen_exited(&s, s.reload, W_EXITCODE(1, 0));
@@ -516,5 +516,80 @@ TEST(genstate_gen1_that_was_ready_and_crashes_is_restarted)
 	ASSERT_EQ(s.restart_from, gi);
 	ASSERT_GT(s.restart_at, 0);
 	ASSERT_EQ(s.restarts, 1);
+	sup_fini(&s);
+}
+
+/* The table of legal transitions, written out once more by hand: a
+ * transition added to or dropped from gen.c's table fails here until it
+ * is listed (with its reason) below too. */
+TEST(genstate_transition_table_allows_exactly_the_listed_transitions)
+{
+	static const struct { enum gen_state from, to; } listed[] = {
+		/* a fresh slot: spawned, taken over, adopted or resumed */
+		{ GEN_FREE, GEN_STARTING }, { GEN_FREE, GEN_READY }, { GEN_FREE, GEN_ACTIVE },
+		{ GEN_FREE, GEN_DRAINING }, { GEN_FREE, GEN_CANARY }, { GEN_FREE, GEN_STANDBY },
+		{ GEN_STARTING, GEN_READY }, { GEN_STARTING, GEN_ACTIVE }, { GEN_STARTING, GEN_DRAINING },
+		{ GEN_STARTING, GEN_EXITED },
+		{ GEN_READY, GEN_ACTIVE }, { GEN_READY, GEN_CANARY }, { GEN_READY, GEN_DRAINING },
+		{ GEN_READY, GEN_EXITED },
+		{ GEN_ACTIVE, GEN_STANDBY }, { GEN_ACTIVE, GEN_DRAINING }, { GEN_ACTIVE, GEN_EXITED },
+		/* serving again: only as a resumed or adopted generation */
+		{ GEN_DRAINING, GEN_ACTIVE }, { GEN_DRAINING, GEN_EXITED },
+		{ GEN_CANARY, GEN_READY }, { GEN_CANARY, GEN_ACTIVE }, { GEN_CANARY, GEN_DRAINING },
+		{ GEN_CANARY, GEN_EXITED },
+		{ GEN_STANDBY, GEN_ACTIVE }, { GEN_STANDBY, GEN_DRAINING }, { GEN_STANDBY, GEN_EXITED },
+	};
+	int from, to, nlegal = 0;
+
+	for (from = 0; from < GEN_NSTATES; from++)
+		for (to = 0; to < GEN_NSTATES; to++) {
+			bool want = from == to;	/* staying is no transition */
+
+			for (size_t i = 0; i < sizeof(listed) / sizeof(listed[0]); i++)
+				want |= listed[i].from == (enum gen_state)from && listed[i].to == (enum gen_state)to;
+			if (gen_transition_legal((enum gen_state)from, (enum gen_state)to) != want)
+				FAIL("%s -> %s: the table says %s, the list %s", state_name[from],
+				     state_name[to], want ? "no" : "yes", want ? "yes" : "no");
+			nlegal += from != to && want;
+		}
+	ASSERT_EQ(nlegal, (int)(sizeof(listed) / sizeof(listed[0])));
+	/* a few that would be bugs */
+	ASSERT_TRUE(!gen_transition_legal(GEN_EXITED, GEN_ACTIVE));	/* a dead one serving */
+	ASSERT_TRUE(!gen_transition_legal(GEN_EXITED, GEN_FREE));	/* reuse is gen_reset's */
+	ASSERT_TRUE(!gen_transition_legal(GEN_FREE, GEN_EXITED));
+	ASSERT_TRUE(!gen_transition_legal(GEN_STARTING, GEN_CANARY));	/* a canary is ready first */
+	ASSERT_TRUE(!gen_transition_legal(GEN_DRAINING, GEN_STANDBY));
+	ASSERT_TRUE(!gen_transition_legal(GEN_ACTIVE, GEN_READY));
+	ASSERT_TRUE(!gen_transition_legal(GEN_NSTATES, GEN_ACTIVE));
+}
+
+/* Through the seam: a generation asked for an illegal transition keeps its
+ * state (an internal error, said), a legal one is taken. */
+TEST(genstate_illegal_transition_is_refused_and_the_state_kept)
+{
+	struct sup s;
+	struct sup_config cfg;
+	struct baton_spec spec;
+	int gi;
+
+	fake_sup(&s, &cfg, &spec);
+	gi = start_gen(&s, -1, 1);
+	ASSERT_GE(gi, 0);
+	ASSERT_EQ(s.gen[gi].state, GEN_STARTING);
+	ASSERT_EQ(gen_set_state(&s, gi, GEN_STANDBY, "test"), -EINVAL);
+	ASSERT_EQ(s.gen[gi].state, GEN_STARTING);
+	ASSERT_EQ(gen_set_state(&s, gi, GEN_FREE, "test"), -EINVAL);
+	ASSERT_EQ(s.gen[gi].state, GEN_STARTING);
+	ASSERT_EQ(gen_set_state(&s, gi, GEN_STARTING, "test"), 0);	/* staying */
+	s.active = gi;
+	gen_ready(&s, gi, false);
+	ASSERT_EQ(s.gen[gi].state, GEN_ACTIVE);
+	ASSERT_EQ(gen_set_state(&s, gi, GEN_READY, "test"), -EINVAL);
+	ASSERT_EQ(s.gen[gi].state, GEN_ACTIVE);
+	gen_exited(&s, gi, W_EXITCODE(0, 0));
+	ASSERT_EQ(s.gen[gi].state, GEN_EXITED);
+	ASSERT_EQ(gen_set_state(&s, gi, GEN_ACTIVE, "test"), -EINVAL);
+	ASSERT_EQ(gen_set_state(&s, gi, GEN_STARTING, "test"), -EINVAL);
+	ASSERT_EQ(s.gen[gi].state, GEN_EXITED);
 	sup_fini(&s);
 }

@@ -114,7 +114,7 @@ static int reload_with(struct sup *s, const char *cmd)
 {
 	s->next_cmd = strv(cmd);
 	s->spawn_next = true;
-	ASSERT_EQ(start_reload(s, -1, "test"), 0);
+	ASSERT_EQ(start_reload(s, -1, RELOAD_CONTROL), 0);
 	s->spawn_next = false;
 	ASSERT_STREQ(spawned, cmd);
 	return s->reload;
@@ -154,7 +154,7 @@ TEST(reload_items_command_is_in_force_once_its_generation_serves)
 	gen_exited(&s, gi, W_EXITCODE(1, 0));
 	ASSERT_EQ(s.reloads_failed, 1);
 	ASSERT_TRUE(s.cmd == NULL && s.next_cmd == NULL);
-	ASSERT_EQ(start_reload(&s, -1, "test"), 0);
+	ASSERT_EQ(start_reload(&s, -1, RELOAD_CONTROL), 0);
 	ASSERT_STREQ(spawned, "old-server");
 	gen_ready(&s, s.reload, false);
 
@@ -164,7 +164,7 @@ TEST(reload_items_command_is_in_force_once_its_generation_serves)
 	gen_ready(&s, gi, false);
 	ASSERT_EQ(s.reloads_done, 2);
 	ASSERT_STREQ(cmd_argv(&s)[0], "new-server");
-	ASSERT_EQ(start_reload(&s, -1, "test"), 0);
+	ASSERT_EQ(start_reload(&s, -1, RELOAD_CONTROL), 0);
 	ASSERT_STREQ(spawned, "new-server");
 	sup_fini(&s);
 }
