@@ -20,6 +20,10 @@
 
 #include "internal.h"
 
+/* Classic BPF: how long a generation must stay stopped before the watch
+ * replaces it (and its queue, which cannot move, is reset). */
+#define CBPF_STOP_MS 100
+
 /* --stop-when-idle: for servers whose stop signal cuts requests in flight
  * (python's http.server dies on SIGTERM, and SIGINT can land between its
  * accept() and the thread that serves). Fence the members so their queue
@@ -276,6 +280,18 @@ void health_tick(struct sup *s, long long now)
 			bad = l;
 			h = mh;
 		}
+	}
+	if (bad >= 0 && h.health == BATON_HEALTH_STOPPED && !g->health[0] && !queue_movable(s, bad)) {
+		/* classic BPF: replacing it resets what waits in its queue. A
+		 * stop that ends at once (a debugger's, or a freeze just before
+		 * a kill, whose restart on the same sockets keeps the queue) is
+		 * not acted on until it has lasted CBPF_STOP_MS. */
+		if (!g->stopped_since)
+			g->stopped_since = now;
+		if (now - g->stopped_since < CBPF_STOP_MS)
+			return;
+	} else if (bad < 0) {
+		g->stopped_since = 0;
 	}
 	if (bad < 0) {
 		if (g->health[0]) {
