@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <bpf/libbpf.h>
@@ -43,6 +44,7 @@ struct wmember {
 	bool down;
 	uint32_t queue, stalled_ms;
 	uint64_t arrived;          /* connections steered or migrated to it (eBPF counters) */
+	uint64_t held_sig;         /* no counters (cBPF): the sockets its owners hold, summed */
 	uint64_t progress_ms;      /* last tick at which the queue was empty or shrank */
 	uint32_t pace_ms;          /* longest stall it recovered from by itself ... */
 	uint64_t pace_at;          /* ... seen at this tick */
@@ -269,19 +271,73 @@ static uint64_t hang_limit(const struct baton_watch *w, const struct wmember *m,
 	return pace > w->o.hang_ms ? pace : w->o.hang_ms;
 }
 
+struct held_ctx {
+	uint64_t sum;
+	unsigned n;
+};
+
+static int add_held(void *ctx, int fd, unsigned long long ino)
+{
+	struct held_ctx *c = ctx;
+
+	(void)fd;
+	c->sum += ino * 0x9e3779b97f4a7c15ull + (ino >> 7);	/* a set signature: order does not matter */
+	c->n++;
+	return 0;
+}
+
+/* The sockets M's owners (and their children, the workers) hold, as one
+ * number: it changes when one of them accepts (or closes) a connection.
+ * 0 if none could be read. Bounded: HELD_BUDGET entries per process. */
+#define HELD_BUDGET 4096
+#define HELD_KIDS 64
+static uint64_t held_signature(const struct wmember *m)
+{
+	struct held_ctx c = { 0 };
+	pid_t kids[HELD_KIDS];
+
+	for (int i = 0; i < m->nown; i++) {
+		int nk = baton_proc_children(m->own[i].pid, kids, HELD_KIDS);
+
+		baton_proc_sockets(m->own[i].pid, HELD_BUDGET, add_held, &c);
+		for (int k = 0; k < nk; k++)
+			baton_proc_sockets(kids[k], HELD_BUDGET, add_held, &c);
+	}
+	return c.n ? c.sum + c.n : 0;
+}
+
+static bool is_stream(const struct baton_watch *w, int slot)
+{
+	int type = 0;
+	socklen_t len = sizeof(type);
+
+	return !getsockopt(baton_group_fd(w->g, slot), SOL_SOCKET, SO_TYPE, &type, &len) && type == SOCK_STREAM;
+}
+
 static bool queue_hung(struct baton_watch *w, struct wmember *m, int slot, uint64_t now)
 {
 	struct baton_slot_stats st;
 	struct baton_queue q;
-	uint64_t arrived = m->arrived;
+	uint64_t arrived = m->arrived, held = 0;
+	bool counted;
 
+	/* a datagram socket has no accept queue: its receive buffer in bytes
+	 * says nothing about a hang (and fencing it would end its flows) */
+	if (!is_stream(w, slot))
+		return false;
 	if (baton_group_fenced(w->g, slot) || baton_group_queue(w->g, slot, &q))
 		return false;	/* fenced: no queue to judge */
-	if (baton_group_stats(w->g, slot, &st) == 0)
+	counted = baton_group_stats(w->g, slot, &st) == 0;
+	if (counted)
 		arrived = st.selected + st.migrated;
+	else if (q.len && m->queue && q.len >= m->queue && m->nown)
+		/* cBPF: no arrival counters, so a loaded member whose queue
+		 * never shrinks between two looks would pass for hung: its
+		 * owners accepting (new sockets held) is progress too */
+		held = held_signature(m);
 	/* empty at the last look: whatever waits now came after it */
 	if (!m->progress_ms || q.len == 0 || m->queue == 0 || q.len < m->queue ||
-	    (uint64_t)q.len < m->queue + (arrived - m->arrived)) {
+	    (uint64_t)q.len < m->queue + (arrived - m->arrived) || (held && m->held_sig && held != m->held_sig)) {
 		/* connections waited since the last progress and it got over
 		 * it unaided: that stall is part of its pace */
 		if (m->progress_ms && m->queue && !m->down && m->health != BATON_HEALTH_HUNG &&
@@ -292,6 +348,7 @@ static bool queue_hung(struct baton_watch *w, struct wmember *m, int slot, uint6
 		m->progress_ms = now;
 	}
 	m->arrived = arrived;
+	m->held_sig = held;
 	m->queue = q.len;
 	m->stalled_ms = (uint32_t)(now - m->progress_ms);
 	return m->stalled_ms >= hang_limit(w, m, now);

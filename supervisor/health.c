@@ -20,6 +20,10 @@
 
 #include "internal.h"
 
+/* Classic BPF: how long a generation must stay stopped before the watch
+ * replaces it (and its queue, which cannot move, is reset). */
+#define CBPF_STOP_MS 100
+
 /* --stop-when-idle: for servers whose stop signal cuts requests in flight
  * (python's http.server dies on SIGTERM, and SIGINT can land between its
  * accept() and the thread that serves). Fence the members so their queue
@@ -101,9 +105,63 @@ void idle_check(struct sup *s, struct gen *g, long long now)
 		gen_signal(s, g, s->cfg->stop_signal);
 }
 
+struct holds_ctx {
+	ino_t ino;
+	bool found;
+};
+
+static int find_ino(void *ctx, int fd, unsigned long long ino)
+{
+	struct holds_ctx *c = ctx;
+
+	(void)fd;
+	if ((ino_t)ino == c->ino)
+		c->found = true;
+	return c->found;	/* nonzero ends the walk */
+}
+
+/* Does G's process (or one of its children, the workers) still hold the
+ * member socket INO? */
+static bool holds_member(const struct gen *g, ino_t ino)
+{
+	struct holds_ctx c = { .ino = ino };
+	pid_t kids[256];
+	int n;
+
+	if (!ino || g->pid <= 0)
+		return false;
+	baton_proc_sockets(g->pid, 65536, find_ino, &c);
+	n = c.found ? 0 : baton_proc_children(g->pid, kids, 256);
+	for (int i = 0; i < n && !c.found; i++)
+		baton_proc_sockets(kids[i], 65536, find_ino, &c);
+	return c.found;
+}
+
+/* Without eBPF the kernel moves a fenced listener's queue only with
+ * net.ipv4.tcp_migrate_req=1 (read in this network namespace); else what
+ * waits there is reset. */
+static bool queue_movable(struct sup *s, int l)
+{
+	char c = '0';
+	int fd;
+
+	if (baton_group_mode(s->grp[l]) == BATON_MODE_EBPF)
+		return true;
+	fd = open("/proc/sys/net/ipv4/tcp_migrate_req", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (read(fd, &c, 1) != 1)
+			c = '0';
+		close(fd);
+	}
+	return c == '1';
+}
+
 /* A draining generation's members: once a queue stops shrinking (nobody
  * accepts from it any more), fence it so what waits there moves now rather
- * than when the process finally exits. */
+ * than when the process finally exits. A UDP member has no queue to move
+ * (fencing it only ends its flows), and a queue that cannot move (classic
+ * BPF) is reset by a fence: while its process still holds the listener and
+ * the grace lasts, it may yet accept what waits there, so it is left alone. */
 void watch_drain(struct sup *s, struct gen *g, long long now)
 {
 	int l;
@@ -111,7 +169,8 @@ void watch_drain(struct sup *s, struct gen *g, long long now)
 	for (l = 0; l < s->nl; l++) {
 		struct baton_queue q;
 
-		if (!in_batch(s, l) || g->slot[l] < 0 || baton_group_queue(s->grp[l], g->slot[l], &q))
+		if (!in_batch(s, l) || g->slot[l] < 0 || s->spec[l].proto != BATON_PROTO_TCP ||
+		    baton_group_queue(s->grp[l], g->slot[l], &q))
 			continue;
 		if (!q.len) {
 			g->stall_since[l] = 0;
@@ -127,6 +186,16 @@ void watch_drain(struct sup *s, struct gen *g, long long now)
 				say_warn(s, "gen %d stopped accepting with %u queued in the .socket unit's socket "
 					    "(listener %d); they wait there until the next start of the service takes it",
 					 g->id, q.len, l);
+				continue;
+			}
+			if (now - g->stop_ms < s->cfg->grace_ms && !queue_movable(s, l) &&
+			    holds_member(g, g->member_ino[l])) {
+				if (!g->drain_kept)
+					say(s, "gen %d has %u queued on listener %d and still holds it: classic BPF "
+					       "cannot move them (they would be reset), so they wait for it to accept "
+					       "them (at most the %s grace)", g->id, q.len, l,
+					    fmt_duration(s->cfg->grace_ms));
+				g->drain_kept = true;
 				continue;
 			}
 			say(s, "gen %d stopped accepting with %u queued on listener %d; moving them to gen %d", g->id,
@@ -211,6 +280,18 @@ void health_tick(struct sup *s, long long now)
 			bad = l;
 			h = mh;
 		}
+	}
+	if (bad >= 0 && h.health == BATON_HEALTH_STOPPED && !g->health[0] && !queue_movable(s, bad)) {
+		/* classic BPF: replacing it resets what waits in its queue. A
+		 * stop that ends at once (a debugger's, or a freeze just before
+		 * a kill, whose restart on the same sockets keeps the queue) is
+		 * not acted on until it has lasted CBPF_STOP_MS. */
+		if (!g->stopped_since)
+			g->stopped_since = now;
+		if (now - g->stopped_since < CBPF_STOP_MS)
+			return;
+	} else if (bad < 0) {
+		g->stopped_since = 0;
 	}
 	if (bad < 0) {
 		if (g->health[0]) {

@@ -68,6 +68,8 @@ struct gen {
 	long long *stall_since;
 	ino_t *member_ino;              /* its member sockets, to find them again in /proc/PID/fd */
 	struct gen_count *count;        /* its connection counters (metrics.c) */
+	bool drain_kept;                /* cBPF: said that its queue waits for it to accept (health.c) */
+	long long stopped_since;        /* cBPF: the watch first saw it stopped at (health.c), 0: not */
 };
 
 /* takeover.c: a member of generation 0 beyond the first per listener

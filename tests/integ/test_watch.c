@@ -3,7 +3,9 @@
  * a stopped owner is steered away from and fenced at once and its queue
  * moves; a queue that hangs is fenced after the threshold; members come
  * back when they recover; a gone owner's member leaves; unfence; pinning. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -419,4 +421,147 @@ TEST(pinned_group_resumes_slots_and_policy)
 	ASSERT_OK(baton_group_unpin(g2));
 	baton_group_free(g2);
 	ASSERT_TRUE(access(pin, F_OK) != 0);
+}
+
+/* Datagrams waiting on FD now (it is non-blocking only for this count). */
+static int drain_udp(int fd)
+{
+	char buf[64];
+	int n = 0;
+
+	while (n < 1000 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		n++;
+	return n;
+}
+
+/* A UDP member has no accept queue: a receive buffer that fills while its
+ * (running) owner does not read is no hang, and fencing it would send its
+ * flows' next datagrams to another member. The clock is the test's: ten
+ * hang thresholds pass with datagrams piling up on slot 0. */
+TEST(watch_udp_member_is_not_judged_hung_by_its_receive_buffer)
+{
+	BATON_OPTS(baton_group_opts, go, .mode = BATON_MODE_EBPF, .log = bt_lib_log);
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct baton_member_health h;
+	struct baton_watch *w;
+	struct baton_group *g;
+	struct events e = { 0 };
+	int fds[2], c;
+	uint64_t t = 1000;
+	pid_t a;
+
+	bt_need_netns();
+	bt_need_ebpf();
+	g = baton_group_new(&go);
+	ASSERT_TRUE(g != NULL);
+	to.sin_port = htons(bt_listeners(fds, 2, true));
+	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[0], 1)), 0);
+	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[1], 0)), 1);	/* standby */
+	w = watch(g, &e, false);
+	a = sleeper();	/* running, and never reads */
+	ASSERT_OK(baton_watch_set_owner(w, 0, a));
+	c = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ASSERT_TRUE(c >= 0);
+	for (int i = 0; i < 20; i++, t += 50) {
+		ASSERT_EQ(sendto(c, "ping", 4, 0, (struct sockaddr *)&to, sizeof(to)), 4);
+		ASSERT_OK(baton_watch_tick(w, t));
+	}
+	ASSERT_EQ(e.n, 0);
+	ASSERT_OK(baton_watch_health(w, 0, &h));
+	ASSERT_TRUE(!h.down && !h.fenced);
+	ASSERT_EQ(h.health, BATON_HEALTH_OK);
+	/* every datagram, and the next one, went to slot 0 */
+	ASSERT_EQ(sendto(c, "ping", 4, 0, (struct sockaddr *)&to, sizeof(to)), 4);
+	ASSERT_EQ(drain_udp(fds[0]), 21);
+	ASSERT_EQ(drain_udp(fds[1]), 0);
+	/* its owner's state is still judged: stopped, it is steered away */
+	kill(a, SIGSTOP);
+	ASSERT_TRUE(tick_until(w, &e, BATON_WATCH_DOWN, 0, 2000) >= 0);
+	ASSERT_TRUE(has(&e, BATON_WATCH_DOWN, 0, BATON_HEALTH_STOPPED));
+	close(c);
+	baton_watch_free(w);
+	baton_group_free(g);
+	end_child(a);
+}
+
+/* An owner that accepts one connection (and keeps it) per byte on CMD,
+ * answering each with a byte on ACK. */
+static pid_t accept_on_command(int fd, int cmd, int ack)
+{
+	pid_t pid = fork();
+
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		char b;
+
+		for (int i = 0; i < 1000 && read(cmd, &b, 1) == 1; i++) {
+			b = accept(fd, NULL, NULL) >= 0 ? 'y' : 'n';
+			if (write(ack, &b, 1) != 1)
+				break;
+		}
+		_exit(0);
+	}
+	return pid;
+}
+
+/* Classic BPF has no arrival counters: the watch sees only the queue's
+ * length. A loaded member whose queue grows although its owner accepts
+ * (two arrive for each one it takes) is not hung: what its owner holds
+ * changed. Once it stops accepting, the same queue is judged hung. The
+ * clock is the test's: 50 ms a step, a 100 ms threshold. */
+TEST(watch_cbpf_loaded_member_that_accepts_is_not_hung)
+{
+	BATON_OPTS(baton_group_opts, go, .mode = BATON_MODE_CBPF, .log = bt_lib_log);
+	struct baton_watch *w;
+	struct baton_group *g;
+	struct events e = { 0 };
+	int fds[2], clients[40], cmd[2], ack[2], n = 0;
+	uint64_t t = 1000;
+	uint16_t port;
+	pid_t a;
+	char b;
+
+	bt_need_netns();
+	g = baton_group_new(&go);
+	ASSERT_TRUE(g != NULL);
+	port = bt_listeners(fds, 2, false);
+	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[0], 1)), 0);
+	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[1], 0)), 1);	/* standby */
+	ASSERT_EQ(baton_group_mode(g), BATON_MODE_CBPF);
+	w = watch(g, &e, false);
+	ASSERT_OK(pipe2(cmd, O_CLOEXEC));
+	ASSERT_OK(pipe2(ack, O_CLOEXEC));
+	a = accept_on_command(fds[0], cmd[0], ack[1]);
+	ASSERT_OK(baton_watch_set_owner(w, 0, a));
+	queue_clients(port, clients, 2);
+	n = 2;
+	ASSERT_OK(baton_watch_tick(w, t));
+	for (int i = 0; i < 12; i++) {
+		queue_clients(port, clients + n, 2);
+		n += 2;
+		ASSERT_EQ(write(cmd[1], "a", 1), 1);
+		ASSERT_EQ(read(ack[0], &b, 1), 1);
+		ASSERT_EQ(b, 'y');
+		t += 50;
+		ASSERT_OK(baton_watch_tick(w, t));
+	}
+	bt_log("queue grew to %d over %d ms while its owner accepted; %d events", n - 12, 12 * 50, e.n);
+	ASSERT_EQ(e.n, 0);
+	/* it stops accepting: the same queue hangs past the threshold (its
+	 * pace stretches that to 4 x 100 ms: the first look after it began
+	 * to accept had no earlier sockets to compare with) */
+	for (int i = 0; i < 10; i++) {
+		t += 50;
+		ASSERT_OK(baton_watch_tick(w, t));
+	}
+	ASSERT_TRUE(has(&e, BATON_WATCH_FENCED, 0, BATON_HEALTH_HUNG));
+	close(cmd[1]);
+	close(cmd[0]);
+	close(ack[0]);
+	close(ack[1]);
+	for (int i = 0; i < n; i++)
+		close(clients[i]);
+	baton_watch_free(w);
+	baton_group_free(g);
+	end_child(a);
 }
