@@ -136,3 +136,43 @@ int udp_sockets(struct bpf_iter__udp *ctx)
 	bpf_seq_write(seq, &r, sizeof(r));
 	return 0;
 }
+
+#define S_IFMT_ 00170000
+#define S_IFSOCK_ 0140000
+
+/* Every socket descriptor of every process, as /proc/PID/fd lists them: the
+ * iterator visits each thread-group leader (and threads with their own fd
+ * table, which /proc does not list under a PID: skipped here too), tasks of
+ * the reader's pid namespace only, in PID then fd order. */
+SEC("iter/task_file")
+int socket_owners(struct bpf_iter__task_file *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *task = ctx->task, *me;
+	struct file *file = ctx->file;
+	struct baton_sockowner_rec r = {};
+	struct pid *pid;
+	unsigned int level;
+	umode_t mode;
+
+	if (!task || !file)
+		return 0;
+	if (task->pid != task->tgid)
+		return 0;
+	mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & S_IFMT_) != S_IFSOCK_)
+		return 0;
+	r.inode = BPF_CORE_READ(file, f_inode, i_ino);
+	r.fd = (__s32)ctx->fd;
+	/* the PID as the reader's namespace numbers it (what its /proc shows) */
+	me = bpf_get_current_task_btf();
+	level = BPF_CORE_READ(me, thread_pid, level);
+	pid = BPF_CORE_READ(task, thread_pid);
+	if (!pid || level > 32 || BPF_CORE_READ(pid, level) < level)
+		return 0;
+	if (bpf_core_read(&r.pid, sizeof(r.pid), &pid->numbers[level].nr))
+		return 0;
+	bpf_probe_read_kernel_str(r.comm, sizeof(r.comm), task->comm);
+	bpf_seq_write(seq, &r, sizeof(r));
+	return 0;
+}
