@@ -81,17 +81,42 @@ static void sb_word(struct sb *b, const char *fmt, ...)
 static void fmt_addr(char *buf, size_t len, int family, const uint8_t *a)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
+	size_t n;
 
+	if (!len)
+		return;
 	inet_ntop(family, a, ip, sizeof(ip));
-	snprintf(buf, len, "%s", ip);
+	n = strnlen(ip, sizeof(ip) - 1);
+	n = n < len - 1 ? n : len - 1;
+	memcpy(buf, ip, n);
+	buf[n] = '\0';
 }
 
+/* "[IP]:PORT" or "IP:PORT", cut to LEN - 1 bytes. Called for every socket:
+ * put together by hand, not with snprintf. */
 static void fmt_endpoint(char *buf, size_t len, int family, const uint8_t *a, uint16_t port)
 {
-	char ip[INET6_ADDRSTRLEN];
+	char tmp[INET6_ADDRSTRLEN + 16], digits[8], *p = tmp;
+	size_t ip, i = sizeof(digits), n;
 
-	fmt_addr(ip, sizeof(ip), family, a);
-	snprintf(buf, len, family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
+	if (!len)
+		return;
+	if (family == AF_INET6)
+		*p++ = '[';
+	fmt_addr(p, INET6_ADDRSTRLEN, family, a);
+	ip = strlen(p);
+	p += ip;
+	if (family == AF_INET6)
+		*p++ = ']';
+	*p++ = ':';
+	do
+		digits[--i] = (char)('0' + port % 10);
+	while ((port /= 10));
+	memcpy(p, digits + i, sizeof(digits) - i);
+	p += sizeof(digits) - i;
+	n = (size_t)(p - tmp) < len - 1 ? (size_t)(p - tmp) : len - 1;
+	memcpy(buf, tmp, n);
+	buf[n] = '\0';
 }
 
 static int parse_port(const char *p, uint16_t *port)
