@@ -41,4 +41,17 @@ struct baton_sockiter_rec {
 	__s64 opt[SI_NOPTS];
 };
 
+/* What iter/task_file (socket_owners) writes for each socket a process
+ * holds open: the same facts as /proc/PID/fd/FD -> socket:[INODE] and
+ * /proc/PID/comm, for every process of the reader's pid namespace in one
+ * read instead of a readlink per descriptor. pid is as the reader sees it. */
+#define SI_COMM_LEN 16
+
+struct baton_sockowner_rec {
+	__u64 inode;
+	__s32 pid;
+	__s32 fd;
+	char comm[SI_COMM_LEN];
+};
+
 #endif

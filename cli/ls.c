@@ -169,6 +169,9 @@ int cmd_ls(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	co.log_ctx = &verbose;
+	/* the listing is written at once at the end: with 10,000 sockets the
+	 * default 4 KiB buffer meant thousands of write calls */
+	setvbuf(stdout, NULL, _IOFBF, 1u << 16);
 	stale = calloc(MAX_STALE, sizeof(*stale));
 	if (!stale)
 		return 1;

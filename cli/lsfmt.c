@@ -81,17 +81,42 @@ static void sb_word(struct sb *b, const char *fmt, ...)
 static void fmt_addr(char *buf, size_t len, int family, const uint8_t *a)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
+	size_t n;
 
+	if (!len)
+		return;
 	inet_ntop(family, a, ip, sizeof(ip));
-	snprintf(buf, len, "%s", ip);
+	n = strnlen(ip, sizeof(ip) - 1);
+	n = n < len - 1 ? n : len - 1;
+	memcpy(buf, ip, n);
+	buf[n] = '\0';
 }
 
+/* "[IP]:PORT" or "IP:PORT", cut to LEN - 1 bytes. Called for every socket:
+ * put together by hand, not with snprintf. */
 static void fmt_endpoint(char *buf, size_t len, int family, const uint8_t *a, uint16_t port)
 {
-	char ip[INET6_ADDRSTRLEN];
+	char tmp[INET6_ADDRSTRLEN + 16], digits[8], *p = tmp;
+	size_t ip, i = sizeof(digits), n;
 
-	fmt_addr(ip, sizeof(ip), family, a);
-	snprintf(buf, len, family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
+	if (!len)
+		return;
+	if (family == AF_INET6)
+		*p++ = '[';
+	fmt_addr(p, INET6_ADDRSTRLEN, family, a);
+	ip = strlen(p);
+	p += ip;
+	if (family == AF_INET6)
+		*p++ = ']';
+	*p++ = ':';
+	do
+		digits[--i] = (char)('0' + port % 10);
+	while ((port /= 10));
+	memcpy(p, digits + i, sizeof(digits) - i);
+	p += sizeof(digits) - i;
+	n = (size_t)(p - tmp) < len - 1 ? (size_t)(p - tmp) : len - 1;
+	memcpy(buf, tmp, n);
+	buf[n] = '\0';
 }
 
 static int parse_port(const char *p, uint16_t *port)
@@ -406,61 +431,163 @@ static const char *prog_name(enum baton_prog_type t)
 	return t == BATON_PROG_EBPF ? "ebpf" : t == BATON_PROG_CBPF ? "cbpf" : "none";
 }
 
+/* json_sock builds each line in a buffer with these and writes it once: with
+ * ten thousand sockets a fprintf per field was most of baton ls's own time. */
+struct jb {
+	char buf[1536];
+	size_t len;
+};
+
+static void jb_put(struct jb *b, const char *str, size_t n)
+{
+	if (n > sizeof(b->buf) - b->len)
+		n = sizeof(b->buf) - b->len;	/* cannot happen: a line is well under */
+	memcpy(b->buf + b->len, str, n);
+	b->len += n;
+}
+
+#define JB_LIT(b, lit) jb_put((b), "" lit, sizeof(lit) - 1)
+
+static void jb_str(struct jb *b, const char *str)
+{
+	jb_put(b, str, strlen(str));
+}
+
+static void jb_u64(struct jb *b, unsigned long long v)
+{
+	char d[24];
+	size_t i = sizeof(d);
+
+	do
+		d[--i] = (char)('0' + v % 10);
+	while ((v /= 10));
+	jb_put(b, d + i, sizeof(d) - i);
+}
+
+static void jb_i64(struct jb *b, long long v)
+{
+	if (v < 0) {
+		JB_LIT(b, "-");
+		jb_u64(b, 0ULL - (unsigned long long)v);
+	} else {
+		jb_u64(b, (unsigned long long)v);
+	}
+}
+
 static void json_sock(FILE *out, const struct baton_sock *s)
 {
 	char ep[64], ip[INET6_ADDRSTRLEN];
 	uint32_t i, shown = s->nowners < BATON_SOCK_MAX_OWNERS ? s->nowners : BATON_SOCK_MAX_OWNERS;
+	struct jb b;
 	int o;
 
+	b.len = 0;
 	fmt_endpoint(ep, sizeof(ep), s->family, s->local, s->lport);
 	fmt_addr(ip, sizeof(ip), s->family, s->local);
-	fprintf(out, "{\"proto\": \"%s\", \"family\": \"%s\", \"state\": \"%s\", \"local\": \"%s\", "
-		     "\"address\": \"%s\", \"port\": %u, ",
-		proto_name(s), s->family == AF_INET6 ? "ipv6" : "ipv4", state_name(s), ep, ip, s->lport);
+	JB_LIT(&b, "{\"proto\": \"");
+	jb_str(&b, proto_name(s));
+	JB_LIT(&b, "\", \"family\": \"");
+	jb_str(&b, s->family == AF_INET6 ? "ipv6" : "ipv4");
+	JB_LIT(&b, "\", \"state\": \"");
+	jb_str(&b, state_name(s));
+	JB_LIT(&b, "\", \"local\": \"");
+	jb_str(&b, ep);
+	JB_LIT(&b, "\", \"address\": \"");
+	jb_str(&b, ip);
+	JB_LIT(&b, "\", \"port\": ");
+	jb_u64(&b, s->lport);
+	JB_LIT(&b, ", ");
 	if (s->proto == BATON_PROTO_UDP && s->state == UDP_CONNECTED) {
 		fmt_endpoint(ep, sizeof(ep), s->family, s->remote, s->rport);
-		fprintf(out, "\"peer\": \"%s\", ", ep);
+		JB_LIT(&b, "\"peer\": \"");
+		jb_str(&b, ep);
+		JB_LIT(&b, "\", ");
 	} else {
-		fprintf(out, "\"peer\": null, ");
+		JB_LIT(&b, "\"peer\": null, ");
 	}
-	fprintf(out, "\"queue\": %u, \"queue_max\": %u, \"uid\": %u, \"inode\": %llu, \"cookie\": %llu, ",
-		s->queue, s->queue_max, s->uid, (unsigned long long)s->inode, (unsigned long long)s->cookie);
-	if (s->known & BATON_SOCK_GROUP)
-		fprintf(out, "\"group\": %u, \"group_size\": %u, ", s->group, s->group ? s->group_size : 0);
-	else
-		fprintf(out, "\"group\": null, \"group_size\": null, ");
-	if (s->known & BATON_SOCK_PROG)
-		fprintf(out, "\"program\": \"%s\", \"program_id\": %u, ", prog_name(s->prog_type), s->prog_id);
-	else
-		fprintf(out, "\"program\": null, \"program_id\": null, ");
-	if (s->known & BATON_SOCK_STEER)
-		fprintf(out, "\"slot\": %d, \"weight\": %u, \"table\": %u, ", s->slot, s->slot >= 0 ? s->weight : 0,
-			s->table_n);
-	else
-		fprintf(out, "\"slot\": null, \"weight\": null, \"table\": null, ");
-	fprintf(out, "\"options\": {");
+	JB_LIT(&b, "\"queue\": ");
+	jb_u64(&b, s->queue);
+	JB_LIT(&b, ", \"queue_max\": ");
+	jb_u64(&b, s->queue_max);
+	JB_LIT(&b, ", \"uid\": ");
+	jb_u64(&b, s->uid);
+	JB_LIT(&b, ", \"inode\": ");
+	jb_u64(&b, (unsigned long long)s->inode);
+	JB_LIT(&b, ", \"cookie\": ");
+	jb_u64(&b, (unsigned long long)s->cookie);
+	JB_LIT(&b, ", ");
+	if (s->known & BATON_SOCK_GROUP) {
+		JB_LIT(&b, "\"group\": ");
+		jb_u64(&b, s->group);
+		JB_LIT(&b, ", \"group_size\": ");
+		jb_u64(&b, s->group ? s->group_size : 0);
+		JB_LIT(&b, ", ");
+	} else {
+		JB_LIT(&b, "\"group\": null, \"group_size\": null, ");
+	}
+	if (s->known & BATON_SOCK_PROG) {
+		JB_LIT(&b, "\"program\": \"");
+		jb_str(&b, prog_name(s->prog_type));
+		JB_LIT(&b, "\", \"program_id\": ");
+		jb_u64(&b, s->prog_id);
+		JB_LIT(&b, ", ");
+	} else {
+		JB_LIT(&b, "\"program\": null, \"program_id\": null, ");
+	}
+	if (s->known & BATON_SOCK_STEER) {
+		JB_LIT(&b, "\"slot\": ");
+		jb_i64(&b, s->slot);
+		JB_LIT(&b, ", \"weight\": ");
+		jb_u64(&b, s->slot >= 0 ? s->weight : 0);
+		JB_LIT(&b, ", \"table\": ");
+		jb_u64(&b, s->table_n);
+		JB_LIT(&b, ", ");
+	} else {
+		JB_LIT(&b, "\"slot\": null, \"weight\": null, \"table\": null, ");
+	}
+	JB_LIT(&b, "\"options\": {");
 	for (o = 0; o < BATON_OPT_COUNT; o++) {
-		fprintf(out, "%s\"%s\": ", o ? ", " : "", optdefs[o].name);
+		if (o)
+			JB_LIT(&b, ", ");
+		JB_LIT(&b, "\"");
+		jb_str(&b, optdefs[o].name);
+		JB_LIT(&b, "\": ");
 		if (!KNOWN(s, o))
-			fprintf(out, "null");
+			JB_LIT(&b, "null");
 		else if (optdefs[o].kind == FLAG)
-			fprintf(out, "%s", s->opt[o] ? "true" : "false");
+			jb_str(&b, s->opt[o] ? "true" : "false");
 		else
-			fprintf(out, "%lld", (long long)s->opt[o]);
+			jb_i64(&b, (long long)s->opt[o]);
 	}
-	fprintf(out, "}, \"owners\": [");
+	JB_LIT(&b, "}, \"owners\": [");
 	for (i = 0; i < shown; i++) {
-		fprintf(out, "%s{\"pid\": %d, \"fd\": %d, \"comm\": ", i ? ", " : "", s->owners[i].pid, s->owners[i].fd);
+		if (i)
+			JB_LIT(&b, ", ");
+		JB_LIT(&b, "{\"pid\": ");
+		jb_i64(&b, s->owners[i].pid);
+		JB_LIT(&b, ", \"fd\": ");
+		jb_i64(&b, s->owners[i].fd);
+		JB_LIT(&b, ", \"comm\": ");
+		/* another user's text: the shared escaper writes it */
+		fwrite(b.buf, 1, b.len, out);
+		b.len = 0;
 		baton_json_str(out, s->owners[i].comm);
-		fprintf(out, "}");
+		JB_LIT(&b, "}");
 	}
-	fprintf(out, "], \"owners_total\": %u, \"owners_complete\": %s, \"unknown\": ", s->nowners,
-		s->known & BATON_SOCK_OWNERS ? "true" : "false");
-	if (s->why[0])
+	JB_LIT(&b, "], \"owners_total\": ");
+	jb_u64(&b, s->nowners);
+	JB_LIT(&b, ", \"owners_complete\": ");
+	jb_str(&b, s->known & BATON_SOCK_OWNERS ? "true" : "false");
+	JB_LIT(&b, ", \"unknown\": ");
+	if (s->why[0]) {
+		fwrite(b.buf, 1, b.len, out);
+		b.len = 0;
 		baton_json_str(out, s->why);
-	else
-		fprintf(out, "null");
-	fprintf(out, "}");
+	} else {
+		JB_LIT(&b, "null");
+	}
+	JB_LIT(&b, "}");
+	fwrite(b.buf, 1, b.len, out);
 }
 
 static void json_sockets(FILE *out, const struct baton_sock *v, size_t n)
@@ -470,7 +597,7 @@ static void json_sockets(FILE *out, const struct baton_sock *v, size_t n)
 	/* one socket per line: the document stays greppable */
 	fprintf(out, "{\"sockets\": [");
 	for (k = 0; k < n; k++) {
-		fprintf(out, "%s\n  ", k ? "," : "");
+		fputs(k ? ",\n  " : "\n  ", out);
 		json_sock(out, &v[k]);
 	}
 	fprintf(out, "%s]", n ? "\n" : "");

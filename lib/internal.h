@@ -63,13 +63,20 @@ BATON_HIDDEN void baton_sock_why(struct baton_sock *s, const char *fmt, ...)
 /* lib/diag.c: TCP listeners and UDP sockets from sock_diag (no privilege). */
 BATON_HIDDEN int baton_diag_collect(struct baton_sockvec *sv, bool udp_all);
 /* lib/sockiter.c: options, groups and programs from the BPF iterator; fills
- * the sockets of SV by cookie. Fails (nothing filled) without privilege. */
-BATON_HIDDEN int baton_iter_collect(struct baton_sockvec *sv, baton_log_fn log, void *log_ctx);
+ * the sockets of SV by cookie. Fails (nothing filled) without privilege.
+ * *OWNERS is set when it also filled every socket's owners (iter/task_file:
+ * one read instead of a readlink per descriptor of every process). */
+BATON_HIDDEN int baton_iter_collect(struct baton_sockvec *sv, bool *owners, baton_log_fn log, void *log_ctx);
 /* lib/sockiter.c: slot and weight of members of groups steered by baton. */
 BATON_HIDDEN void baton_steer_collect(struct baton_sockvec *sv, baton_log_fn log, void *log_ctx);
 /* lib/owners.c: pid, fd and command of every holder, from /proc. Returns
  * true when every process could be read (the owner lists are complete). */
 BATON_HIDDEN bool baton_owners_collect(struct baton_sockvec *sv, baton_log_fn log, void *log_ctx);
+/* lib/owners.c: SV's sockets sorted by inode (free it), and adding one
+ * holder to the socket with INODE in it (none: nothing happens). */
+BATON_HIDDEN struct baton_sock **baton_inode_index(struct baton_sockvec *sv);
+BATON_HIDDEN void baton_owner_add(struct baton_sock **idx, size_t n, uint64_t inode, int pid, int fd,
+				  const char *comm);
 /* lib/owners.c: options by getsockopt on a copy taken with pidfd_getfd. */
 BATON_HIDDEN void baton_pidfd_collect(struct baton_sockvec *sv, const char *iter_why,
 				      baton_log_fn log, void *log_ctx);

@@ -48,6 +48,19 @@ static struct baton_sock *by_inode(struct baton_sock **idx, size_t n, uint64_t i
 	return lo < n && idx[lo]->inode == inode ? idx[lo] : NULL;
 }
 
+struct baton_sock **baton_inode_index(struct baton_sockvec *sv)
+{
+	struct baton_sock **idx = malloc((sv->n ? sv->n : 1) * sizeof(*idx));
+	size_t k;
+
+	if (!idx)
+		return NULL;
+	for (k = 0; k < sv->n; k++)
+		idx[k] = &sv->v[k];
+	qsort(idx, sv->n, sizeof(*idx), cmp_inode);
+	return idx;
+}
+
 static void read_comm(int pid, char comm[BATON_COMM_MAX])
 {
 	char path[64];
@@ -75,25 +88,33 @@ struct scan_ctx {
 	char comm[BATON_COMM_MAX];
 };
 
+void baton_owner_add(struct baton_sock **idx, size_t n, uint64_t inode, int pid, int fd, const char *comm)
+{
+	struct baton_sock *s = by_inode(idx, n, inode);
+
+	if (!s)
+		return;
+	if (s->nowners < BATON_SOCK_MAX_OWNERS) {
+		struct baton_sock_owner *o = &s->owners[s->nowners];
+
+		o->pid = pid;
+		o->fd = fd;
+		memcpy(o->comm, comm, sizeof(o->comm));
+	}
+	s->nowners++;
+}
+
 static int add_owner(void *ctx, int fd, unsigned long long inode)
 {
 	struct scan_ctx *c = ctx;
-	struct baton_sock *s = by_inode(c->idx, c->n, inode);
 
-	if (!s)
+	if (!by_inode(c->idx, c->n, inode))
 		return 0;
 	if (!c->have_comm) {
 		read_comm(c->pid, c->comm);
 		c->have_comm = true;
 	}
-	if (s->nowners < BATON_SOCK_MAX_OWNERS) {
-		struct baton_sock_owner *o = &s->owners[s->nowners];
-
-		o->pid = c->pid;
-		o->fd = fd;
-		memcpy(o->comm, c->comm, sizeof(o->comm));
-	}
-	s->nowners++;
+	baton_owner_add(c->idx, c->n, inode, c->pid, fd, c->comm);
 	return 0;
 }
 
@@ -113,16 +134,12 @@ bool baton_owners_collect(struct baton_sockvec *sv, baton_log_fn log, void *log_
 	struct dirent *e;
 	DIR *proc = NULL;
 	int pfd;
-	size_t k;
 
 	if (!sv->n)
 		return true;
-	idx = malloc(sv->n * sizeof(*idx));
+	idx = baton_inode_index(sv);
 	if (!idx)
 		return false;
-	for (k = 0; k < sv->n; k++)
-		idx[k] = &sv->v[k];
-	qsort(idx, sv->n, sizeof(*idx), cmp_inode);
 	pfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (pfd < 0 || !(proc = fdopendir(pfd))) {
 		LOG(WARN, "cannot read /proc: %s; owners unknown", strerror(errno));

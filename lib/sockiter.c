@@ -161,16 +161,64 @@ static void merge(struct baton_sockvec *sv, const struct baton_sockiter_rec *rec
 	s->prog_id = rec->prog_id;
 }
 
-int baton_iter_collect(struct baton_sockvec *sv, baton_log_fn log, void *log_ctx)
+/* Owners from iter/task_file: false if that program cannot run here (an
+ * older kernel), and then /proc is read as before. */
+static bool iter_owners(struct sockiter_bpf *skel, struct baton_sockvec *sv, baton_log_fn log, void *log_ctx)
+{
+	struct baton_sock **idx;
+	size_t len, i;
+	char *buf;
+	int r;
+
+	if (!bpf_program__autoload(skel->progs.socket_owners))
+		return false;
+	r = run_iter(skel->progs.socket_owners, &buf, &len);
+	if (r) {
+		LOG(DEBUG, "cannot run the owners iterator: %s; reading /proc", strerror(-r));
+		return false;
+	}
+	idx = baton_inode_index(sv);
+	if (!idx) {
+		free(buf);
+		return false;
+	}
+	for (i = 0; i + sizeof(struct baton_sockowner_rec) <= len; i += sizeof(struct baton_sockowner_rec)) {
+		struct baton_sockowner_rec rec;
+		char comm[BATON_COMM_MAX] = "";
+
+		memcpy(&rec, buf + i, sizeof(rec));	/* the buffer has no alignment promise */
+		/* as read from /proc/PID/comm: up to a newline */
+		_Static_assert(sizeof(comm) >= sizeof(rec.comm), "comm sizes");
+		memcpy(comm, rec.comm, sizeof(rec.comm));
+		comm[sizeof(comm) - 1] = '\0';
+		comm[strcspn(comm, "\n")] = '\0';
+		baton_owner_add(idx, sv->n, rec.inode, rec.pid, rec.fd, comm);
+	}
+	free(idx);
+	free(buf);
+	return true;
+}
+
+int baton_iter_collect(struct baton_sockvec *sv, bool *owners, baton_log_fn log, void *log_ctx)
 {
 	struct sockiter_bpf *skel = sockiter_bpf__open();
 	struct groupmap gm = { 0 };
 	struct bpf_program *progs[2];
 	int r, p;
 
+	*owners = false;
 	if (!skel)
 		return -errno;
 	r = sockiter_bpf__load(skel);
+	if (r) {
+		/* maybe only the owners program is refused: the rest still helps */
+		sockiter_bpf__destroy(skel);
+		skel = sockiter_bpf__open();
+		if (!skel)
+			return -errno;
+		bpf_program__set_autoload(skel->progs.socket_owners, false);
+		r = sockiter_bpf__load(skel);
+	}
 	if (r) {
 		LOG(DEBUG, "cannot load the socket iterator: %s", strerror(-r));
 		goto out;
@@ -194,6 +242,7 @@ int baton_iter_collect(struct baton_sockvec *sv, baton_log_fn log, void *log_ctx
 		}
 		free(buf);
 	}
+	*owners = iter_owners(skel, sv, log, log_ctx);
 out:
 	free(gm.ptr);
 	sockiter_bpf__destroy(skel);

@@ -146,7 +146,7 @@ int baton_socks_collect(const struct baton_collect_opts *opts, struct baton_sock
 	struct baton_collect_opts o;
 	struct baton_sockvec sv = { 0 };
 	char iter_why[96] = "";
-	bool complete;
+	bool complete, iter_owners = false;
 	size_t k;
 	int r;
 
@@ -174,7 +174,7 @@ int baton_socks_collect(const struct baton_collect_opts *opts, struct baton_sock
 	if (o.no_iter) {
 		snprintf(iter_why, sizeof(iter_why), "the BPF iterator was not asked for");
 	} else {
-		r = baton_iter_collect(&sv, o.log, o.log_ctx);
+		r = baton_iter_collect(&sv, &iter_owners, o.log, o.log_ctx);
 		if (r == -ENOMEM)
 			goto fail;
 		if (r) {
@@ -183,7 +183,8 @@ int baton_socks_collect(const struct baton_collect_opts *opts, struct baton_sock
 			LOG(INFO, "%s", iter_why);
 		}
 	}
-	complete = baton_owners_collect(&sv, o.log, o.log_ctx);
+	/* the iterator saw every process (it needs the privilege /proc would) */
+	complete = iter_owners || baton_owners_collect(&sv, o.log, o.log_ctx);
 	for (k = 0; k < sv.n; k++) {
 		if (complete)
 			sv.v[k].known |= BATON_SOCK_OWNERS;
