@@ -4,7 +4,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -487,4 +489,78 @@ const char *bt_load_finish(struct bt_load *l, int timeout_s)
 	waitpid(l->pid, &status, 0);
 	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	return report;
+}
+
+/* ---- the fixture ------------------------------------------------------------ */
+
+const char *bt_need_env(const char *var, const char *what)
+{
+	const char *v = getenv(var);
+
+	if (!v || access(v, X_OK))
+		SKIP("%s does not name the %s (run through make check)", var, what);
+	return v;
+}
+
+const char *bt_need_server(const char *name, const char *package)
+{
+	static char found[512];
+	const char *dirs[] = { "/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin" };
+	const char *req = getenv("BATON_REQUIRE_SERVERS");
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(found, sizeof(found), "%s/%s", dirs[i], name);
+		if (!access(found, X_OK))
+			return found;
+	}
+	if (req && !strcmp(req, "1"))
+		FAIL("%s is not installed (Debian package %s) and BATON_REQUIRE_SERVERS=1", name, package);
+	SKIP("%s is not installed (Debian package %s; scripts/install-deps installs it)", name, package);
+}
+
+void bt_tmpdir(char *dir, size_t len, const char *tag)
+{
+	snprintf(dir, len, "/tmp/baton-%s-XXXXXX", tag);
+	if (!mkdtemp(dir))
+		FAIL("mkdtemp %s: %s", dir, strerror(errno));
+}
+
+void bt_sv_tmpdir(char *dir, size_t len, const char *tag)
+{
+	char run[PATH_MAX];
+
+	bt_tmpdir(dir, len, tag);
+	chmod(dir, 0755);	/* nginx workers and lighttpd may run as another user */
+	/* the runtime directory must be baton's alone (0700): one inside */
+	snprintf(run, sizeof(run), "%s/run", dir);
+	setenv("BATON_RUNTIME_DIR", run, 1);
+}
+
+void bt_write_file(const char *dir, const char *name, const char *text)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s%s%s", dir ? dir : "", dir ? "/" : "", name);
+	f = fopen(path, "w");
+	if (!f)
+		FAIL("fopen %s: %s", path, strerror(errno));
+	fputs(text, f);
+	fclose(f);
+}
+
+int bt_baton_into(char *out, size_t outlen, char *err, size_t errlen, ...)
+{
+	char *argv[32];
+	const char *a;
+	int n = 0;
+	va_list ap;
+
+	argv[n++] = (char *)bt_baton_bin();
+	va_start(ap, errlen);
+	while ((a = va_arg(ap, const char *)) && n < 31)
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	return bt_run(argv, out, outlen, err, errlen, 60);
 }

@@ -90,4 +90,25 @@ const char *bt_load_finish(struct bt_load *l, int timeout_s);
 /* Stops it (SIGTERM: it reports what it counted) and returns the report. */
 const char *bt_load_stop(struct bt_load *l, int timeout_s);
 
+/* ---- the fixture: what most integration tests start from ---------------- */
+
+/* The program named by environment variable VAR (set by make check), or
+ * skip naming WHAT. */
+const char *bt_need_env(const char *var, const char *what);
+/* The installed server NAME (Debian package PACKAGE) found in the usual
+ * bin directories, or skip (fail under BATON_REQUIRE_SERVERS=1). */
+const char *bt_need_server(const char *name, const char *package);
+/* A fresh directory /tmp/baton-TAG-XXXXXX (0700) into DIR, or fail. */
+void bt_tmpdir(char *dir, size_t len, const char *tag);
+/* bt_tmpdir made 0755 (server workers may run as another user), with
+ * BATON_RUNTIME_DIR pointed at DIR/run (baton's own, made 0700 by it). */
+void bt_sv_tmpdir(char *dir, size_t len, const char *tag);
+/* Writes TEXT to DIR/NAME (DIR NULL: NAME is the path), or fails. */
+void bt_write_file(const char *dir, const char *name, const char *text);
+/* `baton ARG...` (the arguments up to the first NULL) with its stdout and
+ * stderr captured into OUT and ERR; the exit status, -1 after 60 s. */
+int bt_baton_into(char *out, size_t outlen, char *err, size_t errlen, ...);
+/* bt_baton_into the calling file's `out` and `err` buffers (arrays). */
+#define bt_baton(...) bt_baton_into(out, sizeof(out), err, sizeof(err), __VA_ARGS__, (const char *)NULL)
+
 #endif
