@@ -549,7 +549,7 @@ void bt_write_file(const char *dir, const char *name, const char *text)
 	fclose(f);
 }
 
-int bt_baton_into(char *out, size_t outlen, char *err, size_t errlen, ...)
+int bt_baton_into(char *out, size_t outlen, char *err, size_t errlen, int timeout_s, ...)
 {
 	char *argv[32];
 	const char *a;
@@ -557,10 +557,75 @@ int bt_baton_into(char *out, size_t outlen, char *err, size_t errlen, ...)
 	va_list ap;
 
 	argv[n++] = (char *)bt_baton_bin();
-	va_start(ap, errlen);
+	va_start(ap, timeout_s);
 	while ((a = va_arg(ap, const char *)) && n < 31)
 		argv[n++] = (char *)a;
 	va_end(ap);
 	argv[n] = NULL;
-	return bt_run(argv, out, outlen, err, errlen, 60);
+	return bt_run(argv, out, outlen, err, errlen, timeout_s);
+}
+
+void bt_sv_init(struct bt_sv *s)
+{
+	memset(s, 0, sizeof(*s));
+	bt_tmpdir(s->dir, sizeof(s->dir), "test");
+	setenv("BATON_RUNTIME_DIR", s->dir, 1);
+	snprintf(s->log, sizeof(s->log), "%s/log", s->dir);
+	snprintf(s->mode, sizeof(s->mode), "%s/mode", s->dir);
+	bt_sv_set_mode(s, "");
+}
+
+void bt_sv_start(struct bt_sv *s, const char *listen, const char *grace, const char *const *opts,
+		 void (*child)(void *ctx), char *status, size_t len)
+{
+	int n = 0;
+
+	s->argv[n++] = (char *)bt_baton_bin();
+	s->argv[n++] = "run";
+	s->argv[n++] = "--name";
+	s->argv[n++] = "web";
+	s->argv[n++] = "--listen";
+	s->argv[n++] = (char *)listen;
+	s->argv[n++] = "--grace";
+	s->argv[n++] = (char *)grace;
+	for (; opts && *opts && n < 27; opts++)
+		s->argv[n++] = (char *)*opts;
+	s->argv[n++] = "--";
+	s->argv[n++] = "/bin/sh";
+	s->argv[n++] = "-c";
+	s->argv[n++] = s->cmd;
+	s->argv[n] = NULL;
+	s->child = child;
+	bt_sv_restart(s, status, len);
+}
+
+void bt_sv_restart(struct bt_sv *s, char *status, size_t len)
+{
+	s->pid = bt_supervisor_start(s->argv, "web", s->log, s->child, NULL, 10, status, len);
+	s->port = (uint16_t)bt_json_get(status, "port");
+}
+
+void bt_sv_set_mode(struct bt_sv *s, const char *args)
+{
+	FILE *f = fopen(s->mode, "w");
+
+	if (!f)
+		FAIL("fopen %s: %s", s->mode, strerror(errno));
+	fprintf(f, "%s\n", args);
+	fclose(f);
+}
+
+void bt_nginx_conf(const char *dir, const struct bt_nginx_opts *o, char *confpath, size_t len)
+{
+	char conf[2048];
+
+	snprintf(conf, sizeof(conf),
+		 "worker_processes 2;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\n"
+		 "error_log %s/error.log;\nevents { worker_connections 1024; }\n"
+		 "http {\n access_log off;\n%s client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
+		 " uwsgi_temp_path %s; scgi_temp_path %s;\n"
+		 " server { listen 127.0.0.1:%d%s; location / { return 200 \"ok\\n\"; } }\n}\n",
+		 dir, dir, o->http ? o->http : "", dir, dir, dir, dir, dir, o->port, o->listen ? o->listen : "");
+	bt_write_file(dir, "nginx.conf", conf);
+	snprintf(confpath, len, "%s/nginx.conf", dir);
 }

@@ -106,9 +106,49 @@ void bt_sv_tmpdir(char *dir, size_t len, const char *tag);
 /* Writes TEXT to DIR/NAME (DIR NULL: NAME is the path), or fails. */
 void bt_write_file(const char *dir, const char *name, const char *text);
 /* `baton ARG...` (the arguments up to the first NULL) with its stdout and
- * stderr captured into OUT and ERR; the exit status, -1 after 60 s. */
-int bt_baton_into(char *out, size_t outlen, char *err, size_t errlen, ...);
-/* bt_baton_into the calling file's `out` and `err` buffers (arrays). */
-#define bt_baton(...) bt_baton_into(out, sizeof(out), err, sizeof(err), __VA_ARGS__, (const char *)NULL)
+ * stderr captured into OUT and ERR; the exit status, or -1 if it did not
+ * exit within TIMEOUT_S. */
+int bt_baton_into(char *out, size_t outlen, char *err, size_t errlen, int timeout_s, ...);
+/* bt_baton_into the calling file's `out` and `err` arrays, within 60 s
+ * (bt_baton_within: TIMEOUT_S). */
+#define bt_baton(...) bt_baton_into(out, sizeof(out), err, sizeof(err), 60, __VA_ARGS__, (const char *)NULL)
+#define bt_baton_within(timeout_s, ...) \
+	bt_baton_into(out, sizeof(out), err, sizeof(err), timeout_s, __VA_ARGS__, (const char *)NULL)
+
+/* One supervisor under test: `baton run --name web --listen LISTEN --grace
+ * GRACE OPTS... -- /bin/sh -c CMD`, in a fresh directory that is also its
+ * runtime directory. The command line is kept, so that the very same one
+ * can be started again after the supervisor was killed. */
+struct bt_sv {
+	pid_t pid;
+	uint16_t port;		/* the first listener's, from the status */
+	char dir[64], log[96];	/* the directory; DIR/log: the supervisor's output */
+	char mode[96];		/* DIR/mode: a command's `$(cat MODE)` reads it per generation */
+	char cmd[600];		/* the shell command; set it after bt_sv_init */
+	char *argv[32];
+	void (*child)(void *ctx);
+};
+/* A fresh /tmp/baton-test-XXXXXX as BATON_RUNTIME_DIR, with an empty mode file. */
+void bt_sv_init(struct bt_sv *s);
+/* Starts it with the options OPTS (NULL-terminated, or NULL) and CHILD
+ * (see bt_supervisor_start; or NULL), waits up to 10 s until it serves,
+ * copying the status document to STATUS, and sets s->port. */
+void bt_sv_start(struct bt_sv *s, const char *listen, const char *grace, const char *const *opts,
+		 void (*child)(void *ctx), char *status, size_t len);
+/* The same command line again (after a kill: it resumes). */
+void bt_sv_restart(struct bt_sv *s, char *status, size_t len);
+/* Writes ARGS (and a newline) to the mode file. */
+void bt_sv_set_mode(struct bt_sv *s, const char *args);
+
+/* An nginx for the tests: 2 workers under a master in the foreground, its
+ * pid, error log (DIR/error.log) and temp paths in DIR, one server that
+ * answers "ok" on 127.0.0.1:PORT. */
+struct bt_nginx_opts {
+	uint16_t port;
+	const char *listen;	/* after the address, e.g. " reuseport"; NULL: none */
+	const char *http;	/* more lines of the http block; NULL: none */
+};
+/* Writes DIR/nginx.conf and puts its path in CONFPATH. */
+void bt_nginx_conf(const char *dir, const struct bt_nginx_opts *o, char *confpath, size_t len);
 
 #endif
