@@ -172,20 +172,13 @@ static void need_root_servers(void)
 static void nginx_case(bool reuseport, const char *mode)
 {
 	const char *nginx = bt_need_server("nginx", "nginx");
-	char dir[64], conf[2048], confpath[128];
+	char dir[64], confpath[128];
 	pid_t server;
 
 	need_root_servers();
 	tmpdir(dir, sizeof(dir));
-	snprintf(conf, sizeof(conf),
-		 "worker_processes 2;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\n"
-		 "error_log %s/error.log;\nevents { worker_connections 1024; }\n"
-		 "http {\n access_log off;\n client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
-		 " uwsgi_temp_path %s; scgi_temp_path %s;\n"
-		 " server { listen 127.0.0.1:%d%s; location / { return 200 \"ok\\n\"; } }\n}\n",
-		 dir, dir, dir, dir, dir, dir, dir, PORT, reuseport ? " reuseport" : "");
-	bt_write_file(dir, "nginx.conf", conf);
-	snprintf(confpath, sizeof(confpath), "%s/nginx.conf", dir);
+	bt_nginx_conf(dir, &(struct bt_nginx_opts){ .port = PORT, .listen = reuseport ? " reuseport" : NULL }, confpath,
+		      sizeof(confpath));
 	char *by_hand_argv[] = { (char *)nginx, "-c", confpath, "-p", dir, NULL };
 	/* the same configuration under baton: the shim hands it baton's socket */
 	char *opts_cmd[] = { "--stop-signal", "QUIT", "--", (char *)nginx, "-c", confpath, "-p", dir, NULL };
