@@ -629,3 +629,123 @@ void bt_nginx_conf(const char *dir, const struct bt_nginx_opts *o, char *confpat
 	bt_write_file(dir, "nginx.conf", conf);
 	snprintf(confpath, len, "%s/nginx.conf", dir);
 }
+
+static void quote_logs(const struct bt_reload_load *r)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/baton.log", r->dir);
+	bt_quote_file(path);
+	if (r->logname) {
+		snprintf(path, sizeof(path), "%s/%s", r->dir, r->logname);
+		bt_quote_file(path);
+	}
+}
+
+void bt_reload_under_load(const struct bt_reload_load *r)
+{
+	static char out[65536], err[16384];
+	struct bt_load load = bt_load_start(r->port, "conn", "600", 16);
+	const char *report;
+
+	usleep((useconds_t)r->warmup_ms * 1000);	/* full load before the first reload */
+	if (r->check)
+		r->check(r->ctx);
+	for (int i = 0; i < r->reloads; i++) {
+		if (bt_baton("reload", "web") != 0) {
+			quote_logs(r);
+			bt_load_stop(&load, 20);
+			FAIL("reload %d failed: %s%s", i + 1, out, err);
+		}
+		for (int k = 0; k < 4 && r->says[k]; k++)
+			ASSERT_CONTAINS(out, r->says[k]);
+		usleep(100000);
+	}
+	if (r->check)
+		r->check(r->ctx);
+	usleep(300000);
+	report = bt_load_stop(&load, 20);
+	bt_log("load: %s", report);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), r->reloads);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
+	r->stop(r->ctx);
+	if (bt_json_get(report, "failed"))
+		quote_logs(r);
+	ASSERT_GT(bt_json_get(report, "answered"), 500);
+	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+}
+
+/* Prometheus's own checker on TEXT; skips without it. */
+void bt_promtool(const char *dir, const char *text)
+{
+	char path[128], cmd[400];
+	FILE *f;
+	int r;
+
+	if (system("command -v promtool >/dev/null 2>&1"))
+		SKIP("promtool is not installed (Debian package prometheus): the format was not checked by it");
+	snprintf(path, sizeof(path), "%s/metrics.txt", dir);
+	f = fopen(path, "w");
+	ASSERT_TRUE(f != NULL);
+	fputs(text, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "promtool check metrics < %s > %s.out 2>&1", path, path);
+	r = system(cmd);
+	snprintf(cmd, sizeof(cmd), "%s.out", path);
+	bt_quote_file(cmd);
+	ASSERT_EQ(r, 0);
+}
+
+long long bt_active_pid(const char *status)
+{
+	const char *p = strstr(status, "\"state\":\"active\"");
+
+	ASSERT_TRUE(p != NULL);
+	while (p > status && strncmp(p, "{\"id\":", 6))
+		p--;
+	return bt_json_get(p, "pid");
+}
+
+int bt_which_takes_from(const void *src, const void *dst, const int *fds, int n)
+{
+	const struct sockaddr_in *s4 = src;
+	const struct sockaddr_in6 *s6 = src;
+	socklen_t len = s4->sin_family == AF_INET6 ? sizeof(*s6) : sizeof(*s4);
+	uint16_t sport = ntohs(s4->sin_family == AF_INET6 ? s6->sin6_port : s4->sin_port);
+	int c = socket(s4->sin_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, who, conn = -1;
+
+	if (c < 0)
+		FAIL("socket: %s", strerror(errno));
+	setsockopt(c, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (sport && bind(c, src, len))
+		FAIL("bind to source port %u: %s", sport, strerror(errno));
+	if (connect(c, dst, len))
+		FAIL("connect: %s", strerror(errno));
+	who = bt_accept_which(fds, n, 2000, &conn);
+	if (conn >= 0)
+		bt_close_rst(conn);
+	bt_close_rst(c);
+	return who;
+}
+
+pid_t bt_run_web(const char *dir, const char *listen, char *const argv[], void (*child)(void *ctx), int timeout_s,
+		 char *status, size_t len)
+{
+	char *args[48], log[PATH_MAX];
+	int n = 0;
+
+	args[n++] = (char *)bt_baton_bin();
+	args[n++] = "run";
+	args[n++] = "--name";
+	args[n++] = "web";
+	args[n++] = "--listen";
+	args[n++] = (char *)listen;
+	args[n++] = "--hang-threshold";
+	args[n++] = "2s";
+	for (int i = 0; argv[i] && n < 47; i++)
+		args[n++] = argv[i];
+	args[n] = NULL;
+	snprintf(log, sizeof(log), "%s/baton.log", dir);
+	return bt_supervisor_start(args, "web", log, child, NULL, timeout_s, status, len);
+}

@@ -151,4 +151,41 @@ struct bt_nginx_opts {
 /* Writes DIR/nginx.conf and puts its path in CONFPATH. */
 void bt_nginx_conf(const char *dir, const struct bt_nginx_opts *o, char *confpath, size_t len);
 
+/* RELOADS `baton reload web` under the counting load client (connection per
+ * request, 16 at once, on PORT), 100 ms apart: each must succeed and say
+ * every string of SAYS; then `baton status web` must count them all done
+ * and none failed, STOP(CTX) stops the supervisor, and the client must have
+ * counted more than 500 answers and not one failure. CHECK(CTX), if given,
+ * runs before the first and after the last reload. DIR/baton.log and
+ * DIR/LOGNAME (if given) are quoted when it fails. */
+struct bt_reload_load {
+	uint16_t port;
+	int reloads;
+	int warmup_ms;			/* more than bt_load_start's own, before the first */
+	const char *dir, *logname;
+	const char *says[4];		/* NULL-terminated */
+	void (*check)(void *ctx);
+	void (*stop)(void *ctx);
+	void *ctx;
+};
+void bt_reload_under_load(const struct bt_reload_load *r);
+
+/* Prometheus's own checker on TEXT (written to DIR/metrics.txt); skips
+ * without it. */
+void bt_promtool(const char *dir, const char *text);
+/* The pid of the active generation in the status document STATUS. */
+long long bt_active_pid(const char *status);
+
+/* One TCP connection from SRC (a sockaddr_in or sockaddr_in6; bound only
+ * if its port is not 0) to DST, of the same family: which of the N FDS
+ * accepts it within 2 s (-1: none); both ends are closed with RST. */
+int bt_which_takes_from(const void *src, const void *dst, const int *fds, int n);
+
+/* `baton run --name web --listen LISTEN --hang-threshold 2s ARGV...` (ARGV:
+ * more options, "--", the command, NULL) through bt_supervisor_start with
+ * CHILD, logging to DIR/baton.log; its pid. The health watch is not under
+ * test: a stall of a loaded server must not start a reload of its own. */
+pid_t bt_run_web(const char *dir, const char *listen, char *const argv[], void (*child)(void *ctx), int timeout_s,
+		 char *status, size_t len);
+
 #endif
