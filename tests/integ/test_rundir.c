@@ -258,17 +258,6 @@ TEST_TIMEOUT(rundir_symlinked_temp_and_foreign_state_are_never_followed_and_sock
 	unlink(victim);
 }
 
-/* The pid of the active generation in the status document in OUT. */
-static long long active_pid(void)
-{
-	const char *p = strstr(out, "\"state\":\"active\"");
-
-	ASSERT_TRUE(p != NULL);
-	while (p > out && strncmp(p, "{\"id\":", 6))
-		p--;
-	return bt_json_get(p, "pid");
-}
-
 static bool exists(const char *dir, const char *name)
 {
 	char path[300];
@@ -389,7 +378,7 @@ TEST_TIMEOUT(rundir_start_with_another_runtime_dir_leaves_the_running_ones_pins,
 	setenv("BATON_RUNTIME_DIR", rtdir, 1);
 	snprintf(log, sizeof(log), "%s/log", rtdir);
 	pid = bt_supervisor_start(run_argv("exec sleep 60"), "web", log, NULL, NULL, 10, out, sizeof(out));
-	gen = active_pid();
+	gen = bt_active_pid(out);
 	setenv("BATON_RUNTIME_DIR", other, 1);
 	r = bt_run(run_argv("exec sleep 60"), out, sizeof(out), err, sizeof(err), 20);
 	bt_log("%s", err);
@@ -405,7 +394,7 @@ TEST_TIMEOUT(rundir_start_with_another_runtime_dir_leaves_the_running_ones_pins,
 	pid = bt_supervisor_start(run_argv("exec sleep 60"), "web", log2, NULL, NULL, 10, out, sizeof(out));
 	bt_quote_file(log2);
 	ASSERT_CONTAINS(out, "\"resumed\":true");
-	ASSERT_EQ(active_pid(), gen);
+	ASSERT_EQ(bt_active_pid(out), gen);
 	read_file(log2, text, sizeof(text));
 	ASSERT_TRUE(strstr(text, "could not take back") == NULL);
 	bt_supervisor_stop(&pid, 10);
@@ -509,7 +498,7 @@ TEST_TIMEOUT(rundir_killed_with_a_stale_state_the_same_command_adopts_its_own_ge
 	ASSERT_EQ(bt_baton_within(30, "reload", "web"), 0);	/* the state still names gen 1 */
 	ASSERT_EQ(bt_baton_within(30, "status", "web", "--json"), 0);
 	ASSERT_CONTAINS(out, "\"service\":\"degraded\"");
-	gen2 = active_pid();
+	gen2 = bt_active_pid(out);
 	snprintf(statef, sizeof(statef), "%s/web.state", rtdir);
 	read_file(statef, text, sizeof(text));
 	ASSERT_CONTAINS(text, "\nactive 1\n");	/* stale */
@@ -518,7 +507,7 @@ TEST_TIMEOUT(rundir_killed_with_a_stale_state_the_same_command_adopts_its_own_ge
 	usleep(300000);	/* serving without a supervisor */
 	pid = bt_supervisor_start(run_argv(cmd), "web", log2, NULL, NULL, 10, out, sizeof(out));
 	bt_quote_file(log2);
-	ASSERT_EQ(active_pid(), gen2);
+	ASSERT_EQ(bt_active_pid(out), gen2);
 	ASSERT_CONTAINS(out, "\"resumed\":true");
 	ASSERT_CONTAINS(out, "\"service\":\"degraded\"");	/* the disk is still full */
 	read_file(log2, text, sizeof(text));
@@ -605,11 +594,11 @@ TEST_TIMEOUT(rundir_removed_pins_are_repinned_and_unrecoverable_members_degrade,
 	ASSERT_CONTAINS(text, "had been removed: pinned again");
 	/* the pins found again: a restart takes the member back */
 	ASSERT_EQ(bt_baton_within(30, "status", "web", "--json"), 0);
-	gen = active_pid();
+	gen = bt_active_pid(out);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	pid = bt_supervisor_start(run_argv("exec sleep 60"), "web", log2, NULL, NULL, 10, out, sizeof(out));
-	ASSERT_EQ(active_pid(), gen);
+	ASSERT_EQ(bt_active_pid(out), gen);
 	ASSERT_CONTAINS(out, "\"service\":\"ok\"");
 	read_file(log2, text, sizeof(text));
 	ASSERT_TRUE(strstr(text, "could not take back") == NULL);
@@ -654,7 +643,7 @@ TEST_TIMEOUT(rundir_read_only_directory_does_not_block_a_restart_at_a_stale_sock
 	snprintf(log, sizeof(log), "%s.log", rtdir);
 	snprintf(log2, sizeof(log2), "%s.log2", rtdir);
 	pid = bt_supervisor_start(run_argv("exec sleep 60"), "web", log, NULL, NULL, 10, out, sizeof(out));
-	gen = active_pid();
+	gen = bt_active_pid(out);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	snprintf(path, sizeof(path), "%s/web.sock", rtdir);
@@ -693,7 +682,7 @@ TEST_TIMEOUT(rundir_read_only_directory_does_not_block_a_restart_at_a_stale_sock
 		usleep(100000);
 	}
 	ASSERT_CONTAINS(out, "\"resumed\":true");
-	ASSERT_EQ(active_pid(), gen);
+	ASSERT_EQ(bt_active_pid(out), gen);
 	for (i = 0; i < 150 && !strstr(out, "\"service\":\"ok\""); i++) {
 		usleep(100000);
 		bt_baton_within(30, "status", "web", "--json");
