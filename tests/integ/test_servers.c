@@ -213,25 +213,11 @@ static void like_a_background_job(void *ctx)
  * (ARGV: OPTS, "--", CMD..., NULL) and waits until generation 1 is active. */
 static void sv_start(struct sv *s, char *const argv[])
 {
-	char *args[40], logpath[96];
-	int n = 0;
-
-	args[n++] = (char *)bt_baton_bin();
-	args[n++] = "run";
-	args[n++] = "--name";
-	args[n++] = "web";
-	args[n++] = "--listen";
-	args[n++] = s->listen[0] ? s->listen : "tcp://127.0.0.1:8080?backlog=1024";
 	/* the health watch is not under test: a 100 ms stall of a loaded
 	 * python server would start a reload of its own, and the test's next
 	 * reload would then be refused as "already in progress" */
-	args[n++] = "--hang-threshold";
-	args[n++] = "2s";
-	for (int i = 0; argv[i] && n < 39; i++)
-		args[n++] = argv[i];
-	args[n] = NULL;
-	snprintf(logpath, sizeof(logpath), "%s/baton.log", s->dir);
-	s->pid = bt_supervisor_start(args, "web", logpath, like_a_background_job, NULL, 15, out, sizeof(out));
+	s->pid = bt_run_web(s->dir, s->listen[0] ? s->listen : "tcp://127.0.0.1:8080?backlog=1024", argv,
+			    like_a_background_job, 15, out, sizeof(out));
 }
 
 static void sv_stop(struct sv *s)
@@ -245,40 +231,33 @@ static void sv_dir(struct sv *s)
 	bt_sv_tmpdir(s->dir, sizeof(s->dir), "servers");
 }
 
+static void sv_stop_ctx(void *ctx)
+{
+	sv_stop(ctx);
+}
+
 /* 20 reloads under load; not one request may fail. */
 static void reload_20_under_load(struct sv *s, const char *logname)
 {
-	const char *report;
-	struct bt_load load;
+	bt_reload_under_load(&(struct bt_reload_load){ .port = PORT, .reloads = 20, .warmup_ms = 100, .dir = s->dir,
+						       .logname = logname, .says = { "serves" }, .stop = sv_stop_ctx,
+						       .ctx = s });
+}
 
-	/* the counting load client, connection per request, 16 at once */
-	load = bt_load_start(PORT, "conn", "600", 16);
-	usleep(100000);	/* 300 ms in all: full load before the first reload */
-	for (int i = 0; i < 20; i++) {
-		if (bt_baton("reload", "web") != 0) {
-			show_log(s, "baton.log");
-			if (logname)
-				show_log(s, logname);
-			bt_load_stop(&load, 20);
-			FAIL("reload %d failed: %s%s", i + 1, out, err);
-		}
-		ASSERT_CONTAINS(out, "serves");
-		usleep(100000);
-	}
-	usleep(300000);
-	report = bt_load_stop(&load, 20);
-	bt_log("load: %s", report);
-	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-	ASSERT_EQ(bt_json_get(out, "reloads_done"), 20);
-	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
-	sv_stop(s);
-	if (bt_json_get(report, "failed")) {
-		show_log(s, "baton.log");
-		if (logname)
-			show_log(s, logname);
-	}
-	ASSERT_GT(bt_json_get(report, "answered"), 500);
-	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+/* lighttpd serving "ok" from DIR on 127.0.0.1:PORT, socket-activated, with
+ * the lines MORE; the configuration's path into CONFPATH. */
+static void lighttpd_conf(const struct sv *s, const char *more, char *confpath, size_t len)
+{
+	char conf[2048];
+
+	bt_write_file(s->dir, "index.html", "ok\n");
+	snprintf(conf, sizeof(conf),
+		 "server.document-root = \"%s\"\nserver.bind = \"127.0.0.1\"\nserver.port = %d\n"
+		 "server.systemd-socket-activation = \"enable\"\nserver.errorlog = \"%s/error.log\"\n"
+		 "index-file.names = ( \"index.html\" )\n%s",
+		 s->dir, PORT, s->dir, more);
+	bt_write_file(s->dir, "lighttpd.conf", conf);
+	snprintf(confpath, len, "%s/lighttpd.conf", s->dir);
 }
 
 static void need_root_servers(void)
@@ -294,20 +273,12 @@ static void need_root_servers(void)
 TEST_TIMEOUT(server_nginx_master_workers_through_the_shim_20_reloads_lose_nothing, 120)
 {
 	const char *nginx = bt_need_server("nginx", "nginx");
-	char conf[2048], confpath[128];
+	char confpath[128];
 	struct sv s;
 
 	need_root_servers();
 	sv_dir(&s);
-	snprintf(conf, sizeof(conf),
-		 "worker_processes 2;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\n"
-		 "error_log %s/error.log;\nevents { worker_connections 1024; }\n"
-		 "http {\n access_log off;\n client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
-		 " uwsgi_temp_path %s; scgi_temp_path %s;\n"
-		 " server { listen 127.0.0.1:%d; location / { return 200 \"ok\\n\"; } }\n}\n",
-		 s.dir, s.dir, s.dir, s.dir, s.dir, s.dir, s.dir, PORT);
-	bt_write_file(s.dir, "nginx.conf", conf);
-	snprintf(confpath, sizeof(confpath), "%s/nginx.conf", s.dir);
+	bt_nginx_conf(s.dir, &(struct bt_nginx_opts){ .port = PORT }, confpath, sizeof(confpath));
 	/* QUIT: nginx's graceful stop; readiness: the master's listen(), via the shim */
 	char *argv[] = { "--stop-signal", "QUIT", "--grace", "10s", "--", (char *)nginx, "-c", confpath,
 			 "-p", s.dir, NULL };
@@ -340,19 +311,12 @@ TEST_TIMEOUT(server_python_http_server_through_the_shim_20_reloads_lose_nothing,
 TEST_TIMEOUT(server_lighttpd_socket_activation_20_reloads_lose_nothing, 120)
 {
 	const char *lighttpd = bt_need_server("lighttpd", "lighttpd");
-	char conf[1024], confpath[128];
+	char confpath[128];
 	struct sv s;
 
 	need_root_servers();
 	sv_dir(&s);
-	bt_write_file(s.dir, "index.html", "ok\n");
-	snprintf(conf, sizeof(conf),
-		 "server.document-root = \"%s\"\nserver.bind = \"127.0.0.1\"\nserver.port = %d\n"
-		 "server.systemd-socket-activation = \"enable\"\nserver.errorlog = \"%s/error.log\"\n"
-		 "index-file.names = ( \"index.html\" )\n",
-		 s.dir, PORT, s.dir);
-	bt_write_file(s.dir, "lighttpd.conf", conf);
-	snprintf(confpath, sizeof(confpath), "%s/lighttpd.conf", s.dir);
+	lighttpd_conf(&s, "", confpath, sizeof(confpath));
 	/* lighttpd reads LISTEN_FDS itself: no shim. It sends no sd_notify, so
 	 * readiness is a delay; INT is its graceful stop. */
 	char *argv[] = { "--no-preload", "--ready", "delay:300ms", "--stop-signal", "INT", "--grace", "10s", "--",
@@ -378,18 +342,8 @@ static const char *handoff_status(void)
 
 static void nginx_conf(struct sv *s, char *confpath, size_t len)
 {
-	char conf[2048];
-
-	snprintf(conf, sizeof(conf),
-		 "worker_processes 2;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\n"
-		 "error_log %s/error.log;\nevents { worker_connections 1024; }\n"
-		 "http {\n access_log off;\n keepalive_requests 100000;\n"
-		 " client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
-		 " uwsgi_temp_path %s; scgi_temp_path %s;\n"
-		 " server { listen 127.0.0.1:%d; location / { return 200 \"ok\\n\"; } }\n}\n",
-		 s->dir, s->dir, s->dir, s->dir, s->dir, s->dir, s->dir, PORT);
-	bt_write_file(s->dir, "nginx.conf", conf);
-	snprintf(confpath, len, "%s/nginx.conf", s->dir);
+	bt_nginx_conf(s->dir, &(struct bt_nginx_opts){ .port = PORT, .http = " keepalive_requests 100000;\n" }, confpath,
+		      len);
 }
 
 /* nginx at its graceful stop closes every keep-alive connection it holds
@@ -476,7 +430,7 @@ TEST_TIMEOUT(server_nginx_keepalive_handoff_10_reloads_not_one_connection_closed
 TEST_TIMEOUT(server_lighttpd_keepalive_gets_no_handoff_without_the_shim, 120)
 {
 	const char *lighttpd = bt_need_server("lighttpd", "lighttpd");
-	char conf[1024], confpath[128], logpath[128];
+	char confpath[128], logpath[128];
 	const char *report;
 	struct bt_load load;
 	struct sv s;
@@ -485,14 +439,7 @@ TEST_TIMEOUT(server_lighttpd_keepalive_gets_no_handoff_without_the_shim, 120)
 
 	need_root_servers();
 	sv_dir(&s);
-	bt_write_file(s.dir, "index.html", "ok\n");
-	snprintf(conf, sizeof(conf),
-		 "server.document-root = \"%s\"\nserver.bind = \"127.0.0.1\"\nserver.port = %d\n"
-		 "server.systemd-socket-activation = \"enable\"\nserver.errorlog = \"%s/error.log\"\n"
-		 "index-file.names = ( \"index.html\" )\nserver.max-keep-alive-requests = 100000\n",
-		 s.dir, PORT, s.dir);
-	bt_write_file(s.dir, "lighttpd.conf", conf);
-	snprintf(confpath, sizeof(confpath), "%s/lighttpd.conf", s.dir);
+	lighttpd_conf(&s, "server.max-keep-alive-requests = 100000\n", confpath, sizeof(confpath));
 	snprintf(s.listen, sizeof(s.listen), "tcp://127.0.0.1:%d?backlog=1024&handoff=idle", PORT);
 	char *argv[] = { "--no-preload", "--ready", "delay:300ms", "--stop-signal", "INT", "--grace", "10s", "--",
 			 (char *)lighttpd, "-D", "-f", confpath, NULL };
