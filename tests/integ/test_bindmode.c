@@ -74,22 +74,7 @@ static void show_log(const struct sv *s, const char *name)
 
 static void sv_start(struct sv *s, char *const argv[])
 {
-	char *args[48], logpath[96];
-	int n = 0;
-
-	args[n++] = (char *)bt_baton_bin();
-	args[n++] = "run";
-	args[n++] = "--name";
-	args[n++] = "web";
-	args[n++] = "--listen";
-	args[n++] = "tcp://127.0.0.1:8080?backlog=1024";
-	args[n++] = "--hang-threshold";	/* the health watch is not under test */
-	args[n++] = "2s";
-	for (int i = 0; argv[i] && n < 47; i++)
-		args[n++] = argv[i];
-	args[n] = NULL;
-	snprintf(logpath, sizeof(logpath), "%s/baton.log", s->dir);
-	s->pid = bt_supervisor_start(args, "web", logpath, NULL, NULL, 20, out, sizeof(out));
+	s->pid = bt_run_web(s->dir, "tcp://127.0.0.1:8080?backlog=1024", argv, NULL, 20, out, sizeof(out));
 }
 
 /* Stops the supervisor; its cgroups must be gone with it. */
@@ -133,45 +118,27 @@ static void assert_no_preload(pid_t pid)
 			FAIL("pid %d has %s in its environment", (int)pid, env + i);
 }
 
+static void sv_stop_ctx(void *ctx)
+{
+	sv_stop(ctx);
+}
+
+/* Every generation runs in cgroup mode without the shim. */
+static void cgroup_mode_without_shim(void *ctx)
+{
+	(void)ctx;
+	assert_no_preload(active_pid());
+	ASSERT_CONTAINS(out, "\"bind_mode\":\"cgroup\"");
+}
+
 /* 20 reloads under connection-per-request load; not one request may fail,
  * and every generation runs in cgroup mode without the shim. */
 static void reload_20_under_load(struct sv *s, const char *logname)
 {
-	struct bt_load bl = bt_load_start(PORT, "conn", "600", 16);
-	const char *report;
-
-	assert_no_preload(active_pid());
-	ASSERT_CONTAINS(out, "\"bind_mode\":\"cgroup\"");
-	for (int i = 0; i < 20; i++) {
-		if (bt_baton("reload", "web") != 0) {
-			show_log(s, "baton.log");
-			if (logname)
-				show_log(s, logname);
-			kill(bl.pid, SIGTERM);
-			bt_load_finish(&bl, 20);
-			FAIL("reload %d failed: %s%s", i + 1, out, err);
-		}
-		ASSERT_CONTAINS(out, "bind mode cgroup");
-		ASSERT_CONTAINS(out, "adopted into slot");
-		ASSERT_CONTAINS(out, "serves");
-		usleep(100000);
-	}
-	assert_no_preload(active_pid());
-	usleep(300000);
-	kill(bl.pid, SIGTERM);	/* loadgen reports on SIGTERM */
-	report = bt_load_finish(&bl, 20);
-	bt_log("load: %s", report);
-	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-	ASSERT_EQ(bt_json_get(out, "reloads_done"), 20);
-	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
-	sv_stop(s);
-	if (bt_json_get(report, "failed")) {
-		show_log(s, "baton.log");
-		if (logname)
-			show_log(s, logname);
-	}
-	ASSERT_GT(bt_json_get(report, "answered"), 500);
-	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+	bt_reload_under_load(&(struct bt_reload_load){
+		.port = PORT, .reloads = 20, .dir = s->dir, .logname = logname,
+		.says = { "bind mode cgroup", "adopted into slot", "serves" },
+		.check = cgroup_mode_without_shim, .stop = sv_stop_ctx, .ctx = s });
 }
 
 /* Builds tests/fixtures/goserver static (CGO_ENABLED=0) into DIR, with the
@@ -260,20 +227,12 @@ TEST_TIMEOUT(bindmode_caddy_sets_reuseport_itself_20_reloads_under_load_lose_not
 TEST_TIMEOUT(bindmode_nginx_in_cgroup_mode_20_reloads_under_load_lose_nothing, 300)
 {
 	const char *nginx = bt_need_server("nginx", "nginx");
-	char conf[2048], confpath[128];
+	char confpath[128];
 	struct sv s;
 
 	need_cgroup_mode();
 	sv_dir(&s);
-	snprintf(conf, sizeof(conf),
-		 "worker_processes 2;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\n"
-		 "error_log %s/error.log;\nevents { worker_connections 1024; }\n"
-		 "http {\n access_log off;\n client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
-		 " uwsgi_temp_path %s; scgi_temp_path %s;\n"
-		 " server { listen 127.0.0.1:%d; location / { return 200 \"ok\\n\"; } }\n}\n",
-		 s.dir, s.dir, s.dir, s.dir, s.dir, s.dir, s.dir, PORT);
-	bt_write_file(s.dir, "nginx.conf", conf);
-	snprintf(confpath, sizeof(confpath), "%s/nginx.conf", s.dir);
+	bt_nginx_conf(s.dir, &(struct bt_nginx_opts){ .port = PORT }, confpath, sizeof(confpath));
 	/* nginx binds through libc: cgroup mode is not Go-specific */
 	char *argv[] = { "--bind-mode", "cgroup", "--stop-signal", "QUIT", "--grace", "10s", "--", (char *)nginx,
 			 "-c", confpath, "-p", s.dir, NULL };
