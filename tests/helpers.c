@@ -525,6 +525,12 @@ void bt_tmpdir(char *dir, size_t len, const char *tag)
 		FAIL("mkdtemp %s: %s", dir, strerror(errno));
 }
 
+void bt_runtime_tmpdir(char *dir, size_t len, const char *tag)
+{
+	bt_tmpdir(dir, len, tag);
+	setenv("BATON_RUNTIME_DIR", dir, 1);
+}
+
 void bt_sv_tmpdir(char *dir, size_t len, const char *tag)
 {
 	char run[PATH_MAX];
@@ -568,8 +574,7 @@ int bt_baton_into(char *out, size_t outlen, char *err, size_t errlen, int timeou
 void bt_sv_init(struct bt_sv *s)
 {
 	memset(s, 0, sizeof(*s));
-	bt_tmpdir(s->dir, sizeof(s->dir), "test");
-	setenv("BATON_RUNTIME_DIR", s->dir, 1);
+	bt_runtime_tmpdir(s->dir, sizeof(s->dir), "test");
 	snprintf(s->log, sizeof(s->log), "%s/log", s->dir);
 	snprintf(s->mode, sizeof(s->mode), "%s/mode", s->dir);
 	bt_sv_set_mode(s, "");

@@ -100,6 +100,8 @@ const char *bt_need_env(const char *var, const char *what);
 const char *bt_need_server(const char *name, const char *package);
 /* A fresh directory /tmp/baton-TAG-XXXXXX (0700) into DIR, or fail. */
 void bt_tmpdir(char *dir, size_t len, const char *tag);
+/* bt_tmpdir, also the runtime directory (BATON_RUNTIME_DIR). */
+void bt_runtime_tmpdir(char *dir, size_t len, const char *tag);
 /* bt_tmpdir made 0755 (server workers may run as another user), with
  * BATON_RUNTIME_DIR pointed at DIR/run (baton's own, made 0700 by it). */
 void bt_sv_tmpdir(char *dir, size_t len, const char *tag);
