@@ -98,8 +98,7 @@ static void container(const char *extra, const int *extra_caps, int nextra, cons
 		SKIP("setpriv and unshare (util-linux) are needed to make the container");
 	if (!ref || access(ref, X_OK))
 		SKIP("BATON_REFSERVER does not name the reference server (run through make check)");
-	bt_tmpdir(dir, sizeof(dir), "test");
-	setenv("BATON_RUNTIME_DIR", dir, 1);
+	bt_runtime_tmpdir(dir, sizeof(dir), "test");
 	/* /sys/fs/bpf in a container is no bpffs, and mounting one needs CAP_SYS_ADMIN */
 	snprintf(bpffs, sizeof(bpffs), "%s/bpffs", dir);
 	mkdir(bpffs, 0700);
