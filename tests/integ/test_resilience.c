@@ -42,8 +42,7 @@ static void rs_start(struct rs *s, const char *const *extra)
 	bt_need_ebpf();
 	bt_need_private_bpffs();
 	memset(s, 0, sizeof(*s));
-	bt_tmpdir(s->dir, sizeof(s->dir), "test");
-	setenv("BATON_RUNTIME_DIR", s->dir, 1);
+	bt_runtime_tmpdir(s->dir, sizeof(s->dir), "test");
 	snprintf(s->log, sizeof(s->log), "%s/log", s->dir);
 	/* each generation reads more arguments from DIR/mode when it starts */
 	snprintf(s->cmd, sizeof(s->cmd), "exec %s -q --tag gen $(cat %s/mode 2>/dev/null)", ref, s->dir);
@@ -306,8 +305,7 @@ static void private_runtime_dir(void)
 {
 	static char dir[64];
 
-	bt_tmpdir(dir, sizeof(dir), "test");
-	setenv("BATON_RUNTIME_DIR", dir, 1);
+	bt_runtime_tmpdir(dir, sizeof(dir), "test");
 }
 
 TEST_TIMEOUT(resilience_a_group_with_foreign_members_is_refused_naming_them, 60)
