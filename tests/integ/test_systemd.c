@@ -25,8 +25,7 @@ static char out[65536], err[16384];
 
 static void tmpdir(char *dir, size_t len)
 {
-	bt_tmpdir(dir, len, "sd");
-	setenv("BATON_RUNTIME_DIR", dir, 1);
+	bt_runtime_tmpdir(dir, len, "sd");
 }
 
 /* ---- a service manager's notify socket, recorded ---------------------------- */
