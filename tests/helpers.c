@@ -4,7 +4,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -487,4 +489,268 @@ const char *bt_load_finish(struct bt_load *l, int timeout_s)
 	waitpid(l->pid, &status, 0);
 	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	return report;
+}
+
+/* ---- the fixture ------------------------------------------------------------ */
+
+const char *bt_need_env(const char *var, const char *what)
+{
+	const char *v = getenv(var);
+
+	if (!v || access(v, X_OK))
+		SKIP("%s does not name the %s (run through make check)", var, what);
+	return v;
+}
+
+const char *bt_need_server(const char *name, const char *package)
+{
+	static char found[512];
+	const char *dirs[] = { "/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin" };
+	const char *req = getenv("BATON_REQUIRE_SERVERS");
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(found, sizeof(found), "%s/%s", dirs[i], name);
+		if (!access(found, X_OK))
+			return found;
+	}
+	if (req && !strcmp(req, "1"))
+		FAIL("%s is not installed (Debian package %s) and BATON_REQUIRE_SERVERS=1", name, package);
+	SKIP("%s is not installed (Debian package %s; scripts/install-deps installs it)", name, package);
+}
+
+void bt_tmpdir(char *dir, size_t len, const char *tag)
+{
+	snprintf(dir, len, "/tmp/baton-%s-XXXXXX", tag);
+	if (!mkdtemp(dir))
+		FAIL("mkdtemp %s: %s", dir, strerror(errno));
+}
+
+void bt_runtime_tmpdir(char *dir, size_t len, const char *tag)
+{
+	bt_tmpdir(dir, len, tag);
+	setenv("BATON_RUNTIME_DIR", dir, 1);
+}
+
+void bt_sv_tmpdir(char *dir, size_t len, const char *tag)
+{
+	char run[PATH_MAX];
+
+	bt_tmpdir(dir, len, tag);
+	chmod(dir, 0755);	/* nginx workers and lighttpd may run as another user */
+	/* the runtime directory must be baton's alone (0700): one inside */
+	snprintf(run, sizeof(run), "%s/run", dir);
+	setenv("BATON_RUNTIME_DIR", run, 1);
+}
+
+void bt_write_file(const char *dir, const char *name, const char *text)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s%s%s", dir ? dir : "", dir ? "/" : "", name);
+	f = fopen(path, "w");
+	if (!f)
+		FAIL("fopen %s: %s", path, strerror(errno));
+	fputs(text, f);
+	fclose(f);
+}
+
+int bt_baton_into(char *out, size_t outlen, char *err, size_t errlen, int timeout_s, ...)
+{
+	char *argv[32];
+	const char *a;
+	int n = 0;
+	va_list ap;
+
+	argv[n++] = (char *)bt_baton_bin();
+	va_start(ap, timeout_s);
+	while ((a = va_arg(ap, const char *)) && n < 31)
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	return bt_run(argv, out, outlen, err, errlen, timeout_s);
+}
+
+void bt_sv_init(struct bt_sv *s)
+{
+	memset(s, 0, sizeof(*s));
+	bt_runtime_tmpdir(s->dir, sizeof(s->dir), "test");
+	snprintf(s->log, sizeof(s->log), "%s/log", s->dir);
+	snprintf(s->mode, sizeof(s->mode), "%s/mode", s->dir);
+	bt_sv_set_mode(s, "");
+}
+
+void bt_sv_start(struct bt_sv *s, const char *listen, const char *grace, const char *const *opts,
+		 void (*child)(void *ctx), char *status, size_t len)
+{
+	int n = 0;
+
+	s->argv[n++] = (char *)bt_baton_bin();
+	s->argv[n++] = "run";
+	s->argv[n++] = "--name";
+	s->argv[n++] = "web";
+	s->argv[n++] = "--listen";
+	s->argv[n++] = (char *)listen;
+	s->argv[n++] = "--grace";
+	s->argv[n++] = (char *)grace;
+	for (; opts && *opts && n < 27; opts++)
+		s->argv[n++] = (char *)*opts;
+	s->argv[n++] = "--";
+	s->argv[n++] = "/bin/sh";
+	s->argv[n++] = "-c";
+	s->argv[n++] = s->cmd;
+	s->argv[n] = NULL;
+	s->child = child;
+	bt_sv_restart(s, status, len);
+}
+
+void bt_sv_restart(struct bt_sv *s, char *status, size_t len)
+{
+	s->pid = bt_supervisor_start(s->argv, "web", s->log, s->child, NULL, 10, status, len);
+	s->port = (uint16_t)bt_json_get(status, "port");
+}
+
+void bt_sv_set_mode(struct bt_sv *s, const char *args)
+{
+	FILE *f = fopen(s->mode, "w");
+
+	if (!f)
+		FAIL("fopen %s: %s", s->mode, strerror(errno));
+	fprintf(f, "%s\n", args);
+	fclose(f);
+}
+
+void bt_nginx_conf(const char *dir, const struct bt_nginx_opts *o, char *confpath, size_t len)
+{
+	char conf[2048];
+
+	snprintf(conf, sizeof(conf),
+		 "worker_processes 2;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\n"
+		 "error_log %s/error.log;\nevents { worker_connections 1024; }\n"
+		 "http {\n access_log off;\n%s client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
+		 " uwsgi_temp_path %s; scgi_temp_path %s;\n"
+		 " server { listen 127.0.0.1:%d%s; location / { return 200 \"ok\\n\"; } }\n}\n",
+		 dir, dir, o->http ? o->http : "", dir, dir, dir, dir, dir, o->port, o->listen ? o->listen : "");
+	bt_write_file(dir, "nginx.conf", conf);
+	snprintf(confpath, len, "%s/nginx.conf", dir);
+}
+
+static void quote_logs(const struct bt_reload_load *r)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/baton.log", r->dir);
+	bt_quote_file(path);
+	if (r->logname) {
+		snprintf(path, sizeof(path), "%s/%s", r->dir, r->logname);
+		bt_quote_file(path);
+	}
+}
+
+void bt_reload_under_load(const struct bt_reload_load *r)
+{
+	static char out[65536], err[16384];
+	struct bt_load load = bt_load_start(r->port, "conn", "600", 16);
+	const char *report;
+
+	usleep((useconds_t)r->warmup_ms * 1000);	/* full load before the first reload */
+	if (r->check)
+		r->check(r->ctx);
+	for (int i = 0; i < r->reloads; i++) {
+		if (bt_baton("reload", "web") != 0) {
+			quote_logs(r);
+			bt_load_stop(&load, 20);
+			FAIL("reload %d failed: %s%s", i + 1, out, err);
+		}
+		for (int k = 0; k < 4 && r->says[k]; k++)
+			ASSERT_CONTAINS(out, r->says[k]);
+		usleep(100000);
+	}
+	if (r->check)
+		r->check(r->ctx);
+	usleep(300000);
+	report = bt_load_stop(&load, 20);
+	bt_log("load: %s", report);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), r->reloads);
+	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
+	r->stop(r->ctx);
+	if (bt_json_get(report, "failed"))
+		quote_logs(r);
+	ASSERT_GT(bt_json_get(report, "answered"), 500);
+	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+}
+
+/* Prometheus's own checker on TEXT; skips without it. */
+void bt_promtool(const char *dir, const char *text)
+{
+	char path[128], cmd[400];
+	FILE *f;
+	int r;
+
+	if (system("command -v promtool >/dev/null 2>&1"))
+		SKIP("promtool is not installed (Debian package prometheus): the format was not checked by it");
+	snprintf(path, sizeof(path), "%s/metrics.txt", dir);
+	f = fopen(path, "w");
+	ASSERT_TRUE(f != NULL);
+	fputs(text, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "promtool check metrics < %s > %s.out 2>&1", path, path);
+	r = system(cmd);
+	snprintf(cmd, sizeof(cmd), "%s.out", path);
+	bt_quote_file(cmd);
+	ASSERT_EQ(r, 0);
+}
+
+long long bt_active_pid(const char *status)
+{
+	const char *p = strstr(status, "\"state\":\"active\"");
+
+	ASSERT_TRUE(p != NULL);
+	while (p > status && strncmp(p, "{\"id\":", 6))
+		p--;
+	return bt_json_get(p, "pid");
+}
+
+int bt_which_takes_from(const void *src, const void *dst, const int *fds, int n)
+{
+	const struct sockaddr_in *s4 = src;
+	const struct sockaddr_in6 *s6 = src;
+	socklen_t len = s4->sin_family == AF_INET6 ? sizeof(*s6) : sizeof(*s4);
+	uint16_t sport = ntohs(s4->sin_family == AF_INET6 ? s6->sin6_port : s4->sin_port);
+	int c = socket(s4->sin_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, who, conn = -1;
+
+	if (c < 0)
+		FAIL("socket: %s", strerror(errno));
+	setsockopt(c, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (sport && bind(c, src, len))
+		FAIL("bind to source port %u: %s", sport, strerror(errno));
+	if (connect(c, dst, len))
+		FAIL("connect: %s", strerror(errno));
+	who = bt_accept_which(fds, n, 2000, &conn);
+	if (conn >= 0)
+		bt_close_rst(conn);
+	bt_close_rst(c);
+	return who;
+}
+
+pid_t bt_run_web(const char *dir, const char *listen, char *const argv[], void (*child)(void *ctx), int timeout_s,
+		 char *status, size_t len)
+{
+	char *args[48], log[PATH_MAX];
+	int n = 0;
+
+	args[n++] = (char *)bt_baton_bin();
+	args[n++] = "run";
+	args[n++] = "--name";
+	args[n++] = "web";
+	args[n++] = "--listen";
+	args[n++] = (char *)listen;
+	args[n++] = "--hang-threshold";
+	args[n++] = "2s";
+	for (int i = 0; argv[i] && n < 47; i++)
+		args[n++] = argv[i];
+	args[n] = NULL;
+	snprintf(log, sizeof(log), "%s/baton.log", dir);
+	return bt_supervisor_start(args, "web", log, child, NULL, timeout_s, status, len);
 }

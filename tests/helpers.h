@@ -90,4 +90,104 @@ const char *bt_load_finish(struct bt_load *l, int timeout_s);
 /* Stops it (SIGTERM: it reports what it counted) and returns the report. */
 const char *bt_load_stop(struct bt_load *l, int timeout_s);
 
+/* ---- the fixture: what most integration tests start from ---------------- */
+
+/* The program named by environment variable VAR (set by make check), or
+ * skip naming WHAT. */
+const char *bt_need_env(const char *var, const char *what);
+/* The installed server NAME (Debian package PACKAGE) found in the usual
+ * bin directories, or skip (fail under BATON_REQUIRE_SERVERS=1). */
+const char *bt_need_server(const char *name, const char *package);
+/* A fresh directory /tmp/baton-TAG-XXXXXX (0700) into DIR, or fail. */
+void bt_tmpdir(char *dir, size_t len, const char *tag);
+/* bt_tmpdir, also the runtime directory (BATON_RUNTIME_DIR). */
+void bt_runtime_tmpdir(char *dir, size_t len, const char *tag);
+/* bt_tmpdir made 0755 (server workers may run as another user), with
+ * BATON_RUNTIME_DIR pointed at DIR/run (baton's own, made 0700 by it). */
+void bt_sv_tmpdir(char *dir, size_t len, const char *tag);
+/* Writes TEXT to DIR/NAME (DIR NULL: NAME is the path), or fails. */
+void bt_write_file(const char *dir, const char *name, const char *text);
+/* `baton ARG...` (the arguments up to the first NULL) with its stdout and
+ * stderr captured into OUT and ERR; the exit status, or -1 if it did not
+ * exit within TIMEOUT_S. */
+int bt_baton_into(char *out, size_t outlen, char *err, size_t errlen, int timeout_s, ...);
+/* bt_baton_into the calling file's `out` and `err` arrays, within 60 s
+ * (bt_baton_within: TIMEOUT_S). */
+#define bt_baton(...) bt_baton_into(out, sizeof(out), err, sizeof(err), 60, __VA_ARGS__, (const char *)NULL)
+#define bt_baton_within(timeout_s, ...) \
+	bt_baton_into(out, sizeof(out), err, sizeof(err), timeout_s, __VA_ARGS__, (const char *)NULL)
+
+/* One supervisor under test: `baton run --name web --listen LISTEN --grace
+ * GRACE OPTS... -- /bin/sh -c CMD`, in a fresh directory that is also its
+ * runtime directory. The command line is kept, so that the very same one
+ * can be started again after the supervisor was killed. */
+struct bt_sv {
+	pid_t pid;
+	uint16_t port;		/* the first listener's, from the status */
+	char dir[64], log[96];	/* the directory; DIR/log: the supervisor's output */
+	char mode[96];		/* DIR/mode: a command's `$(cat MODE)` reads it per generation */
+	char cmd[600];		/* the shell command; set it after bt_sv_init */
+	char *argv[32];
+	void (*child)(void *ctx);
+};
+/* A fresh /tmp/baton-test-XXXXXX as BATON_RUNTIME_DIR, with an empty mode file. */
+void bt_sv_init(struct bt_sv *s);
+/* Starts it with the options OPTS (NULL-terminated, or NULL) and CHILD
+ * (see bt_supervisor_start; or NULL), waits up to 10 s until it serves,
+ * copying the status document to STATUS, and sets s->port. */
+void bt_sv_start(struct bt_sv *s, const char *listen, const char *grace, const char *const *opts,
+		 void (*child)(void *ctx), char *status, size_t len);
+/* The same command line again (after a kill: it resumes). */
+void bt_sv_restart(struct bt_sv *s, char *status, size_t len);
+/* Writes ARGS (and a newline) to the mode file. */
+void bt_sv_set_mode(struct bt_sv *s, const char *args);
+
+/* An nginx for the tests: 2 workers under a master in the foreground, its
+ * pid, error log (DIR/error.log) and temp paths in DIR, one server that
+ * answers "ok" on 127.0.0.1:PORT. */
+struct bt_nginx_opts {
+	uint16_t port;
+	const char *listen;	/* after the address, e.g. " reuseport"; NULL: none */
+	const char *http;	/* more lines of the http block; NULL: none */
+};
+/* Writes DIR/nginx.conf and puts its path in CONFPATH. */
+void bt_nginx_conf(const char *dir, const struct bt_nginx_opts *o, char *confpath, size_t len);
+
+/* RELOADS `baton reload web` under the counting load client (connection per
+ * request, 16 at once, on PORT), 100 ms apart: each must succeed and say
+ * every string of SAYS; then `baton status web` must count them all done
+ * and none failed, STOP(CTX) stops the supervisor, and the client must have
+ * counted more than 500 answers and not one failure. CHECK(CTX), if given,
+ * runs before the first and after the last reload. DIR/baton.log and
+ * DIR/LOGNAME (if given) are quoted when it fails. */
+struct bt_reload_load {
+	uint16_t port;
+	int reloads;
+	int warmup_ms;			/* more than bt_load_start's own, before the first */
+	const char *dir, *logname;
+	const char *says[4];		/* NULL-terminated */
+	void (*check)(void *ctx);
+	void (*stop)(void *ctx);
+	void *ctx;
+};
+void bt_reload_under_load(const struct bt_reload_load *r);
+
+/* Prometheus's own checker on TEXT (written to DIR/metrics.txt); skips
+ * without it. */
+void bt_promtool(const char *dir, const char *text);
+/* The pid of the active generation in the status document STATUS. */
+long long bt_active_pid(const char *status);
+
+/* One TCP connection from SRC (a sockaddr_in or sockaddr_in6; bound only
+ * if its port is not 0) to DST, of the same family: which of the N FDS
+ * accepts it within 2 s (-1: none); both ends are closed with RST. */
+int bt_which_takes_from(const void *src, const void *dst, const int *fds, int n);
+
+/* `baton run --name web --listen LISTEN --hang-threshold 2s ARGV...` (ARGV:
+ * more options, "--", the command, NULL) through bt_supervisor_start with
+ * CHILD, logging to DIR/baton.log; its pid. The health watch is not under
+ * test: a stall of a loaded server must not start a reload of its own. */
+pid_t bt_run_web(const char *dir, const char *listen, char *const argv[], void (*child)(void *ctx), int timeout_s,
+		 char *status, size_t len);
+
 #endif

@@ -37,28 +37,6 @@ struct sv {
 	char cgroup[PATH_MAX];   /* where baton-web must not be left */
 };
 
-static bool required(void)
-{
-	const char *v = getenv("BATON_REQUIRE_SERVERS");
-
-	return v && !strcmp(v, "1");
-}
-
-static const char *need_server(const char *name, const char *package)
-{
-	static char found[512];
-	const char *dirs[] = { "/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin" };
-
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		snprintf(found, sizeof(found), "%s/%s", dirs[i], name);
-		if (!access(found, X_OK))
-			return found;
-	}
-	if (required())
-		FAIL("%s is not installed (Debian package %s) and BATON_REQUIRE_SERVERS=1", name, package);
-	SKIP("%s is not installed (Debian package %s; scripts/install-deps installs it)", name, package);
-}
-
 static void need_cgroup_mode(void)
 {
 	char own[PATH_MAX];
@@ -72,48 +50,18 @@ static void need_cgroup_mode(void)
 	bt_need_ebpf();
 }
 
-static void write_file(const char *dir, const char *name, const char *text)
-{
-	char path[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	if (!f)
-		FAIL("fopen %s: %s", path, strerror(errno));
-	fputs(text, f);
-	fclose(f);
-}
-
 static void sv_dir(struct sv *s)
 {
 	char own[PATH_MAX];
 
 	memset(s, 0, sizeof(*s));
-	snprintf(s->dir, sizeof(s->dir), "/tmp/baton-bindmode-XXXXXX");
-	if (!mkdtemp(s->dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	chmod(s->dir, 0755);	/* nginx workers run as another user */
-	{
-		char run[PATH_MAX];
-
-		/* the runtime directory must be baton's alone (0700): one inside */
-		snprintf(run, sizeof(run), "%s/run", s->dir);
-		setenv("BATON_RUNTIME_DIR", run, 1);
-	}
+	bt_sv_tmpdir(s->dir, sizeof(s->dir), "bindmode");
 	if (!baton_cgroup_self(own, sizeof(own))) {
 		char state[200];
 
 		snprintf(state, sizeof(state), "%s/run/web.state", s->dir);
 		snprintf(s->cgroup, sizeof(s->cgroup), "%.4000s/baton-web-%08x", own, baton_hash32(state));
 	}
-}
-
-static int baton(const char *a1, const char *a2, const char *a3)
-{
-	char *argv[] = { (char *)bt_baton_bin(), (char *)a1, (char *)a2, (char *)a3, NULL };
-
-	return bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
 }
 
 static void show_log(const struct sv *s, const char *name)
@@ -126,22 +74,7 @@ static void show_log(const struct sv *s, const char *name)
 
 static void sv_start(struct sv *s, char *const argv[])
 {
-	char *args[48], logpath[96];
-	int n = 0;
-
-	args[n++] = (char *)bt_baton_bin();
-	args[n++] = "run";
-	args[n++] = "--name";
-	args[n++] = "web";
-	args[n++] = "--listen";
-	args[n++] = "tcp://127.0.0.1:8080?backlog=1024";
-	args[n++] = "--hang-threshold";	/* the health watch is not under test */
-	args[n++] = "2s";
-	for (int i = 0; argv[i] && n < 47; i++)
-		args[n++] = argv[i];
-	args[n] = NULL;
-	snprintf(logpath, sizeof(logpath), "%s/baton.log", s->dir);
-	s->pid = bt_supervisor_start(args, "web", logpath, NULL, NULL, 20, out, sizeof(out));
+	s->pid = bt_run_web(s->dir, "tcp://127.0.0.1:8080?backlog=1024", argv, NULL, 20, out, sizeof(out));
 }
 
 /* Stops the supervisor; its cgroups must be gone with it. */
@@ -159,7 +92,7 @@ static pid_t active_pid(void)
 {
 	const char *g;
 
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	g = strstr(out, "\"state\":\"active\"");
 	ASSERT_TRUE(g != NULL);
 	while (g > out && strncmp(g, "\"pid\":", 6))
@@ -185,45 +118,27 @@ static void assert_no_preload(pid_t pid)
 			FAIL("pid %d has %s in its environment", (int)pid, env + i);
 }
 
+static void sv_stop_ctx(void *ctx)
+{
+	sv_stop(ctx);
+}
+
+/* Every generation runs in cgroup mode without the shim. */
+static void cgroup_mode_without_shim(void *ctx)
+{
+	(void)ctx;
+	assert_no_preload(active_pid());
+	ASSERT_CONTAINS(out, "\"bind_mode\":\"cgroup\"");
+}
+
 /* 20 reloads under connection-per-request load; not one request may fail,
  * and every generation runs in cgroup mode without the shim. */
 static void reload_20_under_load(struct sv *s, const char *logname)
 {
-	struct bt_load bl = bt_load_start(PORT, "conn", "600", 16);
-	const char *report;
-
-	assert_no_preload(active_pid());
-	ASSERT_CONTAINS(out, "\"bind_mode\":\"cgroup\"");
-	for (int i = 0; i < 20; i++) {
-		if (baton("reload", "web", NULL) != 0) {
-			show_log(s, "baton.log");
-			if (logname)
-				show_log(s, logname);
-			kill(bl.pid, SIGTERM);
-			bt_load_finish(&bl, 20);
-			FAIL("reload %d failed: %s%s", i + 1, out, err);
-		}
-		ASSERT_CONTAINS(out, "bind mode cgroup");
-		ASSERT_CONTAINS(out, "adopted into slot");
-		ASSERT_CONTAINS(out, "serves");
-		usleep(100000);
-	}
-	assert_no_preload(active_pid());
-	usleep(300000);
-	kill(bl.pid, SIGTERM);	/* loadgen reports on SIGTERM */
-	report = bt_load_finish(&bl, 20);
-	bt_log("load: %s", report);
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
-	ASSERT_EQ(bt_json_get(out, "reloads_done"), 20);
-	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
-	sv_stop(s);
-	if (bt_json_get(report, "failed")) {
-		show_log(s, "baton.log");
-		if (logname)
-			show_log(s, logname);
-	}
-	ASSERT_GT(bt_json_get(report, "answered"), 500);
-	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+	bt_reload_under_load(&(struct bt_reload_load){
+		.port = PORT, .reloads = 20, .dir = s->dir, .logname = logname,
+		.says = { "bind mode cgroup", "adopted into slot", "serves" },
+		.check = cgroup_mode_without_shim, .stop = sv_stop_ctx, .ctx = s });
 }
 
 /* Builds tests/fixtures/goserver static (CGO_ENABLED=0) into DIR, with the
@@ -233,7 +148,7 @@ static const char *build_go(const char *dir)
 	static char bin[128];
 	char src[PATH_MAX], env[3][PATH_MAX + 16];
 	const char *srcdir = getenv("BATON_SRCDIR");
-	const char *go = need_server("go", "golang-go");
+	const char *go = bt_need_server("go", "golang-go");
 	char *argv[] = { (char *)go, "build", "-o", bin, src, NULL };
 	int r;
 
@@ -283,7 +198,7 @@ TEST_TIMEOUT(bindmode_static_go_server_20_reloads_under_load_lose_nothing, 300)
 
 TEST_TIMEOUT(bindmode_caddy_sets_reuseport_itself_20_reloads_under_load_lose_nothing, 300)
 {
-	const char *caddy = need_server("caddy", "caddy");
+	const char *caddy = bt_need_server("caddy", "caddy");
 	char conf[512], confpath[128], exe[PATH_MAX];
 	struct sv s;
 
@@ -295,7 +210,7 @@ TEST_TIMEOUT(bindmode_caddy_sets_reuseport_itself_20_reloads_under_load_lose_not
 	snprintf(conf, sizeof(conf),
 		 "{\n\tadmin off\n\tauto_https off\n\tgrace_period 10s\n}\n"
 		 "http://127.0.0.1:%d {\n\tbind 127.0.0.1\n\trespond \"ok\"\n}\n", PORT);
-	write_file(s.dir, "Caddyfile", conf);
+	bt_write_file(s.dir, "Caddyfile", conf);
 	snprintf(confpath, sizeof(confpath), "%s/Caddyfile", s.dir);
 	setenv("XDG_DATA_HOME", s.dir, 1);
 	setenv("XDG_CONFIG_HOME", s.dir, 1);
@@ -311,21 +226,13 @@ TEST_TIMEOUT(bindmode_caddy_sets_reuseport_itself_20_reloads_under_load_lose_not
 
 TEST_TIMEOUT(bindmode_nginx_in_cgroup_mode_20_reloads_under_load_lose_nothing, 300)
 {
-	const char *nginx = need_server("nginx", "nginx");
-	char conf[2048], confpath[128];
+	const char *nginx = bt_need_server("nginx", "nginx");
+	char confpath[128];
 	struct sv s;
 
 	need_cgroup_mode();
 	sv_dir(&s);
-	snprintf(conf, sizeof(conf),
-		 "worker_processes 2;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\n"
-		 "error_log %s/error.log;\nevents { worker_connections 1024; }\n"
-		 "http {\n access_log off;\n client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
-		 " uwsgi_temp_path %s; scgi_temp_path %s;\n"
-		 " server { listen 127.0.0.1:%d; location / { return 200 \"ok\\n\"; } }\n}\n",
-		 s.dir, s.dir, s.dir, s.dir, s.dir, s.dir, s.dir, PORT);
-	write_file(s.dir, "nginx.conf", conf);
-	snprintf(confpath, sizeof(confpath), "%s/nginx.conf", s.dir);
+	bt_nginx_conf(s.dir, &(struct bt_nginx_opts){ .port = PORT }, confpath, sizeof(confpath));
 	/* nginx binds through libc: cgroup mode is not Go-specific */
 	char *argv[] = { "--bind-mode", "cgroup", "--stop-signal", "QUIT", "--grace", "10s", "--", (char *)nginx,
 			 "-c", confpath, "-p", s.dir, NULL };
@@ -361,12 +268,12 @@ static const char py_server[] =
 
 static void py_start_ready(struct sv *s, const char *ready)
 {
-	const char *py = need_server("python3", "python3");
+	const char *py = bt_need_server("python3", "python3");
 	char path[128];
 
 	need_cgroup_mode();
 	sv_dir(s);
-	write_file(s->dir, "server.py", py_server);
+	bt_write_file(s->dir, "server.py", py_server);
 	snprintf(path, sizeof(path), "%s/server.py", s->dir);
 	/* python binds through libc: auto would pick the shim */
 	char *argv[] = { "--bind-mode", "cgroup", "--ready", (char *)ready, "--ready-timeout", "5s", "--",
@@ -382,7 +289,7 @@ static void py_start(struct sv *s)
 
 static void flag(const struct sv *s, const char *name)
 {
-	write_file(s->dir, name, "");
+	bt_write_file(s->dir, name, "");
 }
 
 /* The supervisor's log once it holds WANT (within 5 s). */
@@ -413,7 +320,7 @@ TEST_TIMEOUT(bindmode_uid_mismatch_fails_the_reload_naming_both_uids, 60)
 
 	py_start(&s);
 	flag(&s, "as-nobody");
-	ASSERT_NE(baton("reload", "web", NULL), 0);
+	ASSERT_NE(bt_baton("reload", "web"), 0);
 	ASSERT_CONTAINS(out, "as uid 65534, but the sockets of its group belong to uid 0");
 	ASSERT_CONTAINS(out, "Run every generation as the same user");
 	ASSERT_CONTAINS(out, "rolling back: gen 2 exited");
@@ -427,11 +334,11 @@ TEST_TIMEOUT(bindmode_address_no_listen_names_is_left_alone_and_said, 60)
 
 	py_start(&s);
 	flag(&s, "other");
-	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web"), 0);
 	/* said in the log (the reload may be done by then) */
 	ASSERT_CONTAINS(log_with(&s, "8081, which"), "binds tcp://127.0.0.1:8081, which no --listen names: left alone");
 	ASSERT_CONTAINS(log_with(&s, "8081, which"), "add --listen to steer it");
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_EQ(bt_json_get(out, "reloads_done"), 1);
 	sv_stop(&s);
 	rm_rf(s.dir);
@@ -444,7 +351,7 @@ TEST_TIMEOUT(bindmode_second_bind_is_said_and_left_out_of_the_table, 60)
 
 	py_start(&s);
 	flag(&s, "twice");
-	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web"), 0);
 	ASSERT_CONTAINS(log_with(&s, "a second time"), "tcp://127.0.0.1:8080 a second time while its first socket "
 						       "there listens");
 	ASSERT_CONTAINS(log_with(&s, "a second time"), "Make the server listen once on it");
@@ -478,7 +385,7 @@ static void under_systemd(void *ctx)
 
 static void refused(void (*child)(void *ctx), const char *want1, const char *want2)
 {
-	const char *py = need_server("python3", "python3");
+	const char *py = bt_need_server("python3", "python3");
 	char *argv[] = { (char *)bt_baton_bin(), "run", "--name", "web", "--listen", "tcp://127.0.0.1:8080",
 			 "--bind-mode", "cgroup", "--", (char *)py, "-c", "import time; time.sleep(30)", NULL };
 	struct sv s;
@@ -585,7 +492,7 @@ TEST_TIMEOUT(bindmode_resumed_supervisor_keeps_cgroup_mode_and_cleans_up, 60)
 	ASSERT_TRUE(read(fd, out, 16) > 0);
 	close(fd);
 	char *argv[] = { "--bind-mode", "cgroup", "--ready", "listen", "--ready-timeout", "5s", "--",
-			 (char *)need_server("python3", "python3"), NULL, s.dir, NULL };
+			 (char *)bt_need_server("python3", "python3"), NULL, s.dir, NULL };
 	char path[128];
 
 	snprintf(path, sizeof(path), "%s/server.py", s.dir);
@@ -594,7 +501,7 @@ TEST_TIMEOUT(bindmode_resumed_supervisor_keeps_cgroup_mode_and_cleans_up, 60)
 	ASSERT_EQ(active_pid(), pid);
 	ASSERT_CONTAINS(out, "\"resumed\":true");
 	ASSERT_CONTAINS(out, "\"bind_mode\":\"cgroup\"");
-	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web"), 0);
 	ASSERT_CONTAINS(out, "bind mode cgroup");
 	ASSERT_CONTAINS(out, "adopted into slot");
 	sv_stop(&s);	/* gen-1, gen-2 and baton-web gone */
@@ -610,7 +517,7 @@ TEST_TIMEOUT(bindmode_readiness_waits_for_the_adoption, 60)
 
 	py_start_ready(&s, "delay:50ms");
 	flag(&s, "slow");	/* gen 2 listens 1 s after it starts */
-	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web"), 0);
 	ASSERT_CONTAINS(out, "is ready but does not listen on listener 0 yet");
 	ASSERT_CONTAINS(out, "adopted into slot");
 	ASSERT_CONTAINS(out, "serves");
@@ -630,10 +537,10 @@ TEST_TIMEOUT(bindmode_generation_that_never_listens_is_rolled_back, 60)
 	struct sv s;
 
 	py_start_ready(&s, "delay:50ms");
-	write_file(s.dir, "server.py", "import time\ntime.sleep(60)\n");
-	ASSERT_NE(baton("reload", "web", NULL), 0);
+	bt_write_file(s.dir, "server.py", "import time\ntime.sleep(60)\n");
+	ASSERT_NE(bt_baton("reload", "web"), 0);
 	ASSERT_CONTAINS(out, "gen 2 did not listen on listener 0 within 5000 ms");
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
 	sv_stop(&s);
 	rm_rf(s.dir);
@@ -773,14 +680,14 @@ static void in_pid_namespace(void *ctx)
  * adopted as anywhere else. */
 TEST_TIMEOUT(bindmode_in_a_pid_namespace_adopts_the_generations_own_socket, 60)
 {
-	const char *py = need_server("python3", "python3");
+	const char *py = bt_need_server("python3", "python3");
 	char path[128], *args[24], logpath[128];
 	struct sv s;
 	int n = 0;
 
 	need_cgroup_mode();
 	sv_dir(&s);
-	write_file(s.dir, "server.py", py_server);
+	bt_write_file(s.dir, "server.py", py_server);
 	snprintf(path, sizeof(path), "%s/server.py", s.dir);
 	snprintf(logpath, sizeof(logpath), "%s/baton.log", s.dir);
 	args[n++] = (char *)bt_baton_bin();
@@ -804,7 +711,7 @@ TEST_TIMEOUT(bindmode_in_a_pid_namespace_adopts_the_generations_own_socket, 60)
 	ASSERT_CONTAINS(out, "\"bind_mode\":\"cgroup\"");
 	ASSERT_CONTAINS(out, "\"pid\":2,");	/* gen 1 is the namespace's second process: baton is its init */
 	ASSERT_TRUE(answered_200());
-	if (baton("reload", "web", NULL) != 0) {
+	if (bt_baton("reload", "web") != 0) {
 		show_log(&s, "baton.log");
 		FAIL("reload in a pid namespace failed: %s%s", out, err);
 	}
@@ -860,7 +767,7 @@ TEST_TIMEOUT(bindmode_foreign_process_listening_first_in_a_new_generation_is_not
 	for (int i = 0; i < 100 && !newpid; i++) {
 		const char *g;
 
-		ASSERT_EQ(baton("status", "web", "--json"), 0);
+		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 		g = strstr(out, "\"state\":\"starting\"");
 		if (g) {
 			while (g > out && strncmp(g, "\"pid\":", 6))

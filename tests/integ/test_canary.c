@@ -32,13 +32,6 @@ struct sv {
 	uint16_t port;
 };
 
-static int baton(const char *a1, const char *a2, const char *a3, const char *a4, const char *a5)
-{
-	char *argv[] = { (char *)bt_baton_bin(), (char *)a1, (char *)a2, (char *)a3, (char *)a4, (char *)a5, NULL };
-
-	return bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
-}
-
 static void set_mode(struct sv *s, const char *args)
 {
 	FILE *f = fopen(s->mode, "w");
@@ -85,9 +78,7 @@ static void sv_start_with(struct sv *s, const char *x1, const char *x2, const ch
 	s->extra[1] = x1 ? x2 : NULL;
 	s->extra[2] = x1 && x2 ? x3 : NULL;
 	s->extra[3] = x1 && x2 && x3 ? x4 : NULL;
-	snprintf(s->dir, sizeof(s->dir), "/tmp/baton-test-XXXXXX");
-	if (!mkdtemp(s->dir))
-		FAIL("mkdtemp: %s", strerror(errno));
+	bt_tmpdir(s->dir, sizeof(s->dir), "test");
 	setenv("BATON_RUNTIME_DIR", s->dir, 1);
 	snprintf(s->mode, sizeof(s->mode), "%s/mode", s->dir);
 	set_mode(s, "");
@@ -113,7 +104,7 @@ static long long gen_pid(int id)
 	char key[32];
 	const char *p;
 
-	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	snprintf(key, sizeof(key), "{\"id\":%d,", id);
 	p = strstr(out, key);
 	if (!p)
@@ -157,7 +148,7 @@ TEST_TIMEOUT(canary_of_10_percent_over_10000_connections_lands_within_2_percent,
 	int i, to_canary = 0, to_old = 0;
 
 	sv_start(&s);
-	ASSERT_EQ(baton("reload", "web", "--canary", "10%", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web", "--canary", "10%"), 0);
 	ASSERT_CONTAINS(out, "takes 10% of new connections (canary)");
 	canary = gen_pid(2);
 	old = gen_pid(1);
@@ -175,7 +166,7 @@ TEST_TIMEOUT(canary_of_10_percent_over_10000_connections_lands_within_2_percent,
 	ASSERT_EQ(to_canary + to_old, 10000);
 	ASSERT_GE(to_canary, 800);
 	ASSERT_LE(to_canary, 1200);
-	ASSERT_EQ(baton("status", "web", NULL, NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("status", "web"), 0);
 	ASSERT_CONTAINS(out, "canary: gen 2 takes 10% beside gen 1");
 	sv_stop(&s);
 }
@@ -188,23 +179,23 @@ TEST_TIMEOUT(canary_promote_and_rollback_under_load_fail_nothing, 90)
 
 	sv_start(&s);
 	l = bt_load_start(s.port, "conn", "4", 16);
-	ASSERT_EQ(baton("reload", "web", "--canary", "30%", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web", "--canary", "30%"), 0);
 	usleep(600000);
-	ASSERT_EQ(baton("promote", "web", NULL, NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("promote", "web"), 0);
 	ASSERT_CONTAINS(out, "gen 2 serves every new connection; gen 1 told to stop");
 	usleep(400000);
-	ASSERT_EQ(baton("reload", "web", "--canary", "50%", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web", "--canary", "50%"), 0);
 	usleep(600000);
-	ASSERT_EQ(baton("rollback", "web", NULL, NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("rollback", "web"), 0);
 	ASSERT_CONTAINS(out, "every new connection goes to gen 2 again; gen 3 stopped and fenced");
 	report = bt_load_finish(&l, 30);
 	assert_no_failures(report);
-	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_EQ(bt_json_get(out, "reloads_done"), 1);
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
 	ASSERT_CONTAINS(out, "{\"id\":2,");
 	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"share_pct\":100.0");
-	ASSERT_EQ(baton("rollback", "web", NULL, NULL, NULL), 1);
+	ASSERT_EQ(bt_baton("rollback", "web"), 1);
 	ASSERT_CONTAINS(err, "nothing to rollback: no canary or probation is under way");
 	sv_stop(&s);
 }
@@ -219,18 +210,18 @@ TEST_TIMEOUT(probation_generation_failing_after_ready_is_flipped_back_without_a_
 	sv_start(&s);
 	l = bt_load_start(s.port, "conn", "4", 16);
 	set_mode(&s, "--fail-after 1000");
-	ASSERT_EQ(baton("reload", "web", "--probation", "10s", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web", "--probation", "10s"), 0);
 	ASSERT_CONTAINS(out, "probation: gen 1");
 	set_mode(&s, "");
 	for (i = 0; i < 150; i++) {
-		ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 		if (bt_json_get(out, "reloads_failed") == 1)
 			break;
 		usleep(20000);
 	}
 	report = bt_load_finish(&l, 30);
 	assert_no_failures(report);
-	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	bt_log("%s", out);
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
 	ASSERT_EQ(bt_json_get(out, "restarts"), 0);
@@ -259,7 +250,7 @@ TEST_TIMEOUT(canary_check_reaches_the_canary_alone_and_a_failing_one_rolls_it_ba
 	snprintf(seen, sizeof(seen), "%s/seen", s.dir);
 	snprintf(check, sizeof(check), "curl -s --local-port \"$BATON_CHECK_PORTS\" "
 		 "http://$BATON_CHECK_HOST:$BATON_CHECK_PORT/ >> %s", seen);
-	ASSERT_EQ(baton("reload", "web", "--canary", "10%", "--check-cmd"), 2);	/* needs its value */
+	ASSERT_EQ(bt_baton("reload", "web", "--canary", "10%", "--check-cmd"), 2);	/* needs its value */
 	{
 		char *argv[] = { (char *)bt_baton_bin(), "reload", "web", "--canary", "10%", "--check-cmd", check,
 				 "--check-interval", "100ms", NULL };
@@ -268,7 +259,7 @@ TEST_TIMEOUT(canary_check_reaches_the_canary_alone_and_a_failing_one_rolls_it_ba
 	}
 	canary = gen_pid(2);
 	for (i = 0; i < 100; i++) {
-		ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 		if (bt_json_get(out, "checks_passed") >= 8)
 			break;
 		usleep(50000);
@@ -286,11 +277,11 @@ TEST_TIMEOUT(canary_check_reaches_the_canary_alone_and_a_failing_one_rolls_it_ba
 	fclose(f);
 	ASSERT_GE(lines, 8);
 	ASSERT_EQ(wrong, 0);
-	ASSERT_EQ(baton("promote", "web", NULL, NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("promote", "web"), 0);
 	/* a check that fails (the new version has no /healthz) rolls the canary back */
-	ASSERT_EQ(baton("reload", "web", "--canary", "20%", "--check=http:///healthz"), 0);
+	ASSERT_EQ(bt_baton("reload", "web", "--canary", "20%", "--check=http:///healthz"), 0);
 	for (i = 0; i < 100; i++) {
-		ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 		if (bt_json_get(out, "reloads_failed") == 1)
 			break;
 		usleep(20000);
@@ -307,18 +298,18 @@ TEST_TIMEOUT(canary_options_errors_name_the_bad_input, 60)
 	struct sv s;
 
 	sv_start(&s);
-	ASSERT_EQ(baton("reload", "web", "--canary", "100%", NULL), 2);
+	ASSERT_EQ(bt_baton("reload", "web", "--canary", "100%"), 2);
 	ASSERT_CONTAINS(err, "bad --canary \"100%\": want a share from 1% to 99%");
-	ASSERT_EQ(baton("reload", "web", "--step", "1s", NULL), 1);
+	ASSERT_EQ(bt_baton("reload", "web", "--step", "1s"), 1);
 	ASSERT_CONTAINS(err, "--step raises a canary's share: give --canary P% too");
-	ASSERT_EQ(baton("reload", "web", "--check", "http:///x", NULL), 1);
+	ASSERT_EQ(bt_baton("reload", "web", "--check", "http:///x"), 1);
 	ASSERT_CONTAINS(err, "a check decides a canary or a probation");
-	ASSERT_EQ(baton("status", "web", "--canary", "5%", NULL), 2);
+	ASSERT_EQ(bt_baton("status", "web", "--canary", "5%"), 2);
 	ASSERT_CONTAINS(err, "unknown option \"--canary\"");
-	ASSERT_EQ(baton("promote", "web", NULL, NULL, NULL), 1);
+	ASSERT_EQ(bt_baton("promote", "web"), 1);
 	ASSERT_CONTAINS(err, "nothing to promote");
-	ASSERT_EQ(baton("reload", "web", "--canary", "10%", NULL), 0);
-	ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL), 1);
+	ASSERT_EQ(bt_baton("reload", "web", "--canary", "10%"), 0);
+	ASSERT_EQ(bt_baton("reload", "web"), 1);
 	ASSERT_CONTAINS(err, "gen 2 is a canary taking 10% of new connections beside gen 1: decide first");
 	sv_stop(&s);
 }
@@ -329,23 +320,23 @@ TEST_TIMEOUT(canary_and_probation_outlive_a_supervisor_that_dies, 90)
 	int status;
 
 	sv_start(&s);
-	ASSERT_EQ(baton("reload", "web", "--canary", "10%", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web", "--canary", "10%"), 0);
 	kill(s.pid, SIGKILL);
 	ASSERT_EQ(waitpid(s.pid, &status, 0), s.pid);
 	sv_run(&s);	/* adopts the generations, and the split with them */
-	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_CONTAINS(out, "\"stage\":{\"kind\":\"canary\",\"gen\":2,\"old_gen\":1,\"canary_pct\":10");
 	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"share_pct\":10.0");
-	ASSERT_EQ(baton("promote", "web", NULL, NULL, NULL), 0);
-	ASSERT_EQ(baton("reload", "web", "--probation", "30s", NULL), 0);
+	ASSERT_EQ(bt_baton("promote", "web"), 0);
+	ASSERT_EQ(bt_baton("reload", "web", "--probation", "30s"), 0);
 	kill(s.pid, SIGKILL);
 	ASSERT_EQ(waitpid(s.pid, &status, 0), s.pid);
 	sv_run(&s);
-	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_CONTAINS(out, "\"stage\":{\"kind\":\"probation\",\"gen\":3,\"old_gen\":2");
 	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"state\":\"standby\"");
-	ASSERT_EQ(baton("rollback", "web", NULL, NULL, NULL), 0);
-	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("rollback", "web"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"share_pct\":100.0");
 	sv_stop(&s);
 }
@@ -359,9 +350,9 @@ TEST_TIMEOUT(back_to_back_reloads_stop_at_max_draining_naming_them, 60)
 	 * (draining) until the 5 s grace ends */
 	snprintf(sig, sizeof(sig), "%d", SIGWINCH);
 	sv_start_with(&s, "--max-draining", "1", "--stop-signal", sig);
-	ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web"), 0);
 	snprintf(want, sizeof(want), "gen 1 (pid %lld)", gen_pid(1));
-	ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL), 1);
+	ASSERT_EQ(bt_baton("reload", "web"), 1);
 	ASSERT_CONTAINS(err, "1 generations still drain (");
 	ASSERT_CONTAINS(err, want);
 	ASSERT_CONTAINS(err, "the limit set by --max-draining 1");
@@ -379,7 +370,7 @@ TEST_TIMEOUT(canary_steps_promote_and_reload_waits_for_the_outcome, 60)
 
 	sv_start(&s);
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	ASSERT_EQ(baton("reload", "web", "--canary=40%", "--step=300ms", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web", "--canary=40%", "--step=300ms"), 0);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
 	bt_log("%s", out);
@@ -389,7 +380,7 @@ TEST_TIMEOUT(canary_steps_promote_and_reload_waits_for_the_outcome, 60)
 	ASSERT_CONTAINS(out, "canary: gen 2 takes 80% of new connections");
 	ASSERT_CONTAINS(out, "promoting canary gen 2 from 80% (every step passed)");
 	ASSERT_CONTAINS(out, "gen 2 (pid ");
-	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_EQ(bt_json_get(out, "reloads_done"), 1);
 	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"share_pct\":100.0");
 	sv_stop(&s);
@@ -418,8 +409,8 @@ TEST_TIMEOUT(canary_of_a_new_command_takes_effect_only_when_promoted, 60)
 	ASSERT_GT(seen, 50);
 	ASSERT_LE(seen, 150);
 	/* rolled back: the command in force stays the old one */
-	ASSERT_EQ(baton("rollback", "web", NULL, NULL, NULL), 0);
-	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("rollback", "web"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_TRUE(strstr(out, "--tag newcmd") == NULL);
 	sv_stop(&s);
 }
@@ -468,7 +459,7 @@ static void kill_supervisor(struct sv *s)
 static void wait_checks(int n)
 {
 	for (int i = 0; i < 400; i++) {
-		ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 		if (strstr(out, "\"checks_passed\":") && bt_json_get(out, "checks_passed") >= n)
 			return;
 		usleep(25000);
@@ -481,7 +472,7 @@ static void wait_checks(int n)
 static long long wait_decided(long long failed0, long long done0, long long t0)
 {
 	for (int i = 0; i < 1000; i++) {
-		ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 		if (bt_json_get(out, "reloads_failed") > failed0 || bt_json_get(out, "reloads_done") > done0)
 			return mono_ms() - t0;
 		usleep(10000);
@@ -564,7 +555,7 @@ TEST_TIMEOUT(canary_failing_check_rolls_back_across_a_supervisor_kill_within_the
 static long long left_at(const char *key, long long *a, long long *b)
 {
 	*a = mono_ms();
-	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	*b = mono_ms();
 	return bt_json_get(out, key);
 }
@@ -613,7 +604,7 @@ TEST_TIMEOUT(stage_deadlines_and_check_counts_survive_a_supervisor_restart_and_r
 	ASSERT_CONTAINS(out, "\"check\":\"true\"");
 	ASSERT_GE(bt_json_get(out, "checks_passed"), passed0);
 	assert_same_deadline("probation", left1, a1, b1, left2, a2, b2);
-	ASSERT_EQ(baton("promote", "web", NULL, NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("promote", "web"), 0);
 
 	/* a stepped canary with a check that runs once in 10 s: its first
 	 * verdict only, not the probation's passes */
@@ -624,7 +615,7 @@ TEST_TIMEOUT(stage_deadlines_and_check_counts_survive_a_supervisor_restart_and_r
 		rel = reload_bg(argv, rout);
 	}
 	for (int i = 0; i < 400; i++) {
-		ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 		if (strstr(out, "\"kind\":\"canary\""))
 			break;
 		usleep(25000);
@@ -641,7 +632,7 @@ TEST_TIMEOUT(stage_deadlines_and_check_counts_survive_a_supervisor_restart_and_r
 	left2 = left_at("next_step_in_ms", &a2, &b2);
 	ASSERT_CONTAINS(out, "\"stage\":{\"kind\":\"canary\",\"gen\":3,\"old_gen\":2,\"canary_pct\":10");
 	assert_same_deadline("canary's next step", left1, a1, b1, left2, a2, b2);
-	ASSERT_EQ(baton("rollback", "web", NULL, NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("rollback", "web"), 0);
 	sv_stop(&s);
 }
 
@@ -669,7 +660,7 @@ static void reload_through_a_stall(struct sv *s, const char *assumed)
 	l = bt_load_start(s->port, "conn", "30", 8);
 	rel = reload_bg(argv, rout);
 	for (i = 0; i < 500; i++) {
-		ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 		if (strstr(out, "{\"id\":2,") && strstr(strstr(out, "{\"id\":2,"), "\"state\":\"starting\""))
 			break;
 		usleep(5000);
@@ -687,7 +678,7 @@ static void reload_through_a_stall(struct sv *s, const char *assumed)
 	fclose(f);
 	bt_log("reload: %s", text);
 	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_EQ(bt_json_get(out, "reloads_done"), 1);
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
 	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"state\":\"active\"");
@@ -780,7 +771,7 @@ TEST_TIMEOUT(canary_probe_pin_ignores_a_client_on_the_reserved_ports_from_anothe
 	/* the weights: about 1 in 100 (each port is used 4 times, and the
 	 * same 4-tuple hashes alike: a hit comes in fours) */
 	ASSERT_LE(other_hits, 8);
-	ASSERT_EQ(baton("rollback", "web", NULL, NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("rollback", "web"), 0);
 	sv_stop(&s);
 }
 
@@ -797,7 +788,7 @@ TEST_TIMEOUT(canary_that_cannot_be_resumed_whole_is_rolled_back_with_the_reason,
 
 	for (int round = 0; round < 2; round++) {
 		sv_start(&s);
-		ASSERT_EQ(baton("reload", "web", "--canary=30%", "--check-cmd=true", NULL), 0);
+		ASSERT_EQ(bt_baton("reload", "web", "--canary=30%", "--check-cmd=true"), 0);
 		kill_supervisor(&s);
 		/* the state as that baton would have written it */
 		snprintf(state, sizeof(state), "%s/web.state", s.dir);
@@ -815,7 +806,7 @@ TEST_TIMEOUT(canary_that_cannot_be_resumed_whole_is_rolled_back_with_the_reason,
 		fprintf(f, "%.*s%s\nend\n", (int)(p - text), text, lines[round]);
 		fclose(f);
 		sv_run(&s);
-		ASSERT_EQ(baton("status", "web", "--json", NULL, NULL), 0);
+		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 		bt_log("%s", out);
 		ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
 		ASSERT_EQ(bt_json_get(out, "reloads_done"), 0);

@@ -20,35 +20,28 @@
 
 static char out[16384], err[4096];
 
-static int baton(const char *a1, const char *a2, const char *a3)
-{
-	char *argv[] = { (char *)bt_baton_bin(), (char *)a1, (char *)a2, (char *)a3, NULL };
-
-	return bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
-}
-
 TEST(cli_help_lists_commands)
 {
-	ASSERT_EQ(baton("--help", NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("--help"), 0);
 	ASSERT_CONTAINS(out, "usage: baton COMMAND");
 	ASSERT_CONTAINS(out, "demo");
-	ASSERT_EQ(baton("demo", "--help", NULL), 0);
+	ASSERT_EQ(bt_baton("demo", "--help"), 0);
 	ASSERT_CONTAINS(out, "usage: baton demo");
-	ASSERT_EQ(baton("help", "demo", NULL), 0);
+	ASSERT_EQ(bt_baton("help", "demo"), 0);
 	ASSERT_CONTAINS(out, "--json");
-	ASSERT_EQ(baton("--version", NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("--version"), 0);
 	ASSERT_CONTAINS(out, "baton " BATON_VERSION);
 }
 
 TEST(cli_errors_name_the_bad_input)
 {
-	ASSERT_EQ(baton("frobnicate", NULL, NULL), 2);
+	ASSERT_EQ(bt_baton("frobnicate"), 2);
 	ASSERT_CONTAINS(err, "unknown command \"frobnicate\"");
-	ASSERT_EQ(baton("demo", "--colour", NULL), 2);
+	ASSERT_EQ(bt_baton("demo", "--colour"), 2);
 	ASSERT_CONTAINS(err, "unknown option \"--colour\"");
-	ASSERT_EQ(baton("demo", "extra", NULL), 2);
+	ASSERT_EQ(bt_baton("demo", "extra"), 2);
 	ASSERT_CONTAINS(err, "unexpected argument \"extra\"");
-	ASSERT_EQ(baton(NULL, NULL, NULL), 2);
+	ASSERT_EQ(bt_baton(NULL), 2);
 	ASSERT_CONTAINS(err, "usage: baton");
 }
 
@@ -56,7 +49,7 @@ TEST_TIMEOUT(cli_demo_shows_problem_and_answer, 90)
 {
 	long long plain_failed;
 
-	ASSERT_EQ(baton("demo", "--json", NULL), 0);
+	ASSERT_EQ(bt_baton("demo", "--json"), 0);
 	ASSERT_TRUE(strstr(err, "part 1/3") == NULL);	/* progress only on a terminal */
 	if (!strstr(out, "\"mode\": \"ebpf\""))
 		SKIP("the demo ran without eBPF (needs CAP_BPF and CAP_NET_ADMIN, or root): %s", out);
@@ -74,19 +67,19 @@ TEST_TIMEOUT(cli_demo_shows_problem_and_answer, 90)
 
 TEST(cli_unknown_words_get_a_hint)
 {
-	ASSERT_EQ(baton("stauts", NULL, NULL), 2);
+	ASSERT_EQ(bt_baton("stauts"), 2);
 	ASSERT_CONTAINS(err, "unknown command \"stauts\"; did you mean \"status\"?");
-	ASSERT_EQ(baton("help", "sterr", NULL), 2);
+	ASSERT_EQ(bt_baton("help", "sterr"), 2);
 	ASSERT_CONTAINS(err, "did you mean \"steer\"?");
 	/* far from every command: no guess */
-	ASSERT_EQ(baton("frobnicate", NULL, NULL), 2);
+	ASSERT_EQ(bt_baton("frobnicate"), 2);
 	ASSERT_TRUE(strstr(err, "did you mean") == NULL);
-	ASSERT_EQ(baton("--bogus", NULL, NULL), 2);
+	ASSERT_EQ(bt_baton("--bogus"), 2);
 	ASSERT_CONTAINS(err, "unknown option \"--bogus\"");
 	ASSERT_TRUE(strstr(err, "unknown command") == NULL);
-	ASSERT_EQ(baton("ls", "--help", NULL), 0);
+	ASSERT_EQ(bt_baton("ls", "--help"), 0);
 	ASSERT_CONTAINS(out, "-j, --json");
-	ASSERT_EQ(baton("stop", "--help", NULL), 0);
+	ASSERT_EQ(bt_baton("stop", "--help"), 0);
 	ASSERT_CONTAINS(out, "--timeout DUR");
 }
 
@@ -195,7 +188,7 @@ TEST(cli_errors_carry_their_level_under_the_journal)
 	ASSERT_EQ(bt_run_with(argv2, stderr_is_journal, NULL, out, sizeof(out), err, sizeof(err), 10), 2);
 	ASSERT_TRUE(!strncmp(err, "<3>steer: option --policy", 25));
 	/* elsewhere: the level in words, the text as it was */
-	ASSERT_EQ(baton("frobnicate", NULL, NULL), 2);
+	ASSERT_EQ(bt_baton("frobnicate"), 2);
 	ASSERT_TRUE(!strncmp(err, "baton: error: unknown command \"frobnicate\"", 42));
 }
 

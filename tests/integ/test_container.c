@@ -30,13 +30,6 @@ static const struct { const char *name; int cap; } docker_caps[] = {
 	{ "audit_write", CAP_AUDIT_WRITE },
 };
 
-static int baton(const char *a1, const char *a2, const char *a3)
-{
-	char *argv[] = { (char *)bt_baton_bin(), (char *)a1, (char *)a2, (char *)a3, NULL };
-
-	return bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
-}
-
 /* A field of /proc/PID/status ("CapEff:"), its text after the tab. */
 static const char *status_field(pid_t pid, const char *key)
 {
@@ -105,10 +98,7 @@ static void container(const char *extra, const int *extra_caps, int nextra, cons
 		SKIP("setpriv and unshare (util-linux) are needed to make the container");
 	if (!ref || access(ref, X_OK))
 		SKIP("BATON_REFSERVER does not name the reference server (run through make check)");
-	snprintf(dir, sizeof(dir), "/tmp/baton-test-XXXXXX");
-	if (!mkdtemp(dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	setenv("BATON_RUNTIME_DIR", dir, 1);
+	bt_runtime_tmpdir(dir, sizeof(dir), "test");
 	/* /sys/fs/bpf in a container is no bpffs, and mounting one needs CAP_SYS_ADMIN */
 	snprintf(bpffs, sizeof(bpffs), "%s/bpffs", dir);
 	mkdir(bpffs, 0700);
@@ -159,19 +149,19 @@ static void container(const char *extra, const int *extra_caps, int nextra, cons
 	ASSERT_EQ(setns(ns, CLONE_NEWNET), 0);
 	load = bt_load_start(8080, "conn", "30", 8);
 	for (i = 0; i < 10; i++) {
-		ASSERT_EQ(baton("reload", "ctr", NULL), 0);
+		ASSERT_EQ(bt_baton("reload", "ctr"), 0);
 		usleep(100000);
 	}
 	if (!strcmp(want_mode, "ebpf") && !with_bpffs) {
 		/* unpinned maps cannot be taken over by the re-executed binary:
 		 * refused, saying what to do, and this supervisor goes on */
-		ASSERT_NE(baton("upgrade", "ctr", NULL), 0);
+		ASSERT_NE(bt_baton("upgrade", "ctr"), 0);
 		ASSERT_CONTAINS(err, "the steering maps are not pinned (no bpffs)");
 		ASSERT_CONTAINS(err, "-v /sys/fs/bpf:/sys/fs/bpf");
 	} else {
-		ASSERT_EQ(baton("upgrade", "ctr", NULL), 0);
+		ASSERT_EQ(bt_baton("upgrade", "ctr"), 0);
 	}
-	ASSERT_EQ(baton("reload", "ctr", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "ctr"), 0);
 	report = bt_load_stop(&load, 30);
 	ASSERT_EQ(setns(self_ns, CLONE_NEWNET), 0);
 	close(ns);
@@ -179,11 +169,11 @@ static void container(const char *extra, const int *extra_caps, int nextra, cons
 	bt_log("%s mode, 11 reloads and an upgrade under load: %s", want_mode, report);
 	ASSERT_EQ(bt_json_get(report, "failed"), 0);
 	ASSERT_GT(bt_json_get(report, "answered"), 100);
-	ASSERT_EQ(baton("status", "ctr", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "ctr", "--json"), 0);
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
 	ASSERT_GE(bt_json_get(out, "reloads_done"), 11);	/* and the health watch's, if a busy machine made one */
 
-	ASSERT_EQ(baton("stop", "ctr", NULL), 0);
+	ASSERT_EQ(bt_baton("stop", "ctr"), 0);
 	for (i = 0; i < 100 && waitpid(upid, &status, WNOHANG) == 0; i++)
 		usleep(100000);
 	ASSERT_TRUE(i < 100 && WIFEXITED(status) && WEXITSTATUS(status) == 0);

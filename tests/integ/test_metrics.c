@@ -22,67 +22,19 @@
 
 static char out[65536], err[16384];
 
-struct msv {
-	pid_t pid;
-	char dir[64];
-	char log[96];
-	uint16_t port;
-};
-
-static const char *refserver(void)
-{
-	const char *v = getenv("BATON_REFSERVER");
-
-	if (!v || access(v, X_OK))
-		SKIP("BATON_REFSERVER does not name the reference server (run through make check)");
-	return v;
-}
-
-static int baton(const char *a1, const char *a2, const char *a3, const char *a4, const char *a5)
-{
-	char *argv[] = { (char *)bt_baton_bin(), (char *)a1, (char *)a2, (char *)a3, (char *)a4, (char *)a5, NULL };
-
-	return bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
-}
-
 /* `baton run --name web` of the reference server, with OPT1 OPT2 (or
  * nothing) before the command. RESUME: the state of a dead one is there. */
-static void msv_start(struct msv *s, bool resume, const char *opt1, const char *opt2)
+static void msv_start(struct bt_sv *s, bool resume, const char *opt1, const char *opt2)
 {
-	char cmd[512];
-	char *argv[16];
-	int n = 0;
+	const char *ref = bt_need_env("BATON_REFSERVER", "reference server");
+	const char *opts[] = { opt1, opt2, NULL };
 
 	bt_need_netns();
 	bt_need_ebpf();
-	if (!resume) {
-		memset(s, 0, sizeof(*s));
-		snprintf(s->dir, sizeof(s->dir), "/tmp/baton-test-XXXXXX");
-		if (!mkdtemp(s->dir))
-			FAIL("mkdtemp: %s", strerror(errno));
-		setenv("BATON_RUNTIME_DIR", s->dir, 1);
-		snprintf(s->log, sizeof(s->log), "%s/log", s->dir);
-	}
-	snprintf(cmd, sizeof(cmd), "exec %s -q", refserver());
-	argv[n++] = (char *)bt_baton_bin();
-	argv[n++] = "run";
-	argv[n++] = "--name";
-	argv[n++] = "web";
-	argv[n++] = "--listen";
-	argv[n++] = "tcp://127.0.0.1:0?name=http";
-	argv[n++] = "--grace";
-	argv[n++] = "3s";
-	if (opt1)
-		argv[n++] = (char *)opt1;
-	if (opt2)
-		argv[n++] = (char *)opt2;
-	argv[n++] = "--";
-	argv[n++] = "/bin/sh";
-	argv[n++] = "-c";
-	argv[n++] = cmd;
-	argv[n] = NULL;
-	s->pid = bt_supervisor_start(argv, "web", s->log, NULL, NULL, 10, out, sizeof(out));
-	s->port = (uint16_t)bt_json_get(out, "port");
+	if (!resume)
+		bt_sv_init(s);
+	snprintf(s->cmd, sizeof(s->cmd), "exec %s -q", ref);
+	bt_sv_start(s, "tcp://127.0.0.1:0?name=http", "3s", opts, NULL, out, sizeof(out));
 }
 
 /* The value of the sample METRIC{LABELS} in Prometheus text, or -1. */
@@ -103,37 +55,16 @@ static long long milli(double v)
 	return (long long)(v * 1000.0 + (v < 0 ? -0.5 : 0.5));
 }
 
-/* Prometheus's own checker on TEXT; skips without it. */
-static void promtool(const char *dir, const char *text)
-{
-	char path[128], cmd[400];
-	FILE *f;
-	int r;
-
-	if (system("command -v promtool >/dev/null 2>&1"))
-		SKIP("promtool is not installed (Debian package prometheus): the format was not checked by it");
-	snprintf(path, sizeof(path), "%s/metrics.txt", dir);
-	f = fopen(path, "w");
-	ASSERT_TRUE(f != NULL);
-	fputs(text, f);
-	fclose(f);
-	snprintf(cmd, sizeof(cmd), "promtool check metrics < %s > %s.out 2>&1", path, path);
-	r = system(cmd);
-	snprintf(cmd, sizeof(cmd), "%s.out", path);
-	bt_quote_file(cmd);
-	ASSERT_EQ(r, 0);
-}
-
 static void metrics(char *buf, size_t len)
 {
-	ASSERT_EQ(baton("status", "web", "--metrics", NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--metrics"), 0);
 	snprintf(buf, len, "%s", out);
 }
 
 TEST_TIMEOUT(metrics_alert_on_a_failed_reload_and_survive_upgrade_and_resume, 120)
 {
 	static char m[65536], m2[65536];
-	struct msv s;
+	struct bt_sv s;
 	double ok_ts, started;
 	int status;
 
@@ -155,8 +86,8 @@ TEST_TIMEOUT(metrics_alert_on_a_failed_reload_and_survive_upgrade_and_resume, 12
 		close(fd);
 	}
 	/* two that serve, then one that is rolled back */
-	ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL), 0);
-	ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web"), 0);
+	ASSERT_EQ(bt_baton("reload", "web"), 0);
 	metrics(m, sizeof(m));
 	ASSERT_EQ(sample(m, "baton_last_reload_successful", "name=\"web\""), 1);
 	ok_ts = sample(m, "baton_last_reload_success_timestamp_seconds", "name=\"web\"");
@@ -165,7 +96,7 @@ TEST_TIMEOUT(metrics_alert_on_a_failed_reload_and_survive_upgrade_and_resume, 12
 	ASSERT_EQ(sample(m, "baton_reload_duration_seconds_count", "name=\"web\",result=\"done\""), 2);
 	ASSERT_EQ(sample(m, "baton_reload_duration_seconds_bucket", "name=\"web\",result=\"done\",le=\"+Inf\""), 2);
 	ASSERT_GT(milli(sample(m, "baton_reload_duration_seconds_sum", "name=\"web\",result=\"done\"") * 1000), 0);
-	ASSERT_NE(baton("reload", "web", "--", "/nonexistent/server", NULL), 0);
+	ASSERT_NE(bt_baton("reload", "web", "--", "/nonexistent/server"), 0);
 	metrics(m, sizeof(m));
 	bt_log("%.3000s", m);
 	ASSERT_EQ(sample(m, "baton_last_reload_successful", "name=\"web\""), 0);
@@ -175,10 +106,10 @@ TEST_TIMEOUT(metrics_alert_on_a_failed_reload_and_survive_upgrade_and_resume, 12
 	ASSERT_EQ(sample(m, "baton_reloads_total", "name=\"web\",result=\"failed\""), 1);
 	/* gens 1, 2 and 4 are gone (or going): only live generations have series */
 	ASSERT_TRUE(strstr(m, "generation=\"4\"") == NULL);
-	promtool(s.dir, m);
+	bt_promtool(s.dir, m);
 
 	/* baton upgrade: the same numbers from the re-executed supervisor */
-	ASSERT_EQ(baton("upgrade", "web", NULL, NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("upgrade", "web"), 0);
 	metrics(m2, sizeof(m2));
 	ASSERT_EQ(sample(m2, "baton_last_reload_successful", "name=\"web\""), 0);
 	ASSERT_EQ(milli(sample(m2, "baton_last_reload_success_timestamp_seconds", "name=\"web\"")), milli(ok_ts));
@@ -189,7 +120,7 @@ TEST_TIMEOUT(metrics_alert_on_a_failed_reload_and_survive_upgrade_and_resume, 12
 	ASSERT_EQ(sample(m2, "baton_connections_steered_total", "name=\"web\",listener=\"0\""), 10);
 
 	/* a reload that serves sets it back to 1 */
-	ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web"), 0);
 	metrics(m, sizeof(m));
 	ASSERT_EQ(sample(m, "baton_last_reload_successful", "name=\"web\""), 1);
 	ASSERT_GT(milli(sample(m, "baton_last_reload_success_timestamp_seconds", "name=\"web\"")), milli(ok_ts));
@@ -209,7 +140,7 @@ TEST_TIMEOUT(metrics_alert_on_a_failed_reload_and_survive_upgrade_and_resume, 12
 	ASSERT_EQ(sample(m2, "baton_serving_generation", "name=\"web\""), 5);
 	ASSERT_EQ(sample(m2, "baton_connections_steered_total", "name=\"web\",listener=\"0\""), 10);
 	bt_supervisor_stop(&s.pid, 10);
-	promtool(s.dir, m2);
+	bt_promtool(s.dir, m2);
 }
 
 /* ---- --metrics-listen -------------------------------------------------------- */
@@ -351,7 +282,7 @@ TEST_TIMEOUT(metrics_listen_answers_every_scrape_during_reloads_under_load_despi
 	long ok = 0, bad = 0, slowest = 0;
 	long long t0, took;
 	uint16_t mport;
-	struct msv s;
+	struct bt_sv s;
 	struct bt_load load;
 	const char *r;
 	pid_t kid;
@@ -368,7 +299,7 @@ TEST_TIMEOUT(metrics_listen_answers_every_scrape_during_reloads_under_load_despi
 	ASSERT_GT(n, 0);
 	ASSERT_TRUE(good_scrape(body, (size_t)n));
 	ASSERT_CONTAINS(body, "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n");
-	ASSERT_EQ(baton("status", "web", "--metrics", NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--metrics"), 0);
 	{
 		/* the same families, in the same order (the values of the queue may move) */
 		const char *a = strstr(body, "\r\n\r\n") + 4, *b = out;
@@ -413,7 +344,7 @@ TEST_TIMEOUT(metrics_listen_answers_every_scrape_during_reloads_under_load_despi
 	for (i = 0; i < 20; i++) {
 		usleep(50000);	/* scrapes between reloads as well as during them */
 		t0 = mono_ms();
-		ASSERT_EQ(baton("reload", "web", NULL, NULL, NULL), 0);
+		ASSERT_EQ(bt_baton("reload", "web"), 0);
 		took = mono_ms() - t0;
 		bt_log("reload %d: %lld ms", i + 1, took);
 		ASSERT_CMP(took, <, 10000);
@@ -465,7 +396,7 @@ TEST_TIMEOUT(metrics_listen_answers_every_scrape_during_reloads_under_load_despi
 	ASSERT_GE(took, 1900);
 
 	/* baton upgrade keeps the socket: scrapes go on at the same address */
-	ASSERT_EQ(baton("upgrade", "web", NULL, NULL, NULL), 0);
+	ASSERT_EQ(bt_baton("upgrade", "web"), 0);
 	n = http(mport, SCRAPE_REQ, sizeof(SCRAPE_REQ) - 1, body, sizeof(body), 5000);
 	ASSERT_TRUE(n > 0 && good_scrape(body, (size_t)n));
 	bt_supervisor_stop(&s.pid, 10);
@@ -489,7 +420,7 @@ TEST_TIMEOUT(metrics_listen_answers_every_scrape_during_reloads_under_load_despi
 		fclose(f);
 		body[n > 0 ? n : 0] = '\0';
 	}
-	promtool(s.dir, body);
+	bt_promtool(s.dir, body);
 }
 
 TEST(metrics_listen_bad_address_is_refused_naming_it)

@@ -23,18 +23,8 @@ static int which_from_addr(uint16_t port, uint32_t from, uint16_t sport, const i
 	struct sockaddr_in src = { .sin_family = AF_INET, .sin_port = htons(sport), .sin_addr.s_addr = htonl(from) };
 	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(port),
 				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, who, conn = -1;
 
-	setsockopt(c, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(c, (struct sockaddr *)&src, sizeof(src)))
-		FAIL("bind to %s:%u: %s", inet_ntoa(src.sin_addr), sport, strerror(errno));
-	if (connect(c, (struct sockaddr *)&dst, sizeof(dst)))
-		FAIL("connect: %s", strerror(errno));
-	who = bt_accept_which(fds, 2, 2000, &conn);
-	if (conn >= 0)
-		bt_close_rst(conn);
-	bt_close_rst(c);
-	return who;
+	return bt_which_takes_from(&src, &dst, fds, 2);
 }
 
 TEST(steer_probe_pin_takes_only_the_probe_address_not_any_host_on_the_reserved_ports)
@@ -88,19 +78,9 @@ static int which_from6(uint16_t port, const char *from, uint16_t sport, const in
 {
 	struct sockaddr_in6 src = { .sin6_family = AF_INET6, .sin6_port = htons(sport) };
 	struct sockaddr_in6 dst = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = in6addr_loopback };
-	int c = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, who, conn = -1;
 
 	inet_pton(AF_INET6, from, &src.sin6_addr);
-	setsockopt(c, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(c, (struct sockaddr *)&src, sizeof(src)))
-		FAIL("bind to [%s]:%u: %s", from, sport, strerror(errno));
-	if (connect(c, (struct sockaddr *)&dst, sizeof(dst)))
-		FAIL("connect: %s", strerror(errno));
-	who = bt_accept_which(fds, 2, 2000, &conn);
-	if (conn >= 0)
-		bt_close_rst(conn);
-	bt_close_rst(c);
-	return who;
+	return bt_which_takes_from(&src, &dst, fds, 2);
 }
 
 TEST(steer_probe_pin_on_ipv6_takes_only_the_probe_address)

@@ -29,23 +29,6 @@ struct rs {
 	int argc;
 };
 
-static int baton(const char *a1, const char *a2, const char *a3)
-{
-	char *argv[] = { (char *)bt_baton_bin(), (char *)a1, (char *)a2, (char *)a3, NULL };
-
-	return bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
-}
-
-static long long active_pid(void)
-{
-	const char *p = strstr(out, "\"state\":\"active\"");
-
-	ASSERT_TRUE(p != NULL);
-	while (p > out && strncmp(p, "{\"id\":", 6))
-		p--;
-	return bt_json_get(p, "pid");
-}
-
 /* `baton run --name web` over refserver on a fixed port of this test's own
  * network namespace; EXTRA options go before "--". The command line is
  * kept so that the very same command can be started again. */
@@ -59,10 +42,7 @@ static void rs_start(struct rs *s, const char *const *extra)
 	bt_need_ebpf();
 	bt_need_private_bpffs();
 	memset(s, 0, sizeof(*s));
-	snprintf(s->dir, sizeof(s->dir), "/tmp/baton-test-XXXXXX");
-	if (!mkdtemp(s->dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	setenv("BATON_RUNTIME_DIR", s->dir, 1);
+	bt_runtime_tmpdir(s->dir, sizeof(s->dir), "test");
 	snprintf(s->log, sizeof(s->log), "%s/log", s->dir);
 	/* each generation reads more arguments from DIR/mode when it starts */
 	snprintf(s->cmd, sizeof(s->cmd), "exec %s -q --tag gen $(cat %s/mode 2>/dev/null)", ref, s->dir);
@@ -138,7 +118,7 @@ TEST_TIMEOUT(resilience_killed_supervisor_is_resumed_by_the_same_command_losing_
 	long long gen;
 
 	rs_start(&s, NULL);
-	gen = active_pid();
+	gen = bt_active_pid(out);
 	l = bt_load_start(8080, "conn", "4", 16);
 	kill_and_reap(s.pid, SIGKILL);
 	s.pid = 0;
@@ -146,18 +126,18 @@ TEST_TIMEOUT(resilience_killed_supervisor_is_resumed_by_the_same_command_losing_
 	ASSERT_EQ(kill((pid_t)gen, 0), 0);
 	rs_restart(&s);
 	quote_log(&s);
-	ASSERT_EQ(active_pid(), gen);	/* the same generation keeps serving */
+	ASSERT_EQ(bt_active_pid(out), gen);	/* the same generation keeps serving */
 	ASSERT_CONTAINS(out, "\"resumed\":true");
 	ASSERT_CONTAINS(out, "\"adopted\":true");
 	/* and the next reload works */
-	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web"), 0);
 	ASSERT_CONTAINS(out, "serves");
 	assert_no_failures(bt_load_finish(&l, 30));
 	/* the adopted generation, not our child, was seen to exit */
 	for (int i = 0; i < 100 && kill((pid_t)gen, 0) == 0; i++)
 		usleep(50000);
 	usleep(100000);
-	ASSERT_EQ(baton("status", "web", NULL), 0);
+	ASSERT_EQ(bt_baton("status", "web"), 0);
 	ASSERT_CONTAINS(out, "exited (status unknown: not a child of this supervisor)");
 	rs_stop(&s);
 	/* a clean stop leaves neither state nor pins */
@@ -174,18 +154,18 @@ TEST_TIMEOUT(resilience_upgrade_in_place_keeps_the_pid_and_loses_nothing, 60)
 	char pidstr[32];
 
 	rs_start(&s, NULL);
-	gen = active_pid();
+	gen = bt_active_pid(out);
 	l = bt_load_start(8080, "conn", "3", 16);
-	ASSERT_EQ(baton("upgrade", "web", NULL), 0);
+	ASSERT_EQ(bt_baton("upgrade", "web"), 0);
 	ASSERT_CONTAINS(out, "the same pid");
 	ASSERT_EQ(kill(s.pid, SIGUSR2), 0);	/* the signal does the same */
 	usleep(300000);
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	snprintf(pidstr, sizeof(pidstr), "\"pid\":%d,", (int)s.pid);
 	ASSERT_CONTAINS(out, pidstr);
-	ASSERT_EQ(active_pid(), gen);
+	ASSERT_EQ(bt_active_pid(out), gen);
 	ASSERT_CONTAINS(out, "\"adopted\":false");	/* still our child */
-	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web"), 0);
 	assert_no_failures(bt_load_finish(&l, 30));
 	bt_supervisor_stop(&s.pid, 10);	/* exits 0: its generations were reaped */
 }
@@ -212,12 +192,12 @@ TEST_TIMEOUT(resilience_upgrade_to_a_binary_that_cannot_start_is_refused, 60)
 	close(fd);
 	ASSERT_EQ(rename(broken, copy), 0);
 	setenv("BATON_BIN", bin, 1);
-	ASSERT_NE(baton("upgrade", "web", NULL), 0);
+	ASSERT_NE(bt_baton("upgrade", "web"), 0);
 	ASSERT_CONTAINS(err, "upgrade refused");
 	ASSERT_CONTAINS(err, "--version failed");
 	ASSERT_CONTAINS(err, "keeps serving");
-	ASSERT_EQ(baton("status", "web", NULL), 0);	/* the old supervisor still answers */
-	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_EQ(bt_baton("status", "web"), 0);	/* the old supervisor still answers */
+	ASSERT_EQ(bt_baton("reload", "web"), 0);
 	rs_stop(&s);
 	unlink(copy);
 }
@@ -232,7 +212,7 @@ TEST_TIMEOUT(resilience_supervisor_killed_during_a_reload_is_rolled_back_losing_
 	/* generations after the first wait 1.5 s before READY=1: the kill
 	 * lands in the readiness wait */
 	rs_start(&s, (const char *[]){ "--ready=notify", NULL });
-	gen = active_pid();
+	gen = bt_active_pid(out);
 	rs_mode(&s, "--ready-delay 1500");
 	l = bt_load_start(8080, "conn", "4", 16);
 	{
@@ -256,14 +236,14 @@ TEST_TIMEOUT(resilience_supervisor_killed_during_a_reload_is_rolled_back_losing_
 	rs_restart(&s);
 	quote_log(&s);
 	for (i = 0; i < 50; i++) {
-		ASSERT_EQ(baton("status", "web", "--json"), 0);
+		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 		if (!strstr(out, "\"state\":\"draining\""))
 			break;
 		usleep(100000);
 	}
-	ASSERT_EQ(active_pid(), gen);	/* rolled back: the old one serves */
+	ASSERT_EQ(bt_active_pid(out), gen);	/* rolled back: the old one serves */
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
-	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web"), 0);
 	assert_no_failures(bt_load_finish(&l, 30));
 	rs_stop(&s);
 }
@@ -295,24 +275,24 @@ TEST_TIMEOUT(resilience_frozen_generation_whose_replacement_fails_keeps_its_list
 	bool recovered = false;
 
 	rs_start(&s, (const char *[]){ "--ready=notify", "--ready-timeout=700ms", NULL });
-	gen = active_pid();
+	gen = bt_active_pid(out);
 	rs_mode(&s, "--never-ready");
 	ASSERT_EQ(kill((pid_t)gen, SIGSTOP), 0);
 	usleep(1500000);	/* the watch fenced it; its replacement timed out */
 	ASSERT_EQ(refused_of(40), 0);
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	bt_log("%s", out);
 	ASSERT_CONTAINS(out, "\"service\":\"degraded\"");
 	ASSERT_CONTAINS(out, "replacement failed");
-	ASSERT_EQ(active_pid(), gen);
-	ASSERT_EQ(baton("status", "web", NULL), 0);
+	ASSERT_EQ(bt_active_pid(out), gen);
+	ASSERT_EQ(bt_baton("status", "web"), 0);
 	ASSERT_CONTAINS(out, "degraded: ");
 	/* once a replacement can start, it recovers by itself */
 	rs_mode(&s, "");
 	for (i = 0; i < 120 && !recovered; i++) {
 		usleep(100000);
-		ASSERT_EQ(baton("status", "web", "--json"), 0);
-		recovered = strstr(out, "\"service\":\"ok\"") && active_pid() != gen;
+		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
+		recovered = strstr(out, "\"service\":\"ok\"") && bt_active_pid(out) != gen;
 	}
 	quote_log(&s);
 	ASSERT_TRUE(recovered);
@@ -325,10 +305,7 @@ static void private_runtime_dir(void)
 {
 	static char dir[64];
 
-	snprintf(dir, sizeof(dir), "/tmp/baton-test-XXXXXX");
-	if (!mkdtemp(dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	setenv("BATON_RUNTIME_DIR", dir, 1);
+	bt_runtime_tmpdir(dir, sizeof(dir), "test");
 }
 
 TEST_TIMEOUT(resilience_a_group_with_foreign_members_is_refused_naming_them, 60)
@@ -426,10 +403,10 @@ TEST_TIMEOUT(supervisor_idle_control_clients_time_out_and_one_too_many_hears_bus
 		ASSERT_EQ(connect(idle.fd[i], (struct sockaddr *)&sun, sizeof(sun)), 0);
 	}
 	usleep(100000);
-	ASSERT_NE(baton("status", "web", NULL), 0);
+	ASSERT_NE(bt_baton("status", "web"), 0);
 	ASSERT_CONTAINS(err, "busy: 64 control connections are open");
 	usleep(2500000);	/* the idle ones are closed after 2 s */
-	ASSERT_EQ(baton("status", "web", NULL), 0);
+	ASSERT_EQ(bt_baton("status", "web"), 0);
 	for (i = 0; i < 64; i++)
 		close(idle.fd[i]);
 	/* a status request with a stray argument is an error, as the manual says */
@@ -447,9 +424,9 @@ TEST_TIMEOUT(supervisor_full_generation_table_names_the_limit, 90)
 	 * for the whole 5 s grace */
 	rs_start(&s, (const char *[]){ "--stop-signal", "WINCH", NULL });
 	for (i = 0; i < 15; i++)
-		if (baton("reload", "web", NULL))
+		if (bt_baton("reload", "web"))
 			FAIL("reload %d: %s", i + 1, err);
-	ASSERT_NE(baton("reload", "web", NULL), 0);
+	ASSERT_NE(bt_baton("reload", "web"), 0);
 	ASSERT_CONTAINS(err, "all 16 generation slots are taken by generations that still run (15 draining)");
 	ASSERT_CONTAINS(err, "--grace");
 	ASSERT_CONTAINS(err, "gen 16 still serves");
@@ -491,7 +468,7 @@ TEST_TIMEOUT(supervisor_classic_bpf_reload_does_not_promise_to_move_the_queue, 3
 
 	setenv("BATON_STEERING", "cbpf", 1);
 	rs_start(&s, NULL);
-	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web"), 0);
 	ASSERT_CONTAINS(out, "classic BPF mode cannot move its queue");
 	ASSERT_TRUE(strstr(out, "its queue moves to") == NULL);
 	rs_stop(&s);
@@ -521,7 +498,7 @@ TEST_TIMEOUT(supervisor_each_generation_knows_its_name_and_number, 60)
 		 getenv("BATON_RUNTIME_DIR"), ref);
 	pid = bt_supervisor_start(argv, "web", log, NULL, NULL, 10, out, sizeof(out));
 	for (i = 0; i < 3; i++)
-		if (baton("reload", "web", NULL))
+		if (bt_baton("reload", "web"))
 			FAIL("reload %d: %s", i + 1, err);
 	for (i = 1; i <= 4; i++) {
 		snprintf(path, sizeof(path), "%s/web-%d.pid", getenv("BATON_RUNTIME_DIR"), i);

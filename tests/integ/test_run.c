@@ -21,82 +21,23 @@
 
 static char out[65536], err[16384];
 
-struct sv {
-	pid_t pid;
-	char dir[64];
-	char mode[96];      /* file whose contents are added to refserver's arguments */
-	uint16_t port;
-};
-
-static const char *need_env(const char *var, const char *what)
-{
-	const char *v = getenv(var);
-
-	if (!v || access(v, X_OK))
-		SKIP("%s does not name the %s (run through make check)", var, what);
-	return v;
-}
-
-static int baton(const char *a1, const char *a2, const char *a3)
-{
-	char *argv[] = { (char *)bt_baton_bin(), (char *)a1, (char *)a2, (char *)a3, NULL };
-
-	return bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
-}
-
-static void set_mode(struct sv *s, const char *args)
-{
-	FILE *f = fopen(s->mode, "w");
-
-	if (!f)
-		FAIL("fopen %s: %s", s->mode, strerror(errno));
-	fprintf(f, "%s\n", args);
-	fclose(f);
-}
-
 /* Starts `baton run` with the reference server (each generation reads its
  * extra arguments from the mode file, so one generation can misbehave) and
  * waits until it serves. EXTRA: more `baton run` options, or NULL. */
-static void sv_start(struct sv *s, const char *extra1, const char *extra2)
+static void sv_start(struct bt_sv *s, const char *extra1, const char *extra2)
 {
-	const char *ref = need_env("BATON_REFSERVER", "reference server");
-	char cmd[512], logpath[96], *argv[16];
-	int n = 0;
+	const char *ref = bt_need_env("BATON_REFSERVER", "reference server");
+	const char *opts[] = { extra1, extra2, NULL };
 
 	bt_need_netns();
 	bt_need_ebpf();
-	memset(s, 0, sizeof(*s));
-	snprintf(s->dir, sizeof(s->dir), "/tmp/baton-test-XXXXXX");
-	if (!mkdtemp(s->dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	setenv("BATON_RUNTIME_DIR", s->dir, 1);
-	snprintf(s->mode, sizeof(s->mode), "%s/mode", s->dir);
-	set_mode(s, "");
+	bt_sv_init(s);
 	/* exec keeps the pid, so READY=1 comes from the generation's own pid */
-	snprintf(cmd, sizeof(cmd), "exec %s -q --tag gen $(cat %s)", ref, s->mode);
-	snprintf(logpath, sizeof(logpath), "%s/log", s->dir);
-	argv[n++] = (char *)bt_baton_bin();
-	argv[n++] = "run";
-	argv[n++] = "--name";
-	argv[n++] = "web";
-	argv[n++] = "--listen";
-	argv[n++] = "tcp://127.0.0.1:0?backlog=1024&name=http";
-	argv[n++] = "--grace";
-	argv[n++] = "5s";
-	if (extra1)
-		argv[n++] = (char *)extra1;
-	if (extra2)
-		argv[n++] = (char *)extra2;
-	argv[n++] = "--";
-	argv[n++] = "/bin/sh";
-	argv[n++] = "-c";
-	argv[n++] = cmd;
-	argv[n] = NULL;
-	s->pid = bt_supervisor_start(argv, "web", logpath, NULL, NULL, 10, out, sizeof(out));
-	s->port = (uint16_t)bt_json_get(out, "port");
+	snprintf(s->cmd, sizeof(s->cmd), "exec %s -q --tag gen $(cat %s)", ref, s->mode);
+	bt_sv_start(s, "tcp://127.0.0.1:0?backlog=1024&name=http", "5s", opts, NULL, out, sizeof(out));
 }
 
-static void sv_stop(struct sv *s)
+static void sv_stop(struct bt_sv *s)
 {
 	bt_supervisor_stop(&s->pid, 10);
 }
@@ -137,7 +78,7 @@ static void assert_no_failures(const char *report)
 
 static void reloads_under_load(const char *mode)
 {
-	struct sv s;
+	struct bt_sv s;
 	struct load l;
 	const char *report;
 	int i;
@@ -147,14 +88,14 @@ static void reloads_under_load(const char *mode)
 	sv_start(&s, "--hang-threshold", "2s");
 	load_start(&l, s.port, mode, "5");
 	for (i = 0; i < 20; i++) {
-		if (baton("reload", "web", NULL) != 0)
+		if (bt_baton("reload", "web") != 0)
 			FAIL("reload %d failed: %s%s", i + 1, out, err);
 		ASSERT_CONTAINS(out, "serves");
 		usleep(50000);
 	}
 	report = load_finish(&l, 30);
 	assert_no_failures(report);
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_EQ(bt_json_get(out, "reloads_done"), 20);
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
 	ASSERT_EQ(bt_json_get(out, "id"), 21);	/* newest generation first */
@@ -173,26 +114,26 @@ TEST_TIMEOUT(run_20_reloads_under_keepalive_load_lose_nothing, 90)
 
 static void rollback_case(const char *misbehave, const char *why, const char *opt1, const char *opt2)
 {
-	struct sv s;
+	struct bt_sv s;
 	struct load l;
 	const char *report;
 
 	sv_start(&s, opt1, opt2);
 	load_start(&l, s.port, "conn", "3");
-	set_mode(&s, misbehave);
-	ASSERT_NE(baton("reload", "web", NULL), 0);
+	bt_sv_set_mode(&s, misbehave);
+	ASSERT_NE(bt_baton("reload", "web"), 0);
 	ASSERT_CONTAINS(err, why);
 	ASSERT_CONTAINS(err, "rolled back, gen 1 still serves");
-	set_mode(&s, "");
+	bt_sv_set_mode(&s, "");
 	report = load_finish(&l, 30);
 	assert_no_failures(report);
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
 	ASSERT_EQ(bt_json_get(out, "reloads_done"), 0);
 	ASSERT_CONTAINS(out, "{\"id\":1,");
 	ASSERT_CONTAINS(out, "\"state\":\"active\"");
 	/* and the next reload works */
-	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web"), 0);
 	sv_stop(&s);
 }
 
@@ -208,11 +149,11 @@ TEST_TIMEOUT(run_generation_never_ready_rolls_back_losing_nothing, 60)
 
 TEST_TIMEOUT(run_status_reports_generations_queues_and_mode, 60)
 {
-	struct sv s;
+	struct bt_sv s;
 	char pidstr[32];
 
 	sv_start(&s, NULL, NULL);
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_CONTAINS(out, "\"version\":1");
 	ASSERT_CONTAINS(out, "\"name\":\"web\"");
 	ASSERT_CONTAINS(out, "\"mode\":\"ebpf\"");
@@ -224,9 +165,9 @@ TEST_TIMEOUT(run_status_reports_generations_queues_and_mode, 60)
 	ASSERT_EQ(bt_json_get(out, "backlog"), 1024);
 	ASSERT_EQ(bt_json_get(out, "queue"), 0);
 	ASSERT_GE(bt_json_get(out, "ready_after_ms"), 0);
-	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web"), 0);
 	usleep(300000);
-	ASSERT_EQ(baton("status", "web", NULL), 0);
+	ASSERT_EQ(bt_baton("status", "web"), 0);
 	ASSERT_CONTAINS(out, "steering ebpf, 1 reload done, 0 failed");
 	ASSERT_CONTAINS(out, "exited with status 0");	/* gen 1 stopped gracefully */
 	ASSERT_CONTAINS(out, "last reload: ok");
@@ -252,7 +193,7 @@ static void raw_request(const char *path, const char *req, size_t len, char *rep
 
 TEST_TIMEOUT(run_control_socket_refuses_strangers_and_bad_requests, 60)
 {
-	struct sv s;
+	struct bt_sv s;
 	struct stat st;
 	char path[100], reply[1024], big[400];
 	pid_t child;
@@ -321,7 +262,7 @@ TEST_TIMEOUT(run_control_socket_refuses_strangers_and_bad_requests, 60)
 	ASSERT_CONTAINS(reply, "error request too long");
 
 	/* none of that changed anything: still generation 1, no reloads */
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_EQ(bt_json_get(out, "reloads_done"), 0);
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
 	ASSERT_EQ(bt_json_get(out, "id"), 1);
@@ -331,12 +272,12 @@ TEST_TIMEOUT(run_control_socket_refuses_strangers_and_bad_requests, 60)
 
 TEST_TIMEOUT(run_second_reload_during_one_is_refused, 60)
 {
-	struct sv s;
+	struct bt_sv s;
 	pid_t first;
 	int status;
 
 	sv_start(&s, "--ready=notify", NULL);
-	set_mode(&s, "--ready-delay 1500");
+	bt_sv_set_mode(&s, "--ready-delay 1500");
 	first = fork();
 	if (first == 0) {
 		char *argv[] = { (char *)bt_baton_bin(), "reload", "web", NULL };
@@ -347,24 +288,24 @@ TEST_TIMEOUT(run_second_reload_during_one_is_refused, 60)
 		_exit(127);
 	}
 	usleep(300000);
-	ASSERT_NE(baton("reload", "web", NULL), 0);
+	ASSERT_NE(bt_baton("reload", "web"), 0);
 	ASSERT_CONTAINS(err, "a reload is already in progress (gen 2");
 	ASSERT_EQ(waitpid(first, &status, 0), first);
 	ASSERT_EQ(WEXITSTATUS(status), 0);	/* the first one completes */
-	set_mode(&s, "");
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	bt_sv_set_mode(&s, "");
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_EQ(bt_json_get(out, "reloads_done"), 1);
 	sv_stop(&s);
 }
 
 TEST_TIMEOUT(run_crashed_generation_restarts_and_its_queue_is_kept, 60)
 {
-	struct sv s;
+	struct bt_sv s;
 	int fds[20], i, answered = 0;
 	long long gen_pid;
 
 	sv_start(&s, NULL, NULL);
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	gen_pid = bt_json_get(strstr(out, "\"generations\""), "pid");
 	ASSERT_GT(gen_pid, 0);
 	ASSERT_EQ(kill((pid_t)gen_pid, SIGKILL), 0);
@@ -384,7 +325,7 @@ TEST_TIMEOUT(run_crashed_generation_restarts_and_its_queue_is_kept, 60)
 		close(fds[i]);
 	}
 	ASSERT_EQ(answered, 20);
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_EQ(bt_json_get(out, "restarts"), 1);
 	ASSERT_CONTAINS(out, "was killed by signal 9");
 	sv_stop(&s);
@@ -396,38 +337,38 @@ TEST_TIMEOUT(run_cli_errors_name_the_bad_input, 30)
 
 	ASSERT_TRUE(mkdtemp(dir) != NULL);
 	setenv("BATON_RUNTIME_DIR", dir, 1);
-	ASSERT_EQ(baton("run", "--listen", "tcp://x:80a"), 2);
+	ASSERT_EQ(bt_baton("run", "--listen", "tcp://x:80a"), 2);
 	ASSERT_CONTAINS(err, "bad port \"80a\" in \"tcp://x:80a\"");
-	ASSERT_EQ(baton("run", "--listen", "tcp://127.0.0.1:0"), 2);
+	ASSERT_EQ(bt_baton("run", "--listen", "tcp://127.0.0.1:0"), 2);
 	ASSERT_CONTAINS(err, "no command to run");
-	ASSERT_EQ(baton("run", "--", "true"), 2);
+	ASSERT_EQ(bt_baton("run", "--", "true"), 2);
 	ASSERT_CONTAINS(err, "give at least one --listen");
-	ASSERT_EQ(baton("run", "--ready=soon", "--"), 2);
+	ASSERT_EQ(bt_baton("run", "--ready=soon", "--"), 2);
 	ASSERT_CONTAINS(err, "bad --ready \"soon\"");
-	ASSERT_EQ(baton("run", "--grace=forever", "--"), 2);
+	ASSERT_EQ(bt_baton("run", "--grace=forever", "--"), 2);
 	ASSERT_CONTAINS(err, "bad --grace \"forever\"");
-	ASSERT_EQ(baton("run", "--stop-signal=NOPE", "--"), 2);
+	ASSERT_EQ(bt_baton("run", "--stop-signal=NOPE", "--"), 2);
 	ASSERT_CONTAINS(err, "bad --stop-signal \"NOPE\"");
-	ASSERT_EQ(baton("reload", "nosuch", NULL), 1);
+	ASSERT_EQ(bt_baton("reload", "nosuch"), 1);
 	ASSERT_CONTAINS(err, "no supervisor named \"nosuch\" is running");
-	ASSERT_EQ(baton("status", "bad/name", NULL), 2);
+	ASSERT_EQ(bt_baton("status", "bad/name"), 2);
 	ASSERT_CONTAINS(err, "bad name \"bad/name\"");
-	ASSERT_EQ(baton("stop", NULL, NULL), 1);
+	ASSERT_EQ(bt_baton("stop"), 1);
 	ASSERT_CONTAINS(err, "no supervisor is running");
-	ASSERT_EQ(baton("run", "--help", NULL), 0);
+	ASSERT_EQ(bt_baton("run", "--help"), 0);
 	ASSERT_CONTAINS(out, "LISTEN_FDS");
 	rmdir(dir);
 }
 
 TEST_TIMEOUT(run_sighup_reloads_like_baton_reload, 60)
 {
-	struct sv s;
+	struct bt_sv s;
 	int i;
 
 	sv_start(&s, NULL, NULL);
 	ASSERT_EQ(kill(s.pid, SIGHUP), 0);
 	for (i = 0; i < 200; i++) {
-		ASSERT_EQ(baton("status", "web", "--json"), 0);
+		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 		if (bt_json_get(out, "reloads_done") == 1)
 			break;
 		usleep(20000);
@@ -456,13 +397,13 @@ static int answered_of(int *fds, int n)
 
 TEST_TIMEOUT(run_frozen_generation_is_fenced_and_replaced, 60)
 {
-	struct sv s;
+	struct bt_sv s;
 	int fds[20], i;
 	long long gen_pid;
 	bool replaced = false;
 
 	sv_start(&s, NULL, NULL);
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	gen_pid = bt_json_get(strstr(out, "\"generations\""), "pid");
 	ASSERT_EQ(kill((pid_t)gen_pid, SIGSTOP), 0);
 	for (i = 0; i < 20; i++) {
@@ -472,13 +413,13 @@ TEST_TIMEOUT(run_frozen_generation_is_fenced_and_replaced, 60)
 	ASSERT_EQ(answered_of(fds, 20), 20);
 	for (i = 0; i < 250 && !replaced; i++) {
 		usleep(20000);
-		ASSERT_EQ(baton("status", "web", NULL), 0);
+		ASSERT_EQ(bt_baton("status", "web"), 0);
 		replaced = strstr(out, "fenced: owner stopped (SIGSTOP)") && strstr(out, "\n2 ") &&
 			   strstr(strstr(out, "\n2 "), "active");
 	}
 	bt_log("%s", out);
 	ASSERT_TRUE(replaced);
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_CONTAINS(out, "\"health\":\"fenced: owner stopped (SIGSTOP)\"");
 	/* nobody asked for a new version: a restart, not a reload */
 	ASSERT_EQ(bt_json_get(out, "restarts"), 1);
@@ -490,15 +431,15 @@ TEST_TIMEOUT(run_frozen_generation_is_fenced_and_replaced, 60)
 
 TEST_TIMEOUT(run_no_watch_leaves_a_frozen_generation_alone, 60)
 {
-	struct sv s;
+	struct bt_sv s;
 	long long gen_pid;
 
 	sv_start(&s, "--no-watch", NULL);
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	gen_pid = bt_json_get(strstr(out, "\"generations\""), "pid");
 	ASSERT_EQ(kill((pid_t)gen_pid, SIGSTOP), 0);
 	usleep(500000);
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	kill((pid_t)gen_pid, SIGCONT);
 	ASSERT_TRUE(strstr(out, "fenced") == NULL);
 	ASSERT_EQ(bt_json_get(out, "reloads_done"), 0);
@@ -513,24 +454,24 @@ TEST_TIMEOUT(run_no_watch_leaves_a_frozen_generation_alone, 60)
  * finishes it (here: rolls back) and status shows that. */
 TEST_TIMEOUT(run_reload_timeout_says_the_reload_goes_on, 60)
 {
-	struct sv s;
+	struct bt_sv s;
 	char *nl;
 
 	sv_start(&s, "--ready=notify", "--ready-timeout=1500ms");
-	set_mode(&s, "--never-ready");
-	ASSERT_EQ(baton("reload", "web", "--timeout=300ms"), 3);
+	bt_sv_set_mode(&s, "--never-ready");
+	ASSERT_EQ(bt_baton("reload", "web", "--timeout=300ms"), 3);
 	ASSERT_CONTAINS(err, "stopped waiting after 300 ms (--timeout); the reload goes on in supervisor \"web\"");
 	ASSERT_CONTAINS(err, "baton status web");
 	nl = strchr(err, '\n');
 	ASSERT_TRUE(nl && nl[1] == '\0');	/* one line, nothing contradicting it */
 	ASSERT_TRUE(strstr(err, "closed the connection") == NULL);
 	for (int i = 0; i < 100; i++) {
-		ASSERT_EQ(baton("status", "web", "--json"), 0);
+		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 		if (bt_json_get(out, "reloads_failed") == 1)
 			break;
 		usleep(50000);
 	}
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
-	set_mode(&s, "");
+	bt_sv_set_mode(&s, "");
 	sv_stop(&s);
 }

@@ -37,9 +37,7 @@ static uid_t nobody_uid(void)
 
 static void private_dir(char *dir, size_t len)
 {
-	snprintf(dir, len, "/tmp/baton-rd-XXXXXX");
-	if (!mkdtemp(dir))
-		FAIL("mkdtemp: %s", strerror(errno));
+	bt_tmpdir(dir, len, "rd");
 }
 
 static void write_file(const char *path, const char *text)
@@ -260,24 +258,6 @@ TEST_TIMEOUT(rundir_symlinked_temp_and_foreign_state_are_never_followed_and_sock
 	unlink(victim);
 }
 
-static int baton(const char *a1, const char *a2, const char *a3)
-{
-	char *argv[] = { (char *)bt_baton_bin(), (char *)a1, (char *)a2, (char *)a3, NULL };
-
-	return bt_run(argv, out, sizeof(out), err, sizeof(err), 30);
-}
-
-/* The pid of the active generation in the status document in OUT. */
-static long long active_pid(void)
-{
-	const char *p = strstr(out, "\"state\":\"active\"");
-
-	ASSERT_TRUE(p != NULL);
-	while (p > out && strncmp(p, "{\"id\":", 6))
-		p--;
-	return bt_json_get(p, "pid");
-}
-
 static bool exists(const char *dir, const char *name)
 {
 	char path[300];
@@ -354,7 +334,7 @@ TEST_TIMEOUT(rundir_simultaneous_starts_of_one_name_leave_exactly_one_unharmed, 
 		losses++;
 		/* the winner is whole: it serves and answers */
 		for (int i = 0; i < 200; i++) {
-			if (baton("status", "web", "--json") == 0 && strstr(out, "\"state\":\"active\""))
+			if (bt_baton_within(30, "status", "web", "--json") == 0 && strstr(out, "\"state\":\"active\""))
 				break;
 			usleep(20000);
 		}
@@ -366,10 +346,10 @@ TEST_TIMEOUT(rundir_simultaneous_starts_of_one_name_leave_exactly_one_unharmed, 
 		ASSERT_TRUE(exists(rtdir, "web.notify"));
 		ASSERT_EQ(access("/sys/fs/bpf/baton/run-web/l0", F_OK), 0);
 		if (t == 0) {	/* once: a reload works too */
-			ASSERT_EQ(baton("reload", "web", NULL), 0);
+			ASSERT_EQ(bt_baton_within(30, "reload", "web"), 0);
 			ASSERT_CONTAINS(out, "serves");
 		}
-		ASSERT_EQ(baton("stop", "web", NULL), 0);
+		ASSERT_EQ(bt_baton_within(30, "stop", "web"), 0);
 		ASSERT_EQ(waitpid(pid[winner], &st[winner], 0), pid[winner]);
 		ASSERT_TRUE(WIFEXITED(st[winner]) && WEXITSTATUS(st[winner]) == 0);
 		wins++;
@@ -398,7 +378,7 @@ TEST_TIMEOUT(rundir_start_with_another_runtime_dir_leaves_the_running_ones_pins,
 	setenv("BATON_RUNTIME_DIR", rtdir, 1);
 	snprintf(log, sizeof(log), "%s/log", rtdir);
 	pid = bt_supervisor_start(run_argv("exec sleep 60"), "web", log, NULL, NULL, 10, out, sizeof(out));
-	gen = active_pid();
+	gen = bt_active_pid(out);
 	setenv("BATON_RUNTIME_DIR", other, 1);
 	r = bt_run(run_argv("exec sleep 60"), out, sizeof(out), err, sizeof(err), 20);
 	bt_log("%s", err);
@@ -414,7 +394,7 @@ TEST_TIMEOUT(rundir_start_with_another_runtime_dir_leaves_the_running_ones_pins,
 	pid = bt_supervisor_start(run_argv("exec sleep 60"), "web", log2, NULL, NULL, 10, out, sizeof(out));
 	bt_quote_file(log2);
 	ASSERT_CONTAINS(out, "\"resumed\":true");
-	ASSERT_EQ(active_pid(), gen);
+	ASSERT_EQ(bt_active_pid(out), gen);
 	read_file(log2, text, sizeof(text));
 	ASSERT_TRUE(strstr(text, "could not take back") == NULL);
 	bt_supervisor_stop(&pid, 10);
@@ -453,20 +433,20 @@ TEST_TIMEOUT(rundir_state_write_on_a_full_disk_degrades_until_it_is_written_agai
 	pid = bt_supervisor_start(run_argv("exec sleep 60"), "web", log, NULL, NULL, 10, out, sizeof(out));
 	ASSERT_CONTAINS(out, "\"service\":\"ok\"");
 	fill(rtdir, filler, sizeof(filler));
-	ASSERT_EQ(baton("reload", "web", NULL), 0);	/* the reload itself works: the state cannot be saved */
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton_within(30, "reload", "web"), 0);	/* the reload itself works: the state cannot be saved */
+	ASSERT_EQ(bt_baton_within(30, "status", "web", "--json"), 0);
 	ASSERT_CONTAINS(out, "\"service\":\"degraded\"");
 	ASSERT_CONTAINS(out, "\"state_write_error\":\"cannot write the state file");
 	ASSERT_CONTAINS(out, "No space left on device");
-	ASSERT_EQ(baton("status", "web", NULL), 0);
+	ASSERT_EQ(bt_baton_within(30, "status", "web"), 0);
 	ASSERT_CONTAINS(out, "degraded: cannot write the state file");
-	ASSERT_EQ(baton("status", "web", "--metrics"), 0);
+	ASSERT_EQ(bt_baton_within(30, "status", "web", "--metrics"), 0);
 	ASSERT_CONTAINS(out, "baton_state_write_failing{name=\"web\"} 1");
 	ASSERT_CONTAINS(out, "baton_degraded{name=\"web\"} 1");
 	/* room again: a retry writes it */
 	ASSERT_EQ(unlink(filler), 0);
 	for (i = 0; i < 150; i++) {
-		ASSERT_EQ(baton("status", "web", "--json"), 0);
+		ASSERT_EQ(bt_baton_within(30, "status", "web", "--json"), 0);
 		if (strstr(out, "\"service\":\"ok\""))
 			break;
 		usleep(100000);
@@ -515,10 +495,10 @@ TEST_TIMEOUT(rundir_killed_with_a_stale_state_the_same_command_adopts_its_own_ge
 	ld = bt_load_start(8080, "conn", "6", 16);
 	usleep(300000);
 	fill(rtdir, filler, sizeof(filler));
-	ASSERT_EQ(baton("reload", "web", NULL), 0);	/* the state still names gen 1 */
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton_within(30, "reload", "web"), 0);	/* the state still names gen 1 */
+	ASSERT_EQ(bt_baton_within(30, "status", "web", "--json"), 0);
 	ASSERT_CONTAINS(out, "\"service\":\"degraded\"");
-	gen2 = active_pid();
+	gen2 = bt_active_pid(out);
 	snprintf(statef, sizeof(statef), "%s/web.state", rtdir);
 	read_file(statef, text, sizeof(text));
 	ASSERT_CONTAINS(text, "\nactive 1\n");	/* stale */
@@ -527,7 +507,7 @@ TEST_TIMEOUT(rundir_killed_with_a_stale_state_the_same_command_adopts_its_own_ge
 	usleep(300000);	/* serving without a supervisor */
 	pid = bt_supervisor_start(run_argv(cmd), "web", log2, NULL, NULL, 10, out, sizeof(out));
 	bt_quote_file(log2);
-	ASSERT_EQ(active_pid(), gen2);
+	ASSERT_EQ(bt_active_pid(out), gen2);
 	ASSERT_CONTAINS(out, "\"resumed\":true");
 	ASSERT_CONTAINS(out, "\"service\":\"degraded\"");	/* the disk is still full */
 	read_file(log2, text, sizeof(text));
@@ -535,13 +515,13 @@ TEST_TIMEOUT(rundir_killed_with_a_stale_state_the_same_command_adopts_its_own_ge
 	ASSERT_TRUE(strstr(text, "did not create") == NULL);
 	ASSERT_TRUE(strstr(text, "could not take back") == NULL);
 	ASSERT_EQ(unlink(filler), 0);
-	ASSERT_EQ(baton("reload", "web", NULL), 0);	/* and it is managed: a reload works */
+	ASSERT_EQ(bt_baton_within(30, "reload", "web"), 0);	/* and it is managed: a reload works */
 	ASSERT_CONTAINS(out, "serves");
 	report = bt_load_finish(&ld, 30);
 	bt_log("load: %s", report);
 	ASSERT_GT(bt_json_get(report, "answered"), 100);
 	ASSERT_EQ(bt_json_get(report, "failed"), 0);
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton_within(30, "status", "web", "--json"), 0);
 	ASSERT_CONTAINS(out, "\"service\":\"ok\"");
 	bt_supervisor_stop(&pid, 10);
 	umount2(rtdir, MNT_DETACH);
@@ -607,18 +587,18 @@ TEST_TIMEOUT(rundir_removed_pins_are_repinned_and_unrecoverable_members_degrade,
 	pid = bt_supervisor_start(run_argv("exec sleep 60"), "web", log, NULL, NULL, 10, out, sizeof(out));
 	ASSERT_EQ(system("rm -f /sys/fs/bpf/baton/run-web/l0/*"), 0);
 	ASSERT_TRUE(access("/sys/fs/bpf/baton/run-web/l0/socks", F_OK) != 0);
-	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_EQ(bt_baton_within(30, "reload", "web"), 0);
 	ASSERT_EQ(access("/sys/fs/bpf/baton/run-web/l0/socks", F_OK), 0);
 	ASSERT_EQ(access("/sys/fs/bpf/baton/run-web/l0/steer", F_OK), 0);
 	read_file(log, text, sizeof(text));
 	ASSERT_CONTAINS(text, "had been removed: pinned again");
 	/* the pins found again: a restart takes the member back */
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
-	gen = active_pid();
+	ASSERT_EQ(bt_baton_within(30, "status", "web", "--json"), 0);
+	gen = bt_active_pid(out);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	pid = bt_supervisor_start(run_argv("exec sleep 60"), "web", log2, NULL, NULL, 10, out, sizeof(out));
-	ASSERT_EQ(active_pid(), gen);
+	ASSERT_EQ(bt_active_pid(out), gen);
 	ASSERT_CONTAINS(out, "\"service\":\"ok\"");
 	read_file(log2, text, sizeof(text));
 	ASSERT_TRUE(strstr(text, "could not take back") == NULL);
@@ -636,10 +616,10 @@ TEST_TIMEOUT(rundir_removed_pins_are_repinned_and_unrecoverable_members_degrade,
 	bt_quote_file(log);
 	ASSERT_CONTAINS(out, "\"service\":\"degraded\"");
 	ASSERT_CONTAINS(out, "\"degraded\":\"members not recoverable: gen 1 listener 0");
-	ASSERT_EQ(baton("status", "web", NULL), 0);
+	ASSERT_EQ(bt_baton_within(30, "status", "web"), 0);
 	ASSERT_CONTAINS(out, "degraded: members not recoverable");
-	ASSERT_EQ(baton("reload", "web", NULL), 0);	/* a new generation holds every member */
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton_within(30, "reload", "web"), 0);	/* a new generation holds every member */
+	ASSERT_EQ(bt_baton_within(30, "status", "web", "--json"), 0);
 	ASSERT_CONTAINS(out, "\"service\":\"ok\"");
 	bt_supervisor_stop(&pid, 10);
 }
@@ -663,7 +643,7 @@ TEST_TIMEOUT(rundir_read_only_directory_does_not_block_a_restart_at_a_stale_sock
 	snprintf(log, sizeof(log), "%s.log", rtdir);
 	snprintf(log2, sizeof(log2), "%s.log2", rtdir);
 	pid = bt_supervisor_start(run_argv("exec sleep 60"), "web", log, NULL, NULL, 10, out, sizeof(out));
-	gen = active_pid();
+	gen = bt_active_pid(out);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	snprintf(path, sizeof(path), "%s/web.sock", rtdir);
@@ -697,15 +677,15 @@ TEST_TIMEOUT(rundir_read_only_directory_does_not_block_a_restart_at_a_stale_sock
 	/* writable again: the socket is bound at a retry, status answers */
 	ASSERT_EQ(umount2(rtdir, MNT_DETACH), 0);
 	for (i = 0; i < 150; i++) {
-		if (baton("status", "web", "--json") == 0)
+		if (bt_baton_within(30, "status", "web", "--json") == 0)
 			break;
 		usleep(100000);
 	}
 	ASSERT_CONTAINS(out, "\"resumed\":true");
-	ASSERT_EQ(active_pid(), gen);
+	ASSERT_EQ(bt_active_pid(out), gen);
 	for (i = 0; i < 150 && !strstr(out, "\"service\":\"ok\""); i++) {
 		usleep(100000);
-		baton("status", "web", "--json");
+		bt_baton_within(30, "status", "web", "--json");
 	}
 	ASSERT_CONTAINS(out, "\"service\":\"ok\"");
 	bt_supervisor_stop(&pid, 10);

@@ -31,33 +31,6 @@
 
 static char out[65536], err[16384];
 
-static const char *need_env(const char *var, const char *what)
-{
-	const char *v = getenv(var);
-
-	if (!v || access(v, R_OK))
-		SKIP("%s does not name the %s (run through make check)", var, what);
-	return v;
-}
-
-/* A server binary where Debian installs it, or skip; with
- * BATON_REQUIRE_SERVERS=1 (.ci/run, which installs them) a missing one
- * fails, so CI cannot pass with these tests quietly skipped. */
-static const char *need_server(const char *name, const char *package)
-{
-	static char found[512];
-	const char *dirs[] = { "/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin" };
-
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		snprintf(found, sizeof(found), "%s/%s", dirs[i], name);
-		if (!access(found, X_OK))
-			return found;
-	}
-	if (getenv("BATON_REQUIRE_SERVERS") && !strcmp(getenv("BATON_REQUIRE_SERVERS"), "1"))
-		FAIL("%s is not installed (Debian package %s) and BATON_REQUIRE_SERVERS=1", name, package);
-	SKIP("%s is not installed (Debian package %s; scripts/install-deps installs it)", name, package);
-}
-
 /* ---- the shim on its own --------------------------------------------------- */
 
 struct probe_env {
@@ -88,8 +61,8 @@ static void probe_child(void *ctx)
  * BATON_PRELOAD (NULL: unset). Returns its exit status. */
 static int probe(int member, const char *preload, const char *host, int port)
 {
-	const char *bin = need_env("BATON_PROBE", "preload probe");
-	struct probe_env e = { .member = member, .lib = need_env("BATON_PRELOAD_LIB", "preload shim"),
+	const char *bin = bt_need_env("BATON_PROBE", "preload probe");
+	struct probe_env e = { .member = member, .lib = bt_need_env("BATON_PRELOAD_LIB", "preload shim"),
 			       .preload = preload };
 	char portstr[16];
 	char *argv[] = { (char *)bin, (char *)host, portstr, NULL };
@@ -218,26 +191,6 @@ struct sv {
 	char listen[96];	/* "": tcp://127.0.0.1:8080?backlog=1024 */
 };
 
-static int baton(const char *a1, const char *a2, const char *a3)
-{
-	char *argv[] = { (char *)bt_baton_bin(), (char *)a1, (char *)a2, (char *)a3, NULL };
-
-	return bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
-}
-
-static void write_file(const char *dir, const char *name, const char *text)
-{
-	char path[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	if (!f)
-		FAIL("fopen %s: %s", path, strerror(errno));
-	fputs(text, f);
-	fclose(f);
-}
-
 static void show_log(const struct sv *s, const char *name)
 {
 	char path[256];
@@ -260,25 +213,11 @@ static void like_a_background_job(void *ctx)
  * (ARGV: OPTS, "--", CMD..., NULL) and waits until generation 1 is active. */
 static void sv_start(struct sv *s, char *const argv[])
 {
-	char *args[40], logpath[96];
-	int n = 0;
-
-	args[n++] = (char *)bt_baton_bin();
-	args[n++] = "run";
-	args[n++] = "--name";
-	args[n++] = "web";
-	args[n++] = "--listen";
-	args[n++] = s->listen[0] ? s->listen : "tcp://127.0.0.1:8080?backlog=1024";
 	/* the health watch is not under test: a 100 ms stall of a loaded
 	 * python server would start a reload of its own, and the test's next
 	 * reload would then be refused as "already in progress" */
-	args[n++] = "--hang-threshold";
-	args[n++] = "2s";
-	for (int i = 0; argv[i] && n < 39; i++)
-		args[n++] = argv[i];
-	args[n] = NULL;
-	snprintf(logpath, sizeof(logpath), "%s/baton.log", s->dir);
-	s->pid = bt_supervisor_start(args, "web", logpath, like_a_background_job, NULL, 15, out, sizeof(out));
+	s->pid = bt_run_web(s->dir, s->listen[0] ? s->listen : "tcp://127.0.0.1:8080?backlog=1024", argv,
+			    like_a_background_job, 15, out, sizeof(out));
 }
 
 static void sv_stop(struct sv *s)
@@ -289,110 +228,42 @@ static void sv_stop(struct sv *s)
 static void sv_dir(struct sv *s)
 {
 	memset(s, 0, sizeof(*s));
-	snprintf(s->dir, sizeof(s->dir), "/tmp/baton-servers-XXXXXX");
-	if (!mkdtemp(s->dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	chmod(s->dir, 0755);	/* nginx workers and lighttpd may run as another user */
-	{
-		char run[PATH_MAX];
-
-		/* the runtime directory must be baton's alone (0700): one inside */
-		snprintf(run, sizeof(run), "%s/run", s->dir);
-		setenv("BATON_RUNTIME_DIR", run, 1);
-	}
+	bt_sv_tmpdir(s->dir, sizeof(s->dir), "servers");
 }
 
-/* The counting load client: connection per request, 16 at once. */
-static const char *load(pid_t *pid, int *fd)
+static void sv_stop_ctx(void *ctx)
 {
-	const char *gen = need_env("BATON_LOADGEN", "load client");
-	int p[2];
-
-	if (pipe2(p, O_CLOEXEC))
-		FAIL("pipe: %s", strerror(errno));
-	*pid = fork();
-	if (*pid == 0) {
-		char *argv[] = { (char *)gen, "--port", "8080", "--mode", "conn", "--concurrency", "16",
-				 "--duration", "600", "--timeout-ms", "3000", "--json", NULL };
-
-		dup2(p[1], 1);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(p[1]);
-	*fd = p[0];
-	usleep(300000);	/* full load before the first reload */
-	return gen;
-}
-
-static const char *load_finish(pid_t pid, int fd)
-{
-	static char report[8192];
-	size_t got = 0;
-	long long deadline = time(NULL) + 20;
-	int status;
-
-	kill(pid, SIGTERM);	/* loadgen reports on SIGTERM */
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t n;
-
-		if (time(NULL) > deadline) {
-			kill(pid, SIGKILL);
-			FAIL("load client did not finish");
-		}
-		if (poll(&p, 1, 200) <= 0)
-			continue;
-		n = read(fd, report + got, sizeof(report) - got - 1);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	report[got] = '\0';
-	close(fd);
-	waitpid(pid, &status, 0);
-	return report;
+	sv_stop(ctx);
 }
 
 /* 20 reloads under load; not one request may fail. */
 static void reload_20_under_load(struct sv *s, const char *logname)
 {
-	const char *report;
-	pid_t lp;
-	int lfd;
+	bt_reload_under_load(&(struct bt_reload_load){ .port = PORT, .reloads = 20, .warmup_ms = 100, .dir = s->dir,
+						       .logname = logname, .says = { "serves" }, .stop = sv_stop_ctx,
+						       .ctx = s });
+}
 
-	load(&lp, &lfd);
-	for (int i = 0; i < 20; i++) {
-		if (baton("reload", "web", NULL) != 0) {
-			show_log(s, "baton.log");
-			if (logname)
-				show_log(s, logname);
-			load_finish(lp, lfd);
-			FAIL("reload %d failed: %s%s", i + 1, out, err);
-		}
-		ASSERT_CONTAINS(out, "serves");
-		usleep(100000);
-	}
-	usleep(300000);
-	report = load_finish(lp, lfd);
-	bt_log("load: %s", report);
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
-	ASSERT_EQ(bt_json_get(out, "reloads_done"), 20);
-	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
-	sv_stop(s);
-	if (bt_json_get(report, "failed")) {
-		show_log(s, "baton.log");
-		if (logname)
-			show_log(s, logname);
-	}
-	ASSERT_GT(bt_json_get(report, "answered"), 500);
-	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+/* lighttpd serving "ok" from DIR on 127.0.0.1:PORT, socket-activated, with
+ * the lines MORE; the configuration's path into CONFPATH. */
+static void lighttpd_conf(const struct sv *s, const char *more, char *confpath, size_t len)
+{
+	char conf[2048];
+
+	bt_write_file(s->dir, "index.html", "ok\n");
+	snprintf(conf, sizeof(conf),
+		 "server.document-root = \"%s\"\nserver.bind = \"127.0.0.1\"\nserver.port = %d\n"
+		 "server.systemd-socket-activation = \"enable\"\nserver.errorlog = \"%s/error.log\"\n"
+		 "index-file.names = ( \"index.html\" )\n%s",
+		 s->dir, PORT, s->dir, more);
+	bt_write_file(s->dir, "lighttpd.conf", conf);
+	snprintf(confpath, len, "%s/lighttpd.conf", s->dir);
 }
 
 static void need_root_servers(void)
 {
 	bt_baton_bin();
-	need_env("BATON_LOADGEN", "load client");
+	bt_need_env("BATON_LOADGEN", "load client");
 	if (geteuid() != 0)
 		SKIP("real servers need root here (network namespace, eBPF, nginx's worker user)");
 	bt_need_netns();
@@ -401,21 +272,13 @@ static void need_root_servers(void)
 
 TEST_TIMEOUT(server_nginx_master_workers_through_the_shim_20_reloads_lose_nothing, 120)
 {
-	const char *nginx = need_server("nginx", "nginx");
-	char conf[2048], confpath[128];
+	const char *nginx = bt_need_server("nginx", "nginx");
+	char confpath[128];
 	struct sv s;
 
 	need_root_servers();
 	sv_dir(&s);
-	snprintf(conf, sizeof(conf),
-		 "worker_processes 2;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\n"
-		 "error_log %s/error.log;\nevents { worker_connections 1024; }\n"
-		 "http {\n access_log off;\n client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
-		 " uwsgi_temp_path %s; scgi_temp_path %s;\n"
-		 " server { listen 127.0.0.1:%d; location / { return 200 \"ok\\n\"; } }\n}\n",
-		 s.dir, s.dir, s.dir, s.dir, s.dir, s.dir, s.dir, PORT);
-	write_file(s.dir, "nginx.conf", conf);
-	snprintf(confpath, sizeof(confpath), "%s/nginx.conf", s.dir);
+	bt_nginx_conf(s.dir, &(struct bt_nginx_opts){ .port = PORT }, confpath, sizeof(confpath));
 	/* QUIT: nginx's graceful stop; readiness: the master's listen(), via the shim */
 	char *argv[] = { "--stop-signal", "QUIT", "--grace", "10s", "--", (char *)nginx, "-c", confpath,
 			 "-p", s.dir, NULL };
@@ -426,13 +289,13 @@ TEST_TIMEOUT(server_nginx_master_workers_through_the_shim_20_reloads_lose_nothin
 
 TEST_TIMEOUT(server_python_http_server_through_the_shim_20_reloads_lose_nothing, 120)
 {
-	const char *py = need_server("python3", "python3");
+	const char *py = bt_need_server("python3", "python3");
 	char port[16];
 	struct sv s;
 
 	need_root_servers();
 	sv_dir(&s);
-	write_file(s.dir, "index.html", "ok\n");
+	bt_write_file(s.dir, "index.html", "ok\n");
 	snprintf(port, sizeof(port), "%d", PORT);
 	/* SIGTERM kills python mid-request; SIGINT raises KeyboardInterrupt,
 	 * after which http.server joins its request threads. --stop-when-idle
@@ -447,20 +310,13 @@ TEST_TIMEOUT(server_python_http_server_through_the_shim_20_reloads_lose_nothing,
 
 TEST_TIMEOUT(server_lighttpd_socket_activation_20_reloads_lose_nothing, 120)
 {
-	const char *lighttpd = need_server("lighttpd", "lighttpd");
-	char conf[1024], confpath[128];
+	const char *lighttpd = bt_need_server("lighttpd", "lighttpd");
+	char confpath[128];
 	struct sv s;
 
 	need_root_servers();
 	sv_dir(&s);
-	write_file(s.dir, "index.html", "ok\n");
-	snprintf(conf, sizeof(conf),
-		 "server.document-root = \"%s\"\nserver.bind = \"127.0.0.1\"\nserver.port = %d\n"
-		 "server.systemd-socket-activation = \"enable\"\nserver.errorlog = \"%s/error.log\"\n"
-		 "index-file.names = ( \"index.html\" )\n",
-		 s.dir, PORT, s.dir);
-	write_file(s.dir, "lighttpd.conf", conf);
-	snprintf(confpath, sizeof(confpath), "%s/lighttpd.conf", s.dir);
+	lighttpd_conf(&s, "", confpath, sizeof(confpath));
 	/* lighttpd reads LISTEN_FDS itself: no shim. It sends no sd_notify, so
 	 * readiness is a delay; INT is its graceful stop. */
 	char *argv[] = { "--no-preload", "--ready", "delay:300ms", "--stop-signal", "INT", "--grace", "10s", "--",
@@ -477,7 +333,7 @@ static const char *handoff_status(void)
 {
 	const char *h;
 
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	h = strstr(out, "\"handoff\":{");
 	if (!h)
 		FAIL("no handoff object in baton status: %s", out);
@@ -486,18 +342,8 @@ static const char *handoff_status(void)
 
 static void nginx_conf(struct sv *s, char *confpath, size_t len)
 {
-	char conf[2048];
-
-	snprintf(conf, sizeof(conf),
-		 "worker_processes 2;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\n"
-		 "error_log %s/error.log;\nevents { worker_connections 1024; }\n"
-		 "http {\n access_log off;\n keepalive_requests 100000;\n"
-		 " client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
-		 " uwsgi_temp_path %s; scgi_temp_path %s;\n"
-		 " server { listen 127.0.0.1:%d; location / { return 200 \"ok\\n\"; } }\n}\n",
-		 s->dir, s->dir, s->dir, s->dir, s->dir, s->dir, s->dir, PORT);
-	write_file(s->dir, "nginx.conf", conf);
-	snprintf(confpath, len, "%s/nginx.conf", s->dir);
+	bt_nginx_conf(s->dir, &(struct bt_nginx_opts){ .port = PORT, .http = " keepalive_requests 100000;\n" }, confpath,
+		      len);
 }
 
 /* nginx at its graceful stop closes every keep-alive connection it holds
@@ -508,7 +354,7 @@ static void nginx_conf(struct sv *s, char *confpath, size_t len)
  * generations answer on them. */
 TEST_TIMEOUT(server_nginx_keepalive_handoff_10_reloads_not_one_connection_closed, 120)
 {
-	const char *nginx = need_server("nginx", "nginx");
+	const char *nginx = bt_need_server("nginx", "nginx");
 	char confpath[128];
 	const char *report;
 	long long handed = 0, now;
@@ -525,7 +371,7 @@ TEST_TIMEOUT(server_nginx_keepalive_handoff_10_reloads_not_one_connection_closed
 	sv_start(&s, argv);
 	load = bt_load_start(PORT, "keepalive", "600", 16);
 	for (int i = 0; i < 10; i++) {
-		if (baton("reload", "web", NULL) != 0) {
+		if (bt_baton("reload", "web") != 0) {
 			show_log(&s, "baton.log");
 			kill(load.pid, SIGTERM);
 			bt_load_finish(&load, 20);
@@ -559,7 +405,7 @@ TEST_TIMEOUT(server_nginx_keepalive_handoff_10_reloads_not_one_connection_closed
 	/* requests the new generations answered on connections they took over */
 	ASSERT_GT(bt_json_get(handoff_status(), "answered"), 0);
 	/* and for a scrape */
-	ASSERT_EQ(baton("status", "web", "--metrics"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--metrics"), 0);
 	{
 		const char *m = strstr(out, "baton_handoff_connections_total{name=\"web\",result=\"handed_off\"} ");
 
@@ -583,8 +429,8 @@ TEST_TIMEOUT(server_nginx_keepalive_handoff_10_reloads_not_one_connection_closed
  * requests lighttpd's graceful stop cuts off. */
 TEST_TIMEOUT(server_lighttpd_keepalive_gets_no_handoff_without_the_shim, 120)
 {
-	const char *lighttpd = need_server("lighttpd", "lighttpd");
-	char conf[1024], confpath[128], logpath[128];
+	const char *lighttpd = bt_need_server("lighttpd", "lighttpd");
+	char confpath[128], logpath[128];
 	const char *report;
 	struct bt_load load;
 	struct sv s;
@@ -593,14 +439,7 @@ TEST_TIMEOUT(server_lighttpd_keepalive_gets_no_handoff_without_the_shim, 120)
 
 	need_root_servers();
 	sv_dir(&s);
-	write_file(s.dir, "index.html", "ok\n");
-	snprintf(conf, sizeof(conf),
-		 "server.document-root = \"%s\"\nserver.bind = \"127.0.0.1\"\nserver.port = %d\n"
-		 "server.systemd-socket-activation = \"enable\"\nserver.errorlog = \"%s/error.log\"\n"
-		 "index-file.names = ( \"index.html\" )\nserver.max-keep-alive-requests = 100000\n",
-		 s.dir, PORT, s.dir);
-	write_file(s.dir, "lighttpd.conf", conf);
-	snprintf(confpath, sizeof(confpath), "%s/lighttpd.conf", s.dir);
+	lighttpd_conf(&s, "server.max-keep-alive-requests = 100000\n", confpath, sizeof(confpath));
 	snprintf(s.listen, sizeof(s.listen), "tcp://127.0.0.1:%d?backlog=1024&handoff=idle", PORT);
 	char *argv[] = { "--no-preload", "--ready", "delay:300ms", "--stop-signal", "INT", "--grace", "10s", "--",
 			 (char *)lighttpd, "-D", "-f", confpath, NULL };
@@ -608,7 +447,7 @@ TEST_TIMEOUT(server_lighttpd_keepalive_gets_no_handoff_without_the_shim, 120)
 	sv_start(&s, argv);
 	load = bt_load_start(PORT, "keepalive", "600", 16);
 	for (int i = 0; i < 10; i++) {
-		ASSERT_EQ(baton("reload", "web", NULL), 0);
+		ASSERT_EQ(bt_baton("reload", "web"), 0);
 		usleep(200000);
 	}
 	usleep(300000);
@@ -672,13 +511,13 @@ static bool answered(int p)
  * exit), every port answers, and reloads under load lose nothing. */
 static void nginx_with_listeners(int nl, int reloads)
 {
-	const char *nginx = need_server("nginx", "nginx");
+	const char *nginx = bt_need_server("nginx", "nginx");
 	char *conf, confpath[128], logpath[128], (*specs)[96], **args;
 	const char *report;
 	size_t off, cap = 4096 + (size_t)nl * 96;
 	struct sv s;
-	pid_t lp;
-	int lfd, n = 0, p;
+	struct bt_load load;
+	int n = 0, p;
 
 	need_root_servers();
 	if (v6_host) {
@@ -704,7 +543,7 @@ static void nginx_with_listeners(int nl, int reloads)
 		off += (size_t)snprintf(conf + off, cap - off, v6_host && p ? "  listen [%s]:%d;\n" : "  listen %s:%d;\n",
 					v6_host && p ? v6_host : "127.0.0.1", PORT + p);
 	snprintf(conf + off, cap - off, "  location / { return 200 \"ok\\n\"; }\n }\n}\n");
-	write_file(s.dir, "nginx.conf", conf);
+	bt_write_file(s.dir, "nginx.conf", conf);
 	snprintf(confpath, sizeof(confpath), "%s/nginx.conf", s.dir);
 	snprintf(logpath, sizeof(logpath), "%s/baton.log", s.dir);
 	args[n++] = (char *)bt_baton_bin();
@@ -752,22 +591,24 @@ static void nginx_with_listeners(int nl, int reloads)
 			show_log(&s, "error.log");
 			FAIL("port %d (listener %d of %d) did not answer", PORT + p, p + 1, nl);
 		}
-	load(&lp, &lfd);
+	/* the counting load client, connection per request, 16 at once */
+	load = bt_load_start(PORT, "conn", "600", 16);
+	usleep(100000);	/* 300 ms in all: full load before the first reload */
 	for (int i = 0; i < reloads; i++) {
-		if (baton("reload", "web", NULL) != 0) {
+		if (bt_baton("reload", "web") != 0) {
 			show_log(&s, "baton.log");
 			show_log(&s, "error.log");
-			load_finish(lp, lfd);
+			bt_load_stop(&load, 20);
 			FAIL("reload %d failed: %s%s", i + 1, out, err);
 		}
 		usleep(100000);
 	}
 	usleep(300000);
-	report = load_finish(lp, lfd);
+	report = bt_load_stop(&load, 20);
 	bt_log("load: %s", report);
 	for (p = 0; p < nl; p++)
 		ASSERT_TRUE(answered(p));
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_EQ(bt_json_get(out, "reloads_done"), reloads);
 	ASSERT_EQ(bt_json_get(out, "restarts"), 0);
 	sv_stop(&s);
@@ -833,8 +674,8 @@ static void memfd_probe_child(void *ctx)
  * for the server. An fd number that is no sealed memfd is refused. */
 TEST(preload_map_in_a_memfd_carries_4096_entries)
 {
-	struct memfd_probe e = { .lib = need_env("BATON_PRELOAD_LIB", "preload shim") };
-	const char *bin = need_env("BATON_PROBE", "preload probe");
+	struct memfd_probe e = { .lib = bt_need_env("BATON_PRELOAD_LIB", "preload shim") };
+	const char *bin = bt_need_env("BATON_PROBE", "preload probe");
 	size_t cap = 4096 * 64, off;
 	char *text = malloc(cap), portstr[16];
 	char *argv[] = { (char *)bin, "127.0.0.1", portstr, "--children", NULL }, wrap[512];
@@ -934,10 +775,10 @@ static void probe_child_listen_pid(void *ctx)
  * the listening sockets it inherited. */
 static int probe_children(int member, const char *preload, int port, const char *extra)
 {
-	struct probe_env e = { .member = member, .lib = need_env("BATON_PRELOAD_LIB", "preload shim"),
+	struct probe_env e = { .member = member, .lib = bt_need_env("BATON_PRELOAD_LIB", "preload shim"),
 			       .preload = preload };
 	char portstr[16];
-	char *argv[] = { (char *)need_env("BATON_PROBE", "preload probe"), "127.0.0.1", portstr, "--children",
+	char *argv[] = { (char *)bt_need_env("BATON_PROBE", "preload probe"), "127.0.0.1", portstr, "--children",
 			 (char *)extra, NULL };
 	int status;
 

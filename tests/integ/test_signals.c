@@ -73,10 +73,7 @@ static void sg_start(struct sg *s, void (*child)(void *ctx))
 	bt_need_netns();
 	bt_need_private_bpffs();
 	memset(s, 0, sizeof(*s));
-	snprintf(s->dir, sizeof(s->dir), "/tmp/baton-signals-XXXXXX");
-	if (!mkdtemp(s->dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	setenv("BATON_RUNTIME_DIR", s->dir, 1);
+	bt_runtime_tmpdir(s->dir, sizeof(s->dir), "signals");
 	snprintf(s->log, sizeof(s->log), "%s/log", s->dir);
 	snprintf(s->sigs, sizeof(s->sigs), "%s/sigs", s->dir);
 	snprintf(s->script, sizeof(s->script),

@@ -45,19 +45,9 @@ static int which_from(uint16_t port, uint16_t sport, const int *fds)
 	struct sockaddr_in src = { .sin_family = AF_INET, .sin_port = htons(sport),
 				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct sockaddr_in dst = src;
-	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, who, conn = -1;
 
 	dst.sin_port = htons(port);
-	setsockopt(c, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (sport && bind(c, (struct sockaddr *)&src, sizeof(src)))
-		FAIL("bind to source port %u: %s", sport, strerror(errno));
-	if (connect(c, (struct sockaddr *)&dst, sizeof(dst)))
-		FAIL("connect: %s", strerror(errno));
-	who = bt_accept_which(fds, 2, 2000, &conn);
-	if (conn >= 0)
-		bt_close_rst(conn);
-	bt_close_rst(c);
-	return who;
+	return bt_which_takes_from(&src, &dst, fds, 2);
 }
 
 TEST(steer_pinned_source_range_reaches_one_slot_whatever_the_weights)

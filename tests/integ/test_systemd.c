@@ -23,28 +23,9 @@
 
 static char out[65536], err[16384];
 
-static const char *need_env(const char *var, const char *what)
-{
-	const char *v = getenv(var);
-
-	if (!v || access(v, X_OK))
-		SKIP("%s does not name the %s (run through make check)", var, what);
-	return v;
-}
-
-static int baton(const char *a1, const char *a2, const char *a3)
-{
-	char *argv[] = { (char *)bt_baton_bin(), (char *)a1, (char *)a2, (char *)a3, NULL };
-
-	return bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
-}
-
 static void tmpdir(char *dir, size_t len)
 {
-	snprintf(dir, len, "/tmp/baton-sd-XXXXXX");
-	if (!mkdtemp(dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	setenv("BATON_RUNTIME_DIR", dir, 1);
+	bt_runtime_tmpdir(dir, len, "sd");
 }
 
 /* ---- a service manager's notify socket, recorded ---------------------------- */
@@ -172,7 +153,7 @@ static void set_notify(void *ctx)
 static pid_t start_refserver(const char *dir, const char *name, const char *listen, void (*child)(void *),
 			     void *ctx)
 {
-	const char *ref = need_env("BATON_REFSERVER", "reference server");
+	const char *ref = bt_need_env("BATON_REFSERVER", "reference server");
 	char logpath[128];
 	char *argv[] = { (char *)bt_baton_bin(), "run", "--name", (char *)name, "--listen", (char *)listen,
 			 "--grace", "5s", "--", (char *)ref, "-q", NULL };
@@ -198,12 +179,12 @@ TEST_TIMEOUT(systemd_notify_socket_hears_ready_reloading_ready_stopping_in_order
 	rec_start(&r, dir, path);
 	pid = start_refserver(dir, "sd", "tcp://127.0.0.1:0", set_notify, path);
 	baton_pid = pid;
-	ASSERT_EQ(baton("reload", "sd", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "sd"), 0);
 	ASSERT_CONTAINS(out, "gen 2");
 	/* gen 1 releases its member when it has drained and exited: wait for
 	 * that, since the recorder stops at STOPPING=1 */
 	for (int i = 0; i < 100; i++) {
-		ASSERT_EQ(baton("status", "sd", "--json"), 0);
+		ASSERT_EQ(bt_baton("status", "sd", "--json"), 0);
 		if (strstr(out, "{\"id\":1,\"pid\":0,"))
 			break;
 		usleep(50000);
@@ -274,7 +255,7 @@ TEST_TIMEOUT(systemd_no_notify_socket_sends_nothing_and_stores_nothing, 60)
 	tmpdir(dir, sizeof(dir));
 	unsetenv("NOTIFY_SOCKET");
 	pid = start_refserver(dir, "sdn", "tcp://127.0.0.1:0", NULL, NULL);
-	ASSERT_EQ(baton("reload", "sdn", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "sdn"), 0);
 	bt_supervisor_stop(&pid, 15);
 	snprintf(logpath, sizeof(logpath), "%s/baton.log", dir);
 	/* nothing to say about a manager that is not there */
@@ -314,7 +295,7 @@ static void reloads_under_load(const char *name, uint16_t port, int reloads)
 
 	load_start(&l, port);
 	for (int i = 0; i < reloads; i++) {
-		if (baton("reload", name, NULL) != 0) {
+		if (bt_baton("reload", name) != 0) {
 			load_finish(&l);
 			FAIL("reload %d failed: %s%s", i + 1, out, err);
 		}
@@ -368,14 +349,14 @@ static void under_socket_activate(void *ctx)
 TEST_TIMEOUT(systemd_socket_activate_shared_socket_serves_and_reloads_losing_nothing, 90)
 {
 	const char *sa = "/usr/bin/systemd-socket-activate";
-	const char *ref = need_env("BATON_REFSERVER", "reference server");
+	const char *ref = bt_need_env("BATON_REFSERVER", "reference server");
 	char dir[64], logpath[128];
 	pid_t pid, trigger;
 	int status;
 
 	if (access(sa, X_OK))
 		SKIP("%s is missing (Debian package systemd)", sa);
-	need_env("BATON_LOADGEN", "load client");
+	bt_need_env("BATON_LOADGEN", "load client");
 	bt_need_netns();
 	bt_need_ebpf();
 	tmpdir(dir, sizeof(dir));
@@ -392,7 +373,7 @@ TEST_TIMEOUT(systemd_socket_activate_shared_socket_serves_and_reloads_losing_not
 	ASSERT_EQ(waitpid(trigger, &status, 0), trigger);
 	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	reloads_under_load("act", 8097, 5);
-	ASSERT_EQ(baton("status", "act", NULL), 0);
+	ASSERT_EQ(bt_baton("status", "act"), 0);
 	ASSERT_CONTAINS(out, "listener 0: tcp://127.0.0.1:8097?backlog=4096 (shared)");
 	ASSERT_CONTAINS(out, "5 reloads done, 0 failed");
 	bt_supervisor_stop(&pid, 15);
@@ -432,7 +413,7 @@ TEST_TIMEOUT(systemd_passed_reuseport_socket_is_gen_1s_member_steered_losing_not
 	uint16_t port;
 	pid_t pid;
 
-	need_env("BATON_LOADGEN", "load client");
+	bt_need_env("BATON_LOADGEN", "load client");
 	bt_need_netns();
 	bt_need_ebpf();
 	tmpdir(dir, sizeof(dir));
@@ -448,7 +429,7 @@ TEST_TIMEOUT(systemd_passed_reuseport_socket_is_gen_1s_member_steered_losing_not
 	acc = 0;
 	ASSERT_EQ(getsockopt(p.fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al), 0);
 	ASSERT_EQ(acc, 1);
-	ASSERT_EQ(baton("status", "rp", NULL), 0);
+	ASSERT_EQ(bt_baton("status", "rp"), 0);
 	ASSERT_CONTAINS(out, "(steered)");
 	bt_supervisor_stop(&pid, 15);
 	close(p.fd);
@@ -456,7 +437,7 @@ TEST_TIMEOUT(systemd_passed_reuseport_socket_is_gen_1s_member_steered_losing_not
 
 TEST_TIMEOUT(systemd_passed_socket_that_no_listen_matches_is_an_error_naming_it, 30)
 {
-	const char *ref = need_env("BATON_REFSERVER", "reference server");
+	const char *ref = bt_need_env("BATON_REFSERVER", "reference server");
 	char dir[64], want[128], listen[64];
 	struct passfd p = { .name = "other" };
 	uint16_t port;
@@ -533,7 +514,7 @@ TEST_TIMEOUT(systemd_restarted_supervisor_takes_its_members_from_the_fd_store, 6
 		ASSERT_CONTAINS(text, "resumed from");
 		ASSERT_CONTAINS(text, "took 1 member socket back from the service manager's fd store");
 	}
-	ASSERT_EQ(baton("reload", "fs", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "fs"), 0);
 	snprintf(want, sizeof(want), "gen 2");
 	ASSERT_CONTAINS(out, want);
 	bt_supervisor_stop(&pid, 15);
@@ -548,7 +529,7 @@ TEST_TIMEOUT(systemd_shared_listener_resumes_after_the_supervisor_is_killed, 90)
 	struct passfd p = { .name = NULL };
 	pid_t pid, g1;
 
-	need_env("BATON_LOADGEN", "load client");
+	bt_need_env("BATON_LOADGEN", "load client");
 	bt_need_netns();
 	bt_need_ebpf();
 	tmpdir(dir, sizeof(dir));
@@ -577,7 +558,7 @@ TEST_TIMEOUT(systemd_example_units_pass_systemd_analyze_verify, 60)
 {
 	const char *sa = "/usr/bin/systemd-analyze", *units[] = { "baton-refserver.socket", "baton-refserver.service",
 								  "nginx-baton.socket", "nginx-baton.service" };
-	const char *ref = need_env("BATON_REFSERVER", "reference server");
+	const char *ref = bt_need_env("BATON_REFSERVER", "reference server");
 	char root[64], src[512], cmd[4096], *srcdir;
 	int status;
 
@@ -596,9 +577,7 @@ TEST_TIMEOUT(systemd_example_units_pass_systemd_analyze_verify, 60)
 	free(srcdir);
 	if (access(src, R_OK))
 		SKIP("no examples/systemd above %s", bt_baton_bin());
-	snprintf(root, sizeof(root), "/tmp/baton-verify-XXXXXX");
-	if (!mkdtemp(root))
-		FAIL("mkdtemp: %s", strerror(errno));
+	bt_tmpdir(root, sizeof(root), "verify");
 	/* verify checks that ExecStart= binaries exist and that the targets
 	 * the units name do: a root with both, and the units in /etc */
 	snprintf(cmd, sizeof(cmd),

@@ -24,63 +24,9 @@
 
 static char out[65536], err[16384];
 
-static const char *need_env(const char *var, const char *what)
-{
-	const char *v = getenv(var);
-
-	if (!v || access(v, X_OK))
-		SKIP("%s does not name the %s (run through make check)", var, what);
-	return v;
-}
-
-static const char *need_server(const char *name, const char *package)
-{
-	static char found[512];
-	const char *dirs[] = { "/usr/sbin", "/usr/bin", "/sbin", "/bin" };
-
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		snprintf(found, sizeof(found), "%s/%s", dirs[i], name);
-		if (!access(found, X_OK))
-			return found;
-	}
-	if (getenv("BATON_REQUIRE_SERVERS") && !strcmp(getenv("BATON_REQUIRE_SERVERS"), "1"))
-		FAIL("%s is not installed (Debian package %s) and BATON_REQUIRE_SERVERS=1", name, package);
-	SKIP("%s is not installed (Debian package %s)", name, package);
-}
-
-static int baton(const char *a1, const char *a2, const char *a3)
-{
-	char *argv[] = { (char *)bt_baton_bin(), (char *)a1, (char *)a2, (char *)a3, NULL };
-
-	return bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
-}
-
 static void tmpdir(char *dir, size_t len)
 {
-	snprintf(dir, len, "/tmp/baton-tk-XXXXXX");
-	if (!mkdtemp(dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	chmod(dir, 0755);	/* nginx workers run as another user */
-	{
-		char run[PATH_MAX];
-
-		/* the runtime directory must be baton's alone (0700): one inside */
-		snprintf(run, sizeof(run), "%s/run", dir);
-		setenv("BATON_RUNTIME_DIR", run, 1);
-	}
-}
-
-static void write_file(const char *dir, const char *name, const char *text)
-{
-	char path[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	if (!f)
-		FAIL("fopen %s: %s", path, strerror(errno));
-	fputs(text, f);
-	fclose(f);
+	bt_sv_tmpdir(dir, len, "tk");
 }
 
 /* Starts ARGV by hand (not through baton) and waits until PORT answers. */
@@ -138,7 +84,7 @@ static void wait_active(const char *name, int id, const char *log)
 
 	snprintf(want, sizeof(want), "{\"id\":%d,\"pid\":", id);
 	for (int i = 0; i < 500; i++) {
-		if (baton("status", name, "--json") == 0) {
+		if (bt_baton("status", name, "--json") == 0) {
 			const char *p = strstr(out, want);
 
 			if (p && !strncmp(strchr(p + strlen(want), ',') ?: "", ",\"state\":\"active\"", 17))
@@ -186,13 +132,13 @@ static void takeover_under_load(const char *dir, pid_t server, char *const opts_
 	for (int i = 0; i < 500 && waitpid(server, &st, WNOHANG) != server; i++)
 		usleep(20000);
 	ASSERT_EQ(kill(server, 0), -1);
-	ASSERT_EQ(baton("status", "tk", NULL), 0);
+	ASSERT_EQ(bt_baton("status", "tk"), 0);
 	snprintf(status_text, sizeof(status_text), "%.8000s", out);
 	bt_log("after the takeover:\n%s", status_text);
 	ASSERT_CONTAINS(status_text, mode);
 	ASSERT_CONTAINS(status_text, "0 reloads done, 0 failed");
 	for (int i = 0; i < reloads; i++) {
-		if (baton("reload", "tk", NULL) != 0) {
+		if (bt_baton("reload", "tk") != 0) {
 			bt_quote_file(log);
 			load_finish(&l);
 			FAIL("reload %d failed: %s%s", i + 1, out, err);
@@ -202,7 +148,7 @@ static void takeover_under_load(const char *dir, pid_t server, char *const opts_
 	}
 	usleep(200000);
 	report = load_finish(&l);
-	ASSERT_EQ(baton("status", "tk", "--json"), 0);
+	ASSERT_EQ(bt_baton("status", "tk", "--json"), 0);
 	ASSERT_EQ(bt_json_get(out, "reloads_done"), reloads);
 	bt_supervisor_stop(&pid, 20);
 	if (bt_json_get(report, "failed"))
@@ -214,7 +160,7 @@ static void takeover_under_load(const char *dir, pid_t server, char *const opts_
 static void need_root_servers(void)
 {
 	bt_baton_bin();
-	need_env("BATON_LOADGEN", "load client");
+	bt_need_env("BATON_LOADGEN", "load client");
 	if (geteuid() != 0)
 		SKIP("real servers need root here (network namespace, eBPF, pidfd_getfd of nginx's workers)");
 	bt_need_netns();
@@ -225,21 +171,14 @@ static void need_root_servers(void)
 
 static void nginx_case(bool reuseport, const char *mode)
 {
-	const char *nginx = need_server("nginx", "nginx");
-	char dir[64], conf[2048], confpath[128];
+	const char *nginx = bt_need_server("nginx", "nginx");
+	char dir[64], confpath[128];
 	pid_t server;
 
 	need_root_servers();
 	tmpdir(dir, sizeof(dir));
-	snprintf(conf, sizeof(conf),
-		 "worker_processes 2;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\n"
-		 "error_log %s/error.log;\nevents { worker_connections 1024; }\n"
-		 "http {\n access_log off;\n client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
-		 " uwsgi_temp_path %s; scgi_temp_path %s;\n"
-		 " server { listen 127.0.0.1:%d%s; location / { return 200 \"ok\\n\"; } }\n}\n",
-		 dir, dir, dir, dir, dir, dir, dir, PORT, reuseport ? " reuseport" : "");
-	write_file(dir, "nginx.conf", conf);
-	snprintf(confpath, sizeof(confpath), "%s/nginx.conf", dir);
+	bt_nginx_conf(dir, &(struct bt_nginx_opts){ .port = PORT, .listen = reuseport ? " reuseport" : NULL }, confpath,
+		      sizeof(confpath));
 	char *by_hand_argv[] = { (char *)nginx, "-c", confpath, "-p", dir, NULL };
 	/* the same configuration under baton: the shim hands it baton's socket */
 	char *opts_cmd[] = { "--stop-signal", "QUIT", "--", (char *)nginx, "-c", confpath, "-p", dir, NULL };
@@ -260,13 +199,13 @@ TEST_TIMEOUT(takeover_nginx_without_reuseport_shares_its_socket_losing_nothing, 
 
 TEST_TIMEOUT(takeover_python_http_server_started_by_hand_loses_nothing, 120)
 {
-	const char *py = need_server("python3", "python3");
+	const char *py = bt_need_server("python3", "python3");
 	char dir[64];
 	pid_t server;
 
 	need_root_servers();
 	tmpdir(dir, sizeof(dir));
-	write_file(dir, "index.html", "ok\n");
+	bt_write_file(dir, "index.html", "ok\n");
 	char *by_hand_argv[] = { (char *)py, "-m", "http.server", "--bind", "127.0.0.1", "--directory", dir, "8080",
 				 NULL };
 	/* http.server has no SO_REUSEPORT: --takeover-reuseport gives it one
@@ -346,7 +285,7 @@ TEST_TIMEOUT(takeover_errors_name_what_was_found, 60)
 	waitpid(pid, NULL, 0);
 	close(fd);
 	/* bad pids are usage errors */
-	ASSERT_EQ(baton("run", "--takeover", "nginx"), 2);
+	ASSERT_EQ(bt_baton("run", "--takeover", "nginx"), 2);
 	ASSERT_CONTAINS(err, "bad --takeover \"nginx\"");
 }
 
@@ -414,7 +353,7 @@ TEST_TIMEOUT(takeover_that_cannot_start_gen_1_leaves_the_server_untouched, 60)
 
 TEST_TIMEOUT(takeover_listen_that_no_taken_socket_matches_binds_as_usual, 60)
 {
-	const char *ref = need_env("BATON_REFSERVER", "reference server");
+	const char *ref = bt_need_env("BATON_REFSERVER", "reference server");
 	char dir[64], spec1[64], spec2[64], pidstr[16], log[128];
 	uint16_t port;
 	int fd;
@@ -469,14 +408,14 @@ static void read_log(const char *path, char *text, size_t len)
 
 TEST_TIMEOUT(takeover_generation_0_resumes_after_the_supervisor_is_killed, 90)
 {
-	const char *ref = need_env("BATON_REFSERVER", "reference server");
+	const char *ref = bt_need_env("BATON_REFSERVER", "reference server");
 	char dir[64], script[512], cmd[512], mode[128], pidstr[16], log[128], text[16384], want[128];
 	struct bt_load l;
 	const char *report;
 	pid_t server, pid;
 	FILE *f;
 
-	need_env("BATON_LOADGEN", "load client");
+	bt_need_env("BATON_LOADGEN", "load client");
 	bt_need_netns();
 	bt_need_ebpf();
 	tmpdir(dir, sizeof(dir));
@@ -520,12 +459,12 @@ TEST_TIMEOUT(takeover_generation_0_resumes_after_the_supervisor_is_killed, 90)
 	ASSERT_TRUE(!strstr(text, "could not take back"));
 	ASSERT_TRUE(!strstr(text, "takeover:"));
 	load_start(&l, PORT);
-	ASSERT_EQ(baton("reload", "tkr", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "tkr"), 0);
 	ASSERT_CONTAINS(out, "gen 2");
 	for (int i = 0; i < 500 && waitpid(server, NULL, WNOHANG) != server; i++)
 		usleep(20000);
 	ASSERT_EQ(kill(server, 0), -1);	/* generation 0 was drained and told to stop */
-	ASSERT_EQ(baton("reload", "tkr", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "tkr"), 0);
 	usleep(200000);
 	report = load_finish(&l);
 	bt_supervisor_stop(&pid, 15);

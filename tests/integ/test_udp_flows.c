@@ -576,10 +576,7 @@ static pid_t udp_start(const char *spec, char *dir, size_t dirlen, struct drive 
 		SKIP("BATON_UDPFLOW does not name the udpflow server (run through make check)");
 	bt_need_netns();
 	bt_need_ebpf();
-	snprintf(dir, dirlen, "/tmp/baton-test-XXXXXX");
-	if (!mkdtemp(dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	setenv("BATON_RUNTIME_DIR", dir, 1);
+	bt_runtime_tmpdir(dir, dirlen, "test");
 	snprintf(logpath, sizeof(logpath), "%s/log", dir);
 	argv[n++] = (char *)bt_baton_bin();
 	argv[n++] = "run";
@@ -750,10 +747,7 @@ static void h3_start(struct h3 *h, const char *query)
 		SKIP("BATON_PRELOAD_LIB does not name the preload shim (run through make check)");
 	bt_need_netns();
 	bt_need_ebpf();
-	snprintf(h->dir, sizeof(h->dir), "/tmp/baton-test-XXXXXX");
-	if (!mkdtemp(h->dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	setenv("BATON_RUNTIME_DIR", h->dir, 1);
+	bt_runtime_tmpdir(h->dir, sizeof(h->dir), "test");
 	snprintf(key, sizeof(key), "%s/key.pem", h->dir);
 	snprintf(cert, sizeof(cert), "%s/cert.pem", h->dir);
 	snprintf(htdocs, sizeof(htdocs), "%s/htdocs", h->dir);

@@ -27,15 +27,6 @@ struct up {
 	pid_t pid;       /* the process serving now */
 };
 
-static const char *need_env(const char *var, const char *what)
-{
-	const char *v = getenv(var);
-
-	if (!v || access(v, X_OK))
-		SKIP("%s does not name the %s (run through make check)", var, what);
-	return v;
-}
-
 /* Waits for READY=1 from a process other than NOT; returns its pid. */
 static pid_t wait_ready(struct up *u, pid_t not, int timeout_ms)
 {
@@ -69,7 +60,7 @@ static int wait_exit(pid_t pid, int timeout_s)
 
 static void up_start(struct up *u)
 {
-	const char *ref = need_env("BATON_REFSERVER", "reference server");
+	const char *ref = bt_need_env("BATON_REFSERVER", "reference server");
 
 	bt_need_netns();
 	/* the old processes' successors are reparented to us when they exit,
@@ -117,81 +108,28 @@ static pid_t get_pid(void)
 	return (pid_t)atoi(p + 4);
 }
 
-/* The counting load client in the background; its JSON report at the end. */
-static pid_t load_start(const char *mode, int *fd)
-{
-	const char *gen = need_env("BATON_LOADGEN", "load client");
-	int p[2];
-	pid_t pid;
-
-	if (pipe2(p, O_CLOEXEC))
-		FAIL("pipe: %s", strerror(errno));
-	pid = fork();
-	if (pid == 0) {
-		char *argv[] = { (char *)gen, "--port", "8080", "--mode", (char *)mode, "--concurrency", "16",
-				 "--duration", "600", "--timeout-ms", "3000", "--json", NULL };
-
-		dup2(p[1], 1);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(p[1]);
-	*fd = p[0];
-	usleep(200000);	/* full load before the first upgrade */
-	return pid;
-}
-
-static const char *load_finish(pid_t pid, int fd)
-{
-	static char report[8192];
-	size_t got = 0;
-	long long deadline = time(NULL) + 20;
-	int status;
-
-	kill(pid, SIGTERM);	/* loadgen reports on SIGTERM */
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t n;
-
-		if (time(NULL) > deadline) {
-			kill(pid, SIGKILL);
-			FAIL("load client did not finish");
-		}
-		if (poll(&p, 1, 200) <= 0)
-			continue;
-		n = read(fd, report + got, sizeof(report) - got - 1);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	report[got] = '\0';
-	close(fd);
-	waitpid(pid, &status, 0);
-	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	return report;
-}
-
 static void upgrades_under_load(const char *mode)
 {
-	pid_t pids[21], lp, next;
+	pid_t pids[21], next;
 	const char *report;
+	struct bt_load load;
 	struct stat st;
 	struct up u;
-	int i, j, lfd, st_exit;
+	int i, j, st_exit;
 
 	up_start(&u);
 	pids[0] = u.pid;
-	lp = load_start(mode, &lfd);
+	load = bt_load_start(PORT, mode, "600", 16);
 	for (i = 1; i <= 20; i++) {
 		ASSERT_EQ(kill(u.pid, SIGUSR2), 0);
 		next = wait_ready(&u, u.pid, 5000);
 		if (next < 0) {
-			load_finish(lp, lfd);
+			bt_load_stop(&load, 20);
 			FAIL("upgrade %d: no successor of pid %d said READY=1 within 5 s", i, (int)u.pid);
 		}
 		st_exit = wait_exit(u.pid, 10);
 		if (st_exit != 0) {
-			load_finish(lp, lfd);
+			bt_load_stop(&load, 20);
 			FAIL("upgrade %d: the old process %d %s", i, (int)u.pid,
 			     st_exit < 0 ? "did not exit within 10 s" : "exited with an error");
 		}
@@ -201,7 +139,7 @@ static void upgrades_under_load(const char *mode)
 		usleep(50000);
 	}
 	usleep(200000);
-	report = load_finish(lp, lfd);
+	report = bt_load_stop(&load, 20);
 	bt_log("load: %s", report);
 	ASSERT_EQ(get_pid(), u.pid);	/* the last one serves */
 	ASSERT_GT(bt_json_get(report, "answered"), 500);
