@@ -161,6 +161,10 @@ int socket_owners(struct bpf_iter__task_file *ctx)
 	pid = BPF_CORE_READ(task, thread_pid);
 	if (!pid || level > 32 || BPF_CORE_READ(pid, level) < level)
 		return 0;
+	/* at the reader's level, the task must be in the reader's namespace
+	 * (a sibling namespace numbers its tasks at the same level) */
+	if (BPF_CORE_READ(pid, numbers[level].ns) != BPF_CORE_READ(me, thread_pid, numbers[level].ns))
+		return 0;
 	if (bpf_core_read(&r.pid, sizeof(r.pid), &pid->numbers[level].nr))
 		return 0;
 	bpf_probe_read_kernel_str(r.comm, sizeof(r.comm), task->comm);
