@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #define HANDOFF_MAGIC 0x62686f31u     /* "bho1" */
 #define HANDOFF_GENS 16               /* = MAX_GENS: indexed by the generation's slot */
@@ -100,6 +102,35 @@ struct handoff_msg {
  * attached (or MSG_CTRUNC'd, TRUNC set). 0 if it is well formed for a
  * receiver that accepts the ops in the bit set WANT, else -1. One function
  * for the supervisor, the shim and the fuzz target. */
+/* Room for one SCM_RIGHTS descriptor. */
+union handoff_cbuf {
+	struct cmsghdr h;
+	char buf[CMSG_SPACE(sizeof(int))];
+};
+
+/* Fills MH (with IOV and U, which must outlive it) to send M, with FD as
+ * SCM_RIGHTS or none when FD < 0: the supervisor and the shim send alike. */
+static inline void handoff_msghdr(struct msghdr *mh, struct iovec *iov, union handoff_cbuf *u,
+				  const struct handoff_msg *m, int fd)
+{
+	*iov = (struct iovec){ .iov_base = (void *)m, .iov_len = sizeof(*m) };
+	memset(mh, 0, sizeof(*mh));
+	mh->msg_iov = iov;
+	mh->msg_iovlen = 1;
+	if (fd >= 0) {
+		struct cmsghdr *c;
+
+		memset(u, 0, sizeof(*u));
+		mh->msg_control = u->buf;
+		mh->msg_controllen = sizeof(u->buf);
+		c = CMSG_FIRSTHDR(mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+}
+
 static inline int handoff_msg_check(const struct handoff_msg *m, long n, int nfd, int trunc, unsigned want)
 {
 	if (n != (long)sizeof(*m) || trunc || m->op > 31 || !(want & (1u << m->op)))

@@ -375,25 +375,11 @@ static bool idle(int fd)
  * the server's close() must not stall. 0: sent. */
 static int chan_send(const struct handoff_msg *m, int fd, int wait_ms)
 {
-	struct iovec iov = { .iov_base = (void *)m, .iov_len = sizeof(*m) };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct iovec iov;
+	union handoff_cbuf u;
+	struct msghdr mh;
 
-	if (fd >= 0) {
-		struct cmsghdr *c;
-
-		memset(&u, 0, sizeof(u));
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
+	handoff_msghdr(&mh, &iov, &u, m, fd);
 	for (int tries = 0; tries < 2; tries++) {
 		struct pollfd p = { .fd = chan, .events = POLLOUT };
 		ssize_t r = real_sendmsg ? real_sendmsg(chan, &mh, MSG_NOSIGNAL | MSG_DONTWAIT)
