@@ -25,7 +25,7 @@ TEST(preload_path_takes_the_variable_as_given)
 	ASSERT_EQ(preload_path_find(buf, 8), -ENAMETOOLONG);
 }
 
-TEST(preload_path_finds_the_shim_next_to_the_executable)
+TEST_ENV(preload_path_finds_the_shim_next_to_the_executable)
 {
 	char exe[PATH_MAX], want[PATH_MAX + 32], buf[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
