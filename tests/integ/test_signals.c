@@ -66,7 +66,7 @@ static char proc_state(pid_t pid)
 /* `baton run` of a shell that writes each signal it takes to DIR/sigs. */
 static void sg_start(struct sg *s, void (*child)(void *ctx))
 {
-	char *argv[16];
+	char *argv[20];
 	int n = 0;
 
 	bt_baton_bin();
@@ -89,6 +89,10 @@ static void sg_start(struct sg *s, void (*child)(void *ctx))
 	argv[n++] = "delay:100ms";
 	argv[n++] = "--grace";
 	argv[n++] = "5s";
+	/* the health watch would replace the frozen generation with a second
+	 * one that outlives the killed supervisor and the test: what is under
+	 * test is the kernel's signal, not the watch */
+	argv[n++] = "--no-watch";
 	argv[n++] = "--";
 	argv[n++] = "/bin/sh";
 	argv[n++] = "-c";
