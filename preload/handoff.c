@@ -226,21 +226,37 @@ static int sys_close(int fd)
 	return real_close ? real_close(fd) : (int)syscall(SYS_close, fd);
 }
 
-/* Bytes the server has consumed (received minus still unread), and the TCP state. */
+static int bytes_received(int fd, struct tcp_info *ti)
+{
+	/* no more than we read: the kernel copies what is asked for */
+	socklen_t want = offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti->tcpi_bytes_received), len = want;
+
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &len) || len < want ? -1 : 0;
+}
+
+/* Bytes the server has consumed (received minus still unread), and the TCP
+ * state. The two counts come from two calls: bytes that arrive between
+ * them (the client's next request, sent the moment our answer reached it)
+ * would be counted in one and not the other, so a connection the server
+ * has not read from would look read (its idle close became a real close,
+ * or its mark after an answer was off by that request). The unread count
+ * is taken between two reads of the received count, and only a pair in
+ * which nothing arrived is used. */
 static int consumed(int fd, uint64_t *bytes, uint8_t *state)
 {
-	struct tcp_info ti;
-	/* no more than we read: the kernel copies what is asked for */
-	socklen_t len = offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received);
+	struct tcp_info a, b;
 	int inq;
 
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
-	    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received) ||
-	    ioctl(fd, SIOCINQ, &inq) || inq < 0)
-		return -1;
-	*bytes = ti.tcpi_bytes_received - (uint64_t)inq;
-	*state = ti.tcpi_state;
-	return 0;
+	for (int tries = 0; tries < 8; tries++) {
+		if (bytes_received(fd, &a) || ioctl(fd, SIOCINQ, &inq) || inq < 0 || bytes_received(fd, &b))
+			return -1;
+		if (a.tcpi_bytes_received == b.tcpi_bytes_received) {
+			*bytes = a.tcpi_bytes_received - (uint64_t)inq;
+			*state = b.tcpi_state;
+			return 0;
+		}
+	}
+	return -1;	/* data keeps coming: not idle, which errs towards a plain close */
 }
 
 static inline bool is_born(int fd)
