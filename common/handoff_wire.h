@@ -131,6 +131,31 @@ static inline void handoff_msghdr(struct msghdr *mh, struct iovec *iov, union ha
 	}
 }
 
+/* The first descriptor a received message MH carried, or -1; any more are
+ * closed with CLOSEFN (the shim's must not go through its own close()),
+ * and *NFD counts them all. */
+static inline int handoff_cmsg_fd(struct msghdr *mh, int (*closefn)(int), int *nfd)
+{
+	int got = -1;
+
+	*nfd = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t j = 0; j < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); j++) {
+			int f;
+
+			memcpy(&f, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+			if (got < 0)
+				got = f;
+			else
+				closefn(f);
+			++*nfd;
+		}
+	}
+	return got;
+}
+
 static inline int handoff_msg_check(const struct handoff_msg *m, long n, int nfd, int trunc, unsigned want)
 {
 	if (n != (long)sizeof(*m) || trunc || m->op > 31 || !(want & (1u << m->op)))

@@ -533,25 +533,12 @@ static int take(int listener)
 		} u;
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
 				     .msg_controllen = sizeof(u.buf) };
-		int got = -1, nfd = 0;
+		int got, nfd;
 		ssize_t n = recvmsg(chan, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 
 		if (n < 0)
 			return -1;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-				continue;
-			for (size_t j = 0; j < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); j++) {
-				int f;
-
-				memcpy(&f, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
-				if (got < 0)
-					got = f;
-				else
-					sys_close(f);
-				nfd++;
-			}
-		}
+		got = handoff_cmsg_fd(&mh, sys_close, &nfd);
 		if (handoff_msg_check(&m, (long)n, nfd, (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0,
 				      1u << HANDOFF_CONN)) {
 			if (got >= 0)

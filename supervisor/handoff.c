@@ -247,20 +247,7 @@ static ssize_t recv_msg_flags(int ch, struct handoff_msg *m, int *fd, int *nfd, 
 	if (n < 0)
 		return -1;
 	*trunc = (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (size_t j = 0; j < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); j++) {
-			int f;
-
-			memcpy(&f, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
-			if (*fd < 0)
-				*fd = f;
-			else
-				close(f);
-			++*nfd;
-		}
-	}
+	*fd = handoff_cmsg_fd(&mh, close, nfd);
 	return n;
 }
 
