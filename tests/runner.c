@@ -211,7 +211,7 @@ int main(int argc, char **argv)
 	int passed = 0, failed = 0, skipped = 0, flaky = 0, retries = 1;
 	const char *env = getenv("BATON_TEST_RETRIES");
 	bool no_root = argc > 1 && !strcmp(argv[1], "--no-root");
-	char flaky_names[2048] = "";
+	char flaky_names[2048] = "", failed_lines[8192] = "";
 	struct bt_test *t;
 	char msg[4096], first[4096];
 
@@ -265,12 +265,17 @@ int main(int argc, char **argv)
 			skipped++;
 			printf("SKIP %s: %s\n", t->name, msg);
 		} else {
+			size_t used = strlen(failed_lines);
+
 			failed++;
 			printf("FAIL %s: %s\n", t->name, msg);
+			/* repeated at the end: CI logs keep only the tail */
+			snprintf(failed_lines + used, sizeof(failed_lines) - used, "FAIL %s: %.300s\n", t->name, msg);
 		}
 	}
 	if (flaky)
 		printf("flaky (failed once, passed on the retry): %d: %s\n", flaky, flaky_names);
+	fputs(failed_lines, stdout);
 	printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
 	return failed ? 1 : 0;
 }
