@@ -121,6 +121,15 @@ for n in $SIZES; do
 		"$B" status scale --json 2>/dev/null | grep -q '"state":"active"' && break
 		sleep 0.05
 	done
+	if ! kill -0 "$SUP" 2>/dev/null; then
+		# a size this baton cannot start: say why and go on with the next
+		why=$(tail -n 1 "$tmp/sup.log" | cut -c1-100)
+		printf '%-10s %8s  did not start: %s\n' "$n" "$R" "$why"
+		COST+=("$(printf '%-10s %10s %10s %10s %14s' "$n" - - - -)")
+		wait "$SUP" || true
+		SUP=
+		continue
+	fi
 	sleep 1	# past its start
 	cost=$(idle_cost "$SUP")
 	: >"$tmp/p"; : >"$tmp/s"; : >"$tmp/o"
@@ -143,7 +152,7 @@ for n in $SIZES; do
 			END {printf "%.3f\n", st >> p; printf "%.3f\n", sw - rd >> s; printf "%.3f\n", st + sw - rd >> o}'
 		sleep 0.2
 	done
-	"$B" stop scale >/dev/null
+	"$B" stop scale >/dev/null || true
 	wait "$SUP" || true
 	SUP=
 	printf '%-10s %8s %10s %10s %10s %10s %10s %10s\n' "$n" "$R" "$(pct "$tmp/p" 50)" "$(pct "$tmp/p" 99)" \

@@ -322,7 +322,10 @@ TEST(preload_handoff_leaves_an_idle_close_alone_while_the_generation_serves)
 	fake_sup_close(&f);
 }
 
-TEST(preload_handoff_closes_a_connection_whose_request_was_read_but_not_answered)
+/* The client's next request arrives, the server consumes it with HOW
+ * ("read\n" or "rawread\n") and closes without answering: not idle, so the
+ * close is a close. */
+static void read_then_close(const char *how)
 {
 	static const char next[] = "GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
 	struct fake_sup f;
@@ -335,7 +338,7 @@ TEST(preload_handoff_closes_a_connection_whose_request_was_read_but_not_answered
 	f.map->draining[3] = 7;
 	ASSERT_EQ(write(c, next, sizeof(next) - 1), (ssize_t)sizeof(next) - 1);
 	usleep(50000);
-	server_say(&sv, "read\n", "done");	/* consumed, never answered: not idle */
+	server_say(&sv, how, "done");
 	server_say(&sv, "close\n", "done");
 	ASSERT_TRUE(closed_by_server(c, 2000));
 	ASSERT_EQ(fake_sup_given(&f, 100), -1);
@@ -343,6 +346,11 @@ TEST(preload_handoff_closes_a_connection_whose_request_was_read_but_not_answered
 	server_end(&sv);
 	close(m);
 	fake_sup_close(&f);
+}
+
+TEST(preload_handoff_closes_a_connection_whose_request_was_read_but_not_answered)
+{
+	read_then_close("read\n");	/* consumed, never answered: not idle */
 }
 
 /* No supervisor end anywhere (the generation keeps no copy): the give
@@ -454,23 +462,5 @@ TEST(preload_handoff_leaves_a_connection_a_forked_child_still_holds)
  * busy, its close a close, even though no write came after it. */
 TEST(preload_handoff_closes_a_connection_read_past_the_shim)
 {
-	static const char next[] = "GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
-	struct fake_sup f;
-	struct server sv;
-	uint16_t port;
-	int m, c;
-
-	setup(&f, true, &sv, &m, &port);
-	c = client_request(port, &sv);
-	f.map->draining[3] = 7;
-	ASSERT_EQ(write(c, next, sizeof(next) - 1), (ssize_t)sizeof(next) - 1);
-	usleep(50000);
-	server_say(&sv, "rawread\n", "done");
-	server_say(&sv, "close\n", "done");
-	ASSERT_TRUE(closed_by_server(c, 2000));
-	ASSERT_EQ(fake_sup_given(&f, 100), -1);
-	close(c);
-	server_end(&sv);
-	close(m);
-	fake_sup_close(&f);
+	read_then_close("rawread\n");
 }
