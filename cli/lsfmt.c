@@ -78,6 +78,25 @@ static void sb_word(struct sb *b, const char *fmt, ...)
 
 /* ---- addresses and filters --------------------------------------------- */
 
+/* Dotted quad by hand: inet_ntop formats IPv4 with sprintf, which was a
+ * sixth of baton ls at 10,000 listeners (three addresses per socket). */
+static size_t fmt_ipv4(char *ip, const uint8_t *a)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < 4; i++) {
+		if (i)
+			ip[n++] = '.';
+		if (a[i] >= 100)
+			ip[n++] = (char)('0' + a[i] / 100);
+		if (a[i] >= 10)
+			ip[n++] = (char)('0' + a[i] / 10 % 10);
+		ip[n++] = (char)('0' + a[i] % 10);
+	}
+	ip[n] = '\0';
+	return n;
+}
+
 static void fmt_addr(char *buf, size_t len, int family, const uint8_t *a)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
@@ -85,7 +104,10 @@ static void fmt_addr(char *buf, size_t len, int family, const uint8_t *a)
 
 	if (!len)
 		return;
-	inet_ntop(family, a, ip, sizeof(ip));
+	if (family == AF_INET)
+		fmt_ipv4(ip, a);
+	else
+		inet_ntop(family, a, ip, sizeof(ip));
 	n = strnlen(ip, sizeof(ip) - 1);
 	n = n < len - 1 ? n : len - 1;
 	memcpy(buf, ip, n);
