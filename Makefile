@@ -80,7 +80,7 @@ BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 SKELS    := $(BPFDIR)/steer.skel.h $(BPFDIR)/sockiter.skel.h $(BPFDIR)/bindhook.skel.h $(BPFDIR)/sigwatch.skel.h
 # the renderer of baton ls is tested on recorded fixtures, without the CLI;
 # the supervisor's state machine is driven by unit tests without processes,
-TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard supervisor/*.c) $(wildcard common/*.c))
+TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o $(BUILD)/obj/cli/lsjson.o $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard supervisor/*.c) $(wildcard common/*.c))
 # and the shim lookup, on the test binary's own directory
 
 .PHONY: all check check-unit bench demo fuzz clean installables install uninstall
