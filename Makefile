@@ -155,9 +155,10 @@ $(BUILD)/baton-unit: $(UNIT_OBJ) $(BUILD)/libbaton.a
 	$(CC) $(LDFLAGS) -o $@ $(sort $(UNIT_OBJ)) $(BUILD)/libbaton.a $(LDLIBS)
 # The example server stands alone: what a server needs for baton is the
 # protocol, not this library (the handover protocol is one header).
-$(BUILD)/refserver: examples/refserver.c include/baton_handover_wire.h Makefile
+REFSERVER_SRC := $(wildcard examples/refserver/*.c)
+$(BUILD)/refserver: $(REFSERVER_SRC) examples/refserver/refserver.h include/baton_handover_wire.h Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(REFSERVER_SRC)
 # The flow-stateful UDP server of the flow tests and benchmark: libc only.
 $(BUILD)/udpflow: examples/udpflow.c Makefile
 	@mkdir -p $(dir $@)
