@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "log.h"
 #include "util.h"
 #include "sup.h"
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "log.h"
 #include "sup.h"
 
 void usage_run(FILE *out)

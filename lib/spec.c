@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "baton.h"
 
 #define SPEC_MAX 1024
 
