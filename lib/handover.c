@@ -42,23 +42,6 @@ struct baton_handover {
 	ino_t ino;
 };
 
-static int unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len)
-{
-	size_t n = strlen(path);
-
-	if (n < 2 && path[0] == '@')
-		return -EINVAL;
-	if (n == 0 || n >= sizeof(sun->sun_path))
-		return -ENAMETOOLONG;
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	memcpy(sun->sun_path, path, n);
-	if (path[0] == '@')	/* abstract namespace, as systemd writes it */
-		sun->sun_path[0] = '\0';
-	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
-	return 0;
-}
-
 /* The caller's options with the defaults filled in; -EINVAL for options
  * of a newer library (see "extensible structs" in baton.h). */
 static int copy_opts(struct baton_handover_opts *o, const struct baton_handover_opts *in)
@@ -135,7 +118,7 @@ again:
 			   strerror(-r));
 		return r;
 	}
-	if ((r = unix_addr(path, &sun, &len))) {
+	if ((r = baton_unix_addr(path, &sun, &len))) {
 		baton_logf(h->o.log, h->o.log_ctx, BATON_LOG_ERROR,
 			   "handover: \"%s\" is not a usable unix socket address (at most %zu bytes, \"@name\" for "
 			   "the abstract namespace)", path, sizeof(sun.sun_path) - 1);
@@ -509,7 +492,7 @@ static int take_connect(const struct baton_handover_opts *o, const char *path, l
 	socklen_t len;
 	int fd, r;
 
-	if ((r = unix_addr(path, &sun, &len)))
+	if ((r = baton_unix_addr(path, &sun, &len)))
 		return take_fail(o, path, -1, r, false,
 				 "not a usable unix socket address (at most %zu bytes, \"@name\" for the abstract "
 				 "namespace)", sizeof(sun.sun_path) - 1);
