@@ -32,16 +32,6 @@ static int check(const char *const *args)
 	return bt_run(argv, out, sizeof(out), err, sizeof(err), 120);
 }
 
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "we");
-
-	if (!f)
-		FAIL("open %s: %s", path, strerror(errno));
-	fputs(text, f);
-	fclose(f);
-}
-
 TEST(checkincludes_names_an_include_of_which_nothing_is_used)
 {
 	char dir[] = "/tmp/baton-inc-XXXXXX", path[64], want[160];
@@ -50,7 +40,7 @@ TEST(checkincludes_names_an_include_of_which_nothing_is_used)
 		FAIL("mkdtemp: %s", strerror(errno));
 	snprintf(path, sizeof(path), "%s/only_util.c", dir);
 	/* baton.h declares baton_version; only util.h's baton_mono_ms is used */
-	write_file(path, "#include \"baton.h\"\n#include \"util.h\"\n"
+	bt_write_file(NULL, path, "#include \"baton.h\"\n#include \"util.h\"\n"
 			 "/* baton_version() named in a comment is no use */\n"
 			 "int f(void);\nint f(void) { return baton_mono_ms() > 0; }\n");
 	ASSERT_EQ(check((const char *[]){ path, NULL }), 1);
@@ -59,7 +49,7 @@ TEST(checkincludes_names_an_include_of_which_nothing_is_used)
 	ASSERT_TRUE(strstr(out, "\"util.h\"") == NULL);
 	ASSERT_CONTAINS(err, "1 include(s) above are not used");
 	/* using one thing it declares is enough */
-	write_file(path, "#include \"baton.h\"\n#include \"util.h\"\n"
+	bt_write_file(NULL, path, "#include \"baton.h\"\n#include \"util.h\"\n"
 			 "int f(void);\nint f(void) { return baton_mono_ms() > 0 && baton_version(); }\n");
 	ASSERT_EQ(check((const char *[]){ path, NULL }), 0);
 	ASSERT_STREQ(out, "");
