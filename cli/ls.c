@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "log.h"
 #include "lsfmt.h"
 #include "pins.h"
 
