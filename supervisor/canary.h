@@ -83,8 +83,6 @@ void stage_reload_finished(struct sup *s);
 bool stage_tick(struct sup *s, long long now);
 bool stage_busy(const struct sup *s);
 void stage_fini(struct sup *s);
-void stage_status(struct sup *s, FILE *f, bool json);
-void stage_gen_status(struct sup *s, FILE *f, bool json, const struct gen *g);
 void stage_save(struct sup *s, FILE *f);
 bool stage_load_line(struct sup *s, const char *line);
 void stage_resume(struct sup *s);
