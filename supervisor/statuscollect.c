@@ -30,17 +30,19 @@ static void collect_flows(struct sup *s, int l, struct sv_flows *out)
 	out->insert_failed = st->insert_failed;
 }
 
-static void collect_listener(struct sup *s, int l, struct sv_listener *out)
+static void collect_listener(struct sup *s, int l, enum sv_form form, struct sv_listener *out)
 {
 	baton_spec_format(&s->spec[l], out->spec, sizeof(out->spec));
 	out->port = s->spec[l].port;
 	out->mode = listener_mode(s, l);
 	out->udp = s->spec[l].proto == BATON_PROTO_UDP;
-	if (out->udp)
+	if (out->udp && form != SV_METRICS)	/* a pass over the flow table */
 		collect_flows(s, l, &out->flows);
 }
 
-static void collect_member(struct sup *s, const struct gen *g, int l, struct sv_member *m)
+/* What FORM shows of G's member on listener L: each read is a system
+ * call per member, and a supervisor may have thousands of listeners. */
+static void collect_member(struct sup *s, const struct gen *g, int l, enum sv_form form, struct sv_member *m)
 {
 	struct baton_queue q = { 0 };
 	const struct baton_flow_stats *st;
@@ -48,12 +50,13 @@ static void collect_member(struct sup *s, const struct gen *g, int l, struct sv_
 	m->slot = g->slot[l];
 	m->quic_cid_byte = -1;
 	/* kept after the members left: what a generation served */
-	m->counted = gen_counts(s, g, l, m->count);
-	m->has_share = g->slot[l] >= 0 && baton_group_share(s->grp[l], g->slot[l], &m->share_ppm) == 0;
+	m->counted = form != SV_TEXT && gen_counts(s, g, l, m->count);
+	m->has_share = (form == SV_JSON || (form == SV_TEXT && l == 0)) && g->slot[l] >= 0 &&
+		       baton_group_share(s->grp[l], g->slot[l], &m->share_ppm) == 0;
 	m->has_queue = g->slot[l] >= 0 && baton_group_queue(s->grp[l], g->slot[l], &q) == 0;
 	m->queue = q.len;
 	m->backlog = q.max;
-	st = sup_flows_mode(s, l) != BATON_FLOWS_OFF ? flows_stats(s, l) : NULL;
+	st = form != SV_METRICS && sup_flows_mode(s, l) != BATON_FLOWS_OFF ? flows_stats(s, l) : NULL;
 	m->has_flows = st && g->slot[l] >= 0;
 	if (!m->has_flows)
 		return;
@@ -62,7 +65,7 @@ static void collect_member(struct sup *s, const struct gen *g, int l, struct sv_
 		m->quic_cid_byte = flows_marker(g->id);
 }
 
-static void collect_gen(struct sup *s, const struct gen *g, long long now, struct sv_gen *out)
+static void collect_gen(struct sup *s, const struct gen *g, long long now, enum sv_form form, struct sv_gen *out)
 {
 	int gi = (int)(g - s->gen);
 
@@ -78,7 +81,7 @@ static void collect_gen(struct sup *s, const struct gen *g, long long now, struc
 	out->adopted = g->adopted;
 	out->has_handoff = handoff_gen_view(s, gi, &out->handoff);
 	for (int l = 0; l < s->nl; l++)
-		collect_member(s, g, l, &out->m[l]);
+		collect_member(s, g, l, form, &out->m[l]);
 }
 
 static void collect_stage(const struct sup *s, long long now, struct sv_stage *out)
@@ -141,7 +144,7 @@ static void collect_sup(struct sup *s, struct status_view *v)
 	v->has_handoff = handoff_view(s, &v->handoff);
 }
 
-int status_collect(struct sup *s, struct status_view *v)
+int status_collect(struct sup *s, enum sv_form form, struct status_view *v)
 {
 	const struct gen *g[MAX_GENS];
 	long long now = baton_mono_ms();
@@ -162,9 +165,9 @@ int status_collect(struct sup *s, struct status_view *v)
 	collect_stage(s, now, &v->stage);
 	v->nl = s->nl;
 	for (int l = 0; l < s->nl; l++)
-		collect_listener(s, l, &v->l[l]);
+		collect_listener(s, l, form, &v->l[l]);
 	for (int i = 0; i < n; i++)
-		collect_gen(s, g[i], now, &v->gen[i]);
+		collect_gen(s, g[i], now, form, &v->gen[i]);
 	metrics_view(s, v);
 	return 0;
 fail:
@@ -187,7 +190,7 @@ void write_status(struct sup *s, FILE *f, bool json)
 {
 	struct status_view v;
 
-	if (status_collect(s, &v)) {
+	if (status_collect(s, json ? SV_JSON : SV_TEXT, &v)) {
 		say_err(s, "status: out of memory");
 		fprintf(f, json ? "{\"version\":1,\"error\":\"out of memory\"}\n" : "error: out of memory\n");
 		return;
@@ -203,7 +206,7 @@ void write_metrics(struct sup *s, FILE *f)
 {
 	struct status_view v;
 
-	if (status_collect(s, &v)) {
+	if (status_collect(s, SV_METRICS, &v)) {
 		say_err(s, "metrics: out of memory");
 		fprintf(f, "# out of memory\n");
 		return;

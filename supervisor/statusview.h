@@ -118,8 +118,13 @@ struct status_view {
 	struct sv_gen *gen;             /* newest first */
 };
 
+/* What a collection is for: each form reads only what it shows (the text
+ * no counters and listener 0's share only, the metrics no share and no
+ * flow table), so a view is rendered in the form it was collected for. */
+enum sv_form { SV_TEXT, SV_JSON, SV_METRICS };
+
 /* statuscollect.c: 0, or -ENOMEM (V is then empty). */
-int status_collect(struct sup *s, struct status_view *v);
+int status_collect(struct sup *s, enum sv_form form, struct status_view *v);
 void status_view_free(struct status_view *v);
 
 /* statusfmt.c: the table `baton status` prints, and one JSON document
