@@ -18,7 +18,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "canary.h"
+#include "control.h"
+#include "core.h"
+#include "gen.h"
+#include "metrics.h"
+#include "stage.h"
+#include "state.h"
 
 static const char *const kind_name[] = { "none", "canary", "probation" };
 

@@ -20,7 +20,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "bindmode.h"
+#include "canary.h"
+#include "cmd.h"
+#include "control.h"
+#include "core.h"
+#include "flows.h"
+#include "gen.h"
+#include "handoff.h"
+#include "health.h"
+#include "metrics.h"
+#include "ready.h"
+#include "sdnotify.h"
+#include "state.h"
+#include "takeover.h"
 
 /* A step of a reload, to the supervisor's log and to the waiting client. */
 void step_at(struct sup *s, enum blog_level level, const char *fmt, ...)

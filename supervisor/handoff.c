@@ -35,7 +35,9 @@
 #include <unistd.h>
 
 #include "handoff_wire.h"
-#include "internal.h"
+#include "bindmode.h"
+#include "core.h"
+#include "handoff.h"
 
 #define HANDOFF_WAKE_TRIES 3  /* a wake another process took (a shared listener) is made again */
 /* A channel's messages per window: a generation that floods its own channel

@@ -10,7 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core.h"
+#include "handoff.h"
+#include "metrics.h"
 
 /* Reload durations, in seconds: a reload waits for the new generation's
  * readiness, from milliseconds (a server that binds and says READY=1) to

@@ -16,7 +16,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core.h"
+#include "metrics.h"
+#include "mhttp.h"
 #include "httpreq.h"
 
 #define MHTTP_ENV "BATON_UPGRADE_METRICS"

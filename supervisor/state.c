@@ -23,7 +23,17 @@
 #include <unistd.h>
 #include <linux/magic.h>
 
-#include "internal.h"
+#include "canary.h"
+#include "cmd.h"
+#include "core.h"
+#include "flows.h"
+#include "foreign.h"
+#include "gen.h"
+#include "metrics.h"
+#include "rundir.h"
+#include "sdnotify.h"
+#include "state.h"
+#include "takeover.h"
 #include "stateparse.h"
 
 

@@ -17,7 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "bindmode.h"
+#include "canary.h"
+#include "cmd.h"
+#include "core.h"
+#include "flows.h"
+#include "handoff.h"
+#include "metrics.h"
+#include "sdnotify.h"
+#include "status.h"
 
 static void fmt_time(long long ms, char *buf, size_t len)
 {

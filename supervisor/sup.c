@@ -25,7 +25,24 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 
-#include "internal.h"
+#include "bindmode.h"
+#include "canary.h"
+#include "cmd.h"
+#include "control.h"
+#include "core.h"
+#include "flows.h"
+#include "foreign.h"
+#include "gen.h"
+#include "handoff.h"
+#include "health.h"
+#include "metrics.h"
+#include "mhttp.h"
+#include "ready.h"
+#include "rundir.h"
+#include "sdnotify.h"
+#include "state.h"
+#include "takeover.h"
+#include "upgrade.h"
 
 /* Every line carries a level (common/log.h): under the journal an
  * sd-daemon "<N>" prefix, so failures, rollbacks and steps can be told
