@@ -50,4 +50,11 @@ int stage_set_share(struct sup *s, int pct);
 /* The new generation failed (exited, frozen, hung, or a check): flip. */
 void stage_fail(struct sup *s, const char *why);
 
+/* Between the feature's files: canary.c (the stage), canary_check.c (its
+ * checks and watch), canary_resume.c (across a supervisor restart). */
+static const char *const kind_name[] = { "none", "canary", "probation" };
+void stage_begin(struct sup *s, enum stage_kind kind, int old, int nw);
+void check_tick(struct sup *s, long long now);
+bool watch_tick(struct sup *s, long long now);	/* true: the new generation failed, flipped */
+
 #endif

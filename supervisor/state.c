@@ -23,17 +23,13 @@
 #include <unistd.h>
 #include <linux/magic.h>
 
-#include "canary.h"
 #include "cmd.h"
 #include "core.h"
-#include "flows.h"
+#include "feature.h"
 #include "foreign.h"
 #include "gen.h"
-#include "metrics.h"
 #include "rundir.h"
-#include "sdnotify.h"
 #include "state.h"
-#include "takeover.h"
 #include "stateparse.h"
 
 
@@ -107,8 +103,7 @@ static void write_state(struct sup *s, FILE *f)
 		write_counts(s, f, g);
 	}
 	write_cmd(s, f);
-	stage_save(s, f);
-	metrics_save(s, f);
+	FEATURES_CALL(save, s, f);	/* the stage's lines, then the metrics' */
 	fprintf(f, "end\n");
 }
 
@@ -219,7 +214,7 @@ void state_save(struct sup *s)
 	members_check(s);
 	if (s->state_path[0] && s->rundir >= 0)
 		state_write(s);
-	sdn_status(s);	/* every transition is saved: the service manager hears of it too (and of a failure) */
+	FEATURES_CALL(saved, s);	/* every transition is saved: the service manager hears of it too (and of a failure) */
 }
 
 void state_repin(struct sup *s)
@@ -334,7 +329,7 @@ int state_pin_root(struct sup *s)
  * the reload outcomes and totals to metrics.c. */
 static bool stage_line(void *ctx, const char *line)
 {
-	return stage_load_line(ctx, line) || metrics_load_line(ctx, line);
+	return FEATURES_ANY(load_line, (struct sup *)ctx, line);
 }
 
 /* -ENOENT if there is none; -EBADMSG, said with the line (escaped), if it
@@ -479,7 +474,7 @@ static void adopt_members(struct sup *s, struct state *st, struct st_gen *sg, in
 		if (m->id != sg->id)
 			continue;
 		/* the fd store (or the .socket unit) gave it back: no ptrace needed */
-		fd = sdn_dup_ino(s, m->ino);
+		fd = FEATURES_FD(dup_ino, s, m->ino);
 		*stored += fd >= 0;
 		if (fd < 0)
 			fd = copy_member(sg->pid, g->pidfd, m->ino);
@@ -504,13 +499,13 @@ static void adopt_members(struct sup *s, struct state *st, struct st_gen *sg, in
 		}
 		if (g->slot[m->l] >= 0) {
 			/* generation 0 (--takeover): one member per worker */
-			if (takeover_add_member(s, gi, m->l, slot, (ino_t)m->ino))
+			if (!FEATURES_ANY(member_extra, s, gi, m->l, slot, (ino_t)m->ino))
 				baton_group_remove(s->grp[m->l], slot);
 			continue;
 		}
 		g->slot[m->l] = slot;
 		g->member_ino[m->l] = (ino_t)m->ino;
-		count_join(s, g, m->l);	/* unless the state has its counters */
+		FEATURES_CALL(member_joined, s, g, m->l, false);	/* unless the state has its counters */
 	}
 }
 
@@ -564,7 +559,7 @@ static void resume_shared(struct sup *s, struct state *st)
 			continue;
 		if (s->shared[l] >= 0 && (unsigned long long)s->shared_ino[l] == st->shared[l])
 			continue;
-		fd = sdn_dup_ino(s, st->shared[l]);
+		fd = FEATURES_FD(dup_ino, s, st->shared[l]);
 		for (i = 0; i < MAX_GENS && fd < 0; i++) {
 			struct gen *g = &s->gen[i];
 
@@ -635,7 +630,7 @@ static int make_groups(struct sup *s, bool resume)
 			snprintf(path, sizeof(path), "%s/l%d", s->pin_root, l);
 			o.pin_path = path;
 		}
-		flows_group_opts(s, l, &o);
+		FEATURES_CALL(group_opts, s, l, &o);
 		s->grp[l] = baton_group_new(&o);
 		if (!s->grp[l] && s->pin_root[0] && l == 0) {
 			/* pins need eBPF: without it, run unpinned (classic BPF) */
@@ -718,7 +713,7 @@ int state_resume(struct sup *s)
 	s->reloads_done = st.done;
 	s->reloads_failed = st.failed;
 	s->restarts = st.restarts;
-	metrics_resume(s);
+	FEATURES_CALL(loaded, s);
 	/* the oldest first: in classic BPF mode that is the kernel's order */
 	for (i = 0; i < st.ngen; i++) {
 		struct st_gen *sg = &st.gen[i];
@@ -765,7 +760,7 @@ int state_resume(struct sup *s)
 	resume_shared(s, &st);
 	/* a reload cut short: completed if the switch was published, else
 	 * rolled back (its members never had weight) */
-	if (reload >= 0 && stage_resuming(s->gen[reload].id)) {
+	if (reload >= 0 && FEATURES_ANY(resuming, s, s->gen[reload].id)) {
 		s->reload = reload;	/* a canary: kept as it was, by stage_resume */
 		reload = -1;
 	}
@@ -789,7 +784,7 @@ int state_resume(struct sup *s)
 			release_members(s, n);
 			snprintf(n->why, sizeof(n->why), "rolled back: the supervisor died while it started");
 			s->reloads_failed++;
-			metrics_reload(s, false, -1);	/* not timed: it began in the dead supervisor */
+			FEATURES_CALL(reload_counted, s, false, -1);	/* not timed: it began in the dead supervisor */
 			cmd_drop(s);
 			snprintf(note, sizeof(note), "; rolled back gen %d (pid %d), which was starting", n->id,
 				 (int)n->pid);
@@ -818,7 +813,7 @@ int state_resume(struct sup *s)
 			 g->id, (int)g->pid, state_name[g->state], g->adopted ? "" : ", our child");
 	}
 	s->resumed = true;
-	stage_resume(s);
+	FEATURES_CALL(resumed, s);
 	say(s, "resumed from %s: adopted %s%s", s->state_path, said[0] ? said : "nothing", note);
 	if (stored)
 		say(s, "took %d member socket%s back from the service manager's fd store (LISTEN_FDS)", stored,
@@ -928,7 +923,7 @@ int state_adopt_orphans(struct sup *s)
 			int id = -1, j;
 			pid_t top = 0;
 
-			if (!sock_on_spec(&s->spec[l], k) || sdn_ours(s, k->inode))
+			if (!sock_on_spec(&s->spec[l], k) || FEATURES_ANY(ours, s, k->inode))
 				continue;
 			for (uint32_t w = 0; w < k->nowners && w < BATON_SOCK_MAX_OWNERS && id < 0; w++)
 				if ((id = orphan_gen(s, k->owners[w].pid)) > 0)
@@ -984,7 +979,7 @@ int state_adopt_orphans(struct sup *s)
 		for (l = 0; l < s->nl; l++)
 			if (op->ino[l]) {
 				mem[st.nmem] = (struct st_member){ .id = op->id, .l = l, .slot = -1, .ino = op->ino[l] };
-				sdn_mark_ours(s, (ino_t)op->ino[l]);
+				FEATURES_CALL(mark_ours, s, (ino_t)op->ino[l]);
 				st.nmem++;
 			}
 		st.mem = mem;
