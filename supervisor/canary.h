@@ -12,8 +12,8 @@
 
 #include "core.h"
 
-/* Hooks of the generation state machine (gen.c, health.c, sup.c, state.c,
- * control.c, status.c); each does nothing when no stage is under way. */
+/* The stage's hooks (its row in feature.c) and what control.c, health.c
+ * and status.c call; each does nothing when no stage is under way. */
 struct client;
 int stage_request(struct sup *s, int ci, const char *cmd, char *args);
 /* The staged options of a reload request (ARGS: key=value tokens) for the

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-/* The checks of a staged reload (part of canary.c's feature): an HTTP probe\n * or a command that reaches the new generation alone, and the watch of its\n * members; a failed check flips the stage back. */
+/* The checks of a staged reload (part of canary.c's feature): an HTTP probe
+ * or a command that reaches the new generation alone, and the watch of its
+ * members; a failed check flips the stage back. */
+
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>

@@ -1,17 +1,11 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-/* A staged reload across a supervisor restart (part of canary.c's feature): its\n * state file lines, written and read, and the resume that takes the stage\n * up again where the dead supervisor left it. */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
+/* A staged reload across a supervisor restart (part of canary.c's feature): its
+ * state file lines, written and read, and the resume that takes the stage
+ * up again where the dead supervisor left it. */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "canary.h"
 #include "core.h"
