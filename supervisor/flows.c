@@ -10,8 +10,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "control.h"
+#include "core.h"
+#include "flows.h"
+#include "gen.h"
+#include "health.h"
+#include "takeover.h"
 #include "statusview.h"
+#include "util.h"
 
 /* How old a reading of the flow tables may be: each reading is one pass
  * over every UDP listener's table. */

@@ -10,7 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core.h"
+#include "metrics.h"
 #include "statusview.h"
+#include "util.h"
 
 const double sv_bucket_s[SV_BUCKETS] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 };
 

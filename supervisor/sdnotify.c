@@ -16,7 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core.h"
+#include "metrics.h"
+#include "sdnotify.h"
+#include "takeover.h"
+#include "util.h"
 
 /* FDNAME of a stored socket: listener and inode (what `baton ls` and
  * /proc/PID/fd show), so a restarted supervisor matches it to its state

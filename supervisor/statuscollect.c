@@ -7,7 +7,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bindmode.h"
+#include "cmd.h"
+#include "flows.h"
+#include "metrics.h"
+#include "sdnotify.h"
+#include "status.h"
 #include "statusview.h"
+#include "util.h"
 
 static void collect_flows(struct sup *s, int l, struct sv_flows *out)
 {

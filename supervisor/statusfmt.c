@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "statusview.h"
+#include "util.h"
 
 static const char *const stage_kind_name[] = { "none", "canary", "probation" };
 

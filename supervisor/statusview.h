@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "internal.h"
+#include "core.h"
 
 /* Reload durations, in seconds: a reload waits for the new generation's
  * readiness, from milliseconds (a server that binds and says READY=1) to

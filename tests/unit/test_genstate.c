@@ -12,7 +12,12 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "../../supervisor/internal.h"
+#include "../../supervisor/canary.h"
+#include "../../supervisor/core.h"
+#include "../../supervisor/gen.h"
+#include "../../supervisor/stage.h"
+#include "../../supervisor/state.h"
+#include "util.h"
 
 static pid_t next_pid = 4000000;	/* above any pid_max: never a real process */
 static struct { pid_t pid; int sig; } kills[64];

@@ -13,7 +13,10 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "../../supervisor/internal.h"
+#include "../../supervisor/cmd.h"
+#include "../../supervisor/core.h"
+#include "../../supervisor/gen.h"
+#include "../../supervisor/state.h"
 
 static char *escaped(const char *text)
 {

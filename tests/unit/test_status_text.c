@@ -9,7 +9,10 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "../../supervisor/internal.h"
+#include "../../supervisor/core.h"
+#include "../../supervisor/gen.h"
+#include "../../supervisor/state.h"
+#include "../../supervisor/status.h"
 
 static pid_t next_pid = 4100000;	/* above any pid_max: never a real process */
 
