@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-/* `baton status` (status.c). */
+/* `baton status`: collected in statuscollect.c, rendered in statusfmt.c. */
 #ifndef BATON_SUP_STATUS_H
 #define BATON_SUP_STATUS_H
 
