@@ -128,6 +128,24 @@ bench_baton() {	# the reference server: it takes its socket from LISTEN_FDS
 	bench_baton_server "baton run + refserver" 8080 "$1" -- "$REF" -q --tag b
 }
 
+# nginx of DIR/nginx.conf in the background (its pid in NG and PIDS), once
+# it listens on PORT: dir port
+nginx_up() {
+	nginx -c "$1/nginx.conf" -p "$1" 2>>"$1/stderr" &
+	NG=$!
+	PIDS+=("$NG")
+	wait_port "$2"
+}
+
+# `nginx -s reload` of DIR COUNT times, GAP seconds apart: dir count gap
+nginx_reloads() {
+	local i
+	for i in $(seq "$2"); do
+		nginx -c "$1/nginx.conf" -p "$1" -s reload 2>>"$1/stderr"
+		sleep "$3"
+	done
+}
+
 bench_nginx() {
 	local mode=$1 i
 	mkdir -p "$tmp/nginx"
@@ -144,15 +162,10 @@ http {
 	server { listen 127.0.0.1:8081 backlog=4096; location / { return 200 "ok\n"; } }
 }
 EOF
-	nginx -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" 2>>"$tmp/nginx/stderr" &
-	local ng=$!
-	PIDS+=("$ng")
-	wait_port 8081
+	nginx_up "$tmp/nginx" 8081
+	local ng=$NG
 	load_start 8081 "$mode"
-	for i in $(seq "$N"); do
-		nginx -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" -s reload 2>>"$tmp/nginx/stderr"
-		sleep "$GAP"
-	done
+	nginx_reloads "$tmp/nginx" "$N" "$GAP"
 	load_stop
 	kill -QUIT "$ng"
 	wait "$ng" || true
@@ -193,21 +206,37 @@ EOF
 	row "haproxy seamless" "$mode" "$N"
 }
 
+# `baton run --name NAME --listen LISTEN --grace 10s [options] -- CMD...` in
+# the background, its output to LOG, its pid in SUP (and PIDS); returns once
+# its status shows an active generation (5 s at most).
+# name listen log [baton run options] -- CMD...
+sup_start() {
+	local name=$1 listen=$2 log=$3 i
+	shift 3
+	"$B" run --name "$name" --listen "$listen" --grace 10s "$@" >"$log" 2>&1 &
+	SUP=$!
+	PIDS+=("$SUP")
+	for i in $(seq 100); do
+		"$B" status "$name" --json >"$tmp/st" 2>/dev/null && grep -q '"state":"active"' "$tmp/st" && break
+		sleep 0.05
+	done
+}
+
+# WRK_RELOADS `baton reload wbench`, WRK_GAP apart, saying any that fails: label
+wrk_reloads() {
+	local i out
+	for i in $(seq "$WRK_RELOADS"); do
+		out=$("$B" reload wbench) || echo "bench/reload.sh: $1 reload $i failed: $out" >&2
+		sleep "$WRK_GAP"
+	done
+}
+
 # `baton run` with an unmodified server: label port mode [baton run options] -- CMD...
 bench_baton_server() {
 	local label=$1 port=$2 mode=$3 i out
 	shift 3
-	local opts=()
-	while [ "$1" != "--" ]; do opts+=("$1"); shift; done
-	shift
-	"$B" run --name sbench --listen "tcp://127.0.0.1:$port?backlog=4096" --grace 10s "${opts[@]}" -- "$@" \
-		>"$tmp/ssup.log" 2>&1 &
-	local sup=$!
-	PIDS+=("$sup")
-	for i in $(seq 100); do
-		"$B" status sbench --json >"$tmp/st" 2>/dev/null && grep -q '"state":"active"' "$tmp/st" && break
-		sleep 0.05
-	done
+	sup_start sbench "tcp://127.0.0.1:$port?backlog=4096" "$tmp/ssup.log" "$@"
+	local sup=$SUP
 	load_start "$port" "$mode"
 	: >"$tmp/times"
 	for i in $(seq "$N"); do
@@ -336,15 +365,10 @@ wrk_row() {	# label mode [handoff counters]
 
 wrk_nginx() {	# mode
 	nginx_conf "$tmp/wnginx" 8086
-	nginx -c "$tmp/wnginx/nginx.conf" -p "$tmp/wnginx" 2>>"$tmp/wnginx/stderr" &
-	local ng=$! i
-	PIDS+=("$ng")
-	wait_port 8086
+	nginx_up "$tmp/wnginx" 8086
+	local ng=$NG
 	wrk_start 8086 "$1"
-	for i in $(seq "$WRK_RELOADS"); do
-		nginx -c "$tmp/wnginx/nginx.conf" -p "$tmp/wnginx" -s reload 2>>"$tmp/wnginx/stderr"
-		sleep "$WRK_GAP"
-	done
+	nginx_reloads "$tmp/wnginx" "$WRK_RELOADS" "$WRK_GAP"
 	wrk_row "nginx -s reload" "$1"
 	kill -QUIT "$ng"
 	wait "$ng" || true
@@ -353,18 +377,11 @@ wrk_nginx() {	# mode
 wrk_baton_nginx() {	# label mode listen-options
 	local i out hand=""
 	nginx_conf "$tmp/wbnginx" 8087
-	"$B" run --name wbench --listen "tcp://127.0.0.1:8087?backlog=4096$3" --grace 10s --stop-signal QUIT -- 		nginx -c "$tmp/wbnginx/nginx.conf" -p "$tmp/wbnginx" >"$tmp/wsup.log" 2>&1 &
-	local sup=$!
-	PIDS+=("$sup")
-	for i in $(seq 100); do
-		"$B" status wbench --json >"$tmp/st" 2>/dev/null && grep -q '"state":"active"' "$tmp/st" && break
-		sleep 0.05
-	done
+	sup_start wbench "tcp://127.0.0.1:8087?backlog=4096$3" "$tmp/wsup.log" --stop-signal QUIT -- \
+		nginx -c "$tmp/wbnginx/nginx.conf" -p "$tmp/wbnginx"
+	local sup=$SUP
 	wrk_start 8087 "$2"
-	for i in $(seq "$WRK_RELOADS"); do
-		out=$("$B" reload wbench) || echo "bench/reload.sh: $1 reload $i failed: $out" >&2
-		sleep "$WRK_GAP"
-	done
+	wrk_reloads "$1"
 	"$B" status wbench --json >"$tmp/st" 2>/dev/null || true
 	if grep -q '"handoff":{' "$tmp/st"; then
 		hand="handed off $(grep -o '"handed_off":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"
@@ -382,22 +399,10 @@ wrk_baton_nginx() {	# label mode listen-options
 wrk_baton() {
 	local label=$1 mode=$2 port=$3 lopts=$4 i out hand=""
 	shift 4
-	local opts=()
-	while [ "$1" != "--" ]; do opts+=("$1"); shift; done
-	shift
-	"$B" run --name wbench --listen "tcp://127.0.0.1:$port?backlog=4096$lopts" --grace 10s "${opts[@]}" -- "$@" \
-		>"$tmp/wsup.log" 2>&1 &
-	local sup=$!
-	PIDS+=("$sup")
-	for i in $(seq 100); do
-		"$B" status wbench --json >"$tmp/st" 2>/dev/null && grep -q '"state":"active"' "$tmp/st" && break
-		sleep 0.05
-	done
+	sup_start wbench "tcp://127.0.0.1:$port?backlog=4096$lopts" "$tmp/wsup.log" "$@"
+	local sup=$SUP
 	wrk_start "$port" "$mode"
-	for i in $(seq "$WRK_RELOADS"); do
-		out=$("$B" reload wbench) || echo "bench/reload.sh: $label reload $i failed: $out" >&2
-		sleep "$WRK_GAP"
-	done
+	wrk_reloads "$label"
 	"$B" status wbench --json >"$tmp/st" 2>/dev/null || true
 	if grep -q '"handoff":{' "$tmp/st"; then
 		hand="handed off $(grep -o '"handed_off":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"

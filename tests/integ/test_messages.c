@@ -38,10 +38,7 @@ static void setup(char *dir, size_t len)
 		SKIP("needs root (network namespace, bpffs)");
 	bt_need_netns();
 	bt_need_private_bpffs();
-	snprintf(dir, len, "/tmp/baton-msg-XXXXXX");
-	if (!mkdtemp(dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	setenv("BATON_RUNTIME_DIR", dir, 1);
+	bt_runtime_tmpdir(dir, len, "msg");
 }
 
 static pid_t start_web(const char *dir, const char *log, void (*child)(void *), char *status, size_t len)

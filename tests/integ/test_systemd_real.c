@@ -807,9 +807,7 @@ TEST(systemd_real_foreign_member_is_fenced_by_steering_never_shut_down)
 	bt_need_netns();
 	bt_need_ebpf();
 	port = bt_listeners(fds, 2, false);
-	g = baton_group_new(&o);
-	if (!g)
-		FAIL("baton_group_new: %s", strerror(errno));
+	g = bt_group_new(&o);
 	sa = ASSERT_OK(baton_group_add(g, fds[0], 1));
 	sb = ASSERT_OK(baton_group_add(g, fds[1], 0));
 	ASSERT_TRUE(sa == 0 && sb == 1);	/* the weights below are by slot */

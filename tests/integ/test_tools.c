@@ -234,25 +234,39 @@ static void loadgen_wait(struct bg *b, int timeout_ms)
 	bt_log("%s", b->out);
 }
 
+/* A reference server on a listener of its own, and the notify socket it
+ * says READY=1 on. */
+struct ref {
+	char name[64];
+	uint16_t port;
+	int lfd, nfd;
+};
+
+/* Starts the reference server with ARGS on R's fresh listener: its pid. */
+static pid_t ref_start(struct ref *r, const char *const *args)
+{
+	r->lfd = listener(&r->port);
+	r->nfd = notify_socket(r->name, sizeof(r->name));
+	return refserver(r->lfd, r->name, args);
+}
+
 /* ---- tests -------------------------------------------------------------------------- */
 
 TEST(tools_refserver_ready_then_serves_both_modes)
 {
-	char name[64];
-	uint16_t port;
-	int lfd = listener(&port), nfd = notify_socket(name, sizeof(name));
-	pid_t srv = refserver(lfd, name, (const char *[]){ "--tag", "gen 1", "-q", NULL });
+	struct ref r;
+	pid_t srv = ref_start(&r, (const char *[]){ "--tag", "gen 1", "-q", NULL });
 	long long took;
 
-	ASSERT_GE(wait_ready(nfd, srv, 5000), 0);
-	loadgen(port, "--mode", "conn", "--duration", "1", NULL, NULL);
+	ASSERT_GE(wait_ready(r.nfd, srv, 5000), 0);
+	loadgen(r.port, "--mode", "conn", "--duration", "1", NULL, NULL);
 	ASSERT_EQ(bt_json_get(out, "failed"), 0);
 	ASSERT_GT(bt_json_get(out, "answered"), 100);
 	ASSERT_EQ(bt_json_get(out, "requests"), bt_json_get(out, "answered"));
 	ASSERT_EQ(bt_json_get(out, "distinct_tags"), 1);
 	ASSERT_EQ(bt_json_get(out, "distinct_pids"), 1);
 	ASSERT_CONTAINS(out, "\"tags\": [\"gen 1\"]");
-	loadgen(port, "--mode", "keepalive", "--duration", "1", NULL, NULL);
+	loadgen(r.port, "--mode", "keepalive", "--duration", "1", NULL, NULL);
 	ASSERT_EQ(bt_json_get(out, "failed"), 0);
 	ASSERT_GT(bt_json_get(out, "answered"), 100);
 	ASSERT_EQ(bt_json_get(out, "closed_idle"), 0);
@@ -557,15 +571,13 @@ TEST(tools_loadgen_counts_big_and_close_delimited_answers)
 
 TEST(tools_loadgen_stops_cleanly_on_sigterm)
 {
-	char name[64];
-	uint16_t port;
-	int lfd = listener(&port), nfd = notify_socket(name, sizeof(name));
-	pid_t srv = refserver(lfd, name, (const char *[]){ "--delay-ms", "50", "-q", NULL });
+	struct ref r;
+	pid_t srv = ref_start(&r, (const char *[]){ "--delay-ms", "50", "-q", NULL });
 	struct bg b;
 	long long t0;
 
-	ASSERT_GE(wait_ready(nfd, srv, 5000), 0);
-	loadgen_bg(&b, port, "keepalive", "30");
+	ASSERT_GE(wait_ready(r.nfd, srv, 5000), 0);
+	loadgen_bg(&b, r.port, "keepalive", "30");
 	sleep_ms(400);
 	t0 = ms_now();
 	kill(b.pid, SIGTERM);
