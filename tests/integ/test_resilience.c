@@ -267,7 +267,7 @@ static int refused_of(int n)
 	return refused;
 }
 
-TEST_TIMEOUT(resilience_frozen_generation_whose_replacement_fails_keeps_its_listener, 60)
+TEST_ALONE(resilience_frozen_generation_whose_replacement_fails_keeps_its_listener, 60)
 {
 	struct rs s;
 	long long gen;
@@ -387,7 +387,7 @@ static void raw(const char *dir, const char *req, char *reply, size_t len)
 	close(fd);
 }
 
-TEST_TIMEOUT(supervisor_idle_control_clients_time_out_and_one_too_many_hears_busy, 60)
+TEST_ALONE(supervisor_idle_control_clients_time_out_and_one_too_many_hears_busy, 60)
 {
 	struct sv_idle { int fd[64]; } idle;
 	struct rs s;

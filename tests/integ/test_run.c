@@ -395,7 +395,7 @@ static int answered_of(int *fds, int n)
 	return answered;
 }
 
-TEST_TIMEOUT(run_frozen_generation_is_fenced_and_replaced, 60)
+TEST_ALONE(run_frozen_generation_is_fenced_and_replaced, 60)
 {
 	struct bt_sv s;
 	int fds[20], i;
@@ -429,7 +429,7 @@ TEST_TIMEOUT(run_frozen_generation_is_fenced_and_replaced, 60)
 	sv_stop(&s);
 }
 
-TEST_TIMEOUT(run_no_watch_leaves_a_frozen_generation_alone, 60)
+TEST_ALONE(run_no_watch_leaves_a_frozen_generation_alone, 60)
 {
 	struct bt_sv s;
 	long long gen_pid;

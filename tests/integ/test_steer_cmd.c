@@ -284,12 +284,12 @@ static void failover(bool freeze_nginx)
 	end_all();
 }
 
-TEST_TIMEOUT(steer_cmd_refserver_frozen_fails_nothing, 60)
+TEST_ALONE(steer_cmd_refserver_frozen_fails_nothing, 60)
 {
 	failover(false);
 }
 
-TEST_TIMEOUT(steer_cmd_nginx_frozen_fails_nothing, 60)
+TEST_ALONE(steer_cmd_nginx_frozen_fails_nothing, 60)
 {
 	failover(true);
 }
