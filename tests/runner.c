@@ -546,8 +546,11 @@ int main(int argc, char **argv)
 		s.alone += !!(t->needs & BT_NEEDS_ALONE);
 		s.list[s.n++] = t;
 	}
-	if (list)
+	if (list) {
+		free(s.first);
+		free(s.list);
 		return 0;
+	}
 	if (s.no_root) {
 		enter_no_root_lane();
 		printf("no-root lane: uid %d, no BATON_* variables; tests that need more are left out\n",
@@ -567,5 +570,7 @@ int main(int argc, char **argv)
 	printf("time: %lld s of tests in %lld s, -j%u\n", (s.test_ms + 500) / 1000, (now_ms() - start + 500) / 1000,
 	       jobs);
 	printf("%d passed, %d failed, %d skipped\n", s.passed, s.failed, s.skipped);
+	free(s.first);
+	free(s.list);
 	return s.failed ? 1 : 0;
 }

@@ -142,7 +142,7 @@ TEST_TIMEOUT(run_generation_crashing_at_start_rolls_back_losing_nothing, 60)
 	rollback_case("--crash-at-start", "gen 2 exited with status 1 before it was ready", NULL, NULL);
 }
 
-TEST_TIMEOUT(run_generation_never_ready_rolls_back_losing_nothing, 60)
+TEST_ALONE(run_generation_never_ready_rolls_back_losing_nothing, 60)
 {
 	rollback_case("--never-ready", "gen 2 was not ready within 700 ms", "--ready=notify", "--ready-timeout=700ms");
 }
