@@ -415,7 +415,7 @@ TEST_ALONE(supervisor_idle_control_clients_time_out_and_one_too_many_hears_busy,
 	rs_stop(&s);
 }
 
-TEST_TIMEOUT(supervisor_full_generation_table_names_the_limit, 90)
+TEST_ALONE(supervisor_full_generation_table_names_the_limit, 90)
 {
 	struct rs s;
 	int i;
