@@ -193,7 +193,13 @@ $(BUILD)/bench/%: bench/%.c bench/benchlib.c bench/benchlib.h $(BUILD)/libbaton.
 $(BPFDIR):
 	@mkdir -p $@
 
-# TESTS=pattern runs the tests whose names contain it. Under SANITIZE=1 the
+# TESTS=pattern runs the tests whose names contain it; a name is LANE/NAME
+# (unit/, integ/: the folder of its file), so TESTS=unit/ runs one lane.
+# TEST_JOBS=N runs N tests side by side, then those declared TEST_ALONE one by
+# one; TEST_LOCK=FILE makes them share FILE with what else runs (.ci/run).
+TEST_JOBS ?= 1
+TEST_LOCK ?=
+# Under SANITIZE=1 the
 # reference server is built with ASan and baton run preloads the (plain) shim
 # into it: ASan would refuse to start with a library ahead of its runtime,
 # although nothing the shim wraps is intercepted by ASan, so that check is off.
@@ -202,7 +208,7 @@ check: all
 	$(SAN_ENV) BATON_SRCDIR=$(CURDIR) BATON_BIN=$(CURDIR)/$(BUILD)/baton BATON_LIB=$(CURDIR)/$(BUILD)/libbaton.so \
 		BATON_REFSERVER=$(CURDIR)/$(BUILD)/refserver BATON_UDPFLOW=$(CURDIR)/$(BUILD)/udpflow BATON_LOADGEN=$(CURDIR)/$(BUILD)/bench/loadgen \
 		BATON_PROBE=$(CURDIR)/$(BUILD)/preload-probe BATON_PRELOAD_LIB=$(CURDIR)/$(BUILD)/libbaton-preload.so \
-		$(BUILD)/baton-test $(TESTS)
+		$(BUILD)/baton-test -j$(TEST_JOBS) $(if $(TEST_LOCK),--lock $(TEST_LOCK)) $(TESTS)
 
 # The no-root lane: tests/unit without the tests declared TEST_ROOT or
 # TEST_ENV, as user nobody (when run as root) with no BATON_* variable, in

@@ -440,7 +440,7 @@ TEST(bindmode_auto_looks_at_the_executable)
 /* A crashed generation's socket stays in the group (baton holds it), so a
  * connection made while nothing runs waits in its queue; the restarted
  * generation binds its own, and at its adoption the queue moves there. */
-TEST_TIMEOUT(bindmode_crash_restart_hands_the_queue_to_the_new_socket, 60)
+TEST_ALONE(bindmode_crash_restart_hands_the_queue_to_the_new_socket, 60)
 {
 	struct sv s;
 	char buf[64] = "";

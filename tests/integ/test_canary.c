@@ -222,7 +222,7 @@ TEST_TIMEOUT(probation_generation_failing_after_ready_is_flipped_back_without_a_
 	sv_stop(&s);
 }
 
-TEST_TIMEOUT(canary_check_reaches_the_canary_alone_and_a_failing_one_rolls_it_back, 90)
+TEST_ALONE(canary_check_reaches_the_canary_alone_and_a_failing_one_rolls_it_back, 90)
 {
 	struct sv s;
 	char check[512], seen[160];
@@ -458,7 +458,7 @@ static long long wait_decided(long long failed0, long long done0, long long t0)
 /* A stepped canary whose --check-cmd starts failing: rolled back, never
  * promoted, with and without a kill -9 of the supervisor at that moment,
  * and both before the canary's steps would have promoted it. */
-TEST_TIMEOUT(canary_failing_check_rolls_back_across_a_supervisor_kill_within_the_same_deadline, 150)
+TEST_ALONE(canary_failing_check_rolls_back_across_a_supervisor_kill_within_the_same_deadline, 150)
 {
 	struct sv s;
 	struct bt_load l;
@@ -545,7 +545,7 @@ static void assert_same_deadline(const char *what, long long left1, long long a1
 /* A probation's deadline and its check counts, and a stepped canary's next
  * step, are where they were after a supervisor restart; a new stage's
  * counts start at zero. */
-TEST_TIMEOUT(stage_deadlines_and_check_counts_survive_a_supervisor_restart_and_reset_per_stage, 150)
+TEST_ALONE(stage_deadlines_and_check_counts_survive_a_supervisor_restart_and_reset_per_stage, 150)
 {
 	struct sv s;
 	char rout[96];
@@ -643,7 +643,7 @@ static void reload_through_a_stall(struct sv *s, const char *assumed)
 	sv_stop(s);
 }
 
-TEST_TIMEOUT(stall_of_the_supervisor_past_ready_timeout_does_not_roll_back_a_ready_generation, 90)
+TEST_ALONE(stall_of_the_supervisor_past_ready_timeout_does_not_roll_back_a_ready_generation, 90)
 {
 	struct sv s;
 
@@ -651,7 +651,7 @@ TEST_TIMEOUT(stall_of_the_supervisor_past_ready_timeout_does_not_roll_back_a_rea
 	reload_through_a_stall(&s, NULL);
 }
 
-TEST_TIMEOUT(stall_of_the_supervisor_with_ready_auto_logs_the_ready_it_read_not_an_assumption, 90)
+TEST_ALONE(stall_of_the_supervisor_with_ready_auto_logs_the_ready_it_read_not_an_assumption, 90)
 {
 	struct sv s;
 

@@ -45,7 +45,7 @@ TEST(cli_errors_name_the_bad_input)
 	BT_CLI_CASES(cases);
 }
 
-TEST_TIMEOUT(cli_demo_shows_problem_and_answer, 90)
+TEST_ALONE(cli_demo_shows_problem_and_answer, 90)
 {
 	long long plain_failed;
 
@@ -219,7 +219,7 @@ TEST(cli_log_format_env_chooses_the_prefixes)
 
 /* On a terminal the demo says which part runs (on stderr), instead of
  * seconds of silence. */
-TEST_TIMEOUT(cli_demo_shows_progress_on_a_terminal, 90)
+TEST_ALONE(cli_demo_shows_progress_on_a_terminal, 90)
 {
 	char errpath[64], buf[4096];
 	int master, slave, fd, status = -1;

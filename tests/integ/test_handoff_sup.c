@@ -156,7 +156,7 @@ static bool handed_more(long long *seen)
 /* HAProxy ends an idle client connection at its soft stop (SIGUSR1) with
  * shutdown(SHUT_WR) and close(): the shim hands it off at the shutdown.
  * wrk -c50 over 10 reloads counts every socket error: none. */
-TEST_TIMEOUT(server_haproxy_keepalive_handoff_under_wrk_10_reloads_no_socket_error, 120)
+TEST_ALONE(server_haproxy_keepalive_handoff_under_wrk_10_reloads_no_socket_error, 120)
 {
 	const char *haproxy = need("haproxy"), *wrk = need("wrk");
 	char cfg[1024], cfgpath[128], url[64], wout[8192] = "", werr[1024];
@@ -227,7 +227,7 @@ TEST_TIMEOUT(server_haproxy_keepalive_handoff_under_wrk_10_reloads_no_socket_err
  * counting client's 16 keep-alive connections are never closed, the new
  * nginx never blocks (no 1.5 s waits) and the health watch replaces no
  * generation. */
-TEST_TIMEOUT(server_nginx_keepalive_handoff_survives_a_supervisor_kill_after_the_switch, 150)
+TEST_ALONE(server_nginx_keepalive_handoff_survives_a_supervisor_kill_after_the_switch, 150)
 {
 	static const int delay_ms[] = { 0, 5, 10, 15 };
 	const char *report;
@@ -589,7 +589,7 @@ static long long cpu_ms(pid_t pid)
  * reads each channel at a bounded pace: its CPU over the flood stays
  * bounded (the abstract socket's flood cost 74 % of a core) and it keeps
  * answering `baton status`. */
-TEST_TIMEOUT(attack_handoff_a_flood_of_the_channel_keeps_the_supervisor_cpu_bounded, 90)
+TEST_ALONE(attack_handoff_a_flood_of_the_channel_keeps_the_supervisor_cpu_bounded, 90)
 {
 	static const char flood_py[] =
 		"import os, socket, struct, time\n"

@@ -166,7 +166,7 @@ TEST_TIMEOUT(messages_ls_names_empty_pin_folders_as_stale, 60)
 /* A generation that runs but never accepts: after the 1 s default (not
  * 100 ms) it is replaced, counted as a restart, and the log says why in
  * numbers. */
-TEST_TIMEOUT(messages_hung_generation_is_replaced_after_a_second_as_a_restart, 60)
+TEST_ALONE(messages_hung_generation_is_replaced_after_a_second_as_a_restart, 60)
 {
 	char dir[64], status[8192], path[128], log[16384];
 	char *argv[] = { (char *)bt_baton_bin(), "run", "--name", "web", "--listen", "tcp://127.0.0.1:8080",

@@ -297,7 +297,7 @@ static int status_of(uint16_t port, const char *req, size_t len, int timeout_ms)
 	return atoi(buf + 9);
 }
 
-TEST_TIMEOUT(metrics_listen_answers_every_scrape_during_reloads_under_load_despite_slow_clients, 150)
+TEST_ALONE(metrics_listen_answers_every_scrape_during_reloads_under_load_despite_slow_clients, 150)
 {
 	static char body[1 << 20], big[6000];
 	char opt[64], last[128], rep[96] = "";

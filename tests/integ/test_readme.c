@@ -189,7 +189,7 @@ static void run_example(const char *line, const char *dir)
 	ASSERT_EQ(bt_json_get(report, "failed"), 0);
 }
 
-TEST_TIMEOUT(readme_first_examples_lose_nothing_on_a_busy_machine, 240)
+TEST_ALONE(readme_first_examples_lose_nothing_on_a_busy_machine, 240)
 {
 	char lines[2][512], dir[64], index[96];
 	int fd;

@@ -260,7 +260,7 @@ static int refused_of(int n)
 	return refused;
 }
 
-TEST_TIMEOUT(resilience_frozen_generation_whose_replacement_fails_keeps_its_listener, 60)
+TEST_ALONE(resilience_frozen_generation_whose_replacement_fails_keeps_its_listener, 60)
 {
 	struct rs s;
 	long long gen;
@@ -372,7 +372,7 @@ static void raw(const char *dir, const char *req, char *reply, size_t len)
 	bt_unix_request(path, req, strlen(req), reply, len);
 }
 
-TEST_TIMEOUT(supervisor_idle_control_clients_time_out_and_one_too_many_hears_busy, 60)
+TEST_ALONE(supervisor_idle_control_clients_time_out_and_one_too_many_hears_busy, 60)
 {
 	struct sv_idle { int fd[64]; } idle;
 	struct rs s;
@@ -400,7 +400,7 @@ TEST_TIMEOUT(supervisor_idle_control_clients_time_out_and_one_too_many_hears_bus
 	rs_stop(&s);
 }
 
-TEST_TIMEOUT(supervisor_full_generation_table_names_the_limit, 90)
+TEST_ALONE(supervisor_full_generation_table_names_the_limit, 90)
 {
 	struct rs s;
 	int i;

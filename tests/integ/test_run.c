@@ -138,7 +138,7 @@ TEST_TIMEOUT(run_generation_crashing_at_start_rolls_back_losing_nothing, 60)
 	rollback_case("--crash-at-start", "gen 2 exited with status 1 before it was ready", NULL, NULL);
 }
 
-TEST_TIMEOUT(run_generation_never_ready_rolls_back_losing_nothing, 60)
+TEST_ALONE(run_generation_never_ready_rolls_back_losing_nothing, 60)
 {
 	rollback_case("--never-ready", "gen 2 was not ready within 700 ms", "--ready=notify", "--ready-timeout=700ms");
 }
@@ -355,7 +355,7 @@ static int answered_of(int *fds, int n)
 	return answered;
 }
 
-TEST_TIMEOUT(run_frozen_generation_is_fenced_and_replaced, 60)
+TEST_ALONE(run_frozen_generation_is_fenced_and_replaced, 60)
 {
 	struct bt_sv s;
 	int fds[20], i;
@@ -386,7 +386,7 @@ TEST_TIMEOUT(run_frozen_generation_is_fenced_and_replaced, 60)
 	sv_stop(&s);
 }
 
-TEST_TIMEOUT(run_no_watch_leaves_a_frozen_generation_alone, 60)
+TEST_ALONE(run_no_watch_leaves_a_frozen_generation_alone, 60)
 {
 	struct bt_sv s;
 	long long gen_pid;

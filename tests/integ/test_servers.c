@@ -346,7 +346,7 @@ static void nginx_conf(struct sv *s, char *confpath, size_t len)
  * one request fails, none even needs the client's retry on a fresh
  * connection, every reload hands off at least one connection, and the new
  * generations answer on them. */
-TEST_TIMEOUT(server_nginx_keepalive_handoff_10_reloads_not_one_connection_closed, 120)
+TEST_ALONE(server_nginx_keepalive_handoff_10_reloads_not_one_connection_closed, 120)
 {
 	const char *nginx = bt_need_server("nginx", "nginx");
 	char confpath[128];

@@ -295,12 +295,12 @@ static void assert_refused_for_privilege(int r, const char *err, const char *say
 	ASSERT_NE(access("/sys/fs/bpf/baton", F_OK), 0);
 }
 
-TEST_TIMEOUT(steer_cmd_refserver_frozen_fails_nothing, 60)
+TEST_ALONE(steer_cmd_refserver_frozen_fails_nothing, 60)
 {
 	failover(false);
 }
 
-TEST_TIMEOUT(steer_cmd_nginx_frozen_fails_nothing, 60)
+TEST_ALONE(steer_cmd_nginx_frozen_fails_nothing, 60)
 {
 	failover(true);
 }

@@ -180,7 +180,7 @@ TEST_TIMEOUT(takeover_nginx_without_reuseport_shares_its_socket_losing_nothing, 
 	nginx_case(false, "(shared)");
 }
 
-TEST_TIMEOUT(takeover_python_http_server_started_by_hand_loses_nothing, 120)
+TEST_ALONE(takeover_python_http_server_started_by_hand_loses_nothing, 120)
 {
 	const char *py = bt_need_server("python3", "python3");
 	char dir[64];

@@ -280,7 +280,7 @@ TEST(tools_refserver_ready_then_serves_both_modes)
 /* The reload baton will do, by hand: gen 2 starts on the same socket, gen 1
  * is told to stop while both kinds of load run and while gen 1 holds
  * requests (--delay-ms). Nothing may fail, and both generations answer. */
-TEST(tools_graceful_stop_under_load_drops_nothing)
+TEST_ALONE(tools_graceful_stop_under_load_drops_nothing, 30)
 {
 	char name[64];
 	uint16_t port;
@@ -348,7 +348,7 @@ static void read_answer(int fd, char *buf, size_t len)
 	}
 }
 
-TEST(tools_stop_ends_idle_at_once_and_answers_held_requests)
+TEST_ALONE(tools_stop_ends_idle_at_once_and_answers_held_requests, 30)
 {
 	static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
 	char name[64], buf[1024];
@@ -569,7 +569,7 @@ TEST(tools_loadgen_counts_big_and_close_delimited_answers)
 	close(lfd);
 }
 
-TEST(tools_loadgen_stops_cleanly_on_sigterm)
+TEST_ALONE(tools_loadgen_stops_cleanly_on_sigterm, 30)
 {
 	struct ref r;
 	pid_t srv = ref_start(&r, (const char *[]){ "--delay-ms", "50", "-q", NULL });

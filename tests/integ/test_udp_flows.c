@@ -900,7 +900,7 @@ static int step_flows(int *cli, uint32_t *ids, int n, uint32_t seq, uint16_t por
 	return step_flows_q(cli, ids, n, seq, port, false);
 }
 
-TEST_TIMEOUT(udp_flows_held_by_an_old_generation_survive_a_supervisor_kill, 90)
+TEST_ALONE(udp_flows_held_by_an_old_generation_survive_a_supervisor_kill, 90)
 {
 	struct drive d = { 0 };
 	char dir[64], log2[96];
