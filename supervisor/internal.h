@@ -171,6 +171,7 @@ struct sup {
 	struct bindmode *bm;        /* --bind-mode state (bindmode.c) */
 	struct stage stage;         /* canary.c: a canary or probation under way */
 	bool stop_events;           /* tried baton_watch_events on listener 0's watch */
+	struct health_ev *hev;      /* health.c: which queues the watch looks at, woken by what, and when */
 	struct sup_metrics *mx;     /* metrics.c: reload outcomes, totals of forgotten generations */
 	struct mhttp *mhttp;        /* mhttp.c: --metrics-listen, NULL without it */
 	char steer_why[160];        /* why eBPF steering could not load (the library's reason), said once */
@@ -190,7 +191,8 @@ struct sup {
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_BINDHOOK = 1500, EV_PIDFD = 2000 /* + generation index */,
-       EV_STOPS = 3000 /* stop signals (health.c): only wakes the loop, whose tick reads them */ };
+       EV_STOPS = 3000 /* stop signals (health.c): only wakes the loop, whose tick reads them */,
+       EV_QUEUE = 0x10000 /* + listener: its active member's queue is no longer empty (health.c) */ };
 enum { EV_HANDOFF = 1100 };
 
 
@@ -241,6 +243,9 @@ bool stop_when_idle(struct sup *s, struct gen *g);
 void idle_check(struct sup *s, struct gen *g, long long now);
 void watch_drain(struct sup *s, struct gen *g, long long now);
 void health_tick(struct sup *s, long long now);
+int health_wait_ms(const struct sup *s, long long now); /* the watch's next look, -1: only on events */
+void health_event(struct sup *s, uint32_t tag);          /* EV_STOPS or EV_QUEUE + listener */
+void health_fini(struct sup *s);
 void children_stopped(struct sup *s);
 void write_status(struct sup *s, FILE *f, bool json);
 bool notify_from(const struct gen *g, const struct baton_notify_msg *m);

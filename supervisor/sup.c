@@ -92,7 +92,7 @@ bool busy(const struct sup *s)
 	int i;
 
 	if (s->reload >= 0 || s->restart_at || s->stopping || s->state_err[0] || s->ctl_err[0] ||
-	    (!s->cfg->no_watch && s->active >= 0) || handoff_busy(s) || stage_busy(s) || mhttp_busy(s))
+	    handoff_busy(s) || stage_busy(s) || mhttp_busy(s))
 		return true;
 	for (i = 0; i < MAX_GENS; i++)
 		if ((s->gen[i].state == GEN_STARTING && s->gen[i].pid > 0) ||
@@ -216,6 +216,7 @@ static void free_arrays(struct sup *s)
 		free(s->gen[i].member_ino);
 		free(s->gen[i].count);
 	}
+	health_fini(s);
 	free(s->spec);
 	free(s->grp);
 	free(s->watch);
@@ -602,7 +603,7 @@ int sup_run(const struct sup_config *cfg)
 
 		if (s->stopping && !live_gens(s))
 			break;
-		wait_ms = busy(s) ? TICK_MS : -1;
+		wait_ms = busy(s) ? TICK_MS : health_wait_ms(s, baton_mono_ms());
 		waited = baton_mono_ms();
 		n = epoll_wait(s->epfd, ev, 16, wait_ms);
 		if (n < 0 && errno == EINTR) {
@@ -630,6 +631,8 @@ int sup_run(const struct sup_config *cfg)
 				bindmode_events(s);
 			else if (tag >= EV_MHTTP && tag <= EV_MHTTP + MHTTP_CLIENTS)
 				mhttp_event(s, tag - EV_MHTTP);
+			else if (tag == EV_STOPS || (tag >= EV_QUEUE && tag < EV_QUEUE + (uint32_t)s->nl))
+				health_event(s, tag);
 			else if (tag >= EV_PIDFD && tag < EV_PIDFD + MAX_GENS)
 				pid_ended(s, (int)(tag - EV_PIDFD));
 			else if (tag < MAX_CLIENTS && s->cl[tag].role != CL_FREE)
