@@ -7,6 +7,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "steer.h"
+#include "sigdown.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -414,11 +415,17 @@ int steer(struct sk_reuseport_md *md)
 		return SK_PASS;	/* no stable policy: the kernel's hash decides */
 	}
 
+	__u32 stopped = BATON_STEER_NONE;
+
 	for (j = 0; j < BATON_STEER_PROBES; j++) {
 		__u32 slot = cand[j];
 
 		if (slot >= BATON_STEER_SLOTS)
 			break;
+		if (sigdown_slot(slot)) {	/* its owner took a stop signal (sigdown.h) */
+			stopped = slot;
+			continue;
+		}
 		if (bpf_sk_select_reuseport(md, &socks, &slot, 0) == 0) {
 			count(slot, migrating, 0);
 			flow_place(&fc, slot);
@@ -426,6 +433,17 @@ int steer(struct sk_reuseport_md *md)
 		}
 		/* empty slot (closed, or the very listener being migrated away) */
 		count(slot, migrating, 1);
+	}
+	if (stopped != BATON_STEER_NONE) {
+		/* the standby, else the stopped pick: it queues until the
+		 * supervisor moves its queue, as before */
+		int sb = sigdown_standby(md, &socks, hash);
+
+		if (sb >= 0 || bpf_sk_select_reuseport(md, &socks, &stopped, 0) == 0) {
+			count(sb >= 0 ? (__u32)sb : stopped, migrating, 0);
+			flow_place(&fc, sb >= 0 ? (__u32)sb : stopped);
+			return SK_PASS;
+		}
 	}
 	/* Never drop: hand the choice back to the kernel's hash over the
 	 * listeners that are left. */

@@ -420,6 +420,7 @@ static struct steer_bpf *load_prog(struct baton_group *g, struct steer_bpf *old,
 	     bpf_map__reuse_fd(skel->maps.stats, bpf_map__fd(old->maps.stats)) ||
 	     bpf_map__reuse_fd(skel->maps.pins, bpf_map__fd(old->maps.pins)) ||
 	     bpf_map__reuse_fd(skel->maps.origin, bpf_map__fd(old->maps.origin)) ||
+	     bpf_map__reuse_fd(skel->maps.sigdown, bpf_map__fd(old->maps.sigdown)) ||
 	     flows_reuse(skel, old))) {
 		*err = -errno;
 		goto fail;
@@ -1533,4 +1534,11 @@ int baton_group_flows(const struct baton_group *g, struct baton_flow_stats *out,
 out:
 	free(v);
 	return r;
+}
+
+/* The kernel failover's map (bpf/sigdown.h), for lib/watch.c: its owners and
+ * the stop watcher that marks them. -1 without eBPF. */
+int baton_group_sigdown_fd(const struct baton_group *g)
+{
+	return g && g->mode == BATON_MODE_EBPF && g->skel ? bpf_map__fd(g->skel->maps.sigdown) : -1;
 }
