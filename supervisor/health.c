@@ -268,16 +268,19 @@ static void set_hot(struct health_ev *e, int l, bool hot)
 	e->hot[l] = hot;
 }
 
-/* Arms listener L's event on the active member's socket (or re-arms it);
- * false if it cannot be had (no epoll, a datagram socket): then it stays
- * hot, looked at every tick as before. */
+/* Arms listener L's event on the active member's socket (or re-arms it).
+ * True if the listener may wait for it: armed, or nothing to look at (no
+ * member; a datagram socket has no accept queue to hang). False if it
+ * cannot be had (no epoll): it stays hot, looked at every tick as before. */
 static bool arm_queue(struct sup *s, struct health_ev *e, const struct gen *g, int l)
 {
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u32 = EV_QUEUE + (uint32_t)l };
 	int fd = g->slot[l] >= 0 ? baton_group_fd(s->grp[l], g->slot[l]) : -1;
 
-	if (fd < 0 || s->epfd < 0 || s->spec[l].proto != BATON_PROTO_TCP)
-		return fd < 0 && s->spec[l].proto != BATON_PROTO_TCP;	/* UDP: no queue to hang */
+	if (fd < 0 || s->spec[l].proto != BATON_PROTO_TCP)
+		return true;
+	if (s->epfd < 0)
+		return false;
 	if (e->armed_fd[l] == fd && !epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev))
 		return true;
 	if (e->armed_fd[l] >= 0)
@@ -376,8 +379,11 @@ static int find_bad(struct sup *s, struct health_ev *e, struct gen *g, long long
 			baton_watch_tick(s->watch[l], (uint64_t)now);	/* listener 0's reads the stop events */
 			looked = true;
 		}
-		if (g->slot[l] < 0 || baton_watch_health(s->watch[l], g->slot[l], &mh))
+		if (g->slot[l] < 0 || baton_watch_health(s->watch[l], g->slot[l], &mh)) {
+			if (looked)
+				set_hot(e, l, !arm_queue(s, e, g, l));	/* no member: nothing to look at */
 			continue;
+		}
 		if (looked && e->hot[l] && !mh.queue && mh.health == BATON_HEALTH_OK && !mh.down)
 			set_hot(e, l, !arm_queue(s, e, g, l));
 		/* the others as their last look left them */
