@@ -51,19 +51,16 @@ int BPF_PROG(stop_delivered, int sig, struct kernel_siginfo *info, struct k_siga
 	return 0;
 }
 
-/* Sending is when the kernel's failover decides, in the sender's context:
- * SIGCONT resumes a stopped process when it is sent (not when delivered:
+/* SIGCONT resumes a stopped process when it is sent (not when delivered:
  * with the default action it is never queued), so its slots are eligible
- * again; SIGSTOP (which nothing can catch or ignore) marks them at once,
- * before the target has even run to take it, so the sender's very next
- * connection already goes elsewhere. RESULT 1 (TRACE_SIGNAL_IGNORED): a
- * process that exits anyway. The other stop signals may be caught: they
- * are judged at delivery, above. */
+ * again from signal_generate on. A stop is marked at delivery (above), not
+ * when sent: marked at send time, the standby was woken from the sender's
+ * context while the target still ran, and bench/failover measured a slower
+ * first answer from it on a loaded machine. */
 SEC("tp_btf/signal_generate")
-int BPF_PROG(stop_or_cont_sent, int sig, struct kernel_siginfo *info, struct task_struct *task, int group,
-	     int result)
+int BPF_PROG(cont_sent, int sig, struct kernel_siginfo *info, struct task_struct *task, int group, int result)
 {
-	if (task && (sig == SIGCONT || (sig == SIGSTOP && result != 1)))
-		sigdown_mark((__u32)task->tgid, sig == SIGSTOP);
+	if (sig == SIGCONT && task)
+		sigdown_mark((__u32)task->tgid, 0);
 	return 0;
 }
