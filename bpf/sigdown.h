@@ -25,8 +25,10 @@ struct {
 	__type(value, struct baton_sigdown);
 } sigdown SEC(".maps");
 
-/* Steering: is SLOT's owner stopped? */
-static __always_inline int sigdown_slot(__u32 slot)
+/* Steering: is SLOT's owner stopped? Global (not inlined) functions, here
+ * and below: the verifier checks each once, not once per path of the
+ * caller's pick loop (inlined, they tripled the steering program's load). */
+__noinline int sigdown_slot(__u32 slot)
 {
 	struct baton_sigdown *d = bpf_map_lookup_elem(&sigdown, &slot);
 
@@ -34,16 +36,16 @@ static __always_inline int sigdown_slot(__u32 slot)
 }
 
 /* Steering, once every candidate was stopped: the first slot from START on
- * whose owner is known and running, selected in SOCKS. Returns the slot, or
- * -1 (nothing else is owned: the caller keeps its stopped pick, whose queue
- * the supervisor moves once it runs). */
-static __always_inline int sigdown_standby(struct sk_reuseport_md *md, void *socks, __u32 start)
+ * whose owner is known and running (the standby), or -1 (nothing else is
+ * owned: the caller keeps its stopped pick, whose queue the supervisor
+ * moves once it runs). */
+__noinline int sigdown_standby(__u32 start)
 {
 	for (__u32 i = 0; i < BATON_SIGDOWN_SLOTS; i++) {
 		__u32 slot = (start + i) & (BATON_SIGDOWN_SLOTS - 1);
 		struct baton_sigdown *d = bpf_map_lookup_elem(&sigdown, &slot);
 
-		if (d && d->tgid && !d->down && bpf_sk_select_reuseport(md, socks, &slot, 0) == 0)
+		if (d && d->tgid && !d->down)
 			return (int)slot;
 	}
 	return -1;

@@ -437,11 +437,17 @@ int steer(struct sk_reuseport_md *md)
 	if (stopped != BATON_STEER_NONE) {
 		/* the standby, else the stopped pick: it queues until the
 		 * supervisor moves its queue, as before */
-		int sb = sigdown_standby(md, &socks, hash);
+		int sb = sigdown_standby(hash);
+		__u32 pick = sb >= 0 ? (__u32)sb : stopped;
 
-		if (sb >= 0 || bpf_sk_select_reuseport(md, &socks, &stopped, 0) == 0) {
-			count(sb >= 0 ? (__u32)sb : stopped, migrating, 0);
-			flow_place(&fc, sb >= 0 ? (__u32)sb : stopped);
+		if (sb < 0 || bpf_sk_select_reuseport(md, &socks, &pick, 0)) {
+			pick = stopped;
+			if (bpf_sk_select_reuseport(md, &socks, &pick, 0))
+				pick = BATON_STEER_NONE;
+		}
+		if (pick != BATON_STEER_NONE) {
+			count(pick, migrating, 0);
+			flow_place(&fc, pick);
 			return SK_PASS;
 		}
 	}
