@@ -58,14 +58,12 @@ REF=$BIN/refserver
 for f in "$B" "$REF"; do
 	[ -x "$f" ] || { echo "bench/idle-cost.sh: $f is missing: run make first" >&2; exit 1; }
 done
-tmp=$(mktemp -d /tmp/baton-bench-idle.XXXXXX)
-export BATON_RUNTIME_DIR=$tmp/run
+# the supervisor running (killed by its pid if the bench ends early) and
+# its runtime directory, both gone at exit
 SUP=
-cleanup() {
-	[ -n "$SUP" ] && kill -KILL "$SUP" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+tmp=$(mktemp -d /tmp/baton-bench-idle.XXXXXX)
+trap '[ -z "$SUP" ] || kill -KILL "$SUP" 2>/dev/null; rm -rf "$tmp"' EXIT
+export BATON_RUNTIME_DIR=$tmp/run
 HZ=$(getconf CLK_TCK)
 # the server beyond refserver's 16 listeners: says READY=1 and sleeps
 SRV='import os, signal, socket

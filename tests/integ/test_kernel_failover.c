@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,9 @@
 
 #include "harness.h"
 #include "helpers.h"
+#include "util.h"
+
+extern char **environ;
 
 #define KF_PORT 18093
 
@@ -32,25 +36,25 @@ static void kf_end(void)
 	kf_n = 0;
 }
 
-/* ARGV in a process group of its own, output to kf_dir/LOG. */
+/* ARGV in a process group of its own (so that a stop reaches all of it),
+ * output to kf_dir/LOG. */
 static pid_t kf_spawn(const char *log, char *const argv[])
 {
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
 	char path[128];
-	pid_t pid;
+	pid_t pid = -1;
 
 	snprintf(path, sizeof(path), "%s/%s", kf_dir, log);
-	pid = fork();
-	ASSERT_TRUE(pid >= 0);
-	if (pid == 0) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		setpgid(0, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	setpgid(pid, pid);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	posix_spawnattr_init(&at);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+	posix_spawnattr_setpgroup(&at, 0);
+	ASSERT_EQ(posix_spawn(&pid, argv[0], &fa, &at, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
 	kf_pids[kf_n++] = pid;
 	return pid;
 }
@@ -100,22 +104,12 @@ static int kf_listening(void)
 	return n;
 }
 
-/* The process state letter of PID ('T': stopped). */
+/* The process state letter of PID ('T': stopped), as the watch reads it. */
 static char kf_state(pid_t pid)
 {
-	char path[64], buf[512], *p;
-	FILE *f;
-	size_t n;
+	struct baton_proc_stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return '?';
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : '?';
+	return baton_proc_stat(pid, -1, &st) ? '?' : st.state;
 }
 
 /* N fresh connections, one at a time: how many were answered within
