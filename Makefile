@@ -80,7 +80,7 @@ BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 SKELS    := $(BPFDIR)/steer.skel.h $(BPFDIR)/sockiter.skel.h $(BPFDIR)/bindhook.skel.h $(BPFDIR)/sigwatch.skel.h
 # the renderer of baton ls is tested on recorded fixtures, without the CLI;
 # the supervisor's state machine is driven by unit tests without processes,
-TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard supervisor/*.c) $(wildcard common/*.c))
+TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o $(BUILD)/obj/cli/lsjson.o $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard supervisor/*.c) $(wildcard common/*.c))
 # and the shim lookup, on the test binary's own directory
 
 .PHONY: all check check-unit bench demo fuzz clean installables install uninstall
@@ -155,9 +155,10 @@ $(BUILD)/baton-unit: $(UNIT_OBJ) $(BUILD)/libbaton.a
 	$(CC) $(LDFLAGS) -o $@ $(sort $(UNIT_OBJ)) $(BUILD)/libbaton.a $(LDLIBS)
 # The example server stands alone: what a server needs for baton is the
 # protocol, not this library (the handover protocol is one header).
-$(BUILD)/refserver: examples/refserver.c include/baton_handover_wire.h Makefile
+REFSERVER_SRC := $(wildcard examples/refserver/*.c)
+$(BUILD)/refserver: $(REFSERVER_SRC) examples/refserver/refserver.h include/baton_handover_wire.h Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(REFSERVER_SRC)
 # The flow-stateful UDP server of the flow tests and benchmark: libc only.
 $(BUILD)/udpflow: examples/udpflow.c Makefile
 	@mkdir -p $(dir $@)

@@ -10,6 +10,8 @@
 # by wrk, 10 reloads of nginx under 50 connections, per request and
 # keep-alive: `nginx -s reload` next to `baton run` + nginx with and without
 # ?handoff=idle (idle keep-alive connections handed to the new generation).
+# Last, the steady state (no reload): keep-alive requests/s of `baton run` +
+# nginx with and without ?handoff=idle, in alternating rounds.
 # Runs in a network namespace of its own.
 set -euo pipefail
 
@@ -20,9 +22,12 @@ WRK_ONLY=0
 WRK_RELOADS=10
 WRK_CONC=50
 WRK_GAP=0.5
+STEADY_ROUNDS=${STEADY_ROUNDS:-6}
+STEADY_SECS=${STEADY_SECS:-5}
+STEADY_ONLY=0
 usage() {
 	cat <<EOF
-usage: bench/reload.sh [--reloads N] [--concurrency C] [--wrk-only]
+usage: bench/reload.sh [--reloads N] [--concurrency C] [--wrk-only] [--steady-only]
 
 Reloads each server N times (default 100) while loadgen keeps C connections
 busy (default 64), in connection-per-request and keep-alive modes, and prints
@@ -33,6 +38,11 @@ ${WRK_GAP}s): nginx -s reload, baton run + nginx, and baton run + nginx with
 ?handoff=idle; in keep-alive mode also HAProxy's seamless reload and Apache's
 graceful restart beside baton run + each with ?handoff=idle; with wrk's socket
 errors. --wrk-only prints that table only.
+Last, the steady state without reloads: wrk -t2 -c$WRK_CONC keep-alive against
+baton run + nginx with and without ?handoff=idle, $STEADY_ROUNDS alternating
+rounds of ${STEADY_SECS}s each (environment: STEADY_ROUNDS, STEADY_SECS),
+requests/s per round and the ratio of the medians (what the handoff costs
+while nothing reloads). --steady-only prints that row only.
 Needs root (network namespace, eBPF). Build first: make.
 EOF
 }
@@ -41,6 +51,7 @@ while [ $# -gt 0 ]; do
 	--reloads) N=${2:?}; shift 2 ;;
 	--concurrency) CONC=${2:?}; shift 2 ;;
 	--wrk-only) WRK_ONLY=1; shift ;;
+	--steady-only) STEADY_ONLY=1; shift ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "bench/reload.sh: unknown option \"$1\" (see --help)" >&2; exit 2 ;;
 	esac
@@ -52,6 +63,7 @@ cd "$(dirname "$0")/.."
 if [ -z "${BATON_BENCH_NETNS:-}" ]; then
 	args=(--reloads "$N" --concurrency "$CONC")
 	[ "$WRK_ONLY" = 1 ] && args+=(--wrk-only)
+	[ "$STEADY_ONLY" = 1 ] && args+=(--steady-only)
 	exec unshare --net env BATON_BENCH_NETNS=1 "$0" "${args[@]}"
 fi
 ip link set lo up
@@ -505,8 +517,59 @@ wrk_table() {
 	echo "keepalive errors without handoff: the old nginx closes each idle keep-alive connection at its graceful stop"
 }
 
+# ---- steady state: what ?handoff=idle costs while nothing reloads -----------------
+
+steady_sup() {	# name port listen-options: baton run + nginx, waits until it serves
+	local i
+	nginx_conf "$tmp/s$1" "$2"
+	"$B" run --name "$1" --listen "tcp://127.0.0.1:$2?backlog=4096$3" --stop-signal QUIT -- \
+		nginx -c "$tmp/s$1/nginx.conf" -p "$tmp/s$1" >"$tmp/s$1.log" 2>&1 &
+	PIDS+=("$!")
+	SSUPS+=("$!")
+	for i in $(seq 100); do
+		"$B" status "$1" --json 2>/dev/null | grep -q '"state":"active"' && break
+		sleep 0.05
+	done
+	wait_port "$2" || { cat "$tmp/s$1.log" >&2; return 1; }
+}
+steady_rate() {	# port: keep-alive requests/s of one round
+	wrk -t2 -c"$WRK_CONC" -d"${STEADY_SECS}s" "http://127.0.0.1:$1/" 2>&1 |
+		awk '/^Requests\/sec:/ {printf "%d", $2}'
+}
+steady_row() {
+	local r plain=() hand=() mp mh
+	SSUPS=()
+	if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+		echo "steady state: wrk or nginx not installed (scripts/install-deps installs both), skipped"
+		return
+	fi
+	steady_sup splain 8092 ""
+	steady_sup shand 8093 "&handoff=idle"
+	# alternating, so that whatever else runs on the machine hits both alike
+	for r in $(seq "$STEADY_ROUNDS"); do
+		plain+=("$(steady_rate 8092)")
+		hand+=("$(steady_rate 8093)")
+	done
+	"$B" stop splain >/dev/null 2>&1 || true
+	"$B" stop shand >/dev/null 2>&1 || true
+	wait "${SSUPS[@]}" || true
+	mp=$(printf '%s\n' "${plain[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+	mh=$(printf '%s\n' "${hand[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+	echo "steady state, keep-alive, no reload: wrk -t2 -c$WRK_CONC, $STEADY_ROUNDS alternating rounds of ${STEADY_SECS}s (requests/s)"
+	printf '%-34s %9s  %s\n' config median rounds
+	printf '%-34s %9s  %s\n' "baton run + nginx" "$mp" "${plain[*]}"
+	printf '%-34s %9s  %s\n' "baton run + nginx ?handoff=idle" "$mh" "${hand[*]}"
+	awk -v h="$mh" -v p="$mp" 'BEGIN {if (p > 0) printf "ratio of medians handoff/plain: %.3f (goal >= 0.97)\n", h / p}'
+}
+
+if [ "$STEADY_ONLY" = 1 ]; then
+	steady_row
+	exit 0
+fi
 if [ "$WRK_ONLY" = 1 ]; then
 	wrk_table
+	echo
+	steady_row
 	exit 0
 fi
 
@@ -536,3 +599,5 @@ echo "reload = ms from the reload request to the switch; ovh = baton's own ms be
 echo "fail/100 = failed requests per 100 reloads"
 echo
 wrk_table
+echo
+steady_row

@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 
 #include "cli.h"
+#include "log.h"
 #include "util.h"
 #include "pins.h"
 

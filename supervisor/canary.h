@@ -63,7 +63,7 @@ struct sup;
 struct gen;
 
 /* Hooks of the generation state machine (gen.c, health.c, sup.c, state.c,
- * control.c, status.c); each does nothing when no stage is under way. */
+ * control.c); each does nothing when no stage is under way. */
 struct client;
 int stage_request(struct sup *s, int ci, const char *cmd, char *args);
 /* The staged options of a reload request (ARGS: key=value tokens) for the
@@ -83,8 +83,6 @@ void stage_reload_finished(struct sup *s);
 bool stage_tick(struct sup *s, long long now);
 bool stage_busy(const struct sup *s);
 void stage_fini(struct sup *s);
-void stage_status(struct sup *s, FILE *f, bool json);
-void stage_gen_status(struct sup *s, FILE *f, bool json, const struct gen *g);
 void stage_save(struct sup *s, FILE *f);
 bool stage_load_line(struct sup *s, const char *line);
 void stage_resume(struct sup *s);

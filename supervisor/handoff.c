@@ -36,6 +36,7 @@
 
 #include "handoff_wire.h"
 #include "internal.h"
+#include "statusview.h"
 
 #define HANDOFF_WAKE_TRIES 3  /* a wake another process took (a shared listener) is made again */
 /* A channel's messages per window: a generation that floods its own channel
@@ -1093,75 +1094,38 @@ static unsigned long long answered_total(const struct handoff *h)
 	return n;
 }
 
-void handoff_status(const struct sup *s, FILE *f, bool json)
+/* For status: the counters since this supervisor started. */
+bool handoff_view(const struct sup *s, struct sv_handoff *out)
 {
 	const struct handoff *h = s->handoff;
-	unsigned long long failed;
-
-	if (!h) {
-		if (json)
-			fprintf(f, ",\"handoff\":null");
-		return;
-	}
-	/* a failed take is also the supervisor's expired or failed wake: not counted twice */
-	failed = h->no_target + h->limit + h->expired + h->wake_failed + h->map->unreachable;
-	if (!json) {
-		fprintf(f, "handoff: %llu idle connection%s handed off, %llu answer%s on them, %llu failed, "
-			   "%d in flight\n", h->handed_off, h->handed_off == 1 ? "" : "s", answered_total(h),
-			answered_total(h) == 1 ? "" : "s", failed, h->npending);
-		return;
-	}
-	fprintf(f, ",\"handoff\":{\"offered\":%llu,\"handed_off\":%llu,\"answered\":%llu,\"failed\":%llu,"
-		   "\"failed_no_target\":%llu,\"failed_limit\":%llu,\"failed_expired\":%llu,\"failed_wake\":%llu,"
-		   "\"failed_unreachable\":%llu,\"failed_take\":%llu,\"refused\":%llu,\"pending\":%d}",
-		h->offered, h->handed_off, answered_total(h), failed, h->no_target, h->limit, h->expired,
-		h->wake_failed, (unsigned long long)h->map->unreachable, (unsigned long long)h->map->take_failed,
-		h->refused, h->npending);
-}
-
-void handoff_gen_status(const struct sup *s, int gi, FILE *f, bool json)
-{
-	const struct handoff *h = s->handoff;
-
-	if (!json)
-		return;
-	if (!h) {
-		fprintf(f, ",\"handoff\":null");
-		return;
-	}
-	fprintf(f, ",\"handoff\":{\"in\":%llu,\"out\":%llu,\"answered\":%llu}", h->in[gi], h->out[gi],
-		h->ch[gi].mslot < 0 ? 0ULL
-				    : (unsigned long long)__atomic_load_n(&h->map->answered[h->ch[gi].mslot],
-									  __ATOMIC_RELAXED));
-}
-
-/* For `baton status --metrics`: the counters of handoff_status. The name
- * needs no escaping: baton_name_valid allows no quote or backslash. */
-void handoff_metrics(const struct sup *s, FILE *f)
-{
-	const struct handoff *h = s->handoff;
-	const struct {
-		const char *result;
-		unsigned long long n;
-	} r[] = {
-		{ "handed_off", h ? h->handed_off : 0 },
-		{ "no_target", h ? h->no_target : 0 },
-		{ "limit", h ? h->limit : 0 },
-		{ "expired", h ? h->expired : 0 },
-		{ "wake", h ? h->wake_failed : 0 },
-		{ "unreachable", h ? (unsigned long long)h->map->unreachable : 0 },
-		{ "refused", h ? h->refused : 0 },
-	};
 
 	if (!h)
-		return;
-	fprintf(f, "# HELP baton_handoff_connections_total Idle keep-alive connections that stopping generations "
-		   "gave up, by result: handed_off (the serving generation took it) or why it was closed.\n"
-		   "# TYPE baton_handoff_connections_total counter\n");
-	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++)
-		fprintf(f, "baton_handoff_connections_total{name=\"%s\",result=\"%s\"} %llu\n", s->name, r[i].result,
-			r[i].n);
-	fprintf(f, "# HELP baton_handoff_answers_total Answers generations wrote on connections handed to them.\n"
-		   "# TYPE baton_handoff_answers_total counter\n"
-		   "baton_handoff_answers_total{name=\"%s\"} %llu\n", s->name, answered_total(h));
+		return false;
+	*out = (struct sv_handoff){
+		.offered = h->offered,
+		.handed_off = h->handed_off,
+		.answered = answered_total(h),
+		.no_target = h->no_target,
+		.limit = h->limit,
+		.expired = h->expired,
+		.wake_failed = h->wake_failed,
+		.unreachable = h->map->unreachable,
+		.take_failed = h->map->take_failed,
+		.refused = h->refused,
+		.pending = h->npending,
+	};
+	return true;
+}
+
+bool handoff_gen_view(const struct sup *s, int gi, struct sv_gen_handoff *out)
+{
+	const struct handoff *h = s->handoff;
+
+	if (!h)
+		return false;
+	out->in = h->in[gi];
+	out->out = h->out[gi];
+	out->answered = h->ch[gi].mslot < 0 ? 0
+					     : __atomic_load_n(&h->map->answered[h->ch[gi].mslot], __ATOMIC_RELAXED);
+	return true;
 }

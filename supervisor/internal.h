@@ -303,9 +303,6 @@ void handoff_gen_start(struct sup *s, int gi);
 void handoff_gen_stop(struct sup *s, struct gen *g);
 int handoff_child_lift(struct sup *s, int top);	/* in spawn's child: 0, 2 or 3 fds to place */
 int handoff_child_place(struct sup *s, int base);
-void handoff_status(const struct sup *s, FILE *f, bool json);
-void handoff_gen_status(const struct sup *s, int gi, FILE *f, bool json);
-void handoff_metrics(const struct sup *s, FILE *f);	/* nothing without a ?handoff=idle listener */
 /* cmd.c: the command and environment in force, and a reload's */
 size_t strv_len(char *const *v);
 void strv_free(char **v);
@@ -412,8 +409,6 @@ void flows_gen_start(struct sup *s, struct gen *g);
 void flows_env(const struct sup *s, int id);
 bool flows_hold(struct sup *s, struct gen *g);
 void flows_check(struct sup *s, struct gen *g, long long now);
-void flows_status_listener(struct sup *s, FILE *f, int l, bool json);
-void flows_status_member(struct sup *s, FILE *f, const struct gen *g, int l, bool json);
 void flows_fini(struct sup *s);
 
 /* bindmode.c: --bind-mode shim|cgroup|auto. Setup picks the mode (and sets

@@ -9,8 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "baton.h"
 #include "harness.h"
-#include "helpers.h"
 
 static uint64_t cookie(int fd)
 {

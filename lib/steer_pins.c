@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* A group's state pinned in bpffs: where each map and the program are
+ * pinned, recovering a restarted group's policy from them, repinning what
+ * was removed, and unpinning. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "steer_int.h"
+#include "steer.skel.h"
+
+/* Pinned maps live at PIN_PATH/NAME; libbpf reuses them on load when they
+ * exist (a restarted baton steer) and pins fresh ones otherwise. */
+int steer_set_pins(struct baton_group *g, struct steer_bpf *skel)
+{
+	struct bpf_map *maps[] = { skel->maps.socks, skel->maps.cfg, skel->maps.ctl, skel->maps.stats,
+				   skel->maps.origin, skel->maps.flowcfg, skel->maps.flows, skel->maps.slotep,
+				   skel->maps.markers, skel->maps.flowstats };
+	const char *names[] = { "socks", "cfg", "ctl", "stats", "origin", "flowcfg", "flows", "slotep", "markers",
+				"flowstats" };
+	char path[PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", g->pin_path, names[i]);
+		if (bpf_map__set_pin_path(maps[i], path))
+			return -errno;
+	}
+	return 0;
+}
+
+/* The program is pinned only so that bpftool and a later baton see it; the
+ * kernel's group holds its own reference while it is attached. */
+void steer_pin_prog(struct baton_group *g, struct steer_bpf *skel)
+{
+	char path[PATH_MAX];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/steer", g->pin_path);
+	unlink(path);
+	if ((r = bpf_program__pin(skel->progs.steer, path)))
+		LOG(g, WARN, "cannot pin the steering program at %s: %s", path, strerror(-r));
+}
+
+/* A restarted group: the latch sequence, the policy version, and for each
+ * occupied slot of the pinned sockarray its socket's cookie and its share of
+ * the pinned pick table. Returns true if a previous policy was found. */
+bool steer_recover_pinned(struct baton_group *g)
+{
+	int cfg_fd = bpf_map__fd(g->skel->maps.cfg), ctl_fd = bpf_map__fd(g->skel->maps.ctl);
+	int socks_fd = bpf_map__fd(g->skel->maps.socks);
+	struct baton_steer_ctl ctl;
+	struct baton_steer_cfg *cfg;
+	uint32_t zero = 0, idx, k;
+	bool found = false;
+
+	if (bpf_map_lookup_elem(ctl_fd, &zero, &ctl) || !ctl.seq)
+		return false;	/* fresh maps: never published */
+	cfg = malloc(sizeof(*cfg));
+	if (!cfg)
+		return false;
+	idx = ctl.seq & 1;
+	if (bpf_map_lookup_elem(cfg_fd, &idx, cfg))
+		goto out;
+	g->seq = ctl.seq;
+	g->version = cfg->version;
+	for (k = 0; k < BATON_MAX_SLOTS; k++) {
+		uint64_t cookie = 0;
+
+		if (bpf_map_lookup_elem(socks_fd, &k, &cookie) == 0 && cookie) {
+			g->pin[k].cookie = cookie;
+			found = true;
+		}
+	}
+	for (k = 0; k < cfg->n && k < BATON_STEER_TABLE; k++)
+		if (cfg->slot[k] < BATON_MAX_SLOTS && g->pin[cfg->slot[k]].cookie)
+			g->pin[cfg->slot[k]].weight++;
+	LOG(g, INFO, "resuming the pinned group at %s (policy version %u)", g->pin_path, g->version);
+out:
+	free(cfg);
+	return found;
+}
+
+/* The caller states the whole policy: pinned slots nobody claimed leave the
+ * sockarray (their sockets, held elsewhere, fall back to the kernel hash
+ * only if no slot has weight). */
+void steer_forget_pinned(struct baton_group *g)
+{
+	uint32_t k;
+
+	for (k = 0; k < BATON_MAX_SLOTS; k++) {
+		if (!g->pin[k].cookie)
+			continue;
+		g->pin[k] = (struct pinned){ 0 };
+		if (g->m[k].fd < 0 && g->mode == BATON_MODE_EBPF)
+			bpf_map_delete_elem(bpf_map__fd(g->skel->maps.socks), &k);
+	}
+}
+
+int steer_mkdir_p(const char *dir)
+{
+	char path[PATH_MAX];
+	size_t i, n = strlen(dir);
+
+	if (n >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, dir, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		struct stat st;
+
+		path[i] = '\0';
+		/* stat first: some file systems (sysfs) refuse mkdir with EPERM
+		 * even where the directory exists */
+		if (stat(path, &st) && mkdir(path, 0700) && errno != EEXIST)
+			return -errno;
+		path[i] = i < n ? '/' : '\0';
+	}
+	return 0;
+}
+
+/* Only what baton pins goes: what else a directory holds is not baton's,
+ * so it stays, and with it the directory. */
+int baton_group_unpin_dir(const char *pin_path)
+{
+	const char *names[] = { "socks", "cfg", "ctl", "stats", "origin", "steer", "flowcfg", "flows", "slotep",
+				"markers", "flowstats" };
+	char path[PATH_MAX];
+	struct stat st;
+	size_t i;
+
+	if (!pin_path || !pin_path[0] || strlen(pin_path) >= PATH_MAX - 16)
+		return -EINVAL;
+	if (stat(pin_path, &st))
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_path, names[i]);
+		if (unlink(path) && errno != ENOENT)
+			return -errno;
+	}
+	if (rmdir(pin_path) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+/* Pins removed under a running group (rm -r of bpffs, a cleanup script)
+ * leave it steering, but a later process cannot find its state: each
+ * missing pin is made again from the group's own descriptors. */
+int baton_group_repin(struct baton_group *g)
+{
+	const char *names[] = { "socks", "cfg", "ctl", "stats", "origin", "flowcfg", "flows", "slotep", "markers",
+				"flowstats", "steer" };
+	char path[PATH_MAX];
+	struct stat st;
+	int n = 0;
+
+	if (!g)
+		return -EINVAL;
+	if (!g->pin_path[0] || g->mode != BATON_MODE_EBPF || !g->skel)
+		return 0;
+	{
+		struct bpf_map *maps[] = { g->skel->maps.socks, g->skel->maps.cfg, g->skel->maps.ctl,
+					   g->skel->maps.stats, g->skel->maps.origin, g->skel->maps.flowcfg,
+					   g->skel->maps.flows, g->skel->maps.slotep, g->skel->maps.markers,
+					   g->skel->maps.flowstats };
+		int r = steer_mkdir_p(g->pin_path);
+
+		if (r)
+			return r;
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			int fd = i < sizeof(maps) / sizeof(maps[0]) ? bpf_map__fd(maps[i])
+								    : bpf_program__fd(g->skel->progs.steer);
+
+			snprintf(path, sizeof(path), "%s/%s", g->pin_path, names[i]);
+			if (fd < 0 || !stat(path, &st))
+				continue;
+			if (bpf_obj_pin(fd, path))
+				return -errno;
+			n++;
+		}
+	}
+	if (n)
+		LOG(g, WARN, "%d pin%s under %s had been removed: pinned again", n, n == 1 ? "" : "s", g->pin_path);
+	return n;
+}
+
+int baton_group_unpin(struct baton_group *g)
+{
+	int r;
+
+	if (!g)
+		return -EINVAL;
+	if (!g->pin_path[0])
+		return 0;
+	r = baton_group_unpin_dir(g->pin_path);
+	return r == -ENOENT ? 0 : r;
+}
