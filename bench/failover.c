@@ -4,8 +4,10 @@
  * 2 ms. Per trial: time from SIGSTOP to the first answer from the standby,
  * and probes not answered within the client's timeout. Plain SO_REUSEPORT,
  * `baton steer --watch --no-events` (polling /proc every 10 ms) and `baton
- * steer --watch` (stop signals reported by eBPF as they are delivered) side
- * by side, in one run, in a private netns. */
+ * steer --watch` (stop signals reported by eBPF as they are delivered, and
+ * the kernel's own failover, bpf/sigdown.h) side by side, in one run, in a
+ * private netns; the last row again with two busy processes competing for
+ * the cores (bounded: killed by the bench, and by their own alarm). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -82,6 +84,24 @@ static pid_t spawn(char *const argv[], int out_fd)
 		dup2(out_fd >= 0 ? out_fd : null, 2);	/* why baton steer did not start, if it does not */
 		execv(argv[0], argv);
 		_exit(127);
+	}
+	return pid;
+}
+
+#define BUSY_PROCS 2
+#define BUSY_MAX_S 600	/* a busy process ends by itself after this, should the bench die */
+
+/* A process that only burns CPU, until killed (or BUSY_MAX_S). */
+static pid_t busy_start(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		volatile unsigned long x = 0;
+
+		alarm(BUSY_MAX_S);
+		for (;;)
+			x++;
 	}
 	return pid;
 }
@@ -283,6 +303,9 @@ static double pct(double *v, int n, int p)
 	return n ? v[i < 0 ? 0 : i] : -1;
 }
 
+static const char *const row_name[] = { "plain SO_REUSEPORT", "... --no-events (poll)", "baton steer --watch",
+					"... + 2 busy processes" };
+
 int main(int argc, char **argv)
 {
 	int trials = 20, r;
@@ -309,15 +332,22 @@ int main(int argc, char **argv)
 	       trials, PROBE_EVERY_US / 1000, TIMEOUT_MS);
 	printf("%-26s %6s %7s %7s %12s %12s %9s\n", "config", "trials", "probes", "failed", "failover50",
 	       "failover99", "never");
-	for (int mode = 0; mode < 3; mode++) {
+	for (int mode = 0; mode < 4; mode++) {
 		double *t = calloc((size_t)trials, sizeof(*t));
 		int nt = 0, probes = 0, failed = 0, never = 0;
+		pid_t busy[BUSY_PROCS] = { 0 };
+
+		for (int k = 0; mode == 3 && k < BUSY_PROCS; k++)
+			busy[k] = busy_start();
 
 		for (int i = 0; i < trials; i++) {
 			struct result res;
 
-			if (trial(mode, 20000 + mode * 1000 + i, &res))
+			if (trial(mode, 20000 + mode * 1000 + i, &res)) {
+				for (int k = 0; k < BUSY_PROCS; k++)
+					end(busy[k]);
 				return 1;
+			}
 			probes += res.probes;
 			failed += res.failed;
 			if (res.failover_ms < 0)
@@ -325,14 +355,17 @@ int main(int argc, char **argv)
 			else
 				t[nt++] = res.failover_ms;
 		}
+		for (int k = 0; k < BUSY_PROCS; k++)
+			end(busy[k]);
 		qsort(t, (size_t)nt, sizeof(*t), cmp_d);
-		printf("%-26s %6d %7d %7d %10.1fms %10.1fms %9d\n",
-		       mode == 2 ? "baton steer --watch" : mode ? "... --no-events (poll)" : "plain SO_REUSEPORT", trials, probes, failed, pct(t, nt, 50),
-		       pct(t, nt, 99), never);
+		printf("%-26s %6d %7d %7d %10.2fms %10.2fms %9d\n", row_name[mode], trials, probes, failed,
+		       pct(t, nt, 50), pct(t, nt, 99), never);
 		free(t);
 	}
 	printf("failover = SIGSTOP to the first answer from the standby to a probe sent after it.\n"
 	       "plain SO_REUSEPORT has no standby: the hash keeps sending about half the probes to\n"
-	       "the frozen member, which is where its failures come from.\n");
+	       "the frozen member, which is where its failures come from. The last row runs\n"
+	       "baton steer --watch while %d processes spin on the cores (goal: failover99 <= 1 ms).\n",
+	       BUSY_PROCS);
 	return 0;
 }

@@ -7,6 +7,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "steer.h"
+#include "sigdown.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -414,11 +415,17 @@ int steer(struct sk_reuseport_md *md)
 		return SK_PASS;	/* no stable policy: the kernel's hash decides */
 	}
 
+	__u32 stopped = BATON_STEER_NONE;
+
 	for (j = 0; j < BATON_STEER_PROBES; j++) {
 		__u32 slot = cand[j];
 
 		if (slot >= BATON_STEER_SLOTS)
 			break;
+		if (sigdown_slot(slot)) {	/* its owner took a stop signal (sigdown.h) */
+			stopped = slot;
+			continue;
+		}
 		if (bpf_sk_select_reuseport(md, &socks, &slot, 0) == 0) {
 			count(slot, migrating, 0);
 			flow_place(&fc, slot);
@@ -426,6 +433,23 @@ int steer(struct sk_reuseport_md *md)
 		}
 		/* empty slot (closed, or the very listener being migrated away) */
 		count(slot, migrating, 1);
+	}
+	if (stopped != BATON_STEER_NONE) {
+		/* the standby, else the stopped pick: it queues until the
+		 * supervisor moves its queue, as before */
+		int sb = sigdown_standby(hash);
+		__u32 pick = sb >= 0 ? (__u32)sb : stopped;
+
+		if (sb < 0 || bpf_sk_select_reuseport(md, &socks, &pick, 0)) {
+			pick = stopped;
+			if (bpf_sk_select_reuseport(md, &socks, &pick, 0))
+				pick = BATON_STEER_NONE;
+		}
+		if (pick != BATON_STEER_NONE) {
+			count(pick, migrating, 0);
+			flow_place(&fc, pick);
+			return SK_PASS;
+		}
 	}
 	/* Never drop: hand the choice back to the kernel's hash over the
 	 * listeners that are left. */

@@ -92,5 +92,7 @@ BATON_HIDDEN void baton_pidfd_collect(struct baton_sockvec *sv, const char *iter
  * for a NUL at BUF[N]) into MSG's flags and STATUS; 0, -EBADMSG or
  * -EMSGSIZE. Apart from the socket for fuzz/notify_fuzz.c. */
 BATON_HIDDEN int baton_notify_parse(char *buf, size_t n, struct baton_notify_msg *msg);
+/* bpf/sigdown.h's map of G's steering program (lib/steer.c), -1 without eBPF */
+BATON_HIDDEN int baton_group_sigdown_fd(const struct baton_group *g);
 
 #endif

@@ -143,6 +143,7 @@ static struct steer_bpf *load_prog(struct baton_group *g, struct steer_bpf *old,
 	     bpf_map__reuse_fd(skel->maps.stats, bpf_map__fd(old->maps.stats)) ||
 	     bpf_map__reuse_fd(skel->maps.pins, bpf_map__fd(old->maps.pins)) ||
 	     bpf_map__reuse_fd(skel->maps.origin, bpf_map__fd(old->maps.origin)) ||
+	     bpf_map__reuse_fd(skel->maps.sigdown, bpf_map__fd(old->maps.sigdown)) ||
 	     steer_flows_reuse(skel, old))) {
 		*err = -errno;
 		goto fail;
@@ -786,3 +787,9 @@ int baton_group_set_foreign(struct baton_group *g, int slot, bool foreign)
 	return 0;
 }
 
+/* The kernel failover's map (bpf/sigdown.h), for lib/watch.c: its owners and
+ * the stop watcher that marks them. -1 without eBPF. */
+int baton_group_sigdown_fd(const struct baton_group *g)
+{
+	return g && g->mode == BATON_MODE_EBPF && g->skel ? bpf_map__fd(g->skel->maps.sigdown) : -1;
+}

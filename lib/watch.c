@@ -14,6 +14,10 @@
 #include <bpf/libbpf.h>
 
 #include "internal.h"
+#include <bpf/bpf.h>
+#include <linux/types.h>
+
+#include "sigdown.h"
 #include "sigwatch.h"
 #include "sigwatch.skel.h"
 
@@ -51,6 +55,7 @@ struct wmember {
 	uint64_t since_ms;         /* went down at */
 	uint64_t retry_ms;         /* hung and fenced: when to try it again */
 	unsigned strikes;          /* times it was fenced for hanging */
+	bool kowner;               /* its owner is written in the kernel's failover map (sigdown.h) */
 	int running;
 	bool warned;               /* said that it is the last member up */
 };
@@ -107,6 +112,20 @@ struct baton_watch *baton_watch_new(struct baton_group *g, const struct baton_wa
 	return w;
 }
 
+/* The kernel fails a member over by itself only when it has one owner: a
+ * stop of one of several (nginx's master) is not the member's stop. */
+static void kernel_owner(struct baton_watch *w, int slot, struct wmember *m)
+{
+	struct baton_sigdown d = { .tgid = m->nown == 1 ? (__u32)m->own[0].pid : 0 };
+	int fd = baton_group_sigdown_fd(w->g);
+	__u32 key = (__u32)slot;
+
+	if (fd < 0 || (!d.tgid && !m->kowner))
+		return;	/* nothing written before, nothing to clear */
+	if (!bpf_map_update_elem(fd, &key, &d, BPF_ANY))
+		m->kowner = d.tgid != 0;
+}
+
 static void drop_owners(struct wmember *m)
 {
 	int i;
@@ -123,8 +142,10 @@ void baton_watch_free(struct baton_watch *w)
 
 	if (!w)
 		return;
-	for (s = 0; s < BATON_MAX_SLOTS; s++)
+	for (s = 0; s < BATON_MAX_SLOTS; s++) {
 		drop_owners(&w->m[s]);
+		kernel_owner(w, s, &w->m[s]);
+	}
 	ring_buffer__free(w->rb);
 	sigwatch_bpf__destroy(w->ev);
 	free(w);
@@ -152,11 +173,17 @@ int baton_watch_events(struct baton_watch *w)
 		return -EINVAL;
 	if (w->rb)
 		return ring_buffer__epoll_fd(w->rb);
-	w->ev = sigwatch_bpf__open_and_load();
+	w->ev = sigwatch_bpf__open();
 	if (!w->ev) {
 		r = -errno;
 		goto fail;
 	}
+	/* it marks stopped owners in the steering program's own map */
+	if (baton_group_sigdown_fd(w->g) >= 0 &&
+	    (r = bpf_map__reuse_fd(w->ev->maps.sigdown, baton_group_sigdown_fd(w->g))))
+		goto fail;
+	if ((r = sigwatch_bpf__load(w->ev)))
+		goto fail;
 	if ((r = sigwatch_bpf__attach(w->ev)))
 		goto fail;
 	w->rb = ring_buffer__new(bpf_map__fd(w->ev->maps.events), on_stop_event, w, NULL);
@@ -164,7 +191,8 @@ int baton_watch_events(struct baton_watch *w)
 		r = -errno;
 		goto fail;
 	}
-	LOG(w, INFO, "stop signals reported as they are delivered (eBPF ring buffer); polling stays for hangs");
+	LOG(w, INFO, "stop signals reported as they are delivered (eBPF ring buffer), and the kernel steers "
+		     "away from a stopped owner at once; polling stays for hangs");
 	return ring_buffer__epoll_fd(w->rb);
 fail:
 	LOG(w, WARN, "no stop-signal events (%s): stopped members are found by polling alone", strerror(-r));
@@ -204,6 +232,7 @@ int baton_watch_set_owner(struct baton_watch *w, int slot, pid_t pid)
 		return r;
 	}
 	m->own[m->nown++] = (struct owner){ .pid = pid, .stat_fd = fd };
+	kernel_owner(w, slot, m);
 	return 0;
 }
 
@@ -212,6 +241,7 @@ int baton_watch_clear_owners(struct baton_watch *w, int slot)
 	if (!w || slot < 0 || slot >= BATON_MAX_SLOTS)
 		return -EINVAL;
 	drop_owners(&w->m[slot]);
+	kernel_owner(w, slot, &w->m[slot]);
 	return 0;
 }
 
@@ -495,8 +525,11 @@ int baton_watch_tick(struct baton_watch *w, uint64_t now_ms)
 	}
 	for (slot = 0; slot < BATON_MAX_SLOTS; slot++) {
 		if (baton_group_fd(w->g, slot) < 0) {
-			if (w->m[slot].seen || w->m[slot].nown)
+			if (w->m[slot].seen || w->m[slot].nown || w->m[slot].kowner) {
 				reset(&w->m[slot]);
+				w->m[slot].kowner = true;	/* cleared in the map too */
+				kernel_owner(w, slot, &w->m[slot]);
+			}
 			continue;
 		}
 		w->m[slot].seen = true;

@@ -25,7 +25,7 @@
 #include "gen.h"
 #include "metrics.h"
 #include "sdnotify.h"
-#include "spawn.h"
+#include "genspawn.h"
 #include "state.h"
 #include "cgroup.h"
 

@@ -170,6 +170,7 @@ struct sup {
 	struct bindmode *bm;        /* --bind-mode state (bindmode.c) */
 	struct stage stage;         /* canary.c: a canary or probation under way */
 	bool stop_events;           /* tried baton_watch_events on listener 0's watch */
+	struct health_ev *hev;      /* health.c: which queues the watch looks at, woken by what, and when */
 	struct sup_metrics *mx;     /* metrics.c: reload outcomes, totals of forgotten generations */
 	struct mhttp *mhttp;        /* mhttp.c: --metrics-listen, NULL without it */
 	char steer_why[160];        /* why eBPF steering could not load (the library's reason), said once */
@@ -189,7 +190,8 @@ struct sup {
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_BINDHOOK = 1500, EV_PIDFD = 2000 /* + generation index */,
-       EV_STOPS = 3000 /* stop signals (health.c): only wakes the loop, whose tick reads them */ };
+       EV_STOPS = 3000 /* stop signals (health.c): only wakes the loop, whose tick reads them */,
+       EV_QUEUE = 0x10000 /* + listener: its active member's queue is no longer empty (health.c) */ };
 enum { EV_HANDOFF = 1100 };
 
 void say_at(struct sup *s, enum blog_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

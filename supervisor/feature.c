@@ -197,7 +197,7 @@ static const struct sup_feature takeover_row = {
 };
 
 static const struct sup_feature health_row = {
-	.name = "health watch", .tick = health_tick, .hold_stop = stop_when_idle, .drain_wait = health_drain,
+	.name = "health watch", .tick = health_tick, .wait_ms = health_wait_ms, .event = health_event, .free = health_fini, .hold_stop = stop_when_idle, .drain_wait = health_drain,
 	.drain_watch = health_drain_watch, .after_reap = children_stopped,
 };
 

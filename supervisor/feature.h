@@ -35,6 +35,7 @@ struct sup_feature {
 	bool (*event)(struct sup *s, uint32_t tag);   /* an epoll event; true: its own */
 	void (*tick)(struct sup *s, long long now);   /* every TICK_MS while busy */
 	bool (*busy)(const struct sup *s);            /* true: the loop must tick */
+	int (*wait_ms)(const struct sup *s, long long now); /* not busy: look again in ms (-1: on events only) */
 	void (*close)(struct sup *s, bool clean);     /* the loop ended */
 	void (*fini)(struct sup *s);                  /* sup_fini, before the members are released */
 	void (*free)(struct sup *s);                  /* sup_fini, after the groups are freed */

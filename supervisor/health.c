@@ -219,47 +219,138 @@ void watch_drain(struct sup *s, struct gen *g, long long now)
 		takeover_drain(s, g, now);
 }
 
-/* The health watch over the active generation (its pid owns its members):
- * once it is stopped or its queue hangs, a fresh generation starts as in a
- * reload, and as soon as its members are in the group the watch steers away
- * from the old one and fences it, so its queue moves to the new one, which
- * takes new connections while it starts. A generation that exits is the
- * crash path's business, not the watch's. */
-void health_tick(struct sup *s, long long now)
+/* What wakes the health watch, so that an idle supervisor costs nothing.
+ * Stops come as events (SIGCHLD for its own children, the eBPF stop-signal
+ * ring buffer for any generation), exits through pidfds, and a queue that
+ * fills through EPOLLONESHOT on the active member's socket (a listener is
+ * readable while its accept queue holds something). A listener whose queue
+ * held something at the last look is "hot": looked at every tick, as the
+ * hang clock needs, until a look finds it empty, which arms its event
+ * again. With nothing hot the watch looks only every IDLE_LOOK_MS, one read
+ * of the owner's /proc stat, in case an event was lost. */
+#define IDLE_LOOK_MS 1000
+
+struct health_ev {
+	int nl;
+	int *armed_fd;	/* per listener: the member socket registered in epoll, -1 none */
+	bool *hot;	/* per listener: looked at every tick */
+	int nhot;
+	bool stops;	/* the stop-signal ring buffer has news, or a child stopped: look now */
+	bool events;	/* stop signals come from eBPF (else a stop shows only in /proc) */
+	bool fast;	/* the last tick wants the next one within TICK_MS */
+	long long next_ms;	/* the next slow look */
+};
+
+void health_fini(struct sup *s)
+{
+	if (!s->hev)
+		return;
+	free(s->hev->armed_fd);
+	free(s->hev->hot);
+	free(s->hev);
+	s->hev = NULL;
+}
+
+static struct health_ev *hev_get(struct sup *s)
+{
+	struct health_ev *e = s->hev;
+
+	if (e)
+		return e;
+	e = calloc(1, sizeof(*e));
+	if (!e || !(e->armed_fd = malloc((size_t)s->nl * sizeof(int))) || !(e->hot = calloc((size_t)s->nl, 1))) {
+		s->hev = e;
+		health_fini(s);
+		return NULL;
+	}
+	e->nl = s->nl;
+	for (int l = 0; l < s->nl; l++)
+		e->armed_fd[l] = -1;
+	return s->hev = e;
+}
+
+static void set_hot(struct health_ev *e, int l, bool hot)
+{
+	if (e->hot[l] != hot)
+		e->nhot += hot ? 1 : -1;
+	e->hot[l] = hot;
+}
+
+/* Arms listener L's event on the active member's socket (or re-arms it).
+ * True if the listener may wait for it: armed, or nothing to look at (no
+ * member; a datagram socket has no accept queue to hang). False if it
+ * cannot be had (no epoll): it stays hot, looked at every tick as before. */
+static bool arm_queue(struct sup *s, struct health_ev *e, const struct gen *g, int l)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u32 = EV_QUEUE + (uint32_t)l };
+	int fd = g->slot[l] >= 0 ? baton_group_fd(s->grp[l], g->slot[l]) : -1;
+
+	if (fd < 0 || s->spec[l].proto != BATON_PROTO_TCP)
+		return true;
+	if (s->epfd < 0)
+		return false;
+	if (e->armed_fd[l] == fd && !epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev))
+		return true;
+	if (e->armed_fd[l] >= 0)
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, e->armed_fd[l], NULL);	/* it may be closed: no matter */
+	e->armed_fd[l] = -1;
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) && (errno != EEXIST || epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev)))
+		return false;
+	e->armed_fd[l] = fd;
+	return true;
+}
+
+bool health_event(struct sup *s, uint32_t tag)
+{
+	struct health_ev *e = s->hev;
+
+	if (tag != EV_STOPS && !(tag >= EV_QUEUE && tag < EV_QUEUE + (uint32_t)s->nl))
+		return false;
+	if (!e)
+		return true;
+	if (tag == EV_STOPS)
+		e->stops = true;
+	else if (tag - EV_QUEUE < (uint32_t)e->nl)
+		set_hot(e, (int)(tag - EV_QUEUE), true);
+	e->fast = true;
+	return true;
+}
+
+int health_wait_ms(const struct sup *s, long long now)
+{
+	const struct health_ev *e = s->hev;
+	long long at;
+
+	if (s->cfg->no_watch || s->stopping || s->active < 0)
+		return -1;
+	if (!e || e->fast || e->nhot)
+		return TICK_MS;
+	at = e->next_ms;
+	if (s->degraded[0] && s->retry_at && s->retry_at < at)
+		at = s->retry_at;
+	return at <= now ? 0 : at - now < IDLE_LOOK_MS ? (int)(at - now) : IDLE_LOOK_MS;
+}
+
+/* The watches of the active generation G: made on first use, told its pid
+ * when it became the active one (every listener then looked at once). */
+static bool watch_setup(struct sup *s, struct health_ev *e, struct gen *g)
 {
 	struct baton_watch_opts o = { .sz = sizeof(o), .hang_ms = (uint32_t)s->cfg->hang_ms, .keep_gone = true,
 				      .owned_only = true, .log = lib_log, .log_ctx = s };
-	struct baton_member_health h = { 0 };
-	struct baton_proc_stat ps;
-	struct gen *g;
-	int l, bad = -1;
 
-	if (stage_tick(s, now))
-		return;	/* probation: the stage watches the new generation */
-	/* generation 0 (--takeover) is not ours to judge: its workers, not its
-	 * pid, accept */
-	if (s->cfg->no_watch || s->stopping || s->active < 0 || s->gen[s->active].id == 0)
-		return;
-	g = &s->gen[s->active];
-	if (g->state != GEN_ACTIVE || g->pid <= 0) {
-		/* starting (a restart) or gone: not judged until it serves */
-		for (l = 0; l < s->nl && s->watched >= 0; l++)
-			for (int k = 0; k < BATON_MAX_SLOTS; k++)
-				baton_watch_clear_owners(s->watch[l], k);
-		s->watched = -1;
-		return;
-	}
-	for (l = 0; l < s->nl; l++) {
+	for (int l = 0; l < s->nl; l++) {
 		if (!s->watch[l] && !(s->watch[l] = baton_watch_new(s->grp[l], &o)))
-			return;
+			return false;
 		if (l == 0 && !s->stop_events && baton_group_mode(s->grp[0]) == BATON_MODE_EBPF) {
 			/* generations this supervisor did not start (adopted after
 			 * one died) send no SIGCHLD: their stop signals come from
-			 * eBPF. Edge-triggered: the next tick reads what came. */
+			 * eBPF. Edge-triggered: health_event marks them, the next
+			 * tick reads what came. */
 			struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u32 = EV_STOPS };
 			int fd = baton_watch_events(s->watch[0]);
 
 			s->stop_events = true;
+			e->stops = e->events = fd >= 0;
 			if (fd >= 0 && s->epfd >= 0)
 				epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
 		}
@@ -268,27 +359,113 @@ void health_tick(struct sup *s, long long now)
 				baton_watch_clear_owners(s->watch[l], k);
 			if (g->pid > 0 && g->slot[l] >= 0)
 				baton_watch_set_owner(s->watch[l], g->slot[l], g->pid);
+			set_hot(e, l, true);
 		}
 	}
 	s->watched = s->active;
-	/* the owner's state is one read, whatever the number of listeners: a
-	 * stopped generation is known at the first tick */
+	return true;
+}
+
+/* The first unhealthy listener of G (-1: none) and its health in H. The
+ * owner's state is one read, whatever the number of listeners: a stopped
+ * generation is known at the first look. Only hot listeners' queues are
+ * read (a share of them per tick, see in_batch); one found empty and
+ * healthy goes back to waiting for its event. */
+static int find_bad(struct sup *s, struct health_ev *e, struct gen *g, long long now, struct baton_member_health *h)
+{
+	struct baton_proc_stat ps;
+	int l, bad = -1;
+	bool stops = e->stops;
+
 	if (!baton_proc_stat(g->pid, -1, &ps) && (ps.state == 'T' || ps.state == 't')) {
 		bad = 0;
-		h.health = BATON_HEALTH_STOPPED;
+		h->health = BATON_HEALTH_STOPPED;
 	}
+	e->stops = false;
 	for (l = 0; l < s->nl; l++) {
 		struct baton_member_health mh;
+		bool looked = false;
 
-		if (in_batch(s, l))
-			baton_watch_tick(s->watch[l], (uint64_t)now);
-		/* the others as their last tick left them */
-		if (bad < 0 && g->slot[l] >= 0 && !baton_watch_health(s->watch[l], g->slot[l], &mh) &&
-		    (mh.health == BATON_HEALTH_STOPPED || mh.health == BATON_HEALTH_HUNG)) {
+		if ((e->hot[l] && in_batch(s, l)) || (l == 0 && stops)) {
+			baton_watch_tick(s->watch[l], (uint64_t)now);	/* listener 0's reads the stop events */
+			looked = true;
+		}
+		if (g->slot[l] < 0 || baton_watch_health(s->watch[l], g->slot[l], &mh)) {
+			if (looked)
+				set_hot(e, l, !arm_queue(s, e, g, l));	/* no member: nothing to look at */
+			continue;
+		}
+		if (looked && e->hot[l] && !mh.queue && mh.health == BATON_HEALTH_OK && !mh.down)
+			set_hot(e, l, !arm_queue(s, e, g, l));
+		/* the others as their last look left them */
+		if (bad < 0 && (mh.health == BATON_HEALTH_STOPPED || mh.health == BATON_HEALTH_HUNG)) {
 			bad = l;
-			h = mh;
+			*h = mh;
 		}
 	}
+	return bad;
+}
+
+/* A replacement failed before: try again, and steer away from the
+ * unhealthy one as soon as the new members can queue what comes. */
+static void retry_replace(struct sup *s, struct gen *g)
+{
+	say_warn(s, "gen %d (pid %d) is still unhealthy (%s); trying a replacement again", g->id, (int)g->pid, g->health);
+	if (!strncmp(g->health, "kept: ", 6)) {
+		char was[sizeof(g->health)];
+
+		snprintf(was, sizeof(was), "%s", g->health + 6);
+		snprintf(g->health, sizeof(g->health), "fenced: %.80s", was);
+	}
+	start_reload(s, -1, RELOAD_HEALTH);
+	if (s->reload < 0)
+		return;
+	for (int l = 0; l < s->nl; l++) {
+		if (g->slot[l] < 0)
+			continue;
+		baton_group_set_down(s->grp[l], g->slot[l], true);
+		baton_group_fence(s->grp[l], g->slot[l]);
+	}
+}
+
+/* The health watch over the active generation (its pid owns its members):
+ * once it is stopped or its queue hangs, a fresh generation starts as in a
+ * reload, and as soon as its members are in the group the watch steers away
+ * from the old one and fences it, so its queue moves to the new one, which
+ * takes new connections while it starts. A generation that exits is the
+ * crash path's business, not the watch's. */
+void health_tick(struct sup *s, long long now)
+{
+	struct baton_member_health h = { 0 };
+	struct health_ev *e;
+	struct gen *g;
+	int l, bad;
+
+	if (stage_tick(s, now))
+		return;	/* probation: the stage watches the new generation */
+	/* generation 0 (--takeover) is not ours to judge: its workers, not its
+	 * pid, accept */
+	if (s->cfg->no_watch || s->stopping || s->active < 0 || s->gen[s->active].id == 0 || !(e = hev_get(s)))
+		return;
+	g = &s->gen[s->active];
+	e->fast = true;
+	if (g->state != GEN_ACTIVE || g->pid <= 0) {
+		/* starting (a restart) or gone: not judged until it serves */
+		for (l = 0; l < s->nl && s->watched >= 0; l++)
+			for (int k = 0; k < BATON_MAX_SLOTS; k++)
+				baton_watch_clear_owners(s->watch[l], k);
+		s->watched = -1;
+		return;
+	}
+	if (!e->nhot && !e->stops && now < e->next_ms && !g->health[0] && !g->stopped_since && s->watched == s->active &&
+	    !s->degraded[0]) {
+		e->fast = false;
+		return;	/* woken by something else: nothing for the watch yet */
+	}
+	if (!watch_setup(s, e, g))
+		return;
+	e->next_ms = now + IDLE_LOOK_MS;
+	bad = find_bad(s, e, g, now, &h);
 	if (bad >= 0 && h.health == BATON_HEALTH_STOPPED && !g->health[0] && !queue_movable(s, bad)) {
 		/* classic BPF: replacing it resets what waits in its queue. A
 		 * stop that ends at once (a debugger's, or a freeze just before
@@ -310,6 +487,10 @@ void health_tick(struct sup *s, long long now)
 			sup_set_degraded(s, NULL);
 			s->retry_ms = 0;
 		}
+		/* without stop events (classic BPF) a stop of a generation
+		 * that is not our child (no SIGCHLD) shows only in /proc:
+		 * looked at every tick, as before */
+		e->fast = !e->events && g->adopted;
 		return;
 	}
 	if (!g->health[0]) {
@@ -328,24 +509,7 @@ void health_tick(struct sup *s, long long now)
 	}
 	if (s->reload >= 0 || !s->degraded[0] || now < s->retry_at)
 		return;
-	/* a replacement failed before: try again, and steer away from the
-	 * unhealthy one as soon as the new members can queue what comes */
-	say_warn(s, "gen %d (pid %d) is still unhealthy (%s); trying a replacement again", g->id, (int)g->pid, g->health);
-	if (!strncmp(g->health, "kept: ", 6)) {
-		char was[sizeof(g->health)];
-
-		snprintf(was, sizeof(was), "%s", g->health + 6);
-		snprintf(g->health, sizeof(g->health), "fenced: %.80s", was);
-	}
-	start_reload(s, -1, RELOAD_HEALTH);
-	if (s->reload < 0)
-		return;
-	for (l = 0; l < s->nl; l++) {
-		if (g->slot[l] < 0)
-			continue;
-		baton_group_set_down(s->grp[l], g->slot[l], true);
-		baton_group_fence(s->grp[l], g->slot[l]);
-	}
+	retry_replace(s, g);
 }
 
 /* SIGCHLD with CLD_STOPPED: one of our own children stopped. The watch
@@ -364,6 +528,8 @@ void children_stopped(struct sup *s)
 		for (int i = 0; i < MAX_GENS; i++)
 			ours |= s->gen[i].state != GEN_FREE && s->gen[i].pid == si.si_pid;
 	}
-	if (ours)
+	if (ours) {
+		health_event(s, EV_STOPS);
 		health_tick(s, baton_mono_ms());
+	}
 }

@@ -5,6 +5,7 @@
 #define BATON_SUP_HEALTH_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "core.h"
@@ -13,6 +14,9 @@ bool stop_when_idle(struct sup *s, struct gen *g);
 void idle_check(struct sup *s, struct gen *g, long long now);
 void watch_drain(struct sup *s, struct gen *g, long long now);
 void health_tick(struct sup *s, long long now);
+int health_wait_ms(const struct sup *s, long long now); /* the watch's next look, -1: only on events */
+bool health_event(struct sup *s, uint32_t tag);          /* EV_STOPS or EV_QUEUE + listener: true */
+void health_fini(struct sup *s);
 void children_stopped(struct sup *s);
 
 #endif

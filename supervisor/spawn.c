@@ -26,7 +26,7 @@
 #include "core.h"
 #include "flows.h"
 #include "handoff.h"
-#include "spawn.h"
+#include "genspawn.h"
 #include "preload_map.h"
 #include "preload_path.h"
 

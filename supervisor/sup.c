@@ -102,7 +102,7 @@ bool busy(const struct sup *s)
 	int i;
 
 	if (s->reload >= 0 || s->restart_at || s->stopping || s->state_err[0] || s->ctl_err[0] ||
-	    (!s->cfg->no_watch && s->active >= 0) || FEATURES_ANY(busy, s))
+	    FEATURES_ANY(busy, s))
 		return true;
 	for (i = 0; i < MAX_GENS; i++)
 		if ((s->gen[i].state == GEN_STARTING && s->gen[i].pid > 0) ||
@@ -114,6 +114,21 @@ bool busy(const struct sup *s)
 	return false;
 }
 
+
+/* The loop's wait while nothing is busy: the soonest any feature asks to
+ * look again (the health watch's adaptive pace), -1 for events only. */
+static int features_wait_ms(const struct sup *s, long long now)
+{
+	int wait = -1;
+
+	FEATURES_EACH(f) {
+		int w = f->wait_ms ? f->wait_ms(s, now) : -1;
+
+		if (w >= 0 && (wait < 0 || w < wait))
+			wait = w;
+	}
+	return wait;
+}
 
 /* A loop that did not run this much longer than it asked to wait was
  * stalled (stopped, or starved): said in the log */
@@ -601,7 +616,7 @@ int sup_run(const struct sup_config *cfg)
 
 		if (s->stopping && !live_gens(s))
 			break;
-		wait_ms = busy(s) ? TICK_MS : -1;
+		wait_ms = busy(s) ? TICK_MS : features_wait_ms(s, baton_mono_ms());
 		waited = baton_mono_ms();
 		n = epoll_wait(s->epfd, ev, 16, wait_ms);
 		if (n < 0 && errno == EINTR) {

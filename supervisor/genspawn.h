@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* Starting a generation's process (spawn.c): the preload shim's map and
- * the fork and exec with LISTEN_FDS. */
-#ifndef BATON_SUP_SPAWN_H
-#define BATON_SUP_SPAWN_H
+ * the fork and exec with LISTEN_FDS. Not named spawn.h: with -Isupervisor
+ * that would hide the C library's <spawn.h>. */
+#ifndef BATON_SUP_GENSPAWN_H
+#define BATON_SUP_GENSPAWN_H
 
 #include <stdbool.h>
 #include <sys/types.h>
