@@ -76,11 +76,12 @@ CLI_SRC  := $(wildcard cli/*.c) $(wildcard supervisor/*.c) $(wildcard common/*.c
 CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
 TEST_SRC := tests/runner.c tests/helpers.c $(wildcard tests/unit/*.c) $(wildcard tests/integ/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
-BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+# bench/benchlib.c is no program: what the programs share, linked into each
+BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(filter-out bench/benchlib.c,$(wildcard bench/*.c)))
 SKELS    := $(BPFDIR)/steer.skel.h $(BPFDIR)/sockiter.skel.h $(BPFDIR)/bindhook.skel.h $(BPFDIR)/sigwatch.skel.h
 # the renderer of baton ls is tested on recorded fixtures, without the CLI;
 # the supervisor's state machine is driven by unit tests without processes,
-TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard supervisor/*.c) $(wildcard common/*.c))
+TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o $(BUILD)/obj/cli/lsjson.o $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard supervisor/*.c) $(wildcard common/*.c))
 # and the shim lookup, on the test binary's own directory
 
 .PHONY: all check check-unit bench demo fuzz clean installables install uninstall
@@ -155,9 +156,10 @@ $(BUILD)/baton-unit: $(UNIT_OBJ) $(BUILD)/libbaton.a
 	$(CC) $(LDFLAGS) -o $@ $(sort $(UNIT_OBJ)) $(BUILD)/libbaton.a $(LDLIBS)
 # The example server stands alone: what a server needs for baton is the
 # protocol, not this library (the handover protocol is one header).
-$(BUILD)/refserver: examples/refserver.c include/baton_handover_wire.h Makefile
+REFSERVER_SRC := $(wildcard examples/refserver/*.c)
+$(BUILD)/refserver: $(REFSERVER_SRC) examples/refserver/refserver.h include/baton_handover_wire.h Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(REFSERVER_SRC)
 # The flow-stateful UDP server of the flow tests and benchmark: libc only.
 $(BUILD)/udpflow: examples/udpflow.c Makefile
 	@mkdir -p $(dir $@)
@@ -184,14 +186,20 @@ $(BUILD)/libbaton-preload.so: $(SHIM_SRC) preload/shim.h common/handoff_wire.h c
 $(BUILD)/preload-probe: tests/preload_probe.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(SHIM_CFLAGS) $(SHIM_LDFLAGS) -o $@ $<
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libbaton.a
+$(BUILD)/bench/%: bench/%.c bench/benchlib.c bench/benchlib.h $(BUILD)/libbaton.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libbaton.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< bench/benchlib.c $(BUILD)/libbaton.a $(LDLIBS)
 
 $(BPFDIR):
 	@mkdir -p $@
 
-# TESTS=pattern runs the tests whose names contain it. Under SANITIZE=1 the
+# TESTS=pattern runs the tests whose names contain it; a name is LANE/NAME
+# (unit/, integ/: the folder of its file), so TESTS=unit/ runs one lane.
+# TEST_JOBS=N runs N tests side by side, then those declared TEST_ALONE one by
+# one; TEST_LOCK=FILE makes them share FILE with what else runs (.ci/run).
+TEST_JOBS ?= 1
+TEST_LOCK ?=
+# Under SANITIZE=1 the
 # reference server is built with ASan and baton run preloads the (plain) shim
 # into it: ASan would refuse to start with a library ahead of its runtime,
 # although nothing the shim wraps is intercepted by ASan, so that check is off.
@@ -200,7 +208,7 @@ check: all
 	$(SAN_ENV) BATON_SRCDIR=$(CURDIR) BATON_BIN=$(CURDIR)/$(BUILD)/baton BATON_LIB=$(CURDIR)/$(BUILD)/libbaton.so \
 		BATON_REFSERVER=$(CURDIR)/$(BUILD)/refserver BATON_UDPFLOW=$(CURDIR)/$(BUILD)/udpflow BATON_LOADGEN=$(CURDIR)/$(BUILD)/bench/loadgen \
 		BATON_PROBE=$(CURDIR)/$(BUILD)/preload-probe BATON_PRELOAD_LIB=$(CURDIR)/$(BUILD)/libbaton-preload.so \
-		$(BUILD)/baton-test $(TESTS)
+		$(BUILD)/baton-test -j$(TEST_JOBS) $(if $(TEST_LOCK),--lock $(TEST_LOCK)) $(TESTS)
 
 # The no-root lane: tests/unit without the tests declared TEST_ROOT or
 # TEST_ENV, as user nobody (when run as root) with no BATON_* variable, in

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "baton.h"
+#include "benchlib.h"
 #include "util.h"
 
 #define NAME "faults"
@@ -148,6 +149,14 @@ static void add_note(struct result *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(r->note + l, sizeof(r->note) - l, fmt, ap);
 	va_end(ap);
+}
+
+/* Adds the line that starts at A (of a log) to R's note. */
+static void add_line_note(struct result *r, const char *a)
+{
+	const char *nl = strchr(a, '\n');
+
+	add_note(r, "%.*s", (int)((nl ? nl : a + strlen(a)) - a), a);
 }
 
 /* The last non-empty line of TEXT, without a trailing newline. */
@@ -866,6 +875,22 @@ static bool status_get(struct status_view *v, int timeout_ms)
 /* Settled: exactly one active generation, and it runs (not frozen, not
  * dead, not the process we froze or killed); with IDLE, no reload under way
  * either. */
+static bool settled(const struct status_view *v, pid_t victim, bool idle, const char **why);
+
+/* Reads the status into V until END or until it is settled (idle, no
+ * victim), noting in *T_ANSWER when it first answered (if not yet). */
+static void wait_settled(struct status_view *v, long long end, long long *t_answer, const char **why)
+{
+	for (; now_ms() < end; sleep_ms(10)) {
+		if (!status_get(v, 1000))
+			continue;
+		if (*t_answer < 0)
+			*t_answer = now_ms();
+		if (settled(v, 0, true, why))
+			break;
+	}
+}
+
 static bool settled(const struct status_view *v, pid_t victim, bool idle, const char **why)
 {
 	struct baton_proc_stat st;
@@ -1072,14 +1097,8 @@ static void case_body(struct ctx *c)
 			add_note(r, "baton upgrade did not return within %d ms", RECOVER_MAX_MS);
 		else if (job_exit(&reload))
 			add_note(r, "baton upgrade exited %d", job_exit(&reload));
-		for (end = now_ms() + RECOVER_MAX_MS; now_ms() < end; sleep_ms(10)) {
-			if (!status_get(&v, 1000))
-				continue;
-			if (t_answer < 0)
-				t_answer = now_ms();
-			if (settled(&v, 0, true, &why))
-				break;
-		}
+		end = now_ms() + RECOVER_MAX_MS;
+		wait_settled(&v, end, &t_answer, &why);
 		if (t_answer >= 0)
 			r->recover_ms = t_answer - t_fault;
 		if (v.ok && v.pid != c->sup)
@@ -1153,21 +1172,13 @@ static void case_body(struct ctx *c)
 		for (i = 0; i < 200 && !child_done(c->sup, NULL); i++)
 			sleep_ms(1);
 		c->sup = sup_start(c);
-		for (end = t_fault + RECOVER_MAX_MS; now_ms() < end; sleep_ms(10)) {
-			if (!status_get(&v, 1000))
-				continue;
-			if (t_answer < 0)
-				t_answer = now_ms();
-			if (settled(&v, 0, true, &why))
-				break;
-		}
+		end = t_fault + RECOVER_MAX_MS;
+		wait_settled(&v, end, &t_answer, &why);
 		r->recover_ms = t_answer >= 0 ? t_answer - t_fault : -1;
 		read_file(c->log, log, sizeof(log));
 		a = strstr(log, "adopted gen");
 		if (a) {
-			char *nl = strchr(a, '\n');
-
-			add_note(r, "%.*s", (int)((nl ? nl : a + strlen(a)) - a), a);
+			add_line_note(r, a);
 		} else {
 			add_note(r, "the new supervisor did not adopt the serving generation");
 			r->recover_ms = -1;
@@ -1312,9 +1323,7 @@ static void case_body(struct ctx *c)
 		read_file(c->log, log, sizeof(log));
 		a = strcasestr(log, "adopt");
 		if (a) {
-			char *nl = strchr(a, '\n');
-
-			add_note(r, "%.*s", (int)((nl ? nl : a + strlen(a)) - a), a);
+			add_line_note(r, a);
 		} else {
 			add_note(r, "the new supervisor said nothing of adopting");
 		}
@@ -1807,9 +1816,43 @@ static void usage(FILE *out)
 		GEN_CONT_MS / 1000, UDP_FLOW_MIN_MS, UDP_FLOW_MAX_MS, UDP_TIMEOUT_MS, DRAIN_AT_MS);
 }
 
+enum { O_CASES = 256, O_LOAD, O_CONC, O_TMO, O_JSON, O_KEEP, O_LIST };
+
+/* A numeric option ID's value ARG, into O: a number (a whole one where its
+ * row says so) from its row's LO to HI, or said naming the option. */
+static int num_opt(int id, const char *arg)
+{
+	static const struct { int id; const char *name; double lo, hi; bool whole; } nums[] = {
+		{ O_LOAD, "--load-seconds", 0.5, 60, false },
+		{ O_CONC, "--concurrency", 1, 1024, true },
+		{ O_TMO, "--timeout-ms", 100, 30000, true },
+	};
+
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		char *end;
+		double v;
+
+		if (nums[i].id != id)
+			continue;
+		v = nums[i].whole ? (double)strtol(arg, &end, 10) : strtod(arg, &end);
+		if (*end || end == arg || !(v >= nums[i].lo && v <= nums[i].hi)) {
+			fprintf(stderr, "faults: %s \"%s\": want a %snumber from %g to %g\n", nums[i].name, arg,
+				nums[i].whole ? "whole " : "", nums[i].lo, nums[i].hi);
+			return -1;
+		}
+		if (id == O_LOAD)
+			O.load_s = v;
+		else if (id == O_CONC)
+			O.conc = (int)v;
+		else
+			O.timeout_ms = (int)v;
+		return 0;
+	}
+	return -1;
+}
+
 static int parse_opts(int argc, char **argv)
 {
-	enum { O_CASES = 256, O_LOAD, O_CONC, O_TMO, O_JSON, O_KEEP, O_LIST };
 	static const struct option lopts[] = {
 		{ "cases", required_argument, NULL, O_CASES },
 		{ "load-seconds", required_argument, NULL, O_LOAD },
@@ -1821,7 +1864,6 @@ static int parse_opts(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	char *end;
 	int c;
 
 	opterr = 0;
@@ -1829,42 +1871,20 @@ static int parse_opts(int argc, char **argv)
 		switch (c) {
 		case O_CASES: O.cases = optarg; break;
 		case O_LOAD:
-			O.load_s = strtod(optarg, &end);
-			if (*end || end == optarg || !(O.load_s >= 0.5 && O.load_s <= 60)) {
-				fprintf(stderr, "faults: --load-seconds \"%s\": want a number from 0.5 to 60\n", optarg);
-				return 2;
-			}
-			break;
 		case O_CONC:
-			O.conc = (int)strtol(optarg, &end, 10);
-			if (*end || end == optarg || O.conc < 1 || O.conc > 1024) {
-				fprintf(stderr, "faults: --concurrency \"%s\": want a whole number from 1 to 1024\n", optarg);
-				return 2;
-			}
-			break;
 		case O_TMO:
-			O.timeout_ms = (int)strtol(optarg, &end, 10);
-			if (*end || end == optarg || O.timeout_ms < 100 || O.timeout_ms > 30000) {
-				fprintf(stderr, "faults: --timeout-ms \"%s\": want a whole number from 100 to 30000\n", optarg);
+			if (num_opt(c, optarg))
 				return 2;
-			}
 			break;
 		case O_JSON: O.json = true; break;
 		case O_KEEP: O.keep = true; break;
 		case O_LIST: O.list = true; break;
 		case 'h': usage(stdout); return 0;
-		case ':':
-			fprintf(stderr, "faults: option \"%s\" needs a value (see faults --help)\n", argv[optind - 1]);
-			return 2;
-		default:
-			fprintf(stderr, "faults: unknown option \"%s\" (see faults --help)\n", argv[optind - 1]);
-			return 2;
+		default: return bench_opt_error("faults", c, argv);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "faults: unexpected argument \"%s\" (see faults --help)\n", argv[optind]);
+	if (bench_extra_args("faults", argc, argv))
 		return 2;
-	}
 	return -1;
 }
 

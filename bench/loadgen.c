@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchlib.h"
+
 #define RESP_MAX 4096          /* kept of each answer: its header and the start of its body */
 #define MAX_TAGS 64
 #define TAG_LEN 64
@@ -668,18 +670,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case O_JSON: o->json = true; break;
 		case O_QUIET: o->quiet = true; break;
 		case 'h': usage(stdout); return 0;
-		case ':':
-			fprintf(stderr, "loadgen: option \"%s\" needs a value (see loadgen --help)\n", argv[optind - 1]);
-			return 2;
-		default:
-			fprintf(stderr, "loadgen: unknown option \"%s\" (see loadgen --help)\n", argv[optind - 1]);
-			return 2;
+		default: return bench_opt_error("loadgen", c, argv);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "loadgen: unexpected argument \"%s\" (see loadgen --help)\n", argv[optind]);
+	if (bench_extra_args("loadgen", argc, argv))
 		return 2;
-	}
 	if (!o->port) {
 		fprintf(stderr, "loadgen: option --port is required (see loadgen --help)\n");
 		return 2;

@@ -10,6 +10,8 @@
 # by wrk, 10 reloads of nginx under 50 connections, per request and
 # keep-alive: `nginx -s reload` next to `baton run` + nginx with and without
 # ?handoff=idle (idle keep-alive connections handed to the new generation).
+# Last, the steady state (no reload): keep-alive requests/s of `baton run` +
+# nginx with and without ?handoff=idle, in alternating rounds.
 # Runs in a network namespace of its own.
 set -euo pipefail
 
@@ -20,9 +22,12 @@ WRK_ONLY=0
 WRK_RELOADS=10
 WRK_CONC=50
 WRK_GAP=0.5
+STEADY_ROUNDS=${STEADY_ROUNDS:-6}
+STEADY_SECS=${STEADY_SECS:-5}
+STEADY_ONLY=0
 usage() {
 	cat <<EOF
-usage: bench/reload.sh [--reloads N] [--concurrency C] [--wrk-only]
+usage: bench/reload.sh [--reloads N] [--concurrency C] [--wrk-only] [--steady-only]
 
 Reloads each server N times (default 100) while loadgen keeps C connections
 busy (default 64), in connection-per-request and keep-alive modes, and prints
@@ -33,6 +38,11 @@ ${WRK_GAP}s): nginx -s reload, baton run + nginx, and baton run + nginx with
 ?handoff=idle; in keep-alive mode also HAProxy's seamless reload and Apache's
 graceful restart beside baton run + each with ?handoff=idle; with wrk's socket
 errors. --wrk-only prints that table only.
+Last, the steady state without reloads: wrk -t2 -c$WRK_CONC keep-alive against
+baton run + nginx with and without ?handoff=idle, $STEADY_ROUNDS alternating
+rounds of ${STEADY_SECS}s each (environment: STEADY_ROUNDS, STEADY_SECS),
+requests/s per round and the ratio of the medians (what the handoff costs
+while nothing reloads). --steady-only prints that row only.
 Needs root (network namespace, eBPF). Build first: make.
 EOF
 }
@@ -41,6 +51,7 @@ while [ $# -gt 0 ]; do
 	--reloads) N=${2:?}; shift 2 ;;
 	--concurrency) CONC=${2:?}; shift 2 ;;
 	--wrk-only) WRK_ONLY=1; shift ;;
+	--steady-only) STEADY_ONLY=1; shift ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "bench/reload.sh: unknown option \"$1\" (see --help)" >&2; exit 2 ;;
 	esac
@@ -52,6 +63,7 @@ cd "$(dirname "$0")/.."
 if [ -z "${BATON_BENCH_NETNS:-}" ]; then
 	args=(--reloads "$N" --concurrency "$CONC")
 	[ "$WRK_ONLY" = 1 ] && args+=(--wrk-only)
+	[ "$STEADY_ONLY" = 1 ] && args+=(--steady-only)
 	exec unshare --net env BATON_BENCH_NETNS=1 "$0" "${args[@]}"
 fi
 ip link set lo up
@@ -116,6 +128,24 @@ bench_baton() {	# the reference server: it takes its socket from LISTEN_FDS
 	bench_baton_server "baton run + refserver" 8080 "$1" -- "$REF" -q --tag b
 }
 
+# nginx of DIR/nginx.conf in the background (its pid in NG and PIDS), once
+# it listens on PORT: dir port
+nginx_up() {
+	nginx -c "$1/nginx.conf" -p "$1" 2>>"$1/stderr" &
+	NG=$!
+	PIDS+=("$NG")
+	wait_port "$2"
+}
+
+# `nginx -s reload` of DIR COUNT times, GAP seconds apart: dir count gap
+nginx_reloads() {
+	local i
+	for i in $(seq "$2"); do
+		nginx -c "$1/nginx.conf" -p "$1" -s reload 2>>"$1/stderr"
+		sleep "$3"
+	done
+}
+
 bench_nginx() {
 	local mode=$1 i
 	mkdir -p "$tmp/nginx"
@@ -132,15 +162,10 @@ http {
 	server { listen 127.0.0.1:8081 backlog=4096; location / { return 200 "ok\n"; } }
 }
 EOF
-	nginx -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" 2>>"$tmp/nginx/stderr" &
-	local ng=$!
-	PIDS+=("$ng")
-	wait_port 8081
+	nginx_up "$tmp/nginx" 8081
+	local ng=$NG
 	load_start 8081 "$mode"
-	for i in $(seq "$N"); do
-		nginx -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" -s reload 2>>"$tmp/nginx/stderr"
-		sleep "$GAP"
-	done
+	nginx_reloads "$tmp/nginx" "$N" "$GAP"
 	load_stop
 	kill -QUIT "$ng"
 	wait "$ng" || true
@@ -181,21 +206,37 @@ EOF
 	row "haproxy seamless" "$mode" "$N"
 }
 
+# `baton run --name NAME --listen LISTEN --grace 10s [options] -- CMD...` in
+# the background, its output to LOG, its pid in SUP (and PIDS); returns once
+# its status shows an active generation (5 s at most).
+# name listen log [baton run options] -- CMD...
+sup_start() {
+	local name=$1 listen=$2 log=$3 i
+	shift 3
+	"$B" run --name "$name" --listen "$listen" --grace 10s "$@" >"$log" 2>&1 &
+	SUP=$!
+	PIDS+=("$SUP")
+	for i in $(seq 100); do
+		"$B" status "$name" --json >"$tmp/st" 2>/dev/null && grep -q '"state":"active"' "$tmp/st" && break
+		sleep 0.05
+	done
+}
+
+# WRK_RELOADS `baton reload wbench`, WRK_GAP apart, saying any that fails: label
+wrk_reloads() {
+	local i out
+	for i in $(seq "$WRK_RELOADS"); do
+		out=$("$B" reload wbench) || echo "bench/reload.sh: $1 reload $i failed: $out" >&2
+		sleep "$WRK_GAP"
+	done
+}
+
 # `baton run` with an unmodified server: label port mode [baton run options] -- CMD...
 bench_baton_server() {
 	local label=$1 port=$2 mode=$3 i out
 	shift 3
-	local opts=()
-	while [ "$1" != "--" ]; do opts+=("$1"); shift; done
-	shift
-	"$B" run --name sbench --listen "tcp://127.0.0.1:$port?backlog=4096" --grace 10s "${opts[@]}" -- "$@" \
-		>"$tmp/ssup.log" 2>&1 &
-	local sup=$!
-	PIDS+=("$sup")
-	for i in $(seq 100); do
-		"$B" status sbench --json >"$tmp/st" 2>/dev/null && grep -q '"state":"active"' "$tmp/st" && break
-		sleep 0.05
-	done
+	sup_start sbench "tcp://127.0.0.1:$port?backlog=4096" "$tmp/ssup.log" "$@"
+	local sup=$SUP
 	load_start "$port" "$mode"
 	: >"$tmp/times"
 	for i in $(seq "$N"); do
@@ -324,15 +365,10 @@ wrk_row() {	# label mode [handoff counters]
 
 wrk_nginx() {	# mode
 	nginx_conf "$tmp/wnginx" 8086
-	nginx -c "$tmp/wnginx/nginx.conf" -p "$tmp/wnginx" 2>>"$tmp/wnginx/stderr" &
-	local ng=$! i
-	PIDS+=("$ng")
-	wait_port 8086
+	nginx_up "$tmp/wnginx" 8086
+	local ng=$NG
 	wrk_start 8086 "$1"
-	for i in $(seq "$WRK_RELOADS"); do
-		nginx -c "$tmp/wnginx/nginx.conf" -p "$tmp/wnginx" -s reload 2>>"$tmp/wnginx/stderr"
-		sleep "$WRK_GAP"
-	done
+	nginx_reloads "$tmp/wnginx" "$WRK_RELOADS" "$WRK_GAP"
 	wrk_row "nginx -s reload" "$1"
 	kill -QUIT "$ng"
 	wait "$ng" || true
@@ -341,18 +377,11 @@ wrk_nginx() {	# mode
 wrk_baton_nginx() {	# label mode listen-options
 	local i out hand=""
 	nginx_conf "$tmp/wbnginx" 8087
-	"$B" run --name wbench --listen "tcp://127.0.0.1:8087?backlog=4096$3" --grace 10s --stop-signal QUIT -- 		nginx -c "$tmp/wbnginx/nginx.conf" -p "$tmp/wbnginx" >"$tmp/wsup.log" 2>&1 &
-	local sup=$!
-	PIDS+=("$sup")
-	for i in $(seq 100); do
-		"$B" status wbench --json >"$tmp/st" 2>/dev/null && grep -q '"state":"active"' "$tmp/st" && break
-		sleep 0.05
-	done
+	sup_start wbench "tcp://127.0.0.1:8087?backlog=4096$3" "$tmp/wsup.log" --stop-signal QUIT -- \
+		nginx -c "$tmp/wbnginx/nginx.conf" -p "$tmp/wbnginx"
+	local sup=$SUP
 	wrk_start 8087 "$2"
-	for i in $(seq "$WRK_RELOADS"); do
-		out=$("$B" reload wbench) || echo "bench/reload.sh: $1 reload $i failed: $out" >&2
-		sleep "$WRK_GAP"
-	done
+	wrk_reloads "$1"
 	"$B" status wbench --json >"$tmp/st" 2>/dev/null || true
 	if grep -q '"handoff":{' "$tmp/st"; then
 		hand="handed off $(grep -o '"handed_off":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"
@@ -370,22 +399,10 @@ wrk_baton_nginx() {	# label mode listen-options
 wrk_baton() {
 	local label=$1 mode=$2 port=$3 lopts=$4 i out hand=""
 	shift 4
-	local opts=()
-	while [ "$1" != "--" ]; do opts+=("$1"); shift; done
-	shift
-	"$B" run --name wbench --listen "tcp://127.0.0.1:$port?backlog=4096$lopts" --grace 10s "${opts[@]}" -- "$@" \
-		>"$tmp/wsup.log" 2>&1 &
-	local sup=$!
-	PIDS+=("$sup")
-	for i in $(seq 100); do
-		"$B" status wbench --json >"$tmp/st" 2>/dev/null && grep -q '"state":"active"' "$tmp/st" && break
-		sleep 0.05
-	done
+	sup_start wbench "tcp://127.0.0.1:$port?backlog=4096$lopts" "$tmp/wsup.log" "$@"
+	local sup=$SUP
 	wrk_start "$port" "$mode"
-	for i in $(seq "$WRK_RELOADS"); do
-		out=$("$B" reload wbench) || echo "bench/reload.sh: $label reload $i failed: $out" >&2
-		sleep "$WRK_GAP"
-	done
+	wrk_reloads "$label"
 	"$B" status wbench --json >"$tmp/st" 2>/dev/null || true
 	if grep -q '"handoff":{' "$tmp/st"; then
 		hand="handed off $(grep -o '"handed_off":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"
@@ -505,8 +522,59 @@ wrk_table() {
 	echo "keepalive errors without handoff: the old nginx closes each idle keep-alive connection at its graceful stop"
 }
 
+# ---- steady state: what ?handoff=idle costs while nothing reloads -----------------
+
+steady_sup() {	# name port listen-options: baton run + nginx, waits until it serves
+	local i
+	nginx_conf "$tmp/s$1" "$2"
+	"$B" run --name "$1" --listen "tcp://127.0.0.1:$2?backlog=4096$3" --stop-signal QUIT -- \
+		nginx -c "$tmp/s$1/nginx.conf" -p "$tmp/s$1" >"$tmp/s$1.log" 2>&1 &
+	PIDS+=("$!")
+	SSUPS+=("$!")
+	for i in $(seq 100); do
+		"$B" status "$1" --json 2>/dev/null | grep -q '"state":"active"' && break
+		sleep 0.05
+	done
+	wait_port "$2" || { cat "$tmp/s$1.log" >&2; return 1; }
+}
+steady_rate() {	# port: keep-alive requests/s of one round
+	wrk -t2 -c"$WRK_CONC" -d"${STEADY_SECS}s" "http://127.0.0.1:$1/" 2>&1 |
+		awk '/^Requests\/sec:/ {printf "%d", $2}'
+}
+steady_row() {
+	local r plain=() hand=() mp mh
+	SSUPS=()
+	if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+		echo "steady state: wrk or nginx not installed (scripts/install-deps installs both), skipped"
+		return
+	fi
+	steady_sup splain 8092 ""
+	steady_sup shand 8093 "&handoff=idle"
+	# alternating, so that whatever else runs on the machine hits both alike
+	for r in $(seq "$STEADY_ROUNDS"); do
+		plain+=("$(steady_rate 8092)")
+		hand+=("$(steady_rate 8093)")
+	done
+	"$B" stop splain >/dev/null 2>&1 || true
+	"$B" stop shand >/dev/null 2>&1 || true
+	wait "${SSUPS[@]}" || true
+	mp=$(printf '%s\n' "${plain[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+	mh=$(printf '%s\n' "${hand[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+	echo "steady state, keep-alive, no reload: wrk -t2 -c$WRK_CONC, $STEADY_ROUNDS alternating rounds of ${STEADY_SECS}s (requests/s)"
+	printf '%-34s %9s  %s\n' config median rounds
+	printf '%-34s %9s  %s\n' "baton run + nginx" "$mp" "${plain[*]}"
+	printf '%-34s %9s  %s\n' "baton run + nginx ?handoff=idle" "$mh" "${hand[*]}"
+	awk -v h="$mh" -v p="$mp" 'BEGIN {if (p > 0) printf "ratio of medians handoff/plain: %.3f (goal >= 0.97)\n", h / p}'
+}
+
+if [ "$STEADY_ONLY" = 1 ]; then
+	steady_row
+	exit 0
+fi
 if [ "$WRK_ONLY" = 1 ]; then
 	wrk_table
+	echo
+	steady_row
 	exit 0
 fi
 
@@ -536,3 +604,5 @@ echo "reload = ms from the reload request to the switch; ovh = baton's own ms be
 echo "fail/100 = failed requests per 100 reloads"
 echo
 wrk_table
+echo
+steady_row

@@ -23,6 +23,33 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define IPPROTO_UDP_ 17
 #define TCP_LISTEN_ 10
 
+/* The iterators' contexts, as the kernel lays them out (bpf_iter_meta,
+ * bpf_iter__tcp/udp/task_file: an 8-byte slot per member, fixed since they
+ * came, 5.8/5.9). Declared here, after vmlinux.h's preserve_access_index
+ * region, so they need no CO-RE relocation: each relocated type costs
+ * libbpf a walk over every type of the kernel's BTF, and these four were a
+ * third of what baton ls spent loading this object. */
+struct si_meta {
+	struct seq_file *seq;
+};
+
+struct si_tcp_ctx {
+	struct si_meta *meta;
+	struct sock_common *sk_common;
+};
+
+struct si_udp_ctx {
+	struct si_meta *meta;
+	struct udp_sock *udp_sk;
+};
+
+struct si_task_file_ctx {
+	struct si_meta *meta;
+	struct task_struct *task;
+	__u32 fd __attribute__((aligned(8)));
+	struct file *file __attribute__((aligned(8)));
+};
+
 static __always_inline void set(struct baton_sockiter_rec *r, int i, __s64 v)
 {
 	if (i >= 0 && i < SI_NOPTS) {
@@ -76,7 +103,7 @@ static __always_inline void getopt(struct baton_sockiter_rec *r, void *sk, int l
 }
 
 SEC("iter/tcp")
-int tcp_listeners(struct bpf_iter__tcp *ctx)
+int tcp_listeners(struct si_tcp_ctx *ctx)
 {
 	struct seq_file *seq = ctx->meta->seq;
 	struct baton_sockiter_rec r = {};
@@ -84,7 +111,8 @@ int tcp_listeners(struct bpf_iter__tcp *ctx)
 	struct tcp_sock *tp;
 	struct sock *sk;
 
-	if (!skc || skc->skc_state != TCP_LISTEN_)
+	/* read as struct sock: one relocated type fewer than sock_common */
+	if (!skc || BPF_CORE_READ((struct sock *)skc, __sk_common.skc_state) != TCP_LISTEN_)
 		return 0;
 	tp = bpf_skc_to_tcp_sock(skc);
 	if (!tp)
@@ -111,7 +139,7 @@ int tcp_listeners(struct bpf_iter__tcp *ctx)
 }
 
 SEC("iter/udp")
-int udp_sockets(struct bpf_iter__udp *ctx)
+int udp_sockets(struct si_udp_ctx *ctx)
 {
 	struct seq_file *seq = ctx->meta->seq;
 	struct baton_sockiter_rec r = {};
@@ -136,7 +164,7 @@ int udp_sockets(struct bpf_iter__udp *ctx)
  * table, which /proc does not list under a PID: skipped here too), tasks of
  * the reader's pid namespace only, in PID then fd order. */
 SEC("iter/task_file")
-int socket_owners(struct bpf_iter__task_file *ctx)
+int socket_owners(struct si_task_file_ctx *ctx)
 {
 	struct seq_file *seq = ctx->meta->seq;
 	struct task_struct *task = ctx->task, *me;

@@ -7,7 +7,6 @@
 #include <stdio.h>
 
 #include "baton.h"
-#include "log.h"
 
 struct command {
 	const char *name;

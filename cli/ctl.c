@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "log.h"
 #include "util.h"
 #include "sup.h"
 
@@ -393,164 +394,209 @@ static int check_env(const char *opt, const char *val, bool set)
 	return 0;
 }
 
-static int ctl_main(const char *cmd, int argc, char **argv, void (*usage)(FILE *))
+static const struct option ctl_opts[] = {
+	{ "json", no_argument, NULL, 'j' },
+	{ "metrics", no_argument, NULL, 'm' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "env", required_argument, NULL, 'e' },
+	{ "unset-env", required_argument, NULL, 'u' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "canary", required_argument, NULL, 256 },
+	{ "step", required_argument, NULL, 257 },
+	{ "probation", required_argument, NULL, 258 },
+	{ "check", required_argument, NULL, 259 },
+	{ "check-cmd", required_argument, NULL, 260 },
+	{ "check-interval", required_argument, NULL, 261 },
+	{ 0 },
+};
+
+/* What one control command's command line asks for. */
+struct ctl_req {
+	const char *cmd;
+	bool reload, json, metrics;
+	long long timeout_ms;
+	/* " key=value" of a staged reload; room left for the rest of the line */
+	char ropts[SUP_REQUEST_MAX - 40];
+	char **env;			/* "e:KEY=VALUE" or "u:KEY", reload only */
+	int nenv;
+	char **cmdv;			/* reload only: the command after "--" */
+	int ncmd;
+};
+
+/* ctl_option's answer for --help: stop, exit 0 */
+#define CTL_HELP (-1)
+
+/* `baton reload [OPTION]... -- CMD [ARG]...`: the index of the "--" that
+ * starts the command (ARGC without one), or -1 once said why it is bad. */
+static int reload_command(struct ctl_req *q, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "metrics", no_argument, NULL, 'm' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "env", required_argument, NULL, 'e' },
-		{ "unset-env", required_argument, NULL, 'u' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "canary", required_argument, NULL, 256 },
-		{ "step", required_argument, NULL, 257 },
-		{ "probation", required_argument, NULL, 258 },
-		{ "check", required_argument, NULL, 259 },
-		{ "check-cmd", required_argument, NULL, 260 },
-		{ "check-interval", required_argument, NULL, 261 },
-		{ 0 },
-	};
-	char name[BATON_NAME_MAX + 1], req[SUP_REQUEST_MAX], ropts[SUP_REQUEST_MAX] = "", **env = NULL, **cmdv = NULL;
+	int end = argc;
+
+	/* the command starts after the first "--" that is not an option's value */
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			end = i;
+			break;
+		}
+		if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--timeout") || !strcmp(argv[i], "-e") ||
+		    !strcmp(argv[i], "--env") || !strcmp(argv[i], "--unset-env") || !strcmp(argv[i], "--canary") ||
+		    !strcmp(argv[i], "--step") || !strcmp(argv[i], "--probation") || !strcmp(argv[i], "--check") ||
+		    !strcmp(argv[i], "--check-cmd") || !strcmp(argv[i], "--check-interval"))
+			i++;
+	}
+	if (end == argc)
+		return end;
+	q->cmdv = argv + end + 1;
+	q->ncmd = argc - end - 1;
+	if (!q->ncmd) {
+		ctl_err("reload", "nothing after \"--\": give the command to run, or leave "
+				"out \"--\" to keep the current one");
+		return -1;
+	}
+	for (int i = 0; i < q->ncmd; i++) {
+		const char *why = sup_item_check(q->cmdv[i]);
+
+		if (why) {
+			ctl_err("reload", "argument %d of the command holds %s; only printable text, tab "
+					  "and newline can be passed", i + 1, why);
+			return -1;
+		}
+	}
+	if (!q->cmdv[0][0]) {
+		ctl_err("reload", "the command's name is empty");
+		return -1;
+	}
+	return end;
+}
+
+static int unknown_option(const char *cmd, char **argv)
+{
+	ctl_err(cmd, "unknown option \"%s\" (see baton %s --help)", argv[optind - 1], cmd);
+	return EXIT_USAGE;
+}
+
+/* One option C with value ARG into Q: 0 to go on, CTL_HELP, or an exit code. */
+static int ctl_option(struct ctl_req *q, int c, const char *arg, char **argv)
+{
+	int r;
+
+	if (c >= 256 && c <= 261)
+		return reload_opt(q->cmd, c, arg, q->ropts, sizeof(q->ropts));
+	switch (c) {
+	case 'j':
+	case 'm':
+		if (strcmp(q->cmd, "status"))
+			return unknown_option(q->cmd, argv);
+		if (c == 'j')
+			q->json = true;
+		else
+			q->metrics = true;
+		return 0;
+	case 'e':
+	case 'u':
+		if (!q->reload)
+			return unknown_option(q->cmd, argv);
+		if ((r = check_env(c == 'e' ? "--env" : "--unset-env", arg, c == 'e')))
+			return r;
+		/* "e:" or "u:" before the text: which item it makes */
+		q->env[q->nenv] = malloc(strlen(arg) + 3);
+		if (q->env[q->nenv])
+			sprintf(q->env[q->nenv++], "%c:%s", c, arg);
+		return 0;
+	case 't':
+		if (sup_parse_duration(arg, &q->timeout_ms) || !q->timeout_ms) {
+			ctl_err(q->cmd, "bad --timeout \"%s\" (want a duration such as 60s)", arg);
+			return EXIT_USAGE;
+		}
+		return 0;
+	case 'h':
+		return CTL_HELP;
+	case ':':
+		ctl_err(q->cmd, "option \"%s\" needs a value", argv[optind - 1]);
+		return EXIT_USAGE;
+	default:
+		return unknown_option(q->cmd, argv);
+	}
+}
+
+/* Once the options are read: the supervisor's name, the request, its answer. */
+static int ctl_send(const struct ctl_req *q, int argc, char **argv)
+{
+	char name[BATON_NAME_MAX + 1], req[SUP_REQUEST_MAX];
+	const char *cmd = q->cmd;
 	char *big = NULL;
-	long long timeout_ms = strcmp(cmd, "status") ? 600000 : 10000;
-	bool json = false, metrics = false, reload = !strcmp(cmd, "reload");
-	int c, r, nenv = 0, ncmd = 0, end = argc;
+	int r = EXIT_USAGE;
 
-	if (reload) {
-		/* the command starts after the first "--" that is not an
-		 * option's value */
-		for (int i = 1; i < argc; i++) {
-			if (!strcmp(argv[i], "--")) {
-				end = i;
-				break;
-			}
-			if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--timeout") || !strcmp(argv[i], "-e") ||
-			    !strcmp(argv[i], "--env") || !strcmp(argv[i], "--unset-env") || !strcmp(argv[i], "--canary") ||
-			    !strcmp(argv[i], "--step") || !strcmp(argv[i], "--probation") || !strcmp(argv[i], "--check") ||
-			    !strcmp(argv[i], "--check-cmd") || !strcmp(argv[i], "--check-interval"))
-				i++;
-		}
-		if (end < argc) {
-			cmdv = argv + end + 1;
-			ncmd = argc - end - 1;
-			if (!ncmd) {
-				ctl_err("reload", "nothing after \"--\": give the command to run, or leave "
-						"out \"--\" to keep the current one");
-				return EXIT_USAGE;
-			}
-			for (int i = 0; i < ncmd; i++) {
-				const char *why = sup_item_check(cmdv[i]);
-
-				if (why) {
-					ctl_err("reload", "argument %d of the command holds %s; only printable text, tab "
-							  "and newline can be passed", i + 1, why);
-					return EXIT_USAGE;
-				}
-			}
-			if (!cmdv[0][0]) {
-				ctl_err("reload", "the command's name is empty");
-				return EXIT_USAGE;
-			}
-		}
-		env = calloc((size_t)end + 1, sizeof(*env));
-		if (!env)
-			return 1;
-	}
-	argc = end;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":jmt:e:u:h", opts, NULL)) != -1) {
-		if (c >= 256 && c <= 261) {
-			if ((r = reload_opt(cmd, c, optarg, ropts, sizeof(ropts) - 40)))
-				goto out;
-			continue;
-		}
-		switch (c) {
-		case 'j':
-			if (strcmp(cmd, "status"))
-				goto unknown;
-			json = true;
-			break;
-		case 'm':
-			if (strcmp(cmd, "status"))
-				goto unknown;
-			metrics = true;
-			break;
-		case 'e':
-		case 'u':
-			if (!reload)
-				goto unknown;
-			if ((r = check_env(c == 'e' ? "--env" : "--unset-env", optarg, c == 'e'))) {
-				free(env);
-				return r;
-			}
-			/* "e:" or "u:" before the text: which item it makes */
-			env[nenv] = malloc(strlen(optarg) + 3);
-			if (!env[nenv])
-				break;
-			sprintf(env[nenv++], "%c:%s", c, optarg);
-			break;
-		case 't':
-			if (sup_parse_duration(optarg, &timeout_ms) || !timeout_ms) {
-				ctl_err(cmd, "bad --timeout \"%s\" (want a duration such as 60s)", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'h':
-			usage(stdout);
-			r = 0;
-			goto out;
-		case ':':
-			ctl_err(cmd, "option \"%s\" needs a value", argv[optind - 1]);
-			r = EXIT_USAGE;
-			goto out;
-		default:
-unknown:
-			ctl_err(cmd, "unknown option \"%s\" (see baton %s --help)", argv[optind - 1], cmd);
-			r = EXIT_USAGE;
-			goto out;
-		}
-	}
-	r = EXIT_USAGE;
-	if (json && metrics) {
+	if (q->json && q->metrics) {
 		ctl_err("status", "give --json or --metrics, not both");
-		goto out;
+		return r;
 	}
 	if (argc - optind > 1) {
 		ctl_err(cmd, "unexpected argument \"%s\" (see baton %s --help)", argv[optind + 1], cmd);
-		goto out;
+		return r;
 	}
 	if (optind < argc) {
 		if (!baton_name_valid(argv[optind])) {
 			ctl_err(cmd, "bad name \"%s\" (1 to 63 of A-Z a-z 0-9 - _ .)", argv[optind]);
-			goto out;
+			return r;
 		}
 		snprintf(name, sizeof(name), "%s", argv[optind]);
 	} else if ((r = pick_name(cmd, name, sizeof(name)))) {
-		goto out;
+		return r;
 	}
-	if (nenv + ncmd > SUP_ITEMS_MAX) {
-		ctl_err("reload", "%d arguments and environment changes: at most %d fit in one reload", nenv + ncmd,
-			SUP_ITEMS_MAX);
-		goto out;
+	if (q->nenv + q->ncmd > SUP_ITEMS_MAX) {
+		ctl_err("reload", "%d arguments and environment changes: at most %d fit in one reload",
+			q->nenv + q->ncmd, SUP_ITEMS_MAX);
+		return EXIT_USAGE;
 	}
-	big = reload ? reload_items(env, nenv, cmdv, ncmd, ropts) : NULL;
-	if (reload && (nenv || ncmd) && !big) {
+	big = q->reload ? reload_items(q->env, q->nenv, q->cmdv, q->ncmd, q->ropts) : NULL;
+	if (q->reload && (q->nenv || q->ncmd) && !big) {
 		ctl_err("reload", "out of memory");
-		r = 1;
-		goto out;
+		return 1;
 	}
 	if (big && strlen(big) > SUP_REQUEST_BIG) {
 		ctl_err("reload", "the command and environment take %zu bytes escaped; at most %d fit in a request",
 			strlen(big), SUP_REQUEST_BIG);
-		goto out;
+		free(big);
+		return EXIT_USAGE;
 	}
-	snprintf(req, sizeof(req), "%s %s%s%s\n", SUP_PROTO, cmd, json ? " json" : metrics ? " metrics" : "", ropts);
-	r = exchange(cmd, name, big ? big : req, timeout_ms);
-out:
-	for (int i = 0; i < nenv; i++)
-		free(env[i]);
-	free(env);
+	snprintf(req, sizeof(req), "%s %s%s%s\n", SUP_PROTO, cmd, q->json ? " json" : q->metrics ? " metrics" : "",
+		 q->ropts);
+	r = exchange(cmd, name, big ? big : req, q->timeout_ms);
 	free(big);
+	return r;
+}
+
+static int ctl_main(const char *cmd, int argc, char **argv, void (*usage)(FILE *))
+{
+	struct ctl_req q = {
+		.cmd = cmd,
+		.reload = !strcmp(cmd, "reload"),
+		.timeout_ms = strcmp(cmd, "status") ? 600000 : 10000,
+	};
+	int c, r = 0, end = argc;
+
+	if (q.reload) {
+		end = reload_command(&q, argc, argv);
+		if (end < 0)
+			return EXIT_USAGE;
+		q.env = calloc((size_t)end + 1, sizeof(*q.env));
+		if (!q.env)
+			return 1;
+	}
+	argc = end;
+	opterr = 0;
+	while (!r && (c = getopt_long(argc, argv, ":jmt:e:u:h", ctl_opts, NULL)) != -1)
+		r = ctl_option(&q, c, optarg, argv);
+	if (r == CTL_HELP) {
+		usage(stdout);
+		r = 0;
+	} else if (!r) {
+		r = ctl_send(&q, argc, argv);
+	}
+	for (int i = 0; i < q.nenv; i++)
+		free(q.env[i]);
+	free(q.env);
 	return r;
 }
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "log.h"
 #include "util.h"
 
 #define REQUESTS 100         /* parts plain and baton */
@@ -454,7 +455,7 @@ out:
 	return r;
 }
 
-struct handover {
+struct switch_run {
 	struct baton_group *g;
 	pid_t *a;
 	int slot[2];
@@ -466,7 +467,7 @@ struct handover {
  * exited, baton closes its own copy, which closes A's listener for good. */
 static void switch_tick(void *ctx, long long elapsed_ms)
 {
-	struct handover *h = ctx;
+	struct switch_run *h = ctx;
 	int r;
 
 	if (h->phase == 0 && elapsed_ms >= SWITCH_AT_MS) {
@@ -486,7 +487,7 @@ static int part_switch(struct demo *d)
 {
 	struct load l = { .lanes = SWITCH_LANES, .max = SWITCH_MAX, .duration_ms = SWITCH_MS,
 			  .tick = switch_tick };
-	struct handover h = { 0 };
+	struct switch_run h = { 0 };
 	struct baton_slot_stats st;
 	pid_t a = 0, b = 0;
 	int fds[2], i, r;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "log.h"
 #include "lsfmt.h"
 #include "pins.h"
 #include "pinlayout.h"
@@ -120,7 +121,9 @@ void usage_ls(FILE *out)
 		"Options, groups and programs come from a BPF iterator, which needs root (or\n"
 		"CAP_BPF and CAP_PERFMON); without it baton copies each socket from its owner\n"
 		"with pidfd_getfd where allowed. Fields it could not read print as \"?\"\n"
-		"(null in JSON) with the reason, never as a guess.\n");
+		"(null in JSON) with the reason, never as a guess. The iterator's programs\n"
+		"stay pinned in bpffs (/sys/fs/bpf/baton-ls) until reboot, so that the next\n"
+		"run skips loading them.\n");
 }
 
 int cmd_ls(int argc, char **argv)

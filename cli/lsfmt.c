@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* baton ls, the part that needs no kernel: FILTER parsing and matching, the
- * text table (grouped by reuseport group) and the JSON document, and the
- * fixture format that records collected sockets so tests can render them. */
+ * text table (grouped by reuseport group), and the fixture format that
+ * records collected sockets so tests can render them. The JSON document is
+ * lsjson.c's. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -9,38 +10,27 @@
 #include <string.h>
 
 #include "lsfmt.h"
+#include "lsparts.h"
 #include "util.h"
 
-enum kind { FLAG, NUM };
-
-struct optdef {
-	const char *name;
-	enum kind kind;
-	const char *unit;   /* text rendering */
+const struct ls_optdef ls_optdefs[BATON_OPT_COUNT] = {
+	[BATON_OPT_REUSEADDR] = { "reuseaddr", LS_FLAG, "" },
+	[BATON_OPT_REUSEPORT] = { "reuseport", LS_FLAG, "" },
+	[BATON_OPT_V6ONLY] = { "v6only", LS_FLAG, "" },
+	[BATON_OPT_KEEPALIVE] = { "keepalive", LS_FLAG, "" },
+	[BATON_OPT_NODELAY] = { "nodelay", LS_FLAG, "" },
+	[BATON_OPT_KEEPIDLE] = { "keepidle", LS_NUM, "s" },
+	[BATON_OPT_KEEPINTVL] = { "keepintvl", LS_NUM, "s" },
+	[BATON_OPT_KEEPCNT] = { "keepcnt", LS_NUM, "" },
+	[BATON_OPT_DEFER_ACCEPT] = { "defer_accept", LS_NUM, "s" },
+	[BATON_OPT_FASTOPEN] = { "fastopen", LS_NUM, "" },
+	[BATON_OPT_USER_TIMEOUT] = { "user_timeout", LS_NUM, "ms" },
+	[BATON_OPT_RCVBUF] = { "rcvbuf", LS_NUM, "" },
+	[BATON_OPT_SNDBUF] = { "sndbuf", LS_NUM, "" },
+	[BATON_OPT_USERLOCKS] = { "userlocks", LS_NUM, "" },
+	[BATON_OPT_MARK] = { "mark", LS_NUM, "" },
+	[BATON_OPT_BOUND_IF] = { "bound_if", LS_NUM, "" },
 };
-
-static const struct optdef optdefs[BATON_OPT_COUNT] = {
-	[BATON_OPT_REUSEADDR] = { "reuseaddr", FLAG, "" },
-	[BATON_OPT_REUSEPORT] = { "reuseport", FLAG, "" },
-	[BATON_OPT_V6ONLY] = { "v6only", FLAG, "" },
-	[BATON_OPT_KEEPALIVE] = { "keepalive", FLAG, "" },
-	[BATON_OPT_NODELAY] = { "nodelay", FLAG, "" },
-	[BATON_OPT_KEEPIDLE] = { "keepidle", NUM, "s" },
-	[BATON_OPT_KEEPINTVL] = { "keepintvl", NUM, "s" },
-	[BATON_OPT_KEEPCNT] = { "keepcnt", NUM, "" },
-	[BATON_OPT_DEFER_ACCEPT] = { "defer_accept", NUM, "s" },
-	[BATON_OPT_FASTOPEN] = { "fastopen", NUM, "" },
-	[BATON_OPT_USER_TIMEOUT] = { "user_timeout", NUM, "ms" },
-	[BATON_OPT_RCVBUF] = { "rcvbuf", NUM, "" },
-	[BATON_OPT_SNDBUF] = { "sndbuf", NUM, "" },
-	[BATON_OPT_USERLOCKS] = { "userlocks", NUM, "" },
-	[BATON_OPT_MARK] = { "mark", NUM, "" },
-	[BATON_OPT_BOUND_IF] = { "bound_if", NUM, "" },
-};
-
-#define KNOWN(s, o) (((s)->opt_known >> (o)) & 1u)
-#define TCP_LISTEN 10
-#define UDP_CONNECTED 1
 
 /* ---- small string builder --------------------------------------------- */
 
@@ -78,14 +68,36 @@ static void sb_word(struct sb *b, const char *fmt, ...)
 
 /* ---- addresses and filters --------------------------------------------- */
 
-static void fmt_addr(char *buf, size_t len, int family, const uint8_t *a)
+/* Dotted quad by hand: inet_ntop formats IPv4 with sprintf, which was a
+ * sixth of baton ls at 10,000 listeners (three addresses per socket). */
+static size_t fmt_ipv4(char *ip, const uint8_t *a)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < 4; i++) {
+		if (i)
+			ip[n++] = '.';
+		if (a[i] >= 100)
+			ip[n++] = (char)('0' + a[i] / 100);
+		if (a[i] >= 10)
+			ip[n++] = (char)('0' + a[i] / 10 % 10);
+		ip[n++] = (char)('0' + a[i] % 10);
+	}
+	ip[n] = '\0';
+	return n;
+}
+
+void ls_fmt_addr(char *buf, size_t len, int family, const uint8_t *a)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
 	size_t n;
 
 	if (!len)
 		return;
-	inet_ntop(family, a, ip, sizeof(ip));
+	if (family == AF_INET)
+		fmt_ipv4(ip, a);
+	else
+		inet_ntop(family, a, ip, sizeof(ip));
 	n = strnlen(ip, sizeof(ip) - 1);
 	n = n < len - 1 ? n : len - 1;
 	memcpy(buf, ip, n);
@@ -94,7 +106,7 @@ static void fmt_addr(char *buf, size_t len, int family, const uint8_t *a)
 
 /* "[IP]:PORT" or "IP:PORT", cut to LEN - 1 bytes. Called for every socket:
  * put together by hand, not with snprintf. */
-static void fmt_endpoint(char *buf, size_t len, int family, const uint8_t *a, uint16_t port)
+void ls_fmt_endpoint(char *buf, size_t len, int family, const uint8_t *a, uint16_t port)
 {
 	char tmp[INET6_ADDRSTRLEN + 16], digits[8], *p = tmp;
 	size_t ip, i = sizeof(digits), n;
@@ -103,7 +115,7 @@ static void fmt_endpoint(char *buf, size_t len, int family, const uint8_t *a, ui
 		return;
 	if (family == AF_INET6)
 		*p++ = '[';
-	fmt_addr(p, INET6_ADDRSTRLEN, family, a);
+	ls_fmt_addr(p, INET6_ADDRSTRLEN, family, a);
 	ip = strlen(p);
 	p += ip;
 	if (family == AF_INET6)
@@ -190,9 +202,14 @@ bool ls_filter_match(const struct ls_filter *f, const struct baton_sock *s)
 
 /* ---- text ---------------------------------------------------------------- */
 
-static const char *proto_name(const struct baton_sock *s)
+const char *ls_proto_name(const struct baton_sock *s)
 {
 	return s->proto == BATON_PROTO_TCP ? "tcp" : "udp";
+}
+
+const char *ls_prog_name(enum baton_prog_type t)
+{
+	return t == BATON_PROG_EBPF ? "ebpf" : t == BATON_PROG_CBPF ? "cbpf" : "none";
 }
 
 static void text_steer(struct sb *b, const struct baton_sock *s)
@@ -215,14 +232,14 @@ static void text_options(struct sb *b, const struct baton_sock *s)
 
 	text_steer(b, s);
 	for (i = 0; i < ncore; i++)
-		unknown += !KNOWN(s, core[i]);
+		unknown += !LS_KNOWN(s, core[i]);
 	if (unknown == ncore)
 		sb_word(b, "options=?");
 	for (o = 0; o < BATON_OPT_COUNT; o++) {
-		const struct optdef *d = &optdefs[o];
+		const struct ls_optdef *d = &ls_optdefs[o];
 		int64_t v = s->opt[o];
 
-		if (!KNOWN(s, o)) {
+		if (!LS_KNOWN(s, o)) {
 			for (i = 0; i < ncore && unknown < ncore; i++)
 				if (core[i] == o)
 					sb_word(b, "%s=?", d->name);
@@ -235,7 +252,7 @@ static void text_options(struct sb *b, const struct baton_sock *s)
 		case BATON_OPT_USERLOCKS:
 			continue;	/* shown with keepalive and the buffers */
 		case BATON_OPT_KEEPALIVE:
-			if (KNOWN(s, BATON_OPT_KEEPIDLE) && KNOWN(s, BATON_OPT_KEEPINTVL) && KNOWN(s, BATON_OPT_KEEPCNT))
+			if (LS_KNOWN(s, BATON_OPT_KEEPIDLE) && LS_KNOWN(s, BATON_OPT_KEEPINTVL) && LS_KNOWN(s, BATON_OPT_KEEPCNT))
 				sb_word(b, "keepalive=%llds/%llds/%lld", (long long)s->opt[BATON_OPT_KEEPIDLE],
 					(long long)s->opt[BATON_OPT_KEEPINTVL], (long long)s->opt[BATON_OPT_KEEPCNT]);
 			else
@@ -243,19 +260,19 @@ static void text_options(struct sb *b, const struct baton_sock *s)
 			continue;
 		case BATON_OPT_RCVBUF: case BATON_OPT_SNDBUF:
 			/* every socket has buffers; show them only where the owner set them */
-			if (!KNOWN(s, BATON_OPT_USERLOCKS) ||
+			if (!LS_KNOWN(s, BATON_OPT_USERLOCKS) ||
 			    !(s->opt[BATON_OPT_USERLOCKS] & (o == BATON_OPT_RCVBUF ? 2 : 1)))
 				continue;
 			break;
 		default:
 			break;
 		}
-		if (d->kind == FLAG)
+		if (d->kind == LS_FLAG)
 			sb_word(b, "%s", d->name);
 		else
 			sb_word(b, "%s=%lld%s", d->name, (long long)v, d->unit);
 	}
-	if ((s->opt[BATON_OPT_REUSEPORT] || !KNOWN(s, BATON_OPT_REUSEPORT)) && !(s->known & BATON_SOCK_GROUP))
+	if ((s->opt[BATON_OPT_REUSEPORT] || !LS_KNOWN(s, BATON_OPT_REUSEPORT)) && !(s->known & BATON_SOCK_GROUP))
 		sb_word(b, "group=?");
 	if (!b->len)
 		sb_add(b, "-");
@@ -297,11 +314,11 @@ static void row(const struct baton_sock *s, struct sb c[NCOLS])
 	char ep[64];
 
 	memset(c, 0, sizeof(struct sb) * NCOLS);
-	sb_add(&c[C_PROTO], "%s%s", s->group ? "  " : "", proto_name(s));
-	fmt_endpoint(ep, sizeof(ep), s->family, s->local, s->lport);
+	sb_add(&c[C_PROTO], "%s%s", s->group ? "  " : "", ls_proto_name(s));
+	ls_fmt_endpoint(ep, sizeof(ep), s->family, s->local, s->lport);
 	sb_add(&c[C_LOCAL], "%s", ep);
-	if (s->proto == BATON_PROTO_UDP && s->state == UDP_CONNECTED) {
-		fmt_endpoint(ep, sizeof(ep), s->family, s->remote, s->rport);
+	if (s->proto == BATON_PROTO_UDP && s->state == LS_UDP_CONNECTED) {
+		ls_fmt_endpoint(ep, sizeof(ep), s->family, s->remote, s->rport);
 		sb_add(&c[C_PEER], "%s", ep);
 	} else {
 		sb_add(&c[C_PEER], "*");
@@ -322,8 +339,8 @@ static void group_heading(FILE *out, const struct baton_sock *v, size_t n, size_
 		shown++;
 		steered |= (v[k].known & BATON_SOCK_STEER) != 0;
 	}
-	fmt_endpoint(ep, sizeof(ep), s->family, s->local, s->lport);
-	fprintf(out, "reuseport group %u: %s %s, %u member%s", s->group, proto_name(s), ep, s->group_size,
+	ls_fmt_endpoint(ep, sizeof(ep), s->family, s->local, s->lport);
+	fprintf(out, "reuseport group %u: %s %s, %u member%s", s->group, ls_proto_name(s), ep, s->group_size,
 		s->group_size == 1 ? "" : "s");
 	if (shown != s->group_size)
 		fprintf(out, " (%zu shown)", shown);
@@ -347,7 +364,7 @@ static bool have_peer(const struct baton_sock *v, size_t n)
 	size_t k;
 
 	for (k = 0; k < n; k++)
-		if (v[k].proto == BATON_PROTO_UDP && v[k].state == UDP_CONNECTED)
+		if (v[k].proto == BATON_PROTO_UDP && v[k].state == LS_UDP_CONNECTED)
 			return true;
 	return false;
 }
@@ -417,198 +434,6 @@ void ls_render_text(FILE *out, const struct baton_sock *v, size_t n)
 		fprintf(out, "  (and %zu more reasons; --json shows each socket's)\n", more);
 }
 
-/* ---- JSON ---------------------------------------------------------------- */
-
-static const char *state_name(const struct baton_sock *s)
-{
-	if (s->proto == BATON_PROTO_TCP)
-		return s->state == TCP_LISTEN ? "listen" : "other";
-	return s->state == UDP_CONNECTED ? "connected" : "unconnected";
-}
-
-static const char *prog_name(enum baton_prog_type t)
-{
-	return t == BATON_PROG_EBPF ? "ebpf" : t == BATON_PROG_CBPF ? "cbpf" : "none";
-}
-
-/* json_sock builds each line in a buffer with these and writes it once: with
- * ten thousand sockets a fprintf per field was most of baton ls's own time. */
-struct jb {
-	char buf[1536];
-	size_t len;
-};
-
-static void jb_put(struct jb *b, const char *str, size_t n)
-{
-	if (n > sizeof(b->buf) - b->len)
-		n = sizeof(b->buf) - b->len;	/* cannot happen: a line is well under */
-	memcpy(b->buf + b->len, str, n);
-	b->len += n;
-}
-
-#define JB_LIT(b, lit) jb_put((b), "" lit, sizeof(lit) - 1)
-
-static void jb_str(struct jb *b, const char *str)
-{
-	jb_put(b, str, strlen(str));
-}
-
-static void jb_u64(struct jb *b, unsigned long long v)
-{
-	char d[24];
-	size_t i = sizeof(d);
-
-	do
-		d[--i] = (char)('0' + v % 10);
-	while ((v /= 10));
-	jb_put(b, d + i, sizeof(d) - i);
-}
-
-static void jb_i64(struct jb *b, long long v)
-{
-	if (v < 0) {
-		JB_LIT(b, "-");
-		jb_u64(b, 0ULL - (unsigned long long)v);
-	} else {
-		jb_u64(b, (unsigned long long)v);
-	}
-}
-
-static void json_sock(FILE *out, const struct baton_sock *s)
-{
-	char ep[64], ip[INET6_ADDRSTRLEN];
-	uint32_t i, shown = s->nowners < BATON_SOCK_MAX_OWNERS ? s->nowners : BATON_SOCK_MAX_OWNERS;
-	struct jb b;
-	int o;
-
-	b.len = 0;
-	fmt_endpoint(ep, sizeof(ep), s->family, s->local, s->lport);
-	fmt_addr(ip, sizeof(ip), s->family, s->local);
-	JB_LIT(&b, "{\"proto\": \"");
-	jb_str(&b, proto_name(s));
-	JB_LIT(&b, "\", \"family\": \"");
-	jb_str(&b, s->family == AF_INET6 ? "ipv6" : "ipv4");
-	JB_LIT(&b, "\", \"state\": \"");
-	jb_str(&b, state_name(s));
-	JB_LIT(&b, "\", \"local\": \"");
-	jb_str(&b, ep);
-	JB_LIT(&b, "\", \"address\": \"");
-	jb_str(&b, ip);
-	JB_LIT(&b, "\", \"port\": ");
-	jb_u64(&b, s->lport);
-	JB_LIT(&b, ", ");
-	if (s->proto == BATON_PROTO_UDP && s->state == UDP_CONNECTED) {
-		fmt_endpoint(ep, sizeof(ep), s->family, s->remote, s->rport);
-		JB_LIT(&b, "\"peer\": \"");
-		jb_str(&b, ep);
-		JB_LIT(&b, "\", ");
-	} else {
-		JB_LIT(&b, "\"peer\": null, ");
-	}
-	JB_LIT(&b, "\"queue\": ");
-	jb_u64(&b, s->queue);
-	JB_LIT(&b, ", \"queue_max\": ");
-	jb_u64(&b, s->queue_max);
-	JB_LIT(&b, ", \"uid\": ");
-	jb_u64(&b, s->uid);
-	JB_LIT(&b, ", \"inode\": ");
-	jb_u64(&b, (unsigned long long)s->inode);
-	JB_LIT(&b, ", \"cookie\": ");
-	jb_u64(&b, (unsigned long long)s->cookie);
-	JB_LIT(&b, ", ");
-	if (s->known & BATON_SOCK_GROUP) {
-		JB_LIT(&b, "\"group\": ");
-		jb_u64(&b, s->group);
-		JB_LIT(&b, ", \"group_size\": ");
-		jb_u64(&b, s->group ? s->group_size : 0);
-		JB_LIT(&b, ", ");
-	} else {
-		JB_LIT(&b, "\"group\": null, \"group_size\": null, ");
-	}
-	if (s->known & BATON_SOCK_PROG) {
-		JB_LIT(&b, "\"program\": \"");
-		jb_str(&b, prog_name(s->prog_type));
-		JB_LIT(&b, "\", \"program_id\": ");
-		jb_u64(&b, s->prog_id);
-		JB_LIT(&b, ", ");
-	} else {
-		JB_LIT(&b, "\"program\": null, \"program_id\": null, ");
-	}
-	if (s->known & BATON_SOCK_STEER) {
-		JB_LIT(&b, "\"slot\": ");
-		jb_i64(&b, s->slot);
-		JB_LIT(&b, ", \"weight\": ");
-		jb_u64(&b, s->slot >= 0 ? s->weight : 0);
-		JB_LIT(&b, ", \"table\": ");
-		jb_u64(&b, s->table_n);
-		JB_LIT(&b, ", ");
-	} else {
-		JB_LIT(&b, "\"slot\": null, \"weight\": null, \"table\": null, ");
-	}
-	JB_LIT(&b, "\"options\": {");
-	for (o = 0; o < BATON_OPT_COUNT; o++) {
-		if (o)
-			JB_LIT(&b, ", ");
-		JB_LIT(&b, "\"");
-		jb_str(&b, optdefs[o].name);
-		JB_LIT(&b, "\": ");
-		if (!KNOWN(s, o))
-			JB_LIT(&b, "null");
-		else if (optdefs[o].kind == FLAG)
-			jb_str(&b, s->opt[o] ? "true" : "false");
-		else
-			jb_i64(&b, (long long)s->opt[o]);
-	}
-	JB_LIT(&b, "}, \"owners\": [");
-	for (i = 0; i < shown; i++) {
-		if (i)
-			JB_LIT(&b, ", ");
-		JB_LIT(&b, "{\"pid\": ");
-		jb_i64(&b, s->owners[i].pid);
-		JB_LIT(&b, ", \"fd\": ");
-		jb_i64(&b, s->owners[i].fd);
-		JB_LIT(&b, ", \"comm\": ");
-		/* another user's text: the shared escaper writes it */
-		fwrite(b.buf, 1, b.len, out);
-		b.len = 0;
-		baton_json_str(out, s->owners[i].comm);
-		JB_LIT(&b, "}");
-	}
-	JB_LIT(&b, "], \"owners_total\": ");
-	jb_u64(&b, s->nowners);
-	JB_LIT(&b, ", \"owners_complete\": ");
-	jb_str(&b, s->known & BATON_SOCK_OWNERS ? "true" : "false");
-	JB_LIT(&b, ", \"unknown\": ");
-	if (s->why[0]) {
-		fwrite(b.buf, 1, b.len, out);
-		b.len = 0;
-		baton_json_str(out, s->why);
-	} else {
-		JB_LIT(&b, "null");
-	}
-	JB_LIT(&b, "}");
-	fwrite(b.buf, 1, b.len, out);
-}
-
-static void json_sockets(FILE *out, const struct baton_sock *v, size_t n)
-{
-	size_t k;
-
-	/* one socket per line: the document stays greppable */
-	fprintf(out, "{\"sockets\": [");
-	for (k = 0; k < n; k++) {
-		fputs(k ? ",\n  " : "\n  ", out);
-		json_sock(out, &v[k]);
-	}
-	fprintf(out, "%s]", n ? "\n" : "");
-}
-
-void ls_render_json(FILE *out, const struct baton_sock *v, size_t n)
-{
-	json_sockets(out, v, n);
-	fprintf(out, "}\n");
-}
-
 /* ---- stale pins ---------------------------------------------------------- */
 
 void ls_stale_parse(struct ls_stale *st, const char *root, const char *path)
@@ -645,7 +470,7 @@ void ls_stale_parse(struct ls_stale *st, const char *root, const char *path)
 		st->family = AF_INET6;
 	}
 	st->port = port;
-	fmt_addr(ip, sizeof(ip), st->family, st->addr);
+	ls_fmt_addr(ip, sizeof(ip), st->family, st->addr);
 	snprintf(st->spec, sizeof(st->spec), st->family == AF_INET6 ? "tcp://[%s]:%u" : "tcp://%s:%u", ip, port);
 }
 
@@ -660,7 +485,7 @@ bool ls_stale_match(const struct ls_filter *f, const struct ls_stale *st)
 }
 
 /* Why ST is stale, and how to remove it. */
-static void stale_words(const struct ls_stale *st, char *why, size_t wlen, char *how, size_t hlen)
+void ls_stale_words(const struct ls_stale *st, char *why, size_t wlen, char *how, size_t hlen)
 {
 	if (st->spec[0]) {
 		if (st->listening)
@@ -687,7 +512,7 @@ void ls_render_stale_text(FILE *out, const struct ls_stale *st, size_t n)
 	char why[160], how[400];
 
 	for (size_t k = 0; k < n; k++) {
-		stale_words(&st[k], why, sizeof(why), how, sizeof(how));
+		ls_stale_words(&st[k], why, sizeof(why), how, sizeof(how));
 		/* pin names are directory names under bpffs: escaped like owners */
 		fprintf(out, "%sstale baton pins: ", k ? "" : "\n");
 		baton_text_fputs(out, st[k].path, 0);
@@ -697,41 +522,6 @@ void ls_render_stale_text(FILE *out, const struct ls_stale *st, size_t n)
 		baton_text_fputs(out, how, 0);
 		fprintf(out, "\n");
 	}
-}
-
-void ls_render_json_stale(FILE *out, const struct baton_sock *v, size_t n, const struct ls_stale *st,
-			  long nstale)
-{
-	char why[160], how[400];
-
-	json_sockets(out, v, n);
-	fprintf(out, ",\n \"stale_pins\": ");
-	if (nstale < 0) {
-		fprintf(out, "null}\n");
-		return;
-	}
-	fprintf(out, "[");
-	for (long k = 0; k < nstale; k++) {
-		stale_words(&st[k], why, sizeof(why), how, sizeof(how));
-		fprintf(out, "%s\n  {\"path\": ", k ? "," : "");
-		baton_json_str(out, st[k].path);
-		fprintf(out, ", \"listener\": ");
-		if (st[k].spec[0])
-			baton_json_str(out, st[k].spec);
-		else
-			fprintf(out, "null");
-		fprintf(out, ", \"supervisor\": ");
-		if (st[k].supervisor[0])
-			baton_json_str(out, st[k].supervisor);
-		else
-			fprintf(out, "null");
-		fprintf(out, ", \"why\": ");
-		baton_json_str(out, why);
-		fprintf(out, ", \"remove\": ");
-		baton_json_str(out, how);
-		fprintf(out, "}");
-	}
-	fprintf(out, "%s]}\n", nstale ? "\n " : "");
 }
 
 /* ---- fixtures ------------------------------------------------------------ */
@@ -777,19 +567,19 @@ void ls_record(FILE *out, const struct baton_sock *v, size_t n)
 		const struct baton_sock *s = &v[k];
 		char a[INET6_ADDRSTRLEN], r[INET6_ADDRSTRLEN];
 
-		fmt_addr(a, sizeof(a), s->family, s->local);
-		fmt_addr(r, sizeof(r), s->family, s->remote);
+		ls_fmt_addr(a, sizeof(a), s->family, s->local);
+		ls_fmt_addr(r, sizeof(r), s->family, s->remote);
 		fprintf(out, "proto=%s family=%d state=%u local=%s lport=%u remote=%s rport=%u queue=%u queue_max=%u "
 			     "uid=%u inode=%llu cookie=%llu",
-			proto_name(s), s->family == AF_INET6 ? 6 : 4, s->state, a, s->lport, r, s->rport, s->queue,
+			ls_proto_name(s), s->family == AF_INET6 ? 6 : 4, s->state, a, s->lport, r, s->rport, s->queue,
 			s->queue_max, s->uid, (unsigned long long)s->inode, (unsigned long long)s->cookie);
 		for (o = 0; o < BATON_OPT_COUNT; o++)
-			if (KNOWN(s, o))
-				fprintf(out, " %s=%lld", optdefs[o].name, (long long)s->opt[o]);
+			if (LS_KNOWN(s, o))
+				fprintf(out, " %s=%lld", ls_optdefs[o].name, (long long)s->opt[o]);
 		if (s->known & BATON_SOCK_GROUP)
 			fprintf(out, " group=%u group_size=%u", s->group, s->group_size);
 		if (s->known & BATON_SOCK_PROG)
-			fprintf(out, " program=%s program_id=%u", prog_name(s->prog_type), s->prog_id);
+			fprintf(out, " program=%s program_id=%u", ls_prog_name(s->prog_type), s->prog_id);
 		if (s->known & BATON_SOCK_STEER)
 			fprintf(out, " slot=%d weight=%u table=%u", s->slot, s->weight, s->table_n);
 		if (s->known & BATON_SOCK_OWNERS)
@@ -876,7 +666,7 @@ static int load_word(struct baton_sock *s, char *key, char *val)
 		snprintf(s->why, sizeof(s->why), "%s", val);
 	} else {
 		for (o = 0; o < BATON_OPT_COUNT; o++)
-			if (!strcmp(key, optdefs[o].name)) {
+			if (!strcmp(key, ls_optdefs[o].name)) {
 				s->opt[o] = strtoll(val, NULL, 10);
 				s->opt_known |= 1u << o;
 				return 0;

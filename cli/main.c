@@ -8,6 +8,7 @@
 #include <bpf/libbpf.h>
 
 #include "cli.h"
+#include "log.h"
 
 static const struct command commands[] = {
 	{ "run", "run a command as generation 1 on sockets baton holds, and supervise it", cmd_run, usage_run },

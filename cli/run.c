@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "log.h"
 #include "sup.h"
 
 void usage_run(FILE *out)
@@ -125,199 +126,237 @@ static int bad(const char *what, const char *value, const char *hint)
 	return EXIT_USAGE;
 }
 
-static int run_with(struct sup_config *cfg, int argc, char **argv)
+enum { OPT_READY_TIMEOUT = 256, OPT_STOP_SIGNAL, OPT_GRACE, OPT_NO_PRELOAD, OPT_STOP_WHEN_IDLE,
+       OPT_NO_WATCH, OPT_HANG, OPT_ALLOW_FOREIGN, OPT_TAKEOVER, OPT_TAKEOVER_SIGNAL, OPT_TAKEOVER_REUSEPORT,
+       OPT_BIND_MODE, OPT_MAX_DRAINING, OPT_METRICS_LISTEN, OPT_LOG_FORMAT };
+
+static const struct option run_opts[] = {
+	{ "listen", required_argument, NULL, 'l' },
+	{ "name", required_argument, NULL, 'n' },
+	{ "ready", required_argument, NULL, 'r' },
+	{ "ready-timeout", required_argument, NULL, OPT_READY_TIMEOUT },
+	{ "stop-signal", required_argument, NULL, OPT_STOP_SIGNAL },
+	{ "grace", required_argument, NULL, OPT_GRACE },
+	{ "no-preload", no_argument, NULL, OPT_NO_PRELOAD },
+	{ "stop-when-idle", no_argument, NULL, OPT_STOP_WHEN_IDLE },
+	{ "no-watch", no_argument, NULL, OPT_NO_WATCH },
+	{ "hang-threshold", required_argument, NULL, OPT_HANG },
+	{ "allow-foreign", no_argument, NULL, OPT_ALLOW_FOREIGN },
+	{ "bind-mode", required_argument, NULL, OPT_BIND_MODE },
+	{ "takeover", required_argument, NULL, OPT_TAKEOVER },
+	{ "takeover-signal", required_argument, NULL, OPT_TAKEOVER_SIGNAL },
+	{ "takeover-reuseport", no_argument, NULL, OPT_TAKEOVER_REUSEPORT },
+	{ "max-draining", required_argument, NULL, OPT_MAX_DRAINING },
+	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+/* run_option's answer for --help: stop parsing, exit 0 */
+#define RUN_HELP (-1)
+
+static int out_of_memory(void)
 {
-	enum { OPT_READY_TIMEOUT = 256, OPT_STOP_SIGNAL, OPT_GRACE, OPT_NO_PRELOAD, OPT_STOP_WHEN_IDLE,
-	       OPT_NO_WATCH, OPT_HANG, OPT_ALLOW_FOREIGN, OPT_TAKEOVER, OPT_TAKEOVER_SIGNAL, OPT_TAKEOVER_REUSEPORT,
-	       OPT_BIND_MODE, OPT_MAX_DRAINING, OPT_METRICS_LISTEN, OPT_LOG_FORMAT };
-	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "name", required_argument, NULL, 'n' },
-		{ "ready", required_argument, NULL, 'r' },
-		{ "ready-timeout", required_argument, NULL, OPT_READY_TIMEOUT },
-		{ "stop-signal", required_argument, NULL, OPT_STOP_SIGNAL },
-		{ "grace", required_argument, NULL, OPT_GRACE },
-		{ "no-preload", no_argument, NULL, OPT_NO_PRELOAD },
-		{ "stop-when-idle", no_argument, NULL, OPT_STOP_WHEN_IDLE },
-		{ "no-watch", no_argument, NULL, OPT_NO_WATCH },
-		{ "hang-threshold", required_argument, NULL, OPT_HANG },
-		{ "allow-foreign", no_argument, NULL, OPT_ALLOW_FOREIGN },
-		{ "bind-mode", required_argument, NULL, OPT_BIND_MODE },
-		{ "takeover", required_argument, NULL, OPT_TAKEOVER },
-		{ "takeover-signal", required_argument, NULL, OPT_TAKEOVER_SIGNAL },
-		{ "takeover-reuseport", no_argument, NULL, OPT_TAKEOVER_REUSEPORT },
-		{ "max-draining", required_argument, NULL, OPT_MAX_DRAINING },
-		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
-		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
+	fprintf(stderr, "baton run: out of memory\n");
+	return EXIT_USAGE;
+}
+
+/* --listen SPEC: parsed, checked against the earlier ones, appended. */
+static int add_listen(struct sup_config *cfg, int *cap, const char *spec)
+{
 	char err[256];
-	int c, cap = 0;
+	int c;
 
-	sup_config_init(cfg);
-	opterr = 0;
-	/* '+': stop at CMD, whose own options are not ours */
-	while ((c = getopt_long(argc, argv, "+:l:n:r:vh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'l':
-			if (cfg->nlisten == SUP_MAX_LISTENERS) {
-				fprintf(stderr, "baton run: at most %d listeners\n", SUP_MAX_LISTENERS);
-				return EXIT_USAGE;
-			}
-			if (cfg->nlisten == cap) {
-				struct baton_spec *v;
-				struct baton_spec_flows *fl;
-
-				cap = cap ? cap * 2 : 8;
-				v = realloc(cfg->listen, (size_t)cap * sizeof(*v));
-				if (!v) {
-					fprintf(stderr, "baton run: out of memory\n");
-					return EXIT_USAGE;
-				}
-				cfg->listen = v;
-				fl = realloc(cfg->flows, (size_t)cap * sizeof(*fl));
-				if (!fl) {
-					fprintf(stderr, "baton run: out of memory\n");
-					return EXIT_USAGE;
-				}
-				cfg->flows = fl;
-			}
-			if (baton_spec_parse(optarg, &cfg->listen[cfg->nlisten], err, sizeof(err)) ||
-			    baton_spec_flows(optarg, &cfg->flows[cfg->nlisten], err, sizeof(err))) {
-				fprintf(stderr, "baton run: %s\n", err);
-				return EXIT_USAGE;
-			}
-			if ((c = same_address(cfg->listen, cfg->nlisten)) >= 0) {
-				char a[256], b[256];
-
-				baton_spec_format(&cfg->listen[c], a, sizeof(a));
-				baton_spec_format(&cfg->listen[cfg->nlisten], b, sizeof(b));
-				fprintf(stderr, "baton run: --listen %s and --listen %s name the same address; give each "
-						"address once\n", a, b);
-				return EXIT_USAGE;
-			}
-			cfg->nlisten++;
-			break;
-		case 'n':
-			if (!baton_name_valid(optarg))
-				return bad("name", optarg, "use 1 to 63 of A-Z a-z 0-9 - _ . (not starting with .)");
-			snprintf(cfg->name, sizeof(cfg->name), "%s", optarg);
-			break;
-		case 'r':
-			if (!strcmp(optarg, "auto"))
-				cfg->ready = SUP_READY_AUTO;
-			else if (!strcmp(optarg, "notify"))
-				cfg->ready = SUP_READY_NOTIFY;
-			else if (!strncmp(optarg, "delay:", 6) && !sup_parse_duration(optarg + 6, &cfg->ready_delay_ms))
-				cfg->ready = SUP_READY_DELAY;
-			else if (!strcmp(optarg, "listen"))
-				cfg->ready = SUP_READY_LISTEN;
-			else
-				return bad("--ready", optarg, "want auto, notify, listen or delay:DUR");
-			break;
-		case OPT_READY_TIMEOUT:
-			if (sup_parse_duration(optarg, &cfg->ready_timeout_ms) || !cfg->ready_timeout_ms)
-				return bad("--ready-timeout", optarg, "want a duration such as 30s");
-			break;
-		case OPT_STOP_SIGNAL:
-			if (sup_parse_signal(optarg, &cfg->stop_signal))
-				return bad("--stop-signal", optarg, "want a name such as TERM or QUIT, or a number");
-			break;
-		case OPT_GRACE:
-			if (sup_parse_duration(optarg, &cfg->grace_ms))
-				return bad("--grace", optarg, "want a duration such as 30s");
-			break;
-		case OPT_NO_PRELOAD:
-			cfg->no_preload = true;
-			break;
-		case OPT_STOP_WHEN_IDLE:
-			cfg->stop_when_idle = true;
-			break;
-		case OPT_NO_WATCH:
-		case OPT_HANG:
-			if (run_watch_option(cfg, c == OPT_HANG ? optarg : NULL))
-				return bad("--hang-threshold", optarg, "want a duration from 1ms to 1h, such as 100ms");
-			break;
-		case OPT_ALLOW_FOREIGN:
-			cfg->allow_foreign = true;
-			break;
-		case OPT_BIND_MODE:
-			if (!strcmp(optarg, "auto"))
-				cfg->bind_mode = SUP_BIND_AUTO;
-			else if (!strcmp(optarg, "shim"))
-				cfg->bind_mode = SUP_BIND_SHIM;
-			else if (!strcmp(optarg, "cgroup"))
-				cfg->bind_mode = SUP_BIND_CGROUP;
-			else
-				return bad("--bind-mode", optarg, "want shim, cgroup or auto");
-			break;
-		case OPT_TAKEOVER: {
-			char *end;
-			long pid = strtol(optarg, &end, 10);
-			pid_t *v;
-
-			if (*end || end == optarg || pid <= 1 || pid > 4194304)
-				return bad("--takeover", optarg, "want the pid of the running server (its master process)");
-			v = realloc(cfg->takeover, (size_t)(cfg->ntakeover + 1) * sizeof(*v));
-			if (!v) {
-				fprintf(stderr, "baton run: out of memory\n");
-				return EXIT_USAGE;
-			}
-			cfg->takeover = v;
-			cfg->takeover[cfg->ntakeover++] = (pid_t)pid;
-			break;
-		}
-		case OPT_TAKEOVER_REUSEPORT:
-			cfg->takeover_reuseport = true;
-			break;
-		case OPT_TAKEOVER_SIGNAL:
-			if (sup_parse_signal(optarg, &cfg->takeover_signal))
-				return bad("--takeover-signal", optarg, "want a name such as TERM or QUIT, or a number");
-			break;
-		case OPT_MAX_DRAINING: {
-			char *end;
-			long n = strtol(optarg, &end, 10);
-
-			/* one slot of the table is the active generation's, one the new one's */
-			if (end == optarg || *end || n < 1 || n > SUP_MAX_DRAINING)
-				return bad("--max-draining", optarg, "want a number of generations from 1 to " BATON_STR(SUP_MAX_DRAINING));
-			cfg->max_draining = (int)n;
-			break;
-		}
-		case OPT_METRICS_LISTEN: {
-			struct sockaddr_storage ss;
-			socklen_t sl;
-			char why[320];
-
-			if (sup_metrics_addr(optarg, &ss, &sl, why, sizeof(why)))
-				return bad("--metrics-listen", optarg, why);
-			cfg->metrics_listen = optarg;
-			break;
-		}
-		case OPT_LOG_FORMAT: {
-			int fmt = blog_format_parse(optarg);
-
-			if (fmt < 0)
-				return bad("--log-format", optarg, "want plain, level or journal");
-			blog_set_format((enum blog_format)fmt);
-			break;
-		}
-		case 'v':
-			cfg->verbose++;
-			break;
-		case 'h':
-			usage_run(stdout);
-			return 0;
-		case ':':
-			fprintf(stderr, "baton run: option \"%s\" needs a value (see baton run --help)\n", argv[optind - 1]);
-			return EXIT_USAGE;
-		default:
-			fprintf(stderr, "baton run: unknown option \"%s\" (see baton run --help)\n", argv[optind - 1]);
-			return EXIT_USAGE;
-		}
+	if (cfg->nlisten == SUP_MAX_LISTENERS) {
+		fprintf(stderr, "baton run: at most %d listeners\n", SUP_MAX_LISTENERS);
+		return EXIT_USAGE;
 	}
+	if (cfg->nlisten == *cap) {
+		struct baton_spec *v;
+		struct baton_spec_flows *fl;
+
+		*cap = *cap ? *cap * 2 : 8;
+		v = realloc(cfg->listen, (size_t)*cap * sizeof(*v));
+		if (!v)
+			return out_of_memory();
+		cfg->listen = v;
+		fl = realloc(cfg->flows, (size_t)*cap * sizeof(*fl));
+		if (!fl)
+			return out_of_memory();
+		cfg->flows = fl;
+	}
+	if (baton_spec_parse(spec, &cfg->listen[cfg->nlisten], err, sizeof(err)) ||
+	    baton_spec_flows(spec, &cfg->flows[cfg->nlisten], err, sizeof(err))) {
+		fprintf(stderr, "baton run: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if ((c = same_address(cfg->listen, cfg->nlisten)) >= 0) {
+		char a[256], b[256];
+
+		baton_spec_format(&cfg->listen[c], a, sizeof(a));
+		baton_spec_format(&cfg->listen[cfg->nlisten], b, sizeof(b));
+		fprintf(stderr, "baton run: --listen %s and --listen %s name the same address; give each "
+				"address once\n", a, b);
+		return EXIT_USAGE;
+	}
+	cfg->nlisten++;
+	return 0;
+}
+
+static int set_ready(struct sup_config *cfg, const char *mode)
+{
+	if (!strcmp(mode, "auto"))
+		cfg->ready = SUP_READY_AUTO;
+	else if (!strcmp(mode, "notify"))
+		cfg->ready = SUP_READY_NOTIFY;
+	else if (!strncmp(mode, "delay:", 6) && !sup_parse_duration(mode + 6, &cfg->ready_delay_ms))
+		cfg->ready = SUP_READY_DELAY;
+	else if (!strcmp(mode, "listen"))
+		cfg->ready = SUP_READY_LISTEN;
+	else
+		return bad("--ready", mode, "want auto, notify, listen or delay:DUR");
+	return 0;
+}
+
+static int set_bind_mode(struct sup_config *cfg, const char *mode)
+{
+	if (!strcmp(mode, "auto"))
+		cfg->bind_mode = SUP_BIND_AUTO;
+	else if (!strcmp(mode, "shim"))
+		cfg->bind_mode = SUP_BIND_SHIM;
+	else if (!strcmp(mode, "cgroup"))
+		cfg->bind_mode = SUP_BIND_CGROUP;
+	else
+		return bad("--bind-mode", mode, "want shim, cgroup or auto");
+	return 0;
+}
+
+static int add_takeover(struct sup_config *cfg, const char *arg)
+{
+	char *end;
+	long pid = strtol(arg, &end, 10);
+	pid_t *v;
+
+	if (*end || end == arg || pid <= 1 || pid > 4194304)
+		return bad("--takeover", arg, "want the pid of the running server (its master process)");
+	v = realloc(cfg->takeover, (size_t)(cfg->ntakeover + 1) * sizeof(*v));
+	if (!v)
+		return out_of_memory();
+	cfg->takeover = v;
+	cfg->takeover[cfg->ntakeover++] = (pid_t)pid;
+	return 0;
+}
+
+static int set_max_draining(struct sup_config *cfg, const char *arg)
+{
+	char *end;
+	long n = strtol(arg, &end, 10);
+
+	/* one slot of the table is the active generation's, one the new one's */
+	if (end == arg || *end || n < 1 || n > SUP_MAX_DRAINING)
+		return bad("--max-draining", arg, "want a number of generations from 1 to " BATON_STR(SUP_MAX_DRAINING));
+	cfg->max_draining = (int)n;
+	return 0;
+}
+
+static int set_metrics_listen(struct sup_config *cfg, const char *addr)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char why[320];
+
+	if (sup_metrics_addr(addr, &ss, &sl, why, sizeof(why)))
+		return bad("--metrics-listen", addr, why);
+	cfg->metrics_listen = addr;
+	return 0;
+}
+
+static int set_log_format(const char *arg)
+{
+	int fmt = blog_format_parse(arg);
+
+	if (fmt < 0)
+		return bad("--log-format", arg, "want plain, level or journal");
+	blog_set_format((enum blog_format)fmt);
+	return 0;
+}
+
+/* One option C with value ARG into CFG: 0 to go on, RUN_HELP, or an exit code. */
+static int run_option(struct sup_config *cfg, int c, char *arg, int *cap, char **argv)
+{
+	switch (c) {
+	case 'l':
+		return add_listen(cfg, cap, arg);
+	case 'n':
+		if (!baton_name_valid(arg))
+			return bad("name", arg, "use 1 to 63 of A-Z a-z 0-9 - _ . (not starting with .)");
+		snprintf(cfg->name, sizeof(cfg->name), "%s", arg);
+		return 0;
+	case 'r':
+		return set_ready(cfg, arg);
+	case OPT_READY_TIMEOUT:
+		if (sup_parse_duration(arg, &cfg->ready_timeout_ms) || !cfg->ready_timeout_ms)
+			return bad("--ready-timeout", arg, "want a duration such as 30s");
+		return 0;
+	case OPT_STOP_SIGNAL:
+		if (sup_parse_signal(arg, &cfg->stop_signal))
+			return bad("--stop-signal", arg, "want a name such as TERM or QUIT, or a number");
+		return 0;
+	case OPT_GRACE:
+		if (sup_parse_duration(arg, &cfg->grace_ms))
+			return bad("--grace", arg, "want a duration such as 30s");
+		return 0;
+	case OPT_NO_PRELOAD:
+		cfg->no_preload = true;
+		return 0;
+	case OPT_STOP_WHEN_IDLE:
+		cfg->stop_when_idle = true;
+		return 0;
+	case OPT_NO_WATCH:
+	case OPT_HANG:
+		if (run_watch_option(cfg, c == OPT_HANG ? arg : NULL))
+			return bad("--hang-threshold", arg, "want a duration from 1ms to 1h, such as 100ms");
+		return 0;
+	case OPT_ALLOW_FOREIGN:
+		cfg->allow_foreign = true;
+		return 0;
+	case OPT_BIND_MODE:
+		return set_bind_mode(cfg, arg);
+	case OPT_TAKEOVER:
+		return add_takeover(cfg, arg);
+	case OPT_TAKEOVER_REUSEPORT:
+		cfg->takeover_reuseport = true;
+		return 0;
+	case OPT_TAKEOVER_SIGNAL:
+		if (sup_parse_signal(arg, &cfg->takeover_signal))
+			return bad("--takeover-signal", arg, "want a name such as TERM or QUIT, or a number");
+		return 0;
+	case OPT_MAX_DRAINING:
+		return set_max_draining(cfg, arg);
+	case OPT_METRICS_LISTEN:
+		return set_metrics_listen(cfg, arg);
+	case OPT_LOG_FORMAT:
+		return set_log_format(arg);
+	case 'v':
+		cfg->verbose++;
+		return 0;
+	case 'h':
+		usage_run(stdout);
+		return RUN_HELP;
+	case ':':
+		fprintf(stderr, "baton run: option \"%s\" needs a value (see baton run --help)\n", argv[optind - 1]);
+		return EXIT_USAGE;
+	default:
+		fprintf(stderr, "baton run: unknown option \"%s\" (see baton run --help)\n", argv[optind - 1]);
+		return EXIT_USAGE;
+	}
+}
+
+/* The options that only make sense together, checked once all are read. */
+static int check_combination(const struct sup_config *cfg, int argc)
+{
 	if (!cfg->nlisten) {
 		fprintf(stderr, "baton run: give at least one --listen SPEC (see baton run --help)\n");
 		return EXIT_USAGE;
@@ -339,6 +378,24 @@ static int run_with(struct sup_config *cfg, int argc, char **argv)
 				"--bind-mode: drop one\n");
 		return EXIT_USAGE;
 	}
+	return 0;
+}
+
+static int run_with(struct sup_config *cfg, int argc, char **argv)
+{
+	int c, r, cap = 0;
+
+	sup_config_init(cfg);
+	opterr = 0;
+	/* '+': stop at CMD, whose own options are not ours */
+	while ((c = getopt_long(argc, argv, "+:l:n:r:vh", run_opts, NULL)) != -1) {
+		r = run_option(cfg, c, optarg, &cap, argv);
+		if (r)
+			return r == RUN_HELP ? 0 : r;
+	}
+	r = check_combination(cfg, argc);
+	if (r)
+		return r;
 	cfg->argv = argv + optind;
 	cfg->self_argv = cli_self_argv;
 	return sup_run(cfg);

@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 
 #include "cli.h"
+#include "log.h"
 #include "util.h"
 #include "pins.h"
 #include "pinlayout.h"

@@ -17,7 +17,6 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "internal.h"
 #include "cgroup.h"
 #include "bindhook.skel.h"
 

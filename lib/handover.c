@@ -42,23 +42,6 @@ struct baton_handover {
 	ino_t ino;
 };
 
-static int unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len)
-{
-	size_t n = strlen(path);
-
-	if (n < 2 && path[0] == '@')
-		return -EINVAL;
-	if (n == 0 || n >= sizeof(sun->sun_path))
-		return -ENAMETOOLONG;
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	memcpy(sun->sun_path, path, n);
-	if (path[0] == '@')	/* abstract namespace, as systemd writes it */
-		sun->sun_path[0] = '\0';
-	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
-	return 0;
-}
-
 /* The caller's options with the defaults filled in; -EINVAL for options
  * of a newer library (see "extensible structs" in baton.h). */
 static int copy_opts(struct baton_handover_opts *o, const struct baton_handover_opts *in)
@@ -135,7 +118,7 @@ again:
 			   strerror(-r));
 		return r;
 	}
-	if ((r = unix_addr(path, &sun, &len))) {
+	if ((r = baton_unix_addr(path, &sun, &len))) {
 		baton_logf(h->o.log, h->o.log_ctx, BATON_LOG_ERROR,
 			   "handover: \"%s\" is not a usable unix socket address (at most %zu bytes, \"@name\" for "
 			   "the abstract namespace)", path, sizeof(sun.sun_path) - 1);
@@ -509,7 +492,7 @@ static int take_connect(const struct baton_handover_opts *o, const char *path, l
 	socklen_t len;
 	int fd, r;
 
-	if ((r = unix_addr(path, &sun, &len)))
+	if ((r = baton_unix_addr(path, &sun, &len)))
 		return take_fail(o, path, -1, r, false,
 				 "not a usable unix socket address (at most %zu bytes, \"@name\" for the abstract "
 				 "namespace)", sizeof(sun.sun_path) - 1);
@@ -559,6 +542,29 @@ static int recv_failed(const struct baton_handover_opts *o, const char *path, in
 	}
 }
 
+/* The result of a take: SET's fds and the LEN bytes of names at PAYLOAD
+ * (NAMES points into it) copied into OUT, the names in one block after
+ * their pointers. 0 or -ENOMEM; OUT's arrays are freed by the caller. */
+static int take_result(struct baton_handover_fds *out, const struct baton_handover_fdset *set, const char *payload,
+		       size_t len, const char **names, const struct baton_handover_cred *peer)
+{
+	char *p;
+
+	out->names = malloc(set->n * sizeof(char *) + len);
+	out->fds = malloc(set->n * sizeof(int));
+	if (!out->names || !out->fds)
+		return -ENOMEM;
+	p = (char *)(out->names + set->n);
+	memcpy(p, payload, len);
+	for (size_t i = 0; i < set->n; i++)
+		out->names[i] = p + (names[i] - payload);
+	memcpy(out->fds, set->fds, set->n * sizeof(int));
+	out->n = set->n;
+	out->pid = peer->pid;
+	out->uid = peer->uid;
+	return 0;
+}
+
 int baton_handover_take(const char *path, int timeout_ms, const struct baton_handover_opts *opts,
 			struct baton_handover_fds *out)
 {
@@ -568,8 +574,8 @@ int baton_handover_take(const char *path, int timeout_ms, const struct baton_han
 	struct baton_handover_hdr hdr;
 	struct baton_handover_cred peer;
 	const char **names = NULL;
-	char *payload = NULL, err[256], *p;
-	size_t got = 0, i, total;
+	char *payload = NULL, err[256];
+	size_t got = 0;
 	int fd = -1, r;
 
 	if (out) {
@@ -627,22 +633,8 @@ int baton_handover_take(const char *path, int timeout_ms, const struct baton_han
 		r = take_fail(&o, path, fd, r, true, "pid %d: %s", (int)peer.pid, err);
 		goto out;
 	}
-	/* one block: the pointers, then the names */
-	total = set.n * sizeof(char *) + hdr.len;
-	out->names = malloc(total);
-	out->fds = malloc(set.n * sizeof(int));
-	if (!out->names || !out->fds) {
-		r = -ENOMEM;
+	if ((r = take_result(out, &set, payload, hdr.len, names, &peer)))
 		goto out;
-	}
-	p = (char *)(out->names + set.n);
-	memcpy(p, payload, hdr.len);
-	for (i = 0; i < set.n; i++)
-		out->names[i] = p + (names[i] - payload);
-	memcpy(out->fds, set.fds, set.n * sizeof(int));
-	out->n = set.n;
-	out->pid = peer.pid;
-	out->uid = peer.uid;
 	out->conn = fd;
 	set.n = 0;
 	fd = -1;

@@ -66,6 +66,12 @@ BATON_HIDDEN int baton_diag_collect(struct baton_sockvec *sv, bool udp_all);
  * the sockets of SV by cookie. Fails (nothing filled) without privilege.
  * *OWNERS is set when it also filled every socket's owners (iter/task_file:
  * one read instead of a readlink per descriptor of every process). */
+/* lib/iterpin.c: baton ls's iterator programs (TCP, UDP, owners) kept
+ * pinned between runs, under KEY (a hash of their object). open: 0 with
+ * the programs' fds (the owners one may be -1), or -errno (load them). */
+#define BATON_ITER_PROGS 3
+BATON_HIDDEN int baton_iterpin_open(const char *key, int fd[BATON_ITER_PROGS]);
+BATON_HIDDEN void baton_iterpin_save(const char *key, const int fd[BATON_ITER_PROGS]);
 BATON_HIDDEN int baton_iter_collect(struct baton_sockvec *sv, bool *owners, baton_log_fn log, void *log_ctx);
 /* lib/sockiter.c: slot and weight of members of groups steered by baton. */
 BATON_HIDDEN void baton_steer_collect(struct baton_sockvec *sv, baton_log_fn log, void *log_ctx);

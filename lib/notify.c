@@ -16,23 +16,6 @@
 
 #define NOTIFY_MAX 4096
 
-static int unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len)
-{
-	size_t n = strlen(path);
-
-	if (n == 0)
-		return -EINVAL;
-	if (n >= sizeof(sun->sun_path))
-		return -ENAMETOOLONG;
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	memcpy(sun->sun_path, path, n);
-	if (path[0] == '@')	/* abstract namespace, as systemd writes it */
-		sun->sun_path[0] = '\0';
-	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
-	return 0;
-}
-
 int baton_notify_open(const char *path)
 {
 	struct sockaddr_un sun;
@@ -41,7 +24,7 @@ int baton_notify_open(const char *path)
 
 	if (!path)
 		return -EINVAL;
-	if ((r = unix_addr(path, &sun, &len)))
+	if ((r = baton_unix_addr(path, &sun, &len)))
 		return r;
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
@@ -153,7 +136,7 @@ int baton_notify_send(const char *state)
 		return -EINVAL;
 	if (!path || !*path)
 		return 0;
-	if ((r = unix_addr(path, &sun, &len)))
+	if ((r = baton_unix_addr(path, &sun, &len)))
 		return r;
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)

@@ -8,7 +8,7 @@
 #include <unistd.h>
 #include <linux/sock_diag.h>
 
-#include "internal.h"
+#include "baton.h"
 
 #define DEFAULT_BACKLOG 4096
 

@@ -4,6 +4,8 @@
  * sock_diag found (by cookie); then, for groups whose program is baton's
  * steering program, reads each member's slot and weight from its maps. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -49,17 +51,17 @@ static int64_t retrans_to_secs(int64_t retrans)
 }
 
 /* Runs one iterator program and returns everything it wrote. */
-static int run_iter(struct bpf_program *prog, char **buf, size_t *len)
+static int run_iter(int prog, char **buf, size_t *len)
 {
-	struct bpf_link *link = bpf_program__attach_iter(prog, NULL);
+	int link = bpf_link_create(prog, 0, BPF_TRACE_ITER, NULL);
 	size_t cap = 64 * 1024;
 	int fd = -1, r = 0;
 
 	*buf = NULL;
 	*len = 0;
-	if (!link)
+	if (link < 0)
 		return -errno;
-	fd = bpf_iter_create(bpf_link__fd(link));
+	fd = bpf_iter_create(link);
 	if (fd < 0) {
 		r = -errno;
 		goto out;
@@ -101,7 +103,7 @@ static int run_iter(struct bpf_program *prog, char **buf, size_t *len)
 out:
 	if (fd >= 0)
 		close(fd);
-	bpf_link__destroy(link);
+	close(link);
 	if (r) {
 		free(*buf);
 		*buf = NULL;
@@ -163,16 +165,16 @@ static void merge(struct baton_sockvec *sv, const struct baton_sockiter_rec *rec
 
 /* Owners from iter/task_file: false if that program cannot run here (an
  * older kernel), and then /proc is read as before. */
-static bool iter_owners(struct sockiter_bpf *skel, struct baton_sockvec *sv, baton_log_fn log, void *log_ctx)
+static bool iter_owners(int prog, struct baton_sockvec *sv, baton_log_fn log, void *log_ctx)
 {
 	struct baton_sock **idx;
 	size_t len, i;
 	char *buf;
 	int r;
 
-	if (!bpf_program__autoload(skel->progs.socket_owners))
+	if (prog < 0)
 		return false;
-	r = run_iter(skel->progs.socket_owners, &buf, &len);
+	r = run_iter(prog, &buf, &len);
 	if (r) {
 		LOG(DEBUG, "cannot run the owners iterator: %s; reading /proc", strerror(-r));
 		return false;
@@ -199,14 +201,13 @@ static bool iter_owners(struct sockiter_bpf *skel, struct baton_sockvec *sv, bat
 	return true;
 }
 
-int baton_iter_collect(struct baton_sockvec *sv, bool *owners, baton_log_fn log, void *log_ctx)
+/* The programs loaded through libbpf (CO-RE relocated against this
+ * kernel): their fds, dup'ed so that they outlive the skeleton. */
+static int iter_load(int fd[BATON_ITER_PROGS], baton_log_fn log, void *log_ctx)
 {
 	struct sockiter_bpf *skel = sockiter_bpf__open();
-	struct groupmap gm = { 0 };
-	struct bpf_program *progs[2];
-	int r, p;
+	int r, i;
 
-	*owners = false;
 	if (!skel)
 		return -errno;
 	r = sockiter_bpf__load(skel);
@@ -221,15 +222,53 @@ int baton_iter_collect(struct baton_sockvec *sv, bool *owners, baton_log_fn log,
 	}
 	if (r) {
 		LOG(DEBUG, "cannot load the socket iterator: %s", strerror(-r));
-		goto out;
+		sockiter_bpf__destroy(skel);
+		return r;
 	}
-	progs[0] = skel->progs.tcp_listeners;
-	progs[1] = skel->progs.udp_sockets;
+	fd[0] = fcntl(bpf_program__fd(skel->progs.tcp_listeners), F_DUPFD_CLOEXEC, 3);
+	fd[1] = fcntl(bpf_program__fd(skel->progs.udp_sockets), F_DUPFD_CLOEXEC, 3);
+	fd[2] = bpf_program__autoload(skel->progs.socket_owners)
+		? fcntl(bpf_program__fd(skel->progs.socket_owners), F_DUPFD_CLOEXEC, 3) : -1;
+	sockiter_bpf__destroy(skel);
+	for (i = 0; i < 2; i++)
+		if (fd[i] < 0)
+			r = -errno;
+	return r;
+}
+
+/* Names this build's programs in the pin cache: a hash (FNV-1a) of the
+ * object they are loaded from, so that another version never runs them. */
+static void iter_key(char key[17])
+{
+	size_t n, i;
+	const unsigned char *elf = sockiter_bpf__elf_bytes(&n);
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ elf[i]) * 0x100000001b3ull;
+	snprintf(key, 17, "%016llx", (unsigned long long)h);
+}
+
+int baton_iter_collect(struct baton_sockvec *sv, bool *owners, baton_log_fn log, void *log_ctx)
+{
+	struct groupmap gm = { 0 };
+	int fd[BATON_ITER_PROGS] = { -1, -1, -1 };
+	char key[17];
+	int r, p;
+
+	*owners = false;
+	iter_key(key);
+	if (baton_iterpin_open(key, fd)) {
+		r = iter_load(fd, log, log_ctx);
+		if (r)
+			goto out;
+		baton_iterpin_save(key, fd);
+	}
 	for (p = 0; p < 2; p++) {
 		size_t len, i;
 		char *buf;
 
-		r = run_iter(progs[p], &buf, &len);
+		r = run_iter(fd[p], &buf, &len);
 		if (r) {
 			LOG(DEBUG, "cannot run the %s iterator: %s", p ? "UDP" : "TCP", strerror(-r));
 			goto out;
@@ -242,10 +281,12 @@ int baton_iter_collect(struct baton_sockvec *sv, bool *owners, baton_log_fn log,
 		}
 		free(buf);
 	}
-	*owners = iter_owners(skel, sv, log, log_ctx);
+	*owners = iter_owners(fd[2], sv, log, log_ctx);
 out:
 	free(gm.ptr);
-	sockiter_bpf__destroy(skel);
+	for (p = 0; p < BATON_ITER_PROGS; p++)
+		if (fd[p] >= 0)
+			close(fd[p]);
 	return r;
 }
 

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,59 +16,6 @@
 /* new fields go after sock_sz and may not hide in padding an older library skips */
 _Static_assert(sizeof(struct baton_collect_opts) == baton_offsetofend(struct baton_collect_opts, sock_sz),
 	       "baton_collect_opts ends in padding");
-
-struct baton_sock *baton_sockvec_push(struct baton_sockvec *sv)
-{
-	if (sv->n == sv->cap) {
-		size_t cap = sv->cap ? sv->cap * 2 : 256;
-		struct baton_sock *nv = realloc(sv->v, cap * sizeof(*nv));
-
-		if (!nv)
-			return NULL;
-		sv->v = nv;
-		sv->cap = cap;
-	}
-	memset(&sv->v[sv->n], 0, sizeof(sv->v[0]));
-	return &sv->v[sv->n++];
-}
-
-static int cmp_cookie(const void *a, const void *b)
-{
-	const struct baton_sock *x = a, *y = b;
-
-	return x->cookie < y->cookie ? -1 : x->cookie > y->cookie;
-}
-
-void baton_sockvec_sort_cookie(struct baton_sockvec *sv)
-{
-	if (sv->n)
-		qsort(sv->v, sv->n, sizeof(sv->v[0]), cmp_cookie);
-}
-
-struct baton_sock *baton_sockvec_by_cookie(struct baton_sockvec *sv, uint64_t cookie)
-{
-	struct baton_sock key = { .cookie = cookie };
-
-	if (!sv->n || !cookie)
-		return NULL;
-	return bsearch(&key, sv->v, sv->n, sizeof(sv->v[0]), cmp_cookie);
-}
-
-void baton_sock_why(struct baton_sock *s, const char *fmt, ...)
-{
-	size_t len = strlen(s->why);
-	va_list ap;
-
-	if (len + 3 >= sizeof(s->why))
-		return;
-	if (len) {
-		memcpy(s->why + len, "; ", 3);
-		len += 2;
-	}
-	va_start(ap, fmt);
-	vsnprintf(s->why + len, sizeof(s->why) - len, fmt, ap);
-	va_end(ap);
-}
 
 /* Protocol, port, family, address, then group and cookie: members of one
  * group sit together and the order is the same from run to run. */
@@ -92,7 +38,7 @@ static int cmp_show(const void *a, const void *b)
 		return x->rport < y->rport ? -1 : 1;
 	if (x->group != y->group)
 		return x->group < y->group ? -1 : 1;
-	return cmp_cookie(a, b);
+	return x->cookie < y->cookie ? -1 : x->cookie > y->cookie;
 }
 
 /* Groups are numbered 1, 2, ... in the order they first appear. */

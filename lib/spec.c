@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "baton.h"
 
 #define SPEC_MAX 1024
 
@@ -134,6 +134,56 @@ static bool parse_dur(const char *s, size_t len, uint64_t *ms)
 	return *ms >= 1 && *ms <= 86400000;
 }
 
+/* KEY: the option's key is K; ONCE: refuses an option given twice (with
+ * the bit of SEEN that stands for it). Both expect parse_option's names. */
+#define KEY(k) (klen == sizeof(k) - 1 && memcmp(opt, k, klen) == 0)
+#define ONCE(bit)                                                                              \
+	do {                                                                                   \
+		if (*seen & (bit))                                                             \
+			return fail(err, errlen, "option \"%.*s\" given twice in \"%s\"",      \
+				    (int)klen, opt, text);                                     \
+		*seen |= (bit);                                                                \
+	} while (0)
+
+/* The udp options flows, flow_table and flow_idle (key KLEN bytes at OPT,
+ * value VLEN at VAL) into FL; as parse_option. */
+static int parse_flow_option(const char *text, const char *opt, size_t klen, const char *val, size_t vlen,
+			     const struct baton_spec *spec, struct baton_spec_flows *fl, unsigned *seen, char *err,
+			     size_t errlen)
+{
+	long v;
+	uint64_t ms;
+
+	if (spec->proto != BATON_PROTO_UDP)
+		return fail(err, errlen, "option \"%.*s\" in \"%s\" applies to udp only", (int)klen, opt, text);
+	if (KEY("flows")) {
+		ONCE(8);
+		if ((vlen == 2 && !memcmp(val, "on", 2)) || (vlen == 1 && val[0] == '1'))
+			fl->mode = BATON_FLOWS_ON;
+		else if ((vlen == 3 && !memcmp(val, "off", 3)) || (vlen == 1 && val[0] == '0'))
+			fl->mode = BATON_FLOWS_OFF;
+		else if (vlen == 4 && !memcmp(val, "quic", 4))
+			fl->mode = BATON_FLOWS_QUIC;
+		else
+			return fail(err, errlen, "bad flows \"%.*s\" in \"%s\" (want on, off or quic)",
+				    (int)vlen, val, text);
+	} else if (KEY("flow_table")) {
+		ONCE(16);
+		if (!parse_uint(val, vlen, 1, BATON_FLOW_TABLE_MAX, &v))
+			return fail(err, errlen, "bad flow_table \"%.*s\" in \"%s\" (want 1 to %u entries)",
+				    (int)vlen, val, text, BATON_FLOW_TABLE_MAX);
+		fl->table = (uint32_t)v;
+	} else {
+		ONCE(32);
+		if (!parse_dur(val, vlen, &ms))
+			return fail(err, errlen,
+				    "bad flow_idle \"%.*s\" in \"%s\" (want a duration from 1ms to 24h, e.g. 30s or 500ms)",
+				    (int)vlen, val, text);
+		fl->idle_ms = ms;
+	}
+	return 0;
+}
+
 static int parse_option(const char *text, const char *opt, size_t len, struct baton_spec *spec,
 			struct baton_spec_flows *fl, unsigned *seen, char *err, size_t errlen)
 {
@@ -148,15 +198,6 @@ static int parse_option(const char *text, const char *opt, size_t len, struct ba
 	klen = (size_t)(eq - opt);
 	val = eq + 1;
 	vlen = len - klen - 1;
-
-#define KEY(k) (klen == sizeof(k) - 1 && memcmp(opt, k, klen) == 0)
-#define ONCE(bit)                                                                              \
-	do {                                                                                   \
-		if (*seen & (bit))                                                             \
-			return fail(err, errlen, "option \"%.*s\" given twice in \"%s\"",      \
-				    (int)klen, opt, text);                                     \
-		*seen |= (bit);                                                                \
-	} while (0)
 
 	if (KEY("backlog")) {
 		ONCE(1);
@@ -189,35 +230,7 @@ static int parse_option(const char *text, const char *opt, size_t len, struct ba
 			return fail(err, errlen,
 				    "option \"v6only\" in \"%s\" applies to IPv6 addresses only", text);
 	} else if (KEY("flows") || KEY("flow_table") || KEY("flow_idle")) {
-		uint64_t ms;
-
-		if (spec->proto != BATON_PROTO_UDP)
-			return fail(err, errlen, "option \"%.*s\" in \"%s\" applies to udp only", (int)klen, opt, text);
-		if (KEY("flows")) {
-			ONCE(8);
-			if ((vlen == 2 && !memcmp(val, "on", 2)) || (vlen == 1 && val[0] == '1'))
-				fl->mode = BATON_FLOWS_ON;
-			else if ((vlen == 3 && !memcmp(val, "off", 3)) || (vlen == 1 && val[0] == '0'))
-				fl->mode = BATON_FLOWS_OFF;
-			else if (vlen == 4 && !memcmp(val, "quic", 4))
-				fl->mode = BATON_FLOWS_QUIC;
-			else
-				return fail(err, errlen, "bad flows \"%.*s\" in \"%s\" (want on, off or quic)",
-					    (int)vlen, val, text);
-		} else if (KEY("flow_table")) {
-			ONCE(16);
-			if (!parse_uint(val, vlen, 1, BATON_FLOW_TABLE_MAX, &v))
-				return fail(err, errlen, "bad flow_table \"%.*s\" in \"%s\" (want 1 to %u entries)",
-					    (int)vlen, val, text, BATON_FLOW_TABLE_MAX);
-			fl->table = (uint32_t)v;
-		} else {
-			ONCE(32);
-			if (!parse_dur(val, vlen, &ms))
-				return fail(err, errlen,
-					    "bad flow_idle \"%.*s\" in \"%s\" (want a duration from 1ms to 24h, e.g. 30s or 500ms)",
-					    (int)vlen, val, text);
-			fl->idle_ms = ms;
-		}
+		return parse_flow_option(text, opt, klen, val, vlen, spec, fl, seen, err, errlen);
 	} else if (KEY("handoff")) {
 		ONCE(64);
 		if (spec->proto != BATON_PROTO_TCP)
@@ -234,10 +247,10 @@ static int parse_option(const char *text, const char *opt, size_t len, struct ba
 			    "unknown option \"%.*s\" in \"%s\" (known: backlog, name, v6only, handoff; udp: flows, "
 			    "flow_table, flow_idle)", (int)klen, opt, text);
 	}
-#undef KEY
-#undef ONCE
 	return 0;
 }
+#undef KEY
+#undef ONCE
 
 static int parse_host(const char *text, const char *host, size_t hlen, struct baton_spec *spec,
 		      char *err, size_t errlen)

@@ -6,6 +6,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -262,4 +265,21 @@ void baton_text_fputs(FILE *f, const char *str, unsigned flags)
 		s += esc_token(s, flags, tok);
 		fputs(tok, f);
 	}
+}
+
+int baton_unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len)
+{
+	size_t n = strlen(path);
+
+	if (n == 0 || (n == 1 && path[0] == '@'))
+		return -EINVAL;
+	if (n >= sizeof(sun->sun_path))
+		return -ENAMETOOLONG;
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, path, n);
+	if (path[0] == '@')	/* abstract namespace, as systemd writes it */
+		sun->sun_path[0] = '\0';
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #define BATON_HIDDEN __attribute__((visibility("hidden")))
@@ -47,6 +48,12 @@ BATON_HIDDEN int baton_pidfd_open(pid_t pid);
 BATON_HIDDEN int baton_pidfd_getfd(int pidfd, int fd);
 
 /* FNV-1a of STR: a short, stable tag for names built from paths. */
+struct sockaddr_un;
+/* A unix socket address from PATH: a file path, or "@name" for the abstract
+ * namespace (as systemd writes NOTIFY_SOCKET). Returns 0 with *LEN set, or
+ * -EINVAL for "" and a lone "@", -ENAMETOOLONG if it does not fit. */
+BATON_HIDDEN int baton_unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len);
+
 BATON_HIDDEN uint32_t baton_hash32(const char *str);
 
 /* Writes STR as a JSON string, quotes included. */

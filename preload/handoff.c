@@ -7,17 +7,21 @@
  * opted in ("born" fds, a static table indexed by fd). Every other fd goes
  * straight to the C library after one array lookup.
  *
- * Idle, decided from the kernel's own counters, not from wrapping reads:
- * after each write on a born fd the shim notes how many bytes the server
- * had consumed by then (TCP_INFO's bytes_received minus SIOCINQ, the unread
- * rest). At close() the connection is idle when that number has not moved:
- * the server has read nothing since its last answer (or since accept).
- * Bytes the client already sent and the server did not read stay in the
- * socket and go with it: that next request is exactly what the new
- * generation must answer. A read the shim never sees (readv, io_uring,
- * recvmmsg) still moves the kernel's count, so it can only make a
- * connection look busy, never idle; a write it never sees makes it look
- * busy too. Both err towards a plain close.
+ * Idle, decided against the kernel's own counters: the wrapped reads add
+ * what they return to a count of bytes consumed (no system call), and each
+ * write on a born fd notes that count as its mark (none either: asking the
+ * kernel at every write cost three calls, a tenth of a keep-alive server's
+ * requests per second). At close() the kernel is asked once how many bytes
+ * the server has consumed (TCP_INFO's bytes_received minus SIOCINQ, the
+ * unread rest): the connection is idle when that equals both the count and
+ * the mark, i.e. the server has read nothing since its last answer (or
+ * since accept). Bytes the client already sent and the server did not read
+ * stay in the socket and go with it: that next request is exactly what the
+ * new generation must answer. A read the shim never sees (io_uring,
+ * recvmmsg, another process's copy) still moves the kernel's count past
+ * ours, for good, so it can only make a connection look busy, never idle;
+ * a write it never sees makes it look busy too. Both err towards a plain
+ * close.
  *
  * When: only while the supervisor marks this generation draining (told to
  * stop while another one serves), in a file both map. An idle close in
@@ -80,6 +84,7 @@
 #define F_ADOPTED 2     /* handed to this generation: its answers are counted */
 #define F_CLOSES 4      /* its last answer (HTTP) said the connection ends with it */
 #define F_GIVEN 8       /* handed off at shutdown(): the close that follows only drops our copy */
+#define F_NOBASE 16     /* the kernel's count at accept could not be read: never idle */
 #define TCP_STATE_ESTABLISHED 1 /* include/net/tcp_states.h: not in the uapi headers */
 
 static bool on;
@@ -96,6 +101,7 @@ static int fd_high;                 /* highest born fd seen, bounds the walk aft
 static uint8_t born[MAX_FD];        /* listener index + 1; 0: not a connection of ours */
 static uint8_t fl[MAX_FD];
 static uint64_t mark[MAX_FD];       /* bytes consumed as of the last write (or accept) */
+static uint64_t seen[MAX_FD];       /* bytes consumed: the kernel's count at accept plus our reads */
 
 static int (*real_close)(int);
 static int (*real_shutdown)(int, int);
@@ -112,6 +118,12 @@ static ssize_t (*real_sendfile)(int, int, off_t *, size_t);
 static ssize_t (*real_sendfile64)(int, int, off64_t *, size_t);
 static ssize_t (*real_read)(int, void *, size_t);
 static ssize_t (*real_recv)(int, void *, size_t, int);
+static ssize_t (*real_readv)(int, const struct iovec *, int);
+static ssize_t (*real_recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+static ssize_t (*real_recvmsg)(int, struct msghdr *, int);
+static ssize_t (*real___read_chk)(int, void *, size_t, size_t);
+static ssize_t (*real___recv_chk)(int, void *, size_t, size_t, int);
+static ssize_t (*real___recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
 
 /* ---- setup (at load time) ------------------------------------------------- */
 
@@ -133,6 +145,12 @@ static void resolve(void)
 	R(sendfile64);
 	R(read);
 	R(recv);
+	R(readv);
+	R(recvfrom);
+	R(recvmsg);
+	R(__read_chk);
+	R(__recv_chk);
+	R(__recvfrom_chk);
 #undef R
 }
 
@@ -338,10 +356,9 @@ static bool answer_closes(const char *p, size_t n)
  * far. HEAD, HLEN: the start of what was written. */
 static void wrote(int fd, ssize_t r, const void *head, size_t hlen)
 {
-	uint64_t c;
-	uint8_t st;
+	uint64_t c = seen[fd];
 
-	if (r <= 0 || consumed(fd, &c, &st))
+	if (r <= 0)
 		return;
 	if (c != mark[fd]) {	/* the first write after new input: an answer begins */
 		if ((fl[fd] & F_ADOPTED) && my_slot < HANDOFF_GENS)
@@ -377,9 +394,10 @@ static bool idle(int fd)
 	uint64_t c;
 	uint8_t st;
 
-	if (fl[fd] & (F_SHARED | F_CLOSES))
+	if (fl[fd] & (F_SHARED | F_CLOSES | F_NOBASE) || seen[fd] != mark[fd])
 		return false;
-	if (consumed(fd, &c, &st) || st != TCP_STATE_ESTABLISHED || c != mark[fd])
+	/* the kernel's count equal to ours: no read went past the wrappers */
+	if (consumed(fd, &c, &st) || st != TCP_STATE_ESTABLISHED || c != seen[fd])
 		return false;
 	/* linger 0 asks for a reset: that is not an idle close */
 	return !(!getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &ll) && lg.l_onoff && !lg.l_linger);
@@ -611,9 +629,12 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
 		if (!(fl[c] & F_ADOPTED))
 			fl[c] = 0;
 		born[c] = (uint8_t)(listener + 1);
-		/* a new connection is at a request boundary; an adopted one at
-		 * the boundary where the old generation let it go */
-		mark[c] = consumed(c, &bytes, &st) ? UINT64_MAX : bytes;
+		/* a new connection is at a request boundary with nothing
+		 * consumed; an adopted one at the boundary where the old
+		 * generation let it go, after what that one consumed */
+		if ((fl[c] & F_ADOPTED) && consumed(c, &bytes, &st))
+			fl[c] |= F_NOBASE;
+		mark[c] = seen[c] = bytes;
 		if (c > fd_high)
 			fd_high = c;
 	}
@@ -681,18 +702,83 @@ static inline bool given(int fd)
 	return is_born(fd) && (fl[fd] & F_GIVEN);
 }
 
+/* What every wrapped read does after the real call: count what a born
+ * connection's server consumed (a peek consumes nothing). Unsynchronised:
+ * two threads reading one connection at once can only lose a count, which
+ * makes it look busy at close, never idle. */
+static inline ssize_t after_read(int fd, ssize_t r, int flags)
+{
+	if (r > 0 && !(flags & MSG_PEEK) && is_born(fd))
+		seen[fd] += (uint64_t)r;
+	return r;
+}
+
 EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
 	if (given(fd))
 		return 0;
-	return real_read ? real_read(fd, buf, len) : syscall(SYS_read, fd, buf, len);
+	return after_read(fd, real_read ? real_read(fd, buf, len) : syscall(SYS_read, fd, buf, len), 0);
 }
 
 EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
 	if (given(fd))
 		return 0;
-	return real_recv ? real_recv(fd, buf, len, flags) : syscall(SYS_recvfrom, fd, buf, len, flags, NULL, NULL);
+	return after_read(fd, real_recv ? real_recv(fd, buf, len, flags)
+					: syscall(SYS_recvfrom, fd, buf, len, flags, NULL, NULL), flags);
+}
+
+EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
+{
+	if (given(fd))
+		return 0;
+	return after_read(fd, real_readv ? real_readv(fd, iov, n) : syscall(SYS_readv, fd, iov, n), 0);
+}
+
+EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, socklen_t *fromlen)
+{
+	if (given(fd))
+		return 0;
+	return after_read(fd, real_recvfrom ? real_recvfrom(fd, buf, len, flags, from, fromlen)
+					    : syscall(SYS_recvfrom, fd, buf, len, flags, from, fromlen), flags);
+}
+
+/* A server built with _FORTIFY_SOURCE reads into a buffer of known size
+ * through these: a read we did not count would make every connection look
+ * busy. Without the C library's checked call (none found) the plain call
+ * does the read, unchecked as the server would be without fortify. */
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
+{
+	if (given(fd))
+		return 0;
+	return after_read(fd, real___read_chk ? real___read_chk(fd, buf, len, buflen)
+					      : syscall(SYS_read, fd, buf, len), 0);
+}
+
+EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
+{
+	if (given(fd))
+		return 0;
+	return after_read(fd, real___recv_chk ? real___recv_chk(fd, buf, len, buflen, flags)
+					      : syscall(SYS_recvfrom, fd, buf, len, flags, NULL, NULL), flags);
+}
+
+EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags, struct sockaddr *from,
+			      socklen_t *fromlen)
+{
+	if (given(fd))
+		return 0;
+	return after_read(fd, real___recvfrom_chk
+				      ? real___recvfrom_chk(fd, buf, len, buflen, flags, from, fromlen)
+				      : syscall(SYS_recvfrom, fd, buf, len, flags, from, fromlen), flags);
+}
+
+EXPORT ssize_t recvmsg(int fd, struct msghdr *mh, int flags)
+{
+	if (given(fd))
+		return 0;
+	return after_read(fd, real_recvmsg ? real_recvmsg(fd, mh, flags) : syscall(SYS_recvmsg, fd, mh, flags),
+			  flags);
 }
 
 /* ---- writes: where answers happen ----------------------------------------------- */

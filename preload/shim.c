@@ -134,6 +134,40 @@ static char *read_memfd_map(const char *num)
 	return text;
 }
 
+/* M from the parsed entry PE, once its fd is checked: it must be the
+ * inherited socket of that type, or this environment is not for us (false,
+ * said why unless quiet_child). */
+static bool take_entry(struct managed *m, const struct preload_entry *pe)
+{
+	struct stat st;
+	int type;
+	socklen_t len = sizeof(type);
+
+	m->family = pe->family;
+	m->type = pe->type;
+	memcpy(m->addr, pe->addr, sizeof(m->addr));
+	m->any = pe->any;
+	m->port = pe->port;
+	m->fd = pe->fd;
+	if (fstat(m->fd, &st) || !S_ISSOCK(st.st_mode) ||
+	    getsockopt(m->fd, SOL_SOCKET, SO_TYPE, &type, &len) || type != m->type) {
+		char fdnum[16];
+		size_t k = sizeof(fdnum) - 1;
+
+		if (quiet_child(m->fd))
+			return false;
+		fdnum[k] = '\0';
+		for (int v = m->fd; v && k; v /= 10)
+			fdnum[--k] = (char)('0' + v % 10);
+		say("an fd in BATON_PRELOAD is not an inherited socket of its type "
+		    "(closed by a parent?); doing nothing: fd ", fdnum + k, NULL);
+		return false;
+	}
+	m->ino = st.st_ino;
+	m->dev = st.st_dev;
+	return true;
+}
+
 __attribute__((constructor)) static void shim_init(void)
 {
 	const char *env = getenv("BATON_PRELOAD"), *ns = getenv("NOTIFY_SOCKET");
@@ -180,37 +214,9 @@ __attribute__((constructor)) static void shim_init(void)
 			   : "bad entry in BATON_PRELOAD (want tcp:HOST:PORT=FD); doing nothing: ", bad, NULL);
 		goto out;
 	}
-	for (i = 0; i < n; i++) {
-		struct managed *m = &man[i];
-		struct stat st;
-		int type;
-		socklen_t len = sizeof(type);
-
-		m->family = pe[i].family;
-		m->type = pe[i].type;
-		memcpy(m->addr, pe[i].addr, sizeof(m->addr));
-		m->any = pe[i].any;
-		m->port = pe[i].port;
-		m->fd = pe[i].fd;
-		/* the fd must be the inherited socket of that type, or this env is not for us */
-		if (fstat(m->fd, &st) || !S_ISSOCK(st.st_mode) ||
-		    getsockopt(m->fd, SOL_SOCKET, SO_TYPE, &type, &len) || type != m->type) {
-			char fdnum[16];
-			size_t k = sizeof(fdnum) - 1;
-
-			if (quiet_child(m->fd))
-				goto out;
-
-			fdnum[k] = '\0';
-			for (int v = m->fd; v && k; v /= 10)
-				fdnum[--k] = (char)('0' + v % 10);
-			say("an fd in BATON_PRELOAD is not an inherited socket of its type "
-			    "(closed by a parent?); doing nothing: fd ", fdnum + k, NULL);
+	for (i = 0; i < n; i++)
+		if (!take_entry(&man[i], &pe[i]))
 			goto out;
-		}
-		m->ino = st.st_ino;
-		m->dev = st.st_dev;
-	}
 	tracked = calloc((size_t)n * 2 + MAX_TRACKED, sizeof(*tracked));
 	if (!tracked) {
 		say("no memory for BATON_PRELOAD's entries; doing nothing", NULL, NULL);

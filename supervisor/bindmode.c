@@ -18,7 +18,15 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "internal.h"
+#include "bindmode.h"
+#include "cmd.h"
+#include "core.h"
+#include "flows.h"
+#include "gen.h"
+#include "metrics.h"
+#include "sdnotify.h"
+#include "spawn.h"
+#include "state.h"
 #include "cgroup.h"
 
 #define MAX_SAID 32      /* addresses already reported as named by no --listen */

@@ -8,7 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "cmd.h"
+#include "control.h"
+#include "core.h"
+#include "gen.h"
+#include "state.h"
 
 /* ---- string vectors -------------------------------------------------------- */
 

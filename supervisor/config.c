@@ -18,8 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
-
+#include "sup.h"
 void sup_config_init(struct sup_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));

@@ -19,8 +19,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "canary.h"
+#include "cmd.h"
+#include "control.h"
+#include "core.h"
+#include "gen.h"
+#include "metrics.h"
+#include "rundir.h"
+#include "status.h"
+#include "upgrade.h"
 #include "ctlparse.h"
+#include "util.h"
 
 void client_send(struct client *c, const char *fmt, ...)
 {

@@ -10,7 +10,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "control.h"
+#include "core.h"
+#include "flows.h"
+#include "gen.h"
+#include "health.h"
+#include "takeover.h"
+#include "statusview.h"
+#include "util.h"
 
 /* How old a reading of the flow tables may be: each reading is one pass
  * over every UDP listener's table. */
@@ -178,61 +185,15 @@ void flows_check(struct sup *s, struct gen *g, long long now)
 		gen_signal(s, g, s->cfg->stop_signal);
 }
 
-static const char *mode_name(enum baton_flows m)
-{
-	return m == BATON_FLOWS_QUIC ? "quic" : m == BATON_FLOWS_ON ? "on" : "off";
-}
-
-void flows_status_listener(struct sup *s, FILE *f, int l, bool json)
-{
-	struct sup_flows *fl;
-	const struct baton_flow_stats *st;
-	enum baton_flows m = sup_flows_mode(s, l);
-
-	if (s->spec[l].proto != BATON_PROTO_UDP) {
-		if (json)
-			fprintf(f, ",\"flows\":null");
-		return;
-	}
-	fl = m != BATON_FLOWS_OFF ? reading(s, FLOWS_READ_MS) : NULL;
-	if (!fl || !fl->have[l]) {
-		if (json)
-			fprintf(f, ",\"flows\":{\"mode\":\"%s\",\"table\":0}", m == BATON_FLOWS_OFF ? "off" : "unavailable");
-		else
-			fprintf(f, " (flows %s)", m == BATON_FLOWS_OFF ? "off: every datagram steered on its own"
-								    : "unavailable: classic BPF steers every datagram");
-		return;
-	}
-	st = &fl->st[l];
-	if (json)
-		fprintf(f, ",\"flows\":{\"mode\":\"%s\",\"table\":%u,\"idle_ms\":%llu,\"entries\":%u,\"live\":%u,"
-			   "\"followed\":%llu,\"by_cid\":%llu,\"created\":%llu,\"expired\":%llu,\"evicted\":%llu,"
-			   "\"insert_failed\":%llu}",
-			mode_name(m), st->table,
-			(unsigned long long)(s->cfg->flows ? s->cfg->flows[l].idle_ms : BATON_FLOW_IDLE_DEFAULT_MS),
-			st->entries, st->live, (unsigned long long)st->followed, (unsigned long long)st->by_cid,
-			(unsigned long long)st->created, (unsigned long long)st->expired,
-			(unsigned long long)st->evicted, (unsigned long long)st->insert_failed);
-	else
-		fprintf(f, " (flows %s: %u live, table %u; table full: %llu evicted, %llu steered without an entry)",
-			mode_name(m), st->live, st->table, (unsigned long long)st->evicted,
-			(unsigned long long)st->insert_failed);
-}
-
-void flows_status_member(struct sup *s, FILE *f, const struct gen *g, int l, bool json)
+/* For status: listener L's flow table as read at most FLOWS_READ_MS ago. */
+const struct baton_flow_stats *flows_stats(struct sup *s, int l)
 {
 	struct sup_flows *fl = sup_flows_mode(s, l) != BATON_FLOWS_OFF ? reading(s, FLOWS_READ_MS) : NULL;
-	bool have = fl && fl->have[l] && g->slot[l] >= 0;
 
-	if (json) {
-		if (have)
-			fprintf(f, ",\"flows\":%u", fl->st[l].per_slot[g->slot[l]]);
-		else
-			fprintf(f, ",\"flows\":null");
-		if (have && sup_flows_mode(s, l) == BATON_FLOWS_QUIC)
-			fprintf(f, ",\"quic_cid_byte\":%d", gen_marker(g->id));
-		return;
-	}
-	if (have)
-		fprintf(f, " flows %u", fl->st[l].per_slot[g->slot[l]]);
+	return fl && fl->have[l] ? &fl->st[l] : NULL;
+}
+
+int flows_marker(int id)
+{
+	return gen_marker(id);
 }

@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core.h"
+#include "foreign.h"
+#include "sdnotify.h"
+#include "util.h"
 
 bool sock_on_spec(const struct baton_spec *sp, const struct baton_sock *k)
 {

@@ -20,7 +20,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "cmd.h"
+#include "control.h"
+#include "core.h"
+#include "feature.h"
+#include "gen.h"
+#include "ready.h"
+#include "state.h"
+#include "util.h"
 
 /* A step of a reload, to the supervisor's log and to the waiting client. */
 void step_at(struct sup *s, enum blog_level level, const char *fmt, ...)
@@ -55,7 +62,7 @@ void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 	bool restart = s->reload_origin == RELOAD_HEALTH, takeover = s->reload_origin == RELOAD_TAKEOVER;
 
 	if (!takeover && !restart)
-		metrics_reload(s, ok, s->reload_start_us ? baton_mono_us() - s->reload_start_us : -1);
+		FEATURES_CALL(reload_counted, s, ok, s->reload_start_us ? baton_mono_us() - s->reload_start_us : -1);
 	if (takeover)
 		s->reload_origin = RELOAD_NONE;	/* bringing the server under baton is not a reload */
 	else if (restart)
@@ -82,8 +89,7 @@ void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 	s->reload = -1;
 	s->reload_client = -1;
 	s->reload_start_us = 0;
-	sdn_reload_end(s);
-	stage_reload_finished(s);
+	FEATURES_CALL(reload_end, s);
 }
 
 /* Clears a generation for reuse, keeping its per-listener arrays. */
@@ -95,7 +101,7 @@ void gen_reset(struct sup *s, struct gen *g)
 	ino_t *ino = g->member_ino;
 	struct gen_count *count = g->count;
 
-	metrics_forget(s, g);	/* a reused entry: what it counted stays in the totals */
+	FEATURES_CALL(gen_forget, s, g);	/* a reused entry: what it counted stays in the totals */
 	if (g->pidfd >= 0 && g->pidfd != 0) {
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, g->pidfd, NULL);
 		close(g->pidfd);
@@ -235,21 +241,16 @@ void release_members(struct sup *s, struct gen *g)
 	int l;
 
 	for (l = 0; l < s->nl; l++) {
-		struct stat st;
-
 		if (g->slot[l] < 0)
 			continue;
-		if (!fstat(baton_group_fd(s->grp[l], g->slot[l]), &st))
-			sdn_unstore(s, l, st.st_ino);
-		if (sdn_park_unit(s, g, l))
+		if (FEATURES_ANY(member_keep, s, g, l))
 			continue;	/* systemd's socket: never shut down nor closed */
 		baton_group_fence(s->grp[l], g->slot[l]);
-		count_leave(s, g, l);	/* after the fence: it counts what moved out */
+		FEATURES_CALL(member_left, s, g, l);	/* after the fence: it counts what moved out */
 		baton_group_remove(s->grp[l], g->slot[l]);
 		g->slot[l] = -1;
 	}
-	if (g->id == 0 && s->ntkm)
-		takeover_release(s, g, true);
+	FEATURES_CALL(members_released, s, g);
 }
 
 /* Starts a generation. FROM >= 0 hands it the members of a crashed one
@@ -280,15 +281,15 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 			continue;
 		}
 		if (from >= 0) {
-			count_leave(s, &s->gen[from], l);
+			FEATURES_CALL(member_left, s, &s->gen[from], l);
 			g->slot[l] = s->gen[from].slot[l];
 			s->gen[from].slot[l] = -1;
-			count_join(s, g, l);
-		} else if (bindmode_cgroup(s)) {
+			FEATURES_CALL(member_joined, s, g, l, false);
+		} else if (FEATURES_ANY(binds_own, s)) {
 			fds[l] = -1;	/* it binds its own; adopted into its slot when it listens */
 			continue;
 		} else {
-			int fd = sdn_member_fd(s, l);	/* a passed SO_REUSEPORT socket first */
+			int fd = FEATURES_FD(member_fd, s, l);	/* a passed SO_REUSEPORT socket first */
 
 			if (fd < 0)
 				fd = baton_listener_open(&s->spec[l]);
@@ -298,32 +299,27 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 				goto fail;
 			}
 			g->slot[l] = baton_group_add(s->grp[l], fd, weight);
-			if (g->slot[l] >= 0)
-				sdn_store(s, l, fd);
 			close(fd);	/* the group keeps its copy */
 			if (g->slot[l] < 0) {
 				r = g->slot[l];
 				g->slot[l] = -1;
 				goto fail;
 			}
-			count_join(s, g, l);
+			FEATURES_CALL(member_joined, s, g, l, true);
 		}
 		fds[l] = baton_group_fd(s->grp[l], g->slot[l]);
 		if (!fstat(fds[l], &sst))
 			g->member_ino[l] = sst.st_ino;
 	}
-	sdn_mark_foreign(s);	/* before anything can fence the .socket unit's socket */
 	g->id = ++s->next_id;
-	flows_gen_start(s, g);
-	handoff_gen_start(s, gi);
 	g->start_us = baton_mono_us();
 	g->start_wall_ms = baton_wall_ms();
-	if ((r = bindmode_gen_start(s, gi)))
+	if ((r = FEATURES_FIRST(gen_start, s, gi)))
 		goto fail;
 	pid = s->ops->spawn(s, g->id, fds, &r);
 	if (pid < 0) {
 		say_err(s, "cannot run \"%s\": %s", cmd_argv(s)[0], strerror(-r));
-		bindmode_gen_end(s, gi);
+		FEATURES_CALL(gen_end, s, gi);
 		goto fail;
 	}
 	free(fds);
@@ -340,7 +336,7 @@ fail:
 		for (l = 0; l < s->nl; l++) {
 			s->gen[from].slot[l] = g->slot[l];
 			if (g->slot[l] >= 0)
-				count_join(s, &s->gen[from], l);
+				FEATURES_CALL(member_joined, s, &s->gen[from], l, false);
 		}
 		for (l = 0; l < s->nl; l++)
 			g->slot[l] = -1;
@@ -383,17 +379,11 @@ void stop_gen(struct sup *s, struct gen *g)
 	bool served = g->state == GEN_ACTIVE || g->state == GEN_CANARY || g->state == GEN_STANDBY;
 
 	g->stop_ms = baton_mono_ms();
-	handoff_gen_stop(s, g);	/* before the signal: the server may close idle connections at once */
+	FEATURES_CALL(gen_stop, s, g);	/* before the signal: the server may close idle connections at once */
 	gen_set_state(s, (int)(g - s->gen), GEN_DRAINING, "told to stop");
-	if (served && flows_hold(s, g))
-		return;
-	if (served && sdn_unit_hold(s, g))
-		return;
-	if (served && stop_when_idle(s, g))
-		return;
-	if (g->id == 0)
-		takeover_signal(s, g);	/* --takeover-signal, to every --takeover PID */
-	else
+	if (served && FEATURES_ANY(hold_stop, s, g))
+		return;	/* UDP flows, systemd's socket, --stop-when-idle: signalled later */
+	if (!FEATURES_ANY(stop_signal, s, g))
 		gen_signal(s, g, s->cfg->stop_signal);
 }
 
@@ -412,7 +402,7 @@ void gen_ready(struct sup *s, int gi, bool assumed)
 {
 	struct gen *g = &s->gen[gi];
 
-	if (bindmode_hold_ready(s, gi))
+	if (FEATURES_ANY(hold_ready, s, gi))
 		return;
 	g->ready_us = baton_mono_us();
 	g->assumed = assumed;
@@ -425,7 +415,7 @@ void gen_ready(struct sup *s, int gi, bool assumed)
 			say(s, "gen %d (pid %d) ready after %lld ms", g->id, (int)g->pid,
 			    (g->ready_us - g->start_us) / 1000);
 		state_save(s);
-		sdn_ready(s);
+		FEATURES_CALL(serving, s);
 		return;
 	}
 	gen_set_state(s, gi, GEN_READY, "ready, the reload's");
@@ -435,7 +425,7 @@ void gen_ready(struct sup *s, int gi, bool assumed)
 	else
 		step(s, "gen %d (pid %d) ready after %.1f ms", g->id, (int)g->pid,
 		     (double)(g->ready_us - g->start_us) / 1000.0);
-	if (stage_ready(s, gi))
+	if (FEATURES_ANY(claim_ready, s, gi))
 		return;	/* a canary: it takes its share beside the old one */
 	gen_switch(s, gi);
 }
@@ -470,7 +460,7 @@ void gen_switch(struct sup *s, int gi)
 	if (old >= 0) {
 		struct gen *o = &s->gen[old];
 
-		if (o->pid > 0 && stage_keep_old(s, old, gi)) {
+		if (o->pid > 0 && FEATURES_ANY(keep_old, s, old, gi)) {
 			/* probation: it stays, unfenced and without weight */
 		} else if (o->pid > 0) {
 			stop_gen(s, o);
@@ -584,9 +574,7 @@ void begin_stop(struct sup *s, const char *why)
 	if (s->stopping)
 		return;
 	s->stopping = true;
-	sdn_stopping(s);
-	sdn_mark_foreign(s);
-	sdn_stop_to_unit(s);
+	FEATURES_CALL(stopping, s);
 	say(s, "stopping (%s): telling every generation to stop", why);
 	if (s->reload >= 0)
 		reload_finish(s, false, "the supervisor is stopping");
@@ -614,10 +602,10 @@ void gen_exited(struct sup *s, int gi, int status)
 	}
 	g->status = status;
 	gen_set_state(s, gi, GEN_EXITED, "its process ended");
-	bindmode_gen_end(s, gi);
+	FEATURES_CALL(gen_end, s, gi);
 	if (!g->why[0])
 		snprintf(g->why, sizeof(g->why), "%s", how);
-	if (stage_gen_exited(s, gi, how))
+	if (FEATURES_ANY(gen_exited, s, gi, how))
 		return;	/* a canary or a generation on probation: flipped back */
 	if (gi == s->reload) {
 		char why[200];
@@ -732,20 +720,14 @@ void gen_tick(struct sup *s, long long now)
 			}
 		}
 		if (g->state == GEN_DRAINING) {
-			if (g->idle_wait)
-				idle_check(s, g, now);
-			if (g->unit_wait)
-				sdn_unit_wait_check(s, g, now);
-			if (g->flow_wait)
-				flows_check(s, g, now);
+			FEATURES_CALL(drain_wait, s, g, now);	/* a held stop signal due now? */
 			if (!g->killed && now - g->stop_ms >= s->cfg->grace_ms) {
 				say_warn(s, "gen %d (pid %d) still running after the %lld ms grace; killing it", g->id,
 				    (int)g->pid, s->cfg->grace_ms);
 				gen_kill_all(s, g);
 				g->killed = true;
 			}
-			if (!s->stopping && !g->flow_wait)	/* a UDP queue is no sign it stopped */
-				watch_drain(s, g, now);
+			FEATURES_CALL(drain_watch, s, g, now);
 		}
 	}
 }
@@ -762,9 +744,9 @@ void reap(struct sup *s)
 				break;
 			}
 		if (i == MAX_GENS)
-			stage_reaped(s, pid, status);	/* a --check-cmd probe */
+			FEATURES_ANY(reaped, s, pid, status);	/* a --check-cmd probe */
 	}
-	children_stopped(s);
+	FEATURES_CALL(after_reap, s);
 }
 
 /* GI's pidfd says its process ended. Our own child is reaped through
@@ -783,6 +765,15 @@ void pid_ended(struct sup *s, int gi)
 		return;
 	}
 	gen_exited(s, gi, -1);
+}
+
+/* The first row's word for GI's bind mode. */
+static const char *gen_mode(const struct sup *s, int gi)
+{
+	FEATURES_EACH(f)
+		if (f->gen_mode)
+			return f->gen_mode(s, gi);
+	return "unknown";
 }
 
 static const char *const origin_words[] = {
@@ -814,11 +805,11 @@ int start_reload_said(struct sup *s, int client, enum reload_origin origin, cons
 		return -EBUSY;
 	if (s->active < 0)
 		return -ENOENT;
-	if (origin != RELOAD_HEALTH && (gi = stage_admit(s)))
+	if (origin != RELOAD_HEALTH && (gi = FEATURES_FIRST(admit, s)))
 		return gi;	/* --max-draining */
 	s->reload_start_us = baton_mono_us();
 	s->reload_client = client;
-	sdn_reloading(s);
+	FEATURES_CALL(reload_begin, s);
 	if (client >= 0)
 		s->cl[client].role = CL_RELOAD;
 	say(s, "reload requested (%s)", words ? words : origin_words[origin]);
@@ -846,9 +837,9 @@ int start_reload_said(struct sup *s, int client, enum reload_origin origin, cons
 		return 0;
 	}
 	s->reload = gi;
-	stage_started(s, gi);
+	FEATURES_CALL(reload_started, s, gi);
 	state_save(s);
-	step(s, "started gen %d (pid %d, bind mode %s)", s->gen[gi].id, (int)s->gen[gi].pid, bindmode_name(s, gi));
+	step(s, "started gen %d (pid %d, bind mode %s)", s->gen[gi].id, (int)s->gen[gi].pid, gen_mode(s, gi));
 	return 0;
 }
 

@@ -35,7 +35,12 @@
 #include <unistd.h>
 
 #include "handoff_wire.h"
-#include "internal.h"
+
+#include "core.h"
+#include "handoff.h"
+#include "handoff_chan.h"
+#include "statusview.h"
+#include "util.h"
 
 #define HANDOFF_WAKE_TRIES 3  /* a wake another process took (a shared listener) is made again */
 /* A channel's messages per window: a generation that floods its own channel
@@ -47,49 +52,6 @@
 #define TCP_STATE_ESTABLISHED 1 /* include/net/tcp_states.h: not in the uapi headers */
 
 _Static_assert(HANDOFF_GENS == MAX_GENS, "the map has a draining flag per generation slot");
-
-struct pending {
-	uint32_t token;       /* 0: free */
-	int wake;             /* our connection to the serving generation */
-	int from, to;         /* generation slots; the connection waits in TO's channel */
-	int listener;
-	int wakes;            /* wake connections made for it */
-	long long deadline, rewake_at;
-};
-
-struct chan {
-	int sup;              /* our end, -1: none */
-	int gen;              /* a copy of the generation's end: what it did not take is taken back */
-	int id;               /* the generation it was made for */
-	int mslot;            /* its index in the map (draining, answered, chan): fixed at its start */
-	bool draining;        /* told to stop while another serves: its GIVEs are taken */
-	bool adopt;           /* a generation a previous supervisor started: take its channel back */
-	bool paused;          /* over its pace: not read until the window ends */
-	bool rescan;          /* taken back: what waits in it is forwarded anew */
-	int used;             /* messages read in this window */
-	long long window_end;
-	int lift[2];          /* in the forked child: the ends lifted out of the way */
-};
-
-struct handoff {
-	char map_path[4096];
-	struct handoff_map *map;
-	struct chan ch[MAX_GENS];
-	struct pending p[HANDOFF_WAKES];
-	int npending;
-	uint32_t next_token;
-	int spawn_gi;         /* the slot handoff_gen_start made a channel for, -1: none */
-	int spawn_prev;       /* the serving generation's slot, whose end the new one keeps too; -1 */
-	int prev_lift;        /* in the forked child: that end lifted out of the way */
-	bool orphans_done;    /* channels of generations that ended while no supervisor ran: read */
-	unsigned long long moving;  /* inode of the give being moved (see moving_ino), 0: none */
-	unsigned long long netns;   /* inode of our network namespace: the listeners' */
-	/* since this supervisor started */
-	unsigned long long offered, handed_off, no_target, limit, expired, wake_failed, refused, throttled;
-	unsigned long long in[MAX_GENS], out[MAX_GENS];
-	unsigned long long answered_before;   /* of slots since reused */
-	bool said_no_shim;
-};
 
 static bool wanted(const struct sup *s)
 {
@@ -223,15 +185,14 @@ static int send_msg(int ch, const struct handoff_msg *m, int fd)
 /* Reads one message from FD CH: its length (-1: nothing), the one fd that
  * came with it in *FD (-1: none; more than one are closed, and *NFD says
  * how many came), and whether the control data was cut. */
-static ssize_t recv_msg_flags(int ch, struct handoff_msg *m, int *fd, int *nfd, int *trunc, int flags);
 
 static ssize_t recv_msg(int ch, struct handoff_msg *m, int *fd, int *nfd, int *trunc)
 {
-	return recv_msg_flags(ch, m, fd, nfd, trunc, 0);
+	return ho_recv_msg_flags(ch, m, fd, nfd, trunc, 0);
 }
 
 /* recv_msg, FLAGS added (MSG_PEEK: the message stays, its fds are copies) */
-static ssize_t recv_msg_flags(int ch, struct handoff_msg *m, int *fd, int *nfd, int *trunc, int flags)
+ssize_t ho_recv_msg_flags(int ch, struct handoff_msg *m, int *fd, int *nfd, int *trunc, int flags)
 {
 	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
 	union {
@@ -349,7 +310,7 @@ static bool can_take(const struct sup *s, int to, int l)
  * channel and wakes it; CONN is ours to close either way. The connection
  * waits in the generation, not here: a supervisor that dies now loses only
  * the wake, which its successor makes again. */
-static void forward(struct sup *s, int conn, int l, int from, long long deadline)
+void ho_forward(struct sup *s, int conn, int l, int from, long long deadline)
 {
 	struct handoff *h = s->handoff;
 	int to = s->active;
@@ -449,13 +410,13 @@ static void reclaim(struct sup *s, int gi, bool all)
 		}
 		if (p)
 			drop(h, p);
-		forward(s, fds[i], m->listener < (uint32_t)s->nl ? (int)m->listener : 0, gi, 0);
+		ho_forward(s, fds[i], m->listener < (uint32_t)s->nl ? (int)m->listener : 0, gi, 0);
 	}
 }
 
 static void read_chan(struct sup *s, int gi, int budget, bool paced);
 
-static void ch_close(struct sup *s, int gi)
+void ho_ch_close(struct sup *s, int gi)
 {
 	struct handoff *h = s->handoff;
 	struct chan *c = &h->ch[gi];
@@ -484,7 +445,7 @@ static void ch_close(struct sup *s, int gi)
 	*c = (struct chan){ .sup = -1, .gen = -1, .mslot = c->mslot, .lift = { -1, -1 } };
 }
 
-static int ch_watch(struct sup *s, int gi)
+int ho_ch_watch(struct sup *s, int gi)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = EV_HANDOFF + (uint32_t)gi };
 
@@ -505,7 +466,7 @@ void handoff_close(struct sup *s, bool clean)
 	 * ends */
 	for (int i = 0; i < MAX_GENS; i++) {
 		if (clean && h->ch[i].sup >= 0)
-			ch_close(s, i);
+			ho_ch_close(s, i);
 		if (h->ch[i].sup >= 0)
 			close(h->ch[i].sup);
 		if (h->ch[i].gen >= 0)
@@ -518,7 +479,7 @@ void handoff_close(struct sup *s, bool clean)
 	s->handoff = NULL;
 }
 
-static bool needs_adopt(const struct sup *s, int gi)
+bool ho_needs_adopt(const struct sup *s, int gi)
 {
 	const struct gen *g = &s->gen[gi];
 
@@ -535,150 +496,9 @@ bool handoff_busy(const struct sup *s)
 	if (h->npending)
 		return true;
 	for (int i = 0; i < MAX_GENS; i++)
-		if (h->ch[i].paused || needs_adopt(s, i))
+		if (h->ch[i].paused || ho_needs_adopt(s, i))
 			return true;
 	return false;
-}
-
-/* A copy of the generation's fd FD whose inode is INO, or -1. */
-static int take_back(int pidfd, int fd, unsigned long long ino)
-{
-	struct stat st;
-	int type, copy;
-	socklen_t tl = sizeof(type);
-
-	if (fd < 0 || !ino || (copy = baton_pidfd_getfd(pidfd, fd)) < 0)
-		return -1;
-	if (fstat(copy, &st) || st.st_ino != ino || getsockopt(copy, SOL_SOCKET, SO_TYPE, &type, &tl) ||
-	    type != SOCK_SEQPACKET) {
-		close(copy);
-		return -1;
-	}
-	return copy;
-}
-
-/* Slot GI's generation was started by a supervisor before this one: its
- * channel is taken back from it, with whatever waits in either queue. */
-static void adopt(struct sup *s, int gi)
-{
-	struct handoff *h = s->handoff;
-	struct chan *c = &h->ch[gi];
-	struct handoff_chan hc = { .fd = { -1, -1 } };
-	struct gen *g = &s->gen[gi];
-
-	c->adopt = false;
-	c->mslot = -1;
-	for (int m = 0; m < HANDOFF_GENS; m++)
-		if (h->map->chan[m].id == (uint32_t)g->id && h->map->chan[m].ino[0]) {
-			hc = h->map->chan[m];
-			c->mslot = m;
-		}
-	c->gen = take_back(g->pidfd, hc.fd[0], hc.ino[0]);
-	c->sup = take_back(g->pidfd, hc.fd[1], hc.ino[1]);
-	if (c->gen < 0 || c->sup < 0 || ch_watch(s, gi)) {
-		if (c->gen >= 0 || c->sup >= 0 || hc.ino[0])
-			say_warn(s, "handoff: could not take back the channel of gen %d (pid %d); its idle "
-				    "connections are closed at its stop, not handed off", g->id, (int)g->pid);
-		if (c->gen >= 0)
-			close(c->gen);
-		if (c->sup >= 0)
-			close(c->sup);
-		c->gen = c->sup = -1;
-		if (c->mslot >= 0)
-			__atomic_store_n(&h->map->draining[c->mslot], 0, __ATOMIC_RELAXED);
-		return;
-	}
-	c->id = g->id;
-	c->rescan = true;
-	c->draining = g->state == GEN_DRAINING && s->active >= 0 && s->active != gi &&
-		      __atomic_load_n(&h->map->draining[c->mslot], __ATOMIC_RELAXED) == (uint32_t)g->id;
-	if (!c->draining)
-		__atomic_store_n(&h->map->draining[c->mslot], 0, __ATOMIC_RELAXED);
-	if (s->cfg->verbose)
-		say(s, "handoff: took back the channel of gen %d", g->id);
-}
-
-static bool conn_of(const struct handoff *h, const struct sup *s, int conn, int l);
-static void consume(int ch);
-static bool moved_before(struct handoff *h, int conn);
-static void begin_move(struct handoff *h, int conn);
-static void end_move(struct handoff *h);
-
-static bool any_adopt(const struct sup *s)
-{
-	for (int i = 0; i < MAX_GENS; i++)
-		if (needs_adopt(s, i))
-			return true;
-	return false;
-}
-
-/* After a resume, once every running generation's channel is back: the
- * channels of generations that ended while no supervisor ran. Their
- * supervisor end lives on in the generation started after them; what they
- * gave meanwhile waits there and goes to the serving generation, checked
- * like any give of a generation told to stop. */
-static void orphans(struct sup *s)
-{
-	struct handoff *h = s->handoff;
-
-	for (int m = 0; m < HANDOFF_GENS; m++) {
-		struct handoff_chan hc = h->map->chan[m];
-		uint32_t drained = __atomic_load_n(&h->map->draining[m], __ATOMIC_RELAXED);
-		int holder = -1, owner = -1, ch, took = 0, bad = 0;
-
-		if (!hc.ino[1] || !hc.id || hc.alt_fd < 0 || !hc.alt_id)
-			continue;
-		for (int i = 0; i < MAX_GENS; i++) {
-			const struct gen *g = &s->gen[i];
-
-			if (g->state == GEN_FREE || g->state == GEN_EXITED || g->pid <= 0)
-				continue;
-			if (g->id == (int)hc.id)
-				owner = i;
-			if (g->id == (int)hc.alt_id && g->pidfd >= 0)
-				holder = i;
-		}
-		if (owner >= 0 || holder < 0)
-			continue;	/* it runs (its channel is back), or nobody kept it */
-		ch = take_back(s->gen[holder].pidfd, hc.alt_fd, hc.ino[1]);
-		for (int budget = 0; ch >= 0 && budget < HANDOFF_WAKES; budget++) {
-			struct handoff_msg msg;
-			int conn, nfd, trunc;
-			ssize_t n = recv_msg_flags(ch, &msg, &conn, &nfd, &trunc, MSG_PEEK);
-
-			if (n <= 0)
-				break;	/* nothing more, or nobody holds the other end */
-			if (!handoff_msg_check(&msg, (long)n, nfd, trunc, 1u << HANDOFF_GIVE) && moved_before(h, conn)) {
-				close(conn);
-				consume(ch);
-				continue;
-			}
-			if (handoff_msg_check(&msg, (long)n, nfd, trunc, 1u << HANDOFF_GIVE) || drained != hc.id ||
-			    msg.listener >= (uint32_t)s->nl || s->spec[msg.listener].handoff != BATON_HANDOFF_IDLE ||
-			    !conn_of(h, s, conn, (int)msg.listener)) {
-				if (conn >= 0)
-					close(conn);
-				consume(ch);
-				h->refused += n > 0;
-				bad++;
-				continue;
-			}
-			h->offered++;
-			took++;
-			begin_move(h, conn);
-			forward(s, conn, (int)msg.listener, -1, 0);
-			consume(ch);
-			end_move(h);
-		}
-		if (ch >= 0) {
-			close(ch);
-			if (took || bad)
-				say(s, "handoff: gen %u, which ended while no supervisor ran, gave %d idle connection%s "
-				       "meanwhile (%d refused): handed on", hc.id, took, took == 1 ? "" : "s", bad);
-		}
-		__atomic_store_n(&h->map->draining[m], 0, __ATOMIC_RELAXED);
-		h->map->chan[m] = (struct handoff_chan){ .fd = { -1, -1 }, .alt_fd = -1 };
-	}
 }
 
 void handoff_tick(struct sup *s, long long now)
@@ -691,14 +511,14 @@ void handoff_tick(struct sup *s, long long now)
 		struct chan *c = &h->ch[i];
 		const struct gen *g = &s->gen[i];
 
-		if (needs_adopt(s, i))
-			adopt(s, i);
+		if (ho_needs_adopt(s, i))
+			ho_adopt(s, i);
 		else if (c->adopt && (g->state == GEN_FREE || g->state == GEN_EXITED))
 			c->adopt = false;
 		/* a generation that is gone gives nothing more: its draining
 		 * state goes with it, and what waits in its queue moves on */
 		if (c->sup >= 0 && (g->state == GEN_FREE || g->state == GEN_EXITED || g->pid <= 0 || g->id != c->id))
-			ch_close(s, i);
+			ho_ch_close(s, i);
 		if (c->paused && now >= c->window_end) {
 			struct epoll_event ev = { .events = EPOLLIN, .data.u32 = EV_HANDOFF + (uint32_t)i };
 
@@ -714,9 +534,9 @@ void handoff_tick(struct sup *s, long long now)
 			h->ch[i].rescan = false;
 			reclaim(s, i, true);
 		}
-	if (!h->orphans_done && !any_adopt(s)) {
+	if (!h->orphans_done && !ho_any_adopt(s)) {
 		h->orphans_done = true;
-		orphans(s);
+		ho_orphans(s);
 	}
 	for (int i = 0; h->npending && i < HANDOFF_WAKES; i++) {
 		struct pending *p = &h->p[i];
@@ -730,159 +550,7 @@ void handoff_tick(struct sup *s, long long now)
 	}
 }
 
-/* A map index for the generation starting in slot GI: GI itself when no
- * other generation uses it (after a resume, generations may sit in other
- * slots than the index they were started with), else the first free one. */
-static int map_slot(const struct sup *s, int gi)
-{
-	const struct handoff *h = s->handoff;
-	bool used[HANDOFF_GENS] = { false };
-
-	for (int i = 0; i < MAX_GENS; i++) {
-		const struct gen *g = &s->gen[i];
-
-		if (i == gi || g->state == GEN_FREE || g->state == GEN_EXITED)
-			continue;
-		if (h->ch[i].mslot >= 0)
-			used[h->ch[i].mslot] = true;
-		for (int m = 0; m < HANDOFF_GENS; m++)	/* not taken back yet */
-			if (h->ch[i].adopt && h->map->chan[m].id == (uint32_t)g->id)
-				used[m] = true;
-	}
-	if (!used[gi])
-		return gi;
-	for (int m = 0; m < HANDOFF_GENS; m++)
-		if (!used[m])
-			return m;
-	return gi;	/* cannot be: one generation per slot */
-}
-
-/* Before the spawn of slot GI's generation: its channel. The child's
- * environment: BATON_HANDOFF=v2;SLOT;LISTENERS;FD;KEEPFD;MAP. */
-void handoff_gen_start(struct sup *s, int gi)
-{
-	struct handoff *h = s->handoff;
-	struct chan *c;
-	struct stat a, b;
-	int sv[2], m;
-
-	if (!h)
-		return;
-	h->spawn_gi = -1;
-	if (h->ch[gi].sup >= 0 || h->ch[gi].gen >= 0)
-		ch_close(s, gi);
-	h->ch[gi].adopt = false;
-	h->ch[gi].mslot = map_slot(s, gi);
-	m = h->ch[gi].mslot;
-	h->answered_before += h->map->answered[m];
-	__atomic_store_n(&h->map->answered[m], 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&h->map->draining[m], 0, __ATOMIC_RELAXED);
-	h->map->chan[m] = (struct handoff_chan){ .fd = { -1, -1 } };
-	h->in[gi] = h->out[gi] = 0;
-	if (!s->preload_lib[0] || bindmode_cgroup(s)) {
-		if (!h->said_no_shim)
-			say(s, "?handoff=idle needs the preload shim, which sees the server's close(); generations run "
-			       "without it (--no-preload, --bind-mode cgroup, or no shim found), so their idle connections "
-			       "are closed at their stop as before (handoffs stay 0)");
-		h->said_no_shim = true;
-		return;
-	}
-	/* no SOCK_NONBLOCK: that flag would be the generation's too; every
-	 * call here says MSG_DONTWAIT */
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) || fstat(sv[0], &a) || fstat(sv[1], &b)) {
-		say_warn(s, "handoff: cannot make gen %d's channel: %s; its idle connections are closed at its stop",
-			 s->gen[gi].id, strerror(errno));
-		return;
-	}
-	c = &h->ch[gi];
-	c->sup = sv[0];
-	c->gen = sv[1];
-	c->id = s->gen[gi].id;
-	if (ch_watch(s, gi)) {
-		close(sv[0]);
-		close(sv[1]);
-		c->sup = c->gen = -1;
-		return;
-	}
-	h->map->chan[m] = (struct handoff_chan){ .fd = { 3 + s->nl, 4 + s->nl }, .id = (uint32_t)c->id,
-						 .ino = { (uint64_t)b.st_ino, (uint64_t)a.st_ino }, .alt_fd = -1 };
-	h->spawn_gi = gi;
-	h->spawn_prev = -1;
-	if (s->active >= 0 && s->active != gi && h->ch[s->active].sup >= 0 && h->ch[s->active].mslot >= 0) {
-		struct handoff_chan *pc = &h->map->chan[h->ch[s->active].mslot];
-
-		h->spawn_prev = s->active;
-		pc->alt_fd = 5 + s->nl;
-		pc->alt_id = (uint32_t)c->id;
-	}
-}
-
-/* In the forked child, before its fds are placed: the channel's ends go
- * above TOP, out of the way. Returns how many fds it places after the
- * listeners (0 or 2). */
-int handoff_child_lift(struct sup *s, int top)
-{
-	struct handoff *h = s->handoff;
-	struct chan *c;
-
-	if (!h || h->spawn_gi < 0)
-		return 0;
-	c = &h->ch[h->spawn_gi];
-	c->lift[0] = fcntl(c->gen, F_DUPFD_CLOEXEC, top);
-	c->lift[1] = fcntl(c->sup, F_DUPFD_CLOEXEC, top);
-	if (h->spawn_prev < 0)
-		return 2;
-	h->prev_lift = fcntl(h->ch[h->spawn_prev].sup, F_DUPFD_CLOEXEC, top);
-	return 3;
-}
-
-/* In the forked child, after the listeners: the channel's ends as BASE (the
- * generation's) and BASE + 1 (ours, kept for a supervisor that takes it
- * back), and the serving generation's supervisor end as BASE + 2 (the old
- * one may exit while no supervisor runs, with connections it gave in the
- * queue), inherited, and named in BATON_HANDOFF. -1: cannot (errno). */
-int handoff_child_place(struct sup *s, int base)
-{
-	struct handoff *h = s->handoff;
-	struct chan *c;
-	char env[4096 + 256];
-	size_t off;
-
-	if (!h || h->spawn_gi < 0)
-		return 0;
-	c = &h->ch[h->spawn_gi];
-	if (c->lift[0] < 0 || c->lift[1] < 0 || dup2(c->lift[0], base) < 0 || dup2(c->lift[1], base + 1) < 0 ||
-	    (h->spawn_prev >= 0 && (h->prev_lift < 0 || dup2(h->prev_lift, base + 2) < 0)))
-		return -1;
-	off = (size_t)snprintf(env, sizeof(env), "v2;%d;", c->mslot);
-	for (int l = 0, n = 0; l < s->nl && off < sizeof(env); l++)
-		if (s->spec[l].handoff == BATON_HANDOFF_IDLE && s->spec[l].proto == BATON_PROTO_TCP)
-			off += (size_t)snprintf(env + off, sizeof(env) - off, "%s%d", n++ ? "," : "", l);
-	if (off < sizeof(env))
-		snprintf(env + off, sizeof(env) - off, ";%d;%d;%d;%s", base, base + 1,
-			 h->spawn_prev >= 0 ? base + 2 : -1, h->map_path);
-	return setenv("BATON_HANDOFF", env, 1);
-}
-
-/* G is told to stop: its idle connections go to the serving generation,
- * if there is one (not at `baton stop`: nothing would take them). */
-void handoff_gen_stop(struct sup *s, struct gen *g)
-{
-	struct handoff *h = s->handoff;
-	int gi = (int)(g - s->gen);
-
-	if (!h || s->stopping || s->active < 0 || s->active == gi || s->gen[s->active].state != GEN_ACTIVE ||
-	    h->ch[gi].sup < 0)
-		return;
-	h->ch[gi].draining = true;
-	__atomic_store_n(&h->map->draining[h->ch[gi].mslot], (uint32_t)g->id, __ATOMIC_RELAXED);
-}
-
-/* Whether CONN is an established TCP connection to listener L: its
- * family, its local address (any, for a wildcard listener) and port, and
- * our network namespace. Anything else a generation sends is not a client
- * of this listener. */
-static bool conn_of(const struct handoff *h, const struct sup *s, int conn, int l)
+bool ho_conn_of(const struct handoff *h, const struct sup *s, int conn, int l)
 {
 	const struct baton_spec *sp = &s->spec[l];
 	struct sockaddr_storage ss;
@@ -931,7 +599,7 @@ static void on_give(struct sup *s, int from, const struct handoff_msg *m, int co
 	h->offered++;
 	if (!h->ch[from].draining || h->ch[from].id != s->gen[from].id || m->listener >= (uint32_t)s->nl ||
 	    s->spec[m->listener].handoff != BATON_HANDOFF_IDLE || s->spec[m->listener].proto != BATON_PROTO_TCP ||
-	    !conn_of(h, s, conn, (int)m->listener)) {
+	    !ho_conn_of(h, s, conn, (int)m->listener)) {
 		h->refused++;	/* not from a generation that drains, or not its client: closed as it asked */
 		if (s->cfg->verbose)
 			say(s, "handoff: refused a connection from gen %d (listener %u): %s", s->gen[from].id,
@@ -946,7 +614,7 @@ static void on_give(struct sup *s, int from, const struct handoff_msg *m, int co
 		close(conn);
 		return;
 	}
-	forward(s, conn, (int)m->listener, from, 0);
+	ho_forward(s, conn, (int)m->listener, from, 0);
 }
 
 /* A CONN the serving generation took (TOOK), or gave back (BACK: another
@@ -983,7 +651,7 @@ static void on_answer(struct sup *s, int gi, const struct handoff_msg *m, int co
  * HANDOFF_PER_WINDOW per window, then the channel is not watched until the
  * window ends. */
 /* Takes the message just peeked at off channel FD CH (its fds are copies). */
-static void consume(int ch)
+void ho_consume(int ch)
 {
 	struct handoff_msg m;
 	int fd, nfd, trunc;
@@ -995,7 +663,7 @@ static void consume(int ch)
 /* Whether CONN is the connection a supervisor that died had already queued
  * in the serving generation when it was killed (see moving_ino): then its
  * give is only taken off the channel. */
-static bool moved_before(struct handoff *h, int conn)
+bool ho_moved_before(struct handoff *h, int conn)
 {
 	struct stat st;
 
@@ -1009,14 +677,14 @@ static bool moved_before(struct handoff *h, int conn)
 /* A give is peeked at, handled and only then taken off CH: until its
  * connection is queued in the serving generation, a copy stays where a
  * supervisor that replaces this one (killed now) finds it. */
-static void begin_move(struct handoff *h, int conn)
+void ho_begin_move(struct handoff *h, int conn)
 {
 	struct stat st;
 
 	h->moving = fstat(conn, &st) ? 0 : st.st_ino;
 }
 
-static void end_move(struct handoff *h)
+void ho_end_move(struct handoff *h)
 {
 	if (h->moving)
 		__atomic_store_n(&h->map->moving_ino, 0, __ATOMIC_SEQ_CST);
@@ -1052,7 +720,7 @@ static void read_chan(struct sup *s, int gi, int budget, bool paced)
 			epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->sup, &ev);
 			return;
 		}
-		n = recv_msg_flags(c->sup, &m, &conn, &nfd, &trunc, MSG_PEEK);
+		n = ho_recv_msg_flags(c->sup, &m, &conn, &nfd, &trunc, MSG_PEEK);
 		if (n <= 0)
 			return;	/* nothing more, or nobody holds the other end */
 		c->used++;
@@ -1061,16 +729,16 @@ static void read_chan(struct sup *s, int gi, int budget, bool paced)
 			if (conn >= 0)
 				close(conn);	/* malformed: whatever came is not kept */
 			h->refused++;
-		} else if (m.op == HANDOFF_GIVE && moved_before(h, conn)) {
+		} else if (m.op == HANDOFF_GIVE && ho_moved_before(h, conn)) {
 			close(conn);
 		} else if (m.op == HANDOFF_GIVE) {
-			begin_move(h, conn);
+			ho_begin_move(h, conn);
 			on_give(s, gi, &m, conn);
 		} else {
 			on_answer(s, gi, &m, conn);
 		}
-		consume(c->sup);
-		end_move(h);
+		ho_consume(c->sup);
+		ho_end_move(h);
 	}
 }
 
@@ -1093,75 +761,38 @@ static unsigned long long answered_total(const struct handoff *h)
 	return n;
 }
 
-void handoff_status(const struct sup *s, FILE *f, bool json)
+/* For status: the counters since this supervisor started. */
+bool handoff_view(const struct sup *s, struct sv_handoff *out)
 {
 	const struct handoff *h = s->handoff;
-	unsigned long long failed;
-
-	if (!h) {
-		if (json)
-			fprintf(f, ",\"handoff\":null");
-		return;
-	}
-	/* a failed take is also the supervisor's expired or failed wake: not counted twice */
-	failed = h->no_target + h->limit + h->expired + h->wake_failed + h->map->unreachable;
-	if (!json) {
-		fprintf(f, "handoff: %llu idle connection%s handed off, %llu answer%s on them, %llu failed, "
-			   "%d in flight\n", h->handed_off, h->handed_off == 1 ? "" : "s", answered_total(h),
-			answered_total(h) == 1 ? "" : "s", failed, h->npending);
-		return;
-	}
-	fprintf(f, ",\"handoff\":{\"offered\":%llu,\"handed_off\":%llu,\"answered\":%llu,\"failed\":%llu,"
-		   "\"failed_no_target\":%llu,\"failed_limit\":%llu,\"failed_expired\":%llu,\"failed_wake\":%llu,"
-		   "\"failed_unreachable\":%llu,\"failed_take\":%llu,\"refused\":%llu,\"pending\":%d}",
-		h->offered, h->handed_off, answered_total(h), failed, h->no_target, h->limit, h->expired,
-		h->wake_failed, (unsigned long long)h->map->unreachable, (unsigned long long)h->map->take_failed,
-		h->refused, h->npending);
-}
-
-void handoff_gen_status(const struct sup *s, int gi, FILE *f, bool json)
-{
-	const struct handoff *h = s->handoff;
-
-	if (!json)
-		return;
-	if (!h) {
-		fprintf(f, ",\"handoff\":null");
-		return;
-	}
-	fprintf(f, ",\"handoff\":{\"in\":%llu,\"out\":%llu,\"answered\":%llu}", h->in[gi], h->out[gi],
-		h->ch[gi].mslot < 0 ? 0ULL
-				    : (unsigned long long)__atomic_load_n(&h->map->answered[h->ch[gi].mslot],
-									  __ATOMIC_RELAXED));
-}
-
-/* For `baton status --metrics`: the counters of handoff_status. The name
- * needs no escaping: baton_name_valid allows no quote or backslash. */
-void handoff_metrics(const struct sup *s, FILE *f)
-{
-	const struct handoff *h = s->handoff;
-	const struct {
-		const char *result;
-		unsigned long long n;
-	} r[] = {
-		{ "handed_off", h ? h->handed_off : 0 },
-		{ "no_target", h ? h->no_target : 0 },
-		{ "limit", h ? h->limit : 0 },
-		{ "expired", h ? h->expired : 0 },
-		{ "wake", h ? h->wake_failed : 0 },
-		{ "unreachable", h ? (unsigned long long)h->map->unreachable : 0 },
-		{ "refused", h ? h->refused : 0 },
-	};
 
 	if (!h)
-		return;
-	fprintf(f, "# HELP baton_handoff_connections_total Idle keep-alive connections that stopping generations "
-		   "gave up, by result: handed_off (the serving generation took it) or why it was closed.\n"
-		   "# TYPE baton_handoff_connections_total counter\n");
-	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++)
-		fprintf(f, "baton_handoff_connections_total{name=\"%s\",result=\"%s\"} %llu\n", s->name, r[i].result,
-			r[i].n);
-	fprintf(f, "# HELP baton_handoff_answers_total Answers generations wrote on connections handed to them.\n"
-		   "# TYPE baton_handoff_answers_total counter\n"
-		   "baton_handoff_answers_total{name=\"%s\"} %llu\n", s->name, answered_total(h));
+		return false;
+	*out = (struct sv_handoff){
+		.offered = h->offered,
+		.handed_off = h->handed_off,
+		.answered = answered_total(h),
+		.no_target = h->no_target,
+		.limit = h->limit,
+		.expired = h->expired,
+		.wake_failed = h->wake_failed,
+		.unreachable = h->map->unreachable,
+		.take_failed = h->map->take_failed,
+		.refused = h->refused,
+		.pending = h->npending,
+	};
+	return true;
+}
+
+bool handoff_gen_view(const struct sup *s, int gi, struct sv_gen_handoff *out)
+{
+	const struct handoff *h = s->handoff;
+
+	if (!h)
+		return false;
+	out->in = h->in[gi];
+	out->out = h->out[gi];
+	out->answered = h->ch[gi].mslot < 0 ? 0
+					     : __atomic_load_n(&h->map->answered[h->ch[gi].mslot], __ATOMIC_RELAXED);
+	return true;
 }

@@ -18,7 +18,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "canary.h"
+#include "control.h"
+#include "core.h"
+#include "gen.h"
+#include "health.h"
+#include "metrics.h"
+#include "sdnotify.h"
+#include "takeover.h"
+#include "util.h"
 
 /* Classic BPF: how long a generation must stay stopped before the watch
  * replaces it (and its queue, which cannot move, is reset). */

@@ -16,8 +16,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core.h"
+#include "metrics.h"
+#include "mhttp.h"
 #include "httpreq.h"
+#include "util.h"
 
 #define MHTTP_ENV "BATON_UPGRADE_METRICS"
 

@@ -11,7 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "sup.h"
+#include "util.h"
 
 /* PID runs and is a baton (its comm), not a process that reused the pid. */
 static bool is_baton(pid_t pid)

@@ -18,7 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core.h"
+#include "gen.h"
+#include "ready.h"
+#include "util.h"
 
 /* The parent of PID, or -1. */
 static pid_t parent_of(pid_t pid)

@@ -15,7 +15,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core.h"
+#include "rundir.h"
 
 /* The pid that holds a flock on the file open as FD, from /proc/locks;
  * 0 if it cannot be told. */

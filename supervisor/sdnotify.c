@@ -16,7 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core.h"
+#include "metrics.h"
+#include "sdnotify.h"
+#include "takeover.h"
+#include "util.h"
 
 /* FDNAME of a stored socket: listener and inode (what `baton ls` and
  * /proc/PID/fd show), so a restarted supervisor matches it to its state
@@ -743,7 +747,6 @@ int sdn_init(struct sup *s)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
 	struct sdn *d;
-	size_t len;
 	int r;
 
 	d = s->sd = calloc(1, sizeof(*s->sd));
@@ -751,15 +754,9 @@ int sdn_init(struct sup *s)
 		return -ENOMEM;
 	d->fd = -1;
 	if (path && *path) {
-		len = strlen(path);
-		if ((path[0] != '/' && path[0] != '@') || len >= sizeof(d->addr.sun_path)) {
+		if ((path[0] != '/' && path[0] != '@') || baton_unix_addr(path, &d->addr, &d->addrlen)) {
 			say_warn(s, "NOTIFY_SOCKET=\"%s\" is not a unix socket path; not notifying the service manager", path);
 		} else {
-			d->addr.sun_family = AF_UNIX;
-			memcpy(d->addr.sun_path, path, len);
-			if (path[0] == '@')	/* abstract namespace, as systemd writes it */
-				d->addr.sun_path[0] = '\0';
-			d->addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
 			d->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 			if (d->fd < 0)
 				say_warn(s, "cannot notify the service manager: %s", strerror(errno));

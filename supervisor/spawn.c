@@ -21,7 +21,12 @@
 #include <sys/syscall.h>
 #include <linux/close_range.h>
 
-#include "internal.h"
+#include "bindmode.h"
+#include "cmd.h"
+#include "core.h"
+#include "flows.h"
+#include "handoff.h"
+#include "spawn.h"
 #include "preload_map.h"
 #include "preload_path.h"
 

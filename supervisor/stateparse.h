@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "internal.h"
+#include "core.h"
 
 #define STATE_MAGIC "baton-state 1"
 

@@ -25,7 +25,17 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 
-#include "internal.h"
+#include "cmd.h"
+#include "control.h"
+#include "core.h"
+#include "feature.h"
+#include "foreign.h"
+#include "gen.h"
+#include "ready.h"
+#include "rundir.h"
+#include "state.h"
+#include "upgrade.h"
+#include "util.h"
 
 /* Every line carries a level (common/log.h): under the journal an
  * sd-daemon "<N>" prefix, so failures, rollbacks and steps can be told
@@ -92,7 +102,7 @@ bool busy(const struct sup *s)
 	int i;
 
 	if (s->reload >= 0 || s->restart_at || s->stopping || s->state_err[0] || s->ctl_err[0] ||
-	    (!s->cfg->no_watch && s->active >= 0) || handoff_busy(s) || stage_busy(s) || mhttp_busy(s))
+	    (!s->cfg->no_watch && s->active >= 0) || FEATURES_ANY(busy, s))
 		return true;
 	for (i = 0; i < MAX_GENS; i++)
 		if ((s->gen[i].state == GEN_STARTING && s->gen[i].pid > 0) ||
@@ -123,12 +133,9 @@ static void tick(struct sup *s)
 			client_close(s, &s->cl[i]);
 		}
 	gen_tick(s, now);
-	health_tick(s, now);
+	FEATURES_CALL(tick, s, now);	/* the health watch first: it may start a replacement */
 	state_retry(s, now);
 	control_retry(s, now);
-	handoff_tick(s, now);
-	bindmode_tick(s, now);
-	mhttp_tick(s, now);
 	if (s->restart_at && now >= s->restart_at && !s->stopping) {
 		int from = s->restart_from, gi;
 
@@ -204,7 +211,7 @@ static int alloc_arrays(struct sup *s)
 		for (size_t l = 0; l < n; l++)
 			g->slot[l] = -1;
 	}
-	return metrics_init(s);
+	return FEATURES_FIRST(init, s);
 }
 
 static void free_arrays(struct sup *s)
@@ -226,11 +233,9 @@ static void free_arrays(struct sup *s)
 	s->preload_memfd = -1;
 	cmd_free(s);
 	free(s->tkm);
-	takeover_pids_free(s);
 	free(s->shared);
 	free(s->shared_ino);
 	free(s->first);
-	metrics_fini(s);
 }
 
 /* A supervisor of 1,024 listeners holds a program, four maps and a member
@@ -287,9 +292,8 @@ static int setup(struct sup *s)
 		return -errno;
 	if ((r = open_control(s)))
 		return r;
-	if ((r = mhttp_open(s)))
+	if ((r = FEATURES_FIRST(open, s)))
 		return r;
-	handoff_open(s);	/* without it, idle connections are closed as before: said, not fatal */
 	ev.data.u32 = EV_SIGNAL;
 	epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &ev);
 	ev.data.u32 = EV_NOTIFY;
@@ -343,8 +347,7 @@ static void cleanup(struct sup *s, bool clean_stop)
 		close(s->upgrade_client);
 	if (clean_stop)
 		state_remove(s);
-	handoff_close(s, clean_stop);
-	mhttp_close(s);
+	FEATURES_CALL(close, s, clean_stop);
 	/* only what this supervisor bound: a start that lost the name's lock
 	 * removes nothing of the winner's */
 	if (s->ctlfd >= 0) {
@@ -357,11 +360,8 @@ static void cleanup(struct sup *s, bool clean_stop)
 	}
 	if (s->sigfd >= 0)
 		close(s->sigfd);
-	bindmode_fini(s, clean_stop);
 	if (s->epfd >= 0)
 		close(s->epfd);
-	if (clean_stop)
-		sdn_release_unit(s);
 	sup_fini(s);
 	if (s->lockfd >= 0) {
 		char name[BATON_NAME_MAX + 8];
@@ -439,7 +439,7 @@ static int start_takeover(struct sup *s)
 	state_save(s);
 	if (start_reload(s, -1, RELOAD_TAKEOVER) || s->reload < 0) {
 		say_warn(s, "takeover abandoned: pid %d keeps serving as it did", (int)z->pid);
-		takeover_abandon(s);
+		FEATURES_CALL(give_back, s);
 		return -1;
 	}
 	say(s, "gen %d (pid %d) started to take over from pid %d; control socket %s", s->gen[s->reload].id,
@@ -460,23 +460,23 @@ static int start_fresh(struct sup *s)
 		return -1;
 	steer_note(s);
 	adopted = r > 0 && s->active >= 0;
-	if (s->cfg->ntakeover && takeover_collect(s))
+	if (FEATURES_FIRST(gen0, s))
 		return -1;
 	if (foreign_check(s)) {
-		takeover_abandon(s);
+		FEATURES_CALL(give_back, s);
 		return -1;
 	}
 	for (l = 0; l < s->nl; l++)
-		if (!sdn_passed(s, l) && s->spec[l].port == 0 && pin_port(s, l))
+		if (!FEATURES_ANY(passed, s, l) && s->spec[l].port == 0 && pin_port(s, l))
 			return -1;
 	for (l = 0; l < s->nl; l++)
-		if (!sdn_passed(s, l) && (s->active < 0 || s->gen[s->active].slot[l] < 0) && pin_port(s, l))
+		if (!FEATURES_ANY(passed, s, l) && (s->active < 0 || s->gen[s->active].slot[l] < 0) && pin_port(s, l))
 			return -1;
-	if (bindmode_setup(s))
+	if (FEATURES_FIRST(setup, s))
 		return -1;
 	if (adopted) {
 		state_save(s);
-		sdn_ready(s);
+		FEATURES_CALL(serving, s);
 		return 0;
 	}
 	if (s->active >= 0)
@@ -528,7 +528,7 @@ void sup_fini(struct sup *s)
 {
 	int i;
 
-	stage_fini(s);
+	FEATURES_CALL(fini, s);
 	for (i = 0; i < MAX_GENS; i++) {
 		if (s->gen[i].slot)
 			release_members(s, &s->gen[i]);
@@ -541,8 +541,7 @@ void sup_fini(struct sup *s)
 			baton_watch_free(s->watch[i]);
 		baton_group_free(s->grp[i]);
 	}
-	flows_fini(s);
-	sdn_free(s);
+	FEATURES_CALL(free, s);
 	free_arrays(s);
 }
 
@@ -558,7 +557,7 @@ int sup_run(const struct sup_config *cfg)
 		sup_fini(s);
 		return 1;
 	}
-	if (raise_nofile(s) || sdn_init(s) || pick_name(s)) {
+	if (raise_nofile(s) || FEATURES_FIRST(intake, s) || pick_name(s)) {
 		sup_fini(s);
 		return 1;
 	}
@@ -583,14 +582,14 @@ int sup_run(const struct sup_config *cfg)
 	} else if (r == 1) {
 		if (!upgraded)
 			steer_note(s);	/* said by the supervisor before the exec */
-		if (bindmode_setup(s)) {
+		if (FEATURES_FIRST(setup, s)) {
 			s->exit_code = 1;
 			begin_stop(s, "it could not set up its bind mode");
 		} else if (s->active < 0 && !start_fresh_gen(s)) {
 			s->exit_code = 1;
 			begin_stop(s, "no generation could be started");
 		} else if (s->gen[s->active].state == GEN_ACTIVE) {
-			sdn_ready(s);	/* the adopted generations serve */
+			FEATURES_CALL(serving, s);	/* the adopted generations serve */
 		}
 	}
 	if (upgraded)
@@ -624,16 +623,12 @@ int sup_run(const struct sup_config *cfg)
 				read_notify(s);
 			else if (tag == EV_CONTROL)
 				accept_client(s);
-			else if (tag >= EV_HANDOFF && tag < EV_HANDOFF + MAX_GENS)
-				handoff_read(s, tag);
-			else if (tag == EV_BINDHOOK)
-				bindmode_events(s);
-			else if (tag >= EV_MHTTP && tag <= EV_MHTTP + MHTTP_CLIENTS)
-				mhttp_event(s, tag - EV_MHTTP);
 			else if (tag >= EV_PIDFD && tag < EV_PIDFD + MAX_GENS)
 				pid_ended(s, (int)(tag - EV_PIDFD));
 			else if (tag < MAX_CLIENTS && s->cl[tag].role != CL_FREE)
 				read_client(s, (int)tag);
+			else
+				FEATURES_ANY(event, s, tag);	/* handoff, bind hook, metrics listener */
 		}
 		tick(s);
 	}

@@ -15,7 +15,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core.h"
+#include "gen.h"
+#include "metrics.h"
+#include "sdnotify.h"
+#include "takeover.h"
+#include "util.h"
 
 #define MAX_PIDS 256      /* a server and its workers */
 #define MAX_TAKEN 1024

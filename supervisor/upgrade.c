@@ -17,7 +17,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "control.h"
+#include "core.h"
+#include "mhttp.h"
+#include "sdnotify.h"
+#include "state.h"
+#include "upgrade.h"
+#include "util.h"
 
 #define UPGRADE_ENV "BATON_UPGRADE"
 #define TRY_MS 5000

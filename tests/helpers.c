@@ -18,6 +18,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -293,19 +294,40 @@ long long bt_json_int(const char *text, const char *obj, const char *key)
 	return strtoll(k + strlen(pat), NULL, 10);
 }
 
-long long bt_json_get(const char *text, const char *key)
+/* Where PAT starts in TEXT; fails the test, naming WHAT, if it is absent. */
+static const char *find_or_fail(const char *text, const char *pat, const char *what)
+{
+	const char *k = strstr(text, pat);
+
+	if (!k)
+		FAIL("no %s in: %s", what, text);
+	return k;
+}
+
+const char *bt_json_at(const char *text, const char *key)
 {
 	char pat[128];
 	const char *k;
 
 	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	k = strstr(text, pat);
-	if (!k)
-		FAIL("no \"%s\" in: %s", key, text);
-	k += strlen(pat);
+	k = find_or_fail(text, pat, pat) + strlen(pat);
 	while (*k == ' ')
 		k++;
-	return strtoll(k, NULL, 10);
+	return k;
+}
+
+long long bt_json_get(const char *text, const char *key)
+{
+	return strtoll(bt_json_at(text, key), NULL, 10);
+}
+
+const char *bt_gen_json(const char *status, int id)
+{
+	char pat[32], what[32];
+
+	snprintf(pat, sizeof(pat), "{\"id\":%d,", id);
+	snprintf(what, sizeof(what), "generation %d", id);
+	return find_or_fail(status, pat, what);
 }
 
 void bt_quote_file(const char *log)
@@ -531,6 +553,12 @@ void bt_runtime_tmpdir(char *dir, size_t len, const char *tag)
 	setenv("BATON_RUNTIME_DIR", dir, 1);
 }
 
+void bt_runtime_tmpdir_log(char *dir, size_t len, const char *tag, char *log, size_t loglen)
+{
+	bt_runtime_tmpdir(dir, len, tag);
+	snprintf(log, loglen, "%s/log", dir);
+}
+
 void bt_sv_tmpdir(char *dir, size_t len, const char *tag)
 {
 	char run[PATH_MAX];
@@ -574,8 +602,7 @@ int bt_baton_into(char *out, size_t outlen, char *err, size_t errlen, int timeou
 void bt_sv_init(struct bt_sv *s)
 {
 	memset(s, 0, sizeof(*s));
-	bt_runtime_tmpdir(s->dir, sizeof(s->dir), "test");
-	snprintf(s->log, sizeof(s->log), "%s/log", s->dir);
+	bt_runtime_tmpdir_log(s->dir, sizeof(s->dir), "test", s->log, sizeof(s->log));
 	snprintf(s->mode, sizeof(s->mode), "%s/mode", s->dir);
 	bt_sv_set_mode(s, "");
 }
@@ -585,21 +612,10 @@ void bt_sv_start(struct bt_sv *s, const char *listen, const char *grace, const c
 {
 	int n = 0;
 
-	s->argv[n++] = (char *)bt_baton_bin();
-	s->argv[n++] = "run";
-	s->argv[n++] = "--name";
-	s->argv[n++] = "web";
-	s->argv[n++] = "--listen";
-	s->argv[n++] = (char *)listen;
-	s->argv[n++] = "--grace";
-	s->argv[n++] = (char *)grace;
+	bt_args(s->argv, n, bt_baton_bin(), "run", "--name", "web", "--listen", listen, "--grace", grace);
 	for (; opts && *opts && n < 27; opts++)
 		s->argv[n++] = (char *)*opts;
-	s->argv[n++] = "--";
-	s->argv[n++] = "/bin/sh";
-	s->argv[n++] = "-c";
-	s->argv[n++] = s->cmd;
-	s->argv[n] = NULL;
+	bt_args(s->argv, n, "--", "/bin/sh", "-c", s->cmd);
 	s->child = child;
 	bt_sv_restart(s, status, len);
 }
@@ -635,15 +651,21 @@ void bt_nginx_conf(const char *dir, const struct bt_nginx_opts *o, char *confpat
 	snprintf(confpath, len, "%s/nginx.conf", dir);
 }
 
-static void quote_logs(const struct bt_reload_load *r)
+void bt_reloads(const char *name, int reloads, const char *const *says, struct bt_load *l,
+		const char *const *logs)
 {
-	char path[PATH_MAX];
+	static char out[65536], err[16384];
 
-	snprintf(path, sizeof(path), "%s/baton.log", r->dir);
-	bt_quote_file(path);
-	if (r->logname) {
-		snprintf(path, sizeof(path), "%s/%s", r->dir, r->logname);
-		bt_quote_file(path);
+	for (int i = 0; i < reloads; i++) {
+		if (bt_baton("reload", name) != 0) {
+			for (; logs && *logs; logs++)
+				bt_quote_file(*logs);
+			bt_load_stop(l, 20);
+			FAIL("reload %d failed: %s%s", i + 1, out, err);
+		}
+		for (int k = 0; says[k]; k++)
+			ASSERT_CONTAINS(out, says[k]);
+		usleep(100000);
 	}
 }
 
@@ -651,21 +673,15 @@ void bt_reload_under_load(const struct bt_reload_load *r)
 {
 	static char out[65536], err[16384];
 	struct bt_load load = bt_load_start(r->port, "conn", "600", 16);
-	const char *report;
+	char logs[2][PATH_MAX];
+	const char *report, *logv[3] = { logs[0], r->logname ? logs[1] : NULL, NULL };
 
+	snprintf(logs[0], sizeof(logs[0]), "%s/baton.log", r->dir);
+	snprintf(logs[1], sizeof(logs[1]), "%s/%s", r->dir, r->logname ? r->logname : "");
 	usleep((useconds_t)r->warmup_ms * 1000);	/* full load before the first reload */
 	if (r->check)
 		r->check(r->ctx);
-	for (int i = 0; i < r->reloads; i++) {
-		if (bt_baton("reload", "web") != 0) {
-			quote_logs(r);
-			bt_load_stop(&load, 20);
-			FAIL("reload %d failed: %s%s", i + 1, out, err);
-		}
-		for (int k = 0; k < 4 && r->says[k]; k++)
-			ASSERT_CONTAINS(out, r->says[k]);
-		usleep(100000);
-	}
+	bt_reloads("web", r->reloads, r->says, &load, logv);
 	if (r->check)
 		r->check(r->ctx);
 	usleep(300000);
@@ -676,7 +692,8 @@ void bt_reload_under_load(const struct bt_reload_load *r)
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
 	r->stop(r->ctx);
 	if (bt_json_get(report, "failed"))
-		quote_logs(r);
+		for (int i = 0; logv[i]; i++)
+			bt_quote_file(logv[i]);
 	ASSERT_GT(bt_json_get(report, "answered"), 500);
 	ASSERT_EQ(bt_json_get(report, "failed"), 0);
 }
@@ -740,17 +757,143 @@ pid_t bt_run_web(const char *dir, const char *listen, char *const argv[], void (
 	char *args[48], log[PATH_MAX];
 	int n = 0;
 
-	args[n++] = (char *)bt_baton_bin();
-	args[n++] = "run";
-	args[n++] = "--name";
-	args[n++] = "web";
-	args[n++] = "--listen";
-	args[n++] = (char *)listen;
-	args[n++] = "--hang-threshold";
-	args[n++] = "2s";
+	bt_args(args, n, bt_baton_bin(), "run", "--name", "web", "--listen", listen, "--hang-threshold", "2s");
 	for (int i = 0; argv[i] && n < 47; i++)
 		args[n++] = argv[i];
 	args[n] = NULL;
 	snprintf(log, sizeof(log), "%s/baton.log", dir);
 	return bt_supervisor_start(args, "web", log, child, NULL, timeout_s, status, len);
+}
+
+int bt_argv_add(char **argv, int n, int cap, ...)
+{
+	const char *a;
+	va_list ap;
+
+	va_start(ap, cap);
+	while ((a = va_arg(ap, const char *))) {
+		if (n >= cap - 1)
+			FAIL("more than %d arguments (from \"%s\" on)", cap - 1, a);
+		argv[n++] = (char *)a;
+	}
+	va_end(ap);
+	argv[n] = NULL;
+	return n;
+}
+
+size_t bt_read_file(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t got = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		FAIL("open %s: %s", path, strerror(errno));
+	while (got < len - 1 && (n = read(fd, buf + got, len - 1 - got)) > 0)
+		got += (size_t)n;
+	close(fd);
+	buf[got] = '\0';
+	return got;
+}
+
+const char *bt_status_json(const char *name)
+{
+	static char out[65536], err[4096];
+
+	if (bt_baton("status", name, "--json"))
+		FAIL("baton status %s --json: %s", name, err);
+	return out;
+}
+
+const char *bt_status_object(const char *name, const char *obj)
+{
+	const char *doc = bt_status_json(name), *o;
+	char pat[64];
+
+	snprintf(pat, sizeof(pat), "\"%s\":{", obj);
+	o = strstr(doc, pat);
+	if (!o)
+		FAIL("no %s object in baton status: %s", obj, doc);
+	return o;
+}
+
+pid_t bt_status_active_pid(const char *name)
+{
+	return (pid_t)bt_active_pid(bt_status_json(name));
+}
+
+void bt_cli_cases(const struct bt_cli_case *cases, size_t n)
+{
+	static char out[65536], err[16384];
+
+	for (size_t i = 0; i < n; i++) {
+		const struct bt_cli_case *c = &cases[i];
+		char *argv[10] = { (char *)bt_baton_bin() }, words[256] = "";
+		int st;
+
+		for (int k = 0; k < 8 && c->args[k]; k++) {
+			argv[k + 1] = (char *)c->args[k];
+			snprintf(words + strlen(words), sizeof(words) - strlen(words), " %s", c->args[k]);
+		}
+		st = bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
+		if (st != c->status)
+			FAIL("baton%s: expected exit %d, got %d: %s%s", words, c->status, st, out, err);
+		if (!strstr(c->status ? err : out, c->says))
+			FAIL("baton%s: expected it to say \"%s\", got: %s", words, c->says, c->status ? err : out);
+	}
+}
+
+struct baton_group *bt_group_new(const struct baton_group_opts *o)
+{
+	struct baton_group *g = baton_group_new(o);
+
+	if (!g)
+		FAIL("baton_group_new(%s): %s", baton_mode_name(o->mode), strerror(errno));
+	return g;
+}
+
+void bt_connect_send(uint16_t port, int *fds, int n, const char *req)
+{
+	for (int i = 0; i < n; i++) {
+		fds[i] = bt_connect(port);
+		ASSERT_EQ(write(fds[i], req, strlen(req)), (ssize_t)strlen(req));
+	}
+}
+
+uint64_t bt_cookie(int fd)
+{
+	uint64_t c = 0;
+	socklen_t len = sizeof(c);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &len))
+		FAIL("SO_COOKIE: %s", strerror(errno));
+	return c;
+}
+
+void bt_unix_request(const char *path, const void *req, size_t len, char *reply, size_t rlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ssize_t n;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)))
+		FAIL("connect %s: %s", path, strerror(errno));
+	if (send(fd, req, len, MSG_NOSIGNAL) < 0)
+		FAIL("send: %s", strerror(errno));
+	n = recv(fd, reply, rlen - 1, MSG_WAITALL);
+	reply[n > 0 ? n : 0] = '\0';
+	close(fd);
+}
+
+pid_t bt_fork_pipe(int p[2])
+{
+	pid_t child;
+
+	if (pipe2(p, O_CLOEXEC))
+		FAIL("pipe: %s", strerror(errno));
+	child = fork();
+	if (child < 0)
+		FAIL("fork: %s", strerror(errno));
+	return child;
 }

@@ -102,6 +102,8 @@ const char *bt_need_server(const char *name, const char *package);
 void bt_tmpdir(char *dir, size_t len, const char *tag);
 /* bt_tmpdir, also the runtime directory (BATON_RUNTIME_DIR). */
 void bt_runtime_tmpdir(char *dir, size_t len, const char *tag);
+/* bt_runtime_tmpdir, and DIR/log (the supervisor's output) into LOG. */
+void bt_runtime_tmpdir_log(char *dir, size_t len, const char *tag, char *log, size_t loglen);
 /* bt_tmpdir made 0755 (server workers may run as another user), with
  * BATON_RUNTIME_DIR pointed at DIR/run (baton's own, made 0700 by it). */
 void bt_sv_tmpdir(char *dir, size_t len, const char *tag);
@@ -171,6 +173,12 @@ struct bt_reload_load {
 	void *ctx;
 };
 void bt_reload_under_load(const struct bt_reload_load *r);
+/* RELOADS `baton reload NAME`, 100 ms apart, under the running load L:
+ * each must succeed and say every string of SAYS (NULL-terminated). On a
+ * failed one the files LOGS (NULL-terminated, or NULL) are quoted, L is
+ * stopped and the test fails. */
+void bt_reloads(const char *name, int reloads, const char *const *says, struct bt_load *l,
+		const char *const *logs);
 
 /* Prometheus's own checker on TEXT (written to DIR/metrics.txt); skips
  * without it. */
@@ -189,5 +197,70 @@ int bt_which_takes_from(const void *src, const void *dst, const int *fds, int n)
  * test: a stall of a loaded server must not start a reload of its own. */
 pid_t bt_run_web(const char *dir, const char *listen, char *const argv[], void (*child)(void *ctx), int timeout_s,
 		 char *status, size_t len);
+
+/* ---- small pieces many tests share ------------------------------------------ */
+
+/* Appends the strings up to the first NULL to ARGV from index N, keeps it
+ * NULL-terminated and returns the new count; fails the test past CAP. */
+int bt_argv_add(char **argv, int n, int cap, ...);
+/* bt_argv_add on an array ARGV whose count is the variable N. */
+#define bt_args(argv, n, ...) \
+	((n) = bt_argv_add((argv), (n), (int)(sizeof(argv) / sizeof((argv)[0])), __VA_ARGS__, (const char *)NULL))
+/* Where the value of the first "KEY": in TEXT starts (spaces skipped);
+ * fails the test if absent. */
+const char *bt_json_at(const char *text, const char *key);
+/* Generation ID's object {"id":ID,... in a status document; fails if absent. */
+const char *bt_gen_json(const char *status, int id);
+/* Reads file PATH into BUF (cut to LEN - 1 bytes, NUL-terminated); the
+ * length, or fails the test if it cannot be opened. */
+size_t bt_read_file(const char *path, char *buf, size_t len);
+/* `baton status NAME --json`, which must exit 0: the document, in a
+ * buffer of its own (until the next call). */
+const char *bt_status_json(const char *name);
+/* The object "OBJ":{...} in it; fails the test if absent. */
+const char *bt_status_object(const char *name, const char *obj);
+/* The pid of its active generation. */
+pid_t bt_status_active_pid(const char *name);
+/* Polls `baton status NAME --json` into the calling file's `out`, TRIES
+ * times US microseconds apart, until the expression COND (of `out`) holds. */
+#define bt_status_wait(name, cond, tries, us)                                    \
+	do {                                                                     \
+		for (int wait_i_ = 0; wait_i_ < (tries); wait_i_++) {            \
+			ASSERT_EQ(bt_baton("status", (name), "--json"), 0);      \
+			if (cond)                                                \
+				break;                                           \
+			usleep(us);                                              \
+		}                                                                \
+	} while (0)
+/* `baton status NAME --json` into the calling file's `out`: it counts
+ * DONE reloads done and FAILED failed. */
+#define bt_assert_reloads(name, done, failed)                                    \
+	do {                                                                     \
+		ASSERT_EQ(bt_baton("status", (name), "--json"), 0);              \
+		ASSERT_EQ(bt_json_get(out, "reloads_done"), (done));             \
+		ASSERT_EQ(bt_json_get(out, "reloads_failed"), (failed));         \
+	} while (0)
+/* One `baton ARGS...` of a table: how it must exit and what it must say
+ * (on stderr, or on stdout when STATUS is 0). */
+struct bt_cli_case {
+	const char *args[8];	/* NULL-terminated */
+	int status;
+	const char *says;
+};
+/* Runs each of the N cases, failing with the case's words on the first
+ * that exits otherwise or does not say it. */
+void bt_cli_cases(const struct bt_cli_case *cases, size_t n);
+#define BT_CLI_CASES(cases) bt_cli_cases((cases), sizeof(cases) / sizeof((cases)[0]))
+/* baton_group_new(O), or fails the test naming why. */
+struct baton_group *bt_group_new(const struct baton_group_opts *o);
+/* N connections to 127.0.0.1:PORT into FDS, REQ written on each. */
+void bt_connect_send(uint16_t port, int *fds, int n, const char *req);
+/* SO_COOKIE of socket FD, or fails the test. */
+uint64_t bt_cookie(int fd);
+/* Sends LEN bytes of REQ on a new connection to the unix socket PATH and
+ * reads the reply (until the peer closes) into REPLY. */
+void bt_unix_request(const char *path, const void *req, size_t len, char *reply, size_t rlen);
+/* fork() with a pipe P (O_CLOEXEC) made first; fails the test on error. */
+pid_t bt_fork_pipe(int p[2]);
 
 #endif

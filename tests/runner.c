@@ -2,18 +2,24 @@
 /* Runs every registered test (or those whose names contain an argument) in
  * its own forked child and process group, with a timeout, and ends with the
  * line "N passed, N failed, N skipped". Exit status 1 if any failed.
+ * Names are LANE/NAME (unit/, integ/: the folder), so an argument selects a
+ * lane. -jN runs N tests side by side, then those declared alone one by one.
  * --no-root: the no-root lane (make check-unit), see harness.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -26,8 +32,15 @@
 static struct bt_test *head, **tail = &head;
 static int msg_fd = -1;	/* child: where fail/skip messages go */
 
+/* The lane is the folder the test is defined in: renaming every test to
+ * carry it would be one more thing to keep right by hand. */
 void bt_register(struct bt_test *t)
 {
+	const char *lane = strstr(t->file, "tests/unit/") ? "unit/" : strstr(t->file, "tests/integ/") ? "integ/" : "";
+	char *name;
+
+	if (*lane && asprintf(&name, "%s%s", lane, t->name) > 0)
+		t->name = name;
 	*tail = t;
 	tail = &t->next;
 }
@@ -83,14 +96,14 @@ static long long now_ms(void)
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-static bool wanted(const char *name, int argc, char **argv)
+static bool wanted(const char *name, int npat, char **pat)
 {
 	int i;
 
-	if (argc < 2)
+	if (npat < 1)
 		return true;
-	for (i = 1; i < argc; i++)
-		if (strstr(name, argv[i]))
+	for (i = 0; i < npat; i++)
+		if (strstr(name, pat[i]))
 			return true;
 	return false;
 }
@@ -129,153 +142,435 @@ static void enter_no_root_lane(void)
 	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 }
 
-/* Returns 0 pass, 1 fail, 2 skip; MSG gets what the child said. */
-static int run_one(struct bt_test *t, char *msg, size_t msglen)
-{
-	long long deadline = now_ms() + (long long)t->timeout_s * 1000;
-	size_t got = 0;
-	int p[2], status = 0, done = 0, res;
-	pid_t pid;
 
-	msg[0] = '\0';
+/* One test under way: its child, the pipe its fail or skip message comes
+ * through and, when tests run side by side, the memfd that holds its
+ * output until it ends (lines of two tests would interleave). */
+struct run {
+	struct bt_test *t;
+	size_t idx;		/* in the selected list */
+	pid_t pid;
+	int msg_fd, out_fd, lock_fd;
+	long long start, deadline;
+	size_t got;
+	int res;		/* -1 while it runs; 0 pass, 1 fail, 2 skip */
+	char msg[4096];
+};
+
+/* What the whole run found, printed at the end. */
+struct sched {
+	struct bt_test **list;
+	size_t n;
+	char **first;		/* a failed test's first message, until its retry */
+	const char *lock;	/* --lock: shared by what runs beside, else NULL */
+	bool no_root, retries;
+	int passed, failed, skipped, flaky, alone;
+	long long test_ms;	/* the sum of every run's time */
+	char flaky_names[2048], failed_lines[8192];
+};
+
+enum pass { PASS_ALL, PASS_SHARED, PASS_ALONE, PASS_RETRY };
+
+/* With --lock FILE, a test holds FILE locked while it runs: shared beside
+ * other tests (and whatever else takes it shared: CI builds in the
+ * background with flock -s), exclusive when it runs alone. Returns the
+ * locked fd, -1 without a lock, or -2 when it is taken (WAIT false). */
+static int take_lock(const char *path, bool alone, bool wait)
+{
+	int fd;
+
+	if (!path)
+		return -1;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "baton-test: --lock %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
+	while (flock(fd, (alone ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB))) {
+		if (errno == EINTR)
+			continue;
+		close(fd);
+		if (errno == EWOULDBLOCK)
+			return -2;
+		fprintf(stderr, "baton-test: --lock %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
+	return fd;
+}
+
+/* As root, a test gets a mount namespace and a bpffs of its own: baton pins
+ * its steering maps there by supervisor name (run-web), and tests side by
+ * side must not meet in the host's /sys/fs/bpf, nor leave pins in it.
+ * Where that cannot be done the test runs as it would without it. */
+static void private_bpffs(void)
+{
+	if (geteuid() != 0 || unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		return;
+	mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700");
+}
+
+static void start_run(struct run *r, struct bt_test *t, size_t idx, bool capture, int lock_fd)
+{
+	int p[2];
+
+	memset(r, 0, sizeof(*r));
+	r->t = t;
+	r->idx = idx;
+	r->res = -1;
+	r->msg_fd = r->out_fd = -1;
+	r->lock_fd = lock_fd;
+	r->start = now_ms();
+	r->deadline = r->start + (long long)t->timeout_s * 1000;
+	if (capture && (r->out_fd = memfd_create("baton-test-output", MFD_CLOEXEC)) < 0) {
+		snprintf(r->msg, sizeof(r->msg), "memfd_create: %s", strerror(errno));
+		r->res = 1;
+		return;
+	}
 	if (pipe2(p, O_CLOEXEC)) {
-		snprintf(msg, msglen, "pipe: %s", strerror(errno));
-		return 1;
+		snprintf(r->msg, sizeof(r->msg), "pipe: %s", strerror(errno));
+		r->res = 1;
+		return;
 	}
 	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		snprintf(msg, msglen, "fork: %s", strerror(errno));
-		return 1;
-	}
-	if (pid == 0) {
-		setpgid(0, 0);
+	r->pid = fork();
+	if (r->pid < 0) {
+		snprintf(r->msg, sizeof(r->msg), "fork: %s", strerror(errno));
 		close(p[0]);
-		msg_fd = p[1];
+		close(p[1]);
+		r->res = 1;
+		return;
+	}
+	if (r->pid == 0) {
+		setpgid(0, 0);
+		if (r->out_fd >= 0 && (dup2(r->out_fd, 1) < 0 || dup2(r->out_fd, 2) < 0))
+			exit(1);
+		/* The test starts with 0-2 and its message pipe as fd 3, as
+		 * when it runs alone: not with the runner's descriptors of the
+		 * tests beside it (a test may count or place its own), nor the
+		 * lock, which a process it leaves behind would hold on. */
+		if (p[1] != 3 && dup3(p[1], 3, O_CLOEXEC) < 0)
+			exit(1);
+		close_range(4, ~0U, 0);
+		msg_fd = 3;
+		private_bpffs();
 		t->fn();
 		exit(0);
 	}
-	setpgid(pid, pid);
+	setpgid(r->pid, r->pid);
 	close(p[1]);
-	while (!done) {
-		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
-		long long left = deadline - now_ms();
+	r->msg_fd = p[0];
+	/* read as it comes, never waited on: poll says when */
+	fcntl(r->msg_fd, F_SETFL, O_NONBLOCK);
+}
 
-		if (left <= 0) {
-			kill(-pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			close(p[0]);
-			snprintf(msg + got, msglen - got, "%stimed out after %u s", got ? "; " : "", t->timeout_s);
-			return 1;
-		}
-		if (poll(&pfd, 1, left < 20 ? (int)left : 20) > 0 && got + 1 < msglen) {
-			ssize_t n = read(p[0], msg + got, msglen - got - 1);
+static void read_msg(struct run *r)
+{
+	ssize_t n;
 
-			if (n > 0) {
-				got += (size_t)n;
-				msg[got] = '\0';
-			}
-		}
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			done = 1;
+	while (r->got + 1 < sizeof(r->msg) && (n = read(r->msg_fd, r->msg + r->got, sizeof(r->msg) - r->got - 1)) > 0) {
+		r->got += (size_t)n;
+		r->msg[r->got] = '\0';
 	}
+}
+
+/* Ends a run whose child exited (STATUS) or overran its time (TIMED_OUT). */
+static void end_run(struct run *r, int status, bool timed_out)
+{
 	/* Whatever the test forked and left behind is ours to end, and must go
 	 * before draining: a leftover holding the pipe would block the read. */
-	kill(-pid, SIGKILL);
-	fcntl(p[0], F_SETFL, O_NONBLOCK);
-	/* drain what the child wrote just before it exited */
-	for (;;) {
-		ssize_t n = got + 1 < msglen ? read(p[0], msg + got, msglen - got - 1) : 0;
-
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-		msg[got] = '\0';
+	kill(-r->pid, SIGKILL);
+	if (timed_out)
+		waitpid(r->pid, &status, 0);
+	read_msg(r);	/* what the child wrote just before it exited */
+	close(r->msg_fd);
+	if (timed_out) {
+		snprintf(r->msg + r->got, sizeof(r->msg) - r->got, "%stimed out after %u s", r->got ? "; " : "",
+			 r->t->timeout_s);
+		r->res = 1;
+		return;
 	}
-	close(p[0]);
 	if (WIFEXITED(status))
-		res = WEXITSTATUS(status) == 0 ? 0 : WEXITSTATUS(status) == EXIT_SKIP ? 2 : 1;
+		r->res = WEXITSTATUS(status) == 0 ? 0 : WEXITSTATUS(status) == EXIT_SKIP ? 2 : 1;
 	else
-		res = 1;
-	if (res == 1 && !msg[0]) {
+		r->res = 1;
+	if (r->res == 1 && !r->msg[0]) {
 		if (WIFSIGNALED(status))
-			snprintf(msg, msglen, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+			snprintf(r->msg, sizeof(r->msg), "killed by signal %d (%s)", WTERMSIG(status),
+				 strsignal(WTERMSIG(status)));
 		else
-			snprintf(msg, msglen, "exited with status %d", WEXITSTATUS(status));
+			snprintf(r->msg, sizeof(r->msg), "exited with status %d", WEXITSTATUS(status));
 	}
-	return res;
+}
+
+/* Waits up to 20 ms for the runs under way, and ends those that are done. */
+static void step_runs(struct run *runs, unsigned jobs)
+{
+	struct pollfd pfd[64];
+	unsigned i, n = 0;
+
+	for (i = 0; i < jobs; i++)
+		if (runs[i].t && runs[i].res < 0)
+			pfd[n++] = (struct pollfd){ .fd = runs[i].msg_fd, .events = POLLIN };
+	poll(pfd, n, 20);
+	for (i = 0; i < jobs; i++) {
+		struct run *r = &runs[i];
+		int status = 0;
+
+		if (!r->t || r->res >= 0)
+			continue;
+		read_msg(r);
+		if (waitpid(r->pid, &status, WNOHANG) == r->pid)
+			end_run(r, status, false);
+		else if (now_ms() >= r->deadline)
+			end_run(r, 0, true);
+	}
+}
+
+static void show_output(int fd)
+{
+	char buf[8192];
+	off_t off = 0;
+	ssize_t n;
+
+	fflush(stdout);
+	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+		fwrite(buf, 1, (size_t)n, stdout);
+		off += n;
+	}
+	fflush(stdout);
+}
+
+static void append(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void append(char *buf, size_t size, const char *fmt, ...)
+{
+	size_t used = strlen(buf);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf + used, size - used, fmt, ap);
+	va_end(ap);
+}
+
+/* Prints a run's result and counts it; a first failure waits for its retry,
+ * run alone after the rest. */
+static void report(struct sched *s, struct run *r, bool is_retry)
+{
+	struct bt_test *t = r->t;
+	long long ms = now_ms() - r->start;
+	char first[4096];
+
+	s->test_ms += ms;
+	if (r->lock_fd >= 0)
+		close(r->lock_fd);
+	if (r->out_fd >= 0) {
+		show_output(r->out_fd);
+		close(r->out_fd);
+	}
+	if (r->res == 1 && !is_retry && s->retries) {
+		printf("RETRY %s: first attempt failed: %s\n", t->name, r->msg);
+		s->first[r->idx] = strdup(r->msg);
+		if (s->first[r->idx])
+			return;
+	}
+	if (is_retry && r->res == 0) {
+		s->flaky++;
+		printf("FLAKY %s: failed once (%s), passed on the retry\n", t->name, s->first[r->idx]);
+		append(s->flaky_names, sizeof(s->flaky_names), "%s%s", s->flaky > 1 ? ", " : "", t->name);
+	}
+	if (r->res == 2 && s->no_root) {
+		r->res = 1;
+		snprintf(first, sizeof(first), "%s", r->msg);
+		/* the reason, cut to fit: it names what the test needed */
+		snprintf(r->msg, sizeof(r->msg), "skipped in the no-root lane (%.3900s): declare it TEST_ROOT or "
+			 "TEST_ENV (tests/harness.h)", first);
+	}
+	if (r->res == 0) {
+		s->passed++;
+		printf("PASS %s (%lld ms)\n", t->name, ms);
+	} else if (r->res == 2) {
+		s->skipped++;
+		printf("SKIP %s: %s\n", t->name, r->msg);
+	} else {
+		s->failed++;
+		printf("FAIL %s: %s\n", t->name, r->msg);
+		/* repeated at the end: CI logs keep only the tail */
+		append(s->failed_lines, sizeof(s->failed_lines), "FAIL %s: %.300s\n", t->name, r->msg);
+	}
+}
+
+static bool in_pass(const struct sched *s, size_t i, enum pass pass)
+{
+	bool alone = s->list[i]->needs & BT_NEEDS_ALONE;
+
+	switch (pass) {
+	case PASS_SHARED:
+		return !alone;
+	case PASS_ALONE:
+		return alone;
+	case PASS_RETRY:
+		return s->first[i] != NULL;
+	default:
+		return true;
+	}
+}
+
+/* Runs the selected tests of PASS in their order, JOBS at a time. */
+static void run_pass(struct sched *s, enum pass pass, unsigned jobs)
+{
+	struct run *runs = calloc(jobs, sizeof(*runs));
+	unsigned i, busy = 0;
+	size_t next = 0;
+
+	if (!runs) {
+		perror("calloc");
+		exit(1);
+	}
+	for (;;) {
+		for (i = 0; i < jobs && next < s->n; i++) {
+			int lock_fd;
+
+			if (runs[i].t)
+				continue;
+			while (next < s->n && !in_pass(s, next, pass))
+				next++;
+			if (next == s->n)
+				break;
+			/* beside others, never wait for the lock: they are
+			 * stepped below; alone, nothing else runs here */
+			lock_fd = take_lock(s->lock, pass != PASS_SHARED && (pass != PASS_ALL ||
+						 (s->list[next]->needs & BT_NEEDS_ALONE)), !busy);
+			if (lock_fd == -2)
+				break;
+			start_run(&runs[i], s->list[next], next, jobs > 1, lock_fd);
+			next++;
+			busy++;
+		}
+		if (!busy)
+			break;
+		step_runs(runs, jobs);
+		for (i = 0; i < jobs; i++) {
+			if (!runs[i].t || runs[i].res < 0)
+				continue;
+			report(s, &runs[i], pass == PASS_RETRY);
+			if (pass == PASS_RETRY) {
+				free(s->first[runs[i].idx]);
+				s->first[runs[i].idx] = NULL;
+			}
+			runs[i].t = NULL;
+			busy--;
+		}
+	}
+	free(runs);
+}
+
+static void usage_exit(const char *arg)
+{
+	fprintf(stderr, "baton-test: unknown option %s\n"
+		"usage: baton-test [--no-root] [-jN] [--lock FILE] [--list] [PATTERN]...\n"
+		"  PATTERN   run the tests whose names contain it (unit/, integ/: a lane)\n"
+		"  -jN       run N tests side by side, then those declared alone one by one\n"
+		"  --lock F  hold F locked while a test runs: shared, exclusive when alone\n"
+		"  --list    print the names (alone ones marked) and run nothing\n",
+		arg);
+	exit(2);
+}
+
+/* Reads the options; returns the index of the first pattern. */
+static int options(int argc, char **argv, struct sched *s, unsigned *jobs, bool *list)
+{
+	int i;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *v = NULL;
+		char *end;
+		long j;
+
+		if (!strcmp(argv[i], "--no-root"))
+			s->no_root = true;
+		else if (!strcmp(argv[i], "--lock") && i + 1 < argc)
+			s->lock = argv[++i];
+		else if (!strcmp(argv[i], "--list"))
+			*list = true;
+		else if (!strncmp(argv[i], "-j", 2))
+			v = argv[i][2] ? argv[i] + 2 : i + 1 < argc ? argv[++i] : "";
+		else if (!strncmp(argv[i], "--jobs=", 7))
+			v = argv[i] + 7;
+		else
+			usage_exit(argv[i]);
+		if (!v)
+			continue;
+		j = strtol(v, &end, 10);
+		if (end == v || *end || j < 1 || j > 64) {
+			fprintf(stderr, "baton-test: -j wants a number of tests at once from 1 to 64, not \"%s\"\n", v);
+			exit(2);
+		}
+		*jobs = (unsigned)j;
+	}
+	return i;
 }
 
 int main(int argc, char **argv)
 {
-	int passed = 0, failed = 0, skipped = 0, flaky = 0, retries = 1;
+	struct sched s = { .retries = true };
 	const char *env = getenv("BATON_TEST_RETRIES");
-	bool no_root = argc > 1 && !strcmp(argv[1], "--no-root");
-	char flaky_names[2048] = "", failed_lines[8192] = "";
+	unsigned jobs = 1;
+	bool list = false;
+	long long start = now_ms();
 	struct bt_test *t;
-	char msg[4096], first[4096];
+	size_t n = 0;
+	int first_pat;
 
 	/* Many tests time real processes under load on a shared 2-core
-	 * machine: a test that fails is run once more, and one that passes
-	 * then is reported as FLAKY with its first failure, never hidden.
-	 * BATON_TEST_RETRIES=0 turns that off. */
+	 * machine: a test that fails is run once more, alone, and one that
+	 * passes then is reported as FLAKY with its first failure, never
+	 * hidden. BATON_TEST_RETRIES=0 turns that off. */
 	if (env && *env)
-		retries = atoi(env) > 0 ? 1 : 0;
-
+		s.retries = atoi(env) > 0;
+	first_pat = options(argc, argv, &s, &jobs, &list);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
-	if (no_root) {
-		argv[1] = argv[0];	/* the patterns follow the option */
-		argv++;
-		argc--;
+	for (t = head; t; t = t->next)
+		n++;
+	s.list = calloc(n + 1, sizeof(*s.list));
+	s.first = calloc(n + 1, sizeof(*s.first));
+	if (!s.list || !s.first) {
+		perror("calloc");
+		return 1;
+	}
+	for (t = head; t; t = t->next) {
+		if (!wanted(t->name, argc - first_pat, argv + first_pat) ||
+		    (s.no_root && (t->needs & (BT_NEEDS_ROOT | BT_NEEDS_ENV))))
+			continue;
+		if (list)
+			printf("%s%s\n", t->name, t->needs & BT_NEEDS_ALONE ? " (alone)" : "");
+		s.alone += !!(t->needs & BT_NEEDS_ALONE);
+		s.list[s.n++] = t;
+	}
+	if (list) {
+		free(s.first);
+		free(s.list);
+		return 0;
+	}
+	if (s.no_root) {
 		enter_no_root_lane();
 		printf("no-root lane: uid %d, no BATON_* variables; tests that need more are left out\n",
 		       (int)geteuid());
 	}
-	for (t = head; t; t = t->next) {
-		long long start;
-		int r;
-
-		if (!wanted(t->name, argc, argv) || (no_root && t->needs))
-			continue;
-		start = now_ms();
-		r = run_one(t, msg, sizeof(msg));
-		if (r == 1 && retries) {
-			snprintf(first, sizeof(first), "%s", msg);
-			printf("RETRY %s: first attempt failed: %s\n", t->name, first);
-			r = run_one(t, msg, sizeof(msg));
-			if (r == 0) {
-				flaky++;
-				printf("FLAKY %s: failed once (%s), passed on the retry\n", t->name, first);
-				snprintf(flaky_names + strlen(flaky_names), sizeof(flaky_names) - strlen(flaky_names),
-					 "%s%s", flaky > 1 ? ", " : "", t->name);
-			}
-		}
-		if (r == 2 && no_root) {
-			r = 1;
-			snprintf(first, sizeof(first), "%s", msg);
-			/* the reason, cut to fit: it names what the test needed */
-			snprintf(msg, sizeof(msg), "skipped in the no-root lane (%.3900s): declare it TEST_ROOT or "
-				 "TEST_ENV (tests/harness.h)", first);
-		}
-		if (r == 0) {
-			passed++;
-			printf("PASS %s (%lld ms)\n", t->name, now_ms() - start);
-		} else if (r == 2) {
-			skipped++;
-			printf("SKIP %s: %s\n", t->name, msg);
-		} else {
-			size_t used = strlen(failed_lines);
-
-			failed++;
-			printf("FAIL %s: %s\n", t->name, msg);
-			/* repeated at the end: CI logs keep only the tail */
-			snprintf(failed_lines + used, sizeof(failed_lines) - used, "FAIL %s: %.300s\n", t->name, msg);
-		}
+	if (jobs > 1) {
+		printf("%zu tests, %u at a time, then %d alone\n", s.n - (size_t)s.alone, jobs, s.alone);
+		run_pass(&s, PASS_SHARED, jobs);
+		run_pass(&s, PASS_ALONE, 1);
+	} else {
+		run_pass(&s, PASS_ALL, 1);
 	}
-	if (flaky)
-		printf("flaky (failed once, passed on the retry): %d: %s\n", flaky, flaky_names);
-	fputs(failed_lines, stdout);
-	printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
-	return failed ? 1 : 0;
+	run_pass(&s, PASS_RETRY, 1);
+	if (s.flaky)
+		printf("flaky (failed once, passed on the retry): %d: %s\n", s.flaky, s.flaky_names);
+	fputs(s.failed_lines, stdout);
+	printf("time: %lld s of tests in %lld s, -j%u\n", (s.test_ms + 500) / 1000, (now_ms() - start + 500) / 1000,
+	       jobs);
+	printf("%d passed, %d failed, %d skipped\n", s.passed, s.failed, s.skipped);
+	free(s.first);
+	free(s.list);
+	return s.failed ? 1 : 0;
 }

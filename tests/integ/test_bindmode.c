@@ -87,19 +87,6 @@ static void sv_stop(struct sv *s)
 		FAIL("cgroup %s is left after baton stopped", s->cgroup);
 }
 
-/* The active generation's pid, from `baton status --json`. */
-static pid_t active_pid(void)
-{
-	const char *g;
-
-	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-	g = strstr(out, "\"state\":\"active\"");
-	ASSERT_TRUE(g != NULL);
-	while (g > out && strncmp(g, "\"pid\":", 6))
-		g--;
-	return (pid_t)atoi(g + 6);
-}
-
 /* No LD_PRELOAD (nor the shim's map) in the server's environment. */
 static void assert_no_preload(pid_t pid)
 {
@@ -121,6 +108,13 @@ static void assert_no_preload(pid_t pid)
 static void sv_stop_ctx(void *ctx)
 {
 	sv_stop(ctx);
+}
+
+/* The active generation's pid; the status document stays in out. */
+static pid_t active_pid(void)
+{
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
+	return (pid_t)bt_active_pid(out);
 }
 
 /* Every generation runs in cgroup mode without the shim. */
@@ -344,10 +338,19 @@ TEST_TIMEOUT(bindmode_address_no_listen_names_is_left_alone_and_said, 60)
 	rm_rf(s.dir);
 }
 
+/* A connection to the --listen port is answered (by whichever server). */
+static void assert_it_answers(void)
+{
+	int fd = bt_connect(PORT);
+
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_TRUE(read(fd, out, 16) > 0);
+	close(fd);
+}
+
 TEST_TIMEOUT(bindmode_second_bind_is_said_and_left_out_of_the_table, 60)
 {
 	struct sv s;
-	int fd;
 
 	py_start(&s);
 	flag(&s, "twice");
@@ -356,10 +359,7 @@ TEST_TIMEOUT(bindmode_second_bind_is_said_and_left_out_of_the_table, 60)
 						       "there listens");
 	ASSERT_CONTAINS(log_with(&s, "a second time"), "Make the server listen once on it");
 	/* the first socket is the one steered: it answers */
-	fd = bt_connect(PORT);
-	ASSERT_TRUE(fd >= 0);
-	ASSERT_TRUE(read(fd, out, 16) > 0);
-	close(fd);
+	assert_it_answers();
 	sv_stop(&s);
 	rm_rf(s.dir);
 }
@@ -440,7 +440,7 @@ TEST(bindmode_auto_looks_at_the_executable)
 /* A crashed generation's socket stays in the group (baton holds it), so a
  * connection made while nothing runs waits in its queue; the restarted
  * generation binds its own, and at its adoption the queue moves there. */
-TEST_TIMEOUT(bindmode_crash_restart_hands_the_queue_to_the_new_socket, 60)
+TEST_ALONE(bindmode_crash_restart_hands_the_queue_to_the_new_socket, 60)
 {
 	struct sv s;
 	char buf[64] = "";
@@ -513,7 +513,6 @@ TEST_TIMEOUT(bindmode_resumed_supervisor_keeps_cgroup_mode_and_cleans_up, 60)
 TEST_TIMEOUT(bindmode_readiness_waits_for_the_adoption, 60)
 {
 	struct sv s;
-	int fd;
 
 	py_start_ready(&s, "delay:50ms");
 	flag(&s, "slow");	/* gen 2 listens 1 s after it starts */
@@ -522,10 +521,7 @@ TEST_TIMEOUT(bindmode_readiness_waits_for_the_adoption, 60)
 	ASSERT_CONTAINS(out, "adopted into slot");
 	ASSERT_CONTAINS(out, "serves");
 	ASSERT_TRUE(strstr(out, "does not listen") < strstr(out, "switched"));
-	fd = bt_connect(PORT);
-	ASSERT_TRUE(fd >= 0);
-	ASSERT_TRUE(read(fd, out, 16) > 0);
-	close(fd);
+	assert_it_answers();
 	sv_stop(&s);
 	rm_rf(s.dir);
 }
@@ -582,6 +578,71 @@ static bool answered_200(void)
 	return strstr(buf, "200 OK") != NULL;
 }
 
+/* A process of the test's own that, once told, binds and listens on the
+ * --listen address and says whether it could ('y' or 'n'). */
+struct foreign {
+	int go[2], said[2];
+	pid_t pid;
+};
+
+static void foreign_fork(struct foreign *f)
+{
+	ASSERT_EQ(pipe2(f->go, O_CLOEXEC), 0);
+	ASSERT_EQ(pipe2(f->said, O_CLOEXEC), 0);
+	f->pid = fork();
+	if (f->pid == 0) {
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(PORT),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		char go, res;
+		int l;
+
+		if (read(f->go[0], &go, 1) != 1)
+			_exit(1);
+		l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		res = l >= 0 && !bind(l, (struct sockaddr *)&a, sizeof(a)) && !listen(l, 128) ? 'y' : 'n';
+		if (write(f->said[1], &res, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	ASSERT_GT(f->pid, 0);
+}
+
+/* Puts it into the cgroup whose cgroup.procs is PROCS, then tells it to
+ * listen: what it said. */
+static char foreign_join(struct foreign *f, const char *procs)
+{
+	char num[32], res = 0;
+	int fd = open(procs, O_WRONLY | O_CLOEXEC);
+
+	ASSERT_TRUE(fd >= 0);
+	snprintf(num, sizeof(num), "%d", (int)f->pid);
+	ASSERT_EQ(write(fd, num, strlen(num)), (ssize_t)strlen(num));
+	close(fd);
+	ASSERT_EQ(write(f->go[1], "g", 1), 1);
+	ASSERT_EQ(read(f->said[0], &res, 1), 1);
+	return res;
+}
+
+/* Kills it and reaps it. */
+static void foreign_end(struct foreign *f)
+{
+	kill(f->pid, SIGKILL);
+	waitpid(f->pid, NULL, 0);
+}
+
+/* 20 connections, each answered by the server (WHEN: at which point), or
+ * the log is shown, F ended and the test failed. */
+static void foreign_assert_server_answers(struct sv *s, struct foreign *f, const char *when)
+{
+	for (int i = 0; i < 20; i++)
+		if (!answered_200()) {
+			show_log(s, "baton.log");
+			foreign_end(f);
+			FAIL("connection %d%s did not reach the server", i + 1, when);
+		}
+}
+
 /* A process that is not the generation's nor its descendant, placed in the
  * generation's cgroup (by whoever may write its cgroup.procs), binds and
  * listens on the --listen address: the bind hook lets it join the
@@ -591,51 +652,21 @@ static bool answered_200(void)
 TEST_TIMEOUT(bindmode_foreign_process_in_the_generations_cgroup_is_not_adopted, 60)
 {
 	struct sv s;
-	char procs[PATH_MAX], num[32], go = 0, res = 0;
-	int p1[2], p2[2], fd;
-	pid_t gen, child;
+	struct foreign f;
+	char procs[PATH_MAX], res;
+	pid_t gen;
 
 	py_start(&s);
 	gen = active_pid();
 	procs_of(gen, procs, sizeof(procs));
-	ASSERT_EQ(pipe2(p1, O_CLOEXEC), 0);
-	ASSERT_EQ(pipe2(p2, O_CLOEXEC), 0);
-	child = fork();
-	if (child == 0) {
-		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(PORT),
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		int l;
-
-		if (read(p1[0], &go, 1) != 1)
-			_exit(1);
-		l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		res = l >= 0 && !bind(l, (struct sockaddr *)&a, sizeof(a)) && !listen(l, 128) ? 'y' : 'n';
-		if (write(p2[1], &res, 1) != 1)
-			_exit(1);
-		pause();
-		_exit(0);
-	}
-	ASSERT_GT(child, 0);
-	fd = open(procs, O_WRONLY | O_CLOEXEC);
-	ASSERT_TRUE(fd >= 0);
-	snprintf(num, sizeof(num), "%d", (int)child);
-	ASSERT_EQ(write(fd, num, strlen(num)), (ssize_t)strlen(num));
-	close(fd);
-	ASSERT_EQ(write(p1[1], "g", 1), 1);
-	ASSERT_EQ(read(p2[0], &res, 1), 1);
+	foreign_fork(&f);
+	res = foreign_join(&f, procs);
 	ASSERT_EQ(res, 'y');	/* the hook made its bind SO_REUSEPORT: it listens in the group */
 	ASSERT_CONTAINS(log_with(&s, "is not gen 1's process"), "its socket is not adopted");
 	usleep(300000);	/* the lost-event poll (every 250 ms) must not take it either */
-	for (int i = 0; i < 20; i++)
-		if (!answered_200()) {
-			show_log(&s, "baton.log");
-			kill(child, SIGKILL);
-			waitpid(child, NULL, 0);
-			FAIL("connection %d did not reach the server", i + 1);
-		}
+	foreign_assert_server_answers(&s, &f, "");
 	ASSERT_EQ(active_pid(), gen);
-	kill(child, SIGKILL);
-	waitpid(child, NULL, 0);
+	foreign_end(&f);
 	sv_stop(&s);
 	rm_rf(s.dir);
 }
@@ -690,23 +721,8 @@ TEST_TIMEOUT(bindmode_in_a_pid_namespace_adopts_the_generations_own_socket, 60)
 	bt_write_file(s.dir, "server.py", py_server);
 	snprintf(path, sizeof(path), "%s/server.py", s.dir);
 	snprintf(logpath, sizeof(logpath), "%s/baton.log", s.dir);
-	args[n++] = (char *)bt_baton_bin();
-	args[n++] = "run";
-	args[n++] = "--name";
-	args[n++] = "web";
-	args[n++] = "--listen";
-	args[n++] = "tcp://127.0.0.1:8080?backlog=1024";
-	args[n++] = "--bind-mode";
-	args[n++] = "cgroup";
-	args[n++] = "--ready";
-	args[n++] = "listen";
-	args[n++] = "--ready-timeout";
-	args[n++] = "5s";
-	args[n++] = "--";
-	args[n++] = (char *)py;
-	args[n++] = path;
-	args[n++] = s.dir;
-	args[n] = NULL;
+	bt_args(args, n, bt_baton_bin(), "run", "--name", "web", "--listen", "tcp://127.0.0.1:8080?backlog=1024",
+		"--bind-mode", "cgroup", "--ready", "listen", "--ready-timeout", "5s", "--", py, path, s.dir);
 	s.pid = bt_supervisor_start(args, "web", logpath, in_pid_namespace, NULL, 20, out, sizeof(out));
 	ASSERT_CONTAINS(out, "\"bind_mode\":\"cgroup\"");
 	ASSERT_CONTAINS(out, "\"pid\":2,");	/* gen 1 is the namespace's second process: baton is its init */
@@ -729,30 +745,14 @@ TEST_TIMEOUT(bindmode_in_a_pid_namespace_adopts_the_generations_own_socket, 60)
 TEST_TIMEOUT(bindmode_foreign_process_listening_first_in_a_new_generation_is_not_adopted, 60)
 {
 	struct sv s;
-	char procs[PATH_MAX], num[32], go = 0, res = 0;
-	int p1[2], p2[2], fd, status = -1;
-	pid_t child, reloader, newpid = 0;
+	struct foreign f;
+	char procs[PATH_MAX], res;
+	int status = -1;
+	pid_t reloader, newpid = 0;
 
 	py_start(&s);
 	flag(&s, "slow");
-	ASSERT_EQ(pipe2(p1, O_CLOEXEC), 0);
-	ASSERT_EQ(pipe2(p2, O_CLOEXEC), 0);
-	child = fork();
-	if (child == 0) {
-		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(PORT),
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		int l;
-
-		if (read(p1[0], &go, 1) != 1)
-			_exit(1);
-		l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		res = l >= 0 && !bind(l, (struct sockaddr *)&a, sizeof(a)) && !listen(l, 128) ? 'y' : 'n';
-		if (write(p2[1], &res, 1) != 1)
-			_exit(1);
-		pause();
-		_exit(0);
-	}
-	ASSERT_GT(child, 0);
+	foreign_fork(&f);
 	reloader = fork();
 	if (reloader == 0) {
 		int dn = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -779,32 +779,18 @@ TEST_TIMEOUT(bindmode_foreign_process_listening_first_in_a_new_generation_is_not
 	}
 	ASSERT_GT(newpid, 0);
 	procs_of(newpid, procs, sizeof(procs));
-	fd = open(procs, O_WRONLY | O_CLOEXEC);
-	ASSERT_TRUE(fd >= 0);
-	snprintf(num, sizeof(num), "%d", (int)child);
-	ASSERT_EQ(write(fd, num, strlen(num)), (ssize_t)strlen(num));
-	close(fd);
-	ASSERT_EQ(write(p1[1], "g", 1), 1);
-	ASSERT_EQ(read(p2[0], &res, 1), 1);
+	res = foreign_join(&f, procs);
 	ASSERT_EQ(res, 'y');
 	ASSERT_EQ(waitpid(reloader, &status, 0), reloader);
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
 		show_log(&s, "baton.log");
-		kill(child, SIGKILL);
-		waitpid(child, NULL, 0);
+		foreign_end(&f);
 		FAIL("the reload failed");
 	}
 	ASSERT_EQ(active_pid(), newpid);
-	for (int i = 0; i < 20; i++)
-		if (!answered_200()) {
-			show_log(&s, "baton.log");
-			kill(child, SIGKILL);
-			waitpid(child, NULL, 0);
-			FAIL("connection %d after the reload did not reach the server", i + 1);
-		}
+	foreign_assert_server_answers(&s, &f, " after the reload");
 	ASSERT_CONTAINS(log_with(&s, "is not gen 2's process"), "its socket is not adopted");
-	kill(child, SIGKILL);
-	waitpid(child, NULL, 0);
+	foreign_end(&f);
 	sv_stop(&s);
 	rm_rf(s.dir);
 }

@@ -53,12 +53,7 @@ static void sv_run(struct sv *s)
 
 	for (int i = 0; i < 4 && s->extra[i]; i++)
 		argv[n++] = (char *)s->extra[i];
-	argv[n++] = "--";
-	argv[n++] = "/bin/sh";
-	argv[n++] = "-c";
-	argv[n++] = s->cmd;
-	argv[n] = NULL;
-
+	bt_args(argv, n, "--", "/bin/sh", "-c", s->cmd);
 	s->pid = bt_supervisor_start(argv, "web", s->log, NULL, NULL, 10, out, sizeof(out));
 }
 
@@ -91,6 +86,13 @@ static void sv_start_with(struct sv *s, const char *x1, const char *x2, const ch
 static void sv_start(struct sv *s)
 {
 	sv_start_with(s, NULL, NULL, NULL, NULL);
+}
+
+/* sv_start, then 4 s of the counting client (16 at once) against it. */
+static struct bt_load sv_start_loaded(struct sv *s)
+{
+	sv_start(s);
+	return bt_load_start(s->port, "conn", "4", 16);
 }
 
 static void sv_stop(struct sv *s)
@@ -174,11 +176,8 @@ TEST_TIMEOUT(canary_of_10_percent_over_10000_connections_lands_within_2_percent,
 TEST_TIMEOUT(canary_promote_and_rollback_under_load_fail_nothing, 90)
 {
 	struct sv s;
-	struct bt_load l;
-	const char *report;
+	struct bt_load l = sv_start_loaded(&s);
 
-	sv_start(&s);
-	l = bt_load_start(s.port, "conn", "4", 16);
 	ASSERT_EQ(bt_baton("reload", "web", "--canary", "30%"), 0);
 	usleep(600000);
 	ASSERT_EQ(bt_baton("promote", "web"), 0);
@@ -188,11 +187,8 @@ TEST_TIMEOUT(canary_promote_and_rollback_under_load_fail_nothing, 90)
 	usleep(600000);
 	ASSERT_EQ(bt_baton("rollback", "web"), 0);
 	ASSERT_CONTAINS(out, "every new connection goes to gen 2 again; gen 3 stopped and fenced");
-	report = bt_load_finish(&l, 30);
-	assert_no_failures(report);
-	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-	ASSERT_EQ(bt_json_get(out, "reloads_done"), 1);
-	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
+	assert_no_failures(bt_load_finish(&l, 30));
+	bt_assert_reloads("web", 1, 1);
 	ASSERT_CONTAINS(out, "{\"id\":2,");
 	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"share_pct\":100.0");
 	ASSERT_EQ(bt_baton("rollback", "web"), 1);
@@ -203,24 +199,14 @@ TEST_TIMEOUT(canary_promote_and_rollback_under_load_fail_nothing, 90)
 TEST_TIMEOUT(probation_generation_failing_after_ready_is_flipped_back_without_a_new_process, 90)
 {
 	struct sv s;
-	struct bt_load l;
-	const char *report;
-	int i;
+	struct bt_load l = sv_start_loaded(&s);
 
-	sv_start(&s);
-	l = bt_load_start(s.port, "conn", "4", 16);
 	set_mode(&s, "--fail-after 1000");
 	ASSERT_EQ(bt_baton("reload", "web", "--probation", "10s"), 0);
 	ASSERT_CONTAINS(out, "probation: gen 1");
 	set_mode(&s, "");
-	for (i = 0; i < 150; i++) {
-		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-		if (bt_json_get(out, "reloads_failed") == 1)
-			break;
-		usleep(20000);
-	}
-	report = bt_load_finish(&l, 30);
-	assert_no_failures(report);
+	bt_status_wait("web", bt_json_get(out, "reloads_failed") == 1, 150, 20000);
+	assert_no_failures(bt_load_finish(&l, 30));
 	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	bt_log("%s", out);
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
@@ -236,13 +222,13 @@ TEST_TIMEOUT(probation_generation_failing_after_ready_is_flipped_back_without_a_
 	sv_stop(&s);
 }
 
-TEST_TIMEOUT(canary_check_reaches_the_canary_alone_and_a_failing_one_rolls_it_back, 90)
+TEST_ALONE(canary_check_reaches_the_canary_alone_and_a_failing_one_rolls_it_back, 90)
 {
 	struct sv s;
 	char check[512], seen[160];
 	long long canary;
 	FILE *f;
-	int i, lines = 0, wrong = 0;
+	int lines = 0, wrong = 0;
 
 	sv_start(&s);
 	/* curl from the reserved source ports: every probe must reach gen 2,
@@ -258,12 +244,7 @@ TEST_TIMEOUT(canary_check_reaches_the_canary_alone_and_a_failing_one_rolls_it_ba
 		ASSERT_EQ(bt_run(argv, out, sizeof(out), err, sizeof(err), 30), 0);
 	}
 	canary = gen_pid(2);
-	for (i = 0; i < 100; i++) {
-		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-		if (bt_json_get(out, "checks_passed") >= 8)
-			break;
-		usleep(50000);
-	}
+	bt_status_wait("web", bt_json_get(out, "checks_passed") >= 8, 100, 50000);
 	ASSERT_GE(bt_json_get(out, "checks_passed"), 8);
 	ASSERT_EQ(bt_json_get(out, "checks_failed"), 0);
 	f = fopen(seen, "r");
@@ -280,12 +261,7 @@ TEST_TIMEOUT(canary_check_reaches_the_canary_alone_and_a_failing_one_rolls_it_ba
 	ASSERT_EQ(bt_baton("promote", "web"), 0);
 	/* a check that fails (the new version has no /healthz) rolls the canary back */
 	ASSERT_EQ(bt_baton("reload", "web", "--canary", "20%", "--check=http:///healthz"), 0);
-	for (i = 0; i < 100; i++) {
-		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-		if (bt_json_get(out, "reloads_failed") == 1)
-			break;
-		usleep(20000);
-	}
+	bt_status_wait("web", bt_json_get(out, "reloads_failed") == 1, 100, 20000);
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
 	ASSERT_CONTAINS(out, "check failed: GET /healthz answered 404");
 	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"state\":\"active\"");
@@ -356,8 +332,7 @@ TEST_TIMEOUT(back_to_back_reloads_stop_at_max_draining_naming_them, 60)
 	ASSERT_CONTAINS(err, "1 generations still drain (");
 	ASSERT_CONTAINS(err, want);
 	ASSERT_CONTAINS(err, "the limit set by --max-draining 1");
-	ASSERT_EQ(bt_run((char *[]){ (char *)bt_baton_bin(), "run", "--max-draining", "15", "--", NULL }, out,
-			 sizeof(out), err, sizeof(err), 10), 2);
+	ASSERT_EQ(bt_baton_within(10, "run", "--max-draining", "15", "--"), 2);
 	ASSERT_CONTAINS(err, "bad --max-draining \"15\"");
 	sv_stop(&s);
 }
@@ -483,7 +458,7 @@ static long long wait_decided(long long failed0, long long done0, long long t0)
 /* A stepped canary whose --check-cmd starts failing: rolled back, never
  * promoted, with and without a kill -9 of the supervisor at that moment,
  * and both before the canary's steps would have promoted it. */
-TEST_TIMEOUT(canary_failing_check_rolls_back_across_a_supervisor_kill_within_the_same_deadline, 150)
+TEST_ALONE(canary_failing_check_rolls_back_across_a_supervisor_kill_within_the_same_deadline, 150)
 {
 	struct sv s;
 	struct bt_load l;
@@ -491,8 +466,6 @@ TEST_TIMEOUT(canary_failing_check_rolls_back_across_a_supervisor_kill_within_the
 	long long plain_ms, killed_ms, left_ms, promote_ms, failed0, t0;
 	const char *report;
 	pid_t rel;
-	FILE *f;
-	size_t got;
 
 	sv_start(&s);
 	snprintf(flag, sizeof(flag), "%s/fail", s.dir);
@@ -538,11 +511,7 @@ TEST_TIMEOUT(canary_failing_check_rolls_back_across_a_supervisor_kill_within_the
 	ASSERT_CONTAINS(out, "check failed: check command exited with status 1");
 	ASSERT_CONTAINS(strstr(out, "{\"id\":1,"), "\"state\":\"active\"");
 	ASSERT_CONTAINS(strstr(out, "{\"id\":1,"), "\"share_pct\":100.0");
-	f = fopen(s.log, "r");
-	ASSERT_TRUE(f != NULL);
-	got = fread(logtext, 1, sizeof(logtext) - 1, f);
-	logtext[got] = '\0';
-	fclose(f);
+	bt_read_file(s.log, logtext, sizeof(logtext));
 	ASSERT_CONTAINS(logtext, "resumed the canary of gen 3 at 40%; its check goes on");
 	ASSERT_TRUE(strstr(logtext, "promot") == NULL);
 	assert_no_failures(report);
@@ -576,7 +545,7 @@ static void assert_same_deadline(const char *what, long long left1, long long a1
 /* A probation's deadline and its check counts, and a stepped canary's next
  * step, are where they were after a supervisor restart; a new stage's
  * counts start at zero. */
-TEST_TIMEOUT(stage_deadlines_and_check_counts_survive_a_supervisor_restart_and_reset_per_stage, 150)
+TEST_ALONE(stage_deadlines_and_check_counts_survive_a_supervisor_restart_and_reset_per_stage, 150)
 {
 	struct sv s;
 	char rout[96];
@@ -614,12 +583,7 @@ TEST_TIMEOUT(stage_deadlines_and_check_counts_survive_a_supervisor_restart_and_r
 
 		rel = reload_bg(argv, rout);
 	}
-	for (int i = 0; i < 400; i++) {
-		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-		if (strstr(out, "\"kind\":\"canary\""))
-			break;
-		usleep(25000);
-	}
+	bt_status_wait("web", strstr(out, "\"kind\":\"canary\""), 400, 25000);
 	ASSERT_CONTAINS(out, "\"stage\":{\"kind\":\"canary\",\"gen\":3,\"old_gen\":2");
 	ASSERT_LE(bt_json_get(out, "checks_passed"), 1);
 	ASSERT_EQ(bt_json_get(out, "checks_failed"), 0);
@@ -646,10 +610,8 @@ static void reload_through_a_stall(struct sv *s, const char *assumed)
 	struct bt_load l;
 	char rout[96], logtext[65536], text[65536];
 	const char *report;
-	int status, i;
+	int status;
 	pid_t rel;
-	FILE *f;
-	size_t got;
 	char cmd[600];
 	char *argv[] = { (char *)bt_baton_bin(), "reload", "web", "--", "/bin/sh", "-c", cmd, NULL };
 
@@ -659,34 +621,19 @@ static void reload_through_a_stall(struct sv *s, const char *assumed)
 	snprintf(rout, sizeof(rout), "%s/reload.out", s->dir);
 	l = bt_load_start(s->port, "conn", "30", 8);
 	rel = reload_bg(argv, rout);
-	for (i = 0; i < 500; i++) {
-		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-		if (strstr(out, "{\"id\":2,") && strstr(strstr(out, "{\"id\":2,"), "\"state\":\"starting\""))
-			break;
-		usleep(5000);
-	}
+	bt_status_wait("web", strstr(out, "{\"id\":2,") && strstr(strstr(out, "{\"id\":2,"), "\"state\":\"starting\""), 500, 5000);
 	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"state\":\"starting\"");
 	ASSERT_EQ(kill(s->pid, SIGSTOP), 0);
 	usleep(2500000);	/* past --ready-timeout (and --ready auto's 2 s) */
 	ASSERT_EQ(kill(s->pid, SIGCONT), 0);
 	ASSERT_EQ(waitpid(rel, &status, 0), rel);
 	report = bt_load_stop(&l, 30);
-	f = fopen(rout, "r");
-	ASSERT_TRUE(f != NULL);
-	got = fread(text, 1, sizeof(text) - 1, f);
-	text[got] = '\0';
-	fclose(f);
+	bt_read_file(rout, text, sizeof(text));
 	bt_log("reload: %s", text);
 	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-	ASSERT_EQ(bt_json_get(out, "reloads_done"), 1);
-	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
+	bt_assert_reloads("web", 1, 0);
 	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"state\":\"active\"");
-	f = fopen(s->log, "r");
-	ASSERT_TRUE(f != NULL);
-	got = fread(logtext, 1, sizeof(logtext) - 1, f);
-	logtext[got] = '\0';
-	fclose(f);
+	bt_read_file(s->log, logtext, sizeof(logtext));
 	ASSERT_TRUE(strstr(logtext, "not ready within") == NULL);
 	if (assumed)
 		ASSERT_TRUE(strstr(logtext, assumed) == NULL);
@@ -696,7 +643,7 @@ static void reload_through_a_stall(struct sv *s, const char *assumed)
 	sv_stop(s);
 }
 
-TEST_TIMEOUT(stall_of_the_supervisor_past_ready_timeout_does_not_roll_back_a_ready_generation, 90)
+TEST_ALONE(stall_of_the_supervisor_past_ready_timeout_does_not_roll_back_a_ready_generation, 90)
 {
 	struct sv s;
 
@@ -704,7 +651,7 @@ TEST_TIMEOUT(stall_of_the_supervisor_past_ready_timeout_does_not_roll_back_a_rea
 	reload_through_a_stall(&s, NULL);
 }
 
-TEST_TIMEOUT(stall_of_the_supervisor_with_ready_auto_logs_the_ready_it_read_not_an_assumption, 90)
+TEST_ALONE(stall_of_the_supervisor_with_ready_auto_logs_the_ready_it_read_not_an_assumption, 90)
 {
 	struct sv s;
 
@@ -784,7 +731,6 @@ TEST_TIMEOUT(canary_that_cannot_be_resumed_whole_is_rolled_back_with_the_reason,
 	struct sv s;
 	char state[128], text[16384], *p, *nl, logtext[65536];
 	FILE *f;
-	size_t got;
 
 	for (int round = 0; round < 2; round++) {
 		sv_start(&s);
@@ -792,11 +738,7 @@ TEST_TIMEOUT(canary_that_cannot_be_resumed_whole_is_rolled_back_with_the_reason,
 		kill_supervisor(&s);
 		/* the state as that baton would have written it */
 		snprintf(state, sizeof(state), "%s/web.state", s.dir);
-		f = fopen(state, "r");
-		ASSERT_TRUE(f != NULL);
-		got = fread(text, 1, sizeof(text) - 1, f);
-		text[got] = '\0';
-		fclose(f);
+		bt_read_file(state, text, sizeof(text));
 		p = strstr(text, "stage v2 ");
 		ASSERT_TRUE(p != NULL);
 		nl = strstr(p, "\nend\n");
@@ -816,11 +758,7 @@ TEST_TIMEOUT(canary_that_cannot_be_resumed_whole_is_rolled_back_with_the_reason,
 					   : "the state file was written by an older baton");
 		ASSERT_CONTAINS(strstr(out, "{\"id\":1,"), "\"state\":\"active\"");
 		ASSERT_CONTAINS(strstr(out, "{\"id\":1,"), "\"share_pct\":100.0");
-		f = fopen(s.log, "r");
-		ASSERT_TRUE(f != NULL);
-		got = fread(logtext, 1, sizeof(logtext) - 1, f);
-		logtext[got] = '\0';
-		fclose(f);
+		bt_read_file(s.log, logtext, sizeof(logtext));
 		ASSERT_CONTAINS(logtext, "could not be resumed whole");
 		ASSERT_TRUE(strstr(logtext, "promot") == NULL);
 		sv_stop(&s);

@@ -22,30 +22,30 @@ static char out[16384], err[4096];
 
 TEST(cli_help_lists_commands)
 {
-	ASSERT_EQ(bt_baton("--help"), 0);
-	ASSERT_CONTAINS(out, "usage: baton COMMAND");
-	ASSERT_CONTAINS(out, "demo");
-	ASSERT_EQ(bt_baton("demo", "--help"), 0);
-	ASSERT_CONTAINS(out, "usage: baton demo");
-	ASSERT_EQ(bt_baton("help", "demo"), 0);
-	ASSERT_CONTAINS(out, "--json");
-	ASSERT_EQ(bt_baton("--version"), 0);
-	ASSERT_CONTAINS(out, "baton " BATON_VERSION);
+	static const struct bt_cli_case cases[] = {
+		{ { "--help" }, 0, "usage: baton COMMAND" },
+		{ { "--help" }, 0, "demo" },
+		{ { "demo", "--help" }, 0, "usage: baton demo" },
+		{ { "help", "demo" }, 0, "--json" },
+		{ { "--version" }, 0, "baton " BATON_VERSION },
+	};
+
+	BT_CLI_CASES(cases);
 }
 
 TEST(cli_errors_name_the_bad_input)
 {
-	ASSERT_EQ(bt_baton("frobnicate"), 2);
-	ASSERT_CONTAINS(err, "unknown command \"frobnicate\"");
-	ASSERT_EQ(bt_baton("demo", "--colour"), 2);
-	ASSERT_CONTAINS(err, "unknown option \"--colour\"");
-	ASSERT_EQ(bt_baton("demo", "extra"), 2);
-	ASSERT_CONTAINS(err, "unexpected argument \"extra\"");
-	ASSERT_EQ(bt_baton(NULL), 2);
-	ASSERT_CONTAINS(err, "usage: baton");
+	static const struct bt_cli_case cases[] = {
+		{ { "frobnicate" }, 2, "unknown command \"frobnicate\"" },
+		{ { "demo", "--colour" }, 2, "unknown option \"--colour\"" },
+		{ { "demo", "extra" }, 2, "unexpected argument \"extra\"" },
+		{ { NULL }, 2, "usage: baton" },
+	};
+
+	BT_CLI_CASES(cases);
 }
 
-TEST_TIMEOUT(cli_demo_shows_problem_and_answer, 90)
+TEST_ALONE(cli_demo_shows_problem_and_answer, 90)
 {
 	long long plain_failed;
 
@@ -219,7 +219,7 @@ TEST(cli_log_format_env_chooses_the_prefixes)
 
 /* On a terminal the demo says which part runs (on stderr), instead of
  * seconds of silence. */
-TEST_TIMEOUT(cli_demo_shows_progress_on_a_terminal, 90)
+TEST_ALONE(cli_demo_shows_progress_on_a_terminal, 90)
 {
 	char errpath[64], buf[4096];
 	int master, slave, fd, status = -1;

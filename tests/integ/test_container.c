@@ -211,19 +211,19 @@ static void container(const char *extra, const int *extra_caps, int nextra, cons
 	}
 }
 
-TEST_TIMEOUT(container_pid1_with_docker_default_caps_runs_classic_bpf_and_reloads_lose_nothing, 120)
+TEST_ALONE(container_pid1_with_docker_default_caps_runs_classic_bpf_and_reloads_lose_nothing, 120)
 {
 	container("", NULL, 0, "cbpf", false);
 }
 
-TEST_TIMEOUT(container_pid1_with_bpf_and_perfmon_added_runs_ebpf_and_reloads_lose_nothing, 120)
+TEST_ALONE(container_pid1_with_bpf_and_perfmon_added_runs_ebpf_and_reloads_lose_nothing, 120)
 {
 	static const int extra[] = { CAP_BPF, CAP_PERFMON };
 
 	container("bpf,perfmon", extra, 2, "ebpf", true);
 }
 
-TEST_TIMEOUT(container_pid1_with_bpf_and_perfmon_but_no_bpffs_refuses_upgrade_and_reloads_lose_nothing, 120)
+TEST_ALONE(container_pid1_with_bpf_and_perfmon_but_no_bpffs_refuses_upgrade_and_reloads_lose_nothing, 120)
 {
 	static const int extra[] = { CAP_BPF, CAP_PERFMON };
 

@@ -26,7 +26,8 @@
 
 /* accept one connection, answer one request (argv[2] "close": saying the
  * connection ends with it), then on each line of stdin:
- * "read" consumes whatever came (without answering), "fork" starts a child
+ * "read" consumes whatever came (without answering), "rawread" likewise with
+ * the read(2) system call itself, past the shim, "fork" starts a child
  * that holds the connection for 3 s, "close" closes it */
 static const char server_py[] =
 	"import os, socket, sys, time\n"
@@ -41,6 +42,9 @@ static const char server_py[] =
 	"for line in sys.stdin:\n"
 	"    if line.startswith('read'):\n"
 	"        c.recv(4096)\n"
+	"    elif line.startswith('rawread'):\n"
+	"        import ctypes\n"
+	"        ctypes.CDLL(None, use_errno=True).syscall(0, c.fileno(), ctypes.create_string_buffer(4096), 4096)\n"
 	"    elif line.startswith('fork'):\n"
 	"        if os.fork() == 0:\n"
 	"            time.sleep(3)\n"
@@ -318,7 +322,10 @@ TEST(preload_handoff_leaves_an_idle_close_alone_while_the_generation_serves)
 	fake_sup_close(&f);
 }
 
-TEST(preload_handoff_closes_a_connection_whose_request_was_read_but_not_answered)
+/* The client's next request arrives, the server consumes it with HOW
+ * ("read\n" or "rawread\n") and closes without answering: not idle, so the
+ * close is a close. */
+static void read_then_close(const char *how)
 {
 	static const char next[] = "GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
 	struct fake_sup f;
@@ -331,7 +338,7 @@ TEST(preload_handoff_closes_a_connection_whose_request_was_read_but_not_answered
 	f.map->draining[3] = 7;
 	ASSERT_EQ(write(c, next, sizeof(next) - 1), (ssize_t)sizeof(next) - 1);
 	usleep(50000);
-	server_say(&sv, "read\n", "done");	/* consumed, never answered: not idle */
+	server_say(&sv, how, "done");
 	server_say(&sv, "close\n", "done");
 	ASSERT_TRUE(closed_by_server(c, 2000));
 	ASSERT_EQ(fake_sup_given(&f, 100), -1);
@@ -339,6 +346,11 @@ TEST(preload_handoff_closes_a_connection_whose_request_was_read_but_not_answered
 	server_end(&sv);
 	close(m);
 	fake_sup_close(&f);
+}
+
+TEST(preload_handoff_closes_a_connection_whose_request_was_read_but_not_answered)
+{
+	read_then_close("read\n");	/* consumed, never answered: not idle */
 }
 
 /* No supervisor end anywhere (the generation keeps no copy): the give
@@ -443,4 +455,12 @@ TEST(preload_handoff_leaves_a_connection_a_forked_child_still_holds)
 	server_end(&sv);
 	close(m);
 	fake_sup_close(&f);
+}
+
+/* A read the shim never sees (the system call made directly, as io_uring or
+ * a static runtime would) still moves the kernel's count: the connection is
+ * busy, its close a close, even though no write came after it. */
+TEST(preload_handoff_closes_a_connection_read_past_the_shim)
+{
+	read_then_close("rawread\n");
 }

@@ -37,13 +37,6 @@ struct hsv {
 	int runs;
 };
 
-static int baton(const char *a1, const char *a2, const char *a3)
-{
-	char *argv[] = { (char *)bt_baton_bin(), (char *)a1, (char *)a2, (char *)a3, NULL };
-
-	return bt_run(argv, out, sizeof(out), err, sizeof(err), 60);
-}
-
 static const char *need(const char *name)
 {
 	static const char *const dirs[] = { "/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/" };
@@ -68,19 +61,6 @@ static void need_root_servers(void)
 		SKIP("real servers need root here (network namespace, eBPF, nginx's worker user)");
 	bt_need_netns();
 	bt_need_ebpf();
-}
-
-static void write_file(const char *dir, const char *name, const char *text)
-{
-	char path[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	if (!f)
-		FAIL("fopen %s: %s", path, strerror(errno));
-	fputs(text, f);
-	fclose(f);
 }
 
 static void hsv_dir(struct hsv *s)
@@ -110,14 +90,7 @@ static void hsv_start(struct hsv *s, char *const argv[])
 
 	if (argv) {
 		snprintf(listen, sizeof(listen), "tcp://127.0.0.1:%d?backlog=1024&handoff=idle", HPORT);
-		s->argv[n++] = (char *)bt_baton_bin();
-		s->argv[n++] = "run";
-		s->argv[n++] = "--name";
-		s->argv[n++] = "web";
-		s->argv[n++] = "--listen";
-		s->argv[n++] = listen;
-		s->argv[n++] = "--hang-threshold";
-		s->argv[n++] = "2s";
+		bt_args(s->argv, n, bt_baton_bin(), "run", "--name", "web", "--listen", listen, "--hang-threshold", "2s");
 		for (int i = 0; argv[i] && n < 39; i++)
 			s->argv[n++] = argv[i];
 		s->argv[n] = NULL;
@@ -144,31 +117,10 @@ static void hsv_kill(struct hsv *s)
 	s->pid = 0;
 }
 
-static const char *handoff_status(void)
-{
-	const char *h;
-
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
-	h = strstr(out, "\"handoff\":{");
-	if (!h)
-		FAIL("no handoff object in baton status: %s", out);
-	return h;
-}
-
 static void nginx_conf(struct hsv *s, char *confpath, size_t len)
 {
-	char conf[2048];
-
-	snprintf(conf, sizeof(conf),
-		 "worker_processes 2;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\n"
-		 "error_log %s/error.log;\nevents { worker_connections 1024; }\n"
-		 "http {\n access_log off;\n keepalive_requests 100000;\n"
-		 " client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
-		 " uwsgi_temp_path %s; scgi_temp_path %s;\n"
-		 " server { listen 127.0.0.1:%d; location / { return 200 \"ok\\n\"; } }\n}\n",
-		 s->dir, s->dir, s->dir, s->dir, s->dir, s->dir, s->dir, HPORT);
-	write_file(s->dir, "nginx.conf", conf);
-	snprintf(confpath, len, "%s/nginx.conf", s->dir);
+	bt_nginx_conf(s->dir, &(struct bt_nginx_opts){ .port = HPORT, .http = " keepalive_requests 100000;\n" },
+		      confpath, len);
 }
 
 static void nginx_start(struct hsv *s)
@@ -188,7 +140,7 @@ static bool handed_more(long long *seen)
 	long long now = 0;
 
 	for (int tries = 0; tries < 100; tries++) {
-		now = bt_json_get(handoff_status(), "handed_off");
+		now = bt_json_get(bt_status_object("web", "handoff"), "handed_off");
 		if (now > *seen)
 			break;
 		usleep(20000);
@@ -204,7 +156,7 @@ static bool handed_more(long long *seen)
 /* HAProxy ends an idle client connection at its soft stop (SIGUSR1) with
  * shutdown(SHUT_WR) and close(): the shim hands it off at the shutdown.
  * wrk -c50 over 10 reloads counts every socket error: none. */
-TEST_TIMEOUT(server_haproxy_keepalive_handoff_under_wrk_10_reloads_no_socket_error, 120)
+TEST_ALONE(server_haproxy_keepalive_handoff_under_wrk_10_reloads_no_socket_error, 120)
 {
 	const char *haproxy = need("haproxy"), *wrk = need("wrk");
 	char cfg[1024], cfgpath[128], url[64], wout[8192] = "", werr[1024];
@@ -220,7 +172,7 @@ TEST_TIMEOUT(server_haproxy_keepalive_handoff_under_wrk_10_reloads_no_socket_err
 		 "global\n\tmaxconn 4096\ndefaults\n\tmode http\n\ttimeout client 30s\n\ttimeout server 30s\n"
 		 "\ttimeout connect 5s\n\ttimeout http-keep-alive 30s\nfrontend f\n\tbind 127.0.0.1:%d\n"
 		 "\thttp-request return status 200 content-type text/plain string \"ok\"\n", HPORT);
-	write_file(s.dir, "haproxy.cfg", cfg);
+	bt_write_file(s.dir, "haproxy.cfg", cfg);
 	snprintf(cfgpath, sizeof(cfgpath), "%s/haproxy.cfg", s.dir);
 	char *argv[] = { "--ready", "delay:300ms", "--stop-signal", "USR1", "--grace", "10s", "--", (char *)haproxy, "-db", "-f", cfgpath,
 			 NULL };
@@ -239,7 +191,7 @@ TEST_TIMEOUT(server_haproxy_keepalive_handoff_under_wrk_10_reloads_no_socket_err
 	close(p[1]);
 	usleep(1000000);
 	for (int i = 0; i < 10; i++) {
-		if (baton("reload", "web", NULL) != 0) {
+		if (bt_baton("reload", "web") != 0) {
 			hsv_log(&s);
 			kill(w, SIGTERM);
 			FAIL("reload %d failed: %s%s", i + 1, out, err);
@@ -252,7 +204,7 @@ TEST_TIMEOUT(server_haproxy_keepalive_handoff_under_wrk_10_reloads_no_socket_err
 	close(p[0]);
 	waitpid(w, &status, 0);
 	bt_log("wrk: %s", wout);
-	bt_log("status: %s", handoff_status());
+	bt_log("status: %s", bt_status_object("web", "handoff"));
 	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	ASSERT_CONTAINS(wout, "requests in");
 	if (strstr(wout, "Socket errors") || strstr(wout, "Non-2xx")) {
@@ -260,8 +212,8 @@ TEST_TIMEOUT(server_haproxy_keepalive_handoff_under_wrk_10_reloads_no_socket_err
 		FAIL("wrk saw errors through 10 reloads: %s", wout);
 	}
 	/* the idle connections went to the new generations: at the shutdown */
-	ASSERT_GT(bt_json_get(handoff_status(), "handed_off"), 0);
-	ASSERT_EQ(bt_json_get(handoff_status(), "failed"), 0);
+	ASSERT_GT(bt_json_get(bt_status_object("web", "handoff"), "handed_off"), 0);
+	ASSERT_EQ(bt_json_get(bt_status_object("web", "handoff"), "failed"), 0);
 	(void)werr;
 	bt_supervisor_stop(&s.pid, 15);
 }
@@ -275,7 +227,7 @@ TEST_TIMEOUT(server_haproxy_keepalive_handoff_under_wrk_10_reloads_no_socket_err
  * counting client's 16 keep-alive connections are never closed, the new
  * nginx never blocks (no 1.5 s waits) and the health watch replaces no
  * generation. */
-TEST_TIMEOUT(server_nginx_keepalive_handoff_survives_a_supervisor_kill_after_the_switch, 150)
+TEST_ALONE(server_nginx_keepalive_handoff_survives_a_supervisor_kill_after_the_switch, 150)
 {
 	static const int delay_ms[] = { 0, 5, 10, 15 };
 	const char *report;
@@ -289,7 +241,7 @@ TEST_TIMEOUT(server_nginx_keepalive_handoff_survives_a_supervisor_kill_after_the
 	load = bt_load_start(HPORT, "keepalive", "600", 16);
 	usleep(300000);
 	for (size_t i = 0; i < sizeof(delay_ms) / sizeof(delay_ms[0]); i++) {
-		if (baton("reload", "web", NULL) != 0) {
+		if (bt_baton("reload", "web") != 0) {
 			hsv_log(&s);
 			bt_load_stop(&load, 20);
 			FAIL("reload %zu failed: %s%s", i + 1, out, err);
@@ -302,8 +254,9 @@ TEST_TIMEOUT(server_nginx_keepalive_handoff_survives_a_supervisor_kill_after_the
 	}
 	report = bt_load_stop(&load, 20);
 	bt_log("load: %s", report);
-	bt_log("status: %s", handoff_status());
+	bt_log("status: %s", bt_status_object("web", "handoff"));
 	/* the 4 reloads made generations 2..5; no health reload replaced one */
+	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_CONTAINS(out, "\"id\":5,");
 	ASSERT_TRUE(!strstr(out, "\"id\":6,"));
 	bt_supervisor_stop(&s.pid, 15);
@@ -466,7 +419,7 @@ TEST_TIMEOUT(attack_handoff_squatting_during_upgrade_and_restart_gets_no_connect
 	usleep(300000);
 	for (int step = 0; step < 5; step++) {
 		if (step == 1) {
-			ASSERT_EQ(baton("upgrade", "web", NULL), 0);
+			ASSERT_EQ(bt_baton("upgrade", "web"), 0);
 			handed = 0;	/* the re-executed supervisor counts anew */
 			continue;
 		}
@@ -477,7 +430,7 @@ TEST_TIMEOUT(attack_handoff_squatting_during_upgrade_and_restart_gets_no_connect
 			handed = 0;
 			continue;
 		}
-		if (baton("reload", "web", NULL) != 0) {
+		if (bt_baton("reload", "web") != 0) {
 			hsv_log(&s);
 			bt_load_stop(&load, 20);
 			FAIL("reload failed at step %d: %s%s", step, out, err);
@@ -485,7 +438,7 @@ TEST_TIMEOUT(attack_handoff_squatting_during_upgrade_and_restart_gets_no_connect
 		if (!handed_more(&handed)) {
 			hsv_log(&s);
 			bt_load_stop(&load, 20);
-			FAIL("no handoff at step %d: %s", step, handoff_status());
+			FAIL("no handoff at step %d: %s", step, bt_status_object("web", "handoff"));
 		}
 		usleep(200000);
 	}
@@ -497,19 +450,6 @@ TEST_TIMEOUT(attack_handoff_squatting_during_upgrade_and_restart_gets_no_connect
 	ASSERT_EQ(got, 0);
 	ASSERT_EQ(bt_json_get(report, "failed"), 0);
 	ASSERT_EQ(bt_json_get(report, "closed_idle"), 0);
-}
-
-/* pid of the active generation in `baton status web --json` */
-static pid_t active_pid(void)
-{
-	const char *a;
-
-	ASSERT_EQ(baton("status", "web", "--json"), 0);
-	a = strstr(out, "\"state\":\"active\"");
-	ASSERT_TRUE(a != NULL);
-	while (a > out && strncmp(a, "\"pid\":", 6))
-		a--;
-	return (pid_t)atoi(a + 6);
 }
 
 /* A GIVE from another uid: nobody cannot get at any end of a channel. Not
@@ -527,7 +467,7 @@ TEST_TIMEOUT(attack_handoff_nobody_cannot_reach_a_channel, 60)
 	need("nginx");
 	hsv_dir(&s);
 	nginx_start(&s);
-	gen = active_pid();
+	gen = bt_status_active_pid("web");
 	sup = s.pid;
 	snprintf(map, sizeof(map), "%s/run/web.handoff-map", s.dir);
 	kid = fork();
@@ -596,8 +536,7 @@ TEST_TIMEOUT(attack_handoff_a_give_after_its_generation_exited_is_refused, 60)
 {
 	char port[16], path[160], buf[256];
 	struct hsv s;
-	int c, fd;
-	ssize_t n;
+	int c;
 	struct pollfd p;
 
 	need_root_servers();
@@ -611,25 +550,16 @@ TEST_TIMEOUT(attack_handoff_a_give_after_its_generation_exited_is_refused, 60)
 	c = bt_connect(HPORT);
 	ASSERT_TRUE(c >= 0);
 	usleep(200000);
-	ASSERT_EQ(baton("reload", "web", NULL), 0);
+	ASSERT_EQ(bt_baton("reload", "web"), 0);
 	usleep(1500000);	/* gen 1 exited; its child gave the connection 0.5 s later */
 	snprintf(path, sizeof(path), "%s/gen-1", s.dir);
-	fd = open(path, O_RDONLY);
-	ASSERT_TRUE(fd >= 0);
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	ASSERT_GT(n, 0);
-	buf[n] = '\0';
+	ASSERT_GT(bt_read_file(path, buf, sizeof(buf)), 0);
 	bt_log("gen 1: %s", buf);
 	ASSERT_CONTAINS(buf, "accepted");
 	/* the supervisor never got it, and gen 2 never accepted it */
-	ASSERT_EQ(bt_json_get(handoff_status(), "offered"), 0);
+	ASSERT_EQ(bt_json_get(bt_status_object("web", "handoff"), "offered"), 0);
 	snprintf(path, sizeof(path), "%s/gen-2", s.dir);
-	fd = open(path, O_RDONLY);
-	ASSERT_TRUE(fd >= 0);
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
+	bt_read_file(path, buf, sizeof(buf));
 	ASSERT_TRUE(!strstr(buf, "accepted"));
 	/* the client is not answered by anyone: the connection ends with the child */
 	ASSERT_EQ(write(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27), 27);
@@ -645,16 +575,9 @@ static long long cpu_ms(pid_t pid)
 {
 	char path[64], buf[1024], *p;
 	unsigned long long ut = 0, st = 0;
-	int fd;
-	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY);
-	ASSERT_TRUE(fd >= 0);
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	ASSERT_GT(n, 0);
-	buf[n] = '\0';
+	ASSERT_GT(bt_read_file(path, buf, sizeof(buf)), 0);
 	p = strrchr(buf, ')');
 	ASSERT_TRUE(p != NULL);
 	ASSERT_EQ(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st), 2);
@@ -666,7 +589,7 @@ static long long cpu_ms(pid_t pid)
  * reads each channel at a bounded pace: its CPU over the flood stays
  * bounded (the abstract socket's flood cost 74 % of a core) and it keeps
  * answering `baton status`. */
-TEST_TIMEOUT(attack_handoff_a_flood_of_the_channel_keeps_the_supervisor_cpu_bounded, 90)
+TEST_ALONE(attack_handoff_a_flood_of_the_channel_keeps_the_supervisor_cpu_bounded, 90)
 {
 	static const char flood_py[] =
 		"import os, socket, struct, time\n"
@@ -695,13 +618,13 @@ TEST_TIMEOUT(attack_handoff_a_flood_of_the_channel_keeps_the_supervisor_cpu_boun
 	for (int i = 0; i < 3; i++) {
 		long long a = mono_ms();
 
-		ASSERT_EQ(baton("status", "web", "--json"), 0);
+		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 		ASSERT_LE(mono_ms() - a, 1000);	/* it answers meanwhile */
 		usleep(800000);
 	}
 	t1 = mono_ms();
 	c1 = cpu_ms(s.pid);
-	sent = bt_json_get(handoff_status(), "refused");
+	sent = bt_json_get(bt_status_object("web", "handoff"), "refused");
 	bt_log("supervisor cpu %lld ms over %lld ms of flood; %lld messages refused", c1 - c0, t1 - t0, sent);
 	bt_supervisor_stop(&s.pid, 15);
 	/* it did read the flood (a supervisor that read nothing is no test) */

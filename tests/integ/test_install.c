@@ -71,6 +71,40 @@ static void clean_make_env(void *ctx)
 		setenv("LD_LIBRARY_PATH", ld, 1);
 }
 
+/* The source tree SRC and the tools a user builds with (PATH_MAX each), or skip. */
+static void need_build_tools(const char *src, char *make, char *cc, char *pc)
+{
+	if (!src || !*src)
+		SKIP("BATON_SRCDIR does not name the source tree (run through make check)");
+	need("make", make, PATH_MAX);
+	need("cc", cc, PATH_MAX);
+	need("pkg-config", pc, PATH_MAX);
+}
+
+/* Whether `make -q installables` finds the build in SRC up to date: make
+ * install copies what `make` built; the test must not build it. */
+static bool make_up_to_date(const char *make, const char *src)
+{
+	char *argv[] = { (char *)make, "-C", (char *)src, "-q", "SANITIZE=0", "installables", NULL };
+	char out[8192], err[8192];
+
+	return bt_run_with(argv, clean_make_env, NULL, out, sizeof(out), err, sizeof(err), 30) == 0;
+}
+
+/* `make -C SRC -s SANITIZE=0 [DESTDIR=...] TARGET` (DESTDIR NULL: none),
+ * which must exit 0 within TIMEOUT_S. */
+static void make_target(const char *make, const char *src, const char *destdir, const char *target, int timeout_s)
+{
+	char *argv[] = { (char *)make, "-C", (char *)src, "-s", "SANITIZE=0", (char *)(destdir ? destdir : target),
+			 destdir ? (char *)target : NULL, NULL };
+	char out[8192], err[8192];
+	int rc = bt_run_with(argv, clean_make_env, NULL, out, sizeof(out), err, sizeof(err), timeout_s);
+
+	bt_log("make %s: %s%s", target, out, err);
+	if (rc != 0)
+		FAIL("make %s %s: exit %d: %s", target, destdir ? destdir : "", rc, err);
+}
+
 static void pkg_config_env(void *ctx)
 {
 	char path[PATH_MAX];
@@ -130,32 +164,18 @@ TEST_TIMEOUT(install_builds_a_program_with_pkg_config_and_uninstall_removes_it, 
 	ssize_t n;
 	int rc;
 
-	if (!src || !*src)
-		SKIP("BATON_SRCDIR does not name the source tree (run through make check)");
-	need("make", make, sizeof(make));
-	need("cc", cc, sizeof(cc));
-	need("pkg-config", pc, sizeof(pc));
+	need_build_tools(src, make, cc, pc);
 	if (!mkdtemp(stage))
 		FAIL("mkdtemp: %s", strerror(errno));
 	atexit(rm_stage);
 	snprintf(destdir, sizeof(destdir), "DESTDIR=%s", stage);
 
 	/* Installing copies what `make` built; the test must not build it. */
-	{
-		char *argv[] = { make, "-C", (char *)src, "-q", "SANITIZE=0", "installables", NULL };
-
-		if (bt_run_with(argv, clean_make_env, NULL, out, sizeof(out), err, sizeof(err), 30) != 0)
-			SKIP("the plain build in %s/build is not up to date, or was built for other than the default "
-			     "directories (make install would rebuild it): run make all",
-			     src);
-	}
-	{
-		char *argv[] = { make, "-C", (char *)src, "-s", "SANITIZE=0", destdir, "install", NULL };
-
-		rc = bt_run_with(argv, clean_make_env, NULL, out, sizeof(out), err, sizeof(err), 30);
-		if (rc != 0)
-			FAIL("make install %s: exit %d: %s", destdir, rc, err);
-	}
+	if (!make_up_to_date(make, src))
+		SKIP("the plain build in %s/build is not up to date, or was built for other than the default "
+		     "directories (make install would rebuild it): run make all",
+		     src);
+	make_target(make, src, destdir, "install", 30);
 	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(path, sizeof(path), "%s/usr/local/%s", stage, files[i]);
 		if (lstat(path, &st))
@@ -218,13 +238,7 @@ TEST_TIMEOUT(install_builds_a_program_with_pkg_config_and_uninstall_removes_it, 
 	snprintf(want, sizeof(want), "library %s/libbaton.so.0\n", libdir);
 	ASSERT_CONTAINS(out, want);
 
-	{
-		char *argv[] = { make, "-C", (char *)src, "-s", "SANITIZE=0", destdir, "uninstall", NULL };
-
-		rc = bt_run_with(argv, clean_make_env, NULL, out, sizeof(out), err, sizeof(err), 30);
-		if (rc != 0)
-			FAIL("make uninstall %s: exit %d: %s", destdir, rc, err);
-	}
+	make_target(make, src, destdir, "uninstall", 30);
 	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(path, sizeof(path), "%s/usr/local/%s", stage, files[i]);
 		if (!lstat(path, &st))
@@ -277,21 +291,13 @@ TEST_TIMEOUT(install_into_the_default_prefix_needs_no_other_step, 120)
 	FILE *f;
 	int rc;
 
-	if (!src || !*src)
-		SKIP("BATON_SRCDIR does not name the source tree (run through make check)");
-	need("make", make, sizeof(make));
-	need("cc", cc, sizeof(cc));
-	need("pkg-config", pc, sizeof(pc));
+	need_build_tools(src, make, cc, pc);
 	need("ldconfig", prog, sizeof(prog));
 	if (geteuid() != 0)
 		SKIP("needs root: make install into /usr/local runs ldconfig (in a private mount namespace)");
-	{
-		char *argv[] = { make, "-C", (char *)src, "-q", "SANITIZE=0", "installables", NULL };
-
-		if (bt_run_with(argv, clean_make_env, NULL, out, sizeof(out), err, sizeof(err), 30) != 0)
-			SKIP("the plain build in %s/build is not up to date for the default directories: run make all",
-			     src);
-	}
+	if (!make_up_to_date(make, src))
+		SKIP("the plain build in %s/build is not up to date for the default directories: run make all",
+		     src);
 	/* the machine's /usr/local and ld.so.cache stay as they are: this
 	 * test's own /usr/local (empty) and /etc (copy on write) */
 	if (!mkdtemp(etc_up))
@@ -309,14 +315,7 @@ TEST_TIMEOUT(install_into_the_default_prefix_needs_no_other_step, 120)
 	if (mount("overlay", "/etc", "overlay", 0, opts))
 		SKIP("cannot put a copy-on-write /etc over the real one (overlayfs): %s", strerror(errno));
 
-	{
-		char *argv[] = { make, "-C", (char *)src, "-s", "SANITIZE=0", "install", NULL };
-
-		rc = bt_run_with(argv, clean_make_env, NULL, out, sizeof(out), err, sizeof(err), 60);
-		bt_log("make install: %s%s", out, err);
-		if (rc != 0)
-			FAIL("make install: exit %d: %s", rc, err);
-	}
+	make_target(make, src, NULL, "install", 60);
 	snprintf(progsrc, sizeof(progsrc), "%s/prog.c", etc_up);
 	snprintf(prog, sizeof(prog), "%s/prog", etc_up);
 	f = fopen(progsrc, "we");
@@ -334,13 +333,7 @@ TEST_TIMEOUT(install_into_the_default_prefix_needs_no_other_step, 120)
 	}
 	ASSERT_CONTAINS(out, "listening 1 port ");
 	ASSERT_CONTAINS(out, "library /usr/local/lib/libbaton.so.0\n");
-	{
-		char *argv[] = { make, "-C", (char *)src, "-s", "SANITIZE=0", "uninstall", NULL };
-
-		rc = bt_run_with(argv, clean_make_env, NULL, out, sizeof(out), err, sizeof(err), 30);
-		if (rc != 0)
-			FAIL("make uninstall: exit %d: %s", rc, err);
-	}
+	make_target(make, src, NULL, "uninstall", 30);
 	/* every folder under /usr/local was made by install: none is left */
 	if (entries("/usr/local") != 0) {
 		char *argv[] = { "/usr/bin/find", "/usr/local", NULL };

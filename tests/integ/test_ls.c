@@ -32,15 +32,6 @@ static int ls(const char *a1, const char *a2, const char *a3)
 	return bt_run(argv, out, sizeof(out), err, sizeof(err), 30);
 }
 
-static uint64_t cookie_of(int fd)
-{
-	uint64_t c = 0;
-	socklen_t len = sizeof(c);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &len))
-		FAIL("SO_COOKIE: %s", strerror(errno));
-	return c;
-}
 
 /* The JSON line (one socket per line) of the socket with FD's cookie. */
 static const char *line_of(int fd, char *buf, size_t len)
@@ -48,7 +39,7 @@ static const char *line_of(int fd, char *buf, size_t len)
 	char pat[64];
 	const char *p, *end;
 
-	snprintf(pat, sizeof(pat), "\"cookie\": %llu,", (unsigned long long)cookie_of(fd));
+	snprintf(pat, sizeof(pat), "\"cookie\": %llu,", (unsigned long long)bt_cookie(fd));
 	p = strstr(out, pat);
 	if (!p)
 		FAIL("no socket with %s in: %s", pat, out);
@@ -61,14 +52,8 @@ static const char *line_of(int fd, char *buf, size_t len)
 
 static long long field(const char *line, const char *key)
 {
-	char pat[64];
-	const char *p;
+	const char *p = bt_json_at(line, key);
 
-	snprintf(pat, sizeof(pat), "\"%s\": ", key);
-	p = strstr(line, pat);
-	if (!p)
-		FAIL("no \"%s\" in %s", key, line);
-	p += strlen(pat);
 	if (!strncmp(p, "null", 4))
 		FAIL("\"%s\" is null in %s", key, line);
 	return strtoll(p, NULL, 10);
@@ -116,9 +101,7 @@ TEST(ls_reports_group_program_flags_and_owners)
 
 	bt_need_netns();
 	bt_need_ebpf();
-	g = baton_group_new(&o);
-	if (!g)
-		FAIL("group: %s", strerror(errno));
+	g = bt_group_new(&o);
 	port = bt_listeners(fds, 2, false);
 	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[0], 0)), 0);
 	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[1], 0)), 1);
@@ -183,11 +166,7 @@ TEST(ls_attributes_socket_to_the_process_holding_it)
 
 	bt_need_netns();
 	fd = plain_listener();
-	if (pipe2(p, O_CLOEXEC))
-		FAIL("pipe: %s", strerror(errno));
-	child = fork();
-	if (child < 0)
-		FAIL("fork: %s", strerror(errno));
+	child = bt_fork_pipe(p);
 	if (child == 0) {
 		/* keeps the listener as fd 9, and dies with the test */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -206,7 +185,7 @@ TEST(ls_attributes_socket_to_the_process_holding_it)
 	snprintf(filter, sizeof(filter), "%u", port_of(fd));
 	/* the cookie stays; our copy goes, so only the child holds it */
 	{
-		uint64_t c = cookie_of(fd);
+		uint64_t c = bt_cookie(fd);
 		char pat[64];
 
 		close(fd);

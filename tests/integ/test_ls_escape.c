@@ -39,11 +39,7 @@ TEST(ls_text_escapes_a_hostile_process_name_of_another_user)
 	pw = getpwnam("nobody");
 	if (!pw)
 		SKIP("no user nobody on this system");
-	if (pipe2(p, O_CLOEXEC))
-		FAIL("pipe: %s", strerror(errno));
-	child = fork();
-	if (child < 0)
-		FAIL("fork: %s", strerror(errno));
+	child = bt_fork_pipe(p);
 	if (child == 0) {
 		socklen_t len = sizeof(sin);
 		int fd;

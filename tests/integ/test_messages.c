@@ -38,10 +38,7 @@ static void setup(char *dir, size_t len)
 		SKIP("needs root (network namespace, bpffs)");
 	bt_need_netns();
 	bt_need_private_bpffs();
-	snprintf(dir, len, "/tmp/baton-msg-XXXXXX");
-	if (!mkdtemp(dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	setenv("BATON_RUNTIME_DIR", dir, 1);
+	bt_runtime_tmpdir(dir, len, "msg");
 }
 
 static pid_t start_web(const char *dir, const char *log, void (*child)(void *), char *status, size_t len)
@@ -169,7 +166,7 @@ TEST_TIMEOUT(messages_ls_names_empty_pin_folders_as_stale, 60)
 /* A generation that runs but never accepts: after the 1 s default (not
  * 100 ms) it is replaced, counted as a restart, and the log says why in
  * numbers. */
-TEST_TIMEOUT(messages_hung_generation_is_replaced_after_a_second_as_a_restart, 60)
+TEST_ALONE(messages_hung_generation_is_replaced_after_a_second_as_a_restart, 60)
 {
 	char dir[64], status[8192], path[128], log[16384];
 	char *argv[] = { (char *)bt_baton_bin(), "run", "--name", "web", "--listen", "tcp://127.0.0.1:8080",

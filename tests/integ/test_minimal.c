@@ -27,7 +27,7 @@ static void minimal_path(char *buf, size_t len)
 
 TEST_TIMEOUT(minimal_example_reloads_twice_under_load_lose_nothing, 90)
 {
-	char mini[4096], dir[] = "/tmp/baton-test-XXXXXX", logpath[64], *argv[16];
+	char mini[4096], dir[64], logpath[96], *argv[16];
 	const char *report;
 	struct bt_load l;
 	pid_t sup;
@@ -37,26 +37,12 @@ TEST_TIMEOUT(minimal_example_reloads_twice_under_load_lose_nothing, 90)
 	minimal_path(mini, sizeof(mini));
 	bt_need_netns();
 	bt_need_ebpf();
-	if (!mkdtemp(dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	setenv("BATON_RUNTIME_DIR", dir, 1);
-	snprintf(logpath, sizeof(logpath), "%s/log", dir);
-	argv[n++] = (char *)bt_baton_bin();
-	argv[n++] = "run";
-	argv[n++] = "--name";
-	argv[n++] = "mini";
-	argv[n++] = "--listen";
-	argv[n++] = "tcp://127.0.0.1:0?backlog=1024&name=http";
-	/* a reload succeeds only on READY=1 from the example, not on a guess */
-	argv[n++] = "--ready";
-	argv[n++] = "notify";
-	/* the health watch is not under test: a stall on a loaded machine
+	bt_runtime_tmpdir_log(dir, sizeof(dir), "test", logpath, sizeof(logpath));
+	/* a reload succeeds only on READY=1 from the example, not on a guess;
+	 * the health watch is not under test: a stall on a loaded machine
 	 * would start a reload of its own */
-	argv[n++] = "--hang-threshold";
-	argv[n++] = "2s";
-	argv[n++] = "--";
-	argv[n++] = mini;
-	argv[n] = NULL;
+	bt_args(argv, n, bt_baton_bin(), "run", "--name", "mini", "--listen", "tcp://127.0.0.1:0?backlog=1024&name=http",
+		"--ready", "notify", "--hang-threshold", "2s", "--", mini);
 	sup = bt_supervisor_start(argv, "mini", logpath, NULL, NULL, 10, out, sizeof(out));
 	port = (uint16_t)bt_json_get(out, "port");
 	l = bt_load_start(port, "conn", "4", 16);

@@ -39,9 +39,7 @@ TEST(steer_probe_pin_takes_only_the_probe_address_not_any_host_on_the_reserved_p
 
 	bt_need_netns();
 	bt_need_ebpf();
-	g = baton_group_new(&o);
-	if (!g)
-		FAIL("baton_group_new: %s", strerror(errno));
+	g = bt_group_new(&o);
 	port = bt_listeners(fds, 2, false);
 	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[0], 1)), 0);	/* every weight: slot 0 */
 	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[1], 0)), 1);
@@ -111,9 +109,7 @@ TEST(steer_probe_pin_on_ipv6_takes_only_the_probe_address)
 		ASSERT_OK(getsockname(fds[i], (struct sockaddr *)&a, &len));
 		port = ntohs(a.sin6_port);
 	}
-	g = baton_group_new(&o);
-	if (!g)
-		FAIL("baton_group_new: %s", strerror(errno));
+	g = bt_group_new(&o);
 	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[0], 1)), 0);
 	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[1], 0)), 1);
 	ASSERT_OK(baton_group_pin_source_addr(g, (struct sockaddr *)&probe, sizeof(probe), 1008, 1023, 1));

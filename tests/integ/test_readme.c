@@ -189,9 +189,9 @@ static void run_example(const char *line, const char *dir)
 	ASSERT_EQ(bt_json_get(report, "failed"), 0);
 }
 
-TEST_TIMEOUT(readme_first_examples_lose_nothing_on_a_busy_machine, 240)
+TEST_ALONE(readme_first_examples_lose_nothing_on_a_busy_machine, 240)
 {
-	char lines[2][512], dir[64] = "/tmp/baton-readme-XXXXXX", index[96];
+	char lines[2][512], dir[64], index[96];
 	int fd;
 
 	bt_baton_bin();
@@ -199,9 +199,7 @@ TEST_TIMEOUT(readme_first_examples_lose_nothing_on_a_busy_machine, 240)
 		SKIP("needs root (a network namespace for port 8080, eBPF)");
 	ASSERT_EQ(readme_run_lines(lines, 2), 2);
 	bt_need_netns();
-	if (!mkdtemp(dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	setenv("BATON_RUNTIME_DIR", dir, 1);
+	bt_runtime_tmpdir(dir, sizeof(dir), "readme");
 	snprintf(www, sizeof(www), "%s", dir);
 	snprintf(index, sizeof(index), "%s/index.html", dir);
 	fd = open(index, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

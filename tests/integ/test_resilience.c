@@ -42,8 +42,7 @@ static void rs_start(struct rs *s, const char *const *extra)
 	bt_need_ebpf();
 	bt_need_private_bpffs();
 	memset(s, 0, sizeof(*s));
-	bt_runtime_tmpdir(s->dir, sizeof(s->dir), "test");
-	snprintf(s->log, sizeof(s->log), "%s/log", s->dir);
+	bt_runtime_tmpdir_log(s->dir, sizeof(s->dir), "test", s->log, sizeof(s->log));
 	/* each generation reads more arguments from DIR/mode when it starts */
 	snprintf(s->cmd, sizeof(s->cmd), "exec %s -q --tag gen $(cat %s/mode 2>/dev/null)", ref, s->dir);
 	s->argv[s->argc++] = (char *)bt_baton_bin();
@@ -207,7 +206,6 @@ TEST_TIMEOUT(resilience_supervisor_killed_during_a_reload_is_rolled_back_losing_
 	struct rs s;
 	struct bt_load l;
 	long long gen;
-	int i;
 
 	/* generations after the first wait 1.5 s before READY=1: the kill
 	 * lands in the readiness wait */
@@ -235,12 +233,7 @@ TEST_TIMEOUT(resilience_supervisor_killed_during_a_reload_is_rolled_back_losing_
 	s.pid = 0;
 	rs_restart(&s);
 	quote_log(&s);
-	for (i = 0; i < 50; i++) {
-		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-		if (!strstr(out, "\"state\":\"draining\""))
-			break;
-		usleep(100000);
-	}
+	bt_status_wait("web", !strstr(out, "\"state\":\"draining\""), 50, 100000);
 	ASSERT_EQ(bt_active_pid(out), gen);	/* rolled back: the old one serves */
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
 	ASSERT_EQ(bt_baton("reload", "web"), 0);
@@ -267,7 +260,7 @@ static int refused_of(int n)
 	return refused;
 }
 
-TEST_TIMEOUT(resilience_frozen_generation_whose_replacement_fails_keeps_its_listener, 60)
+TEST_ALONE(resilience_frozen_generation_whose_replacement_fails_keeps_its_listener, 60)
 {
 	struct rs s;
 	long long gen;
@@ -373,21 +366,13 @@ TEST_TIMEOUT(resilience_a_reused_pid_is_never_adopted, 60)
 /* A raw request on the control socket; returns what came back. */
 static void raw(const char *dir, const char *req, char *reply, size_t len)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ssize_t n;
+	char path[128];
 
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/web.sock", dir);
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)))
-		FAIL("connect %s: %s", sun.sun_path, strerror(errno));
-	if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0)
-		FAIL("send: %s", strerror(errno));
-	n = recv(fd, reply, len - 1, MSG_WAITALL);
-	reply[n > 0 ? n : 0] = '\0';
-	close(fd);
+	snprintf(path, sizeof(path), "%s/web.sock", dir);
+	bt_unix_request(path, req, strlen(req), reply, len);
 }
 
-TEST_TIMEOUT(supervisor_idle_control_clients_time_out_and_one_too_many_hears_busy, 60)
+TEST_ALONE(supervisor_idle_control_clients_time_out_and_one_too_many_hears_busy, 60)
 {
 	struct sv_idle { int fd[64]; } idle;
 	struct rs s;
@@ -415,7 +400,7 @@ TEST_TIMEOUT(supervisor_idle_control_clients_time_out_and_one_too_many_hears_bus
 	rs_stop(&s);
 }
 
-TEST_TIMEOUT(supervisor_full_generation_table_names_the_limit, 90)
+TEST_ALONE(supervisor_full_generation_table_names_the_limit, 90)
 {
 	struct rs s;
 	int i;
@@ -527,17 +512,12 @@ TEST_TIMEOUT(supervisor_too_many_listeners_for_the_file_limit_is_said_at_start, 
 
 	bt_need_netns();
 	private_runtime_dir();
-	argv[n++] = (char *)bt_baton_bin();
-	argv[n++] = "run";
+	bt_args(argv, n, bt_baton_bin(), "run");
 	for (i = 0; i < 8; i++) {
 		snprintf(specs[i], sizeof(specs[i]), "tcp://127.0.0.1:%d", 8080 + i);
-		argv[n++] = "--listen";
-		argv[n++] = specs[i];
+		bt_args(argv, n, "--listen", specs[i]);
 	}
-	argv[n++] = "--";
-	argv[n++] = "/bin/sleep";
-	argv[n++] = "5";
-	argv[n] = NULL;
+	bt_args(argv, n, "--", "/bin/sleep", "5");
 	ASSERT_EQ(bt_run_with(argv, low_nofile, NULL, out, sizeof(out), err, sizeof(err), 10), 1);
 	ASSERT_CONTAINS(err, "8 listeners need about 400 open files by the first reload");
 	ASSERT_CONTAINS(err, "the hard limit is 200");

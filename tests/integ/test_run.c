@@ -95,9 +95,7 @@ static void reloads_under_load(const char *mode)
 	}
 	report = load_finish(&l, 30);
 	assert_no_failures(report);
-	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-	ASSERT_EQ(bt_json_get(out, "reloads_done"), 20);
-	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
+	bt_assert_reloads("web", 20, 0);
 	ASSERT_EQ(bt_json_get(out, "id"), 21);	/* newest generation first */
 	sv_stop(&s);
 }
@@ -127,9 +125,7 @@ static void rollback_case(const char *misbehave, const char *why, const char *op
 	bt_sv_set_mode(&s, "");
 	report = load_finish(&l, 30);
 	assert_no_failures(report);
-	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
-	ASSERT_EQ(bt_json_get(out, "reloads_done"), 0);
+	bt_assert_reloads("web", 0, 1);
 	ASSERT_CONTAINS(out, "{\"id\":1,");
 	ASSERT_CONTAINS(out, "\"state\":\"active\"");
 	/* and the next reload works */
@@ -142,7 +138,7 @@ TEST_TIMEOUT(run_generation_crashing_at_start_rolls_back_losing_nothing, 60)
 	rollback_case("--crash-at-start", "gen 2 exited with status 1 before it was ready", NULL, NULL);
 }
 
-TEST_TIMEOUT(run_generation_never_ready_rolls_back_losing_nothing, 60)
+TEST_ALONE(run_generation_never_ready_rolls_back_losing_nothing, 60)
 {
 	rollback_case("--never-ready", "gen 2 was not ready within 700 ms", "--ready=notify", "--ready-timeout=700ms");
 }
@@ -172,23 +168,6 @@ TEST_TIMEOUT(run_status_reports_generations_queues_and_mode, 60)
 	ASSERT_CONTAINS(out, "exited with status 0");	/* gen 1 stopped gracefully */
 	ASSERT_CONTAINS(out, "last reload: ok");
 	sv_stop(&s);
-}
-
-/* A raw request on the control socket; returns the first reply line. */
-static void raw_request(const char *path, const char *req, size_t len, char *reply, size_t rlen)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ssize_t n;
-
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)))
-		FAIL("connect %s: %s", path, strerror(errno));
-	if (send(fd, req, len, MSG_NOSIGNAL) < 0)
-		FAIL("send: %s", strerror(errno));
-	n = recv(fd, reply, rlen - 1, MSG_WAITALL);
-	reply[n > 0 ? n : 0] = '\0';
-	close(fd);
 }
 
 TEST_TIMEOUT(run_control_socket_refuses_strangers_and_bad_requests, 60)
@@ -249,22 +228,20 @@ TEST_TIMEOUT(run_control_socket_refuses_strangers_and_bad_requests, 60)
 	ASSERT_EQ(WEXITSTATUS(status), 0);
 	ASSERT_EQ(chmod(path, 0600), 0);
 
-	raw_request(path, "baton/9 status\n", 15, reply, sizeof(reply));
+	bt_unix_request(path, "baton/9 status\n", 15, reply, sizeof(reply));
 	ASSERT_CONTAINS(reply, "error unsupported protocol \"baton/9\" (this supervisor speaks baton/1)");
-	raw_request(path, "baton/1 explode\n", 16, reply, sizeof(reply));
+	bt_unix_request(path, "baton/1 explode\n", 16, reply, sizeof(reply));
 	ASSERT_CONTAINS(reply, "error unknown command \"explode\"");
-	raw_request(path, "baton/1 reload now\n", 19, reply, sizeof(reply));
+	bt_unix_request(path, "baton/1 reload now\n", 19, reply, sizeof(reply));
 	ASSERT_CONTAINS(reply, "error unexpected argument \"now\" for reload");
-	raw_request(path, "baton/1 st\0tus\n", 15, reply, sizeof(reply));
+	bt_unix_request(path, "baton/1 st\0tus\n", 15, reply, sizeof(reply));
 	ASSERT_CONTAINS(reply, "error malformed request");
 	memset(big, 'a', sizeof(big));
-	raw_request(path, big, sizeof(big), reply, sizeof(reply));
+	bt_unix_request(path, big, sizeof(big), reply, sizeof(reply));
 	ASSERT_CONTAINS(reply, "error request too long");
 
 	/* none of that changed anything: still generation 1, no reloads */
-	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-	ASSERT_EQ(bt_json_get(out, "reloads_done"), 0);
-	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
+	bt_assert_reloads("web", 0, 0);
 	ASSERT_EQ(bt_json_get(out, "id"), 1);
 	ASSERT_CONTAINS(out, "\"state\":\"active\"");
 	sv_stop(&s);
@@ -311,10 +288,7 @@ TEST_TIMEOUT(run_crashed_generation_restarts_and_its_queue_is_kept, 60)
 	ASSERT_EQ(kill((pid_t)gen_pid, SIGKILL), 0);
 	usleep(20000);
 	/* the server is gone; these wait in baton's socket for the restart */
-	for (i = 0; i < 20; i++) {
-		fds[i] = bt_connect(s.port);
-		ASSERT_EQ(write(fds[i], "GET / HTTP/1.0\r\n\r\n", 18), 18);
-	}
+	bt_connect_send(s.port, fds, 20, "GET / HTTP/1.0\r\n\r\n");
 	for (i = 0; i < 20; i++) {
 		struct pollfd p = { .fd = fds[i], .events = POLLIN };
 		char buf[512];
@@ -333,46 +307,32 @@ TEST_TIMEOUT(run_crashed_generation_restarts_and_its_queue_is_kept, 60)
 
 TEST_TIMEOUT(run_cli_errors_name_the_bad_input, 30)
 {
-	char dir[] = "/tmp/baton-test-XXXXXX";
+	static const struct bt_cli_case cases[] = {
+		{ { "run", "--listen", "tcp://x:80a" }, 2, "bad port \"80a\" in \"tcp://x:80a\"" },
+		{ { "run", "--listen", "tcp://127.0.0.1:0" }, 2, "no command to run" },
+		{ { "run", "--", "true" }, 2, "give at least one --listen" },
+		{ { "run", "--ready=soon", "--" }, 2, "bad --ready \"soon\"" },
+		{ { "run", "--grace=forever", "--" }, 2, "bad --grace \"forever\"" },
+		{ { "run", "--stop-signal=NOPE", "--" }, 2, "bad --stop-signal \"NOPE\"" },
+		{ { "reload", "nosuch" }, 1, "no supervisor named \"nosuch\" is running" },
+		{ { "status", "bad/name" }, 2, "bad name \"bad/name\"" },
+		{ { "stop" }, 1, "no supervisor is running" },
+		{ { "run", "--help" }, 0, "LISTEN_FDS" },
+	};
+	char dir[64];
 
-	ASSERT_TRUE(mkdtemp(dir) != NULL);
-	setenv("BATON_RUNTIME_DIR", dir, 1);
-	ASSERT_EQ(bt_baton("run", "--listen", "tcp://x:80a"), 2);
-	ASSERT_CONTAINS(err, "bad port \"80a\" in \"tcp://x:80a\"");
-	ASSERT_EQ(bt_baton("run", "--listen", "tcp://127.0.0.1:0"), 2);
-	ASSERT_CONTAINS(err, "no command to run");
-	ASSERT_EQ(bt_baton("run", "--", "true"), 2);
-	ASSERT_CONTAINS(err, "give at least one --listen");
-	ASSERT_EQ(bt_baton("run", "--ready=soon", "--"), 2);
-	ASSERT_CONTAINS(err, "bad --ready \"soon\"");
-	ASSERT_EQ(bt_baton("run", "--grace=forever", "--"), 2);
-	ASSERT_CONTAINS(err, "bad --grace \"forever\"");
-	ASSERT_EQ(bt_baton("run", "--stop-signal=NOPE", "--"), 2);
-	ASSERT_CONTAINS(err, "bad --stop-signal \"NOPE\"");
-	ASSERT_EQ(bt_baton("reload", "nosuch"), 1);
-	ASSERT_CONTAINS(err, "no supervisor named \"nosuch\" is running");
-	ASSERT_EQ(bt_baton("status", "bad/name"), 2);
-	ASSERT_CONTAINS(err, "bad name \"bad/name\"");
-	ASSERT_EQ(bt_baton("stop"), 1);
-	ASSERT_CONTAINS(err, "no supervisor is running");
-	ASSERT_EQ(bt_baton("run", "--help"), 0);
-	ASSERT_CONTAINS(out, "LISTEN_FDS");
+	bt_runtime_tmpdir(dir, sizeof(dir), "test");
+	BT_CLI_CASES(cases);
 	rmdir(dir);
 }
 
 TEST_TIMEOUT(run_sighup_reloads_like_baton_reload, 60)
 {
 	struct bt_sv s;
-	int i;
 
 	sv_start(&s, NULL, NULL);
 	ASSERT_EQ(kill(s.pid, SIGHUP), 0);
-	for (i = 0; i < 200; i++) {
-		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-		if (bt_json_get(out, "reloads_done") == 1)
-			break;
-		usleep(20000);
-	}
+	bt_status_wait("web", bt_json_get(out, "reloads_done") == 1, 200, 20000);
 	ASSERT_EQ(bt_json_get(out, "reloads_done"), 1);
 	ASSERT_EQ(bt_json_get(out, "id"), 2);
 	sv_stop(&s);
@@ -395,7 +355,7 @@ static int answered_of(int *fds, int n)
 	return answered;
 }
 
-TEST_TIMEOUT(run_frozen_generation_is_fenced_and_replaced, 60)
+TEST_ALONE(run_frozen_generation_is_fenced_and_replaced, 60)
 {
 	struct bt_sv s;
 	int fds[20], i;
@@ -406,10 +366,7 @@ TEST_TIMEOUT(run_frozen_generation_is_fenced_and_replaced, 60)
 	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	gen_pid = bt_json_get(strstr(out, "\"generations\""), "pid");
 	ASSERT_EQ(kill((pid_t)gen_pid, SIGSTOP), 0);
-	for (i = 0; i < 20; i++) {
-		fds[i] = bt_connect(s.port);
-		ASSERT_EQ(write(fds[i], "GET / HTTP/1.0\r\n\r\n", 18), 18);
-	}
+	bt_connect_send(s.port, fds, 20, "GET / HTTP/1.0\r\n\r\n");
 	ASSERT_EQ(answered_of(fds, 20), 20);
 	for (i = 0; i < 250 && !replaced; i++) {
 		usleep(20000);
@@ -429,7 +386,7 @@ TEST_TIMEOUT(run_frozen_generation_is_fenced_and_replaced, 60)
 	sv_stop(&s);
 }
 
-TEST_TIMEOUT(run_no_watch_leaves_a_frozen_generation_alone, 60)
+TEST_ALONE(run_no_watch_leaves_a_frozen_generation_alone, 60)
 {
 	struct bt_sv s;
 	long long gen_pid;
@@ -443,8 +400,7 @@ TEST_TIMEOUT(run_no_watch_leaves_a_frozen_generation_alone, 60)
 	kill((pid_t)gen_pid, SIGCONT);
 	ASSERT_TRUE(strstr(out, "fenced") == NULL);
 	ASSERT_EQ(bt_json_get(out, "reloads_done"), 0);
-	ASSERT_EQ(bt_run((char *[]){ (char *)bt_baton_bin(), "run", "--hang-threshold", "soon", "--", NULL }, out,
-			 sizeof(out), err, sizeof(err), 10), 2);
+	ASSERT_EQ(bt_baton_within(10, "run", "--hang-threshold", "soon", "--"), 2);
 	ASSERT_CONTAINS(err, "bad --hang-threshold \"soon\"");
 	sv_stop(&s);
 }
@@ -465,12 +421,7 @@ TEST_TIMEOUT(run_reload_timeout_says_the_reload_goes_on, 60)
 	nl = strchr(err, '\n');
 	ASSERT_TRUE(nl && nl[1] == '\0');	/* one line, nothing contradicting it */
 	ASSERT_TRUE(strstr(err, "closed the connection") == NULL);
-	for (int i = 0; i < 100; i++) {
-		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-		if (bt_json_get(out, "reloads_failed") == 1)
-			break;
-		usleep(50000);
-	}
+	bt_status_wait("web", bt_json_get(out, "reloads_failed") == 1, 100, 50000);
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
 	bt_sv_set_mode(&s, "");
 	sv_stop(&s);

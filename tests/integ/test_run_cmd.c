@@ -94,14 +94,7 @@ static void sv_stop(struct bt_sv *s)
  * member's, for the per-member counters). */
 static long long gen_field(const char *text, int id, const char *key)
 {
-	char pat[32];
-	const char *g;
-
-	snprintf(pat, sizeof(pat), "{\"id\":%d,", id);
-	g = strstr(text, pat);
-	if (!g)
-		FAIL("no generation %d in: %s", id, text);
-	return bt_json_get(g, key);
+	return bt_json_get(bt_gen_json(text, id), key);
 }
 
 TEST_TIMEOUT(run_reload_with_a_new_command_serves_it_from_then_on, 60)
@@ -186,31 +179,19 @@ TEST_TIMEOUT(run_reload_env_sets_empties_and_unsets_for_later_generations, 60)
 	ASSERT_CONTAINS(err, "control character 0x01");
 	ASSERT_EQ(bt_baton("reload", "web", "--"), 2);
 	ASSERT_CONTAINS(err, "nothing after \"--\"");
-	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-	ASSERT_EQ(bt_json_get(out, "reloads_done"), 4);
-	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
+	bt_assert_reloads("web", 4, 0);
 	sv_stop(&s);
-}
-
-/* A raw request on the control socket; returns the reply. */
-static void raw_request(const char *path, const char *req, char *reply, size_t rlen)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ssize_t n;
-
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)))
-		FAIL("connect %s: %s", path, strerror(errno));
-	if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0)
-		FAIL("send: %s", strerror(errno));
-	n = recv(fd, reply, rlen - 1, MSG_WAITALL);
-	reply[n > 0 ? n : 0] = '\0';
-	close(fd);
 }
 
 TEST_TIMEOUT(run_bad_reload_command_rolls_back_and_the_old_one_stays, 60)
 {
+	static const struct { const char *req, *says; } bad[] = {
+		{ "baton/1 reload-with 1\narg a%01b\n", "error reload-with item 1 (arg) holds the control character 0x01" },
+		{ "baton/1 reload-with 1\narg a%00b\n", "a NUL byte (%00)" },
+		{ "baton/1 reload-with 1\nenv NOEQUALS\n", "error bad --env \"NOEQUALS\"" },
+		{ "baton/1 reload-with 1\nrun x\n", "error unknown reload-with item \"run\"" },
+		{ "baton/1 reload-with 99999\n", "error reload-with wants a count of 0 to 4096 item lines" },
+	};
 	char path[100], reply[1024];
 	struct bt_sv s;
 
@@ -237,19 +218,11 @@ TEST_TIMEOUT(run_bad_reload_command_rolls_back_and_the_old_one_stays, 60)
 
 	/* the protocol refuses what it cannot carry, naming it */
 	snprintf(path, sizeof(path), "%s/web.sock", s.dir);
-	raw_request(path, "baton/1 reload-with 1\narg a%01b\n", reply, sizeof(reply));
-	ASSERT_CONTAINS(reply, "error reload-with item 1 (arg) holds the control character 0x01");
-	raw_request(path, "baton/1 reload-with 1\narg a%00b\n", reply, sizeof(reply));
-	ASSERT_CONTAINS(reply, "a NUL byte (%00)");
-	raw_request(path, "baton/1 reload-with 1\nenv NOEQUALS\n", reply, sizeof(reply));
-	ASSERT_CONTAINS(reply, "error bad --env \"NOEQUALS\"");
-	raw_request(path, "baton/1 reload-with 1\nrun x\n", reply, sizeof(reply));
-	ASSERT_CONTAINS(reply, "error unknown reload-with item \"run\"");
-	raw_request(path, "baton/1 reload-with 99999\n", reply, sizeof(reply));
-	ASSERT_CONTAINS(reply, "error reload-with wants a count of 0 to 4096 item lines");
-	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 3);
-	ASSERT_EQ(bt_json_get(out, "reloads_done"), 2);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		bt_unix_request(path, bad[i].req, strlen(bad[i].req), reply, sizeof(reply));
+		ASSERT_CONTAINS(reply, bad[i].says);
+	}
+	bt_assert_reloads("web", 2, 3);
 	sv_stop(&s);
 }
 
@@ -388,10 +361,7 @@ TEST_TIMEOUT(run_status_counts_connections_per_generation_and_exports_metrics, 9
 
 	/* a frozen gen 2: the watch fences it, its queue moves to gen 3 */
 	ASSERT_EQ(kill((pid_t)gen_field(out, 2, "pid"), SIGSTOP), 0);
-	for (i = 0; i < 20; i++) {
-		fds[i] = bt_connect(s.port);
-		ASSERT_EQ(write(fds[i], "GET / HTTP/1.0\r\n\r\n", 18), 18);
-	}
+	bt_connect_send(s.port, fds, 20, "GET / HTTP/1.0\r\n\r\n");
 	for (i = 0; i < 20; i++) {
 		struct pollfd p = { .fd = fds[i], .events = POLLIN };
 		char buf[256];

@@ -546,17 +546,12 @@ TEST_TIMEOUT(rundir_file_limit_counts_the_first_reload_and_refuses_at_start, 30)
 	bt_need_netns();
 	private_dir(rtdir, sizeof(rtdir));
 	setenv("BATON_RUNTIME_DIR", rtdir, 1);
-	argv[n++] = (char *)bt_baton_bin();
-	argv[n++] = "run";
+	bt_args(argv, n, bt_baton_bin(), "run");
 	for (int i = 0; i < 100; i++) {
 		snprintf(specs[i], sizeof(specs[i]), "tcp://127.0.0.1:%d", 9000 + i);
-		argv[n++] = "--listen";
-		argv[n++] = specs[i];
+		bt_args(argv, n, "--listen", specs[i]);
 	}
-	argv[n++] = "--";
-	argv[n++] = "/bin/sleep";
-	argv[n++] = "5";
-	argv[n] = NULL;
+	bt_args(argv, n, "--", "/bin/sleep", "5");
 	r = bt_run_with(argv, nofile_1900, NULL, out, sizeof(out), err, sizeof(err), 10);
 	bt_log("%s", err);
 	ASSERT_EQ(r, 1);

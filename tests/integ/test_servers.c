@@ -82,6 +82,18 @@ static int member_on(uint16_t *port)
 	return fd;
 }
 
+/* member_on in a private network namespace, and the BATON_PRELOAD map
+ * that names it fd 3 into ENV. */
+static int member_env(char *env, size_t len, uint16_t *port)
+{
+	int m;
+
+	bt_need_netns();
+	m = member_on(port);
+	snprintf(env, len, "v1;tcp:127.0.0.1:%u=3", *port);
+	return m;
+}
+
 static int lines(const char *text)
 {
 	int n = 0;
@@ -99,9 +111,7 @@ TEST(preload_substitutes_a_managed_bind_and_keeps_the_backlog)
 	struct tcp_info ti;
 	socklen_t tl = sizeof(ti);
 
-	bt_need_netns();
-	m = member_on(&port);
-	snprintf(env, sizeof(env), "v1;tcp:127.0.0.1:%u=3", port);
+	m = member_env(env, sizeof(env), &port);
 	ASSERT_EQ(probe(m, env, "127.0.0.1", port), 0);
 	/* the probe's own socket was non-blocking and close-on-exec; it kept both */
 	ASSERT_CONTAINS(out, "same_as_3=yes addr=127.0.0.1 nonblock=1 cloexec=1");
@@ -121,9 +131,7 @@ TEST(preload_wildcard_bind_serves_baton_address_and_says_so_once)
 	uint16_t port;
 	int m;
 
-	bt_need_netns();
-	m = member_on(&port);
-	snprintf(env, sizeof(env), "v1;tcp:127.0.0.1:%u=3", port);
+	m = member_env(env, sizeof(env), &port);
 	ASSERT_EQ(probe(m, env, "0.0.0.0", port), 0);
 	ASSERT_CONTAINS(out, "same_as_3=yes addr=127.0.0.1");
 	ASSERT_EQ(lines(err), 1);
@@ -137,9 +145,7 @@ TEST(preload_leaves_unmanaged_addresses_alone)
 	uint16_t port;
 	int m;
 
-	bt_need_netns();
-	m = member_on(&port);
-	snprintf(env, sizeof(env), "v1;tcp:127.0.0.1:%u=3", port);
+	m = member_env(env, sizeof(env), &port);
 	ASSERT_EQ(probe(m, env, "127.0.0.1", port == 65535 ? 1 : port + 1), 0);
 	ASSERT_CONTAINS(out, "same_as_3=no");
 	ASSERT_STREQ(err, "");
@@ -328,18 +334,6 @@ TEST_TIMEOUT(server_lighttpd_socket_activation_20_reloads_lose_nothing, 120)
 
 /* ---- keep-alive across reloads: ?handoff=idle ---------------------------------- */
 
-/* The "handoff" object of `baton status web --json` (left in out). */
-static const char *handoff_status(void)
-{
-	const char *h;
-
-	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-	h = strstr(out, "\"handoff\":{");
-	if (!h)
-		FAIL("no handoff object in baton status: %s", out);
-	return h;
-}
-
 static void nginx_conf(struct sv *s, char *confpath, size_t len)
 {
 	bt_nginx_conf(s->dir, &(struct bt_nginx_opts){ .port = PORT, .http = " keepalive_requests 100000;\n" }, confpath,
@@ -352,7 +346,7 @@ static void nginx_conf(struct sv *s, char *confpath, size_t len)
  * one request fails, none even needs the client's retry on a fresh
  * connection, every reload hands off at least one connection, and the new
  * generations answer on them. */
-TEST_TIMEOUT(server_nginx_keepalive_handoff_10_reloads_not_one_connection_closed, 120)
+TEST_ALONE(server_nginx_keepalive_handoff_10_reloads_not_one_connection_closed, 120)
 {
 	const char *nginx = bt_need_server("nginx", "nginx");
 	char confpath[128];
@@ -380,7 +374,7 @@ TEST_TIMEOUT(server_nginx_keepalive_handoff_10_reloads_not_one_connection_closed
 		/* the old generation closes its idle connections soon after
 		 * QUIT; each reload must hand off at least one of the 16 */
 		for (int tries = 0; tries < 100; tries++) {
-			now = bt_json_get(handoff_status(), "handed_off");
+			now = bt_json_get(bt_status_object("web", "handoff"), "handed_off");
 			if (now > handed)
 				break;
 			usleep(20000);
@@ -389,7 +383,7 @@ TEST_TIMEOUT(server_nginx_keepalive_handoff_10_reloads_not_one_connection_closed
 			show_log(&s, "baton.log");
 			kill(load.pid, SIGTERM);
 			bt_load_finish(&load, 20);
-			FAIL("reload %d handed off no connection: %s", i + 1, handoff_status());
+			FAIL("reload %d handed off no connection: %s", i + 1, bt_status_object("web", "handoff"));
 		}
 		handed = now;
 		usleep(100000);
@@ -398,12 +392,12 @@ TEST_TIMEOUT(server_nginx_keepalive_handoff_10_reloads_not_one_connection_closed
 	kill(load.pid, SIGTERM);
 	report = bt_load_finish(&load, 20);
 	bt_log("load: %s", report);
-	bt_log("status: %s", handoff_status());
-	ASSERT_EQ(bt_json_get(out, "reloads_done"), 10);
-	ASSERT_EQ(bt_json_get(handoff_status(), "failed"), 0);
-	ASSERT_GE(bt_json_get(handoff_status(), "handed_off"), 10);
+	bt_log("status: %s", bt_status_object("web", "handoff"));
+	ASSERT_EQ(bt_json_get(bt_status_json("web"), "reloads_done"), 10);
+	ASSERT_EQ(bt_json_get(bt_status_object("web", "handoff"), "failed"), 0);
+	ASSERT_GE(bt_json_get(bt_status_object("web", "handoff"), "handed_off"), 10);
 	/* requests the new generations answered on connections they took over */
-	ASSERT_GT(bt_json_get(handoff_status(), "answered"), 0);
+	ASSERT_GT(bt_json_get(bt_status_object("web", "handoff"), "answered"), 0);
 	/* and for a scrape */
 	ASSERT_EQ(bt_baton("status", "web", "--metrics"), 0);
 	{
@@ -434,8 +428,6 @@ TEST_TIMEOUT(server_lighttpd_keepalive_gets_no_handoff_without_the_shim, 120)
 	const char *report;
 	struct bt_load load;
 	struct sv s;
-	FILE *f;
-	size_t n;
 
 	need_root_servers();
 	sv_dir(&s);
@@ -454,16 +446,12 @@ TEST_TIMEOUT(server_lighttpd_keepalive_gets_no_handoff_without_the_shim, 120)
 	kill(load.pid, SIGTERM);
 	report = bt_load_finish(&load, 20);
 	bt_log("load: %s", report);
-	ASSERT_EQ(bt_json_get(handoff_status(), "handed_off"), 0);
-	ASSERT_EQ(bt_json_get(handoff_status(), "offered"), 0);
+	ASSERT_EQ(bt_json_get(bt_status_object("web", "handoff"), "handed_off"), 0);
+	ASSERT_EQ(bt_json_get(bt_status_object("web", "handoff"), "offered"), 0);
 	sv_stop(&s);
 	ASSERT_EQ(bt_json_get(report, "failed"), 0);
 	snprintf(logpath, sizeof(logpath), "%s/baton.log", s.dir);
-	f = fopen(logpath, "r");
-	ASSERT_TRUE(f != NULL);
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = '\0';
-	fclose(f);
+	bt_read_file(logpath, out, sizeof(out));
 	ASSERT_CONTAINS(out, "handoff=idle needs the preload shim");
 }
 
@@ -546,29 +534,14 @@ static void nginx_with_listeners(int nl, int reloads)
 	bt_write_file(s.dir, "nginx.conf", conf);
 	snprintf(confpath, sizeof(confpath), "%s/nginx.conf", s.dir);
 	snprintf(logpath, sizeof(logpath), "%s/baton.log", s.dir);
-	args[n++] = (char *)bt_baton_bin();
-	args[n++] = "run";
-	args[n++] = "--name";
-	args[n++] = "web";
-	args[n++] = "--hang-threshold";
-	args[n++] = "2s";
+	n = bt_argv_add(args, n, nl * 2 + 32, bt_baton_bin(), "run", "--name", "web", "--hang-threshold", "2s", NULL);
 	for (p = 0; p < nl; p++) {
 		snprintf(specs[p], sizeof(specs[p]), v6_host && p ? "tcp://[%s]:%d?backlog=1024" : "tcp://%s:%d?backlog=1024",
 			 v6_host && p ? v6_host : "127.0.0.1", PORT + p);
-		args[n++] = "--listen";
-		args[n++] = specs[p];
+		n = bt_argv_add(args, n, nl * 2 + 32, "--listen", specs[p], NULL);
 	}
-	args[n++] = "--stop-signal";
-	args[n++] = "QUIT";
-	args[n++] = "--grace";
-	args[n++] = "10s";
-	args[n++] = "--";
-	args[n++] = (char *)nginx;
-	args[n++] = "-c";
-	args[n++] = confpath;
-	args[n++] = "-p";
-	args[n++] = s.dir;
-	args[n] = NULL;
+	bt_argv_add(args, n, nl * 2 + 32, "--stop-signal", "QUIT", "--grace", "10s", "--", nginx, "-c", confpath, "-p",
+		    s.dir, NULL);
 	s.pid = bt_supervisor_start(args, "web", logpath, like_a_background_job, NULL, 60, out, sizeof(out));
 	{
 		/* which way the map went: the environment, or a memfd past 8 KiB
@@ -799,9 +772,7 @@ TEST(preload_children_of_the_server_inherit_no_listener_of_batons)
 	uint16_t port;
 	int m;
 
-	bt_need_netns();
-	m = member_on(&port);
-	snprintf(env, sizeof(env), "v1;tcp:127.0.0.1:%u=3", port);
+	m = member_env(env, sizeof(env), &port);
 	ASSERT_EQ(probe_children(m, env, port, NULL), 0);
 	ASSERT_CONTAINS(out, "same_as_3=yes addr=127.0.0.1 nonblock=1 cloexec=1");
 	ASSERT_CONTAINS(out, "system() listening: (0)");

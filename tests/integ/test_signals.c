@@ -73,31 +73,16 @@ static void sg_start(struct sg *s, void (*child)(void *ctx))
 	bt_need_netns();
 	bt_need_private_bpffs();
 	memset(s, 0, sizeof(*s));
-	bt_runtime_tmpdir(s->dir, sizeof(s->dir), "signals");
-	snprintf(s->log, sizeof(s->log), "%s/log", s->dir);
+	bt_runtime_tmpdir_log(s->dir, sizeof(s->dir), "signals", s->log, sizeof(s->log));
 	snprintf(s->sigs, sizeof(s->sigs), "%s/sigs", s->dir);
 	snprintf(s->script, sizeof(s->script),
 		 "for sig in HUP INT QUIT TERM CONT USR1 USR2 WINCH TTIN TTOU; do trap \"echo $sig >> %s\" $sig; done; "
 		 "trap 'echo TERM >> %s; exit 0' TERM; while :; do sleep 0.05; done", s->sigs, s->sigs);
-	argv[n++] = (char *)bt_baton_bin();
-	argv[n++] = "run";
-	argv[n++] = "--name";
-	argv[n++] = "sig";
-	argv[n++] = "--listen";
-	argv[n++] = "tcp://127.0.0.1:8080";
-	argv[n++] = "--ready";
-	argv[n++] = "delay:100ms";
-	argv[n++] = "--grace";
-	argv[n++] = "5s";
-	/* the health watch would replace the frozen generation with a second
-	 * one that outlives the killed supervisor and the test: what is under
-	 * test is the kernel's signal, not the watch */
-	argv[n++] = "--no-watch";
-	argv[n++] = "--";
-	argv[n++] = "/bin/sh";
-	argv[n++] = "-c";
-	argv[n++] = s->script;
-	argv[n] = NULL;
+	/* the health watch (--no-watch) would replace the frozen generation
+	 * with a second one that outlives the killed supervisor and the test:
+	 * what is under test is the kernel's signal, not the watch */
+	bt_args(argv, n, bt_baton_bin(), "run", "--name", "sig", "--listen", "tcp://127.0.0.1:8080", "--ready",
+		"delay:100ms", "--grace", "5s", "--no-watch", "--", "/bin/sh", "-c", s->script);
 	s->pid = bt_supervisor_start(argv, "sig", s->log, child, NULL, 15, out, sizeof(out));
 	{
 		const char *p = strstr(out, "\"state\":\"active\"");

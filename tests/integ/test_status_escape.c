@@ -20,7 +20,7 @@ static char out[65536], err[16384];
 TEST_TIMEOUT(status_text_of_a_live_supervisor_is_escaped, 60)
 {
 	const char *ref = getenv("BATON_REFSERVER");
-	char dir[] = "/tmp/baton-test-XXXXXX", cmd[512], logpath[96];
+	char dir[64], cmd[512], logpath[96];
 	char *run[] = { (char *)bt_baton_bin(), "run", "--name", "esc", "--listen", "tcp://127.0.0.1:0", "--",
 			"/bin/sh", "-c", cmd, NULL };
 	char *reload_esc[] = { (char *)bt_baton_bin(), "reload", "esc", "--env", "BANNER=\033[2J", NULL };
@@ -34,11 +34,8 @@ TEST_TIMEOUT(status_text_of_a_live_supervisor_is_escaped, 60)
 		SKIP("BATON_REFSERVER is not set (make check sets it)");
 	bt_need_netns();
 	bt_need_ebpf();
-	if (!mkdtemp(dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	setenv("BATON_RUNTIME_DIR", dir, 1);
+	bt_runtime_tmpdir_log(dir, sizeof(dir), "test", logpath, sizeof(logpath));
 	snprintf(cmd, sizeof(cmd), "exec %s -q", ref);
-	snprintf(logpath, sizeof(logpath), "%s/log", dir);
 	pid = bt_supervisor_start(run, "esc", logpath, NULL, NULL, 10, out, sizeof(out));
 	ASSERT_EQ(bt_run(reload_esc, out, sizeof(out), err, sizeof(err), 30), 2);
 	ASSERT_CONTAINS(err, "holds the control character 0x1b");

@@ -42,6 +42,23 @@ static struct baton_group *steered(enum baton_mode mode, int *fds, int n, uint16
 	return g;
 }
 
+/* The counters of slot SLOT of G. */
+static struct baton_slot_stats stats_of(struct baton_group *g, int slot)
+{
+	struct baton_slot_stats st;
+
+	ASSERT_OK(baton_group_stats(g, slot, &st));
+	return st;
+}
+
+/* steered in eBPF mode, in a private network namespace (or skip). */
+static struct baton_group *ebpf_steered(int *fds, int n, uint16_t *port)
+{
+	bt_need_netns();
+	bt_need_ebpf();
+	return steered(BATON_MODE_EBPF, fds, n, port);
+}
+
 static void all_land_on(uint16_t port, const int *fds, int n, int want, int count)
 {
 	int i, got;
@@ -56,21 +73,16 @@ static void all_land_on(uint16_t port, const int *fds, int n, int want, int coun
 TEST(ebpf_all_connections_land_on_chosen_slot)
 {
 	struct baton_group *g;
-	struct baton_slot_stats st;
 	uint16_t port;
 	int fds[3];
 
-	bt_need_netns();
-	bt_need_ebpf();
-	g = steered(BATON_MODE_EBPF, fds, 3, &port);
+	g = ebpf_steered(fds, 3, &port);
 	ASSERT_OK(baton_group_activate(g, 1));
 	all_land_on(port, fds, 3, 1, 300);
 	ASSERT_OK(baton_group_activate(g, 2));
 	all_land_on(port, fds, 3, 2, 300);
-	ASSERT_OK(baton_group_stats(g, 1, &st));
-	ASSERT_EQ(st.selected, 300);
-	ASSERT_OK(baton_group_stats(g, 2, &st));
-	ASSERT_EQ(st.selected, 300);
+	ASSERT_EQ(stats_of(g, 1).selected, 300);
+	ASSERT_EQ(stats_of(g, 2).selected, 300);
 	baton_group_free(g);
 }
 
@@ -80,9 +92,7 @@ TEST(ebpf_next_connection_follows_switch)
 	uint16_t port;
 	int fds[2], i;
 
-	bt_need_netns();
-	bt_need_ebpf();
-	g = steered(BATON_MODE_EBPF, fds, 2, &port);
+	g = ebpf_steered(fds, 2, &port);
 	for (i = 0; i < 200; i++) {
 		ASSERT_OK(baton_group_activate(g, i % 2));
 		all_land_on(port, fds, 2, i % 2, 1);
@@ -121,9 +131,7 @@ TEST_TIMEOUT(ebpf_weights_hold_over_10000_connections, 120)
 	uint16_t port;
 	int fds[3], hits[3];
 
-	bt_need_netns();
-	bt_need_ebpf();
-	g = steered(BATON_MODE_EBPF, fds, 3, &port);
+	g = ebpf_steered(fds, 3, &port);
 	ASSERT_OK(baton_group_set_weights(g, (uint32_t[]){ 90, 10, 0 }, 3));
 	tally(port, fds, 3, 10000, hits);
 	within_bounds("90/10: slot 0", hits[0], 10000, 0.9);
@@ -262,19 +270,15 @@ static void move_by_fence(struct baton_group *g, int *fds)
 TEST(ebpf_migration_on_close_resets_nothing)
 {
 	struct baton_group *g;
-	struct baton_slot_stats st;
 	struct queued_result r;
 	uint16_t port;
 	int fds[2];
 
-	bt_need_netns();
-	bt_need_ebpf();
-	g = steered(BATON_MODE_EBPF, fds, 2, &port);
+	g = ebpf_steered(fds, 2, &port);
 	r = queue_then_move(g, fds, port, 20, move_by_close);
 	ASSERT_EQ(r.answered, 20);
 	ASSERT_EQ(r.reset, 0);
-	ASSERT_OK(baton_group_stats(g, 1, &st));
-	ASSERT_EQ(st.migrated, 20);
+	ASSERT_EQ(stats_of(g, 1).migrated, 20);
 	baton_group_free(g);
 }
 
@@ -285,9 +289,7 @@ TEST(ebpf_migration_on_fence_resets_nothing)
 	uint16_t port;
 	int fds[2], c;
 
-	bt_need_netns();
-	bt_need_ebpf();
-	g = steered(BATON_MODE_EBPF, fds, 2, &port);
+	g = ebpf_steered(fds, 2, &port);
 	r = queue_then_move(g, fds, port, 20, move_by_fence);
 	ASSERT_EQ(r.answered, 20);
 	ASSERT_EQ(r.reset, 0);

@@ -284,12 +284,23 @@ static void failover(bool freeze_nginx)
 	end_all();
 }
 
-TEST_TIMEOUT(steer_cmd_refserver_frozen_fails_nothing, 60)
+/* `baton steer` refused for want of privilege (exit R, ERR): it says which
+ * (SAYS), does not blame bpffs, and pinned nothing. */
+static void assert_refused_for_privilege(int r, const char *err, const char *says)
+{
+	bt_log("%s", err);
+	ASSERT_EQ(r, 1);
+	ASSERT_CONTAINS(err, says);
+	ASSERT_TRUE(strstr(err, "is bpffs mounted") == NULL);
+	ASSERT_NE(access("/sys/fs/bpf/baton", F_OK), 0);
+}
+
+TEST_ALONE(steer_cmd_refserver_frozen_fails_nothing, 60)
 {
 	failover(false);
 }
 
-TEST_TIMEOUT(steer_cmd_nginx_frozen_fails_nothing, 60)
+TEST_ALONE(steer_cmd_nginx_frozen_fails_nothing, 60)
 {
 	failover(true);
 }
@@ -413,11 +424,7 @@ TEST_TIMEOUT(steer_cmd_failed_steer_leaves_nothing_behind, 60)
 	r = bt_run_with(argv, without_bpf_caps, NULL, out, sizeof(out), err, sizeof(err), 10);
 	if (r == 126)
 		SKIP("cannot drop capabilities from the bounding set");
-	bt_log("%s", err);
-	ASSERT_EQ(r, 1);
-	ASSERT_CONTAINS(err, "needs CAP_BPF and CAP_NET_ADMIN, or root");
-	ASSERT_TRUE(strstr(err, "is bpffs mounted") == NULL);
-	ASSERT_NE(access("/sys/fs/bpf/baton", F_OK), 0);
+	assert_refused_for_privilege(r, err, "needs CAP_BPF and CAP_NET_ADMIN, or root");
 	ASSERT_EQ(prog_on(PORT), BATON_PROG_NONE);
 
 	/* a resumed group is not this run's to remove */
@@ -537,11 +544,7 @@ TEST_TIMEOUT(steer_cmd_unprivileged_names_the_privilege, 30)
 		bt_unshare_baton_bin();
 		SKIP("user nobody cannot run baton here");
 	}
-	bt_log("%s", err);
-	ASSERT_EQ(r, 1);
-	ASSERT_CONTAINS(err, "needs CAP_BPF and CAP_NET_ADMIN");
-	ASSERT_TRUE(strstr(err, "is bpffs mounted") == NULL);
-	ASSERT_NE(access("/sys/fs/bpf/baton", F_OK), 0);
+	assert_refused_for_privilege(r, err, "needs CAP_BPF and CAP_NET_ADMIN");
 	chmod("/sys/fs/bpf", 0700);
 	r = bt_run_with(argv, as_nobody, NULL, out, sizeof(out), err, sizeof(err), 10);
 	bt_unshare_baton_bin();

@@ -108,7 +108,7 @@ TEST(steer_pins_need_ebpf_and_cbpf_shares_follow_the_weights)
 	close(fds[1]);
 }
 
-TEST(watch_events_report_a_stop_as_it_is_delivered)
+TEST_ALONE(watch_events_report_a_stop_as_it_is_delivered, 30)
 {
 	BATON_OPTS(baton_watch_opts, o, .log = bt_lib_log);
 	struct baton_member_health h;

@@ -183,12 +183,7 @@ TEST_TIMEOUT(systemd_notify_socket_hears_ready_reloading_ready_stopping_in_order
 	ASSERT_CONTAINS(out, "gen 2");
 	/* gen 1 releases its member when it has drained and exited: wait for
 	 * that, since the recorder stops at STOPPING=1 */
-	for (int i = 0; i < 100; i++) {
-		ASSERT_EQ(bt_baton("status", "sd", "--json"), 0);
-		if (strstr(out, "{\"id\":1,\"pid\":0,"))
-			break;
-		usleep(50000);
-	}
+	bt_status_wait("sd", strstr(out, "{\"id\":1,\"pid\":0,"), 100, 50000);
 	ASSERT_CONTAINS(out, "{\"id\":1,\"pid\":0,");
 	bt_supervisor_stop(&pid, 15);
 	log = rec_finish(&r);
@@ -260,13 +255,9 @@ TEST_TIMEOUT(systemd_no_notify_socket_sends_nothing_and_stores_nothing, 60)
 	snprintf(logpath, sizeof(logpath), "%s/baton.log", dir);
 	/* nothing to say about a manager that is not there */
 	{
-		char text[16384] = "";
-		int fd = open(logpath, O_RDONLY | O_CLOEXEC);
-		ssize_t n = fd < 0 ? -1 : read(fd, text, sizeof(text) - 1);
+		char text[16384];
 
-		text[n > 0 ? n : 0] = '\0';
-		if (fd >= 0)
-			close(fd);
+		bt_read_file(logpath, text, sizeof(text));
 		ASSERT_TRUE(!strstr(text, "sd_notify"));
 		ASSERT_TRUE(!strstr(text, "socket activation"));
 	}
@@ -294,14 +285,7 @@ static void reloads_under_load(const char *name, uint16_t port, int reloads)
 	const char *report;
 
 	load_start(&l, port);
-	for (int i = 0; i < reloads; i++) {
-		if (bt_baton("reload", name) != 0) {
-			load_finish(&l);
-			FAIL("reload %d failed: %s%s", i + 1, out, err);
-		}
-		ASSERT_CONTAINS(out, "serves");
-		usleep(100000);
-	}
+	bt_reloads(name, reloads, (const char *[]){ "serves", NULL }, &l, NULL);
 	usleep(200000);
 	report = load_finish(&l);
 	ASSERT_GT(bt_json_get(report, "answered"), 200);
@@ -464,14 +448,10 @@ TEST_TIMEOUT(systemd_passed_socket_that_no_listen_matches_is_an_error_naming_it,
 /* The pid of generation ID in a status document. */
 static pid_t gen_pid(const char *status, int id)
 {
-	char key[32];
-	const char *p;
+	const char *g = bt_gen_json(status, id);
 
-	snprintf(key, sizeof(key), "{\"id\":%d,\"pid\":", id);
-	p = strstr(status, key);
-	if (!p)
-		FAIL("no generation %d in %s", id, status);
-	return (pid_t)atoi(p + strlen(key));
+	ASSERT_TRUE(!strncmp(strchr(g, ',') + 1, "\"pid\":", 6));
+	return (pid_t)bt_json_get(g, "pid");
 }
 
 static void kill_supervisor(pid_t *pid)
@@ -503,13 +483,9 @@ TEST_TIMEOUT(systemd_restarted_supervisor_takes_its_members_from_the_fd_store, 6
 	ASSERT_EQ(gen_pid(out, 1), g1);
 	snprintf(logpath, sizeof(logpath), "%s/baton.log", dir);
 	{
-		char text[16384] = "";
-		int fd = open(logpath, O_RDONLY | O_CLOEXEC);
-		ssize_t n = fd < 0 ? -1 : read(fd, text, sizeof(text) - 1);
+		char text[16384];
 
-		text[n > 0 ? n : 0] = '\0';
-		if (fd >= 0)
-			close(fd);
+		bt_read_file(logpath, text, sizeof(text));
 		bt_log("%s", text);
 		ASSERT_CONTAINS(text, "resumed from");
 		ASSERT_CONTAINS(text, "took 1 member socket back from the service manager's fd store");

@@ -478,7 +478,7 @@ static void usleep_ms(int ms)
 /* ---- the cases ------------------------------------------------------------- */
 
 /* Socket activation: the first connection starts baton; none is lost. */
-TEST_TIMEOUT(systemd_real_socket_activation_and_reloads_lose_nothing, 60)
+TEST_ALONE(systemd_real_socket_activation_and_reloads_lose_nothing, 60)
 {
 	struct bt_load l;
 	const char *r;
@@ -510,7 +510,7 @@ TEST_TIMEOUT(systemd_real_socket_activation_and_reloads_lose_nothing, 60)
 
 /* A reload that fails (the next generation cannot start): systemctl reload
  * says so, the unit stays active and the old generation serves on. */
-TEST_TIMEOUT(systemd_real_failed_reload_fails_systemctl_reload_and_unit_stays_active, 60)
+TEST_ALONE(systemd_real_failed_reload_fails_systemctl_reload_and_unit_stays_active, 60)
 {
 	char link[160];
 	struct bt_load l;
@@ -539,7 +539,7 @@ TEST_TIMEOUT(systemd_real_failed_reload_fails_systemctl_reload_and_unit_stays_ac
 
 /* `baton upgrade` re-executes the supervisor in place: systemd's main pid
  * stays, nothing is lost. */
-TEST_TIMEOUT(systemd_real_baton_upgrade_keeps_main_pid, 60)
+TEST_ALONE(systemd_real_baton_upgrade_keeps_main_pid, 60)
 {
 	struct bt_load l;
 	const char *r;
@@ -578,7 +578,7 @@ TEST_TIMEOUT(systemd_real_baton_upgrade_keeps_main_pid, 60)
  * keep answering with no reload afterwards (systemd hands stored fds back
  * blocking unless baton restores their flags), and the socket unit must
  * not fail (it sees POLLHUP if its socket was ever shut down). */
-TEST_TIMEOUT(systemd_real_kill_9_of_baton_asyncio_server_keeps_answering, 90)
+TEST_ALONE(systemd_real_kill_9_of_baton_asyncio_server_keeps_answering, 90)
 {
 	struct bt_load l;
 	const char *r;
@@ -653,7 +653,7 @@ static void nginx_manager(void)
 
 /* The same kill -9 with nginx (one accept per event: it survived a blocking
  * listener by luck); then a stop must leave the socket unit listening. */
-TEST_TIMEOUT(systemd_real_kill_9_of_baton_nginx_keeps_answering, 90)
+TEST_ALONE(systemd_real_kill_9_of_baton_nginx_keeps_answering, 90)
 {
 	struct bt_load l, l6;
 	const char *r;
@@ -707,7 +707,7 @@ TEST_TIMEOUT(systemd_real_kill_9_of_baton_nginx_keeps_answering, 90)
 /* systemctl restart: stop, then start, under load. Measured first with the
  * same socket unit and the server alone (the figure baton must match), then
  * with baton. */
-TEST_TIMEOUT(systemd_real_systemctl_restart_refuses_nothing, 90)
+TEST_ALONE(systemd_real_systemctl_restart_refuses_nothing, 90)
 {
 	char plain[4400];
 	struct bt_load l;
@@ -767,7 +767,7 @@ TEST_TIMEOUT(systemd_real_systemctl_restart_refuses_nothing, 90)
 /* systemctl stop after a reload: the socket unit keeps listening (not
  * failed); a connection meanwhile waits in its queue and activates the
  * service again; stopping both leaves both inactive. */
-TEST_TIMEOUT(systemd_real_systemctl_stop_leaves_the_socket_unit_listening, 60)
+TEST_ALONE(systemd_real_systemctl_stop_leaves_the_socket_unit_listening, 60)
 {
 	struct bt_load l;
 	const char *r;
@@ -807,9 +807,7 @@ TEST(systemd_real_foreign_member_is_fenced_by_steering_never_shut_down)
 	bt_need_netns();
 	bt_need_ebpf();
 	port = bt_listeners(fds, 2, false);
-	g = baton_group_new(&o);
-	if (!g)
-		FAIL("baton_group_new: %s", strerror(errno));
+	g = bt_group_new(&o);
 	sa = ASSERT_OK(baton_group_add(g, fds[0], 1));
 	sb = ASSERT_OK(baton_group_add(g, fds[1], 0));
 	ASSERT_TRUE(sa == 0 && sb == 1);	/* the weights below are by slot */

@@ -110,18 +110,9 @@ static void takeover_under_load(const char *dir, pid_t server, char *const opts_
 
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)server);
 	snprintf(log, sizeof(log), "%s/baton.log", dir);
-	argv[n++] = (char *)bt_baton_bin();
-	argv[n++] = "run";
-	argv[n++] = "--name";
-	argv[n++] = "tk";
-	argv[n++] = "--takeover";
-	argv[n++] = pidstr;
-	argv[n++] = "--listen";
-	argv[n++] = "tcp://127.0.0.1:8080";
-	argv[n++] = "--grace";
-	argv[n++] = "10s";
-	argv[n++] = "--hang-threshold";	/* the health watch is not under test */
-	argv[n++] = "2s";
+	/* the health watch is not under test */
+	bt_args(argv, n, bt_baton_bin(), "run", "--name", "tk", "--takeover", pidstr, "--listen", "tcp://127.0.0.1:8080",
+		"--grace", "10s", "--hang-threshold", "2s");
 	for (int i = 0; opts_cmd[i] && n < 47; i++)
 		argv[n++] = opts_cmd[i];
 	argv[n] = NULL;
@@ -137,15 +128,7 @@ static void takeover_under_load(const char *dir, pid_t server, char *const opts_
 	bt_log("after the takeover:\n%s", status_text);
 	ASSERT_CONTAINS(status_text, mode);
 	ASSERT_CONTAINS(status_text, "0 reloads done, 0 failed");
-	for (int i = 0; i < reloads; i++) {
-		if (bt_baton("reload", "tk") != 0) {
-			bt_quote_file(log);
-			load_finish(&l);
-			FAIL("reload %d failed: %s%s", i + 1, out, err);
-		}
-		ASSERT_CONTAINS(out, "serves");
-		usleep(100000);
-	}
+	bt_reloads("tk", reloads, (const char *[]){ "serves", NULL }, &l, (const char *[]){ log, NULL });
 	usleep(200000);
 	report = load_finish(&l);
 	ASSERT_EQ(bt_baton("status", "tk", "--json"), 0);
@@ -197,7 +180,7 @@ TEST_TIMEOUT(takeover_nginx_without_reuseport_shares_its_socket_losing_nothing, 
 	nginx_case(false, "(shared)");
 }
 
-TEST_TIMEOUT(takeover_python_http_server_started_by_hand_loses_nothing, 120)
+TEST_ALONE(takeover_python_http_server_started_by_hand_loses_nothing, 120)
 {
 	const char *py = bt_need_server("python3", "python3");
 	char dir[64];

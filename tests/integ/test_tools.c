@@ -234,25 +234,39 @@ static void loadgen_wait(struct bg *b, int timeout_ms)
 	bt_log("%s", b->out);
 }
 
+/* A reference server on a listener of its own, and the notify socket it
+ * says READY=1 on. */
+struct ref {
+	char name[64];
+	uint16_t port;
+	int lfd, nfd;
+};
+
+/* Starts the reference server with ARGS on R's fresh listener: its pid. */
+static pid_t ref_start(struct ref *r, const char *const *args)
+{
+	r->lfd = listener(&r->port);
+	r->nfd = notify_socket(r->name, sizeof(r->name));
+	return refserver(r->lfd, r->name, args);
+}
+
 /* ---- tests -------------------------------------------------------------------------- */
 
 TEST(tools_refserver_ready_then_serves_both_modes)
 {
-	char name[64];
-	uint16_t port;
-	int lfd = listener(&port), nfd = notify_socket(name, sizeof(name));
-	pid_t srv = refserver(lfd, name, (const char *[]){ "--tag", "gen 1", "-q", NULL });
+	struct ref r;
+	pid_t srv = ref_start(&r, (const char *[]){ "--tag", "gen 1", "-q", NULL });
 	long long took;
 
-	ASSERT_GE(wait_ready(nfd, srv, 5000), 0);
-	loadgen(port, "--mode", "conn", "--duration", "1", NULL, NULL);
+	ASSERT_GE(wait_ready(r.nfd, srv, 5000), 0);
+	loadgen(r.port, "--mode", "conn", "--duration", "1", NULL, NULL);
 	ASSERT_EQ(bt_json_get(out, "failed"), 0);
 	ASSERT_GT(bt_json_get(out, "answered"), 100);
 	ASSERT_EQ(bt_json_get(out, "requests"), bt_json_get(out, "answered"));
 	ASSERT_EQ(bt_json_get(out, "distinct_tags"), 1);
 	ASSERT_EQ(bt_json_get(out, "distinct_pids"), 1);
 	ASSERT_CONTAINS(out, "\"tags\": [\"gen 1\"]");
-	loadgen(port, "--mode", "keepalive", "--duration", "1", NULL, NULL);
+	loadgen(r.port, "--mode", "keepalive", "--duration", "1", NULL, NULL);
 	ASSERT_EQ(bt_json_get(out, "failed"), 0);
 	ASSERT_GT(bt_json_get(out, "answered"), 100);
 	ASSERT_EQ(bt_json_get(out, "closed_idle"), 0);
@@ -266,7 +280,7 @@ TEST(tools_refserver_ready_then_serves_both_modes)
 /* The reload baton will do, by hand: gen 2 starts on the same socket, gen 1
  * is told to stop while both kinds of load run and while gen 1 holds
  * requests (--delay-ms). Nothing may fail, and both generations answer. */
-TEST(tools_graceful_stop_under_load_drops_nothing)
+TEST_ALONE(tools_graceful_stop_under_load_drops_nothing, 30)
 {
 	char name[64];
 	uint16_t port;
@@ -334,7 +348,7 @@ static void read_answer(int fd, char *buf, size_t len)
 	}
 }
 
-TEST(tools_stop_ends_idle_at_once_and_answers_held_requests)
+TEST_ALONE(tools_stop_ends_idle_at_once_and_answers_held_requests, 30)
 {
 	static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
 	char name[64], buf[1024];
@@ -555,17 +569,15 @@ TEST(tools_loadgen_counts_big_and_close_delimited_answers)
 	close(lfd);
 }
 
-TEST(tools_loadgen_stops_cleanly_on_sigterm)
+TEST_ALONE(tools_loadgen_stops_cleanly_on_sigterm, 30)
 {
-	char name[64];
-	uint16_t port;
-	int lfd = listener(&port), nfd = notify_socket(name, sizeof(name));
-	pid_t srv = refserver(lfd, name, (const char *[]){ "--delay-ms", "50", "-q", NULL });
+	struct ref r;
+	pid_t srv = ref_start(&r, (const char *[]){ "--delay-ms", "50", "-q", NULL });
 	struct bg b;
 	long long t0;
 
-	ASSERT_GE(wait_ready(nfd, srv, 5000), 0);
-	loadgen_bg(&b, port, "keepalive", "30");
+	ASSERT_GE(wait_ready(r.nfd, srv, 5000), 0);
+	loadgen_bg(&b, r.port, "keepalive", "30");
 	sleep_ms(400);
 	t0 = ms_now();
 	kill(b.pid, SIGTERM);

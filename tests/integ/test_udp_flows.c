@@ -35,9 +35,7 @@ static void fx_open(struct fx *f, enum baton_flows flows, uint32_t table, uint64
 
 	bt_need_netns();
 	bt_need_ebpf();
-	f->g = baton_group_new(&o);
-	if (!f->g)
-		FAIL("baton_group_new: %s", strerror(errno));
+	f->g = bt_group_new(&o);
 	memset(&f->to, 0, sizeof(f->to));
 	if (!v6) {
 		struct sockaddr_in *a = (struct sockaddr_in *)&f->to;
@@ -568,7 +566,7 @@ static char *udp_argv[16];	/* the command, for a restart after a kill */
 static pid_t udp_start(const char *spec, char *dir, size_t dirlen, struct drive *d)
 {
 	const char *srv = getenv("BATON_UDPFLOW");
-	char logpath[96], **argv = udp_argv;
+	char logpath[96];
 	int n = 0;
 	pid_t pid;
 
@@ -576,22 +574,10 @@ static pid_t udp_start(const char *spec, char *dir, size_t dirlen, struct drive 
 		SKIP("BATON_UDPFLOW does not name the udpflow server (run through make check)");
 	bt_need_netns();
 	bt_need_ebpf();
-	bt_runtime_tmpdir(dir, dirlen, "test");
-	snprintf(logpath, sizeof(logpath), "%s/log", dir);
-	argv[n++] = (char *)bt_baton_bin();
-	argv[n++] = "run";
-	argv[n++] = "--name";
-	argv[n++] = "udp";
-	argv[n++] = "--listen";
-	argv[n++] = (char *)spec;
-	argv[n++] = "--grace";
-	argv[n++] = "30s";
-	argv[n++] = "--hang-threshold";
-	argv[n++] = "2s";
-	argv[n++] = "--";
-	argv[n++] = (char *)srv;
-	argv[n] = NULL;
-	pid = bt_supervisor_start(argv, "udp", logpath, NULL, NULL, 10, st_out, sizeof(st_out));
+	bt_runtime_tmpdir_log(dir, dirlen, "test", logpath, sizeof(logpath));
+	bt_args(udp_argv, n, bt_baton_bin(), "run", "--name", "udp", "--listen", spec, "--grace", "30s", "--hang-threshold",
+		"2s", "--", srv);
+	pid = bt_supervisor_start(udp_argv, "udp", logpath, NULL, NULL, 10, st_out, sizeof(st_out));
 	d->port = (uint16_t)bt_json_get(st_out, "port");
 	return pid;
 }
@@ -914,7 +900,7 @@ static int step_flows(int *cli, uint32_t *ids, int n, uint32_t seq, uint16_t por
 	return step_flows_q(cli, ids, n, seq, port, false);
 }
 
-TEST_TIMEOUT(udp_flows_held_by_an_old_generation_survive_a_supervisor_kill, 90)
+TEST_ALONE(udp_flows_held_by_an_old_generation_survive_a_supervisor_kill, 90)
 {
 	struct drive d = { 0 };
 	char dir[64], log2[96];

@@ -148,7 +148,7 @@ static struct baton_watch *watch(struct baton_group *g, struct events *e, bool n
 	return w;
 }
 
-TEST(watch_stopped_owner_is_fenced_at_once_and_queue_moves_then_returns)
+TEST_ALONE(watch_stopped_owner_is_fenced_at_once_and_queue_moves_then_returns, 30)
 {
 	struct baton_member_health h;
 	struct baton_watch *w;
@@ -196,7 +196,7 @@ TEST(watch_stopped_owner_is_fenced_at_once_and_queue_moves_then_returns)
 	end_child(a);
 }
 
-TEST(watch_hung_queue_is_fenced_after_threshold_not_before)
+TEST_ALONE(watch_hung_queue_is_fenced_after_threshold_not_before, 30)
 {
 	struct baton_watch *w;
 	struct baton_group *g;
@@ -241,7 +241,7 @@ static int accept_all(int fd)
  * 300 ms with a 100 ms threshold: its own pace (4 x 85 = 340 ms) is the
  * limit. It is still fenced once it overstays that. The clock is the
  * test's, so the machine's load cannot move the verdict. */
-TEST(watch_hang_is_judged_against_the_members_own_pace)
+TEST_ALONE(watch_hang_is_judged_against_the_members_own_pace, 30)
 {
 	struct baton_watch *w;
 	struct baton_group *g;
@@ -295,7 +295,7 @@ static pid_t acceptor(int fd)
 	return pid;
 }
 
-TEST(watch_member_that_keeps_accepting_stays_up)
+TEST_ALONE(watch_member_that_keeps_accepting_stays_up, 30)
 {
 	struct baton_watch *w;
 	struct baton_group *g;
@@ -329,7 +329,7 @@ TEST(watch_member_that_keeps_accepting_stays_up)
 	end_child(a);
 }
 
-TEST(watch_no_fence_steers_only_and_gone_owner_leaves)
+TEST_ALONE(watch_no_fence_steers_only_and_gone_owner_leaves, 30)
 {
 	struct baton_member_health h;
 	struct baton_watch *w;
@@ -438,7 +438,7 @@ static int drain_udp(int fd)
  * (running) owner does not read is no hang, and fencing it would send its
  * flows' next datagrams to another member. The clock is the test's: ten
  * hang thresholds pass with datagrams piling up on slot 0. */
-TEST(watch_udp_member_is_not_judged_hung_by_its_receive_buffer)
+TEST_ALONE(watch_udp_member_is_not_judged_hung_by_its_receive_buffer, 30)
 {
 	BATON_OPTS(baton_group_opts, go, .mode = BATON_MODE_EBPF, .log = bt_lib_log);
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -509,7 +509,7 @@ static pid_t accept_on_command(int fd, int cmd, int ack)
  * (two arrive for each one it takes) is not hung: what its owner holds
  * changed. Once it stops accepting, the same queue is judged hung. The
  * clock is the test's: 50 ms a step, a 100 ms threshold. */
-TEST(watch_cbpf_loaded_member_that_accepts_is_not_hung)
+TEST_ALONE(watch_cbpf_loaded_member_that_accepts_is_not_hung, 30)
 {
 	BATON_OPTS(baton_group_opts, go, .mode = BATON_MODE_CBPF, .log = bt_lib_log);
 	struct baton_watch *w;

@@ -9,18 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "baton.h"
 #include "helpers.h"
+#include "harness.h"
 
-static uint64_t cookie(int fd)
-{
-	uint64_t c = 0;
-	socklen_t len = sizeof(c);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &len))
-		FAIL("SO_COOKIE: %s", strerror(errno));
-	return c;
-}
 
 TEST(adopt_copies_another_process_socket)
 {
@@ -40,7 +32,7 @@ TEST(adopt_copies_another_process_socket)
 	if (copy == -EPERM)
 		SKIP("pidfd_getfd is not allowed here (needs ptrace access to the child)");
 	ASSERT_OK(copy);
-	ASSERT_EQ(cookie(copy), cookie(sv[1]));
+	ASSERT_EQ(bt_cookie(copy), bt_cookie(sv[1]));
 	ASSERT_TRUE(fcntl(copy, F_GETFD) & FD_CLOEXEC);
 	close(copy);
 	ASSERT_EQ(baton_fd_adopt(child, 987), -EBADF);

@@ -4,15 +4,15 @@
  * what would be signalled, and the groups are real classic-BPF groups on a
  * loopback port (no privilege needed). */
 #include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <stdlib.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include "harness.h"
-#include "../../supervisor/internal.h"
+#include "../../supervisor/canary.h"
+#include "../../supervisor/gen.h"
+#include "../../supervisor/stage.h"
+#include "util.h"
+#include "fakesup.h"
 
 static pid_t next_pid = 4000000;	/* above any pid_max: never a real process */
 static struct { pid_t pid; int sig; } kills[64];
@@ -41,27 +41,10 @@ static bool killed(pid_t pid, int sig)
 	return false;
 }
 
-/* A supervisor of one listener on a free loopback port, in classic BPF
- * mode, with no state file and no control socket. */
+/* The fake supervisor (tests/fakesup.h) on this file's ops, no kill recorded. */
 static void fake_sup(struct sup *s, struct sup_config *cfg, struct baton_spec *spec)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	char err[128], text[64];
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	ASSERT_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	ASSERT_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	snprintf(text, sizeof(text), "tcp://127.0.0.1:%u", ntohs(a.sin_port));
-	ASSERT_EQ(baton_spec_parse(text, spec, err, sizeof(err)), 0);
-	sup_config_init(cfg);
-	cfg->listen = spec;
-	cfg->nlisten = 1;
-	cfg->no_preload = true;
-	setenv("BATON_STEERING", "cbpf", 1);
-	ASSERT_EQ(sup_init(s, cfg, &fake_ops), 0);
-	ASSERT_EQ(sup_make_groups(s), 0);
+	bt_fake_sup(s, cfg, spec, &fake_ops, NULL);
 	nkills = 0;
 }
 
@@ -73,13 +56,25 @@ static uint32_t weight(struct sup *s, int gi)
 	return w;
 }
 
+/* Declares the supervisor s (with cfg and spec) of fake_sup and sets it up. */
+#define FAKE_SUP()                 \
+	struct sup s;              \
+	struct sup_config cfg;     \
+	struct baton_spec spec;    \
+	fake_sup(&s, &cfg, &spec)
+
+/* A reload of ORIGIN started; its generation. */
+static int reload(struct sup *s, enum reload_origin origin)
+{
+	ASSERT_EQ(start_reload(s, -1, origin), 0);
+	return s->reload;
+}
+
 /* Generation 1 serving, as after a start. */
 static int serving(struct sup *s)
 {
-	int gi = start_gen(s, -1, 1);
+	int gi = bt_fake_first_gen(s);
 
-	ASSERT_GE(gi, 0);
-	s->active = gi;
 	ASSERT_EQ(s->gen[gi].state, GEN_STARTING);
 	gen_ready(s, gi, false);
 	ASSERT_EQ(s->gen[gi].state, GEN_ACTIVE);
@@ -88,15 +83,8 @@ static int serving(struct sup *s)
 
 TEST(genstate_reload_switches_in_one_step_and_stops_the_old_one)
 {
-	struct sup s;
-	struct sup_config cfg;
-	struct baton_spec spec;
-	int old, new;
-
-	fake_sup(&s, &cfg, &spec);
-	old = serving(&s);
-	ASSERT_EQ(start_reload(&s, -1, RELOAD_CONTROL), 0);
-	new = s.reload;
+	FAKE_SUP();
+	int old = serving(&s), new = reload(&s, RELOAD_CONTROL);
 	ASSERT_GE(new, 0);
 	ASSERT_EQ(s.gen[new].state, GEN_STARTING);
 	ASSERT_EQ(weight(&s, new), 0);	/* takes nothing before it is ready */
@@ -117,15 +105,8 @@ TEST(genstate_reload_switches_in_one_step_and_stops_the_old_one)
 
 TEST(genstate_generation_exiting_before_ready_is_rolled_back)
 {
-	struct sup s;
-	struct sup_config cfg;
-	struct baton_spec spec;
-	int old, new;
-
-	fake_sup(&s, &cfg, &spec);
-	old = serving(&s);
-	ASSERT_EQ(start_reload(&s, -1, RELOAD_CONTROL), 0);
-	new = s.reload;
+	FAKE_SUP();
+	int old = serving(&s), new = reload(&s, RELOAD_CONTROL);
 	gen_exited(&s, new, W_EXITCODE(1, 0));
 	ASSERT_EQ(s.reload, -1);
 	ASSERT_EQ(s.active, old);
@@ -141,12 +122,9 @@ TEST(genstate_generation_exiting_before_ready_is_rolled_back)
 
 TEST(genstate_failed_replacement_of_a_frozen_generation_unfences_it_and_retries)
 {
-	struct sup s;
-	struct sup_config cfg;
-	struct baton_spec spec;
 	int old, slot;
 
-	fake_sup(&s, &cfg, &spec);
+	FAKE_SUP();
 	old = serving(&s);
 	slot = s.gen[old].slot[0];
 	/* what the health watch does to a stopped generation */
@@ -174,12 +152,9 @@ TEST(genstate_failed_replacement_of_a_frozen_generation_unfences_it_and_retries)
 
 TEST(genstate_full_generation_table_names_its_limit)
 {
-	struct sup s;
-	struct sup_config cfg;
-	struct baton_spec spec;
 	int i;
 
-	fake_sup(&s, &cfg, &spec);
+	FAKE_SUP();
 	serving(&s);
 	for (i = 0; i < MAX_GENS - 1; i++) {
 		ASSERT_EQ(start_reload(&s, -1, RELOAD_CONTROL), 0);
@@ -196,15 +171,8 @@ TEST(genstate_full_generation_table_names_its_limit)
 
 TEST(genstate_operator_reload_joins_the_one_the_health_watch_started)
 {
-	struct sup s;
-	struct sup_config cfg;
-	struct baton_spec spec;
-	int old, new;
-
-	fake_sup(&s, &cfg, &spec);
-	old = serving(&s);
-	ASSERT_EQ(start_reload(&s, -1, RELOAD_HEALTH), 0);
-	new = s.reload;
+	FAKE_SUP();
+	int old = serving(&s), new = reload(&s, RELOAD_HEALTH);
 	s.cl[0].role = CL_READING;	/* a `baton reload` on the control socket */
 	ASSERT_EQ(start_reload(&s, 0, RELOAD_CONTROL), 0);
 	ASSERT_EQ(s.reload, new);	/* no second generation */
@@ -228,13 +196,23 @@ static int nspawns(void)
 	return (int)(next_pid - 4000000);
 }
 
+/* FAKE_SUP serving gen 1 (old) and a staged reload of the options given,
+ * its generation (new) ready. */
+#define STAGED_SUP(...) \
+	FAKE_SUP();     \
+	int old = serving(&s), new = staged_reload(&s, (struct stage_opts){ __VA_ARGS__ })
+
 /* A reload asking for OPTS, its generation ready. */
 static int staged_reload(struct sup *s, struct stage_opts o)
 {
+	int gi;
+
 	s->stage.want = o;
 	ASSERT_EQ(start_reload(s, -1, RELOAD_CONTROL), 0);
-	ASSERT_GE(s->reload, 0);
-	return s->reload;
+	gi = s->reload;
+	ASSERT_GE(gi, 0);
+	gen_ready(s, gi, false);
+	return gi;
 }
 
 static uint32_t share_ppm(struct sup *s, int gi)
@@ -247,15 +225,7 @@ static uint32_t share_ppm(struct sup *s, int gi)
 
 TEST(genstate_canary_takes_its_share_and_promote_stops_the_old_one)
 {
-	struct sup s;
-	struct sup_config cfg;
-	struct baton_spec spec;
-	int old, new;
-
-	fake_sup(&s, &cfg, &spec);
-	old = serving(&s);
-	new = staged_reload(&s, (struct stage_opts){ .canary_pct = 10 });
-	gen_ready(&s, new, false);
+	STAGED_SUP(.canary_pct = 10);
 	ASSERT_EQ(s.stage.kind, STAGE_CANARY);
 	ASSERT_EQ(s.gen[new].state, GEN_CANARY);
 	ASSERT_EQ(s.gen[old].state, GEN_ACTIVE);
@@ -282,15 +252,9 @@ TEST(genstate_canary_takes_its_share_and_promote_stops_the_old_one)
 
 TEST(genstate_canary_rollback_gives_everything_back_and_fences_the_canary)
 {
-	struct sup s;
-	struct sup_config cfg;
-	struct baton_spec spec;
-	int old, new, slot;
+	int slot;
 
-	fake_sup(&s, &cfg, &spec);
-	old = serving(&s);
-	new = staged_reload(&s, (struct stage_opts){ .canary_pct = 30 });
-	gen_ready(&s, new, false);
+	STAGED_SUP(.canary_pct = 30);
 	slot = s.gen[new].slot[0];
 	ASSERT_EQ(stage_rollback(&s, "baton rollback"), 0);
 	ASSERT_EQ(s.stage.kind, STAGE_NONE);
@@ -308,16 +272,12 @@ TEST(genstate_canary_rollback_gives_everything_back_and_fences_the_canary)
 
 TEST(genstate_canary_steps_up_to_a_promotion)
 {
-	struct sup s;
-	struct sup_config cfg;
-	struct baton_spec spec;
 	int old, new, i;
 
-	fake_sup(&s, &cfg, &spec);
+	FAKE_SUP();
 	cfg.no_watch = true;
 	old = serving(&s);
 	new = staged_reload(&s, (struct stage_opts){ .canary_pct = 40, .step_ms = 10 });
-	gen_ready(&s, new, false);
 	ASSERT_EQ(weight(&s, new), 40);
 	stage_tick(&s, s.stage.next_step_ms);
 	ASSERT_EQ(weight(&s, new), 80);
@@ -333,15 +293,9 @@ TEST(genstate_canary_steps_up_to_a_promotion)
 
 TEST(genstate_canary_that_exits_is_rolled_back)
 {
-	struct sup s;
-	struct sup_config cfg;
-	struct baton_spec spec;
-	int old, new, spawned;
+	int spawned;
 
-	fake_sup(&s, &cfg, &spec);
-	old = serving(&s);
-	new = staged_reload(&s, (struct stage_opts){ .canary_pct = 10 });
-	gen_ready(&s, new, false);
+	STAGED_SUP(.canary_pct = 10);
 	spawned = nspawns();
 	gen_exited(&s, new, W_EXITCODE(0, SIGSEGV));
 	ASSERT_EQ(nspawns(), spawned);	/* no restart */
@@ -355,15 +309,9 @@ TEST(genstate_canary_that_exits_is_rolled_back)
 
 TEST(genstate_probation_keeps_the_old_one_and_flips_back_without_a_process)
 {
-	struct sup s;
-	struct sup_config cfg;
-	struct baton_spec spec;
-	int old, new, spawned;
+	int spawned;
 
-	fake_sup(&s, &cfg, &spec);
-	old = serving(&s);
-	new = staged_reload(&s, (struct stage_opts){ .probation_ms = 10000 });
-	gen_ready(&s, new, false);
+	STAGED_SUP(.probation_ms = 10000);
 	ASSERT_EQ(s.stage.kind, STAGE_PROBATION);
 	ASSERT_EQ(s.active, new);
 	ASSERT_EQ(s.gen[old].state, GEN_STANDBY);
@@ -389,16 +337,12 @@ TEST(genstate_probation_keeps_the_old_one_and_flips_back_without_a_process)
 
 TEST(genstate_probation_that_passes_stops_the_standby)
 {
-	struct sup s;
-	struct sup_config cfg;
-	struct baton_spec spec;
 	int old, new;
 
-	fake_sup(&s, &cfg, &spec);
+	FAKE_SUP();
 	cfg.no_watch = true;
 	old = serving(&s);
 	new = staged_reload(&s, (struct stage_opts){ .probation_ms = 50 });
-	gen_ready(&s, new, false);
 	ASSERT_TRUE(stage_tick(&s, baton_mono_ms()));	/* the health watch stands aside */
 	ASSERT_TRUE(!stage_tick(&s, s.stage.until_ms));
 	ASSERT_EQ(s.stage.kind, STAGE_NONE);
@@ -411,15 +355,7 @@ TEST(genstate_probation_that_passes_stops_the_standby)
 
 TEST(genstate_failed_check_on_probation_flips_back)
 {
-	struct sup s;
-	struct sup_config cfg;
-	struct baton_spec spec;
-	int old, new;
-
-	fake_sup(&s, &cfg, &spec);
-	old = serving(&s);
-	new = staged_reload(&s, (struct stage_opts){ .probation_ms = 10000 });
-	gen_ready(&s, new, false);
+	STAGED_SUP(.probation_ms = 10000);
 	stage_fail(&s, "check failed: GET /healthz answered 500");
 	ASSERT_EQ(s.active, old);
 	ASSERT_TRUE(killed(s.gen[new].pid, SIGTERM));
@@ -430,11 +366,7 @@ TEST(genstate_failed_check_on_probation_flips_back)
 
 TEST(genstate_max_draining_names_the_limit_and_the_draining_generations)
 {
-	struct sup s;
-	struct sup_config cfg;
-	struct baton_spec spec;
-
-	fake_sup(&s, &cfg, &spec);
+	FAKE_SUP();
 	cfg.max_draining = 2;
 	serving(&s);
 	for (int i = 0; i < 2; i++) {
@@ -452,12 +384,9 @@ TEST(genstate_max_draining_names_the_limit_and_the_draining_generations)
 
 TEST(genstate_failed_operator_reload_with_a_frozen_generation_hands_over_to_the_watch)
 {
-	struct sup s;
-	struct sup_config cfg;
-	struct baton_spec spec;
 	int old;
 
-	fake_sup(&s, &cfg, &spec);
+	FAKE_SUP();
 	old = serving(&s);
 	ASSERT_EQ(start_reload(&s, -1, RELOAD_CONTROL), 0);
 	/* the watch found the serving one frozen while the reload ran */
@@ -475,15 +404,10 @@ TEST(genstate_failed_operator_reload_with_a_frozen_generation_hands_over_to_the_
  * instead of restarting it forever. */
 TEST(genstate_gen1_assumed_ready_that_fails_stops_instead_of_restarting)
 {
-	struct sup s;
-	struct sup_config cfg;
-	struct baton_spec spec;
 	int gi, spawned;
 
-	fake_sup(&s, &cfg, &spec);
-	gi = start_gen(&s, -1, 1);
-	ASSERT_GE(gi, 0);
-	s.active = gi;
+	FAKE_SUP();
+	gi = bt_fake_first_gen(&s);
 	gen_ready(&s, gi, true);
 	ASSERT_EQ(s.gen[gi].state, GEN_ACTIVE);
 	spawned = nspawns();
@@ -500,15 +424,10 @@ TEST(genstate_gen1_assumed_ready_that_fails_stops_instead_of_restarting)
  * restarted on the same sockets. */
 TEST(genstate_gen1_that_was_ready_and_crashes_is_restarted)
 {
-	struct sup s;
-	struct sup_config cfg;
-	struct baton_spec spec;
 	int gi;
 
-	fake_sup(&s, &cfg, &spec);
-	gi = start_gen(&s, -1, 1);
-	ASSERT_GE(gi, 0);
-	s.active = gi;
+	FAKE_SUP();
+	gi = bt_fake_first_gen(&s);
 	s.gen[gi].heard = true;
 	gen_ready(&s, gi, false);
 	gen_exited(&s, gi, W_EXITCODE(1, 0));
@@ -567,12 +486,9 @@ TEST(genstate_transition_table_allows_exactly_the_listed_transitions)
  * state (an internal error, said), a legal one is taken. */
 TEST(genstate_illegal_transition_is_refused_and_the_state_kept)
 {
-	struct sup s;
-	struct sup_config cfg;
-	struct baton_spec spec;
 	int gi;
 
-	fake_sup(&s, &cfg, &spec);
+	FAKE_SUP();
 	gi = start_gen(&s, -1, 1);
 	ASSERT_GE(gi, 0);
 	ASSERT_EQ(s.gen[gi].state, GEN_STARTING);

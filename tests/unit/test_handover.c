@@ -386,6 +386,14 @@ static int take_from_fake(const struct fake *f, unsigned max_fds)
 	return take_from_fake_lim(f, max_fds, 0);
 }
 
+/* Taking (at most MAX_FDS) from an offerer that answers F fails with ERR,
+ * the log saying SAYS. */
+static void take_fails(struct fake f, unsigned max_fds, int err, const char *says)
+{
+	ASSERT_EQ(take_from_fake(&f, max_fds), err);
+	ASSERT_CONTAINS(logbuf, says);
+}
+
 static struct fake fds_msg(uint32_t count, const char *names, size_t len, int nfds)
 {
 	struct fake f = { .hdr = baton_handover_hdr_make(BATON_HANDOVER_FDS, count, (uint32_t)len),
@@ -442,13 +450,8 @@ TEST(handover_take_closes_what_arrived_when_its_fd_limit_is_reached)
 
 TEST(handover_take_refuses_more_fds_than_it_takes)
 {
-	struct fake f = fds_msg(300, "a", 2, 1);
-
-	ASSERT_EQ(take_from_fake(&f, 0), -E2BIG);
-	ASSERT_CONTAINS(logbuf, "offerer announces 300 fds, more than the 253 this side takes");
-	f = fds_msg(5, "a\0b\0c\0d\0e", 10, 2);
-	ASSERT_EQ(take_from_fake(&f, 3), -E2BIG);
-	ASSERT_CONTAINS(logbuf, "announces 5 fds, more than the 3");
+	take_fails(fds_msg(300, "a", 2, 1), 0, -E2BIG, "offerer announces 300 fds, more than the 253 this side takes");
+	take_fails(fds_msg(5, "a\0b\0c\0d\0e", 10, 2), 3, -E2BIG, "announces 5 fds, more than the 3");
 }
 
 TEST(handover_take_fails_cleanly_when_the_offerer_hangs_up_mid_message)
@@ -457,28 +460,17 @@ TEST(handover_take_fails_cleanly_when_the_offerer_hangs_up_mid_message)
 	struct fake f = fds_msg(2, names, sizeof(names), 2);
 
 	f.cut = sizeof(f.hdr) + 5;	/* the header and the fds, half a name */
-	ASSERT_EQ(take_from_fake(&f, 0), -ECONNRESET);
-	ASSERT_CONTAINS(logbuf, "hung up in the middle of its answer (21 bytes and 2 fds came)");
+	take_fails(f, 0, -ECONNRESET, "hung up in the middle of its answer (21 bytes and 2 fds came)");
 	f.cut = 9;	/* in the middle of the header */
-	ASSERT_EQ(take_from_fake(&f, 0), -ECONNRESET);
-	ASSERT_CONTAINS(logbuf, "hung up in the middle of its answer (9 bytes and 2 fds came)");
+	take_fails(f, 0, -ECONNRESET, "hung up in the middle of its answer (9 bytes and 2 fds came)");
 }
 
 TEST(handover_take_refuses_names_that_do_not_match_the_fds)
 {
-	struct fake f = fds_msg(2, "a\0b\0c", 6, 2);
-
-	ASSERT_EQ(take_from_fake(&f, 0), -EBADMSG);
-	ASSERT_CONTAINS(logbuf, "2 bytes left after the 2 names the fd count announces");
-	f = fds_msg(3, "aa\0bb", 6, 3);
-	ASSERT_EQ(take_from_fake(&f, 0), -EBADMSG);
-	ASSERT_CONTAINS(logbuf, "names end after 2 of 3 fds");
-	f = fds_msg(2, "a:x\0b", 6, 2);
-	ASSERT_EQ(take_from_fake(&f, 0), -EBADMSG);
-	ASSERT_CONTAINS(logbuf, "name 0 is not a valid fd name");
-	f = fds_msg(3, "a\0b\0c", 6, 2);
-	ASSERT_EQ(take_from_fake(&f, 0), -EBADMSG);
-	ASSERT_CONTAINS(logbuf, "announced 3 fds but 2 arrived");
+	take_fails(fds_msg(2, "a\0b\0c", 6, 2), 0, -EBADMSG, "2 bytes left after the 2 names the fd count announces");
+	take_fails(fds_msg(3, "aa\0bb", 6, 3), 0, -EBADMSG, "names end after 2 of 3 fds");
+	take_fails(fds_msg(2, "a:x\0b", 6, 2), 0, -EBADMSG, "name 0 is not a valid fd name");
+	take_fails(fds_msg(3, "a\0b\0c", 6, 2), 0, -EBADMSG, "announced 3 fds but 2 arrived");
 }
 
 TEST(handover_take_reports_the_offerers_refusal)

@@ -93,35 +93,20 @@ static void expect(const char *name, const char *ext, render_fn fn)
 	free(want);
 }
 
-TEST(ls_render_root_text)
-{
-	expect("root", "txt", ls_render_text);
-}
+/* One test a fixture and a renderer: ls_render_FIXTURE_text and _json. */
+#define LS_RENDER_TESTS(fx)                                 \
+	TEST(ls_render_##fx##_text)                         \
+	{                                                   \
+		expect(#fx, "txt", ls_render_text);         \
+	}                                                   \
+	TEST(ls_render_##fx##_json)                         \
+	{                                                   \
+		expect(#fx, "json", ls_render_json);        \
+	}
 
-TEST(ls_render_root_json)
-{
-	expect("root", "json", ls_render_json);
-}
-
-TEST(ls_render_nobpf_text)
-{
-	expect("nobpf", "txt", ls_render_text);
-}
-
-TEST(ls_render_nobpf_json)
-{
-	expect("nobpf", "json", ls_render_json);
-}
-
-TEST(ls_render_nobody_text)
-{
-	expect("nobody", "txt", ls_render_text);
-}
-
-TEST(ls_render_nobody_json)
-{
-	expect("nobody", "json", ls_render_json);
-}
+LS_RENDER_TESTS(root)
+LS_RENDER_TESTS(nobpf)
+LS_RENDER_TESTS(nobody)
 
 /* Process names are chosen by their owners (prctl(PR_SET_NAME), argv[0]):
  * hostile.fixture has an ESC sequence that clears the screen and sets the

@@ -4,16 +4,15 @@
  * merge of environment changes, and a reload's command coming into force
  * only once its generation serves (a fake spawn records what it ran). */
 #include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include "harness.h"
-#include "../../supervisor/internal.h"
+#include "../../supervisor/cmd.h"
+#include "../../supervisor/gen.h"
+#include "fakesup.h"
 
 static char *escaped(const char *text)
 {
@@ -122,30 +121,14 @@ static int reload_with(struct sup *s, const char *cmd)
 
 TEST(reload_items_command_is_in_force_once_its_generation_serves)
 {
-	char *argv[] = { "old-server", NULL }, err[128], text[64];
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
+	char *argv[] = { "old-server", NULL };
 	struct sup_config cfg;
 	struct baton_spec spec;
 	struct sup s;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), gi;
+	int gi;
 
-	ASSERT_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	ASSERT_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	snprintf(text, sizeof(text), "tcp://127.0.0.1:%u", ntohs(a.sin_port));
-	ASSERT_EQ(baton_spec_parse(text, &spec, err, sizeof(err)), 0);
-	sup_config_init(&cfg);
-	cfg.listen = &spec;
-	cfg.nlisten = 1;
-	cfg.no_preload = true;
-	cfg.argv = argv;
-	setenv("BATON_STEERING", "cbpf", 1);
-	ASSERT_EQ(sup_init(&s, &cfg, &fake_ops), 0);
-	ASSERT_EQ(sup_make_groups(&s), 0);
-	gi = start_gen(&s, -1, 1);
-	ASSERT_GE(gi, 0);
-	s.active = gi;
+	bt_fake_sup(&s, &cfg, &spec, &fake_ops, argv);
+	gi = bt_fake_first_gen(&s);
 	gen_ready(&s, gi, false);
 	ASSERT_STREQ(spawned, "old-server");
 

@@ -3,13 +3,12 @@
  * command, its environment, a generation's exit and health reasons): each
  * is escaped, so the terminal of whoever asks gets no control sequence.
  * Driven on a supervisor without processes, as in test_genstate.c. */
-#include <netinet/in.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "harness.h"
-#include "../../supervisor/internal.h"
+#include "../../supervisor/gen.h"
+#include "../../supervisor/status.h"
+#include "fakesup.h"
 
 static pid_t next_pid = 4100000;	/* above any pid_max: never a real process */
 
@@ -29,34 +28,18 @@ static const struct sup_ops fake_ops = { .spawn = fake_spawn, .kill = fake_kill 
 
 TEST(status_text_escapes_commands_and_reasons)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	char *argv[] = { "/bin/server", "--title=\033]0;owned\007", "caf\xc3\xa9", NULL };
 	char *env[] = { "BANNER=\033[2J\xc2\x9b" "1m", NULL };
-	socklen_t len = sizeof(a);
 	struct baton_spec spec;
 	struct sup_config cfg;
 	struct sup s;
-	char err[128], text[64], *out = NULL;
+	char *out = NULL;
 	size_t n = 0, i;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), gi;
+	int gi;
 	FILE *m;
 
-	ASSERT_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	ASSERT_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	snprintf(text, sizeof(text), "tcp://127.0.0.1:%u", ntohs(a.sin_port));
-	ASSERT_EQ(baton_spec_parse(text, &spec, err, sizeof(err)), 0);
-	sup_config_init(&cfg);
-	cfg.listen = &spec;
-	cfg.nlisten = 1;
-	cfg.no_preload = true;
-	cfg.argv = argv;
-	setenv("BATON_STEERING", "cbpf", 1);
-	ASSERT_EQ(sup_init(&s, &cfg, &fake_ops), 0);
-	ASSERT_EQ(sup_make_groups(&s), 0);
-	gi = start_gen(&s, -1, 1);
-	ASSERT_GE(gi, 0);
-	s.active = gi;
+	bt_fake_sup(&s, &cfg, &spec, &fake_ops, argv);
+	gi = bt_fake_first_gen(&s);
 	gen_ready(&s, gi, false);
 	s.cmd = argv;		/* as set by a reload */
 	s.env = env;

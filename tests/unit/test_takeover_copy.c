@@ -14,7 +14,10 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "../../supervisor/internal.h"
+#include "../../supervisor/core.h"
+#include "../../supervisor/gen.h"
+#include "../../supervisor/takeover.h"
+#include "util.h"
 
 static unsigned long long ino_of(int fd)
 {

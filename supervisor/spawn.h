@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* Starting a generation's process (spawn.c): the preload shim's map and
+ * the fork and exec with LISTEN_FDS. */
+#ifndef BATON_SUP_SPAWN_H
+#define BATON_SUP_SPAWN_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "core.h"
+
+int preload_setup(struct sup *s);      /* -1: the shim cannot carry the listeners (said why) */
+void preload_apply(struct sup *s);
+pid_t spawn(struct sup *s, int id, const int *fds, int *err);
+
+#endif
