@@ -1,10 +1,36 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-/* Layout shared by bpf/steer.bpf.c and lib/steer.c: the maps' keys and values.
- * Kept free of libc and vmlinux types so both sides compile it as is. */
+/* Layout shared by bpf/steer.bpf.c and lib/steer*.c: the maps' keys and
+ * values, and the names they are pinned under. Kept free of libc and
+ * vmlinux types so both sides compile it as is.
+ *
+ * map        written by                              read by                          pinned as
+ * socks      lib/steer.c (add, unfence, remove)      program; lib/sockiter.c,         socks
+ *            kernel (a closed member leaves)         cli/pins.c (live members)
+ * cfg        lib/steer.c publish (pick tables)       program; lib/steer_pins.c        cfg
+ *                                                    (resume), steer_stats.c (share),
+ *                                                    lib/sockiter.c (baton ls)
+ * ctl        lib/steer.c publish (latch sequence)    as cfg                           ctl
+ * stats      program (per CPU)                       lib/steer_stats.c                stats
+ * pins       lib/steer_flows.c (source-port pins)    program                          (not pinned)
+ * origin     lib/steer.c (cookie), program (count)   lib/steer_stats.c                origin
+ * flowcfg    lib/steer_flows.c (once)                program                          flowcfg
+ * flows      program (LRU)                           lib/steer_flows.c (scan)         flows
+ * slotep     lib/steer_flows.c (epoch bumps)         program; steer_flows.c           slotep
+ * markers    lib/steer_flows.c (QUIC markers)        program; steer_flows.c (resume)  markers
+ * flowstats  program (per CPU)                       lib/steer_flows.c                flowstats
+ * and the program itself, pinned as "steer" so bpftool and a later baton see
+ * it. The directory that holds them: common/pinlayout.h. */
 #ifndef BATON_BPF_STEER_H
 #define BATON_BPF_STEER_H
 
 #include <linux/types.h>
+
+/* The pinned maps, in the order lib/steer_pins.c pins and repins them:
+ * X(name) for each; the pin's file name is the map's name. */
+#define BATON_STEER_PINNED_MAPS(X) \
+	X(socks) X(cfg) X(ctl) X(stats) X(origin) X(flowcfg) X(flows) X(slotep) X(markers) X(flowstats)
+#define BATON_STEER_PIN_PROG "steer"	/* the program's pin */
+#define BATON_STEER_PIN_SOCKS "socks"	/* what marks a directory as a group's (cli/pins.c) */
 
 #define BATON_STEER_SLOTS 64	/* members a group can hold; also BATON_MAX_SLOTS */
 #define BATON_STEER_TABLE 1024	/* entries of the weighted pick table (power of two) */
@@ -13,7 +39,7 @@
 /* One policy, compiled by user space into a pick table: the program
  * chooses table[hash % n]. n == 0 means "no slot takes traffic", and the
  * kernel's own hash picks. Two copies live in the `cfg` array and `ctl.seq`
- * says which one readers use (a seqcount latch, see lib/steer.c). */
+ * says which one readers use (a seqcount latch, see lib/steer.c publish_ebpf). */
 struct baton_steer_cfg {
 	__u32 n;
 	__u32 version;

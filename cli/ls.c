@@ -13,13 +13,15 @@
 #include "log.h"
 #include "lsfmt.h"
 #include "pins.h"
+#include "pinlayout.h"
 
 #define MAX_STALE 64
 
 /* One pin directory: stale if its group's socket map holds no socket.
  * Returns 0 (stale or not: *n tells), -ENOENT if no group is pinned there,
  * or -errno when it cannot be read. */
-static int stale_check(const char *path, const struct baton_sock *v, size_t nv, struct ls_stale *st, long *n)
+static int stale_check(const char *base, const char *path, const struct baton_sock *v, size_t nv,
+		       struct ls_stale *st, long *n)
 {
 	uint32_t map_id;
 	int sockets, r = pins_group(path, &map_id, &sockets);
@@ -28,7 +30,7 @@ static int stale_check(const char *path, const struct baton_sock *v, size_t nv, 
 		return r;
 	if (*n >= MAX_STALE)
 		return 0;
-	ls_stale_parse(&st[*n], PINS_ROOT, path);
+	ls_stale_parse(&st[*n], base, path);
 	for (size_t k = 0; st[*n].spec[0] && k < nv; k++)
 		if (v[k].proto == BATON_PROTO_TCP && v[k].state == 10 && v[k].family == st[*n].family &&
 		    v[k].lport == st[*n].port &&
@@ -54,15 +56,15 @@ static int rmdir_would_do(const char *path)
 	return r;
 }
 
-/* baton's groups pin under PINS_ROOT: steer-ADDR-PORT/, or a supervisor's
+/* baton's groups pin under pin_root() (common/pinlayout.h): steer-ADDR-PORT/, or a supervisor's
  * run-NAME/LISTENER/; any directory there with a "socks" pin is a group.
  * Returns the number of stale ones, or -1 if they cannot be read (no
  * privilege): then nothing is claimed either way. */
 static long stale_pins(const struct baton_sock *v, size_t nv, struct ls_stale *st)
 {
-	DIR *root = opendir(PINS_ROOT), *sub;
+	char path[PATH_MAX], path2[PATH_MAX], base[PATH_MAX - 512];
+	DIR *root = pin_root(base, sizeof(base)) ? NULL : opendir(base), *sub;
 	struct dirent *e, *f;
-	char path[PATH_MAX], path2[PATH_MAX];
 	long n = 0;
 	int r;
 
@@ -71,8 +73,8 @@ static long stale_pins(const struct baton_sock *v, size_t nv, struct ls_stale *s
 	while ((e = readdir(root))) {
 		if (e->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", PINS_ROOT, e->d_name);
-		r = stale_check(path, v, nv, st, &n);
+		snprintf(path, sizeof(path), "%s/%s", base, e->d_name);
+		r = stale_check(base, path, v, nv, st, &n);
 		if (r == -EPERM || r == -EACCES) {
 			n = -1;
 			break;
@@ -87,13 +89,13 @@ static long stale_pins(const struct baton_sock *v, size_t nv, struct ls_stale *s
 			if (snprintf(path2, sizeof(path2), "%s/%s", path, f->d_name) >= (int)sizeof(path2))
 				continue;
 			/* not a group and not empty (an unknown file): leave the folder alone */
-			groups |= stale_check(path2, v, nv, st, &n) != -ENOENT || rmdir_would_do(path2) != 0;
+			groups |= stale_check(base, path2, v, nv, st, &n) != -ENOENT || rmdir_would_do(path2) != 0;
 		}
 		closedir(sub);
 		/* a folder with no group in it (empty, or only empty folders,
 		 * left by a run that could not pin): stale too */
 		if (!groups && n < MAX_STALE)
-			ls_stale_parse(&st[n++], PINS_ROOT, path);
+			ls_stale_parse(&st[n++], base, path);
 	}
 	closedir(root);
 	return n;

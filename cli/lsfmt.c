@@ -495,8 +495,12 @@ void ls_stale_words(const struct ls_stale *st, char *why, size_t wlen, char *how
 		snprintf(how, hlen, "baton steer --release %s", st->spec);
 	} else if (st->supervisor[0]) {
 		snprintf(why, wlen, "no socket of supervisor %s is left", st->supervisor);
-		snprintf(how, hlen, "baton stop %s, or rm -r /sys/fs/bpf/baton/run-%s if it no longer runs",
-			 st->supervisor, st->supervisor);
+		/* the run-NAME directory of PATH, under whichever bpffs it is */
+		const char *run = strstr(st->path, "/run-");
+		int len = run ? (int)(run - st->path) + 1 + (int)strcspn(run + 1, "/") : (int)strlen(st->path);
+
+		snprintf(how, hlen, "baton stop %s, or rm -r %.*s if it no longer runs", st->supervisor, len,
+			 st->path);
 	} else {
 		snprintf(why, wlen, "no socket of its group is left");
 		snprintf(how, hlen, "rm -r %s", st->path);

@@ -15,6 +15,7 @@
 #include <linux/bpf.h>
 
 #include "pins.h"
+#include "steer.h"
 
 #define MAX_SOCKS 4096      /* bound on slots read; baton uses far fewer */
 
@@ -25,7 +26,7 @@ int pins_group(const char *dir, uint32_t *map_id, int *sockets)
 	char path[PATH_MAX];
 	int fd, n = 0;
 
-	if (snprintf(path, sizeof(path), "%s/socks", dir) >= (int)sizeof(path))
+	if (snprintf(path, sizeof(path), "%s/" BATON_STEER_PIN_SOCKS, dir) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
 	if (access(path, F_OK))
 		return -errno;

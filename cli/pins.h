@@ -10,9 +10,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* where baton steer and baton run pin their groups */
-#define PINS_ROOT "/sys/fs/bpf/baton"
-
 /* The group pinned in DIR (its "socks" map): the map's id and the number of
  * sockets still in it. 0, or -errno (-ENOENT: no group pinned there). */
 int pins_group(const char *dir, uint32_t *map_id, int *sockets);

@@ -83,7 +83,8 @@ void usage_run(FILE *out)
 		"$XDG_RUNTIME_DIR/baton). SIGTERM or SIGINT stops every generation gracefully;\n"
 		"SIGUSR2 (or baton upgrade) re-executes baton in place. If baton itself dies,\n"
 		"the generations keep serving: run the same command again and it adopts them\n"
-		"(NAME.state beside the control socket, maps pinned in /sys/fs/bpf/baton).\n");
+		"(NAME.state beside the control socket, maps pinned in $BATON_BPFFS/baton,\n"
+		"BATON_BPFFS defaulting to /sys/fs/bpf).\n");
 }
 
 /* --no-watch (HANG NULL) or --hang-threshold HANG. */

@@ -11,19 +11,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/magic.h>
 #include <arpa/inet.h>
 
 #include "cli.h"
 #include "log.h"
 #include "util.h"
 #include "pins.h"
+#include "pinlayout.h"
+#include "steer.h"
 
 
 #define RESCAN_MS 200          /* how often --watch looks for members that joined */
@@ -44,6 +43,7 @@ struct steer {
 	bool made_dir, made_root;
 	uint32_t hang_ms, interval_ms;
 	char pin[PATH_MAX - 32];
+	char root[PATH_MAX - 32];	/* pinlayout.h: BASE/baton */
 	int verbose;
 	struct baton_group *g;
 	struct baton_watch *w;
@@ -81,8 +81,8 @@ void usage_steer(FILE *out)
 		"  --no-events          find stopped members by polling alone (by default, with\n"
 		"                       eBPF, a stop signal is reported as it is delivered)\n"
 		"  --pin DIR            bpffs directory of the group's state\n"
-		"                       (default /sys/fs/bpf/baton/steer-ADDR-PORT,\n"
-		"                       dots of ADDR as _)\n"
+		"                       (default $BATON_BPFFS/baton/steer-ADDR-PORT, dots of\n"
+		"                       ADDR as _; BATON_BPFFS defaults to /sys/fs/bpf)\n"
 		"  --release            give the group back to the kernel's hash: detach the\n"
 		"                       steering program and remove the pins (refused while\n"
 		"                       a baton steer --watch still steers it)\n"
@@ -237,24 +237,26 @@ static uint64_t now_ms(void)
 	return (uint64_t)baton_mono_ms();
 }
 
-/* Pins need bpffs at /sys/fs/bpf; mount it if nothing is there. */
+/* Pins need bpffs at BATON_BPFFS (/sys/fs/bpf); mount it if nothing is there. */
 static int need_bpffs(void)
 {
-	struct statfs sfs;
+	const char *base = pin_base();
+	int r = pin_bpffs_mount(base);
 
-	if (statfs("/sys/fs/bpf", &sfs) == 0 && sfs.f_type == BPF_FS_MAGIC)
-		return 0;
-	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700")) {
-		int r = -errno;
+	if (r == -EPERM || r == -EACCES)
+		blog(BLOG_ERR, "baton steer", "cannot mount bpffs at %s: %s: baton steer needs CAP_BPF and "
+			     "CAP_NET_ADMIN (or root), and bpffs mounted", base, strerror(-r));
+	else if (r)
+		blog(BLOG_ERR, "baton steer", "cannot mount bpffs at %s: %s", base, strerror(-r));
+	return r;
+}
 
-		if (r == -EPERM || r == -EACCES)
-			blog(BLOG_ERR, "baton steer", "cannot mount bpffs at /sys/fs/bpf: %s: baton steer needs "
-				     "CAP_BPF and CAP_NET_ADMIN (or root), and bpffs mounted", strerror(-r));
-		else
-			blog(BLOG_ERR, "baton steer", "cannot mount bpffs at /sys/fs/bpf: %s", strerror(-r));
-		return r;
-	}
-	return 0;
+/* The spec's address in network order: 4 or 16 bytes by its family. */
+static const void *spec_inaddr(const struct baton_spec *sp)
+{
+	if (sp->family == AF_INET)
+		return &((const struct sockaddr_in *)&sp->addr)->sin_addr;
+	return &((const struct sockaddr_in6 *)&sp->addr)->sin6_addr;
 }
 
 static bool on_spec(const struct steer *s, const struct baton_sock *k)
@@ -263,9 +265,7 @@ static bool on_spec(const struct steer *s, const struct baton_sock *k)
 
 	if (k->proto != BATON_PROTO_TCP || k->state != 10 || k->lport != sp->port || k->family != sp->family)
 		return false;
-	if (sp->family == AF_INET)
-		return !memcmp(k->local, &((const struct sockaddr_in *)&sp->addr)->sin_addr, 4);
-	return !memcmp(k->local, &((const struct sockaddr_in6 *)&sp->addr)->sin6_addr, 16);
+	return !memcmp(k->local, spec_inaddr(sp), sp->family == AF_INET ? 4 : 16);
 }
 
 static bool known_cookie(const struct steer *s, uint64_t cookie)
@@ -546,7 +546,7 @@ static void undo(struct steer *s)
 	else if (r && r != -ENOENT)
 		blog(BLOG_WARN, "baton steer", "cannot remove %s: %s", s->pin, strerror(-r));
 	if (s->made_root)
-		rmdir(PINS_ROOT);	/* only if empty: other groups keep theirs */
+		rmdir(s->root);	/* only if empty: other groups keep theirs */
 }
 
 /* The group on SPEC, back to the kernel's hash. The program is detached
@@ -629,8 +629,8 @@ static int release(struct steer *s)
 		blog(BLOG_ERR, "baton steer", "cannot remove the pins at %s: %s", s->pin, strerror(-r));
 		goto out;
 	}
-	if (!strncmp(s->pin, PINS_ROOT "/", strlen(PINS_ROOT) + 1))
-		rmdir(PINS_ROOT);	/* only if empty */
+	if (!strncmp(s->pin, s->root, strlen(s->root)) && s->pin[strlen(s->root)] == '/')
+		rmdir(s->root);	/* only if empty */
 	if (ours)
 		printf("baton steer: released %s: detached the steering program from its %d listener(s), which "
 		       "the kernel's hash spreads new connections over again; removed the pins at %s\n",
@@ -656,7 +656,7 @@ int cmd_steer(int argc, char **argv)
 	struct steer *s = calloc(1, sizeof(*s));
 	BATON_OPTS(baton_group_opts, go, .mode = BATON_MODE_EBPF, .log = cli_log);
 	BATON_OPTS(baton_watch_opts, wo, .on_event = on_event, .log = cli_log);
-	char addr[INET6_ADDRSTRLEN] = "", path[PATH_MAX];
+	char path[PATH_MAX];
 	int r;
 
 	if (!s)
@@ -666,16 +666,11 @@ int cmd_steer(int argc, char **argv)
 	if (r >= 0)
 		goto out;
 	r = 1;
-	if (!s->pin[0]) {
-		if (s->spec.family == AF_INET)
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&s->spec.addr)->sin_addr, addr, sizeof(addr));
-		else
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&s->spec.addr)->sin6_addr, addr, sizeof(addr));
-		/* bpffs refuses names with dots */
-		for (char *c = addr; *c; c++)
-			if (*c == '.' || *c == ':')
-				*c = '_';
-		snprintf(s->pin, sizeof(s->pin), PINS_ROOT "/steer-%s-%u", addr, s->spec.port);
+	if (pin_root(s->root, sizeof(s->root)) ||
+	    (!s->pin[0] && pin_steer_dir(s->pin, sizeof(s->pin), s->spec.family, spec_inaddr(&s->spec),
+					 s->spec.port))) {
+		blog(BLOG_ERR, "baton steer", "BATON_BPFFS=%s: too long a path for the pins", pin_base());
+		goto out;
 	}
 	if (s->release) {	/* without bpffs nothing is pinned: mount none */
 		r = release(s);
@@ -683,10 +678,10 @@ int cmd_steer(int argc, char **argv)
 	}
 	if (need_bpffs())
 		goto out;
-	snprintf(path, sizeof(path), "%s/socks", s->pin);
+	snprintf(path, sizeof(path), "%s/" BATON_STEER_PIN_SOCKS, s->pin);
 	s->fresh = access(path, F_OK) != 0;
 	s->made_dir = access(s->pin, F_OK) != 0;
-	s->made_root = access(PINS_ROOT, F_OK) != 0;
+	s->made_root = access(s->root, F_OK) != 0;
 	go.log_ctx = &s->verbose;
 	go.pin_path = s->pin;
 	s->g = baton_group_new(&go);

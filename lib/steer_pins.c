@@ -15,20 +15,33 @@
 #include "steer_int.h"
 #include "steer.skel.h"
 
+/* bpf/steer.h names the pins; the program's comes last */
+#define PIN_NAME(n) #n,
+static const char *const pin_names[] = { BATON_STEER_PINNED_MAPS(PIN_NAME) BATON_STEER_PIN_PROG };
+#define NPINS (sizeof(pin_names) / sizeof(pin_names[0]))
+
+/* The descriptor of each pin of SKEL, in pin_names' order. */
+static void pin_fds(struct steer_bpf *skel, int fds[NPINS])
+{
+#define PIN_FD(n) bpf_map__fd(skel->maps.n),
+	const int maps[] = { BATON_STEER_PINNED_MAPS(PIN_FD) bpf_program__fd(skel->progs.steer) };
+#undef PIN_FD
+	_Static_assert(sizeof(maps) / sizeof(maps[0]) == NPINS, "a pin without a descriptor");
+	memcpy(fds, maps, sizeof(maps));
+}
+
 /* Pinned maps live at PIN_PATH/NAME; libbpf reuses them on load when they
  * exist (a restarted baton steer) and pins fresh ones otherwise. */
 int steer_set_pins(struct baton_group *g, struct steer_bpf *skel)
 {
-	struct bpf_map *maps[] = { skel->maps.socks, skel->maps.cfg, skel->maps.ctl, skel->maps.stats,
-				   skel->maps.origin, skel->maps.flowcfg, skel->maps.flows, skel->maps.slotep,
-				   skel->maps.markers, skel->maps.flowstats };
-	const char *names[] = { "socks", "cfg", "ctl", "stats", "origin", "flowcfg", "flows", "slotep", "markers",
-				"flowstats" };
+#define PIN_MAP(n) skel->maps.n,
+	struct bpf_map *maps[] = { BATON_STEER_PINNED_MAPS(PIN_MAP) };
+#undef PIN_MAP
 	char path[PATH_MAX];
 	size_t i;
 
 	for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", g->pin_path, names[i]);
+		snprintf(path, sizeof(path), "%s/%s", g->pin_path, pin_names[i]);
 		if (bpf_map__set_pin_path(maps[i], path))
 			return -errno;
 	}
@@ -42,7 +55,7 @@ void steer_pin_prog(struct baton_group *g, struct steer_bpf *skel)
 	char path[PATH_MAX];
 	int r;
 
-	snprintf(path, sizeof(path), "%s/steer", g->pin_path);
+	snprintf(path, sizeof(path), "%s/%s", g->pin_path, BATON_STEER_PIN_PROG);
 	unlink(path);
 	if ((r = bpf_program__pin(skel->progs.steer, path)))
 		LOG(g, WARN, "cannot pin the steering program at %s: %s", path, strerror(-r));
@@ -130,8 +143,6 @@ int steer_mkdir_p(const char *dir)
  * so it stays, and with it the directory. */
 int baton_group_unpin_dir(const char *pin_path)
 {
-	const char *names[] = { "socks", "cfg", "ctl", "stats", "origin", "steer", "flowcfg", "flows", "slotep",
-				"markers", "flowstats" };
 	char path[PATH_MAX];
 	struct stat st;
 	size_t i;
@@ -142,8 +153,8 @@ int baton_group_unpin_dir(const char *pin_path)
 		return -errno;
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", pin_path, names[i]);
+	for (i = 0; i < NPINS; i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_path, pin_names[i]);
 		if (unlink(path) && errno != ENOENT)
 			return -errno;
 	}
@@ -157,36 +168,24 @@ int baton_group_unpin_dir(const char *pin_path)
  * missing pin is made again from the group's own descriptors. */
 int baton_group_repin(struct baton_group *g)
 {
-	const char *names[] = { "socks", "cfg", "ctl", "stats", "origin", "flowcfg", "flows", "slotep", "markers",
-				"flowstats", "steer" };
 	char path[PATH_MAX];
 	struct stat st;
-	int n = 0;
+	int fds[NPINS], n = 0, r;
 
 	if (!g)
 		return -EINVAL;
 	if (!g->pin_path[0] || g->mode != BATON_MODE_EBPF || !g->skel)
 		return 0;
-	{
-		struct bpf_map *maps[] = { g->skel->maps.socks, g->skel->maps.cfg, g->skel->maps.ctl,
-					   g->skel->maps.stats, g->skel->maps.origin, g->skel->maps.flowcfg,
-					   g->skel->maps.flows, g->skel->maps.slotep, g->skel->maps.markers,
-					   g->skel->maps.flowstats };
-		int r = steer_mkdir_p(g->pin_path);
-
-		if (r)
-			return r;
-		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-			int fd = i < sizeof(maps) / sizeof(maps[0]) ? bpf_map__fd(maps[i])
-								    : bpf_program__fd(g->skel->progs.steer);
-
-			snprintf(path, sizeof(path), "%s/%s", g->pin_path, names[i]);
-			if (fd < 0 || !stat(path, &st))
-				continue;
-			if (bpf_obj_pin(fd, path))
-				return -errno;
-			n++;
-		}
+	if ((r = steer_mkdir_p(g->pin_path)))
+		return r;
+	pin_fds(g->skel, fds);
+	for (size_t i = 0; i < NPINS; i++) {
+		snprintf(path, sizeof(path), "%s/%s", g->pin_path, pin_names[i]);
+		if (fds[i] < 0 || !stat(path, &st))
+			continue;
+		if (bpf_obj_pin(fds[i], path))
+			return -errno;
+		n++;
 	}
 	if (n)
 		LOG(g, WARN, "%d pin%s under %s had been removed: pinned again", n, n == 1 ? "" : "s", g->pin_path);

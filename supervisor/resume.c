@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "pinlayout.h"
 #include "cmd.h"
 #include "core.h"
 #include "feature.h"
@@ -278,14 +279,14 @@ int make_groups(struct sup *s, bool resume)
 		/* a fresh start owns its name: stale pins of a dead run go,
 		 * past our own listeners too while their directories exist */
 		for (l = 0; l < SUP_MAX_LISTENERS; l++) {
-			snprintf(path, sizeof(path), "%s/l%d", s->pin_root, l);
+			pin_listener_dir(path, sizeof(path), s->pin_root, l);
 			if (baton_group_unpin_dir(path) == -ENOENT && l >= s->nl)
 				break;
 		}
 	}
 	for (l = 0; l < s->nl; l++) {
 		if (s->pin_root[0]) {
-			snprintf(path, sizeof(path), "%s/l%d", s->pin_root, l);
+			pin_listener_dir(path, sizeof(path), s->pin_root, l);
 			o.pin_path = path;
 		}
 		FEATURES_CALL(group_opts, s, l, &o);

@@ -8,17 +8,15 @@
  * rolled back, so exactly one generation is active. */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "core.h"
 #include "feature.h"
+#include "pinlayout.h"
 #include "resume.h"
 #include "rundir.h"
 #include "state.h"
@@ -271,7 +269,7 @@ void state_remove(struct sup *s)
 		if (s->grp[l])
 			baton_group_unpin(s->grp[l]);
 	for (l = 0; l < s->nl; l++) {
-		snprintf(path, sizeof(path), "%s/l%d", s->pin_root, l);
+		pin_listener_dir(path, sizeof(path), s->pin_root, l);
 		rmdir(path);
 	}
 	rmdir(s->pin_root);
@@ -285,34 +283,25 @@ void state_remove(struct sup *s)
 
 /* ---- pins ------------------------------------------------------------------ */
 
-/* Where this supervisor's groups are pinned: /sys/fs/bpf/baton/run-NAME
- * (bpffs takes no dots in names). Mounts bpffs if nothing is there, as
- * baton steer does. "" when it cannot: a supervisor started after a crash
- * then cannot find the steering state, which is said. */
+/* Where this supervisor's groups are pinned (common/pinlayout.h). Mounts
+ * bpffs if nothing is there, as baton steer does. "" when it cannot: a
+ * supervisor started after a crash then cannot find the steering state,
+ * which is said. */
 int state_pin_root(struct sup *s)
 {
-	const char *base = getenv("BATON_BPFFS");
-	struct statfs sfs;
-	char name[BATON_NAME_MAX + 1];
-	size_t i;
+	const char *base = pin_base();
+	int r = pin_bpffs_mount(base);
 
-	if (!base || !*base)
-		base = "/sys/fs/bpf";
-	if (statfs(base, &sfs) || sfs.f_type != BPF_FS_MAGIC) {
-		if (mount("bpf", base, "bpf", 0, "mode=0700")) {
-			snprintf(s->pin_warn, sizeof(s->pin_warn), "no bpffs at %s (%s): the steering state is not pinned, "
-				 "so a supervisor started after this one dies cannot resume it (mount one there, or give "
-				 "CAP_SYS_ADMIN to mount it)", base, strerror(errno));
-			s->pin_root[0] = '\0';
-			return -errno;
-		}
+	if (r) {
+		snprintf(s->pin_warn, sizeof(s->pin_warn), "no bpffs at %s (%s): the steering state is not pinned, "
+			 "so a supervisor started after this one dies cannot resume it (mount one there, or give "
+			 "CAP_SYS_ADMIN to mount it)", base, strerror(-r));
+		s->pin_root[0] = '\0';
+		return r;
 	}
-	snprintf(name, sizeof(name), "%s", s->name);
-	for (i = 0; name[i]; i++)
-		if (name[i] == '.')
-			name[i] = '_';
-	snprintf(s->pin_root, sizeof(s->pin_root), "%s/baton/run-%s", base, name);
-	return 0;
+	if ((r = pin_run_dir(s->pin_root, sizeof(s->pin_root), s->name)))
+		s->pin_root[0] = '\0';
+	return r;
 }
 
 /* ---- reading ---------------------------------------------------------------- */
