@@ -140,7 +140,7 @@ static int kf_answered_by(const char *tag, int n, int wait_ms)
 	return ok;
 }
 
-TEST_TIMEOUT(kernel_failover_standby_takes_over_while_the_supervisor_is_frozen, 60)
+TEST_ALONE(kernel_failover_standby_takes_over_while_the_supervisor_is_frozen, 60)
 {
 	char spec[48], prim[16];
 	struct bt_load load;
