@@ -74,7 +74,10 @@ struct handoff_map {
 	 * in the serving generation, notes that here, and only then takes the
 	 * give off its channel. A supervisor killed in between leaves the give
 	 * queued; its successor skips the one whose socket (inode) this names
-	 * as sent, so a connection is neither lost nor handed off twice. */
+	 * as sent, so a connection is neither lost nor handed off twice. A
+	 * kill during the send leaves moving_sent 0 with the connection
+	 * queued: the successor sets it when it finds that socket in the
+	 * serving generation's queue (it reads that queue first). */
 	uint64_t moving_ino;
 	uint32_t moving_sent;
 };

@@ -351,6 +351,23 @@ void ho_forward(struct sup *s, int conn, int l, int from, long long deadline)
 		h->wake_failed++;	/* it waits for the next try, or its deadline */
 }
 
+/* CONN came out of a serving generation's queue. If it is the give a
+ * supervisor that died was moving (see moving_ino), the send went through:
+ * a SIGKILL that comes while sendmsg() runs is acted on as the call
+ * returns, before moving_sent can be stored, so without this the
+ * successor would forward that give once more and the generation would
+ * get the connection twice (two fds in nginx, whose two closes at its
+ * stop end it). After a kill that comes before the send, nothing in the
+ * queue has that inode and the give is forwarded, as it must be. */
+static void ho_note_queued(struct handoff *h, int conn)
+{
+	struct stat st;
+	uint64_t ino = __atomic_load_n(&h->map->moving_ino, __ATOMIC_SEQ_CST);
+
+	if (ino && !h->moving && !fstat(conn, &st) && st.st_ino == ino)
+		__atomic_store_n(&h->map->moving_sent, 1, __ATOMIC_SEQ_CST);
+}
+
 /* Takes back what waits unread in slot GI's channel: connections whose
  * wait is over are closed, those for a generation that no longer serves
  * (or ALL of them, the channel going away) go to the one that does, the
@@ -372,7 +389,7 @@ static void reclaim(struct sup *s, int gi, bool all)
 		if (recv_msg(c->gen, &got[n], &fds[n], &nfd, &trunc) <= 0)
 			break;
 		if (fds[n] >= 0)
-			n++;
+			ho_note_queued(h, fds[n++]);
 	}
 	/* what this channel should hold and does not: taken without a TOOK
 	 * that came (or by a process that died with it). Before anything is
