@@ -247,7 +247,7 @@ FUZZ_CFLAGS_items := -Isupervisor
 
 # sd_notify datagrams from generations (the parse in lib/notify.c)
 FUZZ_TARGETS += notify
-FUZZ_SRC_notify := lib/notify.c
+FUZZ_SRC_notify := lib/notify.c lib/util.c
 FUZZ_LEN_notify := 4200
 
 # the escaper of other users' text in every text and JSON output

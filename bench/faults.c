@@ -194,6 +194,22 @@ static size_t read_file(const char *path, char *buf, size_t len)
 	return n > 0 ? (size_t)n : 0;
 }
 
+/* Notes the line of the log at PATH that says WHAT (any case), or MISSING
+ * if none does; true if it was there. */
+static bool note_log_line(struct result *r, const char *path, const char *what, const char *missing)
+{
+	char log[OUT_MAX];
+	const char *a;
+
+	read_file(path, log, sizeof(log));
+	a = strcasestr(log, what);
+	if (a)
+		add_line_note(r, a);
+	else
+		add_note(r, "%s", missing);
+	return a != NULL;
+}
+
 /* ---- a little JSON: enough to read status and loadgen documents ------------ */
 
 static const char *ws(const char *p)
@@ -1148,7 +1164,7 @@ static void case_body(struct ctx *c)
 		 * the supervisor is killed and the same command started again
 		 * with the disk still full: it must adopt the serving
 		 * generation from the stale state */
-		char filler[128], run_dir[96], log[OUT_MAX], *a;
+		char filler[128], run_dir[96];
 		static char block[4096];
 		int fd;
 
@@ -1175,14 +1191,8 @@ static void case_body(struct ctx *c)
 		end = t_fault + RECOVER_MAX_MS;
 		wait_settled(&v, end, &t_answer, &why);
 		r->recover_ms = t_answer >= 0 ? t_answer - t_fault : -1;
-		read_file(c->log, log, sizeof(log));
-		a = strstr(log, "adopted gen");
-		if (a) {
-			add_line_note(r, a);
-		} else {
-			add_note(r, "the new supervisor did not adopt the serving generation");
+		if (!note_log_line(r, c->log, "adopted gen", "the new supervisor did not adopt the serving generation"))
 			r->recover_ms = -1;
-		}
 		unlink(filler);	/* room again: the state is written at the next retry */
 		for (end = now_ms() + BACKOFF_WAIT_MS; now_ms() < end; sleep_ms(50))
 			if (status_get(&v, 1000) && !v.health[0])
@@ -1318,15 +1328,7 @@ static void case_body(struct ctx *c)
 	if (t_settled < 0)
 		add_note(r, "not settled after %d ms: %s", RECOVER_MAX_MS, why);
 	if (k->target == T_SUP && k->sig == SIGKILL) {
-		char log[OUT_MAX], *a;
-
-		read_file(c->log, log, sizeof(log));
-		a = strcasestr(log, "adopt");
-		if (a) {
-			add_line_note(r, a);
-		} else {
-			add_note(r, "the new supervisor said nothing of adopting");
-		}
+		note_log_line(r, c->log, "adopt", "the new supervisor said nothing of adopting");
 	}
 	/* what the reload under way when the fault came made of it */
 	if (reload.pid > 0) {

@@ -287,25 +287,31 @@ build_go() {
 bench_baton_go() {
 	bench_baton_server "baton run + go" 8086 "$1" -- "$GOSRV" 127.0.0.1:8086
 }
-# Go's own way without baton: SIGTERM (http.Server.Shutdown) and start again
-bench_go_restart() {
-	local mode=$1 i gp
-	"$GOSRV" 127.0.0.1:8087 & gp=$!
-	PIDS+=("$gp")
-	wait_port 8087
-	load_start 8087 "$mode"
+# A server's own way without baton: stop it with SIG (its graceful way) and
+# start another, N times under load. START_FN starts one in the background.
+stop_start() {	# label port mode SIG START_FN
+	local label=$1 port=$2 mode=$3 sig=$4 start=$5 i p
+	"$start" & p=$!
+	PIDS+=("$p")
+	wait_port "$port"
+	load_start "$port" "$mode"
 	for i in $(seq "$N"); do
-		kill -TERM "$gp"
-		wait "$gp" || true
-		"$GOSRV" 127.0.0.1:8087 & gp=$!
-		PIDS+=("$gp")
-		wait_port 8087 2>/dev/null || true
+		kill -"$sig" "$p"
+		wait "$p" || true
+		"$start" & p=$!
+		PIDS+=("$p")
+		wait_port "$port" 2>/dev/null || true
 		sleep "$GAP"
 	done
 	load_stop
-	kill -TERM "$gp"
-	wait "$gp" || true
-	row "go stop+start" "$mode" "$N"
+	kill -"$sig" "$p"
+	wait "$p" || true
+	row "$label" "$mode" "$N"
+}
+# Go's own way without baton: SIGTERM (http.Server.Shutdown) and start again
+gostart() { exec "$GOSRV" 127.0.0.1:8087; }
+bench_go_restart() {
+	stop_start "go stop+start" 8087 "$1" TERM gostart
 }
 
 PY=$(command -v /usr/bin/python3 || command -v python3 || true)
@@ -318,28 +324,10 @@ bench_baton_python() {
 # python's http.server has no reload: stop it (SIGINT, its graceful way) and
 # start another. A background job of a script starts with SIGINT ignored,
 # and python then would not stop on it: env --default-signal restores it.
-pystart() { env --default-signal=INT "$PY" -m http.server --bind 127.0.0.1 --directory "$tmp/www" 8083 >/dev/null 2>&1 & }
+pystart() { exec env --default-signal=INT "$PY" -m http.server --bind 127.0.0.1 --directory "$tmp/www" 8083 >/dev/null 2>&1; }
 bench_python_restart() {
-	local mode=$1 i py
 	mkdir -p "$tmp/www" && echo ok >"$tmp/www/index.html"
-	pystart
-	py=$!
-	PIDS+=("$py")
-	wait_port 8083
-	load_start 8083 "$mode"
-	for i in $(seq "$N"); do
-		kill -INT "$py"
-		wait "$py" || true
-		pystart
-		py=$!
-		PIDS+=("$py")
-		wait_port 8083 2>/dev/null || true
-		sleep "$GAP"
-	done
-	load_stop
-	kill -INT "$py"
-	wait "$py" || true
-	row "python stop+start" "$mode" "$N"
+	stop_start "python stop+start" 8083 "$1" INT pystart
 }
 
 # ---- wrk: what an operator's load test sees ----------------------------------------
@@ -374,42 +362,34 @@ wrk_nginx() {	# mode
 	wait "$ng" || true
 }
 
+# The handoff counters of the status JSON in $tmp/st, for a row's note.
+handoff_note() {
+	local k v hand=""
+	grep -q '"handoff":{' "$tmp/st" || return 0
+	for k in handed_off answered failed pending; do
+		v=$(grep -o "\"$k\":[0-9]*" "$tmp/st" | head -1 | cut -d: -f2)
+		[ -n "$v" ] && hand="$hand${hand:+, }${k/_/ } $v"
+	done
+	# which way, where any failed
+	hand="$hand$( (grep -o '"failed_[a-z]*":[1-9][0-9]*' "$tmp/st" || true) | sed 's/"failed_\([a-z]*\)":/ \1 /' | tr -d '\n')"
+	printf '%s' "$hand"
+}
+
 wrk_baton_nginx() {	# label mode listen-options
-	local i out hand=""
 	nginx_conf "$tmp/wbnginx" 8087
-	sup_start wbench "tcp://127.0.0.1:8087?backlog=4096$3" "$tmp/wsup.log" --stop-signal QUIT -- \
-		nginx -c "$tmp/wbnginx/nginx.conf" -p "$tmp/wbnginx"
-	local sup=$SUP
-	wrk_start 8087 "$2"
-	wrk_reloads "$1"
-	"$B" status wbench --json >"$tmp/st" 2>/dev/null || true
-	if grep -q '"handoff":{' "$tmp/st"; then
-		hand="handed off $(grep -o '"handed_off":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"
-		hand="$hand, answered on them $(grep -o '"answered":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"
-		hand="$hand, handoff failed $(grep -o '"failed":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"
-		# which way, where any did
-		hand="$hand$( (grep -o '"failed_[a-z]*":[1-9][0-9]*' "$tmp/st" || true) | sed 's/"failed_\([a-z]*\)":/ \1 /' | tr -d '\n')"
-	fi
-	wrk_row "$1" "$2" "$hand"
-	"$B" stop wbench >/dev/null
-	wait "$sup" || true
+	wrk_baton "$1" "$2" 8087 "$3" --stop-signal QUIT -- nginx -c "$tmp/wbnginx/nginx.conf" -p "$tmp/wbnginx"
 }
 
 # `baton run` + any server under wrk: label mode port listen-options [baton run options] -- CMD...
 wrk_baton() {
-	local label=$1 mode=$2 port=$3 lopts=$4 i out hand=""
+	local label=$1 mode=$2 port=$3 lopts=$4
 	shift 4
 	sup_start wbench "tcp://127.0.0.1:$port?backlog=4096$lopts" "$tmp/wsup.log" "$@"
 	local sup=$SUP
 	wrk_start "$port" "$mode"
 	wrk_reloads "$label"
 	"$B" status wbench --json >"$tmp/st" 2>/dev/null || true
-	if grep -q '"handoff":{' "$tmp/st"; then
-		hand="handed off $(grep -o '"handed_off":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"
-		hand="$hand, handoff failed $(grep -o '"failed":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"
-		hand="$hand, pending $(grep -o '"pending":[0-9]*' "$tmp/st" | head -1 | cut -d: -f2)"
-	fi
-	wrk_row "$label" "$mode" "$hand"
+	wrk_row "$label" "$mode" "$(handoff_note)"
 	"$B" stop wbench >/dev/null
 	wait "$sup" || true
 }

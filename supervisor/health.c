@@ -233,6 +233,7 @@ void watch_drain(struct sup *s, struct gen *g, long long now)
 struct health_ev {
 	int nl;
 	int *armed_fd;	/* per listener: the member socket registered in epoll, -1 none */
+	ino_t *armed_ino;	/* per listener: that socket's inode, for the fd number may be reused */
 	bool *hot;	/* per listener: looked at every tick */
 	int nhot;
 	bool stops;	/* the stop-signal ring buffer has news, or a child stopped: look now */
@@ -246,6 +247,7 @@ void health_fini(struct sup *s)
 	if (!s->hev)
 		return;
 	free(s->hev->armed_fd);
+	free(s->hev->armed_ino);
 	free(s->hev->hot);
 	free(s->hev);
 	s->hev = NULL;
@@ -258,7 +260,8 @@ static struct health_ev *hev_get(struct sup *s)
 	if (e)
 		return e;
 	e = calloc(1, sizeof(*e));
-	if (!e || !(e->armed_fd = malloc((size_t)s->nl * sizeof(int))) || !(e->hot = calloc((size_t)s->nl, 1))) {
+	if (!e || !(e->armed_fd = malloc((size_t)s->nl * sizeof(int))) ||
+	    !(e->armed_ino = calloc((size_t)s->nl, sizeof(ino_t))) || !(e->hot = calloc((size_t)s->nl, 1))) {
 		s->hev = e;
 		health_fini(s);
 		return NULL;
@@ -276,6 +279,19 @@ static void set_hot(struct health_ev *e, int l, bool hot)
 	e->hot[l] = hot;
 }
 
+/* The inode of socket FD, 0 if it is not open. */
+static ino_t socket_ino(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) ? 0 : st.st_ino;
+}
+
+static bool same_socket(int fd, ino_t ino)
+{
+	return ino && socket_ino(fd) == ino;
+}
+
 /* Arms listener L's event on the active member's socket (or re-arms it).
  * True if the listener may wait for it: armed, or nothing to look at (no
  * member; a datagram socket has no accept queue to hang). False if it
@@ -289,14 +305,19 @@ static bool arm_queue(struct sup *s, struct health_ev *e, const struct gen *g, i
 		return true;
 	if (s->epfd < 0)
 		return false;
-	if (e->armed_fd[l] == fd && !epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev))
+	if (e->armed_fd[l] == fd && same_socket(fd, e->armed_ino[l]) && !epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev))
 		return true;
-	if (e->armed_fd[l] >= 0)
-		epoll_ctl(s->epfd, EPOLL_CTL_DEL, e->armed_fd[l], NULL);	/* it may be closed: no matter */
+	/* The socket armed before may be closed and its number taken by
+	 * another descriptor of the loop (a control client): removing that
+	 * number from epoll would deafen the loop to it. Only the same socket
+	 * is removed; a closed one left its registration with its last copy. */
+	if (e->armed_fd[l] >= 0 && same_socket(e->armed_fd[l], e->armed_ino[l]))
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, e->armed_fd[l], NULL);
 	e->armed_fd[l] = -1;
 	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) && (errno != EEXIST || epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev)))
 		return false;
 	e->armed_fd[l] = fd;
+	e->armed_ino[l] = socket_ino(fd);
 	return true;
 }
 
