@@ -237,8 +237,13 @@ static void sv_dir(struct sv *s)
 	bt_sv_tmpdir(s->dir, sizeof(s->dir), "servers");
 }
 
+/* The operator's way first: `baton stop` through the control socket must
+ * be answered after the reloads (a health watch that re-armed on a reused
+ * descriptor number once left the supervisor deaf to it), then reaped. */
 static void sv_stop_ctx(void *ctx)
 {
+	ASSERT_EQ(bt_baton("stop", "web"), 0);
+	ASSERT_CONTAINS(out, "stopped");
 	sv_stop(ctx);
 }
 
