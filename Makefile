@@ -263,7 +263,7 @@ FUZZ_CFLAGS_mhttp := -Isupervisor
 
 # the state file a resumed supervisor reads (supervisor/stateparse.c)
 FUZZ_TARGETS += state
-FUZZ_SRC_state := supervisor/stateparse.c supervisor/items.c lib/spec.c lib/log.c
+FUZZ_SRC_state := supervisor/stateparse.c supervisor/strv.c supervisor/items.c lib/spec.c lib/log.c
 FUZZ_LEN_state := 2048
 FUZZ_CFLAGS_state := -Isupervisor
 

@@ -10,11 +10,6 @@
 #include "core.h"
 
 /* cmd.c: the command and environment in force, and a reload's */
-size_t strv_len(char *const *v);
-void strv_free(char **v);
-int strv_push(char ***v, char *text);
-char **strv_dup(char *const *v);
-bool strv_eq(char *const *a, char *const *b);
 char **env_merge(char *const *cur, char *const *changes);
 void env_apply(char *const *env);
 char *const *cmd_argv(const struct sup *s);

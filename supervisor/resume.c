@@ -19,6 +19,7 @@
 #include "resume.h"
 #include "rundir.h"
 #include "state.h"
+#include "strv.h"
 #include "stateparse.h"
 #include "util.h"
 

@@ -10,34 +10,7 @@
 #include <unistd.h>
 
 #include "stateparse.h"
-
-/* The command lines: NULL-terminated arrays of malloc'd strings, the form
- * cmd.c takes them over in (a copy of its two helpers, so that the fuzzer
- * links this file alone). */
-static void sp_free(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
-static int sp_push(char ***v, char *text)
-{
-	size_t n = 0;
-	char **nv;
-
-	while (*v && (*v)[n])
-		n++;
-	nv = realloc(*v, (n + 2) * sizeof(*nv));
-	if (!nv) {
-		free(text);
-		return -ENOMEM;
-	}
-	nv[n] = text;
-	nv[n + 1] = NULL;
-	*v = nv;
-	return 0;
-}
+#include "strv.h"
 
 void state_quote(const char *line, size_t len, char *out, size_t outlen)
 {
@@ -66,11 +39,11 @@ void state_free(struct state *st)
 	free(st->spec);
 	free(st->mem);
 	free(st->cnt);
-	sp_free(st->base);
-	sp_free(st->cmd);
-	sp_free(st->env);
-	sp_free(st->next_cmd);
-	sp_free(st->next_env);
+	strv_free(st->base);
+	strv_free(st->cmd);
+	strv_free(st->env);
+	strv_free(st->next_cmd);
+	strv_free(st->next_env);
 	free(st->shared);
 	for (int i = 0; i < st->ngen; i++)
 		if (st->gen[i].pidfd >= 0)
@@ -98,7 +71,7 @@ static int read_added(struct state *st, const char *line)
 		text = sup_unescape(line + strlen(items[i].key), &why);
 		if (!text)
 			return -EBADMSG;
-		return sp_push((char ***)((char *)st + items[i].off), text) ? -ENOMEM : 1;
+		return strv_push((char ***)((char *)st + items[i].off), text) ? -ENOMEM : 1;
 	}
 	if (sscanf(line, "gencount %d %d %llu %llu %llu %llu %llu %llu", &c.id, &c.l, &v[0], &v[1], &v[2], &v[3],
 		   &v[4], &v[5]) == 8) {

@@ -11,6 +11,7 @@
 
 #include "harness.h"
 #include "../../supervisor/cmd.h"
+#include "../../supervisor/strv.h"
 #include "../../supervisor/gen.h"
 #include "fakesup.h"
 
