@@ -126,6 +126,29 @@ int baton_proc_sockets(pid_t pid, unsigned budget, baton_proc_socket_fn fn, void
 	return r;
 }
 
+struct socket_fd_ctx {
+	unsigned long long inode;
+	int fd;
+};
+
+static int is_inode(void *ctx, int fd, unsigned long long inode)
+{
+	struct socket_fd_ctx *c = ctx;
+
+	if (inode != c->inode)
+		return 0;
+	c->fd = fd;
+	return 1;
+}
+
+int baton_proc_socket_fd(pid_t pid, unsigned budget, unsigned long long inode)
+{
+	struct socket_fd_ctx c = { .inode = inode, .fd = -1 };
+	int r = baton_proc_sockets(pid, budget, is_inode, &c);
+
+	return r < 0 ? r : r == 1 ? c.fd : -ENOENT;
+}
+
 static unsigned utf8_char(const unsigned char *s, unsigned *cp);
 static bool cp_unsafe(unsigned cp);
 

@@ -42,6 +42,9 @@ BATON_HIDDEN int baton_proc_children(pid_t pid, pid_t *out, int max);
  * Returns 0, FN's value, or -errno if the table cannot be read. */
 typedef int (*baton_proc_socket_fn)(void *ctx, int fd, unsigned long long inode);
 BATON_HIDDEN int baton_proc_sockets(pid_t pid, unsigned budget, baton_proc_socket_fn fn, void *ctx);
+/* The fd number under which PID holds socket INODE (at most BUDGET entries
+ * read), -ENOENT if it holds none, or -errno if its table cannot be read. */
+BATON_HIDDEN int baton_proc_socket_fd(pid_t pid, unsigned budget, unsigned long long inode);
 
 /* pidfd_open / pidfd_getfd: the fd or -errno (lib/adopt.c) */
 BATON_HIDDEN int baton_pidfd_open(pid_t pid);

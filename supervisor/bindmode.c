@@ -521,15 +521,9 @@ static int find_in(void *ctx, pid_t pid)
 	return r == 1;
 }
 
-static int holds_ino(void *ctx, int fd, unsigned long long ino)
-{
-	(void)fd;
-	return ((struct find *)ctx)->ino == ino;
-}
-
 static int pid_holds(void *ctx, pid_t pid)
 {
-	return baton_proc_sockets(pid, 65536, holds_ino, ctx) == 1;
+	return baton_proc_socket_fd(pid, 65536, ((struct find *)ctx)->ino) >= 0;
 }
 
 /* Whether a process of the generation still holds the socket of inode INO. */

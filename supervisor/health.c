@@ -113,36 +113,22 @@ void idle_check(struct sup *s, struct gen *g, long long now)
 		gen_signal(s, g, s->cfg->stop_signal);
 }
 
-struct holds_ctx {
-	ino_t ino;
-	bool found;
-};
-
-static int find_ino(void *ctx, int fd, unsigned long long ino)
-{
-	struct holds_ctx *c = ctx;
-
-	(void)fd;
-	if ((ino_t)ino == c->ino)
-		c->found = true;
-	return c->found;	/* nonzero ends the walk */
-}
-
 /* Does G's process (or one of its children, the workers) still hold the
  * member socket INO? */
 static bool holds_member(const struct gen *g, ino_t ino)
 {
-	struct holds_ctx c = { .ino = ino };
 	pid_t kids[256];
 	int n;
 
 	if (!ino || g->pid <= 0)
 		return false;
-	baton_proc_sockets(g->pid, 65536, find_ino, &c);
-	n = c.found ? 0 : baton_proc_children(g->pid, kids, 256);
-	for (int i = 0; i < n && !c.found; i++)
-		baton_proc_sockets(kids[i], 65536, find_ino, &c);
-	return c.found;
+	if (baton_proc_socket_fd(g->pid, 65536, ino) >= 0)
+		return true;
+	n = baton_proc_children(g->pid, kids, 256);
+	for (int i = 0; i < n; i++)
+		if (baton_proc_socket_fd(kids[i], 65536, ino) >= 0)
+			return true;
+	return false;
 }
 
 /* Without eBPF the kernel moves a fenced listener's queue only with

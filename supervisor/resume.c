@@ -40,43 +40,27 @@ void check_alive(struct st_gen *g)
 	g->alive = true;
 }
 
-struct find_ctx {
-	unsigned long long ino;
-	int fd;
-};
-
-static int find_ino(void *ctx, int fd, unsigned long long ino)
-{
-	struct find_ctx *c = ctx;
-
-	if (ino != c->ino)
-		return 0;
-	c->fd = fd;
-	return 1;
-}
-
 /* A copy of the socket with inode INO that PID (or one of its children:
  * workers that kept it while the master closed it) holds, or -errno. */
 static int copy_member(pid_t pid, int pidfd, unsigned long long ino)
 {
-	struct find_ctx c = { .ino = ino, .fd = -1 };
+	int fd = baton_proc_socket_fd(pid, 1u << 20, ino), n, i;
 	pid_t kids[1024];
-	int n, i;
 
-	if (baton_proc_sockets(pid, 1u << 20, find_ino, &c) == 1)
-		return baton_pidfd_getfd(pidfd, c.fd);
+	if (fd >= 0)
+		return baton_pidfd_getfd(pidfd, fd);
 	n = baton_proc_children(pid, kids, 1024);
 	for (i = 0; i < n; i++) {
 		pid_t child = kids[i];
 		int cfd, copy;
 
-		c.fd = -1;
-		if (baton_proc_sockets(child, 1u << 20, find_ino, &c) != 1)
+		fd = baton_proc_socket_fd(child, 1u << 20, ino);
+		if (fd < 0)
 			continue;
 		cfd = baton_pidfd_open(child);
 		if (cfd < 0)
 			continue;
-		copy = baton_pidfd_getfd(cfd, c.fd);
+		copy = baton_pidfd_getfd(cfd, fd);
 		close(cfd);
 		return copy;
 	}
