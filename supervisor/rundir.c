@@ -5,6 +5,7 @@
  * the bpffs pin directory the name's steering maps live in). */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,7 +149,7 @@ int rundir_lock(struct sup *s)
 {
 	char name[BATON_NAME_MAX + 8];
 	struct stat st;
-	int fd, tries = 0;
+	int fd, tries = 0, waits = 0;
 
 	if (s->lockfd >= 0)
 		return 0;	/* inherited across `baton upgrade` */
@@ -194,6 +195,15 @@ again:
 		pid_t who = rundir_lock_holder(fd);
 
 		close(fd);
+		/* The pid that took the lock is gone (/proc/locks shows 0 for
+		 * it), yet the lock is held: a child it forked just before it
+		 * died holds a copy of the lock's descriptor until its exec
+		 * (close-on-exec). Wait for that, up to a second, rather than
+		 * refuse a restart. */
+		if (r == -EWOULDBLOCK && (who <= 0 || (kill(who, 0) && errno == ESRCH)) && ++waits < 100) {
+			usleep(10000);
+			goto again;
+		}
 		if (r == -EWOULDBLOCK) {
 			if (who > 0)
 				say_err(s, "a supervisor named \"%s\" already runs (pid %d); use baton status/reload/stop "

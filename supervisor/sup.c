@@ -352,12 +352,12 @@ static void cleanup(struct sup *s, bool clean_stop)
 {
 	int i;
 
-	for (i = 0; i < MAX_CLIENTS; i++) {
-		if (s->cl[i].role == CL_STOP)
-			client_send(&s->cl[i], "ok stopped");
-		if (s->cl[i].role != CL_FREE)
+	/* `baton stop` hears "stopped" last, once the lock is released and
+	 * everything of this supervisor's is removed, so that `baton stop web
+	 * && baton run --name web ...` finds the name free */
+	for (i = 0; i < MAX_CLIENTS; i++)
+		if (s->cl[i].role != CL_FREE && s->cl[i].role != CL_STOP)
 			client_close(s, &s->cl[i]);
-	}
 	if (s->upgrade_client >= 0)
 		close(s->upgrade_client);
 	if (clean_stop)
@@ -377,6 +377,7 @@ static void cleanup(struct sup *s, bool clean_stop)
 		close(s->sigfd);
 	if (s->epfd >= 0)
 		close(s->epfd);
+	s->epfd = -1;
 	sup_fini(s);
 	if (s->lockfd >= 0) {
 		char name[BATON_NAME_MAX + 8];
@@ -392,6 +393,12 @@ static void cleanup(struct sup *s, bool clean_stop)
 		close(s->pinlockfd);
 	if (s->rundir >= 0)
 		close(s->rundir);
+	for (i = 0; i < MAX_CLIENTS; i++) {
+		if (s->cl[i].role != CL_STOP)
+			continue;
+		client_send(&s->cl[i], "ok stopped");
+		client_close(s, &s->cl[i]);
+	}
 }
 
 /* Binds listener L once so a port of 0 becomes a real one that every
