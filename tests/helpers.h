@@ -89,6 +89,8 @@ struct bt_load bt_load_start(uint16_t port, const char *mode, const char *second
 const char *bt_load_finish(struct bt_load *l, int timeout_s);
 /* Stops it (SIGTERM: it reports what it counted) and returns the report. */
 const char *bt_load_stop(struct bt_load *l, int timeout_s);
+/* The load client's REPORT, logged: more than 100 answers, not one failed. */
+void bt_assert_load_ok(const char *report);
 
 /* ---- the fixture: what most integration tests start from ---------------- */
 

@@ -139,6 +139,13 @@ void bt_reloads(const char *name, int reloads, const char *const *says, struct b
 	}
 }
 
+void bt_assert_load_ok(const char *report)
+{
+	bt_log("load: %s", report);
+	ASSERT_GT(bt_json_get(report, "answered"), 100);
+	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+}
+
 void bt_reload_under_load(const struct bt_reload_load *r)
 {
 	static char out[65536], err[16384];

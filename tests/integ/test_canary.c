@@ -95,13 +95,6 @@ static long long answered_by(uint16_t port)
 	return p ? atoll(p + 4) : -1;
 }
 
-static void assert_no_failures(const char *report)
-{
-	bt_log("load: %s", report);
-	ASSERT_GT(bt_json_get(report, "answered"), 100);
-	ASSERT_EQ(bt_json_get(report, "failed"), 0);
-}
-
 TEST_TIMEOUT(canary_of_10_percent_over_10000_connections_lands_within_2_percent, 120)
 {
 	struct bt_sv s;
@@ -146,7 +139,7 @@ TEST_TIMEOUT(canary_promote_and_rollback_under_load_fail_nothing, 90)
 	usleep(600000);
 	ASSERT_EQ(bt_baton("rollback", "web"), 0);
 	ASSERT_CONTAINS(out, "every new connection goes to gen 2 again; gen 3 stopped and fenced");
-	assert_no_failures(bt_load_finish(&l, 30));
+	bt_assert_load_ok(bt_load_finish(&l, 30));
 	bt_assert_reloads("web", 1, 1);
 	ASSERT_CONTAINS(out, "{\"id\":2,");
 	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"share_pct\":100.0");
@@ -165,7 +158,7 @@ TEST_TIMEOUT(probation_generation_failing_after_ready_is_flipped_back_without_a_
 	ASSERT_CONTAINS(out, "probation: gen 1");
 	bt_sv_set_mode(&s, "");
 	bt_status_wait("web", bt_json_get(out, "reloads_failed") == 1, 150, 20000);
-	assert_no_failures(bt_load_finish(&l, 30));
+	bt_assert_load_ok(bt_load_finish(&l, 30));
 	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	bt_log("%s", out);
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
@@ -464,7 +457,7 @@ TEST_ALONE(canary_failing_check_rolls_back_across_a_supervisor_kill_within_the_s
 	bt_read_file(s.log, logtext, sizeof(logtext));
 	ASSERT_CONTAINS(logtext, "resumed the canary of gen 3 at 40%; its check goes on");
 	ASSERT_TRUE(strstr(logtext, "promot") == NULL);
-	assert_no_failures(report);
+	bt_assert_load_ok(report);
 	sv_stop(&s);
 }
 
@@ -589,7 +582,7 @@ static void reload_through_a_stall(struct bt_sv *s, const char *assumed)
 		ASSERT_TRUE(strstr(logtext, assumed) == NULL);
 	ASSERT_CONTAINS(logtext, "the supervisor did not run for ");
 	ASSERT_CONTAINS(logtext, "gen 2 (pid ");
-	assert_no_failures(report);
+	bt_assert_load_ok(report);
 	sv_stop(s);
 }
 

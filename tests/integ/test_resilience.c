@@ -42,13 +42,6 @@ static void rs_stop(struct bt_sv *s)
 	bt_supervisor_stop(&s->pid, 10);
 }
 
-static void assert_no_failures(const char *report)
-{
-	bt_log("load: %s", report);
-	ASSERT_GT(bt_json_get(report, "answered"), 100);
-	ASSERT_EQ(bt_json_get(report, "failed"), 0);
-}
-
 TEST_TIMEOUT(resilience_killed_supervisor_is_resumed_by_the_same_command_losing_nothing, 60)
 {
 	struct bt_sv s;
@@ -69,7 +62,7 @@ TEST_TIMEOUT(resilience_killed_supervisor_is_resumed_by_the_same_command_losing_
 	/* and the next reload works */
 	ASSERT_EQ(bt_baton("reload", "web"), 0);
 	ASSERT_CONTAINS(out, "serves");
-	assert_no_failures(bt_load_finish(&l, 30));
+	bt_assert_load_ok(bt_load_finish(&l, 30));
 	/* the adopted generation, not our child, was seen to exit */
 	for (int i = 0; i < 100 && kill((pid_t)gen, 0) == 0; i++)
 		usleep(50000);
@@ -103,7 +96,7 @@ TEST_TIMEOUT(resilience_upgrade_in_place_keeps_the_pid_and_loses_nothing, 60)
 	ASSERT_EQ(bt_active_pid(out), gen);
 	ASSERT_CONTAINS(out, "\"adopted\":false");	/* still our child */
 	ASSERT_EQ(bt_baton("reload", "web"), 0);
-	assert_no_failures(bt_load_finish(&l, 30));
+	bt_assert_load_ok(bt_load_finish(&l, 30));
 	bt_supervisor_stop(&s.pid, 10);	/* exits 0: its generations were reaped */
 }
 
@@ -174,7 +167,7 @@ TEST_TIMEOUT(resilience_supervisor_killed_during_a_reload_is_rolled_back_losing_
 	ASSERT_EQ(bt_active_pid(out), gen);	/* rolled back: the old one serves */
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
 	ASSERT_EQ(bt_baton("reload", "web"), 0);
-	assert_no_failures(bt_load_finish(&l, 30));
+	bt_assert_load_ok(bt_load_finish(&l, 30));
 	rs_stop(&s);
 }
 

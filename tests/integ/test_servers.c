@@ -271,6 +271,19 @@ static void lighttpd_conf(const struct bt_sv *s, const char *more, char *confpat
 	snprintf(confpath, len, "%s/lighttpd.conf", s->dir);
 }
 
+/* LIGHTTPD under baton run on PORT (IDLE: with ?handoff=idle), with the
+ * lines MORE in its configuration. It reads LISTEN_FDS itself: no shim. It
+ * sends no sd_notify, so readiness is a delay; INT is its graceful stop. */
+static void lighttpd_start(struct bt_sv *s, const char *lighttpd, const char *more, bool idle)
+{
+	static char confpath[128];
+	char *argv[] = { "--no-preload", "--ready", "delay:300ms", "--stop-signal", "INT", "--grace", "10s", "--",
+			 (char *)lighttpd, "-D", "-f", confpath, NULL };
+
+	lighttpd_conf(s, more, confpath, sizeof(confpath));
+	(idle ? sv_start_idle : sv_start)(s, argv);
+}
+
 static void need_root_servers(void)
 {
 	bt_baton_bin();
@@ -322,18 +335,11 @@ TEST_TIMEOUT(server_python_http_server_through_the_shim_20_reloads_lose_nothing,
 TEST_TIMEOUT(server_lighttpd_socket_activation_20_reloads_lose_nothing, 120)
 {
 	const char *lighttpd = bt_need_server("lighttpd", "lighttpd");
-	char confpath[128];
 	struct bt_sv s;
 
 	need_root_servers();
 	sv_dir(&s);
-	lighttpd_conf(&s, "", confpath, sizeof(confpath));
-	/* lighttpd reads LISTEN_FDS itself: no shim. It sends no sd_notify, so
-	 * readiness is a delay; INT is its graceful stop. */
-	char *argv[] = { "--no-preload", "--ready", "delay:300ms", "--stop-signal", "INT", "--grace", "10s", "--",
-			 (char *)lighttpd, "-D", "-f", confpath, NULL };
-
-	sv_start(&s, argv);
+	lighttpd_start(&s, lighttpd, "", false);
 	reload_20_under_load(&s, "error.log");
 }
 
@@ -428,18 +434,14 @@ TEST_ALONE(server_nginx_keepalive_handoff_10_reloads_not_one_connection_closed, 
 TEST_TIMEOUT(server_lighttpd_keepalive_gets_no_handoff_without_the_shim, 120)
 {
 	const char *lighttpd = bt_need_server("lighttpd", "lighttpd");
-	char confpath[128], logpath[128];
+	char logpath[128];
 	const char *report;
 	struct bt_load load;
 	struct bt_sv s;
 
 	need_root_servers();
 	sv_dir(&s);
-	lighttpd_conf(&s, "server.max-keep-alive-requests = 100000\n", confpath, sizeof(confpath));
-	char *argv[] = { "--no-preload", "--ready", "delay:300ms", "--stop-signal", "INT", "--grace", "10s", "--",
-			 (char *)lighttpd, "-D", "-f", confpath, NULL };
-
-	sv_start_idle(&s, argv);
+	lighttpd_start(&s, lighttpd, "server.max-keep-alive-requests = 100000\n", true);
 	load = bt_load_start(PORT, "keepalive", "600", 16);
 	for (int i = 0; i < 10; i++) {
 		ASSERT_EQ(bt_baton("reload", "web"), 0);
