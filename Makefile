@@ -74,7 +74,7 @@ LIB_SRC  := $(wildcard lib/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 CLI_SRC  := $(wildcard cli/*.c) $(wildcard supervisor/*.c) $(wildcard common/*.c)
 CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
-TEST_SRC := tests/runner.c tests/helpers.c $(wildcard tests/unit/*.c) $(wildcard tests/integ/*.c)
+TEST_SRC := tests/runner.c tests/helpers.c tests/sv.c $(wildcard tests/unit/*.c) $(wildcard tests/integ/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 # bench/benchlib.c is no program: what the programs share, linked into each
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(filter-out bench/benchlib.c,$(wildcard bench/*.c)))

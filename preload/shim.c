@@ -143,21 +143,16 @@ static bool take_entry(struct managed *m, const struct preload_entry *pe)
 	int type;
 	socklen_t len = sizeof(type);
 
-	m->family = pe->family;
-	m->type = pe->type;
-	memcpy(m->addr, pe->addr, sizeof(m->addr));
-	m->any = pe->any;
-	m->port = pe->port;
-	m->fd = pe->fd;
-	if (fstat(m->fd, &st) || !S_ISSOCK(st.st_mode) ||
-	    getsockopt(m->fd, SOL_SOCKET, SO_TYPE, &type, &len) || type != m->type) {
+	m->e = *pe;
+	if (fstat(m->e.fd, &st) || !S_ISSOCK(st.st_mode) ||
+	    getsockopt(m->e.fd, SOL_SOCKET, SO_TYPE, &type, &len) || type != m->e.type) {
 		char fdnum[16];
 		size_t k = sizeof(fdnum) - 1;
 
-		if (quiet_child(m->fd))
+		if (quiet_child(m->e.fd))
 			return false;
 		fdnum[k] = '\0';
-		for (int v = m->fd; v && k; v /= 10)
+		for (int v = m->e.fd; v && k; v /= 10)
 			fdnum[--k] = (char)('0' + v % 10);
 		say("an fd in BATON_PRELOAD is not an inherited socket of its type "
 		    "(closed by a parent?); doing nothing: fd ", fdnum + k, NULL);
@@ -289,10 +284,10 @@ static int match(const struct sockaddr *sa, socklen_t len, int type, bool *exact
 	for (int i = 0; i < nman; i++) {
 		const struct managed *m = &man[i];
 
-		if (m->type != type || m->family != family || m->port != port)
+		if (m->e.type != type || m->e.family != family || m->e.port != port)
 			continue;
-		*exact = !memcmp(m->addr, a, family == AF_INET ? 4 : 16);
-		if (*exact || m->any || any)
+		*exact = !memcmp(m->e.addr, a, family == AF_INET ? 4 : 16);
+		if (*exact || m->e.any || any)
 			return i;
 	}
 	return -1;
@@ -385,7 +380,7 @@ static void keep_from_children(void)
 		return;
 	done = true;
 	for (int i = -1; i < nman; i++) {
-		int fd = i < 0 ? map_fd : man[i].fd;
+		int fd = i < 0 ? map_fd : man[i].e.fd;
 		ino_t ino = i < 0 ? map_ino : man[i].ino;
 		struct stat st;
 		int f = fd < 0 ? -1 : fcntl(fd, F_GETFD);
@@ -418,7 +413,7 @@ EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 		return real_bind(fd, sa, len);
 	}
 	m = &man[i];
-	if (fstat(m->fd, &st) || st.st_ino != m->ino || st.st_dev != m->dev || fd == m->fd) {
+	if (fstat(m->e.fd, &st) || st.st_ino != m->ino || st.st_dev != m->dev || fd == m->e.fd) {
 		if (!said_stale)
 			say("the member socket baton passed is no longer open (did the server close inherited "
 			    "fds?); binding the server's own socket instead", NULL, NULL);
@@ -435,9 +430,9 @@ EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 	fl = fcntl(fd, F_GETFL);
 	if (fdfl < 0 || fl < 0)
 		return -1;
-	copy_options(fd, m->fd);
+	copy_options(fd, m->e.fd);
 	/* the server's fd keeps the server's close-on-exec choice */
-	if (dup3(m->fd, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+	if (dup3(m->e.fd, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
 		return -1;
 	keep_from_children();
 	/* O_NONBLOCK lives on the open file, shared with the member: the server's

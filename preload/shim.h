@@ -16,14 +16,11 @@
 #define MAX_MANAGED PRELOAD_MAX_ENTRIES
 #define MAX_TRACKED 64
 
+/* One address baton manages: its entry in BATON_PRELOAD (e.fd: the
+ * inherited member), and that member's identity when we started. */
 struct managed {
-	int family;                 /* AF_INET or AF_INET6 */
-	int type;                   /* SOCK_STREAM or SOCK_DGRAM */
-	unsigned char addr[16];     /* network order; v4 in the first 4 bytes */
-	bool any;                   /* wildcard address */
-	uint16_t port;
-	int fd;                     /* the inherited member */
-	ino_t ino;                  /* its inode when we started: a closed or reused fd is not it */
+	struct preload_entry e;
+	ino_t ino;                  /* a closed or reused fd is not it */
 	dev_t dev;
 };
 

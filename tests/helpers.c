@@ -599,43 +599,6 @@ int bt_baton_into(char *out, size_t outlen, char *err, size_t errlen, int timeou
 	return bt_run(argv, out, outlen, err, errlen, timeout_s);
 }
 
-void bt_sv_init(struct bt_sv *s)
-{
-	memset(s, 0, sizeof(*s));
-	bt_runtime_tmpdir_log(s->dir, sizeof(s->dir), "test", s->log, sizeof(s->log));
-	snprintf(s->mode, sizeof(s->mode), "%s/mode", s->dir);
-	bt_sv_set_mode(s, "");
-}
-
-void bt_sv_start(struct bt_sv *s, const char *listen, const char *grace, const char *const *opts,
-		 void (*child)(void *ctx), char *status, size_t len)
-{
-	int n = 0;
-
-	bt_args(s->argv, n, bt_baton_bin(), "run", "--name", "web", "--listen", listen, "--grace", grace);
-	for (; opts && *opts && n < 27; opts++)
-		s->argv[n++] = (char *)*opts;
-	bt_args(s->argv, n, "--", "/bin/sh", "-c", s->cmd);
-	s->child = child;
-	bt_sv_restart(s, status, len);
-}
-
-void bt_sv_restart(struct bt_sv *s, char *status, size_t len)
-{
-	s->pid = bt_supervisor_start(s->argv, "web", s->log, s->child, NULL, 10, status, len);
-	s->port = (uint16_t)bt_json_get(status, "port");
-}
-
-void bt_sv_set_mode(struct bt_sv *s, const char *args)
-{
-	FILE *f = fopen(s->mode, "w");
-
-	if (!f)
-		FAIL("fopen %s: %s", s->mode, strerror(errno));
-	fprintf(f, "%s\n", args);
-	fclose(f);
-}
-
 void bt_nginx_conf(const char *dir, const struct bt_nginx_opts *o, char *confpath, size_t len)
 {
 	char conf[2048];
@@ -649,53 +612,6 @@ void bt_nginx_conf(const char *dir, const struct bt_nginx_opts *o, char *confpat
 		 dir, dir, o->http ? o->http : "", dir, dir, dir, dir, dir, o->port, o->listen ? o->listen : "");
 	bt_write_file(dir, "nginx.conf", conf);
 	snprintf(confpath, len, "%s/nginx.conf", dir);
-}
-
-void bt_reloads(const char *name, int reloads, const char *const *says, struct bt_load *l,
-		const char *const *logs)
-{
-	static char out[65536], err[16384];
-
-	for (int i = 0; i < reloads; i++) {
-		if (bt_baton("reload", name) != 0) {
-			for (; logs && *logs; logs++)
-				bt_quote_file(*logs);
-			bt_load_stop(l, 20);
-			FAIL("reload %d failed: %s%s", i + 1, out, err);
-		}
-		for (int k = 0; says[k]; k++)
-			ASSERT_CONTAINS(out, says[k]);
-		usleep(100000);
-	}
-}
-
-void bt_reload_under_load(const struct bt_reload_load *r)
-{
-	static char out[65536], err[16384];
-	struct bt_load load = bt_load_start(r->port, "conn", "600", 16);
-	char logs[2][PATH_MAX];
-	const char *report, *logv[3] = { logs[0], r->logname ? logs[1] : NULL, NULL };
-
-	snprintf(logs[0], sizeof(logs[0]), "%s/baton.log", r->dir);
-	snprintf(logs[1], sizeof(logs[1]), "%s/%s", r->dir, r->logname ? r->logname : "");
-	usleep((useconds_t)r->warmup_ms * 1000);	/* full load before the first reload */
-	if (r->check)
-		r->check(r->ctx);
-	bt_reloads("web", r->reloads, r->says, &load, logv);
-	if (r->check)
-		r->check(r->ctx);
-	usleep(300000);
-	report = bt_load_stop(&load, 20);
-	bt_log("load: %s", report);
-	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
-	ASSERT_EQ(bt_json_get(out, "reloads_done"), r->reloads);
-	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
-	r->stop(r->ctx);
-	if (bt_json_get(report, "failed"))
-		for (int i = 0; logv[i]; i++)
-			bt_quote_file(logv[i]);
-	ASSERT_GT(bt_json_get(report, "answered"), 500);
-	ASSERT_EQ(bt_json_get(report, "failed"), 0);
 }
 
 /* Prometheus's own checker on TEXT; skips without it. */
@@ -749,20 +665,6 @@ int bt_which_takes_from(const void *src, const void *dst, const int *fds, int n)
 		bt_close_rst(conn);
 	bt_close_rst(c);
 	return who;
-}
-
-pid_t bt_run_web(const char *dir, const char *listen, char *const argv[], void (*child)(void *ctx), int timeout_s,
-		 char *status, size_t len)
-{
-	char *args[48], log[PATH_MAX];
-	int n = 0;
-
-	bt_args(args, n, bt_baton_bin(), "run", "--name", "web", "--listen", listen, "--hang-threshold", "2s");
-	for (int i = 0; argv[i] && n < 47; i++)
-		args[n++] = argv[i];
-	args[n] = NULL;
-	snprintf(log, sizeof(log), "%s/baton.log", dir);
-	return bt_supervisor_start(args, "web", log, child, NULL, timeout_s, status, len);
 }
 
 int bt_argv_add(char **argv, int n, int cap, ...)

@@ -89,6 +89,8 @@ struct bt_load bt_load_start(uint16_t port, const char *mode, const char *second
 const char *bt_load_finish(struct bt_load *l, int timeout_s);
 /* Stops it (SIGTERM: it reports what it counted) and returns the report. */
 const char *bt_load_stop(struct bt_load *l, int timeout_s);
+/* The load client's REPORT, logged: more than 100 answers, not one failed. */
+void bt_assert_load_ok(const char *report);
 
 /* ---- the fixture: what most integration tests start from ---------------- */
 
@@ -119,30 +121,56 @@ int bt_baton_into(char *out, size_t outlen, char *err, size_t errlen, int timeou
 #define bt_baton_within(timeout_s, ...) \
 	bt_baton_into(out, sizeof(out), err, sizeof(err), timeout_s, __VA_ARGS__, (const char *)NULL)
 
-/* One supervisor under test: `baton run --name web --listen LISTEN --grace
- * GRACE OPTS... -- /bin/sh -c CMD`, in a fresh directory that is also its
- * runtime directory. The command line is kept, so that the very same one
- * can be started again after the supervisor was killed. */
+/* ---- the supervisor under test (tests/sv.c) ---------------------------------- */
+
+/* One supervisor under test, `baton run --name web ...`, in a fresh
+ * directory of its own. The command line is kept, so that the very same
+ * one can be started again after the supervisor was killed (it resumes). */
 struct bt_sv {
 	pid_t pid;
 	uint16_t port;		/* the first listener's, from the status */
-	char dir[64], log[96];	/* the directory; DIR/log: the supervisor's output */
+	int runs;		/* starts so far */
+	int timeout_s;		/* how long a start may take to serve; 0: 10 s */
+	char dir[64], log[96];	/* the directory; the supervisor's output (bt_sv_restart) */
 	char mode[96];		/* DIR/mode: a command's `$(cat MODE)` reads it per generation */
-	char cmd[600];		/* the shell command; set it after bt_sv_init */
-	char *argv[32];
+	char listen[128];	/* the --listen it was started with */
+	char cmd[600];		/* the shell command (bt_sv_start); set it after bt_sv_init */
+	char *argv[48];
 	void (*child)(void *ctx);
 };
-/* A fresh /tmp/baton-test-XXXXXX as BATON_RUNTIME_DIR, with an empty mode file. */
+/* A fresh /tmp/baton-test-XXXXXX as BATON_RUNTIME_DIR, DIR/log for the
+ * output, with an empty mode file. */
 void bt_sv_init(struct bt_sv *s);
-/* Starts it with the options OPTS (NULL-terminated, or NULL) and CHILD
- * (see bt_supervisor_start; or NULL), waits up to 10 s until it serves,
- * copying the status document to STATUS, and sets s->port. */
+/* For real servers whose workers may run as another user: a fresh
+ * directory from bt_sv_tmpdir(TAG), DIR/baton.log for the output. */
+void bt_sv_init_server(struct bt_sv *s, const char *tag);
+/* `baton run --name web --listen LISTEN --grace GRACE OPTS... -- /bin/sh -c
+ * CMD` with the options OPTS (NULL-terminated, or NULL) and CHILD (see
+ * bt_supervisor_start; or NULL), through bt_sv_restart. */
 void bt_sv_start(struct bt_sv *s, const char *listen, const char *grace, const char *const *opts,
 		 void (*child)(void *ctx), char *status, size_t len);
-/* The same command line again (after a kill: it resumes). */
+/* The reference server (BATON_REFSERVER) as bt_sv_start's command on a
+ * fresh S (bt_sv_init): `exec REFSERVER -q --tag gen $(cat MODE)`, so that
+ * one generation can misbehave. Skips without it, a network namespace or
+ * eBPF, and, OWN_BPFFS, a private bpffs for the supervisor's pins. */
+void bt_sv_refserver(struct bt_sv *s, bool own_bpffs, const char *listen, const char *grace,
+		     const char *const *opts, char *status, size_t len);
+/* `baton run --name web --listen LISTEN --hang-threshold 2s ARGV...` (ARGV:
+ * more options, "--", the command, NULL; kept, as LISTEN is) with CHILD,
+ * through bt_sv_restart. The health watch is not under test: a stall of a
+ * loaded server must not start a reload of its own. */
+void bt_sv_run_web(struct bt_sv *s, const char *listen, char *const argv[], void (*child)(void *ctx), char *status,
+		   size_t len);
+/* The same command line again (after a kill: it resumes), logging to
+ * s->log: waits up to s->timeout_s until it serves (bt_supervisor_start),
+ * copying the status document to STATUS, and sets s->port. */
 void bt_sv_restart(struct bt_sv *s, char *status, size_t len);
+/* kill -9 of the supervisor, reaped; s->pid is 0 after. */
+void bt_sv_kill(struct bt_sv *s);
 /* Writes ARGS (and a newline) to the mode file. */
 void bt_sv_set_mode(struct bt_sv *s, const char *args);
+/* Shows the file DIR/NAME (a log) under the test's output. */
+void bt_sv_quote(const struct bt_sv *s, const char *name);
 
 /* An nginx for the tests: 2 workers under a master in the foreground, its
  * pid, error log (DIR/error.log) and temp paths in DIR, one server that
@@ -190,13 +218,6 @@ long long bt_active_pid(const char *status);
  * if its port is not 0) to DST, of the same family: which of the N FDS
  * accepts it within 2 s (-1: none); both ends are closed with RST. */
 int bt_which_takes_from(const void *src, const void *dst, const int *fds, int n);
-
-/* `baton run --name web --listen LISTEN --hang-threshold 2s ARGV...` (ARGV:
- * more options, "--", the command, NULL) through bt_supervisor_start with
- * CHILD, logging to DIR/baton.log; its pid. The health watch is not under
- * test: a stall of a loaded server must not start a reload of its own. */
-pid_t bt_run_web(const char *dir, const char *listen, char *const argv[], void (*child)(void *ctx), int timeout_s,
-		 char *status, size_t len);
 
 /* ---- small pieces many tests share ------------------------------------------ */
 

@@ -31,10 +31,10 @@
 
 static char out[65536], err[16384];
 
+/* The supervisor under test, and where its cgroups must not be left. */
 struct sv {
-	pid_t pid;
-	char dir[64];
-	char cgroup[PATH_MAX];   /* where baton-web must not be left */
+	struct bt_sv sup;
+	char cgroup[PATH_MAX];   /* baton-web's */
 };
 
 static void need_cgroup_mode(void)
@@ -55,26 +55,19 @@ static void sv_dir(struct sv *s)
 	char own[PATH_MAX];
 
 	memset(s, 0, sizeof(*s));
-	bt_sv_tmpdir(s->dir, sizeof(s->dir), "bindmode");
+	bt_sv_init_server(&s->sup, "bindmode");
 	if (!baton_cgroup_self(own, sizeof(own))) {
 		char state[200];
 
-		snprintf(state, sizeof(state), "%s/run/web.state", s->dir);
+		snprintf(state, sizeof(state), "%s/run/web.state", s->sup.dir);
 		snprintf(s->cgroup, sizeof(s->cgroup), "%.4000s/baton-web-%08x", own, baton_hash32(state));
 	}
 }
 
-static void show_log(const struct sv *s, const char *name)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), "%s/%s", s->dir, name);
-	bt_quote_file(path);
-}
-
 static void sv_start(struct sv *s, char *const argv[])
 {
-	s->pid = bt_run_web(s->dir, "tcp://127.0.0.1:8080?backlog=1024", argv, NULL, 20, out, sizeof(out));
+	s->sup.timeout_s = 20;
+	bt_sv_run_web(&s->sup, "tcp://127.0.0.1:8080?backlog=1024", argv, NULL, out, sizeof(out));
 }
 
 /* Stops the supervisor; its cgroups must be gone with it. */
@@ -82,7 +75,7 @@ static void sv_stop(struct sv *s)
 {
 	struct stat st;
 
-	bt_supervisor_stop(&s->pid, 30);
+	bt_supervisor_stop(&s->sup.pid, 30);
 	if (s->cgroup[0] && !stat(s->cgroup, &st))
 		FAIL("cgroup %s is left after baton stopped", s->cgroup);
 }
@@ -130,7 +123,7 @@ static void cgroup_mode_without_shim(void *ctx)
 static void reload_20_under_load(struct sv *s, const char *logname)
 {
 	bt_reload_under_load(&(struct bt_reload_load){
-		.port = PORT, .reloads = 20, .dir = s->dir, .logname = logname,
+		.port = PORT, .reloads = 20, .dir = s->sup.dir, .logname = logname,
 		.says = { "bind mode cgroup", "adopted into slot", "serves" },
 		.check = cgroup_mode_without_shim, .stop = sv_stop_ctx, .ctx = s });
 }
@@ -179,7 +172,7 @@ TEST_TIMEOUT(bindmode_static_go_server_20_reloads_under_load_lose_nothing, 300)
 
 	need_cgroup_mode();
 	sv_dir(&s);
-	bin = build_go(s.dir);
+	bin = build_go(s.sup.dir);
 	/* auto picks cgroup for it: static, and Go */
 	ASSERT_EQ(baton_exe_bypasses_libc(bin, exe, sizeof(exe)), 1);
 	/* --ready listen: in cgroup mode, the adoption is the listening */
@@ -187,7 +180,7 @@ TEST_TIMEOUT(bindmode_static_go_server_20_reloads_under_load_lose_nothing, 300)
 
 	sv_start(&s, argv);
 	reload_20_under_load(&s, NULL);
-	rm_rf(s.dir);
+	rm_rf(s.sup.dir);
 }
 
 TEST_TIMEOUT(bindmode_caddy_sets_reuseport_itself_20_reloads_under_load_lose_nothing, 300)
@@ -204,18 +197,18 @@ TEST_TIMEOUT(bindmode_caddy_sets_reuseport_itself_20_reloads_under_load_lose_not
 	snprintf(conf, sizeof(conf),
 		 "{\n\tadmin off\n\tauto_https off\n\tgrace_period 10s\n}\n"
 		 "http://127.0.0.1:%d {\n\tbind 127.0.0.1\n\trespond \"ok\"\n}\n", PORT);
-	bt_write_file(s.dir, "Caddyfile", conf);
-	snprintf(confpath, sizeof(confpath), "%s/Caddyfile", s.dir);
-	setenv("XDG_DATA_HOME", s.dir, 1);
-	setenv("XDG_CONFIG_HOME", s.dir, 1);
-	setenv("HOME", s.dir, 1);
+	bt_write_file(s.sup.dir, "Caddyfile", conf);
+	snprintf(confpath, sizeof(confpath), "%s/Caddyfile", s.sup.dir);
+	setenv("XDG_DATA_HOME", s.sup.dir, 1);
+	setenv("XDG_CONFIG_HOME", s.sup.dir, 1);
+	setenv("HOME", s.sup.dir, 1);
 	/* SIGTERM: caddy's graceful stop (closes its listener, finishes requests) */
 	char *argv[] = { "--grace", "15s", "--", (char *)caddy, "run", "--config", confpath, "--adapter", "caddyfile",
 			 NULL };
 
 	sv_start(&s, argv);
 	reload_20_under_load(&s, NULL);
-	rm_rf(s.dir);
+	rm_rf(s.sup.dir);
 }
 
 TEST_TIMEOUT(bindmode_nginx_in_cgroup_mode_20_reloads_under_load_lose_nothing, 300)
@@ -226,14 +219,14 @@ TEST_TIMEOUT(bindmode_nginx_in_cgroup_mode_20_reloads_under_load_lose_nothing, 3
 
 	need_cgroup_mode();
 	sv_dir(&s);
-	bt_nginx_conf(s.dir, &(struct bt_nginx_opts){ .port = PORT }, confpath, sizeof(confpath));
+	bt_nginx_conf(s.sup.dir, &(struct bt_nginx_opts){ .port = PORT }, confpath, sizeof(confpath));
 	/* nginx binds through libc: cgroup mode is not Go-specific */
 	char *argv[] = { "--bind-mode", "cgroup", "--stop-signal", "QUIT", "--grace", "10s", "--", (char *)nginx,
-			 "-c", confpath, "-p", s.dir, NULL };
+			 "-c", confpath, "-p", s.sup.dir, NULL };
 
 	sv_start(&s, argv);
 	reload_20_under_load(&s, "error.log");
-	rm_rf(s.dir);
+	rm_rf(s.sup.dir);
 }
 
 /* ---- errors ------------------------------------------------------------------ */
@@ -267,11 +260,11 @@ static void py_start_ready(struct sv *s, const char *ready)
 
 	need_cgroup_mode();
 	sv_dir(s);
-	bt_write_file(s->dir, "server.py", py_server);
-	snprintf(path, sizeof(path), "%s/server.py", s->dir);
+	bt_write_file(s->sup.dir, "server.py", py_server);
+	snprintf(path, sizeof(path), "%s/server.py", s->sup.dir);
 	/* python binds through libc: auto would pick the shim */
 	char *argv[] = { "--bind-mode", "cgroup", "--ready", (char *)ready, "--ready-timeout", "5s", "--",
-			 (char *)py, path, s->dir, NULL };
+			 (char *)py, path, s->sup.dir, NULL };
 
 	sv_start(s, argv);
 }
@@ -283,7 +276,7 @@ static void py_start(struct sv *s)
 
 static void flag(const struct sv *s, const char *name)
 {
-	bt_write_file(s->dir, name, "");
+	bt_write_file(s->sup.dir, name, "");
 }
 
 /* The supervisor's log once it holds WANT (within 5 s). */
@@ -292,7 +285,7 @@ static const char *log_with(const struct sv *s, const char *want)
 	static char text[65536];
 	char path[128];
 
-	snprintf(path, sizeof(path), "%s/baton.log", s->dir);
+	snprintf(path, sizeof(path), "%s/baton.log", s->sup.dir);
 	for (int i = 0; i < 250; i++) {
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		ssize_t n;
@@ -319,7 +312,7 @@ TEST_TIMEOUT(bindmode_uid_mismatch_fails_the_reload_naming_both_uids, 60)
 	ASSERT_CONTAINS(out, "Run every generation as the same user");
 	ASSERT_CONTAINS(out, "rolling back: gen 2 exited");
 	sv_stop(&s);
-	rm_rf(s.dir);
+	rm_rf(s.sup.dir);
 }
 
 TEST_TIMEOUT(bindmode_address_no_listen_names_is_left_alone_and_said, 60)
@@ -335,7 +328,7 @@ TEST_TIMEOUT(bindmode_address_no_listen_names_is_left_alone_and_said, 60)
 	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_EQ(bt_json_get(out, "reloads_done"), 1);
 	sv_stop(&s);
-	rm_rf(s.dir);
+	rm_rf(s.sup.dir);
 }
 
 /* A connection to the --listen port is answered (by whichever server). */
@@ -361,7 +354,7 @@ TEST_TIMEOUT(bindmode_second_bind_is_said_and_left_out_of_the_table, 60)
 	/* the first socket is the one steered: it answers */
 	assert_it_answers();
 	sv_stop(&s);
-	rm_rf(s.dir);
+	rm_rf(s.sup.dir);
 }
 
 /* In the child of baton run: no cgroup2 hierarchy in its mount namespace. */
@@ -397,7 +390,7 @@ static void refused(void (*child)(void *ctx), const char *want1, const char *wan
 	ASSERT_CONTAINS(err, want1);
 	ASSERT_CONTAINS(err, want2);
 	ASSERT_CONTAINS(err, "--bind-mode shim");
-	rm_rf(s.dir);
+	rm_rf(s.sup.dir);
 }
 
 TEST_TIMEOUT(bindmode_without_cgroup2_refuses_to_start_and_says_so, 60)
@@ -466,7 +459,7 @@ TEST_ALONE(bindmode_crash_restart_hands_the_queue_to_the_new_socket, 60)
 	ASSERT_CONTAINS(out, "\"bind_mode\":\"cgroup\"");
 	ASSERT_CONTAINS(log_with(&s, "restarted in place"), "restarted in place of gen 1");
 	sv_stop(&s);
-	rm_rf(s.dir);
+	rm_rf(s.sup.dir);
 }
 
 /* A supervisor that dies leaves its generations in their cgroups; the next
@@ -484,18 +477,16 @@ TEST_TIMEOUT(bindmode_resumed_supervisor_keeps_cgroup_mode_and_cleans_up, 60)
 	pid = active_pid();
 	snprintf(gen1, sizeof(gen1), "%s/gen-1", s.cgroup);
 	ASSERT_EQ(stat(gen1, &st), 0);
-	kill(s.pid, SIGKILL);
-	waitpid(s.pid, NULL, 0);
-	s.pid = 0;
+	bt_sv_kill(&s.sup);
 	fd = bt_connect(PORT);	/* the generation serves on without its supervisor */
 	ASSERT_TRUE(fd >= 0);
 	ASSERT_TRUE(read(fd, out, 16) > 0);
 	close(fd);
 	char *argv[] = { "--bind-mode", "cgroup", "--ready", "listen", "--ready-timeout", "5s", "--",
-			 (char *)bt_need_server("python3", "python3"), NULL, s.dir, NULL };
+			 (char *)bt_need_server("python3", "python3"), NULL, s.sup.dir, NULL };
 	char path[128];
 
-	snprintf(path, sizeof(path), "%s/server.py", s.dir);
+	snprintf(path, sizeof(path), "%s/server.py", s.sup.dir);
 	argv[8] = path;
 	sv_start(&s, argv);
 	ASSERT_EQ(active_pid(), pid);
@@ -505,7 +496,7 @@ TEST_TIMEOUT(bindmode_resumed_supervisor_keeps_cgroup_mode_and_cleans_up, 60)
 	ASSERT_CONTAINS(out, "bind mode cgroup");
 	ASSERT_CONTAINS(out, "adopted into slot");
 	sv_stop(&s);	/* gen-1, gen-2 and baton-web gone */
-	rm_rf(s.dir);
+	rm_rf(s.sup.dir);
 }
 
 /* With --ready delay (or notify) a generation that is ready before it
@@ -523,7 +514,7 @@ TEST_TIMEOUT(bindmode_readiness_waits_for_the_adoption, 60)
 	ASSERT_TRUE(strstr(out, "does not listen") < strstr(out, "switched"));
 	assert_it_answers();
 	sv_stop(&s);
-	rm_rf(s.dir);
+	rm_rf(s.sup.dir);
 }
 
 /* A generation that never listens is rolled back at --ready-timeout, even
@@ -533,13 +524,13 @@ TEST_TIMEOUT(bindmode_generation_that_never_listens_is_rolled_back, 60)
 	struct sv s;
 
 	py_start_ready(&s, "delay:50ms");
-	bt_write_file(s.dir, "server.py", "import time\ntime.sleep(60)\n");
+	bt_write_file(s.sup.dir, "server.py", "import time\ntime.sleep(60)\n");
 	ASSERT_NE(bt_baton("reload", "web"), 0);
 	ASSERT_CONTAINS(out, "gen 2 did not listen on listener 0 within 5000 ms");
 	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
 	sv_stop(&s);
-	rm_rf(s.dir);
+	rm_rf(s.sup.dir);
 }
 
 /* generation GEN's cgroup.procs, from /proc/GEN/cgroup */
@@ -637,7 +628,7 @@ static void foreign_assert_server_answers(struct sv *s, struct foreign *f, const
 {
 	for (int i = 0; i < 20; i++)
 		if (!answered_200()) {
-			show_log(s, "baton.log");
+			bt_sv_quote(&s->sup, "baton.log");
 			foreign_end(f);
 			FAIL("connection %d%s did not reach the server", i + 1, when);
 		}
@@ -668,7 +659,7 @@ TEST_TIMEOUT(bindmode_foreign_process_in_the_generations_cgroup_is_not_adopted, 
 	ASSERT_EQ(active_pid(), gen);
 	foreign_end(&f);
 	sv_stop(&s);
-	rm_rf(s.dir);
+	rm_rf(s.sup.dir);
 }
 
 static pid_t pidns_init;
@@ -718,23 +709,23 @@ TEST_TIMEOUT(bindmode_in_a_pid_namespace_adopts_the_generations_own_socket, 60)
 
 	need_cgroup_mode();
 	sv_dir(&s);
-	bt_write_file(s.dir, "server.py", py_server);
-	snprintf(path, sizeof(path), "%s/server.py", s.dir);
-	snprintf(logpath, sizeof(logpath), "%s/baton.log", s.dir);
+	bt_write_file(s.sup.dir, "server.py", py_server);
+	snprintf(path, sizeof(path), "%s/server.py", s.sup.dir);
+	snprintf(logpath, sizeof(logpath), "%s/baton.log", s.sup.dir);
 	bt_args(args, n, bt_baton_bin(), "run", "--name", "web", "--listen", "tcp://127.0.0.1:8080?backlog=1024",
-		"--bind-mode", "cgroup", "--ready", "listen", "--ready-timeout", "5s", "--", py, path, s.dir);
-	s.pid = bt_supervisor_start(args, "web", logpath, in_pid_namespace, NULL, 20, out, sizeof(out));
+		"--bind-mode", "cgroup", "--ready", "listen", "--ready-timeout", "5s", "--", py, path, s.sup.dir);
+	s.sup.pid = bt_supervisor_start(args, "web", logpath, in_pid_namespace, NULL, 20, out, sizeof(out));
 	ASSERT_CONTAINS(out, "\"bind_mode\":\"cgroup\"");
 	ASSERT_CONTAINS(out, "\"pid\":2,");	/* gen 1 is the namespace's second process: baton is its init */
 	ASSERT_TRUE(answered_200());
 	if (bt_baton("reload", "web") != 0) {
-		show_log(&s, "baton.log");
+		bt_sv_quote(&s.sup, "baton.log");
 		FAIL("reload in a pid namespace failed: %s%s", out, err);
 	}
 	ASSERT_CONTAINS(out, "adopted into slot");
 	ASSERT_TRUE(answered_200());
 	sv_stop(&s);
-	rm_rf(s.dir);
+	rm_rf(s.sup.dir);
 }
 
 /* The harmful order: a foreign process in a new generation's cgroup listens
@@ -783,7 +774,7 @@ TEST_TIMEOUT(bindmode_foreign_process_listening_first_in_a_new_generation_is_not
 	ASSERT_EQ(res, 'y');
 	ASSERT_EQ(waitpid(reloader, &status, 0), reloader);
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-		show_log(&s, "baton.log");
+		bt_sv_quote(&s.sup, "baton.log");
 		foreign_end(&f);
 		FAIL("the reload failed");
 	}
@@ -792,5 +783,5 @@ TEST_TIMEOUT(bindmode_foreign_process_listening_first_in_a_new_generation_is_not
 	ASSERT_CONTAINS(log_with(&s, "is not gen 2's process"), "its socket is not adopted");
 	foreign_end(&f);
 	sv_stop(&s);
-	rm_rf(s.dir);
+	rm_rf(s.sup.dir);
 }

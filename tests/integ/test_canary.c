@@ -23,79 +23,38 @@
 
 static char out[65536], err[16384];
 
-struct sv {
-	pid_t pid;
-	char dir[64];
-	char mode[96];
-	char cmd[512], log[96];
-	const char *extra[4];	/* more `baton run` options, NULL-terminated */
-	uint16_t port;
-};
-
-static void set_mode(struct sv *s, const char *args)
-{
-	FILE *f = fopen(s->mode, "w");
-
-	if (!f)
-		FAIL("fopen %s: %s", s->mode, strerror(errno));
-	fprintf(f, "%s\n", args);
-	fclose(f);
-}
-
-/* The supervisor itself, again after one died: the same command line. */
-static void sv_run(struct sv *s)
+/* `baton run --name web` over the reference server, whose extra arguments
+ * come from the mode file (so that one generation can misbehave); X1..X4:
+ * more options (each NULL, or from the first NULL on). */
+static void sv_start_with(struct bt_sv *s, const char *x1, const char *x2, const char *x3, const char *x4)
 {
 	/* the watch of the active generation is not under test: a stall of
 	 * the loaded machine must not start a reload of its own */
-	char *argv[24] = { (char *)bt_baton_bin(), "run", "--name", "web", "--listen",
-			   "tcp://127.0.0.1:0?backlog=1024&name=http", "--grace", "5s", "--hang-threshold", "2s" };
-	int n = 10;
+	const char *opts[] = { "--hang-threshold", "2s", x1, x2, x3, x4, NULL };
 
-	for (int i = 0; i < 4 && s->extra[i]; i++)
-		argv[n++] = (char *)s->extra[i];
-	bt_args(argv, n, "--", "/bin/sh", "-c", s->cmd);
-	s->pid = bt_supervisor_start(argv, "web", s->log, NULL, NULL, 10, out, sizeof(out));
+	/* pins of the supervisor's groups stay in the test */
+	bt_sv_refserver(s, true, "tcp://127.0.0.1:0?backlog=1024&name=http", "5s", opts, out, sizeof(out));
 }
 
-/* `baton run --name web` over the reference server, whose extra arguments
- * come from the mode file (so that one generation can misbehave). */
-static void sv_start_with(struct sv *s, const char *x1, const char *x2, const char *x3, const char *x4)
-{
-	const char *ref = getenv("BATON_REFSERVER");
-
-	if (!ref || access(ref, X_OK))
-		SKIP("BATON_REFSERVER does not name the reference server (run through make check)");
-	bt_need_netns();
-	bt_need_ebpf();
-	bt_need_private_bpffs();	/* pins of the supervisor's groups stay in the test */
-	memset(s, 0, sizeof(*s));
-	s->extra[0] = x1;
-	s->extra[1] = x1 ? x2 : NULL;
-	s->extra[2] = x1 && x2 ? x3 : NULL;
-	s->extra[3] = x1 && x2 && x3 ? x4 : NULL;
-	bt_tmpdir(s->dir, sizeof(s->dir), "test");
-	setenv("BATON_RUNTIME_DIR", s->dir, 1);
-	snprintf(s->mode, sizeof(s->mode), "%s/mode", s->dir);
-	set_mode(s, "");
-	snprintf(s->cmd, sizeof(s->cmd), "exec %s -q --tag gen $(cat %s)", ref, s->mode);
-	snprintf(s->log, sizeof(s->log), "%s/log", s->dir);
-	sv_run(s);
-	s->port = (uint16_t)bt_json_get(out, "port");
-}
-
-static void sv_start(struct sv *s)
+static void sv_start(struct bt_sv *s)
 {
 	sv_start_with(s, NULL, NULL, NULL, NULL);
 }
 
+/* The supervisor itself, again after one died: the same command line. */
+static void sv_run(struct bt_sv *s)
+{
+	bt_sv_restart(s, out, sizeof(out));
+}
+
 /* sv_start, then 4 s of the counting client (16 at once) against it. */
-static struct bt_load sv_start_loaded(struct sv *s)
+static struct bt_load sv_start_loaded(struct bt_sv *s)
 {
 	sv_start(s);
 	return bt_load_start(s->port, "conn", "4", 16);
 }
 
-static void sv_stop(struct sv *s)
+static void sv_stop(struct bt_sv *s)
 {
 	bt_supervisor_stop(&s->pid, 10);
 }
@@ -136,16 +95,9 @@ static long long answered_by(uint16_t port)
 	return p ? atoll(p + 4) : -1;
 }
 
-static void assert_no_failures(const char *report)
-{
-	bt_log("load: %s", report);
-	ASSERT_GT(bt_json_get(report, "answered"), 100);
-	ASSERT_EQ(bt_json_get(report, "failed"), 0);
-}
-
 TEST_TIMEOUT(canary_of_10_percent_over_10000_connections_lands_within_2_percent, 120)
 {
-	struct sv s;
+	struct bt_sv s;
 	long long canary, old, who;
 	int i, to_canary = 0, to_old = 0;
 
@@ -175,7 +127,7 @@ TEST_TIMEOUT(canary_of_10_percent_over_10000_connections_lands_within_2_percent,
 
 TEST_TIMEOUT(canary_promote_and_rollback_under_load_fail_nothing, 90)
 {
-	struct sv s;
+	struct bt_sv s;
 	struct bt_load l = sv_start_loaded(&s);
 
 	ASSERT_EQ(bt_baton("reload", "web", "--canary", "30%"), 0);
@@ -187,7 +139,7 @@ TEST_TIMEOUT(canary_promote_and_rollback_under_load_fail_nothing, 90)
 	usleep(600000);
 	ASSERT_EQ(bt_baton("rollback", "web"), 0);
 	ASSERT_CONTAINS(out, "every new connection goes to gen 2 again; gen 3 stopped and fenced");
-	assert_no_failures(bt_load_finish(&l, 30));
+	bt_assert_load_ok(bt_load_finish(&l, 30));
 	bt_assert_reloads("web", 1, 1);
 	ASSERT_CONTAINS(out, "{\"id\":2,");
 	ASSERT_CONTAINS(strstr(out, "{\"id\":2,"), "\"share_pct\":100.0");
@@ -198,15 +150,15 @@ TEST_TIMEOUT(canary_promote_and_rollback_under_load_fail_nothing, 90)
 
 TEST_TIMEOUT(probation_generation_failing_after_ready_is_flipped_back_without_a_new_process, 90)
 {
-	struct sv s;
+	struct bt_sv s;
 	struct bt_load l = sv_start_loaded(&s);
 
-	set_mode(&s, "--fail-after 1000");
+	bt_sv_set_mode(&s, "--fail-after 1000");
 	ASSERT_EQ(bt_baton("reload", "web", "--probation", "10s"), 0);
 	ASSERT_CONTAINS(out, "probation: gen 1");
-	set_mode(&s, "");
+	bt_sv_set_mode(&s, "");
 	bt_status_wait("web", bt_json_get(out, "reloads_failed") == 1, 150, 20000);
-	assert_no_failures(bt_load_finish(&l, 30));
+	bt_assert_load_ok(bt_load_finish(&l, 30));
 	ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 	bt_log("%s", out);
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
@@ -224,7 +176,7 @@ TEST_TIMEOUT(probation_generation_failing_after_ready_is_flipped_back_without_a_
 
 TEST_ALONE(canary_check_reaches_the_canary_alone_and_a_failing_one_rolls_it_back, 90)
 {
-	struct sv s;
+	struct bt_sv s;
 	char check[512], seen[160];
 	long long canary;
 	FILE *f;
@@ -271,7 +223,7 @@ TEST_ALONE(canary_check_reaches_the_canary_alone_and_a_failing_one_rolls_it_back
 
 TEST_TIMEOUT(canary_options_errors_name_the_bad_input, 60)
 {
-	struct sv s;
+	struct bt_sv s;
 
 	sv_start(&s);
 	ASSERT_EQ(bt_baton("reload", "web", "--canary", "100%"), 2);
@@ -292,7 +244,7 @@ TEST_TIMEOUT(canary_options_errors_name_the_bad_input, 60)
 
 TEST_TIMEOUT(canary_and_probation_outlive_a_supervisor_that_dies, 90)
 {
-	struct sv s;
+	struct bt_sv s;
 	int status;
 
 	sv_start(&s);
@@ -319,7 +271,7 @@ TEST_TIMEOUT(canary_and_probation_outlive_a_supervisor_that_dies, 90)
 
 TEST_TIMEOUT(back_to_back_reloads_stop_at_max_draining_naming_them, 60)
 {
-	struct sv s;
+	struct bt_sv s;
 	char want[96], sig[16];
 
 	/* SIGWINCH (ignored) as the stop signal: old generations keep running
@@ -339,7 +291,7 @@ TEST_TIMEOUT(back_to_back_reloads_stop_at_max_draining_naming_them, 60)
 
 TEST_TIMEOUT(canary_steps_promote_and_reload_waits_for_the_outcome, 60)
 {
-	struct sv s;
+	struct bt_sv s;
 	struct timespec a, b;
 	long long ms;
 
@@ -363,7 +315,7 @@ TEST_TIMEOUT(canary_steps_promote_and_reload_waits_for_the_outcome, 60)
 
 TEST_TIMEOUT(canary_of_a_new_command_takes_effect_only_when_promoted, 60)
 {
-	struct sv s;
+	struct bt_sv s;
 	char newcmd[600];
 	long long who, canary;
 	int i, seen = 0;
@@ -421,15 +373,6 @@ static pid_t reload_bg(char *const argv[], const char *outpath)
 	return pid;
 }
 
-static void kill_supervisor(struct sv *s)
-{
-	int status;
-
-	ASSERT_EQ(kill(s->pid, SIGKILL), 0);
-	ASSERT_EQ(waitpid(s->pid, &status, 0), s->pid);
-	s->pid = 0;
-}
-
 /* Polls status until checks_passed reaches N; the last document stays in out. */
 static void wait_checks(int n)
 {
@@ -460,7 +403,7 @@ static long long wait_decided(long long failed0, long long done0, long long t0)
  * and both before the canary's steps would have promoted it. */
 TEST_ALONE(canary_failing_check_rolls_back_across_a_supervisor_kill_within_the_same_deadline, 150)
 {
-	struct sv s;
+	struct bt_sv s;
 	struct bt_load l;
 	char check[256], flag[96], rout[96], logtext[65536];
 	long long plain_ms, killed_ms, left_ms, promote_ms, failed0, t0;
@@ -498,7 +441,7 @@ TEST_ALONE(canary_failing_check_rolls_back_across_a_supervisor_kill_within_the_s
 	failed0 = bt_json_get(out, "reloads_failed");
 	close(open(flag, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
 	t0 = mono_ms();
-	kill_supervisor(&s);
+	bt_sv_kill(&s);
 	sv_run(&s);
 	killed_ms = wait_decided(failed0, 0, t0);
 	report = bt_load_stop(&l, 30);
@@ -514,7 +457,7 @@ TEST_ALONE(canary_failing_check_rolls_back_across_a_supervisor_kill_within_the_s
 	bt_read_file(s.log, logtext, sizeof(logtext));
 	ASSERT_CONTAINS(logtext, "resumed the canary of gen 3 at 40%; its check goes on");
 	ASSERT_TRUE(strstr(logtext, "promot") == NULL);
-	assert_no_failures(report);
+	bt_assert_load_ok(report);
 	sv_stop(&s);
 }
 
@@ -547,7 +490,7 @@ static void assert_same_deadline(const char *what, long long left1, long long a1
  * counts start at zero. */
 TEST_ALONE(stage_deadlines_and_check_counts_survive_a_supervisor_restart_and_reset_per_stage, 150)
 {
-	struct sv s;
+	struct bt_sv s;
 	char rout[96];
 	long long left1, left2, a1, b1, a2, b2, passed0;
 	pid_t rel;
@@ -564,7 +507,7 @@ TEST_ALONE(stage_deadlines_and_check_counts_survive_a_supervisor_restart_and_res
 	passed0 = bt_json_get(out, "checks_passed");
 	usleep(1200000);	/* the counts reach the state file once a second */
 	left1 = left_at("probation_left_ms", &a1, &b1);
-	kill_supervisor(&s);
+	bt_sv_kill(&s);
 	usleep(1000000);	/* no supervisor for a second: the probation goes on */
 	sv_run(&s);
 	left2 = left_at("probation_left_ms", &a2, &b2);
@@ -589,7 +532,7 @@ TEST_ALONE(stage_deadlines_and_check_counts_survive_a_supervisor_restart_and_res
 	ASSERT_EQ(bt_json_get(out, "checks_failed"), 0);
 	usleep(300000);	/* its first check passed and was written */
 	left1 = left_at("next_step_in_ms", &a1, &b1);
-	kill_supervisor(&s);
+	bt_sv_kill(&s);
 	waitpid(rel, NULL, 0);
 	usleep(1000000);
 	sv_run(&s);
@@ -605,7 +548,7 @@ TEST_ALONE(stage_deadlines_and_check_counts_survive_a_supervisor_restart_and_res
 /* A reload whose new generation sends READY=1 while the supervisor is
  * stopped (SIGSTOP) for longer than --ready-timeout: once continued, it
  * reads that READY=1 before it judges the timeout, and the reload serves. */
-static void reload_through_a_stall(struct sv *s, const char *assumed)
+static void reload_through_a_stall(struct bt_sv *s, const char *assumed)
 {
 	struct bt_load l;
 	char rout[96], logtext[65536], text[65536];
@@ -639,13 +582,13 @@ static void reload_through_a_stall(struct sv *s, const char *assumed)
 		ASSERT_TRUE(strstr(logtext, assumed) == NULL);
 	ASSERT_CONTAINS(logtext, "the supervisor did not run for ");
 	ASSERT_CONTAINS(logtext, "gen 2 (pid ");
-	assert_no_failures(report);
+	bt_assert_load_ok(report);
 	sv_stop(s);
 }
 
 TEST_ALONE(stall_of_the_supervisor_past_ready_timeout_does_not_roll_back_a_ready_generation, 90)
 {
-	struct sv s;
+	struct bt_sv s;
 
 	sv_start_with(&s, "--ready", "notify", "--ready-timeout", "1s");
 	reload_through_a_stall(&s, NULL);
@@ -653,7 +596,7 @@ TEST_ALONE(stall_of_the_supervisor_past_ready_timeout_does_not_roll_back_a_ready
 
 TEST_ALONE(stall_of_the_supervisor_with_ready_auto_logs_the_ready_it_read_not_an_assumption, 90)
 {
-	struct sv s;
+	struct bt_sv s;
 
 	sv_start_with(&s, "--ready-timeout", "2s", NULL, NULL);
 	reload_through_a_stall(&s, "assumed ready");
@@ -691,7 +634,7 @@ static long long answered_from(uint16_t port, uint32_t from, uint16_t sport)
  * range from another address gets the weights like everyone else. */
 TEST_TIMEOUT(canary_probe_pin_ignores_a_client_on_the_reserved_ports_from_another_address, 90)
 {
-	struct sv s;
+	struct bt_sv s;
 	long long canary, who;
 	int i, probe_hits = 0, other_hits = 0, other_answered = 0;
 
@@ -728,14 +671,14 @@ TEST_TIMEOUT(canary_probe_pin_ignores_a_client_on_the_reserved_ports_from_anothe
 TEST_TIMEOUT(canary_that_cannot_be_resumed_whole_is_rolled_back_with_the_reason, 90)
 {
 	static const char *const lines[] = { "stage canary 2 1 30 0 0", "stage v2 canary 2 1 30 30 junk" };
-	struct sv s;
+	struct bt_sv s;
 	char state[128], text[16384], *p, *nl, logtext[65536];
 	FILE *f;
 
 	for (int round = 0; round < 2; round++) {
 		sv_start(&s);
 		ASSERT_EQ(bt_baton("reload", "web", "--canary=30%", "--check-cmd=true"), 0);
-		kill_supervisor(&s);
+		bt_sv_kill(&s);
 		/* the state as that baton would have written it */
 		snprintf(state, sizeof(state), "%s/web.state", s.dir);
 		bt_read_file(state, text, sizeof(text));

@@ -30,13 +30,6 @@
 
 static char out[65536], err[16384];
 
-struct hsv {
-	pid_t pid;
-	char dir[64];
-	char *argv[40];
-	int runs;
-};
-
 static const char *need(const char *name)
 {
 	static const char *const dirs[] = { "/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/" };
@@ -63,67 +56,46 @@ static void need_root_servers(void)
 	bt_need_ebpf();
 }
 
-static void hsv_dir(struct hsv *s)
+static void hsv_dir(struct bt_sv *s)
 {
-	memset(s, 0, sizeof(*s));
-	snprintf(s->dir, sizeof(s->dir), "/tmp/baton-hsup-XXXXXX");
-	if (!mkdtemp(s->dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	chmod(s->dir, 0755);	/* nginx workers run as another user */
-	{
-		char run[PATH_MAX];
-
-		/* the runtime directory must be baton's alone (0700): one inside */
-		snprintf(run, sizeof(run), "%s/run", s->dir);
-		setenv("BATON_RUNTIME_DIR", run, 1);
-	}
+	bt_sv_init_server(s, "hsup");	/* nginx workers run as another user */
+	s->timeout_s = 15;
 }
 
 /* `baton run --name web --listen tcp://127.0.0.1:HPORT?backlog=1024&handoff=idle
- * --hang-threshold 2s OPTS -- CMD` (ARGV: OPTS, "--", CMD..., NULL); the
- * same command again resumes after a kill. */
-static void hsv_start(struct hsv *s, char *const argv[])
+ * --hang-threshold 2s OPTS -- CMD` (ARGV: OPTS, "--", CMD..., NULL); NULL:
+ * the same command again, which resumes after a kill. Each run logs to
+ * DIR/batonN.log. */
+static void hsv_start(struct bt_sv *s, char *const argv[])
 {
-	static char listen[96];
-	char logpath[96];
-	int n = 0;
+	char listen[96];
 
-	if (argv) {
-		snprintf(listen, sizeof(listen), "tcp://127.0.0.1:%d?backlog=1024&handoff=idle", HPORT);
-		bt_args(s->argv, n, bt_baton_bin(), "run", "--name", "web", "--listen", listen, "--hang-threshold", "2s");
-		for (int i = 0; argv[i] && n < 39; i++)
-			s->argv[n++] = argv[i];
-		s->argv[n] = NULL;
+	snprintf(s->log, sizeof(s->log), "%s/baton%d.log", s->dir, s->runs + 1);
+	if (!argv) {
+		bt_sv_restart(s, out, sizeof(out));
+		return;
 	}
-	snprintf(logpath, sizeof(logpath), "%s/baton%d.log", s->dir, ++s->runs);
-	s->pid = bt_supervisor_start(s->argv, "web", logpath, NULL, NULL, 15, out, sizeof(out));
+	snprintf(listen, sizeof(listen), "tcp://127.0.0.1:%d?backlog=1024&handoff=idle", HPORT);
+	bt_sv_run_web(s, listen, argv, NULL, out, sizeof(out));
 }
 
-static void hsv_log(struct hsv *s)
+static void hsv_log(struct bt_sv *s)
 {
-	char path[128];
+	char name[32];
 
 	for (int i = 1; i <= s->runs; i++) {
-		snprintf(path, sizeof(path), "%s/baton%d.log", s->dir, i);
-		bt_quote_file(path);
+		snprintf(name, sizeof(name), "baton%d.log", i);
+		bt_sv_quote(s, name);
 	}
 }
 
-/* kill -9 of the supervisor, reaped */
-static void hsv_kill(struct hsv *s)
-{
-	kill(s->pid, SIGKILL);
-	waitpid(s->pid, NULL, 0);
-	s->pid = 0;
-}
-
-static void nginx_conf(struct hsv *s, char *confpath, size_t len)
+static void nginx_conf(struct bt_sv *s, char *confpath, size_t len)
 {
 	bt_nginx_conf(s->dir, &(struct bt_nginx_opts){ .port = HPORT, .http = " keepalive_requests 100000;\n" },
 		      confpath, len);
 }
 
-static void nginx_start(struct hsv *s)
+static void nginx_start(struct bt_sv *s)
 {
 	static char confpath[128];
 	const char *nginx = need("nginx");
@@ -160,7 +132,7 @@ TEST_ALONE(server_haproxy_keepalive_handoff_under_wrk_10_reloads_no_socket_error
 {
 	const char *haproxy = need("haproxy"), *wrk = need("wrk");
 	char cfg[1024], cfgpath[128], url[64], wout[8192] = "", werr[1024];
-	struct hsv s;
+	struct bt_sv s;
 	pid_t w;
 	int p[2], status;
 	ssize_t n;
@@ -232,7 +204,7 @@ TEST_ALONE(server_nginx_keepalive_handoff_survives_a_supervisor_kill_after_the_s
 	static const int delay_ms[] = { 0, 5, 10, 15 };
 	const char *report;
 	struct bt_load load;
-	struct hsv s;
+	struct bt_sv s;
 
 	need_root_servers();
 	need("nginx");
@@ -247,7 +219,7 @@ TEST_ALONE(server_nginx_keepalive_handoff_survives_a_supervisor_kill_after_the_s
 			FAIL("reload %zu failed: %s%s", i + 1, out, err);
 		}
 		usleep((useconds_t)delay_ms[i] * 1000);
-		hsv_kill(&s);
+		bt_sv_kill(&s);
 		usleep(50000);	/* the old nginx gives its idle connections to nobody meanwhile */
 		hsv_start(&s, NULL);
 		usleep(300000);
@@ -405,7 +377,7 @@ TEST_TIMEOUT(attack_handoff_squatting_during_upgrade_and_restart_gets_no_connect
 	const char *report;
 	long long handed = 0;
 	struct bt_load load;
-	struct hsv s;
+	struct bt_sv s;
 	int rep, stop, names = -1, got = -1;
 	pid_t sq;
 
@@ -424,7 +396,7 @@ TEST_TIMEOUT(attack_handoff_squatting_during_upgrade_and_restart_gets_no_connect
 			continue;
 		}
 		if (step == 3) {
-			hsv_kill(&s);
+			bt_sv_kill(&s);
 			usleep(100000);
 			hsv_start(&s, NULL);
 			handed = 0;
@@ -458,7 +430,7 @@ TEST_TIMEOUT(attack_handoff_squatting_during_upgrade_and_restart_gets_no_connect
 TEST_TIMEOUT(attack_handoff_nobody_cannot_reach_a_channel, 60)
 {
 	char map[160];
-	struct hsv s;
+	struct bt_sv s;
 	pid_t gen, sup, kid;
 	int status;
 
@@ -535,7 +507,7 @@ static const char exited_py[] =
 TEST_TIMEOUT(attack_handoff_a_give_after_its_generation_exited_is_refused, 60)
 {
 	char port[16], path[160], buf[256];
-	struct hsv s;
+	struct bt_sv s;
 	int c;
 	struct pollfd p;
 
@@ -601,7 +573,7 @@ TEST_ALONE(attack_handoff_a_flood_of_the_channel_keeps_the_supervisor_cpu_bounde
 		"    socket.send_fds(ch, [m], [r])\n"
 		"    ch.send(b'junk')\n"
 		"time.sleep(60)\n";
-	struct hsv s;
+	struct bt_sv s;
 	long long c0, c1, t0, t1, sent;
 
 	need_root_servers();

@@ -22,116 +22,47 @@
 
 static char out[65536], err[16384];
 
-struct rs {
-	pid_t pid;
-	char dir[64], log[160], cmd[512];
-	char *argv[24];
-	int argc;
-};
-
 /* `baton run --name web` over refserver on a fixed port of this test's own
- * network namespace; EXTRA options go before "--". The command line is
- * kept so that the very same command can be started again. */
-static void rs_start(struct rs *s, const char *const *extra)
+ * network namespace; EXTRA options go before "--". Each generation reads
+ * more arguments from the mode file when it starts. */
+static void rs_start(struct bt_sv *s, const char *const *extra)
 {
-	const char *ref = getenv("BATON_REFSERVER");
-
-	if (!ref || access(ref, X_OK))
-		SKIP("BATON_REFSERVER does not name the reference server (run through make check)");
-	bt_need_netns();
-	bt_need_ebpf();
-	bt_need_private_bpffs();
-	memset(s, 0, sizeof(*s));
-	bt_runtime_tmpdir_log(s->dir, sizeof(s->dir), "test", s->log, sizeof(s->log));
-	/* each generation reads more arguments from DIR/mode when it starts */
-	snprintf(s->cmd, sizeof(s->cmd), "exec %s -q --tag gen $(cat %s/mode 2>/dev/null)", ref, s->dir);
-	s->argv[s->argc++] = (char *)bt_baton_bin();
-	s->argv[s->argc++] = "run";
-	s->argv[s->argc++] = "--name";
-	s->argv[s->argc++] = "web";
-	s->argv[s->argc++] = "--listen";
-	s->argv[s->argc++] = "tcp://127.0.0.1:8080?backlog=1024";
-	s->argv[s->argc++] = "--grace";
-	s->argv[s->argc++] = "5s";
-	for (; extra && *extra; extra++)
-		s->argv[s->argc++] = (char *)*extra;
-	s->argv[s->argc++] = "--";
-	s->argv[s->argc++] = "/bin/sh";
-	s->argv[s->argc++] = "-c";
-	s->argv[s->argc++] = s->cmd;
-	s->argv[s->argc] = NULL;
-	s->pid = bt_supervisor_start(s->argv, "web", s->log, NULL, NULL, 10, out, sizeof(out));
+	bt_sv_refserver(s, true, "tcp://127.0.0.1:8080?backlog=1024", "5s", extra, out, sizeof(out));
 }
 
 /* The same command again, as an operator would after a crash. */
-static void rs_restart(struct rs *s)
+static void rs_restart(struct bt_sv *s)
 {
-	char log[128];
-
-	snprintf(log, sizeof(log), "%s/log2", s->dir);
-	s->pid = bt_supervisor_start(s->argv, "web", log, NULL, NULL, 10, out, sizeof(out));
-	snprintf(s->log, sizeof(s->log), "%s", log);
+	snprintf(s->log, sizeof(s->log), "%s/log2", s->dir);
+	bt_sv_restart(s, out, sizeof(out));
 }
 
-static void rs_mode(const struct rs *s, const char *args)
-{
-	char path[128];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/mode", s->dir);
-	f = fopen(path, "w");
-	if (!f)
-		FAIL("fopen %s: %s", path, strerror(errno));
-	fprintf(f, "%s\n", args);
-	fclose(f);
-}
-
-static void rs_stop(struct rs *s)
+static void rs_stop(struct bt_sv *s)
 {
 	bt_supervisor_stop(&s->pid, 10);
 }
 
-static void kill_and_reap(pid_t pid, int sig)
-{
-	ASSERT_EQ(kill(pid, sig), 0);
-	if (sig == SIGKILL)
-		waitpid(pid, NULL, 0);
-}
-
-static void assert_no_failures(const char *report)
-{
-	bt_log("load: %s", report);
-	ASSERT_GT(bt_json_get(report, "answered"), 100);
-	ASSERT_EQ(bt_json_get(report, "failed"), 0);
-}
-
-static void quote_log(const struct rs *s)
-{
-	bt_quote_file(s->log);
-}
-
 TEST_TIMEOUT(resilience_killed_supervisor_is_resumed_by_the_same_command_losing_nothing, 60)
 {
-	struct rs s;
+	struct bt_sv s;
 	struct bt_load l;
 	long long gen;
 
 	rs_start(&s, NULL);
 	gen = bt_active_pid(out);
 	l = bt_load_start(8080, "conn", "4", 16);
-	kill_and_reap(s.pid, SIGKILL);
-	s.pid = 0;
+	bt_sv_kill(&s);
 	usleep(500000);	/* serving without any supervisor */
 	ASSERT_EQ(kill((pid_t)gen, 0), 0);
 	rs_restart(&s);
-	quote_log(&s);
+	bt_quote_file(s.log);
 	ASSERT_EQ(bt_active_pid(out), gen);	/* the same generation keeps serving */
 	ASSERT_CONTAINS(out, "\"resumed\":true");
 	ASSERT_CONTAINS(out, "\"adopted\":true");
 	/* and the next reload works */
 	ASSERT_EQ(bt_baton("reload", "web"), 0);
 	ASSERT_CONTAINS(out, "serves");
-	assert_no_failures(bt_load_finish(&l, 30));
+	bt_assert_load_ok(bt_load_finish(&l, 30));
 	/* the adopted generation, not our child, was seen to exit */
 	for (int i = 0; i < 100 && kill((pid_t)gen, 0) == 0; i++)
 		usleep(50000);
@@ -147,7 +78,7 @@ TEST_TIMEOUT(resilience_killed_supervisor_is_resumed_by_the_same_command_losing_
 
 TEST_TIMEOUT(resilience_upgrade_in_place_keeps_the_pid_and_loses_nothing, 60)
 {
-	struct rs s;
+	struct bt_sv s;
 	struct bt_load l;
 	long long gen;
 	char pidstr[32];
@@ -165,13 +96,13 @@ TEST_TIMEOUT(resilience_upgrade_in_place_keeps_the_pid_and_loses_nothing, 60)
 	ASSERT_EQ(bt_active_pid(out), gen);
 	ASSERT_CONTAINS(out, "\"adopted\":false");	/* still our child */
 	ASSERT_EQ(bt_baton("reload", "web"), 0);
-	assert_no_failures(bt_load_finish(&l, 30));
+	bt_assert_load_ok(bt_load_finish(&l, 30));
 	bt_supervisor_stop(&s.pid, 10);	/* exits 0: its generations were reaped */
 }
 
 TEST_TIMEOUT(resilience_upgrade_to_a_binary_that_cannot_start_is_refused, 60)
 {
-	struct rs s;
+	struct bt_sv s;
 	char copy[128], broken[160];
 	const char *bin = bt_baton_bin();
 	int fd;
@@ -203,7 +134,7 @@ TEST_TIMEOUT(resilience_upgrade_to_a_binary_that_cannot_start_is_refused, 60)
 
 TEST_TIMEOUT(resilience_supervisor_killed_during_a_reload_is_rolled_back_losing_nothing, 60)
 {
-	struct rs s;
+	struct bt_sv s;
 	struct bt_load l;
 	long long gen;
 
@@ -211,7 +142,7 @@ TEST_TIMEOUT(resilience_supervisor_killed_during_a_reload_is_rolled_back_losing_
 	 * lands in the readiness wait */
 	rs_start(&s, (const char *[]){ "--ready=notify", NULL });
 	gen = bt_active_pid(out);
-	rs_mode(&s, "--ready-delay 1500");
+	bt_sv_set_mode(&s, "--ready-delay 1500");
 	l = bt_load_start(8080, "conn", "4", 16);
 	{
 		char *argv[] = { (char *)bt_baton_bin(), "reload", "web", NULL };
@@ -226,18 +157,17 @@ TEST_TIMEOUT(resilience_supervisor_killed_during_a_reload_is_rolled_back_losing_
 			_exit(127);
 		}
 		usleep(500000);
-		kill_and_reap(s.pid, SIGKILL);
+		bt_sv_kill(&s);
 		waitpid(r, NULL, 0);
 	}
-	rs_mode(&s, "");
-	s.pid = 0;
+	bt_sv_set_mode(&s, "");
 	rs_restart(&s);
-	quote_log(&s);
+	bt_quote_file(s.log);
 	bt_status_wait("web", !strstr(out, "\"state\":\"draining\""), 50, 100000);
 	ASSERT_EQ(bt_active_pid(out), gen);	/* rolled back: the old one serves */
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 1);
 	ASSERT_EQ(bt_baton("reload", "web"), 0);
-	assert_no_failures(bt_load_finish(&l, 30));
+	bt_assert_load_ok(bt_load_finish(&l, 30));
 	rs_stop(&s);
 }
 
@@ -262,14 +192,14 @@ static int refused_of(int n)
 
 TEST_ALONE(resilience_frozen_generation_whose_replacement_fails_keeps_its_listener, 60)
 {
-	struct rs s;
+	struct bt_sv s;
 	long long gen;
 	int i;
 	bool recovered = false;
 
 	rs_start(&s, (const char *[]){ "--ready=notify", "--ready-timeout=700ms", NULL });
 	gen = bt_active_pid(out);
-	rs_mode(&s, "--never-ready");
+	bt_sv_set_mode(&s, "--never-ready");
 	ASSERT_EQ(kill((pid_t)gen, SIGSTOP), 0);
 	usleep(1500000);	/* the watch fenced it; its replacement timed out */
 	ASSERT_EQ(refused_of(40), 0);
@@ -281,13 +211,13 @@ TEST_ALONE(resilience_frozen_generation_whose_replacement_fails_keeps_its_listen
 	ASSERT_EQ(bt_baton("status", "web"), 0);
 	ASSERT_CONTAINS(out, "degraded: ");
 	/* once a replacement can start, it recovers by itself */
-	rs_mode(&s, "");
+	bt_sv_set_mode(&s, "");
 	for (i = 0; i < 120 && !recovered; i++) {
 		usleep(100000);
 		ASSERT_EQ(bt_baton("status", "web", "--json"), 0);
 		recovered = strstr(out, "\"service\":\"ok\"") && bt_active_pid(out) != gen;
 	}
-	quote_log(&s);
+	bt_quote_file(s.log);
 	ASSERT_TRUE(recovered);
 	ASSERT_EQ(refused_of(20), 0);
 	kill((pid_t)gen, SIGCONT);
@@ -375,7 +305,7 @@ static void raw(const char *dir, const char *req, char *reply, size_t len)
 TEST_ALONE(supervisor_idle_control_clients_time_out_and_one_too_many_hears_busy, 60)
 {
 	struct sv_idle { int fd[64]; } idle;
-	struct rs s;
+	struct bt_sv s;
 	char reply[512];
 	int i;
 
@@ -402,7 +332,7 @@ TEST_ALONE(supervisor_idle_control_clients_time_out_and_one_too_many_hears_busy,
 
 TEST_ALONE(supervisor_full_generation_table_names_the_limit, 90)
 {
-	struct rs s;
+	struct bt_sv s;
 	int i;
 
 	/* WINCH is ignored by refserver: every old generation stays draining
@@ -449,7 +379,7 @@ TEST_TIMEOUT(supervisor_silent_command_is_said_to_be_assumed_ready, 30)
 
 TEST_TIMEOUT(supervisor_classic_bpf_reload_does_not_promise_to_move_the_queue, 30)
 {
-	struct rs s;
+	struct bt_sv s;
 
 	setenv("BATON_STEERING", "cbpf", 1);
 	rs_start(&s, NULL);

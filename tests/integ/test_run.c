@@ -26,15 +26,9 @@ static char out[65536], err[16384];
  * waits until it serves. EXTRA: more `baton run` options, or NULL. */
 static void sv_start(struct bt_sv *s, const char *extra1, const char *extra2)
 {
-	const char *ref = bt_need_env("BATON_REFSERVER", "reference server");
 	const char *opts[] = { extra1, extra2, NULL };
 
-	bt_need_netns();
-	bt_need_ebpf();
-	bt_sv_init(s);
-	/* exec keeps the pid, so READY=1 comes from the generation's own pid */
-	snprintf(s->cmd, sizeof(s->cmd), "exec %s -q --tag gen $(cat %s)", ref, s->mode);
-	bt_sv_start(s, "tcp://127.0.0.1:0?backlog=1024&name=http", "5s", opts, NULL, out, sizeof(out));
+	bt_sv_refserver(s, false, "tcp://127.0.0.1:0?backlog=1024&name=http", "5s", opts, out, sizeof(out));
 }
 
 static void sv_stop(struct bt_sv *s)
@@ -65,9 +59,7 @@ static const char *load_finish(struct load *l, int timeout_s)
 
 static void assert_no_failures(const char *report)
 {
-	bt_log("load: %s", report);
-	ASSERT_GT(bt_json_get(report, "answered"), 100);
-	ASSERT_EQ(bt_json_get(report, "failed"), 0);
+	bt_assert_load_ok(report);
 	/* A request dropped on a reused keep-alive connection looks to the
 	 * client like the idle-close race, which it retries (closed_idle): a
 	 * generation that dropped what it held would pass on "failed" alone.

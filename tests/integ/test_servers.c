@@ -191,20 +191,6 @@ TEST(preload_without_baton_does_nothing_and_says_so_once)
 
 /* ---- real servers under load ------------------------------------------------- */
 
-struct sv {
-	pid_t pid;
-	char dir[64];
-	char listen[96];	/* "": tcp://127.0.0.1:8080?backlog=1024 */
-};
-
-static void show_log(const struct sv *s, const char *name)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), "%s/%s", s->dir, name);
-	bt_quote_file(path);
-}
-
 /* In baton run's child: as a background job of a script starts it, with
  * SIGINT and SIGQUIT ignored; the servers' stop signals must reach them all
  * the same. */
@@ -215,26 +201,40 @@ static void like_a_background_job(void *ctx)
 	signal(SIGQUIT, SIG_IGN);
 }
 
-/* Starts `baton run --name web --listen tcp://127.0.0.1:8080 OPTS -- CMD`
- * (ARGV: OPTS, "--", CMD..., NULL) and waits until generation 1 is active. */
-static void sv_start(struct sv *s, char *const argv[])
+/* Starts `baton run --name web --listen LISTEN OPTS -- CMD` (ARGV: OPTS,
+ * "--", CMD..., NULL) and waits until generation 1 is active. */
+static void sv_start_on(struct bt_sv *s, const char *listen, char *const argv[])
 {
 	/* the health watch is not under test: a 100 ms stall of a loaded
 	 * python server would start a reload of its own, and the test's next
 	 * reload would then be refused as "already in progress" */
-	s->pid = bt_run_web(s->dir, s->listen[0] ? s->listen : "tcp://127.0.0.1:8080?backlog=1024", argv,
-			    like_a_background_job, 15, out, sizeof(out));
+	s->timeout_s = 15;
+	bt_sv_run_web(s, listen, argv, like_a_background_job, out, sizeof(out));
 }
 
-static void sv_stop(struct sv *s)
+/* sv_start_on tcp://127.0.0.1:8080?backlog=1024 */
+static void sv_start(struct bt_sv *s, char *const argv[])
+{
+	sv_start_on(s, "tcp://127.0.0.1:8080?backlog=1024", argv);
+}
+
+/* sv_start_on the same port with ?handoff=idle */
+static void sv_start_idle(struct bt_sv *s, char *const argv[])
+{
+	char listen[96];
+
+	snprintf(listen, sizeof(listen), "tcp://127.0.0.1:%d?backlog=1024&handoff=idle", PORT);
+	sv_start_on(s, listen, argv);
+}
+
+static void sv_stop(struct bt_sv *s)
 {
 	bt_supervisor_stop(&s->pid, 15);
 }
 
-static void sv_dir(struct sv *s)
+static void sv_dir(struct bt_sv *s)
 {
-	memset(s, 0, sizeof(*s));
-	bt_sv_tmpdir(s->dir, sizeof(s->dir), "servers");
+	bt_sv_init_server(s, "servers");
 }
 
 /* The operator's way first: `baton stop` through the control socket must
@@ -248,7 +248,7 @@ static void sv_stop_ctx(void *ctx)
 }
 
 /* 20 reloads under load; not one request may fail. */
-static void reload_20_under_load(struct sv *s, const char *logname)
+static void reload_20_under_load(struct bt_sv *s, const char *logname)
 {
 	bt_reload_under_load(&(struct bt_reload_load){ .port = PORT, .reloads = 20, .warmup_ms = 100, .dir = s->dir,
 						       .logname = logname, .says = { "serves" }, .stop = sv_stop_ctx,
@@ -257,7 +257,7 @@ static void reload_20_under_load(struct sv *s, const char *logname)
 
 /* lighttpd serving "ok" from DIR on 127.0.0.1:PORT, socket-activated, with
  * the lines MORE; the configuration's path into CONFPATH. */
-static void lighttpd_conf(const struct sv *s, const char *more, char *confpath, size_t len)
+static void lighttpd_conf(const struct bt_sv *s, const char *more, char *confpath, size_t len)
 {
 	char conf[2048];
 
@@ -269,6 +269,19 @@ static void lighttpd_conf(const struct sv *s, const char *more, char *confpath, 
 		 s->dir, PORT, s->dir, more);
 	bt_write_file(s->dir, "lighttpd.conf", conf);
 	snprintf(confpath, len, "%s/lighttpd.conf", s->dir);
+}
+
+/* LIGHTTPD under baton run on PORT (IDLE: with ?handoff=idle), with the
+ * lines MORE in its configuration. It reads LISTEN_FDS itself: no shim. It
+ * sends no sd_notify, so readiness is a delay; INT is its graceful stop. */
+static void lighttpd_start(struct bt_sv *s, const char *lighttpd, const char *more, bool idle)
+{
+	static char confpath[128];
+	char *argv[] = { "--no-preload", "--ready", "delay:300ms", "--stop-signal", "INT", "--grace", "10s", "--",
+			 (char *)lighttpd, "-D", "-f", confpath, NULL };
+
+	lighttpd_conf(s, more, confpath, sizeof(confpath));
+	(idle ? sv_start_idle : sv_start)(s, argv);
 }
 
 static void need_root_servers(void)
@@ -285,7 +298,7 @@ TEST_TIMEOUT(server_nginx_master_workers_through_the_shim_20_reloads_lose_nothin
 {
 	const char *nginx = bt_need_server("nginx", "nginx");
 	char confpath[128];
-	struct sv s;
+	struct bt_sv s;
 
 	need_root_servers();
 	sv_dir(&s);
@@ -302,7 +315,7 @@ TEST_TIMEOUT(server_python_http_server_through_the_shim_20_reloads_lose_nothing,
 {
 	const char *py = bt_need_server("python3", "python3");
 	char port[16];
-	struct sv s;
+	struct bt_sv s;
 
 	need_root_servers();
 	sv_dir(&s);
@@ -322,24 +335,17 @@ TEST_TIMEOUT(server_python_http_server_through_the_shim_20_reloads_lose_nothing,
 TEST_TIMEOUT(server_lighttpd_socket_activation_20_reloads_lose_nothing, 120)
 {
 	const char *lighttpd = bt_need_server("lighttpd", "lighttpd");
-	char confpath[128];
-	struct sv s;
+	struct bt_sv s;
 
 	need_root_servers();
 	sv_dir(&s);
-	lighttpd_conf(&s, "", confpath, sizeof(confpath));
-	/* lighttpd reads LISTEN_FDS itself: no shim. It sends no sd_notify, so
-	 * readiness is a delay; INT is its graceful stop. */
-	char *argv[] = { "--no-preload", "--ready", "delay:300ms", "--stop-signal", "INT", "--grace", "10s", "--",
-			 (char *)lighttpd, "-D", "-f", confpath, NULL };
-
-	sv_start(&s, argv);
+	lighttpd_start(&s, lighttpd, "", false);
 	reload_20_under_load(&s, "error.log");
 }
 
 /* ---- keep-alive across reloads: ?handoff=idle ---------------------------------- */
 
-static void nginx_conf(struct sv *s, char *confpath, size_t len)
+static void nginx_conf(struct bt_sv *s, char *confpath, size_t len)
 {
 	bt_nginx_conf(s->dir, &(struct bt_nginx_opts){ .port = PORT, .http = " keepalive_requests 100000;\n" }, confpath,
 		      len);
@@ -358,20 +364,19 @@ TEST_ALONE(server_nginx_keepalive_handoff_10_reloads_not_one_connection_closed, 
 	const char *report;
 	long long handed = 0, now;
 	struct bt_load load;
-	struct sv s;
+	struct bt_sv s;
 
 	need_root_servers();
 	sv_dir(&s);
 	nginx_conf(&s, confpath, sizeof(confpath));
-	snprintf(s.listen, sizeof(s.listen), "tcp://127.0.0.1:%d?backlog=1024&handoff=idle", PORT);
 	char *argv[] = { "--stop-signal", "QUIT", "--grace", "10s", "--", (char *)nginx, "-c", confpath,
 			 "-p", s.dir, NULL };
 
-	sv_start(&s, argv);
+	sv_start_idle(&s, argv);
 	load = bt_load_start(PORT, "keepalive", "600", 16);
 	for (int i = 0; i < 10; i++) {
 		if (bt_baton("reload", "web") != 0) {
-			show_log(&s, "baton.log");
+			bt_sv_quote(&s, "baton.log");
 			kill(load.pid, SIGTERM);
 			bt_load_finish(&load, 20);
 			FAIL("reload %d failed: %s%s", i + 1, out, err);
@@ -385,7 +390,7 @@ TEST_ALONE(server_nginx_keepalive_handoff_10_reloads_not_one_connection_closed, 
 			usleep(20000);
 		}
 		if (now <= handed) {
-			show_log(&s, "baton.log");
+			bt_sv_quote(&s, "baton.log");
 			kill(load.pid, SIGTERM);
 			bt_load_finish(&load, 20);
 			FAIL("reload %d handed off no connection: %s", i + 1, bt_status_object("web", "handoff"));
@@ -429,19 +434,14 @@ TEST_ALONE(server_nginx_keepalive_handoff_10_reloads_not_one_connection_closed, 
 TEST_TIMEOUT(server_lighttpd_keepalive_gets_no_handoff_without_the_shim, 120)
 {
 	const char *lighttpd = bt_need_server("lighttpd", "lighttpd");
-	char confpath[128], logpath[128];
+	char logpath[128];
 	const char *report;
 	struct bt_load load;
-	struct sv s;
+	struct bt_sv s;
 
 	need_root_servers();
 	sv_dir(&s);
-	lighttpd_conf(&s, "server.max-keep-alive-requests = 100000\n", confpath, sizeof(confpath));
-	snprintf(s.listen, sizeof(s.listen), "tcp://127.0.0.1:%d?backlog=1024&handoff=idle", PORT);
-	char *argv[] = { "--no-preload", "--ready", "delay:300ms", "--stop-signal", "INT", "--grace", "10s", "--",
-			 (char *)lighttpd, "-D", "-f", confpath, NULL };
-
-	sv_start(&s, argv);
+	lighttpd_start(&s, lighttpd, "server.max-keep-alive-requests = 100000\n", true);
 	load = bt_load_start(PORT, "keepalive", "600", 16);
 	for (int i = 0; i < 10; i++) {
 		ASSERT_EQ(bt_baton("reload", "web"), 0);
@@ -508,7 +508,7 @@ static void nginx_with_listeners(int nl, int reloads)
 	char *conf, confpath[128], logpath[128], (*specs)[96], **args;
 	const char *report;
 	size_t off, cap = 4096 + (size_t)nl * 96;
-	struct sv s;
+	struct bt_sv s;
 	struct bt_load load;
 	int n = 0, p;
 
@@ -565,8 +565,8 @@ static void nginx_with_listeners(int nl, int reloads)
 	}
 	for (p = 0; p < nl; p++)
 		if (!answered(p)) {
-			show_log(&s, "baton.log");
-			show_log(&s, "error.log");
+			bt_sv_quote(&s, "baton.log");
+			bt_sv_quote(&s, "error.log");
 			FAIL("port %d (listener %d of %d) did not answer", PORT + p, p + 1, nl);
 		}
 	/* the counting load client, connection per request, 16 at once */
@@ -574,8 +574,8 @@ static void nginx_with_listeners(int nl, int reloads)
 	usleep(100000);	/* 300 ms in all: full load before the first reload */
 	for (int i = 0; i < reloads; i++) {
 		if (bt_baton("reload", "web") != 0) {
-			show_log(&s, "baton.log");
-			show_log(&s, "error.log");
+			bt_sv_quote(&s, "baton.log");
+			bt_sv_quote(&s, "error.log");
 			bt_load_stop(&load, 20);
 			FAIL("reload %d failed: %s%s", i + 1, out, err);
 		}
@@ -602,7 +602,7 @@ static void nginx_with_listeners(int nl, int reloads)
 		ASSERT_EQ(fscanf(f, "%d", &c), 1);
 		pclose(f);
 		if (c)
-			show_log(&s, "baton.log");
+			bt_sv_quote(&s, "baton.log");
 		ASSERT_EQ(c, 0);
 	}
 	ASSERT_GT(bt_json_get(report, "answered"), 200);
