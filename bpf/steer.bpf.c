@@ -205,6 +205,7 @@ struct flow_ctx {
 	struct baton_flow_key key;
 	__u64 now;
 	struct baton_flow *stale;	/* the flow's entry, found idle or orphaned */
+	struct flow_cache_set *set;	/* this CPU's cache set for the flow, or 0 */
 	int on;				/* place the policy's pick in the table */
 };
 
@@ -237,14 +238,21 @@ static __always_inline __u32 slot_epoch(__u32 slot)
  * the addresses are read relative to the network header. */
 static __always_inline int flow_key(struct sk_reuseport_md *md, struct baton_flow_key *k)
 {
+	void *data = (void *)(long)md->data, *end = (void *)(long)md->data_end;
 	__u16 ports[2];
 
 	/* the key is hashed whole: IPv4's unused address words must be zero */
 	__builtin_memset(k, 0, sizeof(*k));
-	if (bpf_skb_load_bytes(md, 0, ports, sizeof(ports)))
+	/* the UDP header is in the linear part (udp_rcv pulls it): read in place */
+	if (data + sizeof(ports) <= end) {
+		k->sport = ((__u16 *)data)[0];
+		k->dport = ((__u16 *)data)[1];
+	} else if (bpf_skb_load_bytes(md, 0, ports, sizeof(ports))) {
 		return -1;
-	k->sport = ports[0];
-	k->dport = ports[1];
+	} else {
+		k->sport = ports[0];
+		k->dport = ports[1];
+	}
 	if (md->eth_protocol == ETH_P_IP_BE) {
 		k->family = 4;
 		__u32 a[2];
@@ -263,6 +271,108 @@ static __always_inline int flow_key(struct sk_reuseport_md *md, struct baton_flo
 	return -1;
 }
 
+/* ---- flow cache: this CPU's recently followed flows ---------------------
+ * A datagram of a flow this CPU followed a moment ago is steered from here:
+ * one per-CPU array lookup (inlined by the verifier) instead of hashing the
+ * 40-byte key into `flows`, and no write. `flows` stays the truth (the user
+ * side reads only it): an entry is trusted for flow_cache_ttl() after the
+ * flow's last_ns in `flows`, which a miss refreshes, so a live flow's
+ * last_ns there lags its last datagram by less than that. Per CPU, so no
+ * other CPU ever sees an entry half written. Not pinned: a new program
+ * starts with an empty cache and misses once per flow. */
+struct flow_cache_ent {
+	struct baton_flow_key key;
+	__u32 slot;	/* as flow_put() got it: the caller says what it means */
+	__u32 epoch;	/* the slot's epoch the flow was placed under */
+	__u64 seen_ns;	/* the flow's last_ns in `flows` when this CPU copied it */
+};
+
+struct flow_cache_set {
+	struct flow_cache_ent way[BATON_FLOW_CACHE_WAYS];
+};
+
+/* BATON_FLOW_CACHE_SETS entries with flows on (lib/steer_flows.c), else 1 */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct flow_cache_set);
+} flowcache SEC(".maps");
+
+/* How long a cached flow is trusted: 1/64 of the idle time, at most a
+ * second. A flow whose datagrams come further apart than idle_ns less this
+ * (plus FLOW_TOUCH_NS) may be taken for idle: the granularity of idle_ns. */
+#define FLOW_CACHE_MAX_NS 1000000000ULL
+
+static __always_inline __u64 flow_cache_ttl(const struct baton_flow_cfg *cfg)
+{
+	__u64 ttl = cfg->idle_ns >> 6;
+
+	return ttl < FLOW_CACHE_MAX_NS ? ttl : FLOW_CACHE_MAX_NS;
+}
+
+static __always_inline int flow_key_eq(const struct baton_flow_key *a, const struct baton_flow_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+	__u32 d = 0;
+	int i;
+
+	for (i = 0; i < (int)(sizeof(*a) / 4); i++)
+		d |= x[i] ^ y[i];
+	return d == 0;
+}
+
+/* 1: this CPU followed the flow less than TTL ago and its slot still holds
+ * the member it was placed on: steered, counted. 0: ask `flows`. */
+static __always_inline int flow_cached(struct sk_reuseport_md *md, struct flow_ctx *fc, __u64 ttl)
+{
+	__u32 idx = md->hash % BATON_FLOW_CACHE_SETS, slot, w;
+	struct flow_cache_set *s = bpf_map_lookup_elem(&flowcache, &idx);
+
+	fc->set = s;
+	if (!s)
+		return 0;
+	for (w = 0; w < BATON_FLOW_CACHE_WAYS; w++) {
+		struct flow_cache_ent *e = &s->way[w];
+
+		if (!flow_key_eq(&e->key, &fc->key))
+			continue;
+		slot = e->slot;
+		if (fc->now - e->seen_ns >= ttl || slot >= BATON_STEER_SLOTS || e->epoch != slot_epoch(slot) ||
+		    bpf_sk_select_reuseport(md, &socks, &slot, 0))
+			return 0;
+		count(slot, 0, 0);
+		flow_count(FS_FOLLOWED);
+		return 1;
+	}
+	return 0;
+}
+
+/* Copies the flow as `flows` now holds it into this CPU's set: over its
+ * own way, else over the way confirmed longest ago. */
+static __always_inline void flow_cache_fill(struct flow_ctx *fc, __u32 slot, __u32 epoch, __u64 seen_ns)
+{
+	struct flow_cache_set *s = fc->set;
+	struct flow_cache_ent *e;
+	__u32 w = 0, i;
+
+	if (!s)
+		return;
+	for (i = 0; i < BATON_FLOW_CACHE_WAYS; i++) {
+		if (flow_key_eq(&s->way[i].key, &fc->key)) {
+			w = i;
+			break;
+		}
+		if (s->way[i].seen_ns < s->way[w].seen_ns)
+			w = i;
+	}
+	e = &s->way[w & (BATON_FLOW_CACHE_WAYS - 1)];
+	e->key = fc->key;
+	e->slot = slot;
+	e->epoch = epoch;
+	e->seen_ns = seen_ns;
+}
+
 /* Writes the flow's entry: in place over an idle one, else a new entry.
  * An insert that fails (the LRU could not free an entry) leaves the flow
  * to the policy datagram by datagram: counted, never dropped. */
@@ -275,13 +385,16 @@ static __always_inline void flow_put(struct flow_ctx *fc, struct baton_flow *old
 		old->slot = v.slot;
 		old->epoch = v.epoch;
 		old->last_ns = v.last_ns;
+		flow_cache_fill(fc, v.slot, v.epoch, v.last_ns);
 		return;
 	}
 	r = bpf_map_update_elem(&flows, &fc->key, &v, BPF_NOEXIST);
-	if (r == 0)
+	if (r == 0) {
 		flow_count(FS_CREATED);
-	else if (r != -17 /* EEXIST: another CPU placed it first */)
+		flow_cache_fill(fc, v.slot, v.epoch, v.last_ns);
+	} else if (r != -17 /* EEXIST: another CPU placed it first, and it may differ */) {
 		flow_count(FS_INSERT_FAILED);
+	}
 }
 
 /* QUIC (?flows=quic): packets whose destination connection ID the server
@@ -336,6 +449,7 @@ static __always_inline int flow_follow(struct sk_reuseport_md *md, struct flow_c
 
 	fc->on = 0;
 	fc->stale = 0;
+	fc->set = 0;
 	if (md->ip_protocol != 17 /* IPPROTO_UDP */ || md->migrating_sk)
 		return 0;
 	cfg = bpf_map_lookup_elem(&flowcfg, &zero);
@@ -345,6 +459,9 @@ static __always_inline int flow_follow(struct sk_reuseport_md *md, struct flow_c
 	if (cfg->mode == BATON_FLOWS_QUIC_ && quic_follow(md, fc))
 		return 1;
 	fc->on = 1;
+	/* QUIC moves a tuple's entry to its marker's slot: no cache there */
+	if (cfg->mode == BATON_FLOWS_TUPLE_ && flow_cached(md, fc, flow_cache_ttl(cfg)))
+		return 1;
 	f = bpf_map_lookup_elem(&flows, &fc->key);
 	if (!f)
 		return 0;
@@ -353,6 +470,7 @@ static __always_inline int flow_follow(struct sk_reuseport_md *md, struct flow_c
 	    bpf_sk_select_reuseport(md, &socks, &slot, 0) == 0) {
 		if (fc->now - f->last_ns > FLOW_TOUCH_NS)
 			f->last_ns = fc->now;
+		flow_cache_fill(fc, f->slot, f->epoch, f->last_ns);
 		count(slot, 0, 0);
 		flow_count(FS_FOLLOWED);
 		return 1;

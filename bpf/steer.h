@@ -18,6 +18,7 @@
  * slotep     lib/steer_flows.c (epoch bumps)         program; steer_flows.c           slotep
  * markers    lib/steer_flows.c (QUIC markers)        program; steer_flows.c (resume)  markers
  * flowstats  program (per CPU)                       lib/steer_flows.c                flowstats
+ * flowcache  program (per CPU cache of `flows`)      program                          (not pinned)
  * and the program itself, pinned as "steer" so bpftool and a later baton see
  * it. The directory that holds them: common/pinlayout.h. */
 #ifndef BATON_BPF_STEER_H
@@ -114,6 +115,11 @@ struct baton_flow {
 	__u32 slot;
 	__u32 epoch;	/* the slot's epoch when the flow was placed */
 };
+
+/* The program's per-CPU cache in front of `flows` (flowcache): sets of
+ * ways, picked by the kernel's flow hash. Sized by lib/steer_flows.c. */
+#define BATON_FLOW_CACHE_SETS 512	/* power of two */
+#define BATON_FLOW_CACHE_WAYS 2		/* power of two */
 
 /* QUIC: the generation marker in a destination connection ID, to a slot. */
 struct baton_flow_marker {

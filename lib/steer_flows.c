@@ -103,7 +103,8 @@ int steer_flows_reuse(struct steer_bpf *skel, struct steer_bpf *old)
 	       bpf_map__reuse_fd(skel->maps.flows, bpf_map__fd(old->maps.flows)) ||
 	       bpf_map__reuse_fd(skel->maps.slotep, bpf_map__fd(old->maps.slotep)) ||
 	       bpf_map__reuse_fd(skel->maps.markers, bpf_map__fd(old->maps.markers)) ||
-	       bpf_map__reuse_fd(skel->maps.flowstats, bpf_map__fd(old->maps.flowstats));
+	       bpf_map__reuse_fd(skel->maps.flowstats, bpf_map__fd(old->maps.flowstats)) ||
+	       bpf_map__reuse_fd(skel->maps.flowcache, bpf_map__fd(old->maps.flowcache));
 }
 
 /* The table is preallocated by the kernel, so a group without flows (TCP,
@@ -135,6 +136,9 @@ int steer_flows_size(struct baton_group *g, struct steer_bpf *skel)
 	}
 	if (want > 1)
 		g->flow_table = want;
+	/* the program's per-CPU cache of the table: one set unless flows are on */
+	if (bpf_map__set_max_entries(skel->maps.flowcache, want > 1 ? BATON_FLOW_CACHE_SETS : 1))
+		return -EINVAL;
 	return bpf_map__set_max_entries(skel->maps.flows, want);
 }
 
