@@ -205,7 +205,8 @@ struct flow_ctx {
 	struct baton_flow_key key;
 	__u64 now;
 	struct baton_flow *stale;	/* the flow's entry, found idle or orphaned */
-	struct flow_cache_set *set;	/* this CPU's cache set for the flow, or 0 */
+	struct baton_flow_cache *ent;	/* this CPU's cache entry for the flow, or 0 */
+	__u64 coarse;			/* bpf_ktime_get_coarse_ns(), with ent */
 	int on;				/* place the policy's pick in the table */
 };
 
@@ -271,45 +272,37 @@ static __always_inline int flow_key(struct sk_reuseport_md *md, struct baton_flo
 	return -1;
 }
 
-/* ---- flow cache: this CPU's recently followed flows ---------------------
+/* ---- flow cache: each CPU's recently followed flows ---------------------
  * A datagram of a flow this CPU followed a moment ago is steered from here:
- * one per-CPU array lookup (inlined by the verifier) instead of hashing the
- * 40-byte key into `flows`, and no write. `flows` stays the truth (the user
- * side reads only it): an entry is trusted for flow_cache_ttl() after the
- * flow's last_ns in `flows`, which a miss refreshes, so a live flow's
- * last_ns there lags its last datagram by less than that. Per CPU, so no
- * other CPU ever sees an entry half written. Not pinned: a new program
- * starts with an empty cache and misses once per flow. */
-struct flow_cache_ent {
-	struct baton_flow_key key;
-	__u32 slot;	/* as flow_put() got it: the caller says what it means */
-	__u32 epoch;	/* the slot's epoch the flow was placed under */
-	__u64 seen_ns;	/* the flow's last_ns in `flows` when this CPU copied it */
-};
-
-struct flow_cache_set {
-	struct flow_cache_ent way[BATON_FLOW_CACHE_WAYS];
-};
-
-/* BATON_FLOW_CACHE_SETS entries with flows on (lib/steer_flows.c), else 1 */
+ * an array lookup (inlined by the verifier) and one cache line, instead of
+ * hashing the 40-byte key into `flows`; no write. `flows` stays the truth
+ * (the user side reads only it): an entry (struct baton_flow_cache) is
+ * trusted for a ttl after this CPU found the flow live there, when its
+ * last_ns was at most FLOW_TOUCH_NS old, so a live flow's last_ns in
+ * `flows` lags its last datagram by less than ttl + a clock tick +
+ * FLOW_TOUCH_NS, and no entry is trusted once `flows` would call the flow
+ * idle. Each CPU has its own region, BATON_FLOW_CACHE_SETS entries from
+ * cpu * BATON_FLOW_CACHE_SETS; a program runs on one CPU at a time, so no
+ * entry is ever seen half written. md->hash (the kernel's salted 4-tuple
+ * hash) picks the places: a sender cannot aim collisions, and one only
+ * costs a miss. Sized with flows on (lib/steer_flows.c), else 1 entry;
+ * mmapable only for its layout: the values then start on a page, so each
+ * entry is one cache line. Not pinned: a new program starts empty. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, struct flow_cache_set);
+	__type(value, struct baton_flow_cache);
 } flowcache SEC(".maps");
 
 /* How long a cached flow is trusted: 1/64 of the idle time, at most a
- * second. A flow whose datagrams come further apart than idle_ns less this
- * (plus FLOW_TOUCH_NS) may be taken for idle: the granularity of idle_ns. */
+ * second; only with idle times of a second or more, so that what the
+ * coarse clock and FLOW_TOUCH_NS add stays well below idle_ns. A flow
+ * whose datagrams come further apart than idle_ns less that may be taken
+ * for idle: the granularity of idle_ns. */
 #define FLOW_CACHE_MAX_NS 1000000000ULL
-
-static __always_inline __u64 flow_cache_ttl(const struct baton_flow_cfg *cfg)
-{
-	__u64 ttl = cfg->idle_ns >> 6;
-
-	return ttl < FLOW_CACHE_MAX_NS ? ttl : FLOW_CACHE_MAX_NS;
-}
+#define FLOW_CACHE_MIN_IDLE_NS 1000000000ULL
 
 static __always_inline int flow_key_eq(const struct baton_flow_key *a, const struct baton_flow_key *b)
 {
@@ -322,55 +315,74 @@ static __always_inline int flow_key_eq(const struct baton_flow_key *a, const str
 	return d == 0;
 }
 
-/* 1: this CPU followed the flow less than TTL ago and its slot still holds
- * the member it was placed on: steered, counted. 0: ask `flows`. */
-static __always_inline int flow_cached(struct sk_reuseport_md *md, struct flow_ctx *fc, __u64 ttl)
+/* This CPU's entry for the flow: one of two places picked by two parts of
+ * the kernel's flow hash, so two flows that share one place rarely share
+ * the other. The entry holding the flow, else the one to take for it (the
+ * one filled longest ago): *HIT says which. 0 without a cache. */
+static __always_inline struct baton_flow_cache *flow_cache_find(struct sk_reuseport_md *md, struct flow_ctx *fc,
+							      int *hit)
 {
-	__u32 idx = md->hash % BATON_FLOW_CACHE_SETS, slot, w;
-	struct flow_cache_set *s = bpf_map_lookup_elem(&flowcache, &idx);
+	__u32 base = bpf_get_smp_processor_id() * BATON_FLOW_CACHE_SETS, h = md->hash;
+	__u32 i1 = base + (h & (BATON_FLOW_CACHE_SETS - 1)), i2 = base + ((h >> 16) & (BATON_FLOW_CACHE_SETS - 1));
+	struct baton_flow_cache *e1, *e2;
 
-	fc->set = s;
-	if (!s)
+	*hit = 0;
+	e1 = bpf_map_lookup_elem(&flowcache, &i1);
+	if (!e1)
 		return 0;
-	for (w = 0; w < BATON_FLOW_CACHE_WAYS; w++) {
-		struct flow_cache_ent *e = &s->way[w];
-
-		if (!flow_key_eq(&e->key, &fc->key))
-			continue;
-		slot = e->slot;
-		if (fc->now - e->seen_ns >= ttl || slot >= BATON_STEER_SLOTS || e->epoch != slot_epoch(slot) ||
-		    bpf_sk_select_reuseport(md, &socks, &slot, 0))
-			return 0;
-		count(slot, 0, 0);
-		flow_count(FS_FOLLOWED);
-		return 1;
+	if (flow_key_eq(&e1->key, &fc->key)) {
+		*hit = 1;
+		return e1;
 	}
-	return 0;
+	e2 = bpf_map_lookup_elem(&flowcache, &i2);
+	if (!e2)
+		return e1;
+	if (flow_key_eq(&e2->key, &fc->key)) {
+		*hit = 1;
+		return e2;
+	}
+	return e2->seen_ns < e1->seen_ns ? e2 : e1;
 }
 
-/* Copies the flow as `flows` now holds it into this CPU's set: over its
- * own way, else over the way confirmed longest ago. */
-static __always_inline void flow_cache_fill(struct flow_ctx *fc, __u32 slot, __u32 epoch, __u64 seen_ns)
+/* 1: this CPU followed the flow less than the ttl ago and its slot still
+ * holds the member it was placed on: steered, counted. 0: ask `flows`. */
+static __always_inline int flow_cached(struct sk_reuseport_md *md, struct flow_ctx *fc,
+				       const struct baton_flow_cfg *cfg)
 {
-	struct flow_cache_set *s = fc->set;
-	struct flow_cache_ent *e;
-	__u32 w = 0, i;
+	struct baton_flow_cache *e;
+	__u64 ttl = cfg->idle_ns >> 6;
+	__u32 slot;
+	int hit;
 
-	if (!s)
+	if (cfg->idle_ns < FLOW_CACHE_MIN_IDLE_NS)
+		return 0;
+	fc->coarse = bpf_ktime_get_coarse_ns();
+	e = flow_cache_find(md, fc, &hit);
+	fc->ent = e;
+	if (!e || !hit)
+		return 0;
+	if (ttl > FLOW_CACHE_MAX_NS)
+		ttl = FLOW_CACHE_MAX_NS;
+	slot = e->slot;
+	if (fc->coarse - e->seen_ns >= ttl || slot >= BATON_STEER_SLOTS || e->epoch != slot_epoch(slot) ||
+	    bpf_sk_select_reuseport(md, &socks, &slot, 0))
+		return 0;
+	count(slot, 0, 0);
+	flow_count(FS_FOLLOWED);
+	return 1;
+}
+
+/* This CPU's entry for the flow now says what `flows` says. */
+static __always_inline void flow_cache_fill(struct flow_ctx *fc, __u32 slot, __u32 epoch)
+{
+	struct baton_flow_cache *e = fc->ent;
+
+	if (!e)
 		return;
-	for (i = 0; i < BATON_FLOW_CACHE_WAYS; i++) {
-		if (flow_key_eq(&s->way[i].key, &fc->key)) {
-			w = i;
-			break;
-		}
-		if (s->way[i].seen_ns < s->way[w].seen_ns)
-			w = i;
-	}
-	e = &s->way[w & (BATON_FLOW_CACHE_WAYS - 1)];
 	e->key = fc->key;
 	e->slot = slot;
 	e->epoch = epoch;
-	e->seen_ns = seen_ns;
+	e->seen_ns = fc->coarse;
 }
 
 /* Writes the flow's entry: in place over an idle one, else a new entry.
@@ -385,13 +397,13 @@ static __always_inline void flow_put(struct flow_ctx *fc, struct baton_flow *old
 		old->slot = v.slot;
 		old->epoch = v.epoch;
 		old->last_ns = v.last_ns;
-		flow_cache_fill(fc, v.slot, v.epoch, v.last_ns);
+		flow_cache_fill(fc, v.slot, v.epoch);
 		return;
 	}
 	r = bpf_map_update_elem(&flows, &fc->key, &v, BPF_NOEXIST);
 	if (r == 0) {
 		flow_count(FS_CREATED);
-		flow_cache_fill(fc, v.slot, v.epoch, v.last_ns);
+		flow_cache_fill(fc, v.slot, v.epoch);
 	} else if (r != -17 /* EEXIST: another CPU placed it first, and it may differ */) {
 		flow_count(FS_INSERT_FAILED);
 	}
@@ -449,19 +461,24 @@ static __always_inline int flow_follow(struct sk_reuseport_md *md, struct flow_c
 
 	fc->on = 0;
 	fc->stale = 0;
-	fc->set = 0;
+	fc->ent = 0;
 	if (md->ip_protocol != 17 /* IPPROTO_UDP */ || md->migrating_sk)
 		return 0;
 	cfg = bpf_map_lookup_elem(&flowcfg, &zero);
 	if (!cfg || cfg->mode == BATON_FLOWS_OFF_ || flow_key(md, &fc->key))
 		return 0;
-	fc->now = bpf_ktime_get_ns();
-	if (cfg->mode == BATON_FLOWS_QUIC_ && quic_follow(md, fc))
-		return 1;
+	if (cfg->mode == BATON_FLOWS_QUIC_) {
+		fc->now = bpf_ktime_get_ns();
+		if (quic_follow(md, fc))
+			return 1;
+	}
 	fc->on = 1;
 	/* QUIC moves a tuple's entry to its marker's slot: no cache there */
-	if (cfg->mode == BATON_FLOWS_TUPLE_ && flow_cached(md, fc, flow_cache_ttl(cfg)))
-		return 1;
+	if (cfg->mode == BATON_FLOWS_TUPLE_) {
+		if (flow_cached(md, fc, cfg))
+			return 1;
+		fc->now = bpf_ktime_get_ns();
+	}
 	f = bpf_map_lookup_elem(&flows, &fc->key);
 	if (!f)
 		return 0;
@@ -470,7 +487,7 @@ static __always_inline int flow_follow(struct sk_reuseport_md *md, struct flow_c
 	    bpf_sk_select_reuseport(md, &socks, &slot, 0) == 0) {
 		if (fc->now - f->last_ns > FLOW_TOUCH_NS)
 			f->last_ns = fc->now;
-		flow_cache_fill(fc, f->slot, f->epoch, f->last_ns);
+		flow_cache_fill(fc, f->slot, f->epoch);
 		count(slot, 0, 0);
 		flow_count(FS_FOLLOWED);
 		return 1;

@@ -18,7 +18,7 @@
  * slotep     lib/steer_flows.c (epoch bumps)         program; steer_flows.c           slotep
  * markers    lib/steer_flows.c (QUIC markers)        program; steer_flows.c (resume)  markers
  * flowstats  program (per CPU)                       lib/steer_flows.c                flowstats
- * flowcache  program (per CPU cache of `flows`)      program                          (not pinned)
+ * flowcache  program (each CPU's cache of `flows`)   program                          (not pinned)
  * and the program itself, pinned as "steer" so bpftool and a later baton see
  * it. The directory that holds them: common/pinlayout.h. */
 #ifndef BATON_BPF_STEER_H
@@ -116,10 +116,18 @@ struct baton_flow {
 	__u32 epoch;	/* the slot's epoch when the flow was placed */
 };
 
-/* The program's per-CPU cache in front of `flows` (flowcache): sets of
- * ways, picked by the kernel's flow hash. Sized by lib/steer_flows.c. */
-#define BATON_FLOW_CACHE_SETS 512	/* power of two */
-#define BATON_FLOW_CACHE_WAYS 2		/* power of two */
+/* The program's cache in front of `flows` (flowcache): this many entries
+ * per CPU (CPU c's at c * BATON_FLOW_CACHE_SETS), each flow in one of two
+ * picked by the kernel's flow hash; lib/steer_flows.c sizes it. */
+#define BATON_FLOW_CACHE_SETS 1024	/* power of two */
+
+struct baton_flow_cache {
+	struct baton_flow_key key;
+	__u32 slot;	/* as the flow's entry in `flows` has it */
+	__u32 epoch;	/* the slot's epoch the flow was placed under */
+	__u64 seen_ns;	/* bpf_ktime_get_coarse_ns() when this CPU found it in `flows` */
+	__u64 pad;	/* one entry, one cache line */
+};
 
 /* QUIC: the generation marker in a destination connection ID, to a slot. */
 struct baton_flow_marker {

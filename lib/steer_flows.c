@@ -114,7 +114,7 @@ int steer_flows_size(struct baton_group *g, struct steer_bpf *skel)
 {
 	uint32_t want = g->flows ? g->flow_table : 1;
 	char path[PATH_MAX];
-	int fd;
+	int fd, ncpu;
 
 	if (g->pin_path[0]) {
 		struct bpf_map_info info;
@@ -136,8 +136,11 @@ int steer_flows_size(struct baton_group *g, struct steer_bpf *skel)
 	}
 	if (want > 1)
 		g->flow_table = want;
-	/* the program's per-CPU cache of the table: one set unless flows are on */
-	if (bpf_map__set_max_entries(skel->maps.flowcache, want > 1 ? BATON_FLOW_CACHE_SETS : 1))
+	/* the program's cache of the table, a region per CPU; one entry unless flows are on */
+	ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0)
+		return ncpu < 0 ? ncpu : -EINVAL;
+	if (bpf_map__set_max_entries(skel->maps.flowcache, want > 1 ? (uint32_t)ncpu * BATON_FLOW_CACHE_SETS : 1))
 		return -EINVAL;
 	return bpf_map__set_max_entries(skel->maps.flows, want);
 }
