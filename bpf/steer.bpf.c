@@ -274,8 +274,9 @@ static __always_inline int flow_key(struct sk_reuseport_md *md, struct baton_flo
 
 /* ---- flow cache: each CPU's recently followed flows ---------------------
  * A datagram of a flow this CPU followed a moment ago is steered from here:
- * an array lookup (inlined by the verifier) and one cache line, instead of
- * hashing the 40-byte key into `flows`; no write. `flows` stays the truth
+ * an array lookup (inlined by the verifier) and one cache line (two if
+ * the flow sits in its second place), instead of hashing the 40-byte key
+ * into `flows`; no write. `flows` stays the truth
  * (the user side reads only it): an entry (struct baton_flow_cache) is
  * trusted for a ttl after this CPU found the flow live there, when its
  * last_ns was at most FLOW_TOUCH_NS old, so a live flow's last_ns in
@@ -467,18 +468,13 @@ static __always_inline int flow_follow(struct sk_reuseport_md *md, struct flow_c
 	cfg = bpf_map_lookup_elem(&flowcfg, &zero);
 	if (!cfg || cfg->mode == BATON_FLOWS_OFF_ || flow_key(md, &fc->key))
 		return 0;
-	if (cfg->mode == BATON_FLOWS_QUIC_) {
-		fc->now = bpf_ktime_get_ns();
-		if (quic_follow(md, fc))
-			return 1;
-	}
-	fc->on = 1;
 	/* QUIC moves a tuple's entry to its marker's slot: no cache there */
-	if (cfg->mode == BATON_FLOWS_TUPLE_) {
-		if (flow_cached(md, fc, cfg))
-			return 1;
-		fc->now = bpf_ktime_get_ns();
-	}
+	if (cfg->mode == BATON_FLOWS_TUPLE_ && flow_cached(md, fc, cfg))
+		return 1;
+	fc->now = bpf_ktime_get_ns();
+	if (cfg->mode == BATON_FLOWS_QUIC_ && quic_follow(md, fc))
+		return 1;
+	fc->on = 1;
 	f = bpf_map_lookup_elem(&flows, &fc->key);
 	if (!f)
 		return 0;
