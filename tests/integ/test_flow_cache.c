@@ -181,32 +181,40 @@ TEST(flow_cache_keeps_flows_with_their_member_across_a_switch_and_a_reload)
 	cfx_close(&x);
 }
 
+/* SLOT gets a new member, so a new epoch. */
+static void renew_slot(struct cfx *x, int slot)
+{
+	int fresh = ASSERT_OK(baton_listener_open_like(x->mem[(slot + 1) % NMEM], 0));
+
+	ASSERT_OK(baton_group_remove(x->g, slot));
+	close(x->mem[slot]);
+	x->mem[slot] = fresh;
+	ASSERT_EQ(ASSERT_OK(baton_group_add(x->g, fresh, 0)), slot);
+}
+
 /* A cached flow whose member is fenced, or whose slot gets another member,
  * is a new flow: the cache checks the slot's epoch on every hit. */
 TEST(flow_cache_hit_ends_when_the_slot_epoch_changes)
 {
+	/* flows 0-3 start on slot 0, flows 4-7 on slot 2 */
+	static const int on[2] = { 0, 2 };
 	struct cfx x;
-	int fd;
 
 	cfx_open(&x, 0);
-	ASSERT_OK(baton_group_activate(x.g, 0));
-	all_land(&x, 0, 4, 0);
-	ASSERT_OK(baton_group_activate(x.g, 2));
-	all_land(&x, 4, 8, 2);
+	for (int i = 0; i < 2; i++) {
+		ASSERT_OK(baton_group_activate(x.g, on[i]));
+		all_land(&x, 4 * i, 4 * i + 4, on[i]);
+	}
 	ASSERT_OK(baton_group_activate(x.g, 1));
-	all_land(&x, 0, 4, 0);
-	all_land(&x, 4, 8, 2);
-	all_cached_on(&x, 0, 4, 0);
-	all_cached_on(&x, 4, 8, 2);
+	for (int i = 0; i < 2; i++) {
+		all_land(&x, 4 * i, 4 * i + 4, on[i]);
+		all_cached_on(&x, 4 * i, 4 * i + 4, (uint32_t)on[i]);
+	}
 	/* fenced: its flows go where new flows go */
 	ASSERT_OK(baton_group_fence(x.g, 0));
 	all_land(&x, 0, 4, 1);
 	/* slot 2 gets a new member: it does not inherit the flows */
-	ASSERT_OK(baton_group_remove(x.g, 2));
-	close(x.mem[2]);
-	fd = baton_listener_open_like(x.mem[1], 0);
-	ASSERT_EQ(ASSERT_OK(baton_group_add(x.g, fd, 0)), 2);
-	x.mem[2] = fd;
+	renew_slot(&x, 2);
 	all_land(&x, 4, 8, 1);
 	ASSERT_EQ(table(&x).expired, 8);
 	ASSERT_EQ(table(&x).per_slot[1], 8);
@@ -227,6 +235,8 @@ TEST(flow_cache_hit_ends_when_the_flow_is_idle)
 	ASSERT_OK(baton_group_activate(x.g, 1));
 	all_land(&x, 0, 8, 0);
 	usleep(1200 * 1000);
+	/* the entries are still there, and say slot 0: they must not be used */
+	all_cached_on(&x, 0, 8, 0);
 	ASSERT_EQ(table(&x).live, 0);
 	all_land(&x, 0, 8, 1);
 	ASSERT_EQ(table(&x).expired, 8);
