@@ -205,6 +205,8 @@ struct flow_ctx {
 	struct baton_flow_key key;
 	__u64 now;
 	struct baton_flow *stale;	/* the flow's entry, found idle or orphaned */
+	struct baton_flow_cache *ent;	/* this CPU's cache entry for the flow, or 0 */
+	__u64 coarse;			/* bpf_ktime_get_coarse_ns(), with ent */
 	int on;				/* place the policy's pick in the table */
 };
 
@@ -237,14 +239,21 @@ static __always_inline __u32 slot_epoch(__u32 slot)
  * the addresses are read relative to the network header. */
 static __always_inline int flow_key(struct sk_reuseport_md *md, struct baton_flow_key *k)
 {
+	void *data = (void *)(long)md->data, *end = (void *)(long)md->data_end;
 	__u16 ports[2];
 
 	/* the key is hashed whole: IPv4's unused address words must be zero */
 	__builtin_memset(k, 0, sizeof(*k));
-	if (bpf_skb_load_bytes(md, 0, ports, sizeof(ports)))
+	/* the UDP header is in the linear part (udp_rcv pulls it): read in place */
+	if (data + sizeof(ports) <= end) {
+		k->sport = ((__u16 *)data)[0];
+		k->dport = ((__u16 *)data)[1];
+	} else if (bpf_skb_load_bytes(md, 0, ports, sizeof(ports))) {
 		return -1;
-	k->sport = ports[0];
-	k->dport = ports[1];
+	} else {
+		k->sport = ports[0];
+		k->dport = ports[1];
+	}
 	if (md->eth_protocol == ETH_P_IP_BE) {
 		k->family = 4;
 		__u32 a[2];
@@ -263,6 +272,120 @@ static __always_inline int flow_key(struct sk_reuseport_md *md, struct baton_flo
 	return -1;
 }
 
+/* ---- flow cache: each CPU's recently followed flows ---------------------
+ * A datagram of a flow this CPU followed a moment ago is steered from here:
+ * an array lookup (inlined by the verifier) and one cache line (two if
+ * the flow sits in its second place), instead of hashing the 40-byte key
+ * into `flows`; no write. `flows` stays the truth
+ * (the user side reads only it): an entry (struct baton_flow_cache) is
+ * trusted for a ttl after this CPU found the flow live there, when its
+ * last_ns was at most FLOW_TOUCH_NS old, so a live flow's last_ns in
+ * `flows` lags its last datagram by less than ttl + a clock tick +
+ * FLOW_TOUCH_NS, and no entry is trusted once `flows` would call the flow
+ * idle. Each CPU has its own region, BATON_FLOW_CACHE_SETS entries from
+ * cpu * BATON_FLOW_CACHE_SETS; a program runs on one CPU at a time, so no
+ * entry is ever seen half written. md->hash (the kernel's salted 4-tuple
+ * hash) picks the places: a sender cannot aim collisions, and one only
+ * costs a miss. Sized with flows on (lib/steer_flows.c), else 1 entry;
+ * mmapable only for its layout: the values then start on a page, so each
+ * entry is one cache line. Not pinned: a new program starts empty. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct baton_flow_cache);
+} flowcache SEC(".maps");
+
+/* How long a cached flow is trusted: 1/64 of the idle time, at most a
+ * second; only with idle times of a second or more, so that what the
+ * coarse clock and FLOW_TOUCH_NS add stays well below idle_ns. A flow
+ * whose datagrams come further apart than idle_ns less that may be taken
+ * for idle: the granularity of idle_ns. */
+#define FLOW_CACHE_MAX_NS 1000000000ULL
+#define FLOW_CACHE_MIN_IDLE_NS 1000000000ULL
+
+static __always_inline int flow_key_eq(const struct baton_flow_key *a, const struct baton_flow_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+	__u32 d = 0;
+	int i;
+
+	for (i = 0; i < (int)(sizeof(*a) / 4); i++)
+		d |= x[i] ^ y[i];
+	return d == 0;
+}
+
+/* This CPU's entry for the flow: one of two places picked by two parts of
+ * the kernel's flow hash, so two flows that share one place rarely share
+ * the other. The entry holding the flow, else the one to take for it (the
+ * one filled longest ago): *HIT says which. 0 without a cache. */
+static __always_inline struct baton_flow_cache *flow_cache_find(struct sk_reuseport_md *md, struct flow_ctx *fc,
+							      int *hit)
+{
+	__u32 base = bpf_get_smp_processor_id() * BATON_FLOW_CACHE_SETS, h = md->hash;
+	__u32 i1 = base + (h & (BATON_FLOW_CACHE_SETS - 1)), i2 = base + ((h >> 16) & (BATON_FLOW_CACHE_SETS - 1));
+	struct baton_flow_cache *e1, *e2;
+
+	*hit = 0;
+	e1 = bpf_map_lookup_elem(&flowcache, &i1);
+	if (!e1)
+		return 0;
+	if (flow_key_eq(&e1->key, &fc->key)) {
+		*hit = 1;
+		return e1;
+	}
+	e2 = bpf_map_lookup_elem(&flowcache, &i2);
+	if (!e2)
+		return e1;
+	if (flow_key_eq(&e2->key, &fc->key)) {
+		*hit = 1;
+		return e2;
+	}
+	return e2->seen_ns < e1->seen_ns ? e2 : e1;
+}
+
+/* 1: this CPU followed the flow less than the ttl ago and its slot still
+ * holds the member it was placed on: steered, counted. 0: ask `flows`. */
+static __always_inline int flow_cached(struct sk_reuseport_md *md, struct flow_ctx *fc,
+				       const struct baton_flow_cfg *cfg)
+{
+	struct baton_flow_cache *e;
+	__u64 ttl = cfg->idle_ns >> 6;
+	__u32 slot;
+	int hit;
+
+	if (cfg->idle_ns < FLOW_CACHE_MIN_IDLE_NS)
+		return 0;
+	fc->coarse = bpf_ktime_get_coarse_ns();
+	e = flow_cache_find(md, fc, &hit);
+	fc->ent = e;
+	if (!e || !hit)
+		return 0;
+	if (ttl > FLOW_CACHE_MAX_NS)
+		ttl = FLOW_CACHE_MAX_NS;
+	slot = e->slot;
+	if (fc->coarse - e->seen_ns >= ttl || slot >= BATON_STEER_SLOTS || e->epoch != slot_epoch(slot) ||
+	    bpf_sk_select_reuseport(md, &socks, &slot, 0))
+		return 0;
+	count(slot, 0, 0);
+	flow_count(FS_FOLLOWED);
+	return 1;
+}
+
+/* This CPU's entry for the flow now says what `flows` says. */
+static __always_inline void flow_cache_fill(struct flow_ctx *fc, __u32 slot, __u32 epoch)
+{
+	struct baton_flow_cache *e = fc->ent;
+
+	if (!e)
+		return;
+	e->key = fc->key;
+	e->slot = slot;
+	e->epoch = epoch;
+	e->seen_ns = fc->coarse;
+}
+
 /* Writes the flow's entry: in place over an idle one, else a new entry.
  * An insert that fails (the LRU could not free an entry) leaves the flow
  * to the policy datagram by datagram: counted, never dropped. */
@@ -275,13 +398,16 @@ static __always_inline void flow_put(struct flow_ctx *fc, struct baton_flow *old
 		old->slot = v.slot;
 		old->epoch = v.epoch;
 		old->last_ns = v.last_ns;
+		flow_cache_fill(fc, v.slot, v.epoch);
 		return;
 	}
 	r = bpf_map_update_elem(&flows, &fc->key, &v, BPF_NOEXIST);
-	if (r == 0)
+	if (r == 0) {
 		flow_count(FS_CREATED);
-	else if (r != -17 /* EEXIST: another CPU placed it first */)
+		flow_cache_fill(fc, v.slot, v.epoch);
+	} else if (r != -17 /* EEXIST: another CPU placed it first, and it may differ */) {
 		flow_count(FS_INSERT_FAILED);
+	}
 }
 
 /* QUIC (?flows=quic): packets whose destination connection ID the server
@@ -336,11 +462,15 @@ static __always_inline int flow_follow(struct sk_reuseport_md *md, struct flow_c
 
 	fc->on = 0;
 	fc->stale = 0;
+	fc->ent = 0;
 	if (md->ip_protocol != 17 /* IPPROTO_UDP */ || md->migrating_sk)
 		return 0;
 	cfg = bpf_map_lookup_elem(&flowcfg, &zero);
 	if (!cfg || cfg->mode == BATON_FLOWS_OFF_ || flow_key(md, &fc->key))
 		return 0;
+	/* QUIC moves a tuple's entry to its marker's slot: no cache there */
+	if (cfg->mode == BATON_FLOWS_TUPLE_ && flow_cached(md, fc, cfg))
+		return 1;
 	fc->now = bpf_ktime_get_ns();
 	if (cfg->mode == BATON_FLOWS_QUIC_ && quic_follow(md, fc))
 		return 1;
@@ -353,6 +483,7 @@ static __always_inline int flow_follow(struct sk_reuseport_md *md, struct flow_c
 	    bpf_sk_select_reuseport(md, &socks, &slot, 0) == 0) {
 		if (fc->now - f->last_ns > FLOW_TOUCH_NS)
 			f->last_ns = fc->now;
+		flow_cache_fill(fc, f->slot, f->epoch);
 		count(slot, 0, 0);
 		flow_count(FS_FOLLOWED);
 		return 1;

@@ -18,6 +18,7 @@
  * slotep     lib/steer_flows.c (epoch bumps)         program; steer_flows.c           slotep
  * markers    lib/steer_flows.c (QUIC markers)        program; steer_flows.c (resume)  markers
  * flowstats  program (per CPU)                       lib/steer_flows.c                flowstats
+ * flowcache  program (each CPU's cache of `flows`)   program                          (not pinned)
  * and the program itself, pinned as "steer" so bpftool and a later baton see
  * it. The directory that holds them: common/pinlayout.h. */
 #ifndef BATON_BPF_STEER_H
@@ -113,6 +114,19 @@ struct baton_flow {
 	__u64 last_ns;	/* bpf_ktime_get_ns() of its last datagram (coarse: see FLOW_TOUCH_NS) */
 	__u32 slot;
 	__u32 epoch;	/* the slot's epoch when the flow was placed */
+};
+
+/* The program's cache in front of `flows` (flowcache): this many entries
+ * per CPU (CPU c's at c * BATON_FLOW_CACHE_SETS), each flow in one of two
+ * picked by the kernel's flow hash; lib/steer_flows.c sizes it. */
+#define BATON_FLOW_CACHE_SETS 1024	/* power of two */
+
+struct baton_flow_cache {
+	struct baton_flow_key key;
+	__u32 slot;	/* as the flow's entry in `flows` has it */
+	__u32 epoch;	/* the slot's epoch the flow was placed under */
+	__u64 seen_ns;	/* bpf_ktime_get_coarse_ns() when this CPU found it in `flows` */
+	__u64 pad;	/* one entry, one cache line */
 };
 
 /* QUIC: the generation marker in a destination connection ID, to a slot. */

@@ -103,7 +103,8 @@ int steer_flows_reuse(struct steer_bpf *skel, struct steer_bpf *old)
 	       bpf_map__reuse_fd(skel->maps.flows, bpf_map__fd(old->maps.flows)) ||
 	       bpf_map__reuse_fd(skel->maps.slotep, bpf_map__fd(old->maps.slotep)) ||
 	       bpf_map__reuse_fd(skel->maps.markers, bpf_map__fd(old->maps.markers)) ||
-	       bpf_map__reuse_fd(skel->maps.flowstats, bpf_map__fd(old->maps.flowstats));
+	       bpf_map__reuse_fd(skel->maps.flowstats, bpf_map__fd(old->maps.flowstats)) ||
+	       bpf_map__reuse_fd(skel->maps.flowcache, bpf_map__fd(old->maps.flowcache));
 }
 
 /* The table is preallocated by the kernel, so a group without flows (TCP,
@@ -113,7 +114,7 @@ int steer_flows_size(struct baton_group *g, struct steer_bpf *skel)
 {
 	uint32_t want = g->flows ? g->flow_table : 1;
 	char path[PATH_MAX];
-	int fd;
+	int fd, ncpu;
 
 	if (g->pin_path[0]) {
 		struct bpf_map_info info;
@@ -135,6 +136,12 @@ int steer_flows_size(struct baton_group *g, struct steer_bpf *skel)
 	}
 	if (want > 1)
 		g->flow_table = want;
+	/* the program's cache of the table, a region per CPU; one entry unless flows are on */
+	ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0)
+		return ncpu < 0 ? ncpu : -EINVAL;
+	if (bpf_map__set_max_entries(skel->maps.flowcache, want > 1 ? (uint32_t)ncpu * BATON_FLOW_CACHE_SETS : 1))
+		return -EINVAL;
 	return bpf_map__set_max_entries(skel->maps.flows, want);
 }
 
