@@ -26,6 +26,9 @@ _Static_assert(sizeof(struct baton_steer_live) == 8, "live is two u32 (bpf/steer
 /* How long a writer waits for a grace period when every other bank is
  * retired: far above the 8-96 ms one takes even on a loaded machine. */
 #define BANK_WAIT_MS 2000
+/* The reclaim thread ends after this long with nothing to do, and its maps
+ * with it: an idle group holds no thread and no descriptor for it. */
+#define RECLAIM_IDLE_MS 1000
 
 uint32_t steer_banks_count(uint32_t cap)
 {
@@ -131,12 +134,23 @@ static void *reclaim(void *arg)
 	pthread_mutex_lock(&b->mu);
 	for (;;) {
 		uint64_t target, t0;
-		int r;
+		struct timespec until;
+		int r = 0;
 
-		while (!b->stop && (b->gp_done >= b->retire_ticket || b->hold))
-			pthread_cond_wait(&b->cv, &b->mu);
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += RECLAIM_IDLE_MS / 1000;
+		while (!b->stop && (b->gp_done >= b->retire_ticket || b->hold) && r != ETIMEDOUT)
+			r = pthread_cond_timedwait(&b->cv, &b->mu, &until);
 		if (b->stop)
 			break;
+		if (r == ETIMEDOUT && (b->gp_done >= b->retire_ticket || b->hold)) {
+			/* idle: the next retirement starts a thread again */
+			close(b->gp_fd);
+			close(b->gp_inner);
+			b->gp_fd = b->gp_inner = -1;
+			b->idle_exit = true;
+			break;
+		}
 		/* every bank retired up to here was retired before the grace
 		 * period below starts (the mutex orders it) */
 		target = b->retire_ticket;
@@ -173,8 +187,13 @@ static int reclaim_start(struct steer_banks *b)
 	sigset_t all, old;
 	int r;
 
-	if (b->thr_on)
+	if (b->thr_on && !b->idle_exit)
 		return 0;
+	if (b->thr_on) {
+		/* it has let go of the mutex for good: only its return is left */
+		pthread_join(b->thr, NULL);
+		b->thr_on = b->idle_exit = false;
+	}
 	b->gp_inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "gp_inner", 4, 4, 1, NULL);
 	if (b->gp_inner < 0)
 		return -errno;
@@ -276,6 +295,7 @@ void steer_banks_resumed(struct steer_banks *b)
 	b->retire_ticket++;
 	for (k = 0; k < b->k; k++)
 		b->retired[k] = k == b->cur ? 0 : b->retire_ticket;
+	reclaim_start(b);	/* the grace period runs while the members are found */
 	pthread_mutex_unlock(&b->mu);
 }
 
@@ -289,8 +309,10 @@ void steer_banks_free(struct steer_banks *b)
 		pthread_cond_broadcast(&b->cv);
 		pthread_mutex_unlock(&b->mu);
 		pthread_join(b->thr, NULL);
-		close(b->gp_fd);
-		close(b->gp_inner);
+		if (b->gp_fd >= 0)
+			close(b->gp_fd);
+		if (b->gp_inner >= 0)
+			close(b->gp_inner);
 	}
 	pthread_cond_destroy(&b->cv);
 	pthread_mutex_destroy(&b->mu);
@@ -314,24 +336,17 @@ void steer_banks_hold(struct baton_group *g, bool hold)
 void steer_banks_info(struct baton_group *g, struct steer_banks_info *out)
 {
 	struct steer_banks *b = &g->banks;
-	uint64_t i, n;
+	uint64_t n;
 
 	memset(out, 0, sizeof(*out));
 	if (!b->ready)
 		return;
 	pthread_mutex_lock(&b->mu);
-	out->k = b->k;
-	out->live = b->cur;
-	out->staged = b->staged;
-	out->waits = b->waits;
-	out->gps = b->gps;
-	out->retire_ticket = b->retire_ticket;
-	out->gp_done = b->gp_done;
 	n = b->gps < STEER_BANKS_GP_LOG ? b->gps : STEER_BANKS_GP_LOG;
-	for (i = 0; i < n; i++)
-		out->gp_us[i] = b->gp_us[i];
-	out->ngp_us = (uint32_t)n;
-	for (i = 0; i < b->k; i++)
-		out->retired[i] = b->retired[i];
+	*out = (struct steer_banks_info){ .thread = b->thr_on && !b->idle_exit, .k = b->k, .live = b->cur, .ngp_us = (uint32_t)n, .staged = b->staged,
+					  .waits = b->waits, .gps = b->gps, .retire_ticket = b->retire_ticket,
+					  .gp_done = b->gp_done };
+	memcpy(out->gp_us, b->gp_us, n * sizeof(b->gp_us[0]));
+	memcpy(out->retired, b->retired, sizeof(out->retired));
 	pthread_mutex_unlock(&b->mu);
 }

@@ -50,6 +50,7 @@ struct steer_banks {
 	pthread_cond_t cv;
 	pthread_t thr;
 	bool thr_on, stop, hold;	/* hold: tests keep grace periods from starting */
+	bool idle_exit;			/* the thread ended (idle); thr_on until joined */
 	int gp_fd, gp_inner;		/* the array-of-maps updated for a grace period */
 	int gp_err;
 	uint64_t retire_ticket;		/* retirements so far */
@@ -130,6 +131,7 @@ BATON_HIDDEN void steer_banks_commit(struct steer_banks *b, uint32_t bank);
 BATON_HIDDEN void steer_banks_resumed(struct steer_banks *b);
 /* Tests and benchmarks: hold grace periods back, and read the counters. */
 struct steer_banks_info {
+	bool thread;	/* a reclaim thread runs */
 	uint32_t k, live, ngp_us;
 	uint64_t staged, waits, gps, retire_ticket, gp_done;
 	uint64_t retired[BATON_STEER_BANKS_MAX];
