@@ -405,7 +405,8 @@ int steer(struct sk_reuseport_md *md)
 	 * address of every policy read below depends on the bank number loaded
 	 * here (the publication rule of rcu_dereference, and of the kernel's
 	 * own map-in-map lookups), so on every architecture the decision reads
-	 * one whole policy: no retry, no reliance on load order. */
+	 * one whole policy: no retry, and no reliance on the CPU keeping
+	 * independent loads in order (the seqcount latch this replaces did). */
 	idx = READ_ONCE(l->bank) * policy_cap + lid;
 	p = bpf_map_lookup_elem(&policy, &idx);	/* bounds-checked by the kernel */
 	if (!p)
