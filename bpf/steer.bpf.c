@@ -18,19 +18,27 @@ struct {
 	__type(value, __u64);
 } socks SEC(".maps");
 
+/* Policy banks (lib/steer_banks.c): entry bank * policy_cap + listener.
+ * User space sets max_entries (K banks * policy_cap) before load, and
+ * writes both maps through mmap. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, BATON_STEER_BANKS_MAX);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct baton_steer_cfg);
-} cfg SEC(".maps");
+} policy SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, struct baton_steer_ctl);
-} ctl SEC(".maps");
+	__type(value, struct baton_steer_live);
+} live SEC(".maps");
+
+/* listeners this program serves (the entries of one bank); set before load */
+const volatile __u32 policy_cap = 1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -503,10 +511,10 @@ static __always_inline void flow_place(struct flow_ctx *fc, __u32 slot)
 SEC("sk_reuseport/migrate")
 int steer(struct sk_reuseport_md *md)
 {
-	__u32 zero = 0, hash = md->hash, seq, idx, n = 0, pos, i, j;
+	__u32 zero = 0, hash = md->hash, lid = 0, idx, n, pos, j;
 	int migrating = md->migrating_sk != 0;
 	__u8 cand[BATON_STEER_PROBES];
-	struct baton_steer_ctl *c;
+	struct baton_steer_live *l;
 	struct baton_steer_cfg *p;
 	struct flow_ctx fc;
 
@@ -514,36 +522,41 @@ int steer(struct sk_reuseport_md *md)
 		count_out(md);
 	else if (pinned(md))
 		return SK_PASS;
-	/* a datagram of a known flow needs no policy: asked before the latch */
+	/* a datagram of a known flow needs no policy: asked before the policy */
 	if (flow_follow(md, &fc))
 		return SK_PASS;
-	c = bpf_map_lookup_elem(&ctl, &zero);
-	if (!c)
+	l = bpf_map_lookup_elem(&live, &zero);
+	if (!l)
 		return SK_PASS;
 
-	/* Latch read: the writer only modifies the copy that seq tells readers
-	 * not to use; everything we take from the copy (its size and the
-	 * candidate slots) is read before seq is checked again, so one decision
-	 * never mixes two policies. */
-	for (i = 0; i < 4; i++) {
-		seq = READ_ONCE(c->seq);
-		idx = seq & 1;
-		p = bpf_map_lookup_elem(&cfg, &idx);
-		if (!p)
-			return SK_PASS;
-		n = READ_ONCE(p->n);
-		if (n > BATON_STEER_TABLE)
-			n = 0;
-		pos = n ? hash % n : 0;
-		for (j = 0; j < BATON_STEER_PROBES; j++)
-			cand[j] = n ? READ_ONCE(p->slot[(pos + j) % n & (BATON_STEER_TABLE - 1)])
-				    : BATON_STEER_NONE;
-		if (READ_ONCE(c->seq) == seq)
-			break;
+	/* Policy banks: user space fills a bank no reader can reach, then
+	 * publishes its number with one store-release; a bank is written again
+	 * only after an RCU grace period that began after it stopped being
+	 * live, and this decision runs inside one RCU read-side section. The
+	 * address of every policy read below depends on the bank number loaded
+	 * here (the publication rule of rcu_dereference, and of the kernel's
+	 * own map-in-map lookups), so on every architecture the decision reads
+	 * one whole policy: no retry, and no reliance on the CPU keeping
+	 * independent loads in order (the seqcount latch this replaces did). */
+	idx = READ_ONCE(l->bank) * policy_cap + lid;
+	p = bpf_map_lookup_elem(&policy, &idx);	/* bounds-checked by the kernel */
+	if (!p)
+		return SK_PASS;
+	n = p->n;
+	if (n > BATON_STEER_TABLE)
+		n = 0;
+	pos = n ? hash % n : 0;
+	for (j = 0; j < BATON_STEER_PROBES; j++) {
+		__u32 e = n ? (pos + j) % n : 0;
+
+		/* the compiler knows e < n <= TABLE and would drop the mask,
+		 * the verifier does not: keep it */
+		asm volatile("" : "+r"(e));
+		cand[j] = n ? p->slot[e & (BATON_STEER_TABLE - 1)] : BATON_STEER_NONE;
 	}
-	if (i == 4 || !n) {
+	if (!n) {
 		count(BATON_STEER_SLOTS, migrating, 0);
-		return SK_PASS;	/* no stable policy: the kernel's hash decides */
+		return SK_PASS;	/* no slot takes traffic: the kernel's hash decides */
 	}
 
 	__u32 stopped = BATON_STEER_NONE;

@@ -6,10 +6,10 @@
  * map        written by                              read by                          pinned as
  * socks      lib/steer.c (add, unfence, remove)      program; lib/sockiter.c,         socks
  *            kernel (a closed member leaves)         cli/pins.c (live members)
- * cfg        lib/steer.c publish (pick tables)       program; lib/steer_pins.c        cfg
+ * policy     lib/steer_banks.c (pick tables, banks)  program; lib/steer_pins.c        policy
  *                                                    (resume), steer_stats.c (share),
  *                                                    lib/sockiter.c (baton ls)
- * ctl        lib/steer.c publish (latch sequence)    as cfg                           ctl
+ * live       lib/steer_banks.c (the live bank)       as policy                        live
  * stats      program (per CPU)                       lib/steer_stats.c                stats
  * pins       lib/steer_flows.c (source-port pins)    program                          (not pinned)
  * origin     lib/steer.c (cookie), program (count)   lib/steer_stats.c                origin
@@ -29,9 +29,13 @@
 /* The pinned maps, in the order lib/steer_pins.c pins and repins them:
  * X(name) for each; the pin's file name is the map's name. */
 #define BATON_STEER_PINNED_MAPS(X) \
-	X(socks) X(cfg) X(ctl) X(stats) X(origin) X(flowcfg) X(flows) X(slotep) X(markers) X(flowstats)
+	X(socks) X(policy) X(live) X(stats) X(origin) X(flowcfg) X(flows) X(slotep) X(markers) X(flowstats)
 #define BATON_STEER_PIN_PROG "steer"	/* the program's pin */
 #define BATON_STEER_PIN_SOCKS "socks"	/* what marks a directory as a group's (cli/pins.c) */
+/* The pins of the layout before policy banks (a seqcount latch: two copies
+ * in `cfg`, the sequence in `ctl`), left by an older baton: read once to
+ * carry the policy over, then removed (lib/steer_pins.c). */
+#define BATON_STEER_OLD_PINS(X) X(cfg) X(ctl)
 
 #define BATON_STEER_SLOTS 64	/* members a group can hold; also BATON_MAX_SLOTS */
 #define BATON_STEER_TABLE 1024	/* entries of the weighted pick table (power of two) */
@@ -39,8 +43,10 @@
 
 /* One policy, compiled by user space into a pick table: the program
  * chooses table[hash % n]. n == 0 means "no slot takes traffic", and the
- * kernel's own hash picks. Two copies live in the `cfg` array and `ctl.seq`
- * says which one readers use (a seqcount latch, see lib/steer.c publish_ebpf). */
+ * kernel's own hash picks. The `policy` array holds K banks of `cap` of
+ * them (entry bank * cap + listener); `live` names the bank readers use,
+ * and a bank is written only while no reader can reach it (policy banks,
+ * lib/steer_banks.c). */
 struct baton_steer_cfg {
 	__u32 n;
 	__u32 version;
@@ -62,6 +68,27 @@ struct baton_steer_pin {
 	__u32 addr[4];	/* network order; IPv4 in addr[0] */
 };
 
+/* The one entry of `live`: the bank every decision reads. */
+struct baton_steer_live {
+	__u32 bank;
+	__u32 pad;
+};
+
+/* Banks: K = clamp(BATON_STEER_BANK_BYTES / (cap * sizeof(cfg)), MIN, MAX),
+ * 64 for one listener. More banks let more commits run ahead of the
+ * kernel's grace periods before a writer waits. */
+#define BATON_STEER_BANK_BYTES (4u << 20)
+#define BATON_STEER_BANKS_MIN 3
+#define BATON_STEER_BANKS_MAX 64
+
+static inline __u32 baton_steer_banks(__u32 cap)
+{
+	__u64 k = BATON_STEER_BANK_BYTES / ((__u64)(cap ? cap : 1) * sizeof(struct baton_steer_cfg));
+
+	return k < BATON_STEER_BANKS_MIN ? BATON_STEER_BANKS_MIN : k > BATON_STEER_BANKS_MAX ? BATON_STEER_BANKS_MAX : (__u32)k;
+}
+
+/* The layout before policy banks, kept to read an older baton's pins. */
 struct baton_steer_ctl {
 	__u32 seq;
 	__u32 pad;

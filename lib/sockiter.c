@@ -292,9 +292,12 @@ out:
 
 /* ---- groups steered by baton ------------------------------------------ */
 
+/* Both layouts: policy banks (`policy` + `live`), and the seqcount latch
+ * (`cfg` + `ctl`) of a group an older baton still runs. */
 struct steer_maps {
-	int socks, cfg, ctl;
-	uint32_t socks_max;
+	int socks, cfg, ctl;	/* cfg: `policy` or `cfg`; ctl: `live` or `ctl` */
+	bool banked;
+	uint32_t socks_max, cfg_max;
 };
 
 static int map_by_name(int fd, struct steer_maps *m, int *taken)
@@ -308,11 +311,11 @@ static int map_by_name(int fd, struct steer_maps *m, int *taken)
 	if (!strcmp(info.name, "socks") && info.type == BPF_MAP_TYPE_REUSEPORT_SOCKARRAY &&
 	    info.value_size == sizeof(uint64_t))
 		m->socks = fd, m->socks_max = info.max_entries;
-	else if (!strcmp(info.name, "cfg") && info.type == BPF_MAP_TYPE_ARRAY &&
-		 info.value_size == sizeof(struct baton_steer_cfg) && info.max_entries == 2)
-		m->cfg = fd;
-	else if (!strcmp(info.name, "ctl") && info.type == BPF_MAP_TYPE_ARRAY &&
-		 info.value_size == sizeof(struct baton_steer_ctl))
+	else if ((!strcmp(info.name, "policy") || (!strcmp(info.name, "cfg") && info.max_entries == 2)) &&
+		 info.type == BPF_MAP_TYPE_ARRAY && info.value_size == sizeof(struct baton_steer_cfg))
+		m->cfg = fd, m->cfg_max = info.max_entries, m->banked |= info.name[0] == 'p';
+	else if ((!strcmp(info.name, "live") || !strcmp(info.name, "ctl")) && info.type == BPF_MAP_TYPE_ARRAY &&
+		 info.value_size == sizeof(struct baton_steer_live))
 		m->ctl = fd;
 	else
 		*taken = 0;
@@ -327,7 +330,8 @@ static int steer_maps(uint32_t id, struct steer_maps *m)
 	int fd, r = 0;
 
 	m->socks = m->cfg = m->ctl = -1;
-	m->socks_max = 0;
+	m->socks_max = m->cfg_max = 0;
+	m->banked = false;
 	fd = bpf_prog_get_fd_by_id(id);
 	if (fd < 0)
 		return -errno;
@@ -361,16 +365,19 @@ out:
 static void steer_fill(struct baton_sockvec *sv, uint32_t prog_id, const struct steer_maps *m)
 {
 	struct baton_steer_cfg *cfg = malloc(sizeof(*cfg));
-	struct baton_steer_ctl ctl;
-	uint32_t zero = 0, idx, slot, i, count[BATON_STEER_SLOTS] = { 0 };
+	struct baton_steer_live live;
+	uint32_t zero = 0, idx, slot, i, count[BATON_STEER_SLOTS] = { 0 }, cap = 1;
 	size_t k;
 
 	if (!cfg)
 		return;
-	/* the copy readers use is the one the latch points at (lib/steer.c) */
-	if (bpf_map_lookup_elem(m->ctl, &zero, &ctl))
+	if (bpf_map_lookup_elem(m->ctl, &zero, &live))
 		goto out;
-	idx = ctl.seq & 1;
+	/* banks: entry 0 of the live bank (lib/steer_banks.c), cap from the
+	 * map's size; latch: the copy its sequence points readers at */
+	while (m->banked && cap < m->cfg_max && baton_steer_banks(cap) * cap != m->cfg_max)
+		cap++;
+	idx = m->banked ? live.bank * cap : live.bank & 1;
 	if (bpf_map_lookup_elem(m->cfg, &idx, cfg) || cfg->n > BATON_STEER_TABLE)
 		goto out;
 	for (i = 0; i < cfg->n; i++)

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* Steered SO_REUSEPORT groups: members and the group. eBPF mode: members
  * live in a REUSEPORT_SOCKARRAY by stable slot, the policy is a pick table
- * (steer_policy.c) published through a seqcount latch (two copies, readers
- * never see a mix), and the program is loaded for SELECT_OR_MIGRATE so
+ * (steer_policy.c) published in policy banks (steer_banks.c: one store
+ * switches it whole, readers never see a mix), and the program is loaded for SELECT_OR_MIGRATE so
  * closing listeners hand their queue over. cBPF mode (no privilege): a
  * generated classic program returns an index into the kernel's group, whose
  * order this file tracks. */
@@ -67,23 +67,17 @@ bool steer_slot_ok(const struct baton_group *g, int slot)
 
 static int publish_ebpf(struct baton_group *g)
 {
-	int cfg_fd = bpf_map__fd(g->skel->maps.cfg), ctl_fd = bpf_map__fd(g->skel->maps.ctl);
-	struct baton_steer_cfg cfg;
-	struct baton_steer_ctl ctl = { 0 };
-	uint32_t zero = 0, idx;
+	uint32_t bank;
+	int r = steer_banks_stage(&g->banks, &bank);
 
-	steer_build_table(g, &cfg);
-	/* Latch write: while seq is odd readers use copy 1, so copy 0 can be
-	 * written; once seq is even they use copy 0 (already the new policy)
-	 * and copy 1 is brought up to date. Each step is its own syscall, so
-	 * each store is visible before the next one starts. */
-	for (idx = 0; idx < 2; idx++) {
-		ctl.seq = ++g->seq;
-		if (bpf_map_update_elem(ctl_fd, &zero, &ctl, BPF_ANY))
-			return -errno;
-		if (bpf_map_update_elem(cfg_fd, &idx, &cfg, BPF_ANY))
-			return -errno;
-	}
+	if (r == -ETIMEDOUT)
+		LOG(g, ERROR, "no free policy bank: the kernel's RCU grace period has not ended in 2 s "
+			      "(a CPU stuck in the kernel?); the running policy stays");
+	if (r)
+		return r;
+	/* the staged bank is one no decision can reach: written in place */
+	steer_build_table(g, steer_banks_entry(&g->banks, bank));
+	steer_banks_commit(&g->banks, bank);
 	return 0;
 }
 
@@ -134,12 +128,14 @@ static struct steer_bpf *load_prog(struct baton_group *g, struct steer_bpf *old,
 	}
 	if (g->no_migrate)
 		bpf_program__set_expected_attach_type(skel->progs.steer, BPF_SK_REUSEPORT_SELECT);
+	if ((*err = steer_banks_size(skel, 1)))
+		goto fail;	/* one listener per program, entry 0 */
 	if (g->pin_path[0] && (*err = steer_set_pins(g, skel)))
 		goto fail;
 	if (old &&
 	    (bpf_map__reuse_fd(skel->maps.socks, bpf_map__fd(old->maps.socks)) ||
-	     bpf_map__reuse_fd(skel->maps.cfg, bpf_map__fd(old->maps.cfg)) ||
-	     bpf_map__reuse_fd(skel->maps.ctl, bpf_map__fd(old->maps.ctl)) ||
+	     bpf_map__reuse_fd(skel->maps.policy, bpf_map__fd(old->maps.policy)) ||
+	     bpf_map__reuse_fd(skel->maps.live, bpf_map__fd(old->maps.live)) ||
 	     bpf_map__reuse_fd(skel->maps.stats, bpf_map__fd(old->maps.stats)) ||
 	     bpf_map__reuse_fd(skel->maps.pins, bpf_map__fd(old->maps.pins)) ||
 	     bpf_map__reuse_fd(skel->maps.origin, bpf_map__fd(old->maps.origin)) ||
@@ -241,6 +237,10 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 	}
 	if (!g->skel)
 		g->mode = BATON_MODE_CBPF;
+	else if ((err = steer_banks_init(&g->banks, g->skel, 1, 0))) {
+		LOG(g, ERROR, "cannot map the steering policy banks: %s", strerror(-err));
+		goto fail;
+	}
 	if (g->pin_path[0] && g->mode != BATON_MODE_EBPF) {
 		LOG(g, ERROR, "pinned groups need eBPF: classic BPF state cannot be pinned");
 		err = -EOPNOTSUPP;
@@ -259,6 +259,7 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 	    g->mode == BATON_MODE_EBPF ? (g->no_migrate ? " (select only)" : " (select and migrate)") : "");
 	return g;
 fail:
+	steer_banks_free(&g->banks);
 	if (g->skel)
 		steer_bpf__destroy(g->skel);
 	free(g);
@@ -275,6 +276,7 @@ void baton_group_free(struct baton_group *g)
 	for (s = 0; s < BATON_MAX_SLOTS; s++)
 		if (g->m[s].fd >= 0)
 			close(g->m[s].fd);
+	steer_banks_free(&g->banks);
 	if (g->skel)
 		steer_bpf__destroy(g->skel);
 	free(g);

@@ -7,6 +7,7 @@
 
 #include <linux/filter.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -34,6 +35,31 @@ struct pinned {
 	uint32_t weight;
 };
 
+/* Policy banks (lib/steer_banks.c). The writer (the group's caller) owns
+ * cur and stages/commits; the reclaim thread runs grace periods; mu guards
+ * what they share: the tickets, gp_done and the counters. */
+#define STEER_BANKS_GP_LOG 512	/* grace period durations kept, for tests and benchmarks */
+struct steer_banks {
+	bool ready;
+	struct baton_steer_cfg *policy;	/* mmap of `policy`: k * cap entries */
+	struct baton_steer_live *live;	/* mmap of `live` */
+	size_t policy_len, live_len;
+	uint32_t k, cap, lid;		/* banks, entries per bank, this group's entry */
+	uint32_t cur;			/* the live bank */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thr;
+	bool thr_on, stop, hold;	/* hold: tests keep grace periods from starting */
+	bool idle_exit;			/* the thread ended (idle); thr_on until joined */
+	int gp_fd, gp_inner;		/* the array-of-maps updated for a grace period */
+	int gp_err;
+	uint64_t retire_ticket;		/* retirements so far */
+	uint64_t gp_done;		/* every retirement up to this one is past a grace period */
+	uint64_t retired[BATON_STEER_BANKS_MAX];	/* ticket of each bank's retirement; 0: never live */
+	uint64_t staged, waits, gps;
+	uint32_t gp_us[STEER_BANKS_GP_LOG];
+};
+
 struct baton_group {
 	enum baton_mode mode;
 	bool no_migrate;
@@ -41,7 +67,7 @@ struct baton_group {
 	baton_log_fn log;
 	void *log_ctx;
 	struct steer_bpf *skel;
-	uint32_t seq;
+	struct steer_banks banks;
 	uint32_t version;
 	int nmembers;
 	struct member m[BATON_MAX_SLOTS];
@@ -88,6 +114,31 @@ BATON_HIDDEN void steer_pin_prog(struct baton_group *g, struct steer_bpf *skel);
 BATON_HIDDEN bool steer_recover_pinned(struct baton_group *g);
 BATON_HIDDEN void steer_forget_pinned(struct baton_group *g);
 BATON_HIDDEN int steer_mkdir_p(const char *dir);
+
+/* ---- lib/steer_banks.c ---- */
+BATON_HIDDEN uint32_t steer_banks_count(uint32_t cap);
+/* Before load: the program's cap and the policy map's K * cap entries. */
+BATON_HIDDEN int steer_banks_size(struct steer_bpf *skel, uint32_t cap);
+BATON_HIDDEN int steer_banks_init(struct steer_banks *b, struct steer_bpf *skel, uint32_t cap, uint32_t lid);
+BATON_HIDDEN void steer_banks_free(struct steer_banks *b);
+BATON_HIDDEN struct baton_steer_cfg *steer_banks_entry(const struct steer_banks *b, uint32_t bank);
+/* A free bank holding a copy of the live one, in *BANK: waits (at most 2 s)
+ * only if every other bank is retired and not yet past a grace period;
+ * -ETIMEDOUT then, and nothing changed. */
+BATON_HIDDEN int steer_banks_stage(struct steer_banks *b, uint32_t *bank);
+/* Makes BANK live with one store-release and retires the one it replaces. */
+BATON_HIDDEN void steer_banks_commit(struct steer_banks *b, uint32_t bank);
+BATON_HIDDEN void steer_banks_resumed(struct steer_banks *b);
+/* Tests and benchmarks: hold grace periods back, and read the counters. */
+struct steer_banks_info {
+	bool thread;	/* a reclaim thread runs */
+	uint32_t k, live, ngp_us;
+	uint64_t staged, waits, gps, retire_ticket, gp_done;
+	uint64_t retired[BATON_STEER_BANKS_MAX];
+	uint32_t gp_us[STEER_BANKS_GP_LOG];
+};
+BATON_HIDDEN void steer_banks_hold(struct baton_group *g, bool hold);
+BATON_HIDDEN void steer_banks_info(struct baton_group *g, struct steer_banks_info *out);
 
 /* ---- lib/steer_flows.c ---- */
 BATON_HIDDEN int steer_flows_reuse(struct steer_bpf *skel, struct steer_bpf *old);

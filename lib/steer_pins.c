@@ -19,6 +19,7 @@
 #define PIN_NAME(n) #n,
 static const char *const pin_names[] = { BATON_STEER_PINNED_MAPS(PIN_NAME) BATON_STEER_PIN_PROG };
 #define NPINS (sizeof(pin_names) / sizeof(pin_names[0]))
+static const char *const old_pin_names[] = { BATON_STEER_OLD_PINS(PIN_NAME) };
 
 /* The descriptor of each pin of SKEL, in pin_names' order. */
 static void pin_fds(struct steer_bpf *skel, int fds[NPINS])
@@ -61,27 +62,68 @@ void steer_pin_prog(struct baton_group *g, struct steer_bpf *skel)
 		LOG(g, WARN, "cannot pin the steering program at %s: %s", path, strerror(-r));
 }
 
-/* A restarted group: the latch sequence, the policy version, and for each
+/* An older baton's pins (bpf/steer.h BATON_STEER_OLD_PINS): its policy,
+ * the copy its latch pointed readers at, goes into the live bank of the
+ * fresh maps (no program reads them yet: the new one is attached with the
+ * first member), and the old pins go; the old program keeps its maps until
+ * it is replaced. Returns true if a policy was carried over. */
+static bool carry_old_pins(struct baton_group *g, struct baton_steer_cfg *into)
+{
+	char cpath[PATH_MAX], tpath[PATH_MAX];
+	struct bpf_map_info ci = { 0 }, ti = { 0 };
+	uint32_t clen = sizeof(ci), tlen = sizeof(ti), zero = 0, idx;
+	struct baton_steer_ctl ctl;
+	int cfd, tfd;
+	bool ok = false;
+
+	snprintf(cpath, sizeof(cpath), "%s/cfg", g->pin_path);
+	snprintf(tpath, sizeof(tpath), "%s/ctl", g->pin_path);
+	cfd = bpf_obj_get(cpath);
+	tfd = bpf_obj_get(tpath);
+	if (cfd < 0 || tfd < 0)
+		goto out;
+	if (bpf_obj_get_info_by_fd(cfd, &ci, &clen) || bpf_obj_get_info_by_fd(tfd, &ti, &tlen) ||
+	    ci.type != BPF_MAP_TYPE_ARRAY || ci.value_size != sizeof(*into) || ci.max_entries != 2 ||
+	    ti.type != BPF_MAP_TYPE_ARRAY || ti.value_size != sizeof(ctl)) {
+		LOG(g, WARN, "%s and %s are not the maps of an older baton's group: left as they are", cpath, tpath);
+		goto out;
+	}
+	if (bpf_map_lookup_elem(tfd, &zero, &ctl) || !ctl.seq)
+		goto drop;	/* never published: nothing to carry */
+	idx = ctl.seq & 1;
+	if (bpf_map_lookup_elem(cfd, &idx, into) || into->n > BATON_STEER_TABLE) {
+		memset(into, 0, sizeof(*into));
+		goto drop;
+	}
+	ok = true;
+	LOG(g, INFO, "carried the policy of an older baton's pins at %s (cfg, ctl: a seqcount latch) over to policy banks",
+	    g->pin_path);
+drop:
+	unlink(cpath);
+	unlink(tpath);
+out:
+	if (cfd >= 0)
+		close(cfd);
+	if (tfd >= 0)
+		close(tfd);
+	return ok;
+}
+
+/* A restarted group: the live bank, the policy version, and for each
  * occupied slot of the pinned sockarray its socket's cookie and its share of
- * the pinned pick table. Returns true if a previous policy was found. */
+ * the live pick table. Every other bank waits for a grace period before
+ * its first reuse. Returns true if a previous policy was found. */
 bool steer_recover_pinned(struct baton_group *g)
 {
-	int cfg_fd = bpf_map__fd(g->skel->maps.cfg), ctl_fd = bpf_map__fd(g->skel->maps.ctl);
 	int socks_fd = bpf_map__fd(g->skel->maps.socks);
-	struct baton_steer_ctl ctl;
-	struct baton_steer_cfg *cfg;
-	uint32_t zero = 0, idx, k;
+	struct baton_steer_cfg *cfg = steer_banks_entry(&g->banks, g->banks.cur);
 	bool found = false;
+	uint32_t k;
 
-	if (bpf_map_lookup_elem(ctl_fd, &zero, &ctl) || !ctl.seq)
+	/* version is at least 1 once published (publish counts from 0) */
+	if (!cfg->version && !carry_old_pins(g, cfg))
 		return false;	/* fresh maps: never published */
-	cfg = malloc(sizeof(*cfg));
-	if (!cfg)
-		return false;
-	idx = ctl.seq & 1;
-	if (bpf_map_lookup_elem(cfg_fd, &idx, cfg))
-		goto out;
-	g->seq = ctl.seq;
+	steer_banks_resumed(&g->banks);
 	g->version = cfg->version;
 	for (k = 0; k < BATON_MAX_SLOTS; k++) {
 		uint64_t cookie = 0;
@@ -94,9 +136,8 @@ bool steer_recover_pinned(struct baton_group *g)
 	for (k = 0; k < cfg->n && k < BATON_STEER_TABLE; k++)
 		if (cfg->slot[k] < BATON_MAX_SLOTS && g->pin[cfg->slot[k]].cookie)
 			g->pin[cfg->slot[k]].weight++;
-	LOG(g, INFO, "resuming the pinned group at %s (policy version %u)", g->pin_path, g->version);
-out:
-	free(cfg);
+	LOG(g, INFO, "resuming the pinned group at %s (policy version %u, bank %u)", g->pin_path, g->version,
+	    g->banks.cur);
 	return found;
 }
 
@@ -155,6 +196,11 @@ int baton_group_unpin_dir(const char *pin_path)
 		return -ENOTDIR;
 	for (i = 0; i < NPINS; i++) {
 		snprintf(path, sizeof(path), "%s/%s", pin_path, pin_names[i]);
+		if (unlink(path) && errno != ENOENT)
+			return -errno;
+	}
+	for (i = 0; i < sizeof(old_pin_names) / sizeof(old_pin_names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_path, old_pin_names[i]);
 		if (unlink(path) && errno != ENOENT)
 			return -errno;
 	}

@@ -71,14 +71,14 @@ int baton_group_stats_info(const struct baton_group *g, int slot, struct baton_s
 	return r;
 }
 
-/* The share comes from the pick table the program reads (the copy the
- * latch points readers at), not from the weights asked for: what the
- * program applies, including fences and members that are down. */
+/* The share comes from the pick table the program reads (the live bank),
+ * not from the weights asked for: what the program applies, including
+ * fences and members that are down. The live bank is only rewritten after
+ * it is retired, and only this group's own caller commits. */
 int baton_group_share(const struct baton_group *g, int slot, uint32_t *ppm)
 {
-	struct baton_steer_ctl ctl;
-	struct baton_steer_cfg *cfg;
-	uint32_t zero = 0, idx, k, hits = 0, w[BATON_MAX_SLOTS], total;
+	const struct baton_steer_cfg *cfg;
+	uint32_t k, hits = 0, w[BATON_MAX_SLOTS], total;
 	int r = steer_slot_check(g, slot);
 
 	if (r || !ppm)
@@ -89,22 +89,11 @@ int baton_group_share(const struct baton_group *g, int slot, uint32_t *ppm)
 		*ppm = total ? (uint32_t)((uint64_t)w[slot] * 1000000u / total) : 0;
 		return 0;
 	}
-	if (bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.ctl), &zero, &ctl))
-		return -errno;
-	cfg = malloc(sizeof(*cfg));
-	if (!cfg)
-		return -ENOMEM;
-	idx = ctl.seq & 1;
-	if (bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.cfg), &idx, cfg)) {
-		r = -errno;
-		goto out;
-	}
+	cfg = steer_banks_entry(&g->banks, g->banks.cur);
 	for (k = 0; k < cfg->n && k < BATON_STEER_TABLE; k++)
 		hits += cfg->slot[k] == (uint8_t)slot;
-	*ppm = cfg->n ? (uint32_t)((uint64_t)hits * 1000000u / cfg->n) : 0;
-out:
-	free(cfg);
-	return r;
+	*ppm = cfg->n && cfg->n <= BATON_STEER_TABLE ? (uint32_t)((uint64_t)hits * 1000000u / cfg->n) : 0;
+	return 0;
 }
 
 int baton_group_prog_id(const struct baton_group *g, uint32_t *id)
