@@ -523,7 +523,7 @@ TEST_TIMEOUT(ebpf_policy_flips_never_mix_two_policies, 60)
 		ASSERT_OK(baton_group_set_weights(g, i % 2 ? p2 : p1, 4));
 		flips++;
 		/* at most one flip per 20 us: a decision takes far less, so the
-		 * program's four tries of the latch always find a stable copy and
+		 * program always finds a published policy and
 		 * any fall-back to the kernel's hash can only come from a mix (at
 		 * full speed, a flip every 3 us, four flips in a row could land in
 		 * one decision: a legitimate fall-back, seen once in 77,000) */

@@ -129,12 +129,23 @@ struct load {
 	atomic_int hits[4], lost;
 };
 
+/* One connection at a time across the client threads: a thread accepts
+ * whichever connection is queued first and resets it, so two threads at
+ * once would reset each other's connection before its connect() returned
+ * (seen as "Connection reset by peer"). The threads still keep a
+ * connection deciding while the other one counts. */
+static pthread_mutex_t client_one = PTHREAD_MUTEX_INITIALIZER;
+
 static void *client(void *arg)
 {
 	struct load *l = arg;
 
 	for (int i = 0; i < 200000 && !atomic_load(&l->stop); i++) {
-		int w = bt_which_takes(l->port, l->fds, l->n);
+		int w;
+
+		pthread_mutex_lock(&client_one);
+		w = bt_which_takes(l->port, l->fds, l->n);
+		pthread_mutex_unlock(&client_one);
 
 		if (w < 0)
 			atomic_fetch_add(&l->lost, 1);
