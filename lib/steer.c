@@ -406,21 +406,41 @@ static int adopt(struct baton_group *g, int fd, int slot, uint32_t weight, uint6
 	return slot;
 }
 
-int baton_group_add(struct baton_group *g, int fd, uint32_t weight)
+/* A socket baton just made for this group (baton_listener_open: an inet
+ * socket of the group's type with SO_REUSEPORT, listening or bound, on the
+ * spec's address, so not a member yet) needs only its cookie: the checks
+ * are for sockets from outside. The first member still goes through them,
+ * as it sets the group's address and type. */
+static int check_made(struct baton_group *g, int fd, uint64_t *cookie, struct sockaddr_storage *addr,
+		      socklen_t *alen, int *type)
+{
+	socklen_t len = sizeof(*cookie);
+
+	if (!g->nmembers)
+		return check_member(g, fd, cookie, addr, alen, type);
+	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, cookie, &len))
+		return -errno;
+	*type = g->type;
+	*addr = g->addr;
+	*alen = g->addrlen;
+	return 0;
+}
+
+/* MADE: FD is a socket baton made for the group (check_made), which the
+ * group keeps instead of a copy, or closes on failure. */
+static int group_add(struct baton_group *g, int fd, uint32_t weight, bool made)
 {
 	struct sockaddr_storage addr;
 	socklen_t alen;
 	uint64_t cookie;
 	int slot, copy, type, r;
 
-	if (!g || fd < 0)
-		return -EINVAL;
-	r = check_member(g, fd, &cookie, &addr, &alen, &type);
+	r = made ? check_made(g, fd, &cookie, &addr, &alen, &type) : check_member(g, fd, &cookie, &addr, &alen, &type);
 	if (r)
-		return r;
-	for (slot = 0; slot < BATON_MAX_SLOTS && g->pin[slot].cookie != cookie; slot++)
+		goto early;
+	for (slot = 0; !made && slot < BATON_MAX_SLOTS && g->pin[slot].cookie != cookie; slot++)
 		;
-	if (slot < BATON_MAX_SLOTS) {
+	if (!made && slot < BATON_MAX_SLOTS) {
 		/* resumed: the socket already sits in this slot of the pinned map */
 		weight = g->pin[slot].weight;
 		g->pin[slot] = (struct pinned){ 0 };
@@ -430,9 +450,10 @@ int baton_group_add(struct baton_group *g, int fd, uint32_t weight)
 		;
 	if (slot == BATON_MAX_SLOTS) {
 		LOG(g, ERROR, "group is full (%d members)", BATON_MAX_SLOTS);
-		return -ENOSPC;
+		r = -ENOSPC;
+		goto early;
 	}
-	copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	copy = made ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (copy < 0)
 		return -errno;
 	if (g->mode == BATON_MODE_EBPF) {
@@ -440,7 +461,11 @@ int baton_group_add(struct baton_group *g, int fd, uint32_t weight)
 		uint32_t key = (uint32_t)slot;
 
 		steer_epoch_bump(g, slot);	/* flows of whatever held this slot before are not its */
-		set_origin(g, slot, cookie);
+		if (made)	/* a new socket: no count of its own to keep */
+			bpf_map_update_elem(bpf_map__fd(g->skel->maps.origin), &key,
+					    &(struct baton_steer_origin){ .cookie = cookie }, BPF_ANY);
+		else
+			set_origin(g, slot, cookie);
 		/* EBUSY: the socket still belongs to the sockarray of a program
 		 * that was just detached (a baton steer that exited): the kernel
 		 * frees that map after a grace period, so wait for it, briefly */
@@ -480,6 +505,40 @@ int baton_group_add(struct baton_group *g, int fd, uint32_t weight)
 fail:
 	close(copy);
 	return r;
+early:
+	if (made)
+		close(fd);
+	return r;
+}
+
+int baton_group_add(struct baton_group *g, int fd, uint32_t weight)
+{
+	if (!g || fd < 0)
+		return -EINVAL;
+	return group_add(g, fd, weight, false);
+}
+
+int baton_group_add_made(struct baton_group *g, int fd, uint32_t weight)
+{
+	int low = fd;
+
+	if (fd >= 0 && fd < 3) {
+		/* a member's fd is never 0, 1 or 2 (a supervisor started with
+		 * stdin closed): the group keeps a copy above them */
+		int err;
+
+		fd = fcntl(low, F_DUPFD_CLOEXEC, 3);
+		err = errno;
+		close(low);
+		if (fd < 0)
+			return -err;
+	}
+	if (!g || fd < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -EINVAL;
+	}
+	return group_add(g, fd, weight, true);
 }
 
 int baton_group_set_weights(struct baton_group *g, const uint32_t *weights, size_t n)

@@ -59,6 +59,13 @@ BATON_HIDDEN int baton_unix_addr(const char *path, struct sockaddr_un *sun, sock
 
 BATON_HIDDEN uint32_t baton_hash32(const char *str);
 
+/* baton_group_add for a socket baton_listener_open just made for G: the
+ * group takes FD itself (no copy) and skips the checks that a socket from
+ * outside needs (lib/steer.c). FD is the group's from then on, closed on
+ * failure. Returns the slot or -errno. */
+struct baton_group;
+BATON_HIDDEN int baton_group_add_made(struct baton_group *g, int fd, uint32_t weight);
+
 /* Writes STR as a JSON string, quotes included. */
 BATON_HIDDEN void baton_json_str(FILE *f, const char *str);
 

@@ -42,8 +42,9 @@ struct owner {
 
 struct wmember {
 	bool seen;                 /* the slot held a member at the last tick */
-	struct owner own[MAX_OWNERS];
-	int nown;
+	struct owner *own;         /* grown as owners come, up to MAX_OWNERS: a fixed
+				    * array made every listener's watch 56 kB */
+	int nown, cap;
 	enum baton_health health;
 	bool down;
 	uint32_t queue, stalled_ms;
@@ -133,7 +134,9 @@ static void drop_owners(struct wmember *m)
 	for (i = 0; i < m->nown; i++)
 		if (m->own[i].stat_fd >= 0)
 			close(m->own[i].stat_fd);
-	m->nown = 0;
+	free(m->own);
+	m->own = NULL;
+	m->nown = m->cap = 0;
 }
 
 void baton_watch_free(struct baton_watch *w)
@@ -223,6 +226,15 @@ int baton_watch_set_owner(struct baton_watch *w, int slot, pid_t pid)
 			return 0;
 	if (m->nown == MAX_OWNERS)
 		return -ENOSPC;
+	if (m->nown == m->cap) {
+		int cap = m->cap ? 2 * m->cap : 1;
+		struct owner *v = realloc(m->own, (size_t)cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		m->own = v;
+		m->cap = cap;
+	}
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {

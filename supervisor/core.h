@@ -180,6 +180,7 @@ struct sup {
 	int lockfd;                 /* NAME.lock, flocked for the supervisor's life, -1 */
 	int pinlockfd;              /* the pin directory, flocked, -1 */
 	bool pins_ours;             /* the pins under pin_root may be cleared by this supervisor */
+	int pinwatch;               /* pinwatch.c: inotify on the pin folders, -1: check every pin */
 	/* state.c: a state file that cannot be written degrades the service
 	 * until a retry succeeds */
 	char state_err[256];        /* "": written; else why not */

@@ -2,7 +2,6 @@
 /* The feature hook table (feature.h): one row per feature, in the order the
  * core calls them. This file is the only one that names every feature; the
  * core (gen.c, sup.c, state.c, resume.c, orphans.c) sees only the table. */
-#include <sys/stat.h>
 
 #include "bindmode.h"
 #include "canary.h"
@@ -55,10 +54,7 @@ static void sdn_joined(struct sup *s, struct gen *g, int l, bool fresh)
 
 static bool sdn_keep(struct sup *s, struct gen *g, int l)
 {
-	struct stat st;
-
-	if (!fstat(baton_group_fd(s->grp[l], g->slot[l]), &st))
-		sdn_unstore(s, l, st.st_ino);
+	sdn_unstore_fd(s, l, baton_group_fd(s->grp[l], g->slot[l]));
 	return sdn_park_unit(s, g, l);	/* systemd's socket: never shut down nor closed */
 }
 

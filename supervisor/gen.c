@@ -291,15 +291,17 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 		} else {
 			int fd = FEATURES_FD(member_fd, s, l);	/* a passed SO_REUSEPORT socket first */
 
-			if (fd < 0)
-				fd = baton_listener_open(&s->spec[l]);
-			if (fd < 0) {
+			if (fd >= 0) {
+				g->slot[l] = baton_group_add(s->grp[l], fd, weight);	/* checked: not ours */
+				close(fd);	/* the group keeps its copy */
+			} else if ((fd = baton_listener_open(&s->spec[l])) >= 0) {
+				/* ours, just made: the group takes it as it is */
+				g->slot[l] = baton_group_add_made(s->grp[l], fd, weight);
+			} else {
 				r = fd;
 				say_err(s, "cannot open a member socket for listener %d: %s", l, strerror(-r));
 				goto fail;
 			}
-			g->slot[l] = baton_group_add(s->grp[l], fd, weight);
-			close(fd);	/* the group keeps its copy */
 			if (g->slot[l] < 0) {
 				r = g->slot[l];
 				g->slot[l] = -1;

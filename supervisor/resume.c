@@ -288,6 +288,10 @@ int make_groups(struct sup *s, bool resume)
 			return r;
 		}
 	}
+	/* the pins were just made: from now on a reload looks at them only
+	 * once something under them went */
+	if (s->pin_root[0] && s->pins_ours)
+		pinwatch_arm(s);
 	return 0;
 }
 

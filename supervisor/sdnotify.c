@@ -310,6 +310,25 @@ bool sdn_is_unit(const struct sup *s, ino_t ino)
 	return false;
 }
 
+/* Whether FD is a .socket unit's socket: without any (not under systemd,
+ * or no .socket unit), no fstat of each member at every reload. */
+static bool fd_is_unit(const struct sup *s, int fd)
+{
+	int i;
+
+	if (fd < 0 || !s->sd)
+		return false;
+	for (i = 0; i < s->sd->n && !s->sd->p[i].unit; i++)
+		;
+	return i < s->sd->n && sdn_is_unit(s, fd_ino(fd));
+}
+
+void sdn_unstore_fd(struct sup *s, int l, int fd)
+{
+	if (s->sd && s->sd->fd >= 0 && fd >= 0)
+		sdn_unstore(s, l, fd_ino(fd));
+}
+
 /* Marks every member that is a .socket unit's socket: the library then
  * never shuts it down (baton_group_set_foreign). */
 void sdn_mark_foreign(struct sup *s)
@@ -318,7 +337,7 @@ void sdn_mark_foreign(struct sup *s)
 		for (int slot = 0; s->grp[l] && slot < BATON_MAX_SLOTS; slot++) {
 			int fd = baton_group_fd(s->grp[l], slot);
 
-			if (fd >= 0 && sdn_is_unit(s, fd_ino(fd)))
+			if (fd_is_unit(s, fd))
 				baton_group_set_foreign(s->grp[l], slot, true);
 		}
 }
@@ -332,7 +351,7 @@ bool sdn_park_unit(struct sup *s, struct gen *g, int l)
 {
 	int fd = g->slot[l] >= 0 ? baton_group_fd(s->grp[l], g->slot[l]) : -1;
 
-	if (fd < 0 || !sdn_is_unit(s, fd_ino(fd)))
+	if (!fd_is_unit(s, fd))
 		return false;
 	baton_group_set_foreign(s->grp[l], g->slot[l], true);
 	if (!s->stopping)
@@ -803,7 +822,7 @@ static bool unit_queued(struct sup *s, struct gen *g)
 		struct baton_queue q;
 		int fd = g->slot[l] >= 0 ? baton_group_fd(s->grp[l], g->slot[l]) : -1;
 
-		if (fd >= 0 && sdn_is_unit(s, fd_ino(fd)) && !baton_group_queue(s->grp[l], g->slot[l], &q) && q.len)
+		if (fd_is_unit(s, fd) && !baton_group_queue(s->grp[l], g->slot[l], &q) && q.len)
 			return true;
 	}
 	return false;
@@ -845,7 +864,7 @@ void sdn_release_unit(struct sup *s)
 		for (int slot = 0; s->grp[l] && slot < BATON_MAX_SLOTS; slot++) {
 			int fd = baton_group_fd(s->grp[l], slot);
 
-			if (fd < 0 || !sdn_is_unit(s, fd_ino(fd)))
+			if (!fd_is_unit(s, fd))
 				continue;
 			baton_group_set_foreign(s->grp[l], slot, true);
 			baton_group_detach(s->grp[l]);

@@ -20,6 +20,7 @@ void sdn_stopping(struct sup *s);
 void sdn_status(struct sup *s);       /* STATUS= if the line changed */
 void sdn_store(struct sup *s, int l, int fd);    /* FDSTORE=1 a member or shared socket */
 void sdn_unstore(struct sup *s, int l, ino_t ino);
+void sdn_unstore_fd(struct sup *s, int l, int fd);	/* no fstat unless it stores */
 bool sdn_passed(const struct sup *s, int l);     /* listener L came from LISTEN_FDS (or a takeover) */
 /* The .socket unit's own sockets are systemd's: never shut down, parked
  * without weight when their generation retires, steered to at stop. */

@@ -211,8 +211,10 @@ void state_repin(struct sup *s)
 {
 	int l, n = 0, r;
 
-	if (!s->pin_root[0] || !s->pins_ours)
+	if (!s->pin_root[0] || !s->pins_ours || !pinwatch_changed(s))
 		return;
+	/* watched before the check: what goes during it is seen next time */
+	pinwatch_arm(s);
 	for (l = 0; l < s->nl; l++) {
 		if (!s->grp[l])
 			continue;
@@ -224,9 +226,11 @@ void state_repin(struct sup *s)
 		}
 		n += r > 0;
 	}
-	if (n)
+	if (n) {
 		say_warn(s, "the pins of %d listener%s under %s had been removed: pinned again", n, n == 1 ? "" : "s",
 			 s->pin_root);
+		pinwatch_arm(s);	/* folders made again are new inodes to watch */
+	}
 }
 
 /* Members a restart could not take back leave the active generation

@@ -19,6 +19,10 @@ void state_repin(struct sup *s);	/* pins removed while running, made again (at e
 int state_resume(struct sup *s);
 void state_remove(struct sup *s);
 int state_pin_root(struct sup *s);
+/* pinwatch.c: whether state_repin must look (an inotify watch on the pins) */
+void pinwatch_arm(struct sup *s);
+bool pinwatch_changed(struct sup *s);
+void pinwatch_close(struct sup *s);
 int sup_make_groups(struct sup *s);
 /* Generations of this supervisor serving on its listeners that no state
  * names (it could not be written): adopted, in groups it makes on the

@@ -391,6 +391,7 @@ static void cleanup(struct sup *s, bool clean_stop)
 	}
 	if (s->pinlockfd >= 0)
 		close(s->pinlockfd);
+	pinwatch_close(s);
 	if (s->rundir >= 0)
 		close(s->rundir);
 	for (i = 0; i < MAX_CLIENTS; i++) {
@@ -535,7 +536,7 @@ int sup_init(struct sup *s, const struct sup_config *cfg, const struct sup_ops *
 	*s = (struct sup){ .cfg = cfg, .ops = ops, .active = -1, .reload = -1, .reload_client = -1,
 			   .restart_from = -1, .epfd = -1, .sigfd = -1, .notifyfd = -1, .ctlfd = -1, .watched = -1,
 			   .upgrade_client = -1, .rundir = -1, .lockfd = -1, .pinlockfd = -1, .argv = cfg->self_argv,
-			   .nl = cfg->nlisten, .preload_memfd = -1 };
+			   .nl = cfg->nlisten, .preload_memfd = -1, .pinwatch = -1 };
 	for (i = 0; i < MAX_CLIENTS; i++)
 		s->cl[i].fd = -1;
 	snprintf(s->name, sizeof(s->name), "%s", cfg->name[0] ? cfg->name : "baton");
