@@ -767,23 +767,12 @@ static void h3_client(struct h3 *h, int delay_s)
 			 "https://127.0.0.1:4433/f1", "https://127.0.0.1:4433/f2", "https://127.0.0.1:4433/f3",
 			 "https://127.0.0.1:4433/f4", NULL };
 	int c = h->ncli++;
-	pid_t pid;
 
 	snprintf(dl, sizeof(dl), "--download=%s/dl%d", h->dir, c);
 	snprintf(delay, sizeof(delay), "--delay-stream=%ds", delay_s);
 	snprintf(logpath, sizeof(logpath), "%s/client%d.log", h->dir, c);
 	ASSERT_OK(mkdir(dl + 11, 0700));
-	pid = fork();
-	if (pid == 0) {
-		int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	ASSERT_GT(pid, 0);
-	h->cli[c] = pid;
+	h->cli[c] = bt_spawn_logged(argv, logpath, false);
 }
 
 /* Waits for every client (bounded), then counts the responses that did not
