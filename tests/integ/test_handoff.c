@@ -311,40 +311,37 @@ TEST(preload_handoff_gives_an_idle_connection_of_a_draining_generation)
 	scene_end(&s);
 }
 
-TEST(preload_handoff_leaves_an_idle_close_alone_while_the_generation_serves)
-{
-	struct scene s;
-
-	scene_start(&s, true, "keep");
-	s.f.map->draining[3] = 6;	/* another generation drains, not this one */
-	server_say(&s.sv, "close\n", "done");
-	ASSERT_TRUE(closed_by_server(s.c, 2000));
-	ASSERT_EQ(fake_sup_given(&s.f, 100), -1);
-	scene_end(&s);
-}
-
-/* The client's next request arrives, the server consumes it with HOW
- * ("read\n" or "rawread\n") and closes without answering: not idle, so the
- * close is a close. */
-static void read_then_close(const char *how)
+/* While generation DRAINING drains (7: the server's own, 6: another), the
+ * server closes the connection and the close stays a close: the client sees
+ * it, nothing is given. With HOW ("read\n" or "rawread\n") the client's
+ * next request arrives first and the server consumes it that way without
+ * answering: not idle. ANSWER as scene_start takes it. */
+static void close_stays_a_close(const char *answer, int draining, const char *how)
 {
 	static const char next[] = "GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
 	struct scene s;
 
-	scene_start(&s, true, "keep");
-	s.f.map->draining[3] = 7;
-	ASSERT_EQ(write(s.c, next, sizeof(next) - 1), (ssize_t)sizeof(next) - 1);
-	usleep(50000);
-	server_say(&s.sv, how, "done");
+	scene_start(&s, true, answer);
+	s.f.map->draining[3] = draining;
+	if (how) {
+		ASSERT_EQ(write(s.c, next, sizeof(next) - 1), (ssize_t)sizeof(next) - 1);
+		usleep(50000);
+		server_say(&s.sv, how, "done");
+	}
 	server_say(&s.sv, "close\n", "done");
 	ASSERT_TRUE(closed_by_server(s.c, 2000));
 	ASSERT_EQ(fake_sup_given(&s.f, 100), -1);
 	scene_end(&s);
 }
 
+TEST(preload_handoff_leaves_an_idle_close_alone_while_the_generation_serves)
+{
+	close_stays_a_close("keep", 6, NULL);	/* another generation drains, not this one */
+}
+
 TEST(preload_handoff_closes_a_connection_whose_request_was_read_but_not_answered)
 {
-	read_then_close("read\n");	/* consumed, never answered: not idle */
+	close_stays_a_close("keep", 7, "read\n");	/* consumed, never answered: not idle */
 }
 
 /* No supervisor end anywhere (the generation keeps no copy): the give
@@ -398,14 +395,7 @@ TEST(preload_handoff_a_connection_given_while_the_supervisor_is_dead_waits_for_t
  * announced: its client waits for that, not for another generation. */
 TEST(preload_handoff_lets_a_connection_close_that_its_answer_closed)
 {
-	struct scene s;
-
-	scene_start(&s, true, "close");
-	s.f.map->draining[3] = 7;
-	server_say(&s.sv, "close\n", "done");
-	ASSERT_TRUE(closed_by_server(s.c, 2000));
-	ASSERT_EQ(fake_sup_given(&s.f, 100), -1);
-	scene_end(&s);
+	close_stays_a_close("close", 7, NULL);
 }
 
 /* A server that forks per connection closes the parent's copy while the
@@ -429,5 +419,5 @@ TEST(preload_handoff_leaves_a_connection_a_forked_child_still_holds)
  * busy, its close a close, even though no write came after it. */
 TEST(preload_handoff_closes_a_connection_read_past_the_shim)
 {
-	read_then_close("rawread\n");
+	close_stays_a_close("keep", 7, "rawread\n");
 }
