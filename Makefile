@@ -155,9 +155,10 @@ UNIT_OBJ := $(filter-out $(BUILD)/obj/tests/integ/%,$(TEST_OBJ))
 $(BUILD)/baton-unit: $(UNIT_OBJ) $(BUILD)/libbaton.a
 	$(CC) $(LDFLAGS) -o $@ $(sort $(UNIT_OBJ)) $(BUILD)/libbaton.a $(LDLIBS)
 # The example server stands alone: what a server needs for baton is the
-# protocol, not this library (the handover protocol is one header).
+# protocol, not this library (the handover protocol is one header; its
+# option numbers are checked by the header-only common/numarg.h).
 REFSERVER_SRC := $(wildcard examples/refserver/*.c)
-$(BUILD)/refserver: $(REFSERVER_SRC) examples/refserver/refserver.h include/baton_handover_wire.h Makefile
+$(BUILD)/refserver: $(REFSERVER_SRC) examples/refserver/refserver.h include/baton_handover_wire.h common/numarg.h Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(REFSERVER_SRC)
 # The flow-stateful UDP server of the flow tests and benchmark: libc only.
@@ -186,7 +187,7 @@ $(BUILD)/libbaton-preload.so: $(SHIM_SRC) preload/shim.h common/handoff_wire.h c
 $(BUILD)/preload-probe: tests/preload_probe.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(SHIM_CFLAGS) $(SHIM_LDFLAGS) -o $@ $<
-$(BUILD)/bench/%: bench/%.c bench/benchlib.c bench/benchlib.h $(BUILD)/libbaton.a
+$(BUILD)/bench/%: bench/%.c bench/benchlib.c bench/benchlib.h common/numarg.h $(BUILD)/libbaton.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< bench/benchlib.c $(BUILD)/libbaton.a $(LDLIBS)
 

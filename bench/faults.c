@@ -32,6 +32,7 @@
 
 #include "baton.h"
 #include "benchlib.h"
+#include "numarg.h"
 #include "util.h"
 
 #define NAME "faults"
@@ -1831,13 +1832,11 @@ static int num_opt(int id, const char *arg)
 	};
 
 	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
-		char *end;
 		double v;
 
 		if (nums[i].id != id)
 			continue;
-		v = nums[i].whole ? (double)strtol(arg, &end, 10) : strtod(arg, &end);
-		if (*end || end == arg || !(v >= nums[i].lo && v <= nums[i].hi)) {
+		if (numarg_parse(arg, nums[i].lo, nums[i].hi, nums[i].whole, &v)) {
 			fprintf(stderr, "faults: %s \"%s\": want a %snumber from %g to %g\n", nums[i].name, arg,
 				nums[i].whole ? "whole " : "", nums[i].lo, nums[i].hi);
 			return -1;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "benchlib.h"
+#include "numarg.h"
 
 #define RESP_MAX 4096          /* kept of each answer: its header and the start of its body */
 #define MAX_TAGS 64
@@ -600,17 +601,10 @@ static void usage(FILE *out)
 
 static int parse_num(const char *opt, const char *v, double lo, double hi, double *out)
 {
-	char *end;
-	double d;
-
-	errno = 0;
-	d = strtod(v, &end);
-	if (errno || end == v || *end || !(d >= lo && d <= hi)) {
-		fprintf(stderr, "loadgen: option %s: \"%s\" is not a number from %g to %g\n", opt, v, lo, hi);
-		return -1;
-	}
-	*out = d;
-	return 0;
+	if (!numarg_parse(v, lo, hi, false, out))
+		return 0;
+	fprintf(stderr, "loadgen: option %s: \"%s\" is not a number from %g to %g\n", opt, v, lo, hi);
+	return -1;
 }
 
 static int parse_opts(int argc, char **argv, struct opts *o)

@@ -346,25 +346,20 @@ void bt_quote_file(const char *log)
 	}
 }
 
-pid_t bt_supervisor_start(char *const argv[], const char *name, const char *log, void (*child)(void *ctx),
-			  void *ctx, int timeout_s, char *status, size_t len)
+/* ARGV in a child with stdout and stderr to LOG (opened with OFLAG:
+ * O_APPEND or O_TRUNC), CHILD(CTX) first there when CHILD is not NULL. */
+static pid_t spawn_logged(char *const argv[], const char *log, int oflag, void (*child)(void *ctx), void *ctx)
 {
-	static char st[65536], er[4096];
-	char *query[] = { argv[0], "status", (char *)name, "--json", NULL };
-	time_t deadline = time(NULL) + timeout_s;
-	int logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int logfd = open(log, O_WRONLY | O_CREAT | oflag | O_CLOEXEC, 0600);
 	pid_t pid;
 
 	if (logfd < 0)
 		FAIL("open %s: %s", log, strerror(errno));
-	/* baton run pins its steering state in bpffs: a private one per test,
-	 * so that no test sees another's pins and none outlives its test */
-	if (geteuid() == 0)
-		bt_need_private_bpffs();
 	pid = fork();
 	if (pid < 0)
 		FAIL("fork: %s", strerror(errno));
 	if (pid == 0) {
+		/* dup2 clears O_CLOEXEC on 1 and 2: only they reach the program */
 		dup2(logfd, 1);
 		dup2(logfd, 2);
 		if (child)
@@ -373,6 +368,27 @@ pid_t bt_supervisor_start(char *const argv[], const char *name, const char *log,
 		_exit(127);
 	}
 	close(logfd);
+	return pid;
+}
+
+pid_t bt_spawn_logged(char *const argv[], const char *log, bool append)
+{
+	return spawn_logged(argv, log, append ? O_APPEND : O_TRUNC, NULL, NULL);
+}
+
+pid_t bt_supervisor_start(char *const argv[], const char *name, const char *log, void (*child)(void *ctx),
+			  void *ctx, int timeout_s, char *status, size_t len)
+{
+	static char st[65536], er[4096];
+	char *query[] = { argv[0], "status", (char *)name, "--json", NULL };
+	time_t deadline = time(NULL) + timeout_s;
+	pid_t pid;
+
+	/* baton run pins its steering state in bpffs: a private one per test,
+	 * so that no test sees another's pins and none outlives its test */
+	if (geteuid() == 0)
+		bt_need_private_bpffs();
+	pid = spawn_logged(argv, log, O_TRUNC, child, ctx);
 	while (time(NULL) < deadline) {
 		usleep(20000);
 		if (waitpid(pid, NULL, WNOHANG) == pid) {

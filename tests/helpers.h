@@ -68,6 +68,10 @@ long long bt_json_int(const char *text, const char *obj, const char *key);
 long long bt_json_get(const char *text, const char *key);
 /* Shows the first 4 KiB of file PATH under the test's output (a log). */
 void bt_quote_file(const char *path);
+/* Starts ARGV (argv[0] a path) in the background with stdout and stderr
+ * to the file LOG (appended to, or truncated first); the pid, or the test
+ * fails if LOG cannot be opened or fork fails. */
+pid_t bt_spawn_logged(char *const argv[], const char *log, bool append);
 /* Starts ARGV (`baton run --name NAME ...`, argv[0] the baton binary) in
  * the background with stdout and stderr to the file LOG, CHILD(CTX) first in
  * the child (NULL: nothing); waits up to TIMEOUT_S for `baton status NAME

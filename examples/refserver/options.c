@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* refserver's command line: --help, the options and their checks. */
-#include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "numarg.h"
 #include "refserver.h"
 
 static void usage(FILE *out)
@@ -42,17 +43,34 @@ static void usage(FILE *out)
 
 static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
 {
-	char *end;
-	long n;
+	double n;
 
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno || end == v || *end || n < lo || n > hi) {
+	if (numarg_parse(v, lo, hi, true, &n)) {
 		fprintf(stderr, "refserver: option %s: \"%s\" is not a number from %d to %d\n", opt, v, lo, hi);
 		return -1;
 	}
 	*out = (int)n;
 	return 0;
+}
+
+enum { O_LISTEN = 256, O_TAG, O_DELAY, O_GRACE, O_STOPSIG, O_READYDELAY, O_NEVER, O_CRASH, O_REUSEPORT,
+       O_UPGRADE, O_FAIL_AFTER };
+
+/* The options that take a whole number of ms: option ID's value V, checked
+ * against its row's range, into its field of O. */
+static int set_ms(struct opts *o, int id, const char *v)
+{
+	static const struct { int id; const char *name; int lo, hi; size_t field; } ms[] = {
+		{ O_DELAY, "--delay-ms", 0, 3600000, offsetof(struct opts, delay_ms) },
+		{ O_GRACE, "--grace-ms", 0, 86400000, offsetof(struct opts, grace_ms) },
+		{ O_READYDELAY, "--ready-delay", 0, 86400000, offsetof(struct opts, ready_delay_ms) },
+		{ O_FAIL_AFTER, "--fail-after", 1, 86400000, offsetof(struct opts, fail_after_ms) },
+	};
+
+	for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++)
+		if (ms[i].id == id)
+			return parse_int(ms[i].name, v, ms[i].lo, ms[i].hi, (int *)((char *)o + ms[i].field));
+	return -1;
 }
 
 static int parse_signal(const char *v)
@@ -78,8 +96,6 @@ static int parse_signal(const char *v)
 
 int parse_opts(int argc, char **argv, struct opts *o)
 {
-	enum { O_LISTEN = 256, O_TAG, O_DELAY, O_GRACE, O_STOPSIG, O_READYDELAY, O_NEVER, O_CRASH, O_REUSEPORT,
-	       O_UPGRADE, O_FAIL_AFTER };
 	static const struct option lopts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "tag", required_argument, NULL, O_TAG },
@@ -116,15 +132,10 @@ int parse_opts(int argc, char **argv, struct opts *o)
 			o->tag = optarg;
 			break;
 		case O_DELAY:
-			if (parse_int("--delay-ms", optarg, 0, 3600000, &o->delay_ms))
-				return 2;
-			break;
 		case O_GRACE:
-			if (parse_int("--grace-ms", optarg, 0, 86400000, &o->grace_ms))
-				return 2;
-			break;
 		case O_READYDELAY:
-			if (parse_int("--ready-delay", optarg, 0, 86400000, &o->ready_delay_ms))
+		case O_FAIL_AFTER:
+			if (set_ms(o, c, optarg))
 				return 2;
 			break;
 		case O_STOPSIG:
@@ -136,10 +147,6 @@ int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case O_NEVER: o->never_ready = true; break;
 		case O_CRASH: o->crash_at_start = true; break;
-		case O_FAIL_AFTER:
-			if (parse_int("--fail-after", optarg, 1, 86400000, &o->fail_after_ms))
-				return 2;
-			break;
 		case O_REUSEPORT: o->reuseport = true; break;
 		case O_UPGRADE:
 			/* the offer moves to each successor by rename(2): a file, not @abstract */

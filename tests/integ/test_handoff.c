@@ -251,129 +251,113 @@ static bool closed_by_server(int c, int timeout_ms)
 	return poll(&p, 1, timeout_ms) == 1 && recv(c, &b, 1, MSG_DONTWAIT | MSG_PEEK) == 0;
 }
 
-static void setup_answer(struct fake_sup *f, bool keep, struct server *sv, int *member, uint16_t *port,
-			 const char *answer)
+/* What each test starts from: the fake supervisor F (KEEP: whether the
+ * generation keeps its end of the channel), the server SV on member M at
+ * PORT answering as ANSWER says, and C, a client connection that has had
+ * one answer. */
+struct scene {
+	struct fake_sup f;
+	struct server sv;
+	uint16_t port;
+	int m, c;
+};
+
+static void scene_start(struct scene *s, bool keep, const char *answer)
 {
 	bt_need_netns();
-	fake_sup_open(f, keep);
-	*port = bt_listeners(member, 1, false);
-	server_start(sv, f, *member, *port, answer);
+	fake_sup_open(&s->f, keep);
+	s->port = bt_listeners(&s->m, 1, false);
+	server_start(&s->sv, &s->f, s->m, s->port, answer);
+	s->c = client_request(s->port, &s->sv);
 }
 
-static void setup(struct fake_sup *f, bool keep, struct server *sv, int *member, uint16_t *port)
+static void scene_end(struct scene *s)
 {
-	setup_answer(f, keep, sv, member, port, "keep");
+	close(s->c);
+	server_end(&s->sv);
+	close(s->m);
+	fake_sup_close(&s->f);
 }
 
 TEST(preload_handoff_gives_an_idle_connection_of_a_draining_generation)
 {
 	static const char next[] = "GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
 	static const char ans[] = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnew\n";
-	struct fake_sup f;
-	struct server sv;
-	uint16_t port;
-	int m, c, given;
+	struct scene s;
+	int given;
 	char buf[256] = "";
 	ssize_t n;
 
-	setup(&f, true, &sv, &m, &port);
-	c = client_request(port, &sv);
-	f.map->draining[3] = 7;
+	scene_start(&s, true, "keep");
+	s.f.map->draining[3] = 7;
 	/* the client's next request is already on its way: it goes with the socket */
-	ASSERT_EQ(write(c, next, sizeof(next) - 1), (ssize_t)sizeof(next) - 1);
+	ASSERT_EQ(write(s.c, next, sizeof(next) - 1), (ssize_t)sizeof(next) - 1);
 	usleep(50000);
-	server_say(&sv, "close\n", "done");
-	given = fake_sup_given(&f, 2000);
+	server_say(&s.sv, "close\n", "done");
+	given = fake_sup_given(&s.f, 2000);
 	ASSERT_TRUE(given >= 0);
 	/* the server's close did not reach the client: the connection lives on
 	 * in whoever holds the fd now, with the unread request in it */
-	ASSERT_TRUE(!closed_by_server(c, 100));
+	ASSERT_TRUE(!closed_by_server(s.c, 100));
 	n = recv(given, buf, sizeof(buf) - 1, MSG_DONTWAIT);
 	ASSERT_EQ(n, (ssize_t)sizeof(next) - 1);
 	ASSERT_EQ(write(given, ans, sizeof(ans) - 1), (ssize_t)sizeof(ans) - 1);
-	n = read(c, buf, sizeof(buf) - 1);
+	n = read(s.c, buf, sizeof(buf) - 1);
 	ASSERT_GT(n, 0);
 	buf[n] = '\0';
 	ASSERT_CONTAINS(buf, "new");
-	ASSERT_EQ(f.map->unreachable, 0);
+	ASSERT_EQ(s.f.map->unreachable, 0);
 	close(given);
-	close(c);
-	server_end(&sv);
-	close(m);
-	fake_sup_close(&f);
+	scene_end(&s);
+}
+
+/* While generation DRAINING drains (7: the server's own, 6: another), the
+ * server closes the connection and the close stays a close: the client sees
+ * it, nothing is given. With HOW ("read\n" or "rawread\n") the client's
+ * next request arrives first and the server consumes it that way without
+ * answering: not idle. ANSWER as scene_start takes it. */
+static void close_stays_a_close(const char *answer, int draining, const char *how)
+{
+	static const char next[] = "GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct scene s;
+
+	scene_start(&s, true, answer);
+	s.f.map->draining[3] = draining;
+	if (how) {
+		ASSERT_EQ(write(s.c, next, sizeof(next) - 1), (ssize_t)sizeof(next) - 1);
+		usleep(50000);
+		server_say(&s.sv, how, "done");
+	}
+	server_say(&s.sv, "close\n", "done");
+	ASSERT_TRUE(closed_by_server(s.c, 2000));
+	ASSERT_EQ(fake_sup_given(&s.f, 100), -1);
+	scene_end(&s);
 }
 
 TEST(preload_handoff_leaves_an_idle_close_alone_while_the_generation_serves)
 {
-	struct fake_sup f;
-	struct server sv;
-	uint16_t port;
-	int m, c;
-
-	setup(&f, true, &sv, &m, &port);
-	c = client_request(port, &sv);
-	f.map->draining[3] = 6;	/* another generation drains, not this one */
-	server_say(&sv, "close\n", "done");
-	ASSERT_TRUE(closed_by_server(c, 2000));
-	ASSERT_EQ(fake_sup_given(&f, 100), -1);
-	close(c);
-	server_end(&sv);
-	close(m);
-	fake_sup_close(&f);
-}
-
-/* The client's next request arrives, the server consumes it with HOW
- * ("read\n" or "rawread\n") and closes without answering: not idle, so the
- * close is a close. */
-static void read_then_close(const char *how)
-{
-	static const char next[] = "GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
-	struct fake_sup f;
-	struct server sv;
-	uint16_t port;
-	int m, c;
-
-	setup(&f, true, &sv, &m, &port);
-	c = client_request(port, &sv);
-	f.map->draining[3] = 7;
-	ASSERT_EQ(write(c, next, sizeof(next) - 1), (ssize_t)sizeof(next) - 1);
-	usleep(50000);
-	server_say(&sv, how, "done");
-	server_say(&sv, "close\n", "done");
-	ASSERT_TRUE(closed_by_server(c, 2000));
-	ASSERT_EQ(fake_sup_given(&f, 100), -1);
-	close(c);
-	server_end(&sv);
-	close(m);
-	fake_sup_close(&f);
+	close_stays_a_close("keep", 6, NULL);	/* another generation drains, not this one */
 }
 
 TEST(preload_handoff_closes_a_connection_whose_request_was_read_but_not_answered)
 {
-	read_then_close("read\n");	/* consumed, never answered: not idle */
+	close_stays_a_close("keep", 7, "read\n");	/* consumed, never answered: not idle */
 }
 
 /* No supervisor end anywhere (the generation keeps no copy): the give
  * fails at once, and the close is a close. */
 TEST(preload_handoff_with_the_supervisor_gone_closes_and_counts)
 {
-	struct fake_sup f;
-	struct server sv;
-	uint16_t port;
-	int m, c;
+	struct scene s;
 
-	setup(&f, false, &sv, &m, &port);
-	c = client_request(port, &sv);
-	f.map->draining[3] = 7;
-	fake_sup_die(&f);
-	server_say(&sv, "close\n", "done");
+	scene_start(&s, false, "keep");
+	s.f.map->draining[3] = 7;
+	fake_sup_die(&s.f);
+	server_say(&s.sv, "close\n", "done");
 	/* closed exactly as the server asked, and the failure is counted */
-	ASSERT_TRUE(closed_by_server(c, 2000));
-	ASSERT_EQ(__atomic_load_n(&f.map->unreachable, __ATOMIC_RELAXED), 1);
-	close(c);
-	server_end(&sv);
-	close(m);
-	fake_sup_close(&f);
+	ASSERT_TRUE(closed_by_server(s.c, 2000));
+	ASSERT_EQ(__atomic_load_n(&s.f.map->unreachable, __ATOMIC_RELAXED), 1);
+	scene_end(&s);
 }
 
 /* The supervisor dies and the generation gives a connection meanwhile: it
@@ -384,77 +368,50 @@ TEST(preload_handoff_with_the_supervisor_gone_closes_and_counts)
 TEST(preload_handoff_a_connection_given_while_the_supervisor_is_dead_waits_for_the_next)
 {
 	static const char next[] = "GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
-	struct fake_sup f;
-	struct server sv;
-	uint16_t port;
-	int m, c, given, pidfd;
+	struct scene s;
+	int given, pidfd;
 	char buf[256];
 
-	setup(&f, true, &sv, &m, &port);
-	c = client_request(port, &sv);
-	f.map->draining[3] = 7;
-	fake_sup_die(&f);
-	ASSERT_EQ(write(c, next, sizeof(next) - 1), (ssize_t)sizeof(next) - 1);
-	server_say(&sv, "close\n", "done");
-	ASSERT_TRUE(!closed_by_server(c, 200));
-	pidfd = (int)syscall(SYS_pidfd_open, sv.pid, 0);
+	scene_start(&s, true, "keep");
+	s.f.map->draining[3] = 7;
+	fake_sup_die(&s.f);
+	ASSERT_EQ(write(s.c, next, sizeof(next) - 1), (ssize_t)sizeof(next) - 1);
+	server_say(&s.sv, "close\n", "done");
+	ASSERT_TRUE(!closed_by_server(s.c, 200));
+	pidfd = (int)syscall(SYS_pidfd_open, s.sv.pid, 0);
 	ASSERT_TRUE(pidfd >= 0);
-	f.sock = (int)syscall(SYS_pidfd_getfd, pidfd, f.map->chan[3].fd[1], 0);
+	s.f.sock = (int)syscall(SYS_pidfd_getfd, pidfd, s.f.map->chan[3].fd[1], 0);
 	close(pidfd);
-	ASSERT_TRUE(f.sock >= 0);
-	given = fake_sup_given(&f, 2000);
+	ASSERT_TRUE(s.f.sock >= 0);
+	given = fake_sup_given(&s.f, 2000);
 	ASSERT_TRUE(given >= 0);
 	ASSERT_EQ(recv(given, buf, sizeof(buf), MSG_DONTWAIT), (ssize_t)sizeof(next) - 1);
-	ASSERT_EQ(__atomic_load_n(&f.map->unreachable, __ATOMIC_RELAXED), 0);
+	ASSERT_EQ(__atomic_load_n(&s.f.map->unreachable, __ATOMIC_RELAXED), 0);
 	close(given);
-	close(c);
-	server_end(&sv);
-	close(m);
-	fake_sup_close(&f);
+	scene_end(&s);
 }
 
 /* An answer that says "Connection: close" is followed by the close it
  * announced: its client waits for that, not for another generation. */
 TEST(preload_handoff_lets_a_connection_close_that_its_answer_closed)
 {
-	struct fake_sup f;
-	struct server sv;
-	uint16_t port;
-	int m, c;
-
-	setup_answer(&f, true, &sv, &m, &port, "close");
-	c = client_request(port, &sv);
-	f.map->draining[3] = 7;
-	server_say(&sv, "close\n", "done");
-	ASSERT_TRUE(closed_by_server(c, 2000));
-	ASSERT_EQ(fake_sup_given(&f, 100), -1);
-	close(c);
-	server_end(&sv);
-	close(m);
-	fake_sup_close(&f);
+	close_stays_a_close("close", 7, NULL);
 }
 
 /* A server that forks per connection closes the parent's copy while the
  * child serves: that close is not the connection's end, and not idle. */
 TEST(preload_handoff_leaves_a_connection_a_forked_child_still_holds)
 {
-	struct fake_sup f;
-	struct server sv;
-	uint16_t port;
-	int m, c;
+	struct scene s;
 
-	setup(&f, true, &sv, &m, &port);
-	c = client_request(port, &sv);
-	f.map->draining[3] = 7;
-	server_say(&sv, "fork\n", "done");
-	server_say(&sv, "close\n", "done");
-	ASSERT_EQ(fake_sup_given(&f, 300), -1);
-	ASSERT_TRUE(!closed_by_server(c, 100));	/* the child still holds it */
-	ASSERT_TRUE(closed_by_server(c, 5000));	/* and closes it as it exits */
-	close(c);
-	server_end(&sv);
-	close(m);
-	fake_sup_close(&f);
+	scene_start(&s, true, "keep");
+	s.f.map->draining[3] = 7;
+	server_say(&s.sv, "fork\n", "done");
+	server_say(&s.sv, "close\n", "done");
+	ASSERT_EQ(fake_sup_given(&s.f, 300), -1);
+	ASSERT_TRUE(!closed_by_server(s.c, 100));	/* the child still holds it */
+	ASSERT_TRUE(closed_by_server(s.c, 5000));	/* and closes it as it exits */
+	scene_end(&s);
 }
 
 /* A read the shim never sees (the system call made directly, as io_uring or
@@ -462,5 +419,5 @@ TEST(preload_handoff_leaves_a_connection_a_forked_child_still_holds)
  * busy, its close a close, even though no write came after it. */
 TEST(preload_handoff_closes_a_connection_read_past_the_shim)
 {
-	read_then_close("rawread\n");
+	close_stays_a_close("keep", 7, "rawread\n");
 }

@@ -88,6 +88,15 @@ static void metrics(char *buf, size_t len)
 	snprintf(buf, len, "%s", out);
 }
 
+/* metrics() into BUF, logged (a failed sample check below then shows the
+ * whole scrape), and the last reload's gauges checked: last_reload_is. */
+static void metrics_logged(char *buf, size_t len, int ok, double ts)
+{
+	metrics(buf, len);
+	bt_log("%.3000s", buf);
+	last_reload_is(buf, ok, ts);
+}
+
 TEST_TIMEOUT(metrics_alert_on_a_failed_reload_and_survive_upgrade_and_resume, 120)
 {
 	static char m[65536], m2[65536];
@@ -125,9 +134,7 @@ TEST_TIMEOUT(metrics_alert_on_a_failed_reload_and_survive_upgrade_and_resume, 12
 		    { "baton_reload_duration_seconds_bucket", "name=\"web\",result=\"done\",le=\"+Inf\"", 2 });
 	ASSERT_GT(milli(sample(m, "baton_reload_duration_seconds_sum", "name=\"web\",result=\"done\"") * 1000), 0);
 	ASSERT_NE(bt_baton("reload", "web", "--", "/nonexistent/server"), 0);
-	metrics(m, sizeof(m));
-	bt_log("%.3000s", m);
-	last_reload_is(m, 0, ok_ts);
+	metrics_logged(m, sizeof(m), 0, ok_ts);
 	SAMPLES_ARE(m,
 		    { "baton_serving_generation", "name=\"web\"", 3 },
 		    { "baton_reload_duration_seconds_count", "name=\"web\",result=\"failed\"", 1 },
@@ -159,9 +166,7 @@ TEST_TIMEOUT(metrics_alert_on_a_failed_reload_and_survive_upgrade_and_resume, 12
 	ASSERT_EQ(waitpid(s.pid, &status, 0), s.pid);
 	msv_start(&s, true, NULL, NULL);
 	ASSERT_CONTAINS(out, "\"resumed\":true");
-	metrics(m2, sizeof(m2));
-	bt_log("%.3000s", m2);
-	last_reload_is(m2, 1, ok_ts);
+	metrics_logged(m2, sizeof(m2), 1, ok_ts);
 	SAMPLES_ARE(m2,
 		    { "baton_reload_duration_seconds_count", "name=\"web\",result=\"done\"", 3 },
 		    { "baton_reload_duration_seconds_count", "name=\"web\",result=\"failed\"", 1 },

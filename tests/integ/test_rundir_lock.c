@@ -128,22 +128,6 @@ TEST_TIMEOUT(rundir_lock_of_a_live_holder_still_refuses_at_once, 60)
 	close(fd);
 }
 
-static pid_t start_in_background(const char *log)
-{
-	pid_t sup = fork();
-
-	ASSERT_TRUE(sup >= 0);
-	if (sup == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execv(argv_run[0], argv_run);
-		_exit(127);
-	}
-	return sup;
-}
-
 /* `baton stop web && baton run --name web ...`: the stop answers only once
  * the supervisor let go of the name, so the next start is never refused. */
 TEST_TIMEOUT(rundir_stop_then_start_of_the_same_name_is_never_refused, 120)
@@ -162,7 +146,7 @@ TEST_TIMEOUT(rundir_stop_then_start_of_the_same_name_is_never_refused, 120)
 	argv_run[0] = (char *)bt_baton_bin();
 	snprintf(lock, sizeof(lock), "%s/web.lock", rtdir);
 	for (int round = 0; round < 10; round++) {
-		pid_t sup = start_in_background(log);
+		pid_t sup = bt_spawn_logged(argv_run, log, true);
 		int ok = 0;
 
 		for (int i = 0; i < 250 && !ok; i++) {

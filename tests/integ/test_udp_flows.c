@@ -119,16 +119,23 @@ static struct baton_flow_stats flows_now(struct fx *f)
 	return st;
 }
 
+/* The switch every flow test starts from: member 0 active, clients 0 to
+ * N-1 landing on it, then member 1 made the active one. */
+static void land_then_switch(struct fx *f, int n)
+{
+	ASSERT_OK(baton_group_activate(f->g, 0));
+	all_clients_land(f, 0, n, 0);
+	ASSERT_OK(baton_group_activate(f->g, 1));
+}
+
 static void flows_follow_across_a_switch(bool v6)
 {
 	struct baton_flow_stats st;
 	struct fx f;
 
 	fx_open(&f, BATON_FLOWS_ON, 0, 0, v6);
-	ASSERT_OK(baton_group_activate(f.g, 0));
-	all_clients_land(&f, 0, 32, 0);
+	land_then_switch(&f, 32);
 	/* the switch: known flows stay, new flows go to the new member */
-	ASSERT_OK(baton_group_activate(f.g, 1));
 	all_clients_land(&f, 0, 32, 0);
 	all_clients_land(&f, 32, 64, 1);
 	all_clients_land(&f, 0, 32, 0);
@@ -166,9 +173,7 @@ TEST(udp_flows_off_steers_every_datagram_by_the_policy)
 	struct fx f;
 
 	fx_open(&f, BATON_FLOWS_OFF, 0, 0, false);
-	ASSERT_OK(baton_group_activate(f.g, 0));
-	all_clients_land(&f, 0, 16, 0);
-	ASSERT_OK(baton_group_activate(f.g, 1));
+	land_then_switch(&f, 16);
 	all_clients_land(&f, 0, 16, 1);
 	ASSERT_EQ(baton_group_flows(f.g, &st, sizeof(st)), -EOPNOTSUPP);
 	fx_close(&f);
@@ -179,9 +184,7 @@ TEST(udp_flow_idle_ends_a_flow)
 	struct fx f;
 
 	fx_open(&f, BATON_FLOWS_ON, 0, 150, false);
-	ASSERT_OK(baton_group_activate(f.g, 0));
-	all_clients_land(&f, 0, 8, 0);
-	ASSERT_OK(baton_group_activate(f.g, 1));
+	land_then_switch(&f, 8);
 	all_clients_land(&f, 0, 8, 0);
 	usleep(300 * 1000);
 	ASSERT_EQ(flows_now(&f).live, 0);
@@ -618,18 +621,34 @@ static void only_newest_left(int within_s)
 	FAIL("old generations still draining %d s after their flows went idle: %s", within_s, st_out);
 }
 
+/* udp_start(SPEC) and drive_flows(D) through its reloads: the supervisor's
+ * pid, for bt_supervisor_stop. */
+static pid_t drive_under(const char *spec, struct drive *d)
+{
+	char dir[64];
+	pid_t sup = udp_start(spec, dir, sizeof(dir), d);
+
+	drive_flows(d);
+	return sup;
+}
+
+/* What flows kept with their generation show: no datagram misrouted, none
+ * unanswered, none bad; then the supervisor's status in st_out. */
+static void none_misrouted(const struct drive *d)
+{
+	ASSERT_EQ(d->misrouted, 0);
+	ASSERT_EQ(d->unanswered, 0);
+	ASSERT_EQ(d->bad, 0);
+	ASSERT_EQ(status_json(), 0);
+}
+
 TEST_TIMEOUT(udp_1000_flows_through_10_reloads_none_misrouted, 120)
 {
 	struct drive d = { .nflows = 1000, .reloads = 10 };
-	char dir[64];
-	pid_t sup = udp_start("udp://127.0.0.1:0?flow_idle=1s", dir, sizeof(dir), &d);
+	pid_t sup = drive_under("udp://127.0.0.1:0?flow_idle=1s", &d);
 
-	drive_flows(&d);
 	ASSERT_GT(d.ok, 20000);
-	ASSERT_EQ(d.misrouted, 0);
-	ASSERT_EQ(d.unanswered, 0);
-	ASSERT_EQ(d.bad, 0);
-	ASSERT_EQ(status_json(), 0);
+	none_misrouted(&d);
 	ASSERT_EQ(bt_json_get(st_out, "reloads_done"), 10);
 	ASSERT_CONTAINS(st_out, "\"flows\":{\"mode\":\"on\",\"table\":16384");
 	ASSERT_EQ(bt_json_get(st_out, "evicted"), 0);
@@ -642,10 +661,8 @@ TEST_TIMEOUT(udp_1000_flows_through_10_reloads_none_misrouted, 120)
 TEST_TIMEOUT(udp_flows_off_misroutes_across_reloads, 60)
 {
 	struct drive d = { .nflows = 200, .reloads = 2 };
-	char dir[64];
-	pid_t sup = udp_start("udp://127.0.0.1:0?flows=off", dir, sizeof(dir), &d);
+	pid_t sup = drive_under("udp://127.0.0.1:0?flows=off", &d);
 
-	drive_flows(&d);
 	ASSERT_GT(d.misrouted, 10);
 	ASSERT_EQ(status_json(), 0);
 	ASSERT_CONTAINS(st_out, "\"flows\":{\"mode\":\"off\"");
@@ -657,15 +674,10 @@ TEST_TIMEOUT(udp_flows_off_misroutes_across_reloads, 60)
 TEST_TIMEOUT(udp_quic_cid_marker_keeps_migrating_clients_through_reloads, 90)
 {
 	struct drive d = { .nflows = 300, .reloads = 5, .quic = true, .migrate = true };
-	char dir[64];
-	pid_t sup = udp_start("udp://127.0.0.1:0?flows=quic&flow_idle=1s", dir, sizeof(dir), &d);
+	pid_t sup = drive_under("udp://127.0.0.1:0?flows=quic&flow_idle=1s", &d);
 
-	drive_flows(&d);
 	ASSERT_GT(d.migrations, 1000);
-	ASSERT_EQ(d.misrouted, 0);
-	ASSERT_EQ(d.unanswered, 0);
-	ASSERT_EQ(d.bad, 0);
-	ASSERT_EQ(status_json(), 0);
+	none_misrouted(&d);
 	ASSERT_CONTAINS(st_out, "\"mode\":\"quic\"");
 	ASSERT_CONTAINS(st_out, "\"quic_cid_byte\":6");
 	ASSERT_GT(bt_json_get(st_out, "by_cid"), 1000);
@@ -678,10 +690,8 @@ TEST_TIMEOUT(udp_quic_cid_marker_keeps_migrating_clients_through_reloads, 90)
 TEST_TIMEOUT(udp_quic_migration_without_marker_routing_misroutes, 60)
 {
 	struct drive d = { .nflows = 200, .reloads = 2, .quic = true, .migrate = true };
-	char dir[64];
-	pid_t sup = udp_start("udp://127.0.0.1:0?flows=on", dir, sizeof(dir), &d);
+	pid_t sup = drive_under("udp://127.0.0.1:0?flows=on", &d);
 
-	drive_flows(&d);
 	ASSERT_GT(d.misrouted, 10);
 	bt_supervisor_stop(&sup, 20);
 }
@@ -767,23 +777,12 @@ static void h3_client(struct h3 *h, int delay_s)
 			 "https://127.0.0.1:4433/f1", "https://127.0.0.1:4433/f2", "https://127.0.0.1:4433/f3",
 			 "https://127.0.0.1:4433/f4", NULL };
 	int c = h->ncli++;
-	pid_t pid;
 
 	snprintf(dl, sizeof(dl), "--download=%s/dl%d", h->dir, c);
 	snprintf(delay, sizeof(delay), "--delay-stream=%ds", delay_s);
 	snprintf(logpath, sizeof(logpath), "%s/client%d.log", h->dir, c);
 	ASSERT_OK(mkdir(dl + 11, 0700));
-	pid = fork();
-	if (pid == 0) {
-		int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	ASSERT_GT(pid, 0);
-	h->cli[c] = pid;
+	h->cli[c] = bt_spawn_logged(argv, logpath, false);
 }
 
 /* Waits for every client (bounded), then counts the responses that did not
@@ -822,23 +821,42 @@ static int reload_h3(void)
 	return bt_run(argv, st_out, sizeof(st_out), st_err, sizeof(st_err), 60);
 }
 
-TEST_TIMEOUT(udp_ngtcp2_http3_connections_survive_10_reloads, 120)
+/* Clients (h3_client) with delays FROM to TO seconds. */
+static void h3_clients(struct h3 *h, int from, int to)
 {
-	struct h3 h = { 0 };
-	int failed;
+	for (int d = from; d <= to; d++)
+		h3_client(h, d);
+}
 
-	h3_start(&h, "?flow_idle=10s");
-	for (int d = 1; d <= 6; d++)
-		h3_client(&h, d);
-	for (int r = 0; r < 10; r++) {
+/* N reloads 300 ms apart; with MORE, new clients (1 to 3 s) after the
+ * 3rd and the 6th, for connections on later generations too. */
+static void h3_reloads(struct h3 *h, int n, bool more)
+{
+	for (int r = 0; r < n; r++) {
 		usleep(300 * 1000);
 		if (reload_h3() != 0)
 			FAIL("reload %d: %s%s", r + 1, st_out, st_err);
-		if (r == 2 || r == 5)	/* connections on later generations too */
-			for (int d = 1; d <= 3; d++)
-				h3_client(&h, d);
+		if (more && (r == 2 || r == 5))
+			h3_clients(h, 1, 3);
 	}
-	failed = h3_failed(&h);
+}
+
+/* The HTTP/3 run: the server under baton with QUERY, clients with delays
+ * FROM to TO seconds, N reloads (h3_reloads, MORE), then the failed
+ * requests (h3_failed). */
+static int h3_run(struct h3 *h, const char *query, int from, int to, int n, bool more)
+{
+	h3_start(h, query);
+	h3_clients(h, from, to);
+	h3_reloads(h, n, more);
+	return h3_failed(h);
+}
+
+TEST_TIMEOUT(udp_ngtcp2_http3_connections_survive_10_reloads, 120)
+{
+	struct h3 h = { 0 };
+	int failed = h3_run(&h, "?flow_idle=10s", 1, 6, 10, true);
+
 	bt_log("%d HTTP/3 connections, %d requests across 10 reloads: %d failed", h.ncli, h.ncli * 4, failed);
 	ASSERT_EQ(failed, 0);
 	ASSERT_EQ(status_json_of("h3"), 0);
@@ -851,17 +869,8 @@ TEST_TIMEOUT(udp_ngtcp2_http3_connections_survive_10_reloads, 120)
 TEST_TIMEOUT(udp_ngtcp2_without_flows_loses_connections_across_reloads, 60)
 {
 	struct h3 h = { 0 };
-	int failed;
+	int failed = h3_run(&h, "?flows=off", 2, 4, 2, false);
 
-	h3_start(&h, "?flows=off");
-	for (int d = 2; d <= 4; d++)
-		h3_client(&h, d);
-	for (int r = 0; r < 2; r++) {
-		usleep(300 * 1000);
-		if (reload_h3() != 0)
-			FAIL("reload %d: %s%s", r + 1, st_out, st_err);
-	}
-	failed = h3_failed(&h);
 	bt_log("flows=off: %d of %d requests failed", failed, h.ncli * 4);
 	ASSERT_GT(failed, 0);
 	bt_supervisor_stop(&h.sup, 30);

@@ -126,13 +126,15 @@ static int answered(int *clients, int n)
 	return ok;
 }
 
-static struct baton_group *group2(int *fds, uint16_t *port)
+/* A group in MODE of two listeners FDS (UDP ones when UDP) at *PORT: slot 0
+ * the primary, slot 1 the standby. */
+static struct baton_group *group2(enum baton_mode mode, bool udp, int *fds, uint16_t *port)
 {
-	BATON_OPTS(baton_group_opts, o, .mode = BATON_MODE_EBPF, .log = bt_lib_log);
+	BATON_OPTS(baton_group_opts, o, .mode = mode, .log = bt_lib_log);
 	struct baton_group *g = baton_group_new(&o);
 
 	ASSERT_TRUE(g != NULL);
-	*port = bt_listeners(fds, 2, false);
+	*port = bt_listeners(fds, 2, udp);
 	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[0], 1)), 0);
 	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[1], 0)), 1);	/* standby */
 	return g;
@@ -148,81 +150,94 @@ static struct baton_watch *watch(struct baton_group *g, struct events *e, bool n
 	return w;
 }
 
+/* What the watch tests start from, in a network namespace: group2 G under
+ * watch W (hang threshold 100 ms, fencing unless NO_FENCE), its events in E. */
+struct scene {
+	struct baton_group *g;
+	struct baton_watch *w;
+	struct events e;
+	int fds[2];
+	uint16_t port;
+};
+
+static void scene_start(struct scene *s, enum baton_mode mode, bool udp, bool no_fence)
+{
+	memset(s, 0, sizeof(*s));
+	bt_need_netns();
+	if (mode == BATON_MODE_EBPF)
+		bt_need_ebpf();
+	s->g = group2(mode, udp, s->fds, &s->port);
+	s->w = watch(s->g, &s->e, no_fence);
+}
+
+/* Frees the watch and the group, and ends OWNER (a child) unless it is 0. */
+static void scene_end(struct scene *s, pid_t owner)
+{
+	baton_watch_free(s->w);
+	baton_group_free(s->g);
+	if (owner > 0)
+		end_child(owner);
+}
+
 TEST_ALONE(watch_stopped_owner_is_fenced_at_once_and_queue_moves_then_returns, 30)
 {
 	struct baton_member_health h;
-	struct baton_watch *w;
-	struct baton_group *g;
-	struct events e = { 0 };
-	int fds[2], clients[20];
-	uint16_t port;
+	struct scene s;
+	int clients[20];
 	pid_t a;
 	long took;
 
-	bt_need_netns();
-	bt_need_ebpf();
-	g = group2(fds, &port);
-	w = watch(g, &e, false);
+	scene_start(&s, BATON_MODE_EBPF, false, false);
 	a = sleeper();
-	ASSERT_OK(baton_watch_set_owner(w, 0, a));
-	ASSERT_OK(baton_watch_tick(w, now_ms()));
-	ASSERT_EQ(e.n, 0);
-	queue_clients(port, clients, 20);	/* all wait on the primary */
+	ASSERT_OK(baton_watch_set_owner(s.w, 0, a));
+	ASSERT_OK(baton_watch_tick(s.w, now_ms()));
+	ASSERT_EQ(s.e.n, 0);
+	queue_clients(s.port, clients, 20);	/* all wait on the primary */
 	kill(a, SIGSTOP);
-	took = tick_until(w, &e, BATON_WATCH_FENCED, 0, 2000);
+	took = tick_until(s.w, &s.e, BATON_WATCH_FENCED, 0, 2000);
 	bt_log("stopped owner fenced %ld ms after SIGSTOP", took);
 	ASSERT_TRUE(took >= 0);
 	/* a stopped owner needs no hang threshold: the next tick acts (the
 	 * margin is for the signal's delivery on a loaded machine) */
 	ASSERT_LE(took, 300);
-	ASSERT_TRUE(has(&e, BATON_WATCH_DOWN, 0, BATON_HEALTH_STOPPED));
-	ASSERT_OK(baton_watch_health(w, 0, &h));
+	ASSERT_TRUE(has(&s.e, BATON_WATCH_DOWN, 0, BATON_HEALTH_STOPPED));
+	ASSERT_OK(baton_watch_health(s.w, 0, &h));
 	ASSERT_TRUE(h.down && h.fenced);
 	ASSERT_EQ(h.health, BATON_HEALTH_STOPPED);
 	/* the queued connections moved to the standby and are answered */
-	ASSERT_EQ(serve_queue(fds[1]), 20);
+	ASSERT_EQ(serve_queue(s.fds[1]), 20);
 	ASSERT_EQ(answered(clients, 20), 20);
-	ASSERT_EQ(bt_which_takes(port, fds, 2), 1);
+	ASSERT_EQ(bt_which_takes(s.port, s.fds, 2), 1);
 	/* continued: taken back, and the policy (primary) holds again */
 	kill(a, SIGCONT);
-	took = tick_until(w, &e, BATON_WATCH_UP, 0, 2000);
+	took = tick_until(s.w, &s.e, BATON_WATCH_UP, 0, 2000);
 	ASSERT_TRUE(took >= 0);
-	ASSERT_OK(baton_watch_health(w, 0, &h));
+	ASSERT_OK(baton_watch_health(s.w, 0, &h));
 	ASSERT_TRUE(!h.down && !h.fenced);
 	for (int i = 0; i < 10; i++)
-		ASSERT_EQ(bt_which_takes(port, fds, 2), 0);
-	baton_watch_free(w);
-	baton_group_free(g);
-	end_child(a);
+		ASSERT_EQ(bt_which_takes(s.port, s.fds, 2), 0);
+	scene_end(&s, a);
 }
 
 TEST_ALONE(watch_hung_queue_is_fenced_after_threshold_not_before, 30)
 {
-	struct baton_watch *w;
-	struct baton_group *g;
-	struct events e = { 0 };
-	int fds[2], clients[10];
-	uint16_t port;
+	struct scene s;
+	int clients[10];
 	pid_t a;
 	long took;
 
-	bt_need_netns();
-	bt_need_ebpf();
-	g = group2(fds, &port);
-	w = watch(g, &e, false);
+	scene_start(&s, BATON_MODE_EBPF, false, false);
 	a = sleeper();	/* running (sleeping), but never accepts */
-	ASSERT_OK(baton_watch_set_owner(w, 0, a));
-	queue_clients(port, clients, 10);
-	took = tick_until(w, &e, BATON_WATCH_FENCED, 0, 2000);
+	ASSERT_OK(baton_watch_set_owner(s.w, 0, a));
+	queue_clients(s.port, clients, 10);
+	took = tick_until(s.w, &s.e, BATON_WATCH_FENCED, 0, 2000);
 	bt_log("hung queue fenced after %ld ms (threshold 100)", took);
 	ASSERT_GE(took, 100);
 	ASSERT_LE(took, 400);
-	ASSERT_TRUE(has(&e, BATON_WATCH_DOWN, 0, BATON_HEALTH_HUNG));
-	ASSERT_EQ(serve_queue(fds[1]), 10);
+	ASSERT_TRUE(has(&s.e, BATON_WATCH_DOWN, 0, BATON_HEALTH_HUNG));
+	ASSERT_EQ(serve_queue(s.fds[1]), 10);
 	ASSERT_EQ(answered(clients, 10), 10);
-	baton_watch_free(w);
-	baton_group_free(g);
-	end_child(a);
+	scene_end(&s, a);
 }
 
 /* Accepts and closes what waits on FD now (a slow server catching up). */
@@ -243,38 +258,30 @@ static int accept_all(int fd)
  * test's, so the machine's load cannot move the verdict. */
 TEST_ALONE(watch_hang_is_judged_against_the_members_own_pace, 30)
 {
-	struct baton_watch *w;
-	struct baton_group *g;
-	struct events e = { 0 };
-	int fds[2], clients[6];
-	uint16_t port;
+	struct scene s;
+	int clients[6];
 	pid_t a;
 
-	bt_need_netns();
-	bt_need_ebpf();
-	g = group2(fds, &port);
-	w = watch(g, &e, false);
+	scene_start(&s, BATON_MODE_EBPF, false, false);
 	a = sleeper();	/* running: only the queue can make it unhealthy */
-	ASSERT_OK(baton_watch_set_owner(w, 0, a));
-	ASSERT_OK(baton_watch_tick(w, 1000));
-	queue_clients(port, clients, 3);
-	ASSERT_OK(baton_watch_tick(w, 1010));	/* 3 queued, new since the last look */
-	ASSERT_OK(baton_watch_tick(w, 1090));	/* 80 ms without progress: under 100 */
-	ASSERT_EQ(accept_all(fds[0]), 3);
-	ASSERT_OK(baton_watch_tick(w, 1095));	/* caught up: an 85 ms stall it got over */
-	queue_clients(port, clients + 3, 3);
-	ASSERT_OK(baton_watch_tick(w, 1100));
-	ASSERT_OK(baton_watch_tick(w, 1300));
-	ASSERT_OK(baton_watch_tick(w, 1400));	/* 300 ms: hung by the fixed 100 ms, not by its pace */
-	ASSERT_EQ(e.n, 0);
-	ASSERT_OK(baton_watch_tick(w, 1450));	/* 350 ms > 4 x 85 */
-	ASSERT_TRUE(has(&e, BATON_WATCH_FENCED, 0, BATON_HEALTH_HUNG));
-	ASSERT_EQ(serve_queue(fds[1]), 3);	/* what it queued moved to the other member */
+	ASSERT_OK(baton_watch_set_owner(s.w, 0, a));
+	ASSERT_OK(baton_watch_tick(s.w, 1000));
+	queue_clients(s.port, clients, 3);
+	ASSERT_OK(baton_watch_tick(s.w, 1010));	/* 3 queued, new since the last look */
+	ASSERT_OK(baton_watch_tick(s.w, 1090));	/* 80 ms without progress: under 100 */
+	ASSERT_EQ(accept_all(s.fds[0]), 3);
+	ASSERT_OK(baton_watch_tick(s.w, 1095));	/* caught up: an 85 ms stall it got over */
+	queue_clients(s.port, clients + 3, 3);
+	ASSERT_OK(baton_watch_tick(s.w, 1100));
+	ASSERT_OK(baton_watch_tick(s.w, 1300));
+	ASSERT_OK(baton_watch_tick(s.w, 1400));	/* 300 ms: hung by the fixed 100 ms, not by its pace */
+	ASSERT_EQ(s.e.n, 0);
+	ASSERT_OK(baton_watch_tick(s.w, 1450));	/* 350 ms > 4 x 85 */
+	ASSERT_TRUE(has(&s.e, BATON_WATCH_FENCED, 0, BATON_HEALTH_HUNG));
+	ASSERT_EQ(serve_queue(s.fds[1]), 3);	/* what it queued moved to the other member */
 	for (int i = 0; i < 6; i++)
 		close(clients[i]);
-	baton_watch_free(w);
-	baton_group_free(g);
-	end_child(a);
+	scene_end(&s, a);
 }
 
 /* An owner that accepts and closes as fast as connections come. */
@@ -297,66 +304,50 @@ static pid_t acceptor(int fd)
 
 TEST_ALONE(watch_member_that_keeps_accepting_stays_up, 30)
 {
-	struct baton_watch *w;
-	struct baton_group *g;
-	struct events e = { 0 };
-	int fds[2], n = 0;
-	uint16_t port;
+	struct scene s;
+	int n = 0;
 	uint64_t t0;
 	pid_t a;
 
-	bt_need_netns();
-	bt_need_ebpf();
-	g = group2(fds, &port);
-	w = watch(g, &e, false);
-	a = acceptor(fds[0]);
-	ASSERT_OK(baton_watch_set_owner(w, 0, a));
+	scene_start(&s, BATON_MODE_EBPF, false, false);
+	a = acceptor(s.fds[0]);
+	ASSERT_OK(baton_watch_set_owner(s.w, 0, a));
 	/* 150 connections with a tick every 2 ms (at most 5 s on a loaded
 	 * machine): the queue drains, so it is never judged hung */
 	t0 = now_ms();
 	for (int i = 0; i < 100000 && n < 150 && now_ms() - t0 < 5000; i++, n++) {
-		int c = bt_connect(port);
+		int c = bt_connect(s.port);
 
 		close(c);
-		ASSERT_OK(baton_watch_tick(w, now_ms()));
+		ASSERT_OK(baton_watch_tick(s.w, now_ms()));
 		usleep(2000);
 	}
-	bt_log("%d connections, %d events", n, e.n);
+	bt_log("%d connections, %d events", n, s.e.n);
 	ASSERT_GE(n, 50);
-	ASSERT_EQ(e.n, 0);
-	baton_watch_free(w);
-	baton_group_free(g);
-	end_child(a);
+	ASSERT_EQ(s.e.n, 0);
+	scene_end(&s, a);
 }
 
 TEST_ALONE(watch_no_fence_steers_only_and_gone_owner_leaves, 30)
 {
 	struct baton_member_health h;
-	struct baton_watch *w;
-	struct baton_group *g;
-	struct events e = { 0 };
-	int fds[2];
-	uint16_t port;
+	struct scene s;
 	pid_t a;
 
-	bt_need_netns();
-	bt_need_ebpf();
-	g = group2(fds, &port);
-	w = watch(g, &e, true);
+	scene_start(&s, BATON_MODE_EBPF, false, true);
 	a = sleeper();
-	ASSERT_OK(baton_watch_set_owner(w, 0, a));
+	ASSERT_OK(baton_watch_set_owner(s.w, 0, a));
 	kill(a, SIGSTOP);
-	ASSERT_TRUE(tick_until(w, &e, BATON_WATCH_DOWN, 0, 2000) >= 0);
-	ASSERT_OK(baton_watch_health(w, 0, &h));
+	ASSERT_TRUE(tick_until(s.w, &s.e, BATON_WATCH_DOWN, 0, 2000) >= 0);
+	ASSERT_OK(baton_watch_health(s.w, 0, &h));
 	ASSERT_TRUE(h.down && !h.fenced);
-	ASSERT_EQ(bt_which_takes(port, fds, 2), 1);
+	ASSERT_EQ(bt_which_takes(s.port, s.fds, 2), 1);
 	/* the owner dies and is reaped: the member is removed */
 	end_child(a);
-	ASSERT_TRUE(tick_until(w, &e, BATON_WATCH_REMOVED, 0, 2000) >= 0);
-	ASSERT_EQ(baton_group_size(g), 1);
-	ASSERT_EQ(bt_which_takes(port, fds, 2), 1);
-	baton_watch_free(w);
-	baton_group_free(g);
+	ASSERT_TRUE(tick_until(s.w, &s.e, BATON_WATCH_REMOVED, 0, 2000) >= 0);
+	ASSERT_EQ(baton_group_size(s.g), 1);
+	ASSERT_EQ(bt_which_takes(s.port, s.fds, 2), 1);
+	scene_end(&s, 0);
 }
 
 TEST(group_unfence_takes_the_member_back)
@@ -367,7 +358,7 @@ TEST(group_unfence_takes_the_member_back)
 
 	bt_need_netns();
 	bt_need_ebpf();
-	g = group2(fds, &port);
+	g = group2(BATON_MODE_EBPF, false, fds, &port);
 	ASSERT_OK(baton_group_fence(g, 0));
 	ASSERT_TRUE(baton_group_fenced(g, 0));
 	ASSERT_EQ(bt_which_takes(port, fds, 2), 1);	/* fenced: the standby takes it */
@@ -440,48 +431,37 @@ static int drain_udp(int fd)
  * hang thresholds pass with datagrams piling up on slot 0. */
 TEST_ALONE(watch_udp_member_is_not_judged_hung_by_its_receive_buffer, 30)
 {
-	BATON_OPTS(baton_group_opts, go, .mode = BATON_MODE_EBPF, .log = bt_lib_log);
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct baton_member_health h;
-	struct baton_watch *w;
-	struct baton_group *g;
-	struct events e = { 0 };
-	int fds[2], c;
+	struct scene s;
+	int c;
 	uint64_t t = 1000;
 	pid_t a;
 
-	bt_need_netns();
-	bt_need_ebpf();
-	g = baton_group_new(&go);
-	ASSERT_TRUE(g != NULL);
-	to.sin_port = htons(bt_listeners(fds, 2, true));
-	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[0], 1)), 0);
-	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[1], 0)), 1);	/* standby */
-	w = watch(g, &e, false);
+	scene_start(&s, BATON_MODE_EBPF, true, false);
+	to.sin_port = htons(s.port);
 	a = sleeper();	/* running, and never reads */
-	ASSERT_OK(baton_watch_set_owner(w, 0, a));
+	ASSERT_OK(baton_watch_set_owner(s.w, 0, a));
 	c = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	ASSERT_TRUE(c >= 0);
 	for (int i = 0; i < 20; i++, t += 50) {
 		ASSERT_EQ(sendto(c, "ping", 4, 0, (struct sockaddr *)&to, sizeof(to)), 4);
-		ASSERT_OK(baton_watch_tick(w, t));
+		ASSERT_OK(baton_watch_tick(s.w, t));
 	}
-	ASSERT_EQ(e.n, 0);
-	ASSERT_OK(baton_watch_health(w, 0, &h));
+	ASSERT_EQ(s.e.n, 0);
+	ASSERT_OK(baton_watch_health(s.w, 0, &h));
 	ASSERT_TRUE(!h.down && !h.fenced);
 	ASSERT_EQ(h.health, BATON_HEALTH_OK);
 	/* every datagram, and the next one, went to slot 0 */
 	ASSERT_EQ(sendto(c, "ping", 4, 0, (struct sockaddr *)&to, sizeof(to)), 4);
-	ASSERT_EQ(drain_udp(fds[0]), 21);
-	ASSERT_EQ(drain_udp(fds[1]), 0);
+	ASSERT_EQ(drain_udp(s.fds[0]), 21);
+	ASSERT_EQ(drain_udp(s.fds[1]), 0);
 	/* its owner's state is still judged: stopped, it is steered away */
 	kill(a, SIGSTOP);
-	ASSERT_TRUE(tick_until(w, &e, BATON_WATCH_DOWN, 0, 2000) >= 0);
-	ASSERT_TRUE(has(&e, BATON_WATCH_DOWN, 0, BATON_HEALTH_STOPPED));
+	ASSERT_TRUE(tick_until(s.w, &s.e, BATON_WATCH_DOWN, 0, 2000) >= 0);
+	ASSERT_TRUE(has(&s.e, BATON_WATCH_DOWN, 0, BATON_HEALTH_STOPPED));
 	close(c);
-	baton_watch_free(w);
-	baton_group_free(g);
-	end_child(a);
+	scene_end(&s, a);
 }
 
 /* An owner that accepts one connection (and keeps it) per byte on CMD,
@@ -511,57 +491,45 @@ static pid_t accept_on_command(int fd, int cmd, int ack)
  * clock is the test's: 50 ms a step, a 100 ms threshold. */
 TEST_ALONE(watch_cbpf_loaded_member_that_accepts_is_not_hung, 30)
 {
-	BATON_OPTS(baton_group_opts, go, .mode = BATON_MODE_CBPF, .log = bt_lib_log);
-	struct baton_watch *w;
-	struct baton_group *g;
-	struct events e = { 0 };
-	int fds[2], clients[40], cmd[2], ack[2], n = 0;
+	struct scene s;
+	int clients[40], cmd[2], ack[2], n = 0;
 	uint64_t t = 1000;
-	uint16_t port;
 	pid_t a;
 	char b;
 
-	bt_need_netns();
-	g = baton_group_new(&go);
-	ASSERT_TRUE(g != NULL);
-	port = bt_listeners(fds, 2, false);
-	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[0], 1)), 0);
-	ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[1], 0)), 1);	/* standby */
-	ASSERT_EQ(baton_group_mode(g), BATON_MODE_CBPF);
-	w = watch(g, &e, false);
+	scene_start(&s, BATON_MODE_CBPF, false, false);
+	ASSERT_EQ(baton_group_mode(s.g), BATON_MODE_CBPF);
 	ASSERT_OK(pipe2(cmd, O_CLOEXEC));
 	ASSERT_OK(pipe2(ack, O_CLOEXEC));
-	a = accept_on_command(fds[0], cmd[0], ack[1]);
-	ASSERT_OK(baton_watch_set_owner(w, 0, a));
-	queue_clients(port, clients, 2);
+	a = accept_on_command(s.fds[0], cmd[0], ack[1]);
+	ASSERT_OK(baton_watch_set_owner(s.w, 0, a));
+	queue_clients(s.port, clients, 2);
 	n = 2;
-	ASSERT_OK(baton_watch_tick(w, t));
+	ASSERT_OK(baton_watch_tick(s.w, t));
 	for (int i = 0; i < 12; i++) {
-		queue_clients(port, clients + n, 2);
+		queue_clients(s.port, clients + n, 2);
 		n += 2;
 		ASSERT_EQ(write(cmd[1], "a", 1), 1);
 		ASSERT_EQ(read(ack[0], &b, 1), 1);
 		ASSERT_EQ(b, 'y');
 		t += 50;
-		ASSERT_OK(baton_watch_tick(w, t));
+		ASSERT_OK(baton_watch_tick(s.w, t));
 	}
-	bt_log("queue grew to %d over %d ms while its owner accepted; %d events", n - 12, 12 * 50, e.n);
-	ASSERT_EQ(e.n, 0);
+	bt_log("queue grew to %d over %d ms while its owner accepted; %d events", n - 12, 12 * 50, s.e.n);
+	ASSERT_EQ(s.e.n, 0);
 	/* it stops accepting: the same queue hangs past the threshold (its
 	 * pace stretches that to 4 x 100 ms: the first look after it began
 	 * to accept had no earlier sockets to compare with) */
 	for (int i = 0; i < 10; i++) {
 		t += 50;
-		ASSERT_OK(baton_watch_tick(w, t));
+		ASSERT_OK(baton_watch_tick(s.w, t));
 	}
-	ASSERT_TRUE(has(&e, BATON_WATCH_FENCED, 0, BATON_HEALTH_HUNG));
+	ASSERT_TRUE(has(&s.e, BATON_WATCH_FENCED, 0, BATON_HEALTH_HUNG));
 	close(cmd[1]);
 	close(cmd[0]);
 	close(ack[0]);
 	close(ack[1]);
 	for (int i = 0; i < n; i++)
 		close(clients[i]);
-	baton_watch_free(w);
-	baton_group_free(g);
-	end_child(a);
+	scene_end(&s, a);
 }
