@@ -276,12 +276,13 @@ bench_baton_nginx() {
 }
 
 # a static Go server (CGO_ENABLED=0): it binds its own socket with raw system
-# calls, so baton run's bind mode auto picks the cgroup bind hook
+# calls, so baton run's bind mode auto picks the cgroup bind hook; built with
+# the caller's GOCACHE if set (CI shares one with the tests), else a fresh one
 GOSRV=
 build_go() {
 	command -v go >/dev/null || return 1
 	mkdir -p "$tmp/go"
-	GOCACHE=$tmp/go/cache GOPATH=$tmp/go/path GO111MODULE=off CGO_ENABLED=0 HOME=$tmp/go \
+	GOCACHE=${GOCACHE:-$tmp/go/cache} GOPATH=$tmp/go/path GO111MODULE=off CGO_ENABLED=0 HOME=$tmp/go \
 		go build -o "$tmp/go/goserver" tests/fixtures/goserver/main.go && GOSRV=$tmp/go/goserver
 }
 bench_baton_go() {
