@@ -19,7 +19,7 @@ N=100
 CONC=64
 GAP=0.05
 WRK_ONLY=0
-WRK_RELOADS=10
+WRK_RELOADS=${WRK_RELOADS:-10}
 WRK_CONC=50
 WRK_GAP=0.5
 STEADY_ROUNDS=${STEADY_ROUNDS:-6}
@@ -34,7 +34,7 @@ busy (default 64), in connection-per-request and keep-alive modes, and prints
 failed requests per configuration, reload time (command to switched, p50/p99)
 and baton's own overhead beyond the new generation's readiness (p50/p99).
 Then a second table from wrk (-t2 -c$WRK_CONC, $WRK_RELOADS reloads, one every
-${WRK_GAP}s): nginx -s reload, baton run + nginx, and baton run + nginx with
+${WRK_GAP}s; environment: WRK_RELOADS): nginx -s reload, baton run + nginx, and baton run + nginx with
 ?handoff=idle; in keep-alive mode also HAProxy's seamless reload and Apache's
 graceful restart beside baton run + each with ?handoff=idle; with wrk's socket
 errors. --wrk-only prints that table only.
@@ -58,6 +58,7 @@ while [ $# -gt 0 ]; do
 done
 case "$N$CONC" in *[!0-9]*) echo "bench/reload.sh: --reloads and --concurrency take whole numbers" >&2; exit 2 ;; esac
 [ "$N" -ge 1 ] && [ "$N" -le 1000 ] || { echo "bench/reload.sh: --reloads must be 1..1000" >&2; exit 2; }
+case "$WRK_RELOADS" in ""|*[!0-9]*|0) echo "bench/reload.sh: WRK_RELOADS takes a whole number, at least 1" >&2; exit 2 ;; esac
 
 cd "$(dirname "$0")/.."
 if [ -z "${BATON_BENCH_NETNS:-}" ]; then
