@@ -19,7 +19,7 @@ N=100
 CONC=64
 GAP=0.05
 WRK_ONLY=0
-WRK_RELOADS=10
+WRK_RELOADS=${WRK_RELOADS:-10}
 WRK_CONC=50
 WRK_GAP=0.5
 STEADY_ROUNDS=${STEADY_ROUNDS:-6}
@@ -34,7 +34,7 @@ busy (default 64), in connection-per-request and keep-alive modes, and prints
 failed requests per configuration, reload time (command to switched, p50/p99)
 and baton's own overhead beyond the new generation's readiness (p50/p99).
 Then a second table from wrk (-t2 -c$WRK_CONC, $WRK_RELOADS reloads, one every
-${WRK_GAP}s): nginx -s reload, baton run + nginx, and baton run + nginx with
+${WRK_GAP}s; environment: WRK_RELOADS): nginx -s reload, baton run + nginx, and baton run + nginx with
 ?handoff=idle; in keep-alive mode also HAProxy's seamless reload and Apache's
 graceful restart beside baton run + each with ?handoff=idle; with wrk's socket
 errors. --wrk-only prints that table only.
@@ -58,6 +58,7 @@ while [ $# -gt 0 ]; do
 done
 case "$N$CONC" in *[!0-9]*) echo "bench/reload.sh: --reloads and --concurrency take whole numbers" >&2; exit 2 ;; esac
 [ "$N" -ge 1 ] && [ "$N" -le 1000 ] || { echo "bench/reload.sh: --reloads must be 1..1000" >&2; exit 2; }
+case "$WRK_RELOADS" in ""|*[!0-9]*|0) echo "bench/reload.sh: WRK_RELOADS takes a whole number, at least 1" >&2; exit 2 ;; esac
 
 cd "$(dirname "$0")/.."
 if [ -z "${BATON_BENCH_NETNS:-}" ]; then
@@ -276,12 +277,13 @@ bench_baton_nginx() {
 }
 
 # a static Go server (CGO_ENABLED=0): it binds its own socket with raw system
-# calls, so baton run's bind mode auto picks the cgroup bind hook
+# calls, so baton run's bind mode auto picks the cgroup bind hook; built with
+# the caller's GOCACHE if set (CI shares one with the tests), else a fresh one
 GOSRV=
 build_go() {
 	command -v go >/dev/null || return 1
 	mkdir -p "$tmp/go"
-	GOCACHE=$tmp/go/cache GOPATH=$tmp/go/path GO111MODULE=off CGO_ENABLED=0 HOME=$tmp/go \
+	GOCACHE=${GOCACHE:-$tmp/go/cache} GOPATH=$tmp/go/path GO111MODULE=off CGO_ENABLED=0 HOME=$tmp/go \
 		go build -o "$tmp/go/goserver" tests/fixtures/goserver/main.go && GOSRV=$tmp/go/goserver
 }
 bench_baton_go() {
