@@ -2,10 +2,15 @@
 /* The health watch's files do not grow with listeners or reloads: a 64-listener
  * `baton run` reloaded 20 times keeps at most its member sockets plus a small
  * constant of files that are not eBPF objects (one /proc stat file per watched
- * process, not one per listener), and the count does not grow. */
+ * process, not one per listener), and the count does not grow. Through the
+ * library: two watches share one stat file for their common owner, and both
+ * still see it gone once it exits. */
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -20,6 +25,78 @@ static char out[65536], err[16384];
 struct fdcount {
 	int all, bpf, proc;	/* every fd; eBPF maps, programs, links, BTF; /proc files */
 };
+
+/* This process's open files that are /proc/PID/stat. */
+static int stat_files_of(pid_t pid)
+{
+	char want[64], path[300], link[128];
+	struct dirent *e;
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+
+	ASSERT_TRUE(d != NULL);
+	snprintf(want, sizeof(want), "/proc/%d/stat", (int)pid);
+	while ((e = readdir(d))) {
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		if (e->d_name[0] != '.' && (len = readlink(path, link, sizeof(link) - 1)) > 0) {
+			link[len] = '\0';
+			n += !strcmp(link, want);
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+TEST_TIMEOUT(watch_fds_one_stat_file_per_process_for_every_watch, 30)
+{
+	BATON_OPTS(baton_group_opts, go, .mode = BATON_MODE_EBPF, .log = bt_lib_log);
+	BATON_OPTS(baton_watch_opts, wo, .hang_ms = 100, .no_fence = true, .log = bt_lib_log);
+	struct baton_group *g[2];
+	struct baton_watch *w[2];
+	int fds[2][2];
+	pid_t a;
+
+	bt_need_netns();
+	bt_need_ebpf();
+	a = fork();
+	ASSERT_TRUE(a >= 0);
+	if (a == 0) {
+		pause();
+		_exit(0);
+	}
+	for (int i = 0; i < 2; i++) {
+		ASSERT_TRUE((g[i] = baton_group_new(&go)) != NULL);
+		bt_listeners(fds[i], 2, false);
+		ASSERT_EQ(ASSERT_OK(baton_group_add(g[i], fds[i][0], 1)), 0);
+		ASSERT_EQ(ASSERT_OK(baton_group_add(g[i], fds[i][1], 0)), 1);
+		ASSERT_TRUE((w[i] = baton_watch_new(g[i], &wo)) != NULL);
+		ASSERT_OK(baton_watch_set_owner(w[i], 0, a));
+		ASSERT_OK(baton_watch_set_owner(w[i], 0, a));	/* again: no second reference */
+	}
+	ASSERT_EQ(stat_files_of(a), 1);
+	/* it exits and is reaped: the shared file tells both watches, which
+	 * remove their member, and the last one to let go closes it */
+	kill(a, SIGKILL);
+	waitpid(a, NULL, 0);
+	for (int i = 0; i < 2; i++) {
+		for (int t = 0; t < 400 && baton_group_size(g[i]) > 1; t++) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ASSERT_OK(baton_watch_tick(w[i], (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000));
+			usleep(5000);
+		}
+		ASSERT_EQ(baton_group_size(g[i]), 1);
+		/* the first watch let go: the second still holds it; then none */
+		ASSERT_EQ(stat_files_of(a), i == 0 ? 1 : 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		baton_watch_free(w[i]);
+		baton_group_free(g[i]);
+	}
+}
 
 static struct fdcount count_fds(pid_t pid)
 {
