@@ -5,6 +5,7 @@
  * back when it recovers. Poll-driven: no threads, no timers of its own. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,14 +35,111 @@
 #define PACE_HALF_LIFE_MS 30000
 #define PACE_MAX_MS 10000
 
+/* One open /proc/PID/stat per process, shared by every watch that has it as
+ * an owner: a supervisor's 1,024 listeners all watch the same generation, and
+ * one fd each made 1,024 fds for one process. The fd is kept open because it
+ * follows this process, not a reused pid: once the process is reaped, reads
+ * fail, so an entry whose read fails is never handed out again. */
+struct statref {
+	pid_t pid;
+	int fd;
+	unsigned refs;
+};
+
+static pthread_mutex_t stat_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct statref **stat_tab;	/* process-wide: watches of any thread share it */
+static size_t stat_n, stat_cap;
+
+/* Whether FD (an open stat file) still reads: its process is not reaped, so
+ * its pid is not free for reuse and names that process. */
+static bool stat_alive(int fd)
+{
+	struct baton_proc_stat st;
+
+	return baton_proc_stat(0, fd, &st) == 0;
+}
+
+static struct statref *stat_find(pid_t pid)
+{
+	for (size_t i = 0; i < stat_n; i++)
+		if (stat_tab[i]->pid == pid && stat_alive(stat_tab[i]->fd))
+			return stat_tab[i];
+	return NULL;
+}
+
+/* A reference to PID's stat file, opened if no watch has it yet; NULL and
+ * errno on failure. */
+static struct statref *stat_get(pid_t pid)
+{
+	struct statref *e;
+	char path[64];
+	int err = 0;
+
+	pthread_mutex_lock(&stat_lock);
+	if ((e = stat_find(pid))) {
+		e->refs++;
+		goto out;
+	}
+	if (stat_n == stat_cap) {
+		size_t cap = stat_cap ? 2 * stat_cap : 8;
+		struct statref **v = realloc(stat_tab, cap * sizeof(*v));
+
+		if (!v) {
+			err = ENOMEM;
+			goto out;
+		}
+		stat_tab = v;
+		stat_cap = cap;
+	}
+	if (!(e = malloc(sizeof(*e)))) {
+		err = ENOMEM;
+		goto out;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	*e = (struct statref){ .pid = pid, .fd = open(path, O_RDONLY | O_CLOEXEC), .refs = 1 };
+	if (e->fd < 0) {
+		err = errno;
+		free(e);
+		e = NULL;
+		goto out;
+	}
+	stat_tab[stat_n++] = e;
+out:
+	pthread_mutex_unlock(&stat_lock);
+	if (err)
+		errno = err;
+	return e;
+}
+
+static void stat_put(struct statref *e)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&stat_lock);
+	if (--e->refs == 0) {
+		for (size_t i = 0; i < stat_n; i++)
+			if (stat_tab[i] == e) {
+				stat_tab[i] = stat_tab[--stat_n];
+				break;
+			}
+		close(e->fd);
+		free(e);
+		if (!stat_n) {
+			free(stat_tab);	/* nothing watched: nothing kept */
+			stat_tab = NULL;
+			stat_cap = 0;
+		}
+	}
+	pthread_mutex_unlock(&stat_lock);
+}
+
 struct owner {
 	pid_t pid;
-	int stat_fd;	/* /proc/PID/stat, kept open: it follows this process, not a reused pid */
+	struct statref *stat;	/* shared /proc/PID/stat of this process */
 	uint64_t stop_ms;	/* a stop signal was delivered at this tick (events), 0: none */
 };
 
 struct wmember {
-	bool seen;                 /* the slot held a member at the last tick */
 	struct owner *own;         /* grown as owners come, up to MAX_OWNERS: a fixed
 				    * array made every listener's watch 56 kB */
 	int nown, cap;
@@ -64,7 +162,9 @@ struct wmember {
 struct baton_watch {
 	struct baton_group *g;
 	struct baton_watch_opts o;
-	struct wmember m[BATON_MAX_SLOTS];
+	struct wmember *m[BATON_MAX_SLOTS];	/* allocated while the slot holds a member:
+						 * 64 structs per listener whether used or not
+						 * were ~7 MB at 1,024 listeners */
 	struct sigwatch_bpf *ev;   /* baton_watch_events: stop signals as they happen */
 	struct ring_buffer *rb;
 	uint64_t now_ms;           /* of the tick that reads the ring buffer */
@@ -91,7 +191,7 @@ const char *baton_health_name(enum baton_health h)
 struct baton_watch *baton_watch_new(struct baton_group *g, const struct baton_watch_opts *opts)
 {
 	struct baton_watch *w;
-	int s, r;
+	int r;
 
 	if (!g) {
 		errno = EINVAL;
@@ -108,8 +208,6 @@ struct baton_watch *baton_watch_new(struct baton_group *g, const struct baton_wa
 	if (!w->o.hang_ms)
 		w->o.hang_ms = DEFAULT_HANG_MS;
 	w->g = g;
-	for (s = 0; s < BATON_MAX_SLOTS; s++)
-		w->m[s].seen = false;
 	return w;
 }
 
@@ -132,11 +230,32 @@ static void drop_owners(struct wmember *m)
 	int i;
 
 	for (i = 0; i < m->nown; i++)
-		if (m->own[i].stat_fd >= 0)
-			close(m->own[i].stat_fd);
+		stat_put(m->own[i].stat);
 	free(m->own);
 	m->own = NULL;
 	m->nown = m->cap = 0;
+}
+
+/* The member of SLOT, made on first use; NULL if out of memory. */
+static struct wmember *member(struct baton_watch *w, int slot)
+{
+	if (!w->m[slot])
+		w->m[slot] = calloc(1, sizeof(*w->m[slot]));
+	return w->m[slot];
+}
+
+/* SLOT holds no member any more: its owners are dropped (and cleared in the
+ * kernel's failover map if written there) and its struct freed. */
+static void forget(struct baton_watch *w, int slot)
+{
+	struct wmember *m = w->m[slot];
+
+	if (!m)
+		return;
+	drop_owners(m);
+	kernel_owner(w, slot, m);
+	free(m);
+	w->m[slot] = NULL;
 }
 
 void baton_watch_free(struct baton_watch *w)
@@ -145,10 +264,8 @@ void baton_watch_free(struct baton_watch *w)
 
 	if (!w)
 		return;
-	for (s = 0; s < BATON_MAX_SLOTS; s++) {
-		drop_owners(&w->m[s]);
-		kernel_owner(w, s, &w->m[s]);
-	}
+	for (s = 0; s < BATON_MAX_SLOTS; s++)
+		forget(w, s);
 	ring_buffer__free(w->rb);
 	sigwatch_bpf__destroy(w->ev);
 	free(w);
@@ -162,9 +279,9 @@ static int on_stop_event(void *ctx, void *data, size_t len)
 	if (len < sizeof(*e))
 		return 0;
 	for (int s = 0; s < BATON_MAX_SLOTS; s++)
-		for (int i = 0; i < w->m[s].nown; i++)
-			if (w->m[s].own[i].pid == (pid_t)e->tgid)
-				w->m[s].own[i].stop_ms = w->now_ms ? w->now_ms : 1;
+		for (int i = 0; w->m[s] && i < w->m[s]->nown; i++)
+			if (w->m[s]->own[i].pid == (pid_t)e->tgid)
+				w->m[s]->own[i].stop_ms = w->now_ms ? w->now_ms : 1;
 	return 0;
 }
 
@@ -212,7 +329,7 @@ static void reset(struct wmember *m)
 
 int baton_watch_set_owner(struct baton_watch *w, int slot, pid_t pid)
 {
-	char path[64];
+	struct statref *st;
 	struct wmember *m;
 	int i, fd;
 
@@ -220,7 +337,8 @@ int baton_watch_set_owner(struct baton_watch *w, int slot, pid_t pid)
 		return -EINVAL;
 	if ((fd = baton_group_fd(w->g, slot)) < 0)
 		return fd;
-	m = &w->m[slot];
+	if (!(m = member(w, slot)))
+		return -ENOMEM;
 	for (i = 0; i < m->nown; i++)
 		if (m->own[i].pid == pid)
 			return 0;
@@ -235,15 +353,13 @@ int baton_watch_set_owner(struct baton_watch *w, int slot, pid_t pid)
 		m->own = v;
 		m->cap = cap;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	if (!(st = stat_get(pid))) {
 		int r = -errno;
 
-		LOG(w, ERROR, "cannot watch pid %d: %s: %s", (int)pid, path, strerror(-r));
+		LOG(w, ERROR, "cannot watch pid %d: /proc/%d/stat: %s", (int)pid, (int)pid, strerror(-r));
 		return r;
 	}
-	m->own[m->nown++] = (struct owner){ .pid = pid, .stat_fd = fd };
+	m->own[m->nown++] = (struct owner){ .pid = pid, .stat = st };
 	kernel_owner(w, slot, m);
 	return 0;
 }
@@ -252,8 +368,10 @@ int baton_watch_clear_owners(struct baton_watch *w, int slot)
 {
 	if (!w || slot < 0 || slot >= BATON_MAX_SLOTS)
 		return -EINVAL;
-	drop_owners(&w->m[slot]);
-	kernel_owner(w, slot, &w->m[slot]);
+	if (w->m[slot]) {
+		drop_owners(w->m[slot]);
+		kernel_owner(w, slot, w->m[slot]);
+	}
 	return 0;
 }
 
@@ -272,7 +390,7 @@ static enum baton_health owners_health(struct wmember *m, uint64_t now)
 
 	m->running = 0;
 	for (i = 0; i < m->nown; i++) {
-		char st = owner_state(m->own[i].stat_fd);
+		char st = owner_state(m->own[i].stat->fd);
 		struct owner *o = &m->own[i];
 
 		if (o->stop_ms && (st == 'T' || st == 't' || now - o->stop_ms >= STOP_INFLIGHT_MS))
@@ -417,7 +535,7 @@ static void emit(struct baton_watch *w, enum baton_watch_event_type type, int sl
 static bool others_up(const struct baton_watch *w, int slot)
 {
 	for (int s = 0; s < BATON_MAX_SLOTS; s++)
-		if (s != slot && baton_group_fd(w->g, s) >= 0 && !w->m[s].down)
+		if (s != slot && baton_group_fd(w->g, s) >= 0 && !(w->m[s] && w->m[s]->down))
 			return true;
 	return false;
 }
@@ -486,7 +604,7 @@ static void go_up(struct baton_watch *w, int slot, struct wmember *m, uint64_t n
 
 static void check(struct baton_watch *w, int slot, uint64_t now, int *count)
 {
-	struct wmember *m = &w->m[slot];
+	struct wmember *m = w->m[slot];
 	enum baton_health h;
 	bool hung;
 
@@ -537,15 +655,15 @@ int baton_watch_tick(struct baton_watch *w, uint64_t now_ms)
 	}
 	for (slot = 0; slot < BATON_MAX_SLOTS; slot++) {
 		if (baton_group_fd(w->g, slot) < 0) {
-			if (w->m[slot].seen || w->m[slot].nown || w->m[slot].kowner) {
-				reset(&w->m[slot]);
-				w->m[slot].kowner = true;	/* cleared in the map too */
-				kernel_owner(w, slot, &w->m[slot]);
+			if (w->m[slot]) {
+				reset(w->m[slot]);
+				w->m[slot]->kowner = true;	/* cleared in the map too */
+				forget(w, slot);
 			}
 			continue;
 		}
-		w->m[slot].seen = true;
-		check(w, slot, now_ms, &count);
+		if (member(w, slot))	/* out of memory: looked at next tick */
+			check(w, slot, now_ms, &count);
 	}
 	return count;
 }
@@ -559,6 +677,7 @@ int baton_watch_health(const struct baton_watch *w, int slot, struct baton_membe
 
 int baton_watch_health_info(const struct baton_watch *w, int slot, struct baton_member_health *out, size_t len)
 {
+	static const struct wmember none;	/* a slot not looked at yet */
 	struct baton_member_health h;
 	const struct wmember *m;
 	int r;
@@ -567,7 +686,7 @@ int baton_watch_health_info(const struct baton_watch *w, int slot, struct baton_
 		return -EINVAL;
 	if ((r = baton_group_fd(w->g, slot)) < 0)
 		return r;
-	m = &w->m[slot];
+	m = w->m[slot] ? w->m[slot] : &none;
 	memset(&h, 0, sizeof(h));	/* padding too: it is copied out */
 	h.health = m->health;
 	h.down = m->down;
