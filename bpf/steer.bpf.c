@@ -1,15 +1,24 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Steering program for one SO_REUSEPORT group: picks the member for each new
- * connection (or datagram) by stable slot, and, loaded as
+/* Steering program for the SO_REUSEPORT groups of a steering set (every
+ * listener of a supervisor, or one group alone): finds the listener from the
+ * group's socket, picks the member for each new connection (or datagram) by
+ * stable slot of that listener, and, loaded as
  * BPF_SK_REUSEPORT_SELECT_OR_MIGRATE, picks where the queue of a closing or
  * shut-down listener goes instead of letting the kernel reset it. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "steer.h"
+#define BATON_SIGDOWN_STEER
 #include "sigdown.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Listeners sharing this program, set before load: the maps' max_entries
+ * below are per listener and user space multiplies them by it (bpf/steer.h
+ * says where listener L's entries are). With one, the listener lookup is
+ * skipped. */
+const volatile __u32 nlisteners = 1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_REUSEPORT_SOCKARRAY);
@@ -17,6 +26,15 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } socks SEC(".maps");
+
+/* The listener's socket (family, protocol, bound address and port) to its
+ * index: one lookup per decision when several listeners share the program. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct baton_steer_lkey);
+	__type(value, __u32);
+} listeners SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -54,6 +72,42 @@ struct {
 } origin SEC(".maps");
 
 #define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
+#define AF_INET_ 2
+#define NO_GSLOT 0xffffffffu	/* global slots go past BATON_STEER_NONE */
+
+/* The listener this decision is for: the group's socket (md->sk; on a
+ * migration the closing listener, of the same address) by its family,
+ * protocol, bound address and port. -1: not one of the set's. */
+static __always_inline int listener_of(struct sk_reuseport_md *md, __u32 *lid)
+{
+	struct baton_steer_lkey k;
+	struct bpf_sock *sk;
+	__u32 *v;
+
+	*lid = 0;
+	if (nlisteners <= 1)
+		return 0;
+	sk = md->sk;
+	if (!sk)
+		return -1;
+	__builtin_memset(&k, 0, sizeof(k));
+	k.family = sk->family;
+	k.protocol = sk->protocol;
+	k.port = sk->src_port;
+	if (k.family == AF_INET_) {
+		k.addr[0] = sk->src_ip4;
+	} else {
+		k.addr[0] = sk->src_ip6[0];
+		k.addr[1] = sk->src_ip6[1];
+		k.addr[2] = sk->src_ip6[2];
+		k.addr[3] = sk->src_ip6[3];
+	}
+	v = bpf_map_lookup_elem(&listeners, &k);
+	if (!v || *v >= nlisteners)
+		return -1;
+	*lid = *v;
+	return 0;
+}
 
 /* How many further table entries to try when the picked slot is empty. The
  * table interleaves slots, so a few steps reach every slot with weight. */
@@ -92,7 +146,7 @@ static __always_inline int source_addr(struct sk_reuseport_md *md, __u32 *saddr)
  * comes from the pin's source address (when the pin names one). The packet
  * starts at the transport header, whose first two bytes are the source port
  * for TCP and UDP alike; a migration carries no packet. */
-static __always_inline int pinned(struct sk_reuseport_md *md)
+static __always_inline int pinned(struct sk_reuseport_md *md, __u32 lid)
 {
 	void *data = (void *)(long)md->data, *end = (void *)(long)md->data_end;
 	__u32 saddr[4] = { 0, 0, 0, 0 };
@@ -104,7 +158,7 @@ static __always_inline int pinned(struct sk_reuseport_md *md)
 		return 0;
 	sport = bpf_ntohs(*(__u16 *)data);
 	for (k = 0; k < BATON_STEER_PINS; k++) {
-		__u32 key = k, slot;
+		__u32 key = lid * BATON_STEER_PINS + k, slot;
 		struct baton_steer_pin *p = bpf_map_lookup_elem(&pins, &key);
 
 		if (!p || !p->hi || sport < p->lo || sport > p->hi)
@@ -116,8 +170,8 @@ static __always_inline int pinned(struct sk_reuseport_md *md)
 			    (fam == 6 && (saddr[1] != p->addr[1] || saddr[2] != p->addr[2] || saddr[3] != p->addr[3])))
 				continue;
 		}
-		slot = p->slot;
-		if (slot < BATON_STEER_SLOTS && bpf_sk_select_reuseport(md, &socks, &slot, 0) == 0) {
+		slot = lid * BATON_STEER_SLOTS + p->slot;
+		if (p->slot < BATON_STEER_SLOTS && bpf_sk_select_reuseport(md, &socks, &slot, 0) == 0) {
 			count(slot, 0, 0);
 			return 1;
 		}
@@ -129,7 +183,7 @@ static __always_inline int pinned(struct sk_reuseport_md *md)
  * that listener (migrating_sk is the connection that moves). Found by its
  * cookie, as the sockarray cannot be read from here: a linear scan, but
  * only on migrations, never on a new connection. */
-static __always_inline void count_out(struct sk_reuseport_md *md)
+static __always_inline void count_out(struct sk_reuseport_md *md, __u32 lid)
 {
 	struct bpf_sock *sk = md->sk;
 	__u64 cookie;
@@ -139,7 +193,7 @@ static __always_inline void count_out(struct sk_reuseport_md *md)
 		return;
 	cookie = bpf_get_socket_cookie(sk);
 	for (i = 0; i < BATON_STEER_SLOTS; i++) {
-		__u32 k = i;	/* its address goes to the helper: the counter stays in a register */
+		__u32 k = lid * BATON_STEER_SLOTS + i;	/* its address goes to the helper */
 		struct baton_steer_origin *o = bpf_map_lookup_elem(&origin, &k);
 
 		if (o && o->cookie == cookie) {
@@ -206,6 +260,7 @@ struct flow_ctx {
 	__u64 now;
 	struct baton_flow *stale;	/* the flow's entry, found idle or orphaned */
 	int on;				/* place the policy's pick in the table */
+	__u32 lid;			/* the listener: flows hold global slots */
 };
 
 enum { FS_FOLLOWED, FS_BY_CID, FS_CREATED, FS_EXPIRED, FS_INSERT_FAILED };
@@ -310,10 +365,11 @@ static __always_inline int quic_follow(struct sk_reuseport_md *md, struct flow_c
 	} else {
 		return 0;
 	}
+	marker += fc->lid * 256;
 	m = bpf_map_lookup_elem(&markers, &marker);
 	if (!m || !m->slot_plus1 || m->slot_plus1 > BATON_STEER_SLOTS)
 		return 0;
-	slot = m->slot_plus1 - 1;
+	slot = fc->lid * BATON_STEER_SLOTS + m->slot_plus1 - 1;
 	if (m->epoch != slot_epoch(slot) || bpf_sk_select_reuseport(md, &socks, &slot, 0))
 		return 0;
 	count(slot, 0, 0);
@@ -330,7 +386,7 @@ static __always_inline int quic_follow(struct sk_reuseport_md *md, struct flow_c
  * 0: the policy decides; FC->on says whether to remember its pick. */
 static __always_inline int flow_follow(struct sk_reuseport_md *md, struct flow_ctx *fc)
 {
-	__u32 zero = 0, slot;
+	__u32 slot;
 	struct baton_flow_cfg *cfg;
 	struct baton_flow *f;
 
@@ -338,7 +394,7 @@ static __always_inline int flow_follow(struct sk_reuseport_md *md, struct flow_c
 	fc->stale = 0;
 	if (md->ip_protocol != 17 /* IPPROTO_UDP */ || md->migrating_sk)
 		return 0;
-	cfg = bpf_map_lookup_elem(&flowcfg, &zero);
+	cfg = bpf_map_lookup_elem(&flowcfg, &fc->lid);
 	if (!cfg || cfg->mode == BATON_FLOWS_OFF_ || flow_key(md, &fc->key))
 		return 0;
 	fc->now = bpf_ktime_get_ns();
@@ -349,7 +405,7 @@ static __always_inline int flow_follow(struct sk_reuseport_md *md, struct flow_c
 	if (!f)
 		return 0;
 	slot = f->slot;
-	if (slot < BATON_STEER_SLOTS && fc->now - f->last_ns < cfg->idle_ns && f->epoch == slot_epoch(slot) &&
+	if (slot / BATON_STEER_SLOTS == fc->lid && fc->now - f->last_ns < cfg->idle_ns && f->epoch == slot_epoch(slot) &&
 	    bpf_sk_select_reuseport(md, &socks, &slot, 0) == 0) {
 		if (fc->now - f->last_ns > FLOW_TOUCH_NS)
 			f->last_ns = fc->now;
@@ -369,59 +425,80 @@ static __always_inline void flow_place(struct flow_ctx *fc, __u32 slot)
 		flow_put(fc, fc->stale, slot);
 }
 
-SEC("sk_reuseport/migrate")
-int steer(struct sk_reuseport_md *md)
+/* The policy in force for listener LID: the first BATON_STEER_PROBES
+ * entries of its pick table from HASH on, into CAND; returns the table's
+ * size, 0 if no slot takes traffic or no stable read was had.
+ *
+ * Latch read: the writer only modifies the copy that seq tells readers not
+ * to use; everything taken from the copy (its size and the candidate slots)
+ * is read before seq is checked again, so one decision never mixes two
+ * policies. One seq serves every listener: a commit switches them all. */
+static __always_inline __u32 policy_read(__u32 lid, __u32 hash, __u8 cand[BATON_STEER_PROBES])
 {
-	__u32 zero = 0, hash = md->hash, seq, idx, n = 0, pos, i, j;
-	int migrating = md->migrating_sk != 0;
-	__u8 cand[BATON_STEER_PROBES];
-	struct baton_steer_ctl *c;
+	__u32 zero = 0, seq, key, n = 0, pos, i, j;
+	struct baton_steer_ctl *c = bpf_map_lookup_elem(&ctl, &zero);
 	struct baton_steer_cfg *p;
-	struct flow_ctx fc;
 
-	if (migrating)
-		count_out(md);
-	else if (pinned(md))
-		return SK_PASS;
-	/* a datagram of a known flow needs no policy: asked before the latch */
-	if (flow_follow(md, &fc))
-		return SK_PASS;
-	c = bpf_map_lookup_elem(&ctl, &zero);
 	if (!c)
-		return SK_PASS;
-
-	/* Latch read: the writer only modifies the copy that seq tells readers
-	 * not to use; everything we take from the copy (its size and the
-	 * candidate slots) is read before seq is checked again, so one decision
-	 * never mixes two policies. */
+		return 0;
 	for (i = 0; i < 4; i++) {
 		seq = READ_ONCE(c->seq);
-		idx = seq & 1;
-		p = bpf_map_lookup_elem(&cfg, &idx);
+		key = (seq & 1) * nlisteners + lid;
+		p = bpf_map_lookup_elem(&cfg, &key);
 		if (!p)
-			return SK_PASS;
+			return 0;
 		n = READ_ONCE(p->n);
 		if (n > BATON_STEER_TABLE)
 			n = 0;
 		pos = n ? hash % n : 0;
-		for (j = 0; j < BATON_STEER_PROBES; j++)
-			cand[j] = n ? READ_ONCE(p->slot[(pos + j) % n & (BATON_STEER_TABLE - 1)])
-				    : BATON_STEER_NONE;
+		for (j = 0; j < BATON_STEER_PROBES; j++) {
+			__u32 at = n ? (pos + j) % n : 0;
+
+			/* the compiler knows at < n <= the table and would drop
+			 * the mask; the verifier does not know it */
+			asm volatile("" : "+r"(at));
+			cand[j] = n ? READ_ONCE(p->slot[at & (BATON_STEER_TABLE - 1)]) : BATON_STEER_NONE;
+		}
 		if (READ_ONCE(c->seq) == seq)
-			break;
+			return n;
 	}
-	if (i == 4 || !n) {
-		count(BATON_STEER_SLOTS, migrating, 0);
+	return 0;
+}
+
+SEC("sk_reuseport/migrate")
+int steer(struct sk_reuseport_md *md)
+{
+	__u32 hash = md->hash, n, j, lid, base, fallback;
+	int migrating = md->migrating_sk != 0;
+	__u8 cand[BATON_STEER_PROBES];
+	struct flow_ctx fc;
+
+	if (listener_of(md, &lid))
+		return SK_PASS;	/* a group the set does not know: the kernel's hash */
+	base = lid * BATON_STEER_SLOTS;
+	fallback = nlisteners * BATON_STEER_SLOTS + lid;
+	if (migrating)
+		count_out(md, lid);
+	else if (pinned(md, lid))
+		return SK_PASS;
+	fc.lid = lid;
+	/* a datagram of a known flow needs no policy: asked before the latch */
+	if (flow_follow(md, &fc))
+		return SK_PASS;
+	n = policy_read(lid, hash, cand);
+	if (!n) {
+		count(fallback, migrating, 0);
 		return SK_PASS;	/* no stable policy: the kernel's hash decides */
 	}
 
-	__u32 stopped = BATON_STEER_NONE;
+	__u32 stopped = NO_GSLOT;
 
 	for (j = 0; j < BATON_STEER_PROBES; j++) {
 		__u32 slot = cand[j];
 
 		if (slot >= BATON_STEER_SLOTS)
 			break;
+		slot += base;
 		if (sigdown_slot(slot)) {	/* its owner took a stop signal (sigdown.h) */
 			stopped = slot;
 			continue;
@@ -434,18 +511,18 @@ int steer(struct sk_reuseport_md *md)
 		/* empty slot (closed, or the very listener being migrated away) */
 		count(slot, migrating, 1);
 	}
-	if (stopped != BATON_STEER_NONE) {
+	if (stopped != NO_GSLOT) {
 		/* the standby, else the stopped pick: it queues until the
 		 * supervisor moves its queue, as before */
-		int sb = sigdown_standby(hash);
+		int sb = sigdown_standby(base, hash);
 		__u32 pick = sb >= 0 ? (__u32)sb : stopped;
 
 		if (sb < 0 || bpf_sk_select_reuseport(md, &socks, &pick, 0)) {
 			pick = stopped;
 			if (bpf_sk_select_reuseport(md, &socks, &pick, 0))
-				pick = BATON_STEER_NONE;
+				pick = NO_GSLOT;
 		}
-		if (pick != BATON_STEER_NONE) {
+		if (pick != NO_GSLOT) {
 			count(pick, migrating, 0);
 			flow_place(&fc, pick);
 			return SK_PASS;
@@ -453,6 +530,6 @@ int steer(struct sk_reuseport_md *md)
 	}
 	/* Never drop: hand the choice back to the kernel's hash over the
 	 * listeners that are left. */
-	count(BATON_STEER_SLOTS, migrating, 0);
+	count(fallback, migrating, 0);
 	return SK_PASS;
 }

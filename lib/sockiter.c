@@ -294,7 +294,7 @@ out:
 
 struct steer_maps {
 	int socks, cfg, ctl;
-	uint32_t socks_max;
+	uint32_t socks_max, nlisteners;	/* cfg holds two copies per listener */
 };
 
 static int map_by_name(int fd, struct steer_maps *m, int *taken)
@@ -309,8 +309,8 @@ static int map_by_name(int fd, struct steer_maps *m, int *taken)
 	    info.value_size == sizeof(uint64_t))
 		m->socks = fd, m->socks_max = info.max_entries;
 	else if (!strcmp(info.name, "cfg") && info.type == BPF_MAP_TYPE_ARRAY &&
-		 info.value_size == sizeof(struct baton_steer_cfg) && info.max_entries == 2)
-		m->cfg = fd;
+		 info.value_size == sizeof(struct baton_steer_cfg) && info.max_entries >= 2 && !(info.max_entries & 1))
+		m->cfg = fd, m->nlisteners = info.max_entries / 2;
 	else if (!strcmp(info.name, "ctl") && info.type == BPF_MAP_TYPE_ARRAY &&
 		 info.value_size == sizeof(struct baton_steer_ctl))
 		m->ctl = fd;
@@ -327,7 +327,7 @@ static int steer_maps(uint32_t id, struct steer_maps *m)
 	int fd, r = 0;
 
 	m->socks = m->cfg = m->ctl = -1;
-	m->socks_max = 0;
+	m->socks_max = m->nlisteners = 0;
 	fd = bpf_prog_get_fd_by_id(id);
 	if (fd < 0)
 		return -errno;
@@ -358,44 +358,61 @@ out:
 	return r;
 }
 
+/* Listener LID's table in the copy the latch points readers at (lib/steer_set.c)
+ * into CFG, and each slot's entries of it into COUNT; CFG->n 0 if unreadable. */
+static void table_of(const struct steer_maps *m, uint32_t seq, uint32_t lid, struct baton_steer_cfg *cfg,
+		     uint32_t count[BATON_STEER_SLOTS])
+{
+	uint32_t key = (seq & 1) * m->nlisteners + lid, i;
+
+	memset(count, 0, BATON_STEER_SLOTS * sizeof(count[0]));
+	if (lid >= m->nlisteners || bpf_map_lookup_elem(m->cfg, &key, cfg) || cfg->n > BATON_STEER_TABLE)
+		cfg->n = 0;
+	for (i = 0; i < cfg->n; i++)
+		if (cfg->slot[i] < BATON_STEER_SLOTS)
+			count[cfg->slot[i]]++;
+}
+
+/* One program serves every listener of its set: listener L's slot S sits at
+ * L * BATON_STEER_SLOTS + S of the sockarray (bpf/steer.h). One batched read
+ * of the sockarray's cookies where the kernel can, and one table per
+ * listener that has a member in this dump. */
 static void steer_fill(struct baton_sockvec *sv, uint32_t prog_id, const struct steer_maps *m)
 {
 	struct baton_steer_cfg *cfg = malloc(sizeof(*cfg));
 	struct baton_steer_ctl ctl;
-	uint32_t zero = 0, idx, slot, i, count[BATON_STEER_SLOTS] = { 0 };
+	uint32_t zero = 0, key, count[BATON_STEER_SLOTS], lid = UINT32_MAX;
 	size_t k;
 
 	if (!cfg)
 		return;
-	/* the copy readers use is the one the latch points at (lib/steer.c) */
 	if (bpf_map_lookup_elem(m->ctl, &zero, &ctl))
 		goto out;
-	idx = ctl.seq & 1;
-	if (bpf_map_lookup_elem(m->cfg, &idx, cfg) || cfg->n > BATON_STEER_TABLE)
-		goto out;
-	for (i = 0; i < cfg->n; i++)
-		if (cfg->slot[i] < BATON_STEER_SLOTS)
-			count[cfg->slot[i]]++;
 	for (k = 0; k < sv->n; k++) {
 		struct baton_sock *s = &sv->v[k];
 
 		if (s->prog_type != BATON_PROG_EBPF || s->prog_id != prog_id)
 			continue;
 		s->known |= BATON_SOCK_STEER;
-		s->table_n = cfg->n;
+		s->table_n = 0;
 		s->slot = -1;
 	}
-	for (slot = 0; slot < m->socks_max && slot < BATON_STEER_SLOTS; slot++) {
+	for (key = 0; key < m->socks_max && key / BATON_STEER_SLOTS < m->nlisteners; key++) {
 		uint64_t cookie;
 		struct baton_sock *s;
 
-		if (bpf_map_lookup_elem(m->socks, &slot, &cookie))
+		if (bpf_map_lookup_elem(m->socks, &key, &cookie))
 			continue;	/* empty slot */
 		s = baton_sockvec_by_cookie(sv, cookie);
 		if (!s || s->prog_id != prog_id)
 			continue;
-		s->slot = (int32_t)slot;
-		s->weight = count[slot];
+		if (key / BATON_STEER_SLOTS != lid) {
+			lid = key / BATON_STEER_SLOTS;
+			table_of(m, ctl.seq, lid, cfg, count);
+		}
+		s->slot = (int32_t)(key % BATON_STEER_SLOTS);
+		s->table_n = cfg->n;
+		s->weight = count[s->slot];
 	}
 out:
 	free(cfg);

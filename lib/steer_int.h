@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* The steered group's private state and the calls between the files that
- * make it up: steer.c (members, group), steer_policy.c (pure: weights, pick
- * table, cBPF generator), steer_pins.c (bpffs), steer_flows.c, steer_stats.c. */
+ * make it up: steer.c (members, group), steer_set.c (the program and maps a
+ * set of groups shares, the policy publish), steer_policy.c (pure: weights,
+ * pick table, cBPF generator), steer_pins.c (bpffs), steer_flows.c,
+ * steer_stats.c. */
 #ifndef BATON_STEER_INT_H
 #define BATON_STEER_INT_H
 
@@ -15,6 +17,31 @@
 #include "steer.h"
 
 struct steer_bpf;
+
+/* One program and one set of maps, shared by the groups (listeners) of a
+ * supervisor, or owned by a group alone (a set of one). */
+struct baton_steerset {
+	int refs;		/* the creator's and one per group */
+	struct steer_bpf *skel;
+	uint32_t cap;		/* listeners it has room for */
+	struct baton_group **groups;	/* by listener index; NULL: free */
+	bool no_migrate;
+	bool flows;		/* some listener may use the flow table */
+	uint32_t flow_table;
+	baton_log_fn log;
+	void *log_ctx;
+	char pin_path[PATH_MAX - 32];	/* "" unless pinned */
+	/* The publish (steer_set_stage, steer_set_publish): one latch
+	 * sequence for every listener; staged tables wait for the commit. */
+	uint32_t seq;
+	int txn;		/* baton_steerset_begin depth */
+	uint32_t nstaged, stage_cap;
+	uint32_t *stage_lid;	/* listener of each staged table */
+	struct baton_steer_cfg *stage;
+	/* the sigdown map's tgids and how many global slots each owns */
+	struct { uint32_t tgid, refs; } *own;
+	uint32_t nown, own_cap;
+};
 
 struct member {
 	int fd;           /* baton's copy; -1 when the slot is free */
@@ -40,8 +67,10 @@ struct baton_group {
 	bool attached;
 	baton_log_fn log;
 	void *log_ctx;
-	struct steer_bpf *skel;
-	uint32_t seq;
+	struct baton_steerset *set;	/* eBPF */
+	uint32_t lid;		/* this listener's index in the set */
+	int staged;		/* its table's index in set->stage, -1: none */
+	uint32_t kowner[BATON_MAX_SLOTS];	/* what owners[] holds per slot */
 	uint32_t version;
 	int nmembers;
 	struct member m[BATON_MAX_SLOTS];
@@ -72,6 +101,30 @@ BATON_HIDDEN bool steer_slot_ok(const struct baton_group *g, int slot);
 BATON_HIDDEN int steer_live_fd(const struct baton_group *g);
 BATON_HIDDEN int steer_sockopt_int(int fd, int level, int name, int *val);
 
+/* Listener G's slot SLOT in the set's per-slot maps (its global slot). */
+static inline uint32_t steer_gslot(const struct baton_group *g, int slot)
+{
+	return g->lid * BATON_STEER_SLOTS + (uint32_t)slot;
+}
+
+/* ---- lib/steer_set.c ---- */
+struct baton_steerset_opts;
+BATON_HIDDEN struct baton_steerset *steer_set_create(const struct baton_steerset_opts *o, int *err);
+BATON_HIDDEN void steer_set_put(struct baton_steerset *set);
+/* Takes listener LID of SET for G. */
+BATON_HIDDEN int steer_set_join(struct baton_steerset *set, struct baton_group *g, uint32_t lid);
+BATON_HIDDEN void steer_set_leave(struct baton_steerset *set, struct baton_group *g);
+/* G's table to be published (written by the caller), and its publish: at
+ * once, or at the set's commit inside baton_steerset_begin/_commit. */
+BATON_HIDDEN struct baton_steer_cfg *steer_set_stage(struct baton_steerset *set, struct baton_group *g);
+BATON_HIDDEN int steer_set_publish(struct baton_steerset *set);
+/* The copy of G's table the program reads now into CFG. */
+BATON_HIDDEN int steer_set_live(const struct baton_steerset *set, const struct baton_group *g,
+				struct baton_steer_cfg *cfg);
+BATON_HIDDEN int steer_set_reload(struct baton_steerset *set);
+/* Tells the program G's listener by its members' address. */
+BATON_HIDDEN int steer_set_address(struct baton_steerset *set, const struct baton_group *g);
+
 /* ---- lib/steer_policy.c: no system calls ---- */
 BATON_HIDDEN uint32_t steer_eff_weight(const struct baton_group *g, int slot);
 BATON_HIDDEN bool steer_fallback_spread(const struct baton_group *g);
@@ -83,15 +136,16 @@ BATON_HIDDEN void steer_build_table(const struct baton_group *g, struct baton_st
 BATON_HIDDEN int steer_cbpf_build(const struct baton_group *g, struct sock_filter f[STEER_CBPF_MAX]);
 
 /* ---- lib/steer_pins.c ---- */
-BATON_HIDDEN int steer_set_pins(struct baton_group *g, struct steer_bpf *skel);
-BATON_HIDDEN void steer_pin_prog(struct baton_group *g, struct steer_bpf *skel);
+BATON_HIDDEN int steer_set_pins(struct baton_steerset *set, struct steer_bpf *skel);
+BATON_HIDDEN void steer_pin_prog(struct baton_steerset *set, struct steer_bpf *skel);
+/* The listeners a pinned set at PIN_PATH has room for; 0: none pinned. */
+BATON_HIDDEN uint32_t steer_pinned_cap(const char *pin_path);
 BATON_HIDDEN bool steer_recover_pinned(struct baton_group *g);
 BATON_HIDDEN void steer_forget_pinned(struct baton_group *g);
 BATON_HIDDEN int steer_mkdir_p(const char *dir);
 
 /* ---- lib/steer_flows.c ---- */
-BATON_HIDDEN int steer_flows_reuse(struct steer_bpf *skel, struct steer_bpf *old);
-BATON_HIDDEN int steer_flows_size(struct baton_group *g, struct steer_bpf *skel);
+BATON_HIDDEN int steer_flows_size(struct baton_steerset *set, struct steer_bpf *skel);
 BATON_HIDDEN int steer_flows_setup(struct baton_group *g);
 BATON_HIDDEN void steer_epoch_bump(struct baton_group *g, int slot);
 

@@ -46,13 +46,16 @@ int baton_group_stats_info(const struct baton_group *g, int slot, struct baton_s
 	int ncpu = libbpf_num_possible_cpus(), i, r;
 	struct baton_slot_stats st = { 0 };
 	struct baton_steer_stats *v;
-	uint32_t key = (uint32_t)slot;
+	uint32_t key;
 
 	if (!g || !out || len < BATON_SLOT_STATS_SZ_0_1 || slot < 0 || slot > BATON_MAX_SLOTS)
 		return -EINVAL;
 	if (g->mode != BATON_MODE_EBPF)
 		return -EOPNOTSUPP;
-	v = steer_percpu_lookup(bpf_map__fd(g->skel->maps.stats), key, sizeof(*v), ncpu, &r);
+	/* the listener's slots, then after every listener's slots its
+	 * decisions handed to the kernel (bpf/steer.h) */
+	key = slot < BATON_MAX_SLOTS ? steer_gslot(g, slot) : g->set->cap * BATON_MAX_SLOTS + g->lid;
+	v = steer_percpu_lookup(bpf_map__fd(g->set->skel->maps.stats), key, sizeof(*v), ncpu, &r);
 	if (!v)
 		return r;
 	for (i = 0; i < ncpu; i++) {
@@ -63,7 +66,7 @@ int baton_group_stats_info(const struct baton_group *g, int slot, struct baton_s
 	if (slot < BATON_MAX_SLOTS) {
 		struct baton_steer_origin o;
 
-		if (!bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.origin), &key, &o))
+		if (!bpf_map_lookup_elem(bpf_map__fd(g->set->skel->maps.origin), &key, &o))
 			st.migrated_out = o.migrated_out;
 	}
 	r = baton_out_copy(out, len, &st, sizeof(st), BATON_SLOT_STATS_SZ_0_1);
@@ -76,9 +79,8 @@ int baton_group_stats_info(const struct baton_group *g, int slot, struct baton_s
  * program applies, including fences and members that are down. */
 int baton_group_share(const struct baton_group *g, int slot, uint32_t *ppm)
 {
-	struct baton_steer_ctl ctl;
 	struct baton_steer_cfg *cfg;
-	uint32_t zero = 0, idx, k, hits = 0, w[BATON_MAX_SLOTS], total;
+	uint32_t k, hits = 0, w[BATON_MAX_SLOTS], total;
 	int r = steer_slot_check(g, slot);
 
 	if (r || !ppm)
@@ -89,16 +91,11 @@ int baton_group_share(const struct baton_group *g, int slot, uint32_t *ppm)
 		*ppm = total ? (uint32_t)((uint64_t)w[slot] * 1000000u / total) : 0;
 		return 0;
 	}
-	if (bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.ctl), &zero, &ctl))
-		return -errno;
 	cfg = malloc(sizeof(*cfg));
 	if (!cfg)
 		return -ENOMEM;
-	idx = ctl.seq & 1;
-	if (bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.cfg), &idx, cfg)) {
-		r = -errno;
+	if ((r = steer_set_live(g->set, g, cfg)))
 		goto out;
-	}
 	for (k = 0; k < cfg->n && k < BATON_STEER_TABLE; k++)
 		hits += cfg->slot[k] == (uint8_t)slot;
 	*ppm = cfg->n ? (uint32_t)((uint64_t)hits * 1000000u / cfg->n) : 0;
@@ -117,7 +114,7 @@ int baton_group_prog_id(const struct baton_group *g, uint32_t *id)
 	if (g->mode != BATON_MODE_EBPF)
 		return -EOPNOTSUPP;
 	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(bpf_program__fd(g->skel->progs.steer), &info, &len))
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(g->set->skel->progs.steer), &info, &len))
 		return -errno;
 	*id = info.id;
 	return 0;
