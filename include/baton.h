@@ -209,7 +209,9 @@ struct baton_steerset_opts {
 };
 
 /* Loads the program and its maps (needs CAP_BPF and CAP_NET_ADMIN, or
- * root); NULL with errno set. There is no classic BPF set. */
+ * root); NULL with errno set: EEXIST for a pinned set with room for fewer
+ * listeners (said through log), else the load's error, which the caller
+ * says. There is no classic BPF set. */
 struct baton_steerset *baton_steerset_new(const struct baton_steerset_opts *opts);
 /* Releases the caller's reference; groups made with it keep theirs. */
 void baton_steerset_free(struct baton_steerset *set);

@@ -175,13 +175,12 @@ struct baton_steerset *baton_steerset_new(const struct baton_steerset_opts *opts
 		errno = EINVAL;
 		return NULL;
 	}
+	/* a load that fails is the caller's to say (a supervisor falls back on
+	 * groups of their own, which say it once); a refused pinned set is
+	 * said here, with its reason */
 	set = steer_set_create(&o, &err);
-	if (!set) {
-		if (err != -EEXIST)
-			baton_logf(o.log, o.log_ctx, BATON_LOG_ERROR, "cannot load the eBPF steering program: %s (needs "
-				   "CAP_BPF and CAP_NET_ADMIN, or root)", strerror(-err));
+	if (!set)
 		errno = -err;
-	}
 	return set;
 }
 
