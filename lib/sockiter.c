@@ -293,7 +293,7 @@ out:
 /* ---- groups steered by baton ------------------------------------------ */
 
 struct steer_maps {
-	int socks, cfg, ctl;
+	int socks, cfg, ctl, origin;
 	uint32_t socks_max, nlisteners;	/* cfg holds two copies per listener */
 };
 
@@ -311,6 +311,9 @@ static int map_by_name(int fd, struct steer_maps *m, int *taken)
 	else if (!strcmp(info.name, "cfg") && info.type == BPF_MAP_TYPE_ARRAY &&
 		 info.value_size == sizeof(struct baton_steer_cfg) && info.max_entries >= 2 && !(info.max_entries & 1))
 		m->cfg = fd, m->nlisteners = info.max_entries / 2;
+	else if (!strcmp(info.name, "origin") && info.type == BPF_MAP_TYPE_ARRAY &&
+		 info.value_size == sizeof(struct baton_steer_origin))
+		m->origin = fd;
 	else if (!strcmp(info.name, "ctl") && info.type == BPF_MAP_TYPE_ARRAY &&
 		 info.value_size == sizeof(struct baton_steer_ctl))
 		m->ctl = fd;
@@ -322,17 +325,17 @@ static int map_by_name(int fd, struct steer_maps *m, int *taken)
 /* Finds baton's maps behind program ID; 0 if it is baton's steering program. */
 static int steer_maps(uint32_t id, struct steer_maps *m)
 {
-	uint32_t ids[16], len, i;
+	uint32_t ids[32], len, i;
 	struct bpf_prog_info info;
 	int fd, r = 0;
 
-	m->socks = m->cfg = m->ctl = -1;
+	m->socks = m->cfg = m->ctl = m->origin = -1;
 	m->socks_max = m->nlisteners = 0;
 	fd = bpf_prog_get_fd_by_id(id);
 	if (fd < 0)
 		return -errno;
 	memset(&info, 0, sizeof(info));
-	info.nr_map_ids = 16;
+	info.nr_map_ids = 32;
 	info.map_ids = (uint64_t)(uintptr_t)ids;
 	len = sizeof(info);
 	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
@@ -343,7 +346,7 @@ static int steer_maps(uint32_t id, struct steer_maps *m)
 		r = -ENOENT;
 		goto out;
 	}
-	for (i = 0; i < info.nr_map_ids && i < 16; i++) {
+	for (i = 0; i < info.nr_map_ids && i < 32; i++) {
 		int mfd = bpf_map_get_fd_by_id(ids[i]), taken = 0;
 
 		if (mfd < 0)
@@ -373,15 +376,52 @@ static void table_of(const struct steer_maps *m, uint32_t seq, uint32_t lid, str
 			count[cfg->slot[i]]++;
 }
 
+/* The cookie each slot's socket had when it joined, from the origin map
+ * (bpf/steer.h): one batched read of every listener's slots instead of one
+ * sockarray lookup per slot (65,536 of them for 1,024 listeners). NULL if
+ * the kernel cannot batch: the caller then asks the sockarray slot by slot. */
+static uint64_t *origin_cookies(const struct steer_maps *m, uint32_t n)
+{
+	struct baton_steer_origin *v = m->origin >= 0 ? calloc(n, sizeof(*v)) : NULL;
+	uint32_t *keys = v ? calloc(n, sizeof(*keys)) : NULL, in = 0, out = 0, got = 0, cnt;
+	uint64_t *cookie = keys ? calloc(n, sizeof(*cookie)) : NULL;
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	int r = 0;
+
+	while (cookie && got < n && !r) {
+		cnt = n - got;
+		r = bpf_map_lookup_batch(m->origin, got ? &in : NULL, &out, keys + got, v + got, &cnt, &bo) ? -errno : 0;
+		if (r && r != -ENOENT)
+			break;
+		got += cnt;
+		in = out;
+		if (r == -ENOENT)
+			r = 0, n = got;	/* the end of the map */
+	}
+	if (cookie && !r)
+		for (uint32_t i = 0; i < got; i++)
+			if (keys[i] < n)
+				cookie[keys[i]] = v[i].cookie;
+	if (r) {
+		free(cookie);
+		cookie = NULL;
+	}
+	free(keys);
+	free(v);
+	return cookie;
+}
+
 /* One program serves every listener of its set: listener L's slot S sits at
- * L * BATON_STEER_SLOTS + S of the sockarray (bpf/steer.h). One batched read
- * of the sockarray's cookies where the kernel can, and one table per
- * listener that has a member in this dump. */
+ * L * BATON_STEER_SLOTS + S of the sockarray (bpf/steer.h). The origin map
+ * says which slot a socket of the dump joined, in one batched read; one
+ * sockarray lookup per such socket confirms it is still there; one table
+ * per listener that has a member in this dump. */
 static void steer_fill(struct baton_sockvec *sv, uint32_t prog_id, const struct steer_maps *m)
 {
 	struct baton_steer_cfg *cfg = malloc(sizeof(*cfg));
 	struct baton_steer_ctl ctl;
-	uint32_t zero = 0, key, count[BATON_STEER_SLOTS], lid = UINT32_MAX;
+	uint32_t zero = 0, key, count[BATON_STEER_SLOTS], lid = UINT32_MAX, n;
+	uint64_t *joined;
 	size_t k;
 
 	if (!cfg)
@@ -397,10 +437,14 @@ static void steer_fill(struct baton_sockvec *sv, uint32_t prog_id, const struct 
 		s->table_n = 0;
 		s->slot = -1;
 	}
-	for (key = 0; key < m->socks_max && key / BATON_STEER_SLOTS < m->nlisteners; key++) {
+	n = m->socks_max < m->nlisteners * BATON_STEER_SLOTS ? m->socks_max : m->nlisteners * BATON_STEER_SLOTS;
+	joined = origin_cookies(m, n);
+	for (key = 0; key < n; key++) {
 		uint64_t cookie;
 		struct baton_sock *s;
 
+		if (joined && (!joined[key] || !baton_sockvec_by_cookie(sv, joined[key])))
+			continue;	/* no socket of this dump joined the slot */
 		if (bpf_map_lookup_elem(m->socks, &key, &cookie))
 			continue;	/* empty slot */
 		s = baton_sockvec_by_cookie(sv, cookie);
@@ -414,6 +458,7 @@ static void steer_fill(struct baton_sockvec *sv, uint32_t prog_id, const struct 
 		s->table_n = cfg->n;
 		s->weight = count[s->slot];
 	}
+	free(joined);
 out:
 	free(cfg);
 }
@@ -448,5 +493,7 @@ void baton_steer_collect(struct baton_sockvec *sv, baton_log_fn log, void *log_c
 			close(m.cfg);
 		if (m.ctl >= 0)
 			close(m.ctl);
+		if (m.origin >= 0)
+			close(m.origin);
 	}
 }
