@@ -17,24 +17,24 @@
 #include "helpers.h"
 #include "util.h"
 
-static pid_t sf_sleeper(void)
+/* N processes that wait for their end (SIGKILL) and are stopped and
+ * continued meanwhile: the members' owners. */
+static void sf_owners(pid_t *pid, int n, bool end)
 {
-	pid_t pid = fork();
-
-	ASSERT_TRUE(pid >= 0);
-	if (pid == 0) {
-		for (int i = 0; i < 600; i++)
-			sleep(1);
-		_exit(0);
+	for (int i = 0; i < n; i++) {
+		if (end) {
+			kill(pid[i], SIGKILL);
+			kill(pid[i], SIGCONT);
+			waitpid(pid[i], NULL, 0);
+			continue;
+		}
+		pid[i] = fork();
+		ASSERT_TRUE(pid[i] >= 0);
+		if (pid[i] == 0) {
+			for (;;)
+				pause();	/* no handler: only SIGKILL ends it */
+		}
 	}
-	return pid;
-}
-
-static void sf_end(pid_t pid)
-{
-	kill(pid, SIGKILL);
-	kill(pid, SIGCONT);
-	waitpid(pid, NULL, 0);
 }
 
 static struct baton_watch *sf_watch(struct baton_group *g)
@@ -80,10 +80,9 @@ TEST_ALONE(steerset_kernel_failover_on_listener_1_of_2, 30)
 		ASSERT_EQ(ASSERT_OK(baton_group_add(g[l], fds[l][0], 1)), 0);	/* primary */
 		ASSERT_EQ(ASSERT_OK(baton_group_add(g[l], fds[l][1], 0)), 1);	/* standby */
 		w[l] = sf_watch(g[l]);
-		for (int s = 0; s < 2; s++) {
-			own[l][s] = sf_sleeper();
+		sf_owners(own[l], 2, false);
+		for (int s = 0; s < 2; s++)
 			ASSERT_OK(baton_watch_set_owner(w[l], s, own[l][s]));
-		}
 	}
 	/* as baton run: only listener 0's watch loads the stop watcher */
 	if (baton_watch_events(w[0]) < 0)
@@ -112,8 +111,7 @@ TEST_ALONE(steerset_kernel_failover_on_listener_1_of_2, 30)
 	ASSERT_EQ(bt_which_takes(port[1], fds[1], 2), 0);
 	for (l = 0; l < 2; l++) {
 		baton_watch_free(w[l]);
-		for (int s = 0; s < 2; s++)
-			sf_end(own[l][s]);
+		sf_owners(own[l], 2, true);
 		baton_group_free(g[l]);
 	}
 	baton_steerset_free(set);
