@@ -219,8 +219,9 @@ void baton_steerset_free(struct baton_steerset *set);
  * Nests. 0 or -EINVAL. */
 int baton_steerset_begin(struct baton_steerset *set);
 /* Puts everything published since the outermost begin in force at once
- * (four bpf calls, whatever the number of listeners). 0, or -errno: the
- * previous policy stays for every listener. */
+ * (one store to the set's mapped `live` word, whatever the number of
+ * listeners; the tables were written into a free policy bank as they were
+ * published). 0, or -EINVAL without a matching begin. */
 int baton_steerset_commit(struct baton_steerset *set);
 /* The listeners SET has room for (a resumed pinned set may have more than
  * asked), or -EINVAL. */

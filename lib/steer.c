@@ -129,6 +129,8 @@ static int attach_ebpf(struct baton_group *g, int fd)
 {
 	int prog = bpf_program__fd(g->set->skel->progs.steer);
 
+	/* before the attach: a bank retired from now on waits for a grace period */
+	steer_banks_attached(&g->set->banks);
 	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog, sizeof(prog)))
 		return -errno;
 	g->attached = true;

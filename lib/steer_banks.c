@@ -86,6 +86,7 @@ int steer_banks_init(struct steer_banks *b, struct steer_bpf *skel, uint32_t cap
 		pthread_condattr_destroy(&ca);
 	}
 	b->gp_fd = b->gp_inner = -1;
+	b->unread = true;
 	b->ready = true;
 	return 0;
 }
@@ -272,6 +273,14 @@ void steer_banks_commit(struct steer_banks *b, uint32_t bank)
 	__atomic_store_n(&b->live->bank, bank, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&b->mu);
 	b->cur = bank;
+	if (b->unread) {
+		/* no program ran on these maps: the old bank is free at once,
+		 * and a set still being made (a supervisor's groups before its
+		 * first generation) starts no thread */
+		b->retired[old] = 0;
+		pthread_mutex_unlock(&b->mu);
+		return;
+	}
 	b->retired[old] = ++b->retire_ticket;
 	/* if the thread cannot start now, the bank stays retired and the
 	 * stage that needs it tries again and says why */
@@ -288,10 +297,20 @@ void steer_banks_resumed(struct steer_banks *b)
 	uint32_t k;
 
 	pthread_mutex_lock(&b->mu);
+	b->unread = false;
 	b->retire_ticket++;
 	for (k = 0; k < b->k; k++)
 		b->retired[k] = k == b->cur ? 0 : b->retire_ticket;
 	reclaim_start(b);	/* the grace period runs while the members are found */
+	pthread_mutex_unlock(&b->mu);
+}
+
+void steer_banks_attached(struct steer_banks *b)
+{
+	if (!b->ready || !b->unread)
+		return;
+	pthread_mutex_lock(&b->mu);
+	b->unread = false;
 	pthread_mutex_unlock(&b->mu);
 }
 

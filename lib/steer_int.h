@@ -30,6 +30,7 @@ struct steer_banks {
 	size_t policy_len, live_len;
 	uint32_t k, cap;		/* banks, entries per bank (the set's listeners) */
 	uint32_t cur;			/* the live bank */
+	bool unread;			/* the program is attached nowhere yet: no decision reads a bank */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t thr;
@@ -189,6 +190,8 @@ BATON_HIDDEN int steer_banks_stage(struct steer_banks *b, uint32_t *bank);
 /* Makes BANK live with one store-release and retires the one it replaces. */
 BATON_HIDDEN void steer_banks_commit(struct steer_banks *b, uint32_t bank);
 BATON_HIDDEN void steer_banks_resumed(struct steer_banks *b);
+/* The program is attached to a group: from now on decisions read banks. */
+BATON_HIDDEN void steer_banks_attached(struct steer_banks *b);
 /* Tests and benchmarks: hold grace periods back, and read the counters
  * (of G's steering set). */
 struct steer_banks_info {
