@@ -19,6 +19,20 @@
 
 #define SB_NL 8
 
+/* Listener L of SET: two members on a fresh port, slot 0 active. */
+static struct baton_group *sb_listener(struct baton_steerset *set, uint32_t l, int fds[2], uint16_t *port)
+{
+	BATON_OPTS(baton_group_opts, go, .mode = BATON_MODE_EBPF, .set = set, .set_index = l, .log = bt_lib_log);
+	struct baton_group *g;
+
+	*port = bt_listeners(fds, 2, false);
+	g = baton_group_new(&go);
+	ASSERT_TRUE(g != NULL);
+	for (int s = 0; s < 2; s++)
+		ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[s], s == 0)), s);
+	return g;
+}
+
 /* Eight listeners of two members each; every listener starts on slot 0:
  * one transaction commits once, and steers all of them to slot 1. */
 TEST_TIMEOUT(steerset_banks_one_commit_per_transaction, 60)
@@ -34,19 +48,9 @@ TEST_TIMEOUT(steerset_banks_one_commit_per_transaction, 60)
 	bt_need_netns();
 	bt_need_ebpf();
 	set = baton_steerset_new(&so);
-	if (!set)
-		FAIL("steering set: %s", strerror(errno));
-	for (l = 0; l < SB_NL; l++) {
-		BATON_OPTS(baton_group_opts, go, .mode = BATON_MODE_EBPF, .set = set, .set_index = (uint32_t)l,
-			   .log = bt_lib_log);
-
-		port[l] = bt_listeners(fds[l], 2, false);
-		g[l] = baton_group_new(&go);
-		if (!g[l])
-			FAIL("group %d: %s", l, strerror(errno));
-		ASSERT_EQ(ASSERT_OK(baton_group_add(g[l], fds[l][0], 1)), 0);
-		ASSERT_EQ(ASSERT_OK(baton_group_add(g[l], fds[l][1], 0)), 1);
-	}
+	ASSERT_TRUE(set != NULL);
+	for (l = 0; l < SB_NL; l++)
+		g[l] = sb_listener(set, (uint32_t)l, fds[l], &port[l]);
 	steer_banks_info(g[0], &a);
 	ASSERT_EQ(a.k, baton_steer_banks(SB_NL));
 	/* the same table again: nothing is committed */
