@@ -3,7 +3,7 @@
  * takes SIGSTOP (or SIGTSTP, SIGTTIN, SIGTTOU with the default action) is
  * reported through a ring buffer at once, so that user space steers away
  * from its listeners without waiting for its next poll of /proc; and its
- * slots are marked stopped for the steering program (sigdown.h) before it
+ * owner entry is marked stopped for the steering program (sigdown.h) before it
  * even stops, cleared again when SIGCONT is sent. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -1,15 +1,24 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Steering program for one SO_REUSEPORT group: picks the member for each new
- * connection (or datagram) by stable slot, and, loaded as
+/* Steering program for the SO_REUSEPORT groups of a steering set (every
+ * listener of a supervisor, or one group alone): finds the listener from the
+ * group's socket, picks the member for each new connection (or datagram) by
+ * stable slot of that listener, and, loaded as
  * BPF_SK_REUSEPORT_SELECT_OR_MIGRATE, picks where the queue of a closing or
  * shut-down listener goes instead of letting the kernel reset it. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "steer.h"
+#define BATON_SIGDOWN_STEER
 #include "sigdown.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Listeners sharing this program, set before load: the maps' max_entries
+ * below are per listener and user space multiplies them by it (bpf/steer.h
+ * says where listener L's entries are). With one, the listener lookup is
+ * skipped. */
+const volatile __u32 nlisteners = 1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_REUSEPORT_SOCKARRAY);
@@ -18,8 +27,17 @@ struct {
 	__type(value, __u64);
 } socks SEC(".maps");
 
-/* Policy banks (lib/steer_banks.c): entry bank * policy_cap + listener.
- * User space sets max_entries (K banks * policy_cap) before load, and
+/* The listener's socket (family, protocol, bound address and port) to its
+ * index: one lookup per decision when several listeners share the program. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct baton_steer_lkey);
+	__type(value, __u32);
+} listeners SEC(".maps");
+
+/* Policy banks (lib/steer_banks.c): entry bank * nlisteners + listener.
+ * User space sets max_entries (K banks * nlisteners) before load, and
  * writes both maps through mmap. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -36,9 +54,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct baton_steer_live);
 } live SEC(".maps");
-
-/* listeners this program serves (the entries of one bank); set before load */
-const volatile __u32 policy_cap = 1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -62,6 +77,42 @@ struct {
 } origin SEC(".maps");
 
 #define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
+#define AF_INET_ 2
+#define NO_GSLOT 0xffffffffu	/* global slots go past BATON_STEER_NONE */
+
+/* The listener this decision is for: the group's socket (md->sk; on a
+ * migration the closing listener, of the same address) by its family,
+ * protocol, bound address and port. -1: not one of the set's. */
+static __always_inline int listener_of(struct sk_reuseport_md *md, __u32 *lid)
+{
+	struct baton_steer_lkey k;
+	struct bpf_sock *sk;
+	__u32 *v;
+
+	*lid = 0;
+	if (nlisteners <= 1)
+		return 0;
+	sk = md->sk;
+	if (!sk)
+		return -1;
+	__builtin_memset(&k, 0, sizeof(k));
+	k.family = sk->family;
+	k.protocol = sk->protocol;
+	k.port = sk->src_port;
+	if (k.family == AF_INET_) {
+		k.addr[0] = sk->src_ip4;
+	} else {
+		k.addr[0] = sk->src_ip6[0];
+		k.addr[1] = sk->src_ip6[1];
+		k.addr[2] = sk->src_ip6[2];
+		k.addr[3] = sk->src_ip6[3];
+	}
+	v = bpf_map_lookup_elem(&listeners, &k);
+	if (!v || *v >= nlisteners)
+		return -1;
+	*lid = *v;
+	return 0;
+}
 
 /* How many further table entries to try when the picked slot is empty. The
  * table interleaves slots, so a few steps reach every slot with weight. */
@@ -100,7 +151,7 @@ static __always_inline int source_addr(struct sk_reuseport_md *md, __u32 *saddr)
  * comes from the pin's source address (when the pin names one). The packet
  * starts at the transport header, whose first two bytes are the source port
  * for TCP and UDP alike; a migration carries no packet. */
-static __always_inline int pinned(struct sk_reuseport_md *md)
+static __always_inline int pinned(struct sk_reuseport_md *md, __u32 lid)
 {
 	void *data = (void *)(long)md->data, *end = (void *)(long)md->data_end;
 	__u32 saddr[4] = { 0, 0, 0, 0 };
@@ -112,7 +163,7 @@ static __always_inline int pinned(struct sk_reuseport_md *md)
 		return 0;
 	sport = bpf_ntohs(*(__u16 *)data);
 	for (k = 0; k < BATON_STEER_PINS; k++) {
-		__u32 key = k, slot;
+		__u32 key = lid * BATON_STEER_PINS + k, slot;
 		struct baton_steer_pin *p = bpf_map_lookup_elem(&pins, &key);
 
 		if (!p || !p->hi || sport < p->lo || sport > p->hi)
@@ -124,8 +175,8 @@ static __always_inline int pinned(struct sk_reuseport_md *md)
 			    (fam == 6 && (saddr[1] != p->addr[1] || saddr[2] != p->addr[2] || saddr[3] != p->addr[3])))
 				continue;
 		}
-		slot = p->slot;
-		if (slot < BATON_STEER_SLOTS && bpf_sk_select_reuseport(md, &socks, &slot, 0) == 0) {
+		slot = lid * BATON_STEER_SLOTS + p->slot;
+		if (p->slot < BATON_STEER_SLOTS && bpf_sk_select_reuseport(md, &socks, &slot, 0) == 0) {
 			count(slot, 0, 0);
 			return 1;
 		}
@@ -137,7 +188,7 @@ static __always_inline int pinned(struct sk_reuseport_md *md)
  * that listener (migrating_sk is the connection that moves). Found by its
  * cookie, as the sockarray cannot be read from here: a linear scan, but
  * only on migrations, never on a new connection. */
-static __always_inline void count_out(struct sk_reuseport_md *md)
+static __always_inline void count_out(struct sk_reuseport_md *md, __u32 lid)
 {
 	struct bpf_sock *sk = md->sk;
 	__u64 cookie;
@@ -147,7 +198,7 @@ static __always_inline void count_out(struct sk_reuseport_md *md)
 		return;
 	cookie = bpf_get_socket_cookie(sk);
 	for (i = 0; i < BATON_STEER_SLOTS; i++) {
-		__u32 k = i;	/* its address goes to the helper: the counter stays in a register */
+		__u32 k = lid * BATON_STEER_SLOTS + i;	/* its address goes to the helper */
 		struct baton_steer_origin *o = bpf_map_lookup_elem(&origin, &k);
 
 		if (o && o->cookie == cookie) {
@@ -216,6 +267,7 @@ struct flow_ctx {
 	struct baton_flow_cache *ent;	/* this CPU's cache entry for the flow, or 0 */
 	__u64 coarse;			/* bpf_ktime_get_coarse_ns(), with ent */
 	int on;				/* place the policy's pick in the table */
+	__u32 lid;			/* the listener: flows hold global slots */
 };
 
 enum { FS_FOLLOWED, FS_BY_CID, FS_CREATED, FS_EXPIRED, FS_INSERT_FAILED };
@@ -373,7 +425,7 @@ static __always_inline int flow_cached(struct sk_reuseport_md *md, struct flow_c
 	if (ttl > FLOW_CACHE_MAX_NS)
 		ttl = FLOW_CACHE_MAX_NS;
 	slot = e->slot;
-	if (fc->coarse - e->seen_ns >= ttl || slot >= BATON_STEER_SLOTS || e->epoch != slot_epoch(slot) ||
+	if (fc->coarse - e->seen_ns >= ttl || slot / BATON_STEER_SLOTS != fc->lid || e->epoch != slot_epoch(slot) ||
 	    bpf_sk_select_reuseport(md, &socks, &slot, 0))
 		return 0;
 	count(slot, 0, 0);
@@ -444,10 +496,11 @@ static __always_inline int quic_follow(struct sk_reuseport_md *md, struct flow_c
 	} else {
 		return 0;
 	}
+	marker += fc->lid * 256;
 	m = bpf_map_lookup_elem(&markers, &marker);
 	if (!m || !m->slot_plus1 || m->slot_plus1 > BATON_STEER_SLOTS)
 		return 0;
-	slot = m->slot_plus1 - 1;
+	slot = fc->lid * BATON_STEER_SLOTS + m->slot_plus1 - 1;
 	if (m->epoch != slot_epoch(slot) || bpf_sk_select_reuseport(md, &socks, &slot, 0))
 		return 0;
 	count(slot, 0, 0);
@@ -464,7 +517,7 @@ static __always_inline int quic_follow(struct sk_reuseport_md *md, struct flow_c
  * 0: the policy decides; FC->on says whether to remember its pick. */
 static __always_inline int flow_follow(struct sk_reuseport_md *md, struct flow_ctx *fc)
 {
-	__u32 zero = 0, slot;
+	__u32 slot;
 	struct baton_flow_cfg *cfg;
 	struct baton_flow *f;
 
@@ -473,7 +526,7 @@ static __always_inline int flow_follow(struct sk_reuseport_md *md, struct flow_c
 	fc->ent = 0;
 	if (md->ip_protocol != 17 /* IPPROTO_UDP */ || md->migrating_sk)
 		return 0;
-	cfg = bpf_map_lookup_elem(&flowcfg, &zero);
+	cfg = bpf_map_lookup_elem(&flowcfg, &fc->lid);
 	if (!cfg || cfg->mode == BATON_FLOWS_OFF_ || flow_key(md, &fc->key))
 		return 0;
 	/* QUIC moves a tuple's entry to its marker's slot: no cache there */
@@ -487,7 +540,7 @@ static __always_inline int flow_follow(struct sk_reuseport_md *md, struct flow_c
 	if (!f)
 		return 0;
 	slot = f->slot;
-	if (slot < BATON_STEER_SLOTS && fc->now - f->last_ns < cfg->idle_ns && f->epoch == slot_epoch(slot) &&
+	if (slot / BATON_STEER_SLOTS == fc->lid && fc->now - f->last_ns < cfg->idle_ns && f->epoch == slot_epoch(slot) &&
 	    bpf_sk_select_reuseport(md, &socks, &slot, 0) == 0) {
 		if (fc->now - f->last_ns > FLOW_TOUCH_NS)
 			f->last_ns = fc->now;
@@ -508,40 +561,32 @@ static __always_inline void flow_place(struct flow_ctx *fc, __u32 slot)
 		flow_put(fc, fc->stale, slot);
 }
 
-SEC("sk_reuseport/migrate")
-int steer(struct sk_reuseport_md *md)
+/* The policy in force for listener LID: the first BATON_STEER_PROBES
+ * entries of its pick table from HASH on, into CAND; returns the table's
+ * size, 0 if no slot takes traffic.
+ *
+ * Policy banks: user space fills a bank no reader can reach, then publishes
+ * its number with one store-release; a bank is written again only after an
+ * RCU grace period that began after it stopped being live, and this
+ * decision runs inside one RCU read-side section. The address of every
+ * policy read below depends on the bank number loaded here (the
+ * publication rule of rcu_dereference, and of the kernel's own map-in-map
+ * lookups), so on every architecture the decision reads one whole policy:
+ * no retry, and no reliance on the CPU keeping independent loads in order
+ * (the seqcount latch this replaces did). One `live` word serves every
+ * listener of the set: a commit switches them all at the same instant. */
+static __always_inline __u32 policy_read(__u32 lid, __u32 hash, __u8 cand[BATON_STEER_PROBES])
 {
-	__u32 zero = 0, hash = md->hash, lid = 0, idx, n, pos, j;
-	int migrating = md->migrating_sk != 0;
-	__u8 cand[BATON_STEER_PROBES];
-	struct baton_steer_live *l;
+	__u32 zero = 0, idx, n, pos, j;
+	struct baton_steer_live *l = bpf_map_lookup_elem(&live, &zero);
 	struct baton_steer_cfg *p;
-	struct flow_ctx fc;
 
-	if (migrating)
-		count_out(md);
-	else if (pinned(md))
-		return SK_PASS;
-	/* a datagram of a known flow needs no policy: asked before the policy */
-	if (flow_follow(md, &fc))
-		return SK_PASS;
-	l = bpf_map_lookup_elem(&live, &zero);
 	if (!l)
-		return SK_PASS;
-
-	/* Policy banks: user space fills a bank no reader can reach, then
-	 * publishes its number with one store-release; a bank is written again
-	 * only after an RCU grace period that began after it stopped being
-	 * live, and this decision runs inside one RCU read-side section. The
-	 * address of every policy read below depends on the bank number loaded
-	 * here (the publication rule of rcu_dereference, and of the kernel's
-	 * own map-in-map lookups), so on every architecture the decision reads
-	 * one whole policy: no retry, and no reliance on the CPU keeping
-	 * independent loads in order (the seqcount latch this replaces did). */
-	idx = READ_ONCE(l->bank) * policy_cap + lid;
+		return 0;
+	idx = READ_ONCE(l->bank) * nlisteners + lid;
 	p = bpf_map_lookup_elem(&policy, &idx);	/* bounds-checked by the kernel */
 	if (!p)
-		return SK_PASS;
+		return 0;
 	n = p->n;
 	if (n > BATON_STEER_TABLE)
 		n = 0;
@@ -554,18 +599,43 @@ int steer(struct sk_reuseport_md *md)
 		asm volatile("" : "+r"(e));
 		cand[j] = n ? p->slot[e & (BATON_STEER_TABLE - 1)] : BATON_STEER_NONE;
 	}
+	return n;
+}
+
+SEC("sk_reuseport/migrate")
+int steer(struct sk_reuseport_md *md)
+{
+	__u32 hash = md->hash, n, j, lid, base, fallback;
+	int migrating = md->migrating_sk != 0;
+	__u8 cand[BATON_STEER_PROBES];
+	struct flow_ctx fc;
+
+	if (listener_of(md, &lid))
+		return SK_PASS;	/* a group the set does not know: the kernel's hash */
+	base = lid * BATON_STEER_SLOTS;
+	fallback = nlisteners * BATON_STEER_SLOTS + lid;
+	if (migrating)
+		count_out(md, lid);
+	else if (pinned(md, lid))
+		return SK_PASS;
+	fc.lid = lid;
+	/* a datagram of a known flow needs no policy: asked before the policy */
+	if (flow_follow(md, &fc))
+		return SK_PASS;
+	n = policy_read(lid, hash, cand);
 	if (!n) {
-		count(BATON_STEER_SLOTS, migrating, 0);
+		count(fallback, migrating, 0);
 		return SK_PASS;	/* no slot takes traffic: the kernel's hash decides */
 	}
 
-	__u32 stopped = BATON_STEER_NONE;
+	__u32 stopped = NO_GSLOT;
 
 	for (j = 0; j < BATON_STEER_PROBES; j++) {
 		__u32 slot = cand[j];
 
 		if (slot >= BATON_STEER_SLOTS)
 			break;
+		slot += base;
 		if (sigdown_slot(slot)) {	/* its owner took a stop signal (sigdown.h) */
 			stopped = slot;
 			continue;
@@ -578,18 +648,18 @@ int steer(struct sk_reuseport_md *md)
 		/* empty slot (closed, or the very listener being migrated away) */
 		count(slot, migrating, 1);
 	}
-	if (stopped != BATON_STEER_NONE) {
+	if (stopped != NO_GSLOT) {
 		/* the standby, else the stopped pick: it queues until the
 		 * supervisor moves its queue, as before */
-		int sb = sigdown_standby(hash);
+		int sb = sigdown_standby(base, hash);
 		__u32 pick = sb >= 0 ? (__u32)sb : stopped;
 
 		if (sb < 0 || bpf_sk_select_reuseport(md, &socks, &pick, 0)) {
 			pick = stopped;
 			if (bpf_sk_select_reuseport(md, &socks, &pick, 0))
-				pick = BATON_STEER_NONE;
+				pick = NO_GSLOT;
 		}
-		if (pick != BATON_STEER_NONE) {
+		if (pick != NO_GSLOT) {
 			count(pick, migrating, 0);
 			flow_place(&fc, pick);
 			return SK_PASS;
@@ -597,6 +667,6 @@ int steer(struct sk_reuseport_md *md)
 	}
 	/* Never drop: hand the choice back to the kernel's hash over the
 	 * listeners that are left. */
-	count(BATON_STEER_SLOTS, migrating, 0);
+	count(fallback, migrating, 0);
 	return SK_PASS;
 }

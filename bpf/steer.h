@@ -6,10 +6,14 @@
  * map        written by                              read by                          pinned as
  * socks      lib/steer.c (add, unfence, remove)      program; lib/sockiter.c,         socks
  *            kernel (a closed member leaves)         cli/pins.c (live members)
+ * listeners  lib/steer_set.c (a listener's address   program (which listener)         listeners
+ *            to its index; not used with one)
  * policy     lib/steer_banks.c (pick tables, banks)  program; lib/steer_pins.c        policy
  *                                                    (resume), steer_stats.c (share),
  *                                                    lib/sockiter.c (baton ls)
  * live       lib/steer_banks.c (the live bank)       as policy                        live
+ * owners     lib/steer_set.c (lib/watch.c's owner)   program (sigdown.h)              (not pinned)
+ * sigdown    lib/steer_set.c (tgids), sigwatch       program (sigdown.h)              (not pinned)
  * stats      program (per CPU)                       lib/steer_stats.c                stats
  * pins       lib/steer_flows.c (source-port pins)    program                          (not pinned)
  * origin     lib/steer.c (cookie), program (count)   lib/steer_stats.c                origin
@@ -20,7 +24,14 @@
  * flowstats  program (per CPU)                       lib/steer_flows.c                flowstats
  * flowcache  program (each CPU's cache of `flows`)   program                          (not pinned)
  * and the program itself, pinned as "steer" so bpftool and a later baton see
- * it. The directory that holds them: common/pinlayout.h. */
+ * it. The directory that holds them: common/pinlayout.h.
+ *
+ * One program and one set of maps serve every listener of a steering set
+ * (lib/steer_set.c; a group alone is a set of one). Per-slot maps (socks,
+ * stats, origin, slotep, owners) hold BATON_STEER_SLOTS entries per
+ * listener: listener L's slot S is "global slot" L * BATON_STEER_SLOTS + S;
+ * pins, markers and flowcfg hold their entries per listener the same way;
+ * policy holds listener L's table of bank B at B * listeners + L. */
 #ifndef BATON_BPF_STEER_H
 #define BATON_BPF_STEER_H
 
@@ -29,7 +40,7 @@
 /* The pinned maps, in the order lib/steer_pins.c pins and repins them:
  * X(name) for each; the pin's file name is the map's name. */
 #define BATON_STEER_PINNED_MAPS(X) \
-	X(socks) X(policy) X(live) X(stats) X(origin) X(flowcfg) X(flows) X(slotep) X(markers) X(flowstats)
+	X(socks) X(listeners) X(policy) X(live) X(stats) X(origin) X(flowcfg) X(flows) X(slotep) X(markers) X(flowstats)
 #define BATON_STEER_PIN_PROG "steer"	/* the program's pin */
 #define BATON_STEER_PIN_SOCKS "socks"	/* what marks a directory as a group's (cli/pins.c) */
 /* The pins of the layout before policy banks (a seqcount latch: two copies
@@ -41,16 +52,25 @@
 #define BATON_STEER_TABLE 1024	/* entries of the weighted pick table (power of two) */
 #define BATON_STEER_NONE 0xff	/* table entry meaning "no slot" */
 
-/* One policy, compiled by user space into a pick table: the program
- * chooses table[hash % n]. n == 0 means "no slot takes traffic", and the
- * kernel's own hash picks. The `policy` array holds K banks of `cap` of
- * them (entry bank * cap + listener); `live` names the bank readers use,
- * and a bank is written only while no reader can reach it (policy banks,
- * lib/steer_banks.c). */
+/* One listener's policy, compiled by user space into a pick table: the
+ * program chooses table[hash % n]. n == 0 means "no slot takes traffic", and
+ * the kernel's own hash picks. The `policy` array holds K banks of one
+ * policy per listener of the set (entry bank * listeners + listener); the
+ * set's one `live` word names the bank readers use, so one store switches
+ * every listener at the same instant, and a bank is written only while no
+ * reader can reach it (policy banks, lib/steer_banks.c). */
 struct baton_steer_cfg {
 	__u32 n;
 	__u32 version;
 	__u8 slot[BATON_STEER_TABLE];
+};
+
+/* What the program knows a listener by: its group's socket (md->sk). */
+struct baton_steer_lkey {
+	__u32 family;	/* AF_INET or AF_INET6 */
+	__u32 protocol;	/* IPPROTO_TCP or IPPROTO_UDP */
+	__u32 port;	/* host order, as bpf_sock's src_port */
+	__u32 addr[4];	/* network order; IPv4 in addr[0] */
 };
 
 /* Connections from a source port in [lo, hi] go to SLOT, whatever the
@@ -74,8 +94,8 @@ struct baton_steer_live {
 	__u32 pad;
 };
 
-/* Banks: K = clamp(BATON_STEER_BANK_BYTES / (cap * sizeof(cfg)), MIN, MAX),
- * 64 for one listener. More banks let more commits run ahead of the
+/* Banks: K = clamp(BATON_STEER_BANK_BYTES / (cap * sizeof(cfg)), MIN, MAX)
+ * for a set of cap listeners: 64 for one, 3 from about 1,000 on. More banks let more commits run ahead of the
  * kernel's grace periods before a writer waits. */
 #define BATON_STEER_BANK_BYTES (4u << 20)
 #define BATON_STEER_BANKS_MIN 3
@@ -94,8 +114,9 @@ struct baton_steer_ctl {
 	__u32 pad;
 };
 
-/* Per-slot counters (per CPU); index BATON_STEER_SLOTS counts decisions
- * handed back to the kernel's hash. */
+/* Per-slot counters (per CPU), by global slot; index
+ * listeners * BATON_STEER_SLOTS + L counts listener L's decisions handed back
+ * to the kernel's hash. */
 struct baton_steer_stats {
 	__u64 selected;	/* new connections or datagrams steered to the slot */
 	__u64 migrated;	/* queued or half-open connections moved to the slot */

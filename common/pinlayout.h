@@ -4,7 +4,9 @@
  * in bpf/steer.h, with the maps they pin):
  *   BASE/baton/                   BASE: $BATON_BPFFS, else /sys/fs/bpf
  *   BASE/baton/steer-ADDR-PORT/   a group of baton steer (. and : of ADDR as _)
- *   BASE/baton/run-NAME/lN/       listener N of supervisor NAME (. as _) */
+ *   BASE/baton/run-NAME/lN/       listener N of supervisor NAME (. as _); with
+ *                                 eBPF l0 holds the steering set of every
+ *                                 listener (lib/steer_set.c); no l1... is made */
 #ifndef BATON_PINLAYOUT_H
 #define BATON_PINLAYOUT_H
 

@@ -177,7 +177,55 @@ struct baton_group_opts {
 	enum baton_flows flows;
 	uint32_t flow_table;    /* flow table entries; 0: BATON_FLOW_TABLE_DEFAULT */
 	uint64_t flow_idle_ms;  /* a flow unseen this long is new again; 0: BATON_FLOW_IDLE_DEFAULT_MS */
+	/* 0.3: eBPF: steer through SET's program and maps (baton_steerset_new)
+	 * as its listener SET_INDEX, instead of a program of the group's own;
+	 * pin_path, no_migrate and flow_table are then the set's. NULL: own */
+	struct baton_steerset *set;
+	uint32_t set_index;
+	uint32_t set_reserved;  /* 0 */
 };
+
+/* ---- steering sets (0.3) -------------------------------------------------
+ * One eBPF program and one set of maps for many groups (the listeners of a
+ * server): every group's reuseport group runs the same program, which finds
+ * the listener from the group's socket. Changes made to the set's groups
+ * between baton_steerset_begin and baton_steerset_commit take effect on
+ * every listener at the same instant, and every connection is decided by
+ * the policy before or the policy after, never a mix. A group made without
+ * a set has a set of one of its own. */
+struct baton_steerset;
+
+struct baton_steerset_opts {
+	size_t sz;              /* sizeof(struct baton_steerset_opts) */
+	baton_log_fn log;
+	void *log_ctx;
+	uint32_t listeners;     /* groups it can hold (1 .. 65536; 0: 1) */
+	bool no_migrate;        /* load for selection only */
+	bool flows;             /* some listener uses UDP flows: size the table */
+	uint32_t flow_table;    /* flow table entries (shared); 0: BATON_FLOW_TABLE_DEFAULT */
+	const char *pin_path;   /* pin the maps and program in this bpffs directory;
+	                         * a set made later with the same path resumes them
+	                         * if it has room for as many listeners or fewer */
+};
+
+/* Loads the program and its maps (needs CAP_BPF and CAP_NET_ADMIN, or
+ * root); NULL with errno set: EEXIST for a pinned set with room for fewer
+ * listeners (said through log), else the load's error, which the caller
+ * says. There is no classic BPF set. */
+struct baton_steerset *baton_steerset_new(const struct baton_steerset_opts *opts);
+/* Releases the caller's reference; groups made with it keep theirs. */
+void baton_steerset_free(struct baton_steerset *set);
+/* What the set's groups publish after this waits for the matching commit.
+ * Nests. 0 or -EINVAL. */
+int baton_steerset_begin(struct baton_steerset *set);
+/* Puts everything published since the outermost begin in force at once
+ * (one store to the set's mapped `live` word, whatever the number of
+ * listeners; the tables were written into a free policy bank as they were
+ * published). 0, or -EINVAL without a matching begin. */
+int baton_steerset_commit(struct baton_steerset *set);
+/* The listeners SET has room for (a resumed pinned set may have more than
+ * asked), or -EINVAL. */
+int baton_steerset_capacity(const struct baton_steerset *set);
 
 /* Functions that take a group and a slot return -EINVAL for a NULL group, a
  * slot outside 0 .. BATON_MAX_SLOTS - 1 or a NULL result pointer, and -ENOENT

@@ -94,5 +94,8 @@ BATON_HIDDEN void baton_pidfd_collect(struct baton_sockvec *sv, const char *iter
 BATON_HIDDEN int baton_notify_parse(char *buf, size_t n, struct baton_notify_msg *msg);
 /* bpf/sigdown.h's map of G's steering program (lib/steer.c), -1 without eBPF */
 BATON_HIDDEN int baton_group_sigdown_fd(const struct baton_group *g);
+/* Names TGID (0: none, or several) the owner of G's SLOT for the kernel
+ * failover (lib/steer_set.c); 0 or -errno. */
+BATON_HIDDEN int steer_set_owner(struct baton_group *g, int slot, uint32_t tgid);
 
 #endif

@@ -295,9 +295,9 @@ out:
 /* Both layouts: policy banks (`policy` + `live`), and the seqcount latch
  * (`cfg` + `ctl`) of a group an older baton still runs. */
 struct steer_maps {
-	int socks, cfg, ctl;	/* cfg: `policy` or `cfg`; ctl: `live` or `ctl` */
+	int socks, cfg, ctl, origin;	/* cfg: `policy` or `cfg`; ctl: `live` or `ctl` */
 	bool banked;
-	uint32_t socks_max, cfg_max;
+	uint32_t socks_max, cfg_max, nlisteners;
 };
 
 static int map_by_name(int fd, struct steer_maps *m, int *taken)
@@ -314,6 +314,9 @@ static int map_by_name(int fd, struct steer_maps *m, int *taken)
 	else if ((!strcmp(info.name, "policy") || (!strcmp(info.name, "cfg") && info.max_entries == 2)) &&
 		 info.type == BPF_MAP_TYPE_ARRAY && info.value_size == sizeof(struct baton_steer_cfg))
 		m->cfg = fd, m->cfg_max = info.max_entries, m->banked |= info.name[0] == 'p';
+	else if (!strcmp(info.name, "origin") && info.type == BPF_MAP_TYPE_ARRAY &&
+		 info.value_size == sizeof(struct baton_steer_origin))
+		m->origin = fd;
 	else if ((!strcmp(info.name, "live") || !strcmp(info.name, "ctl")) && info.type == BPF_MAP_TYPE_ARRAY &&
 		 info.value_size == sizeof(struct baton_steer_live))
 		m->ctl = fd;
@@ -325,18 +328,18 @@ static int map_by_name(int fd, struct steer_maps *m, int *taken)
 /* Finds baton's maps behind program ID; 0 if it is baton's steering program. */
 static int steer_maps(uint32_t id, struct steer_maps *m)
 {
-	uint32_t ids[16], len, i;
+	uint32_t ids[32], len, i;
 	struct bpf_prog_info info;
 	int fd, r = 0;
 
-	m->socks = m->cfg = m->ctl = -1;
-	m->socks_max = m->cfg_max = 0;
+	m->socks = m->cfg = m->ctl = m->origin = -1;
+	m->socks_max = m->cfg_max = m->nlisteners = 0;
 	m->banked = false;
 	fd = bpf_prog_get_fd_by_id(id);
 	if (fd < 0)
 		return -errno;
 	memset(&info, 0, sizeof(info));
-	info.nr_map_ids = 16;
+	info.nr_map_ids = 32;
 	info.map_ids = (uint64_t)(uintptr_t)ids;
 	len = sizeof(info);
 	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
@@ -347,7 +350,7 @@ static int steer_maps(uint32_t id, struct steer_maps *m)
 		r = -ENOENT;
 		goto out;
 	}
-	for (i = 0; i < info.nr_map_ids && i < 16; i++) {
+	for (i = 0; i < info.nr_map_ids && i < 32; i++) {
 		int mfd = bpf_map_get_fd_by_id(ids[i]), taken = 0;
 
 		if (mfd < 0)
@@ -355,55 +358,117 @@ static int steer_maps(uint32_t id, struct steer_maps *m)
 		if (map_by_name(mfd, m, &taken) || !taken)
 			close(mfd);
 	}
-	if (m->socks < 0 || m->cfg < 0 || m->ctl < 0)
+	/* a set of N listeners has 64 slots and K(N) banks of N policies
+	 * each (bpf/steer.h); an older baton's group, one listener and a
+	 * latch of two copies */
+	m->nlisteners = m->socks_max / BATON_STEER_SLOTS;
+	if (m->socks < 0 || m->cfg < 0 || m->ctl < 0 || !m->nlisteners ||
+	    (m->banked ? (uint64_t)baton_steer_banks(m->nlisteners) * m->nlisteners != m->cfg_max : m->nlisteners != 1))
 		r = -ENOENT;
 out:
 	close(fd);
 	return r;
 }
 
+/* Listener LID's table in the live bank (lib/steer_banks.c; an older
+ * baton's group: the copy its latch points readers at) into CFG, and each
+ * slot's entries of it into COUNT; CFG->n 0 if unreadable. */
+static void table_of(const struct steer_maps *m, const struct baton_steer_live *live, uint32_t lid,
+		     struct baton_steer_cfg *cfg, uint32_t count[BATON_STEER_SLOTS])
+{
+	uint32_t key = m->banked ? live->bank * m->nlisteners + lid : live->bank & 1, i;
+
+	memset(count, 0, BATON_STEER_SLOTS * sizeof(count[0]));
+	if (lid >= m->nlisteners || bpf_map_lookup_elem(m->cfg, &key, cfg) || cfg->n > BATON_STEER_TABLE)
+		cfg->n = 0;
+	for (i = 0; i < cfg->n; i++)
+		if (cfg->slot[i] < BATON_STEER_SLOTS)
+			count[cfg->slot[i]]++;
+}
+
+/* The cookie each slot's socket had when it joined, from the origin map
+ * (bpf/steer.h): one batched read of every listener's slots instead of one
+ * sockarray lookup per slot (65,536 of them for 1,024 listeners). NULL if
+ * the kernel cannot batch: the caller then asks the sockarray slot by slot. */
+static uint64_t *origin_cookies(const struct steer_maps *m, uint32_t n)
+{
+	struct baton_steer_origin *v = m->origin >= 0 ? calloc(n, sizeof(*v)) : NULL;
+	uint32_t *keys = v ? calloc(n, sizeof(*keys)) : NULL, in = 0, out = 0, got = 0, cnt;
+	uint64_t *cookie = keys ? calloc(n, sizeof(*cookie)) : NULL;
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	int r = 0;
+
+	while (cookie && got < n && !r) {
+		cnt = n - got;
+		r = bpf_map_lookup_batch(m->origin, got ? &in : NULL, &out, keys + got, v + got, &cnt, &bo) ? -errno : 0;
+		if (r && r != -ENOENT)
+			break;
+		got += cnt;
+		in = out;
+		if (r == -ENOENT)
+			r = 0, n = got;	/* the end of the map */
+	}
+	if (cookie && !r)
+		for (uint32_t i = 0; i < got; i++)
+			if (keys[i] < n)
+				cookie[keys[i]] = v[i].cookie;
+	if (r) {
+		free(cookie);
+		cookie = NULL;
+	}
+	free(keys);
+	free(v);
+	return cookie;
+}
+
+/* One program serves every listener of its set: listener L's slot S sits at
+ * L * BATON_STEER_SLOTS + S of the sockarray (bpf/steer.h). The origin map
+ * says which slot a socket of the dump joined, in one batched read; one
+ * sockarray lookup per such socket confirms it is still there; one table
+ * per listener that has a member in this dump. */
 static void steer_fill(struct baton_sockvec *sv, uint32_t prog_id, const struct steer_maps *m)
 {
 	struct baton_steer_cfg *cfg = malloc(sizeof(*cfg));
 	struct baton_steer_live live;
-	uint32_t zero = 0, idx, slot, i, count[BATON_STEER_SLOTS] = { 0 }, cap = 1;
+	uint32_t zero = 0, key, count[BATON_STEER_SLOTS], lid = UINT32_MAX, n;
+	uint64_t *joined;
 	size_t k;
 
 	if (!cfg)
 		return;
 	if (bpf_map_lookup_elem(m->ctl, &zero, &live))
 		goto out;
-	/* banks: entry 0 of the live bank (lib/steer_banks.c), cap from the
-	 * map's size; latch: the copy its sequence points readers at */
-	while (m->banked && cap < m->cfg_max && baton_steer_banks(cap) * cap != m->cfg_max)
-		cap++;
-	idx = m->banked ? live.bank * cap : live.bank & 1;
-	if (bpf_map_lookup_elem(m->cfg, &idx, cfg) || cfg->n > BATON_STEER_TABLE)
-		goto out;
-	for (i = 0; i < cfg->n; i++)
-		if (cfg->slot[i] < BATON_STEER_SLOTS)
-			count[cfg->slot[i]]++;
 	for (k = 0; k < sv->n; k++) {
 		struct baton_sock *s = &sv->v[k];
 
 		if (s->prog_type != BATON_PROG_EBPF || s->prog_id != prog_id)
 			continue;
 		s->known |= BATON_SOCK_STEER;
-		s->table_n = cfg->n;
+		s->table_n = 0;
 		s->slot = -1;
 	}
-	for (slot = 0; slot < m->socks_max && slot < BATON_STEER_SLOTS; slot++) {
+	n = m->socks_max < m->nlisteners * BATON_STEER_SLOTS ? m->socks_max : m->nlisteners * BATON_STEER_SLOTS;
+	joined = origin_cookies(m, n);
+	for (key = 0; key < n; key++) {
 		uint64_t cookie;
 		struct baton_sock *s;
 
-		if (bpf_map_lookup_elem(m->socks, &slot, &cookie))
+		if (joined && (!joined[key] || !baton_sockvec_by_cookie(sv, joined[key])))
+			continue;	/* no socket of this dump joined the slot */
+		if (bpf_map_lookup_elem(m->socks, &key, &cookie))
 			continue;	/* empty slot */
 		s = baton_sockvec_by_cookie(sv, cookie);
 		if (!s || s->prog_id != prog_id)
 			continue;
-		s->slot = (int32_t)slot;
-		s->weight = count[slot];
+		if (key / BATON_STEER_SLOTS != lid) {
+			lid = key / BATON_STEER_SLOTS;
+			table_of(m, &live, lid, cfg, count);
+		}
+		s->slot = (int32_t)(key % BATON_STEER_SLOTS);
+		s->table_n = cfg->n;
+		s->weight = count[s->slot];
 	}
+	free(joined);
 out:
 	free(cfg);
 }
@@ -438,5 +503,7 @@ void baton_steer_collect(struct baton_sockvec *sv, baton_log_fn log, void *log_c
 			close(m.cfg);
 		if (m.ctl >= 0)
 			close(m.ctl);
+		if (m.origin >= 0)
+			close(m.origin);
 	}
 }

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* Steered SO_REUSEPORT groups: members and the group. eBPF mode: members
- * live in a REUSEPORT_SOCKARRAY by stable slot, the policy is a pick table
- * (steer_policy.c) published in policy banks (steer_banks.c: one store
- * switches it whole, readers never see a mix), and the program is loaded for SELECT_OR_MIGRATE so
- * closing listeners hand their queue over. cBPF mode (no privilege): a
+ * live in a REUSEPORT_SOCKARRAY by stable slot of the group's listener in
+ * its steering set (steer_set.c: the program and maps, shared by the
+ * listeners of a supervisor or the group's own), the policy is a pick table
+ * (steer_policy.c) published by the set in policy banks (steer_banks.c: one
+ * store switches every listener's table whole, readers never see a mix),
+ * and the program is loaded for SELECT_OR_MIGRATE so closing listeners hand
+ * their queue over. cBPF mode (no privilege): a
  * generated classic program returns an index into the kernel's group, whose
  * order this file tracks. */
 #include <errno.h>
@@ -32,8 +35,8 @@ _Static_assert(BATON_STEER_SLOTS < BATON_STEER_NONE, "slot numbers must fit the 
 _Static_assert(sizeof(struct baton_steer_pin) == 28, "pin entries are shared with the program as 28 bytes");
 _Static_assert(BATON_STEER_PINS == BATON_MAX_PINS, "pin counts differ");
 _Static_assert(sizeof(struct baton_steer_origin) == 16, "the origin map's value is two u64 (bpf/steer.h)");
-/* new fields go after flow_idle_ms and may not hide in padding an older library skips */
-_Static_assert(sizeof(struct baton_group_opts) == baton_offsetofend(struct baton_group_opts, flow_idle_ms),
+/* new fields go after set_reserved and may not hide in padding an older library skips */
+_Static_assert(sizeof(struct baton_group_opts) == baton_offsetofend(struct baton_group_opts, set_reserved),
 	       "baton_group_opts ends in padding");
 _Static_assert(BATON_FLOWS_OFF == BATON_FLOWS_OFF_ && BATON_FLOWS_ON == BATON_FLOWS_TUPLE_ &&
 	       BATON_FLOWS_QUIC == BATON_FLOWS_QUIC_, "flow modes differ");
@@ -65,20 +68,25 @@ bool steer_slot_ok(const struct baton_group *g, int slot)
 	return steer_slot_check(g, slot) == 0;
 }
 
+/* The listener's pick table, staged in its set: in force at once, or at
+ * the set's commit (baton_steerset_begin/_commit). */
 static int publish_ebpf(struct baton_group *g)
 {
-	uint32_t bank;
-	int r = steer_banks_stage(&g->banks, &bank);
+	const struct baton_steer_cfg *live = steer_set_live(g->set, g);
+	struct baton_steer_cfg want, *cfg;
+	int r;
 
-	if (r == -ETIMEDOUT)
-		LOG(g, ERROR, "no free policy bank: the kernel's RCU grace period has not ended in 2 s "
-			      "(a CPU stuck in the kernel?); the running policy stays");
-	if (r)
+	steer_build_table(g, &want);
+	/* the table in force already (a fence or removal of a member with no
+	 * share): no commit, which would retire a bank for nothing. Never
+	 * published (version 0): published, so a resumed group finds it */
+	if (!g->set->staging && live->version && live->n == want.n &&
+	    !memcmp(live->slot, want.slot, want.n <= BATON_STEER_TABLE ? want.n : BATON_STEER_TABLE))
+		return 0;
+	if ((r = steer_set_stage(g->set, g, &cfg)))
 		return r;
-	/* the staged bank is one no decision can reach: written in place */
-	steer_build_table(g, steer_banks_entry(&g->banks, bank));
-	steer_banks_commit(&g->banks, bank);
-	return 0;
+	*cfg = want;
+	return steer_set_publish(g->set);
 }
 
 int steer_live_fd(const struct baton_group *g)
@@ -117,53 +125,43 @@ static int publish(struct baton_group *g)
 	return r;
 }
 
-/* Opens and loads the program; with OLD, the new program shares OLD's maps. */
-static struct steer_bpf *load_prog(struct baton_group *g, struct steer_bpf *old, int *err)
-{
-	struct steer_bpf *skel = steer_bpf__open();
-
-	if (!skel) {
-		*err = -errno;
-		return NULL;
-	}
-	if (g->no_migrate)
-		bpf_program__set_expected_attach_type(skel->progs.steer, BPF_SK_REUSEPORT_SELECT);
-	if ((*err = steer_banks_size(skel, 1)))
-		goto fail;	/* one listener per program, entry 0 */
-	if (g->pin_path[0] && (*err = steer_set_pins(g, skel)))
-		goto fail;
-	if (old &&
-	    (bpf_map__reuse_fd(skel->maps.socks, bpf_map__fd(old->maps.socks)) ||
-	     bpf_map__reuse_fd(skel->maps.policy, bpf_map__fd(old->maps.policy)) ||
-	     bpf_map__reuse_fd(skel->maps.live, bpf_map__fd(old->maps.live)) ||
-	     bpf_map__reuse_fd(skel->maps.stats, bpf_map__fd(old->maps.stats)) ||
-	     bpf_map__reuse_fd(skel->maps.pins, bpf_map__fd(old->maps.pins)) ||
-	     bpf_map__reuse_fd(skel->maps.origin, bpf_map__fd(old->maps.origin)) ||
-	     bpf_map__reuse_fd(skel->maps.sigdown, bpf_map__fd(old->maps.sigdown)) ||
-	     steer_flows_reuse(skel, old))) {
-		*err = -errno;
-		goto fail;
-	}
-	if (!old && (*err = steer_flows_size(g, skel)))
-		goto fail;
-	*err = steer_bpf__load(skel);
-	if (*err)
-		goto fail;
-	if (g->pin_path[0])
-		steer_pin_prog(g, skel);
-	return skel;
-fail:
-	steer_bpf__destroy(skel);
-	return NULL;
-}
-
 static int attach_ebpf(struct baton_group *g, int fd)
 {
-	int prog = bpf_program__fd(g->skel->progs.steer);
+	int prog = bpf_program__fd(g->set->skel->progs.steer);
 
+	/* before the attach: a bank retired from now on waits for a grace period */
+	steer_banks_attached(&g->set->banks);
 	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog, sizeof(prog)))
 		return -errno;
 	g->attached = true;
+	return 0;
+}
+
+/* eBPF: G joins the caller's set, or loads a set of its own (of one). */
+static int group_set(struct baton_group *g, const struct baton_group_opts *o)
+{
+	struct baton_steerset_opts so = { .sz = sizeof(so), .log = g->log, .log_ctx = g->log_ctx, .listeners = 1,
+					  .no_migrate = o->no_migrate, .flows = o->flows != BATON_FLOWS_OFF,
+					  .flow_table = o->flow_table, .pin_path = g->pin_path };
+	struct baton_steerset *set = o->set;
+	int err;
+
+	if (set) {
+		if ((err = steer_set_join(set, g, o->set_index)))
+			return err;
+		snprintf(g->pin_path, sizeof(g->pin_path), "%s", set->pin_path);
+	} else {
+		set = steer_set_create(&so, &err);
+		if (!set)
+			return err;
+		err = steer_set_join(set, g, 0);
+		steer_set_put(set);	/* the group's reference keeps it */
+		if (err)
+			return err;
+	}
+	g->no_migrate = set->no_migrate;
+	if (g->flows)
+		g->flow_table = set->flow_table;
 	return 0;
 }
 
@@ -175,7 +173,7 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 	int s, err;
 
 	/* fields past the caller's sz stay zero */
-	if ((err = BATON_OPTS_COPY(&o, opts, baton_group_opts, flow_idle_ms))) {
+	if ((err = BATON_OPTS_COPY(&o, opts, baton_group_opts, set_reserved))) {
 		errno = -err;
 		return NULL;
 	}
@@ -201,7 +199,7 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 	g->no_migrate = o.no_migrate;
 	g->log = o.log;
 	g->log_ctx = o.log_ctx;
-	if (o.pin_path && o.pin_path[0]) {
+	if (o.pin_path && o.pin_path[0] && !o.set) {
 		if (strlen(o.pin_path) >= sizeof(g->pin_path) || o.mode == BATON_MODE_CBPF) {
 			LOG(g, ERROR, "pin_path %s: %s", o.pin_path,
 			    o.mode == BATON_MODE_CBPF ? "classic BPF state cannot be pinned" : "too long");
@@ -209,12 +207,12 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 			goto fail;
 		}
 		snprintf(g->pin_path, sizeof(g->pin_path), "%s", o.pin_path);
-		if ((err = steer_mkdir_p(g->pin_path))) {
-			LOG(g, ERROR, "cannot create %s: %s (%s)", g->pin_path, strerror(-err),
-			    err == -EPERM || err == -EACCES ? "pinning needs CAP_BPF and CAP_NET_ADMIN, or root"
-							    : "is bpffs mounted there?");
-			goto fail;
-		}
+	}
+	if (o.set && (o.mode == BATON_MODE_CBPF || o.set_reserved)) {
+		LOG(g, ERROR, "a steering set is eBPF: mode %s and set_reserved %u are not for it",
+		    baton_mode_name(o.mode), o.set_reserved);
+		err = -EINVAL;
+		goto fail;
 	}
 	if (want != BATON_MODE_AUTO && want != BATON_MODE_EBPF && want != BATON_MODE_CBPF) {
 		LOG(g, ERROR, "mode %d is none of BATON_MODE_AUTO, BATON_MODE_EBPF, BATON_MODE_CBPF", (int)want);
@@ -222,8 +220,8 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 		goto fail;
 	}
 	if (want != BATON_MODE_CBPF) {
-		g->skel = load_prog(g, NULL, &err);
-		if (g->skel) {
+		err = group_set(g, &o);
+		if (!err) {
 			g->mode = BATON_MODE_EBPF;
 		} else if (want == BATON_MODE_EBPF) {
 			LOG(g, ERROR, "cannot load the eBPF steering program: %s (needs CAP_BPF and CAP_NET_ADMIN, or root)",
@@ -235,12 +233,8 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 			    strerror(-err));
 		}
 	}
-	if (!g->skel)
+	if (!g->set)
 		g->mode = BATON_MODE_CBPF;
-	else if ((err = steer_banks_init(&g->banks, g->skel, 1, 0))) {
-		LOG(g, ERROR, "cannot map the steering policy banks: %s", strerror(-err));
-		goto fail;
-	}
 	if (g->pin_path[0] && g->mode != BATON_MODE_EBPF) {
 		LOG(g, ERROR, "pinned groups need eBPF: classic BPF state cannot be pinned");
 		err = -EOPNOTSUPP;
@@ -259,9 +253,8 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 	    g->mode == BATON_MODE_EBPF ? (g->no_migrate ? " (select only)" : " (select and migrate)") : "");
 	return g;
 fail:
-	steer_banks_free(&g->banks);
-	if (g->skel)
-		steer_bpf__destroy(g->skel);
+	if (g->set)
+		steer_set_leave(g->set, g);
 	free(g);
 	errno = -err;
 	return NULL;
@@ -276,9 +269,8 @@ void baton_group_free(struct baton_group *g)
 	for (s = 0; s < BATON_MAX_SLOTS; s++)
 		if (g->m[s].fd >= 0)
 			close(g->m[s].fd);
-	steer_banks_free(&g->banks);
-	if (g->skel)
-		steer_bpf__destroy(g->skel);
+	if (g->set)
+		steer_set_leave(g->set, g);
 	free(g);
 }
 
@@ -369,16 +361,32 @@ static int check_member(struct baton_group *g, int fd, uint64_t *cookie, struct 
 static void set_origin(struct baton_group *g, int slot, uint64_t cookie)
 {
 	struct baton_steer_origin o = { 0 };
-	uint32_t key = (uint32_t)slot;
+	uint32_t key = steer_gslot(g, slot);
 	int fd;
 
 	if (g->mode != BATON_MODE_EBPF)
 		return;
-	fd = bpf_map__fd(g->skel->maps.origin);
+	fd = bpf_map__fd(g->set->skel->maps.origin);
 	if (!bpf_map_lookup_elem(fd, &key, &o) && o.cookie == cookie)
 		return;	/* resumed: keep its count */
 	o = (struct baton_steer_origin){ .cookie = cookie };
 	bpf_map_update_elem(fd, &key, &o, BPF_ANY);
+}
+
+/* The first member sets what the others must be bound to; a shared
+ * program learns which listener the address is before it decides for it. */
+static int group_address(struct baton_group *g, const struct sockaddr_storage *addr, socklen_t alen, int type)
+{
+	int r;
+
+	g->type = type;
+	g->addr = *addr;
+	g->addrlen = alen;
+	if (g->mode == BATON_MODE_EBPF && (r = steer_set_address(g->set, g))) {
+		LOG(g, ERROR, "cannot enter the listener into the steering set: %s", strerror(-r));
+		return r;
+	}
+	return 0;
 }
 
 /* Takes a member whose socket is already in SLOT of the (pinned) sockarray. */
@@ -389,15 +397,14 @@ static int adopt(struct baton_group *g, int fd, int slot, uint32_t weight, uint6
 
 	if (copy < 0)
 		return -errno;
+	if (!g->nmembers && (r = group_address(g, addr, alen, type))) {
+		close(copy);
+		return r;
+	}
 	if (!g->attached && (r = attach_ebpf(g, copy))) {
 		LOG(g, ERROR, "cannot attach the steering program to fd %d: %s", fd, strerror(-r));
 		close(copy);
 		return r;
-	}
-	if (!g->nmembers) {
-		g->type = type;
-		g->addr = *addr;
-		g->addrlen = alen;
 	}
 	g->m[slot] = (struct member){ .fd = copy, .weight = weight, .cookie = cookie };
 	g->nmembers++;
@@ -458,18 +465,20 @@ static int group_add(struct baton_group *g, int fd, uint32_t weight, bool made)
 		return -errno;
 	if (g->mode == BATON_MODE_EBPF) {
 		uint64_t v = (uint64_t)copy;
-		uint32_t key = (uint32_t)slot;
+		uint32_t key = steer_gslot(g, slot);
 
+		if (!g->nmembers && (r = group_address(g, &addr, alen, type)))
+			goto fail;
 		steer_epoch_bump(g, slot);	/* flows of whatever held this slot before are not its */
 		if (made)	/* a new socket: no count of its own to keep */
-			bpf_map_update_elem(bpf_map__fd(g->skel->maps.origin), &key,
+			bpf_map_update_elem(bpf_map__fd(g->set->skel->maps.origin), &key,
 					    &(struct baton_steer_origin){ .cookie = cookie }, BPF_ANY);
 		else
 			set_origin(g, slot, cookie);
 		/* EBUSY: the socket still belongs to the sockarray of a program
 		 * that was just detached (a baton steer that exited): the kernel
 		 * frees that map after a grace period, so wait for it, briefly */
-		for (int tries = 0; (r = bpf_map_update_elem(bpf_map__fd(g->skel->maps.socks), &key, &v, BPF_NOEXIST) ?
+		for (int tries = 0; (r = bpf_map_update_elem(bpf_map__fd(g->set->skel->maps.socks), &key, &v, BPF_NOEXIST) ?
 					   -errno : 0) == -EBUSY && tries < 100; tries++)
 			usleep(2000);
 		if (r) {
@@ -479,16 +488,13 @@ static int group_add(struct baton_group *g, int fd, uint32_t weight, bool made)
 		}
 		if (!g->attached && (r = attach_ebpf(g, copy))) {
 			LOG(g, ERROR, "cannot attach the steering program to fd %d: %s", fd, strerror(-r));
-			bpf_map_delete_elem(bpf_map__fd(g->skel->maps.socks), &key);
+			bpf_map_delete_elem(bpf_map__fd(g->set->skel->maps.socks), &key);
 			goto fail;
 		}
 	} else {
+		if (!g->nmembers)
+			group_address(g, &addr, alen, type);
 		g->order[g->norder++] = slot;
-	}
-	if (!g->nmembers) {
-		g->type = type;
-		g->addr = addr;
-		g->addrlen = alen;
 	}
 	g->m[slot] = (struct member){ .fd = copy, .weight = weight, .cookie = cookie };
 	g->nmembers++;
@@ -674,9 +680,9 @@ int baton_group_remove(struct baton_group *g, int slot)
 	if (pr && !r)
 		r = pr;
 	if (g->mode == BATON_MODE_EBPF) {
-		uint32_t key = (uint32_t)slot;
+		uint32_t key = steer_gslot(g, slot);
 
-		bpf_map_delete_elem(bpf_map__fd(g->skel->maps.socks), &key);
+		bpf_map_delete_elem(bpf_map__fd(g->set->skel->maps.socks), &key);
 		steer_epoch_bump(g, slot);
 		if (g->marker[slot] >= 0)
 			baton_group_set_marker(g, slot, -1);
@@ -715,38 +721,12 @@ int baton_group_queue(const struct baton_group *g, int slot, struct baton_queue 
 
 int baton_group_reload(struct baton_group *g)
 {
-	struct steer_bpf *fresh;
-	int fd, r;
-
 	if (!g)
 		return -EINVAL;
 	if (g->mode == BATON_MODE_CBPF)
 		return publish(g);
-	fresh = load_prog(g, g->skel, &r);
-	if (!fresh) {
-		LOG(g, ERROR, "cannot load a fresh steering program: %s; the running one stays", strerror(-r));
-		return r;
-	}
-	fd = steer_live_fd(g);
-	if (fd >= 0) {
-		int prog = bpf_program__fd(fresh->progs.steer);
-
-		/* The kernel swaps the group's program under RCU: every
-		 * decision is made by the old or the new one. */
-		if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog, sizeof(prog))) {
-			r = -errno;
-			LOG(g, ERROR, "cannot attach the fresh steering program: %s; the running one stays",
-			    strerror(-r));
-			steer_bpf__destroy(fresh);
-			return r;
-		}
-		g->attached = true;
-	}
-	steer_bpf__destroy(g->skel);
-	g->skel = fresh;
-	return 0;
+	return steer_set_reload(g->set);
 }
-
 
 int baton_group_detach(struct baton_group *g)
 {
@@ -795,10 +775,10 @@ int baton_group_unfence(struct baton_group *g, int slot)
 	}
 	if (g->mode == BATON_MODE_EBPF && !m->foreign) {	/* a foreign one is still in it */
 		uint64_t fd = (uint64_t)m->fd;
-		uint32_t key = (uint32_t)slot;
+		uint32_t key = steer_gslot(g, slot);
 
 		/* shutdown took the socket out of the sockarray */
-		if (bpf_map_update_elem(bpf_map__fd(g->skel->maps.socks), &key, &fd, BPF_ANY)) {
+		if (bpf_map_update_elem(bpf_map__fd(g->set->skel->maps.socks), &key, &fd, BPF_ANY)) {
 			r = -errno;
 			LOG(g, ERROR, "cannot put slot %d back into the sockarray: %s", slot, strerror(-r));
 			return r;
@@ -846,11 +826,4 @@ int baton_group_set_foreign(struct baton_group *g, int slot, bool foreign)
 		return r;
 	g->m[slot].foreign = foreign;
 	return 0;
-}
-
-/* The kernel failover's map (bpf/sigdown.h), for lib/watch.c: its owners and
- * the stop watcher that marks them. -1 without eBPF. */
-int baton_group_sigdown_fd(const struct baton_group *g)
-{
-	return g && g->mode == BATON_MODE_EBPF && g->skel ? bpf_map__fd(g->skel->maps.sigdown) : -1;
 }

@@ -27,7 +27,7 @@ _Static_assert(sizeof(struct baton_steer_live) == 8, "live is two u32 (bpf/steer
  * retired: far above the 8-96 ms one takes even on a loaded machine. */
 #define BANK_WAIT_MS 2000
 /* The reclaim thread ends after this long with nothing to do, and its maps
- * with it: an idle group holds no thread and no descriptor for it. */
+ * with it: an idle set holds no thread and no descriptor for it. */
 #define RECLAIM_IDLE_MS 1000
 
 uint32_t steer_banks_count(uint32_t cap)
@@ -37,9 +37,6 @@ uint32_t steer_banks_count(uint32_t cap)
 
 int steer_banks_size(struct steer_bpf *skel, uint32_t cap)
 {
-	if (!skel->rodata)
-		return -EINVAL;
-	skel->rodata->policy_cap = cap;
 	return bpf_map__set_max_entries(skel->maps.policy, steer_banks_count(cap) * cap);
 }
 
@@ -50,15 +47,14 @@ static size_t map_len(size_t bytes)
 	return (bytes + page - 1) / page * page;
 }
 
-/* Maps the group's two maps; the mappings keep the maps alive across
+/* Maps the set's two maps; the mappings keep the maps alive across
  * program reloads (the kernel holds the map while a mapping exists). */
-int steer_banks_init(struct steer_banks *b, struct steer_bpf *skel, uint32_t cap, uint32_t lid)
+int steer_banks_init(struct steer_banks *b, struct steer_bpf *skel, uint32_t cap)
 {
 	void *p;
 
 	memset(b, 0, sizeof(*b));
 	b->cap = cap;
-	b->lid = lid;
 	b->k = steer_banks_count(cap);
 	if (bpf_map__max_entries(skel->maps.policy) != b->k * cap)
 		return -EINVAL;	/* a pinned map of another shape: libbpf would have refused it */
@@ -90,13 +86,14 @@ int steer_banks_init(struct steer_banks *b, struct steer_bpf *skel, uint32_t cap
 		pthread_condattr_destroy(&ca);
 	}
 	b->gp_fd = b->gp_inner = -1;
+	b->unread = true;
 	b->ready = true;
 	return 0;
 }
 
-struct baton_steer_cfg *steer_banks_entry(const struct steer_banks *b, uint32_t bank)
+struct baton_steer_cfg *steer_banks_entry(const struct steer_banks *b, uint32_t bank, uint32_t lid)
 {
-	return &b->policy[(size_t)bank * b->cap + b->lid];
+	return &b->policy[(size_t)bank * b->cap + lid];
 }
 
 /* ---- the reclaim thread ------------------------------------------------ */
@@ -180,7 +177,7 @@ static void *reclaim(void *arg)
 /* The thread and its map-in-map, at the first retirement. Every signal is
  * blocked in it: the process's handlers run on its other threads. A fork()
  * copies only the forking thread, and the children of the supervisor exec
- * at once without calling into a group, so none needs the mutex. */
+ * at once without calling into a group or set, so none needs the mutex. */
 static int reclaim_start(struct steer_banks *b)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, o);
@@ -257,8 +254,8 @@ int steer_banks_stage(struct steer_banks *b, uint32_t *bank)
 		if (r)
 			goto out;
 	}
-	/* the other listeners of this program keep their policy: the staged
-	 * bank starts as a copy of the live one */
+	/* the listeners the transaction does not change keep their policy:
+	 * the staged bank starts as a copy of the live one */
 	memcpy(&b->policy[(size_t)k * b->cap], &b->policy[(size_t)b->cur * b->cap],
 	       (size_t)b->cap * sizeof(struct baton_steer_cfg));
 	*bank = (uint32_t)k;
@@ -276,6 +273,14 @@ void steer_banks_commit(struct steer_banks *b, uint32_t bank)
 	__atomic_store_n(&b->live->bank, bank, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&b->mu);
 	b->cur = bank;
+	if (b->unread) {
+		/* no program ran on these maps: the old bank is free at once,
+		 * and a set still being made (a supervisor's groups before its
+		 * first generation) starts no thread */
+		b->retired[old] = 0;
+		pthread_mutex_unlock(&b->mu);
+		return;
+	}
 	b->retired[old] = ++b->retire_ticket;
 	/* if the thread cannot start now, the bank stays retired and the
 	 * stage that needs it tries again and says why */
@@ -284,7 +289,7 @@ void steer_banks_commit(struct steer_banks *b, uint32_t bank)
 	pthread_mutex_unlock(&b->mu);
 }
 
-/* A group resumed from pins: the live bank is what `live` says; a decision
+/* A set resumed from pins: the live bank is what `live` says; a decision
  * that began before this process could still read any other, so each
  * waits for a grace period before its first reuse. */
 void steer_banks_resumed(struct steer_banks *b)
@@ -292,10 +297,20 @@ void steer_banks_resumed(struct steer_banks *b)
 	uint32_t k;
 
 	pthread_mutex_lock(&b->mu);
+	b->unread = false;
 	b->retire_ticket++;
 	for (k = 0; k < b->k; k++)
 		b->retired[k] = k == b->cur ? 0 : b->retire_ticket;
 	reclaim_start(b);	/* the grace period runs while the members are found */
+	pthread_mutex_unlock(&b->mu);
+}
+
+void steer_banks_attached(struct steer_banks *b)
+{
+	if (!b->ready || !b->unread)
+		return;
+	pthread_mutex_lock(&b->mu);
+	b->unread = false;
 	pthread_mutex_unlock(&b->mu);
 }
 
@@ -325,8 +340,10 @@ void steer_banks_free(struct steer_banks *b)
 
 void steer_banks_hold(struct baton_group *g, bool hold)
 {
-	struct steer_banks *b = &g->banks;
+	struct steer_banks *b = g->set ? &g->set->banks : NULL;
 
+	if (!b || !b->ready)
+		return;
 	pthread_mutex_lock(&b->mu);
 	b->hold = hold;
 	pthread_cond_broadcast(&b->cv);
@@ -335,11 +352,11 @@ void steer_banks_hold(struct baton_group *g, bool hold)
 
 void steer_banks_info(struct baton_group *g, struct steer_banks_info *out)
 {
-	struct steer_banks *b = &g->banks;
+	struct steer_banks *b = g->set ? &g->set->banks : NULL;
 	uint64_t n;
 
 	memset(out, 0, sizeof(*out));
-	if (!b->ready)
+	if (!b || !b->ready)
 		return;
 	pthread_mutex_lock(&b->mu);
 	n = b->gps < STEER_BANKS_GP_LOG ? b->gps : STEER_BANKS_GP_LOG;

@@ -59,10 +59,10 @@ int baton_group_pin_source_addr(struct baton_group *g, const struct sockaddr *fr
 		return -EOPNOTSUPP;
 	if (slot >= 0 && (r = steer_slot_check(g, slot)))
 		return r;
-	fd = bpf_map__fd(g->skel->maps.pins);
+	fd = bpf_map__fd(g->set->skel->maps.pins);
 	/* one entry per range: pinning a range again moves it */
 	for (k = 0; k < BATON_MAX_PINS; k++) {
-		uint32_t key = (uint32_t)k;
+		uint32_t key = g->lid * BATON_MAX_PINS + (uint32_t)k;
 
 		if (bpf_map_lookup_elem(fd, &key, &p))
 			return -errno;
@@ -85,7 +85,7 @@ int baton_group_pin_source_addr(struct baton_group *g, const struct sockaddr *fr
 	want.slot = slot < 0 ? 0 : (uint32_t)slot;
 	p = slot < 0 ? (struct baton_steer_pin){ 0 } : want;
 	{
-		uint32_t key = (uint32_t)k;
+		uint32_t key = g->lid * BATON_MAX_PINS + (uint32_t)k;
 
 		if (bpf_map_update_elem(fd, &key, &p, BPF_ANY))
 			return -errno;
@@ -97,20 +97,11 @@ int baton_group_pin_source_addr(struct baton_group *g, const struct sockaddr *fr
  * The flow table and its companions (bpf/steer.h): sized before load,
  * configured once, per-slot epochs bumped as members come and go. */
 
-int steer_flows_reuse(struct steer_bpf *skel, struct steer_bpf *old)
-{
-	return bpf_map__reuse_fd(skel->maps.flowcfg, bpf_map__fd(old->maps.flowcfg)) ||
-	       bpf_map__reuse_fd(skel->maps.flows, bpf_map__fd(old->maps.flows)) ||
-	       bpf_map__reuse_fd(skel->maps.slotep, bpf_map__fd(old->maps.slotep)) ||
-	       bpf_map__reuse_fd(skel->maps.markers, bpf_map__fd(old->maps.markers)) ||
-	       bpf_map__reuse_fd(skel->maps.flowstats, bpf_map__fd(old->maps.flowstats)) ||
-	       bpf_map__reuse_fd(skel->maps.flowcache, bpf_map__fd(old->maps.flowcache));
-}
-
-/* The table is preallocated by the kernel, so a group without flows (TCP,
- * flows=off) gets one entry. A pinned table keeps the size it was made
- * with: libbpf reuses a pinned map only if it matches. */
-int steer_flows_size(struct baton_group *g, struct steer_bpf *skel)
+/* The table is preallocated by the kernel, so a set without flows (TCP,
+ * flows=off) gets one entry; its listeners share it (a flow's key holds
+ * its destination). A pinned table keeps the size it was made with:
+ * libbpf reuses a pinned map only if it matches. */
+int steer_flows_size(struct baton_steerset *g, struct steer_bpf *skel)
 {
 	uint32_t want = g->flows ? g->flow_table : 1;
 	char path[PATH_MAX];
@@ -148,34 +139,40 @@ int steer_flows_size(struct baton_group *g, struct steer_bpf *skel)
 int steer_flows_setup(struct baton_group *g)
 {
 	struct baton_flow_cfg c = { .mode = (uint32_t)g->flows, .idle_ns = g->flow_idle_ms * 1000000ull };
-	uint32_t zero = 0;
+	uint32_t lid = g->lid;
 
-	if (g->flows && g->flow_table <= 1)
+	if (g->flows && g->set->flow_table <= 1)
 		c.mode = BATON_FLOWS_OFF_;	/* a pinned table made without flows */
-	for (uint32_t k = 0; k < BATON_MAX_SLOTS; k++)
-		bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.slotep), &k, &g->epoch[k]);
+	if (!g->flows && !g->set->pin_path[0])
+		return 0;	/* fresh maps hold zeros already: no call per listener */
+	for (uint32_t k = 0; k < BATON_MAX_SLOTS; k++) {
+		uint32_t key = steer_gslot(g, (int)k);
+
+		bpf_map_lookup_elem(bpf_map__fd(g->set->skel->maps.slotep), &key, &g->epoch[k]);
+	}
 	/* a resumed group finds its markers where it left them */
 	for (uint32_t k = 0; g->pin_path[0] && k < 256; k++) {
 		struct baton_flow_marker m;
+		uint32_t key = lid * 256 + k;
 
-		if (!bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.markers), &k, &m) && m.slot_plus1 &&
+		if (!bpf_map_lookup_elem(bpf_map__fd(g->set->skel->maps.markers), &key, &m) && m.slot_plus1 &&
 		    m.slot_plus1 <= BATON_MAX_SLOTS)
 			g->marker[m.slot_plus1 - 1] = (int)k;
 	}
-	return bpf_map_update_elem(bpf_map__fd(g->skel->maps.flowcfg), &zero, &c, BPF_ANY) ? -errno : 0;
+	return bpf_map_update_elem(bpf_map__fd(g->set->skel->maps.flowcfg), &lid, &c, BPF_ANY) ? -errno : 0;
 }
 
 /* The program compares a flow's epoch with its slot's: a bump ends every
  * flow placed on the slot before it, without walking the table. */
 void steer_epoch_bump(struct baton_group *g, int slot)
 {
-	uint32_t key = (uint32_t)slot, e;
+	uint32_t key = steer_gslot(g, slot), e;
 
 	/* without flows nothing reads the epochs: a TCP group pays nothing */
 	if (g->mode != BATON_MODE_EBPF || !g->flows)
 		return;
 	e = ++g->epoch[slot];
-	if (bpf_map_update_elem(bpf_map__fd(g->skel->maps.slotep), &key, &e, BPF_ANY))
+	if (bpf_map_update_elem(bpf_map__fd(g->set->skel->maps.slotep), &key, &e, BPF_ANY))
 		LOG(g, WARN, "cannot renew slot %d's flow epoch: %s; its old flows may follow the new member",
 		    slot, strerror(errno));
 }
@@ -194,9 +191,9 @@ int baton_group_set_marker(struct baton_group *g, int slot, int marker)
 		return -EINVAL;
 	if (g->mode != BATON_MODE_EBPF || g->flows != BATON_FLOWS_QUIC)
 		return -EOPNOTSUPP;
-	fd = bpf_map__fd(g->skel->maps.markers);
+	fd = bpf_map__fd(g->set->skel->maps.markers);
 	if (g->marker[slot] >= 0) {
-		key = (uint32_t)g->marker[slot];
+		key = g->lid * 256 + (uint32_t)g->marker[slot];
 		if (bpf_map_update_elem(fd, &key, &m, BPF_ANY))
 			return -errno;
 		g->marker[slot] = -1;
@@ -208,7 +205,7 @@ int baton_group_set_marker(struct baton_group *g, int slot, int marker)
 			g->marker[s] = -1;	/* a marker names one slot */
 	e = g->epoch[slot];
 	m = (struct baton_flow_marker){ .slot_plus1 = (uint32_t)slot + 1, .epoch = e };
-	key = (uint32_t)marker;
+	key = g->lid * 256 + (uint32_t)marker;
 	if (bpf_map_update_elem(fd, &key, &m, BPF_ANY))
 		return -errno;
 	g->marker[slot] = marker;
@@ -219,7 +216,7 @@ int baton_group_set_marker(struct baton_group *g, int slot, int marker)
  * says ENOSPC, and is retried larger. */
 static int flows_scan(const struct baton_group *g, struct baton_flow_stats *st)
 {
-	int fd = bpf_map__fd(g->skel->maps.flows), efd = bpf_map__fd(g->skel->maps.slotep), r = 0;
+	int fd = bpf_map__fd(g->set->skel->maps.flows), efd = bpf_map__fd(g->set->skel->maps.slotep), r = 0;
 	uint32_t batch = 1024, n, i, ep[BATON_MAX_SLOTS] = { 0 }, k;
 	struct baton_flow_key *keys = NULL;
 	struct baton_flow *vals = NULL;
@@ -228,8 +225,11 @@ static int flows_scan(const struct baton_group *g, struct baton_flow_stats *st)
 	bool first = true;
 	LIBBPF_OPTS(bpf_map_batch_opts, bo);
 
-	for (k = 0; k < BATON_MAX_SLOTS; k++)
-		bpf_map_lookup_elem(efd, &k, &ep[k]);
+	for (k = 0; k < BATON_MAX_SLOTS; k++) {
+		uint32_t key = steer_gslot(g, (int)k);
+
+		bpf_map_lookup_elem(efd, &key, &ep[k]);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);	/* bpf_ktime_get_ns's clock */
 	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	for (;;) {
@@ -254,12 +254,15 @@ static int flows_scan(const struct baton_group *g, struct baton_flow_stats *st)
 		if (r && r != -ENOENT)
 			break;
 		for (i = 0; i < n; i++) {
+			uint32_t slot = vals[i].slot - g->lid * BATON_MAX_SLOTS;	/* global to the listener's */
+
+			if (vals[i].slot / BATON_MAX_SLOTS != g->lid)
+				continue;	/* another listener's flow */
 			st->entries++;
-			if (vals[i].slot >= BATON_MAX_SLOTS || vals[i].epoch != ep[vals[i].slot] ||
-			    now - vals[i].last_ns >= idle_ns)
+			if (vals[i].epoch != ep[slot] || now - vals[i].last_ns >= idle_ns)
 				continue;
 			st->live++;
-			st->per_slot[vals[i].slot]++;
+			st->per_slot[slot]++;
 		}
 		if (r == -ENOENT) {
 			r = 0;
@@ -284,7 +287,7 @@ int baton_group_flows(const struct baton_group *g, struct baton_flow_stats *out,
 		return -EINVAL;
 	if (g->mode != BATON_MODE_EBPF || !g->flows || g->flow_table <= 1)
 		return -EOPNOTSUPP;
-	v = steer_percpu_lookup(bpf_map__fd(g->skel->maps.flowstats), zero, sizeof(*v), ncpu, &r);
+	v = steer_percpu_lookup(bpf_map__fd(g->set->skel->maps.flowstats), zero, sizeof(*v), ncpu, &r);
 	if (!v)
 		return r;
 	for (i = 0; i < ncpu; i++) {

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* The steered group's private state and the calls between the files that
- * make it up: steer.c (members, group), steer_policy.c (pure: weights, pick
- * table, cBPF generator), steer_pins.c (bpffs), steer_flows.c, steer_stats.c. */
+ * make it up: steer.c (members, group), steer_set.c (the program and maps a
+ * set of groups shares, the policy publish), steer_policy.c (pure: weights,
+ * pick table, cBPF generator), steer_pins.c (bpffs), steer_flows.c,
+ * steer_stats.c. */
 #ifndef BATON_STEER_INT_H
 #define BATON_STEER_INT_H
 
@@ -16,6 +18,57 @@
 #include "steer.h"
 
 struct steer_bpf;
+
+/* Policy banks (lib/steer_banks.c), one per steering set. The writer (the
+ * caller of the set's groups) owns cur and stages/commits; the reclaim thread runs grace periods; mu guards
+ * what they share: the tickets, gp_done and the counters. */
+#define STEER_BANKS_GP_LOG 512	/* grace period durations kept, for tests and benchmarks */
+struct steer_banks {
+	bool ready;
+	struct baton_steer_cfg *policy;	/* mmap of `policy`: k * cap entries */
+	struct baton_steer_live *live;	/* mmap of `live` */
+	size_t policy_len, live_len;
+	uint32_t k, cap;		/* banks, entries per bank (the set's listeners) */
+	uint32_t cur;			/* the live bank */
+	bool unread;			/* the program is attached nowhere yet: no decision reads a bank */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thr;
+	bool thr_on, stop, hold;	/* hold: tests keep grace periods from starting */
+	bool idle_exit;			/* the thread ended (idle); thr_on until joined */
+	int gp_fd, gp_inner;		/* the array-of-maps updated for a grace period */
+	int gp_err;
+	uint64_t retire_ticket;		/* retirements so far */
+	uint64_t gp_done;		/* every retirement up to this one is past a grace period */
+	uint64_t retired[BATON_STEER_BANKS_MAX];	/* ticket of each bank's retirement; 0: never live */
+	uint64_t staged, waits, gps;
+	uint32_t gp_us[STEER_BANKS_GP_LOG];
+};
+
+/* One program and one set of maps, shared by the groups (listeners) of a
+ * supervisor, or owned by a group alone (a set of one). */
+struct baton_steerset {
+	int refs;		/* the creator's and one per group */
+	struct steer_bpf *skel;
+	uint32_t cap;		/* listeners it has room for */
+	struct baton_group **groups;	/* by listener index; NULL: free */
+	bool no_migrate;
+	bool flows;		/* some listener may use the flow table */
+	uint32_t flow_table;
+	baton_log_fn log;
+	void *log_ctx;
+	char pin_path[PATH_MAX - 32];	/* "" unless pinned */
+	/* The publish (steer_set_stage, steer_set_publish): every table of a
+	 * transaction is written into one free bank, made live by one commit
+	 * for every listener. */
+	struct steer_banks banks;
+	int txn;		/* baton_steerset_begin depth */
+	bool staging;		/* stage_bank holds tables not yet committed */
+	uint32_t stage_bank;
+	/* the sigdown map's tgids and how many global slots each owns */
+	struct { uint32_t tgid, refs; } *own;
+	uint32_t nown, own_cap;
+};
 
 struct member {
 	int fd;           /* baton's copy; -1 when the slot is free */
@@ -35,39 +88,15 @@ struct pinned {
 	uint32_t weight;
 };
 
-/* Policy banks (lib/steer_banks.c). The writer (the group's caller) owns
- * cur and stages/commits; the reclaim thread runs grace periods; mu guards
- * what they share: the tickets, gp_done and the counters. */
-#define STEER_BANKS_GP_LOG 512	/* grace period durations kept, for tests and benchmarks */
-struct steer_banks {
-	bool ready;
-	struct baton_steer_cfg *policy;	/* mmap of `policy`: k * cap entries */
-	struct baton_steer_live *live;	/* mmap of `live` */
-	size_t policy_len, live_len;
-	uint32_t k, cap, lid;		/* banks, entries per bank, this group's entry */
-	uint32_t cur;			/* the live bank */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	pthread_t thr;
-	bool thr_on, stop, hold;	/* hold: tests keep grace periods from starting */
-	bool idle_exit;			/* the thread ended (idle); thr_on until joined */
-	int gp_fd, gp_inner;		/* the array-of-maps updated for a grace period */
-	int gp_err;
-	uint64_t retire_ticket;		/* retirements so far */
-	uint64_t gp_done;		/* every retirement up to this one is past a grace period */
-	uint64_t retired[BATON_STEER_BANKS_MAX];	/* ticket of each bank's retirement; 0: never live */
-	uint64_t staged, waits, gps;
-	uint32_t gp_us[STEER_BANKS_GP_LOG];
-};
-
 struct baton_group {
 	enum baton_mode mode;
 	bool no_migrate;
 	bool attached;
 	baton_log_fn log;
 	void *log_ctx;
-	struct steer_bpf *skel;
-	struct steer_banks banks;
+	struct baton_steerset *set;	/* eBPF */
+	uint32_t lid;		/* this listener's index in the set */
+	uint32_t kowner[BATON_MAX_SLOTS];	/* what owners[] holds per slot */
 	uint32_t version;
 	int nmembers;
 	struct member m[BATON_MAX_SLOTS];
@@ -98,6 +127,33 @@ BATON_HIDDEN bool steer_slot_ok(const struct baton_group *g, int slot);
 BATON_HIDDEN int steer_live_fd(const struct baton_group *g);
 BATON_HIDDEN int steer_sockopt_int(int fd, int level, int name, int *val);
 
+/* Listener G's slot SLOT in the set's per-slot maps (its global slot). */
+static inline uint32_t steer_gslot(const struct baton_group *g, int slot)
+{
+	return g->lid * BATON_STEER_SLOTS + (uint32_t)slot;
+}
+
+/* ---- lib/steer_set.c ---- */
+struct baton_steerset_opts;
+BATON_HIDDEN struct baton_steerset *steer_set_create(const struct baton_steerset_opts *o, int *err);
+BATON_HIDDEN void steer_set_put(struct baton_steerset *set);
+/* Takes listener LID of SET for G. */
+BATON_HIDDEN int steer_set_join(struct baton_steerset *set, struct baton_group *g, uint32_t lid);
+BATON_HIDDEN void steer_set_leave(struct baton_steerset *set, struct baton_group *g);
+/* G's entry in the bank the set stages (a free bank, copied from the live
+ * one at the first stage of a transaction) in *CFG, for the caller to
+ * write; 0 or -errno (-ETIMEDOUT: no bank came free, nothing changed). Its
+ * publish: at once, or at the set's commit inside baton_steerset_begin/_commit. */
+BATON_HIDDEN int steer_set_stage(struct baton_steerset *set, struct baton_group *g, struct baton_steer_cfg **cfg);
+BATON_HIDDEN int steer_set_publish(struct baton_steerset *set);
+/* G's table as the program reads it now (the live bank, mapped): only the
+ * set's own caller commits, so it stays put while that caller reads it. */
+BATON_HIDDEN const struct baton_steer_cfg *steer_set_live(const struct baton_steerset *set,
+							  const struct baton_group *g);
+BATON_HIDDEN int steer_set_reload(struct baton_steerset *set);
+/* Tells the program G's listener by its members' address. */
+BATON_HIDDEN int steer_set_address(struct baton_steerset *set, const struct baton_group *g);
+
 /* ---- lib/steer_policy.c: no system calls ---- */
 BATON_HIDDEN uint32_t steer_eff_weight(const struct baton_group *g, int slot);
 BATON_HIDDEN bool steer_fallback_spread(const struct baton_group *g);
@@ -109,19 +165,24 @@ BATON_HIDDEN void steer_build_table(const struct baton_group *g, struct baton_st
 BATON_HIDDEN int steer_cbpf_build(const struct baton_group *g, struct sock_filter f[STEER_CBPF_MAX]);
 
 /* ---- lib/steer_pins.c ---- */
-BATON_HIDDEN int steer_set_pins(struct baton_group *g, struct steer_bpf *skel);
-BATON_HIDDEN void steer_pin_prog(struct baton_group *g, struct steer_bpf *skel);
+BATON_HIDDEN int steer_set_pins(struct baton_steerset *set, struct steer_bpf *skel);
+BATON_HIDDEN void steer_pin_prog(struct baton_steerset *set, struct steer_bpf *skel);
+/* The listeners a pinned set at PIN_PATH has room for; 0: none pinned. */
+BATON_HIDDEN uint32_t steer_pinned_cap(const char *pin_path);
+/* Whether PIN_PATH holds an older baton's latch pins (cfg, ctl). */
+BATON_HIDDEN bool steer_pinned_old(const char *pin_path);
 BATON_HIDDEN bool steer_recover_pinned(struct baton_group *g);
 BATON_HIDDEN void steer_forget_pinned(struct baton_group *g);
 BATON_HIDDEN int steer_mkdir_p(const char *dir);
 
 /* ---- lib/steer_banks.c ---- */
 BATON_HIDDEN uint32_t steer_banks_count(uint32_t cap);
-/* Before load: the program's cap and the policy map's K * cap entries. */
+/* Before load: the policy map's K * cap entries. */
 BATON_HIDDEN int steer_banks_size(struct steer_bpf *skel, uint32_t cap);
-BATON_HIDDEN int steer_banks_init(struct steer_banks *b, struct steer_bpf *skel, uint32_t cap, uint32_t lid);
+BATON_HIDDEN int steer_banks_init(struct steer_banks *b, struct steer_bpf *skel, uint32_t cap);
 BATON_HIDDEN void steer_banks_free(struct steer_banks *b);
-BATON_HIDDEN struct baton_steer_cfg *steer_banks_entry(const struct steer_banks *b, uint32_t bank);
+/* Listener LID's entry in BANK. */
+BATON_HIDDEN struct baton_steer_cfg *steer_banks_entry(const struct steer_banks *b, uint32_t bank, uint32_t lid);
 /* A free bank holding a copy of the live one, in *BANK: waits (at most 2 s)
  * only if every other bank is retired and not yet past a grace period;
  * -ETIMEDOUT then, and nothing changed. */
@@ -129,7 +190,10 @@ BATON_HIDDEN int steer_banks_stage(struct steer_banks *b, uint32_t *bank);
 /* Makes BANK live with one store-release and retires the one it replaces. */
 BATON_HIDDEN void steer_banks_commit(struct steer_banks *b, uint32_t bank);
 BATON_HIDDEN void steer_banks_resumed(struct steer_banks *b);
-/* Tests and benchmarks: hold grace periods back, and read the counters. */
+/* The program is attached to a group: from now on decisions read banks. */
+BATON_HIDDEN void steer_banks_attached(struct steer_banks *b);
+/* Tests and benchmarks: hold grace periods back, and read the counters
+ * (of G's steering set). */
 struct steer_banks_info {
 	bool thread;	/* a reclaim thread runs */
 	uint32_t k, live, ngp_us;
@@ -141,8 +205,7 @@ BATON_HIDDEN void steer_banks_hold(struct baton_group *g, bool hold);
 BATON_HIDDEN void steer_banks_info(struct baton_group *g, struct steer_banks_info *out);
 
 /* ---- lib/steer_flows.c ---- */
-BATON_HIDDEN int steer_flows_reuse(struct steer_bpf *skel, struct steer_bpf *old);
-BATON_HIDDEN int steer_flows_size(struct baton_group *g, struct steer_bpf *skel);
+BATON_HIDDEN int steer_flows_size(struct baton_steerset *set, struct steer_bpf *skel);
 BATON_HIDDEN int steer_flows_setup(struct baton_group *g);
 BATON_HIDDEN void steer_epoch_bump(struct baton_group *g, int slot);
 

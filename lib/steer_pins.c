@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-/* A group's state pinned in bpffs: where each map and the program are
- * pinned, recovering a restarted group's policy from them, repinning what
- * was removed, and unpinning. */
+/* A steering set's state pinned in bpffs: where each map and the program
+ * are pinned, recovering a restarted group's policy from them, repinning
+ * what was removed, and unpinning. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +33,7 @@ static void pin_fds(struct steer_bpf *skel, int fds[NPINS])
 
 /* Pinned maps live at PIN_PATH/NAME; libbpf reuses them on load when they
  * exist (a restarted baton steer) and pins fresh ones otherwise. */
-int steer_set_pins(struct baton_group *g, struct steer_bpf *skel)
+int steer_set_pins(struct baton_steerset *set, struct steer_bpf *skel)
 {
 #define PIN_MAP(n) skel->maps.n,
 	struct bpf_map *maps[] = { BATON_STEER_PINNED_MAPS(PIN_MAP) };
@@ -42,7 +42,7 @@ int steer_set_pins(struct baton_group *g, struct steer_bpf *skel)
 	size_t i;
 
 	for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", g->pin_path, pin_names[i]);
+		snprintf(path, sizeof(path), "%s/%s", set->pin_path, pin_names[i]);
 		if (bpf_map__set_pin_path(maps[i], path))
 			return -errno;
 	}
@@ -51,15 +51,41 @@ int steer_set_pins(struct baton_group *g, struct steer_bpf *skel)
 
 /* The program is pinned only so that bpftool and a later baton see it; the
  * kernel's group holds its own reference while it is attached. */
-void steer_pin_prog(struct baton_group *g, struct steer_bpf *skel)
+void steer_pin_prog(struct baton_steerset *set, struct steer_bpf *skel)
 {
 	char path[PATH_MAX];
 	int r;
 
-	snprintf(path, sizeof(path), "%s/%s", g->pin_path, BATON_STEER_PIN_PROG);
+	snprintf(path, sizeof(path), "%s/%s", set->pin_path, BATON_STEER_PIN_PROG);
 	unlink(path);
 	if ((r = bpf_program__pin(skel->progs.steer, path)))
-		LOG(g, WARN, "cannot pin the steering program at %s: %s", path, strerror(-r));
+		LOG(set, WARN, "cannot pin the steering program at %s: %s", path, strerror(-r));
+}
+
+uint32_t steer_pinned_cap(const char *pin_path)
+{
+	struct bpf_map_info info;
+	uint32_t len = sizeof(info);
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", pin_path, BATON_STEER_PIN_SOCKS);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		info.max_entries = 0;
+	close(fd);
+	return info.max_entries / BATON_STEER_SLOTS;
+}
+
+bool steer_pinned_old(const char *pin_path)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/cfg", pin_path);
+	return access(path, F_OK) == 0;
 }
 
 /* An older baton's pins (bpf/steer.h BATON_STEER_OLD_PINS): its policy,
@@ -109,26 +135,29 @@ out:
 	return ok;
 }
 
-/* A restarted group: the live bank, the policy version, and for each
- * occupied slot of the pinned sockarray its socket's cookie and its share of
- * the live pick table. Every other bank waits for a grace period before
- * its first reuse. Returns true if a previous policy was found. */
+/* A restarted group: the policy version, and for each occupied slot of its
+ * listener in the pinned sockarray its socket's cookie and its share of the
+ * live pick table (the set's live bank, which a resumed set keeps: every
+ * other bank waits for a grace period before its first reuse). An older
+ * baton's pins are carried over in a set of one listener, the only set its
+ * pins fit (lib/steer_set.c fit_pinned refuses them for more). Returns true
+ * if a previous policy was found. */
 bool steer_recover_pinned(struct baton_group *g)
 {
-	int socks_fd = bpf_map__fd(g->skel->maps.socks);
-	struct baton_steer_cfg *cfg = steer_banks_entry(&g->banks, g->banks.cur);
+	int socks_fd = bpf_map__fd(g->set->skel->maps.socks);
+	struct baton_steer_cfg *cfg = steer_banks_entry(&g->set->banks, g->set->banks.cur, g->lid);
 	bool found = false;
 	uint32_t k;
 
 	/* version is at least 1 once published (publish counts from 0) */
-	if (!cfg->version && !carry_old_pins(g, cfg))
+	if (!cfg->version && !(g->set->cap == 1 && carry_old_pins(g, cfg)))
 		return false;	/* fresh maps: never published */
-	steer_banks_resumed(&g->banks);
 	g->version = cfg->version;
 	for (k = 0; k < BATON_MAX_SLOTS; k++) {
 		uint64_t cookie = 0;
+		uint32_t key = steer_gslot(g, (int)k);
 
-		if (bpf_map_lookup_elem(socks_fd, &k, &cookie) == 0 && cookie) {
+		if (bpf_map_lookup_elem(socks_fd, &key, &cookie) == 0 && cookie) {
 			g->pin[k].cookie = cookie;
 			found = true;
 		}
@@ -136,8 +165,8 @@ bool steer_recover_pinned(struct baton_group *g)
 	for (k = 0; k < cfg->n && k < BATON_STEER_TABLE; k++)
 		if (cfg->slot[k] < BATON_MAX_SLOTS && g->pin[cfg->slot[k]].cookie)
 			g->pin[cfg->slot[k]].weight++;
-	LOG(g, INFO, "resuming the pinned group at %s (policy version %u, bank %u)", g->pin_path, g->version,
-	    g->banks.cur);
+	LOG(g, INFO, "resuming the pinned group at %s, listener %u (policy version %u, bank %u)", g->pin_path, g->lid,
+	    g->version, g->set->banks.cur);
 	return found;
 }
 
@@ -152,8 +181,11 @@ void steer_forget_pinned(struct baton_group *g)
 		if (!g->pin[k].cookie)
 			continue;
 		g->pin[k] = (struct pinned){ 0 };
-		if (g->m[k].fd < 0 && g->mode == BATON_MODE_EBPF)
-			bpf_map_delete_elem(bpf_map__fd(g->skel->maps.socks), &k);
+		if (g->m[k].fd < 0 && g->mode == BATON_MODE_EBPF) {
+			uint32_t key = steer_gslot(g, (int)k);
+
+			bpf_map_delete_elem(bpf_map__fd(g->set->skel->maps.socks), &key);
+		}
 	}
 }
 
@@ -220,11 +252,11 @@ int baton_group_repin(struct baton_group *g)
 
 	if (!g)
 		return -EINVAL;
-	if (!g->pin_path[0] || g->mode != BATON_MODE_EBPF || !g->skel)
+	if (!g->pin_path[0] || g->mode != BATON_MODE_EBPF || !g->set)
 		return 0;
 	if ((r = steer_mkdir_p(g->pin_path)))
 		return r;
-	pin_fds(g->skel, fds);
+	pin_fds(g->set->skel, fds);
 	for (size_t i = 0; i < NPINS; i++) {
 		snprintf(path, sizeof(path), "%s/%s", g->pin_path, pin_names[i]);
 		if (fds[i] < 0 || !stat(path, &st))

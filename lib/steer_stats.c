@@ -46,13 +46,16 @@ int baton_group_stats_info(const struct baton_group *g, int slot, struct baton_s
 	int ncpu = libbpf_num_possible_cpus(), i, r;
 	struct baton_slot_stats st = { 0 };
 	struct baton_steer_stats *v;
-	uint32_t key = (uint32_t)slot;
+	uint32_t key;
 
 	if (!g || !out || len < BATON_SLOT_STATS_SZ_0_1 || slot < 0 || slot > BATON_MAX_SLOTS)
 		return -EINVAL;
 	if (g->mode != BATON_MODE_EBPF)
 		return -EOPNOTSUPP;
-	v = steer_percpu_lookup(bpf_map__fd(g->skel->maps.stats), key, sizeof(*v), ncpu, &r);
+	/* the listener's slots, then after every listener's slots its
+	 * decisions handed to the kernel (bpf/steer.h) */
+	key = slot < BATON_MAX_SLOTS ? steer_gslot(g, slot) : g->set->cap * BATON_MAX_SLOTS + g->lid;
+	v = steer_percpu_lookup(bpf_map__fd(g->set->skel->maps.stats), key, sizeof(*v), ncpu, &r);
 	if (!v)
 		return r;
 	for (i = 0; i < ncpu; i++) {
@@ -63,7 +66,7 @@ int baton_group_stats_info(const struct baton_group *g, int slot, struct baton_s
 	if (slot < BATON_MAX_SLOTS) {
 		struct baton_steer_origin o;
 
-		if (!bpf_map_lookup_elem(bpf_map__fd(g->skel->maps.origin), &key, &o))
+		if (!bpf_map_lookup_elem(bpf_map__fd(g->set->skel->maps.origin), &key, &o))
 			st.migrated_out = o.migrated_out;
 	}
 	r = baton_out_copy(out, len, &st, sizeof(st), BATON_SLOT_STATS_SZ_0_1);
@@ -74,7 +77,7 @@ int baton_group_stats_info(const struct baton_group *g, int slot, struct baton_s
 /* The share comes from the pick table the program reads (the live bank),
  * not from the weights asked for: what the program applies, including
  * fences and members that are down. The live bank is only rewritten after
- * it is retired, and only this group's own caller commits. */
+ * it is retired, and only the caller of the set's groups commits. */
 int baton_group_share(const struct baton_group *g, int slot, uint32_t *ppm)
 {
 	const struct baton_steer_cfg *cfg;
@@ -89,7 +92,7 @@ int baton_group_share(const struct baton_group *g, int slot, uint32_t *ppm)
 		*ppm = total ? (uint32_t)((uint64_t)w[slot] * 1000000u / total) : 0;
 		return 0;
 	}
-	cfg = steer_banks_entry(&g->banks, g->banks.cur);
+	cfg = steer_set_live(g->set, g);
 	for (k = 0; k < cfg->n && k < BATON_STEER_TABLE; k++)
 		hits += cfg->slot[k] == (uint8_t)slot;
 	*ppm = cfg->n && cfg->n <= BATON_STEER_TABLE ? (uint32_t)((uint64_t)hits * 1000000u / cfg->n) : 0;
@@ -106,7 +109,7 @@ int baton_group_prog_id(const struct baton_group *g, uint32_t *id)
 	if (g->mode != BATON_MODE_EBPF)
 		return -EOPNOTSUPP;
 	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(bpf_program__fd(g->skel->progs.steer), &info, &len))
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(g->set->skel->progs.steer), &info, &len))
 		return -errno;
 	*id = info.id;
 	return 0;

@@ -215,14 +215,12 @@ struct baton_watch *baton_watch_new(struct baton_group *g, const struct baton_wa
  * stop of one of several (nginx's master) is not the member's stop. */
 static void kernel_owner(struct baton_watch *w, int slot, struct wmember *m)
 {
-	struct baton_sigdown d = { .tgid = m->nown == 1 ? (__u32)m->own[0].pid : 0 };
-	int fd = baton_group_sigdown_fd(w->g);
-	__u32 key = (__u32)slot;
+	__u32 tgid = m->nown == 1 ? (__u32)m->own[0].pid : 0;
 
-	if (fd < 0 || (!d.tgid && !m->kowner))
+	if (baton_group_sigdown_fd(w->g) < 0 || (!tgid && !m->kowner))
 		return;	/* nothing written before, nothing to clear */
-	if (!bpf_map_update_elem(fd, &key, &d, BPF_ANY))
-		m->kowner = d.tgid != 0;
+	if (!steer_set_owner(w->g, slot, tgid))
+		m->kowner = tgid != 0;
 }
 
 static void drop_owners(struct wmember *m)

@@ -280,19 +280,24 @@ int stage_set_share(struct sup *s, int pct)
 {
 	struct gen *o = &s->gen[s->stage.old_gi], *n = &s->gen[s->stage.new_gi];
 	uint32_t w[BATON_MAX_SLOTS];
-	int l, r;
+	int l, r = 0;
 
-	for (l = 0; l < s->nl; l++) {
+	/* every listener's share at one instant: one commit of the steering
+	 * set (a commit each would wait for grace periods in a large set) */
+	baton_steerset_begin(s->set);
+	for (l = 0; l < s->nl && !r; l++) {
 		memset(w, 0, sizeof(w));
 		if (o->slot[l] >= 0)
 			w[o->slot[l]] = (uint32_t)(100 - pct);
 		if (n->slot[l] >= 0)
 			w[n->slot[l]] = (uint32_t)pct;
-		if ((r = baton_group_set_weights(s->grp[l], w, BATON_MAX_SLOTS)))
-			return r;
+		r = baton_group_set_weights(s->grp[l], w, BATON_MAX_SLOTS);
 	}
-	s->stage.pct = pct;
-	return 0;
+	if (s->set)
+		baton_steerset_commit(s->set);
+	if (!r)
+		s->stage.pct = pct;
+	return r;
 }
 
 static void watch_free(struct sup *s)

@@ -118,6 +118,7 @@ struct sup {
 	struct baton_spec *spec;    /* with the port actually bound */
 	char *fdnames;              /* LISTEN_FDNAMES */
 	struct baton_group **grp;
+	struct baton_steerset *set; /* eBPF: one program and map set for every listener */
 	struct baton_watch **watch;
 	struct gen gen[MAX_GENS];
 	int next_id;

@@ -435,24 +435,36 @@ void gen_ready(struct sup *s, int gi, bool assumed)
 void gen_switch(struct sup *s, int gi)
 {
 	struct gen *g = &s->gen[gi];
-	int l, old = s->active;
+	int l, old = s->active, r = 0;
+	bool at_commit = false;
 
-	for (l = 0; l < s->nl; l++) {
-		int r = s->shared[l] >= 0 ? 0 : baton_group_activate(s->grp[l], g->slot[l]);
-
-		if (r) {
-			/* undo: whatever already moved comes back to the old one */
-			int k;
-
-			for (k = 0; k < l && old >= 0; k++)
-				if (s->gen[old].slot[k] >= 0)
-					baton_group_activate(s->grp[k], s->gen[old].slot[k]);
-			stop_gen(s, g);
-			release_members(s, g);
-			reload_finish(s, false, "cannot switch listener %d to gen %d: %s; gen %d still serves", l,
-				      g->id, strerror(-r), old >= 0 ? s->gen[old].id : 0);
-			return;
-		}
+	/* every listener at one instant: the set's one commit (no set: each
+	 * listener's own publish, as each group has its own program) */
+	baton_steerset_begin(s->set);
+	for (l = 0; l < s->nl && !r; l++)
+		r = s->shared[l] >= 0 ? 0 : baton_group_activate(s->grp[l], g->slot[l]);
+	if (r)
+		l--;
+	else if (s->set && (r = baton_steerset_commit(s->set)))
+		at_commit = true;
+	if (r) {
+		/* undo: whatever already moved (or was staged) comes back to the old one */
+		if (at_commit)
+			baton_steerset_begin(s->set);
+		for (int k = 0; k < l && old >= 0; k++)
+			if (s->gen[old].slot[k] >= 0)
+				baton_group_activate(s->grp[k], s->gen[old].slot[k]);
+		if (s->set)
+			baton_steerset_commit(s->set);
+		stop_gen(s, g);
+		release_members(s, g);
+		if (!at_commit)
+			reload_finish(s, false, "cannot switch listener %d to gen %d: %s; gen %d still serves", l, g->id,
+				      strerror(-r), old >= 0 ? s->gen[old].id : 0);
+		else
+			reload_finish(s, false, "cannot switch to gen %d: %s; gen %d still serves", g->id, strerror(-r),
+				      old >= 0 ? s->gen[old].id : 0);
+		return;
 	}
 	gen_set_state(s, gi, GEN_ACTIVE, "switched to");
 	s->active = gi;

@@ -427,12 +427,18 @@ static void retry_replace(struct sup *s, struct gen *g)
 	start_reload(s, -1, RELOAD_HEALTH);
 	if (s->reload < 0)
 		return;
-	for (int l = 0; l < s->nl; l++) {
-		if (g->slot[l] < 0)
-			continue;
-		baton_group_set_down(s->grp[l], g->slot[l], true);
-		baton_group_fence(s->grp[l], g->slot[l]);
-	}
+	/* every listener steered away in one commit of the steering set (a
+	 * commit each would wait for grace periods in a large set), then
+	 * fenced: each fence finds its listener steered away already */
+	baton_steerset_begin(s->set);
+	for (int l = 0; l < s->nl; l++)
+		if (g->slot[l] >= 0)
+			baton_group_set_down(s->grp[l], g->slot[l], true);
+	if (s->set)
+		baton_steerset_commit(s->set);
+	for (int l = 0; l < s->nl; l++)
+		if (g->slot[l] >= 0)
+			baton_group_fence(s->grp[l], g->slot[l]);
 }
 
 /* The health watch over the active generation (its pid owns its members):

@@ -227,6 +227,52 @@ static void resume_shared(struct sup *s, struct state *st)
 	}
 }
 
+/* One steering set for every listener, so that a switch moves them all at
+ * one instant (gen_switch) and the supervisor holds one program and one map
+ * set, not one per listener. Pinned in listener 0's directory (PINS/l0):
+ * the layout stays, and baton ls, stale-pin checks and repins find it where
+ * they did. Without eBPF it does not load, silently: each group then says
+ * why and falls back on its own. A pinned set with room for fewer listeners
+ * is refused, with the reason (logged by the library). */
+static int make_set(struct sup *s, struct baton_group_opts *o)
+{
+	struct baton_steerset_opts so = { .sz = sizeof(so), .listeners = (uint32_t)s->nl, .no_migrate = o->no_migrate,
+					  .log = lib_log, .log_ctx = s };
+	char path[4200];
+
+	for (int l = 0; l < s->nl; l++) {
+		struct baton_group_opts f = *o;
+
+		FEATURES_CALL(group_opts, s, l, &f);
+		so.flows |= f.flows != BATON_FLOWS_OFF;
+		if (f.flow_table > so.flow_table)
+			so.flow_table = f.flow_table;
+	}
+	if (s->pin_root[0]) {
+		char old[4300];
+
+		pin_listener_dir(path, sizeof(path), s->pin_root, 0);
+		/* an older baton pinned a program per listener (PINS/lN, its
+		 * policy in a seqcount latch: cfg, ctl) and its members sit in
+		 * those sockarrays, which one set cannot take over: each
+		 * listener goes on in a group of its own (its policy carried
+		 * over to banks) until a fresh start makes one set */
+		snprintf(old, sizeof(old), "%s/cfg", path);
+		if (s->nl > 1 && !access(old, F_OK)) {
+			say(s, "the pins under %s are an older baton's, one steering program per listener: resuming "
+			       "them so; a switch then moves listener by listener until the next fresh start",
+			    s->pin_root);
+			return 0;
+		}
+		so.pin_path = path;
+	}
+	s->set = baton_steerset_new(&so);
+	if (!s->set && errno == EEXIST)
+		return -EEXIST;
+	o->set = s->set;
+	return 0;
+}
+
 /* Creates the groups: pinned under PINS, resuming the pinned maps. */
 int make_groups(struct sup *s, bool resume)
 {
@@ -269,11 +315,19 @@ int make_groups(struct sup *s, bool resume)
 				break;
 		}
 	}
-	for (l = 0; l < s->nl; l++) {
-		if (s->pin_root[0]) {
+	if (!s->set && o.mode != BATON_MODE_CBPF && (r = make_set(s, &o)))
+		return r;
+	/* every listener's first table in one policy bank, one commit (a
+	 * commit each would wait for grace periods once the few banks of a
+	 * large set are retired) */
+	baton_steerset_begin(s->set);
+	r = 0;
+	for (l = 0; l < s->nl && !r; l++) {
+		if (s->pin_root[0] && !s->set) {
 			pin_listener_dir(path, sizeof(path), s->pin_root, l);
 			o.pin_path = path;
 		}
+		o.set_index = (uint32_t)l;
 		FEATURES_CALL(group_opts, s, l, &o);
 		s->grp[l] = baton_group_new(&o);
 		if (!s->grp[l] && s->pin_root[0] && l == 0) {
@@ -285,14 +339,15 @@ int make_groups(struct sup *s, bool resume)
 		if (!s->grp[l]) {
 			r = -errno;
 			say_err(s, "cannot create a steering group for listener %d: %s", l, strerror(-r));
-			return r;
 		}
 	}
+	if (s->set)
+		baton_steerset_commit(s->set);
 	/* the pins were just made: from now on a reload looks at them only
 	 * once something under them went */
-	if (s->pin_root[0] && s->pins_ours)
+	if (!r && s->pin_root[0] && s->pins_ours)
 		pinwatch_arm(s);
-	return 0;
+	return r;
 }
 
 int sup_make_groups(struct sup *s)

@@ -564,6 +564,8 @@ void sup_fini(struct sup *s)
 			baton_watch_free(s->watch[i]);
 		baton_group_free(s->grp[i]);
 	}
+	baton_steerset_free(s->set);	/* the groups held it too: it goes with the last */
+	s->set = NULL;
 	FEATURES_CALL(free, s);
 	free_arrays(s);
 }

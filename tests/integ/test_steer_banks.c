@@ -102,11 +102,11 @@ TEST_TIMEOUT(steer_banks_retired_bank_waits_for_a_grace_period, 60)
 	len = (size_t)b.k * sizeof(struct baton_steer_cfg);
 	before = malloc(len);
 	ASSERT_TRUE(before != NULL);
-	memcpy(before, g->banks.policy, len);
+	memcpy(before, g->set->banks.policy, len);
 	t0 = now_us();
 	ASSERT_EQ(baton_group_set_weights(g, flips % 2 ? p2 : p1, 2), -ETIMEDOUT);
 	ASSERT_GE(now_us() - t0, 1900000);
-	ASSERT_EQ(memcmp(before, g->banks.policy, len), 0);
+	ASSERT_EQ(memcmp(before, g->set->banks.policy, len), 0);
 	steer_banks_hold(g, false);
 	t0 = now_us();
 	ASSERT_OK(baton_group_set_weights(g, flips % 2 ? p2 : p1, 2));
