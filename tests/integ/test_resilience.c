@@ -449,6 +449,6 @@ TEST_TIMEOUT(supervisor_too_many_listeners_for_the_file_limit_is_said_at_start, 
 	}
 	bt_args(argv, n, "--", "/bin/sleep", "5");
 	ASSERT_EQ(bt_run_with(argv, low_nofile, NULL, out, sizeof(out), err, sizeof(err), 10), 1);
-	ASSERT_CONTAINS(err, "8 listeners need about 400 open files by the first reload");
+	ASSERT_CONTAINS(err, "8 listeners need about 288 open files by the first reload");
 	ASSERT_CONTAINS(err, "the hard limit is 200");
 }
