@@ -18,7 +18,6 @@
 #include <bpf/bpf.h>
 #include <linux/types.h>
 
-#include "sigdown.h"
 #include "sigwatch.h"
 #include "sigwatch.skel.h"
 
