@@ -253,9 +253,8 @@ static void free_arrays(struct sup *s)
 	free(s->first);
 }
 
-/* A supervisor of 1,024 listeners holds a program, four maps and a member
- * or more for each: well past the usual soft limit of 1,024 descriptors. */
-/* Descriptors a listener costs: per generation its member plus the copy
+/* A supervisor of 1,024 listeners holds a member or more for each, past
+ * the usual soft limit of 1,024 descriptors. Descriptors a listener costs: per generation its member plus the copy
  * handed to it at spawn (the steering program and maps are one set for
  * every listener, in the constant: 2,088 descriptors measured for 1,024
  * listeners and one generation). Counted for the first reload, when two
