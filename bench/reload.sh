@@ -291,6 +291,21 @@ bench_baton_go() {
 }
 # A server's own way without baton: stop it with SIG (its graceful way) and
 # start another, N times under load. START_FN starts one in the background.
+# stop_wait PID: wait for the server's own graceful stop, at most 10 s, then
+# SIGKILL it (said): a plain server that never ends must not hang the bench
+stop_wait() {
+	local p=$1 i st
+	for i in $(seq 100); do
+		st=$(ps -o stat= -p "$p" 2>/dev/null) || break
+		[ "${st:0:1}" = Z ] && break
+		sleep 0.1
+	done
+	st=$(ps -o stat= -p "$p" 2>/dev/null) && [ "${st:0:1}" != Z ] && {
+		echo "bench/reload: pid $p did not stop within 10 s of its stop signal: killed" >&2
+		kill -KILL "$p"
+	}
+	wait "$p" || true
+}
 stop_start() {	# label port mode SIG START_FN
 	local label=$1 port=$2 mode=$3 sig=$4 start=$5 i p
 	"$start" & p=$!
@@ -299,7 +314,7 @@ stop_start() {	# label port mode SIG START_FN
 	load_start "$port" "$mode"
 	for i in $(seq "$N"); do
 		kill -"$sig" "$p"
-		wait "$p" || true
+		stop_wait "$p"
 		"$start" & p=$!
 		PIDS+=("$p")
 		wait_port "$port" 2>/dev/null || true
@@ -307,7 +322,7 @@ stop_start() {	# label port mode SIG START_FN
 	done
 	load_stop
 	kill -"$sig" "$p"
-	wait "$p" || true
+	stop_wait "$p"
 	row "$label" "$mode" "$N"
 }
 # Go's own way without baton: SIGTERM (http.Server.Shutdown) and start again
