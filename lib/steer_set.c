@@ -5,6 +5,7 @@
  * bank are put in force by one commit for all of them (lib/steer_banks.c);
  * and the kernel failover's owners. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +210,23 @@ void baton_steerset_free(struct baton_steerset *set)
 int baton_steerset_capacity(const struct baton_steerset *set)
 {
 	return set ? (int)set->cap : -EINVAL;
+}
+
+int baton_steerset_stats(const struct baton_steerset *set, struct baton_steerset_stats *out, size_t len)
+{
+	struct baton_steerset_stats st = { 0 };
+	struct steer_banks *b;
+
+	if (!set)
+		return -EINVAL;
+	b = (struct steer_banks *)&set->banks;	/* its lock only: nothing else changes */
+	st.listeners = set->cap;
+	pthread_mutex_lock(&b->mu);
+	st.banks = b->k;
+	st.commits = b->staged;
+	st.bank_waits = b->waits;
+	pthread_mutex_unlock(&b->mu);
+	return baton_out_copy(out, len, &st, sizeof(st), 1);
 }
 
 int steer_set_join(struct baton_steerset *set, struct baton_group *g, uint32_t lid)
