@@ -284,7 +284,9 @@ int baton_group_weight(const struct baton_group *g, int slot, uint32_t *weight);
 /* Steers new connections away from SLOT and shuts its listener down
  * (shutdown(SHUT_RD) on the shared socket, so every process holding it stops
  * accepting from it): eBPF mode moves its queued and half-open connections
- * to the slots with weight. baton keeps its copy; baton_group_remove closes it. */
+ * to the slots with weight. baton keeps its copy; baton_group_remove closes it.
+ * Inside baton_steerset_begin/_commit the shutdown waits for the commit, so
+ * the queue moves by the policy committed. */
 int baton_group_fence(struct baton_group *g, int slot);
 
 /* Takes a fenced SLOT back: listens on its socket again (the kernel puts it

@@ -613,6 +613,22 @@ static void order_forget(struct baton_group *g, int slot)
 		}
 }
 
+static int fence_shut(struct baton_group *g, int slot);
+
+void steer_fences_due(struct baton_steerset *set)
+{
+	set->fences_due = false;
+	for (uint32_t l = 0; l < set->cap; l++) {
+		struct baton_group *g = set->groups[l];
+
+		for (int k = 0; g && k < BATON_MAX_SLOTS; k++)
+			if (g->m[k].fence_due) {
+				g->m[k].fence_due = false;
+				fence_shut(g, k);	/* its failure is logged */
+			}
+	}
+}
+
 int baton_group_fence(struct baton_group *g, int slot)
 {
 	int r;
@@ -642,6 +658,23 @@ int baton_group_fence(struct baton_group *g, int slot)
 		LOG(g, INFO, "slot %d is another owner's socket: steered away, not shut down", slot);
 		return 0;
 	}
+	if (g->set && g->set->staging) {
+		/* inside a transaction the steering away takes effect at the
+		 * commit: shut down then, so that the queue moves by the new
+		 * policy (by the old one it would pick this very member) */
+		g->m[slot].fence_due = true;
+		g->set->fences_due = true;
+		return 0;
+	}
+	return fence_shut(g, slot);
+}
+
+/* The fence's second half: no longer listening, so the kernel moves what
+ * waits in its queue to the member the policy in force picks. */
+static int fence_shut(struct baton_group *g, int slot)
+{
+	int r = 0;
+
 	if (g->mode == BATON_MODE_CBPF)
 		LOG(g, WARN, "fencing slot %d in cBPF mode: its queued connections are reset unless "
 			     "net.ipv4.tcp_migrate_req=1", slot);
@@ -753,6 +786,7 @@ int baton_group_unfence(struct baton_group *g, int slot)
 	m = &g->m[slot];
 	if (!m->fenced)
 		return 0;
+	m->fence_due = false;	/* fenced and taken back in one transaction: never shut down */
 	if (g->type == SOCK_STREAM && !m->foreign) {	/* a foreign one never stopped listening */
 		/* A socket that got its port from bind(port 0) gives the port
 		 * up on shutdown (getsockname still shows it): bind it to the

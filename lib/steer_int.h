@@ -64,6 +64,7 @@ struct baton_steerset {
 	struct steer_banks banks;
 	int txn;		/* baton_steerset_begin depth */
 	bool staging;		/* stage_bank holds tables not yet committed */
+	bool fences_due;	/* some member waits for the commit to be shut down */
 	uint32_t stage_bank;
 	/* the sigdown map's tgids and how many global slots each owns */
 	struct { uint32_t tgid, refs; } *own;
@@ -76,6 +77,7 @@ struct member {
 	bool fenced;
 	bool down;        /* the health watch found it unhealthy: no traffic */
 	bool foreign;     /* baton_group_set_foreign: its owner keeps it listening */
+	bool fence_due;   /* fenced inside a transaction: shut down at its commit */
 	int backlog;      /* read before fencing, for listen() on unfence */
 	uint64_t cookie;  /* SO_COOKIE: the same socket cannot join twice */
 };
@@ -132,6 +134,10 @@ static inline uint32_t steer_gslot(const struct baton_group *g, int slot)
 {
 	return g->lid * BATON_STEER_SLOTS + (uint32_t)slot;
 }
+
+/* Shuts down the members fenced inside the transaction SET just
+ * committed (their queues move by the policy now in force). */
+BATON_HIDDEN void steer_fences_due(struct baton_steerset *set);
 
 /* ---- lib/steer_set.c ---- */
 struct baton_steerset_opts;

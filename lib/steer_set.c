@@ -288,6 +288,8 @@ static void set_commit(struct baton_steerset *set)
 		return;
 	steer_banks_commit(&set->banks, set->stage_bank);
 	set->staging = false;
+	if (set->fences_due)
+		steer_fences_due(set);
 }
 
 int steer_set_publish(struct baton_steerset *set)

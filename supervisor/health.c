@@ -391,9 +391,9 @@ static int find_bad(struct sup *s, struct health_ev *e, struct gen *g, long long
 	e->stops = false;
 	/* what the watches change (steered down, fenced) is one commit of the
 	 * steering set: a commit per listener would wait for a free bank, a
-	 * grace period each, in a large set. A fence before the commit only
-	 * makes the kernel move its queue by the old policy, which skips a
-	 * listener that is shut down. */
+	 * grace period each, in a large set. A fence inside the transaction
+	 * shuts its member down at the commit, so its queue still moves by
+	 * the new policy. */
 	baton_steerset_begin(s->set);
 	for (l = 0; l < s->nl; l++) {
 		struct baton_member_health mh;
