@@ -73,11 +73,7 @@ TEST_ALONE(hung_generation_of_256_listeners_is_replaced_in_few_steering_commits_
 	int n = 0, fds[NL], ok = 0, i;
 	pid_t sup;
 
-	bt_baton_bin();
-	if (geteuid() != 0)
-		SKIP("needs root (network namespace, bpffs)");
-	bt_need_netns();
-	bt_need_private_bpffs();
+	bt_need_run_sandbox();
 	bt_need_ebpf();
 	bt_runtime_tmpdir_log(dir, sizeof(dir), "hungscale", log, sizeof(log));
 	bt_write_file(dir, "server.py", server_py);
