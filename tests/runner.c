@@ -157,6 +157,8 @@ struct run {
 	char msg[4096];
 };
 
+enum pass { PASS_ALL, PASS_SHARED, PASS_ALONE, PASS_RETRY };
+
 /* What the whole run found, printed at the end. */
 struct sched {
 	struct bt_test **list;
@@ -166,10 +168,10 @@ struct sched {
 	bool no_root, retries;
 	int passed, failed, skipped, flaky, alone;
 	long long test_ms;	/* the sum of every run's time */
+	long long *ms;		/* each selected test's last run, for the slowest */
+	long long pass_ms[PASS_RETRY + 1], lock_wait_ms;	/* wall time per pass; alone, waiting */
 	char flaky_names[2048], failed_lines[8192];
 };
-
-enum pass { PASS_ALL, PASS_SHARED, PASS_ALONE, PASS_RETRY };
 
 /* With --lock FILE, a test holds FILE locked while it runs: shared beside
  * other tests (and whatever else takes it shared: CI builds in the
@@ -360,6 +362,7 @@ static void report(struct sched *s, struct run *r, bool is_retry)
 	char first[4096];
 
 	s->test_ms += ms;
+	s->ms[r->idx] = ms;
 	if (r->lock_fd >= 0)
 		close(r->lock_fd);
 	if (r->out_fd >= 0) {
@@ -420,6 +423,7 @@ static void run_pass(struct sched *s, enum pass pass, unsigned jobs)
 	struct run *runs = calloc(jobs, sizeof(*runs));
 	unsigned i, busy = 0;
 	size_t next = 0;
+	long long t0 = now_ms(), t_lock;
 
 	if (!runs) {
 		perror("calloc");
@@ -437,8 +441,12 @@ static void run_pass(struct sched *s, enum pass pass, unsigned jobs)
 				break;
 			/* beside others, never wait for the lock: they are
 			 * stepped below; alone, nothing else runs here */
+			t_lock = now_ms();
 			lock_fd = take_lock(s->lock, pass != PASS_SHARED && (pass != PASS_ALL ||
 						 (s->list[next]->needs & BT_NEEDS_ALONE)), !busy);
+			/* alone, the wait is for what runs beside (CI's builds) */
+			if (pass == PASS_ALONE)
+				s->lock_wait_ms += now_ms() - t_lock;
 			if (lock_fd == -2)
 				break;
 			start_run(&runs[i], s->list[next], next, jobs > 1, lock_fd);
@@ -461,6 +469,32 @@ static void run_pass(struct sched *s, enum pass pass, unsigned jobs)
 		}
 	}
 	free(runs);
+	s->pass_ms[pass] += now_ms() - t0;
+}
+
+/* Where the time went, for CI logs (which keep the tail): each pass's wall
+ * time and the slowest tests, the ones a shorter run would start from. */
+static void time_summary(const struct sched *s, unsigned jobs)
+{
+	size_t i, k, top[10], ntop = 0;
+
+	if (jobs > 1)
+		printf("time: %lld s side by side, %lld s alone (%lld s of it waiting for what runs beside), "
+		       "%lld s retrying\n", (s->pass_ms[PASS_SHARED] + 500) / 1000, (s->pass_ms[PASS_ALONE] + 500) / 1000,
+		       (s->lock_wait_ms + 500) / 1000, (s->pass_ms[PASS_RETRY] + 500) / 1000);
+	/* insertion into a short sorted list: n is a few hundred */
+	for (i = 0; i < s->n; i++) {
+		for (k = ntop; k > 0 && s->ms[top[k - 1]] < s->ms[i]; k--)
+			if (k < 10)
+				top[k] = top[k - 1];
+		if (k < 10) {
+			top[k] = i;
+			ntop += ntop < 10;
+		}
+	}
+	for (k = 0; k < ntop && s->ms[top[k]] >= 1000; k++)
+		printf("slowest: %6.1f s  %s%s\n", s->ms[top[k]] / 1000.0, s->list[top[k]]->name,
+		       s->list[top[k]]->needs & BT_NEEDS_ALONE ? " (alone)" : "");
 }
 
 static void usage_exit(const char *arg)
@@ -533,7 +567,8 @@ int main(int argc, char **argv)
 		n++;
 	s.list = calloc(n + 1, sizeof(*s.list));
 	s.first = calloc(n + 1, sizeof(*s.first));
-	if (!s.list || !s.first) {
+	s.ms = calloc(n + 1, sizeof(*s.ms));
+	if (!s.list || !s.first || !s.ms) {
 		perror("calloc");
 		return 1;
 	}
@@ -547,6 +582,7 @@ int main(int argc, char **argv)
 		s.list[s.n++] = t;
 	}
 	if (list) {
+		free(s.ms);
 		free(s.first);
 		free(s.list);
 		return 0;
@@ -567,9 +603,11 @@ int main(int argc, char **argv)
 	if (s.flaky)
 		printf("flaky (failed once, passed on the retry): %d: %s\n", s.flaky, s.flaky_names);
 	fputs(s.failed_lines, stdout);
+	time_summary(&s, jobs);
 	printf("time: %lld s of tests in %lld s, -j%u\n", (s.test_ms + 500) / 1000, (now_ms() - start + 500) / 1000,
 	       jobs);
 	printf("%d passed, %d failed, %d skipped\n", s.passed, s.failed, s.skipped);
+	free(s.ms);
 	free(s.first);
 	free(s.list);
 	return s.failed ? 1 : 0;
