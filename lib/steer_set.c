@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -145,6 +146,16 @@ struct baton_steerset *steer_set_create(const struct baton_steerset_opts *o, int
 		*err = -ENOMEM;
 		goto fail;
 	}
+	if (set->cap > 1) {
+		/* touched only where groups are made; none if it cannot be had */
+		void *p = mmap(NULL, set->cap * STEER_GROUP_SZ, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			       -1, 0);
+
+		if (p != MAP_FAILED) {
+			set->slab = p;
+			set->slab_len = set->cap * STEER_GROUP_SZ;
+		}
+	}
 	set->skel = set_load(set, NULL, err);
 	if (!set->skel)
 		goto fail;
@@ -171,7 +182,21 @@ void steer_set_put(struct baton_steerset *set)
 		steer_bpf__destroy(set->skel);
 	free(set->own);
 	free(set->groups);
+	if (set->slab)
+		munmap(set->slab, set->slab_len);
 	free(set);
+}
+
+struct baton_group *steer_set_slab(struct baton_steerset *set, uint32_t lid)
+{
+	struct baton_group *g;
+
+	if (!set->slab || lid >= set->cap || set->groups[lid])
+		return NULL;
+	g = (struct baton_group *)(set->slab + lid * STEER_GROUP_SZ);
+	memset(g, 0, sizeof(*g));	/* a group that left may have been here */
+	g->in_slab = true;
+	return g;
 }
 
 struct baton_steerset *baton_steerset_new(const struct baton_steerset_opts *opts)
@@ -258,7 +283,7 @@ int steer_set_stage(struct baton_steerset *set, struct baton_group *g, struct ba
 		set->staging = true;
 	}
 	/* the staged bank is one no decision can reach: written in place */
-	*cfg = steer_banks_entry(&set->banks, set->stage_bank, g->lid);
+	*cfg = steer_banks_write(&set->banks, set->stage_bank, g->lid);
 	return 0;
 }
 
