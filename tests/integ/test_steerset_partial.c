@@ -14,18 +14,33 @@
 
 #define SP_NL 70	/* more than one 64-bit word of the written bitmap */
 
-/* Listener L of SET: two members on a fresh port, slot 0 active. */
+/* Listener L of SET: members in slots 0 (all the traffic) and 1 (none). */
 static struct baton_group *sp_listener(struct baton_steerset *set, uint32_t l, int fds[2], uint16_t *port)
 {
 	BATON_OPTS(baton_group_opts, go, .mode = BATON_MODE_EBPF, .set = set, .set_index = l, .log = bt_lib_log);
-	struct baton_group *g;
+	struct baton_group *g = baton_group_new(&go);
 
-	*port = bt_listeners(fds, 2, false);
-	g = baton_group_new(&go);
 	ASSERT_TRUE(g != NULL);
-	for (int s = 0; s < 2; s++)
-		ASSERT_EQ(ASSERT_OK(baton_group_add(g, fds[s], s == 0)), s);
+	*port = bt_listeners(fds, 2, false);
+	ASSERT_EQ(baton_group_add(g, fds[0], 1), 0);
+	ASSERT_EQ(baton_group_add(g, fds[1], 0), 1);
 	return g;
+}
+
+/* A set of NL listeners with listener L made for each L from FIRST on. */
+static struct baton_steerset *sp_set(uint32_t nl, uint32_t first, struct baton_group **g, int (*fds)[2],
+				     uint16_t *port)
+{
+	BATON_OPTS(baton_steerset_opts, so, .listeners = nl, .log = bt_lib_log);
+	struct baton_steerset *set;
+
+	bt_need_netns();
+	bt_need_ebpf();
+	set = baton_steerset_new(&so);
+	ASSERT_TRUE(set != NULL);
+	for (uint32_t l = first; l < nl; l++)
+		g[l] = sp_listener(set, l, fds[l], &port[l]);
+	return set;
 }
 
 /* The slot listener L's live table sends every connection to, -1: a mix. */
@@ -41,19 +56,12 @@ static int live_slot(struct baton_group *g)
 
 TEST_TIMEOUT(steerset_partial_transaction_keeps_the_other_listeners, 90)
 {
-	BATON_OPTS(baton_steerset_opts, so, .listeners = SP_NL, .log = bt_lib_log);
 	static int fds[SP_NL][2];
 	static uint16_t port[SP_NL];
 	static struct baton_group *g[SP_NL];
-	struct baton_steerset *set;
+	struct baton_steerset *set = sp_set(SP_NL, 0, g, fds, port);
 	int l;
 
-	bt_need_netns();
-	bt_need_ebpf();
-	set = baton_steerset_new(&so);
-	ASSERT_TRUE(set != NULL);
-	for (l = 0; l < SP_NL; l++)
-		g[l] = sp_listener(set, (uint32_t)l, fds[l], &port[l]);
 	/* odd listeners and 64..69 move to slot 1; the others are not written */
 	ASSERT_OK(baton_steerset_begin(set));
 	for (l = 0; l < SP_NL; l++)
@@ -83,18 +91,14 @@ TEST_TIMEOUT(steerset_partial_transaction_keeps_the_other_listeners, 90)
  * library user's worker) reads a set's group as the parent left it. */
 TEST_TIMEOUT(steerset_group_reads_the_same_in_a_forked_child, 60)
 {
-	BATON_OPTS(baton_steerset_opts, so, .listeners = 4, .log = bt_lib_log);
-	struct baton_steerset *set;
-	struct baton_group *g;
-	uint16_t port;
-	int fds[2], st;
+	struct baton_group *gs[4], *g;
+	uint16_t ports[4], port;
+	int fd4[4][2], *fds = fd4[3], st;
+	struct baton_steerset *set = sp_set(4, 3, gs, fd4, ports);
 	pid_t pid;
 
-	bt_need_netns();
-	bt_need_ebpf();
-	set = baton_steerset_new(&so);
-	ASSERT_TRUE(set != NULL);
-	g = sp_listener(set, 3, fds, &port);
+	g = gs[3];
+	port = ports[3];
 	ASSERT_TRUE(g->in_slab);
 	pid = fork();
 	ASSERT_TRUE(pid >= 0);
