@@ -192,9 +192,9 @@ BATON_HIDDEN void steer_set_leave(struct baton_steerset *set, struct baton_group
 /* The zeroed place in SET's slab for listener LID's group, or NULL (no
  * slab, LID out of range or taken): the caller allocates on the heap. */
 BATON_HIDDEN struct baton_group *steer_set_slab(struct baton_steerset *set, uint32_t lid);
-/* G's entry in the bank the set stages (a free bank, copied from the live
- * one at the first stage of a transaction) in *CFG, for the caller to
- * write; 0 or -errno (-ETIMEDOUT: no bank came free, nothing changed). Its
+/* G's entry in the bank the set stages (a free bank, taken at the first
+ * stage of a transaction; the commit copies the entries nobody wrote from
+ * the live one) in *CFG, for the caller to write whole; 0 or -errno (-ETIMEDOUT: no bank came free, nothing changed). Its
  * publish: at once, or at the set's commit inside baton_steerset_begin/_commit. */
 BATON_HIDDEN int steer_set_stage(struct baton_steerset *set, struct baton_group *g, struct baton_steer_cfg **cfg);
 BATON_HIDDEN int steer_set_publish(struct baton_steerset *set);
