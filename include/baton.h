@@ -227,6 +227,20 @@ int baton_steerset_commit(struct baton_steerset *set);
  * asked), or -EINVAL. */
 int baton_steerset_capacity(const struct baton_steerset *set);
 
+/* What a set's commits cost: a commit that finds no free policy bank waits
+ * for a grace period, so many commits in a row (changes made listener by
+ * listener outside begin/commit) show as bank_waits. */
+struct baton_steerset_stats {
+	uint32_t listeners;      /* room for (baton_steerset_capacity) */
+	uint32_t banks;          /* policy banks: K commits in a row need no wait */
+	uint64_t commits;        /* policies put in force (one per outermost commit) */
+	uint64_t bank_waits;     /* commits that waited for a bank to come free */
+};
+
+/* Reads SET's counters into ST, a struct of LEN bytes (as
+ * baton_group_stats_info): the bytes filled, or -EINVAL. */
+int baton_steerset_stats(const struct baton_steerset *set, struct baton_steerset_stats *st, size_t len);
+
 /* Functions that take a group and a slot return -EINVAL for a NULL group, a
  * slot outside 0 .. BATON_MAX_SLOTS - 1 or a NULL result pointer, and -ENOENT
  * for a slot that holds no member. The watch's functions do the same. */
@@ -270,7 +284,9 @@ int baton_group_weight(const struct baton_group *g, int slot, uint32_t *weight);
 /* Steers new connections away from SLOT and shuts its listener down
  * (shutdown(SHUT_RD) on the shared socket, so every process holding it stops
  * accepting from it): eBPF mode moves its queued and half-open connections
- * to the slots with weight. baton keeps its copy; baton_group_remove closes it. */
+ * to the slots with weight. baton keeps its copy; baton_group_remove closes it.
+ * Inside baton_steerset_begin/_commit the shutdown waits for the commit, so
+ * the queue moves by the policy committed. */
 int baton_group_fence(struct baton_group *g, int slot);
 
 /* Takes a fenced SLOT back: listens on its socket again (the kernel puts it

@@ -68,56 +68,6 @@ bool steer_slot_ok(const struct baton_group *g, int slot)
 	return steer_slot_check(g, slot) == 0;
 }
 
-/* A switch publishes every listener of a set in index order inside one
- * transaction, and what it touches for each (a line or two of the group,
- * the entry of the staged bank) was last touched a reload ago: asking for
- * the lines of the listener a few places ahead lets those misses overlap
- * (at 1,024 listeners: 0.3 ms for the loop before, 0.2 ms with it). */
-#define PREFETCH_AHEAD 4
-static void prefetch_ahead(const struct baton_steerset *set, uint32_t lid)
-{
-	const struct baton_group *n;
-	const char *e;
-
-	if (lid + PREFETCH_AHEAD >= set->cap || !(n = set->groups[lid + PREFETCH_AHEAD]))
-		return;
-	__builtin_prefetch(n, 1);
-	__builtin_prefetch((const char *)n + 64, 1);
-	e = (const char *)steer_banks_entry(&set->banks, set->stage_bank, lid + PREFETCH_AHEAD);
-	for (size_t i = 0; i < sizeof(struct baton_steer_cfg); i += 64)
-		__builtin_prefetch(e + i, 1);
-}
-
-/* The listener's pick table, staged in its set: in force at once, or at
- * the set's commit (baton_steerset_begin/_commit). */
-static int publish_ebpf(struct baton_group *g)
-{
-	const struct baton_steer_cfg *live = steer_set_live(g->set, g);
-	struct baton_steer_cfg want, *cfg;
-	int r;
-
-	if (g->set->staging) {
-		/* a transaction has a bank staged already (a reload's switch of
-		 * every listener): the table is built in place, no copy */
-		if ((r = steer_set_stage(g->set, g, &cfg)))
-			return r;
-		prefetch_ahead(g->set, g->lid);
-		steer_build_table(g, cfg);
-		return steer_set_publish(g->set);
-	}
-	steer_build_table(g, &want);
-	/* the table in force already (a fence or removal of a member with no
-	 * share): no commit, which would retire a bank for nothing. Never
-	 * published (version 0): published, so a resumed group finds it */
-	if (live->version && live->n == want.n &&
-	    !memcmp(live->slot, want.slot, want.n <= BATON_STEER_TABLE ? want.n : BATON_STEER_TABLE))
-		return 0;
-	if ((r = steer_set_stage(g->set, g, &cfg)))
-		return r;
-	*cfg = want;
-	return steer_set_publish(g->set);
-}
-
 int steer_live_fd(const struct baton_group *g)
 {
 	int s;
@@ -148,7 +98,7 @@ static int publish(struct baton_group *g)
 	int r;
 
 	g->version++;
-	r = g->mode == BATON_MODE_EBPF ? publish_ebpf(g) : publish_cbpf(g);
+	r = g->mode == BATON_MODE_EBPF ? steer_set_publish_group(g) : publish_cbpf(g);
 	if (r)
 		LOG(g, ERROR, "cannot publish steering policy: %s", strerror(-r));
 	return r;
@@ -665,6 +615,22 @@ static void order_forget(struct baton_group *g, int slot)
 		}
 }
 
+static int fence_shut(struct baton_group *g, int slot);
+
+void steer_fences_due(struct baton_steerset *set)
+{
+	set->fences_due = false;
+	for (uint32_t l = 0; l < set->cap; l++) {
+		struct baton_group *g = set->groups[l];
+
+		for (int k = 0; g && k < g->nslots; k++)	/* the slots past nslots are empty */
+			if (g->m[k].fence_due) {
+				g->m[k].fence_due = false;
+				fence_shut(g, k);	/* its failure is logged */
+			}
+	}
+}
+
 int baton_group_fence(struct baton_group *g, int slot)
 {
 	int r;
@@ -694,6 +660,23 @@ int baton_group_fence(struct baton_group *g, int slot)
 		LOG(g, INFO, "slot %d is another owner's socket: steered away, not shut down", slot);
 		return 0;
 	}
+	if (g->set && g->set->staging) {
+		/* inside a transaction the steering away takes effect at the
+		 * commit: shut down then, so that the queue moves by the new
+		 * policy (by the old one it would pick this very member) */
+		g->m[slot].fence_due = true;
+		g->set->fences_due = true;
+		return 0;
+	}
+	return fence_shut(g, slot);
+}
+
+/* The fence's second half: no longer listening, so the kernel moves what
+ * waits in its queue to the member the policy in force picks. */
+static int fence_shut(struct baton_group *g, int slot)
+{
+	int r = 0;
+
 	if (g->mode == BATON_MODE_CBPF)
 		LOG(g, WARN, "fencing slot %d in cBPF mode: its queued connections are reset unless "
 			     "net.ipv4.tcp_migrate_req=1", slot);
@@ -805,6 +788,7 @@ int baton_group_unfence(struct baton_group *g, int slot)
 	m = &g->m[slot];
 	if (!m->fenced)
 		return 0;
+	m->fence_due = false;	/* fenced and taken back in one transaction: never shut down */
 	if (g->type == SOCK_STREAM && !m->foreign) {	/* a foreign one never stopped listening */
 		/* A socket that got its port from bind(port 0) gives the port
 		 * up on shutdown (getsockname still shows it): bind it to the

@@ -76,6 +76,7 @@ struct baton_steerset {
 	struct steer_banks banks;
 	int txn;		/* baton_steerset_begin depth */
 	bool staging;		/* stage_bank holds tables not yet committed */
+	bool fences_due;	/* some member waits for the commit to be shut down */
 	uint32_t stage_bank;
 	/* the sigdown map's tgids and how many global slots each owns */
 	struct { uint32_t tgid, refs; } *own;
@@ -90,6 +91,7 @@ struct member {
 	bool fenced;
 	bool down;        /* the health watch found it unhealthy: no traffic */
 	bool foreign;     /* baton_group_set_foreign: its owner keeps it listening */
+	bool fence_due;   /* fenced inside a transaction: shut down at its commit */
 	uint64_t cookie;  /* SO_COOKIE: the same socket cannot join twice */
 };
 
@@ -182,6 +184,10 @@ static inline uint32_t steer_gslot(const struct baton_group *g, int slot)
 	return g->lid * BATON_STEER_SLOTS + (uint32_t)slot;
 }
 
+/* Shuts down the members fenced inside the transaction SET just
+ * committed (their queues move by the policy now in force). */
+BATON_HIDDEN void steer_fences_due(struct baton_steerset *set);
+
 /* ---- lib/steer_set.c ---- */
 struct baton_steerset_opts;
 BATON_HIDDEN struct baton_steerset *steer_set_create(const struct baton_steerset_opts *o, int *err);
@@ -198,6 +204,9 @@ BATON_HIDDEN struct baton_group *steer_set_slab(struct baton_steerset *set, uint
  * publish: at once, or at the set's commit inside baton_steerset_begin/_commit. */
 BATON_HIDDEN int steer_set_stage(struct baton_steerset *set, struct baton_group *g, struct baton_steer_cfg **cfg);
 BATON_HIDDEN int steer_set_publish(struct baton_steerset *set);
+/* G's pick table staged in its set (built in place if a bank is staged
+ * already) and published: at once, or at the set's commit. */
+BATON_HIDDEN int steer_set_publish_group(struct baton_group *g);
 /* G's table as the program reads it now (the live bank, mapped): only the
  * set's own caller commits, so it stays put while that caller reads it. */
 BATON_HIDDEN const struct baton_steer_cfg *steer_set_live(const struct baton_steerset *set,

@@ -271,7 +271,11 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 	fds = calloc((size_t)s->nl, sizeof(*fds));
 	if (!fds)
 		return -ENOMEM;
-	for (l = 0; l < s->nl; l++) {
+	/* members that take traffic at once (generation 1's) in one commit of
+	 * the steering set: a commit each would wait for grace periods once
+	 * the few policy banks of a large set are retired */
+	baton_steerset_begin(s->set);
+	for (l = 0; l < s->nl && !r; l++) {
 		struct stat sst;
 
 		if (s->shared[l] >= 0) {
@@ -300,12 +304,12 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 			} else {
 				r = fd;
 				say_err(s, "cannot open a member socket for listener %d: %s", l, strerror(-r));
-				goto fail;
+				break;
 			}
 			if (g->slot[l] < 0) {
 				r = g->slot[l];
 				g->slot[l] = -1;
-				goto fail;
+				break;
 			}
 			FEATURES_CALL(member_joined, s, g, l, true);
 		}
@@ -313,6 +317,10 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 		if (!fstat(fds[l], &sst))
 			g->member_ino[l] = sst.st_ino;
 	}
+	if (s->set)
+		baton_steerset_commit(s->set);
+	if (r)
+		goto fail;
 	g->id = ++s->next_id;
 	g->start_us = baton_mono_us();
 	g->start_wall_ms = baton_wall_ms();
@@ -530,12 +538,15 @@ void undark(struct sup *s)
 	if (s->active < 0)
 		return;
 	o = &s->gen[s->active];
+	baton_steerset_begin(s->set);	/* every listener back in one commit */
 	for (l = 0; l < s->nl; l++) {
 		if (o->slot[l] < 0)
 			continue;
 		baton_group_unfence(s->grp[l], o->slot[l]);
 		baton_group_set_down(s->grp[l], o->slot[l], false);
 	}
+	if (s->set)
+		baton_steerset_commit(s->set);
 	if (!strncmp(o->health, "fenced: ", 8)) {
 		/* "kept: owner stopped (SIGSTOP)": listening again, not serving */
 		memmove(o->health + 6, o->health + 8, strlen(o->health + 8) + 1);

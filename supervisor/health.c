@@ -389,6 +389,12 @@ static int find_bad(struct sup *s, struct health_ev *e, struct gen *g, long long
 		h->health = BATON_HEALTH_STOPPED;
 	}
 	e->stops = false;
+	/* what the watches change (steered down, fenced) is one commit of the
+	 * steering set: a commit per listener would wait for a free bank, a
+	 * grace period each, in a large set. A fence inside the transaction
+	 * shuts its member down at the commit, so its queue still moves by
+	 * the new policy. */
+	baton_steerset_begin(s->set);
 	for (l = 0; l < s->nl; l++) {
 		struct baton_member_health mh;
 		bool looked = false;
@@ -410,6 +416,8 @@ static int find_bad(struct sup *s, struct health_ev *e, struct gen *g, long long
 			*h = mh;
 		}
 	}
+	if (s->set)
+		baton_steerset_commit(s->set);
 	return bad;
 }
 

@@ -367,6 +367,7 @@ bool sdn_park_unit(struct sup *s, struct gen *g, int l)
  * restart, or socket activation) takes it, instead of being refused. */
 void sdn_stop_to_unit(struct sup *s)
 {
+	baton_steerset_begin(s->set);	/* every listener in one commit, before any member closes */
 	for (int i = 0; s->sd && i < s->sd->n; i++) {
 		struct passed *p = &s->sd->p[i];
 		int l = p->listener, slot;
@@ -393,6 +394,8 @@ void sdn_stop_to_unit(struct sup *s)
 			say(s, "stopping: new connections on listener %d wait in the .socket unit's socket for the next "
 			       "start", l);
 	}
+	if (s->set)
+		baton_steerset_commit(s->set);
 }
 
 const char *listener_mode(const struct sup *s, int l)

@@ -134,6 +134,7 @@ static void collect_sup(struct sup *s, struct status_view *v)
 	v->version = BATON_VERSION;
 	v->pid = (int)getpid();
 	v->mode = baton_group_mode(s->grp[0]);
+	v->has_set = s->set && baton_steerset_stats(s->set, &v->set, sizeof(v->set)) > 0;
 	v->reloads_done = s->reloads_done;
 	v->reloads_failed = s->reloads_failed;
 	v->restarts = s->restarts;

@@ -239,6 +239,10 @@ static void json_head(FILE *f, const struct status_view *v)
 	json_strv(f, v->argv);
 	fprintf(f, ",\"environment\":");
 	json_strv(f, v->env);
+	if (v->has_set)
+		fprintf(f, ",\"steering_set\":{\"listeners\":%u,\"banks\":%u,\"commits\":%llu,\"bank_waits\":%llu}",
+			v->set.listeners, v->set.banks, (unsigned long long)v->set.commits,
+			(unsigned long long)v->set.bank_waits);
 	fprintf(f, ",\"listeners\":[");
 	for (int l = 0; l < v->nl; l++) {
 		fprintf(f, "%s{\"index\":%d,\"spec\":", l ? "," : "", l);

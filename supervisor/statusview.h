@@ -100,6 +100,8 @@ struct status_view {
 	const char *name, *version;
 	int pid;
 	enum baton_mode mode;           /* of listener 0's group */
+	bool has_set;                   /* eBPF: the supervisor's steering set */
+	struct baton_steerset_stats set;
 	int reloads_done, reloads_failed, restarts;
 	const char *degraded;           /* "": the service is ok */
 	const char *state_err, *state_file, *last_reload;

@@ -67,6 +67,15 @@ void bt_need_private_bpffs(void)
 		SKIP("cannot mount bpffs at /sys/fs/bpf: %s", strerror(errno));
 }
 
+void bt_need_run_sandbox(void)
+{
+	bt_baton_bin();
+	if (geteuid() != 0)
+		SKIP("needs root (network namespace, bpffs)");
+	bt_need_netns();
+	bt_need_private_bpffs();
+}
+
 void bt_need_ebpf(void)
 {
 	char log[1024] = "";

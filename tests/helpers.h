@@ -23,6 +23,9 @@ void bt_need_netns(void);
 void bt_need_private_bpffs(void);
 /* Skips the test unless the eBPF steering program loads here. */
 void bt_need_ebpf(void);
+/* What a test of `baton run` needs: the baton binary, root, a private
+ * network namespace and a private bpffs; skips naming what is missing. */
+void bt_need_run_sandbox(void);
 
 /* A log callback that prints library messages under the test's output. */
 void bt_lib_log(void *ctx, enum baton_log_level level, const char *msg);

@@ -33,11 +33,7 @@ static const char *refserver(void)
 
 static void setup(char *dir, size_t len)
 {
-	bt_baton_bin();
-	if (geteuid() != 0)
-		SKIP("needs root (network namespace, bpffs)");
-	bt_need_netns();
-	bt_need_private_bpffs();
+	bt_need_run_sandbox();
 	bt_runtime_tmpdir(dir, len, "msg");
 }
 

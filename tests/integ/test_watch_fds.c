@@ -148,11 +148,7 @@ TEST_TIMEOUT(watch_fds_stay_flat_over_reloads_of_64_listeners, 240)
 	int a = 0;
 	pid_t sup;
 
-	bt_baton_bin();
-	if (geteuid() != 0)
-		SKIP("needs root (network namespace, bpffs)");
-	bt_need_netns();
-	bt_need_private_bpffs();
+	bt_need_run_sandbox();
 	bt_runtime_tmpdir(dir, sizeof(dir), "wfds");
 	snprintf(log, sizeof(log), "%s/web.log", dir);
 	argv[a++] = (char *)bt_baton_bin();
