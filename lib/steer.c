@@ -68,32 +68,11 @@ bool steer_slot_ok(const struct baton_group *g, int slot)
 	return steer_slot_check(g, slot) == 0;
 }
 
-/* The listener's pick table, staged in its set: in force at once, or at
- * the set's commit (baton_steerset_begin/_commit). */
-static int publish_ebpf(struct baton_group *g)
-{
-	const struct baton_steer_cfg *live = steer_set_live(g->set, g);
-	struct baton_steer_cfg want, *cfg;
-	int r;
-
-	steer_build_table(g, &want);
-	/* the table in force already (a fence or removal of a member with no
-	 * share): no commit, which would retire a bank for nothing. Never
-	 * published (version 0): published, so a resumed group finds it */
-	if (!g->set->staging && live->version && live->n == want.n &&
-	    !memcmp(live->slot, want.slot, want.n <= BATON_STEER_TABLE ? want.n : BATON_STEER_TABLE))
-		return 0;
-	if ((r = steer_set_stage(g->set, g, &cfg)))
-		return r;
-	*cfg = want;
-	return steer_set_publish(g->set);
-}
-
 int steer_live_fd(const struct baton_group *g)
 {
 	int s;
 
-	for (s = 0; s < BATON_MAX_SLOTS; s++)
+	for (s = 0; s < g->nslots; s++)
 		if (g->m[s].fd >= 0 && !g->m[s].fenced)
 			return g->m[s].fd;
 	return -1;
@@ -119,7 +98,7 @@ static int publish(struct baton_group *g)
 	int r;
 
 	g->version++;
-	r = g->mode == BATON_MODE_EBPF ? publish_ebpf(g) : publish_cbpf(g);
+	r = g->mode == BATON_MODE_EBPF ? steer_set_publish_group(g) : publish_cbpf(g);
 	if (r)
 		LOG(g, ERROR, "cannot publish steering policy: %s", strerror(-r));
 	return r;
@@ -149,7 +128,6 @@ static int group_set(struct baton_group *g, const struct baton_group_opts *o)
 	if (set) {
 		if ((err = steer_set_join(set, g, o->set_index)))
 			return err;
-		snprintf(g->pin_path, sizeof(g->pin_path), "%s", set->pin_path);
 	} else {
 		set = steer_set_create(&so, &err);
 		if (!set)
@@ -159,10 +137,24 @@ static int group_set(struct baton_group *g, const struct baton_group_opts *o)
 		if (err)
 			return err;
 	}
+	g->pin_path = set->pin_path;	/* the caller's string is not kept */
 	g->no_migrate = set->no_migrate;
 	if (g->flows)
 		g->flow_table = set->flow_table;
 	return 0;
+}
+
+/* G leaves its set and its memory goes: on the heap, or its place in the
+ * set's slab, which the set's last reference unmaps (so G is not read after
+ * the leave). */
+static void steer_group_release(struct baton_group *g)
+{
+	bool in_slab = g->in_slab;
+
+	if (g->set)
+		steer_set_leave(g->set, g);
+	if (!in_slab)
+		free(g);
 }
 
 struct baton_group *baton_group_new(const struct baton_group_opts *opts)
@@ -177,13 +169,19 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 		errno = -err;
 		return NULL;
 	}
-	g = calloc(1, sizeof(*g));
-	if (!g)
-		return NULL;
+	/* on a cache line: a switch reads the first line or two (steer_int.h) */
+	g = o.set ? steer_set_slab(o.set, o.set_index) : NULL;
+	if (!g) {
+		g = aligned_alloc(64, STEER_GROUP_SZ);
+		if (!g)
+			return NULL;
+		memset(g, 0, sizeof(*g));
+	}
 	for (s = 0; s < BATON_MAX_SLOTS; s++) {
 		g->m[s].fd = -1;
 		g->marker[s] = -1;
 	}
+	g->pin_path = "";
 	want = o.mode;
 	if ((unsigned)o.flows > BATON_FLOWS_QUIC || o.flow_table > BATON_FLOW_TABLE_MAX ||
 	    o.flow_idle_ms > 86400000ull) {
@@ -200,13 +198,13 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 	g->log = o.log;
 	g->log_ctx = o.log_ctx;
 	if (o.pin_path && o.pin_path[0] && !o.set) {
-		if (strlen(o.pin_path) >= sizeof(g->pin_path) || o.mode == BATON_MODE_CBPF) {
+		if (strlen(o.pin_path) >= PATH_MAX - 32 || o.mode == BATON_MODE_CBPF) {
 			LOG(g, ERROR, "pin_path %s: %s", o.pin_path,
 			    o.mode == BATON_MODE_CBPF ? "classic BPF state cannot be pinned" : "too long");
 			err = -EINVAL;
 			goto fail;
 		}
-		snprintf(g->pin_path, sizeof(g->pin_path), "%s", o.pin_path);
+		g->pin_path = o.pin_path;	/* until the set keeps its copy (group_set) */
 	}
 	if (o.set && (o.mode == BATON_MODE_CBPF || o.set_reserved)) {
 		LOG(g, ERROR, "a steering set is eBPF: mode %s and set_reserved %u are not for it",
@@ -253,9 +251,8 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 	    g->mode == BATON_MODE_EBPF ? (g->no_migrate ? " (select only)" : " (select and migrate)") : "");
 	return g;
 fail:
-	if (g->set)
-		steer_set_leave(g->set, g);
-	free(g);
+	free(g->pin);
+	steer_group_release(g);
 	errno = -err;
 	return NULL;
 }
@@ -266,12 +263,11 @@ void baton_group_free(struct baton_group *g)
 
 	if (!g)
 		return;
-	for (s = 0; s < BATON_MAX_SLOTS; s++)
+	for (s = 0; s < g->nslots; s++)
 		if (g->m[s].fd >= 0)
 			close(g->m[s].fd);
-	if (g->set)
-		steer_set_leave(g->set, g);
-	free(g);
+	free(g->pin);
+	steer_group_release(g);
 }
 
 enum baton_mode baton_group_mode(const struct baton_group *g)
@@ -348,7 +344,7 @@ static int check_member(struct baton_group *g, int fd, uint64_t *cookie, struct 
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, cookie, &len))
 		return -errno;
-	for (v = 0; v < BATON_MAX_SLOTS; v++)
+	for (v = 0; v < g->nslots; v++)
 		if (g->m[v].fd >= 0 && g->m[v].cookie == *cookie) {
 			LOG(g, ERROR, "fd %d is already a member, in slot %d", fd, v);
 			return -EEXIST;
@@ -406,6 +402,7 @@ static int adopt(struct baton_group *g, int fd, int slot, uint32_t weight, uint6
 		close(copy);
 		return r;
 	}
+	steer_slot_used(g, slot);
 	g->m[slot] = (struct member){ .fd = copy, .weight = weight, .cookie = cookie };
 	g->nmembers++;
 	set_origin(g, slot, cookie);
@@ -445,15 +442,19 @@ static int group_add(struct baton_group *g, int fd, uint32_t weight, bool made)
 	r = made ? check_made(g, fd, &cookie, &addr, &alen, &type) : check_member(g, fd, &cookie, &addr, &alen, &type);
 	if (r)
 		goto early;
-	for (slot = 0; !made && slot < BATON_MAX_SLOTS && g->pin[slot].cookie != cookie; slot++)
+	for (slot = 0; !made && g->pin && slot < g->nslots && g->pin[slot].cookie != cookie; slot++)
 		;
-	if (!made && slot < BATON_MAX_SLOTS) {
+	if (!made && g->pin && slot < g->nslots) {
 		/* resumed: the socket already sits in this slot of the pinned map */
 		weight = g->pin[slot].weight;
 		g->pin[slot] = (struct pinned){ 0 };
+		if (!--g->npinned) {
+			free(g->pin);	/* every pinned slot has its member again */
+			g->pin = NULL;
+		}
 		return adopt(g, fd, slot, weight, cookie, &addr, alen, type);
 	}
-	for (slot = 0; slot < BATON_MAX_SLOTS && (g->m[slot].fd >= 0 || g->pin[slot].cookie); slot++)
+	for (slot = 0; slot < BATON_MAX_SLOTS && (g->m[slot].fd >= 0 || steer_pinned(g, slot)); slot++)
 		;
 	if (slot == BATON_MAX_SLOTS) {
 		LOG(g, ERROR, "group is full (%d members)", BATON_MAX_SLOTS);
@@ -494,8 +495,9 @@ static int group_add(struct baton_group *g, int fd, uint32_t weight, bool made)
 	} else {
 		if (!g->nmembers)
 			group_address(g, &addr, alen, type);
-		g->order[g->norder++] = slot;
+		g->order[g->norder++] = (int8_t)slot;
 	}
+	steer_slot_used(g, slot);
 	g->m[slot] = (struct member){ .fd = copy, .weight = weight, .cookie = cookie };
 	g->nmembers++;
 	/* eBPF: a member without weight changes no pick table (unless the
@@ -575,7 +577,7 @@ int baton_group_activate(struct baton_group *g, int slot)
 		return -ESHUTDOWN;
 	}
 	steer_forget_pinned(g);
-	for (s = 0; s < BATON_MAX_SLOTS; s++)
+	for (s = 0; s < g->nslots; s++)	/* the slots from nslots on have weight 0 already */
 		g->m[s].weight = s == slot;
 	return publish(g);
 }
@@ -621,7 +623,7 @@ void steer_fences_due(struct baton_steerset *set)
 	for (uint32_t l = 0; l < set->cap; l++) {
 		struct baton_group *g = set->groups[l];
 
-		for (int k = 0; g && k < BATON_MAX_SLOTS; k++)
+		for (int k = 0; g && k < g->nslots; k++)	/* the slots past nslots are empty */
 			if (g->m[k].fence_due) {
 				g->m[k].fence_due = false;
 				fence_shut(g, k);	/* its failure is logged */
@@ -805,7 +807,7 @@ int baton_group_unfence(struct baton_group *g, int slot)
 			return r;
 		}
 		if (g->mode == BATON_MODE_CBPF)
-			g->order[g->norder++] = slot;	/* listen appends to the kernel's array */
+			g->order[g->norder++] = (int8_t)slot;	/* listen appends to the kernel's array */
 	}
 	if (g->mode == BATON_MODE_EBPF && !m->foreign) {	/* a foreign one is still in it */
 		uint64_t fd = (uint64_t)m->fd;

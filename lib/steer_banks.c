@@ -60,9 +60,16 @@ int steer_banks_init(struct steer_banks *b, struct steer_bpf *skel, uint32_t cap
 		return -EINVAL;	/* a pinned map of another shape: libbpf would have refused it */
 	b->policy_len = map_len((size_t)b->k * cap * sizeof(struct baton_steer_cfg));
 	b->live_len = map_len(sizeof(struct baton_steer_live));
+	if (!(b->written = calloc((cap + 63) / 64, sizeof(*b->written))))
+		return -ENOMEM;
 	p = mmap(NULL, b->policy_len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(skel->maps.policy), 0);
-	if (p == MAP_FAILED)
-		return -errno;
+	if (p == MAP_FAILED) {
+		int r = -errno;
+
+		free(b->written);
+		b->written = NULL;
+		return r;
+	}
 	b->policy = p;
 	p = mmap(NULL, b->live_len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(skel->maps.live), 0);
 	if (p == MAP_FAILED) {
@@ -70,6 +77,8 @@ int steer_banks_init(struct steer_banks *b, struct steer_bpf *skel, uint32_t cap
 
 		munmap(b->policy, b->policy_len);
 		b->policy = NULL;
+		free(b->written);
+		b->written = NULL;
 		return r;
 	}
 	b->live = p;
@@ -255,9 +264,10 @@ int steer_banks_stage(struct steer_banks *b, uint32_t *bank)
 			goto out;
 	}
 	/* the listeners the transaction does not change keep their policy:
-	 * the staged bank starts as a copy of the live one */
-	memcpy(&b->policy[(size_t)k * b->cap], &b->policy[(size_t)b->cur * b->cap],
-	       (size_t)b->cap * sizeof(struct baton_steer_cfg));
+	 * their entries are copied from the live bank at the commit, so a
+	 * switch that writes every listener copies nothing */
+	memset(b->written, 0, (b->cap + 63) / 64 * sizeof(*b->written));
+	b->nwritten = 0;
 	*bank = (uint32_t)k;
 	b->staged++;
 out:
@@ -265,9 +275,43 @@ out:
 	return r;
 }
 
+struct baton_steer_cfg *steer_banks_write(struct steer_banks *b, uint32_t bank, uint32_t lid)
+{
+	uint64_t bit = 1ull << (lid % 64);
+
+	if (!(b->written[lid / 64] & bit)) {
+		b->written[lid / 64] |= bit;
+		b->nwritten++;
+	}
+	return steer_banks_entry(b, bank, lid);
+}
+
+/* The entries of BANK nobody wrote since its stage, from the live bank. */
+static void fill_unwritten(const struct steer_banks *b, uint32_t bank)
+{
+	uint32_t lid = 0;
+
+	while (lid < b->cap) {
+		uint64_t word = b->written[lid / 64];
+
+		if (word == UINT64_MAX) {
+			lid += 64;
+			continue;
+		}
+		uint32_t end = lid + 64 < b->cap ? lid + 64 : b->cap;
+
+		for (; lid < end; lid++)
+			if (!(word & (1ull << (lid % 64))))
+				*steer_banks_entry(b, bank, lid) = *steer_banks_entry(b, b->cur, lid);
+	}
+}
+
 void steer_banks_commit(struct steer_banks *b, uint32_t bank)
 {
 	uint32_t old = b->cur;
+
+	if (b->nwritten < b->cap)
+		fill_unwritten(b, bank);
 
 	/* every store to the staged bank is visible before its number is */
 	__atomic_store_n(&b->live->bank, bank, __ATOMIC_RELEASE);
@@ -333,6 +377,8 @@ void steer_banks_free(struct steer_banks *b)
 	pthread_mutex_destroy(&b->mu);
 	munmap(b->policy, b->policy_len);
 	munmap(b->live, b->live_len);
+	free(b->written);
+	b->written = NULL;
 	b->ready = false;
 }
 

@@ -30,6 +30,10 @@ struct steer_banks {
 	size_t policy_len, live_len;
 	uint32_t k, cap;		/* banks, entries per bank (the set's listeners) */
 	uint32_t cur;			/* the live bank */
+	/* the staged bank's entries written since its stage (a bit per
+	 * listener): the commit copies only the others from the live bank */
+	uint64_t *written;
+	uint32_t nwritten;
 	bool unread;			/* the program is attached nowhere yet: no decision reads a bank */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -52,6 +56,14 @@ struct baton_steerset {
 	struct steer_bpf *skel;
 	uint32_t cap;		/* listeners it has room for */
 	struct baton_group **groups;	/* by listener index; NULL: free */
+	/* A set of many listeners keeps its groups here, one STEER_GROUP_SZ
+	 * place per listener index, in memory shared with a forked child
+	 * rather than copied on write: a supervisor forks a generation just
+	 * before it switches every listener, and each group that a switch
+	 * writes would otherwise cost a page fault (about 1 us) once per fork.
+	 * NULL: groups are on the heap (a set of one). */
+	char *slab;
+	size_t slab_len;
 	bool no_migrate;
 	bool flows;		/* some listener may use the flow table */
 	uint32_t flow_table;
@@ -71,14 +83,15 @@ struct baton_steerset {
 	uint32_t nown, own_cap;
 };
 
+/* 24 bytes: a supervisor holds 64 of them per listener. */
 struct member {
 	int fd;           /* baton's copy; -1 when the slot is free */
 	uint32_t weight;
+	int backlog;      /* read before fencing, for listen() on unfence */
 	bool fenced;
 	bool down;        /* the health watch found it unhealthy: no traffic */
 	bool foreign;     /* baton_group_set_foreign: its owner keeps it listening */
 	bool fence_due;   /* fenced inside a transaction: shut down at its commit */
-	int backlog;      /* read before fencing, for listen() on unfence */
 	uint64_t cookie;  /* SO_COOKIE: the same socket cannot join twice */
 };
 
@@ -90,20 +103,34 @@ struct pinned {
 	uint32_t weight;
 };
 
+/* The fields a switch reads first, then the members: with the group on a
+ * cache line boundary (baton_group_new), a publish for a listener with its
+ * members in slots 0 and 1 reads two lines of it, which matters when a
+ * reload switches thousands of listeners in one go. */
 struct baton_group {
 	enum baton_mode mode;
 	bool no_migrate;
 	bool attached;
-	baton_log_fn log;
-	void *log_ctx;
-	struct baton_steerset *set;	/* eBPF */
 	uint32_t lid;		/* this listener's index in the set */
-	uint32_t kowner[BATON_MAX_SLOTS];	/* what owners[] holds per slot */
 	uint32_t version;
 	int nmembers;
+	/* Every slot from nslots on is empty (no member, no pin): the loops
+	 * of a publish stop there, so a switch of a listener that uses two
+	 * slots reads two, not 64. It only grows (steer_slot_used). */
+	int nslots;
+	/* BATON_MAX_SLOTS entries while slots found in pinned maps wait for
+	 * their members (npinned of them), else NULL: only a resumed group
+	 * has any, until its caller states the whole policy. */
+	struct pinned *pin;
+	struct baton_steerset *set;	/* eBPF */
 	struct member m[BATON_MAX_SLOTS];
-	struct pinned pin[BATON_MAX_SLOTS];
-	char pin_path[PATH_MAX - 32];	/* "" unless pinned */
+	int npinned;
+	baton_log_fn log;
+	void *log_ctx;
+	/* The set's pin path ("" unless pinned): a group that is pinned has a
+	 * set (its own or a shared one), which keeps the one copy. */
+	const char *pin_path;
+	uint32_t kowner[BATON_MAX_SLOTS];	/* what owners[] holds per slot */
 	/* UDP flows (eBPF) */
 	enum baton_flows flows;
 	uint32_t flow_table;
@@ -112,13 +139,17 @@ struct baton_group {
 	uint32_t epoch[BATON_MAX_SLOTS];	/* what the slotep map holds */
 	/* cBPF: order[i] is the slot at index i of the kernel's listening
 	 * array (the kernel appends on listen and moves the last into a hole). */
-	int order[BATON_MAX_SLOTS];
+	int8_t order[BATON_MAX_SLOTS];
 	int norder;
 	/* what every member must be bound to */
 	int type;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
+	bool in_slab;	/* its memory is its set's (steer_set_slab), not the heap's */
 };
+
+/* A group's place: whole cache lines, so a switch reads a line or two. */
+#define STEER_GROUP_SZ ((sizeof(struct baton_group) + 63) / 64 * 64)
 
 #define LOG(g, lvl, ...) baton_logf((g)->log, (g)->log_ctx, BATON_LOG_##lvl, __VA_ARGS__)
 
@@ -128,6 +159,24 @@ BATON_HIDDEN bool steer_slot_ok(const struct baton_group *g, int slot);
 /* The first member's descriptor that is not fenced, or -1. */
 BATON_HIDDEN int steer_live_fd(const struct baton_group *g);
 BATON_HIDDEN int steer_sockopt_int(int fd, int level, int name, int *val);
+
+/* SLOT holds (or is about to hold) a member or a pin. */
+static inline void steer_slot_used(struct baton_group *g, int slot)
+{
+	if (slot >= g->nslots)
+		g->nslots = slot + 1;
+}
+
+/* The weight a pinned slot that no member claimed yet keeps, 0: none. */
+static inline uint32_t steer_pin_weight(const struct baton_group *g, int slot)
+{
+	return g->pin && g->pin[slot].cookie ? g->pin[slot].weight : 0;
+}
+
+static inline bool steer_pinned(const struct baton_group *g, int slot)
+{
+	return g->pin && g->pin[slot].cookie;
+}
 
 /* Listener G's slot SLOT in the set's per-slot maps (its global slot). */
 static inline uint32_t steer_gslot(const struct baton_group *g, int slot)
@@ -146,12 +195,18 @@ BATON_HIDDEN void steer_set_put(struct baton_steerset *set);
 /* Takes listener LID of SET for G. */
 BATON_HIDDEN int steer_set_join(struct baton_steerset *set, struct baton_group *g, uint32_t lid);
 BATON_HIDDEN void steer_set_leave(struct baton_steerset *set, struct baton_group *g);
-/* G's entry in the bank the set stages (a free bank, copied from the live
- * one at the first stage of a transaction) in *CFG, for the caller to
- * write; 0 or -errno (-ETIMEDOUT: no bank came free, nothing changed). Its
+/* The zeroed place in SET's slab for listener LID's group, or NULL (no
+ * slab, LID out of range or taken): the caller allocates on the heap. */
+BATON_HIDDEN struct baton_group *steer_set_slab(struct baton_steerset *set, uint32_t lid);
+/* G's entry in the bank the set stages (a free bank, taken at the first
+ * stage of a transaction; the commit copies the entries nobody wrote from
+ * the live one) in *CFG, for the caller to write whole; 0 or -errno (-ETIMEDOUT: no bank came free, nothing changed). Its
  * publish: at once, or at the set's commit inside baton_steerset_begin/_commit. */
 BATON_HIDDEN int steer_set_stage(struct baton_steerset *set, struct baton_group *g, struct baton_steer_cfg **cfg);
 BATON_HIDDEN int steer_set_publish(struct baton_steerset *set);
+/* G's pick table staged in its set (built in place if a bank is staged
+ * already) and published: at once, or at the set's commit. */
+BATON_HIDDEN int steer_set_publish_group(struct baton_group *g);
 /* G's table as the program reads it now (the live bank, mapped): only the
  * set's own caller commits, so it stays put while that caller reads it. */
 BATON_HIDDEN const struct baton_steer_cfg *steer_set_live(const struct baton_steerset *set,
@@ -189,11 +244,15 @@ BATON_HIDDEN int steer_banks_init(struct steer_banks *b, struct steer_bpf *skel,
 BATON_HIDDEN void steer_banks_free(struct steer_banks *b);
 /* Listener LID's entry in BANK. */
 BATON_HIDDEN struct baton_steer_cfg *steer_banks_entry(const struct steer_banks *b, uint32_t bank, uint32_t lid);
-/* A free bank holding a copy of the live one, in *BANK: waits (at most 2 s)
- * only if every other bank is retired and not yet past a grace period;
- * -ETIMEDOUT then, and nothing changed. */
+/* A free bank in *BANK, to become a copy of the live one where it is not
+ * written (steer_banks_write): waits (at most 2 s) only if every other
+ * bank is retired and not yet past a grace period; -ETIMEDOUT then, and
+ * nothing changed. */
 BATON_HIDDEN int steer_banks_stage(struct steer_banks *b, uint32_t *bank);
-/* Makes BANK live with one store-release and retires the one it replaces. */
+/* Listener LID's entry in the staged BANK, for the caller to write whole. */
+BATON_HIDDEN struct baton_steer_cfg *steer_banks_write(struct steer_banks *b, uint32_t bank, uint32_t lid);
+/* Copies the live entries of the listeners nobody wrote into BANK, then
+ * makes it live with one store-release and retires the one it replaces. */
 BATON_HIDDEN void steer_banks_commit(struct steer_banks *b, uint32_t bank);
 BATON_HIDDEN void steer_banks_resumed(struct steer_banks *b);
 /* The program is attached to a group: from now on decisions read banks. */

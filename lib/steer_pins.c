@@ -153,12 +153,16 @@ bool steer_recover_pinned(struct baton_group *g)
 	if (!cfg->version && !(g->set->cap == 1 && carry_old_pins(g, cfg)))
 		return false;	/* fresh maps: never published */
 	g->version = cfg->version;
+	if (!g->pin && !(g->pin = calloc(BATON_MAX_SLOTS, sizeof(*g->pin))))
+		return false;	/* published afresh: the members come back through the caller */
 	for (k = 0; k < BATON_MAX_SLOTS; k++) {
 		uint64_t cookie = 0;
 		uint32_t key = steer_gslot(g, (int)k);
 
 		if (bpf_map_lookup_elem(socks_fd, &key, &cookie) == 0 && cookie) {
 			g->pin[k].cookie = cookie;
+			g->npinned++;
+			steer_slot_used(g, (int)k);
 			found = true;
 		}
 	}
@@ -177,6 +181,8 @@ void steer_forget_pinned(struct baton_group *g)
 {
 	uint32_t k;
 
+	if (!g->pin)
+		return;	/* nothing pinned waits: the common case, a switch costs nothing here */
 	for (k = 0; k < BATON_MAX_SLOTS; k++) {
 		if (!g->pin[k].cookie)
 			continue;
@@ -187,6 +193,9 @@ void steer_forget_pinned(struct baton_group *g)
 			bpf_map_delete_elem(bpf_map__fd(g->set->skel->maps.socks), &key);
 		}
 	}
+	free(g->pin);
+	g->pin = NULL;
+	g->npinned = 0;
 }
 
 int steer_mkdir_p(const char *dir)

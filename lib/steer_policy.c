@@ -10,7 +10,7 @@
 uint32_t steer_eff_weight(const struct baton_group *g, int slot)
 {
 	if (g->m[slot].fd < 0)
-		return g->pin[slot].cookie ? g->pin[slot].weight : 0;
+		return steer_pin_weight(g, slot);
 	return !g->m[slot].fenced && !g->m[slot].down ? g->m[slot].weight : 0;
 }
 
@@ -22,7 +22,7 @@ bool steer_fallback_spread(const struct baton_group *g)
 	bool any_down = false;
 	int s;
 
-	for (s = 0; s < BATON_MAX_SLOTS; s++) {
+	for (s = 0; s < g->nslots; s++) {	/* the slots past it are empty */
 		if (steer_eff_weight(g, s))
 			return false;
 		any_down |= g->m[s].fd >= 0 && g->m[s].down;
@@ -46,9 +46,11 @@ uint32_t steer_scale_weights(const struct baton_group *g, uint32_t out[BATON_MAX
 	uint32_t sum = 0;
 	int s;
 
-	for (s = 0; s < BATON_MAX_SLOTS; s++)
+	/* the slots from nslots on are empty: no weight */
+	memset(out + g->nslots, 0, (size_t)(BATON_MAX_SLOTS - g->nslots) * sizeof(out[0]));
+	for (s = 0; s < g->nslots; s++)
 		total += pick_weight(g, s, spread);
-	for (s = 0; s < BATON_MAX_SLOTS; s++) {
+	for (s = 0; s < g->nslots; s++) {
 		uint64_t w = pick_weight(g, s, spread);
 
 		out[s] = 0;
@@ -62,7 +64,7 @@ uint32_t steer_scale_weights(const struct baton_group *g, uint32_t out[BATON_MAX
 	while (sum > max) {	/* the minimum of 1 can overshoot by a few */
 		int big = 0;
 
-		for (s = 1; s < BATON_MAX_SLOTS; s++)
+		for (s = 1; s < g->nslots; s++)
 			if (out[s] > out[big])
 				big = s;
 		out[big]--;
@@ -81,13 +83,15 @@ void steer_build_table(const struct baton_group *g, struct baton_steer_cfg *cfg)
 	uint32_t n, i;
 	int s;
 
-	memset(cfg, 0, sizeof(*cfg));
-	memset(cfg->slot, BATON_STEER_NONE, sizeof(cfg->slot));
+	/* every byte written once (n, version and slot[] leave no padding):
+	 * CFG is often an entry of a staged bank, written in place */
+	_Static_assert(sizeof(*cfg) == 8 + sizeof(cfg->slot), "baton_steer_cfg has padding");
 	n = steer_scale_weights(g, w, BATON_STEER_TABLE);
+	memset(cfg->slot + n, BATON_STEER_NONE, sizeof(cfg->slot) - n);
 	for (i = 0; i < n; i++) {
 		int best = -1;
 
-		for (s = 0; s < BATON_MAX_SLOTS; s++) {
+		for (s = 0; s < g->nslots; s++) {
 			if (!w[s])
 				continue;
 			cur[s] += w[s];
@@ -100,6 +104,7 @@ void steer_build_table(const struct baton_group *g, struct baton_steer_cfg *cfg)
 	cfg->n = n;
 	cfg->version = g->version;
 }
+
 
 /* Classic BPF cannot read maps: the weights become a chain of compares on
  * a random number, returning the kernel's group index of each slot. */

@@ -21,8 +21,9 @@ static struct baton_group *policy_group(const int *slots, const uint32_t *w, int
 		g->m[s].fd = -1;
 	for (s = 0; s < n; s++) {
 		g->m[slots[s]] = (struct member){ .fd = 100 + s, .weight = w[s] };
-		g->order[g->norder++] = slots[s];
+		g->order[g->norder++] = (int8_t)slots[s];
 		g->nmembers++;
+		steer_slot_used(g, slots[s]);
 	}
 	return g;
 }
