@@ -144,12 +144,14 @@ static int group_set(struct baton_group *g, const struct baton_group_opts *o)
 	return 0;
 }
 
-/* G leaves its set and its memory goes: on the heap, or its place in the
- * set's slab, which the set's last reference unmaps (so G is not read after
- * the leave). */
+/* G leaves its set and its memory goes (its pinned slots, and G on the
+ * heap, or its place in the set's slab, which the set's last reference
+ * unmaps: so G is not read after the leave). */
 static void steer_group_release(struct baton_group *g)
 {
 	bool in_slab = g->in_slab;
+
+	free(g->pin);
 
 	if (g->set)
 		steer_set_leave(g->set, g);
@@ -251,7 +253,6 @@ struct baton_group *baton_group_new(const struct baton_group_opts *opts)
 	    g->mode == BATON_MODE_EBPF ? (g->no_migrate ? " (select only)" : " (select and migrate)") : "");
 	return g;
 fail:
-	free(g->pin);
 	steer_group_release(g);
 	errno = -err;
 	return NULL;
@@ -266,7 +267,6 @@ void baton_group_free(struct baton_group *g)
 	for (s = 0; s < g->nslots; s++)
 		if (g->m[s].fd >= 0)
 			close(g->m[s].fd);
-	free(g->pin);
 	steer_group_release(g);
 }
 

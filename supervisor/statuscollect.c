@@ -134,7 +134,6 @@ static void collect_sup(struct sup *s, struct status_view *v)
 	v->version = BATON_VERSION;
 	v->pid = (int)getpid();
 	v->mode = baton_group_mode(s->grp[0]);
-	v->has_set = s->set && baton_steerset_stats(s->set, &v->set, sizeof(v->set)) > 0;
 	v->reloads_done = s->reloads_done;
 	v->reloads_failed = s->reloads_failed;
 	v->restarts = s->restarts;
@@ -170,6 +169,8 @@ int status_collect(struct sup *s, enum sv_form form, struct status_view *v)
 		v->ngen++;
 	}
 	collect_sup(s, v);
+	/* the steering set's counters: only the JSON shows them */
+	v->has_set = form == SV_JSON && s->set && baton_steerset_stats(s->set, &v->set, sizeof(v->set)) > 0;
 	collect_stage(s, now, &v->stage);
 	v->nl = s->nl;
 	for (int l = 0; l < s->nl; l++)

@@ -50,7 +50,7 @@ static long long set_count(const char *text, const char *key)
 	return bt_json_get(bt_json_at(text, "steering_set"), key);
 }
 
-/* What the client on listener L read: 1 for the fresh generation's answer. */
+/* 1 if client FD read the fresh generation's answer (FD is closed). */
 static int answered(int fd)
 {
 	struct timeval tv = { .tv_sec = 20 };
