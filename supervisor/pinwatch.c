@@ -36,9 +36,13 @@ void pinwatch_arm(struct sup *s)
 		return;
 	if (inotify_add_watch(s->pinwatch, s->pin_root, GONE) < 0)
 		goto drop;
+	/* a folder that does not exist holds no pin to lose: with one
+	 * steering set per supervisor only the set's folder does, and a
+	 * watch dropped for the others made every reload check every
+	 * listener's pins (tens of ms at 1,024 listeners) */
 	for (l = 0; l < s->nl; l++)
 		if (pin_listener_dir(path, sizeof(path), s->pin_root, l) ||
-		    inotify_add_watch(s->pinwatch, path, GONE) < 0)
+		    (inotify_add_watch(s->pinwatch, path, GONE) < 0 && errno != ENOENT))
 			goto drop;
 	return;
 drop:
