@@ -41,6 +41,7 @@ enum { CNT_STEERED, CNT_MIGRATED_IN, CNT_MIGRATED_OUT, CNT_N };
 struct gen_count {
 	uint64_t base[CNT_N];
 	uint64_t acc[CNT_N];
+	bool based;	/* base read when its socket was made (a spare, spare.c), not when it joined */
 };
 
 struct gen {

@@ -296,7 +296,7 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 		} else if (FEATURES_ANY(binds_own, s)) {
 			fds[l] = -1;	/* it binds its own; adopted into its slot when it listens */
 			continue;
-		} else if (weight == 0 && (g->slot[l] = FEATURES_FD(member_spare, s, l, &g->member_ino[l])) >= 0) {
+		} else if (weight == 0 && (g->slot[l] = FEATURES_FD(member_spare, s, g, l)) >= 0) {
 			/* made before the reload asked: open, bound, listening, in the group */
 			FEATURES_CALL(member_joined, s, g, l, true);
 			fds[l] = baton_group_fd(s->grp[l], g->slot[l]);

@@ -12,6 +12,7 @@
 
 #include "core.h"
 #include "gen.h"
+#include "metrics.h"
 #include "spare.h"
 #include "util.h"
 
@@ -20,6 +21,8 @@
 struct spares {
 	int *slot;      /* per listener: the spare's slot in s->grp[l], -1 none */
 	ino_t *ino;     /* its inode, for the generation's LISTEN_FDS record */
+	uint64_t (*base)[CNT_N]; /* its slot's counters when it was made: what it takes from then on is
+				  * the generation's, which accepts it */
 	bool *exposed;  /* it could have been handed connections (see spare_tick) */
 	int next;       /* the listener the next batch starts at */
 	int count;      /* spares held */
@@ -40,7 +43,9 @@ static struct spares *spares_get(struct sup *s)
 	p->slot = malloc((size_t)s->nl * sizeof(*p->slot));
 	p->ino = calloc((size_t)s->nl, sizeof(*p->ino));
 	p->exposed = calloc((size_t)s->nl, sizeof(*p->exposed));
-	if (!p->slot || !p->ino || !p->exposed) {
+	p->base = calloc((size_t)s->nl, sizeof(*p->base));
+	if (!p->slot || !p->ino || !p->exposed || !p->base) {
+		free(p->base);
 		free(p->slot);
 		free(p->ino);
 		free(p->exposed);
@@ -91,6 +96,7 @@ static int make_one(struct sup *s, struct spares *p, int l)
 		return slot;
 	p->slot[l] = slot;
 	p->ino[l] = fstat(baton_group_fd(s->grp[l], slot), &st) ? 0 : st.st_ino;
+	metrics_slot_counts(s, l, slot, p->base[l]);
 	p->exposed[l] = false;
 	p->count++;
 	return 0;
@@ -187,9 +193,9 @@ void spare_arm_after(struct sup *s)
 		spare_arm(s);
 }
 
-/* Listener L's spare for the generation being started: its slot (weight
- * 0, as start_gen wants it) and inode, or -1 to make one. */
-int spare_take(struct sup *s, int l, ino_t *ino)
+/* Listener L's spare for G, being started: its slot (weight 0, as
+ * start_gen wants it), with G's member inode and counter base; or -1. */
+int spare_take(struct sup *s, struct gen *g, int l)
 {
 	struct spares *p = s->spares;
 	int slot;
@@ -197,7 +203,9 @@ int spare_take(struct sup *s, int l, ino_t *ino)
 	if (!p || p->slot[l] < 0)
 		return -1;
 	slot = p->slot[l];
-	*ino = p->ino[l];
+	g->member_ino[l] = p->ino[l];
+	memcpy(g->count[l].base, p->base[l], sizeof(p->base[l]));
+	g->count[l].based = true;
 	p->slot[l] = -1;
 	p->ino[l] = 0;
 	p->exposed[l] = false;
@@ -248,6 +256,7 @@ void spare_fini(struct sup *s)
 	free(p->slot);
 	free(p->ino);
 	free(p->exposed);
+	free(p->base);
 	free(p);
 	s->spares = NULL;
 }

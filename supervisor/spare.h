@@ -13,7 +13,7 @@ void spare_arm(struct sup *s);
 void spare_arm_after(struct sup *s);
 void spare_tick(struct sup *s, long long now);
 bool spare_busy(const struct sup *s);
-int spare_take(struct sup *s, int l, ino_t *ino);
+int spare_take(struct sup *s, struct gen *g, int l);
 void spare_started(struct sup *s, int gi);
 void spare_drop_all(struct sup *s);
 void spare_closed(struct sup *s, bool clean);
