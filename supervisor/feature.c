@@ -221,7 +221,7 @@ static const struct sup_feature metrics_row = {
 };
 
 static const struct sup_feature spare_row = {
-	.name = "spare members", .serving = spare_arm, .tick = spare_tick, .busy = spare_busy,
+	.name = "spare members", .serving = spare_arm, .tick = spare_tick, .wait_ms = spare_wait_ms,
 	.member_spare = spare_take, .reload_started = spare_started, .reload_end = spare_arm_after,
 	.stopping = spare_drop_all, .close = spare_closed, .fini = spare_fini,
 };

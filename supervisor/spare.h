@@ -12,7 +12,7 @@
 void spare_arm(struct sup *s);
 void spare_arm_after(struct sup *s);
 void spare_tick(struct sup *s, long long now);
-bool spare_busy(const struct sup *s);
+int spare_wait_ms(const struct sup *s, long long now);
 int spare_take(struct sup *s, struct gen *g, int l);
 void spare_started(struct sup *s, int gi);
 void spare_drop_all(struct sup *s);

@@ -41,23 +41,29 @@ static unsigned long long sock_ino(pid_t pid, int fd)
 	return sscanf(link, "socket:[%llu]", &ino) == 1 ? ino : 0;
 }
 
-/* The socket inodes PID holds, into INOS (up to MAX); their count. */
-static int sock_inos(pid_t pid, unsigned long long *inos, int max)
+/* PID's descriptors: their count (-1: none to read), and the inodes of
+ * its sockets into INOS (up to MAX; INOS NULL: none). */
+static int fds_of_into(pid_t pid, unsigned long long *inos, int max, int *nsocks)
 {
 	char path[64];
 	struct dirent *e;
 	DIR *d;
 	int n = 0;
 
+	*nsocks = 0;
 	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
 	d = opendir(path);
 	if (!d)
-		return 0;
-	while ((e = readdir(d)) && n < max) {
-		unsigned long long ino = e->d_name[0] != '.' ? sock_ino(pid, atoi(e->d_name)) : 0;
+		return -1;
+	while ((e = readdir(d))) {
+		unsigned long long ino;
 
-		if (ino)
-			inos[n++] = ino;
+		if (e->d_name[0] == '.')
+			continue;
+		n++;
+		ino = inos ? sock_ino(pid, atoi(e->d_name)) : 0;
+		if (ino && *nsocks < max)
+			inos[(*nsocks)++] = ino;
 	}
 	closedir(d);
 	return n;
@@ -65,19 +71,9 @@ static int sock_inos(pid_t pid, unsigned long long *inos, int max)
 
 static int fds_of(pid_t pid)
 {
-	char path[64];
-	struct dirent *e;
-	DIR *d;
-	int n = 0;
+	int nsocks;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	d = opendir(path);
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
+	return fds_of_into(pid, NULL, 0, &nsocks);
 }
 
 /* Waits until the generation that served before (OLD) is gone. */
@@ -99,7 +95,7 @@ TEST_TIMEOUT(spare_a_reload_listens_on_the_socket_the_supervisor_made_before_it_
 	sp_start(&s, NULL);
 	g1 = (pid_t)bt_active_pid(out);
 	usleep(300000);	/* gen 1 serves: its spare is made in the loop's next turns */
-	n = sock_inos(s.pid, before, 256);
+	fds_of_into(s.pid, before, 256, &n);
 	ASSERT_EQ(bt_baton("reload", "web"), 0);
 	bt_log("%s", out);
 	ASSERT_CONTAINS(out, "took 1 spare member (of 1 listeners)");
