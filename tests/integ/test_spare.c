@@ -2,7 +2,8 @@
 /* Spare members: the supervisor makes the next generation's member sockets
  * once a generation serves, and a reload hands them over instead of making
  * them. Asserted: the new generation listens on the very socket the
- * supervisor held before the reload, nothing is refused or reset while
+ * supervisor held before the reload, a spare takes no connection while
+ * its generation serves, nothing is refused or reset while
  * spares come and go, none is made where it could take traffic (classic
  * BPF, UDP), no descriptor leaks, and a freeze or a supervisor crash while
  * spares exist loses nothing. */
@@ -182,6 +183,59 @@ TEST_TIMEOUT(spare_twenty_reloads_leak_no_descriptor, 120)
 	bt_log("supervisor fds after reload 1: %d, after reload 20: %d", first, last);
 	ASSERT_GT(first, 0);
 	ASSERT_EQ(last, first);
+	bt_supervisor_stop(&s.pid, 10);
+}
+
+/* The accept queue of the TCP listener with inode INO in this network
+ * namespace (/proc/net/tcp's rx_queue of a LISTEN row), -1 if none. */
+static long listen_queue(unsigned long long ino)
+{
+	char line[512];
+	long q = -1;
+	FILE *f = fopen("/proc/net/tcp", "r");
+
+	if (!f)
+		return -1;
+	while (q < 0 && fgets(line, sizeof(line), f)) {
+		unsigned int st, rxq;
+		unsigned long long i;
+
+		if (sscanf(line, " %*d: %*x:%*x %*x:%*x %x %*x:%x %*x:%*x %*x %*u %*d %llu", &st, &rxq, &i) == 3 &&
+		    st == 0x0A && i == ino)
+			q = (long)rxq;
+	}
+	fclose(f);
+	return q;
+}
+
+/* While the generation serves, its spare is never picked: the program
+ * steers by the policy (the spare has no weight) and names no standby
+ * that has no owner. What the spare took would wait in its queue, as
+ * nobody accepts from it until a reload. */
+TEST_TIMEOUT(spare_takes_no_connection_while_the_generation_serves, 60)
+{
+	unsigned long long sup[256], gen[256], spare = 0;
+	struct bt_sv s;
+	struct bt_load l;
+	int ns, ng;
+
+	sp_start(&s, NULL);
+	usleep(300000);	/* its spare exists */
+	l = bt_load_start(8080, "conn", "2", 16);
+	bt_assert_load_ok(bt_load_finish(&l, 30));
+	fds_of_into(s.pid, sup, 256, &ns);
+	fds_of_into((pid_t)bt_status_active_pid("web"), gen, 256, &ng);
+	for (int i = 0; i < ns && !spare; i++) {
+		bool gens = false;
+
+		for (int j = 0; j < ng; j++)
+			gens |= gen[j] == sup[i];
+		if (!gens && listen_queue(sup[i]) >= 0)
+			spare = sup[i];	/* a listener the supervisor holds and the generation does not */
+	}
+	bt_log("spare socket inode %llu, its queue %ld", spare, spare ? listen_queue(spare) : -1L);
+	ASSERT_NE(spare, 0);
+	ASSERT_EQ(listen_queue(spare), 0);
 	bt_supervisor_stop(&s.pid, 10);
 }
 
