@@ -111,7 +111,7 @@ gen_at() {
 pct() { sort -g "$1" | awk -v p="$2" '{a[NR]=$1} END {if (!NR) {print "-"; exit} i=int((NR-1)*p/100+0.5)+1; if (i>NR) i=NR; printf "%.2f", a[i]}'; }
 
 COST=()
-printf '%-10s %8s %10s %10s %10s %10s %10s %10s\n' listeners reloads prep50 prep99 switch50 switch99 own50 own99
+printf '%-10s %8s %10s %10s %10s %10s %10s %10s %8s\n' listeners reloads prep50 prep99 switch50 switch99 own50 own99 spares
 for n in $SIZES; do
 	args=()
 	for i in $(seq 0 $((n - 1))); do args+=(--listen "tcp://127.0.0.1:$((20000 + i))"); done
@@ -132,7 +132,7 @@ for n in $SIZES; do
 	fi
 	sleep 1	# past its start
 	cost=$(idle_cost "$SUP")
-	: >"$tmp/p"; : >"$tmp/s"; : >"$tmp/o"
+	: >"$tmp/p"; : >"$tmp/s"; : >"$tmp/o"; : >"$tmp/k"
 	same=0
 	for i in $(seq "$R"); do
 		out=$("$B" reload scale) || { echo "bench/reload-scale.sh: reload $i of $n failed: $out" >&2; continue; }
@@ -145,23 +145,27 @@ for n in $SIZES; do
 				"listener $((n - 1)) from $last (want $((i + 1)))" >&2
 		fi
 		# "+A ms started gen", "+B ms gen N ready after C ms", "+D ms switched"
-		echo "$out" | awk -v p="$tmp/p" -v s="$tmp/s" -v o="$tmp/o" '
+		# "+E ms gen N took K spare members (of L listeners)": members made before the reload
+		echo "$out" | awk -v p="$tmp/p" -v s="$tmp/s" -v o="$tmp/o" -v k="$tmp/k" '
+			/ spare member/ {sp = $6}
 			/ ms started gen/ {st = substr($1, 2)}
 			/ready after/ {rd = substr($1, 2)}
 			/ ms switched/ {sw = substr($1, 2)}
-			END {printf "%.3f\n", st >> p; printf "%.3f\n", sw - rd >> s; printf "%.3f\n", st + sw - rd >> o}'
+			END {printf "%.3f\n", st >> p; printf "%.3f\n", sw - rd >> s; printf "%.3f\n", st + sw - rd >> o; printf "%d\n", sp >> k}'
 		sleep 0.2
 	done
 	"$B" stop scale >/dev/null || true
 	wait "$SUP" || true
 	SUP=
-	printf '%-10s %8s %10s %10s %10s %10s %10s %10s\n' "$n" "$R" "$(pct "$tmp/p" 50)" "$(pct "$tmp/p" 99)" \
-		"$(pct "$tmp/s" 50)" "$(pct "$tmp/s" 99)" "$(pct "$tmp/o" 50)" "$(pct "$tmp/o" 99)"
+	printf '%-10s %8s %10s %10s %10s %10s %10s %10s %8s\n' "$n" "$R" "$(pct "$tmp/p" 50)" "$(pct "$tmp/p" 99)" \
+		"$(pct "$tmp/s" 50)" "$(pct "$tmp/s" 99)" "$(pct "$tmp/o" 50)" "$(pct "$tmp/o" 99)" \
+		"$(sort -n "$tmp/k" | head -n 1)"
 	read -r cpu rss fds <<<"$cost"
 	COST+=("$(printf '%-10s %10s %10s %10s %14s' "$n" "$cpu" "$rss" "$fds" "$same/$R")")
 done
 echo "ms; prepare = reload request to the new generation's start (members opened and added, fork);"
-echo "switch = its readiness to every listener switched; own = prepare + switch (goal for 1,024: <= 5 ms p99)"
+echo "switch = its readiness to every listener switched; own = prepare + switch (goal for 1,024: <= 5 ms p99);"
+echo "spares = the fewest members a reload found made before it was asked (supervisor/spare.c; the rest it made)"
 echo
 printf '%-10s %10s %10s %10s %14s\n' listeners idle_cpu% rss_MB fds same_instant
 printf '%s\n' "${COST[@]}"

@@ -41,6 +41,7 @@ enum { CNT_STEERED, CNT_MIGRATED_IN, CNT_MIGRATED_OUT, CNT_N };
 struct gen_count {
 	uint64_t base[CNT_N];
 	uint64_t acc[CNT_N];
+	bool based;	/* base read when its socket was made (a spare, spare.c), not when it joined */
 };
 
 struct gen {
@@ -189,6 +190,7 @@ struct sup {
 	char members_err[256];      /* "": every member held; else which a restart could not take back */
 	char ctl_err[256];          /* "": control and notify sockets bound; else why not (control.c) */
 	long long ctl_retry_at, ctl_retry_ms;
+	struct spares *spares;      /* spare.c: members made for the next generation, NULL: none yet */
 };
 
 enum { EV_SIGNAL = 1000, EV_NOTIFY, EV_CONTROL, EV_BINDHOOK = 1500, EV_PIDFD = 2000 /* + generation index */,

@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "mhttp.h"
 #include "sdnotify.h"
+#include "spare.h"
 #include "takeover.h"
 
 /* Adapters where a feature's own function has another shape or a
@@ -219,6 +220,12 @@ static const struct sup_feature metrics_row = {
 	.save = metrics_save, .load_line = metrics_load_line, .loaded = metrics_resume,
 };
 
+static const struct sup_feature spare_row = {
+	.name = "spare members", .serving = spare_arm, .tick = spare_tick, .wait_ms = spare_wait_ms,
+	.member_spare = spare_take, .reload_started = spare_started, .reload_end = spare_arm_after,
+	.stopping = spare_drop_all, .close = spare_closed, .fini = spare_fini,
+};
+
 /* The order is part of the behaviour:
  * - a stop (hold_stop): UDP flows hold the signal first, then the .socket
  *   unit's sockets, then --stop-when-idle; the handoff of idle connections
@@ -230,11 +237,12 @@ static const struct sup_feature metrics_row = {
  *   socket, and last the bind mode's cgroup, which alone can fail;
  * - the state file: the stage's lines before the metrics' (save, load_line);
  * - a reload's end: systemd hears READY=1 before the stage ends;
- * - each tick: the health watch first (it may start a replacement);
+ * - each tick: the health watch first (it may start a replacement), the
+ *   spare members last (they look at what the watch left);
  * - teardown (free): flows, systemd, takeover, metrics.
  * Hooks not named here do not depend on the order. */
 const struct sup_feature *const sup_features[] = {
 	&flows_row, &sdnotify_row, &stage_row, &takeover_row, &health_row, &mhttp_row, &handoff_row, &bindmode_row,
-	&metrics_row,
+	&metrics_row, &spare_row,
 };
 const size_t sup_nfeatures = sizeof(sup_features) / sizeof(sup_features[0]);

@@ -45,6 +45,9 @@ struct sup_feature {
 	void (*group_opts)(const struct sup *s, int l, struct baton_group_opts *o);
 	bool (*binds_own)(const struct sup *s);       /* new generations bind their own sockets */
 	int (*member_fd)(struct sup *s, int l);       /* a socket for listener L's next member, or -1 */
+	/* a member already in listener L's group at weight 0 for G, being
+	 * started: its slot (G's member inode and counter base filled), or -1 */
+	int (*member_spare)(struct sup *s, struct gen *g, int l);
 	int (*dup_ino)(struct sup *s, unsigned long long ino); /* a copy of socket INO it holds, or -ENOENT */
 	bool (*ours)(const struct sup *s, unsigned long long ino); /* INO was passed to us: not foreign */
 	void (*mark_ours)(struct sup *s, ino_t ino);

@@ -253,6 +253,14 @@ void release_members(struct sup *s, struct gen *g)
 	FEATURES_CALL(members_released, s, g);
 }
 
+/* Whether the supervisor makes listener L's next member itself (a socket
+ * of its own, opened for the spec): not shared, not passed to it, not
+ * bound by the generation. */
+bool gen_makes_member(struct sup *s, int l)
+{
+	return s->shared[l] < 0 && !FEATURES_ANY(binds_own, s) && !FEATURES_ANY(passed, s, l);
+}
+
 /* Starts a generation. FROM >= 0 hands it the members of a crashed one
  * (their queues kept everything meanwhile); otherwise it gets new member
  * sockets with weight WEIGHT. Returns the index or -errno (-EAGAIN: every
@@ -292,9 +300,15 @@ int start_gen(struct sup *s, int from, uint32_t weight)
 		} else if (FEATURES_ANY(binds_own, s)) {
 			fds[l] = -1;	/* it binds its own; adopted into its slot when it listens */
 			continue;
+		} else if (weight == 0 && (g->slot[l] = FEATURES_FD(member_spare, s, g, l)) >= 0) {
+			/* made before the reload asked: open, bound, listening, in the group */
+			FEATURES_CALL(member_joined, s, g, l, true);
+			fds[l] = baton_group_fd(s->grp[l], g->slot[l]);
+			continue;
 		} else {
 			int fd = FEATURES_FD(member_fd, s, l);	/* a passed SO_REUSEPORT socket first */
 
+			g->slot[l] = -1;
 			if (fd >= 0) {
 				g->slot[l] = baton_group_add(s->grp[l], fd, weight);	/* checked: not ours */
 				close(fd);	/* the group keeps its copy */
@@ -863,8 +877,11 @@ int start_reload_said(struct sup *s, int client, enum reload_origin origin, cons
 	}
 	s->reload = gi;
 	FEATURES_CALL(reload_started, s, gi);
-	state_save(s);
 	step(s, "started gen %d (pid %d, bind mode %s)", s->gen[gi].id, (int)s->gen[gi].pid, gen_mode(s, gi));
+	/* after the step, as the switch's: the new generation runs already,
+	 * and its start overlaps this write (a few ms for 1,024 listeners on
+	 * a disk, as the rename flushes the new file; little on /run's tmpfs) */
+	state_save(s);
 	return 0;
 }
 

@@ -19,6 +19,7 @@ void release_members(struct sup *s, struct gen *g);
 int live_gens(const struct sup *s);
 int alloc_gen(struct sup *s);
 int start_gen(struct sup *s, int from, uint32_t weight);
+bool gen_makes_member(struct sup *s, int l);
 void stop_gen(struct sup *s, struct gen *g);
 /* SIG to G's process by its pidfd (never a reused pid); 0 or -errno. */
 int gen_signal(struct sup *s, struct gen *g, int sig);

@@ -92,9 +92,15 @@ static bool slot_counts(struct sup *s, int l, int slot, uint64_t out[CNT_N])
 	return true;
 }
 
+bool metrics_slot_counts(struct sup *s, int l, int slot, uint64_t out[CNT_N])
+{
+	return slot_counts(s, l, slot, out);
+}
+
 void count_join(struct sup *s, struct gen *g, int l)
 {
-	slot_counts(s, l, g->slot[l], g->count[l].base);
+	if (!g->count[l].based)	/* a spare: counted since it was made, as G accepts what it holds */
+		slot_counts(s, l, g->slot[l], g->count[l].base);
 }
 
 /* A slot's counters only grow while one member holds it; a map that did
@@ -113,6 +119,7 @@ void count_leave(struct sup *s, struct gen *g, int l)
 		for (int k = 0; k < CNT_N; k++)
 			c->acc[k] += since(now[k], c->base[k]);
 	memset(c->base, 0, sizeof(c->base));
+	c->based = false;
 }
 
 bool gen_counts(struct sup *s, const struct gen *g, int l, uint64_t out[CNT_N])

@@ -13,6 +13,8 @@
 
 /* metrics.c: per-generation counters, and `baton status --metrics` */
 void count_join(struct sup *s, struct gen *g, int l);
+/* SLOT's counters in listener L's group now (false: none to read). */
+bool metrics_slot_counts(struct sup *s, int l, int slot, uint64_t out[CNT_N]);
 void count_leave(struct sup *s, struct gen *g, int l);
 /* What G's members on listener L counted, left or still in the group;
  * false in classic BPF mode (no counters). */
