@@ -11,7 +11,8 @@
 #include "core.h"
 
 int preload_setup(struct sup *s);      /* -1: the shim cannot carry the listeners (said why) */
-void preload_apply(struct sup *s);
+struct envb;
+int preload_apply(struct sup *s, struct envb *e);
 pid_t spawn(struct sup *s, int id, const int *fds, int *err);
 
 #endif
