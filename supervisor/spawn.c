@@ -256,9 +256,10 @@ CHILD_CODE static void exec_search(struct child *c)
 		exec_file(c, file);
 		return;
 	}
-	errno = !fl ? ENOENT : ENAMETOOLONG;
-	if (!fl || fl > NAME_MAX)
+	if (!fl || fl >= NAME_MAX) {
+		errno = !fl ? ENOENT : ENAMETOOLONG;
 		return;
+	}
 	for (;; p++) {
 		const char *end = strchrnul(p, ':');
 		size_t dl = (size_t)(end - p);
