@@ -182,7 +182,7 @@ struct child {
 	int cgfd;               /* bind mode: its cgroup's cgroup.procs, else -1 */
 	int nfd;                /* fds placed at 3.. */
 	const int *src;         /* ours, nfd of them: members, the shim's memfd, the handoff channel */
-	int *lifted;            /* nfd: SRC lifted above the target range */
+	int *lifted;            /* nfd: SRC, lifted above the target range if in it */
 	char *const *argv;
 	char *const *envp;
 	char *pid_digits;       /* LISTEN_PID's value, filled in by the child; or NULL */
@@ -317,12 +317,13 @@ CHILD_CODE static int child_main(void *arg)
 	 * adopts it. */
 	if (setsid() < 0)
 		setpgid(0, 0);
-	/* lift everything above the target range before placing it: the
-	 * listeners, the shim's map when it is in a memfd, then the handoff
-	 * channel (not a listener, so not in LISTEN_FDS; BATON_HANDOFF names
-	 * it) */
+	/* lift what lies in the target range above it before placing
+	 * anything: the listeners, the shim's map when it is in a memfd, then
+	 * the handoff channel (not a listener, so not in LISTEN_FDS;
+	 * BATON_HANDOFF names it). An fd already above it is safe where it
+	 * is: one syscall per listener instead of two. */
 	for (i = 0; i < c->nfd; i++)
-		c->lifted[i] = fcntl(c->src[i], F_DUPFD_CLOEXEC, top);
+		c->lifted[i] = c->src[i] >= top ? c->src[i] : fcntl(c->src[i], F_DUPFD_CLOEXEC, top);
 	for (i = 0; i < c->nfd; i++)
 		if (c->lifted[i] < 0 || dup2(c->lifted[i], 3 + i) < 0)
 			goto fail;
