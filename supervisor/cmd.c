@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "envbuild.h"
 #include "strv.h"
 #include "control.h"
 #include "core.h"
@@ -48,8 +49,9 @@ char **env_merge(char *const *cur, char *const *changes)
 	return out;
 }
 
-/* In the child, before exec: what reloads set or unset. */
-void env_apply(char *const *env)
+/* Into a generation's environment, before its spawn: what reloads set or
+ * unset. 0 or -ENOMEM. */
+int env_apply(struct envb *e, char *const *env)
 {
 	for (size_t i = 0; env && env[i]; i++) {
 		size_t kl = key_len(env[i]);
@@ -59,11 +61,12 @@ void env_apply(char *const *env)
 			continue;
 		memcpy(key, env[i], kl);
 		key[kl] = '\0';
-		if (env[i][kl] == '=')
-			setenv(key, env[i] + kl + 1, 1);
-		else
-			unsetenv(key);
+		if (env[i][kl] != '=')
+			envb_unset(e, key);
+		else if (envb_set(e, key, env[i] + kl + 1))
+			return -ENOMEM;
 	}
+	return 0;
 }
 
 char *const *cmd_argv(const struct sup *s)

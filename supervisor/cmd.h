@@ -11,7 +11,8 @@
 
 /* cmd.c: the command and environment in force, and a reload's */
 char **env_merge(char *const *cur, char *const *changes);
-void env_apply(char *const *env);
+struct envb;
+int env_apply(struct envb *e, char *const *env);
 char *const *cmd_argv(const struct sup *s);
 char *const *cmd_env(const struct sup *s);
 void cmd_commit(struct sup *s);

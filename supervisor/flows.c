@@ -12,6 +12,7 @@
 
 #include "control.h"
 #include "core.h"
+#include "envbuild.h"
 #include "flows.h"
 #include "gen.h"
 #include "health.h"
@@ -74,17 +75,17 @@ void flows_gen_start(struct sup *s, struct gen *g)
 	}
 }
 
-/* In the child, before exec. */
-void flows_env(const struct sup *s, int id)
+/* Into generation ID's environment, before its spawn. 0 or -ENOMEM. */
+int flows_env(const struct sup *s, int id, struct envb *e)
 {
 	char num[8];
 
 	if (!any_quic(s)) {
-		unsetenv("BATON_QUIC_CID_BYTE");	/* an outer baton's marker is not ours */
-		return;
+		envb_unset(e, "BATON_QUIC_CID_BYTE");	/* an outer baton's marker is not ours */
+		return 0;
 	}
 	snprintf(num, sizeof(num), "%d", gen_marker(id));
-	setenv("BATON_QUIC_CID_BYTE", num, 1);
+	return envb_set(e, "BATON_QUIC_CID_BYTE", num);
 }
 
 static struct sup_flows *state(struct sup *s)

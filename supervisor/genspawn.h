@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* Starting a generation's process (spawn.c): the preload shim's map and
- * the fork and exec with LISTEN_FDS. Not named spawn.h: with -Isupervisor
+ * the clone and exec with LISTEN_FDS. Not named spawn.h: with -Isupervisor
  * that would hide the C library's <spawn.h>. */
 #ifndef BATON_SUP_GENSPAWN_H
 #define BATON_SUP_GENSPAWN_H
@@ -11,7 +11,8 @@
 #include "core.h"
 
 int preload_setup(struct sup *s);      /* -1: the shim cannot carry the listeners (said why) */
-void preload_apply(struct sup *s);
+struct envb;
+int preload_apply(struct sup *s, struct envb *e);
 pid_t spawn(struct sup *s, int id, const int *fds, int *err);
 
 #endif

@@ -110,7 +110,7 @@ int handoff_open(struct sup *s)
 	h->spawn_gi = -1;
 	h->spawn_prev = -1;
 	for (int i = 0; i < MAX_GENS; i++)
-		h->ch[i] = (struct chan){ .sup = -1, .gen = -1, .mslot = -1, .lift = { -1, -1 } };
+		h->ch[i] = (struct chan){ .sup = -1, .gen = -1, .mslot = -1 };
 	for (int i = 0; i < HANDOFF_WAKES; i++)
 		h->p[i] = (struct pending){ .wake = -1 };
 	if (!stat("/proc/self/ns/net", &st))
@@ -459,7 +459,7 @@ void ho_ch_close(struct sup *s, int gi)
 		h->map->chan[c->mslot] = (struct handoff_chan){ .fd = { -1, -1 }, .alt_fd = -1 };
 	}
 	/* the map index stays: status shows the answers of an ended generation */
-	*c = (struct chan){ .sup = -1, .gen = -1, .mslot = c->mslot, .lift = { -1, -1 } };
+	*c = (struct chan){ .sup = -1, .gen = -1, .mslot = c->mslot };
 }
 
 int ho_ch_watch(struct sup *s, int gi)

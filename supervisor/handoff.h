@@ -20,7 +20,8 @@ void handoff_tick(struct sup *s, long long now);
 bool handoff_busy(const struct sup *s);
 void handoff_gen_start(struct sup *s, int gi);
 void handoff_gen_stop(struct sup *s, struct gen *g);
-int handoff_child_lift(struct sup *s, int top);	/* in spawn's child: 0, 2 or 3 fds to place */
-int handoff_child_place(struct sup *s, int base);
+struct envb;
+int handoff_spawn_fds(const struct sup *s, int fd[3]);	/* 0, 2 or 3 fds the generation inherits */
+int handoff_env(const struct sup *s, struct envb *e, int base);
 
 #endif

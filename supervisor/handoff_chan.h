@@ -32,7 +32,6 @@ struct chan {
 	bool rescan;          /* taken back: what waits in it is forwarded anew */
 	int used;             /* messages read in this window */
 	long long window_end;
-	int lift[2];          /* in the forked child: the ends lifted out of the way */
 };
 
 struct handoff {
@@ -44,7 +43,6 @@ struct handoff {
 	uint32_t next_token;
 	int spawn_gi;         /* the slot handoff_gen_start made a channel for, -1: none */
 	int spawn_prev;       /* the serving generation's slot, whose end the new one keeps too; -1 */
-	int prev_lift;        /* in the forked child: that end lifted out of the way */
 	bool orphans_done;    /* channels of generations that ended while no supervisor ran: read */
 	unsigned long long moving;  /* inode of the give being moved (see moving_ino), 0: none */
 	unsigned long long netns;   /* inode of our network namespace: the listeners' */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* Idle-connection handoff (part of handoff.c's feature): a generation's
- * channel, made before its spawn, placed in the forked child and closed at
- * its stop; and the channels a previous supervisor's generations still
+ * channel, made before its spawn, given to it as inherited fds and closed
+ * at its stop; and the channels a previous supervisor's generations still
  * hold, taken back with pidfd_getfd. */
 
 #include <errno.h>
@@ -14,6 +14,7 @@
 
 #include "bindmode.h"
 #include "core.h"
+#include "envbuild.h"
 #include "handoff.h"
 #include "handoff_chan.h"
 #include "util.h"
@@ -241,51 +242,45 @@ void handoff_gen_start(struct sup *s, int gi)
 	}
 }
 
-/* In the forked child, before its fds are placed: the channel's ends go
- * above TOP, out of the way. Returns how many fds it places after the
- * listeners (0 or 2). */
-int handoff_child_lift(struct sup *s, int top)
+/* Before the spawn: the fds the generation gets after its listeners (and
+ * the shim's memfd), in FD: the channel's ends, the generation's then ours
+ * (kept for a supervisor that takes it back), and the serving generation's
+ * supervisor end (the old one may exit while no supervisor runs, with
+ * connections it gave in the queue). Returns how many: 0, 2 or 3. */
+int handoff_spawn_fds(const struct sup *s, int fd[3])
 {
-	struct handoff *h = s->handoff;
-	struct chan *c;
+	const struct handoff *h = s->handoff;
+	const struct chan *c;
 
 	if (!h || h->spawn_gi < 0)
 		return 0;
 	c = &h->ch[h->spawn_gi];
-	c->lift[0] = fcntl(c->gen, F_DUPFD_CLOEXEC, top);
-	c->lift[1] = fcntl(c->sup, F_DUPFD_CLOEXEC, top);
+	fd[0] = c->gen;
+	fd[1] = c->sup;
 	if (h->spawn_prev < 0)
 		return 2;
-	h->prev_lift = fcntl(h->ch[h->spawn_prev].sup, F_DUPFD_CLOEXEC, top);
+	fd[2] = h->ch[h->spawn_prev].sup;
 	return 3;
 }
 
-/* In the forked child, after the listeners: the channel's ends as BASE (the
- * generation's) and BASE + 1 (ours, kept for a supervisor that takes it
- * back), and the serving generation's supervisor end as BASE + 2 (the old
- * one may exit while no supervisor runs, with connections it gave in the
- * queue), inherited, and named in BATON_HANDOFF. -1: cannot (errno). */
-int handoff_child_place(struct sup *s, int base)
+/* Before the spawn, into the generation's environment: BATON_HANDOFF,
+ * naming those fds as placed from BASE. 0 or -ENOMEM. */
+int handoff_env(const struct sup *s, struct envb *e, int base)
 {
-	struct handoff *h = s->handoff;
-	struct chan *c;
+	const struct handoff *h = s->handoff;
 	char env[4096 + 256];
 	size_t off;
 
 	if (!h || h->spawn_gi < 0)
 		return 0;
-	c = &h->ch[h->spawn_gi];
-	if (c->lift[0] < 0 || c->lift[1] < 0 || dup2(c->lift[0], base) < 0 || dup2(c->lift[1], base + 1) < 0 ||
-	    (h->spawn_prev >= 0 && (h->prev_lift < 0 || dup2(h->prev_lift, base + 2) < 0)))
-		return -1;
-	off = (size_t)snprintf(env, sizeof(env), "v2;%d;", c->mslot);
+	off = (size_t)snprintf(env, sizeof(env), "v2;%d;", h->ch[h->spawn_gi].mslot);
 	for (int l = 0, n = 0; l < s->nl && off < sizeof(env); l++)
 		if (s->spec[l].handoff == BATON_HANDOFF_IDLE && s->spec[l].proto == BATON_PROTO_TCP)
 			off += (size_t)snprintf(env + off, sizeof(env) - off, "%s%d", n++ ? "," : "", l);
 	if (off < sizeof(env))
 		snprintf(env + off, sizeof(env) - off, ";%d;%d;%d;%s", base, base + 1,
 			 h->spawn_prev >= 0 ? base + 2 : -1, h->map_path);
-	return setenv("BATON_HANDOFF", env, 1);
+	return envb_set(e, "BATON_HANDOFF", env);
 }
 
 /* G is told to stop: its idle connections go to the serving generation,

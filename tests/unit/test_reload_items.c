@@ -11,6 +11,7 @@
 
 #include "harness.h"
 #include "../../supervisor/cmd.h"
+#include "../../supervisor/envbuild.h"
 #include "../../supervisor/strv.h"
 #include "../../supervisor/gen.h"
 #include "fakesup.h"
@@ -71,15 +72,20 @@ TEST(reload_items_env_changes_keep_one_entry_per_key)
 	ASSERT_STREQ(env[0], "B");	/* "B": unset in the generation */
 	ASSERT_STREQ(env[1], "C=");
 	ASSERT_STREQ(env[2], "A=4");
-	setenv("B", "inherited", 1);
-	unsetenv("C");
-	env_apply(env);
-	ASSERT_TRUE(getenv("B") == NULL);
-	ASSERT_STREQ(getenv("C"), "");
-	ASSERT_STREQ(getenv("A"), "4");
+	{
+		char *inherited[] = { "B=inherited", "D=kept", NULL };
+		struct envb e;
+
+		ASSERT_EQ(envb_init(&e, inherited), 0);
+		ASSERT_EQ(env_apply(&e, env), 0);
+		ASSERT_TRUE(envb_get(&e, "B") == NULL);
+		ASSERT_STREQ(envb_get(&e, "C"), "");
+		ASSERT_STREQ(envb_get(&e, "A"), "4");
+		ASSERT_STREQ(envb_get(&e, "D"), "kept");
+		ASSERT_EQ((int)e.n, 3);
+		envb_free(&e);
+	}
 	strv_free(env);
-	unsetenv("A");
-	unsetenv("C");
 }
 
 static char spawned[64];
