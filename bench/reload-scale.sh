@@ -163,7 +163,7 @@ for n in $SIZES; do
 	read -r cpu rss fds <<<"$cost"
 	COST+=("$(printf '%-10s %10s %10s %10s %14s' "$n" "$cpu" "$rss" "$fds" "$same/$R")")
 done
-echo "ms; prepare = reload request to the new generation's start (members opened and added, fork);"
+echo "ms; prepare = reload request to the new generation's start (members opened and added, or spares taken; the clone and exec);"
 echo "switch = its readiness to every listener switched; own = prepare + switch (goal for 1,024: <= 5 ms p99);"
 echo "spares = the fewest members a reload found made before it was asked (supervisor/spare.c; the rest it made)"
 echo

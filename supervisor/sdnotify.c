@@ -310,17 +310,20 @@ bool sdn_is_unit(const struct sup *s, ino_t ino)
 	return false;
 }
 
+/* Whether systemd passed any .socket unit's socket. */
+static bool has_unit(const struct sup *s)
+{
+	for (int i = 0; s->sd && i < s->sd->n; i++)
+		if (s->sd->p[i].unit)
+			return true;
+	return false;
+}
+
 /* Whether FD is a .socket unit's socket: without any (not under systemd,
  * or no .socket unit), no fstat of each member at every reload. */
 static bool fd_is_unit(const struct sup *s, int fd)
 {
-	int i;
-
-	if (fd < 0 || !s->sd)
-		return false;
-	for (i = 0; i < s->sd->n && !s->sd->p[i].unit; i++)
-		;
-	return i < s->sd->n && sdn_is_unit(s, fd_ino(fd));
+	return fd >= 0 && has_unit(s) && sdn_is_unit(s, fd_ino(fd));
 }
 
 void sdn_unstore_fd(struct sup *s, int l, int fd)
@@ -333,7 +336,9 @@ void sdn_unstore_fd(struct sup *s, int l, int fd)
  * never shuts it down (baton_group_set_foreign). */
 void sdn_mark_foreign(struct sup *s)
 {
-	for (int l = 0; s->sd && s->grp && l < s->nl; l++)
+	if (!has_unit(s))
+		return;	/* no .socket unit: not a look at every slot of every listener at each start */
+	for (int l = 0; s->grp && l < s->nl; l++)
 		for (int slot = 0; s->grp[l] && slot < BATON_MAX_SLOTS; slot++) {
 			int fd = baton_group_fd(s->grp[l], slot);
 
