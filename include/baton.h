@@ -307,6 +307,14 @@ int baton_group_set_down(struct baton_group *g, int slot, bool down);
  * owner never sees a hang-up. baton_group_remove still closes baton's copy. */
 int baton_group_set_foreign(struct baton_group *g, int slot, bool foreign);
 
+/* Holds SLOT in reserve (RESERVE true) or releases it: a member kept for
+ * later, listening in the group (a supervisor's spare for its next
+ * generation), takes no new connections whatever its weight, and is never
+ * among the healthy members that share the traffic when every slot with
+ * weight is down. Only the kernel's own hash, which the program leaves the
+ * choice to when no slot of the listener takes traffic, can still reach it. */
+int baton_group_set_reserve(struct baton_group *g, int slot, bool reserve);
+
 /* Whether SLOT is fenced; false for NULL, a slot out of range or without a
  * member. baton_group_flags tells those apart. */
 bool baton_group_fenced(const struct baton_group *g, int slot);
@@ -314,6 +322,7 @@ bool baton_group_fenced(const struct baton_group *g, int slot);
 #define BATON_SLOT_FENCED 0x1u   /* baton_group_fence: listener shut down */
 #define BATON_SLOT_DOWN   0x2u   /* baton_group_set_down: steered away */
 #define BATON_SLOT_FOREIGN 0x4u  /* baton_group_set_foreign: never shut down */
+#define BATON_SLOT_RESERVE 0x8u  /* baton_group_set_reserve: held for later, no traffic */
 
 /* SLOT's BATON_SLOT_* bits (0: taking its weight), or -EINVAL (NULL, slot
  * out of range) or -ENOENT (no member in SLOT). */

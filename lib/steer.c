@@ -839,6 +839,21 @@ int baton_group_set_down(struct baton_group *g, int slot, bool down)
 	return publish(g);
 }
 
+/* Only a policy that could pick it changes: one with weight, or the
+ * spread over healthy members when every weighted one is down. A reserve
+ * made without weight is no commit of the set (a spare per listener). */
+int baton_group_set_reserve(struct baton_group *g, int slot, bool reserve)
+{
+	int r;
+
+	if ((r = steer_slot_check(g, slot)))
+		return r;
+	if (g->m[slot].reserve == reserve)
+		return 0;
+	g->m[slot].reserve = reserve;
+	return g->m[slot].weight || steer_fallback_spread(g) ? publish(g) : 0;
+}
+
 bool baton_group_fenced(const struct baton_group *g, int slot)
 {
 	return steer_slot_ok(g, slot) && g->m[slot].fenced;
@@ -851,7 +866,7 @@ int baton_group_flags(const struct baton_group *g, int slot)
 	if (r)
 		return r;
 	return (int)((g->m[slot].fenced ? BATON_SLOT_FENCED : 0) | (g->m[slot].down ? BATON_SLOT_DOWN : 0) |
-		     (g->m[slot].foreign ? BATON_SLOT_FOREIGN : 0));
+		     (g->m[slot].foreign ? BATON_SLOT_FOREIGN : 0) | (g->m[slot].reserve ? BATON_SLOT_RESERVE : 0));
 }
 
 int baton_group_set_foreign(struct baton_group *g, int slot, bool foreign)

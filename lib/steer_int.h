@@ -88,10 +88,11 @@ struct member {
 	int fd;           /* baton's copy; -1 when the slot is free */
 	uint32_t weight;
 	int backlog;      /* read before fencing, for listen() on unfence */
-	bool fenced;
-	bool down;        /* the health watch found it unhealthy: no traffic */
-	bool foreign;     /* baton_group_set_foreign: its owner keeps it listening */
-	bool fence_due;   /* fenced inside a transaction: shut down at its commit */
+	bool fenced : 1;
+	bool down : 1;      /* the health watch found it unhealthy: no traffic */
+	bool foreign : 1;   /* baton_group_set_foreign: its owner keeps it listening */
+	bool fence_due : 1; /* fenced inside a transaction: shut down at its commit */
+	bool reserve : 1;   /* baton_group_set_reserve: held for later, no traffic */
 	uint64_t cookie;  /* SO_COOKIE: the same socket cannot join twice */
 };
 

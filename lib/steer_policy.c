@@ -11,7 +11,7 @@ uint32_t steer_eff_weight(const struct baton_group *g, int slot)
 {
 	if (g->m[slot].fd < 0)
 		return steer_pin_weight(g, slot);
-	return !g->m[slot].fenced && !g->m[slot].down ? g->m[slot].weight : 0;
+	return !g->m[slot].fenced && !g->m[slot].down && !g->m[slot].reserve ? g->m[slot].weight : 0;
 }
 
 /* When every slot with weight is down, the healthy members share the
@@ -34,7 +34,7 @@ static uint32_t pick_weight(const struct baton_group *g, int slot, bool spread)
 {
 	if (!spread)
 		return steer_eff_weight(g, slot);
-	return g->m[slot].fd >= 0 && !g->m[slot].fenced && !g->m[slot].down;
+	return g->m[slot].fd >= 0 && !g->m[slot].fenced && !g->m[slot].down && !g->m[slot].reserve;
 }
 
 /* Integer weights with a sum of at most MAX that keep each slot's share

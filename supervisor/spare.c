@@ -24,6 +24,7 @@ struct spares {
 	uint64_t (*base)[CNT_N]; /* its slot's counters when it was made: what it takes from then on is
 				  * the generation's, which accepts it */
 	bool *exposed;  /* it could have been handed connections (see spare_tick) */
+	uint64_t commits; /* the steering set's commits at the last look (watch_exposed) */
 	int next;       /* the listener the next batch starts at */
 	int count;      /* spares held */
 	int taken;      /* spares the reload under way took */
@@ -94,6 +95,11 @@ static int make_one(struct sup *s, struct spares *p, int l)
 	slot = baton_group_add_made(s->grp[l], fd, 0);	/* the group keeps FD, or closes it */
 	if (slot < 0)
 		return slot;
+	/* never among the members a spread over healthy ones picks */
+	if (baton_group_set_reserve(s->grp[l], slot, true)) {
+		baton_group_remove(s->grp[l], slot);
+		return -EIO;
+	}
 	p->slot[l] = slot;
 	p->ino[l] = fstat(baton_group_fd(s->grp[l], slot), &st) ? 0 : st.st_ino;
 	metrics_slot_counts(s, l, slot, p->base[l]);
@@ -103,8 +109,8 @@ static int make_one(struct sup *s, struct spares *p, int l)
 }
 
 /* Whether listener L's serving member takes its connections: else the
- * program may spread them over members without weight, or hand the choice
- * to the kernel's hash, and a spare is among the candidates of both. */
+ * program may hand the choice to the kernel's hash, and a spare is among
+ * its candidates (it is in reserve: never the program's own pick). */
 static bool served(const struct sup *s, int l)
 {
 	const struct gen *g = s->active >= 0 ? &s->gen[s->active] : NULL;
@@ -114,12 +120,35 @@ static bool served(const struct sup *s, int l)
 	return !(baton_group_flags(s->grp[l], g->slot[l]) & (BATON_SLOT_FENCED | BATON_SLOT_DOWN));
 }
 
+/* Whether the steering set put a policy in force since the last look: a
+ * listener may have had no member taking traffic in between, too briefly
+ * for a tick to see it (a generation that exits and the flip back). */
+static bool policy_moved(struct sup *s, struct spares *p)
+{
+	struct baton_steerset_stats st;
+
+	if (baton_steerset_stats(s->set, &st, sizeof(st)) <= 0 || st.commits == p->commits)
+		return false;
+	p->commits = st.commits;
+	return true;
+}
+
+/* Whether listener L's spare holds connections. */
+static bool holds(struct sup *s, struct spares *p, int l)
+{
+	struct baton_queue q;
+
+	return !baton_group_queue(s->grp[l], p->slot[l], &q) && q.len;
+}
+
 /* Spares that could have taken connections while the serving member did
- * not (a fence, a frozen owner steered away) are retired once it serves
+ * not (a fence, a frozen owner steered away, seen by a tick or found in
+ * the spare's queue after a policy change) are retired once it serves
  * again, so nothing waits in a socket nobody accepts from; the next batch
  * makes them again. A reload under way takes them with what they hold. */
 static void watch_exposed(struct sup *s, struct spares *p)
 {
+	bool moved_policy = policy_moved(s, p);
 	int l, moved = 0;
 
 	for (l = 0; l < s->nl; l++) {
@@ -127,7 +156,10 @@ static void watch_exposed(struct sup *s, struct spares *p)
 			continue;
 		if (!served(s, l)) {
 			p->exposed[l] = true;
-		} else if (p->exposed[l] && s->reload < 0) {
+		} else if (!p->exposed[l] && moved_policy) {
+			p->exposed[l] = holds(s, p, l);
+		}
+		if (p->exposed[l] && served(s, l) && s->reload < 0) {
 			drop(s, p, l);
 			moved++;
 		}
@@ -207,6 +239,8 @@ int spare_take(struct sup *s, struct gen *g, int l)
 	if (!p || p->slot[l] < 0)
 		return -1;
 	slot = p->slot[l];
+	if (baton_group_set_reserve(s->grp[l], slot, false))
+		return -1;	/* the member is made as before; the spare stays one */
 	g->member_ino[l] = p->ino[l];
 	memcpy(g->count[l].base, p->base[l], sizeof(p->base[l]));
 	g->count[l].based = true;

@@ -104,6 +104,35 @@ TEST(policy_standby_takes_over_when_every_weighted_slot_is_down)
 	free(g);
 }
 
+/* A member in reserve (a supervisor's spare for its next generation) is
+ * never picked: not for its weight, and not by the spread when the primary
+ * is down, which the standby takes alone. */
+TEST(policy_a_member_in_reserve_is_neither_weighted_nor_a_standby)
+{
+	int slots[] = { 0, 1, 2 };
+	uint32_t w[] = { 1, 0, 0 };
+	struct baton_group *g = policy_group(slots, w, 3);
+	struct baton_steer_cfg cfg;
+
+	g->m[2].reserve = true;
+	g->m[0].down = true;
+	ASSERT_TRUE(steer_fallback_spread(g));
+	steer_build_table(g, &cfg);
+	ASSERT_EQ(cfg.n, 1);
+	ASSERT_EQ(table_hits(&cfg, 1), 1);
+	ASSERT_EQ(table_hits(&cfg, 2), 0);
+	/* weight does not make it take traffic either, until it is released */
+	g->m[0].down = false;
+	g->m[2].weight = 3;
+	ASSERT_EQ(steer_eff_weight(g, 2), 0);
+	steer_build_table(g, &cfg);
+	ASSERT_EQ(table_hits(&cfg, 2), 0);
+	g->m[2].reserve = false;
+	steer_build_table(g, &cfg);
+	ASSERT_EQ(table_hits(&cfg, 2), 3);
+	free(g);
+}
+
 TEST(policy_scaling_keeps_shares_and_every_weighted_slot)
 {
 	int slots[BATON_MAX_SLOTS];
