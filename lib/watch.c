@@ -528,11 +528,13 @@ static void emit(struct baton_watch *w, enum baton_watch_event_type type, int sl
 		w->o.on_event(w->o.ctx, &ev);
 }
 
-/* Another member that is up: only then is steering away worth anything. */
+/* Another member that is up: only then is steering away worth anything.
+ * One held in reserve takes nothing, so it does not count. */
 static bool others_up(const struct baton_watch *w, int slot)
 {
 	for (int s = 0; s < BATON_MAX_SLOTS; s++)
-		if (s != slot && baton_group_fd(w->g, s) >= 0 && !(w->m[s] && w->m[s]->down))
+		if (s != slot && baton_group_fd(w->g, s) >= 0 && !(w->m[s] && w->m[s]->down) &&
+		    !(baton_group_flags(w->g, s) & BATON_SLOT_RESERVE))
 			return true;
 	return false;
 }
