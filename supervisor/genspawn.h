@@ -14,5 +14,6 @@ int preload_setup(struct sup *s);      /* -1: the shim cannot carry the listener
 struct envb;
 int preload_apply(struct sup *s, struct envb *e);
 pid_t spawn(struct sup *s, int id, const int *fds, int *err);
+int spawn_fd_after_map(const struct sup *s);	/* a shim generation's first fd past its listeners and map */
 
 #endif

@@ -15,6 +15,7 @@
 #include "bindmode.h"
 #include "core.h"
 #include "envbuild.h"
+#include "genspawn.h"
 #include "handoff.h"
 #include "handoff_chan.h"
 #include "util.h"
@@ -189,7 +190,7 @@ void handoff_gen_start(struct sup *s, int gi)
 	struct handoff *h = s->handoff;
 	struct chan *c;
 	struct stat a, b;
-	int sv[2], m;
+	int sv[2], m, base;
 
 	if (!h)
 		return;
@@ -229,7 +230,8 @@ void handoff_gen_start(struct sup *s, int gi)
 		c->sup = c->gen = -1;
 		return;
 	}
-	h->map->chan[m] = (struct handoff_chan){ .fd = { 3 + s->nl, 4 + s->nl }, .id = (uint32_t)c->id,
+	base = spawn_fd_after_map(s);	/* where spawn puts the channel: past the map's memfd too */
+	h->map->chan[m] = (struct handoff_chan){ .fd = { base, base + 1 }, .id = (uint32_t)c->id,
 						 .ino = { (uint64_t)b.st_ino, (uint64_t)a.st_ino }, .alt_fd = -1 };
 	h->spawn_gi = gi;
 	h->spawn_prev = -1;
@@ -237,7 +239,7 @@ void handoff_gen_start(struct sup *s, int gi)
 		struct handoff_chan *pc = &h->map->chan[h->ch[s->active].mslot];
 
 		h->spawn_prev = s->active;
-		pc->alt_fd = 5 + s->nl;
+		pc->alt_fd = base + 2;
 		pc->alt_id = (uint32_t)c->id;
 	}
 }

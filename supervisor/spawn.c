@@ -395,6 +395,14 @@ static pid_t clone_child(struct child *c)
 	return pid;
 }
 
+/* In a generation with the shim: its first fd after the listeners (3..)
+ * and the preload map's memfd, when the map is in one. The handoff
+ * channel goes there, and the map of channels records it so. */
+int spawn_fd_after_map(const struct sup *s)
+{
+	return 3 + s->nl + (s->preload_lib[0] && s->preload_memfd >= 0 ? 1 : 0);
+}
+
 /* Starts generation ID with FDS (its members) as fds 3.. (systemd's
  * protocol). A failure before or at the exec is an error here (the child's
  * errno, the child reaped), not a mysterious exit 127 later. */
@@ -420,7 +428,7 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 	c.argv = cmd_argv(s);
 	fdv = calloc(2 * (size_t)c.nfd + 1, sizeof(*fdv));
 	c.sh_argv = calloc(strv_len(c.argv) + 2, sizeof(*c.sh_argv));
-	if (!fdv || !c.sh_argv || child_env(s, id, &c, &env, n, 3 + n + extra, nh))
+	if (!fdv || !c.sh_argv || child_env(s, id, &c, &env, n, c.cgfd < 0 ? spawn_fd_after_map(s) : 3, nh))
 		goto out;
 	memcpy(fdv, fds, (size_t)n * sizeof(*fdv));
 	if (extra)
