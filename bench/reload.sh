@@ -40,9 +40,10 @@ graceful restart beside baton run + each with ?handoff=idle; with wrk's socket
 errors. --wrk-only prints that table only.
 Last, the steady state without reloads: wrk -t2 -c$WRK_CONC keep-alive against
 baton run + nginx with and without ?handoff=idle, $STEADY_ROUNDS alternating
-rounds of ${STEADY_SECS}s each (environment: STEADY_ROUNDS, STEADY_SECS),
-requests/s per round and the ratio of the medians (what the handoff costs
-while nothing reloads). --steady-only prints that row only.
+rounds of ${STEADY_SECS}s each in ABBA order (environment: STEADY_ROUNDS,
+STEADY_SECS), requests/s per round, the ratio of the medians, and the median
+of each round's ratio, the pair that ran back to back (what the handoff
+costs while nothing reloads). --steady-only prints that row only.
 Needs root (network namespace, eBPF). Build first: make.
 EOF
 }
@@ -547,10 +548,16 @@ steady_row() {
 	fi
 	steady_sup splain 8092 ""
 	steady_sup shand 8093 "&handoff=idle"
-	# alternating, so that whatever else runs on the machine hits both alike
+	# alternating, so that whatever else runs on the machine hits both
+	# alike, and in ABBA order, so that neither always runs first
 	for r in $(seq "$STEADY_ROUNDS"); do
-		plain+=("$(steady_rate 8092)")
-		hand+=("$(steady_rate 8093)")
+		if [ $((r % 2)) = 1 ]; then
+			plain+=("$(steady_rate 8092)")
+			hand+=("$(steady_rate 8093)")
+		else
+			hand+=("$(steady_rate 8093)")
+			plain+=("$(steady_rate 8092)")
+		fi
 	done
 	"$B" stop splain >/dev/null 2>&1 || true
 	"$B" stop shand >/dev/null 2>&1 || true
@@ -561,7 +568,11 @@ steady_row() {
 	printf '%-34s %9s  %s\n' config median rounds
 	printf '%-34s %9s  %s\n' "baton run + nginx" "$mp" "${plain[*]}"
 	printf '%-34s %9s  %s\n' "baton run + nginx ?handoff=idle" "$mh" "${hand[*]}"
-	awk -v h="$mh" -v p="$mp" 'BEGIN {if (p > 0) printf "ratio of medians handoff/plain: %.3f (goal >= 0.97)\n", h / p}'
+	awk -v h="$mh" -v p="$mp" 'BEGIN {if (p > 0) printf "ratio of medians handoff/plain: %.3f\n", h / p}'
+	# each round's pair ran back to back: its ratio is the least disturbed
+	paste <(printf '%s\n' "${hand[@]}") <(printf '%s\n' "${plain[@]}") |
+		awk '$2 > 0 {print $1 / $2}' | sort -g |
+		awk '{a[NR]=$1} END {if (NR) printf "median of per-round ratios handoff/plain: %.3f (rounds in ABBA order; goal >= 0.97)\n", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'
 }
 
 if [ "$STEADY_ONLY" = 1 ]; then
