@@ -156,10 +156,11 @@ static void watch_exposed(struct sup *s, struct spares *p)
 			continue;
 		if (!served(s, l)) {
 			p->exposed[l] = true;
-		} else if (!p->exposed[l] && moved_policy) {
-			p->exposed[l] = holds(s, p, l);
+			continue;
 		}
-		if (p->exposed[l] && served(s, l) && s->reload < 0) {
+		if (!p->exposed[l] && moved_policy)
+			p->exposed[l] = holds(s, p, l);
+		if (p->exposed[l] && s->reload < 0) {
 			drop(s, p, l);
 			moved++;
 		}
