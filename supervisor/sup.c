@@ -134,6 +134,54 @@ static int features_wait_ms(const struct sup *s, long long now)
  * stalled (stopped, or starved): said in the log */
 #define LOOP_STALL_MS 500
 
+/* When the loop's last wait returned: wall clock and this thread's CPU
+ * time, in ms. */
+struct loop_clock {
+	long long wall, cpu;
+};
+
+static long long thread_cpu_ms(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts))
+		return 0;
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void loop_clock_mark(struct loop_clock *c)
+{
+	c->wall = baton_mono_ms();
+	c->cpu = thread_cpu_ms();
+}
+
+static void stall_say(struct sup *s, long long ms)
+{
+	say_warn(s, "the supervisor did not run for %lld ms (stopped, or starved of CPU): what the generations said "
+		    "and did meanwhile is read before any timeout is judged", ms);
+}
+
+/* Before a wait, at START: the work since the last wait returned that was
+ * wall time but not this thread's CPU (a SIGSTOP while it answered a
+ * client shows only here), said when over LOOP_STALL_MS. */
+static void loop_stall_work(struct sup *s, const struct loop_clock *c, long long start)
+{
+	long long off = (start - c->wall) - (thread_cpu_ms() - c->cpu);
+
+	if (off > LOOP_STALL_MS)
+		stall_say(s, off);
+}
+
+/* At the return of a wait that began at START and asked for WAIT_MS (-1:
+ * no bound): the time past what it asked, said before the events are
+ * read; and the return, marked. */
+static void loop_stall_wait(struct sup *s, struct loop_clock *c, long long start, int wait_ms)
+{
+	loop_clock_mark(c);
+	if (wait_ms >= 0 && c->wall - start > wait_ms + LOOP_STALL_MS)
+		stall_say(s, c->wall - start - wait_ms);
+}
+
 static void tick(struct sup *s)
 {
 	long long now = baton_mono_ms();
@@ -575,6 +623,7 @@ int sup_run(const struct sup_config *cfg)
 	struct sup sv, *s = &sv;
 	int i, l, r;
 	bool upgraded, keep_state = false;
+	struct loop_clock lclock;
 	size_t off = 0;
 
 	if (sup_init(s, cfg, &sup_default_ops)) {
@@ -619,15 +668,17 @@ int sup_run(const struct sup_config *cfg)
 	}
 	if (upgraded)
 		upgrade_finish(s);
+	loop_clock_mark(&lclock);
 	for (;;) {
 		struct epoll_event ev[16];
-		long long waited;
+		long long start;
 		int n, wait_ms;
 
 		if (s->stopping && !live_gens(s))
 			break;
-		wait_ms = busy(s) ? TICK_MS : features_wait_ms(s, baton_mono_ms());
-		waited = baton_mono_ms();
+		start = baton_mono_ms();
+		loop_stall_work(s, &lclock, start);
+		wait_ms = busy(s) ? TICK_MS : features_wait_ms(s, start);
 		n = epoll_wait(s->epfd, ev, 16, wait_ms);
 		if (n < 0 && errno == EINTR) {
 			/* a stop (SIGSTOP, then SIGCONT) ends the wait with EINTR
@@ -635,10 +686,7 @@ int sup_run(const struct sup_config *cfg)
 			 * any timeout */
 			n = epoll_wait(s->epfd, ev, 16, 0);
 		}
-		waited = baton_mono_ms() - waited;
-		if (wait_ms >= 0 && waited > wait_ms + LOOP_STALL_MS)
-			say_warn(s, "the supervisor did not run for %lld ms (stopped, or starved of CPU): what the "
-				    "generations said and did meanwhile is read before any timeout is judged", waited);
+		loop_stall_wait(s, &lclock, start, wait_ms);
 		for (i = 0; i < n; i++) {
 			uint32_t tag = ev[i].data.u32;
 
