@@ -76,6 +76,9 @@ CLI_SRC  := $(wildcard cli/*.c) $(wildcard supervisor/*.c) $(wildcard common/*.c
 CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
 TEST_SRC := tests/runner.c tests/helpers.c tests/sv.c $(wildcard tests/unit/*.c) $(wildcard tests/integ/*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
+# the runner with one test that leaves processes behind, which the runner
+# must end: run by tests/unit/test_runner.c, never part of the suite
+RUNNER_FIXTURE_OBJ := $(BUILD)/obj/tests/runner.o $(BUILD)/obj/tests/runner_fixture.o
 # bench/benchlib.c is no program: what the programs share, linked into each
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(filter-out bench/benchlib.c,$(wildcard bench/*.c)))
 SKELS    := $(BPFDIR)/steer.skel.h $(BPFDIR)/sockiter.skel.h $(BPFDIR)/bindhook.skel.h $(BPFDIR)/sigwatch.skel.h
@@ -90,7 +93,7 @@ TEST_OBJ += $(BUILD)/obj/cli/lsfmt.o $(BUILD)/obj/cli/lsjson.o $(patsubst %.c,$(
 # what make install copies (a package build needs only these)
 INSTALLABLES := $(BUILD)/baton $(BUILD)/libbaton-preload.so $(BUILD)/libbaton.so.$(VERSION) \
 	$(BUILD)/$(SONAME) $(BUILD)/libbaton.so $(BUILD)/libbaton.a $(BUILD)/libbaton.pc
-all: $(INSTALLABLES) $(BUILD)/baton-test $(BENCHES) $(BUILD)/refserver $(BUILD)/udpflow $(BUILD)/preload-probe
+all: $(INSTALLABLES) $(BUILD)/baton-test $(BUILD)/runner-fixture $(BENCHES) $(BUILD)/refserver $(BUILD)/udpflow $(BUILD)/preload-probe
 installables: $(INSTALLABLES)
 
 # BPF: clang -> bpftool gen object (links, strips DWARF) -> bpftool gen skeleton.
@@ -110,7 +113,7 @@ $(BPFDIR)/sockiter.skel.h $(BPFDIR)/sigwatch.skel.h: $(BPFDIR)/vmlinux.h
 $(LIB_OBJ): $(BUILD)/obj/%.o: %.c include/baton.h include/baton_handover_wire.h lib/internal.h lib/util.h lib/steer_int.h bpf/steer.h $(SKELS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -c $< -o $@
-$(sort $(CLI_OBJ) $(TEST_OBJ)): $(BUILD)/obj/%.o: %.c include/baton.h include/baton_handover_wire.h $(wildcard tests/*.h cli/*.h supervisor/*.h common/*.h) lib/util.h lib/cgroup.h lib/steer_int.h bpf/bindhook.h bpf/steer.h Makefile
+$(sort $(CLI_OBJ) $(TEST_OBJ) $(RUNNER_FIXTURE_OBJ)): $(BUILD)/obj/%.o: %.c include/baton.h include/baton_handover_wire.h $(wildcard tests/*.h cli/*.h supervisor/*.h common/*.h) lib/util.h lib/cgroup.h lib/steer_int.h bpf/bindhook.h bpf/steer.h Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -Icli -Isupervisor -c $< -o $@
 
@@ -149,6 +152,8 @@ $(BUILD)/baton: $(CLI_OBJ) $(BUILD)/libbaton.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libbaton.a $(LDLIBS)
 $(BUILD)/baton-test: $(TEST_OBJ) $(BUILD)/libbaton.a
 	$(CC) $(LDFLAGS) -o $@ $(sort $(TEST_OBJ)) $(BUILD)/libbaton.a $(LDLIBS)
+$(BUILD)/runner-fixture: $(RUNNER_FIXTURE_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $(RUNNER_FIXTURE_OBJ) $(LDLIBS)
 # The no-root lane: tests/unit only (and what they drive), without the
 # integration tests, so `make check-unit` builds little and runs in seconds.
 UNIT_OBJ := $(filter-out $(BUILD)/obj/tests/integ/%,$(TEST_OBJ))
@@ -209,7 +214,7 @@ check: all
 	$(SAN_ENV) BATON_SRCDIR=$(CURDIR) BATON_BIN=$(CURDIR)/$(BUILD)/baton BATON_LIB=$(CURDIR)/$(BUILD)/libbaton.so \
 		BATON_REFSERVER=$(CURDIR)/$(BUILD)/refserver BATON_UDPFLOW=$(CURDIR)/$(BUILD)/udpflow BATON_LOADGEN=$(CURDIR)/$(BUILD)/bench/loadgen \
 		BATON_PROBE=$(CURDIR)/$(BUILD)/preload-probe BATON_PRELOAD_LIB=$(CURDIR)/$(BUILD)/libbaton-preload.so \
-		$(BUILD)/baton-test -j$(TEST_JOBS) $(if $(TEST_LOCK),--lock $(TEST_LOCK)) $(TESTS)
+		BATON_RUNNER_FIXTURE=$(CURDIR)/$(BUILD)/runner-fixture $(BUILD)/baton-test -j$(TEST_JOBS) $(if $(TEST_LOCK),--lock $(TEST_LOCK)) $(TESTS)
 
 # The no-root lane: tests/unit without the tests declared TEST_ROOT or
 # TEST_ENV, as user nobody (when run as root) with no BATON_* variable, in

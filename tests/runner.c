@@ -211,6 +211,68 @@ static void private_bpffs(void)
 	mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700");
 }
 
+/* Ends what a test left behind once it has returned: the processes
+ * reparented to this subreaper (/proc/thread-self/children), then theirs,
+ * which come to it as each one dies. A generation runs in its own session
+ * (setsid), out of the process group the runner kills, and would otherwise
+ * outlive a failed attempt: still serving on its port, holding pins, while
+ * the retry runs. Bounded: 50 rounds. */
+static void end_leftovers(void)
+{
+	for (int round = 0; round < 50; round++) {
+		char buf[4096], *p, *end;
+		int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC), n = 0;
+		ssize_t got = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+		if (fd >= 0)
+			close(fd);
+		if (got <= 0)
+			return;
+		buf[got] = '\0';
+		for (p = buf;; p = end) {
+			long pid = strtol(p, &end, 10);
+
+			if (end == p)
+				break;
+			if (pid > 0 && !kill((pid_t)pid, SIGKILL))
+				n++;
+		}
+		if (!n)
+			return;
+		usleep(10000);
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+	}
+}
+
+/* The test, in a child of this one: this process waits for it as a
+ * subreaper, ends what it left, and exits as it did. */
+static void run_reaped(struct bt_test *t)
+{
+	pid_t pid;
+	int status;
+
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	pid = fork();
+	if (pid == 0) {
+		t->fn();
+		exit(0);
+	}
+	if (pid < 0) {
+		fprintf(stderr, "fork: %s\n", strerror(errno));
+		exit(1);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			exit(1);
+	end_leftovers();
+	if (WIFSIGNALED(status)) {
+		signal(WTERMSIG(status), SIG_DFL);
+		raise(WTERMSIG(status));	/* the runner reports the test's signal */
+	}
+	exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+}
+
 static void start_run(struct run *r, struct bt_test *t, size_t idx, bool capture, int lock_fd)
 {
 	int p[2];
@@ -255,8 +317,7 @@ static void start_run(struct run *r, struct bt_test *t, size_t idx, bool capture
 		close_range(4, ~0U, 0);
 		msg_fd = 3;
 		private_bpffs();
-		t->fn();
-		exit(0);
+		run_reaped(t);
 	}
 	setpgid(r->pid, r->pid);
 	close(p[1]);
