@@ -421,7 +421,7 @@ pid_t spawn(struct sup *s, int id, const int *fds, int *err)
 	}
 	/* the preload map's memfd, if any, right after the members; then the
 	 * handoff channel */
-	extra = c.cgfd < 0 && s->preload_lib[0] && s->preload_memfd >= 0 ? 1 : 0;
+	extra = c.cgfd < 0 ? spawn_fd_after_map(s) - 3 - s->nl : 0;
 	if (c.cgfd < 0 && s->preload_lib[0])
 		nh = handoff_spawn_fds(s, hfd);
 	c.nfd = n + extra + nh;
