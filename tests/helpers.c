@@ -708,6 +708,20 @@ int bt_argv_add(char **argv, int n, int cap, ...)
 	return n;
 }
 
+int bt_many_listeners_argv(char **argv, int cap, char (*listen)[64], int n, int port0, const char *first,
+			   const char *opt)
+{
+	int a = bt_argv_add(argv, 0, cap, bt_baton_bin(), "run", "--name", "web", NULL);
+
+	for (int i = 0; i < n; i++) {
+		snprintf(listen[i], 64, "tcp://127.0.0.1:%d%s", port0 + i, i ? "" : first);
+		a = bt_argv_add(argv, a, cap, "--listen", listen[i], NULL);
+	}
+	if (opt)
+		a = bt_argv_add(argv, a, cap, opt, NULL);
+	return bt_argv_add(argv, a, cap, "--ready", "delay:50ms", "--grace", "1s", "--", "/bin/sleep", "600", NULL);
+}
+
 size_t bt_read_file(const char *path, char *buf, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -231,6 +231,13 @@ int bt_which_takes_from(const void *src, const void *dst, const int *fds, int n)
 /* Appends the strings up to the first NULL to ARGV from index N, keeps it
  * NULL-terminated and returns the new count; fails the test past CAP. */
 int bt_argv_add(char **argv, int n, int cap, ...);
+/* `baton run --name web` with N listeners tcp://127.0.0.1:PORT0+i, the
+ * first with FIRST appended ("" for none; the texts in LISTEN), then OPT
+ * (NULL for none), `--ready delay:50ms --grace 1s -- /bin/sleep 600`:
+ * a supervisor of many listeners whose generation only waits. Into ARGV,
+ * of CAP entries; returns the count. */
+int bt_many_listeners_argv(char **argv, int cap, char (*listen)[64], int n, int port0, const char *first,
+			   const char *opt);
 /* bt_argv_add on an array ARGV whose count is the variable N. */
 #define bt_args(argv, n, ...) \
 	((n) = bt_argv_add((argv), (n), (int)(sizeof(argv) / sizeof((argv)[0])), __VA_ARGS__, (const char *)NULL))

@@ -29,7 +29,6 @@ TEST_TIMEOUT(handoff_channel_is_taken_back_after_a_supervisor_crash_with_the_map
 	static char listen[LISTENERS][64];
 	char *argv[2 * LISTENERS + 16];
 	char dir[64], log1[128], log2[128];
-	int a = 0;
 	pid_t sup;
 
 	bt_need_run_sandbox();
@@ -38,24 +37,9 @@ TEST_TIMEOUT(handoff_channel_is_taken_back_after_a_supervisor_crash_with_the_map
 	bt_runtime_tmpdir(dir, sizeof(dir), "hoad");
 	snprintf(log1, sizeof(log1), "%s/web.log", dir);
 	snprintf(log2, sizeof(log2), "%s/web2.log", dir);
-	argv[a++] = (char *)bt_baton_bin();
-	argv[a++] = "run";
-	argv[a++] = "--name";
-	argv[a++] = "web";
-	for (int i = 0; i < LISTENERS; i++) {
-		snprintf(listen[i], sizeof(listen[i]), "tcp://127.0.0.1:%d%s", 22000 + i, i ? "" : "?handoff=idle");
-		argv[a++] = "--listen";
-		argv[a++] = listen[i];
-	}
-	argv[a++] = "--verbose";	/* says where the shim's map is */
-	argv[a++] = "--ready";
-	argv[a++] = "delay:50ms";
-	argv[a++] = "--grace";
-	argv[a++] = "1s";
-	argv[a++] = "--";
-	argv[a++] = "/bin/sleep";
-	argv[a++] = "600";
-	argv[a] = NULL;
+	/* --verbose: says where the shim's map is */
+	bt_many_listeners_argv(argv, (int)(sizeof(argv) / sizeof(argv[0])), listen, LISTENERS, 22000, "?handoff=idle",
+			       "--verbose");
 	sup = start(argv, log1);
 	bt_read_file(log1, text, sizeof(text));
 	ASSERT_CONTAINS(text, "(the map in an inherited memfd)");

@@ -149,31 +149,14 @@ TEST_TIMEOUT(watch_fds_stay_flat_over_reloads_of_64_listeners, 240)
 {
 	char dir[64], log[128], status[8192];
 	char *argv[2 * LISTENERS + 16];
-	static char listen[LISTENERS][40];
+	static char listen[LISTENERS][64];
 	struct fdcount first, c;
-	int a = 0;
 	pid_t sup;
 
 	bt_need_run_sandbox();
 	bt_runtime_tmpdir(dir, sizeof(dir), "wfds");
 	snprintf(log, sizeof(log), "%s/web.log", dir);
-	argv[a++] = (char *)bt_baton_bin();
-	argv[a++] = "run";
-	argv[a++] = "--name";
-	argv[a++] = "web";
-	for (int i = 0; i < LISTENERS; i++) {
-		snprintf(listen[i], sizeof(listen[i]), "tcp://127.0.0.1:%d", 21000 + i);
-		argv[a++] = "--listen";
-		argv[a++] = listen[i];
-	}
-	argv[a++] = "--ready";
-	argv[a++] = "delay:50ms";
-	argv[a++] = "--grace";
-	argv[a++] = "1s";
-	argv[a++] = "--";
-	argv[a++] = "/bin/sleep";
-	argv[a++] = "600";
-	argv[a] = NULL;
+	bt_many_listeners_argv(argv, (int)(sizeof(argv) / sizeof(argv[0])), listen, LISTENERS, 21000, "", NULL);
 	sup = bt_supervisor_start(argv, "web", log, NULL, NULL, 30, status, sizeof(status));
 
 	usleep(300000);	/* the spares are made in the loop's next turns */
