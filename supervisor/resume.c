@@ -521,6 +521,7 @@ int state_resume(struct sup *s)
 	s->reloads_done = st.done;
 	s->reloads_failed = st.failed;
 	s->restarts = st.restarts;
+	snprintf(s->last_reload, sizeof(s->last_reload), "%s", st.last_reload);
 	FEATURES_CALL(loaded, s);
 	/* the oldest first: in classic BPF mode that is the kernel's order */
 	for (i = 0; i < st.ngen; i++) {

@@ -36,7 +36,8 @@ static void write_strv(FILE *f, const char *key, char *const *v)
 
 /* The command `baton run` was given (to tell whether a resuming run gives
  * the same), the one a reload set and its environment, and a reload's
- * still starting; percent-escaped, one item a line. */
+ * still starting, and the last reload's outcome; percent-escaped, one item
+ * a line. */
 static void write_cmd(struct sup *s, FILE *f)
 {
 	write_strv(f, "cmd-base", s->cfg->argv);
@@ -44,6 +45,11 @@ static void write_cmd(struct sup *s, FILE *f)
 	write_strv(f, "env", s->env);
 	write_strv(f, "next-cmd", s->next_cmd);
 	write_strv(f, "next-env", s->next_env);
+	if (s->last_reload[0]) {
+		fputs("last-reload ", f);
+		sup_escape(f, s->last_reload);
+		fputc('\n', f);
+	}
 }
 
 /* A generation's counters: the slot's when its member joined and what

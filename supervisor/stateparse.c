@@ -50,7 +50,8 @@ void state_free(struct state *st)
 			close(st->gen[i].pidfd);
 }
 
-/* A line this version added: the command items and the counters. 1 if
+/* A line this version added: the command items, the counters and the
+ * last reload's outcome. 1 if
  * LINE was one, 0 if not, -errno if it was one that is bad. */
 static int read_added(struct state *st, const char *line)
 {
@@ -62,6 +63,16 @@ static int read_added(struct state *st, const char *line)
 	struct st_count c;
 	unsigned long long v[6];
 
+	if (!strncmp(line, "last-reload ", 12)) {
+		const char *why;
+		char *text = sup_unescape(line + 12, &why);
+
+		if (!text)
+			return -EBADMSG;
+		snprintf(st->last_reload, sizeof(st->last_reload), "%s", text);
+		free(text);
+		return 1;
+	}
 	for (size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++) {
 		const char *why;
 		char *text;

@@ -41,6 +41,7 @@ struct state {
 	char mode[16];
 	char pins[4096];
 	int next_id, done, failed, restarts, active, reload;
+	char last_reload[320];	/* the last reload's outcome, as status says it; "" none */
 	int nl;
 	struct baton_spec *spec;
 	struct st_gen gen[MAX_GENS];

@@ -27,7 +27,7 @@ TEST(stateparse_a_good_state_parses_whole)
 	static const char text[] = "baton-state 1\nname web\npid 1\nmode ebpf\npins -\nnext_id 3\ncounts 1 0 0\n"
 				   "active 2\nreload 0\nlistener 0 8080 tcp://127.0.0.1:8080\n"
 				   "gen 2 1234 5678 active 17 0\nmember 2 0 0 12345\ncmd-base /bin/sh\n"
-				   "cmd-base exec%20sleep\nend\n";
+				   "cmd-base exec%20sleep\nlast-reload ok%20after%203%20ms:%20gen%202\nend\n";
 	struct state_bad bad;
 	struct state st;
 
@@ -38,6 +38,11 @@ TEST(stateparse_a_good_state_parses_whole)
 	ASSERT_EQ(st.gen[0].pid, 1234);
 	ASSERT_EQ(st.nmem, 1);
 	ASSERT_STREQ(st.base[1], "exec sleep");
+	ASSERT_STREQ(st.last_reload, "ok after 3 ms: gen 2");
+	state_free(&st);
+	/* a bad escape in it is a bad line, named */
+	ASSERT_EQ(parse("baton-state 1\nname w\nlast-reload a%zz\nend\n", 42, &st, &bad), -EBADMSG);
+	ASSERT_EQ(bad.lineno, 3);
 	state_free(&st);
 }
 
