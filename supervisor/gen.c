@@ -53,7 +53,9 @@ void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 	char msg[256];
 	va_list ap;
 	long long took = (baton_mono_us() - s->reload_start_us) / 1000;
+	int client = s->reload_client;
 
+	s->reload_client = -1;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -75,20 +77,21 @@ void reload_finish(struct sup *s, bool ok, const char *fmt, ...)
 		cmd_commit(s);
 	else
 		cmd_drop(s);
-	if (restart && ok)
-		state_save(s);	/* the restart count, which the switch saved before it was counted */
-	else if (!restart)
+	if (!restart)
 		snprintf(s->last_reload, sizeof(s->last_reload), "%s after %lld ms: %s", ok ? "ok" : "failed", took,
 			 msg);
 	say_at(s, ok ? BLOG_INFO : BLOG_WARN, "%s %s after %lld ms: %s", restart ? "restart" : "reload",
 	       ok ? "done" : "failed", took, msg);
-	if (s->reload_client >= 0) {
-		client_send(&s->cl[s->reload_client], "%s %s", ok ? "ok" : "error", msg);
-		client_close(s, &s->cl[s->reload_client]);
-	}
 	s->reload = -1;
-	s->reload_client = -1;
 	s->reload_start_us = 0;
+	/* the outcome, counted, is saved before the client hears it: a
+	 * supervisor killed right after `baton reload` returned resumes with
+	 * it (its counts, its metrics, its last_reload) */
+	state_save(s);
+	if (client >= 0) {
+		client_send(&s->cl[client], "%s %s", ok ? "ok" : "error", msg);
+		client_close(s, &s->cl[client]);
+	}
 	FEATURES_CALL(reload_end, s);
 }
 
@@ -520,8 +523,7 @@ void gen_switch(struct sup *s, int gi)
 			s->restart_at = 0;
 		}
 	}
-	state_save(s);
-	reload_finish(s, true, "gen %d (pid %d) serves", g->id, (int)g->pid);
+	reload_finish(s, true, "gen %d (pid %d) serves", g->id, (int)g->pid);	/* saves the state */
 }
 
 /* What to say about the generation that still holds the listeners after a
@@ -601,8 +603,7 @@ void rollback(struct sup *s, const char *why)
 			 why, serves);
 		sup_set_degraded(s, reason);
 	}
-	state_save(s);
-	reload_finish(s, false, "%s; rolled back, %s", why, serves);
+	reload_finish(s, false, "%s; rolled back, %s", why, serves);	/* saves the state */
 	s->reload_origin = RELOAD_NONE;	/* after: reload_finish counts it as a restart, not a reload */
 }
 

@@ -76,6 +76,30 @@ TEST_TIMEOUT(resilience_killed_supervisor_is_resumed_by_the_same_command_losing_
 	ASSERT_TRUE(access(out, F_OK) != 0);
 }
 
+/* kill -9 right after `baton reload` returned ok: the restarted supervisor
+ * resumes with that reload counted (reloads_done, last_reload), whatever
+ * the old generation does next. Its stop signal is URG, which it ignores:
+ * it drains for the whole grace, so no later event of it saves the state
+ * in the meantime, and only the save before the answer can have counted
+ * the reload. */
+TEST_TIMEOUT(resilience_supervisor_killed_right_after_a_reload_resumes_with_it_counted, 60)
+{
+	char urg[16];
+	const char *extra[] = { "--stop-signal", urg, NULL };
+	struct bt_sv s;
+
+	snprintf(urg, sizeof(urg), "%d", SIGURG);
+	rs_start(&s, extra);
+	ASSERT_EQ(bt_baton("reload", "web"), 0);
+	bt_sv_kill(&s);
+	rs_restart(&s);
+	ASSERT_CONTAINS(out, "\"resumed\":true");
+	ASSERT_EQ(bt_json_get(out, "reloads_done"), 1);
+	ASSERT_CONTAINS(out, "\"last_reload\":\"ok after ");
+	ASSERT_CONTAINS(out, ": gen 2 (pid ");
+	rs_stop(&s);
+}
+
 TEST_TIMEOUT(resilience_upgrade_in_place_keeps_the_pid_and_loses_nothing, 60)
 {
 	struct bt_sv s;
