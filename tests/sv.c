@@ -146,6 +146,38 @@ void bt_assert_load_ok(const char *report)
 	ASSERT_EQ(bt_json_get(report, "failed"), 0);
 }
 
+/* The TCP counters of this network namespace that say where a connection
+ * was lost (/proc/net/snmp and /proc/net/netstat: a line of names, then a
+ * line of values, per protocol), those not 0, logged: a failed load then
+ * shows whether a server closed a connection it had not read (AbortOnClose)
+ * or a queue failed to move (MigrateReqFailure). */
+static void log_tcp_losses(void)
+{
+	static const char *const files[] = { "/proc/net/snmp", "/proc/net/netstat" };
+	static const char *const want[] = { "EstabResets", "OutRsts", "AttemptFails", "ListenOverflows",
+					    "ListenDrops", "TCPAbortOnClose", "TCPAbortOnData", "TCPAbortOnTimeout",
+					    "TCPMigrateReqSuccess", "TCPMigrateReqFailure", "TCPReqQFullDrop" };
+	char said[1024] = "", names[4096], vals[4096];
+
+	for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+		FILE *in = fopen(files[f], "re");
+
+		while (in && fgets(names, sizeof(names), in) && fgets(vals, sizeof(vals), in)) {
+			char *sn, *sv, *n = strtok_r(names, " \n", &sn), *v = strtok_r(vals, " \n", &sv);
+
+			if (!n || !v || (strcmp(n, "Tcp:") && strcmp(n, "TcpExt:")))
+				continue;
+			while ((n = strtok_r(NULL, " \n", &sn)) && (v = strtok_r(NULL, " \n", &sv)))
+				for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++)
+					if (!strcmp(n, want[k]) && strcmp(v, "0"))
+						snprintf(said + strlen(said), sizeof(said) - strlen(said), " %s %s", n, v);
+		}
+		if (in)
+			fclose(in);
+	}
+	bt_log("TCP counters of the test's network namespace (not 0):%s", said[0] ? said : " none");
+}
+
 void bt_reload_under_load(const struct bt_reload_load *r)
 {
 	static char out[65536], err[16384];
@@ -168,9 +200,11 @@ void bt_reload_under_load(const struct bt_reload_load *r)
 	ASSERT_EQ(bt_json_get(out, "reloads_done"), r->reloads);
 	ASSERT_EQ(bt_json_get(out, "reloads_failed"), 0);
 	r->stop(r->ctx);
-	if (bt_json_get(report, "failed"))
+	if (bt_json_get(report, "failed")) {
+		log_tcp_losses();
 		for (int i = 0; logv[i]; i++)
 			bt_quote_file(logv[i]);
+	}
 	ASSERT_GT(bt_json_get(report, "answered"), 500);
 	ASSERT_EQ(bt_json_get(report, "failed"), 0);
 }
