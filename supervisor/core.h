@@ -18,6 +18,7 @@
 _Static_assert(SUP_MAX_DRAINING == MAX_GENS - 2, "--max-draining leaves room for the active and the new generation");
 #define MAX_CLIENTS 64
 #define STALL_MS 20           /* a draining queue that does not shrink this long is moved */
+#define DRAIN_HELD_MS 500     /* ... or this long, while its process still holds the listener (health.c) */
 #define CLIENT_IDLE_MS 2000   /* a control client must send its request by then */
 #define TICK_MS 10
 #define TICK_LISTENERS 64     /* listeners a tick looks at: all of them, or a round-robin share */
@@ -70,6 +71,8 @@ struct gen {
 	struct gen_count *count;        /* its connection counters (metrics.c) */
 	bool drain_kept;                /* cBPF: said that its queue waits for it to accept (health.c) */
 	long long stopped_since;        /* cBPF: the watch first saw it stopped at (health.c), 0: not */
+	long long accept_look_ms;       /* draining: when may_still_accept last looked (health.c), 0: never */
+	bool accept_may;                /* what it saw: a process of it held the listener, not stopped */
 };
 
 /* takeover.c: a member of generation 0 beyond the first per listener

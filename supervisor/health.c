@@ -150,9 +150,31 @@ static bool queue_movable(struct sup *s, int l)
 	return c == '1';
 }
 
+/* Whether G may still accept from its listener INO: a process of it holds
+ * the socket and its main process is not stopped (SIGSTOP). The look (a
+ * scan of its fd tables) is made at most every 100 ms; the answer is kept
+ * meanwhile, for every listener of the generation. */
+static bool may_still_accept(struct gen *g, ino_t ino, long long now)
+{
+	struct baton_proc_stat st;
+
+	if (g->accept_look_ms && now - g->accept_look_ms < 100)
+		return g->accept_may;
+	g->accept_look_ms = now;
+	g->accept_may = !baton_proc_stat(g->pid, -1, &st) && st.state != 'T' && st.state != 't' &&
+			st.state != 'Z' && holds_member(g, ino);
+	return g->accept_may;
+}
+
 /* A draining generation's members: once a queue stops shrinking (nobody
  * accepts from it any more), fence it so what waits there moves now rather
- * than when the process finally exits. A UDP member has no queue to move
+ * than when the process finally exits. A generation that still holds the
+ * listener and is not stopped may only be slow to accept (a busy machine,
+ * a collection pause), and a fence makes its accept() fail (EINVAL), which
+ * Go's Serve returns as fatal: the server exits and resets what it had
+ * accepted and not yet read. Its queue is moved once it has not shrunk for
+ * DRAIN_HELD_MS; one that nobody holds any more (closed at its graceful
+ * stop) or of a stopped generation after STALL_MS. A UDP member has no queue to move
  * (fencing it only ends its flows), and a queue that cannot move (classic
  * BPF) is reset by a fence: while its process still holds the listener and
  * the grace lasts, it may yet accept what waits there, so it is left alone. */
@@ -175,6 +197,8 @@ void watch_drain(struct sup *s, struct gen *g, long long now)
 			g->stall_since[l] = now;
 		g->last_len[l] = q.len;
 		if (now - g->stall_since[l] >= STALL_MS) {
+			if (now - g->stall_since[l] < DRAIN_HELD_MS && may_still_accept(g, g->member_ino[l], now))
+				continue;
 			if (sdn_park_unit(s, g, l)) {
 				/* systemd's socket cannot be shut down to move its queue */
 				say_warn(s, "gen %d stopped accepting with %u queued in the .socket unit's socket "
