@@ -20,7 +20,7 @@ static char out[65536], err[16384];
 #define QUEUED 5
 
 /* Generation 1 accepts nothing while it serves (its queue fills), and on
- * SIGTERM takes 300 ms to get back to accept() while it still holds the
+ * SIGTERM takes 150 ms to get back to accept() while it still holds the
  * listener, then answers what waits and exits 0, or exits 1 at an accept()
  * that fails, as Go's Serve does. Later generations accept at once. */
 static const char server_py[] =
@@ -47,7 +47,7 @@ static const char server_py[] =
 	"if gen == '1':\n"
 	"    while not stop:\n"
 	"        time.sleep(0.01)\n"
-	"    time.sleep(0.3)\n"
+	"    time.sleep(0.15)\n"
 	"    ls.setblocking(False)\n"
 	"    while True:\n"
 	"        try:\n"
