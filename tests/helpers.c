@@ -708,6 +708,35 @@ int bt_argv_add(char **argv, int n, int cap, ...)
 	return n;
 }
 
+long long bt_net_counter(const char *proto, const char *name)
+{
+	static const char *const files[] = { "/proc/net/snmp", "/proc/net/netstat" };
+	char head[4096], vals[4096];
+	size_t pl = strlen(proto);
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		FILE *f = fopen(files[i], "re");
+		long long v = -1;
+
+		while (f && v < 0 && fgets(head, sizeof(head), f) && fgets(vals, sizeof(vals), f)) {
+			char *hs, *vs, *h = strtok_r(head, " \n", &hs), *x = strtok_r(vals, " \n", &vs);
+
+			if (!h || strncmp(h, proto, pl) || strcmp(h + pl, ":"))
+				continue;
+			while ((h = strtok_r(NULL, " \n", &hs)) && (x = strtok_r(NULL, " \n", &vs)))
+				if (!strcmp(h, name)) {
+					v = atoll(x);
+					break;
+				}
+		}
+		if (f)
+			fclose(f);
+		if (v >= 0)
+			return v;
+	}
+	return -1;
+}
+
 int bt_many_listeners_argv(char **argv, int cap, char (*listen)[64], int n, int port0, const char *first,
 			   const char *opt)
 {

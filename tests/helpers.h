@@ -231,6 +231,10 @@ int bt_which_takes_from(const void *src, const void *dst, const int *fds, int n)
 /* Appends the strings up to the first NULL to ARGV from index N, keeps it
  * NULL-terminated and returns the new count; fails the test past CAP. */
 int bt_argv_add(char **argv, int n, int cap, ...);
+/* Counter NAME of protocol PROTO ("Tcp", "TcpExt", "Udp"...) in this
+ * network namespace, from /proc/net/snmp or /proc/net/netstat (a line of
+ * names, then a line of values); -1 if neither has it. */
+long long bt_net_counter(const char *proto, const char *name);
 /* `baton run --name web` with N listeners tcp://127.0.0.1:PORT0+i, the
  * first with FIRST appended ("" for none; the texts in LISTEN), then OPT
  * (NULL for none), `--ready delay:50ms --grace 1s -- /bin/sleep 600`:

@@ -147,33 +147,24 @@ void bt_assert_load_ok(const char *report)
 }
 
 /* The TCP counters of this network namespace that say where a connection
- * was lost (/proc/net/snmp and /proc/net/netstat: a line of names, then a
- * line of values, per protocol), those not 0, logged: a failed load then
- * shows whether a server closed a connection it had not read (AbortOnClose)
- * or a queue failed to move (MigrateReqFailure). */
+ * was lost, those not 0, logged: a failed load then shows whether a server
+ * closed a connection it had not read (AbortOnClose) or a queue failed to
+ * move (MigrateReqFailure). */
 static void log_tcp_losses(void)
 {
-	static const char *const files[] = { "/proc/net/snmp", "/proc/net/netstat" };
-	static const char *const want[] = { "EstabResets", "OutRsts", "AttemptFails", "ListenOverflows",
-					    "ListenDrops", "TCPAbortOnClose", "TCPAbortOnData", "TCPAbortOnTimeout",
-					    "TCPMigrateReqSuccess", "TCPMigrateReqFailure", "TCPReqQFullDrop" };
-	char said[1024] = "", names[4096], vals[4096];
+	static const char *const want[][2] = {
+		{ "Tcp", "EstabResets" }, { "Tcp", "OutRsts" }, { "Tcp", "AttemptFails" },
+		{ "TcpExt", "ListenOverflows" }, { "TcpExt", "ListenDrops" }, { "TcpExt", "TCPAbortOnClose" },
+		{ "TcpExt", "TCPAbortOnData" }, { "TcpExt", "TCPAbortOnTimeout" }, { "TcpExt", "TCPMigrateReqSuccess" },
+		{ "TcpExt", "TCPMigrateReqFailure" }, { "TcpExt", "TCPReqQFullDrop" },
+	};
+	char said[1024] = "";
 
-	for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
-		FILE *in = fopen(files[f], "re");
+	for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+		long long v = bt_net_counter(want[k][0], want[k][1]);
 
-		while (in && fgets(names, sizeof(names), in) && fgets(vals, sizeof(vals), in)) {
-			char *sn, *sv, *n = strtok_r(names, " \n", &sn), *v = strtok_r(vals, " \n", &sv);
-
-			if (!n || !v || (strcmp(n, "Tcp:") && strcmp(n, "TcpExt:")))
-				continue;
-			while ((n = strtok_r(NULL, " \n", &sn)) && (v = strtok_r(NULL, " \n", &sv)))
-				for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++)
-					if (!strcmp(n, want[k]) && strcmp(v, "0"))
-						snprintf(said + strlen(said), sizeof(said) - strlen(said), " %s %s", n, v);
-		}
-		if (in)
-			fclose(in);
+		if (v > 0)
+			snprintf(said + strlen(said), sizeof(said) - strlen(said), " %s %lld", want[k][1], v);
 	}
 	bt_log("TCP counters of the test's network namespace (not 0):%s", said[0] ? said : " none");
 }

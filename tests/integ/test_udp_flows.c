@@ -452,35 +452,6 @@ static void cli_answer(struct drive *d, struct flowcli *c, const char *a, int ep
 	}
 }
 
-/* Datagrams the kernel dropped for a full socket buffer, in this netns:
- * tells a loaded machine's loss from a steering fault. */
-static long long rcvbuf_errors(void)
-{
-	FILE *f = fopen("/proc/net/snmp", "re");
-	char head[1024], vals[1024];
-	long long v = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(head, sizeof(head), f) && fgets(vals, sizeof(vals), f)) {
-		char *hs, *vs, *h, *x;
-		int col = 0, want = -1;
-
-		if (strncmp(head, "Udp:", 4))
-			continue;
-		for (h = strtok_r(head, " \n", &hs); h; h = strtok_r(NULL, " \n", &hs), col++)
-			if (!strcmp(h, "RcvbufErrors"))
-				want = col;
-		col = 0;
-		for (x = strtok_r(vals, " \n", &vs); x; x = strtok_r(NULL, " \n", &vs), col++)
-			if (col == want)
-				v = atoll(x);
-		break;
-	}
-	fclose(f);
-	return v;
-}
-
 static void drive_flows(struct drive *d)
 {
 	struct flowcli *cl = calloc((size_t)d->nflows, sizeof(*cl));
@@ -559,7 +530,7 @@ static void drive_flows(struct drive *d)
 	bt_log("%d flows (%lld finished) through %d reloads: %lld answered ok, %lld misrouted, %lld unanswered, "
 	       "%lld bad, %lld port changes; the netns counted %lld UDP receive buffer overflows", d->nflows,
 	       d->flows_done, d->reloads_done - 1, d->ok, d->misrouted, d->unanswered, d->bad, d->migrations,
-	       rcvbuf_errors());
+	       bt_net_counter("Udp", "RcvbufErrors"));
 	if (d->reload_failed)
 		FAIL("%s", d->reload_err);
 }
